@@ -1,0 +1,148 @@
+"""The network's layers: shapes, FLOP counts, seeded parameters and inputs.
+
+NCHW, float32, 3x3 convolutions without padding, 2x2 max-pool (floor),
+tanh-approximation GELU. Weights use PyTorch's layouts: conv (OC, IC, 3, 3),
+linear (out, in), so saved arrays can be checked with another library.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+from operator import mul
+
+import numpy as np
+
+MAX_BATCH = 1024
+DTYPE = np.float32
+
+# FLOPs charged per element for the elementwise ops (a convention, stated so
+# GFLOP/s figures can be reproduced): GELU's tanh form is ~8 flops, a 2x2 max 3
+# comparisons, log-softmax ~4 per element (max, sub, exp, sum; log per row).
+GELU_FLOPS = 8
+POOL_FLOPS = 3
+LOGSOFTMAX_FLOPS = 4
+
+
+def prod(shape) -> int:
+    return reduce(mul, shape, 1)
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    kind: str  # conv | pool | gelu | linear | logsoftmax | network
+    in_shape: tuple[int, ...]  # per sample
+    out_shape: tuple[int, ...]  # per sample
+    gelu: bool = False  # linear followed by GELU
+
+    @property
+    def weight_shape(self) -> tuple[int, ...] | None:
+        if self.kind == "conv":
+            return (self.out_shape[0], self.in_shape[0], 3, 3)
+        if self.kind == "linear":
+            return (self.out_shape[0], self.in_shape[0])
+        return None
+
+    @property
+    def bias_shape(self) -> tuple[int, ...] | None:
+        if self.kind in ("conv", "linear"):
+            return (self.out_shape[0],)
+        return None
+
+    @property
+    def has_params(self) -> bool:
+        return self.weight_shape is not None
+
+    def flops(self, batch: int = 1) -> int:
+        """Floating-point operations for one forward pass of `batch` samples."""
+        out = prod(self.out_shape)
+        if self.kind == "conv":
+            per = 2 * self.in_shape[0] * 9 * out
+        elif self.kind == "linear":
+            per = 2 * self.in_shape[0] * out + (GELU_FLOPS * out if self.gelu else 0)
+        elif self.kind == "pool":
+            per = POOL_FLOPS * out
+        elif self.kind == "gelu":
+            per = GELU_FLOPS * out
+        elif self.kind == "logsoftmax":
+            per = LOGSOFTMAX_FLOPS * out
+        else:  # network
+            per = sum(layer.flops(1) for layer in NETWORK)
+        return per * batch
+
+    def in_array_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, *self.in_shape)
+
+    def out_array_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, *self.out_shape)
+
+    def shape_text(self) -> str:
+        fmt = lambda s: "x".join(map(str, s))  # noqa: E731
+        return f"{fmt(self.in_shape)} -> {fmt(self.out_shape)}"
+
+
+NETWORK: tuple[Layer, ...] = (
+    Layer("conv1", "conv", (1, 28, 28), (32, 26, 26)),
+    Layer("pool1", "pool", (32, 26, 26), (32, 13, 13)),
+    Layer("gelu1", "gelu", (32, 13, 13), (32, 13, 13)),
+    Layer("conv2", "conv", (32, 13, 13), (64, 11, 11)),
+    Layer("pool2", "pool", (64, 11, 11), (64, 5, 5)),
+    Layer("gelu2", "gelu", (64, 5, 5), (64, 5, 5)),
+    Layer("conv3", "conv", (64, 5, 5), (128, 3, 3)),
+    Layer("pool3", "pool", (128, 3, 3), (128, 1, 1)),
+    Layer("gelu3", "gelu", (128, 1, 1), (128, 1, 1)),
+    Layer("linear1", "linear", (128,), (512,), gelu=True),
+    Layer("linear2", "linear", (512,), (256,), gelu=True),
+    Layer("linear3", "linear", (256,), (26,)),
+    Layer("logsoftmax", "logsoftmax", (26,), (26,)),
+)
+
+LAYERS: dict[str, Layer] = {layer.name: layer for layer in NETWORK}
+LAYERS["network"] = Layer("network", "network", (1, 28, 28), (26,))
+LAYER_NAMES: tuple[str, ...] = tuple(LAYERS)
+
+
+class UnknownLayer(ValueError):
+    pass
+
+
+def get_layer(name: str) -> Layer:
+    try:
+        return LAYERS[name]
+    except KeyError:
+        raise UnknownLayer(
+            f"unknown layer {name!r}; choose from {', '.join(LAYER_NAMES)}"
+        ) from None
+
+
+def _rng(seed: int, layer: str, what: str) -> np.random.Generator:
+    # One independent stream per (seed, layer, array): changing one layer's
+    # parameters never shifts another's.
+    key = [seed, *layer.encode(), *what.encode()]
+    return np.random.default_rng(key)
+
+
+def make_params(layer: Layer, seed: int = 0) -> dict[str, np.ndarray]:
+    """He-initialised weights and small biases, deterministic in `seed`.
+
+    For `network`, the parameters of every layer, keyed "conv1.weight", ...
+    """
+    if layer.kind == "network":
+        params: dict[str, np.ndarray] = {}
+        for sub in NETWORK:
+            for key, value in make_params(sub, seed).items():
+                params[f"{sub.name}.{key}"] = value
+        return params
+    if not layer.has_params:
+        return {}
+    wshape = layer.weight_shape
+    fan_in = prod(wshape[1:])
+    w = _rng(seed, layer.name, "weight").standard_normal(wshape) * np.sqrt(2.0 / fan_in)
+    b = _rng(seed, layer.name, "bias").uniform(-0.1, 0.1, layer.bias_shape)
+    return {"weight": w.astype(DTYPE), "bias": b.astype(DTYPE)}
+
+
+def make_input(layer: Layer, batch: int, seed: int = 0) -> np.ndarray:
+    """A seeded standard-normal input batch (C-contiguous float32)."""
+    shape = layer.in_array_shape(batch)
+    return _rng(seed, layer.name, "input").standard_normal(shape, dtype=DTYPE)

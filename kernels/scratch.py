@@ -1,0 +1,45 @@
+"""Per-worker scratch buffers, reused across tasks and repeats."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Cancelled(Exception):
+    """A task stopped early because its run was cancelled."""
+
+
+class Scratch:
+    """Named float32 buffers owned by one worker; reallocated only when a shape changes."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, dtype=np.float32)
+            self._buffers[name] = buf
+        return buf
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self._buffers.values())
+
+
+class NeverCancelled:
+    @staticmethod
+    def is_set() -> bool:
+        return False
+
+
+NEVER = NeverCancelled()
+
+
+def reshaped_view(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """`arr` seen with `shape` without copying, or None when that needs a copy."""
+    view = arr.view()
+    try:
+        view.shape = shape
+    except AttributeError:
+        return None
+    return view

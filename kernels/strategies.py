@@ -1,0 +1,215 @@
+"""How a layer's work is cut into tasks, and which combinations make sense.
+
+A strategy only cuts; it knows nothing of threads or processes. Each task names
+the region of the output it writes (samples, output channels or features,
+output rows) and, for the `filter` strategy, the group of input channels whose
+partial sums it computes; a second phase then reduces the partial sums.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .layers import Layer, prod
+
+STRATEGIES: dict[str, str] = {
+    "none": "one task: the whole layer",
+    "batch": "split the samples of the batch",
+    "channel": "split output channels (output features for linear)",
+    "spatial": "split output rows into tiles",
+    "filter": "split input channels / features; partial sums reduced at the end",
+    "hybrid": "batch x channel grid (workers x 2 tasks)",
+    "pipeline": "network only: layer stages on their own threads, micro-batches in between",
+}
+KERNELS: dict[str, str] = {
+    "loops": "per-pixel / per-element Python loops: the before-vectorization baseline",
+    "vectorized": "numpy: im2col + GEMM, strided max-pool, in-place GELU, GEMM + bias",
+}
+EXECUTORS: dict[str, str] = {
+    "inline": "the calling thread, one worker",
+    "threads": "a pool of threads (BLAS at 1 thread each)",
+    "processes": "a pool of processes, arrays in shared memory (BLAS at 1 thread each)",
+    "blas": "one vectorized call; BLAS's own threads = workers",
+}
+
+# Which strategies each kind of layer can be cut by.
+_BY_KIND: dict[str, tuple[str, ...]] = {
+    "conv": ("none", "batch", "channel", "spatial", "filter", "hybrid"),
+    "pool": ("none", "batch", "channel", "spatial", "hybrid"),
+    "gelu": ("none", "batch", "channel", "spatial", "hybrid"),
+    "linear": ("none", "batch", "channel", "filter", "hybrid"),
+    "logsoftmax": ("none", "batch"),
+    "network": ("none", "batch", "pipeline"),
+}
+_WHY_NOT: dict[str, str] = {
+    "channel": "its output is normalised across all features at once",
+    "spatial": "it has no output rows to tile",
+    "filter": "it sums no input channels",
+    "hybrid": "it has no channel axis to split",
+    "pipeline": "a pipeline needs several layers; use --layer network",
+}
+HYBRID_CHANNEL_PARTS = 2
+
+
+class NotApplicable(ValueError):
+    """A combination of layer, strategy, kernel and executor that makes no sense."""
+
+
+def not_applicable_reason(layer: Layer, strategy: str, kernel: str, executor: str,
+                          workers: int = 1) -> str | None:
+    """None when the combination is valid, else one line saying why not."""
+    allowed = _BY_KIND[layer.kind]
+    if strategy not in allowed:
+        why = _WHY_NOT.get(strategy, "")
+        if layer.kind == "network" and strategy != "pipeline":
+            why = "the network is cut by batch or by pipeline stages"
+        return f"strategy {strategy!r} is not applicable to {layer.name}: {why}"
+    if strategy == "spatial" and layer.out_shape[1] < 2:
+        return (f"strategy 'spatial' is not applicable to {layer.name}: "
+                f"its output has a single row")
+    if executor == "blas":
+        if kernel != "vectorized":
+            return "executor 'blas' is not applicable to the loops kernel: it makes no BLAS call"
+        if strategy != "none":
+            return ("executor 'blas' is not applicable to a split: BLAS cuts one call "
+                    "itself; use --strategy none")
+        if layer.kind not in ("conv", "linear", "network"):
+            return f"executor 'blas' is not applicable to {layer.name}: it makes no BLAS call"
+    if executor == "inline" and workers != 1:
+        return "executor 'inline' is not applicable to more than one worker: it runs on the calling thread"
+    if strategy == "pipeline" and executor != "threads":
+        return "strategy 'pipeline' is not applicable to executor %r: stages run on threads" % executor
+    return None
+
+
+def valid_combinations(layer: Layer) -> list[tuple[str, str, str]]:
+    """(strategy, kernel, executor) triples valid for `layer` at 2 workers (inline at 1)."""
+    combos = []
+    for strategy in STRATEGIES:
+        for kernel in KERNELS:
+            for executor in EXECUTORS:
+                workers = 1 if executor == "inline" else 2
+                if not_applicable_reason(layer, strategy, kernel, executor, workers) is None:
+                    combos.append((strategy, kernel, executor))
+    return combos
+
+
+@dataclass(frozen=True)
+class Task:
+    """One piece of work: the output region it writes, and what it reads."""
+    index: int
+    phase: int  # 0 = compute; 1 = reduce the partial sums (filter only)
+    batch: tuple[int, int]
+    channels: tuple[int, int]  # output channels / features
+    rows: tuple[int, int] | None  # output rows (4-D outputs only)
+    group: tuple[int, int] | None = None  # input channels / features (filter)
+    partial: int | None = None  # which partial-sum buffer this task writes
+    units: int = 0  # FLOPs of the task
+
+
+@dataclass
+class Plan:
+    phases: list[list[Task]] = field(default_factory=list)
+    partials: int = 0  # number of partial-sum buffers (filter)
+
+    @property
+    def tasks(self) -> list[Task]:
+        return [t for phase in self.phases for t in phase]
+
+
+def split_range(n: int, parts: int) -> list[tuple[int, int]]:
+    """`n` items in at most `parts` contiguous, balanced, non-empty ranges."""
+    parts = max(1, min(parts, n))
+    base, extra = divmod(n, parts)
+    ranges, start = [], 0
+    for i in range(parts):
+        stop = start + base + (1 if i < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
+
+
+def _flops_share(layer: Layer, batch: int, nb, ch, rows, group) -> int:
+    frac = (nb[1] - nb[0]) / batch
+    if layer.kind != "network":
+        frac *= (ch[1] - ch[0]) / layer.out_shape[0]
+        if rows is not None:
+            frac *= (rows[1] - rows[0]) / layer.out_shape[1]
+        if group is not None:
+            frac *= (group[1] - group[0]) / layer.in_shape[0]
+    return int(round(layer.flops(batch) * frac))
+
+
+def plan(layer: Layer, strategy: str, batch: int, parts: int) -> Plan:
+    """Cut `layer` at `batch` into tasks for `parts` workers.
+
+    `pipeline` is planned by the engine (its tasks are stage x micro-batch).
+    """
+    nch = layer.out_shape[0]
+    has_rows = len(layer.out_shape) == 3
+    all_rows = (0, layer.out_shape[1]) if has_rows else None
+    regions: list[tuple] = []
+    if strategy in ("none", "pipeline"):
+        regions = [((0, batch), (0, nch), all_rows)]
+    elif strategy == "batch":
+        regions = [(nb, (0, nch), all_rows) for nb in split_range(batch, parts)]
+    elif strategy == "channel":
+        regions = [((0, batch), ch, all_rows) for ch in split_range(nch, parts)]
+    elif strategy == "spatial":
+        regions = [((0, batch), (0, nch), rr) for rr in split_range(layer.out_shape[1], parts)]
+    elif strategy == "hybrid":
+        regions = [(nb, ch, all_rows)
+                   for nb in split_range(batch, parts)
+                   for ch in split_range(nch, HYBRID_CHANNEL_PARTS)]
+    elif strategy == "filter":
+        groups = split_range(layer.in_shape[0], parts)
+        compute = [Task(i, 0, (0, batch), (0, nch), all_rows, g, i,
+                        _flops_share(layer, batch, (0, batch), (0, nch), all_rows, g))
+                   for i, g in enumerate(groups)]
+        # The reduction reads every partial buffer: cut it by batch.
+        per_elem = len(groups) + 1
+        reduce_tasks = [Task(len(groups) + j, 1, nb, (0, nch), all_rows,
+                             units=per_elem * (nb[1] - nb[0]) * prod(layer.out_shape))
+                        for j, nb in enumerate(split_range(batch, parts))]
+        return Plan([compute, reduce_tasks], partials=len(groups))
+    else:
+        raise NotApplicable(f"unknown strategy {strategy!r}")
+    tasks = [Task(i, 0, nb, ch, rr, units=_flops_share(layer, batch, nb, ch, rr, None))
+             for i, (nb, ch, rr) in enumerate(regions)]
+    return Plan([tasks])
+
+
+
+def pipeline_stages(layers, stages: int) -> list[list]:
+    """Cut consecutive layers into `stages` non-empty groups, minimising the largest group's FLOPs.
+
+    The slowest stage sets a pipeline's pace, so balance is what matters.
+    """
+    layers = list(layers)
+    n = len(layers)
+    stages = max(1, min(stages, n))
+    cost = [layer.flops(1) for layer in layers]
+    prefix = [0]
+    for c in cost:
+        prefix.append(prefix[-1] + c)
+    # best[k][i]: smallest max-stage cost cutting the first i layers into k stages
+    inf = float("inf")
+    best = [[inf] * (n + 1) for _ in range(stages + 1)]
+    cut = [[0] * (n + 1) for _ in range(stages + 1)]
+    best[0][0] = 0
+    for k in range(1, stages + 1):
+        for i in range(k, n + 1):
+            for j in range(k - 1, i):
+                value = max(best[k - 1][j], prefix[i] - prefix[j])
+                if value < best[k][i]:
+                    best[k][i], cut[k][i] = value, j
+    groups, i = [], n
+    for k in range(stages, 0, -1):
+        j = cut[k][i]
+        groups.append(layers[j:i])
+        i = j
+    return groups[::-1]
+
+
+def micro_batches(batch: int, workers: int) -> list[tuple[int, int]]:
+    """Micro-batches for a pipeline: enough to keep every stage busy, at least 1 sample each."""
+    return split_range(batch, 4 * workers)

@@ -1,0 +1,347 @@
+"""The engine: run one configuration on an executor, stamp every task, verify the answer.
+
+    RunConfig -> inputs (seeded) -> plan (tasks) -> executor, repeat by repeat
+              -> events (spans as tasks finish) -> RunResult (times, spans, error)
+"""
+from __future__ import annotations
+
+import os
+import queue
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+
+from partui.kernels import reference, strategies
+from partui.kernels.compute import KERNEL_MODULES, stage_forward
+from partui.kernels.layers import LAYER_NAMES, MAX_BATCH, NETWORK, get_layer, make_input, make_params
+from partui.kernels.scratch import Cancelled, Scratch
+from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, NotApplicable, Task
+
+from . import blas, worker
+from .events import RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span, SpanDone
+from .executors import Executor, ProcessExecutor, ThreadExecutor, WorkerLost, make_executor, _wait_all
+from .stats import summarize
+
+MAX_WORKERS = 256
+RELATIVE_TOLERANCE = 1e-4
+PIPELINE_QUEUE = 2  # bounded queues between stages
+PIPELINE_SLOTS = PIPELINE_QUEUE + 3  # buffers per stage: never reused while a later stage reads one
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+class ConfigError(ValueError):
+    """A configuration value out of range or unknown: one line naming the valid choices."""
+
+
+class RunCancelledError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    layer: str
+    strategy: str = "batch"
+    kernel: str = "vectorized"
+    executor: str = "threads"
+    workers: int = field(default_factory=default_workers)
+    batch: int = 64
+    repeats: int = 5
+    warmup: int = 1
+    seed: int = 0
+
+    @property
+    def blas_threads(self) -> int:
+        return self.workers if self.executor == "blas" else 1
+
+    def check(self) -> None:
+        """Raise ConfigError for a bad value, NotApplicable for a combination that makes no sense."""
+        layer = _named(self.layer, LAYER_NAMES, "layer")
+        _named(self.strategy, STRATEGIES, "strategy")
+        _named(self.kernel, KERNELS, "kernel")
+        _named(self.executor, EXECUTORS, "executor")
+        _ranged("workers", self.workers, 1, MAX_WORKERS)
+        _ranged("batch", self.batch, 1, MAX_BATCH)
+        _ranged("repeat", self.repeats, 1, 10_000)
+        _ranged("warmup", self.warmup, 0, 10_000)
+        reason = strategies.not_applicable_reason(get_layer(layer), self.strategy, self.kernel,
+                                                  self.executor, self.workers)
+        if reason:
+            raise NotApplicable(reason)
+
+    def label(self) -> str:
+        return (f"{self.layer} {self.strategy}/{self.kernel}/{self.executor} "
+                f"w={self.workers} b={self.batch}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _named(value, choices, what):
+    if value not in choices:
+        raise ConfigError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
+    return value
+
+
+def _ranged(what, value, lo, hi):
+    if not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{what} must be an integer from {lo} to {hi}, got {value!r}")
+
+
+@dataclass
+class RunResult:
+    config: dict[str, Any]
+    blas_threads: int
+    times_ms: list[float]
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    q1_ms: float
+    q3_ms: float
+    max_abs_error: float
+    tolerance: float
+    ok: bool
+    tasks: int
+    flops: int
+    spans: list[Span]
+    worker_busy_ms: list[float]  # per worker: median over repeats of its summed task time
+    pool_startup_ms: float
+    error: str | None = None
+    arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)  # kept on request
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / (self.median_ms * 1e6) if self.median_ms > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "arrays"}
+        d["spans"] = [s.to_dict() for s in self.spans]
+        d.update({k: self.config[k] for k in ("layer", "strategy", "kernel", "executor",
+                                                "workers", "batch")})
+        d["gflops"] = self.gflops
+        return d
+
+
+@lru_cache(maxsize=4)
+def _params(layer_name: str, seed: int) -> dict[str, np.ndarray]:
+    return make_params(get_layer(layer_name), seed)
+
+
+@lru_cache(maxsize=4)
+def _input(layer_name: str, batch: int, seed: int) -> np.ndarray:
+    return make_input(get_layer(layer_name), batch, seed)
+
+
+@lru_cache(maxsize=4)
+def _reference(layer_name: str, batch: int, seed: int) -> np.ndarray:
+    layer = get_layer(layer_name)
+    return reference.forward(layer, _input(layer_name, batch, seed), _params(layer_name, seed))
+
+
+def verify(output: np.ndarray, expected: np.ndarray) -> tuple[float, float, bool]:
+    """(max abs error, tolerance, ok): tolerance is 1e-4 of the output's magnitude."""
+    magnitude = float(np.abs(expected).max()) if expected.size else 0.0
+    tol = RELATIVE_TOLERANCE * max(magnitude, np.finfo(np.float32).tiny)
+    err = np.abs(output.astype(np.float64) - expected)
+    max_err = float(err.max()) if err.size else 0.0
+    ok = bool(np.isfinite(output).all()) and max_err <= tol
+    if not np.isfinite(max_err):
+        max_err = float("inf")
+    return max_err, tol, ok
+
+
+class Engine:
+    """Runs configurations; keeps pools warm between runs. Use as a context manager."""
+
+    def __init__(self):
+        self._executors: dict[tuple[str, int], Executor] = {}
+        self._current: Executor | None = None
+        self._run = 0
+
+    # -- executors ----------------------------------------------------------
+    def executor(self, name: str, workers: int) -> Executor:
+        key = (name, workers)
+        ex = self._executors.get(key)
+        if ex is None:
+            # One process pool at a time: idle processes would hold memory and pids.
+            if name == "processes":
+                for k in [k for k in self._executors if k[0] == "processes"]:
+                    self._executors.pop(k).close()
+            ex = self._executors[key] = make_executor(name, workers)
+        return ex
+
+    def cancel(self) -> None:
+        if self._current is not None:
+            self._current.cancel()
+
+    def close(self) -> None:
+        for ex in self._executors.values():
+            ex.close()
+        self._executors.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- running ------------------------------------------------------------
+    def run(self, cfg: RunConfig, emit: Callable | None = None,
+            keep_arrays: bool = False) -> RunResult:
+        """Run `cfg` (warm-ups, then repeats), verify it, and return the result.
+
+        Raises ConfigError / NotApplicable before any work; RunCancelledError when
+        cancelled; KeyboardInterrupt after stopping the workers.
+        """
+        cfg.check()
+        emit = emit or (lambda event: None)
+        self._run += 1
+        run_id = self._run
+        layer = get_layer(cfg.layer)
+        ex = self.executor(cfg.executor, cfg.workers)
+        ex.reset()
+        self._current = ex
+        startup = ex.start()
+        emit(RunStarted(run_id, cfg.to_dict(), startup))
+        x = _input(cfg.layer, cfg.batch, cfg.seed)
+        params = _params(cfg.layer, cfg.seed)
+        plan = None if cfg.strategy == "pipeline" else strategies.plan(layer, cfg.strategy,
+                                                                       cfg.batch, cfg.workers)
+        shapes = {"x": x.shape, "out": layer.out_array_shape(cfg.batch),
+                  **{k: v.shape for k, v in params.items()}}
+        if plan is not None and plan.partials:
+            shapes["partials"] = (plan.partials, *layer.out_array_shape(cfg.batch))
+        arena = ex.arena(shapes)
+        spans: list[Span] = []
+        times: list[float] = []
+        try:
+            arena.arrays["x"][...] = x
+            for k, v in params.items():
+                arena.arrays[k][...] = v
+            on_span = lambda s: emit(SpanDone(s))  # noqa: E731
+            with blas.limit(ex.blas_threads):
+                for rep in range(-cfg.warmup, cfg.repeats):
+                    arena.arrays["out"].fill(np.nan)  # a region no task writes cannot pass
+                    t0 = time.perf_counter_ns()
+                    if plan is None:
+                        rep_spans = self._pipeline_repeat(ex, layer, cfg, arena, run_id, rep, on_span)
+                    else:
+                        rep_spans = []
+                        for phase in plan.phases:
+                            rep_spans += ex.run_phase(layer, cfg.kernel, arena, phase, run_id,
+                                                      rep, on_span)
+                    wall = time.perf_counter_ns() - t0
+                    emit(RepeatDone(run_id, rep, wall, t0))
+                    if rep >= 0:
+                        times.append(wall / 1e6)
+                        spans += rep_spans
+            output = np.array(arena.arrays["out"])
+        except Cancelled:
+            emit(RunCancelled(run_id))
+            raise RunCancelledError("run cancelled") from None
+        except KeyboardInterrupt:
+            self._stop_now(ex)
+            emit(RunCancelled(run_id))
+            raise
+        except WorkerLost as exc:
+            emit(RunFailed(run_id, str(exc)))
+            raise
+        finally:
+            arena.close()
+            self._current = None
+        err, tol, ok = verify(output, _reference(cfg.layer, cfg.batch, cfg.seed))
+        result = self._result(cfg, layer, times, spans, err, tol, ok, startup,
+                              tasks=len(spans) // max(1, len(times)))
+        if keep_arrays:
+            result.arrays = {"input": x, "output": output, **params}
+        if ok:
+            emit(RunFinished(run_id, result))
+        else:
+            result.error = f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
+            emit(RunFailed(run_id, result.error, result))
+        return result
+
+    def _stop_now(self, ex: Executor) -> None:
+        """Ctrl+C: stop workers at once; threads stop at their next cancel check."""
+        ex.cancel()
+        if isinstance(ex, ProcessExecutor):
+            ex.kill()
+        elif isinstance(ex, ThreadExecutor):
+            ex.close()
+            self._executors = {k: v for k, v in self._executors.items() if v is not ex}
+
+    def _result(self, cfg, layer, times, spans, err, tol, ok, startup, tasks) -> RunResult:
+        s = summarize(times)
+        busy = np.zeros((cfg.workers, len(times)))
+        for span in spans:
+            if 0 <= span.worker < cfg.workers and 0 <= span.repeat < len(times):
+                busy[span.worker, span.repeat] += span.duration_ns / 1e6
+        return RunResult(
+            config=cfg.to_dict(), blas_threads=cfg.blas_threads, times_ms=times,
+            median_ms=s.median, min_ms=s.min, max_ms=s.max, q1_ms=s.q1, q3_ms=s.q3,
+            max_abs_error=err, tolerance=tol, ok=ok, tasks=tasks, flops=layer.flops(cfg.batch),
+            spans=spans, worker_busy_ms=[float(np.median(b)) for b in busy],
+            pool_startup_ms=startup)
+
+    # -- pipeline -----------------------------------------------------------
+    def _pipeline_repeat(self, ex: ThreadExecutor, layer, cfg, arena, run_id, rep, on_span):
+        """Stages on their own threads, linked by bounded queues; micro-batches flow through."""
+        stages = strategies.pipeline_stages(NETWORK, cfg.workers)
+        micro = strategies.micro_batches(cfg.batch, cfg.workers)
+        ops = KERNEL_MODULES[cfg.kernel]
+        links = [queue.Queue(PIPELINE_QUEUE) for _ in range(len(stages) - 1)]
+        arrays = arena.arrays
+        key = (cfg.kernel, cfg.batch, cfg.workers)
+        if getattr(self, "_pipe_key", None) != key:  # buffers reused across repeats
+            self._pipe_key = key
+            self._pipe_scratch = [[Scratch() for _ in range(PIPELINE_SLOTS)] for _ in stages]
+        cancel = ex.cancel_event
+
+        def get(q):
+            while True:
+                try:
+                    return q.get(timeout=0.05)
+                except queue.Empty:
+                    if cancel.is_set():
+                        raise Cancelled()
+
+        def put(q, item):
+            while True:
+                try:
+                    return q.put(item, timeout=0.05)
+                except queue.Full:
+                    if cancel.is_set():
+                        raise Cancelled()
+
+        def stage_loop(s: int) -> list[Span]:
+            me = worker._state().index  # noqa: SLF001
+            flops = sum(sub.flops(1) for sub in stages[s])
+            out = []
+            for m, (n0, n1) in enumerate(micro):
+                inp = arrays["x"][n0:n1] if s == 0 else get(links[s - 1])
+                start = time.perf_counter_ns()
+                y = stage_forward(ops, stages[s], inp, arrays,
+                                  self._pipe_scratch[s][m % PIPELINE_SLOTS], cancel)
+                if s == len(stages) - 1:
+                    arrays["out"][n0:n1] = y
+                end = time.perf_counter_ns()
+                span = Span(me, worker.threading.get_native_id(), start, end,
+                            flops * (n1 - n0), task=s * len(micro) + m, phase=s,
+                            repeat=rep, run=run_id)
+                on_span(span)
+                out.append(span)
+                if s < len(stages) - 1:
+                    put(links[s], y)
+            return out
+
+        futures = [ex.submit(stage_loop, s) for s in range(len(stages))]
+        return [span for spans in _wait_all(futures, ex.cancel) for span in spans]
+
+
+def config_with(cfg: RunConfig, **changes) -> RunConfig:
+    return replace(cfg, **changes)

@@ -1,0 +1,96 @@
+"""The worker side: run one task, stamp it, and hand back its span.
+
+Thread workers and process workers share this module. A process worker attaches
+the run's shared-memory arena once and keeps it, so arrays are never pickled:
+only the task's few integers travel.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+
+from partui.kernels.compute import run_task
+from partui.kernels.layers import get_layer
+from partui.kernels.scratch import Scratch
+
+from .events import Span
+
+_local = threading.local()
+
+
+def thread_init(counter) -> None:
+    """ThreadPoolExecutor initializer: number the worker (from its pool's counter), give it its own scratch."""
+    _local.index = next(counter)  # itertools.count: atomic under the GIL
+    _local.scratch = Scratch()
+
+
+def _state():
+    if not hasattr(_local, "scratch"):
+        _local.index = 0
+        _local.scratch = Scratch()
+    return _local
+
+
+def run_stamped(layer, kernel, arrays, task, cancel, run: int, repeat: int,
+                index: int | None = None, scratch: Scratch | None = None) -> Span:
+    st = _state()
+    start = time.perf_counter_ns()
+    run_task(layer, kernel, arrays, task, scratch or st.scratch, cancel)
+    end = time.perf_counter_ns()
+    return Span(worker=st.index if index is None else index, tid=threading.get_native_id(),
+                start_ns=start, end_ns=end, units=task.units, task=task.index,
+                phase=task.phase, repeat=repeat, run=run)
+
+
+# ---- process workers -------------------------------------------------------
+
+_proc: dict = {"index": 0, "cancel": None, "arenas": {}, "scratch": None}
+
+
+def process_init(counter, cancel_event) -> None:
+    """ProcessPoolExecutor initializer: number the worker, BLAS at 1 thread, leave Ctrl+C to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with counter.get_lock():
+        _proc["index"] = counter.value
+        counter.value += 1
+    _proc["cancel"] = cancel_event
+    _proc["scratch"] = Scratch()
+    from . import blas
+    blas.set_threads(1)
+
+
+def _attach(name: str, layout: dict) -> dict[str, np.ndarray]:
+    arenas = _proc["arenas"]
+    if name not in arenas:
+        from multiprocessing import shared_memory
+        # Attaching registers the name with the resource tracker the pool shares
+        # with the parent (a set: no double count); the parent unlinks it.
+        shm = shared_memory.SharedMemory(name=name)
+        for old in list(arenas):  # keep one arena: runs come one at a time
+            old_shm, old_arrays = arenas.pop(old)
+            old_arrays.clear()
+            try:
+                old_shm.close()
+            except BufferError:  # a view is still alive somewhere; the OS frees it at exit
+                pass
+        arrays = {key: np.ndarray(shape, dtype=np.float32, buffer=shm.buf, offset=offset)
+                  for key, (offset, shape) in layout.items()}
+        arenas[name] = (shm, arrays)
+    return arenas[name][1]
+
+
+def process_task(arena: str, layout: dict, layer_name: str, kernel: str, task,
+                 run: int, repeat: int) -> Span:
+    arrays = _attach(arena, layout)
+    span = run_stamped(get_layer(layer_name), kernel, arrays, task, _proc["cancel"], run, repeat,
+                       index=_proc["index"], scratch=_proc["scratch"])
+    return Span(**{**span.to_dict(), "tid": os.getpid()})
+
+
+def process_ping() -> tuple[int, int]:
+    """Used to warm the pool: returns (worker index, pid)."""
+    return _proc["index"], os.getpid()

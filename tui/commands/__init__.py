@@ -1,0 +1,1 @@
+"""One module per `partui` subcommand; each has `register(subparsers)` that sets `func`."""

@@ -1,0 +1,245 @@
+"""`partui list`, `partui info`, `partui run`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from partui.kernels.layers import LAYER_NAMES, LAYERS, MAX_BATCH
+from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
+from partui.profiles.engine import MAX_WORKERS, RunConfig, default_workers
+
+from ..errors import UsageError
+from ..table import bytes_text, flops_text, ms, table
+
+EXECUTOR_LETTER = {"inline": "i", "threads": "t", "processes": "p", "blas": "b"}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("list", help="layers, strategies, kernels, executors and valid combinations",
+                       description="List the network's layers (shapes, FLOPs) and which "
+                                   "strategy x kernel x executor combinations are valid.")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="this machine: CPU, cores, caches, memory, BLAS",
+                       description="Show the machine partui measures: CPU model, logical and "
+                                   "physical cores, caches (sysfs), memory, BLAS libraries and "
+                                   "their thread counts, Python and numpy versions.")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("run", help="run one configuration, timed and verified",
+                       description="Run one layer under one strategy, kernel and executor: "
+                                   "warm-ups, then timed repeats; every run is checked against "
+                                   "a float64 reference. Exit 0 when verified, 1 when the result "
+                                   "is wrong, 2 for bad input or a combination that is not "
+                                   "applicable, 130 on Ctrl+C.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_arguments(p)
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (times, spans, error) instead of tables")
+    p.add_argument("--save-arrays", metavar="DIR",
+                   help="write input.npy, weight.npy / bias.npy (the layer's layout) and "
+                        "output.npy to DIR, to check the result with another library")
+    p.set_defaults(func=cmd_run)
+
+
+def add_config_arguments(p, layer_required: bool = True) -> None:
+    """The options that make a RunConfig, shared by every command that runs layers."""
+    p.add_argument("--layer", required=layer_required, choices=LAYER_NAMES, metavar="LAYER",
+                   help="one of: " + ", ".join(LAYER_NAMES))
+    p.add_argument("--strategy", default="batch", choices=list(STRATEGIES), metavar="S",
+                   help="how the work is cut: " + ", ".join(STRATEGIES))
+    p.add_argument("--kernel", default="vectorized", choices=list(KERNELS), metavar="K",
+                   help="loops or vectorized")
+    p.add_argument("--executor", default="threads", choices=list(EXECUTORS), metavar="E",
+                   help="who runs the tasks: " + ", ".join(EXECUTORS))
+    p.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                   help=f"worker threads or processes (BLAS threads for --executor blas), "
+                        f"1..{MAX_WORKERS}")
+    p.add_argument("--batch", type=int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}")
+    p.add_argument("--repeat", type=int, default=5, metavar="R", help="timed repeats")
+    p.add_argument("--warmup", type=int, default=1, metavar="W", help="untimed warm-up repeats")
+    p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of inputs and weights")
+
+
+def config_from(args, **overrides) -> RunConfig:
+    values = dict(layer=args.layer, strategy=args.strategy, kernel=args.kernel,
+                  executor=args.executor, workers=args.workers, batch=args.batch,
+                  repeats=args.repeat, warmup=args.warmup, seed=args.seed)
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+# ---- list -------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    if args.json:
+        print(json.dumps(list_data(), indent=2))
+        return 0
+    rows = []
+    for name, layer in LAYERS.items():
+        params = "x".join(map(str, layer.weight_shape)) if layer.weight_shape else "-"
+        rows.append([name, layer.kind, layer.shape_text(), params,
+                     flops_text(layer.flops(1)), flops_text(layer.flops(64))])
+    print(table(["layer", "kind", "per-sample shape", "weight", "FLOPs/sample", "FLOPs@64"],
+                rows, align="llllrr"))
+    print()
+    for title, items in (("strategies", STRATEGIES), ("kernels", KERNELS), ("executors", EXECUTORS)):
+        print(f"{title}:")
+        for key, text in items.items():
+            print(f"  {key:<11} {text}")
+    print()
+    print("valid combinations (letters: executors valid with the vectorized kernel; "
+          "i=inline t=threads p=processes b=blas; loops: the same without b):")
+    headers = ["layer"] + list(STRATEGIES)
+    rows = []
+    for name, layer in LAYERS.items():
+        row = [name]
+        for strategy in STRATEGIES:
+            letters = "".join(EXECUTOR_LETTER[e] for e in EXECUTORS
+                              if not_applicable_reason(layer, strategy, "vectorized", e,
+                                                       1 if e == "inline" else 2) is None)
+            row.append(letters or ".")
+        rows.append(row)
+    print(table(headers, rows, align="l" * len(headers)))
+    return 0
+
+
+def list_data() -> dict:
+    combos = {}
+    for name, layer in LAYERS.items():
+        combos[name] = [
+            {"strategy": s, "kernel": k, "executor": e}
+            for s in STRATEGIES for k in KERNELS for e in EXECUTORS
+            if not_applicable_reason(layer, s, k, e, 1 if e == "inline" else 2) is None
+        ]
+    return {
+        "layers": [{"name": n, "kind": l.kind, "in_shape": l.in_shape, "out_shape": l.out_shape,
+                    "weight_shape": l.weight_shape, "flops_per_sample": l.flops(1)}
+                   for n, l in LAYERS.items()],
+        "strategies": STRATEGIES, "kernels": KERNELS, "executors": EXECUTORS,
+        "valid": combos,
+    }
+
+
+# ---- info -------------------------------------------------------------------
+
+def cmd_info(args) -> int:
+    from partui.profiles.machine import info
+    data = info()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"CPU          {data['cpu_model']}")
+    print(f"cores        {data['logical_cores']} logical, {data['physical_cores']} physical, "
+          f"{data['usable_cores']} usable by partui")
+    for c in data["caches"]:
+        print(f"cache L{c['level']:<2}     {c['type']:<12} {bytes_text(c['size']):>9}   "
+              f"line {c['line']} B   shared by cpus {c['shared_cpus']}")
+    if not data["caches"]:
+        print("caches       (sysfs does not list them here)")
+    print(f"memory       {bytes_text(data['memory_total'])} total, "
+          f"{bytes_text(data['memory_available'])} available")
+    for lib in data["blas"]:
+        print(f"BLAS         {lib['internal_api']} {lib['version']} ({lib['user_api']}, "
+              f"{lib['threading_layer']}), {lib['num_threads']} threads")
+    if not data["blas"]:
+        print("BLAS         none found by threadpoolctl")
+    print(f"Python       {data['python']}   numpy {data['numpy']}")
+    return 0
+
+
+# ---- run --------------------------------------------------------------------
+
+def check_writable_dir(path: str) -> Path:
+    """Create `path` if needed and prove it is writable, or raise UsageError."""
+    d = Path(path)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / f".partui-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    return d
+
+
+def cmd_run(args) -> int:
+    from partui.profiles.engine import Engine
+    cfg = config_from(args)
+    cfg.check()
+    out_dir = check_writable_dir(args.save_arrays) if args.save_arrays else None
+    progress = None if args.json else _progress_printer(cfg)
+    with Engine() as engine:
+        result = engine.run(cfg, emit=progress, keep_arrays=out_dir is not None)
+    if progress:
+        progress.done()
+    if out_dir is not None:
+        save_arrays(out_dir, result.arrays)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(run_report(result))
+        if out_dir is not None:
+            print(f"arrays written to {out_dir}/")
+    return 0 if result.ok else 1
+
+
+def save_arrays(out_dir: Path, arrays: dict) -> None:
+    import numpy as np
+    try:
+        for name, arr in arrays.items():
+            np.save(out_dir / f"{name}.npy", arr)
+    except OSError as exc:
+        raise UsageError(f"cannot write arrays to {out_dir}: {exc.strerror or exc}") from None
+
+
+class _progress_printer:
+    """Repeats done, on stderr, for runs long enough to wonder about (only on a terminal)."""
+
+    def __init__(self, cfg: RunConfig):
+        from partui.profiles.events import RepeatDone
+        self.total = cfg.warmup + cfg.repeats
+        self.kind = RepeatDone
+        self.count = 0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, event) -> None:
+        if isinstance(event, self.kind):
+            self.count += 1
+            if self.tty:
+                label = "warm-up" if event.repeat < 0 else "repeat"
+                print(f"\r{label} {self.count}/{self.total}: {event.wall_ns / 1e6:.1f} ms   ",
+                      end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty and self.count:
+            print("\r" + " " * 50 + "\r", end="", file=sys.stderr, flush=True)
+
+
+def run_report(result) -> str:
+    c = result.config
+    lines = [
+        f"{c['layer']}  strategy {c['strategy']}  kernel {c['kernel']}  executor {c['executor']}  "
+        f"workers {c['workers']}  batch {c['batch']}  BLAS threads {result.blas_threads}  "
+        f"tasks {result.tasks}",
+        f"median {ms(result.median_ms)} ms   min-max {ms(result.min_ms)}-{ms(result.max_ms)} ms   "
+        f"IQR {ms(result.q3_ms - result.q1_ms)} ms   {len(result.times_ms)} repeats after "
+        f"{c['warmup']} warm-up   {result.gflops:.1f} GFLOP/s",
+    ]
+    if result.pool_startup_ms:
+        lines.append(f"pool start-up {ms(result.pool_startup_ms)} ms (not in the times)")
+    total_busy = sum(result.worker_busy_ms) or 1.0
+    rows = [[w, ms(b), f"{100 * b / result.median_ms:.0f}%", f"{100 * b / total_busy:.0f}%"]
+            for w, b in enumerate(result.worker_busy_ms)]
+    lines.append("")
+    lines.append(table(["worker", "busy ms", "busy/wall", "share of work"], rows))
+    lines.append("")
+    verdict = "OK" if result.ok else "FAILED: result is wrong"
+    lines.append(f"max abs error {result.max_abs_error:.2e} (tolerance {result.tolerance:.2e})  "
+                 f"{verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""Plain-text tables and number formats for the command line."""
+from __future__ import annotations
+
+
+def table(headers: list[str], rows: list[list], align: str | None = None) -> str:
+    """A fixed-width table; `align` is one 'l' or 'r' per column (numbers right by default)."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    if align is None:
+        align = "".join("r" if rows and _numeric(rows[0][i]) else "l" for i in range(len(headers)))
+
+    def fmt(row):
+        return "  ".join(c.rjust(w) if a == "r" else c.ljust(w)
+                         for c, w, a in zip(row, widths, align)).rstrip()
+    lines = [fmt(headers), fmt(["-" * w for w in widths])]
+    lines += [fmt(r) for r in cells]
+    return "\n".join(lines)
+
+
+def _numeric(value) -> bool:
+    if isinstance(value, (int, float)):
+        return True
+    text = str(value).rstrip("%xms ").replace(",", "")
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def ms(value: float) -> str:
+    if value != value:  # nan
+        return "-"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def bytes_text(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" or n == int(n) else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def flops_text(n: float) -> str:
+    for unit, scale in (("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} FLOP"
