@@ -61,7 +61,15 @@ class RunConfig:
 
     def check(self) -> None:
         """Raise ConfigError for a bad value, NotApplicable for a combination that makes no sense."""
-        layer = _named(self.layer, LAYER_NAMES, "layer")
+        self.check_values()
+        reason = strategies.not_applicable_reason(get_layer(self.layer), self.strategy,
+                                                  self.kernel, self.executor, self.workers)
+        if reason:
+            raise NotApplicable(reason)
+
+    def check_values(self) -> None:
+        """Raise ConfigError for an unknown name or a value out of range."""
+        _named(self.layer, LAYER_NAMES, "layer")
         _named(self.strategy, STRATEGIES, "strategy")
         _named(self.kernel, KERNELS, "kernel")
         _named(self.executor, EXECUTORS, "executor")
@@ -69,10 +77,6 @@ class RunConfig:
         _ranged("batch", self.batch, 1, MAX_BATCH)
         _ranged("repeat", self.repeats, 1, 10_000)
         _ranged("warmup", self.warmup, 0, 10_000)
-        reason = strategies.not_applicable_reason(get_layer(layer), self.strategy, self.kernel,
-                                                  self.executor, self.workers)
-        if reason:
-            raise NotApplicable(reason)
 
     def label(self) -> str:
         return (f"{self.layer} {self.strategy}/{self.kernel}/{self.executor} "

@@ -26,8 +26,12 @@ def build_parser() -> Parser:
     from .commands import core
     parser = Parser(
         prog="partui",
-        description="A live terminal lab for parallel profiling of a small CNN on the CPU. "
-                    "With no command, opens the dashboard.",
+        description="A live terminal lab for parallel profiling of a small CNN on the CPU.",
+        epilog="With no command, partui opens the dashboard:\n"
+               "  partui [SNAPSHOT.json] [--snapshot-dir DIR]\n"
+               "Snapshots are saved in $PARTUI_SNAPSHOT_DIR, or --snapshot-dir, or "
+               "~/.local/share/partui/snapshots.\n"
+               "Run `partui COMMAND --help` for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -78,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_dashboard_call(argv: list[str]) -> bool:
-    """`partui`, `partui FILE.json` and `partui --snapshot-dir D` open the dashboard."""
+    """`partui`, `partui FILE.json` and `partui --option ...` open the dashboard."""
     first = argv[0]
-    return first.endswith(".json") or first.startswith("--snapshot-dir") or first == "--no-live"
+    return first.endswith(".json") or (first.startswith("--") and first != "--help")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,359 @@
+"""The partui dashboard: pick a layer and a strategy, watch what parallelism does to it.
+
+The engine runs in a child process (profiles.stream.EngineProcess), so drawing
+charts here never competes with the kernels for this interpreter's GIL. A
+timer drains the engine's events a few times a second, folds them into the
+model, and redraws only the charts on the visible tab whose data changed.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.widgets import Footer, OptionList, TabbedContent, TabPane
+
+from partui.profiles.engine import RunConfig, default_workers
+
+from .charts import Chart, CpuChart, HistoryChart, SpeedupChart, TimelineChart
+from .model import Model, reason_for
+from .panes import LayerList, MachineHeader, RunsTable, SettingsPane
+
+TICK_S = 0.25  # how often events are drained and the visible charts refreshed
+CHART_MIN_INTERVAL_S = 0.5  # a chart redraws at most twice a second
+
+
+class PartuiApp(App):
+    CSS_PATH = "partui.tcss"
+    TITLE = "partui"
+
+    BINDINGS = [
+        Binding("r", "run_once", "Run"),
+        Binding("space", "toggle_live", "Live"),
+        Binding("escape", "cancel", "Cancel"),
+        Binding("t", "cycle('strategy', 1)", "Strategy"),
+        Binding("T", "cycle('strategy', -1)", "Strategy back", show=False),
+        Binding("k", "cycle('kernel', 1)", "Kernel"),
+        Binding("e", "cycle('executor', 1)", "Executor"),
+        Binding("E", "cycle('executor', -1)", "Executor back", show=False),
+        Binding("plus,equals_sign", "workers(1)", "Workers+"),
+        Binding("minus", "workers(-1)", "Workers-"),
+        Binding("right_square_bracket", "batch(1)", "Batch x2", show=False),
+        Binding("left_square_bracket", "batch(-1)", "Batch /2", show=False),
+        Binding("w", "sweep", "Sweep"),
+        Binding("s", "save", "Save"),
+        Binding("x", "export", "Export"),
+        Binding("o", "browser", "Snapshots"),
+        Binding("m", "toggle_tab", "Mem lab"),
+        Binding("l", "back_to_live", "Back to live", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, snapshot_dir: Path, open_snapshot: Path | None = None,
+                 config: RunConfig | None = None, live: bool = False,
+                 engine_factory=None, live_loop: bool = True):
+        super().__init__()
+        self.snapshot_dir = snapshot_dir
+        self.open_snapshot = open_snapshot
+        self._engine_factory = engine_factory
+        self.live_loop = live_loop  # tests drive ticks by hand
+        self.engine = None
+        self.session = Model(config or RunConfig("conv2"), max_workers=max(2, default_workers()))
+        self.viewing: Model | None = None
+        self.live = live
+        self.queue: list[RunConfig] = []  # runs waiting (a sweep)
+        self.in_flight = 0
+        self._last_chart_draw = 0.0
+        self._proc = psutil.Process()
+        self._proc.cpu_percent(None)
+        self.self_cpu: float | None = None
+        self.machine: dict = {}
+
+    # -- layout -------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield MachineHeader(id="machine")
+        with TabbedContent(id="tabs"):
+            with TabPane("profile", id="profile"):
+                with Horizontal(id="top"):
+                    with Vertical(id="left"):
+                        yield LayerList(id="layers")
+                        yield SettingsPane(id="settings")
+                    with Grid(id="charts"):
+                        yield TimelineChart(id="timeline")
+                        yield CpuChart(id="cpu")
+                        yield SpeedupChart(id="speedup")
+                        yield HistoryChart(id="history")
+                yield RunsTable(id="runs")
+            with TabPane("memory lab", id="memlab"):
+                yield from self._memlab_widgets()
+        yield Footer()
+
+    def _memlab_widgets(self):
+        from .memlab_tab import MemLabTab
+        yield MemLabTab(id="memlab-view")
+
+    @property
+    def shown(self) -> Model:
+        return self.viewing or self.session
+
+    def on_mount(self) -> None:
+        from partui.profiles.machine import info
+        self.machine = info()
+        self.query_one(LayerList).fill(self.shown.config.batch, self.shown.config.layer)
+        self.refresh_panes()
+        self.query_one(LayerList).focus()
+        if self.open_snapshot is not None:
+            self.load_snapshot(self.open_snapshot)
+        if self.live_loop:
+            self.start_engine()
+            self.set_interval(TICK_S, self.tick)
+            self.set_interval(1.0, self.measure_self)
+
+    def start_engine(self) -> None:
+        if self.engine is None:
+            from partui.profiles.stream import EngineProcess
+            factory = self._engine_factory or EngineProcess
+            self.engine = factory()
+            self.engine.start()
+
+    # -- the loop -----------------------------------------------------------
+    def tick(self) -> None:
+        """Drain events, start the next run if one is due, redraw what changed."""
+        if self.engine is None:
+            return
+        events = self.engine.drain()
+        if events:
+            self.handle_events(events)
+        if self.in_flight == 0:
+            nxt = self.queue.pop(0) if self.queue else (self.session.config if self.live else None)
+            if nxt is not None:
+                self.submit(nxt)
+        self.redraw()
+
+    def handle_events(self, events) -> None:
+        from partui.profiles.events import RunCancelled, RunFailed, RunFinished
+        self.session.apply(events)
+        for ev in events:
+            if isinstance(ev, (RunFinished, RunFailed, RunCancelled)):
+                self.in_flight = max(0, self.in_flight - 1)
+            if isinstance(ev, RunFailed):
+                self.notify(ev.error, title="run failed", severity="error", timeout=8)
+                if self.live and ev.result is None:
+                    self.live = False  # the same config would fail again: stop, say so
+            if isinstance(ev, RunFinished) and self.queue == [] and getattr(self, "_sweeping", False):
+                self._sweeping = False
+                self.notify("worker sweep done", timeout=4)
+
+    def submit(self, cfg: RunConfig) -> None:
+        reason = reason_for(cfg)
+        if reason:
+            self.live = False
+            self.notify(reason, title="not applicable", severity="warning")
+            return
+        self.engine.submit(cfg)
+        self.in_flight += 1
+
+    def measure_self(self) -> None:
+        self.self_cpu = self._proc.cpu_percent(None)
+        self.refresh_header()
+
+    def redraw(self, force: bool = False) -> None:
+        """Redraw the visible tab's charts whose data moved, at most twice a second."""
+        now = time.monotonic()
+        if not force and now - self._last_chart_draw < CHART_MIN_INTERVAL_S:
+            return
+        self._last_chart_draw = now
+        if self.query_one(TabbedContent).active != "profile":
+            return
+        model = self.shown
+        for chart in self.query(Chart):
+            chart.update_from(model, force=force)
+        table = self.query_one(RunsTable)
+        if getattr(table, "_shown_runs", None) != (id(model), len(model.runs)):
+            table._shown_runs = (id(model), len(model.runs))
+            table.show(model)
+        self.query_one(SettingsPane).show(model, self.live)
+
+    def refresh_header(self) -> None:
+        engine_cpu = self.session.cpu[-1].engine_cpu if self.session.cpu else None
+        mode = "SNAPSHOT" if self.viewing else ("LIVE" if self.live else "idle")
+        self.query_one(MachineHeader).show(self.machine, self.self_cpu, engine_cpu, mode)
+
+    def refresh_panes(self) -> None:
+        self.query_one(SettingsPane).show(self.shown, self.live)
+        self.refresh_header()
+
+    # -- actions ------------------------------------------------------------
+    def _editable(self) -> bool:
+        if self.viewing is not None:
+            self.notify("this is a saved snapshot (read-only); press l to go back to live",
+                        severity="warning")
+            return False
+        return True
+
+    def _changed(self) -> None:
+        self.refresh_panes()
+        self.redraw(force=True)
+
+    def action_run_once(self) -> None:
+        if self._editable():
+            self.start_engine()
+            if self.session.not_applicable:
+                self.notify(self.session.not_applicable, title="not applicable", severity="warning")
+                return
+            self.queue.append(self.session.config)
+            self.tick()
+
+    def action_toggle_live(self) -> None:
+        if self._editable():
+            self.start_engine()
+            self.live = not self.live
+            self.notify("live mode on: the selected configuration runs again and again"
+                        if self.live else "live mode off", timeout=3)
+            self._changed()
+            self.tick()
+
+    def action_cancel(self) -> None:
+        if self.engine is not None and (self.in_flight or self.queue or self.live):
+            self.live = False
+            self.queue.clear()
+            self.engine.cancel()
+            self.notify("cancelled", timeout=2)
+            self._changed()
+        else:
+            memlab = self._memlab()
+            if memlab is not None and memlab.cancel():
+                return
+
+    def action_cycle(self, what: str, step: int) -> None:
+        if self._editable():
+            self.session.cycle(what, step)
+            self._changed()
+
+    def action_workers(self, step: int) -> None:
+        if self._editable():
+            self.session.step_workers(step)
+            self._changed()
+
+    def action_batch(self, step: int) -> None:
+        if self._editable():
+            self.session.step_batch(step)
+            self.query_one(LayerList).fill(self.session.config.batch, self.session.config.layer)
+            self._changed()
+
+    @on(OptionList.OptionHighlighted, "#layers")
+    def layer_chosen(self, event: OptionList.OptionHighlighted) -> None:
+        name = event.option.id
+        if self.viewing is None and name and name != self.session.config.layer:
+            self.session.set(layer=name)
+            self._changed()
+
+    def action_sweep(self) -> None:
+        """Run the current layer and strategy at 1, 2, ... workers (up to the core count)."""
+        if not self._editable():
+            return
+        self.start_engine()
+        from dataclasses import replace
+        top = self.session.max_workers
+        cfgs = [replace(self.session.config, workers=w) for w in range(1, top + 1)]
+        cfgs = [c for c in cfgs if not reason_for(c)]
+        if not cfgs:
+            self.notify("no worker count is applicable for this combination", severity="warning")
+            return
+        self.live = False
+        self.queue.extend(cfgs)
+        self._sweeping = True
+        self.notify(f"worker sweep: {len(cfgs)} runs ({', '.join(str(c.workers) for c in cfgs)} "
+                    "workers)", timeout=4)
+        self.tick()
+
+    def action_toggle_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "memlab" if tabs.active == "profile" else "profile"
+        if tabs.active == "profile":
+            self.redraw(force=True)
+
+    def action_help(self) -> None:
+        from .screens import HelpScreen
+        self.push_screen(HelpScreen(self.BINDINGS, self.snapshot_dir))
+
+    def action_save(self) -> None:
+        from .snapshots import save_session
+        try:
+            path = save_session(self.shown, self.machine, self.snapshot_dir)
+        except OSError as exc:
+            self.notify(f"could not save: {exc}", severity="error")
+            return
+        self.notify(f"snapshot saved: {path}", timeout=6)
+
+    def action_export(self) -> None:
+        from .snapshots import export_session
+        try:
+            paths = export_session(self, self.shown, self.machine, self.snapshot_dir)
+        except OSError as exc:
+            self.notify(f"could not export: {exc}", severity="error")
+            return
+        self.notify("exported:\n" + "\n".join(str(p) for p in paths), timeout=8)
+
+    def action_browser(self) -> None:
+        from .screens import SnapshotBrowser
+        self.push_screen(SnapshotBrowser(self.snapshot_dir), self._browser_done)
+
+    def _browser_done(self, path) -> None:
+        if path:
+            self.load_snapshot(Path(path))
+
+    def load_snapshot(self, path: Path) -> None:
+        from .snapshots import model_from_snapshot
+        try:
+            self.viewing = model_from_snapshot(path, self.session.max_workers)
+        except Exception as exc:  # a bad file is a message, never a crash
+            self.notify(str(exc), title="cannot open snapshot", severity="error", timeout=8)
+            return
+        self.live = False
+        self.notify(f"viewing {path} (read-only); l goes back to live", timeout=5)
+        self._changed()
+
+    def action_back_to_live(self) -> None:
+        if self.viewing is not None:
+            self.viewing = None
+            self.notify("back to the live session", timeout=2)
+            self._changed()
+
+    def _memlab(self):
+        try:
+            from .memlab_tab import MemLabTab
+            return self.query_one(MemLabTab)
+        except Exception:
+            return None
+
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if binding.action in ("quit",):
+                continue
+            yield SystemCommand(binding.description, f"key: {binding.key}",
+                                lambda a=binding.action: self.run_action(a))
+
+    # -- shutdown -------------------------------------------------------------
+    async def action_quit(self) -> None:
+        self.live = False
+        self.close_engine()
+        self.exit()
+
+    def close_engine(self) -> None:
+        memlab = self._memlab()
+        if memlab is not None:
+            memlab.cancel()
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    def on_unmount(self) -> None:
+        self.close_engine()
+

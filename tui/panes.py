@@ -1,0 +1,127 @@
+"""The dashboard's panes: machine header, layer list, run settings, table of runs."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable, OptionList, Static
+from textual.widgets.option_list import Option
+
+from partui.kernels.layers import LAYERS
+from partui.profiles.engine import RunResult
+
+from .model import Model
+from .table import bytes_text, flops_text, ms
+
+
+def machine_line(info: dict) -> str:
+    caches = " ".join(f"L{c['level']} {bytes_text(c['size'])}" for c in info.get("caches", [])
+                      if c.get("type") in ("Data", "Unified"))
+    blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['num_threads']} thr)"
+                     for b in info.get("blas", [])) or "no BLAS found"
+    return (f"{info.get('cpu_model', '?')} | {info.get('logical_cores')} logical / "
+            f"{info.get('physical_cores')} physical cores | {caches} | {blas}")
+
+
+class MachineHeader(Static):
+    """The machine, and what the dashboard itself costs."""
+
+    def show(self, info: dict, self_cpu: float | None, engine_cpu: float | None,
+             mode: str) -> None:
+        own = "-" if self_cpu is None else f"{self_cpu:.0f}%"
+        eng = "-" if engine_cpu is None else f"{engine_cpu:.0f}%"
+        self.update(Text.assemble(
+            ("partui ", "bold"), (mode, "bold reverse"), "  ", machine_line(info), "\n",
+            f"dashboard CPU {own} of one core | engine process CPU {eng} "
+            "(sampler included) | charts redraw only on change"))
+
+
+class LayerList(OptionList):
+    """Every layer with its shape and FLOPs at the current batch."""
+
+    BORDER_TITLE = "layers"
+
+    def fill(self, batch: int, selected: str) -> None:
+        highlighted = None
+        self.clear_options()
+        for i, (name, layer) in enumerate(LAYERS.items()):
+            label = Text.assemble((f"{name:<10}", "bold"), f" {layer.shape_text():<22}",
+                                  (f" {flops_text(layer.flops(batch)):>11}", "dim"))
+            self.add_option(Option(label, id=name))
+            if name == selected:
+                highlighted = i
+        self.highlighted = highlighted
+
+
+class SettingsPane(Static):
+    """The run's settings with the key that changes each; an invalid combination is shown as such."""
+
+    BORDER_TITLE = "settings"
+
+    def show(self, model: Model, live: bool) -> None:
+        c = model.config
+        rows = [
+            ("layer", c.layer, "↑↓"),
+            ("strategy", c.strategy, "t/T"),
+            ("kernel", c.kernel, "k"),
+            ("executor", c.executor, "e/E"),
+            ("workers", str(c.workers), "+/-"),
+            ("batch", str(c.batch), "[ ]"),
+            ("BLAS thr", str(c.blas_threads), ""),
+            ("repeats", f"{c.repeats} (+{c.warmup} warm-up)", ""),
+        ]
+        text = Text()
+        for name, value, key in rows:
+            text.append(f"{name:<9}", "dim")
+            text.append(f"{value:<20}", "bold")
+            text.append(f"{key}\n", "dim")
+        reason = model.not_applicable
+        if reason:
+            text.append("✗ not applicable\n", "bold red")
+            text.append(reason, "red")
+        else:
+            text.append("✓ valid combination", "green")
+        text.append("\n")
+        if model.read_only:
+            text.append(f"viewing {model.source} (read-only, l: back to live)", "bold yellow")
+        elif model.running is not None:
+            text.append(f"running: {model.running.label()}", "yellow")
+        else:
+            text.append("live mode ON" if live else "idle: r run, space live", "bold" if live else "")
+        self.update(text)
+
+
+RUN_COLUMNS = ("#", "layer", "strategy", "kernel", "exec", "w", "batch", "median ms",
+               "min-max ms", "speedup", "eff", "on-CPU", "max err", "ok")
+
+
+class RunsTable(DataTable):
+    """One row per run: configuration, median, spread, speedup vs the honest baseline, correctness."""
+
+    BORDER_TITLE = "runs (speedup against the best single-worker time of any strategy)"
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.add_columns(*RUN_COLUMNS)
+
+    def show(self, model: Model) -> None:
+        self.clear()
+        for i, r in enumerate(model.runs[-200:], start=max(1, len(model.runs) - 199)):
+            self.add_row(*run_row(i, r, model), key=str(i))
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
+
+
+def run_row(i: int, r: RunResult, model: Model) -> list:
+    c = r.config
+    base = model.baseline_ms(c["layer"], c["batch"])
+    speedup = eff = "-"
+    if base is not None and r.median_ms > 0:
+        s = base[0] / r.median_ms
+        speedup = f"{s:.2f}x"
+        eff = f"{100 * s / c['workers']:.0f}%"
+    on_cpu = getattr(r, "on_cpu_ratio", None)
+    on_cpu_text = "-" if not on_cpu else " ".join(f"{v:.2f}" for v in on_cpu[:4])
+    ok = Text("ok", "green") if r.ok else Text("FAIL", "bold red")
+    return [str(i), c["layer"], c["strategy"], c["kernel"], c["executor"], str(c["workers"]),
+            str(c["batch"]), ms(r.median_ms), f"{ms(r.min_ms)}-{ms(r.max_ms)}", speedup, eff,
+            on_cpu_text, f"{r.max_abs_error:.1e}", ok]
