@@ -116,9 +116,10 @@ class PartuiApp(App):
 
     def start_engine(self) -> None:
         if self.engine is None:
-            from partui.profiles.stream import EngineProcess
-            factory = self._engine_factory or EngineProcess
-            self.engine = factory()
+            if self._engine_factory is None:
+                from partui.profiles.stream import EngineProcess
+                self._engine_factory = EngineProcess
+            self.engine = self._engine_factory()
             self.engine.start()
 
     # -- the loop -----------------------------------------------------------

@@ -6,8 +6,6 @@ is cut to about a hundred points.
 """
 from __future__ import annotations
 
-import time
-
 from textual_plotext import PlotextPlot
 
 from .model import Model
@@ -19,10 +17,11 @@ TIMELINE_COLUMNS = 100
 class Chart(PlotextPlot):
     """A plotext chart that redraws only when its model has changed."""
 
-    title = ""
+    chart_title = ""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self.border_title = self.chart_title
         self._drawn_version = -1
         self.draws = 0  # frames drawn, for the self-cost figures
 
@@ -34,7 +33,6 @@ class Chart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.title)
         self.draw(plt, model)
         self.draws += 1
         self.refresh()
@@ -58,14 +56,13 @@ def downsample(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]
 class TimelineChart(Chart):
     """Which worker was busy when, over the current (or last) run: one lane per worker."""
 
-    title = "worker timeline (ms since run start; each █ = a task running)"
+    chart_title = "worker timeline: ms since the run started, █ = a task running"
 
     def draw(self, plt, model: Model) -> None:
         spans = list(model.spans)
         workers = (model.running or model.config).workers
         if not spans:
-            plt.text("no tasks yet: press r to run, space for live mode", 0, 0)
-            plt.xlim(0, 1)
+            _empty(plt, "no tasks yet: r runs once, space starts live mode")
             return
         t0 = min(s.start_ns for s in spans)
         t1 = max(s.end_ns for s in spans)
@@ -88,19 +85,26 @@ class TimelineChart(Chart):
         plt.xlim(0, width / 1e6)
 
 
+def _empty(plt, message: str) -> None:
+    plt.text(message, 0.02, 0.5)
+    plt.xlim(0, 1)
+    plt.ylim(0, 1)
+    plt.xticks([])
+    plt.yticks([])
+
+
 _COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red", "orange", "white"]
 
 
 class CpuChart(Chart):
     """Per-core CPU use over the last 30 s, from the engine's sampler."""
 
-    title = "CPU use per core (%), last 30 s"
+    chart_title = "CPU use per core (%), last 30 s"
 
     def draw(self, plt, model: Model) -> None:
         samples = list(model.cpu)
         if not samples:
-            plt.text("waiting for CPU samples", 0, 50)
-            plt.ylim(0, 100)
+            _empty(plt, "waiting for CPU samples")
             return
         now = samples[-1].t_ns
         xs = [(s.t_ns - now) / 1e9 for s in samples]
@@ -116,7 +120,7 @@ class CpuChart(Chart):
 class SpeedupChart(Chart):
     """Speedup against workers: the ideal line, the measured points, the Amdahl fit."""
 
-    title = "speedup vs honest baseline"
+    chart_title = "speedup vs honest baseline"
 
     def draw(self, plt, model: Model) -> None:
         from partui.profiles import stats
@@ -126,7 +130,7 @@ class SpeedupChart(Chart):
         top = max([model.max_workers, *points.keys()])
         plt.plot([1, top], [1, top], label="ideal", color="gray")
         if not points or base is None:
-            plt.text("run at 1 worker and more (w: sweep)", 1, top / 2)
+            plt.text("w sweeps 1..N workers", 1.05, top * 0.8)
             plt.xlim(1, top)
             return
         ws = list(points)
@@ -145,12 +149,12 @@ class SpeedupChart(Chart):
 class HistoryChart(Chart):
     """The time of every timed repeat, newest on the right."""
 
-    title = "run times (ms per repeat)"
+    chart_title = "run times (ms per repeat)"
 
     def draw(self, plt, model: Model) -> None:
         reps = list(model.repeats)
         if not reps:
-            plt.text("no runs yet", 0, 0)
+            _empty(plt, "no runs yet")
             return
         xs = list(range(len(reps)))
         ys = [ms for _, ms in reps]
@@ -158,6 +162,3 @@ class HistoryChart(Chart):
         plt.plot(x, y, marker="dot", color="green")
         plt.ylim(0, max(ys) * 1.1)
 
-
-def now_s() -> float:
-    return time.monotonic()

@@ -13,12 +13,13 @@ from .table import bytes_text, flops_text, ms
 
 
 def machine_line(info: dict) -> str:
-    caches = " ".join(f"L{c['level']} {bytes_text(c['size'])}" for c in info.get("caches", [])
-                      if c.get("type") in ("Data", "Unified"))
+    caches = " ".join(f"L{c['level']} {bytes_text(c['size']).replace(' ', '')}"
+                      for c in info.get("caches", []) if c.get("type") in ("Data", "Unified"))
     blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['num_threads']} thr)"
                      for b in info.get("blas", [])) or "no BLAS found"
-    return (f"{info.get('cpu_model', '?')} | {info.get('logical_cores')} logical / "
-            f"{info.get('physical_cores')} physical cores | {caches} | {blas}")
+    cpu = " ".join(str(info.get("cpu_model", "?")).replace("(R)", "").split())
+    return (f"{cpu} | {info.get('logical_cores')} cores ({info.get('physical_cores')} physical) "
+            f"| {caches} | {blas}")
 
 
 class MachineHeader(Static):
@@ -29,9 +30,9 @@ class MachineHeader(Static):
         own = "-" if self_cpu is None else f"{self_cpu:.0f}%"
         eng = "-" if engine_cpu is None else f"{engine_cpu:.0f}%"
         self.update(Text.assemble(
-            ("partui ", "bold"), (mode, "bold reverse"), "  ", machine_line(info), "\n",
-            f"dashboard CPU {own} of one core | engine process CPU {eng} "
-            "(sampler included) | charts redraw only on change"))
+            ("partui ", "bold"), (f" {mode} ", "bold reverse"), "  ", machine_line(info), "\n",
+            "dashboard's own CPU ", (own, "bold"), " of one core  |  engine process CPU ",
+            (eng, "bold"), " (sampler included)  |  ? help"))
 
 
 class LayerList(OptionList):
@@ -43,8 +44,9 @@ class LayerList(OptionList):
         highlighted = None
         self.clear_options()
         for i, (name, layer) in enumerate(LAYERS.items()):
-            label = Text.assemble((f"{name:<10}", "bold"), f" {layer.shape_text():<22}",
-                                  (f" {flops_text(layer.flops(batch)):>11}", "dim"))
+            shape = layer.shape_text().replace(" -> ", "→")
+            label = Text.assemble((f"{name:<10}", "bold"), f" {shape:<19}",
+                                  (f" {flops_text(layer.flops(batch)).replace('FLOP', 'F'):>8}", "dim"))
             self.add_option(Option(label, id=name))
             if name == selected:
                 highlighted = i

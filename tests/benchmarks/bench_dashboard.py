@@ -1,0 +1,183 @@
+"""Dashboard benchmark: start-up, key latency, self CPU, and the observer effect.
+
+Drives the installed `partui` under tmux in a 120x40 terminal, as a person would,
+and prints figures (it asserts nothing: this machine is shared and noisy).
+
+    python tests/benchmarks/bench_dashboard.py [--keys 40] [--seconds 10] [--rounds 2]
+
+- first frame: from launching the command to the layer list on screen;
+- key latency: `+` / `-` pressed while live mode runs each listed configuration,
+  time until the settings pane shows the new worker count (tmux polled every 5 ms);
+- self CPU: CPU time of the dashboard process (not its engine child) over a window
+  of live mode, as a share of one core;
+- observer effect: median repeat time of a configuration under the live dashboard
+  (from the snapshot it saves) against headless `partui run` of the same one,
+  interleaved `rounds` times.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+SESSION = "partui-bench"
+PARTUI = shutil.which("partui") or "partui"
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
+
+
+def screen() -> str:
+    return tmux("capture-pane", "-p", "-t", SESSION)
+
+
+def wait_for(pattern: str, timeout: float = 10.0, poll: float = 0.005) -> float | None:
+    t0 = time.monotonic()
+    rx = re.compile(pattern)
+    while time.monotonic() - t0 < timeout:
+        if rx.search(screen()):
+            return time.monotonic() - t0
+        time.sleep(poll)
+    return None
+
+
+def start(args: list[str], snapdir: str) -> float:
+    tmux("kill-session", "-t", SESSION)
+    cmd = " ".join([PARTUI, "--snapshot-dir", snapdir, *args])
+    t0 = time.monotonic()
+    tmux("new-session", "-d", "-s", SESSION, "-x", "120", "-y", "40", cmd)
+    waited = wait_for(r"layers", timeout=20)
+    return (time.monotonic() - t0) if waited is not None else float("nan")
+
+
+def dashboard_process() -> psutil.Process | None:
+    pane_pid = int(tmux("display-message", "-p", "-t", SESSION, "#{pane_pid}").strip() or 0)
+    if not pane_pid:
+        return None
+    proc = psutil.Process(pane_pid)
+    if "partui" not in " ".join(proc.cmdline()):  # a shell between tmux and partui
+        kids = [c for c in proc.children() if "partui" in " ".join(c.cmdline())]
+        proc = kids[0] if kids else proc
+    return proc
+
+
+def stop() -> None:
+    tmux("send-keys", "-t", SESSION, "q")
+    time.sleep(1.0)
+    tmux("kill-session", "-t", SESSION)
+
+
+def key_latencies(n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        m = re.search(r"workers\s+(\d+)", screen())
+        if not m:
+            time.sleep(0.1)
+            continue
+        current = int(m.group(1))
+        key, target = ("+", current + 1) if i % 2 == 0 else ("-", current - 1)
+        t0 = time.monotonic()
+        tmux("send-keys", "-t", SESSION, key)
+        waited = wait_for(rf"workers\s+{target}\b", timeout=3)
+        out.append((time.monotonic() - t0) * 1000 if waited is not None else float("inf"))
+        time.sleep(0.15)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def headless_median(cfg: list[str], repeats: int) -> float:
+    out = subprocess.run([PARTUI, "run", *cfg, "--repeat", str(repeats), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["median_ms"]
+
+
+def live_median(cfg: list[str], seconds: float, snapdir: str) -> tuple[float, float, int]:
+    """Median repeat time under the live dashboard, and the dashboard's CPU share."""
+    start([*cfg, "--live"], snapdir)
+    proc = dashboard_process()
+    time.sleep(2.0)  # pools warm, first runs done
+    c0 = proc.cpu_times()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    c1 = proc.cpu_times()
+    self_cpu = 100 * ((c1.user + c1.system) - (c0.user + c0.system)) / (time.monotonic() - t0)
+    before = set(Path(snapdir).glob("*.json"))
+    tmux("send-keys", "-t", SESSION, "s")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (set(Path(snapdir).glob("*.json")) - before):
+        time.sleep(0.1)
+    stop()
+    new = sorted(set(Path(snapdir).glob("*.json")) - before)
+    data = json.loads(new[-1].read_text())
+    times = [t for r in data["runs"] for t in r["times_ms"]]
+    return statistics.median(times), self_cpu, len(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keys", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    if not shutil.which("tmux"):
+        print("tmux is needed", file=sys.stderr)
+        return 2
+    snapdir = tempfile.mkdtemp(prefix="partui-bench-")
+    firsts = []
+    for _ in range(3):
+        firsts.append(start([], snapdir))
+        stop()
+    print(f"first frame: median {statistics.median(firsts) * 1000:.0f} ms over {len(firsts)} "
+          f"launches (max {max(firsts) * 1000:.0f} ms)")
+
+    configs = {
+        "conv2 batch/vectorized/threads w2": ["--layer", "conv2", "--strategy", "batch",
+                                              "--executor", "threads", "--workers", "2"],
+        "conv2 batch/loops/threads w2 (GIL-bound)": ["--layer", "conv2", "--strategy", "batch",
+                                                      "--kernel", "loops", "--executor",
+                                                      "threads", "--workers", "2", "--batch", "4"],
+        "conv2 channel/vectorized/processes w2": ["--layer", "conv2", "--strategy", "channel",
+                                                  "--executor", "processes", "--workers", "2"],
+    }
+    print(f"\nkey latency ({args.keys} presses of +/- each, live mode running; tmux polled every 5 ms)")
+    for name, cfg in configs.items():
+        start([*cfg, "--live"], snapdir)
+        time.sleep(2.0)
+        lat = key_latencies(args.keys)
+        stop()
+        print(f"  {name:<42} p50 {pct(lat, 0.5):6.0f} ms   p95 {pct(lat, 0.95):6.0f} ms   "
+              f"max {max(lat):6.0f} ms")
+
+    cfg = configs["conv2 batch/vectorized/threads w2"]
+    print(f"\nobserver effect: {' '.join(cfg)}; {args.rounds} interleaved rounds")
+    heads, lives, cpus = [], [], []
+    for _ in range(args.rounds):
+        heads.append(headless_median(cfg, 60))
+        live, cpu, n = live_median(cfg, args.seconds, snapdir)
+        lives.append(live)
+        cpus.append(cpu)
+        print(f"  headless median {heads[-1]:.3f} ms (60 repeats)   live median {live:.3f} ms "
+              f"({n} repeats)   dashboard CPU {cpu:.1f}% of one core")
+    h, l_ = statistics.median(heads), statistics.median(lives)
+    print(f"  live / headless = {l_ / h:.3f}   dashboard self CPU median {statistics.median(cpus):.1f}%")
+    shutil.rmtree(snapdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
