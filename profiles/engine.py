@@ -21,8 +21,10 @@ from partui.kernels.scratch import Cancelled, Scratch
 from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, NotApplicable, Task
 
 from . import blas, worker
-from .events import RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span, SpanDone
+from .events import (CpuSample, RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span,
+                     SpanDone)
 from .executors import Executor, ProcessExecutor, ThreadExecutor, WorkerLost, make_executor, _wait_all
+from .sampler import SAMPLE_HZ, CpuSampler, on_cpu_ratios
 from .stats import summarize
 
 MAX_WORKERS = 256
@@ -117,6 +119,9 @@ class RunResult:
     pool_startup_ms: float
     error: str | None = None
     arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)  # kept on request
+    # per worker: CPU time / busy wall time over the timed repeats (NaN: not measured)
+    on_cpu_ratio: list[float] = field(default_factory=list)
+    cpu_samples: list[CpuSample] = field(default_factory=list, repr=False)
 
     @property
     def gflops(self) -> float:
@@ -125,10 +130,25 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "arrays"}
         d["spans"] = [s.to_dict() for s in self.spans]
+        d["cpu_samples"] = [s.to_dict() for s in self.cpu_samples]
         d.update({k: self.config[k] for k in ("layer", "strategy", "kernel", "executor",
                                                 "workers", "batch")})
         d["gflops"] = self.gflops
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunResult":
+        """Rebuild a result from `to_dict()` output (derived keys are ignored)."""
+        names = {f.name for f in fields(cls)} - {"arrays"}
+        values = {k: v for k, v in d.items() if k in names}
+        values["spans"] = [Span(**s) for s in d.get("spans", [])]
+        values["cpu_samples"] = [CpuSample.from_dict(s) for s in d.get("cpu_samples", [])]
+        # JSON has no NaN / inf: snapshots store them as null
+        values["on_cpu_ratio"] = [float("nan") if v is None else v
+                                  for v in d.get("on_cpu_ratio", [])]
+        if values.get("max_abs_error") is None:
+            values["max_abs_error"] = float("inf")
+        return cls(**values)
 
 
 @lru_cache(maxsize=4)
@@ -162,7 +182,9 @@ def verify(output: np.ndarray, expected: np.ndarray) -> tuple[float, float, bool
 class Engine:
     """Runs configurations; keeps pools warm between runs. Use as a context manager."""
 
-    def __init__(self):
+    def __init__(self, sample_hz: float = SAMPLE_HZ):
+        """`sample_hz`: CPU samples per second while a run works (0: no sampling)."""
+        self.sample_hz = sample_hz
         self._executors: dict[tuple[str, int], Executor] = {}
         self._current: Executor | None = None
         self._run = 0
@@ -223,14 +245,22 @@ class Engine:
         arena = ex.arena(shapes)
         spans: list[Span] = []
         times: list[float] = []
+        sampler = None
+        cpu_marks = []  # worker CPU times at the start and end of the timed repeats
         try:
             arena.arrays["x"][...] = x
             for k, v in params.items():
                 arena.arrays[k][...] = v
             on_span = lambda s: emit(SpanDone(s))  # noqa: E731
+            if self.sample_hz:
+                sampler = CpuSampler(ex.worker_ids(), emit, ex.processes, self.sample_hz).start()
             with blas.limit(ex.blas_threads):
                 for rep in range(-cfg.warmup, cfg.repeats):
+                    if ex.cancel_event.is_set():  # kernels that never check still stop here
+                        raise Cancelled()
                     arena.arrays["out"].fill(np.nan)  # a region no task writes cannot pass
+                    if rep == 0 and sampler:
+                        cpu_marks.append(sampler.worker_cpu())
                     t0 = time.perf_counter_ns()
                     if plan is None:
                         rep_spans = self._pipeline_repeat(ex, layer, cfg, arena, run_id, rep, on_span)
@@ -244,30 +274,43 @@ class Engine:
                     if rep >= 0:
                         times.append(wall / 1e6)
                         spans += rep_spans
+            if sampler:
+                cpu_marks.append(sampler.worker_cpu())
             output = np.array(arena.arrays["out"])
         except Cancelled:
-            emit(RunCancelled(run_id))
+            emit(RunCancelled(run_id, cfg.to_dict()))
             raise RunCancelledError("run cancelled") from None
         except KeyboardInterrupt:
             self._stop_now(ex)
-            emit(RunCancelled(run_id))
+            emit(RunCancelled(run_id, cfg.to_dict()))
             raise
         except WorkerLost as exc:
-            emit(RunFailed(run_id, str(exc)))
+            emit(RunFailed(run_id, str(exc), config=cfg.to_dict()))
             raise
         finally:
+            if sampler:
+                sampler.stop()
             arena.close()
             self._current = None
         err, tol, ok = verify(output, _reference(cfg.layer, cfg.batch, cfg.seed))
         result = self._result(cfg, layer, times, spans, err, tol, ok, startup,
                               tasks=len(spans) // max(1, len(times)))
+        if sampler:
+            result.cpu_samples = sampler.samples
+            if len(cpu_marks) == 2:
+                # busy summed over all timed repeats: the same stretch as the CPU marks
+                total_busy = [0.0] * cfg.workers
+                for span in spans:
+                    if 0 <= span.worker < cfg.workers:
+                        total_busy[span.worker] += span.duration_ns / 1e6
+                result.on_cpu_ratio = on_cpu_ratios(cpu_marks[0], cpu_marks[1], total_busy)
         if keep_arrays:
             result.arrays = {"input": x, "output": output, **params}
         if ok:
             emit(RunFinished(run_id, result))
         else:
             result.error = f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
-            emit(RunFailed(run_id, result.error, result))
+            emit(RunFailed(run_id, result.error, result, cfg.to_dict()))
         return result
 
     def _stop_now(self, ex: Executor) -> None:

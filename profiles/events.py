@@ -54,14 +54,37 @@ class RunFinished:
 
 @dataclass(frozen=True)
 class RunFailed:
-    run: int
-    error: str
+    run: int  # 0 when the run never started (a bad configuration)
+    error: str  # one line
     result: Any = None
+    config: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class RunCancelled:
-    run: int
+    run: int  # 0 when the run was dropped from the queue before it started
+    config: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """What the CPU did since the previous sample (profiles.sampler)."""
+    t_ns: int  # perf_counter_ns when taken: the same clock as the spans
+    per_core: list[float]  # percent 0-100 per logical CPU
+    workers: dict[int, float]  # worker index -> CPU seconds used so far (thread or process)
+    engine_cpu: float  # percent of one core used by the engine process itself, sampler included
+    sampler_cost_us: float  # CPU time this sample cost the sampler
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["workers"] = {str(k): v for k, v in self.workers.items()}  # JSON keys are strings
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CpuSample":
+        return cls(int(d["t_ns"]), [float(v) for v in d["per_core"]],
+                   {int(k): float(v) for k, v in d["workers"].items()},
+                   float(d["engine_cpu"]), float(d["sampler_cost_us"]))
 
 
 @dataclass

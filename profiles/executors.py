@@ -19,6 +19,7 @@ from . import worker
 from .events import Span
 
 WAIT_SLICE_S = 0.05  # how often a waiting caller wakes to notice Ctrl+C
+SETTLE_S = 2.0  # after a failure, how long to let sibling tasks stop before the pool is reused
 
 
 class WorkerLost(RuntimeError):
@@ -87,6 +88,15 @@ class Executor:
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None) -> list[Span]:
         raise NotImplementedError
 
+    def worker_ids(self) -> dict[int, int]:
+        """Worker index -> native thread id (or pid, see `processes`), for the CPU sampler.
+
+        In-process executors run on the calling thread, which is worker 0.
+        """
+        return {0: threading.get_native_id()}
+
+    processes = False  # True when worker_ids() gives pids
+
     def cancel(self) -> None:
         self.cancel_event.set()
 
@@ -146,6 +156,8 @@ def _wait_all(futures, cancel):
         for f in done:
             if f.exception() is not None:
                 cancel()  # siblings stop at their next check
+                # ...and are let stop, so the next run does not share the pool with them
+                wait(pending, timeout=SETTLE_S)
                 raise f.exception()
     return [f.result() for f in futures]
 
@@ -156,14 +168,19 @@ class ThreadExecutor(Executor):
     def __init__(self, workers: int):
         super().__init__(workers)
         self._pool: ThreadPoolExecutor | None = None
+        self._tids: dict[int, int] = {}
+
+    def worker_ids(self) -> dict[int, int]:
+        return dict(self._tids)
 
     def start(self) -> float:
         if self._pool is not None:
             return 0.0
         t0 = time.perf_counter_ns()
+        self._tids = {}
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="partui-worker",
                                         initializer=worker.thread_init,
-                                        initargs=(itertools.count(),))
+                                        initargs=(itertools.count(), self._tids))
         # Start every thread now so the first timed run does not pay for it.
         barrier = threading.Barrier(self.workers)
         list(self._pool.map(lambda _: barrier.wait(timeout=10), range(self.workers)))
@@ -203,6 +220,12 @@ class ProcessExecutor(Executor):
         self._ctx.set_forkserver_preload(["partui.profiles.worker"])
         self._pool: ProcessPoolExecutor | None = None
         self._mp_cancel = None
+        self._pids = None
+
+    processes = True
+
+    def worker_ids(self) -> dict[int, int]:
+        return {i: pid for i, pid in enumerate(self._pids or []) if pid}
 
     def start(self) -> float:
         if self._pool is not None:
@@ -210,9 +233,10 @@ class ProcessExecutor(Executor):
         t0 = time.perf_counter_ns()
         self._mp_cancel = self._ctx.Event()
         counter = self._ctx.Value("i", 0)
+        self._pids = self._ctx.Array("i", self.workers, lock=False)
         self._pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx,
                                          initializer=worker.process_init,
-                                         initargs=(counter, self._mp_cancel))
+                                         initargs=(counter, self._mp_cancel, self._pids))
         # Start every process now (the pool starts them lazily otherwise).
         futures = [self._pool.submit(time.sleep, 0.05) for _ in range(self.workers)]
         wait(futures)

@@ -15,17 +15,22 @@ import numpy as np
 
 from partui.kernels.compute import run_task
 from partui.kernels.layers import get_layer
-from partui.kernels.scratch import Scratch
+from partui.kernels.scratch import Cancelled, Scratch
 
 from .events import Span
 
 _local = threading.local()
 
 
-def thread_init(counter) -> None:
-    """ThreadPoolExecutor initializer: number the worker (from its pool's counter), give it its own scratch."""
+def thread_init(counter, tids: dict | None = None) -> None:
+    """ThreadPoolExecutor initializer: number the worker (from its pool's counter), give it its own scratch.
+
+    `tids` (index -> native thread id) lets the CPU sampler find the worker.
+    """
     _local.index = next(counter)  # itertools.count: atomic under the GIL
     _local.scratch = Scratch()
+    if tids is not None:
+        tids[_local.index] = threading.get_native_id()
 
 
 def _state():
@@ -38,6 +43,8 @@ def _state():
 def run_stamped(layer, kernel, arrays, task, cancel, run: int, repeat: int,
                 index: int | None = None, scratch: Scratch | None = None) -> Span:
     st = _state()
+    if cancel is not None and cancel.is_set():  # queued tasks of a cancelled run stop at once
+        raise Cancelled()
     start = time.perf_counter_ns()
     run_task(layer, kernel, arrays, task, scratch or st.scratch, cancel)
     end = time.perf_counter_ns()
@@ -51,12 +58,17 @@ def run_stamped(layer, kernel, arrays, task, cancel, run: int, repeat: int,
 _proc: dict = {"index": 0, "cancel": None, "arenas": {}, "scratch": None}
 
 
-def process_init(counter, cancel_event) -> None:
-    """ProcessPoolExecutor initializer: number the worker, BLAS at 1 thread, leave Ctrl+C to the parent."""
+def process_init(counter, cancel_event, pids=None) -> None:
+    """ProcessPoolExecutor initializer: number the worker, BLAS at 1 thread, leave Ctrl+C to the parent.
+
+    `pids` (a shared array, one slot per worker) lets the CPU sampler find the worker.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with counter.get_lock():
         _proc["index"] = counter.value
         counter.value += 1
+    if pids is not None and _proc["index"] < len(pids):
+        pids[_proc["index"]] = os.getpid()
     _proc["cancel"] = cancel_event
     _proc["scratch"] = Scratch()
     from . import blas

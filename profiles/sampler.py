@@ -1,0 +1,174 @@
+"""CPU sampling while a run works: per-core use, each worker's CPU time, the engine's own use.
+
+Per-core use and the fallback per-worker times come from psutil. Worker CPU time is read
+from the kernel's scheduler statistics (/proc/<pid>/task/<tid>/schedstat, nanoseconds)
+where they exist: psutil's per-thread and per-process times come from /proc/.../stat in
+clock ticks (10 ms), too coarse for runs of a few milliseconds.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable
+
+import psutil
+
+from .events import CpuSample
+
+SAMPLE_HZ = 12.5  # >= 10 Hz with room for timer slack; ~0.1 ms of CPU per sample
+PROC = "/proc"
+
+
+def _schedstat_ns(path: str) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def thread_cpu_s(tid: int) -> float | None:
+    """CPU seconds used by thread `tid` of this process, or None when it is gone."""
+    ns = _schedstat_ns(f"{PROC}/{os.getpid()}/task/{tid}/schedstat")
+    if ns is not None:
+        return ns / 1e9
+    try:
+        for t in psutil.Process().threads():
+            if t.id == tid:
+                return t.user_time + t.system_time
+    except psutil.Error:
+        pass
+    return None
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds used by every thread of process `pid`, or None when it is gone."""
+    try:
+        tasks = os.listdir(f"{PROC}/{pid}/task")
+    except OSError:
+        tasks = []
+    total, seen = 0, False
+    for tid in tasks:
+        ns = _schedstat_ns(f"{PROC}/{pid}/task/{tid}/schedstat")
+        if ns is not None:
+            total += ns
+            seen = True
+    if seen:
+        return total / 1e9
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    except psutil.Error:
+        return None
+
+
+def _core_busy() -> list[tuple[float, float]]:
+    """(busy, total) seconds per logical CPU since boot."""
+    out = []
+    for t in psutil.cpu_times(percpu=True):
+        total = sum(t)
+        idle = t.idle + getattr(t, "iowait", 0.0)
+        out.append((total - idle, total))
+    return out
+
+
+class CpuSampler:
+    """Samples on its own thread at `hz` and hands each CpuSample to `emit`.
+
+    `workers` maps worker index -> native thread id (threads of this process) or pid
+    (`processes=True`). Use as a context manager around the work.
+    """
+
+    def __init__(self, workers: dict[int, int], emit: Callable | None = None,
+                 processes: bool = False, hz: float = SAMPLE_HZ):
+        self.workers = dict(workers)
+        self.processes = processes
+        self.interval = 1.0 / hz
+        self.emit = emit or (lambda sample: None)
+        self.samples: list[CpuSample] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last = None  # (t_ns, core busy, process cpu s)
+
+    def worker_cpu(self) -> dict[int, float]:
+        """CPU seconds used so far by each worker that still exists."""
+        read = process_cpu_s if self.processes else thread_cpu_s
+        out = {}
+        for index, ident in self.workers.items():
+            v = read(ident)
+            if v is not None:
+                out[index] = v
+        return out
+
+    def sample(self) -> CpuSample | None:
+        """Take one sample; None for the first (it only sets the starting point)."""
+        c0 = time.thread_time_ns()
+        now = time.perf_counter_ns()
+        cores = _core_busy()
+        proc = time.process_time()
+        workers = self.worker_cpu()
+        last, self._last = self._last, (now, cores, proc)
+        if last is None:
+            return None
+        t_last, cores_last, proc_last = last
+        per_core = []
+        for (b1, t1), (b0, t0) in zip(cores, cores_last):
+            dt = t1 - t0
+            per_core.append(min(100.0, max(0.0, 100.0 * (b1 - b0) / dt)) if dt > 0 else 0.0)
+        wall = (now - t_last) / 1e9
+        engine = 100.0 * (proc - proc_last) / wall if wall > 0 else 0.0
+        cost = (time.thread_time_ns() - c0) / 1e3
+        s = CpuSample(now, per_core, workers, engine, cost)
+        self.samples.append(s)
+        return s
+
+    def _loop(self) -> None:
+        next_t = time.perf_counter()
+        while not self._stop.is_set():
+            s = self.sample()
+            if s is not None:
+                self.emit(s)
+            next_t += self.interval
+            delay = next_t - time.perf_counter()
+            if delay < 0:  # fell behind (a busy machine): do not burst to catch up
+                next_t, delay = time.perf_counter(), 0
+            self._stop.wait(delay)
+
+    def start(self) -> "CpuSampler":
+        self.sample()  # the starting point, taken before the work begins
+        self._thread = threading.Thread(target=self._loop, name="partui-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread and take a last sample, so even a short run has one."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            s = self.sample()
+            if s is not None:
+                self.emit(s)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def on_cpu_ratios(cpu_before: dict[int, float], cpu_after: dict[int, float],
+                  busy_ms: list[float]) -> list[float]:
+    """Per worker: CPU time / busy wall time (its summed task time) over the same stretch.
+
+    Well below 1: the worker waited while it had work (the GIL, memory, another process).
+    NaN where the worker did no work or its CPU time could not be read.
+    """
+    out = []
+    for w, busy in enumerate(busy_ms):
+        if busy <= 0 or w not in cpu_before or w not in cpu_after:
+            out.append(float("nan"))
+        else:
+            out.append((cpu_after[w] - cpu_before[w]) * 1e3 / busy)
+    return out

@@ -1,0 +1,441 @@
+"""The engine as a service: submit configurations, read their events in small batches.
+
+    EngineProcess  the engine in a child process (a fresh interpreter that never imports
+                   textual), events sent back over a pipe every few milliseconds.
+                   The dashboard uses it so its rendering never competes with the kernels
+                   for this interpreter's GIL.
+    EngineThread   the same API with the engine on a thread of this process (tests, headless).
+
+Both run submitted configurations one at a time, in order. Every submission ends with
+exactly one RunFinished, RunFailed or RunCancelled, in submission order; a bad
+configuration gives RunFailed(run=0, ...) instead of an exception, and so does any error
+in the engine (the service keeps serving). CpuSample events arrive at >= 10 Hz while a run
+works.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+
+from partui.kernels.strategies import NotApplicable
+
+from .engine import ConfigError, Engine, RunCancelledError, RunConfig
+from .events import RunCancelled, RunFailed, RunFinished, RunStarted
+from .sampler import SAMPLE_HZ
+
+CANCEL_RETRY_S = 0.02  # a cancel is repeated until the run ends (it may not have started yet)
+FLUSH_S = 0.01  # the child sends what it has every 10 ms...
+BATCH_MAX = 256  # ...or as soon as this many events wait
+TERMINAL = (RunFinished, RunFailed, RunCancelled)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class _Service:
+    """Runs queued configurations on one Engine, on the thread that calls serve()."""
+
+    def __init__(self, emit, sample_hz: float = SAMPLE_HZ):
+        self._emit = emit
+        self._sample_hz = sample_hz
+        self._queue: collections.deque = collections.deque()
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._ticket = 0  # counts runs taken from the queue
+        self._running = False
+        self._dropped: list = []  # dropped by cancel, reported after the current run's end
+        self.engine: Engine | None = None
+
+    def submit(self, cfg) -> None:
+        with self._cv:
+            self._queue.append(cfg)
+            self._cv.notify()
+
+    def cancel(self, drop_queued: bool = False) -> None:
+        with self._cv:
+            if drop_queued:
+                self._dropped += self._queue
+                self._queue.clear()
+            ticket = self._ticket if self._running else None
+            report_now = ticket is None
+        if report_now:
+            self._report_dropped()
+        else:
+            threading.Thread(target=self._keep_cancelling, args=(ticket,),
+                             name="partui-cancel", daemon=True).start()
+
+    def _keep_cancelling(self, ticket: int) -> None:
+        while True:
+            with self._cv:
+                if not (self._running and self._ticket == ticket):
+                    return
+            if self.engine is not None:
+                self.engine.cancel()
+            time.sleep(CANCEL_RETRY_S)
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._queue.clear()
+            self._cv.notify()
+        self.cancel()
+
+    def _report_dropped(self) -> None:
+        with self._cv:
+            dropped, self._dropped = self._dropped, []
+        for cfg in dropped:
+            self._emit(RunCancelled(0, _config_dict(cfg)))
+
+    def serve(self) -> None:
+        self.engine = Engine(self._sample_hz)
+        try:
+            while True:
+                with self._cv:
+                    while not self._queue and not self._stopping:
+                        self._cv.wait()
+                    if self._stopping:
+                        return
+                    cfg = self._queue.popleft()
+                    self._ticket += 1
+                    self._running = True
+                try:
+                    self._run_one(cfg)
+                finally:
+                    with self._cv:
+                        self._running = False
+                self._report_dropped()
+        finally:
+            self.engine.close()
+
+    def _run_one(self, cfg) -> None:
+        seen = {"run": 0, "ended": False}
+
+        def emit(event):
+            if isinstance(event, RunStarted):
+                seen["run"] = event.run
+            elif isinstance(event, TERMINAL):
+                seen["ended"] = True
+            self._emit(event)
+
+        try:
+            if not isinstance(cfg, RunConfig):
+                raise ConfigError(f"submit() takes a RunConfig, got {type(cfg).__name__}")
+            cfg.check()
+            self.engine.run(cfg, emit=emit)
+        except ConfigError as exc:
+            self._emit(RunFailed(0, str(exc), config=_config_dict(cfg)))
+        except NotApplicable as exc:
+            self._emit(RunFailed(0, f"not applicable: {exc}", config=_config_dict(cfg)))
+        except RunCancelledError:
+            if not seen["ended"]:
+                emit(RunCancelled(seen["run"], _config_dict(cfg)))
+        except Exception as exc:  # noqa: BLE001 - any failure is an event; the service goes on
+            if not seen["ended"]:
+                emit(RunFailed(seen["run"], one_line(exc), config=_config_dict(cfg)))
+
+
+def _config_dict(cfg) -> dict | None:
+    return cfg.to_dict() if isinstance(cfg, RunConfig) else None
+
+
+# ---- on a thread -----------------------------------------------------------------
+
+class EngineThread:
+    """The engine on a thread of this process; same API as EngineProcess."""
+
+    def __init__(self, sample_hz: float = SAMPLE_HZ):
+        self._events: collections.deque = collections.deque()
+        self._service = _Service(self._events.append, sample_hz)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._service.serve, name="partui-engine",
+                                            daemon=True)
+            self._thread.start()
+
+    def submit(self, cfg: RunConfig) -> None:
+        self._service.submit(cfg)
+
+    def cancel(self, drop_queued: bool = False) -> None:
+        """Stop the current run (RunCancelled follows); `drop_queued` also drops waiting ones."""
+        self._service.cancel(drop_queued)
+
+    def drain(self, max_events: int = 1000) -> list:
+        out = []
+        while self._events and len(out) < max_events:
+            out.append(self._events.popleft())
+        return out
+
+    def close(self, timeout: float = 2.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._service.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---- in a child process ----------------------------------------------------------
+
+class _Batcher:
+    """Child side: collect events, send them as lists every FLUSH_S or BATCH_MAX events."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self._buf: list = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._loop, name="partui-events", daemon=True)
+        self._thread.start()
+
+    def add(self, event) -> None:
+        with self._lock:
+            self._buf.append(event)
+            full = len(self._buf) >= BATCH_MAX
+        if full:
+            self._wake.set()
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._buf = self._buf, []
+        if batch:
+            self._conn.send(batch)
+
+    def _loop(self) -> None:
+        try:
+            while not self._done:
+                self._wake.wait(FLUSH_S)
+                self._wake.clear()
+                self._flush()
+        except (OSError, EOFError):  # the parent went away
+            pass
+
+    def close(self) -> None:
+        self._done = True
+        self._wake.set()
+        self._thread.join()
+        try:
+            self._flush()
+        except (OSError, EOFError):
+            pass
+
+
+def _child_main(cmd_fd: int, evt_fd: int, sample_hz: float) -> None:
+    """The engine process: a control thread takes commands, the main thread runs the engine."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the parent, which closes us
+    cmd_conn, evt_conn = Connection(cmd_fd, writable=False), Connection(evt_fd, readable=False)
+    evt_conn.send({"hello": os.getpid(), "textual": "textual" in sys.modules})
+    batcher = _Batcher(evt_conn)
+    service = _Service(batcher.add, sample_hz)
+
+    def control():
+        try:
+            while True:
+                cmd = cmd_conn.recv()
+                if cmd[0] == "run":
+                    service.submit(cmd[1])
+                elif cmd[0] == "cancel":
+                    service.cancel(cmd[1])
+                elif cmd[0] == "stop":
+                    break
+        except (EOFError, OSError):  # the parent is gone: stop too
+            pass
+        service.stop()
+
+    threading.Thread(target=control, name="partui-control", daemon=True).start()
+    try:
+        service.serve()
+    finally:
+        batcher.close()
+
+
+_CHILD = ("import sys; from partui.profiles.stream import _child_main; "
+          "_child_main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))")
+
+
+class EngineProcess:
+    """The engine in a child process, streaming events back in small batches.
+
+    The child is a fresh interpreter started with `python -c` (spawn by hand), not a
+    multiprocessing Process: spawn and forkserver children import the parent's __main__,
+    and the dashboard's __main__ may import textual. Commands and events travel as
+    pickles over two pipes (multiprocessing.connection).
+    """
+
+    def __init__(self, sample_hz: float = SAMPLE_HZ, stderr=subprocess.DEVNULL):
+        self._sample_hz = sample_hz
+        self._stderr = stderr  # the child's stderr: not the dashboard's terminal by default
+        self._proc: subprocess.Popen | None = None
+        self._cmd: Connection | None = None
+        self._evt: Connection | None = None
+        self._pending: collections.deque = collections.deque()
+        self._closed = False
+        self._exit_reported = False
+        self.child_info: dict | None = None  # {"hello": pid, "textual": loaded?} once seen
+
+    def start(self) -> None:
+        if self._proc is not None:
+            return
+        cmd_r, cmd_w = os.pipe()
+        evt_r, evt_w = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(cmd_r), str(evt_w), repr(self._sample_hz)],
+                pass_fds=(cmd_r, evt_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=self._stderr)
+        finally:
+            os.close(cmd_r)  # the child's ends: ours must close so either side sees EOF
+            os.close(evt_w)
+        self._cmd = Connection(cmd_w, readable=False)
+        self._evt = Connection(evt_r, writable=False)
+        atexit.register(self.close)
+
+    def _send(self, msg) -> bool:
+        try:
+            self._cmd.send(msg)
+            return True
+        except (OSError, EOFError, AttributeError):
+            return False
+
+    def submit(self, cfg: RunConfig) -> None:
+        if self._closed or self._proc is None or not self._send(("run", cfg)):
+            self._pending.append(RunFailed(0, "the engine process is not running",
+                                           config=_config_dict(cfg)))
+
+    def cancel(self, drop_queued: bool = False) -> None:
+        """Stop the current run (RunCancelled follows); `drop_queued` also drops waiting ones."""
+        if not self._closed and self._proc is not None:
+            self._send(("cancel", drop_queued))
+
+    def _receive(self) -> None:
+        if self._evt is None:
+            return
+        try:
+            while self._evt.poll():
+                msg = self._evt.recv()
+                if isinstance(msg, dict) and "hello" in msg:
+                    self.child_info = msg
+                else:
+                    self._pending.extend(msg)
+        except (EOFError, OSError):
+            self._evt.close()
+            self._evt = None
+        if self._evt is None and not self._closed and not self._exit_reported:
+            self._exit_reported = True
+            try:
+                code = self._proc.wait(0.5)
+            except subprocess.TimeoutExpired:
+                code = None
+            self._pending.append(RunFailed(
+                0, f"the engine process exited unexpectedly (exit code {code})"))
+
+    def drain(self, max_events: int = 1000) -> list:
+        self._receive()
+        out = []
+        while self._pending and len(out) < max_events:
+            out.append(self._pending.popleft())
+        return out
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Block until the child has started (tests; the dashboard just drains)."""
+        deadline = time.monotonic() + timeout
+        while self.child_info is None and self._evt is not None \
+                and time.monotonic() < deadline:
+            if self._evt.poll(0.05):
+                self._receive()
+        return self.child_info is not None
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the child and every process it made (pools, fork server); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._proc is None:
+            return
+        atexit.unregister(self.close)
+        family = _descendants(self._proc.pid)
+        self._send(("stop",))
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            family = _descendants(self._proc.pid) + family
+            self._proc.terminate()
+            try:
+                self._proc.wait(0.5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        _reap(family, timeout)
+        for conn in (self._cmd, self._evt):
+            if conn is not None:
+                conn.close()
+        self._cmd = self._evt = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _reap(procs: list, timeout: float) -> None:
+    """Let the child's own processes end by themselves, then terminate what is left."""
+    import psutil
+    if not procs:
+        return
+    _, alive = psutil.wait_procs(procs, timeout=min(timeout, 1.0))
+    for p in alive:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(alive, timeout=0.5)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass

@@ -1,0 +1,149 @@
+"""The event stream: on a thread and in a child process."""
+import os
+import time
+
+import psutil
+import pytest
+
+from partui.profiles.engine import RunConfig
+from partui.profiles.events import (CpuSample, RepeatDone, RunCancelled, RunFailed, RunFinished,
+                                    RunStarted, SpanDone)
+from partui.profiles.stream import EngineProcess, EngineThread
+
+TERMINAL = (RunFinished, RunFailed, RunCancelled)
+LONG_LOOPS = RunConfig("conv2", "batch", "loops", "threads", 2, 64, 20, 0)  # minutes if not stopped
+
+
+def collect(engine, ends: int, timeout: float = 60.0, on_event=None) -> list:
+    """Drain until `ends` terminal events arrived; each event gets its arrival time."""
+    events, deadline = [], time.monotonic() + timeout
+    while sum(isinstance(e, TERMINAL) for e, _ in events) < ends:
+        assert time.monotonic() < deadline, f"timed out; got {[type(e).__name__ for e, _ in events]}"
+        for e in engine.drain():
+            events.append((e, time.monotonic()))
+            if on_event:
+                on_event(e)
+        time.sleep(0.005)
+    return events
+
+
+@pytest.fixture(params=["thread", "process"])
+def engine(request):
+    e = EngineThread() if request.param == "thread" else EngineProcess(stderr=None)
+    e.start()
+    yield e
+    e.close()
+
+
+def test_events_arrive_in_order_with_samples_and_failures(engine):
+    engine.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 16, 3, 1))
+    engine.submit(RunConfig("nope"))
+    engine.submit(RunConfig("conv2", "pipeline", "vectorized", "threads", 2, 16, 1, 0))
+    engine.submit("not a config")
+    engine.submit(RunConfig("conv2", "batch", "loops", "threads", 2, 2, 2, 0))
+    events = [e for e, _ in collect(engine, 5)]
+    ends = [e for e in events if isinstance(e, TERMINAL)]
+    assert [type(e) for e in ends] == [RunFinished, RunFailed, RunFailed, RunFailed, RunFinished]
+    assert "unknown layer 'nope'" in ends[1].error and ends[1].run == 0
+    assert ends[2].error.startswith("not applicable") and "\n" not in ends[2].error
+    assert "RunConfig" in ends[3].error
+    first = ends[0].result
+    assert first.ok and len(first.spans) == 3 * 2 and len(first.on_cpu_ratio) == 2
+    # every span of the run was streamed before the run's end, and each repeat was reported
+    spans = [e.span for e in events if isinstance(e, SpanDone) and e.span.run == ends[0].run]
+    assert len(spans) == (3 + 1) * 2
+    assert [e.repeat for e in events if isinstance(e, RepeatDone) and e.run == ends[0].run] == \
+        [-1, 0, 1, 2]
+    samples = [e for e in events if isinstance(e, CpuSample)]
+    assert samples and all(len(s.per_core) == psutil.cpu_count() for s in samples)
+    assert all(0 <= v <= 100 for s in samples for v in s.per_core)
+
+
+def test_spans_stream_while_the_run_works(engine):
+    # a loops run of about a second: its first spans must arrive well before it ends
+    engine.submit(RunConfig("conv2", "batch", "loops", "threads", 2, 4, 8, 0))
+    events = collect(engine, 1)
+    end_t = next(t for e, t in events if isinstance(e, TERMINAL))
+    assert isinstance(events[-1][0], RunFinished)
+    span_ts = [t for e, t in events if isinstance(e, SpanDone)]
+    assert len(span_ts) == 16 and span_ts[0] < end_t - 0.3
+    # CPU samples at >= 10 Hz while it works
+    sample_ts = [e.t_ns for e, _ in events if isinstance(e, CpuSample)]
+    gaps = [(b - a) / 1e9 for a, b in zip(sample_ts, sample_ts[1:])]
+    assert len(sample_ts) >= 5 and sorted(gaps)[len(gaps) // 2] <= 0.1
+
+
+def test_cancel_stops_a_long_run_within_200ms(engine):
+    engine.submit(LONG_LOOPS)
+    engine.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 1, 0))
+    sent = {}
+
+    def on_event(e):
+        if isinstance(e, SpanDone) and "t" not in sent:  # the work has really started
+            sent["t"] = time.monotonic()
+            engine.cancel()
+    events = collect(engine, 2, on_event=on_event)
+    ends = [(e, t) for e, t in events if isinstance(e, TERMINAL)]
+    assert isinstance(ends[0][0], RunCancelled) and isinstance(ends[1][0], RunFinished)
+    assert ends[0][1] - sent["t"] < 0.2 + 0.05  # + one drain interval of this test
+    assert ends[0][0].config["kernel"] == "loops"
+
+
+def test_cancel_can_drop_queued_runs(engine):
+    engine.submit(LONG_LOOPS)
+    engine.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 1, 0))
+    started = collect_until(engine, RunStarted)
+    engine.cancel(drop_queued=True)
+    events = started + [e for e, _ in collect(engine, 2)]
+    ends = [e for e in events if isinstance(e, TERMINAL)]
+    assert [type(e) for e in ends] == [RunCancelled, RunCancelled]
+    assert ends[0].run > 0 and ends[1].run == 0 and ends[1].config["kernel"] == "vectorized"
+
+
+def collect_until(engine, kind, timeout=30.0):
+    got, deadline = [], time.monotonic() + timeout
+    while not any(isinstance(e, kind) for e in got):
+        assert time.monotonic() < deadline
+        got += engine.drain()
+        time.sleep(0.005)
+    return got
+
+
+def test_process_child_never_imports_textual_and_close_leaves_no_process():
+    import textual  # noqa: F401 - the parent has it loaded, as the dashboard does
+    e = EngineProcess(stderr=None)
+    e.start()
+    assert e.wait_ready()
+    assert e.child_info["textual"] is False and e.child_info["hello"] == e.pid != os.getpid()
+    e.submit(RunConfig("conv2", "batch", "vectorized", "processes", 2, 8, 1, 0))
+    collect(e, 1)
+    family = psutil.Process(e.pid).children(recursive=True)
+    assert len(family) >= 2  # the pool's workers (and its fork server)
+    e.close()
+    e.close()  # safe twice
+    assert not e.alive
+    assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_lost_worker_process_is_a_failed_run_and_the_child_keeps_serving():
+    with EngineProcess(stderr=None) as e:
+        e.submit(RunConfig("conv2", "batch", "loops", "processes", 2, 64, 3, 0))
+        collect_until(e, RunStarted)
+        time.sleep(0.3)
+        workers = [p for p in psutil.Process(e.pid).children(recursive=True)
+                   if p.cpu_percent(0.1) > 20]
+        assert workers, "no busy worker process found"
+        workers[0].kill()
+        e.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 1, 0))
+        ends = [ev for ev, _ in collect(e, 2) if isinstance(ev, TERMINAL)]
+        assert isinstance(ends[0], RunFailed) and "lost" in ends[0].error
+        assert isinstance(ends[1], RunFinished) and e.alive
+
+
+def test_submit_after_close_is_an_event_not_an_exception():
+    e = EngineProcess()
+    e.start()
+    e.close()
+    e.submit(RunConfig("conv2"))
+    (event,) = e.drain()
+    assert isinstance(event, RunFailed) and "not running" in event.error
