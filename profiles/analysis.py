@@ -1,0 +1,84 @@
+"""Put runs side by side: each run's statistics against its 1-worker twin and the honest
+baseline, and the scaling of each configuration over worker counts (Amdahl, Karp-Flatt)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .baselines import Baseline, key_of
+from .stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats
+
+
+def series_key(config: dict) -> tuple:
+    """A configuration without its worker count."""
+    return (config["layer"], config["strategy"], config["kernel"], config["executor"],
+            config["batch"])
+
+
+def config_key(config: dict) -> tuple:
+    return series_key(config) + (config["workers"],)
+
+
+def label(config: dict) -> str:
+    return (f"{config['layer']} {config['strategy']}/{config['kernel']}/{config['executor']} "
+            f"w={config['workers']} b={config['batch']}")
+
+
+@dataclass
+class Row:
+    result: object  # RunResult
+    stats: RunStats
+    baseline: Baseline | None
+
+
+@dataclass
+class Series:
+    key: tuple
+    times: dict[int, float]  # workers -> median ms
+    fit: AmdahlFit | None
+    karp_flatt: dict[int, float]  # workers -> e (needs a 1-worker run)
+
+
+@dataclass
+class Analysis:
+    rows: list[Row]
+    baselines: dict[str, Baseline]  # baseline_key -> the baseline used
+    series: list[Series] = field(default_factory=list)
+
+
+def best_single_worker(results, source: str) -> dict[str, Baseline]:
+    """The fastest verified 1-worker median per (layer, kernel, batch) among `results`."""
+    best: dict[str, Baseline] = {}
+    for r in results:
+        c = r.config
+        if c["workers"] == 1 and r.ok and r.median_ms > 0:
+            k = key_of(c)
+            if k not in best or r.median_ms < best[k].median_ms:
+                best[k] = Baseline(r.median_ms, dict(c), source)
+    return best
+
+
+def analyze(results, known: dict[str, Baseline] | None = None,
+            source: str = "this sweep") -> Analysis:
+    """`known`: baselines from elsewhere (the machine's book, a snapshot's record); the
+    faster of those and this set's own best 1-worker run is used."""
+    baselines = dict(known or {})
+    for k, b in best_single_worker(results, source).items():
+        if k not in baselines or b.median_ms < baselines[k].median_ms:
+            baselines[k] = b
+    by_config = {config_key(r.config): r for r in results}  # a repeated config: the last run
+    rows = []
+    for r in results:
+        twin = by_config.get(series_key(r.config) + (1,))
+        base = baselines.get(key_of(r.config))
+        rows.append(Row(r, run_stats(r, twin, base.median_ms if base else None), base))
+    groups: dict[tuple, dict[int, float]] = {}
+    for key, r in by_config.items():
+        if r.ok:
+            groups.setdefault(key[:-1], {})[key[-1]] = r.median_ms
+    series = []
+    for key, times in groups.items():
+        if len(times) < 2:
+            continue
+        kf = {p: karp_flatt(times[1], t, p) for p, t in times.items() if p > 1 and 1 in times}
+        series.append(Series(key, dict(sorted(times.items())), amdahl_fit(times), kf))
+    return Analysis(rows, baselines, series)

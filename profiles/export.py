@@ -1,0 +1,133 @@
+"""Exports of a snapshot: Chrome Trace Event JSON (Perfetto, chrome://tracing, speedscope)
+and CSV (one row per run).
+
+Trace layout: every run is a process ("run 3: conv2 batch/vectorized/threads w=2 b=64")
+whose threads are its workers (tid = worker index) with one X event per task, plus a
+"repeats" lane and counter tracks "cpu0 %", "cpu1 %", ... and "engine CPU %". Process-pool
+workers appear under their own OS pid, named "worker k (pid P)". Times are microseconds
+from the first event of the snapshot (all spans use CLOCK_MONOTONIC, shared by processes).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from .analysis import analyze, label
+from .baselines import Baseline
+
+REPEAT_TID = 10_000  # the lane of repeat extents inside a run's process
+# Runs are pids 1, 2, ...: process workers keep their real pids, which are never that small.
+
+
+def snapshot_baselines(snap) -> dict[str, Baseline]:
+    """The baselines a snapshot recorded when it was made."""
+    out = {}
+    for k, b in (snap.baseline or {}).items():
+        try:
+            out[k] = Baseline(float(b["median_ms"]), dict(b["config"]), str(b.get("source", "")))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _meta(kind: str, pid: int, name: str, tid: int | None = None, sort: int | None = None):
+    ev = {"ph": "M", "name": kind, "pid": pid, "args": {"name": name}}
+    if tid is not None:
+        ev["tid"] = tid
+    out = [ev]
+    if sort is not None:
+        out.append({"ph": "M", "name": kind.replace("_name", "_sort_index"), "pid": pid,
+                    **({"tid": tid} if tid is not None else {}), "args": {"sort_index": sort}})
+    return out
+
+
+def chrome_trace(snap) -> dict:
+    results = snap.results()
+    starts = [s.start_ns for r in results for s in r.spans]
+    starts += [c.t_ns for r in results for c in r.cpu_samples]
+    t0 = min(starts) if starts else 0
+
+    def us(ns: int) -> float:
+        return (ns - t0) / 1000.0
+
+    events: list[dict] = []
+    named_pids: set[int] = set()
+    for i, r in enumerate(results, start=1):
+        c = r.config
+        pid = i
+        processes = c["executor"] == "processes"
+        events += _meta("process_name", pid, f"run {i}: {label(c)}", sort=i)
+        events += _meta("thread_name", pid, "repeats", REPEAT_TID, sort=-1)
+        tids = {}
+        for s in r.spans:
+            tids.setdefault(s.worker, s.tid)
+        for w, tid in sorted(tids.items()):
+            if processes:
+                if tid not in named_pids:  # a pool serves several runs: name it once
+                    named_pids.add(tid)
+                    events += _meta("process_name", tid, f"worker {w} (pid {tid})",
+                                    sort=10_000 + w)
+                    events += _meta("thread_name", tid, f"worker {w}", w)
+            else:
+                events += _meta("thread_name", pid, f"worker {w} (tid {tid})", w, sort=w)
+        extents: dict[int, list[int]] = {}
+        for s in r.spans:
+            events.append({
+                "ph": "X", "name": f"task {s.task}" + (f" phase {s.phase}" if s.phase else ""),
+                "cat": c["strategy"], "pid": s.tid if processes else pid, "tid": s.worker,
+                "ts": us(s.start_ns), "dur": s.duration_ns / 1000.0,
+                "args": {"run": i, "repeat": s.repeat, "task": s.task, "phase": s.phase,
+                         "flops": s.units, "worker": s.worker, "native_id": s.tid}})
+            e = extents.setdefault(s.repeat, [s.start_ns, s.end_ns])
+            e[0], e[1] = min(e[0], s.start_ns), max(e[1], s.end_ns)
+        for rep, (a, b) in sorted(extents.items()):
+            events.append({"ph": "X", "name": f"repeat {rep}", "cat": "repeat", "pid": pid,
+                           "tid": REPEAT_TID, "ts": us(a), "dur": (b - a) / 1000.0,
+                           "args": {"run": i, "repeat": rep}})
+        for sample in r.cpu_samples:
+            ts = us(sample.t_ns)
+            for core, pct in enumerate(sample.per_core):
+                events.append({"ph": "C", "name": f"cpu{core} %", "pid": pid, "ts": ts,
+                               "args": {"%": round(pct, 2)}})
+            events.append({"ph": "C", "name": "engine CPU %", "pid": pid, "ts": ts,
+                           "args": {"%": round(sample.engine_cpu, 2)}})
+    return {"traceEvents": events, "displayTimeUnit": "ms",
+            "otherData": {"partui_version": snap.partui_version, "created": snap.created,
+                          "note": snap.note, "cpu": str(snap.machine.get("cpu_model", ""))}}
+
+
+CSV_FIELDS = ["layer", "strategy", "kernel", "executor", "workers", "batch", "repeats",
+              "median_ms", "min_ms", "max_ms", "q1_ms", "q3_ms", "iqr_ms", "gflops",
+              "speedup_vs_1_worker", "speedup_vs_baseline", "baseline_ms", "baseline",
+              "efficiency", "imbalance", "on_cpu_ratio_mean", "pool_startup_ms",
+              "max_abs_error", "ok"]
+
+
+def _num(v):
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.6g}"
+    return v
+
+
+def csv_text(snap) -> str:
+    analysis = analyze(snap.results(), snapshot_baselines(snap), "this snapshot")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for row in analysis.rows:
+        r, st, c = row.result, row.stats, row.result.config
+        ratios = [x for x in r.on_cpu_ratio if x == x]
+        w.writerow({k: _num(v) for k, v in {
+            **{k: c[k] for k in ("layer", "strategy", "kernel", "executor", "workers", "batch",
+                                 "repeats")},
+            "median_ms": r.median_ms, "min_ms": r.min_ms, "max_ms": r.max_ms, "q1_ms": r.q1_ms,
+            "q3_ms": r.q3_ms, "iqr_ms": st.iqr, "gflops": r.gflops,
+            "speedup_vs_1_worker": st.speedup_1w, "speedup_vs_baseline": st.speedup_honest,
+            "baseline_ms": row.baseline.median_ms if row.baseline else float("nan"),
+            "baseline": row.baseline.label() if row.baseline else "",
+            "efficiency": st.efficiency, "imbalance": st.imbalance,
+            "on_cpu_ratio_mean": sum(ratios) / len(ratios) if ratios else float("nan"),
+            "pool_startup_ms": r.pool_startup_ms, "max_abs_error": r.max_abs_error,
+            "ok": r.ok}.items()})
+    return buf.getvalue()

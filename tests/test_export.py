@@ -1,0 +1,66 @@
+"""Chrome trace and CSV exports of a snapshot."""
+import csv
+import io
+import json
+
+from partui.profiles.events import CpuSample, Span
+from partui.profiles.export import REPEAT_TID, chrome_trace, csv_text
+from partui.profiles.snapshot import Snapshot
+
+from test_stats import fake
+
+MACHINE = {"cpu_model": "Test CPU", "logical_cores": 2}
+
+
+def with_spans(result, pids):
+    """Two repeats of one task per worker, 1 ms each, 2 CPU samples over 2 cores."""
+    t = 1_000_000_000
+    spans = []
+    for rep in range(2):
+        for w, pid in enumerate(pids):
+            start = t + rep * 2_000_000 + w * 100_000
+            spans.append(Span(w, pid, start, start + 1_000_000, 10, task=w, repeat=rep, run=1))
+    result.spans = spans
+    result.cpu_samples = [CpuSample(t + 1_000_000, [50.0, 75.0], {0: 0.001}, 30.0, 80.0),
+                          CpuSample(t + 3_000_000, [100.0, 0.0], {0: 0.002}, 40.0, 90.0)]
+    return result
+
+
+def snapshot():
+    threads = with_spans(fake(workers=2), [111, 112])
+    procs = with_spans(fake(workers=2, executor="processes"), [5001, 5002])
+    return Snapshot.from_results([threads, procs], machine=MACHINE, note="n")
+
+
+def test_chrome_trace_has_a_lane_per_worker_tasks_and_cpu_counters():
+    trace = json.loads(json.dumps(chrome_trace(snapshot())))  # valid JSON
+    events = trace["traceEvents"]
+    x = [e for e in events if e["ph"] == "X"]
+    tasks = [e for e in x if e["cat"] != "repeat"]
+    repeats = [e for e in x if e["cat"] == "repeat"]
+    counters = [e for e in events if e["ph"] == "C"]
+    assert len(tasks) == 2 * 4 and len(repeats) == 2 * 2
+    assert len(counters) == 2 * 2 * (2 + 1)  # runs x samples x (cores + engine)
+    first = min(tasks, key=lambda e: e["ts"])
+    assert first["ts"] == 0 and first["dur"] == 1000.0  # microseconds
+    # thread workers: lanes of run 1 (pid 1), tid = worker index, named with native ids
+    run1 = [e for e in tasks if e["pid"] == 1]
+    assert {e["tid"] for e in run1} == {0, 1}
+    names = {(e["pid"], e.get("tid")): e["args"]["name"] for e in events
+             if e["ph"] == "M" and e["name"] in ("thread_name", "process_name")}
+    assert names[(1, 0)] == "worker 0 (tid 111)" and names[(1, REPEAT_TID)] == "repeats"
+    assert names[(1, None)].startswith("run 1: conv2 batch/vectorized/threads w=2")
+    # process workers: under their own pid
+    assert {e["pid"] for e in tasks if e["args"]["run"] == 2} == {5001, 5002}
+    assert names[(5001, None)] == "worker 0 (pid 5001)"
+    cpu1 = [e for e in counters if e["pid"] == 1 and e["name"] == "cpu1 %"]
+    assert [e["args"]["%"] for e in cpu1] == [75.0, 0.0]
+    assert all(k in e for e in x for k in ("name", "ph", "ts", "dur", "pid", "tid"))
+
+
+def test_csv_has_one_row_per_run():
+    rows = list(csv.DictReader(io.StringIO(csv_text(snapshot()))))
+    assert len(rows) == 2
+    assert rows[0]["executor"] == "threads" and rows[1]["executor"] == "processes"
+    assert float(rows[0]["median_ms"]) == 5.0 and rows[0]["ok"] == "True"
+    assert rows[0]["speedup_vs_baseline"] == ""  # no single-worker run: no baseline, no number

@@ -1,0 +1,81 @@
+"""partui sweep / show / export / compare from the command line."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def partui(*args, env_dir=None):
+    env = dict(os.environ)
+    if env_dir is not None:
+        env["PARTUI_SNAPSHOT_DIR"] = str(env_dir)
+        env["PARTUI_BASELINE_BOOK"] = str(env_dir / "book" / "baselines.json")
+    return subprocess.run([sys.executable, "-m", "partui.tui.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    out = d / "s.json"
+    p = partui("sweep", "--layer", "conv2", "--strategies", "batch,spatial", "--executors",
+               "threads,inline", "--workers", "1,2", "--batch", "4", "--repeat", "2", "--warmup",
+               "0", "--out", out, "--note", "a test", env_dir=d)
+    return d, out, p
+
+
+def test_sweep_prints_table_progress_and_saves(swept):
+    d, out, p = swept
+    assert p.returncode == 0, p.stderr
+    assert "[6/6]" in p.stderr and "not applicable, skipped" in p.stderr
+    assert "vs baseline" in p.stdout and "conv2 spatial/vectorized/threads w=2 b=4" in p.stdout
+    assert "baselines (best single-worker" in p.stdout and "Karp-Flatt" in p.stdout
+    data = json.loads(out.read_text())
+    assert len(data["runs"]) == 6 and data["note"] == "a test" and data["baseline"]
+    assert (d / "book" / "baselines.json").exists()
+
+
+def test_show_export_compare(swept, tmp_path):
+    d, out, _ = swept
+    p = partui("show", out)
+    assert p.returncode == 0 and "a test" in p.stdout and "vs 1 worker" in p.stdout
+    trace = tmp_path / "t.json"
+    p = partui("export", out, "--format", "chrome", "-o", trace)
+    assert p.returncode == 0, p.stderr
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert sum(e["ph"] == "X" and e["cat"] != "repeat" for e in events) == \
+        sum(len(r["spans"]) for r in json.loads(out.read_text())["runs"])
+    p = partui("export", out, "--format", "csv")
+    assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 7
+    p = partui("compare", out, out)
+    assert p.returncode == 0 and "same machine" in p.stdout
+    assert p.stdout.count("no difference") >= 6
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"format": "partui-snapshot", "schema_version": 1, "runs": [', "truncated"),
+    ('{"traceEvents": []}', "not a partui snapshot"),
+    ('{"format": "partui-snapshot", "schema_version": 5}', "newer than this partui"),
+])
+def test_bad_files_exit_2_with_one_line_and_overwrite_nothing(tmp_path, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    keep = tmp_path / "keep.csv"
+    keep.write_text("precious\n")
+    for args in (["show", bad], ["export", bad, "--format", "csv", "-o", keep],
+                 ["compare", bad, bad]):
+        p = partui(*args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in p.stderr
+    assert keep.read_text() == "precious\n" and bad.read_text() == content
+
+
+def test_sweep_bad_lists_exit_2(tmp_path):
+    for args, message in ((["--workers", "1,zero"], "integers"),
+                          (["--executors", "gpu"], "unknown executor 'gpu'"),
+                          (["--strategies", "pipeline"], "no applicable configuration")):
+        p = partui("sweep", "--layer", "conv2", *args, env_dir=tmp_path)
+        assert p.returncode == 2 and message in p.stderr, p.stderr

@@ -1,0 +1,379 @@
+"""`partui sweep`, `partui show`, `partui export`, `partui compare`: profiles without the dashboard."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from partui.kernels.layers import LAYER_NAMES
+from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, NotApplicable
+from partui.profiles.engine import MAX_WORKERS, RunConfig, default_workers
+
+from ..errors import UsageError
+from ..table import ms, table
+from .core import check_writable_dir
+
+MACHINE_KEYS = ("cpu_model", "logical_cores", "physical_cores", "usable_cores", "memory_total",
+                "python", "numpy", "platform", "hostname")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a grid of strategies x executors x workers; table + snapshot",
+        description="Run every applicable combination of the given strategies, executors and "
+                    "worker counts for one layer (combinations that make no sense are skipped), "
+                    "print a table with speedups against the same configuration at 1 worker "
+                    "and against the honest baseline (the best single-worker median of any "
+                    "strategy for this layer, kernel and batch measured on this machine), and "
+                    "save everything as a snapshot. Progress goes to stderr.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--layer", required=True, choices=LAYER_NAMES, metavar="LAYER",
+                   help="one of: " + ", ".join(LAYER_NAMES))
+    p.add_argument("--strategies", metavar="S,S", default=None,
+                   help="comma-separated (default: every strategy the layer allows)")
+    p.add_argument("--kernel", default="vectorized", choices=list(KERNELS), metavar="K",
+                   help="loops or vectorized")
+    p.add_argument("--executors", metavar="E,E", default=",".join(EXECUTORS),
+                   help="comma-separated: " + ", ".join(EXECUTORS))
+    p.add_argument("--workers", metavar="N,N", default=f"1,{default_workers()}",
+                   help=f"comma-separated worker counts, 1..{MAX_WORKERS}")
+    p.add_argument("--batch", type=int, default=64, metavar="B", help="samples")
+    p.add_argument("--repeat", type=int, default=5, metavar="R", help="timed repeats per run")
+    p.add_argument("--warmup", type=int, default=1, metavar="W", help="untimed warm-ups per run")
+    p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of inputs and weights")
+    p.add_argument("--out", metavar="FILE",
+                   help="snapshot file (default: a new file in the snapshot folder)")
+    p.add_argument("--note", default="", help="free text kept in the snapshot")
+    p.add_argument("--no-book", action="store_true",
+                   help="neither read nor update this machine's book of best single-worker "
+                        "times (baselines then come from this sweep only)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("show", help="print a snapshot as tables",
+                       description="Print a saved snapshot: machine, note, every run with its "
+                                   "statistics, scaling fits and memory-lab results.")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export", help="a snapshot as a Chrome trace (Perfetto) or CSV",
+                       description="Export a snapshot. chrome: Trace Event JSON for "
+                                   "ui.perfetto.dev, chrome://tracing or speedscope (a lane per "
+                                   "worker, one event per task, CPU counters). csv: one row per "
+                                   "run. Written to stdout unless -o is given.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", required=True, choices=["chrome", "csv"])
+    p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("compare", help="two snapshots side by side: medians, ratio, verdict",
+                       description="For every configuration present in both snapshots: the two "
+                                   "medians, the ratio B/A and a verdict where the min-max "
+                                   "spreads do not overlap. Differences between the two "
+                                   "machines come first.")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.set_defaults(func=cmd_compare)
+
+
+# ---- sweep ------------------------------------------------------------------------
+
+def _names(text: str, choices, what: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise UsageError(f"--{what} needs at least one name")
+    for n in names:
+        if n not in choices:
+            raise UsageError(f"unknown {what[:-1]} {n!r} in --{what}; choose from "
+                             f"{', '.join(choices)}")
+    return list(dict.fromkeys(names))
+
+
+def _worker_counts(text: str) -> list[int]:
+    out = []
+    for t in text.split(","):
+        try:
+            n = int(t)
+        except ValueError:
+            raise UsageError(f"--workers takes integers like 1,2,4, got {t.strip()!r}") from None
+        if not 1 <= n <= MAX_WORKERS:
+            raise UsageError(f"--workers must be from 1 to {MAX_WORKERS}, got {n}")
+        out.append(n)
+    return sorted(set(out))
+
+
+def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
+    """The applicable configurations, and why the others were skipped."""
+    strategies = (_names(args.strategies, STRATEGIES, "strategies") if args.strategies
+                  else list(STRATEGIES))  # those the layer does not allow are skipped below
+    executors = _names(args.executors, EXECUTORS, "executors")
+    configs, skipped = [], []
+    for s in strategies:
+        for e in executors:
+            for w in _worker_counts(args.workers):
+                cfg = RunConfig(args.layer, s, args.kernel, e, w, args.batch, args.repeat,
+                                args.warmup, args.seed)
+                try:
+                    cfg.check()
+                except NotApplicable as exc:
+                    skipped.append(str(exc))
+                    continue
+                configs.append(cfg)
+    if not configs:
+        raise UsageError("no applicable configuration in this grid"
+                         + (f" ({skipped[0]})" if skipped else ""))
+    return configs, skipped
+
+
+def cmd_sweep(args) -> int:
+    from partui.profiles.analysis import analyze, label
+    from partui.profiles.baselines import BaselineBook, key_of
+    from partui.profiles.engine import Engine
+    from partui.profiles.executors import WorkerLost
+    from partui.profiles.snapshot import Snapshot, default_snapshot_dir, default_snapshot_path, save
+
+    configs, skipped = sweep_grid(args)
+    if args.out:
+        out = Path(args.out)
+        if out.is_dir():
+            raise UsageError(f"--out {args.out} is a folder; give a file name")
+        check_writable_dir(str(out.parent) if str(out.parent) else ".")
+    else:
+        out = default_snapshot_path(check_writable_dir(str(default_snapshot_dir())))
+    book = None if args.no_book else BaselineBook()
+    if book is not None and book.problem:
+        print(f"partui: note: {book.problem}", file=sys.stderr)
+    print(f"sweep: {len(configs)} runs ({len(skipped)} combinations not applicable, skipped), "
+          f"{args.warmup} warm-up + {args.repeat} repeats each", file=sys.stderr)
+    results, failed = [], []
+    with Engine() as engine:
+        for i, cfg in enumerate(configs, 1):
+            prefix = f"[{i:>{len(str(len(configs)))}}/{len(configs)}] {label(cfg.to_dict())}"
+            print(f"{prefix} ...", end="", file=sys.stderr, flush=True)
+            try:
+                r = engine.run(cfg)
+            except WorkerLost as exc:
+                print(f" failed: {exc}", file=sys.stderr)
+                failed.append(f"{label(cfg.to_dict())}: {exc}")
+                continue
+            results.append(r)
+            print(f" {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}", file=sys.stderr)
+    known = {}
+    if book is not None:
+        for k in {key_of(r.config) for r in results}:
+            b = book.best(k)
+            if b is not None:
+                known[k] = b
+    analysis = analyze(results, known, "this sweep")
+    snap = Snapshot.from_results(results, note=args.note,
+                                 baseline={k: b.to_dict() for k, b in analysis.baselines.items()})
+    try:
+        save(snap, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write the snapshot {out}: {exc.strerror or exc}") from None
+    if book is not None:
+        for r in results:
+            book.offer(r)
+        book.save()
+        if book.problem:
+            print(f"partui: note: {book.problem}", file=sys.stderr)
+    print(report(analysis, args.repeat))
+    for f in failed:
+        print(f"failed: {f}")
+    print(f"\nsnapshot saved to {out}")
+    return 0 if not failed and all(r.ok for r in results) else 1
+
+
+# ---- tables shared by sweep and show ---------------------------------------------------
+
+def _x(v: float) -> str:
+    return "-" if v != v else f"{v:.2f}x"
+
+
+def _ratio(v: float) -> str:
+    return "-" if v != v else f"{v:.2f}"
+
+
+def _on_cpu(ratios: list[float]) -> str:
+    vals = [r for r in ratios if r == r]
+    if not vals:
+        return "-"
+    if len(ratios) <= 4:
+        return "/".join("-" if r != r else f"{r:.2f}" for r in ratios)
+    return f"mean {sum(vals) / len(vals):.2f}"
+
+
+def report(analysis, repeats: int | None = None) -> str:
+    from partui.profiles.analysis import label
+    rows = []
+    for row in analysis.rows:
+        r, st = row.result, row.stats
+        vs1 = f"{_x(st.speedup_1w)} {st.verdict_1w}" if st.verdict_1w else "-"
+        rows.append([label(r.config), ms(r.median_ms), f"{ms(r.min_ms)}-{ms(r.max_ms)}",
+                     ms(st.iqr), vs1, _x(st.speedup_honest), _ratio(st.efficiency),
+                     _on_cpu(r.on_cpu_ratio), _ratio(st.imbalance),
+                     "ok" if r.ok else "WRONG"])
+    lines = [table(["configuration", "median ms", "min-max ms", "IQR ms", "vs 1 worker",
+                    "vs baseline", "efficiency", "on-CPU", "imbalance", "ok"], rows,
+                   align="lrrrlrrlrl")]
+    lines.append("")
+    n = f"{repeats} repeats each; " if repeats else ""
+    lines.append(f"{n}'faster'/'slower' only where the min-max spreads do not overlap; "
+                 "efficiency = speedup vs baseline / workers; on-CPU = CPU time / busy time "
+                 "per worker; imbalance = max / mean busy time")
+    if analysis.baselines:
+        lines.append("baselines (best single-worker median for the layer, kernel and batch, "
+                     "any strategy and executor):")
+        for k, b in sorted(analysis.baselines.items()):
+            lines.append(f"  {k}: {ms(b.median_ms)} ms ({b.label()})")
+    if analysis.series:
+        lines.append("scaling over workers (Amdahl fit T(p) = T1 (s + (1-s)/p); Karp-Flatt e "
+                     "per worker count, rising e = overhead that grows with workers):")
+        for s in analysis.series:
+            layer, strategy, kernel, executor, batch = s.key
+            name = f"{strategy}/{kernel}/{executor}"
+            f = s.fit
+            if f is None:
+                fit = "no fit"
+            else:
+                if f.raw_serial_fraction < 0:
+                    fit = f"s = {f.raw_serial_fraction:.2f} < 0: faster than linear (or noise), no ceiling"
+                elif f.raw_serial_fraction > 1:
+                    fit = f"s = {f.raw_serial_fraction:.2f} > 1: slower with more workers"
+                else:
+                    ceiling = "unbounded" if f.ceiling == float("inf") else f"{f.ceiling:.1f}x"
+                    fit = f"s = {f.serial_fraction:.2f}, ceiling {ceiling}"
+                fit += (" (2 points: an exact fit, not a test of the model)" if f.points == 2
+                        else f" (rms error {ms(f.rms_error_ms)} ms)")
+            kf = "  ".join(f"e(w={p}) = {e:.2f}" for p, e in s.karp_flatt.items() if e == e)
+            lines.append(f"  {name}: {fit}" + (f"; {kf}" if kf else ""))
+    return "\n".join(lines)
+
+
+# ---- show / export / compare --------------------------------------------------------------
+
+def _load(path: str):
+    from partui.profiles.snapshot import SnapshotError, load
+    try:
+        return load(path)
+    except SnapshotError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_show(args) -> int:
+    from partui.profiles.analysis import analyze
+    from partui.profiles.export import snapshot_baselines
+    snap = _load(args.file)
+    m = snap.machine
+    print(f"snapshot   {args.file}")
+    print(f"created    {snap.created}   partui {snap.partui_version}   schema {snap.schema_version}")
+    print(f"machine    {m.get('cpu_model', '?')}, {m.get('logical_cores', '?')} logical cores "
+          f"({m.get('usable_cores', '?')} usable), Python {m.get('python', '?')}, "
+          f"numpy {m.get('numpy', '?')}")
+    if snap.note:
+        print(f"note       {snap.note}")
+    print()
+    if snap.runs:
+        repeats = {r["config"]["repeats"] for r in snap.runs}
+        print(report(analyze(snap.results(), snapshot_baselines(snap), "this snapshot"),
+                     repeats.pop() if len(repeats) == 1 else None))
+    else:
+        print("no runs")
+    if snap.memlab:
+        print()
+        print(f"memory lab: {len(snap.memlab)} experiment(s)")
+        for item in snap.memlab:
+            name = item.get("experiment") or item.get("name") or item.get("kind") or "?"
+            keys = ", ".join(k for k in item if k not in ("experiment", "name", "kind"))
+            print(f"  {name}: {keys}")
+    return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def cmd_export(args) -> int:
+    import json
+
+    from partui.profiles.export import chrome_trace, csv_text
+    snap = _load(args.file)
+    if args.output:
+        out = Path(args.output)
+        if out.exists() and out.resolve() == Path(args.file).resolve():
+            raise UsageError(f"-o {args.output} is the snapshot itself; choose another file")
+        if out.is_dir():
+            raise UsageError(f"-o {args.output} is a folder; give a file name")
+    if args.format == "chrome":
+        text = json.dumps(chrome_trace(snap), separators=(",", ":")) + "\n"
+    else:
+        text = csv_text(snap)
+    if args.output:
+        _write_atomic(out, text)
+        print(f"{args.format} export written to {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def machine_differences(a: dict, b: dict) -> list[tuple[str, str, str]]:
+    out = []
+    for k in MACHINE_KEYS:
+        if a.get(k) != b.get(k):
+            out.append((k, str(a.get(k)), str(b.get(k))))
+    blas = lambda m: [(x.get("internal_api"), x.get("version"), x.get("num_threads"))  # noqa: E731
+                      for x in m.get("blas", []) or []]
+    if blas(a) != blas(b):
+        out.append(("blas", str(blas(a)), str(blas(b))))
+    return out
+
+
+def cmd_compare(args) -> int:
+    from partui.profiles.analysis import config_key, label
+    from partui.profiles.stats import verdict
+    a, b = _load(args.a), _load(args.b)
+    diffs = machine_differences(a.machine, b.machine)
+    if diffs:
+        print("the machines differ (ratios compare machines as well as configurations):")
+        print(table(["", "A", "B"], [list(d) for d in diffs], align="lll"))
+    else:
+        print(f"same machine: {a.machine.get('cpu_model', '?')}, "
+              f"{a.machine.get('logical_cores', '?')} logical cores")
+    print()
+    ra = {config_key(r.config): r for r in a.results()}
+    rb = {config_key(r.config): r for r in b.results()}
+    both = [k for k in ra if k in rb]
+    rows = []
+    for k in both:
+        x, y = ra[k], rb[k]
+        ratio = y.median_ms / x.median_ms if x.median_ms > 0 else float("nan")
+        v = verdict((x.min_ms, x.max_ms), (y.min_ms, y.max_ms))
+        rows.append([label(x.config), f"{ms(x.median_ms)} ({ms(x.min_ms)}-{ms(x.max_ms)})",
+                     f"{ms(y.median_ms)} ({ms(y.min_ms)}-{ms(y.max_ms)})", _ratio(ratio),
+                     {"faster": "B faster", "slower": "B slower"}.get(v, v)])
+    if rows:
+        print(table(["configuration", "A median ms (min-max)", "B median ms (min-max)", "B/A",
+                     "verdict"], rows, align="lrrrl"))
+        print()
+        print("verdict only where the min-max spreads do not overlap")
+    else:
+        print("no configuration is in both snapshots")
+    only_a, only_b = len(ra) - len(both), len(rb) - len(both)
+    if only_a or only_b:
+        print(f"only in A: {only_a} configuration(s); only in B: {only_b}")
+    return 0
