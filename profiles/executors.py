@@ -122,8 +122,8 @@ class InlineExecutor(Executor):
         self._scratch = None
 
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):
-        from partui.kernels.scratch import Scratch
-        if self._scratch is None:
+        if self._scratch is None:  # (an import here would run inside every timed repeat)
+            from partui.kernels.scratch import Scratch
             self._scratch = Scratch()
         spans = []
         for task in tasks:
