@@ -1,0 +1,170 @@
+"""The memory-lab runner and `partui demo`: results, JSON, cancellation, memory, lazy numba."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from partui.profiles import memlab
+from partui.profiles.memlab_measure import ExperimentResult, MemPoint, compare
+
+TINY_FS = {"repeats": 2, "increments": {"plain": 20_000, "atomic": 20_000}, "chunk": 5_000}
+
+
+def point(samples, series="s"):
+    return MemPoint.of("x", series, 1, "x", "y", samples)
+
+
+def test_verdict_only_where_spreads_do_not_overlap():
+    slow, fast = point([4.0, 4.5, 5.0]), point([1.0, 1.1, 1.2])
+    c = compare(slow, fast)
+    assert c.separated and c.text == "4.1x slower" and c.ratio == pytest.approx(4.5 / 1.1)
+    assert compare(fast, slow).text == "4.1x faster"
+    assert compare(slow, fast, higher_is_better=True).text == "4.1x faster"
+    overlap = compare(point([1.0, 2.0, 3.0]), point([2.5, 2.6, 2.7]))
+    assert not overlap.separated and "no clear difference" in overlap.text
+
+
+def test_point_statistics():
+    p = point([3.0, 1.0, 2.0, 10.0])
+    assert (p.median, p.min, p.max) == (2.5, 1.0, 10.0)
+
+
+def test_false_sharing_result_and_snapshot_round_trip():
+    emitted = []
+    r = memlab.run_experiment("false-sharing", emit=emitted.append, params=TINY_FS)
+    assert not r.cancelled and emitted == r.points
+    assert {p.series for p in r.points} == {"plain, adjacent", "plain, padded",
+                                             "atomic, adjacent", "atomic, padded"}
+    assert all(len(p.samples) == 2 and p.min <= p.median <= p.max for p in r.points)
+    assert r.summary["counts_ok"] is True
+    for key in ("atomic_adjacent_over_padded", "plain_adjacent_over_padded"):
+        assert r.summary[key] > 0
+    assert "store buffer" in r.explanation
+    d = json.loads(json.dumps(r.to_dict()))
+    again = ExperimentResult.from_dict(d)
+    assert again.points == r.points and again.explanation == r.explanation
+    with pytest.raises(ValueError, match="kind"):
+        ExperimentResult.from_dict({"kind": "other"})
+    broken = dict(d)
+    del broken["points"]
+    with pytest.raises(ValueError, match="points"):
+        ExperimentResult.from_dict(broken)
+
+
+def test_small_runs_of_the_other_experiments():
+    runs = {
+        "mountain": {"sizes": [8192, 65536], "repeats": 2, "target_s": 0.002},
+        "traversal": {"sides": [64], "conv_batches": [1], "repeats": 2, "target_s": 0.002},
+        "partition": {"sizes": [16384], "repeats": 2, "target_s": 0.002},
+        "stride": {"array_bytes": 1 << 20, "strides": [1, 16, 32], "repeats": 2},
+    }
+    for name, params in runs.items():
+        r = memlab.run_experiment(name, params=params)
+        assert r.points and not r.cancelled and r.explanation, name
+        assert all(p.median > 0 for p in r.points), name
+    # the checks each experiment makes of its own arithmetic
+    trav = memlab.run_experiment("traversal", params=runs["traversal"]).summary
+    assert all(d["sums_equal"] for d in trav["matrix"].values())
+    part = memlab.run_experiment("partition", params=runs["partition"]).summary
+    assert all(d["updates_ok"] for d in part["sizes"].values())
+
+
+def test_cancel_stops_a_run_within_a_second():
+    cancel = threading.Event()
+    params = {"sizes": [16384, 1 << 20], "repeats": 1000, "target_s": 0.02}
+    box = {}
+    t = threading.Thread(target=lambda: box.update(
+        r=memlab.run_experiment("partition", cancel=cancel, params=params)))
+    t.start()
+    time.sleep(1.0)
+    assert t.is_alive()
+    t0 = time.perf_counter()
+    cancel.set()
+    t.join(5)
+    assert not t.is_alive() and time.perf_counter() - t0 < 1.0
+    assert box["r"].cancelled and "stopped" in box["r"].explanation
+
+
+def test_memory_is_checked_before_anything_runs(monkeypatch):
+    monkeypatch.setattr(memlab, "_available_memory", lambda: 100 * 2 ** 20)
+    with pytest.raises(memlab.MemoryShort, match=r"stride needs 384 MiB .* only 100 MiB"):
+        memlab.run_experiment("stride")
+    with pytest.raises(memlab.MemoryShort, match="--quick needs 64 MiB"):
+        memlab.check_memory("mountain")
+    assert memlab.memory_need("mountain") == 512 * 2 ** 20
+    assert all(memlab.memory_need(n) <= memlab.MAX_MEMORY for n in memlab.EXPERIMENTS)
+
+
+def test_demo_refuses_when_memory_is_short(monkeypatch, capsys):
+    from partui.tui import cli
+    monkeypatch.setattr(memlab, "_available_memory", lambda: 100 * 2 ** 20)
+    assert cli.main(["demo", "partition"]) == 1
+    err = capsys.readouterr().err
+    assert "partition needs 384 MiB" in err and "Traceback" not in err
+
+
+def test_demo_unknown_name_exits_2_naming_the_valid_ones(capsys):
+    from partui.tui import cli
+    assert cli.main(["demo", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert all(name in err for name in memlab.EXPERIMENTS)
+
+
+def test_demo_table_and_text(monkeypatch, capsys):
+    from partui.tui import cli
+    real = memlab.run_experiment
+    monkeypatch.setattr(memlab, "run_experiment",
+                        lambda name, **kw: real(name, **{**kw, "params": TINY_FS}))
+    assert cli.main(["demo", "false-sharing"]) == 0
+    out, err = capsys.readouterr()
+    assert "atomic, adjacent" in out and "threads" in out and "store buffer" in out
+    assert "atomic, padded" in err  # progress, point by point
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def test_demo_json_has_the_ratios_and_raw_samples():
+    proc = subprocess.run([sys.executable, "-m", "partui.tui.cli", "demo", "false-sharing",
+                           "--json", "--quick"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["kind"] == "partui-memlab" and d["experiment"] == "false-sharing"
+    for key in ("atomic_adjacent_over_padded", "plain_adjacent_over_padded"):
+        assert isinstance(d["summary"][key], float)
+    p = d["points"][0]
+    assert set(p) >= {"series", "x", "samples", "median", "min", "max"}
+    assert len(p["samples"]) >= 3
+
+
+def test_ctrl_c_exits_130_promptly():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partui.tui.cli", "demo", "partition"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # wait for the first measured point, so the interrupt lands while threads work
+    for line in proc.stderr:
+        if "native" in line:
+            break
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=10)
+    elapsed = time.perf_counter() - t0
+    err = proc.stderr.read()
+    assert rc == 130 and elapsed < 1.5, (rc, elapsed, err)
+    assert "Traceback" not in err
+
+
+def test_numba_is_imported_lazily():
+    code = ("import sys; import partui.tui.cli as c; import partui.profiles.memlab; "
+            "import partui.kernels.memlab.counters; c.build_parser(); "
+            "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,121 @@
+"""`partui demo NAME`: one memory-lab experiment, headless, with its table and explanation."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import UsageError
+from ..table import bytes_text, table
+
+
+def register(sub) -> None:
+    from partui.profiles.memlab import EXPERIMENTS
+    listing = "\n".join(f"  {name:<14} {desc}" for name, desc in EXPERIMENTS.items())
+    p = sub.add_parser(
+        "demo", help="a memory-lab experiment: strides, the memory mountain, false sharing...",
+        description="Run one memory-lab experiment on this machine and explain what it shows. "
+                    "Every point is the median of several repeats, with its min-max; a verdict "
+                    "('N.Nx slower') is given only where the spreads do not overlap. Progress "
+                    "goes to stderr. Exit 0 when done, 1 when memory is short, 2 for an unknown "
+                    "experiment, 130 on Ctrl+C.\n\nexperiments:\n" + listing,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="the experiment (without it: the list, with memory needs)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: points with their raw samples, summary, text")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer sizes and repeats, smaller arrays (a few seconds)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from partui.profiles import memlab
+    if args.name is None:
+        return _list(args.json)
+    if args.name not in memlab.EXPERIMENTS:
+        raise UsageError(f"unknown experiment {args.name!r}; choose one of: "
+                         f"{', '.join(memlab.EXPERIMENTS)}")
+    try:
+        need = memlab.check_memory(args.name, args.quick)
+    except memlab.MemoryShort as exc:
+        print(f"partui: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: needs {bytes_text(need)} of memory; "
+          f"{'quick run' if args.quick else 'full run (--quick for a short one)'}; "
+          f"Ctrl+C stops it", file=sys.stderr, flush=True)
+    result = memlab.run_experiment(args.name, emit=_progress, quick=args.quick)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(report(result))
+    return 130 if result.cancelled else 0
+
+
+def _progress(point) -> None:
+    print(f"  {point.series:<28} {_x_text(point):>10}  {_y(point.median)} "
+          f"({_y(point.min)}-{_y(point.max)}) {point.y_label}", file=sys.stderr, flush=True)
+
+
+def _list(as_json: bool) -> int:
+    from partui.profiles.memlab import EXPERIMENTS, memory_need
+    rows = {name: {"description": desc, "memory_need": memory_need(name),
+                   "memory_need_quick": memory_need(name, quick=True)}
+            for name, desc in EXPERIMENTS.items()}
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(table(["experiment", "what it measures", "memory", "--quick"],
+                [[n, r["description"], bytes_text(r["memory_need"]),
+                  bytes_text(r["memory_need_quick"])] for n, r in rows.items()],
+                align="llrr"))
+    print("\nrun one with: partui demo NAME [--quick] [--json]")
+    return 0
+
+
+def _x_text(point) -> str:
+    if "bytes" in point.x_label:
+        return bytes_text(int(point.x))
+    return f"{point.x:g}"
+
+
+def _y(v: float) -> str:
+    if v != v:
+        return "-"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def report(result) -> str:
+    """The points as a table (one row per x, one column per series), then the explanation."""
+    series = list(dict.fromkeys(p.series for p in result.points))
+    xs = sorted({p.x for p in result.points})
+    first = result.points[0] if result.points else None
+    lines = []
+    if first is not None:
+        reps = max(len(p.samples) for p in result.points)
+        lines.append(f"{result.experiment}: {first.y_label}, median (min-max) of {reps} repeats"
+                     f"{', quick run' if result.quick else ''}")
+        headers = [first.x_label] + series
+        rows = []
+        for x in xs:
+            row = [bytes_text(int(x)) if "bytes" in first.x_label else f"{x:g}"]
+            for s in series:
+                p = result.point(s, x)
+                row.append(f"{_y(p.median)} ({_y(p.min)}-{_y(p.max)})" if p else "")
+            rows.append(row)
+        lines.append(table(headers, rows, align="r" * len(headers)))
+        lines.append("")
+    if result.markers:
+        lines.append("marked: " + ", ".join(
+            f"{label} at {bytes_text(int(x)) if first and 'bytes' in first.x_label else f'{x:g}'}"
+            for x, label in result.markers))
+        lines.append("")
+    lines.append(result.explanation)
+    lines.append(f"\n({result.duration_s:.1f} s; machine load average "
+                 f"{result.machine.get('load_average_1min') or 0:.1f} at the start on "
+                 f"{result.machine.get('cores')} cores)")
+    return "\n".join(lines)
