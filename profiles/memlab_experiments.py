@@ -74,8 +74,8 @@ KNEE_TOLERANCE = 0.15  # the knee: the first stride within 15% of the highest co
 
 
 def plan_stride(quick: bool) -> dict:
-    strides = ([1, 2, 4, 8, 12, 16, 24, 32, 48, 64] if quick else
-               [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64])
+    strides = ([1, 2, 4, 8, 12, 16, 24, 28, 32, 40, 48, 64] if quick else
+               [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64])
     return {"array_bytes": 384 * MiB, "strides": strides, "repeats": 3 if quick else 5,
             "chunk_bytes": 16 * MiB}
 
@@ -114,53 +114,81 @@ def run_stride(lab: Lab, p: dict) -> dict:
         samples = [lab.sample(jobs(s)) for _ in range(p["repeats"])]
         lab.add(STRIDE_SERIES, s, "stride (floats)", "ns per touched float",
                 *_ys(samples, lambda smp: smp.cpu_ns / touched))
-    pts = [q for q in lab.points if q.series == STRIDE_SERIES]
-    line = lab.machine.get("line") or 64
-    line_floats = line // F32
-    knee = find_knee(pts)
+    return summarize_stride([q for q in lab.points if q.series == STRIDE_SERIES],
+                            lab.machine.get("line") or 64, p["array_bytes"], lab.machine.get("l3"))
+
+
+def summarize_stride(pts: list[MemPoint], line: int, array_bytes: int, l3: int | None) -> dict:
+    """The knee over the strides that are not multiples of two lines, and how much more the
+    multiples of two lines (128 B) cost than the other strides past one line."""
+    lf = line // F32
+    pair = 2 * lf
+    regular = [q for q in pts if q.x % pair]
+    multiples = [q for q in pts if q.x % pair == 0]
     by_x = {q.x: q for q in pts}
     summary: dict[str, Any] = {
-        "array_bytes": p["array_bytes"], "l3_bytes": lab.machine.get("l3"),
-        "line_bytes": line, "line_floats": line_floats,
-        "knee_stride": knee, "knee_rule": f"first stride within {KNEE_TOLERANCE:.0%} of the "
-                                          "highest cost at that stride or beyond",
+        "array_bytes": array_bytes, "l3_bytes": l3, "line_bytes": line, "line_floats": lf,
+        "knee_stride": find_knee(regular),
+        "knee_rule": f"first stride within {KNEE_TOLERANCE:.0%} of the highest cost at that "
+                     f"stride or beyond, over strides that are not multiples of {pair} floats",
         "cost_ns": {int(q.x): q.median for q in pts},
     }
-    first = pts[0] if pts else None
-    at_line = by_x.get(float(line_floats))
-    at_two = by_x.get(float(2 * line_floats))
-    if first and at_line:
-        summary["line_over_stride1"] = compare(at_line, first).to_dict()
-    if at_line and at_two:
-        summary["two_lines_over_line"] = compare(at_two, at_line).to_dict()
+    if 1.0 in by_x and float(lf) in by_x:
+        summary["line_over_stride1"] = compare(by_x[float(lf)], by_x[1.0]).to_dict()
+    knee = summary["knee_stride"]
+    if knee and float(lf) in by_x and knee > lf:
+        summary["knee_over_line"] = compare(by_x[knee], by_x[float(lf)]).to_dict()
+    beyond = [q for q in regular if q.x > lf and (knee is None or q.x >= knee)]
+    if multiples and beyond:
+        pooled = MemPoint.of("stride", "other strides past the knee", 0, "", "",
+                             [v for q in beyond for v in q.samples])
+        worst = max(multiples, key=lambda q: q.median)
+        summary["pair_multiples"] = {
+            "strides": [int(q.x) for q in multiples],
+            "over_others": {int(q.x): compare(q, pooled).to_dict() for q in multiples},
+            "others_median_ns": pooled.median, "worst_stride": int(worst.x),
+        }
     return summary
 
 
 def explain_stride(summary: dict, lab: Lab) -> str:
-    lf, knee = summary["line_floats"], summary["knee_stride"]
+    lf, knee, line = summary["line_floats"], summary["knee_stride"], summary["line_bytes"]
     cost = summary["cost_ns"]
     lines = [
         f"Reading every s-th float of a {_bytes(summary['array_bytes'])} array (this machine's "
         f"last-level cache: {_bytes(summary['l3_bytes'])}). Memory moves whole cache lines of "
-        f"{summary['line_bytes']} B = {lf} floats, so up to stride {lf} a line fetched serves "
-        f"several reads and the cost per read rises with the stride; beyond, every read needs "
-        f"its own line.",
+        f"{line} B = {lf} floats, so up to stride {lf} a line fetched serves several reads and "
+        f"the cost per read rises with the stride.",
     ]
-    if knee is not None:
-        lines.append(f"Measured: {cost.get(1, float('nan')):.2f} ns per float at stride 1, "
-                     f"{cost.get(lf, float('nan')):.2f} ns at stride {lf} (one line), and the cost "
-                     f"stops rising at stride {knee:g} ({summary['knee_rule']}).")
-    two = summary.get("two_lines_over_line")
-    if knee is not None and knee > lf:
-        lines.append(f"It keeps rising past one line ({two['text'] if two else ''} from stride "
-                     f"{lf} to {2 * lf}): the adjacent-line prefetcher fetches lines in pairs "
-                     f"({2 * summary['line_bytes']} B), so a read every line still pays for two "
-                     f"only from stride {2 * lf} on does each read cost a whole pair.")
+    if 1 in cost and lf in cost:
+        lines.append(f"Measured: {cost[1]:.2f} ns per float at stride 1, {cost[lf]:.2f} ns at "
+                     f"stride {lf} (one read per line).")
+    rise = summary.get("knee_over_line")
+    if knee is not None and knee > lf and rise and rise["separated"]:
+        lines.append(f"The cost keeps rising past one line and stops at stride {knee:g} "
+                     f"({rise['text']} than at stride {lf}; {summary['knee_rule']}). That is "
+                     f"consistent with the adjacent-line prefetcher, which completes every line "
+                     f"fetched into its {2 * line}-byte pair: until the stride nears two lines, "
+                     f"neighbouring reads still share some of those pairs.")
     elif knee is not None:
-        lines.append("Here the cost stops rising at the line size: no sign of lines fetched in "
-                     "pairs.")
-    lines.append("The array is as large as the memory-lab limit (512 MB) allows; a part of it "
-                 "may still be served from the last-level cache.")
+        lines.append(f"The cost stops rising at stride {knee:g} ({summary['knee_rule']}).")
+    pm = summary.get("pair_multiples")
+    if pm:
+        worse = {s: c for s, c in pm["over_others"].items() if c["separated"] and c["ratio"] > 1}
+        if worse:
+            lines.append(
+                "Strides that are a multiple of " + f"{2 * line} B ("
+                + ", ".join(f"{s}" for s in worse) + " floats) cost more than the other long "
+                f"strides (median {pm['others_median_ns']:.2f} ns): "
+                + ", ".join(f"{s}: {c['text']}" for s, c in worse.items())
+                + f". With them every read falls at the same place of a {2 * line}-byte pair; "
+                  "the hardware counters that would show which prefetcher or memory channel "
+                  "causes it are not available here, so a curve sampled only at powers of two "
+                  "shows a rise up to 32 that is partly this effect.")
+        else:
+            lines.append(f"Multiples of {2 * line} B cost no more than the other long strides.")
+    lines.append("The array is as large as the memory-lab limit allows; a part of it may still "
+                 "be served from the last-level cache.")
     lines.append(CPU_TIME_NOTE)
     return "\n".join(lines) + _share_note(lab.points, "the reading thread", cpu_timed=True)
 
@@ -536,23 +564,29 @@ def explain_false_sharing(summary: dict, lab: Lab) -> str:
         f"counter is shared, yet adjacent counters share a line, and a core must own a line to "
         f"write it: the line ping-pongs between the cores.",
         f"Atomic increments (lock add), {t} threads: adjacent {ns['atomic, adjacent']:.1f} ns, "
-        f"padded {ns['atomic, padded']:.1f} ns per increment: adjacent is {a['text']}"
-        f" ({summary['atomic_adjacent_over_padded']:.1f}x, medians). A locked write must own "
+        f"padded {ns['atomic, padded']:.1f} ns per increment; adjacent against padded: "
+        f"{a['text']}. A locked write must own "
         f"the line and finish before the next one starts, so every increment waits for the "
         f"line to come back.",
         f"Plain increments (stored every time, not locked): adjacent {ns['plain, adjacent']:.1f}"
-        f" ns, padded {ns['plain, padded']:.1f} ns: {pl['text']} "
-        f"({summary['plain_adjacent_over_padded']:.2f}x). The textbook slowdown does not show "
-        f"here: the store buffer lets a core run on without waiting for the line, and the next "
-        f"increment reads its own pending store, so the ping-pong stays out of the loop's way.",
+        f" ns, padded {ns['plain, padded']:.1f} ns; adjacent against padded: {pl['text']}."
+        f"{' The textbook slowdown does not show here' if not _slower(pl) else ' Here it shows, but far less than for atomics'}: "
+        f"the store buffer lets a core keep incrementing while the line is away (each "
+        f"increment reads its own pending store), and when the line comes back the queued "
+        f"stores drain in a burst: one line transfer serves dozens of increments.",
     ]
-    if not a["separated"]:
-        lines.append("The atomic effect did not separate from the noise in this run: "
-                     "a second core was probably busy with another program (see below).")
+    if not _slower(a):
+        lines.append("The atomic effect did not show in this run. It needs the threads on two "
+                     "cores at the same moment; when another program keeps a core busy they "
+                     "take turns on one core and never fight over the line (see below).")
     if not summary["counts_ok"]:
         lines.append("COUNTERS WRONG: a counter did not reach its count.")
     return "\n".join(lines) + _share_note(
         [q for q in lab.points if q.x > 1], "the threads")
+
+
+def _slower(c: dict) -> bool:
+    return c["separated"] and c["ratio"] > 1
 
 
 def markers_false_sharing(lab: Lab, summary: dict) -> list:
@@ -585,6 +619,10 @@ def partition_jobs(a: np.ndarray, impl: str, layout: str, threads: int, passes: 
     make = partition.block_sweeps if layout == "block" else partition.cyclic_sweeps
     per_worker = [make(length, k, threads) for k in range(threads)]
     elements = partition.sweep_elements(per_worker[0], threads)
+    if impl == "numpy" and layout != "block":
+        # as many numpy calls per pass as block's sweeps: the same per-call overhead
+        per_worker = [partition.split_sweeps(sw, threads, -(-elements // threads))
+                      for sw in per_worker]
 
     def chunks(sweeps) -> list:
         if elements > chunk:  # long passes: each pass in pieces, in the same order
@@ -653,19 +691,20 @@ def explain_partition(summary: dict, lab: Lab) -> str:
     t = summary["threads"]
     lines = [
         f"{t} threads add 1 to every element of an array. Cyclic: thread k updates a[k::{t}] "
-        f"(every {t}th element, like the cook who makes every {t}th sandwich), so every cache "
+        f"(every {_nth(t)} element, like the cook who makes every {_nth(t)} sandwich), so every cache "
         f"line is written by all threads. Block: each thread owns one part and updates it with "
         f"the same stride, in {t} sweeps: the same work, the same stride, the same lines per "
         f"thread, but no line shared. '1 thread' does all of it alone (the baseline).",
     ]
     for size, d in summary["sizes"].items():
-        cells = [f"{_bytes(int(size))}: native cyclic {d['native_cyclic_over_block']['text']} "
-                 f"than block, block {d['native_block_over_one_thread']['text']} than 1 thread; "
-                 f"numpy cyclic {d['numpy_cyclic_over_block']['text']} than block, block "
-                 f"{d['numpy_block_over_one_thread']['text']} than 1 thread"]
+        cells = [f"{_bytes(int(size))}:"]
+        for impl in ("native", "numpy"):
+            cells.append(f"{impl}: cyclic vs block {d[f'{impl}_cyclic_over_block']['text']}, "
+                         f"{t} threads (block) vs 1 thread "
+                         f"{d[f'{impl}_block_over_one_thread']['text']};")
         if not d["updates_ok"]:
-            cells.append(" (UPDATES WRONG)")
-        lines.append("".join(cells) + ".")
+            cells.append("UPDATES WRONG;")
+        lines.append(" ".join(cells)[:-1] + ".")
     slow_numpy = [s for s, d in summary["sizes"].items()
                   if d["numpy_block_over_one_thread"]["separated"]
                   and d["numpy_block_over_one_thread"]["ratio"] > 1]
@@ -685,6 +724,11 @@ def explain_partition(summary: dict, lab: Lab) -> str:
     return "\n".join(lines) + _share_note(
         [q for q in lab.points if q.series.startswith("native") and "1 thread" not in q.series],
         "the native threads")
+
+
+def _nth(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def markers_partition(lab: Lab, summary: dict) -> list:
