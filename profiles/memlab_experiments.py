@@ -15,11 +15,12 @@ import numpy as np
 from partui.kernels.memlab import counters, mountain, partition, stride, traversal
 from partui.kernels.memlab.buffers import aligned_empty
 
-from .memlab_measure import Comparison, Lab, MemPoint, Sample, compare, split_calls
+from .memlab_measure import RETAKES, Lab, MemPoint, Sample, compare, split_calls
 
 KiB, MiB = 1024, 1024 ** 2
 F32 = 4
 GOOD_SHARE = 0.85  # below this a thread spent a real part of its time not running
+RETAKE_BELOW = 0.9  # native threaded samples whose threads ran less than this are retaken
 
 
 def _bytes(n: float | None) -> str:
@@ -41,6 +42,29 @@ def _calibrated(lab: Lab, make_jobs: Callable[[int], list], units0: int, target_
     run of `units0` units (which also warms caches and compiles) scaled to the target."""
     s = lab.sample(make_jobs(units0))
     return max(1, round(units0 * target_s * 1e9 / s.wall_ns))
+
+
+def _filled(lab: Lab, count: int, value: float) -> np.ndarray:
+    """A page-aligned float32 array of `count` elements set to `value`, written in pieces so
+    that a cancel is seen while the pages are first touched (seconds for hundreds of MiB)."""
+    a = aligned_empty(count, np.float32)
+    piece = 4 * MiB
+    for i in range(0, count, piece):
+        lab.check()
+        a[i:i + piece] = value
+    return a
+
+
+def _retake_note(summary: dict) -> str:
+    retaken, disturbed = summary.get("samples_retaken", 0), summary.get("samples_disturbed", 0)
+    if not retaken and not disturbed:
+        return ""
+    text = (f"\n{retaken} sample{'s were' if retaken != 1 else ' was'} retaken because a thread "
+            f"was off its core more than {1 - RETAKE_BELOW:.0%} of the time (another program "
+            f"needed it)")
+    if disturbed:
+        text += f"; {disturbed} stayed disturbed after {RETAKES} retakes"
+    return text + "."
 
 
 def _cache_markers(machine: dict) -> list[tuple[float, str]]:
@@ -96,8 +120,7 @@ def find_knee(points: list[MemPoint], tolerance: float = KNEE_TOLERANCE) -> floa
 
 def run_stride(lab: Lab, p: dict) -> dict:
     n = p["array_bytes"] // F32
-    a = aligned_empty(n, np.float32)
-    a[...] = 1.0  # touch every page before timing
+    a = _filled(lab, n, 1.0)  # every page touched before timing
     kern = stride.native()
     piece = max(64, p["chunk_bytes"] // F32)
 
@@ -227,8 +250,7 @@ def need_mountain(p: dict) -> int:
 
 
 def run_mountain(lab: Lab, p: dict) -> dict:
-    buf = aligned_empty(max(p["sizes"]) // F32, np.float32)
-    buf[...] = 1.0
+    buf = _filled(lab, max(p["sizes"]) // F32, 1.0)
     kern = mountain.native()
     funcs = {"read": kern.read_sum, "rmw": kern.read_modify_write,
              "numpy": mountain.numpy_read_sum}
@@ -522,7 +544,8 @@ def run_false_sharing(lab: Lab, p: dict) -> dict:
             check(s, 1000)
         group = {s: jobs(kind, padded, p["increments"][kind])
                  for s, (kind, padded) in FS_SERIES.items()}
-        samples = lab.interleaved(group, p["repeats"], before=reset, after=check)
+        samples = lab.interleaved(group, p["repeats"], before=reset, after=check,
+                                  min_share={s: RETAKE_BELOW for s in FS_SERIES})
         for s, (kind, padded) in FS_SERIES.items():
             n = p["increments"][kind]
             lab.add(s, threads, "threads", "ns per increment (each thread)",
@@ -552,6 +575,7 @@ def summarize_false_sharing(lab: Lab, p: dict, counts_ok: bool) -> dict:
         "cpu_share": {s: get[s].cpu_share for s in FS_SERIES},
         "counts_ok": counts_ok,
         "line_bytes": lab.machine.get("line") or 64,
+        **lab.counts(),
     }
 
 
@@ -581,7 +605,7 @@ def explain_false_sharing(summary: dict, lab: Lab) -> str:
                      "take turns on one core and never fight over the line (see below).")
     if not summary["counts_ok"]:
         lines.append("COUNTERS WRONG: a counter did not reach its count.")
-    return "\n".join(lines) + _share_note(
+    return "\n".join(lines) + _retake_note(summary) + _share_note(
         [q for q in lab.points if q.x > 1], "the threads")
 
 
@@ -603,8 +627,9 @@ PARTITION_SERIES = {"native cyclic": ("native", "cyclic"), "native block": ("nat
 def plan_partition(quick: bool, cores: int = 2) -> dict:
     sizes = ([16 * KiB, 256 * KiB, 4 * MiB, 32 * MiB] if quick else
              [16 * KiB, 128 * KiB, 1 * MiB, 8 * MiB, 64 * MiB, 384 * MiB])
+    # short samples: on a shared machine a short one more often finds both cores free
     return {"sizes": sizes, "threads": max(2, cores), "repeats": 3 if quick else 5,
-            "target_s": 0.015 if quick else 0.03,
+            "target_s": 0.01 if quick else 0.015,
             "chunk_elements": {"native": 4_000_000, "numpy": 1_000_000}}
 
 
@@ -647,8 +672,7 @@ def _sweep_call(a, sweeps, step, passes, impl, kern):
 def run_partition(lab: Lab, p: dict) -> dict:
     kern = partition.native()
     threads = p["threads"]
-    buf = aligned_empty(max(p["sizes"]) // F32, np.float32)
-    buf[...] = 0.0
+    buf = _filled(lab, max(p["sizes"]) // F32, 0.0)
     summary: dict[str, Any] = {"threads": threads, "sizes": {}}
     for size in p["sizes"]:
         a = buf[:size // F32]
@@ -668,7 +692,8 @@ def run_partition(lab: Lab, p: dict) -> dict:
         group = {s: partition_jobs(a, impl, layout, threads, passes[impl],
                                    p["chunk_elements"][impl], kern)
                  for s, (impl, layout) in PARTITION_SERIES.items()}
-        samples = lab.interleaved(group, p["repeats"])
+        samples = lab.interleaved(group, p["repeats"], min_share={
+            s: RETAKE_BELOW for s, (impl, _) in PARTITION_SERIES.items() if impl == "native"})
         pts = {}
         for series, (impl, layout) in PARTITION_SERIES.items():
             updates = a.size * passes[impl]
@@ -684,6 +709,7 @@ def run_partition(lab: Lab, p: dict) -> dict:
                                                           pts[f"{impl} 1 thread"]).to_dict()
             d[f"{impl}_cpu_share"] = pts[f"{impl} block"].cpu_share
         summary["sizes"][str(size)] = d
+    summary.update(lab.counts())
     return summary
 
 
@@ -721,7 +747,7 @@ def explain_partition(summary: dict, lab: Lab) -> str:
     lines.append("Where cyclic is slower than block, the cause is false sharing: both threads "
                  "write into the same lines. Beyond the caches both wait on main memory, "
                  "which narrows the gap.")
-    return "\n".join(lines) + _share_note(
+    return "\n".join(lines) + _retake_note(summary) + _share_note(
         [q for q in lab.points if q.series.startswith("native") and "1 thread" not in q.series],
         "the native threads")
 

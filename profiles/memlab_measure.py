@@ -19,6 +19,8 @@ from .stats import summarize
 RESULT_KIND = "partui-memlab"
 RESULT_VERSION = 1
 WAIT_SLICE_S = 0.05  # how often the caller looks at the cancel event while threads work
+RETAKES = 4  # a sample disturbed by another program is retaken at most this many times
+RETAKE_PAUSE_S = 0.03
 
 
 @dataclass
@@ -224,14 +226,34 @@ class Lab:
         self.params = params
         self.machine = machine
         self.points: list[MemPoint] = []
+        self.retaken = 0
+        self.disturbed = 0
 
     def check(self) -> None:
         if self.cancel.is_set():
             raise Cancelled()
 
-    def sample(self, jobs: list[list[Callable[[], Any]]]) -> Sample:
-        self.check()
-        return run_parallel(jobs, self.cancel)
+    def sample(self, jobs: list[list[Callable[[], Any]]], min_share: float | None = None,
+               reset: Callable[[], Any] | None = None) -> Sample:
+        """One timed run of `jobs`. With `min_share`, a run in which the threads were off
+        their cores for longer than that allows (another program took a core) is retaken,
+        up to RETAKES times after a short pause; `reset` runs before each retake. Retaken and
+        still-disturbed samples are counted (`retaken`, `disturbed`) for the summary."""
+        for attempt in range(RETAKES + 1):
+            self.check()
+            if attempt and reset is not None:
+                reset()
+            s = run_parallel(jobs, self.cancel)
+            if min_share is None or s.cpu_share >= min_share:
+                return s
+            if attempt < RETAKES:
+                self.retaken += 1
+                self.cancel.wait(RETAKE_PAUSE_S)
+        self.disturbed += 1
+        return s
+
+    def counts(self) -> dict[str, int]:
+        return {"samples_retaken": self.retaken, "samples_disturbed": self.disturbed}
 
     def add(self, series: str, x: float, x_label: str, y_label: str, samples: list[float],
             cpu_shares: list[float] | None = None) -> MemPoint:
@@ -243,16 +265,19 @@ class Lab:
 
     def interleaved(self, jobs: dict[str, list[list[Callable[[], Any]]]], repeats: int,
                     before: Callable[[str], Any] | None = None,
-                    after: Callable[[str], Any] | None = None) -> dict[str, list[Sample]]:
+                    after: Callable[[str], Any] | None = None,
+                    min_share: dict[str, float] | None = None) -> dict[str, list[Sample]]:
         """`repeats` samples of each series, taken in turns (a, b, c, a, b, c, ...) so that
         a change of load on the machine hits every series alike. `before(name)` and
-        `after(name)` run untimed around each sample (to reset and check what it changes)."""
+        `after(name)` run untimed around each sample (to reset and check what it changes);
+        `min_share[name]` retakes that series' disturbed samples (see `sample`)."""
         out: dict[str, list[Sample]] = {name: [] for name in jobs}
         for _ in range(repeats):
             for name, job in jobs.items():
-                if before is not None:
-                    before(name)
-                out[name].append(self.sample(job))
+                reset = (lambda name=name: before(name)) if before is not None else None
+                if reset is not None:
+                    reset()
+                out[name].append(self.sample(job, (min_share or {}).get(name), reset))
                 if after is not None:
                     after(name)
         return out

@@ -1,6 +1,5 @@
 """The memory-lab runner and `partui demo`: results, JSON, cancellation, memory, lazy numba."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -32,6 +31,19 @@ def test_verdict_only_where_spreads_do_not_overlap():
 def test_point_statistics():
     p = point([3.0, 1.0, 2.0, 10.0])
     assert (p.median, p.min, p.max) == (2.5, 1.0, 10.0)
+
+
+def test_disturbed_samples_are_retaken_and_counted():
+    from partui.profiles.memlab_measure import RETAKES, Lab
+    lab = Lab("x", None, threading.Event(), True, {}, {})
+    resets = []
+    # a sleeping thread is off its core the whole time: cpu_share near 0
+    s = lab.sample([[lambda: time.sleep(0.01)]], min_share=0.9, reset=lambda: resets.append(1))
+    assert s.cpu_share < 0.5 and s.wall_ns >= 10_000_000
+    assert lab.counts() == {"samples_retaken": RETAKES, "samples_disturbed": 1}
+    assert len(resets) == RETAKES
+    lab.sample([[lambda: time.sleep(0.01)]])  # no min_share: taken as it is
+    assert lab.counts()["samples_retaken"] == RETAKES
 
 
 def test_false_sharing_result_and_snapshot_round_trip():
@@ -126,32 +138,30 @@ def test_demo_table_and_text(monkeypatch, capsys):
     assert "atomic, padded" in err  # progress, point by point
 
 
-def _env():
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-
-
-def test_demo_json_has_the_ratios_and_raw_samples():
-    proc = subprocess.run([sys.executable, "-m", "partui.tui.cli", "demo", "false-sharing",
-                           "--json", "--quick"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    d = json.loads(proc.stdout)
+def test_demo_json_has_the_ratios_and_raw_samples(monkeypatch, capsys):
+    from partui.tui import cli
+    real = memlab.run_experiment
+    seen = {}
+    monkeypatch.setattr(memlab, "run_experiment", lambda name, **kw: seen.update(kw) or real(
+        name, **{**kw, "params": TINY_FS}))
+    assert cli.main(["demo", "false-sharing", "--json", "--quick"]) == 0
+    assert seen["quick"] is True
+    d = json.loads(capsys.readouterr().out)
     assert d["kind"] == "partui-memlab" and d["experiment"] == "false-sharing"
     for key in ("atomic_adjacent_over_padded", "plain_adjacent_over_padded"):
         assert isinstance(d["summary"][key], float)
     p = d["points"][0]
-    assert set(p) >= {"series", "x", "samples", "median", "min", "max"}
-    assert len(p["samples"]) >= 3
+    assert set(p) >= {"series", "x", "samples", "median", "min", "max", "cpu_share"}
+    assert len(p["samples"]) == 2
 
 
 def test_ctrl_c_exits_130_promptly():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "partui.tui.cli", "demo", "partition"],
+        [sys.executable, "-m", "partui.tui.cli", "demo", "false-sharing"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    # wait for the first measured point, so the interrupt lands while threads work
-    for line in proc.stderr:
-        if "native" in line:
-            break
+    assert "Ctrl+C" in proc.stderr.readline()  # the header: the run has started
+    time.sleep(1.0)  # let the threads get to work
     t0 = time.perf_counter()
     proc.send_signal(signal.SIGINT)
     rc = proc.wait(timeout=10)
