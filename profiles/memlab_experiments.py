@@ -368,9 +368,21 @@ def explain_mountain(summary: dict, lab: Lab) -> str:
             f"{_bytes(s['from_size'])} -> {_bytes(s['to_size'])}: {s['from_gbs']:.0f} -> "
             f"{s['to_gbs']:.0f} GB/s ({'end of ' + s['cache'] if s['cache'] else 'at no cache boundary'})"
             for s in steps) + ".")
-    if summary.get("largest_size") and caches.get("L3") and summary["largest_size"] < 2 * caches["L3"]:
+    found = {st["cache"] for steps in summary["steps"].values() for st in steps}
+    read_steps = {st["cache"] for st in summary["steps"].get("read (native)", [])}
+    if "L1" in found and "L1" not in read_steps:
+        lines.append("Reading alone shows no L1 step: this loop reads about as fast from L2 as "
+                     "from L1. Read-modify-write, which also writes every line back, shows it.")
+    l3 = caches.get("L3")
+    l3_steps = [st for steps in summary["steps"].values() for st in steps if st["cache"] == "L3"]
+    if l3 and l3_steps and min(st["to_size"] for st in l3_steps) < l3:
+        lines.append(f"The fall to main memory comes before the L3 size from sysfs "
+                     f"({_bytes(l3)}): the L3 is shared by every core of the host, so one "
+                     f"program probably gets only part of it.")
+    elif l3 and summary.get("largest_size") and summary["largest_size"] < 2 * l3 \
+            and "L3" not in found:
         lines.append(f"The largest working set ({_bytes(summary['largest_size'])}) is not well "
-                     "beyond L3, so the last step (to main memory) is not, or only partly, seen.")
+                     "beyond L3, so the step to main memory is not, or only partly, seen.")
     if rmw.get("L1") and read.get("L1"):
         lines.append(f"Read-modify-write moves each byte in and out: {rmw['L1']:.0f} GB/s in L1 "
                      "(array bytes per second).")
@@ -707,7 +719,8 @@ def run_partition(lab: Lab, p: dict) -> dict:
                                                          pts[f"{impl} 1 thread"]).to_dict()
             d[f"{impl}_cyclic_over_one_thread"] = compare(pts[f"{impl} cyclic"],
                                                           pts[f"{impl} 1 thread"]).to_dict()
-            d[f"{impl}_cpu_share"] = pts[f"{impl} block"].cpu_share
+            d[f"{impl}_cpu_share"] = min(pts[f"{impl} block"].cpu_share,
+                                         pts[f"{impl} cyclic"].cpu_share)
         summary["sizes"][str(size)] = d
     summary.update(lab.counts())
     return summary
@@ -725,28 +738,44 @@ def explain_partition(summary: dict, lab: Lab) -> str:
     for size, d in summary["sizes"].items():
         cells = [f"{_bytes(int(size))}:"]
         for impl in ("native", "numpy"):
+            if impl == "native" and d["native_cpu_share"] < GOOD_SHARE:
+                cells.append(f"native: the threads seldom ran at the same time (each ran "
+                             f"{100 * d['native_cpu_share']:.0f}% of the time: another program "
+                             f"held a core), no verdict;")
+                continue
             cells.append(f"{impl}: cyclic vs block {d[f'{impl}_cyclic_over_block']['text']}, "
                          f"{t} threads (block) vs 1 thread "
                          f"{d[f'{impl}_block_over_one_thread']['text']};")
         if not d["updates_ok"]:
             cells.append("UPDATES WRONG;")
         lines.append(" ".join(cells)[:-1] + ".")
-    slow_numpy = [s for s, d in summary["sizes"].items()
-                  if d["numpy_block_over_one_thread"]["separated"]
-                  and d["numpy_block_over_one_thread"]["ratio"] > 1]
-    if slow_numpy:
-        s = slow_numpy[0]
-        d = summary["sizes"][s]
-        share = d.get("numpy_cpu_share")
+    def slower(d: dict, key: str) -> bool:
+        return d[key]["separated"] and d[key]["ratio"] > 1
+
+    sizes = summary["sizes"]
+    shared = [sz for sz, d in sizes.items()
+              if d["native_cpu_share"] >= GOOD_SHARE and slower(d, "native_cyclic_over_block")]
+    if shared:
         lines.append(
-            f"numpy with {t} threads is SLOWER than one thread at {_bytes(int(slow_numpy[0]))}"
-            + (f" (each thread ran only {100 * share:.0f}% of the time)" if share else "")
-            + ": each `a[k::n] += 1` on a small slice is mostly Python and numpy call overhead, "
-              "done while holding the GIL, so the threads take turns and pay for every hand-off. "
+            "Native cyclic is slower than block at " + ", ".join(
+                f"{_bytes(int(sz))} ({sizes[sz]['native_cyclic_over_block']['text']})"
+                for sz in shared)
+            + ": false sharing. Both threads write into every line, so each line keeps moving "
+              "between the cores. Beyond the caches both layouts wait on main memory, which "
+              "narrows the gap.")
+    elif any(d["native_cpu_share"] >= GOOD_SHARE for d in sizes.values()):
+        lines.append("Native cyclic was not clearly slower than block in this run.")
+    slow_numpy = [sz for sz, d in sizes.items() if slower(d, "numpy_block_over_one_thread")]
+    if slow_numpy:
+        d = sizes[slow_numpy[0]]
+        lines.append(
+            f"numpy with {t} threads is SLOWER than one thread at "
+            + ", ".join(_bytes(int(sz)) for sz in slow_numpy)
+            + f" ({d['numpy_block_over_one_thread']['text']} at {_bytes(int(slow_numpy[0]))}, "
+              f"each thread running {100 * d['numpy_cpu_share']:.0f}% of the time): each "
+              "`a[k::n] += 1` on a small slice is mostly Python and numpy call overhead, done "
+              "while holding the GIL, so the threads take turns and pay for every hand-off. "
               "That is a GIL effect, not a cache effect.")
-    lines.append("Where cyclic is slower than block, the cause is false sharing: both threads "
-                 "write into the same lines. Beyond the caches both wait on main memory, "
-                 "which narrows the gap.")
     return "\n".join(lines) + _retake_note(summary) + _share_note(
         [q for q in lab.points if q.series.startswith("native") and "1 thread" not in q.series],
         "the native threads")
