@@ -157,7 +157,7 @@ def test_partition_sweeps_cover_every_element_once(length, threads):
 @pytest.mark.parametrize("layout", ["cyclic", "block", "one"])
 @pytest.mark.parametrize("impl", ["native", "numpy"])
 def test_partition_updates_every_element_passes_times(impl, layout):
-    from partui.profiles.memlab_experiments import partition_jobs
+    from partui.profiles.memlab_experiments.partition import partition_jobs
     a = np.zeros(1001, np.float32)
     jobs = partition_jobs(a, impl, layout, 2, passes=3, chunk=100, kern=partition.native())
     assert len(jobs) == (1 if layout == "one" else 2)
