@@ -56,7 +56,7 @@ def test_false_sharing_result_and_snapshot_round_trip():
     assert r.summary["counts_ok"] is True
     for key in ("atomic_adjacent_over_padded", "plain_adjacent_over_padded"):
         assert r.summary[key] > 0
-    assert "store buffer" in r.explanation
+    assert "Atomic increments" in r.explanation and "Plain increments" in r.explanation
     d = json.loads(json.dumps(r.to_dict()))
     again = ExperimentResult.from_dict(d)
     assert again.points == r.points and again.explanation == r.explanation
@@ -134,7 +134,7 @@ def test_demo_table_and_text(monkeypatch, capsys):
                         lambda name, **kw: real(name, **{**kw, "params": TINY_FS}))
     assert cli.main(["demo", "false-sharing"]) == 0
     out, err = capsys.readouterr()
-    assert "atomic, adjacent" in out and "threads" in out and "store buffer" in out
+    assert "atomic, adjacent" in out and "threads" in out and "Plain increments" in out
     assert "atomic, padded" in err  # progress, point by point
 
 
@@ -178,3 +178,48 @@ def test_numba_is_imported_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def pts(series, values, spread=0.02):
+    """Points at x = 1, 2, ... with the given medians and a small spread."""
+    return [MemPoint.of("x", series, x, "x", "y", [v * (1 - spread), v, v * (1 + spread)])
+            for x, v in values]
+
+
+def test_stride_knee_ignores_multiples_of_two_lines():
+    from partui.profiles.memlab_experiments import stride
+    costs = [(1, 0.8), (8, 2.7), (16, 4.0), (24, 4.8), (28, 5.0), (32, 7.9), (40, 5.2),
+             (48, 5.3), (64, 9.4)]
+    s = stride.summarize(pts("s", costs), line=64, array_bytes=1, l3=None)
+    assert s["knee_stride"] == 24
+    assert s["pair_multiples"]["strides"] == [32, 64]
+    assert all(c["separated"] for c in s["pair_multiples"]["over_others"].values())
+    assert stride.find_knee(pts("s", [(1, 1.0), (2, 2.0), (4, 4.0)])) == 4
+
+
+def test_mountain_steps_are_found_where_bandwidth_falls():
+    from partui.profiles.memlab_experiments import mountain
+    gbs = [(8192, 140), (32768, 140), (65536, 48), (131072, 47), (1 << 20, 47),
+           (4 << 20, 27), (8 << 20, 27)]
+    steps = mountain.find_steps(pts("rmw", gbs))
+    assert [(s["from_size"], s["to_size"]) for s in steps] == [(32768, 65536), (1 << 20, 4 << 20)]
+    machine = {"l1": 49152, "l2": 2 << 20, "l3": 260 << 20}
+    assert [mountain._cache_at(s, machine) for s in steps] == ["L1", "L2"]
+
+
+def test_false_sharing_text_follows_the_figures():
+    from partui.profiles.memlab_experiments import false_sharing
+    series = list(false_sharing.FS_SERIES)
+    summary = {
+        "threads": 2, "line_bytes": 64, "counts_ok": True,
+        "ns_per_increment": dict(zip(series, [2.4, 2.3, 28.0, 6.0])),
+        "atomic_verdict": {"ratio": 4.7, "separated": True, "text": "4.7x slower"},
+        "plain_verdict": {"ratio": 1.04, "separated": False, "text": "no clear difference"},
+        "cpu_share": dict.fromkeys(series, 0.98),
+    }
+    lab = memlab.Lab("false-sharing", None, threading.Event(), False, {}, {})
+    text = false_sharing.explain(summary, lab)
+    assert "4.7x slower" in text and "store buffer" in text and "cannot tell" not in text
+    summary["cpu_share"] = dict.fromkeys(series, 0.5)
+    text = false_sharing.explain(summary, lab)
+    assert "cannot tell" in text and "store buffer" not in text

@@ -6,7 +6,7 @@ from functools import partial
 from partui.kernels.memlab import counters
 
 from ..memlab_measure import Lab, compare, split_calls
-from .common import RETAKE_BELOW, KiB, retake_note, share_note, ys
+from .common import GOOD_SHARE, RETAKE_BELOW, KiB, retake_note, share_note, ys
 
 
 FS_SERIES = {"plain, adjacent": ("plain", False), "plain, padded": ("plain", True),
@@ -90,6 +90,7 @@ def summarize(lab: Lab, p: dict, counts_ok: bool) -> dict:
 def explain(summary: dict, lab: Lab) -> str:
     t, ns = summary["threads"], summary["ns_per_increment"]
     a, pl = summary["atomic_verdict"], summary["plain_verdict"]
+    together = min(v for v in summary["cpu_share"].values() if v is not None)
     lines = [
         f"Each of {t} threads increments its own counter; the counters sit side by side in one "
         f"{summary['line_bytes']}-byte cache line (adjacent) or one line apart (padded). No "
@@ -97,20 +98,28 @@ def explain(summary: dict, lab: Lab) -> str:
         f"write it: the line ping-pongs between the cores.",
         f"Atomic increments (lock add), {t} threads: adjacent {ns['atomic, adjacent']:.1f} ns, "
         f"padded {ns['atomic, padded']:.1f} ns per increment; adjacent against padded: "
-        f"{a['text']}. A locked write must own "
-        f"the line and finish before the next one starts, so every increment waits for the "
-        f"line to come back.",
+        f"{a['text']}.",
         f"Plain increments (stored every time, not locked): adjacent {ns['plain, adjacent']:.1f}"
-        f" ns, padded {ns['plain, padded']:.1f} ns; adjacent against padded: {pl['text']}."
-        f"{' The textbook slowdown does not show here' if not _slower(pl) else ' Here it shows, but far less than for atomics'}: "
-        f"the store buffer lets a core keep incrementing while the line is away (each "
-        f"increment reads its own pending store), and when the line comes back the queued "
-        f"stores drain in a burst: one line transfer serves dozens of increments.",
+        f" ns, padded {ns['plain, padded']:.1f} ns; adjacent against padded: {pl['text']}.",
     ]
-    if not _slower(a):
-        lines.append("The atomic effect did not show in this run. It needs the threads on two "
-                     "cores at the same moment; when another program keeps a core busy they "
-                     "take turns on one core and never fight over the line (see below).")
+    if together < GOOD_SHARE:
+        lines.append(
+            f"This run cannot tell: the threads ran only {100 * together:.0f}% of the time, so "
+            f"they mostly took turns on one core (another program held the other) and never "
+            f"fought over the line. Run it again when the machine is quieter.")
+    else:
+        if _slower(a):
+            lines.append("A locked write must own the line and finish before the next one "
+                         "starts, so every atomic increment waits for the line to come back.")
+        else:
+            lines.append("The atomic slowdown did not show in this run, though the threads ran "
+                         "together.")
+        lines.append(
+            ("The textbook slowdown does not show for plain increments" if not _slower(pl)
+             else "Plain increments show it too, but less than atomic ones")
+            + ": the store buffer lets a core keep incrementing while the line is away (each "
+              "increment reads its own pending store), and when the line comes back the queued "
+              "stores drain in a burst, so one line transfer serves many increments.")
     if not summary["counts_ok"]:
         lines.append("COUNTERS WRONG: a counter did not reach its count.")
     return "\n".join(lines) + retake_note(summary) + share_note(
