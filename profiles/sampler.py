@@ -1,13 +1,17 @@
 """CPU sampling while a run works: per-core use, each worker's CPU time, the engine's own use.
 
-Per-core use and the fallback per-worker times come from psutil. Worker CPU time is read
-from the kernel's scheduler statistics (/proc/<pid>/task/<tid>/schedstat, nanoseconds)
-where they exist: psutil's per-thread and per-process times come from /proc/.../stat in
-clock ticks (10 ms), too coarse for runs of a few milliseconds.
+Per-core use comes from psutil. Worker CPU time is read, on Linux, from the kernel's CPU
+clocks of a thread of this process or of another process (clock_gettime on the clock id
+that clock_getcpuclockid / pthread_getcpuclockid would return): exact to the nanosecond
+even while the worker runs, ~2 us a read. Fallbacks: the scheduler statistics
+(/proc/.../schedstat, nanoseconds but only updated at ticks and switches for a running
+task), then psutil, whose per-thread and per-process times come in 10 ms clock ticks,
+too coarse for runs of a few milliseconds.
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import Callable
@@ -28,8 +32,26 @@ def _schedstat_ns(path: str) -> int | None:
         return None
 
 
+_LINUX = sys.platform.startswith("linux")
+_CPUCLOCK_SCHED, _CPUCLOCK_PERTHREAD = 2, 4  # linux/posix-timers.h
+
+
+def _cpu_clock_s(ident: int, per_thread: bool) -> float | None:
+    """The kernel's CPU clock of a process (or of a thread of this process), in seconds."""
+    if not _LINUX:
+        return None
+    clock = (~ident << 3) | _CPUCLOCK_SCHED | (_CPUCLOCK_PERTHREAD if per_thread else 0)
+    try:
+        return time.clock_gettime(clock)
+    except OSError:  # gone, or not allowed
+        return None
+
+
 def thread_cpu_s(tid: int) -> float | None:
     """CPU seconds used by thread `tid` of this process, or None when it is gone."""
+    v = _cpu_clock_s(tid, per_thread=True)
+    if v is not None:
+        return v
     ns = _schedstat_ns(f"{PROC}/{os.getpid()}/task/{tid}/schedstat")
     if ns is not None:
         return ns / 1e9
@@ -44,6 +66,9 @@ def thread_cpu_s(tid: int) -> float | None:
 
 def process_cpu_s(pid: int) -> float | None:
     """CPU seconds used by every thread of process `pid`, or None when it is gone."""
+    v = _cpu_clock_s(pid, per_thread=False)
+    if v is not None:
+        return v
     try:
         tasks = os.listdir(f"{PROC}/{pid}/task")
     except OSError:
