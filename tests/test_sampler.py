@@ -37,10 +37,12 @@ def test_sampler_tells_a_spinning_thread_from_a_sleeping_one():
     for t in threads:
         t.join()
     spun, slept = (after[i] - before[i] for i in (0, 1))
-    assert spun > 0.1 and slept < 0.05  # the GIL and a shared machine: loose bounds
+    # the GIL and a shared machine: loose bounds
+    assert spun > 0.05 and slept < spun / 5
     assert len(got) >= 8  # ~20 Hz for 0.5 s, and one at stop
     assert all(s.sampler_cost_us > 0 for s in got)
-    assert got[-1].engine_cpu > 20  # the spinning thread is this process
+    # the spinning thread is this process (the last sample's interval may be tiny: median)
+    assert sorted(s.engine_cpu for s in got)[len(got) // 2] > 10
 
 
 def test_runs_carry_samples_and_on_cpu_ratio_per_worker():
