@@ -95,6 +95,15 @@ class BaselineBook:
         except (KeyError, TypeError, ValueError):
             return None
 
+    def known(self, results) -> dict[str, Baseline]:
+        """The book's best single-worker run for each (layer, kernel, batch) among `results`."""
+        out = {}
+        for k in {key_of(r.config) for r in results}:
+            b = self.best(k)
+            if b is not None:
+                out[k] = b
+        return out
+
     def offer(self, result) -> bool:
         """Keep `result` if it is a verified 1-worker run faster than the book's best."""
         c = result.config

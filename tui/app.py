@@ -102,8 +102,12 @@ class PartuiApp(App):
         return self.viewing or self.session
 
     def on_mount(self) -> None:
+        from partui.profiles.baselines import BaselineBook
         from partui.profiles.machine import info
         self.machine = info()
+        self.session.book = BaselineBook(machine=self.machine)
+        if self.session.book.problem:
+            self.notify(self.session.book.problem, severity="warning")
         self.query_one(LayerList).fill(self.shown.config.batch, self.shown.config.layer)
         self.refresh_panes()
         self.query_one(LayerList).focus()
@@ -142,6 +146,8 @@ class PartuiApp(App):
         for ev in events:
             if isinstance(ev, (RunFinished, RunFailed, RunCancelled)):
                 self.in_flight = max(0, self.in_flight - 1)
+            if isinstance(ev, RunFinished) and self.session.book.offer(ev.result):
+                self.session.book.save()  # a new best single-worker time on this machine
             if isinstance(ev, RunFailed):
                 self.notify(ev.error, title="run failed", severity="error", timeout=8)
                 if self.live and ev.result is None:
@@ -286,7 +292,7 @@ class PartuiApp(App):
     def action_save(self) -> None:
         from .snapshots import save_session
         try:
-            path = save_session(self.shown, self.machine, self.snapshot_dir)
+            path = save_session(self.shown, self.machine, self.snapshot_dir, self._memlab_results())
         except OSError as exc:
             self.notify(f"could not save: {exc}", severity="error")
             return
@@ -295,7 +301,8 @@ class PartuiApp(App):
     def action_export(self) -> None:
         from .snapshots import export_session
         try:
-            paths = export_session(self, self.shown, self.machine, self.snapshot_dir)
+            paths = export_session(self, self.shown, self.machine, self.snapshot_dir,
+                                   self._memlab_results())
         except OSError as exc:
             self.notify(f"could not export: {exc}", severity="error")
             return
@@ -325,6 +332,10 @@ class PartuiApp(App):
             self.viewing = None
             self.notify("back to the live session", timeout=2)
             self._changed()
+
+    def _memlab_results(self) -> list:
+        memlab = self._memlab()
+        return list(memlab.results) if memlab is not None and self.viewing is None else []
 
     def _memlab(self):
         try:

@@ -120,30 +120,37 @@ class CpuChart(Chart):
 class SpeedupChart(Chart):
     """Speedup against workers: the ideal line, the measured points, the Amdahl fit."""
 
-    chart_title = "speedup vs honest baseline"
+    chart_title = "speedup vs honest baseline (best 1-worker time of any strategy)"
 
     def draw(self, plt, model: Model) -> None:
-        from partui.profiles import stats
+        from partui.profiles.analysis import series_key
         cfg = model.config
-        points = model.speedup_points(cfg)
-        base = model.baseline_ms(cfg.layer, cfg.batch)
+        key = series_key(cfg.to_dict())
+        analysis = model.analysis()
+        points = {row.result.config["workers"]: row.stats.speedup_honest
+                  for row in analysis.rows
+                  if series_key(row.result.config) == key and row.result.ok}
         top = max([model.max_workers, *points.keys()])
         plt.plot([1, top], [1, top], label="ideal", color="gray")
-        if not points or base is None:
-            plt.text("w sweeps 1..N workers", 1.05, top * 0.8)
+        base = model.baseline_for(cfg)
+        if base is None or not points:
+            plt.text("no baseline yet: w sweeps 1..N workers", 1.05, top * 0.8)
             plt.xlim(1, top)
             return
-        ws = list(points)
-        sp = [base[0] / points[w].median_ms for w in ws]
-        plt.scatter(ws, sp, label="measured", marker="●", color="cyan")
-        fit = stats.amdahl_fit({w: points[w].median_ms for w in ws}) if len(ws) >= 2 else None
+        ws = sorted(points)
+        plt.scatter(ws, [points[w] for w in ws], label="measured", marker="●", color="cyan")
+        series = model.series_for(cfg)
+        fit = series.fit if series is not None else None
         if fit is not None:
             xs = [1 + i * (top - 1) / 20 for i in range(21)]
-            t1 = points[ws[0]].median_ms * (fit.serial + (1 - fit.serial) / ws[0])
-            ys = [base[0] / (t1 * (fit.serial + (1 - fit.serial) / x)) for x in xs]
-            plt.plot(xs, ys, label=f"Amdahl s={fit.serial:.2f}", color="yellow")
+            ys = [base.median_ms / (fit.t1_ms * (fit.serial_fraction + (1 - fit.serial_fraction) / x))
+                  for x in xs]
+            ceiling = "∞" if fit.ceiling == float("inf") else f"{fit.ceiling:.1f}x"
+            plt.plot(xs, ys, label=f"Amdahl s={fit.serial_fraction:.2f} (max {ceiling})",
+                     color="yellow")
         plt.xlim(1, top)
-        plt.xlabel(f"workers (baseline {base[0]:.3g} ms: {base[1]})")
+        plt.ylim(0, max(top, *points.values()) * 1.05)
+        plt.xlabel(f"workers; baseline {base.median_ms:.3g} ms = {base.label()}")
 
 
 class HistoryChart(Chart):

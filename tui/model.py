@@ -48,6 +48,9 @@ class Model:
     version: int = 0  # bumped on every change: views redraw only when it moves
     read_only: bool = False
     source: str | None = None  # the snapshot file shown, when read-only
+    book: object | None = None  # profiles.baselines.BaselineBook of this machine
+    known_baselines: dict = field(default_factory=dict)  # a snapshot's recorded baselines
+    _analysis: tuple | None = field(default=None, repr=False)
 
     # -- settings -----------------------------------------------------------
     @property
@@ -107,22 +110,32 @@ class Model:
         return changed
 
     # -- derived views ------------------------------------------------------
-    def baseline_ms(self, layer: str, batch: int) -> tuple[float, str] | None:
-        """The honest baseline: the best single-worker median of any strategy for layer and batch."""
-        best = None
-        for r in self.runs:
-            c = r.config
-            if c["layer"] == layer and c["batch"] == batch and c["workers"] == 1 and r.ok:
-                if best is None or r.median_ms < best[0]:
-                    best = (r.median_ms, f"{c['strategy']}/{c['kernel']}/{c['executor']}")
-        return best
+    def analysis(self):
+        """Every run against its 1-worker twin and the honest baseline (cached per version).
 
-    def speedup_points(self, cfg: RunConfig) -> dict[int, RunResult]:
-        """The latest verified run per worker count for cfg's layer, strategy, kernel, executor, batch."""
-        points: dict[int, RunResult] = {}
-        for r in self.runs:
-            c = r.config
-            if (c["layer"], c["strategy"], c["kernel"], c["executor"], c["batch"]) == \
-                    (cfg.layer, cfg.strategy, cfg.kernel, cfg.executor, cfg.batch) and r.ok:
-                points[c["workers"]] = r
-        return dict(sorted(points.items()))
+        The honest baseline for a layer, kernel and batch is the best single-worker median
+        of any strategy: this session's runs, or the machine's book of earlier ones.
+        """
+        from partui.profiles.analysis import analyze
+        if self._analysis is None or self._analysis[0] != self.version:
+            known = dict(self.known_baselines)
+            if self.book is not None:
+                for k, b in self.book.known(self.runs).items():
+                    if k not in known or b.median_ms < known[k].median_ms:
+                        known[k] = b
+            source = "this snapshot" if self.read_only else "this session"
+            self._analysis = (self.version, analyze(self.runs, known, source))
+        return self._analysis[1]
+
+    def baseline_for(self, cfg: RunConfig):
+        from partui.profiles.baselines import key_of
+        return self.analysis().baselines.get(key_of(cfg.to_dict()))
+
+    def series_for(self, cfg: RunConfig):
+        """The worker-count series (medians, Amdahl fit) of cfg's layer/strategy/kernel/executor/batch."""
+        from partui.profiles.analysis import series_key
+        key = series_key(cfg.to_dict())
+        for series in self.analysis().series:
+            if series.key == key:
+                return series
+        return None

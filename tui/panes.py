@@ -6,7 +6,6 @@ from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
 from partui.kernels.layers import LAYERS
-from partui.profiles.engine import RunResult
 
 from .model import Model
 from .table import bytes_text, flops_text, ms
@@ -91,8 +90,8 @@ class SettingsPane(Static):
         self.update(text)
 
 
-RUN_COLUMNS = ("#", "layer", "strategy", "kernel", "exec", "w", "batch", "median ms",
-               "min-max ms", "speedup", "eff", "on-CPU", "max err", "ok")
+RUN_COLUMNS = ("#", "ok", "layer", "strategy", "kernel", "exec", "w", "batch", "median ms",
+               "min-max ms", "speedup", "eff", "on-CPU", "max err")
 
 
 class RunsTable(DataTable):
@@ -107,23 +106,24 @@ class RunsTable(DataTable):
 
     def show(self, model: Model) -> None:
         self.clear()
-        for i, r in enumerate(model.runs[-200:], start=max(1, len(model.runs) - 199)):
-            self.add_row(*run_row(i, r, model), key=str(i))
+        rows = model.analysis().rows
+        first = max(0, len(rows) - 200)
+        for i, row in enumerate(rows[first:], start=first + 1):
+            self.add_row(*run_row(i, row), key=str(i))
         if self.row_count:
             self.move_cursor(row=self.row_count - 1)
 
 
-def run_row(i: int, r: RunResult, model: Model) -> list:
+def _num(value: float, fmt: str) -> str:
+    return "-" if value != value else fmt.format(value)
+
+
+def run_row(i: int, row) -> list:
+    r, st = row.result, row.stats
     c = r.config
-    base = model.baseline_ms(c["layer"], c["batch"])
-    speedup = eff = "-"
-    if base is not None and r.median_ms > 0:
-        s = base[0] / r.median_ms
-        speedup = f"{s:.2f}x"
-        eff = f"{100 * s / c['workers']:.0f}%"
-    on_cpu = getattr(r, "on_cpu_ratio", None)
-    on_cpu_text = "-" if not on_cpu else " ".join(f"{v:.2f}" for v in on_cpu[:4])
+    on_cpu = " ".join(_num(v, "{:.2f}") for v in (r.on_cpu_ratio or [])[:4]) or "-"
     ok = Text("ok", "green") if r.ok else Text("FAIL", "bold red")
-    return [str(i), c["layer"], c["strategy"], c["kernel"], c["executor"], str(c["workers"]),
-            str(c["batch"]), ms(r.median_ms), f"{ms(r.min_ms)}-{ms(r.max_ms)}", speedup, eff,
-            on_cpu_text, f"{r.max_abs_error:.1e}", ok]
+    return [str(i), ok, c["layer"], c["strategy"], c["kernel"], c["executor"],
+            str(c["workers"]), str(c["batch"]), ms(r.median_ms), f"{ms(r.min_ms)}-{ms(r.max_ms)}",
+            _num(st.speedup_honest, "{:.2f}x"), _num(100 * st.efficiency, "{:.0f}%"),
+            on_cpu, f"{r.max_abs_error:.1e}"]

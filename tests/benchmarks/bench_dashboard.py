@@ -54,7 +54,7 @@ def wait_for(pattern: str, timeout: float = 10.0, poll: float = 0.005) -> float 
 
 def start(args: list[str], snapdir: str) -> float:
     tmux("kill-session", "-t", SESSION)
-    cmd = " ".join([PARTUI, "--snapshot-dir", snapdir, *args])
+    cmd = " ".join(["env -u COLUMNS -u LINES", PARTUI, "--snapshot-dir", snapdir, *args])
     t0 = time.monotonic()
     tmux("new-session", "-d", "-s", SESSION, "-x", "120", "-y", "40", cmd)
     waited = wait_for(r"layers", timeout=20)

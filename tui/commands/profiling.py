@@ -128,7 +128,7 @@ def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
 
 def cmd_sweep(args) -> int:
     from partui.profiles.analysis import analyze, label
-    from partui.profiles.baselines import BaselineBook, key_of
+    from partui.profiles.baselines import BaselineBook
     from partui.profiles.engine import Engine
     from partui.profiles.executors import WorkerLost
     from partui.profiles.snapshot import Snapshot, default_snapshot_dir, default_snapshot_path, save
@@ -159,12 +159,7 @@ def cmd_sweep(args) -> int:
                 continue
             results.append(r)
             print(f" {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}", file=sys.stderr)
-    known = {}
-    if book is not None:
-        for k in {key_of(r.config) for r in results}:
-            b = book.best(k)
-            if b is not None:
-                known[k] = b
+    known = book.known(results) if book is not None else {}
     analysis = analyze(results, known, "this sweep")
     snap = Snapshot.from_results(results, note=args.note,
                                  baseline={k: b.to_dict() for k, b in analysis.baselines.items()})
@@ -344,17 +339,23 @@ def machine_differences(a: dict, b: dict) -> list[tuple[str, str, str]]:
 
 
 def cmd_compare(args) -> int:
+    print(compare_report(_load(args.a), _load(args.b)))
+    return 0
+
+
+def compare_report(a, b) -> str:
+    """Two snapshots side by side: machine differences first, then every shared configuration."""
     from partui.profiles.analysis import config_key, label
     from partui.profiles.stats import verdict
-    a, b = _load(args.a), _load(args.b)
+    out = []
     diffs = machine_differences(a.machine, b.machine)
     if diffs:
-        print("the machines differ (ratios compare machines as well as configurations):")
-        print(table(["", "A", "B"], [list(d) for d in diffs], align="lll"))
+        out.append("the machines differ (ratios compare machines as well as configurations):")
+        out.append(table(["", "A", "B"], [list(d) for d in diffs], align="lll"))
     else:
-        print(f"same machine: {a.machine.get('cpu_model', '?')}, "
-              f"{a.machine.get('logical_cores', '?')} logical cores")
-    print()
+        out.append(f"same machine: {a.machine.get('cpu_model', '?')}, "
+                   f"{a.machine.get('logical_cores', '?')} logical cores")
+    out.append("")
     ra = {config_key(r.config): r for r in a.results()}
     rb = {config_key(r.config): r for r in b.results()}
     both = [k for k in ra if k in rb]
@@ -367,13 +368,13 @@ def cmd_compare(args) -> int:
                      f"{ms(y.median_ms)} ({ms(y.min_ms)}-{ms(y.max_ms)})", _ratio(ratio),
                      {"faster": "B faster", "slower": "B slower"}.get(v, v)])
     if rows:
-        print(table(["configuration", "A median ms (min-max)", "B median ms (min-max)", "B/A",
-                     "verdict"], rows, align="lrrrl"))
-        print()
-        print("verdict only where the min-max spreads do not overlap")
+        out.append(table(["configuration", "A median ms (min-max)", "B median ms (min-max)",
+                          "B/A", "verdict"], rows, align="lrrrl"))
+        out.append("")
+        out.append("verdict only where the min-max spreads do not overlap")
     else:
-        print("no configuration is in both snapshots")
+        out.append("no configuration is in both snapshots")
     only_a, only_b = len(ra) - len(both), len(rb) - len(both)
     if only_a or only_b:
-        print(f"only in A: {only_a} configuration(s); only in B: {only_b}")
-    return 0
+        out.append(f"only in A: {only_a} configuration(s); only in B: {only_b}")
+    return "\n".join(out)

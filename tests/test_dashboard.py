@@ -1,0 +1,178 @@
+"""Pilot tests: drive the dashboard's keys, with the engine on a thread of the test process.
+
+The app's live timer is off (live_loop=False): the tests call `app.tick()` and
+wait on the model's own state, never on the whole process going idle.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from partui.profiles.engine import RunConfig
+from partui.profiles.stream import EngineThread
+from partui.tui.app import PartuiApp
+from partui.tui.panes import RunsTable, SettingsPane
+
+SIZE = (120, 40)
+
+
+def make_app(tmp_path, **kwargs) -> PartuiApp:
+    cfg = kwargs.pop("config", RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 2, 0))
+    return PartuiApp(snapshot_dir=tmp_path, config=cfg, engine_factory=EngineThread,
+                     live_loop=False, **kwargs)
+
+
+async def until(app: PartuiApp, predicate, timeout: float = 30.0) -> None:
+    """Tick the app (drain engine events) until `predicate()` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting for the dashboard")
+        app.tick()
+        await asyncio.sleep(0.02)
+    app.redraw(force=True)
+
+
+def settings_text(app) -> str:
+    return str(app.query_one(SettingsPane).render())
+
+
+async def test_keys_change_the_configuration(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.session.config.strategy == "batch"
+        await pilot.press("t")
+        assert app.session.config.strategy == "channel"
+        await pilot.press("T", "k", "e")
+        c = app.session.config
+        assert (c.strategy, c.kernel, c.executor) == ("batch", "loops", "processes")
+        await pilot.press("plus")
+        assert app.session.config.workers == 3
+        await pilot.press("minus", "minus")
+        assert app.session.config.workers == 1
+        await pilot.press("right_square_bracket")
+        assert app.session.config.batch == 8
+        assert "workers  1" in settings_text(app)
+
+
+async def test_layer_list_selects_the_layer(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one("#layers").focus()
+        await pilot.press("down")
+        assert app.session.config.layer == "pool2"
+
+
+async def test_invalid_combination_is_shown_not_changed(tmp_path):
+    app = make_app(tmp_path, config=RunConfig("linear1", "spatial", workers=2))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.session.config.strategy == "spatial"  # kept as chosen
+        assert "not applicable" in settings_text(app)
+        await pilot.press("r")
+        assert app.in_flight == 0 and not app.session.runs
+
+
+async def test_run_once_fills_table_timeline_and_is_verified(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(app, lambda: app.session.runs)
+        run = app.session.runs[-1]
+        assert run.ok and run.config["layer"] == "conv2"
+        assert app.query_one(RunsTable).row_count == 1
+        assert {s.worker for s in app.session.spans} == {0, 1}
+        assert app.query_one("#timeline").draws >= 1
+
+
+async def test_live_mode_picks_up_changes_and_escape_cancels(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("space")
+        assert app.live
+        await until(app, lambda: len(app.session.runs) >= 2)
+        await pilot.press("t")  # channel: takes effect at the next run
+        await until(app, lambda: app.session.runs[-1].config["strategy"] == "channel")
+        await pilot.press("escape")
+        assert not app.live
+        await until(app, lambda: app.in_flight == 0)
+        count = len(app.session.runs)
+        for _ in range(5):
+            app.tick()
+            await asyncio.sleep(0.02)
+        assert len(app.session.runs) == count  # nothing new started
+
+
+async def test_escape_cancels_a_long_loops_run_quickly(tmp_path):
+    cfg = RunConfig("conv2", "batch", "loops", "threads", 2, 64, 5, 0)
+    app = make_app(tmp_path, config=cfg)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(app, lambda: app.session.running is not None)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await pilot.press("escape")
+        await until(app, lambda: app.in_flight == 0, timeout=5)
+        assert loop.time() - t0 < 1.5  # includes the pilot's own key delivery
+        assert not app.session.runs
+
+
+async def test_save_snapshot_and_reopen_read_only(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(app, lambda: app.session.runs)
+        await pilot.press("s")
+        files = list(tmp_path.glob("*.json"))
+        assert len(files) == 1
+        data = json.loads(files[0].read_text())
+        assert data["runs"][0]["config"]["layer"] == "conv2"
+        app.load_snapshot(files[0])
+        assert app.viewing is not None and app.viewing.read_only
+        assert len(app.viewing.runs) == 1
+        await pilot.press("t")  # read-only: no change
+        assert app.viewing.config.strategy == "batch"
+        await pilot.press("l")
+        assert app.viewing is None
+
+
+async def test_bad_snapshot_is_a_message_not_a_crash(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 1, "runs": [')
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE):
+        app.load_snapshot(bad)
+        assert app.viewing is None
+
+
+async def test_sweep_runs_every_worker_count(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("w")
+        top = app.session.max_workers
+        await until(app, lambda: len(app.session.runs) >= top, timeout=60)
+        assert [r.config["workers"] for r in app.session.runs] == list(range(1, top + 1))
+        assert app.session.baseline_for(app.session.config) is not None
+
+
+async def test_help_screen_lists_the_keys(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        text = str(app.screen.query_one("Static").render())
+        for words in ("Run", "Live", "Save", "Snapshots", str(tmp_path)):
+            assert words in text
+        await pilot.press("escape")
+        assert app.screen is app.screen_stack[0]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_small_and_large_terminals_render(tmp_path, size):
+    app = make_app(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("r")
+        await until(app, lambda: app.session.runs)
+        svg = app.export_screenshot()
+        assert "conv2" in svg and "settings" in svg

@@ -1,0 +1,77 @@
+"""End to end: the installed `partui` in a real terminal (tmux), driven by keys, read off the screen."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+import uuid
+
+import psutil
+import pytest
+
+PARTUI = shutil.which("partui")
+pytestmark = pytest.mark.skipif(not (shutil.which("tmux") and PARTUI),
+                                reason="needs tmux and the installed partui command")
+
+
+class Terminal:
+    def __init__(self, command: str, width: int = 120, height: int = 40):
+        self.name = f"partui-test-{uuid.uuid4().hex[:8]}"
+        # A COLUMNS / LINES in the environment would override the pane's real size.
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(width),
+                        "-y", str(height),
+                        f"env -u COLUMNS -u LINES {command}; echo EXITED $?; sleep 30"],
+                       check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                              capture_output=True, text=True).stdout
+
+    def press(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match:
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            m = rx.search(self.screen())
+            if m:
+                return m
+            time.sleep(0.1)
+        raise AssertionError(f"{pattern!r} never appeared; screen:\n{self.screen()}")
+
+    def processes(self) -> list[psutil.Process]:
+        out = subprocess.run(["tmux", "display-message", "-p", "-t", self.name, "#{pane_pid}"],
+                             capture_output=True, text=True).stdout.strip()
+        shell = psutil.Process(int(out))
+        return [p for p in shell.children(recursive=True) if p.name() != "sleep"]
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def test_newcomer_session(tmp_path):
+    term = Terminal(f"{PARTUI} --snapshot-dir {tmp_path} --layer conv2 --batch 8")
+    try:
+        term.wait_for(r"layers")
+        term.wait_for(r"strategy\s+batch")
+        running = term.processes()
+        assert running, "partui is not running"
+        term.press("t")
+        term.wait_for(r"strategy\s+channel")
+        term.press("r")
+        term.wait_for(r"\bok\s+conv2\s+channel\s+vectorized\s+threads")
+        term.press("s")
+        deadline = time.monotonic() + 10
+        while not list(tmp_path.glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(tmp_path.glob("*.json")), "s saved no snapshot"
+        running = term.processes()  # the dashboard and its engine process
+        term.press("q")
+        term.wait_for(r"EXITED 0", timeout=10)
+        gone, alive = psutil.wait_procs(running, timeout=5)
+        assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
+        assert "Traceback" not in term.screen()
+    finally:
+        term.close()

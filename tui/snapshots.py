@@ -1,0 +1,67 @@
+"""The dashboard's session as a profile snapshot, and a snapshot as a read-only session."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from partui.profiles import export, snapshot
+from partui.profiles.engine import RunConfig
+
+from .model import Model
+
+
+def session_snapshot(model: Model, machine: dict, memlab: list | None = None,
+                     note: str = "saved from the dashboard") -> snapshot.Snapshot:
+    analysis = model.analysis()
+    return snapshot.Snapshot.from_results(
+        model.runs, note=note, machine=machine,
+        memlab=[r.to_dict() for r in (memlab or [])],
+        baseline={k: b.to_dict() for k, b in analysis.baselines.items()})
+
+
+def save_session(model: Model, machine: dict, folder: Path, memlab: list | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = snapshot.default_snapshot_path(folder, stem="partui")
+    return snapshot.save(session_snapshot(model, machine, memlab), path)
+
+
+def export_session(app, model: Model, machine: dict, folder: Path,
+                   memlab: list | None = None) -> list[Path]:
+    """The snapshot, its Perfetto / Chrome trace, its CSV and an SVG screenshot, side by side."""
+    folder.mkdir(parents=True, exist_ok=True)
+    snap = session_snapshot(model, machine, memlab)
+    path = snapshot.save(snap, snapshot.default_snapshot_path(folder, stem="partui"))
+    stem = path.with_suffix("")
+    trace = stem.with_name(stem.name + ".trace.json")
+    csv_path = stem.with_suffix(".csv")
+    _write_atomic(trace, json.dumps(export.chrome_trace(snap)))
+    _write_atomic(csv_path, export.csv_text(snap))
+    svg = Path(app.save_screenshot(filename=stem.name + ".svg", path=str(folder)))
+    return [path, trace, csv_path, svg]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def model_from_snapshot(path: Path, max_workers: int) -> Model:
+    """A read-only model holding a snapshot's runs, CPU samples and the last run's spans."""
+    snap = snapshot.load(path)
+    results = snap.results()
+    if results:
+        last = results[-1]
+        config = RunConfig(**last.config)
+    else:
+        config = RunConfig("conv2")
+    model = Model(config, max_workers=max_workers, read_only=True, source=str(path),
+                  known_baselines=export.snapshot_baselines(snap))
+    model.runs = results
+    if results:
+        model.spans.extend(results[-1].spans)
+    for r in results:
+        model.cpu.extend(r.cpu_samples)
+        model.repeats.extend((0, t) for t in r.times_ms)
+    model.version += 1
+    return model
