@@ -5,13 +5,15 @@ reported apart from the run. Every executor hands back one Span per task.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing as mp
+import signal
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
-from multiprocessing import shared_memory
+from multiprocessing import forkserver, shared_memory
 
 import numpy as np
 
@@ -148,6 +150,41 @@ class BlasExecutor(InlineExecutor):
         return self.workers
 
 
+@contextlib.contextmanager
+def _sigint_held():
+    """Hold Ctrl+C while child processes are being started, then deliver it.
+
+    A terminal sends Ctrl+C to the whole process group. Children inherit the signal mask
+    of the thread that starts them: with SIGINT blocked, a half-started fork server or
+    worker cannot die of it with a traceback; once up, each sets SIGINT to ignored (which
+    drops a pending one). In this process, a Ctrl+C is recorded and raised at the end: the
+    mask alone is not enough, since the signal can land on another thread (OpenBLAS's) and
+    would then interrupt the hand-shake with the fork server half-way.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = []
+    on_main = threading.current_thread() is threading.main_thread()
+    if on_main:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        # The standard library starts its resource tracker with SIGINT blocked too, but
+        # unblocks it afterwards: start it before blocking.
+        from multiprocessing import resource_tracker
+        resource_tracker.ensure_running()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    finally:
+        if on_main:
+            signal.signal(signal.SIGINT, previous)
+    if held and callable(previous):
+        previous(signal.SIGINT, held[0])  # default_int_handler raises KeyboardInterrupt
+
+
 def _wait_all(futures, cancel):
     """Wait for every future, waking often so Ctrl+C reaches the caller; the first error is raised."""
     pending = set(futures)
@@ -183,7 +220,11 @@ class ThreadExecutor(Executor):
                                         initargs=(itertools.count(), self._tids))
         # Start every thread now so the first timed run does not pay for it.
         barrier = threading.Barrier(self.workers)
-        list(self._pool.map(lambda _: barrier.wait(timeout=10), range(self.workers)))
+        try:
+            list(self._pool.map(lambda _: barrier.wait(timeout=10), range(self.workers)))
+        except BaseException:  # Ctrl+C: release the threads already waiting
+            barrier.abort()
+            raise
         self.startup_ms = (time.perf_counter_ns() - t0) / 1e6
         return self.startup_ms
 
@@ -231,15 +272,21 @@ class ProcessExecutor(Executor):
         if self._pool is not None:
             return 0.0
         t0 = time.perf_counter_ns()
-        self._mp_cancel = self._ctx.Event()
-        counter = self._ctx.Value("i", 0)
-        self._pids = self._ctx.Array("i", self.workers, lock=False)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx,
-                                         initializer=worker.process_init,
-                                         initargs=(counter, self._mp_cancel, self._pids))
-        # Start every process now (the pool starts them lazily otherwise).
-        futures = [self._pool.submit(time.sleep, 0.05) for _ in range(self.workers)]
-        wait(futures)
+        try:
+            with _sigint_held():
+                forkserver.ensure_running()  # here, so it inherits the held SIGINT
+                self._mp_cancel = self._ctx.Event()
+                counter = self._ctx.Value("i", 0)
+                self._pids = self._ctx.Array("i", self.workers, lock=False)
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx,
+                                                 initializer=worker.process_init,
+                                                 initargs=(counter, self._mp_cancel, self._pids))
+                # Start every process now (the pool starts them lazily otherwise).
+                futures = [self._pool.submit(time.sleep, 0.05) for _ in range(self.workers)]
+                wait(futures)
+        except BaseException:  # Ctrl+C or a failed start: no half-started pool left behind
+            self.kill()
+            raise
         self.startup_ms = (time.perf_counter_ns() - t0) / 1e6
         return self.startup_ms
 
@@ -285,7 +332,13 @@ class ProcessExecutor(Executor):
             if p.is_alive():
                 p.kill()
                 p.join(timeout=1)
+        # The pool's manager thread sees the dead workers and ends; join it so no thread
+        # outlives the pool (and none races the interpreter's exit hook, which would print
+        # an 'Exception ignored' traceback).
+        manager = self._pool._executor_manager_thread  # noqa: SLF001
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if manager is not None:
+            manager.join(timeout=1)
         self._pool = None
 
     def close(self) -> None:

@@ -7,9 +7,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partui.kernels.strategies import NotApplicable
-from partui.profiles.engine import ConfigError, RunCancelledError
-
 from .errors import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -55,6 +52,16 @@ def _optional_commands() -> tuple:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while numpy loads: the imports live below, not at the top
+        print("partui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str]) -> int:
+    from partui.kernels.strategies import NotApplicable
+    from partui.profiles.engine import ConfigError, RunCancelledError
     try:
         if not argv or (argv[0] not in ("-h", "--help") and _is_dashboard_call(argv)):
             from .dashboard_cli import main as dashboard_main

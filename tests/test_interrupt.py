@@ -1,0 +1,114 @@
+"""Ctrl+C during a long `loops` run: exit 130 within a second, one line, no process left behind."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+LONG_RUN = ["run", "--layer", "conv2", "--batch", "64", "--kernel", "loops", "--repeat", "3"]
+
+
+def start(executor, new_session=False):
+    workers = "1" if executor == "inline" else "2"
+    return subprocess.Popen(
+        [sys.executable, "-m", "partui.tui.cli", *LONG_RUN, "--executor", executor,
+         "--workers", workers],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=new_session)
+
+
+def descendants(proc, seen):
+    try:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            seen.setdefault(child.pid, child)
+    except psutil.Error:  # gone (or a zombie) already
+        pass
+    return seen
+
+
+def interrupt_and_check(proc, seen, send):
+    t0 = time.monotonic()
+    send()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("partui did not stop within 10 s of Ctrl+C")
+    elapsed = time.monotonic() - t0
+    out, err = proc.communicate()
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err == "partui: interrupted\n", err
+    assert out == ""
+    assert elapsed < 1.0, f"stopped {elapsed:.2f} s after Ctrl+C"
+    # Worker processes are stopped before partui exits; the multiprocessing helpers follow
+    # as soon as their pipe to partui closes.
+    deadline = time.monotonic() + 1.0
+    while True:
+        alive = [p for p in seen.values() if running(p)]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not alive, [p.pid for p in alive]
+
+
+def running(p):
+    """Still running; a zombie has exited (this container's init may be slow to reap it)."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes", "inline"])
+def test_sigint_mid_run(executor):
+    proc = start(executor)
+    seen: dict = {}
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        descendants(proc, seen)
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before Ctrl+C: make it longer"
+    descendants(proc, seen)
+    if executor == "processes":
+        assert len(seen) >= 2, "no worker processes seen"
+    else:
+        assert not seen
+    interrupt_and_check(proc, seen, lambda: proc.send_signal(signal.SIGINT))
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1])
+def test_terminal_ctrl_c_while_the_pool_starts(delay):
+    """A terminal sends SIGINT to the whole process group, children included. Hit the pool's
+    start-up (the fork server loads numpy for ~0.2 s): no child may print a traceback."""
+    proc = start("processes", new_session=True)
+    seen: dict = {}
+    deadline = time.monotonic() + 20
+    while not seen and time.monotonic() < deadline and proc.poll() is None:
+        descendants(proc, seen)
+        time.sleep(0.002)
+    assert seen, "no child process appeared"
+    time.sleep(delay)
+    interrupt_and_check(proc, seen, lambda: os.killpg(proc.pid, signal.SIGINT))
+
+
+def test_terminal_ctrl_c_mid_run():
+    proc = start("processes", new_session=True)
+    seen: dict = {}
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        descendants(proc, seen)
+        time.sleep(0.02)
+    assert proc.poll() is None and len(seen) >= 2
+    interrupt_and_check(proc, seen, lambda: os.killpg(proc.pid, signal.SIGINT))
+
+
+def test_the_cli_module_imports_nothing_heavy():
+    """A Ctrl+C while numpy loads must reach main's handler: the module itself stays light."""
+    code = ("import sys, partui.tui.cli; "
+            "heavy = [m for m in ('numpy', 'partui.profiles.engine', 'textual') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
