@@ -79,6 +79,7 @@ class RunConfig:
         _ranged("batch", self.batch, 1, MAX_BATCH)
         _ranged("repeat", self.repeats, 1, 10_000)
         _ranged("warmup", self.warmup, 0, 10_000)
+        _ranged("seed", self.seed, 0, 2**64 - 1)  # numpy seeds are non-negative
 
     def label(self) -> str:
         return (f"{self.layer} {self.strategy}/{self.kernel}/{self.executor} "
@@ -134,6 +135,8 @@ class RunResult:
         d.update({k: self.config[k] for k in ("layer", "strategy", "kernel", "executor",
                                                 "workers", "batch")})
         d["gflops"] = self.gflops
+        if not np.isfinite(self.max_abs_error):  # NaN in the output: JSON has no Infinity
+            d["max_abs_error"] = None
         return d
 
     @classmethod
@@ -309,7 +312,8 @@ class Engine:
         if ok:
             emit(RunFinished(run_id, result))
         else:
-            result.error = f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
+            result.error = (f"max abs error {err:.3g} exceeds tolerance {tol:.3g}" if np.isfinite(err)
+                            else "the output holds NaN or infinite values")
             emit(RunFailed(run_id, result.error, result, cfg.to_dict()))
         return result
 

@@ -163,6 +163,8 @@ def check_writable_dir(path: str) -> Path:
         probe = d / f".partui-write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
+    except FileExistsError:
+        raise UsageError(f"cannot write to {path}: it is a file, not a folder") from None
     except OSError as exc:
         raise UsageError(f"cannot write to {path}: {exc.strerror or exc}") from None
     return d
@@ -239,7 +241,7 @@ def run_report(result) -> str:
     lines.append("")
     lines.append(table(["worker", "busy ms", "busy/wall", "share of work"], rows))
     lines.append("")
-    verdict = "OK" if result.ok else "FAILED: result is wrong"
+    verdict = "OK" if result.ok else f"FAILED: {result.error or 'result is wrong'}"
     lines.append(f"max abs error {result.max_abs_error:.2e} (tolerance {result.tolerance:.2e})  "
                  f"{verdict}")
     return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""`partui list / info / run` as a user runs them: exit codes, one-line errors, JSON, saved arrays."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from partui.kernels import compute
+from partui.kernels.layers import LAYER_NAMES, LAYERS
+from partui.tui import cli
+
+RUN = ["run", "--repeat", "1", "--warmup", "0", "--batch", "2"]
+
+
+def partui(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "partui.tui.cli", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc, code, *words):
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--layer", "conv9"], ["conv9", "conv2", "logsoftmax", "network"]),
+    (["--layer", "conv2", "--strategy", "diagonal"], ["diagonal", "batch", "pipeline"]),
+    (["--layer", "conv2", "--kernel", "fast"], ["fast", "loops", "vectorized"]),
+    (["--layer", "conv2", "--executor", "gpu"], ["gpu", "threads", "processes", "blas"]),
+    (["--layer", "conv2", "--workers", "0"], ["workers", "1 to 256"]),
+    (["--layer", "conv2", "--workers", "257"], ["workers", "1 to 256"]),
+    (["--layer", "conv2", "--workers", "two"], ["workers", "two"]),
+    (["--layer", "conv2", "--batch", "0"], ["batch", "1 to 1024"]),
+    (["--layer", "conv2", "--batch", "1025"], ["batch", "1 to 1024"]),
+    (["--layer", "conv2", "--seed", "-1"], ["seed"]),
+    (["--layer", "conv2", "--repeat", "0"], ["repeat"]),
+    ([], ["--layer"]),
+])
+def test_bad_input_exits_2_with_one_line(args, words):
+    assert_one_line_error(partui("run", *args), 2, *words)
+
+
+@pytest.mark.parametrize("args", [
+    ["--layer", "linear1", "--strategy", "spatial"],
+    ["--layer", "conv2", "--strategy", "pipeline"],
+    ["--layer", "conv2", "--strategy", "none", "--kernel", "loops", "--executor", "blas"],
+    ["--layer", "conv2", "--strategy", "batch", "--executor", "blas"],
+    ["--layer", "pool2", "--strategy", "none", "--executor", "blas"],
+    ["--layer", "conv2", "--executor", "inline", "--workers", "2"],
+    ["--layer", "logsoftmax", "--strategy", "channel"],
+])
+def test_not_applicable_exits_2(args):
+    assert_one_line_error(partui("run", *args), 2, "not applicable")
+
+
+def test_unknown_command():
+    assert_one_line_error(partui("frobnicate"), 2, "frobnicate", "run")
+
+
+def test_unwritable_save_arrays_dir(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for target in (blocker, blocker / "sub", "/proc/partui-no-such-dir"):
+        proc = partui(*RUN, "--layer", "pool2", "--save-arrays", str(target))
+        assert_one_line_error(proc, 2, "cannot write", str(target))
+    assert not (tmp_path / "a-file" / "sub").exists()
+
+
+def test_run_prints_a_verified_table():
+    proc = partui("run", "--layer", "conv2", "--strategy", "batch", "--executor", "threads",
+                  "--workers", "2", "--batch", "4", "--repeat", "3")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "conv2" in out and "median" in out and "min-max" in out
+    assert "3 repeats after 1 warm-up" in out and "BLAS threads 1" in out
+    assert "worker" in out and "busy ms" in out
+    assert "max abs error" in out and "OK" in out and "FAILED" not in out
+
+
+def test_run_json_shape():
+    proc = partui("run", "--layer", "conv2", "--strategy", "hybrid", "--executor", "processes",
+                  "--workers", "2", "--batch", "4", "--repeat", "2", "--warmup", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["layer"] == "conv2" and d["strategy"] == "hybrid" and d["kernel"] == "vectorized"
+    assert d["executor"] == "processes" and d["workers"] == 2 and d["batch"] == 4
+    assert d["blas_threads"] == 1
+    assert isinstance(d["times_ms"], list) and len(d["times_ms"]) == 2
+    assert d["median_ms"] == pytest.approx(float(np.median(d["times_ms"])))
+    assert d["ok"] is True and 0 <= d["max_abs_error"] <= d["tolerance"]
+    assert len(d["spans"]) == 2 * 4  # 2 repeats x (2 batch halves x 2 channel halves)
+    for s in d["spans"]:
+        assert {"worker", "tid", "start_ns", "end_ns", "units"} <= set(s)
+        assert s["worker"] in (0, 1) and s["start_ns"] < s["end_ns"] and s["units"] > 0
+    assert sum(s["units"] for s in d["spans"]) == 2 * LAYERS["conv2"].flops(4)
+
+
+def test_run_json_blas_threads():
+    proc = partui(*RUN, "--layer", "linear2", "--strategy", "none", "--executor", "blas",
+                  "--workers", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["blas_threads"] == 2 and d["workers"] == 2 and d["ok"] is True
+
+
+def _conv_f64(x, w, b):
+    """Direct float64 convolution: every 3x3 window against every filter."""
+    win = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), (3, 3), axis=(2, 3))
+    return np.einsum("nchwij,ocij->nohw", win, w.astype(np.float64)) + b[None, :, None, None]
+
+
+def _gelu_f64(v):
+    return 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3)))
+
+
+@pytest.mark.parametrize("layer,executor", [("conv2", "processes"), ("linear1", "threads"),
+                                            ("pool2", "threads")])
+def test_save_arrays_can_be_checked_independently(tmp_path, layer, executor):
+    out_dir = tmp_path / "arrays" / layer  # created on demand
+    proc = partui(*RUN, "--layer", layer, "--strategy", "channel", "--executor", executor,
+                  "--workers", "2", "--save-arrays", str(out_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert f"arrays written to {out_dir}" in proc.stdout
+    files = {p.name for p in out_dir.iterdir()}
+    x = np.load(out_dir / "input.npy")
+    y = np.load(out_dir / "output.npy")
+    assert x.dtype == y.dtype == np.float32
+    assert x.shape == LAYERS[layer].in_array_shape(2) and y.shape == LAYERS[layer].out_array_shape(2)
+    if layer == "pool2":
+        assert files == {"input.npy", "output.npy"}
+        want = np.maximum.reduce([x[:, :, a:10:2, c:10:2] for a in (0, 1) for c in (0, 1)])
+        want = want.astype(np.float64)
+    else:
+        assert files == {"input.npy", "weight.npy", "bias.npy", "output.npy"}
+        w, b = np.load(out_dir / "weight.npy"), np.load(out_dir / "bias.npy")
+        assert w.shape == LAYERS[layer].weight_shape and b.shape == LAYERS[layer].bias_shape
+        if layer == "conv2":
+            want = _conv_f64(x, w, b.astype(np.float64))
+        else:
+            want = _gelu_f64(x.astype(np.float64) @ w.astype(np.float64).T + b)
+    assert np.abs(y - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_save_arrays_network_names_each_layer(tmp_path):
+    proc = partui(*RUN, "--layer", "network", "--save-arrays", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"input.npy", "output.npy", "conv1.weight.npy", "linear3.bias.npy"} <= names
+
+
+@pytest.mark.parametrize("command", ["list", "info"])
+def test_list_and_info(command):
+    proc = partui(command)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    if command == "list":
+        for name in LAYER_NAMES:
+            assert name in proc.stdout
+        assert "valid combinations" in proc.stdout and "4.46 MFLOP" in proc.stdout
+    else:
+        for word in ("CPU", "cores", "memory", "BLAS", "Python", "numpy"):
+            assert word in proc.stdout
+
+
+def test_list_json():
+    proc = partui("list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    layers = {layer["name"]: layer for layer in d["layers"]}
+    assert list(layers) == list(LAYER_NAMES)
+    assert layers["conv2"]["flops_per_sample"] == 4_460_544
+    assert layers["conv2"]["out_shape"] == [64, 11, 11]
+    assert {"strategy": "pipeline", "kernel": "loops", "executor": "threads"} in d["valid"]["network"]
+    assert {"strategy": "spatial", "kernel": "vectorized", "executor": "threads"} not in d["valid"]["linear1"]
+
+
+def test_info_json():
+    proc = partui("info", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["logical_cores"] >= 1 and d["memory_total"] > 0
+    assert isinstance(d["caches"], list) and isinstance(d["blas"], list)
+    assert d["python"].count(".") == 2 and d["numpy"]
+
+
+class _WrongConv:
+    """The vectorized kernels, except conv, which is off by a little in one element."""
+
+    def __getattr__(self, name):
+        return getattr(compute.vectorized, name)
+
+    @staticmethod
+    def conv(x, w, b, out, scratch, cancel=None):
+        compute.vectorized.conv(x, w, b, out, scratch, cancel)
+        out.flat[0] += 0.01 * max(1.0, float(np.abs(out).max()))
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_wrong_result_fails_visibly_with_exit_1(monkeypatch, capsys, as_json):
+    monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _WrongConv())
+    args = ["run", "--layer", "conv2", "--executor", "threads", "--workers", "2", "--batch", "2",
+            "--repeat", "1"] + (["--json"] if as_json else [])
+    assert cli.main(args) == 1
+    out = capsys.readouterr().out
+    if as_json:
+        d = json.loads(out)
+        assert d["ok"] is False and d["max_abs_error"] > d["tolerance"]
+        assert "exceeds tolerance" in d["error"]
+    else:
+        assert "FAILED" in out
+
+
+def test_a_region_no_task_writes_fails(monkeypatch):
+    """The output is filled with NaN before each repeat: a kernel that writes nothing cannot pass."""
+    from partui.profiles.engine import Engine, RunConfig
+
+    class Lazy(_WrongConv):
+        @staticmethod
+        def gelu(x, out, scratch, cancel=None):
+            pass
+
+    monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", Lazy())
+    with Engine() as engine:
+        result = engine.run(RunConfig("gelu2", "batch", "vectorized", "inline", 1, 2, 1, 0))
+    assert not result.ok and result.error
+    json.dumps(result.to_dict(), allow_nan=False)  # still valid JSON
