@@ -22,6 +22,7 @@ from .events import Span
 
 WAIT_SLICE_S = 0.05  # how often a waiting caller wakes to notice Ctrl+C
 SETTLE_S = 2.0  # after a failure, how long to let sibling tasks stop before the pool is reused
+STARTUP_TIMEOUT_S = 60.0  # a process pool that is not up by then is reported, not waited for
 
 
 class WorkerLost(RuntimeError):
@@ -281,8 +282,20 @@ class ProcessExecutor(Executor):
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx,
                                                  initializer=worker.process_init,
                                                  initargs=(counter, self._mp_cancel, self._pids))
-                # Start every process now (the pool starts them lazily otherwise).
-                futures = [self._pool.submit(time.sleep, 0.05) for _ in range(self.workers)]
+                # Start every process now (the pool starts them lazily otherwise), and wait
+                # until each has run its initializer: one quick worker can run every ping
+                # while another is still starting, and the first timed repeats would then
+                # run on fewer workers than they claim.
+                futures = [self._pool.submit(worker.process_ping) for _ in range(self.workers)]
+                deadline = time.monotonic() + STARTUP_TIMEOUT_S
+                while counter.value < self.workers:
+                    broken = [f for f in futures if f.done() and f.exception() is not None]
+                    if broken:
+                        raise broken[0].exception()
+                    if time.monotonic() > deadline:
+                        raise WorkerLost(f"worker processes did not start within "
+                                         f"{STARTUP_TIMEOUT_S:.0f} s")
+                    time.sleep(0.002)
                 wait(futures)
         except BaseException:  # Ctrl+C or a failed start: no half-started pool left behind
             self.kill()

@@ -64,15 +64,16 @@ def process_init(counter, cancel_event, pids=None) -> None:
     `pids` (a shared array, one slot per worker) lets the CPU sampler find the worker.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _proc["cancel"] = cancel_event
+    _proc["scratch"] = Scratch()
+    from . import blas
+    blas.set_threads(1)
+    # Numbered last: the parent counts ready workers by this counter.
     with counter.get_lock():
         _proc["index"] = counter.value
         counter.value += 1
     if pids is not None and _proc["index"] < len(pids):
         pids[_proc["index"]] = os.getpid()
-    _proc["cancel"] = cancel_event
-    _proc["scratch"] = Scratch()
-    from . import blas
-    blas.set_threads(1)
 
 
 def _attach(name: str, layout: dict) -> dict[str, np.ndarray]:
