@@ -135,8 +135,6 @@ class RunResult:
         d.update({k: self.config[k] for k in ("layer", "strategy", "kernel", "executor",
                                                 "workers", "batch")})
         d["gflops"] = self.gflops
-        if not np.isfinite(self.max_abs_error):  # NaN in the output: JSON has no Infinity
-            d["max_abs_error"] = None
         return d
 
     @classmethod

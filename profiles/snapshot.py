@@ -71,23 +71,23 @@ class Snapshot:
                 "runs": self.runs, "memlab": self.memlab}
 
 
-def _json_safe(obj):
+def json_safe(obj):
     """JSON has no NaN or infinity: write them as null."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return _json_safe(obj.item())
+        return json_safe(obj.item())
     return obj
 
 
 def save(snapshot: Snapshot, path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename over `path`."""
     path = Path(path)
-    text = json.dumps(_json_safe(snapshot.to_dict()), indent=1, allow_nan=False)
+    text = json.dumps(json_safe(snapshot.to_dict()), indent=1, allow_nan=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -13,6 +13,13 @@ from partui.tui import cli
 RUN = ["run", "--repeat", "1", "--warmup", "0", "--batch", "2"]
 
 
+def strict_json(text):
+    """Parse as standard JSON: NaN and Infinity are not JSON."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
 def partui(*args, timeout=60):
     return subprocess.run([sys.executable, "-m", "partui.tui.cli", *args],
                           capture_output=True, text=True, timeout=timeout)
@@ -87,7 +94,7 @@ def test_run_json_shape():
     proc = partui("run", "--layer", "conv2", "--strategy", "hybrid", "--executor", "processes",
                   "--workers", "2", "--batch", "4", "--repeat", "2", "--warmup", "1", "--json")
     assert proc.returncode == 0, proc.stderr
-    d = json.loads(proc.stdout)
+    d = strict_json(proc.stdout)
     assert d["layer"] == "conv2" and d["strategy"] == "hybrid" and d["kernel"] == "vectorized"
     assert d["executor"] == "processes" and d["workers"] == 2 and d["batch"] == 4
     assert d["blas_threads"] == 1
@@ -105,7 +112,7 @@ def test_run_json_blas_threads():
     proc = partui(*RUN, "--layer", "linear2", "--strategy", "none", "--executor", "blas",
                   "--workers", "2", "--json")
     assert proc.returncode == 0, proc.stderr
-    d = json.loads(proc.stdout)
+    d = strict_json(proc.stdout)
     assert d["blas_threads"] == 2 and d["workers"] == 2 and d["ok"] is True
 
 
@@ -170,7 +177,7 @@ def test_list_and_info(command):
 def test_list_json():
     proc = partui("list", "--json")
     assert proc.returncode == 0, proc.stderr
-    d = json.loads(proc.stdout)
+    d = strict_json(proc.stdout)
     layers = {layer["name"]: layer for layer in d["layers"]}
     assert list(layers) == list(LAYER_NAMES)
     assert layers["conv2"]["flops_per_sample"] == 4_460_544
@@ -182,7 +189,7 @@ def test_list_json():
 def test_info_json():
     proc = partui("info", "--json")
     assert proc.returncode == 0, proc.stderr
-    d = json.loads(proc.stdout)
+    d = strict_json(proc.stdout)
     assert d["logical_cores"] >= 1 and d["memory_total"] > 0
     assert isinstance(d["caches"], list) and isinstance(d["blas"], list)
     assert d["python"].count(".") == 2 and d["numpy"]
@@ -200,6 +207,14 @@ class _WrongConv:
         out.flat[0] += 0.01 * max(1.0, float(np.abs(out).max()))
 
 
+class _LazyGelu(_WrongConv):
+    """A GELU that writes nothing."""
+
+    @staticmethod
+    def gelu(x, out, scratch, cancel=None):
+        pass
+
+
 @pytest.mark.parametrize("as_json", [False, True])
 def test_a_wrong_result_fails_visibly_with_exit_1(monkeypatch, capsys, as_json):
     monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _WrongConv())
@@ -208,7 +223,7 @@ def test_a_wrong_result_fails_visibly_with_exit_1(monkeypatch, capsys, as_json):
     assert cli.main(args) == 1
     out = capsys.readouterr().out
     if as_json:
-        d = json.loads(out)
+        d = strict_json(out)
         assert d["ok"] is False and d["max_abs_error"] > d["tolerance"]
         assert "exceeds tolerance" in d["error"]
     else:
@@ -219,13 +234,15 @@ def test_a_region_no_task_writes_fails(monkeypatch):
     """The output is filled with NaN before each repeat: a kernel that writes nothing cannot pass."""
     from partui.profiles.engine import Engine, RunConfig
 
-    class Lazy(_WrongConv):
-        @staticmethod
-        def gelu(x, out, scratch, cancel=None):
-            pass
-
-    monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", Lazy())
+    monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _LazyGelu())
     with Engine() as engine:
         result = engine.run(RunConfig("gelu2", "batch", "vectorized", "inline", 1, 2, 1, 0))
-    assert not result.ok and result.error
-    json.dumps(result.to_dict(), allow_nan=False)  # still valid JSON
+    assert not result.ok and "NaN" in result.error
+
+
+def test_json_of_a_nan_output_is_still_json(monkeypatch, capsys):
+    monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _LazyGelu())
+    assert cli.main(["run", "--layer", "gelu2", "--executor", "inline", "--workers", "1",
+                     "--batch", "2", "--repeat", "1", "--json"]) == 1
+    d = strict_json(capsys.readouterr().out)
+    assert d["ok"] is False and d["max_abs_error"] is None

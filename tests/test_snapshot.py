@@ -60,7 +60,7 @@ def test_failed_write_leaves_the_old_file(tmp_path, result, monkeypatch):
 
 
 def good(result) -> dict:
-    return json.loads(json.dumps(snap._json_safe(Snapshot.from_results([result]).to_dict())))
+    return json.loads(json.dumps(snap.json_safe(Snapshot.from_results([result]).to_dict())))
 
 
 def write(tmp_path, data) -> str:

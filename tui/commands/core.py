@@ -183,7 +183,8 @@ def cmd_run(args) -> int:
     if out_dir is not None:
         save_arrays(out_dir, result.arrays)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        from partui.profiles.snapshot import json_safe  # NaN (not measured) -> null
+        print(json.dumps(json_safe(result.to_dict()), allow_nan=False))
     else:
         print(run_report(result))
         if out_dir is not None:
