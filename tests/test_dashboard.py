@@ -176,3 +176,30 @@ async def test_small_and_large_terminals_render(tmp_path, size):
         await until(app, lambda: app.session.runs)
         svg = app.export_screenshot()
         assert "conv2" in svg and "settings" in svg
+
+
+async def test_lost_worker_process_is_reported_and_dashboard_keeps_working(tmp_path):
+    import psutil
+
+    from partui.profiles.stream import EngineProcess
+    cfg = RunConfig("conv2", "batch", "loops", "processes", 2, 64, 5, 0)
+    app = PartuiApp(snapshot_dir=tmp_path, config=cfg, engine_factory=EngineProcess,
+                    live_loop=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+
+        def pool_workers():  # the engine process -> its fork server -> the pool's workers
+            return [p for p in psutil.Process(app.engine.pid).children(recursive=True)
+                    if "forkserver" in " ".join(p.parent().cmdline())]
+        await until(app, lambda: app.session.running is not None and len(pool_workers()) >= 2)
+        pool_workers()[0].kill()
+        await until(app, lambda: app.session.failures, timeout=20)
+        position, config, error = app.session.failures[-1]
+        assert "worker" in error and config["executor"] == "processes"
+        table = app.query_one(RunsTable)
+        assert "FAIL" in str(table.get_row_at(table.row_count - 1)[1])
+        # the dashboard keeps working: the next run gets a new pool
+        app.session.set(kernel="vectorized", batch=4)
+        await pilot.press("r")
+        await until(app, lambda: app.session.runs, timeout=30)
+        assert app.session.runs[-1].ok

@@ -181,8 +181,9 @@ class PartuiApp(App):
         for chart in self.query(Chart):
             chart.update_from(model, force=force)
         table = self.query_one(RunsTable)
-        if getattr(table, "_shown_runs", None) != (id(model), len(model.runs)):
-            table._shown_runs = (id(model), len(model.runs))
+        shown = (id(model), len(model.runs), len(model.failures))
+        if getattr(table, "_shown_runs", None) != shown:
+            table._shown_runs = shown
             table.show(model)
         self.query_one(SettingsPane).show(model, self.live)
 

@@ -37,7 +37,9 @@ class Model:
     config: RunConfig
     max_workers: int
     runs: list[RunResult] = field(default_factory=list)
-    failures: list[tuple[int, str]] = field(default_factory=list)  # (run id, message)
+    # runs that ended without a result (a lost worker, an error): (position among runs,
+    # config dict or None, one-line message), shown in the table where they happened
+    failures: list[tuple[int, dict | None, str]] = field(default_factory=list)
     spans: deque = field(default_factory=lambda: deque(maxlen=SPAN_HISTORY))
     cpu: deque = field(default_factory=lambda: deque(maxlen=CPU_HISTORY))
     repeats: deque = field(default_factory=lambda: deque(maxlen=REPEAT_HISTORY))
@@ -99,9 +101,10 @@ class Model:
                 self.runs.append(ev.result)
                 self.running = None
             elif isinstance(ev, RunFailed):
-                if ev.result is not None:
+                if ev.result is not None:  # it ran, and its answer is wrong: a FAIL row
                     self.runs.append(ev.result)
-                self.failures.append((ev.run, ev.error))
+                else:
+                    self.failures.append((len(self.runs), ev.config, ev.error))
                 self.running = None
             elif isinstance(ev, RunCancelled):
                 self.running = None

@@ -107,11 +107,25 @@ class RunsTable(DataTable):
     def show(self, model: Model) -> None:
         self.clear()
         rows = model.analysis().rows
+        failed_at: dict[int, list] = {}
+        for position, config, error in model.failures:
+            failed_at.setdefault(position, []).append((config, error))
         first = max(0, len(rows) - 200)
-        for i, row in enumerate(rows[first:], start=first + 1):
-            self.add_row(*run_row(i, row), key=str(i))
+        for i in range(first, len(rows) + 1):
+            for n, (config, error) in enumerate(failed_at.get(i, [])):
+                self.add_row(*failure_row(config, error), key=f"failed-{i}-{n}")
+            if i < len(rows):
+                self.add_row(*run_row(i + 1, rows[i]), key=str(i + 1))
         if self.row_count:
             self.move_cursor(row=self.row_count - 1)
+
+
+def failure_row(config: dict | None, error: str) -> list:
+    c = config or {}
+    cells = ["-", Text("FAIL", "bold red"), c.get("layer", "?"), c.get("strategy", ""),
+             c.get("kernel", ""), c.get("executor", ""), str(c.get("workers", "")),
+             str(c.get("batch", ""))]
+    return cells + [Text(error[:60], "red")] + [""] * (len(RUN_COLUMNS) - len(cells) - 1)
 
 
 def _num(value: float, fmt: str) -> str:
