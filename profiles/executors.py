@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import multiprocessing as mp
+import os
 import signal
 import threading
 import time
@@ -251,6 +252,28 @@ class ThreadExecutor(Executor):
             self._pool = None
 
 
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _one_blas_thread_env():
+    """BLAS thread count 1 in the environment of processes started inside.
+
+    threadpoolctl in a worker's initializer sets 1 thread too late: OpenBLAS has by then
+    started its own threads at import, and one spins for ~100 ms of CPU at each new worker.
+    """
+    saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARS}
+    os.environ.update({k: "1" for k in BLAS_THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class ProcessExecutor(Executor):
     """A pool of worker processes started by a fork server, arrays in shared memory."""
     name = "processes"
@@ -274,8 +297,10 @@ class ProcessExecutor(Executor):
             return 0.0
         t0 = time.perf_counter_ns()
         try:
-            with _sigint_held():
-                forkserver.ensure_running()  # here, so it inherits the held SIGINT
+            with _sigint_held(), _one_blas_thread_env():
+                # here, so the fork server (and every worker forked from it) inherits the
+                # held SIGINT, and loads BLAS without a pool of its own threads
+                forkserver.ensure_running()
                 self._mp_cancel = self._ctx.Event()
                 counter = self._ctx.Value("i", 0)
                 self._pids = self._ctx.Array("i", self.workers, lock=False)
