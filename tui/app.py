@@ -56,7 +56,7 @@ class PartuiApp(App):
 
     def __init__(self, snapshot_dir: Path, open_snapshot: Path | None = None,
                  config: RunConfig | None = None, live: bool = False,
-                 engine_factory=None, live_loop: bool = True):
+                 engine_factory=None, live_loop: bool = True, machine: dict | None = None):
         super().__init__()
         self.snapshot_dir = snapshot_dir
         self.open_snapshot = open_snapshot
@@ -72,7 +72,7 @@ class PartuiApp(App):
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
         self.self_cpu: float | None = None
-        self.machine: dict = {}
+        self.machine: dict = machine or {}  # given: tests that need a fixed header
 
     # -- layout -------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -104,7 +104,8 @@ class PartuiApp(App):
     def on_mount(self) -> None:
         from partui.profiles.baselines import BaselineBook
         from partui.profiles.machine import info
-        self.machine = info()
+        if not self.machine:
+            self.machine = info()
         self.session.book = BaselineBook(machine=self.machine)
         if self.session.book.problem:
             self.notify(self.session.book.problem, severity="warning")

@@ -28,10 +28,14 @@ class MachineHeader(Static):
              mode: str) -> None:
         own = "-" if self_cpu is None else f"{self_cpu:.0f}%"
         eng = "-" if engine_cpu is None else f"{engine_cpu:.0f}%"
-        self.update(Text.assemble(
-            ("partui ", "bold"), (f" {mode} ", "bold reverse"), "  ", machine_line(info), "\n",
-            "dashboard's own CPU ", (own, "bold"), " of one core  |  engine process CPU ",
-            (eng, "bold"), " (sampler included)  |  ? help"))
+        line1 = Text.assemble(
+            ("partui ", "bold"), (f" {mode} ", "bold reverse"),
+            "  dashboard's own CPU ", (own, "bold"), " of one core  |  engine process ",
+            (eng, "bold"), " (sampler included)  |  ? help")
+        text = Text("\n").join([line1, Text(machine_line(info), "dim")])
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        self.update(text)
 
 
 class LayerList(OptionList):
@@ -40,16 +44,24 @@ class LayerList(OptionList):
     BORDER_TITLE = "layers"
 
     def fill(self, batch: int, selected: str) -> None:
+        self._filled = (batch, selected)
+        compact = self.size.width and self.size.width < 44  # no room for the shapes
         highlighted = None
         self.clear_options()
         for i, (name, layer) in enumerate(LAYERS.items()):
             shape = layer.shape_text().replace(" -> ", "→")
-            label = Text.assemble((f"{name:<10}", "bold"), f" {shape:<19}",
-                                  (f" {flops_text(layer.flops(batch)).replace('FLOP', 'F'):>8}", "dim"))
+            flops = flops_text(layer.flops(batch)).replace("FLOP", "F")
+            label = (Text.assemble((f"{name:<10}", "bold"), (f" {flops:>8}", "dim")) if compact
+                     else Text.assemble((f"{name:<10}", "bold"), f" {shape:<19}",
+                                        (f" {flops:>8}", "dim")))
             self.add_option(Option(label, id=name))
             if name == selected:
                 highlighted = i
         self.highlighted = highlighted
+
+    def on_resize(self) -> None:
+        if getattr(self, "_filled", None):
+            self.fill(*self._filled)
 
 
 class SettingsPane(Static):
@@ -72,7 +84,7 @@ class SettingsPane(Static):
         text = Text()
         for name, value, key in rows:
             text.append(f"{name:<9}", "dim")
-            text.append(f"{value:<20}", "bold")
+            text.append(f"{value:<13}", "bold")
             text.append(f"{key}\n", "dim")
         reason = model.not_applicable
         if reason:
