@@ -203,3 +203,41 @@ async def test_lost_worker_process_is_reported_and_dashboard_keeps_working(tmp_p
         await pilot.press("r")
         await until(app, lambda: app.session.runs, timeout=30)
         assert app.session.runs[-1].ok
+
+
+async def test_memory_lab_tab_runs_an_experiment_live_and_saves_it(tmp_path):
+    from partui.tui.memlab_tab import MemLabTab
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("m")
+        tab = app.query_one(MemLabTab)
+        tab.quick = True
+        assert app.focused.id == "experiments"
+        names = [o.id for o in app.focused.options]
+        app.focused.highlighted = names.index("false-sharing")
+        await pilot.press("enter")
+        await until(app, lambda: tab.result is not None, timeout=60)
+        assert tab.points and tab.result.experiment == "false-sharing"
+        assert "atomic_adjacent_over_padded" in tab.result.summary
+        assert str(app.query_one("#memlab-text").render()) == tab.result.explanation
+        assert "cache line" in tab.result.explanation
+        await pilot.press("s")
+        data = json.loads(next(tmp_path.glob("*.json")).read_text())
+        assert data["memlab"][0]["experiment"] == "false-sharing"
+
+
+async def test_memory_lab_escape_stops_an_experiment(tmp_path):
+    from partui.tui.memlab_tab import MemLabTab
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("m")
+        tab = app.query_one(MemLabTab)
+        tab.quick = True
+        tab.start("stride")
+        await until(app, lambda: tab.points, timeout=30)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await pilot.press("escape")
+        await until(app, lambda: not tab.running, timeout=5)
+        assert loop.time() - t0 < 2
+        assert "stopped" in str(app.query_one("#memlab-text").render())

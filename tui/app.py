@@ -285,7 +285,10 @@ class PartuiApp(App):
         tabs = self.query_one(TabbedContent)
         tabs.active = "memlab" if tabs.active == "profile" else "profile"
         if tabs.active == "profile":
+            self.query_one(LayerList).focus()
             self.redraw(force=True)
+        else:
+            self.query_one("#experiments").focus()
 
     def action_help(self) -> None:
         from .screens import HelpScreen

@@ -10,7 +10,7 @@ import threading
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
@@ -26,8 +26,10 @@ class MemLabTab(Vertical):
     MemLabTab #memlab-row { height: 1fr; }
     MemLabTab #experiments { width: 38; border: round $primary; }
     MemLabTab #experiments:focus { border: round $accent; }
-    MemLabTab #memlab-chart { border: round $primary-darken-2; }
-    MemLabTab #memlab-text { height: auto; max-height: 12; border: round $primary; padding: 0 1; }
+    MemLabTab .memlab-chart { border: round $primary-darken-2; }
+    MemLabTab #memlab-scroll { height: auto; max-height: 12; border: round $primary; }
+    MemLabTab #memlab-scroll:focus { border: round $accent; }
+    MemLabTab #memlab-text { padding: 0 1; }
     """
 
     class Point(Message):
@@ -48,6 +50,7 @@ class MemLabTab(Vertical):
         self.result = None
         self.results: list = []  # finished experiments, kept for snapshots
         self.experiment: str | None = None
+        self.quick = False  # smaller sizes and fewer repeats (tests)
 
     def compose(self) -> ComposeResult:
         from partui.profiles.memlab import EXPERIMENTS
@@ -57,13 +60,19 @@ class MemLabTab(Vertical):
             ol = OptionList(*options, id="experiments")
             ol.border_title = "experiments (enter: run, esc: stop)"
             yield ol
-            chart = PlotextPlot(id="memlab-chart")
-            chart.border_title = "measured points"
-            yield chart
-        text = Static("Choose an experiment and press enter. Points appear as they are measured; "
-                      "each is the median of several repeats, with its min-max.", id="memlab-text")
-        text.border_title = "what it shows"
-        yield text
+            with Vertical():
+                # one chart per x axis: traversal measures matrices by size and a
+                # convolution by batch, which share no axis
+                for i in range(2):
+                    chart = PlotextPlot(id=f"memlab-chart{i}", classes="memlab-chart")
+                    chart.border_title = "measured points (median of repeats)"
+                    chart.display = i == 0
+                    yield chart
+        with VerticalScroll(id="memlab-scroll") as scroll:
+            scroll.border_title = "what it shows (tab here, then ↑↓ to scroll)"
+            yield Static("Choose an experiment and press enter. Points appear as they are "
+                         "measured; each is the median of several repeats, with its min-max.",
+                         id="memlab-text")
 
     @property
     def running(self) -> bool:
@@ -82,18 +91,18 @@ class MemLabTab(Vertical):
         self.points = []
         self.result = None
         self._cancel = threading.Event()
-        need = memory_need(name)
+        need = memory_need(name, quick=self.quick)
         self.query_one("#memlab-text", Static).update(
             f"running {name} (needs {need / 2**20:.0f} MiB) ... esc stops it")
         self._draw()
-        self._run(name, self._cancel)
+        self._run(name, self._cancel, self.quick)
 
     @work(thread=True, exclusive=True, group="memlab")
-    def _run(self, name: str, cancel: threading.Event) -> None:
+    def _run(self, name: str, cancel: threading.Event, quick: bool) -> None:
         from partui.profiles.memlab import run_experiment
         try:
             result = run_experiment(name, emit=lambda p: self.post_message(self.Point(p)),
-                                    cancel=cancel)
+                                    cancel=cancel, quick=quick)
             self.post_message(self.Done(result, None))
         except Exception as exc:  # shown as a message; the dashboard keeps working
             self.post_message(self.Done(None, str(exc)))
@@ -126,26 +135,37 @@ class MemLabTab(Vertical):
         return False
 
     def _draw(self) -> None:
-        chart = self.query_one("#memlab-chart", PlotextPlot)
-        plt = chart.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title(self.experiment or "")
-        series: dict[str, list] = {}
+        groups: dict[tuple, dict[str, list]] = {}  # (x label, y label) -> series -> points
         for p in self.points:
-            series.setdefault(p.series, []).append(p)
-        log_x = False
-        for i, (name, pts) in enumerate(series.items()):
-            xs = [p.x for p in pts]
-            log_x = log_x or (max(xs) / max(min(xs), 1e-12) > 1000)
-            plt.plot(xs, [p.median for p in pts], label=name, marker="dot",
-                     color=COLORS[i % len(COLORS)])
-        if self.points:
-            plt.xlabel(self.points[-1].x_label)
-            plt.ylabel(self.points[-1].y_label)
-            if log_x:
-                plt.xscale("log")
-        if self.result is not None:
-            for x, label in getattr(self.result, "markers", []) or []:
-                plt.vline(x, "gray")
-        chart.refresh()
+            groups.setdefault((p.x_label, p.y_label), {}).setdefault(p.series, []).append(p)
+        charts = [self.query_one(f"#memlab-chart{i}", PlotextPlot) for i in range(2)]
+        names = list(groups) or [None]
+        for i, chart in enumerate(charts):
+            chart.display = i < len(names)
+            if i >= len(names):
+                continue
+            plt = chart.plt
+            plt.clear_data()
+            plt.clear_figure()
+            series = groups.get(names[i], {})
+            chart.border_title = (f"{self.experiment}: {names[i][1]} against {names[i][0]}"
+                                  if names[i] else "measured points (median of repeats)")
+            xs_all = [p.x for pts in series.values() for p in pts]
+            ys_all = [p.max for pts in series.values() for p in pts]
+            log_x = bool(xs_all) and max(xs_all) / max(min(xs_all), 1e-12) > 100
+            for j, (name, pts) in enumerate(series.items()):
+                plt.plot([p.x for p in pts], [p.median for p in pts], label=name,
+                         marker="dot", color=COLORS[j % len(COLORS)])
+            if series:
+                first = next(iter(series.values()))[0]
+                plt.xlabel(first.x_label)
+                plt.ylabel(first.y_label)
+                if log_x:
+                    plt.xscale("log")
+            if i == 0 and self.result is not None and xs_all:
+                top = max(ys_all) if ys_all else 1.0
+                for x, label in self.result.markers:
+                    if min(xs_all) <= x <= max(xs_all):
+                        plt.vline(x, "gray")
+                        plt.text(label, x, top, color="gray")
+            chart.refresh()
