@@ -7,7 +7,10 @@
     EngineThread   the same API with the engine on a thread of this process (tests, headless).
 
 Both run submitted configurations one at a time, in order. Every submission ends with
-exactly one RunFinished, RunFailed or RunCancelled, in submission order; a bad
+exactly one RunFinished, RunFailed or RunCancelled, in submission order. A live
+configuration (set_live) runs again and again whenever nothing is queued, back to back:
+an idle gap between runs would make the next ones slower (cold caches and threads) and
+the live figures would not match a headless run; a bad
 configuration gives RunFailed(run=0, ...) instead of an exception, and so does any error
 in the engine (the service keeps serving). CpuSample events arrive at >= 10 Hz while a run
 works.
@@ -53,11 +56,18 @@ class _Service:
         self._ticket = 0  # counts runs taken from the queue
         self._running = False
         self._dropped: list = []  # dropped by cancel, reported after the current run's end
+        self._live = None  # run whenever the queue is empty
         self.engine: Engine | None = None
 
     def submit(self, cfg) -> None:
         with self._cv:
             self._queue.append(cfg)
+            self._cv.notify()
+
+    def set_live(self, cfg) -> None:
+        """Run `cfg` again and again while nothing is queued (None: stop after the current run)."""
+        with self._cv:
+            self._live = cfg
             self._cv.notify()
 
     def cancel(self, drop_queued: bool = False) -> None:
@@ -100,15 +110,19 @@ class _Service:
         try:
             while True:
                 with self._cv:
-                    while not self._queue and not self._stopping:
+                    while not self._queue and self._live is None and not self._stopping:
                         self._cv.wait()
                     if self._stopping:
                         return
-                    cfg = self._queue.popleft()
+                    live = not self._queue
+                    cfg = self._live if live else self._queue.popleft()
                     self._ticket += 1
                     self._running = True
                 try:
-                    self._run_one(cfg)
+                    if not self._run_one(cfg) and live:
+                        with self._cv:  # a live run that cannot run stops live mode
+                            if self._live is cfg:
+                                self._live = None
                 finally:
                     with self._cv:
                         self._running = False
@@ -116,7 +130,8 @@ class _Service:
         finally:
             self.engine.close()
 
-    def _run_one(self, cfg) -> None:
+    def _run_one(self, cfg) -> bool:
+        """Run one configuration; False when it could not run (bad config, an error)."""
         seen = {"run": 0, "ended": False}
 
         def emit(event):
@@ -131,6 +146,7 @@ class _Service:
                 raise ConfigError(f"submit() takes a RunConfig, got {type(cfg).__name__}")
             cfg.check()
             self.engine.run(cfg, emit=emit)
+            return True
         except ConfigError as exc:
             self._emit(RunFailed(0, str(exc), config=_config_dict(cfg)))
         except NotApplicable as exc:
@@ -138,9 +154,11 @@ class _Service:
         except RunCancelledError:
             if not seen["ended"]:
                 emit(RunCancelled(seen["run"], _config_dict(cfg)))
+            return True
         except Exception as exc:  # noqa: BLE001 - any failure is an event; the service goes on
             if not seen["ended"]:
                 emit(RunFailed(seen["run"], one_line(exc), config=_config_dict(cfg)))
+        return False
 
 
 def _config_dict(cfg) -> dict | None:
@@ -166,6 +184,10 @@ class EngineThread:
 
     def submit(self, cfg: RunConfig) -> None:
         self._service.submit(cfg)
+
+    def set_live(self, cfg: RunConfig | None) -> None:
+        """Run `cfg` back to back whenever nothing is queued; None stops after the current run."""
+        self._service.set_live(cfg)
 
     def cancel(self, drop_queued: bool = False) -> None:
         """Stop the current run (RunCancelled follows); `drop_queued` also drops waiting ones."""
@@ -261,6 +283,8 @@ def _child_main(cmd_fd: int, evt_fd: int, sample_hz: float) -> None:
                 cmd = cmd_conn.recv()
                 if cmd[0] == "run":
                     service.submit(cmd[1])
+                elif cmd[0] == "live":
+                    service.set_live(cmd[1])
                 elif cmd[0] == "cancel":
                     service.cancel(cmd[1])
                 elif cmd[0] == "stop":
@@ -328,6 +352,11 @@ class EngineProcess:
         if self._closed or self._proc is None or not self._send(("run", cfg)):
             self._pending.append(RunFailed(0, "the engine process is not running",
                                            config=_config_dict(cfg)))
+
+    def set_live(self, cfg: RunConfig | None) -> None:
+        """Run `cfg` back to back whenever nothing is queued; None stops after the current run."""
+        if not self._closed and self._proc is not None:
+            self._send(("live", cfg))
 
     def cancel(self, drop_queued: bool = False) -> None:
         """Stop the current run (RunCancelled follows); `drop_queued` also drops waiting ones."""

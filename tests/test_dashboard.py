@@ -72,7 +72,7 @@ async def test_invalid_combination_is_shown_not_changed(tmp_path):
         assert app.session.config.strategy == "spatial"  # kept as chosen
         assert "not applicable" in settings_text(app)
         await pilot.press("r")
-        assert app.in_flight == 0 and not app.session.runs
+        assert not app.busy and not app.session.runs
 
 
 async def test_run_once_fills_table_timeline_and_is_verified(tmp_path):
@@ -97,7 +97,7 @@ async def test_live_mode_picks_up_changes_and_escape_cancels(tmp_path):
         await until(app, lambda: app.session.runs[-1].config["strategy"] == "channel")
         await pilot.press("escape")
         assert not app.live
-        await until(app, lambda: app.in_flight == 0)
+        await until(app, lambda: not app.busy)
         count = len(app.session.runs)
         for _ in range(5):
             app.tick()
@@ -114,7 +114,7 @@ async def test_escape_cancels_a_long_loops_run_quickly(tmp_path):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         await pilot.press("escape")
-        await until(app, lambda: app.in_flight == 0, timeout=5)
+        await until(app, lambda: not app.busy, timeout=5)
         assert loop.time() - t0 < 1.5  # includes the pilot's own key delivery
         assert not app.session.runs
 

@@ -147,3 +147,27 @@ def test_submit_after_close_is_an_event_not_an_exception():
     e.submit(RunConfig("conv2"))
     (event,) = e.drain()
     assert isinstance(event, RunFailed) and "not running" in event.error
+
+
+def test_live_config_runs_back_to_back_and_stops():
+    cfg = RunConfig("gelu1", "batch", "vectorized", "threads", 2, 4, 2, 0)
+    with EngineThread() as eng:
+        eng.set_live(cfg)
+        done, deadline = [], time.monotonic() + 20
+        while len(done) < 3 and time.monotonic() < deadline:
+            done += [e for e in eng.drain() if isinstance(e, RunFinished)]
+            time.sleep(0.01)
+        assert len(done) >= 3
+        eng.set_live(None)
+        time.sleep(0.3)
+        eng.drain()
+        time.sleep(0.3)
+        assert not [e for e in eng.drain() if isinstance(e, RunFinished)]
+
+
+def test_live_config_that_cannot_run_stops_live_mode():
+    with EngineThread() as eng:
+        eng.set_live(RunConfig("linear1", "spatial", workers=2))
+        time.sleep(0.5)
+        failed = [e for e in eng.drain() if isinstance(e, RunFailed)]
+        assert len(failed) == 1 and "not applicable" in failed[0].error

@@ -65,9 +65,8 @@ class PartuiApp(App):
         self.engine = None
         self.session = Model(config or RunConfig("conv2"), max_workers=max(2, default_workers()))
         self.viewing: Model | None = None
-        self.live = live
-        self.queue: list[RunConfig] = []  # runs waiting (a sweep)
-        self.in_flight = 0
+        self.live = live  # the engine runs the session's configuration back to back
+        self.sweep_left: list[dict] = []  # configurations of a sweep not finished yet
         self._last_chart_draw = 0.0
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
@@ -118,6 +117,9 @@ class PartuiApp(App):
             self.start_engine()
             self.set_interval(TICK_S, self.tick)
             self.set_interval(1.0, self.measure_self)
+        if self.live:
+            self.start_engine()
+            self.sync_live()
 
     def start_engine(self) -> None:
         if self.engine is None:
@@ -129,42 +131,42 @@ class PartuiApp(App):
 
     # -- the loop -----------------------------------------------------------
     def tick(self) -> None:
-        """Drain events, start the next run if one is due, redraw what changed."""
+        """Drain the engine's events and redraw what changed."""
         if self.engine is None:
             return
         events = self.engine.drain()
         if events:
             self.handle_events(events)
-        if self.in_flight == 0:
-            nxt = self.queue.pop(0) if self.queue else (self.session.config if self.live else None)
-            if nxt is not None:
-                self.submit(nxt)
         self.redraw()
+
+    @property
+    def busy(self) -> bool:
+        """A run is going, queued, or due (live mode)."""
+        return self.session.running is not None or bool(self.sweep_left) or self.live
 
     def handle_events(self, events) -> None:
         from partui.profiles.events import RunCancelled, RunFailed, RunFinished
         self.session.apply(events)
         for ev in events:
-            if isinstance(ev, (RunFinished, RunFailed, RunCancelled)):
-                self.in_flight = max(0, self.in_flight - 1)
             if isinstance(ev, RunFinished) and self.session.book.offer(ev.result):
                 self.session.book.save()  # a new best single-worker time on this machine
             if isinstance(ev, RunFailed):
                 self.notify(ev.error, title="run failed", severity="error", timeout=8)
                 if self.live and ev.result is None:
-                    self.live = False  # the same config would fail again: stop, say so
-            if isinstance(ev, RunFinished) and self.queue == [] and getattr(self, "_sweeping", False):
-                self._sweeping = False
-                self.notify("worker sweep done", timeout=4)
+                    self.live = False  # the engine stopped live mode: it cannot run this
+                    self.refresh_panes()
+            if isinstance(ev, (RunFinished, RunFailed, RunCancelled)) and self.sweep_left:
+                config = ev.result.config if isinstance(ev, RunFinished) else ev.config
+                if config == self.sweep_left[0]:
+                    self.sweep_left.pop(0)
+                    if not self.sweep_left:
+                        self.notify("worker sweep done", timeout=4)
 
-    def submit(self, cfg: RunConfig) -> None:
-        reason = reason_for(cfg)
-        if reason:
-            self.live = False
-            self.notify(reason, title="not applicable", severity="warning")
-            return
-        self.engine.submit(cfg)
-        self.in_flight += 1
+    def sync_live(self) -> None:
+        """Tell the engine what live mode should run now: the session's configuration, if valid."""
+        if self.engine is not None:
+            valid = self.live and not self.session.not_applicable
+            self.engine.set_live(self.session.config if valid else None)
 
     def measure_self(self) -> None:
         self.self_cpu = self._proc.cpu_percent(None)
@@ -206,32 +208,41 @@ class PartuiApp(App):
         return True
 
     def _changed(self) -> None:
+        """The session's configuration changed: live mode runs the new one from the next run."""
+        self.sync_live()
         self.refresh_panes()
         self.redraw(force=True)
 
     def action_run_once(self) -> None:
-        if self._editable():
-            self.start_engine()
-            if self.session.not_applicable:
-                self.notify(self.session.not_applicable, title="not applicable", severity="warning")
-                return
-            self.queue.append(self.session.config)
-            self.tick()
+        if not self._editable():
+            return
+        if self.live:
+            self.notify("live mode is already running this configuration", timeout=3)
+            return
+        if self.session.not_applicable:
+            self.notify(self.session.not_applicable, title="not applicable", severity="warning")
+            return
+        self.start_engine()
+        self.engine.submit(self.session.config)
 
     def action_toggle_live(self) -> None:
         if self._editable():
             self.start_engine()
             self.live = not self.live
-            self.notify("live mode on: the selected configuration runs again and again"
-                        if self.live else "live mode off", timeout=3)
+            if self.live and self.session.not_applicable:
+                self.notify(f"live mode waits for a valid combination: "
+                            f"{self.session.not_applicable}", severity="warning")
+            else:
+                self.notify("live mode on: the selected configuration runs again and again"
+                            if self.live else "live mode off", timeout=3)
             self._changed()
-            self.tick()
 
     def action_cancel(self) -> None:
-        if self.engine is not None and (self.in_flight or self.queue or self.live):
+        if self.engine is not None and self.busy:
             self.live = False
-            self.queue.clear()
-            self.engine.cancel()
+            self.sweep_left = []
+            self.engine.set_live(None)  # first, so the cancelled run is the last one
+            self.engine.cancel(drop_queued=True)
             self.notify("cancelled", timeout=2)
             self._changed()
         else:
@@ -274,12 +285,15 @@ class PartuiApp(App):
         if not cfgs:
             self.notify("no worker count is applicable for this combination", severity="warning")
             return
-        self.live = False
-        self.queue.extend(cfgs)
-        self._sweeping = True
+        if self.live:
+            self.live = False
+            self.sync_live()
+        for cfg in cfgs:
+            self.engine.submit(cfg)
+        self.sweep_left = [c.to_dict() for c in cfgs]
         self.notify(f"worker sweep: {len(cfgs)} runs ({', '.join(str(c.workers) for c in cfgs)} "
-                    "workers)", timeout=4)
-        self.tick()
+                    "workers); esc stops it", timeout=4)
+        self.refresh_panes()
 
     def action_toggle_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
@@ -329,6 +343,7 @@ class PartuiApp(App):
             self.notify(str(exc), title="cannot open snapshot", severity="error", timeout=8)
             return
         self.live = False
+        self.sync_live()
         self.notify(f"viewing {path} (read-only); l goes back to live", timeout=5)
         self._changed()
 
