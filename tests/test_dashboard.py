@@ -98,10 +98,13 @@ async def test_live_mode_picks_up_changes_and_escape_cancels(tmp_path):
         await pilot.press("escape")
         assert not app.live
         await until(app, lambda: not app.busy)
-        count = len(app.session.runs)
-        for _ in range(5):
+        for _ in range(10):  # events of a run that ended as Esc was pressed may still come
             app.tick()
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.03)
+        count = len(app.session.runs)
+        for _ in range(20):
+            app.tick()
+            await asyncio.sleep(0.03)
         assert len(app.session.runs) == count  # nothing new started
 
 

@@ -184,7 +184,7 @@ class PartuiApp(App):
         for chart in self.query(Chart):
             chart.update_from(model, force=force)
         table = self.query_one(RunsTable)
-        shown = (id(model), len(model.runs), len(model.failures))
+        shown = (id(model), model.run_count, len(model.failures))
         if getattr(table, "_shown_runs", None) != shown:
             table._shown_runs = shown
             table.show(model)
@@ -208,10 +208,13 @@ class PartuiApp(App):
         return True
 
     def _changed(self) -> None:
-        """The session's configuration changed: live mode runs the new one from the next run."""
+        """The session's configuration changed: live mode runs the new one from the next run.
+
+        Only the settings pane is drawn now, so the key shows at once; the charts follow at
+        the next redraw (a chart frame costs tens of milliseconds).
+        """
         self.sync_live()
         self.refresh_panes()
-        self.redraw(force=True)
 
     def action_run_once(self) -> None:
         if not self._editable():
@@ -345,13 +348,15 @@ class PartuiApp(App):
         self.live = False
         self.sync_live()
         self.notify(f"viewing {path} (read-only); l goes back to live", timeout=5)
-        self._changed()
+        self.refresh_panes()
+        self.redraw(force=True)  # another model: every chart and the table
 
     def action_back_to_live(self) -> None:
         if self.viewing is not None:
             self.viewing = None
             self.notify("back to the live session", timeout=2)
-            self._changed()
+            self.refresh_panes()
+            self.redraw(force=True)
 
     def _memlab_results(self) -> list:
         memlab = self._memlab()

@@ -15,6 +15,7 @@ from partui.profiles.events import (CpuSample, RepeatDone, RunCancelled, RunFail
                                     RunStarted, SpanDone)
 
 CPU_HISTORY = 300  # samples kept (30 s at 10 Hz)
+RUN_HISTORY = 1000  # runs kept: live mode makes tens a second; the book keeps the baselines
 SPAN_HISTORY = 4000  # spans of the run on the timeline
 REPEAT_HISTORY = 200  # repeat times on the history chart
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -36,9 +37,10 @@ def reason_for(cfg: RunConfig) -> str | None:
 class Model:
     config: RunConfig
     max_workers: int
-    runs: list[RunResult] = field(default_factory=list)
-    # runs that ended without a result (a lost worker, an error): (position among runs,
-    # config dict or None, one-line message), shown in the table where they happened
+    runs: list[RunResult] = field(default_factory=list)  # the last RUN_HISTORY
+    runs_dropped: int = 0  # older runs let go: runs[i] is run number runs_dropped + i + 1
+    # runs that ended without a result (a lost worker, an error): (how many runs came
+    # before it, config dict or None, one-line message), shown in the table where they happened
     failures: list[tuple[int, dict | None, str]] = field(default_factory=list)
     spans: deque = field(default_factory=lambda: deque(maxlen=SPAN_HISTORY))
     cpu: deque = field(default_factory=lambda: deque(maxlen=CPU_HISTORY))
@@ -98,19 +100,31 @@ class Model:
                 self.run_start_ns = None
                 self.pool_startup_ms = ev.pool_startup_ms
             elif isinstance(ev, RunFinished):
-                self.runs.append(ev.result)
+                self._add_run(ev.result)
                 self.running = None
             elif isinstance(ev, RunFailed):
                 if ev.result is not None:  # it ran, and its answer is wrong: a FAIL row
-                    self.runs.append(ev.result)
+                    self._add_run(ev.result)
                 else:
-                    self.failures.append((len(self.runs), ev.config, ev.error))
+                    self.failures.append((self.run_count, ev.config, ev.error))
+                    del self.failures[:-RUN_HISTORY]
                 self.running = None
             elif isinstance(ev, RunCancelled):
                 self.running = None
         if changed:
             self.version += 1
         return changed
+
+    @property
+    def run_count(self) -> int:
+        return self.runs_dropped + len(self.runs)
+
+    def _add_run(self, result: RunResult) -> None:
+        self.runs.append(result)
+        if len(self.runs) > RUN_HISTORY:
+            drop = len(self.runs) - RUN_HISTORY
+            del self.runs[:drop]
+            self.runs_dropped += drop
 
     # -- derived views ------------------------------------------------------
     def analysis(self):

@@ -111,23 +111,47 @@ class RunsTable(DataTable):
 
     BORDER_TITLE = "runs (speedup against the best single-worker time of any strategy)"
 
+    MAX_ROWS = 100  # a table of thousands of rows costs the dashboard more than its charts
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
         self.add_columns(*RUN_COLUMNS)
+        self._shown: list[str] = []  # row keys, oldest first
+        self._shown_for = None  # the model and baselines the rows were computed with
 
     def show(self, model: Model) -> None:
-        self.clear()
-        rows = model.analysis().rows
+        """Add the rows of new runs; rebuild only when the baselines (and so speedups) move."""
+        analysis = model.analysis()
+        entries = []  # (key, cells), oldest first
         failed_at: dict[int, list] = {}
-        for position, config, error in model.failures:
-            failed_at.setdefault(position, []).append((config, error))
-        first = max(0, len(rows) - 200)
-        for i in range(first, len(rows) + 1):
-            for n, (config, error) in enumerate(failed_at.get(i, [])):
-                self.add_row(*failure_row(config, error), key=f"failed-{i}-{n}")
-            if i < len(rows):
-                self.add_row(*run_row(i + 1, rows[i]), key=str(i + 1))
+        for n, (position, config, error) in enumerate(model.failures):
+            failed_at.setdefault(position, []).append((n, config, error))
+        first = model.runs_dropped
+        for i, row in enumerate(analysis.rows):
+            number = first + i
+            for n, config, error in failed_at.pop(number, []):
+                entries.append((f"f{n}", lambda c=config, e=error: failure_row(c, e)))
+            entries.append((f"r{number + 1}", lambda i=number + 1, r=row: run_row(i, r)))
+        for number in sorted(failed_at):
+            for n, config, error in failed_at[number]:
+                entries.append((f"f{n}", lambda c=config, e=error: failure_row(c, e)))
+        entries = entries[-self.MAX_ROWS:]
+        signature = (id(model), tuple(sorted((k, b.median_ms)
+                                             for k, b in analysis.baselines.items())))
+        if signature != self._shown_for:
+            self.clear()
+            self._shown = []
+            self._shown_for = signature
+        wanted = {key for key, _ in entries}
+        for key in [k for k in self._shown if k not in wanted]:  # the oldest, scrolled away
+            self.remove_row(key)
+        self._shown = [k for k in self._shown if k in wanted]
+        shown = set(self._shown)
+        for key, cells in entries:  # new entries only ever come last
+            if key not in shown:
+                self.add_row(*cells(), key=key)
+                self._shown.append(key)
         if self.row_count:
             self.move_cursor(row=self.row_count - 1)
 
