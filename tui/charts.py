@@ -6,6 +6,8 @@ is cut to about a hundred points.
 """
 from __future__ import annotations
 
+import time
+
 from textual_plotext import PlotextPlot
 
 from .model import Model
@@ -24,6 +26,7 @@ class Chart(PlotextPlot):
         self.border_title = self.chart_title
         self._drawn_version = -1
         self.draws = 0  # frames drawn, for the self-cost figures
+        self.drawn_at = 0.0  # time.monotonic() of the last frame
 
     def update_from(self, model: Model, force: bool = False) -> bool:
         key = self.version_key(model)
@@ -35,6 +38,7 @@ class Chart(PlotextPlot):
         plt.clear_figure()
         self.draw(plt, model)
         self.draws += 1
+        self.drawn_at = time.monotonic()
         self.refresh()
         return True
 

@@ -99,7 +99,9 @@ class SettingsPane(Static):
             text.append(f"running: {model.running.label()}", "yellow")
         else:
             text.append("live mode ON" if live else "idle: r run, space live", "bold" if live else "")
-        self.update(text)
+        if text.plain != getattr(self, "_shown_text", None):  # redraw only on change
+            self._shown_text = text.plain
+            self.update(text)
 
 
 RUN_COLUMNS = ("#", "ok", "layer", "strategy", "kernel", "exec", "w", "batch", "median ms",
