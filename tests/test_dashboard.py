@@ -244,3 +244,58 @@ async def test_memory_lab_escape_stops_an_experiment(tmp_path):
         await until(app, lambda: not tab.running, timeout=5)
         assert loop.time() - t0 < 2
         assert "stopped" in str(app.query_one("#memlab-text").render())
+
+
+async def test_export_writes_trace_csv_and_screenshot(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await until(app, lambda: app.session.runs)
+        await pilot.press("x")
+        trace = next(tmp_path.glob("*.trace.json"))
+        events = json.loads(trace.read_text())["traceEvents"]
+        tasks = [e for e in events if e["ph"] == "X" and e.get("cat") != "repeat"]
+        assert len([e for e in tasks if e["name"] != "repeat"]) >= len(app.session.runs[0].spans)
+        assert any(e["ph"] == "C" for e in events)
+        assert next(tmp_path.glob("*.csv")).read_text().count("\n") >= 2
+        assert "<svg" in next(tmp_path.glob("*.svg")).read_text()
+
+
+async def test_every_key_action_is_in_the_command_palette(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE):
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for binding in app.BINDINGS:
+            assert binding.description in titles or binding.action == "quit"
+
+
+def test_opening_a_bad_snapshot_file_is_refused_on_one_line(tmp_path):
+    import subprocess
+    import sys
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    proc = subprocess.run([sys.executable, "-m", "partui.tui.cli", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "bad.json" in proc.stderr
+
+
+async def test_browser_marks_two_snapshots_and_compares_them(tmp_path):
+    from partui.tui.screens import CompareScreen, SnapshotBrowser
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(2):
+            await pilot.press("r")
+            count = len(app.session.runs)
+            await until(app, lambda: len(app.session.runs) > count)
+            await pilot.press("s")
+            await asyncio.sleep(1.1)  # file names carry the second they were saved
+        assert len(list(tmp_path.glob("*.json"))) == 2
+        await pilot.press("o")
+        assert isinstance(app.screen, SnapshotBrowser)
+        await pilot.press("space", "down", "space", "c")
+        assert isinstance(app.screen, CompareScreen)
+        text = str(app.screen.query_one("#compare-text").render())
+        assert "same machine" in text and "conv2 batch/vectorized/threads w=2 b=4" in text
+        await pilot.press("escape", "escape")
+        assert not isinstance(app.screen, (CompareScreen, SnapshotBrowser))

@@ -66,12 +66,35 @@ def test_newcomer_session(tmp_path):
         deadline = time.monotonic() + 10
         while not list(tmp_path.glob("*.json")) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert list(tmp_path.glob("*.json")), "s saved no snapshot"
+        saved = list(tmp_path.glob("*.json"))
+        assert saved, "s saved no snapshot"
+        term.press("o")  # the snapshot browser lists it; enter opens it read-only
+        term.wait_for(re.escape(saved[0].name))
+        term.press("Enter")
+        term.wait_for(r"SNAPSHOT")
+        term.press("l")
+        term.wait_for(r"\bidle\b")
         running = term.processes()  # the dashboard and its engine process
         term.press("q")
         term.wait_for(r"EXITED 0", timeout=10)
         gone, alive = psutil.wait_procs(running, timeout=5)
         assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
         assert "Traceback" not in term.screen()
+    finally:
+        term.close()
+
+
+def test_open_a_snapshot_file_directly(tmp_path):
+    from partui.profiles.engine import Engine, RunConfig
+    from partui.profiles.snapshot import Snapshot, save
+    with Engine() as engine:
+        result = engine.run(RunConfig("pool1", "channel", workers=2, batch=4, repeats=2))
+    path = save(Snapshot.from_results([result], note="e2e"), tmp_path / "one.json")
+    term = Terminal(f"{PARTUI} {path}")
+    try:
+        term.wait_for(r"SNAPSHOT")
+        term.wait_for(r"\bok\s+pool1\s+channel")
+        term.press("q")
+        term.wait_for(r"EXITED 0", timeout=10)
     finally:
         term.close()

@@ -89,16 +89,17 @@ class SnapshotBrowser(ModalScreen):
     def on_mount(self) -> None:
         from partui.profiles.snapshot import list_snapshots
         table = self.query_one(DataTable)
-        table.add_columns("", "created", "machine", "runs", "configurations", "file")
+        table.add_columns("", "file", "created", "runs", "machine", "configurations")
         self.summaries = list_snapshots(self.folder)
         for i, s in enumerate(self.summaries):
             if s.error:
-                table.add_row("", "-", Text(s.error, "red"), "-", "-", s.path.name, key=str(i))
+                table.add_row("", s.path.name, "-", "-", Text(s.error, "red"), "-", key=str(i))
                 continue
             configs = ", ".join(s.configurations[:3]) + (" ..." if len(s.configurations) > 3 else "")
-            machine = f"{s.cpu_model[:30]} ({s.logical_cores} cpus)"
-            table.add_row("", s.created[:19].replace("T", " "), machine, str(s.runs), configs,
-                          s.path.name, key=str(i))
+            cpu = " ".join(s.cpu_model.replace("(R)", "").replace("(TM)", "").split())
+            machine = f"{cpu[:28]} ({s.logical_cores} cpus)"
+            table.add_row("", s.path.name, s.created[:19].replace("T", " "), str(s.runs),
+                          machine, configs, key=str(i))
         if not self.summaries:
             self.query_one("#browser-help", Static).update(
                 f"no snapshots in {self.folder} yet: press s on the dashboard to save one. "
@@ -113,6 +114,10 @@ class SnapshotBrowser(ModalScreen):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()  # enter on a row: the table takes the key before the screen's binding
+        self.action_open()
 
     def action_open(self) -> None:
         s = self._current()
