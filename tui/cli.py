@@ -24,9 +24,14 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="partui",
         description="A live terminal lab for parallel profiling of a small CNN on the CPU.",
-        epilog="With no command, partui opens the dashboard:\n"
-               "  partui [SNAPSHOT.json] [--snapshot-dir DIR]\n"
-               "Snapshots are saved in $PARTUI_SNAPSHOT_DIR, or --snapshot-dir, or "
+        epilog="With no command, partui opens the live dashboard:\n"
+               "  partui                          pick a layer and a strategy with the keys\n"
+               "  partui SNAPSHOT.json            open a saved snapshot read-only\n"
+               "  partui --layer conv2 --strategy channel --workers 2 --live\n"
+               "                                  start on a configuration, in live mode\n"
+               "  partui --snapshot-dir DIR       where s saves and x exports\n"
+               "In the dashboard, ? lists every key (r run, space live, s save, q quit).\n"
+               "Snapshots go to $PARTUI_SNAPSHOT_DIR, or --snapshot-dir, or "
                "~/.local/share/partui/snapshots.\n"
                "Run `partui COMMAND --help` for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
