@@ -45,7 +45,7 @@ class LayerList(OptionList):
 
     def fill(self, batch: int, selected: str) -> None:
         self._filled = (batch, selected)
-        compact = self.size.width and self.size.width < 44  # no room for the shapes
+        compact = self.size.width and self.size.width < 40  # no room for the shapes
         highlighted = None
         self.clear_options()
         for i, (name, layer) in enumerate(LAYERS.items()):
