@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .paths import user_data_path
+
 FORMAT = "partui-baselines"
 
 
@@ -39,12 +41,7 @@ def machine_fingerprint(machine: dict) -> str:
 
 
 def default_book_path() -> Path:
-    env = os.environ.get("PARTUI_BASELINE_BOOK")
-    if env:
-        return Path(env).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                          "share")
-    return Path(data) / "partui" / "baselines.json"
+    return user_data_path("PARTUI_BASELINE_BOOK", "baselines.json")
 
 
 @dataclass(frozen=True)

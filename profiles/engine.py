@@ -18,7 +18,7 @@ from partui.kernels import reference, strategies
 from partui.kernels.compute import KERNEL_MODULES, stage_forward
 from partui.kernels.layers import LAYER_NAMES, MAX_BATCH, NETWORK, get_layer, make_input, make_params
 from partui.kernels.scratch import Cancelled, Scratch
-from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, NotApplicable, Task
+from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, NotApplicable
 
 from . import blas, worker
 from .events import (CpuSample, RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span,

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .paths import user_data_path
+
 FORMAT = "partui-snapshot"
 SCHEMA_VERSION = 1
 
@@ -217,12 +219,7 @@ def load(path) -> Snapshot:
 
 def default_snapshot_dir() -> Path:
     """$PARTUI_SNAPSHOT_DIR, else $XDG_DATA_HOME/partui/snapshots, else ~/.local/share/..."""
-    env = os.environ.get("PARTUI_SNAPSHOT_DIR")
-    if env:
-        return Path(env).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                          "share")
-    return Path(data) / "partui" / "snapshots"
+    return user_data_path("PARTUI_SNAPSHOT_DIR", "snapshots")
 
 
 def default_snapshot_path(folder=None, stem: str = "sweep") -> Path:
