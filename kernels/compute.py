@@ -132,7 +132,10 @@ def stage_forward(ops, layers, x: np.ndarray, params: dict[str, np.ndarray],
 
 
 def network_forward(ops, x, params, out, scratch: Scratch, cancel=None) -> None:
-    out[...] = stage_forward(ops, NETWORK, x, params, scratch, cancel)
+    if hasattr(ops, "network"):  # a fused whole-network kernel (vectorized)
+        ops.network(x, params, out, scratch, cancel)
+    else:
+        out[...] = stage_forward(ops, NETWORK, x, params, scratch, cancel)
 
 
 __all__ = ["run_task", "stage_forward", "reduce_partials", "get_layer", "KERNEL_MODULES"]

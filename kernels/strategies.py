@@ -22,7 +22,7 @@ STRATEGIES: dict[str, str] = {
 }
 KERNELS: dict[str, str] = {
     "loops": "per-pixel / per-element Python loops: the before-vectorization baseline",
-    "vectorized": "numpy: im2col + GEMM, strided max-pool, in-place GELU, GEMM + bias",
+    "vectorized": "numpy/BLAS + numba: patch rows + GEMM (bias fused), one-pass max-pool and GELU",
 }
 EXECUTORS: dict[str, str] = {
     "inline": "the calling thread, one worker",

@@ -1,0 +1,217 @@
+"""numba kernels for the passes numpy cannot make in one fast sweep.
+
+Imported lazily (by `vectorized`, when a kernel first runs): starting partui never
+imports numba. Every kernel releases the GIL, so two threads run them at once,
+and is compiled once per argument type and cached on disk.
+
+Convolutions build *patch rows*: one row per output pixel, columns ordered
+(kh, kw, c), then a column of ones that carries the bias through the GEMM. From
+an NHWC image each row is three contiguous runs of 3*c floats, so building it is
+a copy, not a gather.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from numba import njit
+
+# PARTUI_NUMBA_CACHE=0 compiles afresh (to inspect the generated code).
+_CACHE = os.environ.get("PARTUI_NUMBA_CACHE", "1") != "0"
+# error_model="numpy": a float division needs no zero check, so loops vectorize.
+_JIT = dict(nogil=True, cache=_CACHE, error_model="numpy")
+# Reassociation and FMA contraction only: no finite-math assumption, a NaN still shows.
+_FAST = dict(_JIT, fastmath={"contract", "reassoc", "arcp"})
+
+_K0 = np.float32(0.7978845608028654)  # sqrt(2/pi)
+_K1 = np.float32(0.044715 * 0.7978845608028654)
+_HALF = np.float32(0.5)
+_ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
+# tanh(u) = u * P(u^2) / Q(u^2) on |u| <= 7.9053 (beyond it tanh is +-1 in float32):
+# the rational fit Eigen uses for float32, within a few ulp. It vectorizes; a
+# libm tanhf call does not.
+_CLAMP = np.float32(7.90531110763549805)
+_A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
+                      np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08))
+_A9, _A11, _A13 = (np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13),
+                   np.float32(-2.76076847742355e-16))
+_B0, _B2, _B4, _B6 = (np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03),
+                      np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06))
+
+
+@njit(inline="always", **_FAST)
+def _tanh(u):
+    u = min(max(u, -_CLAMP), _CLAMP)
+    u2 = u * u
+    p = u2 * _A13 + _A11
+    p = p * u2 + _A9
+    p = p * u2 + _A7
+    p = p * u2 + _A5
+    p = p * u2 + _A3
+    p = p * u2 + _A1
+    q = u2 * _B6 + _B4
+    q = q * u2 + _B2
+    q = q * u2 + _B0
+    return u * p / q
+
+
+@njit(inline="always", **_FAST)
+def _gelu(v):
+    return _HALF * v * (_ONE + _tanh(v * (_K0 + _K1 * v * v)))
+
+
+@njit(inline="always", **_JIT)
+def _max(a, b):
+    """max that keeps a NaN from either side, as np.maximum does (Python's max would drop one)."""
+    return a if (a >= b or a != a) else b
+
+
+@njit(**_FAST)
+def act_spans(x, xs0, xs1, out, os0, os1, a, b, length, bias, apply_gelu):
+    """out = [GELU](x [+ bias]) over a x b contiguous spans of `length` floats.
+
+    x and out are flat arrays; span (i, j) starts at i*s0 + j*s1. `bias` (or None)
+    is indexed by the position within the span (a linear layer's feature). Spans
+    let any region whose last axis is contiguous vectorize like a flat array.
+    """
+    for i in range(a):
+        for j in range(b):
+            xo = i * xs0 + j * xs1
+            oo = i * os0 + j * os1
+            _act_run(x[xo:xo + length], out[oo:oo + length], bias, apply_gelu)
+
+
+@njit(**_FAST)
+def act_spans_inplace(x, s0, s1, a, b, length, bias, apply_gelu):
+    """act_spans with out = x. One array, so the compiler needs no overlap check:
+    with two, identical pointers fail it and the loop runs scalar."""
+    for i in range(a):
+        for j in range(b):
+            o = i * s0 + j * s1
+            _act_run_inplace(x[o:o + length], bias, apply_gelu)
+
+
+# Indices below come straight from range() over slices: numba then knows they
+# are not negative and emits no wrap-around select, which would block vectorizing.
+@njit(inline="always", **_FAST)
+def _act_run(src, dst, bias, apply_gelu):
+    if bias is None:
+        for k in range(src.shape[0]):
+            dst[k] = _gelu(src[k])
+    elif apply_gelu:
+        for k in range(src.shape[0]):
+            dst[k] = _gelu(src[k] + bias[k])
+    else:
+        for k in range(src.shape[0]):
+            dst[k] = src[k] + bias[k]
+
+
+@njit(inline="always", **_FAST)
+def _act_run_inplace(x, bias, apply_gelu):
+    if bias is None:
+        for k in range(x.shape[0]):
+            x[k] = _gelu(x[k])
+    elif apply_gelu:
+        for k in range(x.shape[0]):
+            x[k] = _gelu(x[k] + bias[k])
+    else:
+        for k in range(x.shape[0]):
+            x[k] = x[k] + bias[k]
+
+
+@njit(**_JIT)
+def pool_nchw(x, out):
+    """2x2 max-pool (floor) of x (n, c, h, w) into out (n, c, oh, ow), any strides.
+
+    Two sweeps per output row: the max of the two input rows (contiguous, so it
+    vectorizes), then of neighbouring pairs.
+    """
+    n, c, oh, ow = out.shape
+    pair = np.empty(2 * ow, dtype=np.float32)
+    for s in range(n):
+        for ch in range(c):
+            for i in range(oh):
+                r0 = x[s, ch, 2 * i]
+                r1 = x[s, ch, 2 * i + 1]
+                o = out[s, ch, i]
+                for j in range(2 * ow):
+                    pair[j] = _max(r0[j], r1[j])
+                for j in range(ow):
+                    o[j] = _max(pair[2 * j], pair[2 * j + 1])
+
+
+@njit(**_FAST)
+def pool_nhwc(y, out, apply_gelu):
+    """2x2 max-pool (floor) of NHWC y (n, h, w, c) into NHWC out (n, h//2, w//2, c); then GELU if asked."""
+    n, oh, ow, c = out.shape
+    for s in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                a = y[s, 2 * i, 2 * j]
+                b = y[s, 2 * i, 2 * j + 1]
+                d = y[s, 2 * i + 1, 2 * j]
+                e = y[s, 2 * i + 1, 2 * j + 1]
+                o = out[s, i, j]
+                for k in range(c):
+                    o[k] = _max(_max(a[k], b[k]), _max(d[k], e[k]))
+                if apply_gelu:  # a second sweep: GELU vectorizes along the channels
+                    for k in range(c):
+                        o[k] = _gelu(o[k])
+
+
+@njit(**_JIT)
+def _rows_of_image(img, rows):
+    """Patch rows of one NHWC image img (h, w, c) into rows (oh*ow, 9c+1), ones in the last column."""
+    h, w, c = img.shape
+    oh, ow = h - 2, w - 2
+    flat = img.reshape(h, w * c)
+    run = 3 * c
+    for i in range(oh):
+        for j in range(ow):
+            r = rows[i * ow + j]
+            for kh in range(3):
+                src = flat[i + kh, j * c:j * c + run]
+                dst = r[kh * run:kh * run + run]
+                for q in range(run):
+                    dst[q] = src[q]
+            r[9 * c] = _ONE
+
+
+@njit(**_JIT)
+def im2row_nhwc(y, rows):
+    """Patch rows of NHWC y (m, h, w, c) into rows (m*oh*ow, 9c+1)."""
+    m, h, w, c = y.shape
+    p = (h - 2) * (w - 2)
+    for s in range(m):
+        _rows_of_image(y[s], rows[s * p:(s + 1) * p])
+
+
+@njit(**_JIT)
+def im2row_nchw(x, img, rows):
+    """Patch rows of NCHW x (m, c, h, w; any strides) into rows (m*oh*ow, 9c+1).
+
+    Each sample is first made NHWC in `img` (h, w, c): small enough to stay in L1.
+    """
+    m, c, h, w = x.shape
+    p = (h - 2) * (w - 2)
+    for s in range(m):
+        for i in range(h):
+            for j in range(w):
+                d = img[i, j]
+                for ch in range(c):  # strided loads, contiguous stores: the faster way round
+                    d[ch] = x[s, ch, i, j]
+        _rows_of_image(img, rows[s * p:(s + 1) * p])
+
+
+@njit(**_JIT)
+def rows_to_nchw(res, out):
+    """GEMM result res (m*oh*ow, oc), one row per output pixel, into NCHW out (m, oc, oh, ow), any strides."""
+    m, oc, oh, ow = out.shape
+    p = oh * ow
+    for s in range(m):
+        for k in range(oc):
+            o = out[s, k]
+            for i in range(oh):
+                for j in range(ow):
+                    o[i, j] = res[s * p + i * ow + j, k]

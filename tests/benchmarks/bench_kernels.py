@@ -1,0 +1,219 @@
+"""What each kernel optimisation bought: before/after medians measured in the same run.
+
+Every variant runs on one thread (BLAS at 1 thread) at batch 64, in interleaved
+rounds so a busy moment on this shared machine hits all variants alike. The
+"core" variants are the vectorized kernels as the compute core shipped them,
+read from git history (commit CORE), so the baseline is the real code. Prints
+figures; asserts nothing.
+
+    python tests/benchmarks/bench_kernels.py [--rounds 5] [--repeats 10] [--only conv2,network]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+from partui.kernels import compute, native, vectorized
+from partui.kernels.layers import LAYERS, NETWORK, make_input, make_params
+from partui.kernels.scratch import Scratch
+from partui.profiles import blas
+
+CORE = "9f2d6d8"  # the compute core's commit: its kernels/vectorized.py is the baseline
+REPO = Path(__file__).resolve().parents[2]
+
+
+def core_kernels() -> types.ModuleType | None:
+    try:
+        src = subprocess.run(["git", "-C", str(REPO), "show", f"{CORE}:kernels/vectorized.py"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    mod = types.ModuleType("core_vectorized")
+    mod.__package__ = "partui.kernels"  # its relative imports resolve against the package
+    exec(compile(src, f"{CORE}:kernels/vectorized.py", "exec"), mod.__dict__)
+    return mod
+
+
+# ---- conv2 variants: one step at a time ----------------------------------------------
+
+def conv_wide(x, w, b, out, scratch):
+    """No patch copy: the input made CNHW once, then 9 GEMMs of shifted views, summed.
+
+    out_wide[o, q] = sum over (kh, kw) of W[:, :, kh, kw] @ X[:, q + kh*w + kw]; the
+    positions past a row's end are computed and dropped (h*w / (oh*ow) more work).
+    """
+    n, c, h, wd = x.shape
+    oc = w.shape[0]
+    oh, ow = h - 2, wd - 2
+    q = n * h * wd - (2 * wd + 2)
+    xt = scratch.get("wide.x", (c, n * h * wd))
+    xt.reshape(c, n, h, wd)[...] = x.transpose(1, 0, 2, 3)
+    acc = scratch.get("wide.acc", (oc, n * h * wd))
+    tmp = scratch.get("wide.tmp", (oc, q))
+    wt = np.ascontiguousarray(w.transpose(2, 3, 0, 1))  # (3, 3, oc, c)
+    np.matmul(wt[0, 0], xt[:, :q], out=acc[:, :q])
+    for kh in range(3):
+        for kw in range(3):
+            if kh or kw:
+                s = kh * wd + kw
+                np.matmul(wt[kh, kw], xt[:, s:s + q], out=tmp)
+                acc[:, :q] += tmp
+    full = acc.reshape(oc, n, h, wd)[:, :, :oh, :ow]
+    np.add(full.transpose(1, 0, 2, 3), b[None, :, None, None], out=out)
+
+
+def conv_rows(x, w, b, out, scratch, fused_bias: bool, numba_transpose: bool):
+    """Patch rows (numba) per chunk + GEMM, with the bias in the GEMM or not, transposed by numba or numpy."""
+    n, c, h, wd = x.shape
+    oc = w.shape[0]
+    oh, ow = h - 2, wd - 2
+    p, k1 = oh * ow, 9 * c + 1
+    wr = vectorized.pack_rows_weights(w, b if fused_bias else None,
+                                      scratch.get("rows.w", (k1, oc)))
+    m = vectorized._chunk(n, p * k1 * 4)
+    rows = scratch.get("rows.rows", (m * p, k1))
+    res = scratch.get("rows.res", (m * p, oc))
+    img = scratch.get("rows.img", (h, wd, c))
+    for s0 in range(0, n, m):
+        s1 = min(n, s0 + m)
+        r, q = rows[:(s1 - s0) * p], res[:(s1 - s0) * p]
+        native.im2row_nchw(x[s0:s1], img, r)
+        np.matmul(r, wr, out=q)
+        if numba_transpose:
+            native.rows_to_nchw(q, out[s0:s1])
+        else:
+            out[s0:s1] = q.reshape(s1 - s0, oh, ow, oc).transpose(0, 3, 1, 2)
+    if not fused_bias:
+        out += b[:, None, None]
+
+
+# ---- measuring ---------------------------------------------------------------------------
+
+def measure(variants: dict, rounds: int, repeats: int) -> dict[str, list[float]]:
+    times = {name: [] for name in variants}
+    for fn in variants.values():  # warm-up: numba compiles or loads its cache
+        fn()
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            fn()
+            for _ in range(repeats):
+                t0 = time.perf_counter_ns()
+                fn()
+                times[name].append((time.perf_counter_ns() - t0) / 1e6)
+    return times
+
+
+def show(title: str, flops: int, times: dict[str, list[float]]) -> None:
+    print(f"\n{title}")
+    first = None
+    for name, t in times.items():
+        med = float(np.median(t))
+        first = first or med
+        print(f"  {name:58s} {med:8.3f} ms  ({min(t):.3f}-{max(t):.3f})  "
+              f"{flops / (med * 1e6):6.1f} GFLOP/s  {first / med:5.2f}x")
+
+
+def layer_case(name: str):
+    layer = LAYERS[name]
+    x = make_input(layer, 64)
+    params = make_params(layer)
+    out = np.empty(layer.out_array_shape(64), np.float32)
+    return layer, x, params, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--only", default="conv1,conv2,conv3,pool1,gelu1,linear2,network")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    core = core_kernels()
+    if core is None:
+        print(f"(git history with commit {CORE} not found: no compute-core baseline)")
+    blas.set_threads(1)
+    R, N = args.rounds, args.repeats
+    print(f"batch 64, 1 thread, {R} interleaved rounds x {N} repeats; median (min-max); "
+          f"speedup vs the first line")
+
+    for name in ("conv1", "conv2", "conv3"):
+        if name not in only:
+            continue
+        layer, x, p, out = layer_case(name)
+        w, b = p["weight"], p["bias"]
+        v = {}
+        if core:
+            v["core: im2col of the task, batched GEMM, bias pass"] = \
+                lambda s=Scratch(): core.conv(x, w, b, out, s)
+        if name == "conv2":
+            v["9 shifted GEMMs on a CNHW wide layout (no patch copy)"] = \
+                lambda s=Scratch(): conv_wide(x, w, b, out, s)
+            v["patch rows per chunk (numba) + GEMM, numpy transpose, bias pass"] = \
+                lambda s=Scratch(): conv_rows(x, w, b, out, s, False, False)
+            v["  + bias fused in the GEMM (ones column)"] = \
+                lambda s=Scratch(): conv_rows(x, w, b, out, s, True, False)
+            v["  + transpose into NCHW by numba"] = \
+                lambda s=Scratch(): conv_rows(x, w, b, out, s, True, True)
+            for kb in (128, 512, 2048):
+                def chunked(s=Scratch(), kb=kb):
+                    old, vectorized.CHUNK_BYTES = vectorized.CHUNK_BYTES, kb * 1024
+                    try:
+                        vectorized.conv(x, w, b, out, s)
+                    finally:
+                        vectorized.CHUNK_BYTES = old
+                v[f"now, chunks of {kb} KB of patch rows"] = chunked
+        v["now: vectorized.conv"] = lambda s=Scratch(): vectorized.conv(x, w, b, out, s)
+        show(name, layer.flops(64), measure(v, R, N))
+
+    for name, op in (("pool1", "pool"), ("gelu1", "gelu")):
+        if name not in only:
+            continue
+        layer, x, p, out = layer_case(name)
+        v = {}
+        if core:
+            v[f"core: numpy {'4 strided views' if op == 'pool' else '8 passes, np.tanh'}"] = \
+                lambda s=Scratch(), f=getattr(core, op): f(x, out, s)
+        v[f"now: one numba pass{' (rational tanh)' if op == 'gelu' else ''}"] = \
+            lambda s=Scratch(), f=getattr(vectorized, op): f(x, out, s)
+        v["now, in place" if op == "gelu" else "now, again"] = \
+            lambda s=Scratch(), f=getattr(vectorized, op), y=x.copy(): f(y, y if op == "gelu" else out, s)
+        show(name, layer.flops(64), measure(v, R, N))
+
+    if "linear2" in only:
+        layer, x, p, out = layer_case("linear2")
+        v = {}
+        if core:
+            v["core: GEMM, bias pass, numpy GELU"] = \
+                lambda s=Scratch(): core.linear(x, p["weight"], p["bias"], True, out, s)
+        v["now: GEMM, bias + GELU in one numba pass"] = \
+            lambda s=Scratch(): vectorized.linear(x, p["weight"], p["bias"], True, out, s)
+        show("linear2", layer.flops(64), measure(v, R, N))
+
+    if "network" in only:
+        layer, x, p, out = layer_case("network")
+        v = {}
+        if core:
+            v["core: layer by layer, core kernels"] = \
+                lambda s=Scratch(): np.copyto(out, compute.stage_forward(core, NETWORK, x, p, s))
+        v["layer by layer, today's kernels"] = \
+            lambda s=Scratch(): np.copyto(out, compute.stage_forward(vectorized, NETWORK, x, p, s))
+        for chunk in (4, 8, 16, 64):
+            def fused(s=Scratch(), chunk=chunk):
+                old, vectorized.NET_CHUNK = vectorized.NET_CHUNK, chunk
+                try:
+                    vectorized.network(x, p, out, s)
+                finally:
+                    vectorized.NET_CHUNK = old
+            v[f"fused per-chunk forward, {chunk} samples a chunk"] = fused
+        show("network", layer.flops(64), measure(v, R, N))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The vectorized kernel's internal paths on odd shapes and awkward regions, against the
+float64 references: patch-row and per-sample convolutions, span-based GELU and bias,
+pooling with NaN, and the fused network forward."""
+import numpy as np
+import pytest
+
+from partui.kernels import reference, vectorized
+from partui.kernels.layers import LAYERS, make_input, make_params
+from partui.kernels.scratch import Scratch
+
+RNG = np.random.default_rng(7)
+
+
+def close(got, want, rel=1e-5):
+    tol = rel * max(1.0, float(np.abs(want).max()))
+    assert np.isfinite(got).all()
+    assert float(np.abs(got.astype(np.float64) - want).max()) <= tol
+
+
+@pytest.mark.parametrize("c", [1, 3, 8, 13])  # thin (per-sample GEMM) and patch-row paths
+def test_conv_regions(c):
+    x = RNG.standard_normal((5, c, 9, 7)).astype(np.float32)
+    w = RNG.standard_normal((6, c, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(6).astype(np.float32)
+    full = reference.conv2d(x, w, b)
+    out = np.full((5, 6, 7, 5), np.nan, np.float32)
+    # channel slice x row tile: an output region that cannot be seen flat
+    vectorized.conv(x[1:4, :, 2:7], w[2:5], b[2:5], out[1:4, 2:5, 2:5], Scratch())
+    close(out[1:4, 2:5, 2:5], full[1:4, 2:5, 2:5])
+    assert np.isnan(out[0]).all() and np.isnan(out[1:4, :2]).all()  # nothing outside the region
+    # an input-channel group without bias (the filter strategy's partial sums)
+    g = max(1, c // 2)
+    part = np.empty((5, 6, 7, 5), np.float32)
+    vectorized.conv(x[:, :g], w[:, :g], None, part, Scratch())
+    close(part, reference.conv2d(x[:, :g], w[:, :g], np.zeros(6, np.float32)))
+
+
+def test_gelu_matches_reference_everywhere():
+    x = np.concatenate([np.linspace(-30, 30, 20001), np.logspace(-30, 1, 200),
+                        -np.logspace(-30, 1, 200), [0.0, -7.9, 7.9, 100.0, -100.0, 1e4, -1e4]])
+    x = x.astype(np.float32)
+    out = np.empty_like(x)
+    vectorized.gelu(x, out, Scratch())
+    # within a few float32 ulps of max(1, |x|): what the 8-pass numpy formula gets too
+    err = np.abs(out - reference.gelu(x)) / np.maximum(1.0, np.abs(x))
+    assert float(err.max()) < 5e-7
+    vectorized.gelu(x, x, Scratch())  # in place
+    assert np.array_equal(x, out)
+    v = np.array([np.nan, np.inf], np.float32)
+    vectorized.gelu(v, v, Scratch())
+    assert np.isnan(v[0]) and v[1] == np.inf
+
+
+def test_elementwise_regions_and_layouts():
+    x = (RNG.standard_normal((4, 6, 5, 7)) * 3).astype(np.float32)
+    want = reference.gelu(x)
+    for region in [np.s_[:, 1:4], np.s_[1:3, :, 2:4], np.s_[:, 2:3, 1:2, :], np.s_[..., ::2]]:
+        out = np.full_like(x, np.nan)
+        vectorized.gelu(x[region], out[region], Scratch())
+        close(out[region], want[region])
+    t = np.asfortranarray(x[0, 0])  # a last axis that is not contiguous: the numpy path
+    out = np.empty_like(t)
+    vectorized.gelu(t, out, Scratch())
+    close(out, want[0, 0])
+
+
+def test_linear_feature_slice_with_bias_and_gelu():
+    x = RNG.standard_normal((9, 20)).astype(np.float32)
+    w = RNG.standard_normal((30, 20)).astype(np.float32)
+    b = RNG.standard_normal(30).astype(np.float32)
+    out = np.full((9, 30), np.nan, np.float32)
+    vectorized.linear(x, w[7:19], b[7:19], True, out[:, 7:19], Scratch())
+    close(out[:, 7:19], reference.linear(x, w[7:19], b[7:19], True))
+    assert np.isnan(out[:, :7]).all() and np.isnan(out[:, 19:]).all()
+
+
+def test_pool_keeps_nan_like_numpy():
+    x = RNG.standard_normal((2, 3, 7, 9)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan
+    x[1, 2, 5, 0] = np.nan
+    out = np.empty((2, 3, 3, 4), np.float32)
+    vectorized.pool(x, out, Scratch())
+    want = reference.maxpool2x2(x)
+    assert np.array_equal(np.isnan(out), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.array_equal(out[ok], want[ok].astype(np.float32))
+
+
+@pytest.mark.parametrize("batch", [1, vectorized.NET_CHUNK + 3])
+def test_fused_network(batch):
+    layer = LAYERS["network"]
+    x = make_input(layer, batch, seed=3)
+    params = make_params(layer, seed=3)
+    out = np.full((batch, 26), np.nan, np.float32)
+    vectorized.network(x, params, out, Scratch())
+    close(out, reference.forward(layer, x, params), rel=1e-4)
