@@ -1,0 +1,379 @@
+"""`partui bench`: how close the kernels come to this machine's limit, in one run.
+
+1. The practical limit: float32 GEMM throughput at 1, 2 (and all) threads.
+2. For every layer at batch 64 and every worker count, the best strategy and
+   executor: every valid candidate is screened with a few repeats, then the
+   finalists of all worker counts are measured again in interleaved rounds, so
+   the ratios compare configurations measured under the same conditions.
+3. The whole network per worker count, the same way.
+
+With W workers allowed, running a single task on one of them is a candidate
+too: where a layer is too small to gain from a split, that is the best choice
+and the report says so. Every run is verified against the float64 reference;
+a configuration that fails is never chosen and is listed as a failure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from partui.kernels.layers import LAYERS, get_layer
+from partui.kernels.strategies import EXECUTORS, STRATEGIES, not_applicable_reason, plan
+
+from . import blas
+from .engine import Engine, RunConfig
+from .stats import summarize
+
+FORMAT = "partui-bench"
+VERSION = 1
+KERNEL = "vectorized"
+SINGLE = ("none", "inline")  # one task on the calling thread
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    batch: int = 64
+    workers: tuple[int, ...] = ()  # default: 1, 2 and the core count
+    layers: tuple[str, ...] = ()  # default: every layer, then the network
+    screen_repeats: int = 5
+    rounds: int = 3  # interleaved rounds of the finalists
+    round_repeats: int = 7
+    warmup: int = 1
+    finalists: int = 2  # parallel candidates per worker count kept after screening
+    gemm_size: int = 1024
+    gemm_repeats: int = 15
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, **changes) -> "BenchSettings":
+        """Enough to check that everything runs and is verified, in seconds: not for figures."""
+        base = dict(screen_repeats=2, rounds=1, round_repeats=3, finalists=1, gemm_size=384,
+                    gemm_repeats=5)
+        return cls(**{**base, **changes})
+
+    def worker_counts(self) -> tuple[int, ...]:
+        return self.workers or tuple(sorted({1, 2, os.cpu_count() or 1}))
+
+    def layer_names(self) -> tuple[str, ...]:
+        return self.layers or tuple(LAYERS)
+
+
+# ---- the GEMM limit ---------------------------------------------------------------
+
+def gemm_peak(threads: int, size: int, repeats: int) -> dict:
+    """float32 (size x size) @ (size x size) with BLAS at `threads` threads: GFLOP/s over repeats."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    c = np.empty((size, size), dtype=np.float32)
+    flops = 2 * size ** 3
+    times = []
+    with blas.limit(threads):
+        np.matmul(a, b, out=c)  # warm-up: BLAS threads started, pages touched
+        for _ in range(repeats):
+            t0 = time.perf_counter_ns()
+            np.matmul(a, b, out=c)
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+    s = summarize(times)
+    return {"threads": threads, "size": size, "repeats": repeats, "median_ms": s.median,
+            "gflops": flops / (s.median * 1e6), "best_gflops": flops / (s.min * 1e6)}
+
+
+# ---- candidates --------------------------------------------------------------------
+
+def candidates(layer_name: str, workers: int, batch: int = 64) -> list[tuple[str, str]]:
+    """(strategy, executor) pairs worth measuring for `layer_name` with `workers` workers.
+
+    One worker: inline, `none` and the strategies that still cut the layer into
+    more than one task (hybrid, filter); the others make the very same single task.
+    More workers: every strategy on threads and processes, and BLAS's own threads;
+    the best single-worker choice is added by the caller.
+    """
+    layer = get_layer(layer_name)
+    if workers == 1:
+        return [(s, "inline") for s in STRATEGIES
+                if not_applicable_reason(layer, s, KERNEL, "inline", 1) is None
+                and (s == "none" or (s != "pipeline" and _cuts(layer, s, batch)))]
+    executors = [e for e in EXECUTORS if e != "inline"]
+    return [(s, e) for e in executors for s in STRATEGIES
+            if not_applicable_reason(layer, s, KERNEL, e, workers) is None]
+
+
+def _cuts(layer, strategy: str, batch: int) -> bool:
+    p = plan(layer, strategy, batch, 1)
+    return len(p.phases) > 1 or len(p.tasks) > 1
+
+
+@dataclass
+class Measured:
+    """One configuration, with all its timed repeats (screening and rounds kept apart)."""
+    layer: str
+    strategy: str
+    executor: str
+    workers: int  # workers the configuration uses
+    flops: int
+    screen_ms: list[float] = field(default_factory=list)
+    round_ms: list[float] = field(default_factory=list)
+    ok: bool = True
+    max_abs_error: float = 0.0
+    tolerance: float = 0.0
+    tasks: int = 0
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.strategy, self.executor, self.workers)
+
+    @property
+    def times(self) -> list[float]:
+        return self.round_ms or self.screen_ms
+
+    @property
+    def median_ms(self) -> float:
+        return summarize(self.times).median if self.times else float("inf")
+
+    def summary(self) -> dict:
+        s = summarize(self.times)
+        return {"layer": self.layer, "best_strategy": self.strategy, "executor": self.executor,
+                "uses_workers": self.workers, "median_ms": s.median, "min_ms": s.min,
+                "max_ms": s.max, "repeats": s.n,
+                "gflops": self.flops / (s.median * 1e6) if s.median > 0 else 0.0,
+                "tasks": self.tasks, "verified": self.ok, "max_abs_error": self.max_abs_error,
+                "tolerance": self.tolerance}
+
+
+class Bench:
+    """Runs the benchmark; `progress(text)` is told what it is doing."""
+
+    def __init__(self, settings: BenchSettings, progress: Callable[[str], None] | None = None):
+        self.s = settings
+        self.progress = progress or (lambda text: None)
+        self.failures: list[dict] = []
+
+    def run(self) -> dict:
+        s = self.s
+        started = time.time()
+        load_before = _loadavg()
+        threads = s.worker_counts()
+        peaks = {}
+        for t in threads:
+            self.progress(f"GEMM peak, {t} thread{'s' * (t > 1)}, {s.gemm_size}^3 x {s.gemm_repeats}")
+            peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
+        layers, network = [], []
+        names = s.layer_names()
+        with Engine() as engine:
+            for i, name in enumerate(names, 1):
+                self.progress(f"[{i}/{len(names)}] {name}")
+                rows = self._layer(engine, name, peaks)
+                (network if name == "network" else layers).extend(rows)
+        result = {
+            "format": FORMAT, "version": VERSION, "kernel": KERNEL, "batch": s.batch,
+            "settings": {**asdict(s), "workers": list(threads), "layers": list(names)},
+            "gemm_peak_gflops": {t: p["gflops"] for t, p in peaks.items()},
+            "gemm_peak": peaks,
+            "layers": layers, "network": network, "failures": self.failures,
+            "started": started, "seconds": time.time() - started,
+            "load_average": {"before": load_before, "after": _loadavg()},
+            "machine": _machine(),
+        }
+        result["peak_rss_bytes"] = peak_rss(max(threads))
+        result["targets"] = targets(result)
+        return result
+
+    # -- one layer ----------------------------------------------------------------
+    def _layer(self, engine: Engine, name: str, peaks: dict) -> list[dict]:
+        s = self.s
+        flops = get_layer(name).flops(s.batch)
+        pool: dict[tuple, Measured] = {}
+
+        def measure(strategy, executor, workers, repeats, into):
+            key = (strategy, executor, workers)
+            m = pool.setdefault(key, Measured(name, strategy, executor, workers, flops))
+            if not m.ok:
+                return m
+            cfg = RunConfig(name, strategy, KERNEL, executor, workers, s.batch, repeats, s.warmup,
+                            s.seed)
+            r = engine.run(cfg)
+            getattr(m, into).extend(r.times_ms)
+            m.max_abs_error = max(m.max_abs_error, r.max_abs_error)
+            m.tolerance, m.tasks = r.tolerance, r.tasks
+            if not r.ok:
+                m.ok, m.error = False, r.error
+                self.failures.append({"layer": name, "strategy": strategy, "executor": executor,
+                                      "workers": workers, "error": r.error})
+            return m
+
+        # Screening: every candidate, a few repeats each.
+        finalists: dict[int, list[tuple]] = {}
+        for w in s.worker_counts():
+            screened = [measure(st, ex, 1 if ex == "inline" else w, s.screen_repeats, "screen_ms")
+                        for st, ex in candidates(name, w, s.batch)]
+            good = sorted((m for m in screened if m.ok), key=lambda m: m.median_ms)
+            finalists[w] = [m.key for m in good[:1 if w == 1 else s.finalists]]
+        single = finalists[1][0] if finalists.get(1) else (*SINGLE, 1)
+        for w in finalists:
+            if w > 1 and single not in finalists[w]:
+                finalists[w].append(single)
+        # Rounds: all finalists, interleaved, so their ratios share the same conditions.
+        keys = list(dict.fromkeys(k for w in finalists for k in finalists[w]))
+        for r in range(s.rounds):
+            for key in keys:
+                measure(*key, s.round_repeats, "round_ms")
+        rows = []
+        best1 = None
+        for w in sorted(finalists):
+            contenders = [pool[k] for k in finalists[w] if pool[k].ok]
+            if not contenders:
+                continue
+            best = min(contenders, key=lambda m: m.median_ms)
+            if w == 1:
+                best1 = best
+            parallel = [m for m in contenders if m.workers > 1]
+            row = {"workers": w, **best.summary()}
+            peak = peaks.get(str(w)) or peaks[max(peaks, key=int)]
+            row["share_of_gemm_peak"] = row["gflops"] / peak["gflops"] if peak["gflops"] else 0.0
+            row["single_task"] = best.workers == 1 and w > 1
+            if best1 is not None:
+                row["speedup_vs_best_1_worker"] = best1.median_ms / best.median_ms
+            if w > 1 and parallel:
+                bp = min(parallel, key=lambda m: m.median_ms)
+                row["best_parallel"] = {**bp.summary(),
+                                        "speedup_vs_best_1_worker": best1.median_ms / bp.median_ms
+                                        if best1 else None}
+            rows.append(row)
+            note = " (single task: too small to gain from a split)" if row["single_task"] else ""
+            self.progress(f"    {w} worker{'s' * (w > 1)}: {best.strategy}/{best.executor} "
+                          f"{row['median_ms']:.3f} ms, {row['gflops']:.1f} GFLOP/s{note}")
+        return rows
+
+
+# ---- targets -----------------------------------------------------------------------
+
+TARGETS = {
+    "conv2_gflops": 100.0, "conv2_share_of_peak": 0.65, "parallel_speedup": 1.7,
+    "network_ms_1": 12.0, "network_ms_2": 9.0, "peak_rss_bytes": 1 << 30,
+}
+
+
+def _row(rows, layer, workers):
+    for row in rows:
+        if row.get("layer", "network") == layer and row["workers"] == workers:
+            return row
+    return None
+
+
+def targets(result: dict) -> list[dict]:
+    """The issue's targets for a 2-core machine, each with its figure and whether it is met."""
+    out = []
+    layers, network = result["layers"], result["network"]
+
+    def add(name, met, figure):
+        out.append({"target": name, "met": met, "figure": figure})
+
+    c1 = _row(layers, "conv2", 1)
+    if c1:
+        share = c1["share_of_gemm_peak"]
+        add("conv2 1 worker >= 100 GFLOP/s or >= 65% of 1-thread GEMM peak",
+            c1["gflops"] >= TARGETS["conv2_gflops"] or share >= TARGETS["conv2_share_of_peak"],
+            f"{c1['gflops']:.1f} GFLOP/s = {100 * share:.0f}% of "
+            f"{result['gemm_peak_gflops'].get('1', 0):.0f}")
+    for name in ("conv2", "conv3"):
+        r1, r2 = _row(layers, name, 1), _row(layers, name, 2)
+        if r1 and r2:
+            ratio = r1["median_ms"] / r2["median_ms"]
+            add(f"{name} best 2 workers >= 1.7x faster than best 1 worker",
+                ratio >= TARGETS["parallel_speedup"],
+                f"{r1['median_ms']:.3f} / {r2['median_ms']:.3f} ms = {ratio:.2f}x")
+    for w, limit in ((1, TARGETS["network_ms_1"]), (2, TARGETS["network_ms_2"])):
+        r = _row(network, "network", w)
+        if r:
+            add(f"network forward, {w} worker{'s' * (w > 1)} <= {limit:g} ms",
+                r["median_ms"] <= limit, f"{r['median_ms']:.2f} ms")
+    slower = []
+    for name in {r["layer"] for r in layers} | ({"network"} if network else set()):
+        rows = network if name == "network" else layers
+        r1, r2 = _row(rows, name, 1), _row(rows, name, 2)
+        if r1 and r2 and r2["median_ms"] > r1["median_ms"]:
+            slower.append(f"{name} {r2['median_ms']:.3f} > {r1['median_ms']:.3f} ms")
+    singles = sorted(r.get("layer", "network") for r in layers + network
+                     if r["workers"] == 2 and r.get("single_task"))
+    add("no layer slower with 2 workers than with 1", not slower,
+        "; ".join(slower) if slower else
+        f"single task best for {', '.join(singles) or 'none'}")
+    rss = result.get("peak_rss_bytes", {})
+    if rss:
+        add("peak RSS <= 1 GB (main + every worker process)", rss["bound"] <= TARGETS["peak_rss_bytes"],
+            f"{rss['bound'] / 2**20:.0f} MiB (main {rss['main'] / 2**20:.0f}, largest worker "
+            f"{rss['largest_child'] / 2**20:.0f} MiB)")
+    return out
+
+
+# ---- environment -------------------------------------------------------------------
+
+def peak_rss(workers: int) -> dict:
+    """Peak resident memory: this process, the largest finished child, and a bound for all at once."""
+    main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return {"main": main, "largest_child": child, "bound": main + workers * child}
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _machine() -> dict:
+    from . import machine
+    info = machine.info()
+    keep = ("cpu_model", "logical_cores", "physical_cores", "usable_cores", "python", "numpy",
+            "blas", "hostname")
+    return {k: info.get(k) for k in keep}
+
+
+def save_json(data: dict, path: Path) -> Path:
+    """Write `data` as JSON atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=1, default=_jsonable)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def default_out_path(now: float | None = None) -> Path:
+    """bench-YYYYmmdd-HHMMSS.json in the snapshot folder ($PARTUI_SNAPSHOT_DIR or the user's data dir)."""
+    folder = os.environ.get("PARTUI_SNAPSHOT_DIR")
+    if folder:
+        base = Path(folder).expanduser()
+    else:
+        data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        base = Path(data) / "partui" / "snapshots"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return base / f"bench-{stamp}.json"
+
+
+__all__ = ["Bench", "BenchSettings", "gemm_peak", "candidates", "targets", "save_json",
+           "default_out_path", "peak_rss"]

@@ -1,0 +1,45 @@
+"""`partui bench --quick --json` on a tiny budget: the JSON's shape, and every reported
+configuration verified against the reference. Speed is not checked here."""
+import json
+import subprocess
+import sys
+
+
+def test_bench_quick_json(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "partui.tui.cli", "bench", "--quick", "--json", "--batch", "8",
+         "--layers", "conv3,pool3,network", "--workers", "1,2", "--out", str(out)],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "[3/3] network" in proc.stderr  # progress on stderr
+    data = json.loads(proc.stdout)
+    assert json.loads(out.read_text()) == data  # the saved copy is the printed one
+    assert set(data["gemm_peak_gflops"]) == {"1", "2"}
+    assert all(v > 0 for v in data["gemm_peak_gflops"].values())
+    assert [(r["layer"], r["workers"]) for r in data["layers"]] == [
+        ("conv3", 1), ("conv3", 2), ("pool3", 1), ("pool3", 2)]
+    assert [r["workers"] for r in data["network"]] == [1, 2]
+    for row in data["layers"] + data["network"]:
+        for key in ("workers", "best_strategy", "executor", "median_ms"):
+            assert key in row
+        assert row["verified"] is True and row["max_abs_error"] <= row["tolerance"]
+        assert row["median_ms"] > 0 and row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+        # a single task may win the 2-worker slot; then it says so and used one worker
+        assert row["single_task"] == (row["workers"] > 1 and row["uses_workers"] == 1)
+    for row in data["layers"]:
+        assert "gflops" in row and row["gflops"] > 0
+    assert data["failures"] == []
+    names = [t["target"] for t in data["targets"]]
+    assert any("network" in n for n in names) and any("slower" in n for n in names)
+
+
+def test_bench_rejects_bad_input():
+    proc = subprocess.run([sys.executable, "-m", "partui.tui.cli", "bench", "--layers", "nope"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "unknown layer" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "partui.tui.cli", "bench", "--workers", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--workers" in proc.stderr

@@ -1,0 +1,170 @@
+"""`partui bench`: the kernels against this machine's GEMM limit, with a verdict on the targets."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
+from partui.profiles.engine import MAX_WORKERS
+
+from ..errors import UsageError
+from ..table import ms, table
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "bench", help="GEMM peak, the best strategy per layer and worker count, target verdicts",
+        description="Measure this machine's float32 GEMM peak at 1 and 2 threads (and all "
+                    "cores), then for every layer at batch 64 the best strategy and executor "
+                    "per worker count (median, min-max, GFLOP/s, share of the GEMM peak), and "
+                    "the whole network. Every candidate is screened, then the finalists are "
+                    "measured again in interleaved rounds; every run is verified against the "
+                    "float64 reference. Prints a verdict on the performance targets and saves "
+                    "the result as JSON. Progress goes to stderr. Exit 1 if any configuration "
+                    "gave a wrong answer.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--quick", action="store_true",
+                   help="a few repeats only: proves everything runs and is verified in seconds "
+                        "(CI smoke); its figures are rough")
+    p.add_argument("--out", metavar="FILE",
+                   help="save the result here (default: bench-<date>-<time>.json in "
+                        "$PARTUI_SNAPSHOT_DIR or ~/.local/share/partui/snapshots)")
+    p.add_argument("--layers", metavar="L,L", help="only these layers (comma-separated; "
+                   "'network' for the whole forward pass); default: all of them")
+    p.add_argument("--workers", metavar="N,N",
+                   help="worker counts to compare (default: 1, 2 and the core count)")
+    p.add_argument("--batch", type=int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}")
+    p.add_argument("--rounds", type=int, metavar="R",
+                   help="interleaved rounds of the finalists (default 3, 1 with --quick)")
+    p.add_argument("--repeat", type=int, metavar="N",
+                   help="timed repeats per finalist per round (default 7, 3 with --quick)")
+    p.set_defaults(func=cmd_bench)
+
+
+def _int_list(text: str, what: str, lo: int, hi: int) -> tuple[int, ...]:
+    try:
+        values = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
+    except ValueError:
+        raise UsageError(f"--{what} takes comma-separated integers, got {text!r}") from None
+    if not values or not all(lo <= v <= hi for v in values):
+        raise UsageError(f"--{what} values must be from {lo} to {hi}, got {text!r}")
+    return values
+
+
+def settings_from(args):
+    from partui.profiles.bench import BenchSettings
+    changes = {}
+    if args.layers:
+        names = tuple(dict.fromkeys(v.strip() for v in args.layers.split(",") if v.strip()))
+        unknown = [n for n in names if n not in LAYER_NAMES]
+        if unknown or not names:
+            raise UsageError(f"unknown layer {', '.join(map(repr, unknown)) or repr(args.layers)}; "
+                             f"choose from {', '.join(LAYER_NAMES)}")
+        changes["layers"] = names
+    if args.workers:
+        workers = _int_list(args.workers, "workers", 1, MAX_WORKERS)
+        changes["workers"] = workers if 1 in workers else (1, *workers)  # 1 is the baseline
+    if not 1 <= args.batch <= MAX_BATCH:
+        raise UsageError(f"batch must be an integer from 1 to {MAX_BATCH}, got {args.batch}")
+    changes["batch"] = args.batch
+    for name, key in (("rounds", "rounds"), ("repeat", "round_repeats")):
+        value = getattr(args, name)
+        if value is not None:
+            if not 1 <= value <= 1000:
+                raise UsageError(f"--{name} must be from 1 to 1000, got {value}")
+            changes[key] = value
+    return BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)
+
+
+def _out_path(args) -> Path:
+    from partui.profiles.bench import default_out_path
+    path = Path(args.out).expanduser() if args.out else default_out_path()
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder; give a file name")
+    from .core import check_writable_dir
+    check_writable_dir(str(path.parent))
+    return path
+
+
+def cmd_bench(args) -> int:
+    from partui.profiles.bench import Bench, save_json
+    settings = settings_from(args)
+    out = _out_path(args)
+    t0 = time.monotonic()
+
+    def progress(text: str) -> None:
+        print(f"[{time.monotonic() - t0:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    result = Bench(settings, progress).run()
+    try:
+        save_json(result, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    progress(f"saved {out}")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(report(result))
+        print(f"\nsaved {out}")
+    return 1 if result["failures"] else 0
+
+
+# ---- the text report -------------------------------------------------------------------
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f}%"
+
+
+def report(result: dict) -> str:
+    lines = []
+    m = result["machine"]
+    s = result["settings"]
+    load = result["load_average"]
+    lines.append(f"{m['cpu_model']}, {m['logical_cores']} logical cores; batch {result['batch']}; "
+                 f"kernel {result['kernel']}; {s['screen_repeats']} screening repeats per "
+                 f"candidate, then {s['rounds']} interleaved round(s) x {s['round_repeats']} "
+                 f"repeats of the finalists; load average before/after "
+                 f"{_load(load['before'])} / {_load(load['after'])}")
+    lines.append("")
+    rows = [[t, p["size"], f"{p['gflops']:.1f}", f"{p['best_gflops']:.1f}", ms(p["median_ms"])]
+            for t, p in result["gemm_peak"].items()]
+    lines.append("float32 GEMM peak (the practical limit)")
+    lines.append(table(["threads", "size", "GFLOP/s (median)", "best", "median ms"], rows))
+    for title, key in (("layers", "layers"), ("network", "network")):
+        if not result[key]:
+            continue
+        lines.append("")
+        lines.append(f"{title}: best strategy/executor per worker count")
+        rows = []
+        for r in result[key]:
+            note = "single task: too small to gain" if r.get("single_task") else ""
+            bp = r.get("best_parallel")
+            if r.get("single_task") and bp:
+                note += f" (best split {bp['best_strategy']}/{bp['executor']} {ms(bp['median_ms'])} ms)"
+            speed = r.get("speedup_vs_best_1_worker")
+            rows.append([r["layer"], r["workers"], f"{r['best_strategy']}/{r['executor']}",
+                         ms(r["median_ms"]), f"{ms(r['min_ms'])}-{ms(r['max_ms'])}",
+                         f"{r['gflops']:.1f}", _pct(r["share_of_gemm_peak"]),
+                         f"{speed:.2f}x" if speed else "-", "yes" if r["verified"] else "NO", note])
+        lines.append(table(["layer", "workers", "best", "median ms", "min-max", "GFLOP/s",
+                            "of peak", "vs 1 worker", "verified", "note"], rows,
+                           align="lrlrrrrrll"))
+    if result["failures"]:
+        lines.append("")
+        lines.append("WRONG ANSWERS (never chosen):")
+        for f in result["failures"]:
+            lines.append(f"  {f['layer']} {f['strategy']}/{f['executor']} w={f['workers']}: {f['error']}")
+    lines.append("")
+    lines.append("targets")
+    rows = [[t["target"], "met" if t["met"] else "NOT MET", t["figure"]] for t in result["targets"]]
+    lines.append(table(["target", "verdict", "figure"], rows, align="lll"))
+    lines.append(f"\n{result['seconds']:.0f} s in all")
+    return "\n".join(lines)
+
+
+def _load(values) -> str:
+    return "?" if not values else " ".join(f"{v:.2f}" for v in values)
