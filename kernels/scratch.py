@@ -13,6 +13,7 @@ class Scratch:
 
     def __init__(self) -> None:
         self._buffers: dict[str, np.ndarray] = {}
+        self.memo: dict = {}  # kernels' derived data reused across repeats (e.g. packed weights)
 
     def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         buf = self._buffers.get(name)

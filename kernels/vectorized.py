@@ -29,6 +29,7 @@ SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 CHUNK_BYTES = 512 * 1024  # patch rows per GEMM: a quarter of this machine's 2 MB L2
 THIN_K = 64  # convolutions with fewer than this many weights per filter: one GEMM per sample
 NET_CHUNK = 8  # samples per pass of the fused network forward
+MEMO_ENTRIES = 16  # packed weights kept per worker
 
 
 def _native():
@@ -65,15 +66,38 @@ def pack_cols_weights(w, b, wc: np.ndarray) -> np.ndarray:
     return wc
 
 
+def packed_weights(scratch: Scratch, name: str, w, b) -> np.ndarray:
+    """w [+ b] packed for this convolution's GEMM, reused while the weights are unchanged.
+
+    Packing is a transposing copy (about 50 us for conv3, a tenth of a
+    32-sample task); checking that the weights still equal those packed last
+    time costs a fifth of that. Entries are found by where the weights live (a
+    worker may alternate between channel slices) and always checked by value.
+    """
+    key = (name, w.ctypes.data, w.shape, w.strides, None if b is None else b.ctypes.data)
+    hit = scratch.memo.get(key)
+    if hit is not None:
+        src_w, src_b, packed = hit
+        if np.array_equal(src_w, w) and (b is None or np.array_equal(src_b, b)):
+            return packed
+    oc, c = w.shape[:2]
+    if 9 * c < THIN_K:
+        packed = pack_cols_weights(w, b, np.empty((oc, 9 * c + 1), np.float32))
+    else:
+        packed = pack_rows_weights(w, b, np.empty((9 * c + 1, oc), np.float32))
+    if len(scratch.memo) >= MEMO_ENTRIES:
+        scratch.memo.clear()
+    scratch.memo[key] = (np.array(w), None if b is None else np.array(b), packed)
+    return packed
+
+
 def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
     """3x3 valid convolution of x (n, c, h, w) into out (n, oc, h-2, w-2), bias fused in the GEMM."""
-    c, oc = x.shape[1], w.shape[0]
-    if 9 * c < THIN_K:
-        wc = pack_cols_weights(w, b, scratch.get("conv.wc", (oc, 9 * c + 1)))
-        _conv_per_sample(x, wc, out, scratch, cancel)
+    packed = packed_weights(scratch, "conv.w", w, b)
+    if 9 * x.shape[1] < THIN_K:
+        _conv_per_sample(x, packed, out, scratch, cancel)
     else:
-        wr = pack_rows_weights(w, b, scratch.get("conv.wr", (9 * c + 1, oc)))
-        _conv_rows(x, wr, out, scratch, cancel)
+        _conv_rows(x, packed, out, scratch, cancel)
 
 
 def _patch_rows(x, nhwc: bool, rows: np.ndarray, scratch: Scratch) -> None:
@@ -255,15 +279,9 @@ def network(x, params, out, scratch: Scratch, cancel=None) -> None:
     from. The head then runs on all the task's rows at once: GEMMs of a few rows
     each would waste most of their time in call overhead.
     """
-    packed = {}
-    for sub in TRUNK:
-        if sub.kind == "conv":
-            w, b = params[f"{sub.name}.weight"], params[f"{sub.name}.bias"]
-            oc, c = w.shape[:2]
-            if 9 * c < THIN_K:
-                packed[sub.name] = pack_cols_weights(w, b, scratch.get(f"net.{sub.name}.w", (oc, 9 * c + 1)))
-            else:
-                packed[sub.name] = pack_rows_weights(w, b, scratch.get(f"net.{sub.name}.w", (9 * c + 1, oc)))
+    packed = {sub.name: packed_weights(scratch, f"net.{sub.name}.w", params[f"{sub.name}.weight"],
+                                       params[f"{sub.name}.bias"])
+              for sub in TRUNK if sub.kind == "conv"}
     n = x.shape[0]
     features = scratch.get("net.features", (n, prod(TRUNK[-1].out_shape)))
     for s0 in range(0, n, NET_CHUNK):

@@ -94,3 +94,19 @@ def test_fused_network(batch):
     out = np.full((batch, 26), np.nan, np.float32)
     vectorized.network(x, params, out, Scratch())
     close(out, reference.forward(layer, x, params), rel=1e-4)
+
+
+def test_packed_weights_follow_changes_in_place():
+    x = RNG.standard_normal((3, 8, 6, 6)).astype(np.float32)
+    w = RNG.standard_normal((4, 8, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(4).astype(np.float32)
+    out = np.empty((3, 4, 4, 4), np.float32)
+    scratch = Scratch()
+    vectorized.conv(x, w, b, out, scratch)
+    close(out, reference.conv2d(x, w, b))
+    w[1, 2, 0, 1] += 1.0  # same array, new values: the packing must not be reused
+    b[3] -= 2.0
+    vectorized.conv(x, w, b, out, scratch)
+    close(out, reference.conv2d(x, w, b))
+    vectorized.conv(x, w[:2], b[:2], out[:, :2], scratch)  # another slice, same worker
+    close(out[:, :2], reference.conv2d(x, w[:2], b[:2]))
