@@ -14,12 +14,10 @@ a configuration that fails is never chosen and is listed as a failure.
 """
 from __future__ import annotations
 
-import json
 import os
 import resource
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -156,6 +154,8 @@ class Bench:
         self.s = settings
         self.progress = progress or (lambda text: None)
         self.failures: list[dict] = []
+        self.results: dict[tuple, object] = {}  # (layer, strategy, executor, workers) -> last RunResult
+        self.rss = MemoryWatch()
 
     def run(self) -> dict:
         s = self.s
@@ -168,7 +168,8 @@ class Bench:
             peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
         layers, network = [], []
         names = s.layer_names()
-        with Engine() as engine:
+        # No CPU sampler: its thread would take the GIL from the threads being timed.
+        with Engine(sample_hz=0) as engine:
             for i, name in enumerate(names, 1):
                 self.progress(f"[{i}/{len(names)}] {name}")
                 rows = self._layer(engine, name, peaks)
@@ -183,7 +184,7 @@ class Bench:
             "load_average": {"before": load_before, "after": _loadavg()},
             "machine": _machine(),
         }
-        result["peak_rss_bytes"] = peak_rss(max(threads))
+        result["peak_rss_bytes"] = self.rss.summary()
         result["targets"] = targets(result)
         return result
 
@@ -201,6 +202,8 @@ class Bench:
             cfg = RunConfig(name, strategy, KERNEL, executor, workers, s.batch, repeats, s.warmup,
                             s.seed)
             r = engine.run(cfg)
+            self.rss.sample()
+            self.results[(name, *key)] = r
             getattr(m, into).extend(r.times_ms)
             m.max_abs_error = max(m.max_abs_error, r.max_abs_error)
             m.tolerance, m.tasks = r.tolerance, r.tasks
@@ -248,7 +251,7 @@ class Bench:
                                         "speedup_vs_best_1_worker": best1.median_ms / bp.median_ms
                                         if best1 else None}
             rows.append(row)
-            note = " (single task: too small to gain from a split)" if row["single_task"] else ""
+            note = " (a single task was fastest)" if row["single_task"] else ""
             self.progress(f"    {w} worker{'s' * (w > 1)}: {best.strategy}/{best.executor} "
                           f"{row['median_ms']:.3f} ms, {row['gflops']:.1f} GFLOP/s{note}")
         return rows
@@ -317,11 +320,49 @@ def targets(result: dict) -> list[dict]:
 
 # ---- environment -------------------------------------------------------------------
 
-def peak_rss(workers: int) -> dict:
-    """Peak resident memory: this process, the largest finished child, and a bound for all at once."""
-    main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return {"main": main, "largest_child": child, "bound": main + workers * child}
+class MemoryWatch:
+    """Peak resident memory of this process and its worker processes, read between runs.
+
+    Each process's own high-water mark (VmHWM) is exact; their sum at a moment
+    bounds what the whole tree held at once. Sampling only between runs keeps
+    the measurement out of the timed repeats.
+    """
+
+    def __init__(self):
+        self.bound = 0
+        self.largest_child = 0
+
+    def sample(self) -> None:
+        import psutil
+        me = psutil.Process()
+        total = _hwm(me)
+        for child in me.children(recursive=True):
+            peak = _hwm(child)
+            self.largest_child = max(self.largest_child, peak)
+            total += peak
+        self.bound = max(self.bound, total)
+
+    def summary(self) -> dict:
+        self.sample()
+        main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        return {"main": main, "largest_child": self.largest_child,
+                "bound": max(self.bound, main)}
+
+
+def _hwm(proc) -> int:
+    """A process's peak resident bytes (/proc VmHWM), else its current RSS, else 0 (it is gone)."""
+    import psutil
+    try:
+        with open(f"/proc/{proc.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return proc.memory_info().rss
+    except psutil.Error:
+        return 0
 
 
 def _loadavg() -> list[float] | None:
@@ -339,41 +380,24 @@ def _machine() -> dict:
     return {k: info.get(k) for k in keep}
 
 
-def save_json(data: dict, path: Path) -> Path:
-    """Write `data` as JSON atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, default=_jsonable)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+def to_snapshot(result: dict, runs):
+    """A partui snapshot: the chosen configurations' last runs, the bench summary as baseline."""
+    from .snapshot import Snapshot
+    note = (f"partui bench, batch {result['batch']}: the best strategy and executor per layer "
+            f"and worker count, against the GEMM peak")
+    return Snapshot.from_results(runs, note=note, baseline={"bench": result})
 
 
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+def chosen_runs(bench: "Bench", result: dict) -> list:
+    """The last RunResult of every configuration the summary reports, in its order."""
+    out = []
+    for row in result["layers"] + result["network"]:
+        r = bench.results.get((row["layer"], row["best_strategy"], row["executor"],
+                               row["uses_workers"]))
+        if r is not None and r not in out:
+            out.append(r)
+    return out
 
 
-def default_out_path(now: float | None = None) -> Path:
-    """bench-YYYYmmdd-HHMMSS.json in the snapshot folder ($PARTUI_SNAPSHOT_DIR or the user's data dir)."""
-    folder = os.environ.get("PARTUI_SNAPSHOT_DIR")
-    if folder:
-        base = Path(folder).expanduser()
-    else:
-        data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        base = Path(data) / "partui" / "snapshots"
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return base / f"bench-{stamp}.json"
-
-
-__all__ = ["Bench", "BenchSettings", "gemm_peak", "candidates", "targets", "save_json",
-           "default_out_path", "peak_rss"]
+__all__ = ["Bench", "BenchSettings", "gemm_peak", "candidates", "targets", "to_snapshot",
+           "chosen_runs", "MemoryWatch"]

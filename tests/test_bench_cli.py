@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+from partui.profiles.snapshot import load
+
 
 def test_bench_quick_json(tmp_path):
     out = tmp_path / "bench.json"
@@ -15,7 +17,10 @@ def test_bench_quick_json(tmp_path):
     assert "Traceback" not in proc.stderr
     assert "[3/3] network" in proc.stderr  # progress on stderr
     data = json.loads(proc.stdout)
-    assert json.loads(out.read_text()) == data  # the saved copy is the printed one
+    snap = load(out)  # a valid snapshot: the chosen runs, the summary as its baseline
+    assert snap.baseline["bench"] == data
+    assert {(r["config"]["layer"], r["config"]["workers"]) for r in snap.runs} >= {("conv3", 1)}
+    assert all(r["ok"] for r in snap.runs)
     assert set(data["gemm_peak_gflops"]) == {"1", "2"}
     assert all(v > 0 for v in data["gemm_peak_gflops"].values())
     assert [(r["layer"], r["workers"]) for r in data["layers"]] == [

@@ -31,8 +31,9 @@ def register(sub) -> None:
                    help="a few repeats only: proves everything runs and is verified in seconds "
                         "(CI smoke); its figures are rough")
     p.add_argument("--out", metavar="FILE",
-                   help="save the result here (default: bench-<date>-<time>.json in "
-                        "$PARTUI_SNAPSHOT_DIR or ~/.local/share/partui/snapshots)")
+                   help="save the snapshot here (default: bench-<date>-<time>.json in "
+                        "$PARTUI_SNAPSHOT_DIR or ~/.local/share/partui/snapshots); the "
+                        "chosen configurations' runs, the summary under baseline.bench")
     p.add_argument("--layers", metavar="L,L", help="only these layers (comma-separated; "
                    "'network' for the whole forward pass); default: all of them")
     p.add_argument("--workers", metavar="N,N",
@@ -81,8 +82,8 @@ def settings_from(args):
 
 
 def _out_path(args) -> Path:
-    from partui.profiles.bench import default_out_path
-    path = Path(args.out).expanduser() if args.out else default_out_path()
+    from partui.profiles.snapshot import default_snapshot_path
+    path = Path(args.out).expanduser() if args.out else default_snapshot_path(stem="bench")
     if path.is_dir():
         raise UsageError(f"--out {path} is a folder; give a file name")
     from .core import check_writable_dir
@@ -91,7 +92,8 @@ def _out_path(args) -> Path:
 
 
 def cmd_bench(args) -> int:
-    from partui.profiles.bench import Bench, save_json
+    from partui.profiles.bench import Bench, chosen_runs, to_snapshot
+    from partui.profiles.snapshot import save
     settings = settings_from(args)
     out = _out_path(args)
     t0 = time.monotonic()
@@ -99,9 +101,10 @@ def cmd_bench(args) -> int:
     def progress(text: str) -> None:
         print(f"[{time.monotonic() - t0:6.1f}s] {text}", file=sys.stderr, flush=True)
 
-    result = Bench(settings, progress).run()
+    bench = Bench(settings, progress)
+    result = bench.run()
     try:
-        save_json(result, out)
+        save(to_snapshot(result, chosen_runs(bench, result)), out)
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
     progress(f"saved {out}")
@@ -141,7 +144,7 @@ def report(result: dict) -> str:
         lines.append(f"{title}: best strategy/executor per worker count")
         rows = []
         for r in result[key]:
-            note = "single task: too small to gain" if r.get("single_task") else ""
+            note = "single task fastest" if r.get("single_task") else ""
             bp = r.get("best_parallel")
             if r.get("single_task") and bp:
                 note += f" (best split {bp['best_strategy']}/{bp['executor']} {ms(bp['median_ms'])} ms)"
