@@ -40,13 +40,13 @@ class BenchSettings:
     batch: int = 64
     workers: tuple[int, ...] = ()  # default: 1, 2 and the core count
     layers: tuple[str, ...] = ()  # default: every layer, then the network
-    screen_repeats: int = 5
-    rounds: int = 3  # interleaved rounds of the finalists
-    round_repeats: int = 7
+    screen_repeats: int = 7
+    rounds: int = 5  # interleaved rounds of the finalists
+    round_repeats: int = 10
     warmup: int = 1
     finalists: int = 2  # parallel candidates per worker count kept after screening
     gemm_size: int = 1024
-    gemm_repeats: int = 15
+    gemm_repeats: int = 20
     seed: int = 0
 
     @classmethod
@@ -242,7 +242,9 @@ class Bench:
             row = {"workers": w, **best.summary()}
             peak = peaks.get(str(w)) or peaks[max(peaks, key=int)]
             row["share_of_gemm_peak"] = row["gflops"] / peak["gflops"] if peak["gflops"] else 0.0
-            row["single_task"] = best.workers == 1 and w > 1
+            # no parallelism chosen: everything on one worker, or one task on a pool
+            row["single_task"] = w > 1 and (best.workers == 1 or
+                                            (best.tasks == 1 and best.executor != "blas"))
             if best1 is not None:
                 row["speedup_vs_best_1_worker"] = best1.median_ms / best.median_ms
             if w > 1 and parallel:

