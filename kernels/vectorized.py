@@ -134,7 +134,6 @@ def _conv_per_sample(x, wc, out, scratch: Scratch, cancel=None) -> None:
     oc = wc.shape[0]
     m = _chunk(n, p * (k + 1) * 4)
     cols = scratch.get("conv.cols", (m, k + 1, oh, ow))
-    tmp = None
     for s0 in range(0, n, m):
         _check(cancel)
         s1 = min(n, s0 + m)
@@ -168,7 +167,8 @@ def _spans(arrays, keep_last: bool = False):
         return None
     if all(a.flags.c_contiguous for a in arrays):  # the common case, without as_strided's cost
         if keep_last and len(shape) > 1:
-            return [(a.reshape(-1), shape[-1], 0) for a in arrays], a_rows(shape), 1, shape[-1]
+            rows = arrays[0].size // shape[-1]
+            return [(a.reshape(-1), shape[-1], 0) for a in arrays], rows, 1, shape[-1]
         return [(a.reshape(-1), 0, 0) for a in arrays], 1, 1, arrays[0].size
     strides = [[s // 4 for s in a.strides] for a in arrays]
     if any(s < 0 for st in strides for s in st):
@@ -193,10 +193,6 @@ def _spans(arrays, keep_last: bool = False):
         span = (a - 1) * st0[j] + (b - 1) * st1[j] + length
         views.append((as_strided(arr, shape=(span,), strides=(4,)), st0[j], st1[j]))
     return views, a, b, length
-
-
-def a_rows(shape) -> int:
-    return int(np.prod(shape[:-1]))
 
 
 def _act(x, out, bias, apply_gelu: bool) -> bool:
