@@ -43,7 +43,10 @@ def _check(cancel) -> None:
 
 
 def _chunk(n: int, bytes_per_sample: int) -> int:
-    return max(1, min(n, CHUNK_BYTES // max(1, bytes_per_sample)))
+    """Samples per chunk: at most CHUNK_BYTES of buffer, and chunks of even size (no small last one)."""
+    most = max(1, min(n, CHUNK_BYTES // max(1, bytes_per_sample)))
+    chunks = -(-n // most)
+    return -(-n // chunks)
 
 
 # ---- convolution --------------------------------------------------------------

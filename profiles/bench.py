@@ -161,6 +161,7 @@ class Bench:
         s = self.s
         started = time.time()
         load_before = _loadavg()
+        whole = OtherLoad()
         threads = s.worker_counts()
         peaks = {}
         for t in threads:
@@ -172,7 +173,11 @@ class Bench:
         with Engine(sample_hz=0) as engine:
             for i, name in enumerate(names, 1):
                 self.progress(f"[{i}/{len(names)}] {name}")
+                load = OtherLoad()
                 rows = self._layer(engine, name, peaks)
+                others = load.cores()
+                for row in rows:
+                    row["other_cpu_cores"] = others
                 (network if name == "network" else layers).extend(rows)
         result = {
             "format": FORMAT, "version": VERSION, "kernel": KERNEL, "batch": s.batch,
@@ -182,6 +187,7 @@ class Bench:
             "layers": layers, "network": network, "failures": self.failures,
             "started": started, "seconds": time.time() - started,
             "load_average": {"before": load_before, "after": _loadavg()},
+            "other_cpu_cores": whole.cores(),
             "machine": _machine(),
         }
         result["peak_rss_bytes"] = self.rss.summary()
@@ -321,6 +327,40 @@ def targets(result: dict) -> list[dict]:
 
 
 # ---- environment -------------------------------------------------------------------
+
+class OtherLoad:
+    """CPU used by *other* processes over a stretch, in cores: the machine's busy time
+    (/proc/stat) minus this process tree's. On a shared machine, a second worker only
+    helps when a second core is free, so every figure comes with this."""
+
+    def __init__(self):
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        import psutil
+        try:
+            with open("/proc/stat") as fh:
+                v = [int(x) for x in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+        me = psutil.Process()
+        own = sum(me.cpu_times()[:2]) + sum(os.times()[2:4])  # + reaped children
+        for child in me.children(recursive=True):
+            try:
+                own += sum(child.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return busy, own, time.monotonic()
+
+    def cores(self) -> float | None:
+        end = self._read()
+        if self._start is None or end is None or end[2] <= self._start[2]:
+            return None
+        other = (end[0] - self._start[0]) - (end[1] - self._start[1])
+        return max(0.0, other / (end[2] - self._start[2]))
+
 
 class MemoryWatch:
     """Peak resident memory of this process and its worker processes, read between runs.

@@ -132,6 +132,11 @@ def report(result: dict) -> str:
                  f"candidate, then {s['rounds']} interleaved round(s) x {s['round_repeats']} "
                  f"repeats of the finalists; load average before/after "
                  f"{_load(load['before'])} / {_load(load['after'])}")
+    others = result.get("other_cpu_cores")
+    if others is not None:
+        lines.append(f"other processes used {others:.2f} cores on average while this ran"
+                     + ("  (figures with 2 workers need a second free core: treat them "
+                        "with care)" if others > 0.2 else ""))
     lines.append("")
     rows = [[t, p["size"], f"{p['gflops']:.1f}", f"{p['best_gflops']:.1f}", ms(p["median_ms"])]
             for t, p in result["gemm_peak"].items()]
@@ -149,13 +154,15 @@ def report(result: dict) -> str:
             if r.get("single_task") and bp:
                 note += f" (best split {bp['best_strategy']}/{bp['executor']} {ms(bp['median_ms'])} ms)"
             speed = r.get("speedup_vs_best_1_worker")
+            others = r.get("other_cpu_cores")
             rows.append([r["layer"], r["workers"], f"{r['best_strategy']}/{r['executor']}",
                          ms(r["median_ms"]), f"{ms(r['min_ms'])}-{ms(r['max_ms'])}",
                          f"{r['gflops']:.1f}", _pct(r["share_of_gemm_peak"]),
-                         f"{speed:.2f}x" if speed else "-", "yes" if r["verified"] else "NO", note])
+                         f"{speed:.2f}x" if speed else "-", "yes" if r["verified"] else "NO",
+                         "?" if others is None else f"{others:.2f}", note])
         lines.append(table(["layer", "workers", "best", "median ms", "min-max", "GFLOP/s",
-                            "of peak", "vs 1 worker", "verified", "note"], rows,
-                           align="lrlrrrrrll"))
+                            "of peak", "vs 1 worker", "verified", "others", "note"], rows,
+                           align="lrlrrrrrlrl"))
     if result["failures"]:
         lines.append("")
         lines.append("WRONG ANSWERS (never chosen):")
