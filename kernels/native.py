@@ -203,15 +203,3 @@ def im2row_nchw(x, img, rows):
                     d[ch] = x[s, ch, i, j]
         _rows_of_image(img, rows[s * p:(s + 1) * p])
 
-
-@njit(**_JIT)
-def rows_to_nchw(res, out):
-    """GEMM result res (m*oh*ow, oc), one row per output pixel, into NCHW out (m, oc, oh, ow), any strides."""
-    m, oc, oh, ow = out.shape
-    p = oh * ow
-    for s in range(m):
-        for k in range(oc):
-            o = out[s, k]
-            for i in range(oh):
-                for j in range(ow):
-                    o[i, j] = res[s * p + i * ow + j, k]

@@ -68,8 +68,8 @@ def conv_wide(x, w, b, out, scratch):
     np.add(full.transpose(1, 0, 2, 3), b[None, :, None, None], out=out)
 
 
-def conv_rows(x, w, b, out, scratch, fused_bias: bool, numba_transpose: bool):
-    """Patch rows (numba) per chunk + GEMM, with the bias in the GEMM or not, transposed by numba or numpy."""
+def conv_rows(x, w, b, out, scratch, fused_bias: bool):
+    """Patch rows (numba) per chunk + GEMM, with the bias in the GEMM or in a pass of its own."""
     n, c, h, wd = x.shape
     oc = w.shape[0]
     oh, ow = h - 2, wd - 2
@@ -85,10 +85,7 @@ def conv_rows(x, w, b, out, scratch, fused_bias: bool, numba_transpose: bool):
         r, q = rows[:(s1 - s0) * p], res[:(s1 - s0) * p]
         native.im2row_nchw(x[s0:s1], img, r)
         np.matmul(r, wr, out=q)
-        if numba_transpose:
-            native.rows_to_nchw(q, out[s0:s1])
-        else:
-            out[s0:s1] = q.reshape(s1 - s0, oh, ow, oc).transpose(0, 3, 1, 2)
+        out[s0:s1] = q.reshape(s1 - s0, oh, ow, oc).transpose(0, 3, 1, 2)
     if not fused_bias:
         out += b[:, None, None]
 
@@ -154,12 +151,10 @@ def main() -> int:
         if name == "conv2":
             v["9 shifted GEMMs on a CNHW wide layout (no patch copy)"] = \
                 lambda s=Scratch(): conv_wide(x, w, b, out, s)
-            v["patch rows per chunk (numba) + GEMM, numpy transpose, bias pass"] = \
-                lambda s=Scratch(): conv_rows(x, w, b, out, s, False, False)
+            v["patch rows per chunk (numba) + GEMM, bias pass"] = \
+                lambda s=Scratch(): conv_rows(x, w, b, out, s, False)
             v["  + bias fused in the GEMM (ones column)"] = \
-                lambda s=Scratch(): conv_rows(x, w, b, out, s, True, False)
-            v["  + transpose into NCHW by numba"] = \
-                lambda s=Scratch(): conv_rows(x, w, b, out, s, True, True)
+                lambda s=Scratch(): conv_rows(x, w, b, out, s, True)
             for kb in (128, 512, 2048):
                 def chunked(s=Scratch(), kb=kb):
                     old, vectorized.CHUNK_BYTES = vectorized.CHUNK_BYTES, kb * 1024
