@@ -43,7 +43,7 @@ class BenchSettings:
     screen_repeats: int = 7
     rounds: int = 5  # interleaved rounds of the finalists
     round_repeats: int = 10
-    warmup: int = 1
+    warmup: int = 3  # an idle gap slows the next repeats; a few untimed ones absorb it
     finalists: int = 2  # parallel candidates per worker count kept after screening
     gemm_size: int = 1024
     gemm_repeats: int = 20
@@ -52,8 +52,8 @@ class BenchSettings:
     @classmethod
     def quick(cls, **changes) -> "BenchSettings":
         """Enough to check that everything runs and is verified, in seconds: not for figures."""
-        base = dict(screen_repeats=2, rounds=1, round_repeats=3, finalists=1, gemm_size=384,
-                    gemm_repeats=5)
+        base = dict(screen_repeats=2, rounds=1, round_repeats=3, warmup=1, finalists=1,
+                    gemm_size=384, gemm_repeats=5)
         return cls(**{**base, **changes})
 
     def worker_counts(self) -> tuple[int, ...]:
@@ -167,6 +167,7 @@ class Bench:
         for t in threads:
             self.progress(f"GEMM peak, {t} thread{'s' * (t > 1)}, {s.gemm_size}^3 x {s.gemm_repeats}")
             peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
+            settle()
         layers, network = [], []
         names = s.layer_names()
         # No CPU sampler: its thread would take the GIL from the threads being timed.
@@ -208,6 +209,8 @@ class Bench:
             cfg = RunConfig(name, strategy, KERNEL, executor, workers, s.batch, repeats, s.warmup,
                             s.seed)
             r = engine.run(cfg)
+            if executor == "blas":
+                settle()
             self.rss.sample()
             self.results[(name, *key)] = r
             getattr(m, into).extend(r.times_ms)
@@ -263,6 +266,22 @@ class Bench:
             self.progress(f"    {w} worker{'s' * (w > 1)}: {best.strategy}/{best.executor} "
                           f"{row['median_ms']:.3f} ms, {row['gflops']:.1f} GFLOP/s{note}")
         return rows
+
+
+def settle(window_s: float = 0.02, most_s: float = 1.0) -> float:
+    """Wait until this process stops using CPU while idle; returns the seconds waited.
+
+    After a call with more than one thread, OpenBLAS's threads spin for about
+    0.12 s (measured here) before they sleep: a run measured in that time would
+    find one core taken. Polls until a `window_s` stretch uses under a tenth of it.
+    """
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < most_s:
+        c0 = time.process_time()
+        time.sleep(window_s)
+        if time.process_time() - c0 < 0.1 * window_s:
+            break
+    return time.monotonic() - t0
 
 
 # ---- targets -----------------------------------------------------------------------
