@@ -203,3 +203,172 @@ def im2row_nchw(x, img, rows):
                     d[ch] = x[s, ch, i, j]
         _rows_of_image(img, rows[s * p:(s + 1) * p])
 
+
+
+# ---- BLAS called from inside the kernels ---------------------------------------------
+#
+# A task that calls numpy between its numba steps hands the interpreter lock
+# back and forth a few times per chunk; with two workers each hand-off can wait
+# for the other thread, and on a VM a woken thread takes a while to run. Calling
+# numpy's own BLAS (the same library, so the same thread settings) from numba
+# lets a whole task run without the lock.
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+# (symbol, integer width): numpy >= 2 wheels ship OpenBLAS built with 64-bit
+# integers and prefixed names; other builds export plain cblas_sgemm.
+_SGEMM_SYMBOLS = (("scipy_cblas_sgemm64_", 64), ("cblas_sgemm64_", 64),
+                  ("scipy_cblas_sgemm", 32), ("cblas_sgemm", 32))
+
+
+def _loaded_libraries() -> list[str]:
+    """Shared libraries mapped into this process that may hold numpy's BLAS, most likely first."""
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if ".so" in line and "/" in line}
+    except OSError:
+        return []
+    blas = [p for p in paths if any(k in p.lower() for k in ("openblas", "blas", "mkl"))]
+    return sorted(blas, key=lambda p: ("openblas" not in p.lower(), p))
+
+
+def load_sgemm():
+    """numpy's cblas_sgemm as a ctypes function numba can call without the GIL, or None.
+
+    Checked on a small product against numpy before it is trusted.
+    """
+    import ctypes
+    np.ones((2, 2), np.float32) @ np.ones((2, 2), np.float32)  # numpy's BLAS is loaded
+    for path in _loaded_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name, bits in _SGEMM_SYMBOLS:
+            fn = getattr(lib, name, None)
+            if fn is None:
+                continue
+            i = ctypes.c_int64 if bits == 64 else ctypes.c_int32
+            f, p = ctypes.c_float, ctypes.c_void_p
+            fn.restype = None
+            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i, i, i, f, p, i, p, i, f, p, i]
+            if _sgemm_works(fn):
+                return fn
+    return None
+
+
+def _sgemm_works(fn) -> bool:
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((5, 7), dtype=np.float32)
+    b = rng.standard_normal((6, 7), dtype=np.float32)
+    c = np.full((5, 6), np.nan, np.float32)
+    gemm_nt(fn, a, b, c)
+    return bool(np.allclose(c, a.astype(np.float64) @ b.T.astype(np.float64), atol=1e-4))
+
+
+@njit(inline="always", **_JIT)
+def _gemm(sgemm, a, b, c, trans_b):
+    """c = a @ b (or a @ b.T), row-major, every matrix with a unit inner stride."""
+    m, k = a.shape
+    n = c.shape[1]
+    sgemm(_ROW_MAJOR, _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k, _ONE,
+          a.ctypes.data, a.strides[0] // 4, b.ctypes.data, b.strides[0] // 4,
+          _ZERO, c.ctypes.data, c.strides[0] // 4)
+
+
+@njit(**_JIT)
+def gemm_nt(sgemm, a, b, c):
+    """c = a @ b.T through `sgemm` (the loader's self-test)."""
+    _gemm(sgemm, a, b, c, True)
+
+
+@njit(**_JIT)
+def _rows_to_planes(res, out):
+    """GEMM rows res (m*p, oc), one per output pixel, into out (m, oc, p): 8x8 blocks."""
+    m, oc, p = out.shape
+    for s in range(m):
+        base = s * p
+        r = 0
+        while r + 8 <= p:
+            for k0 in range(0, oc - 7, 8):
+                for kk in range(8):
+                    dst = out[s, k0 + kk]
+                    for rr in range(8):
+                        dst[r + rr] = res[base + r + rr, k0 + kk]
+            for k in range(oc - oc % 8, oc):
+                for rr in range(8):
+                    out[s, k, r + rr] = res[base + r + rr, k]
+            r += 8
+        for r2 in range(r, p):
+            for k in range(oc):
+                out[s, k, r2] = res[base + r2, k]
+
+
+@njit(**_JIT)
+def conv_rows_nchw(sgemm, x, wr, out, rows, res, img, m):
+    """3x3 convolution of NCHW x (n, c, h, w) into out (n, oc, oh*ow), chunks of m samples:
+    patch rows, one GEMM with wr (9c+1, oc) (bias in its last row), rows back to planes."""
+    n, c, h, w = x.shape
+    p = (h - 2) * (w - 2)
+    for s0 in range(0, n, m):
+        s1 = min(n, s0 + m)
+        r = rows[:(s1 - s0) * p]
+        q = res[:(s1 - s0) * p]
+        im2row_nchw(x[s0:s1], img, r)
+        _gemm(sgemm, r, wr, q, False)
+        _rows_to_planes(q, out[s0:s1])
+
+
+@njit(**_JIT)
+def conv_cols_nchw(sgemm, x, wc, out, cols):
+    """3x3 convolution with one GEMM per sample, wc (oc, 9c+1) @ patch columns (9c+1, oh*ow),
+    written straight into out (n, oc, oh*ow): for thin inputs (K = 9c small, output wide)."""
+    n, c, h, w = x.shape
+    oh, ow = h - 2, w - 2
+    k = 9 * c
+    ones = cols[k]
+    for q in range(ones.shape[0]):
+        ones[q] = _ONE
+    for s in range(n):
+        for ch in range(c):
+            for kh in range(3):
+                for kw in range(3):
+                    row = cols[(ch * 3 + kh) * 3 + kw]
+                    for i in range(oh):
+                        src = x[s, ch, i + kh, kw:kw + ow]
+                        dst = row[i * ow:(i + 1) * ow]
+                        for j in range(ow):
+                            dst[j] = src[j]
+        _gemm(sgemm, wc, cols, out[s], False)
+
+
+@njit(**_FAST)
+def conv_pool_nhwc(sgemm, y, wr, rows, res, out, m, apply_gelu):
+    """NHWC y (n, h, w, c) -> NHWC out (n, (h-2)//2, (w-2)//2, oc): 3x3 convolution (bias in
+    wr), 2x2 max-pool, then GELU if asked; m samples at a time, so the unpooled output of a
+    chunk stays in cache."""
+    n, h, w, c = y.shape
+    oh, ow = h - 2, w - 2
+    p = oh * ow
+    oc = wr.shape[1]
+    for s0 in range(0, n, m):
+        s1 = min(n, s0 + m)
+        r = rows[:(s1 - s0) * p]
+        q = res[:(s1 - s0) * p]
+        im2row_nhwc(y[s0:s1], r)
+        _gemm(sgemm, r, wr, q, False)
+        pool_nhwc(q.reshape(s1 - s0, oh, ow, oc), out[s0:s1], apply_gelu)
+
+
+@njit(**_FAST)
+def linear_act(sgemm, x, w, bias, apply_gelu, out):
+    """out = [GELU](x @ w.T [+ bias]) for x (n, in), w (out, in), out (n, out): unit inner strides."""
+    _gemm(sgemm, x, w, out, True)
+    if bias is None and not apply_gelu:
+        return
+    for i in range(out.shape[0]):
+        row = out[i]
+        for k in range(row.shape[0]):
+            v = row[k]
+            if bias is not None:
+                v += bias[k]
+            row[k] = _gelu(v) if apply_gelu else v

@@ -30,6 +30,37 @@ CHUNK_BYTES = 512 * 1024  # patch rows per GEMM: a quarter of this machine's 2 M
 THIN_K = 64  # convolutions with fewer than this many weights per filter: one GEMM per sample
 NET_CHUNK = 8  # samples per pass of the fused network forward
 MEMO_ENTRIES = 16  # packed weights kept per worker
+CALL_FLOPS = 200_000_000  # work per native call (~1.5 ms): how long a cancel may wait
+
+_sgemm_state: list = []  # [numba-callable sgemm or None], filled on first use
+
+
+def _sgemm():
+    """numpy's BLAS sgemm, callable inside numba kernels (so a task runs without the GIL),
+    or None: then the kernels call np.matmul between numba steps. PARTUI_NATIVE_BLAS=0 forces that."""
+    if not _sgemm_state:
+        import os
+        on = os.environ.get("PARTUI_NATIVE_BLAS", "1") != "0"
+        _sgemm_state.append(_native().load_sgemm() if on else None)
+    return _sgemm_state[0]
+
+
+def _groups(n: int, flops_per_sample: float) -> list[tuple[int, int]]:
+    """Samples in balanced groups of at most ~CALL_FLOPS of work: one native call each."""
+    parts = max(1, min(n, int(-(-n * flops_per_sample // CALL_FLOPS))))
+    base, extra = divmod(n, parts)
+    out, start = [], 0
+    for i in range(parts):
+        stop = start + base + (i < extra)
+        out.append((start, stop))
+        start = stop
+    return out
+
+
+def _blas_matrix(a) -> bool:
+    """A 2-D float32 matrix BLAS can take as it is: unit inner stride, rows far enough apart."""
+    return (a.ndim == 2 and a.dtype == np.float32 and a.strides[1] == 4 and a.strides[0] % 4 == 0
+            and a.strides[0] // 4 >= max(1, a.shape[1]))
 
 
 def _native():
@@ -69,25 +100,29 @@ def pack_cols_weights(w, b, wc: np.ndarray) -> np.ndarray:
     return wc
 
 
-def packed_weights(scratch: Scratch, name: str, w, b) -> np.ndarray:
+def packed_weights(scratch: Scratch, name: str, w, b, rows: bool | None = None) -> np.ndarray:
     """w [+ b] packed for this convolution's GEMM, reused while the weights are unchanged.
 
     Packing is a transposing copy (about 50 us for conv3, a tenth of a
     32-sample task); checking that the weights still equal those packed last
     time costs a fifth of that. Entries are found by where the weights live (a
     worker may alternate between channel slices) and always checked by value.
+    `rows`: the patch-row layout (9c+1, oc), the column layout (oc, 9c+1), or
+    None for the one `conv` uses (columns for thin convolutions).
     """
-    key = (name, w.ctypes.data, w.shape, w.strides, None if b is None else b.ctypes.data)
+    oc, c = w.shape[:2]
+    if rows is None:
+        rows = 9 * c >= THIN_K
+    key = (name, rows, w.ctypes.data, w.shape, w.strides, None if b is None else b.ctypes.data)
     hit = scratch.memo.get(key)
     if hit is not None:
         src_w, src_b, packed = hit
         if np.array_equal(src_w, w) and (b is None or np.array_equal(src_b, b)):
             return packed
-    oc, c = w.shape[:2]
-    if 9 * c < THIN_K:
-        packed = pack_cols_weights(w, b, np.empty((oc, 9 * c + 1), np.float32))
-    else:
+    if rows:
         packed = pack_rows_weights(w, b, np.empty((9 * c + 1, oc), np.float32))
+    else:
+        packed = pack_cols_weights(w, b, np.empty((oc, 9 * c + 1), np.float32))
     if len(scratch.memo) >= MEMO_ENTRIES:
         scratch.memo.clear()
     scratch.memo[key] = (np.array(w), None if b is None else np.array(b), packed)
@@ -96,11 +131,33 @@ def packed_weights(scratch: Scratch, name: str, w, b) -> np.ndarray:
 
 def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
     """3x3 valid convolution of x (n, c, h, w) into out (n, oc, h-2, w-2), bias fused in the GEMM."""
+    n, c, h, wd = x.shape
+    oc, p, k1 = w.shape[0], (h - 2) * (wd - 2), 9 * c + 1
     packed = packed_weights(scratch, "conv.w", w, b)
-    if 9 * x.shape[1] < THIN_K:
-        _conv_per_sample(x, packed, out, scratch, cancel)
-    else:
-        _conv_rows(x, packed, out, scratch, cancel)
+    thin = 9 * c < THIN_K
+    sgemm = _sgemm()
+    planes = reshaped_view(out, (n, oc, p)) if sgemm is not None else None
+    if planes is None or not all(_blas_matrix(planes[i]) for i in (0, n - 1)):
+        if thin:
+            _conv_per_sample(x, packed, out, scratch, cancel)
+        else:
+            _conv_rows(x, packed, out, scratch, cancel)
+        return
+    nat = _native()
+    groups = _groups(n, 2 * oc * (k1 - 1) * p)
+    if thin:
+        cols = scratch.get("conv.cols1", (k1, p))
+        for g0, g1 in groups:
+            _check(cancel)
+            nat.conv_cols_nchw(sgemm, x[g0:g1], packed, planes[g0:g1], cols)
+        return
+    m = _chunk(max(g1 - g0 for g0, g1 in groups), p * k1 * 4)
+    rows = scratch.get("conv.rows", (m * p, k1))
+    res = scratch.get("conv.res", (m * p, oc))
+    img = scratch.get("conv.img", (h, wd, c))
+    for g0, g1 in groups:
+        _check(cancel)
+        nat.conv_rows_nchw(sgemm, x[g0:g1], packed, planes[g0:g1], rows, res, img, m)
 
 
 def _patch_rows(x, nhwc: bool, rows: np.ndarray, scratch: Scratch) -> None:
@@ -239,6 +296,10 @@ def pool(x, out, scratch: Scratch, cancel=None) -> None:
 
 def linear(x, w, b, apply_gelu: bool, out, scratch: Scratch, cancel=None) -> None:
     """x (n, in) @ w.T (in, out), then bias and GELU in one pass, written into out (n, out)."""
+    sgemm = _sgemm()
+    if sgemm is not None and x.size and all(_blas_matrix(a) for a in (x, w, out)):
+        _native().linear_act(sgemm, x, w, b, bool(apply_gelu), out)
+        return
     np.matmul(x, w.T, out=out)
     if b is None and not apply_gelu:
         return
@@ -270,15 +331,34 @@ def _split_head(layers):
 TRUNK, HEAD = _split_head(NETWORK)
 
 
+def _blocks(trunk):
+    """The trunk as (conv, pool, GELU after it?) blocks, or None if it is not made of them."""
+    blocks, i = [], 0
+    while i < len(trunk):
+        if i + 1 >= len(trunk) or (trunk[i].kind, trunk[i + 1].kind) != ("conv", "pool"):
+            return None
+        gelu_next = i + 2 < len(trunk) and trunk[i + 2].kind == "gelu"
+        blocks.append((trunk[i], trunk[i + 1], gelu_next))
+        i += 3 if gelu_next else 2
+    return blocks
+
+
+BLOCKS = _blocks(TRUNK)
+LAYERS_FLOPS_PER_SAMPLE = sum(sub.flops(1) for sub in NETWORK)
+
+
 def network(x, params, out, scratch: Scratch, cancel=None) -> None:
     """The forward pass of NETWORK on x (n, 1, 28, 28) into out (n, 26).
 
-    The trunk runs NET_CHUNK samples at a time, so a chunk's activations stay in
-    cache from input to features; pool and GELU are one pass, and after the first
-    patch-row convolution activations stay NHWC, the layout patch rows are copied
-    from. The head then runs on all the task's rows at once: GEMMs of a few rows
-    each would waste most of their time in call overhead.
+    The trunk runs a few samples at a time, so a chunk's activations stay in
+    cache from input to features, kept NHWC (the layout patch rows are copied
+    from); each convolution, its pool and GELU are one native call over a group
+    of samples. The head then runs on all the task's rows at once: GEMMs of a
+    few rows each would waste most of their time in call overhead.
     """
+    if _sgemm() is not None and BLOCKS is not None:
+        _network_native(x, params, out, scratch, cancel)
+        return
     packed = {sub.name: packed_weights(scratch, f"net.{sub.name}.w", params[f"{sub.name}.weight"],
                                        params[f"{sub.name}.bias"])
               for sub in TRUNK if sub.kind == "conv"}
@@ -292,11 +372,51 @@ def network(x, params, out, scratch: Scratch, cancel=None) -> None:
             y = y.transpose(0, 3, 1, 2)  # flatten in NCHW order, as the head's weights expect
         features[s0:s1] = y.reshape(s1 - s0, -1)
     _check(cancel)
-    y = features
+    _head(features, params, out, scratch)
+
+
+def _network_native(x, params, out, scratch: Scratch, cancel=None) -> None:
+    nat, sgemm = _native(), _sgemm()
+    n, c, h, w = x.shape
+    packed = [packed_weights(scratch, f"net.{cv.name}.w", params[f"{cv.name}.weight"],
+                             params[f"{cv.name}.bias"], rows=True) for cv, _, _ in BLOCKS]
+    if c == 1:  # one channel: NCHW and NHWC are the same bytes
+        y0 = x.reshape(n, h, w, 1)
+    else:
+        y0 = scratch.get("net.x_nhwc", (n, h, w, c))
+        y0[...] = x.transpose(0, 2, 3, 1)
+    groups = _groups(n, LAYERS_FLOPS_PER_SAMPLE)
+    most = max(g1 - g0 for g0, g1 in groups)
+    features = scratch.get("net.features", (n, prod(TRUNK[-1].out_shape)))
+    for g0, g1 in groups:
+        _check(cancel)
+        y = y0[g0:g1]
+        for (cv, pl, gelu_next), wr in zip(BLOCKS, packed):
+            ci, hi, wi = cv.in_shape
+            oc, oh, ow = cv.out_shape
+            p, k1 = oh * ow, 9 * ci + 1
+            m = _chunk(most, p * k1 * 4)
+            rows = scratch.get(f"net.{cv.name}.rows", (m * p, k1))
+            res = scratch.get(f"net.{cv.name}.res", (m * p, oc))
+            pooled = scratch.get(f"net.{pl.name}.out", (most, pl.out_shape[1], pl.out_shape[2],
+                                                       oc))[:g1 - g0]
+            nat.conv_pool_nhwc(sgemm, y, wr, rows, res, pooled, m, gelu_next)
+            y = pooled
+        if y.shape[1] * y.shape[2] > 1:
+            y = y.transpose(0, 3, 1, 2)  # flatten in NCHW order, as the head's weights expect
+        features[g0:g1] = y.reshape(g1 - g0, -1)
+    _check(cancel)
+    _head(features, params, out, scratch)
+
+
+def _head(features, params, out, scratch: Scratch) -> None:
+    """The per-row layers (linear onwards) on all rows at once, the last one into out."""
+    y, n = features, features.shape[0]
     for sub in HEAD:
         res = scratch.get(f"net.{sub.name}", (n, *sub.out_shape))
         if sub.kind == "linear":
-            linear(y, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], sub.gelu, res, scratch)
+            linear(y, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], sub.gelu, res,
+                   scratch)
         elif sub.kind == "logsoftmax":
             logsoftmax(y, res, scratch)
         else:

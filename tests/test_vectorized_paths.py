@@ -110,3 +110,33 @@ def test_packed_weights_follow_changes_in_place():
     close(out, reference.conv2d(x, w, b))
     vectorized.conv(x, w[:2], b[:2], out[:, :2], scratch)  # another slice, same worker
     close(out[:, :2], reference.conv2d(x, w[:2], b[:2]))
+
+
+@pytest.fixture(params=["native BLAS", "numpy GEMMs"])
+def gemm_path(request, monkeypatch):
+    """Both ways the kernels reach BLAS: from inside numba, or np.matmul between numba steps."""
+    if request.param == "numpy GEMMs":
+        monkeypatch.setattr(vectorized, "_sgemm_state", [None])
+    elif vectorized._sgemm() is None:
+        pytest.skip("numpy's BLAS cannot be called from numba here")
+    return request.param
+
+
+def test_both_gemm_paths(gemm_path):
+    layer = LAYERS["network"]
+    x = make_input(layer, 5, seed=4)
+    params = make_params(layer, seed=4)
+    out = np.full((5, 26), np.nan, np.float32)
+    vectorized.network(x, params, out, Scratch())
+    close(out, reference.forward(layer, x, params), rel=1e-4)
+    for name in ("conv1", "conv2"):
+        w, b = params[f"{name}.weight"], params[f"{name}.bias"]
+        xi = RNG.standard_normal((3, w.shape[1], 9, 8)).astype(np.float32)
+        o = np.full((3, w.shape[0] + 2, 7, 6), np.nan, np.float32)[:, 1:-1]  # a channel region
+        vectorized.conv(xi, w, b, o, Scratch())
+        close(o, reference.conv2d(xi, w, b))
+    w, b = params["linear2.weight"], params["linear2.bias"]
+    xi = RNG.standard_normal((4, 512)).astype(np.float32)
+    o = np.empty((4, 100), np.float32)
+    vectorized.linear(xi[:, :], w[50:150], b[50:150], True, o, Scratch())
+    close(o, reference.linear(xi, w[50:150], b[50:150], True))
