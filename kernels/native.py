@@ -67,6 +67,17 @@ def _max(a, b):
     return a if (a >= b or a != a) else b
 
 
+@njit(**_JIT)
+def same_values(a, b):
+    """True when the flat arrays a and b hold the same floats (NaN never equals)."""
+    if a.shape[0] != b.shape[0]:
+        return False
+    differ = 0
+    for i in range(a.shape[0]):
+        differ += a[i] != b[i]
+    return differ == 0
+
+
 @njit(**_FAST)
 def act_spans(x, xs0, xs1, out, os0, os1, a, b, length, bias, apply_gelu):
     """out = [GELU](x [+ bias]) over a x b contiguous spans of `length` floats.

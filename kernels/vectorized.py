@@ -117,7 +117,7 @@ def packed_weights(scratch: Scratch, name: str, w, b, rows: bool | None = None) 
     hit = scratch.memo.get(key)
     if hit is not None:
         src_w, src_b, packed = hit
-        if np.array_equal(src_w, w) and (b is None or np.array_equal(src_b, b)):
+        if _same(src_w, w) and (b is None or _same(src_b, b)):
             return packed
     if rows:
         packed = pack_rows_weights(w, b, np.empty((9 * c + 1, oc), np.float32))
@@ -127,6 +127,13 @@ def packed_weights(scratch: Scratch, name: str, w, b, rows: bool | None = None) 
         scratch.memo.clear()
     scratch.memo[key] = (np.array(w), None if b is None else np.array(b), packed)
     return packed
+
+
+def _same(kept: np.ndarray, now) -> bool:
+    """Whether `now` still holds the values of the contiguous copy `kept` (no GIL when contiguous)."""
+    if now.flags.c_contiguous:
+        return _native().same_values(kept.reshape(-1), now.reshape(-1))
+    return bool(np.array_equal(kept, now))
 
 
 def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:

@@ -128,7 +128,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--only", default="conv1,conv2,conv3,pool1,gelu1,linear2,network")
+    ap.add_argument("--only", default="conv1,conv2,conv3,pool1,gelu1,linear2,network,threads")
     args = ap.parse_args()
     only = set(args.only.split(","))
     core = core_kernels()
@@ -207,7 +207,44 @@ def main() -> int:
                     vectorized.NET_CHUNK = old
             v[f"fused per-chunk forward, {chunk} samples a chunk"] = fused
         show("network", layer.flops(64), measure(v, R, N))
+
+    if "threads" in only:
+        two_threads(R, N)
     return 0
+
+
+def two_threads(rounds: int, repeats: int) -> None:
+    """Batch halves on two threads, BLAS called from numba (no GIL) or numpy between steps."""
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(2)
+    fn = vectorized._sgemm()
+    if fn is None:
+        print("\n(numpy's BLAS cannot be called from numba here: no two-thread comparison)")
+        return
+    for name in ("conv2", "conv3", "network"):
+        layer, x, p, out = layer_case(name)
+        scratches = [Scratch(), Scratch()]
+
+        def task(i, n0, n1):
+            if name == "network":
+                vectorized.network(x[n0:n1], p, out[n0:n1], scratches[i])
+            else:
+                vectorized.conv(x[n0:n1], p["weight"], p["bias"], out[n0:n1], scratches[i])
+
+        def with_gemm(path, threads):
+            def run():
+                vectorized._sgemm_state[:] = [fn if path == "native" else None]
+                if threads == 1:
+                    task(0, 0, 64)
+                else:
+                    for f in [pool.submit(task, i, 32 * i, 32 * i + 32) for i in range(2)]:
+                        f.result()
+            return run
+        v = {f"{t} thread{'s' * (t > 1)}, {path} GEMM calls": with_gemm(path, t)
+             for path in ("native", "numpy") for t in (1, 2)}
+        show(f"{name}: batch halves on 2 threads", layer.flops(64), measure(v, rounds, repeats))
+    vectorized._sgemm_state[:] = [fn]
+    pool.shutdown()
 
 
 if __name__ == "__main__":
