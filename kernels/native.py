@@ -67,17 +67,6 @@ def _max(a, b):
     return a if (a >= b or a != a) else b
 
 
-@njit(**_JIT)
-def same_values(a, b):
-    """True when the flat arrays a and b hold the same floats (NaN never equals)."""
-    if a.shape[0] != b.shape[0]:
-        return False
-    differ = 0
-    for i in range(a.shape[0]):
-        differ += a[i] != b[i]
-    return differ == 0
-
-
 @njit(**_FAST)
 def act_spans(x, xs0, xs1, out, os0, os1, a, b, length, bias, apply_gelu):
     """out = [GELU](x [+ bias]) over a x b contiguous spans of `length` floats.
@@ -315,9 +304,52 @@ def _rows_to_planes(res, out):
 
 
 @njit(**_JIT)
-def conv_rows_nchw(sgemm, x, wr, out, rows, res, img, m):
+def refresh_packing(weights, rows_layout):
+    """Pack the weights for the GEMM unless they still equal the copy kept at the last packing.
+
+    weights = (w, b, kept_w, kept_b, packed, state): w (oc, 9c) in (c, kh, kw) order (a
+    view of the layer's (oc, c, 3, 3) weights), b (oc,); packed is (9c+1, oc) in patch-row
+    order (kh, kw, c) for `rows_layout`, else (oc, 9c+1); its last row / column holds b.
+    Checking costs a fifth of packing, and needs no GIL here.
+    """
+    w, b, kept_w, kept_b, packed, state = weights
+    oc, k = w.shape
+    if state[0] == 1:
+        differ = 0
+        for o in range(oc):
+            differ += b[o] != kept_b[o]
+            src, old = w[o], kept_w[o]
+            for j in range(k):
+                differ += src[j] != old[j]
+        if differ == 0:
+            return
+    c = k // 9
+    for o in range(oc):
+        kept_b[o] = b[o]
+        for j in range(k):
+            kept_w[o, j] = w[o, j]
+    if rows_layout:
+        for t in range(9):
+            for ch in range(c):
+                dst = packed[t * c + ch]
+                for o in range(oc):
+                    dst[o] = w[o, ch * 9 + t]
+        for o in range(oc):
+            packed[k, o] = b[o]
+    else:
+        for o in range(oc):
+            for j in range(k):
+                packed[o, j] = w[o, j]
+            packed[o, k] = b[o]
+    state[0] = 1
+
+
+@njit(**_JIT)
+def conv_rows_nchw(sgemm, x, weights, out, rows, res, img, m):
     """3x3 convolution of NCHW x (n, c, h, w) into out (n, oc, oh*ow), chunks of m samples:
-    patch rows, one GEMM with wr (9c+1, oc) (bias in its last row), rows back to planes."""
+    patch rows, one GEMM with the packed weights (bias in its last row), rows back to planes."""
+    refresh_packing(weights, True)
+    wr = weights[4]
     n, c, h, w = x.shape
     p = (h - 2) * (w - 2)
     for s0 in range(0, n, m):
@@ -330,9 +362,11 @@ def conv_rows_nchw(sgemm, x, wr, out, rows, res, img, m):
 
 
 @njit(**_JIT)
-def conv_cols_nchw(sgemm, x, wc, out, cols):
+def conv_cols_nchw(sgemm, x, weights, out, cols):
     """3x3 convolution with one GEMM per sample, wc (oc, 9c+1) @ patch columns (9c+1, oh*ow),
     written straight into out (n, oc, oh*ow): for thin inputs (K = 9c small, output wide)."""
+    refresh_packing(weights, False)
+    wc = weights[4]
     n, c, h, w = x.shape
     oh, ow = h - 2, w - 2
     k = 9 * c
@@ -353,10 +387,12 @@ def conv_cols_nchw(sgemm, x, wc, out, cols):
 
 
 @njit(**_FAST)
-def conv_pool_nhwc(sgemm, y, wr, rows, res, out, m, apply_gelu):
+def conv_pool_nhwc(sgemm, y, weights, rows, res, out, m, apply_gelu):
     """NHWC y (n, h, w, c) -> NHWC out (n, (h-2)//2, (w-2)//2, oc): 3x3 convolution (bias in
     wr), 2x2 max-pool, then GELU if asked; m samples at a time, so the unpooled output of a
     chunk stays in cache."""
+    refresh_packing(weights, True)
+    wr = weights[4]
     n, h, w, c = y.shape
     oh, ow = h - 2, w - 2
     p = oh * ow

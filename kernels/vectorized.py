@@ -117,7 +117,7 @@ def packed_weights(scratch: Scratch, name: str, w, b, rows: bool | None = None) 
     hit = scratch.memo.get(key)
     if hit is not None:
         src_w, src_b, packed = hit
-        if _same(src_w, w) and (b is None or _same(src_b, b)):
+        if np.array_equal(src_w, w) and (b is None or np.array_equal(src_b, b)):
             return packed
     if rows:
         packed = pack_rows_weights(w, b, np.empty((9 * c + 1, oc), np.float32))
@@ -129,22 +129,44 @@ def packed_weights(scratch: Scratch, name: str, w, b, rows: bool | None = None) 
     return packed
 
 
-def _same(kept: np.ndarray, now) -> bool:
-    """Whether `now` still holds the values of the contiguous copy `kept` (no GIL when contiguous)."""
-    if now.flags.c_contiguous:
-        return _native().same_values(kept.reshape(-1), now.reshape(-1))
-    return bool(np.array_equal(kept, now))
+def _native_weights(scratch: Scratch, name: str, w, b, rows: bool):
+    """What the native kernels need to keep w [+ b] packed: (w as (oc, 9c), b, the copies kept
+    at the last packing, the packing, its state), or None if w cannot be seen as (oc, 9c).
+
+    The kernels check the weights against the kept copy and repack only when they
+    differ, inside the native call: no GIL taken for it (with two workers, every
+    GIL hand-off can wait on the other thread).
+    """
+    oc, c = w.shape[:2]
+    w2 = reshaped_view(w, (oc, 9 * c))
+    if w2 is None or w2.strides[1] != 4:
+        return None
+    if b is None:
+        b = scratch.get(f"{name}.nobias", (oc,))
+        b.fill(0.0)
+    key = (name, rows, w.shape, w.ctypes.data)
+    slot = scratch.memo.get(key)
+    if slot is None:
+        if len(scratch.memo) >= MEMO_ENTRIES:
+            scratch.memo.clear()
+        shape = (9 * c + 1, oc) if rows else (oc, 9 * c + 1)
+        slot = scratch.memo[key] = (np.empty((oc, 9 * c), np.float32), np.empty(oc, np.float32),
+                                    np.empty(shape, np.float32), np.zeros(1, np.int64))
+    return (w2, b, *slot)
 
 
 def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
     """3x3 valid convolution of x (n, c, h, w) into out (n, oc, h-2, w-2), bias fused in the GEMM."""
     n, c, h, wd = x.shape
     oc, p, k1 = w.shape[0], (h - 2) * (wd - 2), 9 * c + 1
-    packed = packed_weights(scratch, "conv.w", w, b)
     thin = 9 * c < THIN_K
     sgemm = _sgemm()
     planes = reshaped_view(out, (n, oc, p)) if sgemm is not None else None
-    if planes is None or not all(_blas_matrix(planes[i]) for i in (0, n - 1)):
+    weights = None
+    if planes is not None and _blas_matrix(planes[0]):
+        weights = _native_weights(scratch, "conv.w", w, b, rows=not thin)
+    if weights is None:  # numpy GEMMs between numba steps
+        packed = packed_weights(scratch, "conv.w", w, b)
         if thin:
             _conv_per_sample(x, packed, out, scratch, cancel)
         else:
@@ -156,7 +178,7 @@ def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
         cols = scratch.get("conv.cols1", (k1, p))
         for g0, g1 in groups:
             _check(cancel)
-            nat.conv_cols_nchw(sgemm, x[g0:g1], packed, planes[g0:g1], cols)
+            nat.conv_cols_nchw(sgemm, x[g0:g1], weights, planes[g0:g1], cols)
         return
     m = _chunk(max(g1 - g0 for g0, g1 in groups), p * k1 * 4)
     rows = scratch.get("conv.rows", (m * p, k1))
@@ -164,7 +186,7 @@ def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
     img = scratch.get("conv.img", (h, wd, c))
     for g0, g1 in groups:
         _check(cancel)
-        nat.conv_rows_nchw(sgemm, x[g0:g1], packed, planes[g0:g1], rows, res, img, m)
+        nat.conv_rows_nchw(sgemm, x[g0:g1], weights, planes[g0:g1], rows, res, img, m)
 
 
 def _patch_rows(x, nhwc: bool, rows: np.ndarray, scratch: Scratch) -> None:
@@ -385,8 +407,8 @@ def network(x, params, out, scratch: Scratch, cancel=None) -> None:
 def _network_native(x, params, out, scratch: Scratch, cancel=None) -> None:
     nat, sgemm = _native(), _sgemm()
     n, c, h, w = x.shape
-    packed = [packed_weights(scratch, f"net.{cv.name}.w", params[f"{cv.name}.weight"],
-                             params[f"{cv.name}.bias"], rows=True) for cv, _, _ in BLOCKS]
+    packed = [_native_weights(scratch, f"net.{cv.name}.w", params[f"{cv.name}.weight"],
+                              params[f"{cv.name}.bias"], rows=True) for cv, _, _ in BLOCKS]
     if c == 1:  # one channel: NCHW and NHWC are the same bytes
         y0 = x.reshape(n, h, w, 1)
     else:
