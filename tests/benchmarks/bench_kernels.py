@@ -198,14 +198,17 @@ def main() -> int:
                 lambda s=Scratch(): np.copyto(out, compute.stage_forward(core, NETWORK, x, p, s))
         v["layer by layer, today's kernels"] = \
             lambda s=Scratch(): np.copyto(out, compute.stage_forward(vectorized, NETWORK, x, p, s))
-        for chunk in (4, 8, 16, 64):
-            def fused(s=Scratch(), chunk=chunk):
-                old, vectorized.NET_CHUNK = vectorized.NET_CHUNK, chunk
+        fn = vectorized._sgemm()
+        for label, gemm in (("numpy GEMMs between numba steps, 8-sample chunks", None),
+                            ("GEMMs called inside numba, one call per block", fn)):
+            def fused(s=Scratch(), gemm=gemm):
+                vectorized._sgemm_state[:] = [gemm]
                 try:
                     vectorized.network(x, p, out, s)
                 finally:
-                    vectorized.NET_CHUNK = old
-            v[f"fused per-chunk forward, {chunk} samples a chunk"] = fused
+                    vectorized._sgemm_state[:] = [fn]
+            if gemm is not None or fn is not None:
+                v[f"fused forward: {label}"] = fused
         show("network", layer.flops(64), measure(v, R, N))
 
     if "threads" in only:
