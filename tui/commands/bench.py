@@ -1,7 +1,6 @@
 """`partui bench`: the kernels against this machine's GEMM limit, with a verdict on the targets."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -23,9 +22,8 @@ def register(sub) -> None:
                     "the whole network. Every candidate is screened, then the finalists are "
                     "measured again in interleaved rounds; every run is verified against the "
                     "float64 reference. Prints a verdict on the performance targets and saves "
-                    "the result as JSON. Progress goes to stderr. Exit 1 if any configuration "
-                    "gave a wrong answer.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "a snapshot. Progress goes to stderr. Exit 1 if any configuration gave a "
+                    "wrong answer, 2 for bad input, 130 on Ctrl+C.")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--quick", action="store_true",
                    help="a few repeats only: proves everything runs and is verified in seconds "
@@ -38,7 +36,8 @@ def register(sub) -> None:
                    "'network' for the whole forward pass); default: all of them")
     p.add_argument("--workers", metavar="N,N",
                    help="worker counts to compare (default: 1, 2 and the core count)")
-    p.add_argument("--batch", type=int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}")
+    p.add_argument("--batch", type=int, default=64, metavar="B",
+                   help=f"samples, 1..{MAX_BATCH} (default 64)")
     p.add_argument("--rounds", type=int, metavar="R",
                    help="interleaved rounds of the finalists (default 5, 1 with --quick)")
     p.add_argument("--repeat", type=int, metavar="N",
