@@ -228,11 +228,11 @@ class Bench:
             screened = [measure(st, ex, 1 if ex == "inline" else w, s.screen_repeats, "screen_ms")
                         for st, ex in candidates(name, w, s.batch)]
             good = sorted((m for m in screened if m.ok), key=lambda m: m.median_ms)
-            finalists[w] = [m.key for m in good[:1 if w == 1 else s.finalists]]
-        single = finalists[1][0] if finalists.get(1) else (*SINGLE, 1)
+            finalists[w] = [m.key for m in good[:s.finalists]]
+        singles = finalists.get(1) or [(*SINGLE, 1)]  # one worker: a candidate for every count
         for w in finalists:
-            if w > 1 and single not in finalists[w]:
-                finalists[w].append(single)
+            if w > 1:
+                finalists[w] += [k for k in singles if k not in finalists[w]]
         # Rounds: all finalists, interleaved, so their ratios share the same conditions.
         keys = list(dict.fromkeys(k for w in finalists for k in finalists[w]))
         for r in range(s.rounds):
