@@ -23,9 +23,9 @@ from .charts import Chart, CpuChart, HistoryChart, SpeedupChart, TimelineChart
 from .model import Model, reason_for
 from .panes import LayerList, MachineHeader, RunsTable, SettingsPane
 
-TICK_S = 0.125  # how often events are drained and one stale chart is redrawn
-CHART_MIN_INTERVAL_S = 0.5  # a chart redraws at most twice a second
-TABLE_MIN_INTERVAL_S = 1.0  # the runs table (its rendering costs more than a chart's)
+TICK_S = 0.2  # how often events are drained and one stale chart is redrawn
+CHART_MIN_INTERVAL_S = 1.0  # a chart redraws at most once a second (four charts: four frames a second)
+TABLE_MIN_INTERVAL_S = 2.0  # the runs table (its rendering costs more than a chart's)
 
 
 class PartuiApp(App):
