@@ -14,12 +14,14 @@ import psutil
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Footer, OptionList, TabbedContent, TabPane
 
 from partui.profiles.engine import RunConfig, default_workers
 
 from .charts import Chart, CpuChart, HistoryChart, SpeedupChart, TimelineChart
+from .memlab_tab import MemLabTab
 from .model import Model, reason_for
 from .panes import LayerList, MachineHeader, RunsTable, SettingsPane
 
@@ -89,12 +91,8 @@ class PartuiApp(App):
                         yield HistoryChart(id="history")
                 yield RunsTable(id="runs")
             with TabPane("memory lab", id="memlab"):
-                yield from self._memlab_widgets()
+                yield MemLabTab(id="memlab-view")
         yield Footer()
-
-    def _memlab_widgets(self):
-        from .memlab_tab import MemLabTab
-        yield MemLabTab(id="memlab-view")
 
     @property
     def shown(self) -> Model:
@@ -370,9 +368,8 @@ class PartuiApp(App):
 
     def _memlab(self):
         try:
-            from .memlab_tab import MemLabTab
             return self.query_one(MemLabTab)
-        except Exception:
+        except NoMatches:  # not mounted yet, or already gone at shutdown
             return None
 
     def get_system_commands(self, screen):

@@ -128,20 +128,23 @@ class Model:
 
     # -- derived views ------------------------------------------------------
     def analysis(self):
-        """Every run against its 1-worker twin and the honest baseline (cached per version).
+        """Every run against its 1-worker twin and the honest baseline.
+
+        Cached per run count: spans and CPU samples move `version` many times a second but
+        change nothing here (the book only learns from finished runs, which add to the count).
 
         The honest baseline for a layer, kernel and batch is the best single-worker median
         of any strategy: this session's runs, or the machine's book of earlier ones.
         """
         from partui.profiles.analysis import analyze
-        if self._analysis is None or self._analysis[0] != self.version:
+        if self._analysis is None or self._analysis[0] != self.run_count:
             known = dict(self.known_baselines)
             if self.book is not None:
                 for k, b in self.book.known(self.runs).items():
                     if k not in known or b.median_ms < known[k].median_ms:
                         known[k] = b
             source = "this snapshot" if self.read_only else "this session"
-            self._analysis = (self.version, analyze(self.runs, known, source))
+            self._analysis = (self.run_count, analyze(self.runs, known, source))
         return self._analysis[1]
 
     def baseline_for(self, cfg: RunConfig):
