@@ -16,7 +16,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Grid, Horizontal, Vertical
-from textual.widgets import Footer, OptionList, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 
 from partui.profiles.engine import RunConfig, default_workers
 
@@ -106,7 +106,6 @@ class PartuiApp(App):
         self.session.book = BaselineBook(machine=self.machine)
         if self.session.book.problem:
             self.notify(self.session.book.problem, severity="warning")
-        self.query_one(LayerList).fill(self.shown.config.batch, self.shown.config.layer)
         self.refresh_panes()
         self.query_one(LayerList).focus()
         if self.open_snapshot is not None:
@@ -200,6 +199,7 @@ class PartuiApp(App):
         self.query_one(MachineHeader).show(self.machine, self.self_cpu, engine_cpu, mode)
 
     def refresh_panes(self) -> None:
+        self.show_layer()
         self.query_one(SettingsPane).show(self.shown, self.live)
         self.refresh_header()
 
@@ -270,15 +270,20 @@ class PartuiApp(App):
     def action_batch(self, step: int) -> None:
         if self._editable():
             self.session.step_batch(step)
-            self.query_one(LayerList).fill(self.session.config.batch, self.session.config.layer)
             self._changed()
 
-    @on(OptionList.OptionHighlighted, "#layers")
-    def layer_chosen(self, event: OptionList.OptionHighlighted) -> None:
-        name = event.option.id
-        if self.viewing is None and name and name != self.session.config.layer:
-            self.session.set(layer=name)
+    @on(LayerList.Chosen)
+    def layer_chosen(self, event: LayerList.Chosen) -> None:
+        """The only way the layer changes: a key or a click on the layer list."""
+        if self._editable() and event.layer != self.session.config.layer:
+            self.session.set(layer=event.layer)
             self._changed()
+        else:
+            self.show_layer()
+
+    def show_layer(self) -> None:
+        """The layer list shows the layer of what is on screen (the session or a snapshot)."""
+        self.query_one(LayerList).fill(self.shown.config.batch, self.shown.config.layer)
 
     def action_sweep(self) -> None:
         """Run the current layer and strategy at 1, 2, ... workers (up to the core count)."""
