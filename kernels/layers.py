@@ -9,11 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import reduce
 from operator import mul
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_BATCH = 1024
-DTYPE = np.float32
+
+
+def __getattr__(name: str) -> Any:
+    # numpy loads on first use (seeded arrays, DTYPE), not on import: the command
+    # line lists layers and shapes without it.
+    if name == "DTYPE":
+        import numpy
+        return numpy.float32
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # FLOPs charged per element for the elementwise ops (a convention, stated so
 # GFLOP/s figures can be reproduced): GELU's tanh form is ~8 flops, a 2x2 max 3
@@ -118,6 +128,7 @@ def get_layer(name: str) -> Layer:
 def _rng(seed: int, layer: str, what: str) -> np.random.Generator:
     # One independent stream per (seed, layer, array): changing one layer's
     # parameters never shifts another's.
+    import numpy as np
     key = [seed, *layer.encode(), *what.encode()]
     return np.random.default_rng(key)
 
@@ -135,14 +146,16 @@ def make_params(layer: Layer, seed: int = 0) -> dict[str, np.ndarray]:
         return params
     if not layer.has_params:
         return {}
+    import numpy as np
     wshape = layer.weight_shape
     fan_in = prod(wshape[1:])
     w = _rng(seed, layer.name, "weight").standard_normal(wshape) * np.sqrt(2.0 / fan_in)
     b = _rng(seed, layer.name, "bias").uniform(-0.1, 0.1, layer.bias_shape)
-    return {"weight": w.astype(DTYPE), "bias": b.astype(DTYPE)}
+    return {"weight": w.astype(np.float32), "bias": b.astype(np.float32)}
 
 
 def make_input(layer: Layer, batch: int, seed: int = 0) -> np.ndarray:
     """A seeded standard-normal input batch (C-contiguous float32)."""
+    import numpy as np
     shape = layer.in_array_shape(batch)
-    return _rng(seed, layer.name, "input").standard_normal(shape, dtype=DTYPE)
+    return _rng(seed, layer.name, "input").standard_normal(shape, dtype=np.float32)

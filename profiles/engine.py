@@ -5,10 +5,9 @@
 """
 from __future__ import annotations
 
-import os
 import queue
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -16,88 +15,21 @@ import numpy as np
 
 from partui.kernels import reference, strategies
 from partui.kernels.compute import KERNEL_MODULES, stage_forward
-from partui.kernels.layers import LAYER_NAMES, MAX_BATCH, NETWORK, get_layer, make_input, make_params
+from partui.kernels.layers import NETWORK, get_layer, make_input, make_params
 from partui.kernels.scratch import Cancelled, Scratch
-from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, NotApplicable
 
 from . import blas, worker
+from .config import (MAX_WORKERS, ConfigError, RunCancelledError,  # noqa: F401 (re-exported)
+                     RunConfig, default_workers)
 from .events import (CpuSample, RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span,
                      SpanDone)
 from .executors import Executor, ProcessExecutor, ThreadExecutor, WorkerLost, make_executor, _wait_all
 from .sampler import SAMPLE_HZ, CpuSampler, on_cpu_ratios
 from .stats import summarize
 
-MAX_WORKERS = 256
 RELATIVE_TOLERANCE = 1e-4
 PIPELINE_QUEUE = 2  # bounded queues between stages
 PIPELINE_SLOTS = PIPELINE_QUEUE + 3  # buffers per stage: never reused while a later stage reads one
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1
-
-
-class ConfigError(ValueError):
-    """A configuration value out of range or unknown: one line naming the valid choices."""
-
-
-class RunCancelledError(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    layer: str
-    strategy: str = "batch"
-    kernel: str = "vectorized"
-    executor: str = "threads"
-    workers: int = field(default_factory=default_workers)
-    batch: int = 64
-    repeats: int = 5
-    warmup: int = 1
-    seed: int = 0
-
-    @property
-    def blas_threads(self) -> int:
-        return self.workers if self.executor == "blas" else 1
-
-    def check(self) -> None:
-        """Raise ConfigError for a bad value, NotApplicable for a combination that makes no sense."""
-        self.check_values()
-        reason = strategies.not_applicable_reason(get_layer(self.layer), self.strategy,
-                                                  self.kernel, self.executor, self.workers)
-        if reason:
-            raise NotApplicable(reason)
-
-    def check_values(self) -> None:
-        """Raise ConfigError for an unknown name or a value out of range."""
-        _named(self.layer, LAYER_NAMES, "layer")
-        _named(self.strategy, STRATEGIES, "strategy")
-        _named(self.kernel, KERNELS, "kernel")
-        _named(self.executor, EXECUTORS, "executor")
-        _ranged("workers", self.workers, 1, MAX_WORKERS)
-        _ranged("batch", self.batch, 1, MAX_BATCH)
-        _ranged("repeat", self.repeats, 1, 10_000)
-        _ranged("warmup", self.warmup, 0, 10_000)
-        _ranged("seed", self.seed, 0, 2**64 - 1)  # numpy seeds are non-negative
-
-    def label(self) -> str:
-        return (f"{self.layer} {self.strategy}/{self.kernel}/{self.executor} "
-                f"w={self.workers} b={self.batch}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _named(value, choices, what):
-    if value not in choices:
-        raise ConfigError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
-    return value
-
-
-def _ranged(what, value, lo, hi):
-    if not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{what} must be an integer from {lo} to {hi}, got {value!r}")
 
 
 @dataclass

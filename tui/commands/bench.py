@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
-from partui.profiles.engine import MAX_WORKERS
+from partui.profiles.config import MAX_WORKERS
 
 from ..errors import UsageError
 from ..table import ms, table
