@@ -1,10 +1,12 @@
 """The `partui` command line: the dashboard with no arguments, headless subcommands otherwise.
 
-Headless commands never import Textual, so they start fast and run anywhere.
+Headless commands never import Textual, and `--help`, `--version` and `list` import
+neither numpy nor numba, so they start fast and run anywhere.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import UsageError
@@ -12,51 +14,118 @@ from .errors import UsageError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help, unless the help already names its
+    default or there is none worth showing (None, False, "")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        nothing = default is None or default is False or default == "" \
+            or default == argparse.SUPPRESS
+        if "default" in text.lower() or nothing or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, with bad input reported on one line (exit 2) instead of usage + error."""
+    """argparse, with bad input reported on one line (exit 2) instead of usage + error.
+
+    `describe`: a function that returns the description, called only when help is shown
+    (for descriptions that need heavy imports).
+    """
+
+    def __init__(self, *args, describe=None, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+        self._describe = describe
+
+    def format_help(self) -> str:
+        if self._describe is not None:
+            self.description, self._describe = self._describe(), None
+        return super().format_help()
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class RawDescriptionFormatter(argparse.RawDescriptionHelpFormatter, DefaultsFormatter):
+    """Descriptions and epilogs laid out as written; defaults as DefaultsFormatter."""
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("partui")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked for (importlib.metadata is not free)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="print partui's version and exit"):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"partui {package_version()}")
+        parser.exit(EXIT_OK)
+
+
+def add_global_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", action=_VersionAction)
+    p.add_argument("--debug", action="store_true",
+                   help="on an error, print the traceback instead of one line "
+                        "(also PARTUI_DEBUG=1)")
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("PARTUI_DEBUG", "") not in ("", "0")
+
+
 def build_parser() -> Parser:
-    from .commands import core
+    from . import dashboard_cli
+    from .commands import bench, core, demo, profiling
     parser = Parser(
         prog="partui",
-        description="A live terminal lab for parallel profiling of a small CNN on the CPU.",
-        epilog="With no command, partui opens the live dashboard:\n"
-               "  partui                          pick a layer and a strategy with the keys\n"
-               "  partui SNAPSHOT.json            open a saved snapshot read-only\n"
-               "  partui --layer conv2 --strategy channel --workers 2 --live\n"
-               "                                  start on a configuration, in live mode\n"
-               "  partui --snapshot-dir DIR       where s saves and x exports\n"
-               "In the dashboard, ? lists every key (r run, space live, s save, q quit).\n"
-               "Snapshots go to $PARTUI_SNAPSHOT_DIR, or --snapshot-dir, or "
-               "~/.local/share/partui/snapshots.\n"
-               "Run `partui COMMAND --help` for a command's options.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="partui [--version] [--debug] [DASHBOARD OPTIONS] [SNAPSHOT.json]\n"
+              "       partui [--debug] COMMAND [OPTIONS]",
+        description="A live terminal lab for parallel profiling of a small CNN on the CPU.\n"
+                    "With no COMMAND, partui opens the live dashboard:\n"
+                    "  partui                          pick a layer and a strategy with the keys\n"
+                    "  partui SNAPSHOT.json            open a saved snapshot read-only\n"
+                    "  partui --layer conv2 --strategy channel --workers 2 --live\n"
+                    "                                  start on a configuration, in live mode\n"
+                    "In the dashboard, ? lists every key (r run, space live, s save, q quit).",
+        epilog="environment:\n"
+               "  PARTUI_SNAPSHOT_DIR   where snapshots and exports go (else --snapshot-dir,\n"
+               "                        else $XDG_DATA_HOME/partui/snapshots, XDG_DATA_HOME\n"
+               "                        defaulting to ~/.local/share)\n"
+               "  PARTUI_BASELINE_BOOK  the book of best single-worker times\n"
+               "                        (else $XDG_DATA_HOME/partui/baselines.json)\n"
+               "  PARTUI_DEBUG=1        tracebacks instead of one-line errors (as --debug)\n"
+               "  PARTUI_NUMBA_CACHE=0  compile the native kernels afresh, no disk cache\n"
+               "  PARTUI_NATIVE_BLAS=0  native kernels call numpy's GEMM between numba steps\n"
+               "See the README for the rest. Run `partui COMMAND --help` for a command's "
+               "options.",
+        formatter_class=RawDescriptionFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (core,) + _optional_commands():
+    add_global_options(parser)
+    dashboard_cli.add_arguments(parser.add_argument_group(
+        "dashboard options (with no COMMAND)"), positional=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                                prog="partui")
+    for module in (core, profiling, bench, demo):
         module.register(sub)
     return parser
 
 
-def _optional_commands() -> tuple:
-    """Command modules added by later parts of partui (sweeps, snapshots, bench, demos)."""
-    import importlib
-    mods = []
-    for name in ("profiling", "bench", "demo"):
-        try:
-            mods.append(importlib.import_module(f"partui.tui.commands.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"partui.tui.commands.{name}":
-                raise
-    return tuple(mods)
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--debug" in argv:  # a global flag, accepted anywhere on the line
+        argv.remove("--debug")
+        os.environ["PARTUI_DEBUG"] = "1"  # the engine's child process reads it too
     try:
         return _main(argv)
     except KeyboardInterrupt:  # also while numpy loads: the imports live below, not at the top
@@ -65,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from partui.kernels.strategies import NotApplicable
-    from partui.profiles.engine import ConfigError, RunCancelledError
+    from partui.kernels.axes import NotApplicable
+    from partui.profiles.config import ConfigError, RunCancelledError
     try:
-        if not argv or (argv[0] not in ("-h", "--help") and _is_dashboard_call(argv)):
+        if not argv or (argv[0] not in ("-h", "--help", "--version") and _is_dashboard_call(argv)):
             from .dashboard_cli import main as dashboard_main
             return dashboard_main(argv)
         parser = build_parser()
@@ -78,19 +147,24 @@ def _main(argv: list[str]) -> int:
             return EXIT_USAGE
         return int(args.func(args) or 0)
     except (UsageError, ConfigError) as exc:
-        print(f"partui: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(f"error: {exc}", EXIT_USAGE)
     except NotApplicable as exc:
-        print(f"partui: not applicable: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(f"not applicable: {exc}", EXIT_USAGE)
     except (KeyboardInterrupt, RunCancelledError):
-        print("partui: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _fail("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # never a traceback: one line, and how to get more
-        print(f"partui: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except Exception as exc:  # never a traceback unless asked: one line, and how to get more
+        hint = "" if debug_enabled() else " (--debug or PARTUI_DEBUG=1 for the traceback)"
+        return _fail(f"error: {type(exc).__name__}: {exc}{hint}", EXIT_FAILED)
+
+
+def _fail(message: str, code: int) -> int:
+    if debug_enabled():
+        import traceback
+        traceback.print_exc()
+    print(f"partui: {message}", file=sys.stderr)
+    return code
 
 
 def _is_dashboard_call(argv: list[str]) -> bool:

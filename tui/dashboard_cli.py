@@ -1,8 +1,9 @@
-"""`partui [SNAPSHOT.json] [--snapshot-dir DIR]`: open the dashboard."""
+"""`partui [SNAPSHOT.json] [--snapshot-dir DIR] [--layer ...]`: open the dashboard."""
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from .commands.core import add_config_arguments, config_from
@@ -14,15 +15,22 @@ def snapshot_dir_default() -> Path:
     return Path(default_snapshot_dir())
 
 
-def parser() -> argparse.ArgumentParser:
-    from .cli import Parser
-    p = Parser(prog="partui", description="Open the live dashboard (or a saved snapshot in it).")
-    p.add_argument("snapshot", nargs="?", help="a snapshot .json to open read-only")
+def add_arguments(p, positional: bool = True) -> None:
+    """The dashboard's options; `partui --help` shows them too (without the positional)."""
+    if positional:
+        p.add_argument("snapshot", nargs="?", help="a snapshot .json to open read-only")
     p.add_argument("--snapshot-dir", metavar="DIR",
                    help="where snapshots and exports are saved (default: $PARTUI_SNAPSHOT_DIR "
-                        f"or {snapshot_dir_default()})")
+                        "or $XDG_DATA_HOME/partui/snapshots or ~/.local/share/partui/snapshots)")
     add_config_arguments(p, layer_required=False)
     p.add_argument("--live", action="store_true", help="start in live mode")
+
+
+def parser() -> argparse.ArgumentParser:
+    from .cli import Parser, add_global_options
+    p = Parser(prog="partui", description="Open the live dashboard (or a saved snapshot in it).")
+    add_global_options(p)
+    add_arguments(p)
     return p
 
 
@@ -42,5 +50,11 @@ def main(argv: list[str]) -> int:
     cfg = config_from(args, layer=args.layer or "conv2")
     cfg.check_values()
     from .app import PartuiApp
-    PartuiApp(snapshot_dir=folder, open_snapshot=snapshot, config=cfg, live=args.live).run()
-    return 0
+    app = PartuiApp(snapshot_dir=folder, open_snapshot=snapshot, config=cfg, live=args.live)
+    app.run()
+    # Textual reports a stylesheet error or a crash on the screen and sets a non-zero
+    # return code instead of raising: pass it on, so scripts and CI see the failure.
+    code = app.return_code or 0
+    if code:
+        print(f"partui: the dashboard stopped with an error (exit {code})", file=sys.stderr)
+    return code

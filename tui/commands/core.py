@@ -1,15 +1,14 @@
 """`partui list`, `partui info`, `partui run`."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from pathlib import Path
 
 from partui.kernels.layers import LAYER_NAMES, LAYERS, MAX_BATCH
-from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
-from partui.profiles.engine import MAX_WORKERS, RunConfig, default_workers
+from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
+from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
 
 from ..errors import UsageError
 from ..table import bytes_text, flops_text, ms, table
@@ -36,8 +35,7 @@ def register(sub) -> None:
                                    "warm-ups, then timed repeats; every run is checked against "
                                    "a float64 reference. Exit 0 when verified, 1 when the result "
                                    "is wrong, 2 for bad input or a combination that is not "
-                                   "applicable, 130 on Ctrl+C.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   "applicable, 130 on Ctrl+C.")
     add_config_arguments(p)
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (times, spans, error) instead of tables")

@@ -10,16 +10,9 @@ from ..table import bytes_text, table
 
 
 def register(sub) -> None:
-    from partui.profiles.memlab import EXPERIMENTS
-    listing = "\n".join(f"  {name:<14} {desc}" for name, desc in EXPERIMENTS.items())
     p = sub.add_parser(
         "demo", help="a memory-lab experiment: strides, the memory mountain, false sharing...",
-        description="Run one memory-lab experiment on this machine and explain what it shows. "
-                    "Every point is the median of several repeats, with its min-max; a verdict "
-                    "('N.Nx slower') is given only where the spreads do not overlap. Progress "
-                    "goes to stderr. Exit 0 when done, 1 when memory is short, 2 for an unknown "
-                    "experiment, 130 on Ctrl+C.\n\nexperiments:\n" + listing,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        describe=_description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", metavar="NAME",
                    help="the experiment (without it: the list, with memory needs)")
     p.add_argument("--json", action="store_true",
@@ -27,6 +20,17 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="fewer sizes and repeats, smaller arrays (a few seconds)")
     p.set_defaults(func=cmd_demo)
+
+
+def _description() -> str:
+    # Built when `partui demo --help` shows it: the experiments' module loads numpy.
+    from partui.profiles.memlab import EXPERIMENTS
+    listing = "\n".join(f"  {name:<14} {desc}" for name, desc in EXPERIMENTS.items())
+    return ("Run one memory-lab experiment on this machine and explain what it shows. "
+            "Every point is the median of several repeats, with its min-max; a verdict "
+            "('N.Nx slower') is given only where the spreads do not overlap. Progress "
+            "goes to stderr. Exit 0 when done, 1 when memory is short, 2 for an unknown "
+            "experiment, 130 on Ctrl+C.\n\nexperiments:\n" + listing)
 
 
 def cmd_demo(args) -> int:

@@ -1,15 +1,14 @@
 """`partui sweep`, `partui show`, `partui export`, `partui compare`: profiles without the dashboard."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, NotApplicable
 from partui.kernels.layers import LAYER_NAMES
-from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, NotApplicable
-from partui.profiles.engine import MAX_WORKERS, RunConfig, default_workers
+from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
 
 from ..errors import UsageError
 from ..table import ms, table
@@ -27,8 +26,7 @@ def register(sub) -> None:
                     "print a table with speedups against the same configuration at 1 worker "
                     "and against the honest baseline (the best single-worker median of any "
                     "strategy for this layer, kernel and batch measured on this machine), and "
-                    "save everything as a snapshot. Progress goes to stderr.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "save everything as a snapshot. Progress goes to stderr.")
     p.add_argument("--layer", required=True, choices=LAYER_NAMES, metavar="LAYER",
                    help="one of: " + ", ".join(LAYER_NAMES))
     p.add_argument("--strategies", metavar="S,S", default=None,

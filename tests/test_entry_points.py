@@ -1,0 +1,89 @@
+"""How partui starts: `partui --version`, `python -m partui`, --help without the heavy
+imports, --debug tracebacks, and help texts that say each default once."""
+import importlib.metadata
+import re
+import subprocess
+import sys
+
+import pytest
+
+from partui.tui import cli
+
+HEAVY = ("numpy", "numba", "textual", "textual_plotext", "psutil", "threadpoolctl")
+
+
+def python(*args, cwd=None, timeout=60):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+def test_version_from_the_command_and_from_python_m(tmp_path):
+    expected = f"partui {importlib.metadata.version('partui')}"
+    # from a folder outside the source tree, as an installed user runs it
+    for args in (["-m", "partui", "--version"], ["-m", "partui.tui.cli", "--version"]):
+        proc = python(*args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == expected
+
+
+def test_python_m_partui_is_the_partui_command(tmp_path):
+    proc = python("-m", "partui", "run", "--layer", "conv9", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("partui run: error:") and "conv9" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["--version"], ["run", "--help"],
+                                  ["sweep", "--help"], ["list", "--json"]])
+def test_help_and_list_import_no_heavy_module(argv):
+    code = ("import sys\nfrom partui.tui.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
+    proc = python("-c", code)
+    assert "LOADED []" in proc.stderr, proc.stderr[-500:]
+
+
+def test_dashboard_options_are_in_partui_help(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for flag in ("--live", "--snapshot-dir", "--layer", "--strategy", "--workers",
+                 "--version", "--debug", "PARTUI_SNAPSHOT_DIR", "PARTUI_DEBUG"):
+        assert flag in out, flag
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "show", "export", "compare", "bench",
+                                     "demo", "list", "info"])
+def test_each_default_is_said_once(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # undo the wrapping
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert not re.search(r"default[^()]*\)\s*\(default", text), text
+
+
+def _broken_list(args):
+    raise RuntimeError("a bug deep inside")
+
+
+def test_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
+    from partui.tui.commands import core
+    monkeypatch.setattr(core, "cmd_list", _broken_list)
+    monkeypatch.setenv("PARTUI_DEBUG", "0")
+    assert cli.main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "RuntimeError: a bug deep inside" in err and "--debug" in err
+
+    for argv, env in ((["--debug", "list"], "0"), (["list", "--debug"], "0"), (["list"], "1")):
+        monkeypatch.setenv("PARTUI_DEBUG", env)
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "_broken_list" in err, argv
+        assert err.strip().splitlines()[-1] == "partui: error: RuntimeError: a bug deep inside"
+
+
+def test_bad_input_with_debug_shows_where_it_was_refused(monkeypatch, capsys):
+    monkeypatch.setenv("PARTUI_DEBUG", "0")
+    assert cli.main(["--debug", "run", "--layer", "conv2", "--workers", "999"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ConfigError" in err
