@@ -69,6 +69,43 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpuinfo_field(name: str) -> str | None:
+    """The first `name : value` of /proc/cpuinfo (cpu0), or None."""
+    for line in (_read(Path("/proc/cpuinfo")) or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as the kernel reports them (/proc/cpuinfo), read now."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
+# (flag, name, register bits), oldest first: the last one present is the widest
+VECTOR_EXTENSIONS = [("sse2", "SSE2", 128), ("avx", "AVX", 256), ("avx2", "AVX2", 256),
+                     ("avx512f", "AVX-512", 512)]
+
+
+def vector_extensions(flags: set[str] | None = None) -> dict:
+    """Which vector instruction sets this CPU has, the widest register, FMA: from the flags."""
+    flags = cpu_flags() if flags is None else flags
+    present = [(name, bits) for flag, name, bits in VECTOR_EXTENSIONS if flag in flags]
+    return {"extensions": [name for name, _ in present] + (["FMA"] if "fma" in flags else []),
+            "widest": present[-1][0] if present else None,
+            "register_bits": present[-1][1] if present else 64,
+            "avx512_subsets": sorted(f for f in flags if f.startswith("avx512"))}
+
+
+def cpu_mhz() -> float | None:
+    """The clock the kernel last reported for cpu0 (MHz); it may differ under boost or load."""
+    try:
+        return float(_cpuinfo_field("cpu MHz") or "")
+    except ValueError:
+        return None
+
+
 def info() -> dict:
     """Everything `partui info` shows, as a plain dict (snapshots keep it)."""
     import numpy

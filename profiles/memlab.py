@@ -1,6 +1,7 @@
 """The memory lab: experiments on this machine's caches, run headless or in the dashboard.
 
     EXPERIMENTS                      name -> one-line description
+    GROUPS, EXPERIMENT_GROUP         the groups (CPU core, memory, threads); name -> group
     memory_need(name, quick)         bytes the experiment allocates (at most 512 MiB)
     run_experiment(name, emit, cancel, quick) -> ExperimentResult
 
@@ -21,14 +22,15 @@ from typing import Any, Callable
 from partui.kernels.scratch import Cancelled
 
 from . import machine as machine_info
-from .memlab_experiments import SPECS
+from .memlab_experiments import GROUPS, SPECS
 from .memlab_measure import Comparison, ExperimentResult, Lab, MemPoint, compare
 
-__all__ = ["EXPERIMENTS", "MAX_MEMORY", "ExperimentResult", "MemPoint", "MemoryShort",
+__all__ = ["EXPERIMENTS", "GROUPS", "EXPERIMENT_GROUP", "MAX_MEMORY", "ExperimentResult", "MemPoint", "MemoryShort",
            "UnknownExperiment", "Comparison", "compare", "check_memory", "memory_need",
            "run_experiment", "machine_facts"]
 
 EXPERIMENTS: dict[str, str] = {name: spec.description for name, spec in SPECS.items()}
+EXPERIMENT_GROUP: dict[str, str] = {name: spec.group for name, spec in SPECS.items()}
 MAX_MEMORY = 512 * 1024 ** 2
 SPARE_MEMORY = 256 * 1024 ** 2  # left free for everything else on the machine
 

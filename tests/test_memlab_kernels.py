@@ -7,6 +7,7 @@ import pytest
 
 from partui.kernels import reference
 from partui.kernels.memlab import counters, mountain, partition, stride, traversal
+from partui.kernels.memlab.asm import loop_bodies
 
 
 def run_threads(targets):
@@ -53,19 +54,6 @@ def test_python_counters_match():
 
 
 MEMORY_INCREMENT = re.compile(r"\b(inc|add|xadd)q\s+(\S+,\s*)?-?\w*\(%")
-
-
-def loop_bodies(asm: str) -> list[str]:
-    """The instructions between a label and a later jump back to it, in the first function
-    of `asm` (the kernel itself; numba's helpers follow it)."""
-    lines = asm.split(".Lfunc_end0")[0].splitlines()
-    labels = {line[:-1]: i for i, line in enumerate(lines) if re.match(r"^\.\w+:$", line)}
-    bodies = []
-    for j, line in enumerate(lines):
-        m = re.match(r"^\s+j\w+\s+(\.\w+)$", line)
-        if m and labels.get(m.group(1), j) < j:
-            bodies.append("\n".join(lines[labels[m.group(1)]:j]))
-    return bodies
 
 
 def compiled_asm(fn) -> str:

@@ -51,7 +51,7 @@ class PartuiApp(App):
         Binding("s", "save", "Save"),
         Binding("x", "export", "Export"),
         Binding("o", "browser", "Snapshots"),
-        Binding("m", "toggle_tab", "Mem lab"),
+        Binding("m", "toggle_tab", "Lab"),
         Binding("l", "back_to_live", "Back to live", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -90,7 +90,7 @@ class PartuiApp(App):
                         yield SpeedupChart(id="speedup")
                         yield HistoryChart(id="history")
                 yield RunsTable(id="runs")
-            with TabPane("memory lab", id="memlab"):
+            with TabPane("lab", id="memlab"):
                 yield MemLabTab(id="memlab-view")
         yield Footer()
 

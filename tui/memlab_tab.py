@@ -1,4 +1,5 @@
-"""The memory-lab tab: pick an experiment, watch its points arrive, read what they mean.
+"""The lab tab: pick an experiment (CPU core, memory, threads), watch its points arrive, read
+what they mean.
 
 Experiments run on a thread of this process: their kernels are native code
 that releases the GIL, and while one runs the profile charts are not drawn.
@@ -53,10 +54,14 @@ class MemLabTab(Vertical):
         self.quick = False  # smaller sizes and fewer repeats (tests)
 
     def compose(self) -> ComposeResult:
-        from partui.profiles.memlab import EXPERIMENTS
+        from partui.profiles.memlab import EXPERIMENT_GROUP, EXPERIMENTS, GROUPS
         with Horizontal(id="memlab-row"):
-            options = [Option(Text.assemble((f"{name}\n", "bold"), (desc, "dim")), id=name)
-                       for name, desc in EXPERIMENTS.items()]
+            options = []
+            for group in GROUPS:  # a heading (not selectable), then the group's experiments
+                options.append(Option(Text(group.upper(), "bold underline"), disabled=True))
+                options += [Option(Text.assemble((f"{name}\n", "bold"), (desc, "dim")), id=name)
+                            for name, desc in EXPERIMENTS.items()
+                            if EXPERIMENT_GROUP[name] == group]
             ol = OptionList(*options, id="experiments")
             ol.border_title = "experiments (enter: run, esc: stop)"
             yield ol
@@ -117,7 +122,7 @@ class MemLabTab(Vertical):
         text = self.query_one("#memlab-text", Static)
         if message.error:
             text.update(Text(message.error, "red"))
-            self.app.notify(message.error, title="memory lab", severity="error")
+            self.app.notify(message.error, title="lab", severity="error")
             return
         if cancelled or message.result is None:
             text.update("stopped.")

@@ -1,8 +1,10 @@
-"""The five memory-lab experiments: what each measures, how big, and what its figures mean.
+"""The lab's experiments: what each measures, how big, and what its figures mean.
 
 Each experiment has a plan (sizes, repeats; `quick` makes it small), a memory need, a run that
 adds points to a Lab and returns summary figures, and an explanation built from those figures:
 the text says what this machine showed, including where a textbook effect did not show.
+Experiments come in groups: the CPU core (ILP, SIMD, vectorization), memory (caches) and
+threads (sharing, partitioning, batching).
 """
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..memlab_measure import Lab
-from . import false_sharing, mountain, partition, stride, traversal
+from . import false_sharing, ilp, mountain, partition, simd, stride, traversal
+
+CPU_CORE, MEMORY, THREADS = "CPU core", "memory", "threads"
+GROUPS = (CPU_CORE, MEMORY, THREADS)
 
 
 @dataclass(frozen=True)
@@ -22,21 +27,26 @@ class Spec:
     explain: Callable[[dict, Lab], str]
     markers: Callable[[Lab, dict], list]
     uses_cores: bool = False
+    group: str = MEMORY
 
 
+def _spec(module, description: str, group: str, uses_cores: bool = False) -> Spec:
+    return Spec(description, module.plan, module.need, module.run, module.explain,
+                module.markers, uses_cores, group)
+
+
+# in group order: the dashboard and `partui demo` list them as they come
 SPECS: dict[str, Spec] = {
-    "stride": Spec("time per touched float against stride, 1 to 64 floats",
-                   stride.plan, stride.need, stride.run, stride.explain, stride.markers),
-    "mountain": Spec("bandwidth against working-set size, 8 KB to 512 MB",
-                     mountain.plan, mountain.need, mountain.run, mountain.explain,
-                     mountain.markers),
-    "traversal": Spec("rows vs columns of a matrix; NCHW vs NHWC convolution",
-                      traversal.plan, traversal.need, traversal.run, traversal.explain,
-                      traversal.markers),
-    "false-sharing": Spec("counters in one cache line vs padded, plain and atomic",
-                          false_sharing.plan, false_sharing.need, false_sharing.run,
-                          false_sharing.explain, false_sharing.markers, uses_cores=True),
-    "partition": Spec("cyclic a[k::N] vs block partition, native and numpy",
-                      partition.plan, partition.need, partition.run, partition.explain,
-                      partition.markers, uses_cores=True),
+    "ilp": _spec(ilp, "one sum in 1..16 independent chains: latency vs throughput", CPU_CORE),
+    "simd": _spec(simd, "the same loop scalar vs vector instructions, float32 and float64",
+                  CPU_CORE),
+    "stride": _spec(stride, "time per touched float against stride, 1 to 64 floats", MEMORY),
+    "mountain": _spec(mountain, "bandwidth against working-set size, 8 KB to 512 MB", MEMORY),
+    "traversal": _spec(traversal, "rows vs columns of a matrix; NCHW vs NHWC convolution",
+                       MEMORY),
+    "false-sharing": _spec(false_sharing, "counters in one cache line vs padded, plain and "
+                           "atomic", THREADS, uses_cores=True),
+    "partition": _spec(partition, "cyclic a[k::N] vs block partition, native and numpy",
+                       THREADS, uses_cores=True),
 }
+assert all(s.group in GROUPS for s in SPECS.values())

@@ -1,4 +1,4 @@
-"""`partui demo NAME`: one memory-lab experiment, headless, with its table and explanation."""
+"""`partui demo NAME`: one lab experiment, headless, with its table and explanation."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,7 @@ from ..table import bytes_text, table
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "demo", help="a memory-lab experiment: strides, the memory mountain, false sharing...",
+        "demo", help="a lab experiment: ILP, SIMD, strides, the memory mountain, false sharing...",
         describe=_description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", metavar="NAME",
                    help="the experiment (without it: the list, with memory needs)")
@@ -24,9 +24,12 @@ def register(sub) -> None:
 
 def _description() -> str:
     # Built when `partui demo --help` shows it: the experiments' module loads numpy.
-    from partui.profiles.memlab import EXPERIMENTS
-    listing = "\n".join(f"  {name:<14} {desc}" for name, desc in EXPERIMENTS.items())
-    return ("Run one memory-lab experiment on this machine and explain what it shows. "
+    from partui.profiles.memlab import EXPERIMENT_GROUP, EXPERIMENTS, GROUPS
+    listing = "\n".join(
+        f"  {group}:\n" + "\n".join(f"    {name:<14} {desc}" for name, desc in EXPERIMENTS.items()
+                                     if EXPERIMENT_GROUP[name] == group)
+        for group in GROUPS)
+    return ("Run one lab experiment on this machine and explain what it shows. "
             "Every point is the median of several repeats, with its min-max; a verdict "
             "('N.Nx slower') is given only where the spreads do not overlap. Progress "
             "goes to stderr. Exit 0 when done, 1 when memory is short, 2 for an unknown "
@@ -62,17 +65,23 @@ def _progress(point) -> None:
 
 
 def _list(as_json: bool) -> int:
-    from partui.profiles.memlab import EXPERIMENTS, memory_need
-    rows = {name: {"description": desc, "memory_need": memory_need(name),
+    from partui.profiles.memlab import EXPERIMENT_GROUP, EXPERIMENTS, GROUPS, memory_need
+    rows = {name: {"group": EXPERIMENT_GROUP[name], "description": desc,
+                   "memory_need": memory_need(name),
                    "memory_need_quick": memory_need(name, quick=True)}
             for name, desc in EXPERIMENTS.items()}
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(table(["experiment", "what it measures", "memory", "--quick"],
+    blocks = []
+    for group in GROUPS:
+        members = [(n, r) for n, r in rows.items() if r["group"] == group]
+        if members:
+            blocks.append(f"{group}:\n" + table(
+                ["experiment", "what it measures", "memory", "--quick"],
                 [[n, r["description"], bytes_text(r["memory_need"]),
-                  bytes_text(r["memory_need_quick"])] for n, r in rows.items()],
-                align="llrr"))
+                  bytes_text(r["memory_need_quick"])] for n, r in members], align="llrr"))
+    print("\n\n".join(blocks))
     print("\nrun one with: partui demo NAME [--quick] [--json]")
     return 0
 

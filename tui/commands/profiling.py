@@ -275,7 +275,7 @@ def cmd_show(args) -> int:
         print("no runs")
     if snap.memlab:
         print()
-        print(f"memory lab: {len(snap.memlab)} experiment(s)")
+        print(f"lab: {len(snap.memlab)} experiment(s)")
         for item in snap.memlab:
             name = item.get("experiment") or item.get("name") or item.get("kind") or "?"
             keys = ", ".join(k for k in item if k not in ("experiment", "name", "kind"))
