@@ -143,3 +143,41 @@ def test_cancel_stops_a_simd_run_promptly():
     simd.native()  # compiled first: a compile in progress is not interrupted
     assert_cancels_promptly("simd", {"sizes": [4096, 1 << 20], "repeats": 1000,
                                      "target_s": 0.02})
+
+
+TINY_VECTORIZE = {"elements": 2000, "matmul_side": 32, "loop_sides": [8, 16], "repeats": 2,
+                  "target_s": 0.002}
+
+
+def test_ladder_rungs_match_a_direct_reference():
+    from partui.kernels.memlab import ladder
+    rng = np.random.default_rng(4)
+    a, b = rng.random(101), rng.random(101)
+    expected = [x * y for x, y in zip(a.tolist(), b.tolist())]
+    out = np.empty(101)
+    assert ladder.product_loop(a.tolist(), b.tolist()) == expected
+    assert ladder.product_comprehension(a.tolist(), b.tolist()) == expected
+    assert ladder.product_numpy(a, b, out).tolist() == expected
+    assert ladder.native().product_native(a, b, np.empty(101)).tolist() == expected
+    A, B = rng.random((7, 5)), rng.random((5, 6))
+    ref = [[math.fsum(A[i, k] * B[k, j] for k in range(5)) for j in range(6)] for i in range(7)]
+    np.testing.assert_allclose(ladder.matmul_loops(A.tolist(), B.tolist()), ref, rtol=1e-12)
+    np.testing.assert_allclose(ladder.matmul_rows(A, B, np.empty((7, 6))), ref, rtol=1e-12)
+    np.testing.assert_allclose(ladder.matmul_at(A, B, np.empty((7, 6))), ref, rtol=1e-12)
+
+
+def test_vectorize_result_and_json():
+    from partui.profiles.memlab_experiments.vectorize import MATERIAL_MS, RUNGS
+    r = memlab.run_experiment("vectorize", params=TINY_VECTORIZE)
+    assert not r.cancelled and len(r.points) == 7
+    s = json.loads(json.dumps(r.to_dict()))["summary"]
+    assert set(s["speedup"]) == {"elementwise", "matmul"}
+    for kind, rungs in RUNGS.items():
+        assert list(s["speedup"][kind]) == rungs and s["speedup"][kind][rungs[0]] == 1.0
+    assert s["material_ms"] == MATERIAL_MS and s["results_equal"]
+    assert s["matmul_max_abs_error"] < 1e-9 and s["loop_scale"] == 8.0
+    assert s["elementwise_scaled"] and "scaled" in r.explanation
+    assert "~3600 ms" in r.explanation and "~0.12 ms" in r.explanation
+    # the Python triple loop's point is its 16x16 time scaled by (32/16)^3
+    loop = next(p for p in r.points if p.series.startswith("matrix") and p.x == 1)
+    assert loop.median == pytest.approx(s["ms"]["matmul"]["python 3 loops"])

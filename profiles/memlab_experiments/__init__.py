@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..memlab_measure import Lab
-from . import false_sharing, ilp, mountain, partition, simd, stride, traversal
+from . import false_sharing, ilp, mountain, partition, simd, stride, traversal, vectorize
 
 CPU_CORE, MEMORY, THREADS = "CPU core", "memory", "threads"
 GROUPS = (CPU_CORE, MEMORY, THREADS)
@@ -40,6 +40,8 @@ SPECS: dict[str, Spec] = {
     "ilp": _spec(ilp, "one sum in 1..16 independent chains: latency vs throughput", CPU_CORE),
     "simd": _spec(simd, "the same loop scalar vs vector instructions, float32 and float64",
                   CPU_CORE),
+    "vectorize": _spec(vectorize, "the ladder: Python loop, comprehension, numpy, native; "
+                       "matrix multiply loops vs numpy", CPU_CORE),
     "stride": _spec(stride, "time per touched float against stride, 1 to 64 floats", MEMORY),
     "mountain": _spec(mountain, "bandwidth against working-set size, 8 KB to 512 MB", MEMORY),
     "traversal": _spec(traversal, "rows vs columns of a matrix; NCHW vs NHWC convolution",
