@@ -11,20 +11,51 @@ the table shows both medians). Keyed per machine by CPU model, logical cores and
 name. The best of several medians leans fast, which only makes speedups smaller.
 
 The book lives in $PARTUI_BASELINE_BOOK, else $XDG_DATA_HOME/partui/baselines.json
-(~/.local/share/partui/baselines.json). It is a cache: a damaged book is set aside
-and rebuilt.
+(~/.local/share/partui/baselines.json). It is a cache: a damaged book is ignored (with a
+one-line note naming what is wrong) and rebuilt at the next save. Loading goes through the
+same bounded parser and field checks as snapshots; saving through the safe writer.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .checked_json import Check, FileProblem, parse_bounded, shown
 from .paths import user_data_path
 
 FORMAT = "partui-baselines"
+MAX_BYTES = 8 * 2**20
+MAX_DEPTH = 8  # book, machines, machine, entry, config
+MAX_MACHINES = 1000
+MAX_ENTRIES = 10_000  # per machine: layers x kernels x batch sizes
+
+
+def validate_book(data) -> None:
+    """Raise FileProblem naming the first thing in a parsed book the code could not use."""
+    from .snapshot import check_config
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise FileProblem("not a partui baseline book")
+    machines = Check.obj(Check.field(data, "machines", "book"), "book.machines")
+    if len(machines) > MAX_MACHINES:
+        raise FileProblem(f"book.machines: {len(machines)} machines, more than {MAX_MACHINES}")
+    for fp, entries in machines.items():
+        where = f"machines[{shown(fp)}]"
+        Check.obj(entries, where)
+        if len(entries) > MAX_ENTRIES:
+            raise FileProblem(f"{where}: {len(entries)} entries, more than {MAX_ENTRIES}")
+        for key, e in entries.items():
+            at = f"{where}[{shown(key)}]"
+            Check.obj(e, at)
+            Check.number(Check.field(e, "median_ms", at), f"{at}.median_ms", 0, 1e9,
+                         positive=True)
+            c = check_config(Check.field(e, "config", at), f"{at}.config")
+            if c["workers"] != 1:
+                raise FileProblem(f"{at}.config.workers: a baseline is a 1-worker run")
+            if key != key_of(c):
+                raise FileProblem(f"{at}: the key does not match its config")
+            Check.text(e.get("measured", ""), f"{at}.measured", 100)
 
 
 def baseline_key(layer: str, kernel: str, batch: int) -> str:
@@ -68,15 +99,16 @@ class BaselineBook:
         self.problem: str | None = None  # set when the file could not be read
         self._data = {"format": FORMAT, "version": 1, "machines": {}}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if not (isinstance(data, dict) and data.get("format") == FORMAT
-                    and isinstance(data.get("machines"), dict)):
-                raise ValueError("not a partui baseline book")
+            data = parse_bounded(self.path, MAX_BYTES, MAX_DEPTH, "baseline book")
+            validate_book(data)
             self._data = data
         except FileNotFoundError:
             pass
-        except (OSError, ValueError) as exc:
-            self.problem = f"baseline book {self.path} ignored ({exc}); it will be rebuilt"
+        except IsADirectoryError:
+            self.problem = f"baseline book {self.path} is a folder; it is not used"
+        except FileProblem as exc:
+            reason = str(exc).removeprefix(f"{self.path}: ")
+            self.problem = f"baseline book {self.path} ignored ({reason}); it will be rebuilt"
 
     @property
     def _entries(self) -> dict:
@@ -116,13 +148,12 @@ class BaselineBook:
         return True
 
     def save(self) -> None:
-        """Atomic, like snapshots; a book that cannot be written is only a lost cache."""
-        import tempfile
+        """Through the safe writer, like snapshots; a book not written is only a lost cache."""
+        from .safe_files import write_text
+        from .snapshot import json_safe
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".baselines.", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self._data, f, indent=1)
-            os.replace(tmp, self.path)
+            write_text(self.path, json.dumps(json_safe(self._data), indent=1, allow_nan=False),
+                       overwrite=True)
         except OSError as exc:
-            self.problem = f"baseline book {self.path} not saved: {exc.strerror or exc}"
+            self.problem = f"baseline book not saved: {exc.strerror or exc}"

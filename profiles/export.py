@@ -107,6 +107,8 @@ CSV_FIELDS = ["layer", "strategy", "kernel", "executor", "workers", "batch", "re
 def _num(v):
     if isinstance(v, float):
         return "" if not math.isfinite(v) else f"{v:.6g}"
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v  # a spreadsheet would run it as a formula (numbers are not strings here)
     return v
 
 

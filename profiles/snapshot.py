@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .checked_json import Check, FileProblem, parse_bounded, shown
 from .paths import user_data_path
+from .safe_files import write_text
 
 FORMAT = "partui-snapshot"
 SCHEMA_VERSION = 1
 
 
-class SnapshotError(ValueError):
+class SnapshotError(FileProblem):
     """A file that is not a readable partui snapshot; the message is one line."""
 
 
@@ -86,128 +86,215 @@ def json_safe(obj):
     return obj
 
 
-def save(snapshot: Snapshot, path) -> Path:
-    """Write atomically: a temporary file in the same folder, then rename over `path`."""
-    path = Path(path)
-    text = json.dumps(json_safe(snapshot.to_dict()), indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+def save(snapshot: Snapshot, path, overwrite: bool = False, unique: bool = False) -> Path:
+    """Write through the safe writer (atomic; never onto a special file or through a link).
+
+    `overwrite`: replace an existing file; `unique`: a default name, made unique with -2, -3...
+    Returns the path written.
+    """
+    text = json.dumps(json_safe(snapshot.to_dict()), indent=1, allow_nan=False) + "\n"
+    return write_text(path, text, overwrite=overwrite, unique=unique)
 
 
 # ---- validation ------------------------------------------------------------------
 
-_NUM = (int, float)
-_OPT_NUM = (int, float, type(None))
-# required keys of a run and their JSON types (null stands for NaN / inf)
-_RUN_FIELDS = {
-    "config": dict, "times_ms": list, "median_ms": _NUM, "min_ms": _NUM, "max_ms": _NUM,
-    "q1_ms": _NUM, "q3_ms": _NUM, "max_abs_error": _OPT_NUM, "tolerance": _NUM, "ok": bool,
-    "tasks": int, "flops": int, "spans": list, "worker_busy_ms": list,
-    "pool_startup_ms": _NUM, "blas_threads": int,
-}
-_CONFIG_FIELDS = {"layer": str, "strategy": str, "kernel": str, "executor": str,
-                  "workers": int, "batch": int, "repeats": int}
-_SPAN_FIELDS = {"worker": int, "tid": int, "start_ns": int, "end_ns": int, "units": int,
-                "task": int, "phase": int, "repeat": int, "run": int}
-_SAMPLE_FIELDS = {"t_ns": int, "per_core": list, "workers": dict, "engine_cpu": _NUM,
-                  "sampler_cost_us": _NUM}
-_TOP_FIELDS = {"partui_version": str, "created": str, "note": str, "machine": dict,
-               "runs": list}
+MAX_BYTES = 64 * 2**20  # a long dashboard session with spans is a few MiB
+MAX_DEPTH = 32  # a snapshot nests 6 levels; memory-lab results a few more
+MAX_RUNS = 10_000
+MAX_SPANS = 1_000_000  # over all runs: each costs ~0.5 KB once loaded
+MAX_SAMPLES = 200_000  # over all runs
+MAX_CORES = 4096
+MAX_NOTE = 10_000
+BIG_INT = 2**63 - 1
+BIG_MS = 1e9  # eleven days: no run takes longer
+_TOP_KEYS = {"format", "schema_version", "partui_version", "created", "note", "machine",
+             "baseline", "runs", "memlab"}
+_CONFIG_KEYS = {"layer", "strategy", "kernel", "executor", "workers", "batch", "repeats",
+                "warmup", "seed"}
+_RUN_KEYS = {"config", "blas_threads", "times_ms", "median_ms", "min_ms", "max_ms", "q1_ms",
+             "q3_ms", "max_abs_error", "tolerance", "ok", "tasks", "flops", "spans",
+             "worker_busy_ms", "pool_startup_ms", "error", "on_cpu_ratio", "cpu_samples",
+             # derived, written for people reading the file; ignored on load
+             "layer", "strategy", "kernel", "executor", "workers", "batch", "gflops"}
+_SPAN_KEYS = ("worker", "tid", "start_ns", "end_ns", "units", "task", "phase", "repeat", "run")
+_SAMPLE_KEYS = ("t_ns", "per_core", "workers", "engine_cpu", "sampler_cost_us")
+_MACHINE_TEXT = ("cpu_model", "python", "numpy", "platform", "hostname")
+_MACHINE_INTS = ("logical_cores", "physical_cores", "usable_cores", "cache_line",
+                 "memory_total", "memory_available")
 
 
-def _type_name(t) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", int: "an integer",
-             bool: "true or false", float: "a number"}
-    if isinstance(t, tuple):
-        return names[float] if int in t else " or ".join(names.get(x, "null") for x in t)
-    return names.get(t, t.__name__)
+def check_config(c, where: str) -> dict:
+    """A run's configuration: known names, sane sizes (what RunConfig(**c) needs)."""
+    from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
+    from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES
+
+    from .engine import MAX_WORKERS
+    Check.obj(c, where)
+    Check.keys(c, _CONFIG_KEYS, where)
+    Check.choice(Check.field(c, "layer", where), LAYER_NAMES, f"{where}.layer")
+    Check.choice(Check.field(c, "strategy", where), list(STRATEGIES), f"{where}.strategy")
+    Check.choice(Check.field(c, "kernel", where), list(KERNELS), f"{where}.kernel")
+    Check.choice(Check.field(c, "executor", where), list(EXECUTORS), f"{where}.executor")
+    Check.integer(Check.field(c, "workers", where), f"{where}.workers", 1, MAX_WORKERS)
+    Check.integer(Check.field(c, "batch", where), f"{where}.batch", 1, MAX_BATCH)
+    Check.integer(Check.field(c, "repeats", where), f"{where}.repeats", 1, 10_000)
+    if "warmup" in c:
+        Check.integer(c["warmup"], f"{where}.warmup", 0, 10_000)
+    if "seed" in c:
+        Check.integer(c["seed"], f"{where}.seed", 0, 2**64 - 1)
+    return c
 
 
-def _check_fields(obj: dict, spec: dict, where: str) -> None:
-    for key, t in spec.items():
-        if key not in obj:
-            raise SnapshotError(f"{where}: missing field {key!r}")
-        v = obj[key]
-        ok = isinstance(v, t) and not (isinstance(v, bool) and t in (int, _NUM, _OPT_NUM))
-        if not ok:
-            raise SnapshotError(f"{where}.{key}: expected {_type_name(t)}, "
-                                f"got {json.dumps(v)[:40]}")
+def _check_span(s, where: str, workers: int) -> None:
+    Check.obj(s, where)
+    Check.keys(s, _SPAN_KEYS, where)
+    for key in _SPAN_KEYS[:5]:
+        Check.field(s, key, where)
+    Check.integer(s["worker"], f"{where}.worker", 0, workers - 1)
+    Check.integer(s["tid"], f"{where}.tid", 0, BIG_INT)
+    Check.integer(s["start_ns"], f"{where}.start_ns", 0, BIG_INT)
+    Check.integer(s["end_ns"], f"{where}.end_ns", s["start_ns"], BIG_INT)
+    Check.integer(s["units"], f"{where}.units", 0, BIG_INT)
+    for key, lo in (("task", 0), ("phase", 0), ("repeat", -10_000), ("run", 0)):
+        if key in s:
+            Check.integer(s[key], f"{where}.{key}", lo, BIG_INT)
+
+
+def _check_sample(s, where: str, workers: int) -> None:
+    Check.obj(s, where)
+    Check.keys(s, _SAMPLE_KEYS, where)
+    Check.integer(Check.field(s, "t_ns", where), f"{where}.t_ns", 0, BIG_INT)
+    for j, v in enumerate(Check.array(Check.field(s, "per_core", where), f"{where}.per_core",
+                                      MAX_CORES)):
+        Check.number(v, f"{where}.per_core[{j}]", 0, 100.0 * MAX_CORES)
+    w = Check.obj(Check.field(s, "workers", where), f"{where}.workers")
+    for k, v in w.items():
+        if not (k.isascii() and k.isdigit() and int(k) < workers):
+            raise SnapshotError(f"{where}.workers: unknown worker {shown(k)}")
+        Check.number(v, f"{where}.workers[{k}]", 0, BIG_MS)
+    Check.number(Check.field(s, "engine_cpu", where), f"{where}.engine_cpu", 0, 100.0 * MAX_CORES)
+    Check.number(Check.field(s, "sampler_cost_us", where), f"{where}.sampler_cost_us", 0, BIG_MS)
+
+
+def _check_run(run, where: str, budget: dict) -> None:
+    Check.obj(run, where)
+    Check.keys(run, _RUN_KEYS, where)
+    c = check_config(Check.field(run, "config", where), f"{where}.config")
+    workers = c["workers"]
+    times = Check.array(Check.field(run, "times_ms", where), f"{where}.times_ms", 10_000, 1)
+    for j, t in enumerate(times):
+        Check.number(t, f"{where}.times_ms[{j}]", 0, BIG_MS)
+    for key in ("median_ms", "min_ms", "max_ms", "q1_ms", "q3_ms"):
+        Check.number(Check.field(run, key, where), f"{where}.{key}", 0, BIG_MS,
+                     positive=key == "median_ms")
+    if not run["min_ms"] <= run["median_ms"] <= run["max_ms"]:
+        raise SnapshotError(f"{where}: median_ms is not between min_ms and max_ms")
+    Check.number(Check.field(run, "max_abs_error", where), f"{where}.max_abs_error", 0, 1e300,
+                 null=True)
+    Check.number(Check.field(run, "tolerance", where), f"{where}.tolerance", 0, 1e300)
+    Check.boolean(Check.field(run, "ok", where), f"{where}.ok")
+    Check.integer(Check.field(run, "tasks", where), f"{where}.tasks", 0, 10**9)
+    Check.integer(Check.field(run, "flops", where), f"{where}.flops", 0, BIG_INT)
+    Check.integer(Check.field(run, "blas_threads", where), f"{where}.blas_threads", 1, 4096)
+    Check.number(Check.field(run, "pool_startup_ms", where), f"{where}.pool_startup_ms", 0, BIG_MS)
+    busy = Check.array(Check.field(run, "worker_busy_ms", where), f"{where}.worker_busy_ms",
+                       workers)
+    for j, v in enumerate(busy):
+        Check.number(v, f"{where}.worker_busy_ms[{j}]", 0, BIG_MS)
+    Check.text(run.get("error"), f"{where}.error", 1000, null=True)
+    ratios = Check.array(run.get("on_cpu_ratio", []), f"{where}.on_cpu_ratio", workers)
+    for j, v in enumerate(ratios):
+        Check.number(v, f"{where}.on_cpu_ratio[{j}]", 0, 1e6, null=True)
+    spans = Check.array(Check.field(run, "spans", where), f"{where}.spans",
+                        MAX_SPANS - budget["spans"])
+    budget["spans"] += len(spans)
+    for j, s in enumerate(spans):
+        _check_span(s, f"{where}.spans[{j}]", workers)
+    samples = Check.array(run.get("cpu_samples", []), f"{where}.cpu_samples",
+                          MAX_SAMPLES - budget["samples"])
+    budget["samples"] += len(samples)
+    for j, s in enumerate(samples):
+        _check_sample(s, f"{where}.cpu_samples[{j}]", workers)
+
+
+def _check_machine(m) -> None:
+    Check.obj(m, "snapshot.machine")
+    for key in _MACHINE_TEXT:
+        if key in m:
+            Check.text(m[key], f"machine.{key}", 1000, null=True)
+    for key in _MACHINE_INTS:
+        if key in m and m[key] is not None:
+            Check.integer(m[key], f"machine.{key}", 0, BIG_INT)
+    for j, lib in enumerate(Check.array(m.get("blas", []), "machine.blas", 64)):
+        Check.obj(lib, f"machine.blas[{j}]")
+        for k, v in lib.items():
+            if not isinstance(v, (str, int, type(None))) or isinstance(v, bool):
+                raise SnapshotError(f"machine.blas[{j}].{k}: expected a string or an integer, "
+                                    f"got {shown(v)}")
+    for j, cache in enumerate(Check.array(m.get("caches", []), "machine.caches", 64)):
+        Check.obj(cache, f"machine.caches[{j}]")
+
+
+def _check_baseline(b) -> None:
+    Check.obj(b, "snapshot.baseline")
+    for k, v in b.items():
+        if k == "bench":  # partui bench's summary, free-form (read by people, not by code)
+            Check.obj(v, "baseline.bench")
+            continue
+        where = f"baseline[{shown(k)}]"
+        Check.obj(v, where)
+        Check.number(Check.field(v, "median_ms", where), f"{where}.median_ms", 0, BIG_MS,
+                     positive=True)
+        check_config(Check.field(v, "config", where), f"{where}.config")
+        Check.text(v.get("source", ""), f"{where}.source", 200)
 
 
 def validate(data) -> None:
-    """Raise SnapshotError naming the first thing wrong with a parsed snapshot."""
+    """Raise SnapshotError naming the first thing wrong with a parsed snapshot.
+
+    Everything the rest of partui relies on is checked here: types, ranges, finite numbers,
+    known layers and strategies, worker indexes within the run's worker count, list lengths.
+    """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SnapshotError("not a partui snapshot (no \"format\": \"partui-snapshot\")")
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise SnapshotError("schema_version: expected an integer")
     if version > SCHEMA_VERSION:
-        raise SnapshotError(f"schema version {version} is newer than this partui reads "
+        raise SnapshotError(f"schema version {shown(version)} is newer than this partui reads "
                             f"({SCHEMA_VERSION}); upgrade partui to open it")
     if version < 1:
         raise SnapshotError(f"schema version {version} is not a valid version")
-    _check_fields(data, _TOP_FIELDS, "snapshot")
-    for key, t in (("memlab", list), ("baseline", dict)):
-        if key in data and not isinstance(data[key], t):
-            raise SnapshotError(f"snapshot.{key}: expected {_type_name(t)}")
-    for i, run in enumerate(data["runs"]):
-        where = f"runs[{i}]"
-        if not isinstance(run, dict):
-            raise SnapshotError(f"{where}: expected an object")
-        _check_fields(run, _RUN_FIELDS, where)
-        _check_fields(run["config"], _CONFIG_FIELDS, f"{where}.config")
-        for j, t in enumerate(run["times_ms"]):
-            if not isinstance(t, _NUM) or isinstance(t, bool):
-                raise SnapshotError(f"{where}.times_ms[{j}]: expected a number")
-        for j, span in enumerate(run["spans"]):
-            if not isinstance(span, dict):
-                raise SnapshotError(f"{where}.spans[{j}]: expected an object")
-            _check_fields(span, _SPAN_FIELDS, f"{where}.spans[{j}]")
-        for j, sample in enumerate(run.get("cpu_samples", [])):
-            if not isinstance(sample, dict):
-                raise SnapshotError(f"{where}.cpu_samples[{j}]: expected an object")
-            _check_fields(sample, _SAMPLE_FIELDS, f"{where}.cpu_samples[{j}]")
-    for i, item in enumerate(data.get("memlab", [])):
-        if not isinstance(item, dict):
-            raise SnapshotError(f"memlab[{i}]: expected an object")
+    Check.keys(data, _TOP_KEYS, "snapshot")
+    Check.text(Check.field(data, "partui_version", "snapshot"), "snapshot.partui_version", 100)
+    Check.text(Check.field(data, "created", "snapshot"), "snapshot.created", 100)
+    Check.text(Check.field(data, "note", "snapshot"), "snapshot.note", MAX_NOTE)
+    _check_machine(Check.field(data, "machine", "snapshot"))
+    _check_baseline(data.get("baseline", {}))
+    runs = Check.array(Check.field(data, "runs", "snapshot"), "snapshot.runs", MAX_RUNS)
+    budget = {"spans": 0, "samples": 0}
+    for i, run in enumerate(runs):
+        _check_run(run, f"runs[{i}]", budget)
+    for i, item in enumerate(Check.array(data.get("memlab", []), "snapshot.memlab", 1000)):
+        Check.obj(item, f"memlab[{i}]")
 
 
 def load(path) -> Snapshot:
+    """The one way in: size and depth capped before parsing, every field checked after."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = parse_bounded(path, MAX_BYTES, MAX_DEPTH, "snapshot")
     except FileNotFoundError:
         raise SnapshotError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise SnapshotError(f"{path}: is a folder, not a snapshot file") from None
-    except UnicodeDecodeError:
-        raise SnapshotError(f"{path}: not a partui snapshot (not UTF-8 text)") from None
+    except FileProblem as exc:  # names the path already
+        raise SnapshotError(str(exc)) from None
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        body = text.strip()
-        cut = body[:1] in "{[" and body[-1:] not in "}]"  # a JSON document that stops early
-        what = "truncated" if cut or exc.pos >= len(body) else "not valid JSON"
-        raise SnapshotError(f"{path}: {what} (line {exc.lineno}, column {exc.colno}: "
-                            f"{exc.msg})") from None
-    try:
         validate(data)
-    except SnapshotError as exc:
+    except FileProblem as exc:
         raise SnapshotError(f"{path}: {exc}") from None
     return Snapshot(runs=data["runs"], note=data["note"], machine=data["machine"],
                     memlab=data.get("memlab", []), baseline=data.get("baseline", {}),
@@ -223,14 +310,13 @@ def default_snapshot_dir() -> Path:
 
 
 def default_snapshot_path(folder=None, stem: str = "sweep") -> Path:
-    """A new file name in `folder` (default folder if None): stem-YYYYmmdd-HHMMSS[-n].json."""
+    """A default file name in `folder` (default folder if None): stem-YYYYmmdd-HHMMSS.json.
+
+    Save it with `unique=True`: the writer then takes stem-...-2.json, -3, ... when the
+    name is taken, even by another process saving in the same second.
+    """
     folder = Path(folder) if folder is not None else default_snapshot_dir()
-    base = f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    path, n = folder / f"{base}.json", 1
-    while path.exists():
-        n += 1
-        path = folder / f"{base}-{n}.json"
-    return path
+    return folder / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
 
 
 @dataclass(frozen=True)

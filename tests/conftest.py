@@ -7,3 +7,18 @@ def _private_data_dirs(tmp_path_factory, monkeypatch):
     data = tmp_path_factory.mktemp("partui-data")
     monkeypatch.setenv("PARTUI_SNAPSHOT_DIR", str(data / "snapshots"))
     monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(data / "baselines.json"))
+
+
+@pytest.fixture(scope="session")
+def saved_snapshot(tmp_path_factory):
+    """A real snapshot file (two small runs with spans, CPU samples and a baseline); read only."""
+    from partui.profiles.analysis import analyze
+    from partui.profiles.engine import Engine, RunConfig
+    from partui.profiles.snapshot import Snapshot, save
+    with Engine() as engine:
+        results = [engine.run(RunConfig("conv2", "batch", "vectorized", "threads", w, 4, 3, 1))
+                   for w in (1, 2)]
+    analysis = analyze(results, {}, "this sweep")
+    snap = Snapshot.from_results(results, note="a real snapshot",
+                                 baseline={k: b.to_dict() for k, b in analysis.baselines.items()})
+    return save(snap, tmp_path_factory.mktemp("snapshot") / "real.json")

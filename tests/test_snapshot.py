@@ -17,7 +17,7 @@ def result():
 
 def test_round_trip_keeps_results_spans_and_samples(tmp_path, result):
     s = Snapshot.from_results([result], note="first try", memlab=[{"experiment": "stride"}],
-                              baseline={"conv2/8": 1.0})
+                              baseline={"conv2/vectorized/b8": {"median_ms": 1.0, "config": result.config, "source": "this sweep"}})
     path = save(s, tmp_path / "a.json")
     back = load(path)
     assert back.note == "first try" and back.memlab == [{"experiment": "stride"}]
@@ -52,9 +52,10 @@ def test_failed_write_leaves_the_old_file(tmp_path, result, monkeypatch):
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(snap.os, "replace", boom)
+    from partui.profiles import safe_files
+    monkeypatch.setattr(safe_files.os, "rename", boom)
     with pytest.raises(OSError):
-        save(Snapshot.from_results([result], note="new"), path)
+        save(Snapshot.from_results([result], note="new"), path, overwrite=True)
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
 

@@ -24,6 +24,7 @@ from .charts import Chart, CpuChart, HistoryChart, SpeedupChart, TimelineChart
 from .memlab_tab import MemLabTab
 from .model import Model, reason_for
 from .panes import LayerList, MachineHeader, RunsTable, SettingsPane
+from .safe_text import printable
 
 TICK_S = 0.2  # how often events are drained and one stale chart is redrawn
 CHART_MIN_INTERVAL_S = 1.0  # a chart redraws at most once a second (four charts: four frames a second)
@@ -93,6 +94,10 @@ class PartuiApp(App):
             with TabPane("lab", id="memlab"):
                 yield MemLabTab(id="memlab-view")
         yield Footer()
+
+    def notify(self, message, *, title: str = "", markup: bool = False, **kw) -> None:
+        """Messages carry paths, notes and errors from files: shown as text, never as markup."""
+        super().notify(printable(message), title=printable(title), markup=markup, **kw)
 
     @property
     def shown(self) -> Model:

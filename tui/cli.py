@@ -10,8 +10,10 @@ import os
 import sys
 
 from .errors import UsageError
+from .safe_text import error_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ALLOW_EMPTY = {"note"}  # options where "" is a meaningful value
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -46,7 +48,16 @@ class Parser(argparse.ArgumentParser):
         return super().format_help()
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {error_line(message)} (see --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        """An empty value ('--layers ""') is an error, never the same as leaving it out."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if getattr(namespace, action.dest, None) == "" and action.dest not in ALLOW_EMPTY:
+                name = "/".join(action.option_strings) or action.metavar or action.dest
+                self.error(f"{name} needs a value, got an empty one")
+        return namespace, extras
 
 
 class RawDescriptionFormatter(argparse.RawDescriptionHelpFormatter, DefaultsFormatter):
@@ -163,7 +174,7 @@ def _fail(message: str, code: int) -> int:
     if debug_enabled():
         import traceback
         traceback.print_exc()
-    print(f"partui: {message}", file=sys.stderr)
+    print(f"partui: {error_line(message)}", file=sys.stderr)
     return code
 
 

@@ -9,6 +9,7 @@ from textual.widgets.option_list import Option
 from partui.kernels.layers import LAYERS
 
 from .model import Model
+from .safe_text import printable
 from .table import bytes_text, flops_text, ms
 
 
@@ -150,7 +151,8 @@ class SettingsPane(Static):
             text.append("✓ valid combination", "green")
         text.append("\n")
         if model.read_only:
-            text.append(f"viewing {model.source} (read-only, l: back to live)", "bold yellow")
+            text.append(f"viewing {printable(model.source)} (read-only, l: back to live)",
+                        "bold yellow")
         elif model.running is not None:
             text.append(f"running: {model.running.label()}", "yellow")
         else:

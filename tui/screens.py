@@ -10,6 +10,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from .safe_text import printable
+
 HELP_INTRO = """\
 partui runs one layer of a small CNN under one way of splitting its work, and shows
 what it does on this machine: which worker ran when, how busy each core was, the
@@ -43,7 +45,7 @@ class HelpScreen(ModalScreen):
             text.append(f"{b.description}\n")
         text.append("  ↑ ↓          choose a layer (layer list)\n", "")
         text.append("  tab          next pane;  ctrl+p  command palette (every action)\n")
-        text.append(f"\nSnapshots are saved in {self._snapshot_dir}\n"
+        text.append(f"\nSnapshots are saved in {printable(self._snapshot_dir)}\n"
                     "(change with --snapshot-dir DIR or PARTUI_SNAPSHOT_DIR).\n")
         text.append("\nescape closes this help.", "dim")
         with VerticalScroll():
@@ -82,8 +84,9 @@ class SnapshotBrowser(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"snapshots in {self.folder}   enter: open read-only   space: mark   "
-                         "c: compare the two marked   esc: close", id="browser-help")
+            yield Static(Text(printable(f"snapshots in {self.folder}   enter: open read-only   "
+                                        "space: mark   c: compare the two marked   esc: close")),
+                         id="browser-help")
             yield DataTable(id="snapshots", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -93,17 +96,19 @@ class SnapshotBrowser(ModalScreen):
         self.summaries = list_snapshots(self.folder)
         for i, s in enumerate(self.summaries):
             if s.error:
-                table.add_row("", s.path.name, "-", "-", Text(s.error, "red"), "-", key=str(i))
+                table.add_row("", Text(printable(s.path.name)), "-", "-",
+                              Text(printable(s.error), "red"), "-", key=str(i))
                 continue
             configs = ", ".join(s.configurations[:3]) + (" ..." if len(s.configurations) > 3 else "")
             cpu = " ".join(s.cpu_model.replace("(R)", "").replace("(TM)", "").split())
             machine = f"{cpu[:28]} ({s.logical_cores} cpus)"
-            table.add_row("", s.path.name, s.created[:19].replace("T", " "), str(s.runs),
-                          machine, configs, key=str(i))
+            table.add_row("", Text(printable(s.path.name)),
+                          Text(printable(s.created[:19].replace("T", " "))), str(s.runs),
+                          Text(printable(machine)), Text(printable(configs)), key=str(i))
         if not self.summaries:
-            self.query_one("#browser-help", Static).update(
+            self.query_one("#browser-help", Static).update(Text(printable(
                 f"no snapshots in {self.folder} yet: press s on the dashboard to save one. "
-                "esc closes.")
+                "esc closes.")))
         table.focus()
 
     def _current(self):
@@ -181,4 +186,4 @@ class CompareScreen(ModalScreen):
         except SnapshotError as exc:
             text = f"cannot compare: {exc}\n\nesc closes"
         with VerticalScroll():
-            yield Static(Text(text), id="compare-text")
+            yield Static(Text(printable(text)), id="compare-text")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from partui.profiles import export, snapshot
 from partui.profiles.engine import RunConfig
+from partui.profiles.safe_files import write_text
 
 from .model import Model
 
@@ -22,7 +23,7 @@ def session_snapshot(model: Model, machine: dict, memlab: list | None = None,
 def save_session(model: Model, machine: dict, folder: Path, memlab: list | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = snapshot.default_snapshot_path(folder, stem="partui")
-    return snapshot.save(session_snapshot(model, machine, memlab), path)
+    return snapshot.save(session_snapshot(model, machine, memlab), path, unique=True)
 
 
 def export_session(app, model: Model, machine: dict, folder: Path,
@@ -30,20 +31,15 @@ def export_session(app, model: Model, machine: dict, folder: Path,
     """The snapshot, its Perfetto / Chrome trace, its CSV and an SVG screenshot, side by side."""
     folder.mkdir(parents=True, exist_ok=True)
     snap = session_snapshot(model, machine, memlab)
-    path = snapshot.save(snap, snapshot.default_snapshot_path(folder, stem="partui"))
+    path = snapshot.save(snap, snapshot.default_snapshot_path(folder, stem="partui"),
+                         unique=True)
     stem = path.with_suffix("")
-    trace = stem.with_name(stem.name + ".trace.json")
-    csv_path = stem.with_suffix(".csv")
-    _write_atomic(trace, json.dumps(export.chrome_trace(snap)))
-    _write_atomic(csv_path, export.csv_text(snap))
-    svg = Path(app.save_screenshot(filename=stem.name + ".svg", path=str(folder)))
+    # the snapshot's unique name is the stem of its companions; none replaces a file
+    trace = write_text(stem.with_name(stem.name + ".trace.json"),
+                       json.dumps(export.chrome_trace(snap)))
+    csv_path = write_text(stem.with_suffix(".csv"), export.csv_text(snap))
+    svg = write_text(stem.with_suffix(".svg"), app.export_screenshot())
     return [path, trace, csv_path, svg]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def model_from_snapshot(path: Path, max_workers: int) -> Model:

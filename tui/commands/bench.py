@@ -10,6 +10,8 @@ from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
 from partui.profiles.config import MAX_WORKERS
 
 from ..errors import UsageError
+from ..safe_text import echo
+from .core import ascii_int, check_output, parse_int
 from ..table import ms, table
 
 
@@ -32,40 +34,38 @@ def register(sub) -> None:
                    help="save the snapshot here (default: bench-<date>-<time>.json in "
                         "$PARTUI_SNAPSHOT_DIR or ~/.local/share/partui/snapshots); the "
                         "chosen configurations' runs, the summary under baseline.bench")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--layers", metavar="L,L", help="only these layers (comma-separated; "
                    "'network' for the whole forward pass); default: all of them")
     p.add_argument("--workers", metavar="N,N",
                    help="worker counts to compare (default: 1, 2 and the core count)")
-    p.add_argument("--batch", type=int, default=64, metavar="B",
+    p.add_argument("--batch", type=ascii_int, default=64, metavar="B",
                    help=f"samples, 1..{MAX_BATCH} (default 64)")
-    p.add_argument("--rounds", type=int, metavar="R",
+    p.add_argument("--rounds", type=ascii_int, metavar="R",
                    help="interleaved rounds of the finalists (default 5, 1 with --quick)")
-    p.add_argument("--repeat", type=int, metavar="N",
+    p.add_argument("--repeat", type=ascii_int, metavar="N",
                    help="timed repeats per finalist per round (default 10, 3 with --quick)")
     p.set_defaults(func=cmd_bench)
 
 
 def _int_list(text: str, what: str, lo: int, hi: int) -> tuple[int, ...]:
-    try:
-        values = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
-    except ValueError:
-        raise UsageError(f"--{what} takes comma-separated integers, got {text!r}") from None
+    values = tuple(sorted({parse_int(v, f"--{what}") for v in text.split(",") if v.strip()}))
     if not values or not all(lo <= v <= hi for v in values):
-        raise UsageError(f"--{what} values must be from {lo} to {hi}, got {text!r}")
+        raise UsageError(f"--{what} values must be from {lo} to {hi}, got {echo(text)}")
     return values
 
 
 def settings_from(args):
     from partui.profiles.bench import BenchSettings
     changes = {}
-    if args.layers:
+    if args.layers is not None:
         names = tuple(dict.fromkeys(v.strip() for v in args.layers.split(",") if v.strip()))
         unknown = [n for n in names if n not in LAYER_NAMES]
         if unknown or not names:
-            raise UsageError(f"unknown layer {', '.join(map(repr, unknown)) or repr(args.layers)}; "
+            raise UsageError(f"unknown layer {', '.join(map(echo, unknown)) or echo(args.layers)}; "
                              f"choose from {', '.join(LAYER_NAMES)}")
         changes["layers"] = names
-    if args.workers:
+    if args.workers is not None:
         workers = _int_list(args.workers, "workers", 1, MAX_WORKERS)
         changes["workers"] = workers if 1 in workers else (1, *workers)  # 1 is the baseline
     if not 1 <= args.batch <= MAX_BATCH:
@@ -81,13 +81,12 @@ def settings_from(args):
 
 
 def _out_path(args) -> Path:
-    from partui.profiles.snapshot import default_snapshot_path
-    path = Path(args.out).expanduser() if args.out else default_snapshot_path(stem="bench")
-    if path.is_dir():
-        raise UsageError(f"--out {path} is a folder; give a file name")
+    from partui.profiles.snapshot import default_snapshot_dir, default_snapshot_path
+
     from .core import check_writable_dir
-    check_writable_dir(str(path.parent))
-    return path
+    if args.out is not None:
+        return check_output(args.out, "--out", args.force)
+    return default_snapshot_path(check_writable_dir(str(default_snapshot_dir())), stem="bench")
 
 
 def cmd_bench(args) -> int:
@@ -103,9 +102,10 @@ def cmd_bench(args) -> int:
     bench = Bench(settings, progress)
     result = bench.run()
     try:
-        save(to_snapshot(result, chosen_runs(bench, result)), out)
+        out = save(to_snapshot(result, chosen_runs(bench, result)), out, overwrite=args.force,
+                   unique=args.out is None)
     except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise UsageError(f"snapshot not saved: {exc}") from None
     progress(f"saved {out}")
     if args.json:
         print(json.dumps(result))

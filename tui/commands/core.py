@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, not_applicable_r
 from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
 
 from ..errors import UsageError
+from ..safe_text import echo
 from ..table import bytes_text, flops_text, ms, table
 
 EXECUTOR_LETTER = {"inline": "i", "threads": "t", "processes": "p", "blas": "b"}
@@ -42,7 +44,26 @@ def register(sub) -> None:
     p.add_argument("--save-arrays", metavar="DIR",
                    help="write input.npy, weight.npy / bias.npy (the layer's layout) and "
                         "output.npy to DIR, to check the result with another library")
+    p.add_argument("--force", action="store_true",
+                   help="replace .npy files of those names already in DIR")
     p.set_defaults(func=cmd_run)
+
+
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def ascii_int(text: str) -> int:
+    """An integer written with ASCII digits only (int() also takes other scripts' digits)."""
+    if not _INT.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected an integer, got {echo(text)}")
+    return int(text)
+
+
+def parse_int(text: str, what: str) -> int:
+    """ascii_int for values inside a list option: UsageError naming the option."""
+    if not _INT.fullmatch(text.strip()):
+        raise UsageError(f"{what} takes integers like 1,2,4, got {echo(text.strip())}")
+    return int(text)
 
 
 def add_config_arguments(p, layer_required: bool = True) -> None:
@@ -55,13 +76,13 @@ def add_config_arguments(p, layer_required: bool = True) -> None:
                    help="loops or vectorized")
     p.add_argument("--executor", default="threads", choices=list(EXECUTORS), metavar="E",
                    help="who runs the tasks: " + ", ".join(EXECUTORS))
-    p.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+    p.add_argument("--workers", type=ascii_int, default=default_workers(), metavar="N",
                    help=f"worker threads or processes (BLAS threads for --executor blas), "
                         f"1..{MAX_WORKERS}")
-    p.add_argument("--batch", type=int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}")
-    p.add_argument("--repeat", type=int, default=5, metavar="R", help="timed repeats")
-    p.add_argument("--warmup", type=int, default=1, metavar="W", help="untimed warm-up repeats")
-    p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of inputs and weights")
+    p.add_argument("--batch", type=ascii_int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}")
+    p.add_argument("--repeat", type=ascii_int, default=5, metavar="R", help="timed repeats")
+    p.add_argument("--warmup", type=ascii_int, default=1, metavar="W", help="untimed warm-up repeats")
+    p.add_argument("--seed", type=ascii_int, default=0, metavar="K", help="seed of inputs and weights")
 
 
 def config_from(args, **overrides) -> RunConfig:
@@ -155,12 +176,14 @@ def cmd_info(args) -> int:
 
 def check_writable_dir(path: str) -> Path:
     """Create `path` if needed and prove it is writable, or raise UsageError."""
+    import tempfile
     d = Path(path)
     try:
         d.mkdir(parents=True, exist_ok=True)
-        probe = d / f".partui-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # an unpredictable name made with O_EXCL: a planted symlink cannot redirect the probe
+        fd, probe = tempfile.mkstemp(prefix=".partui-write-test-", dir=d)
+        os.close(fd)
+        os.unlink(probe)
     except FileExistsError:
         raise UsageError(f"cannot write to {path}: it is a file, not a folder") from None
     except OSError as exc:
@@ -168,18 +191,37 @@ def check_writable_dir(path: str) -> Path:
     return d
 
 
+def check_output(text: str, flag: str, force: bool) -> Path:
+    """An output file given on the command line, checked before any work is done.
+
+    Refused (UsageError): a folder, a device, a FIFO, a socket, a symbolic link, an existing
+    file without --force, a folder that cannot be written.
+    """
+    from partui.profiles.safe_files import WriteError, check_target
+    path = Path(text).expanduser()
+    try:
+        check_target(path, overwrite=force)
+    except WriteError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    check_writable_dir(str(path.parent) if str(path.parent) else ".")
+    return path
+
+
 def cmd_run(args) -> int:
     from partui.profiles.engine import Engine
     cfg = config_from(args)
     cfg.check()
     out_dir = check_writable_dir(args.save_arrays) if args.save_arrays else None
+    if out_dir is not None:
+        for name in ("input", "output", "weight", "bias"):
+            check_output(str(out_dir / f"{name}.npy"), "--save-arrays", args.force)
     progress = None if args.json else _progress_printer(cfg)
     with Engine() as engine:
         result = engine.run(cfg, emit=progress, keep_arrays=out_dir is not None)
     if progress:
         progress.done()
     if out_dir is not None:
-        save_arrays(out_dir, result.arrays)
+        save_arrays(out_dir, result.arrays, args.force)
     if args.json:
         from partui.profiles.snapshot import json_safe  # NaN (not measured) -> null
         print(json.dumps(json_safe(result.to_dict()), allow_nan=False))
@@ -190,13 +232,19 @@ def cmd_run(args) -> int:
     return 0 if result.ok else 1
 
 
-def save_arrays(out_dir: Path, arrays: dict) -> None:
+def save_arrays(out_dir: Path, arrays: dict, force: bool = False) -> None:
+    import io
+
     import numpy as np
+
+    from partui.profiles.safe_files import write_bytes
     try:
         for name, arr in arrays.items():
-            np.save(out_dir / f"{name}.npy", arr)
+            buf = io.BytesIO()
+            np.save(buf, arr)
+            write_bytes(out_dir / f"{name}.npy", buf.getvalue(), overwrite=force)
     except OSError as exc:
-        raise UsageError(f"cannot write arrays to {out_dir}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write arrays to {out_dir}: {exc}") from None
 
 
 class _progress_printer:

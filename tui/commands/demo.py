@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..errors import UsageError
+from ..safe_text import echo
 from ..table import bytes_text, table
 
 
@@ -41,7 +42,7 @@ def cmd_demo(args) -> int:
     if args.name is None:
         return _list(args.json)
     if args.name not in memlab.EXPERIMENTS:
-        raise UsageError(f"unknown experiment {args.name!r}; choose one of: "
+        raise UsageError(f"unknown experiment {echo(args.name)}; choose one of: "
                          f"{', '.join(memlab.EXPERIMENTS)}")
     try:
         need = memlab.check_memory(args.name, args.quick)

@@ -1,18 +1,16 @@
 """`partui sweep`, `partui show`, `partui export`, `partui compare`: profiles without the dashboard."""
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-from pathlib import Path
 
 from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, NotApplicable
 from partui.kernels.layers import LAYER_NAMES
 from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
 
 from ..errors import UsageError
+from ..safe_text import echo, printable
 from ..table import ms, table
-from .core import check_writable_dir
+from .core import ascii_int, check_output, check_writable_dir, parse_int
 
 MACHINE_KEYS = ("cpu_model", "logical_cores", "physical_cores", "usable_cores", "memory_total",
                 "python", "numpy", "platform", "hostname")
@@ -37,12 +35,13 @@ def register(sub) -> None:
                    help="comma-separated: " + ", ".join(EXECUTORS))
     p.add_argument("--workers", metavar="N,N", default=f"1,{default_workers()}",
                    help=f"comma-separated worker counts, 1..{MAX_WORKERS}")
-    p.add_argument("--batch", type=int, default=64, metavar="B", help="samples")
-    p.add_argument("--repeat", type=int, default=5, metavar="R", help="timed repeats per run")
-    p.add_argument("--warmup", type=int, default=1, metavar="W", help="untimed warm-ups per run")
-    p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of inputs and weights")
+    p.add_argument("--batch", type=ascii_int, default=64, metavar="B", help="samples")
+    p.add_argument("--repeat", type=ascii_int, default=5, metavar="R", help="timed repeats per run")
+    p.add_argument("--warmup", type=ascii_int, default=1, metavar="W", help="untimed warm-ups per run")
+    p.add_argument("--seed", type=ascii_int, default=0, metavar="K", help="seed of inputs and weights")
     p.add_argument("--out", metavar="FILE",
                    help="snapshot file (default: a new file in the snapshot folder)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--note", default="", help="free text kept in the snapshot")
     p.add_argument("--no-book", action="store_true",
                    help="neither read nor update this machine's book of best single-worker "
@@ -63,6 +62,7 @@ def register(sub) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", required=True, choices=["chrome", "csv"])
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compare", help="two snapshots side by side: medians, ratio, verdict",
@@ -77,24 +77,24 @@ def register(sub) -> None:
 
 # ---- sweep ------------------------------------------------------------------------
 
+_SINGULAR = {"strategies": "strategy", "executors": "executor", "layers": "layer"}
+
+
 def _names(text: str, choices, what: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise UsageError(f"--{what} needs at least one name")
     for n in names:
         if n not in choices:
-            raise UsageError(f"unknown {what[:-1]} {n!r} in --{what}; choose from "
-                             f"{', '.join(choices)}")
+            raise UsageError(f"unknown {_SINGULAR.get(what, what)} {echo(n)} in --{what}; "
+                             f"choose from {', '.join(choices)}")
     return list(dict.fromkeys(names))
 
 
 def _worker_counts(text: str) -> list[int]:
     out = []
     for t in text.split(","):
-        try:
-            n = int(t)
-        except ValueError:
-            raise UsageError(f"--workers takes integers like 1,2,4, got {t.strip()!r}") from None
+        n = parse_int(t, "--workers")
         if not 1 <= n <= MAX_WORKERS:
             raise UsageError(f"--workers must be from 1 to {MAX_WORKERS}, got {n}")
         out.append(n)
@@ -103,8 +103,8 @@ def _worker_counts(text: str) -> list[int]:
 
 def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
     """The applicable configurations, and why the others were skipped."""
-    strategies = (_names(args.strategies, STRATEGIES, "strategies") if args.strategies
-                  else list(STRATEGIES))  # those the layer does not allow are skipped below
+    strategies = (_names(args.strategies, STRATEGIES, "strategies")
+                  if args.strategies is not None else list(STRATEGIES))  # those the layer does not allow are skipped below
     executors = _names(args.executors, EXECUTORS, "executors")
     configs, skipped = [], []
     for s in strategies:
@@ -132,16 +132,13 @@ def cmd_sweep(args) -> int:
     from partui.profiles.snapshot import Snapshot, default_snapshot_dir, default_snapshot_path, save
 
     configs, skipped = sweep_grid(args)
-    if args.out:
-        out = Path(args.out)
-        if out.is_dir():
-            raise UsageError(f"--out {args.out} is a folder; give a file name")
-        check_writable_dir(str(out.parent) if str(out.parent) else ".")
+    if args.out is not None:
+        out = check_output(args.out, "--out", args.force)
     else:
         out = default_snapshot_path(check_writable_dir(str(default_snapshot_dir())))
     book = None if args.no_book else BaselineBook()
     if book is not None and book.problem:
-        print(f"partui: note: {book.problem}", file=sys.stderr)
+        print(f"partui: note: {printable(book.problem)}", file=sys.stderr)
     print(f"sweep: {len(configs)} runs ({len(skipped)} combinations not applicable, skipped), "
           f"{args.warmup} warm-up + {args.repeat} repeats each", file=sys.stderr)
     results, failed = [], []
@@ -162,15 +159,15 @@ def cmd_sweep(args) -> int:
     snap = Snapshot.from_results(results, note=args.note,
                                  baseline={k: b.to_dict() for k, b in analysis.baselines.items()})
     try:
-        save(snap, out)
+        out = save(snap, out, overwrite=args.force, unique=args.out is None)
     except OSError as exc:
-        raise UsageError(f"cannot write the snapshot {out}: {exc.strerror or exc}") from None
+        raise UsageError(f"snapshot not saved: {exc}") from None
     if book is not None:
         for r in results:
             book.offer(r)
         book.save()
         if book.problem:
-            print(f"partui: note: {book.problem}", file=sys.stderr)
+            print(f"partui: note: {printable(book.problem)}", file=sys.stderr)
     print(report(analysis, args.repeat))
     for f in failed:
         print(f"failed: {f}")
@@ -254,70 +251,61 @@ def _load(path: str):
         raise UsageError(str(exc)) from None
 
 
+def _say(text: str = "") -> None:
+    """Print text that came from a file: no escape sequence reaches the terminal."""
+    print(printable(text))
+
+
 def cmd_show(args) -> int:
     from partui.profiles.analysis import analyze
     from partui.profiles.export import snapshot_baselines
     snap = _load(args.file)
     m = snap.machine
-    print(f"snapshot   {args.file}")
-    print(f"created    {snap.created}   partui {snap.partui_version}   schema {snap.schema_version}")
-    print(f"machine    {m.get('cpu_model', '?')}, {m.get('logical_cores', '?')} logical cores "
+    _say(f"snapshot   {args.file}")
+    _say(f"created    {snap.created}   partui {snap.partui_version}   schema {snap.schema_version}")
+    _say(f"machine    {m.get('cpu_model', '?')}, {m.get('logical_cores', '?')} logical cores "
           f"({m.get('usable_cores', '?')} usable), Python {m.get('python', '?')}, "
           f"numpy {m.get('numpy', '?')}")
     if snap.note:
-        print(f"note       {snap.note}")
-    print()
+        _say(f"note       {snap.note}")
+    _say()
     if snap.runs:
         repeats = {r["config"]["repeats"] for r in snap.runs}
-        print(report(analyze(snap.results(), snapshot_baselines(snap), "this snapshot"),
+        _say(report(analyze(snap.results(), snapshot_baselines(snap), "this snapshot"),
                      repeats.pop() if len(repeats) == 1 else None))
     else:
-        print("no runs")
+        _say("no runs")
     if snap.memlab:
-        print()
-        print(f"lab: {len(snap.memlab)} experiment(s)")
+        _say()
+        _say(f"lab: {len(snap.memlab)} experiment(s)")
         for item in snap.memlab:
             name = item.get("experiment") or item.get("name") or item.get("kind") or "?"
             keys = ", ".join(k for k in item if k not in ("experiment", "name", "kind"))
-            print(f"  {name}: {keys}")
+            _say(f"  {name}: {keys}")
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def cmd_export(args) -> int:
     import json
+    from pathlib import Path
 
     from partui.profiles.export import chrome_trace, csv_text
+    from partui.profiles.safe_files import write_text
     snap = _load(args.file)
-    if args.output:
-        out = Path(args.output)
+    if args.output is not None:
+        out = Path(args.output).expanduser()
         if out.exists() and out.resolve() == Path(args.file).resolve():
             raise UsageError(f"-o {args.output} is the snapshot itself; choose another file")
-        if out.is_dir():
-            raise UsageError(f"-o {args.output} is a folder; give a file name")
+        out = check_output(args.output, "-o", args.force)
     if args.format == "chrome":
         text = json.dumps(chrome_trace(snap), separators=(",", ":")) + "\n"
     else:
         text = csv_text(snap)
-    if args.output:
-        _write_atomic(out, text)
+    if args.output is not None:
+        try:
+            write_text(out, text, overwrite=args.force)
+        except OSError as exc:
+            raise UsageError(str(exc)) from None
         print(f"{args.format} export written to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -337,7 +325,7 @@ def machine_differences(a: dict, b: dict) -> list[tuple[str, str, str]]:
 
 
 def cmd_compare(args) -> int:
-    print(compare_report(_load(args.a), _load(args.b)))
+    _say(compare_report(_load(args.a), _load(args.b)))
     return 0
 
 
