@@ -1,8 +1,9 @@
 """Reading JSON that partui did not necessarily write: bounded before parsing, checked after.
 
 `parse_bounded` caps the size and the nesting depth before the parser sees the text (a
-100,000-deep file would exhaust the parser's recursion; /dev/zero would never end), and
-refuses NaN / Infinity literals and numbers that overflow to infinity. `Check` holds the
+100,000-deep file would exhaust the parser's recursion; /dev/zero would never end). NaN,
+Infinity and numbers that overflow parse as floats: the field checks refuse them, naming
+the field. `Check` holds the
 small vocabulary the snapshot and baseline-book loaders share: every failure is a
 FileProblem with one line naming the field.
 """
@@ -34,10 +35,6 @@ def nesting_depth(raw: bytes) -> int:
     return int(depth.max())
 
 
-def _no_constant(name: str):
-    raise FileProblem(f"{name} is not a number JSON allows")
-
-
 def parse_bounded(path, max_bytes: int, max_depth: int, what: str):
     """Read and parse a JSON file within the limits; FileProblem (one line) otherwise.
 
@@ -60,15 +57,13 @@ def parse_bounded(path, max_bytes: int, max_depth: int, what: str):
     except UnicodeDecodeError:
         raise FileProblem(f"{path}: not a partui {what} (not UTF-8 text)") from None
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text)  # NaN, Infinity and 1e400 parse; the field checks refuse them
     except json.JSONDecodeError as exc:
         body = text.strip()
         cut = body[:1] in "{[" and body[-1:] not in "}]"  # a JSON document that stops early
         state = "truncated" if cut or exc.pos >= len(body) else "not valid JSON"
         raise FileProblem(f"{path}: {state} (line {exc.lineno}, column {exc.colno}: "
                           f"{exc.msg})") from None
-    except FileProblem as exc:
-        raise FileProblem(f"{path}: {exc}") from None
     except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
         first = str(exc).split(";")[0].split("\n")[0][:80]
         raise FileProblem(f"{path}: not a partui {what} ({first})") from None

@@ -1,0 +1,335 @@
+"""Issue 11: nothing partui reads can crash it (findings 2, 3, 4, 8, 9).
+
+Crafted snapshots and books: `partui show` exits 2 with one line naming the field, the
+dashboard shows the same message and stays up, and a property test mutates a real snapshot
+every which way. Special files (FIFOs, device nodes) are made in the test's temp folder.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+import stat
+import tracemalloc
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from partui.profiles.snapshot import SnapshotError, load
+
+ESC_TITLE = "\x1b]0;pwned\x07\x1b[2J"
+
+
+@pytest.fixture(scope="module")
+def real(saved_snapshot):
+    return json.loads(saved_snapshot.read_text())
+
+
+def mutated(real, path, value, tmp_path, name="bad.json"):
+    d = copy.deepcopy(real)
+    *where, last = path
+    node = d
+    for k in where:
+        node = node[k]
+    node[last] = value
+    p = tmp_path / name
+    p.write_text(json.dumps(d, allow_nan=True).replace('"__4400_DIGITS__"', "7" * 4400)
+                 .replace('"__1E400__"', "1e400"))
+    return p
+
+
+def run_cli(capsys, *args):
+    from partui.tui.cli import main
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    return (code, *capsys.readouterr())
+
+
+# (finding, path in the snapshot, value, word the message must name)
+CRAFTED = [
+    (2, ("runs", 0, "config", "workers"), 0, "workers"),
+    (2, ("runs", 0, "config", "workers"), -3, "workers"),
+    (3, ("runs", 0, "config", "workers"), 10**9, "workers"),
+    (2, ("runs", 0, "median_ms"), 0, "median_ms"),
+    (2, ("runs", 0, "median_ms"), -1, "median_ms"),
+    (2, ("runs", 0, "median_ms"), float("nan"), "median_ms"),
+    (2, ("runs", 0, "times_ms"), [float("nan")], "times_ms[0]"),
+    (2, ("runs", 0, "config", "layer"), "conv9", "layer"),
+    (2, ("runs", 0, "worker_busy_ms"), ["x"], "worker_busy_ms"),
+    (2, ("runs", 0, "on_cpu_ratio"), "abc", "on_cpu_ratio"),
+    (2, ("runs", 0, "cpu_samples"), 5, "cpu_samples"),
+    (2, ("runs", 0, "flops"), "__1E400__", "flops"),
+    (2, ("runs", 0, "max_ms"), "__1E400__", "max_ms"),
+    (3, ("runs", 0, "spans", 0, "worker"), 10**9, "worker"),
+    (4, ("runs", 0, "spans", 0, "extra"), 1, "extra"),
+    (4, ("runs", 0, "spans", 0, "start_ns"), "1", "start_ns"),
+    (4, ("machine", "blas"), "openblas", "blas"),
+    (4, ("runs", 0, "tasks"), "__4400_DIGITS__", "4300"),
+    (4, ("runs", 0, "config", "strategy"), "strategie", "strategy"),
+]
+
+
+def deep(n):
+    return "[" * n + "]" * n
+
+
+@pytest.mark.parametrize("finding,path,value,word", CRAFTED,
+                         ids=[f"{c[0]}-{'.'.join(map(str, c[1]))}={str(c[2])[:12]}" for c in CRAFTED])
+def test_show_refuses_crafted_snapshots(real, tmp_path, capsys, finding, path, value, word):
+    """Findings 2-4: exit 2 and one line naming the field, never a class name or a traceback."""
+    bad = mutated(real, path, value, tmp_path)
+    code, out, err = run_cli(capsys, "show", bad)
+    assert code == 2, err
+    assert err.count("\n") == 1 and word in err and "Error:" not in err, err
+    assert out == ""
+    for cmd in (["export", bad, "--format", "csv"], ["compare", bad, bad]):
+        code, out, err = run_cli(capsys, *cmd)
+        assert code == 2 and err.count("\n") == 1, err
+
+
+def test_nested_json_is_refused_before_parsing(tmp_path, capsys):
+    """Finding 4: a 100,000-deep file is refused by the depth cap (the parser never recurses)."""
+    p = tmp_path / "deep.json"
+    p.write_text('{"format": "partui-snapshot", "x": ' + deep(100_000) + "}")
+    code, _, err = run_cli(capsys, "show", p)
+    assert code == 2 and "nested" in err and err.count("\n") == 1
+
+
+def test_huge_and_endless_files_are_refused(tmp_path, capsys):
+    """Finding 3: a file past the size cap is refused from its size (a sparse 5 GB file, read
+    in no time); a FIFO or a device is refused before a byte is read."""
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(5 * 2**30)
+    tracemalloc.start()
+    code, _, err = run_cli(capsys, "show", big)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert code == 2 and "MiB" in err and peak < 5 * 2**20
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    code, _, err = run_cli(capsys, "show", fifo)
+    assert code == 2 and "not a regular file" in err
+    zero = tmp_path / "zero.json"
+    try:
+        os.mknod(zero, stat.S_IFCHR | 0o400, os.makedev(1, 5))  # like /dev/zero, made here
+    except PermissionError:
+        return
+    code, _, err = run_cli(capsys, "show", zero)
+    assert code == 2 and "not a regular file" in err
+
+
+def test_show_and_compare_strip_escape_sequences(real, tmp_path, capsys):
+    """Finding 9: a note or machine field cannot set the window title or clear the screen."""
+    d = copy.deepcopy(real)
+    d["note"] = "hello " + ESC_TITLE
+    d["machine"]["cpu_model"] = "cpu " + ESC_TITLE
+    d["machine"]["hostname"] = "\x9b2J" + "host"
+    p = tmp_path / "esc.json"
+    p.write_text(json.dumps(d))
+    for cmd in (["show", p], ["compare", p, p]):
+        code, out, err = run_cli(capsys, *cmd)
+        assert code == 0, err
+        assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    code, out, _ = run_cli(capsys, "show", p)
+    assert "hello ?]0;pwned?" in out
+
+
+# ---- the baseline book (finding 8) ----------------------------------------------------------
+
+def book_text(machine_fp, entries):
+    return json.dumps({"format": "partui-baselines", "version": 1,
+                       "machines": {machine_fp: entries}}, allow_nan=True)
+
+
+def good_entry():
+    return {"median_ms": 1.5, "measured": "2026-11-01T00:00:00+00:00",
+            "config": {"layer": "gelu3", "strategy": "none", "kernel": "vectorized",
+                       "executor": "inline", "workers": 1, "batch": 2, "repeats": 1,
+                       "warmup": 0, "seed": 0}}
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda e: [e],  # machines[fp] a list
+    lambda e: {"gelu3/vectorized/b2": {**e, "median_ms": -1}},
+    lambda e: {"gelu3/vectorized/b2": {**e, "median_ms": 0}},
+    lambda e: {"gelu3/vectorized/b2": {**e, "median_ms": float("nan")}},
+    lambda e: {"gelu3/vectorized/b2": {**e, "config": {
+        k: v for k, v in e["config"].items() if k != "strategy"}}},
+    lambda e: {"gelu3/vectorized/b2": json.loads(deep(50))},
+], ids=["list", "negative", "zero", "nan", "no-strategy", "nested"])
+def test_a_broken_book_is_noted_and_rebuilt(tmp_path, monkeypatch, capsys, mutate):
+    """Finding 8: a sweep with a broken book still saves its snapshot, says so in one line,
+    shows no negative speedup, and leaves a rebuilt book and no temp file."""
+    from partui.profiles.baselines import machine_fingerprint
+    from partui.profiles.machine import info
+    book = tmp_path / "book.json"
+    book.write_text(book_text(machine_fingerprint(info()), mutate(good_entry())))
+    monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(book))
+    out_file = tmp_path / "s.json"
+    code, out, err = run_cli(capsys, "sweep", "--layer", "gelu3", "--strategies", "none",
+                             "--executors", "inline", "--workers", "1", "--batch", "2",
+                             "--repeat", "1", "--warmup", "0", "--out", out_file)
+    assert code == 0, err
+    assert "baseline book" in err and "ignored" in err
+    assert out_file.exists() and not re.search(r"-\d+\.\d+x", out)  # no negative speedup
+    from partui.profiles.baselines import BaselineBook
+    assert BaselineBook(book).problem is None  # rebuilt from this sweep
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch):
+    from partui.profiles.engine import RunConfig
+    from partui.profiles.stream import EngineThread
+    from partui.tui.app import PartuiApp
+    book = tmp_path / "book.json"
+    book.write_text(json.dumps({"format": "partui-baselines", "machines": {"x": [1]}}))
+    monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(book))
+    app = PartuiApp(snapshot_dir=tmp_path, config=RunConfig("gelu3", "none", "vectorized",
+                                                              "inline", 1, 2, 1, 0),
+                    engine_factory=EngineThread, live_loop=False, machine={"cpu_model": "x"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert any("baseline book" in n.message for n in app._notifications)
+        await pilot.press("r")
+        import asyncio
+        for _ in range(500):
+            app.tick()
+            if app.session.runs:
+                break
+            await asyncio.sleep(0.02)
+        app.redraw(force=True)
+        assert app.session.runs and app.is_running
+
+
+# ---- the dashboard (finding 2) ----------------------------------------------------------------
+
+async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
+    """Finding 2: every crafted file, opened (as `partui FILE` and the browser's enter do),
+    exported with x and listed by o, is a notification; the dashboard stays up."""
+    from partui.profiles.engine import RunConfig
+    from partui.profiles.stream import EngineThread
+    from partui.tui.app import PartuiApp
+    from partui.tui.screens import SnapshotBrowser
+    folder = tmp_path / "mk["  # with the file below: a path holding "[/]" (Rich markup)
+    folder.mkdir()
+    paths = [mutated(real, path, value, folder, f"{i}.json")
+             for i, (_, path, value, _) in enumerate(CRAFTED)]
+    (folder / "deep.json").write_text(deep(100_000))
+    good = folder / "]ok.json"
+    good.write_text(json.dumps(real))
+    app = PartuiApp(snapshot_dir=folder / "]dir", config=RunConfig("conv2", workers=2, batch=4),
+                    engine_factory=EngineThread, live_loop=False, machine={"cpu_model": "x"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        for (_, _, _, word), p in zip(CRAFTED + [(0, 0, 0, "nested")],
+                                      paths + [folder / "deep.json"]):
+            app.load_snapshot(p)
+            await pilot.pause()
+            assert app.viewing is None
+            last = list(app._notifications)[-1]
+            assert last.severity == "error" and p.name in last.message and word in last.message
+        app.load_snapshot(good)  # "[/]" in the path: shown as text
+        assert app.viewing is not None
+        app.redraw(force=True)
+        await pilot.press("x")  # export the viewed snapshot into a folder named with "[/]"
+        await pilot.pause()
+        assert any(p.suffix == ".csv" for p in (folder / "]dir").iterdir())
+        await pilot.press("s")
+        await pilot.pause()
+        app.snapshot_dir = folder
+        await pilot.press("o")
+        await pilot.pause()
+        browser = app.screen
+        assert isinstance(browser, SnapshotBrowser)
+        errors = [s for s in browser.summaries if s.error]
+        assert len(errors) == len(paths) + 1
+        await pilot.press("escape")
+        assert app.is_running
+
+
+# ---- the property test ---------------------------------------------------------------------
+
+ODD_VALUES = st.sampled_from([
+    None, True, False, -1, 0, 1, 10**9, -(10**18), 2**70, 0.5, -0.0, 1e308, "", "x",
+    "[/]", ESC_TITLE, [], {}, [1, "a"], {"a": 1}, [[[[[]]]]], 1e-320,
+])
+
+
+def paths_of(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from paths_of(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node[:3]):  # the first few items stand for the rest
+            yield from paths_of(v, prefix + (i,))
+
+
+@pytest.fixture(scope="module")
+def all_paths(real):
+    return [p for p in paths_of(real) if p]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_snapshots_load_or_fail_in_one_line(real, all_paths, tmp_path, data):
+    """Finding 2-4, as a property: change, delete, nest or add anything in a real snapshot;
+    loading gives a good snapshot or one line (exit 2), everything downstream of a snapshot
+    that loads works, and memory stays within a fixed bound."""
+    d = copy.deepcopy(real)
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(all_paths))
+        node = d
+        try:
+            for k in path[:-1]:
+                node = node[k]
+            node[path[-1]]
+        except (KeyError, IndexError, TypeError):
+            continue
+        how = data.draw(st.sampled_from(["value", "delete", "nest", "extra"]))
+        if how == "value":
+            node[path[-1]] = data.draw(ODD_VALUES)
+        elif how == "delete":
+            del node[path[-1]]
+        elif how == "nest":
+            node[path[-1]] = [node[path[-1]]]
+        elif isinstance(node[path[-1]], dict):
+            node[path[-1]]["unexpected"] = data.draw(ODD_VALUES)
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(d, allow_nan=True))
+    tracemalloc.start()
+    try:
+        try:
+            snap = load(p)
+        except SnapshotError as exc:
+            message = str(exc)
+            assert "\n" not in message and message.startswith(str(p))
+            return
+        exercise_everything_downstream(snap, p)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 64 * 2**20
+
+
+def exercise_everything_downstream(snap, path):
+    """What show, export, compare and the dashboard do with a loaded snapshot."""
+    from partui.profiles.analysis import analyze
+    from partui.profiles.export import chrome_trace, csv_text, snapshot_baselines
+    from partui.tui.commands.profiling import compare_report, report
+    from partui.tui.snapshots import model_from_snapshot
+    report(analyze(snap.results(), snapshot_baselines(snap), "this snapshot"))
+    compare_report(snap, snap)
+    json.dumps(chrome_trace(snap), allow_nan=False)
+    csv_text(snap)
+    model = model_from_snapshot(path, max_workers=2)
+    for r in model.runs:
+        assert math.isfinite(r.median_ms) and r.median_ms > 0
+        assert all(0 <= s.worker < r.config["workers"] for s in r.spans)
