@@ -13,11 +13,10 @@ import json
 import math
 import re
 
-import numpy as np
-
 from .safe_files import read_limited
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class FileProblem(ValueError):
@@ -26,10 +25,10 @@ class FileProblem(ValueError):
 
 def nesting_depth(raw: bytes) -> int:
     """The deepest [ / { nesting of a JSON text (strings skipped), without parsing it."""
-    brackets = _STRING.sub(b"", raw).translate(None, bytes(b for b in range(256)
-                                                         if b not in b"[]{}"))
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
     if not brackets:
         return 0
+    import numpy as np  # here: `partui --help` reaches this module and must not load numpy
     steps = np.frombuffer(brackets, dtype=np.uint8)
     depth = np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1))
     return int(depth.max())

@@ -126,9 +126,9 @@ _MACHINE_INTS = ("logical_cores", "physical_cores", "usable_cores", "cache_line"
 def check_config(c, where: str) -> dict:
     """A run's configuration: known names, sane sizes (what RunConfig(**c) needs)."""
     from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
-    from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES
+    from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES
 
-    from .engine import MAX_WORKERS
+    from .config import MAX_WORKERS
     Check.obj(c, where)
     Check.keys(c, _CONFIG_KEYS, where)
     Check.choice(Check.field(c, "layer", where), LAYER_NAMES, f"{where}.layer")
