@@ -1,6 +1,7 @@
 """`partui list`, `partui info`, `partui run`."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
