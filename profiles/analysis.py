@@ -2,10 +2,10 @@
 baseline, and the scaling of each configuration over worker counts (Amdahl, Karp-Flatt)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .baselines import Baseline, key_of
-from .stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats
+from .stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats, summarize
 
 
 def series_key(config: dict) -> tuple:
@@ -21,6 +21,46 @@ def config_key(config: dict) -> tuple:
 def label(config: dict) -> str:
     return (f"{config['layer']} {config['strategy']}/{config['kernel']}/{config['executor']} "
             f"w={config['workers']} b={config['batch']}")
+
+
+def pool(results):
+    """Several runs of one configuration as one: every repeat of every run counts.
+
+    The median and min-max are over all repeats; per-worker busy time and on-CPU ratio are
+    the medians over runs (NaN ratios left out); the spans are the last run's. One run
+    comes back as it is.
+    """
+    results = list(results)
+    if len(results) == 1:
+        return results[0]
+    import math
+    last = results[-1]
+    times = [t for r in results for t in r.times_ms]
+    s = summarize(times)
+
+    def per_worker(values_of):
+        lists = [values_of(r) for r in results]
+        width = max((len(v) for v in lists), default=0)
+        out = []
+        for w in range(width):
+            vals = sorted(v[w] for v in lists if w < len(v) and not math.isnan(v[w]))
+            out.append(vals[len(vals) // 2] if vals else float("nan"))
+        return out
+    errors = [r.max_abs_error for r in results]
+    return replace(last, times_ms=times, median_ms=s.median, min_ms=s.min, max_ms=s.max,
+                   q1_ms=s.q1, q3_ms=s.q3, max_abs_error=max(errors),
+                   ok=all(r.ok for r in results),
+                   worker_busy_ms=per_worker(lambda r: r.worker_busy_ms),
+                   on_cpu_ratio=per_worker(lambda r: r.on_cpu_ratio),
+                   pool_startup_ms=max(r.pool_startup_ms for r in results))
+
+
+def pooled_by_config(results) -> dict[tuple, object]:
+    """config_key -> every run of that configuration pooled (in first-seen order)."""
+    groups: dict[tuple, list] = {}
+    for r in results:
+        groups.setdefault(config_key(r.config), []).append(r)
+    return {k: pool(v) for k, v in groups.items()}
 
 
 @dataclass
@@ -65,7 +105,7 @@ def analyze(results, known: dict[str, Baseline] | None = None,
     for k, b in best_single_worker(results, source).items():
         if k not in baselines or b.median_ms < baselines[k].median_ms:
             baselines[k] = b
-    by_config = {config_key(r.config): r for r in results}  # a repeated config: the last run
+    by_config = pooled_by_config(results)  # a repeated configuration: every run pooled
     rows = []
     for r in results:
         twin = by_config.get(series_key(r.config) + (1,))

@@ -24,7 +24,7 @@ from .config import (MAX_WORKERS, ConfigError, RunCancelledError,  # noqa: F401 
 from .events import (CpuSample, RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span,
                      SpanDone)
 from .executors import Executor, ProcessExecutor, ThreadExecutor, WorkerLost, make_executor, _wait_all
-from .sampler import SAMPLE_HZ, CpuSampler, on_cpu_ratios
+from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler, on_cpu_ratios
 from .stats import summarize
 
 RELATIVE_TOLERANCE = 1e-4
@@ -115,9 +115,14 @@ def verify(output: np.ndarray, expected: np.ndarray) -> tuple[float, float, bool
 class Engine:
     """Runs configurations; keeps pools warm between runs. Use as a context manager."""
 
-    def __init__(self, sample_hz: float = SAMPLE_HZ):
-        """`sample_hz`: CPU samples per second while a run works (0: no sampling)."""
+    def __init__(self, sample_hz: float = SAMPLE_HZ, monitor: CpuSampler | None = None):
+        """`sample_hz`: CPU samples per second while a run works (0: no sampling).
+
+        `monitor`: an always-on CpuSampler to use for runs (the dashboard's engine samples
+        between runs too); without one, each run starts and stops its own.
+        """
         self.sample_hz = sample_hz
+        self.monitor = monitor
         self._executors: dict[tuple[str, int], Executor] = {}
         self._current: Executor | None = None
         self._run = 0
@@ -166,6 +171,11 @@ class Engine:
         ex.reset()
         self._current = ex
         startup = ex.start()
+        sampler = None
+        if self.monitor is not None:  # before RunStarted: the samples after it are this run's
+            sampler = self.monitor
+            sampler.watch(ex.worker_ids(), ex.processes, self.sample_hz or IDLE_HZ)
+            sampler.record()
         emit(RunStarted(run_id, cfg.to_dict(), startup))
         x = _input(cfg.layer, cfg.batch, cfg.seed)
         params = _params(cfg.layer, cfg.seed)
@@ -178,14 +188,13 @@ class Engine:
         arena = ex.arena(shapes)
         spans: list[Span] = []
         times: list[float] = []
-        sampler = None
         cpu_marks = []  # worker CPU times at the start and end of the timed repeats
         try:
             arena.arrays["x"][...] = x
             for k, v in params.items():
                 arena.arrays[k][...] = v
             on_span = lambda s: emit(SpanDone(s))  # noqa: E731
-            if self.sample_hz:
+            if sampler is None and self.sample_hz:
                 sampler = CpuSampler(ex.worker_ids(), emit, ex.processes, self.sample_hz).start()
             with blas.limit(ex.blas_threads):
                 for rep in range(-cfg.warmup, cfg.repeats):
@@ -221,15 +230,20 @@ class Engine:
             emit(RunFailed(run_id, str(exc), config=cfg.to_dict()))
             raise
         finally:
-            if sampler:
+            samples = []
+            if sampler is self.monitor and sampler is not None:
+                samples = sampler.stop_recording()
+                sampler.watch({}, False, IDLE_HZ)
+            elif sampler:
                 sampler.stop()
+                samples = sampler.samples
             arena.close()
             self._current = None
         err, tol, ok = verify(output, _reference(cfg.layer, cfg.batch, cfg.seed))
         result = self._result(cfg, layer, times, spans, err, tol, ok, startup,
                               tasks=len(spans) // max(1, len(times)))
         if sampler:
-            result.cpu_samples = sampler.samples
+            result.cpu_samples = samples
             if len(cpu_marks) == 2:
                 # busy summed over all timed repeats: the same stretch as the CPU marks
                 total_busy = [0.0] * cfg.workers

@@ -31,6 +31,7 @@ class RunStarted:
     run: int
     config: dict[str, Any]
     pool_startup_ms: float  # 0 when the pool was already warm
+    live: bool = False  # made by live mode (run again and again), not submitted
 
 
 @dataclass(frozen=True)
@@ -72,19 +73,27 @@ class CpuSample:
     t_ns: int  # perf_counter_ns when taken: the same clock as the spans
     per_core: list[float]  # percent 0-100 per logical CPU
     workers: dict[int, float]  # worker index -> CPU seconds used so far (thread or process)
-    engine_cpu: float  # percent of one core used by the engine process itself, sampler included
+    engine_cpu: float  # % of one core used by the engine process itself, sampler included
     sampler_cost_us: float  # CPU time this sample cost the sampler
+    window_ns: int = 0  # the stretch this sample covers, ending at t_ns (0: not recorded)
+    partui_cpu: float | None = None  # % of one core: engine, its worker processes, dashboard
+    others_cpu: float | None = None  # % of one core: every other program on the machine
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["workers"] = {str(k): v for k, v in self.workers.items()}  # JSON keys are strings
+        d["per_core"] = [None if v != v else v for v in self.per_core]  # JSON has no NaN
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CpuSample":
-        return cls(int(d["t_ns"]), [float(v) for v in d["per_core"]],
+        def opt(v):
+            return None if v is None else float(v)
+        return cls(int(d["t_ns"]), [float("nan") if v is None else float(v) for v in d["per_core"]],
                    {int(k): float(v) for k, v in d["workers"].items()},
-                   float(d["engine_cpu"]), float(d["sampler_cost_us"]))
+                   float(d["engine_cpu"]), float(d["sampler_cost_us"]),
+                   int(d.get("window_ns") or 0), opt(d.get("partui_cpu")),
+                   opt(d.get("others_cpu")))
 
 
 @dataclass

@@ -3,7 +3,8 @@ and CSV (one row per run).
 
 Trace layout: every run is a process ("run 3: conv2 batch/vectorized/threads w=2 b=64")
 whose threads are its workers (tid = worker index) with one X event per task, plus a
-"repeats" lane and counter tracks "cpu0 %", "cpu1 %", ... and "engine CPU %". Process-pool
+"repeats" lane and counter tracks "cpu0 %", "cpu1 %", ... (0-100 per core) and the
+engine's, partui's and other programs' CPU in % of one core (at most 100 x cores). Process-pool
 workers appear under their own OS pid, named "worker k (pid P)". Times are microseconds
 from the first event of the snapshot (all spans use CLOCK_MONOTONIC, shared by processes).
 """
@@ -85,16 +86,31 @@ def chrome_trace(snap) -> dict:
             events.append({"ph": "X", "name": f"repeat {rep}", "cat": "repeat", "pid": pid,
                            "tid": REPEAT_TID, "ts": us(a), "dur": (b - a) / 1000.0,
                            "args": {"run": i, "repeat": rep}})
+        cores = int(snap.machine.get("logical_cores") or 0)
         for sample in r.cpu_samples:
-            ts = us(sample.t_ns)
-            for core, pct in enumerate(sample.per_core):
-                events.append({"ph": "C", "name": f"cpu{core} %", "pid": pid, "ts": ts,
-                               "args": {"%": round(pct, 2)}})
-            events.append({"ph": "C", "name": "engine CPU %", "pid": pid, "ts": ts,
-                           "args": {"%": round(sample.engine_cpu, 2)}})
+            events += cpu_counters(sample, pid, us(sample.t_ns), cores)
     return {"traceEvents": events, "displayTimeUnit": "ms",
             "otherData": {"partui_version": snap.partui_version, "created": snap.created,
                           "note": snap.note, "cpu": str(snap.machine.get("cpu_model", ""))}}
+
+
+def cpu_counters(sample, pid: int, ts: float, cores: int = 0) -> list[dict]:
+    """Counter events of one CPU sample, in the dashboard's units.
+
+    Per core: 0-100 (a core the sample could not read is left out, not drawn as 0).
+    Processes: % of one core, never more than 100 x the logical cores.
+    """
+    cap = 100.0 * (cores or len(sample.per_core) or 1)
+    out = [{"ph": "C", "name": f"cpu{core} %", "pid": pid, "ts": ts,
+            "args": {"%": round(min(100.0, max(0.0, pct)), 2)}}
+           for core, pct in enumerate(sample.per_core) if pct == pct]
+    for name, value in (("engine CPU % of one core", sample.engine_cpu),
+                        ("partui CPU % of one core", sample.partui_cpu),
+                        ("other programs CPU % of one core", sample.others_cpu)):
+        if value is not None and value == value:
+            out.append({"ph": "C", "name": name, "pid": pid, "ts": ts,
+                        "args": {"%": round(min(cap, max(0.0, value)), 2)}})
+    return out
 
 
 CSV_FIELDS = ["layer", "strategy", "kernel", "executor", "workers", "batch", "repeats",

@@ -21,6 +21,8 @@ import psutil
 from .events import CpuSample
 
 SAMPLE_HZ = 12.5  # >= 10 Hz with room for timer slack; ~0.1 ms of CPU per sample
+IDLE_HZ = 2.0  # the always-on monitor between runs
+MIN_WINDOW_S = 0.02  # shorter windows are merged into the next sample (clock ticks are 10 ms)
 PROC = "/proc"
 
 
@@ -102,19 +104,31 @@ class CpuSampler:
     """Samples on its own thread at `hz` and hands each CpuSample to `emit`.
 
     `workers` maps worker index -> native thread id (threads of this process) or pid
-    (`processes=True`). Use as a context manager around the work.
+    (`processes=True`). Use as a context manager around the work, or keep one running
+    all the time (the dashboard's engine does): `watch()` changes the workers and the rate
+    for a run, `record()` / `stop_recording()` collect the samples taken meanwhile.
+
+    `also_pids`: other processes that belong to partui (the dashboard), counted in
+    `partui_cpu`; the CPU of every other program is what the cores did beyond that.
     """
 
     def __init__(self, workers: dict[int, int], emit: Callable | None = None,
-                 processes: bool = False, hz: float = SAMPLE_HZ):
+                 processes: bool = False, hz: float = SAMPLE_HZ,
+                 also_pids: tuple[int, ...] = ()):
         self.workers = dict(workers)
         self.processes = processes
         self.interval = 1.0 / hz
         self.emit = emit or (lambda sample: None)
+        self.also_pids = tuple(also_pids)
         self.samples: list[CpuSample] = []
+        self.keep = True  # append every sample to `samples` (an always-on monitor records instead)
+        self.cores = psutil.cpu_count() or 1
+        self._recording: list | None = None
+        self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last = None  # (t_ns, core busy, process cpu s)
+        self._last = None  # (t_ns, core busy, process cpu s, {pid: cpu s} of partui's others)
 
     def worker_cpu(self) -> dict[int, float]:
         """CPU seconds used so far by each worker that still exists."""
@@ -126,39 +140,98 @@ class CpuSampler:
                 out[index] = v
         return out
 
-    def sample(self) -> CpuSample | None:
-        """Take one sample; None for the first (it only sets the starting point)."""
-        c0 = time.thread_time_ns()
-        now = time.perf_counter_ns()
-        cores = _core_busy()
-        proc = time.process_time()
-        workers = self.worker_cpu()
-        last, self._last = self._last, (now, cores, proc)
-        if last is None:
-            return None
-        t_last, cores_last, proc_last = last
-        per_core = []
-        for (b1, t1), (b0, t0) in zip(cores, cores_last):
-            dt = t1 - t0
-            per_core.append(min(100.0, max(0.0, 100.0 * (b1 - b0) / dt)) if dt > 0 else 0.0)
-        wall = (now - t_last) / 1e9
-        engine = 100.0 * (proc - proc_last) / wall if wall > 0 else 0.0
-        cost = (time.thread_time_ns() - c0) / 1e3
-        s = CpuSample(now, per_core, workers, engine, cost)
-        self.samples.append(s)
+    def _other_partui_cpu(self) -> dict[int, float]:
+        """CPU seconds of partui's processes besides this one: the dashboard, process workers."""
+        pids = list(self.also_pids)
+        if self.processes:
+            pids += list(self.workers.values())
+        out = {}
+        for pid in pids:
+            v = process_cpu_s(pid)
+            if v is not None:
+                out[pid] = v
+        return out
+
+    def sample(self, emit: bool = False) -> CpuSample | None:
+        """Take one sample: what happened since the previous one.
+
+        None for the first (it only sets the starting point), and for a window shorter
+        than MIN_WINDOW_S: the CPU times move in clock ticks, so a short window reads as
+        0% or as several cores' worth; the next sample covers it instead.
+        """
+        with self._lock:
+            c0 = time.thread_time_ns()
+            now = time.perf_counter_ns()
+            proc = time.process_time()
+            cores = _core_busy()
+            others = self._other_partui_cpu()
+            workers = self.worker_cpu()
+            last = self._last
+            if last is not None and (now - last[0]) / 1e9 < MIN_WINDOW_S:
+                return None
+            self._last = (now, cores, proc, others)
+            if last is None:
+                return None
+            t_last, cores_last, proc_last, others_last = last
+            wall = (now - t_last) / 1e9
+            per_core = []
+            for (b1, t1), (b0, t0) in zip(cores, cores_last):
+                dt = t1 - t0
+                per_core.append(min(100.0, max(0.0, 100.0 * (b1 - b0) / dt)) if dt > 0
+                                else float("nan"))
+            cap = 100.0 * self.cores  # % of one core: never more than every core
+            engine = min(cap, max(0.0, 100.0 * (proc - proc_last) / wall))
+            # a process seen for the first time has no starting point: left out, not 0%
+            rest = sum(v - others_last[pid] for pid, v in others.items() if pid in others_last)
+            partui = min(cap, engine + max(0.0, 100.0 * rest / wall))
+            known = [v for v in per_core if v == v]
+            total = sum(known) * len(per_core) / len(known) if known else float("nan")
+            other = max(0.0, total - partui) if total == total else None
+            cost = (time.thread_time_ns() - c0) / 1e3
+            s = CpuSample(now, per_core, workers, engine, cost, window_ns=now - t_last,
+                          partui_cpu=partui, others_cpu=other)
+            if self.keep:
+                self.samples.append(s)
+            if self._recording is not None:
+                self._recording.append(s)
+            if emit:  # under the lock: samples go out in the order they were taken
+                self.emit(s)
         return s
+
+    # -- an always-on monitor ------------------------------------------------
+    def watch(self, workers: dict[int, int], processes: bool, hz: float) -> None:
+        """Sample these workers at `hz` from now on (a run starts or ends)."""
+        self.sample(emit=True)  # closes the window before the change
+        with self._lock:
+            self.workers = dict(workers)
+            self.processes = processes
+            self.interval = 1.0 / hz
+            if self._last is not None:  # process workers changed: restart their baseline
+                self._last = self._last[:3] + (self._other_partui_cpu(),)
+        self._wake.set()
+
+    def record(self) -> None:
+        with self._lock:
+            self._recording = []
+
+    def stop_recording(self) -> list[CpuSample]:
+        """The samples taken since record(), the window up to now included."""
+        self.sample(emit=True)
+        with self._lock:
+            out, self._recording = self._recording or [], None
+        return out
 
     def _loop(self) -> None:
         next_t = time.perf_counter()
         while not self._stop.is_set():
-            s = self.sample()
-            if s is not None:
-                self.emit(s)
+            self.sample(emit=True)
             next_t += self.interval
             delay = next_t - time.perf_counter()
             if delay < 0:  # fell behind (a busy machine): do not burst to catch up
                 next_t, delay = time.perf_counter(), 0
-            self._stop.wait(delay)
+            if self._wake.wait(delay):  # the rate changed: the new period starts now
+                self._wake.clear()
+                next_t = time.perf_counter()
 
     def start(self) -> "CpuSampler":
         self.sample()  # the starting point, taken before the work begins
@@ -170,11 +243,10 @@ class CpuSampler:
         """Stop the thread and take a last sample, so even a short run has one."""
         if self._thread is not None:
             self._stop.set()
+            self._wake.set()
             self._thread.join()
             self._thread = None
-            s = self.sample()
-            if s is not None:
-                self.emit(s)
+            self.sample(emit=True)
 
     def __enter__(self):
         return self.start()

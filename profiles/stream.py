@@ -12,8 +12,12 @@ configuration (set_live) runs again and again whenever nothing is queued, back t
 an idle gap between runs would make the next ones slower (cold caches and threads) and
 the live figures would not match a headless run; a bad
 configuration gives RunFailed(run=0, ...) instead of an exception, and so does any error
-in the engine (the service keeps serving). CpuSample events arrive at >= 10 Hz while a run
-works.
+in the engine (the service keeps serving).
+
+CPU samples never stop: CpuSample events arrive at IDLE_HZ between runs and at >= 10 Hz
+while a run works. Spans and samples travel once: the RunFinished / RunFailed result comes
+without them (its `spans` and `cpu_samples` are empty); a consumer keeps the timed SpanDone events
+and the CpuSample events between RunStarted and the run's end (tui.model does).
 """
 from __future__ import annotations
 
@@ -25,13 +29,17 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
-from partui.kernels.strategies import NotApplicable
-
-from .engine import ConfigError, Engine, RunCancelledError, RunConfig
+# the engine (numpy, the kernels) is imported when the service starts serving: the child
+# process starts its CPU monitor first, so the dashboard's CPU chart fills at once
 from .events import RunCancelled, RunFailed, RunFinished, RunStarted
-from .sampler import SAMPLE_HZ
+from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
+
+if TYPE_CHECKING:
+    from .engine import RunConfig
 
 CANCEL_RETRY_S = 0.02  # a cancel is repeated until the run ends (it may not have started yet)
 FLUSH_S = 0.01  # the child sends what it has every 10 ms...
@@ -47,9 +55,12 @@ def one_line(exc: BaseException) -> str:
 class _Service:
     """Runs queued configurations on one Engine, on the thread that calls serve()."""
 
-    def __init__(self, emit, sample_hz: float = SAMPLE_HZ):
+    def __init__(self, emit, sample_hz: float = SAMPLE_HZ, also_pids: tuple[int, ...] = (),
+                 monitor: CpuSampler | None = None):
         self._emit = emit
+        self._monitor = monitor  # already sampling (the child starts it before any import)
         self._sample_hz = sample_hz
+        self._also_pids = also_pids  # partui's other processes (the dashboard), for the monitor
         self._queue: collections.deque = collections.deque()
         self._cv = threading.Condition()
         self._stopping = False
@@ -106,7 +117,13 @@ class _Service:
             self._emit(RunCancelled(0, _config_dict(cfg)))
 
     def serve(self) -> None:
-        self.engine = Engine(self._sample_hz)
+        from .engine import Engine
+        monitor = self._monitor
+        if self._sample_hz and monitor is None:
+            monitor = CpuSampler({}, self._emit, hz=IDLE_HZ, also_pids=self._also_pids)
+            monitor.keep = False  # runs record their own stretch; nothing else is kept
+            monitor.start()
+        self.engine = Engine(self._sample_hz, monitor=monitor)
         try:
             while True:
                 with self._cv:
@@ -119,7 +136,7 @@ class _Service:
                     self._ticket += 1
                     self._running = True
                 try:
-                    if not self._run_one(cfg) and live:
+                    if not self._run_one(cfg, live) and live:
                         with self._cv:  # a live run that cannot run stops live mode
                             if self._live is cfg:
                                 self._live = None
@@ -128,17 +145,25 @@ class _Service:
                         self._running = False
                 self._report_dropped()
         finally:
+            if monitor is not None:
+                monitor.stop()
             self.engine.close()
 
-    def _run_one(self, cfg) -> bool:
+    def _run_one(self, cfg, live: bool = False) -> bool:
         """Run one configuration; False when it could not run (bad config, an error)."""
+        from partui.kernels.strategies import NotApplicable
+
+        from .engine import ConfigError, RunCancelledError, RunConfig
         seen = {"run": 0, "ended": False}
 
         def emit(event):
             if isinstance(event, RunStarted):
                 seen["run"] = event.run
+                if live:
+                    event = replace(event, live=True)
             elif isinstance(event, TERMINAL):
                 seen["ended"] = True
+                event = _without_streams(event)
             self._emit(event)
 
         try:
@@ -161,8 +186,16 @@ class _Service:
         return False
 
 
+def _without_streams(event):
+    """The end of a run without its spans and CPU samples: they were sent as they came."""
+    result = getattr(event, "result", None)
+    if result is None or not (result.spans or result.cpu_samples):
+        return event
+    return replace(event, result=replace(result, spans=[], cpu_samples=[]))
+
+
 def _config_dict(cfg) -> dict | None:
-    return cfg.to_dict() if isinstance(cfg, RunConfig) else None
+    return cfg.to_dict() if hasattr(cfg, "to_dict") else None
 
 
 # ---- on a thread -----------------------------------------------------------------
@@ -275,7 +308,12 @@ def _child_main(cmd_fd: int, evt_fd: int, sample_hz: float) -> None:
     cmd_conn, evt_conn = Connection(cmd_fd, writable=False), Connection(evt_fd, readable=False)
     evt_conn.send({"hello": os.getpid(), "textual": "textual" in sys.modules})
     batcher = _Batcher(evt_conn)
-    service = _Service(batcher.add, sample_hz)
+    monitor = None
+    if sample_hz:  # the dashboard (our parent) counts as partui, not as another program
+        monitor = CpuSampler({}, batcher.add, hz=IDLE_HZ, also_pids=(os.getppid(),))
+        monitor.keep = False
+        monitor.start()
+    service = _Service(batcher.add, sample_hz, monitor=monitor)
 
     def control():
         try:

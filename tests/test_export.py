@@ -64,3 +64,23 @@ def test_csv_has_one_row_per_run():
     assert rows[0]["executor"] == "threads" and rows[1]["executor"] == "processes"
     assert float(rows[0]["median_ms"]) == 5.0 and rows[0]["ok"] == "True"
     assert rows[0]["speedup_vs_baseline"] == ""  # no single-worker run: no baseline, no number
+
+
+def test_cpu_counters_keep_their_units_and_leave_out_what_was_not_read():
+    """Per core 0-100; processes in % of one core, capped at 100 x cores; unread: absent."""
+    result = fake(workers=2)
+    t = 1_000_000_000
+    result.spans = [Span(0, 7, t, t + 10, 1, repeat=0, run=1)]
+    result.cpu_samples = [CpuSample(t + 5, [float("nan"), 40.0], {}, 2714.0, 50.0,
+                                    partui_cpu=2714.0, others_cpu=30.0),
+                          CpuSample(t + 9, [100.0, 20.0], {}, 90.0, 50.0)]
+    snap = Snapshot.from_results([result], machine=MACHINE, note="n")
+    counters = [e for e in chrome_trace(snap)["traceEvents"] if e["ph"] == "C"]
+    by_name = {}
+    for e in counters:
+        by_name.setdefault(e["name"], []).append(e["args"]["%"])
+    assert by_name["cpu0 %"] == [100.0]  # the unread first value is not a fake 0%
+    assert by_name["cpu1 %"] == [40.0, 20.0]
+    assert by_name["engine CPU % of one core"] == [200.0, 90.0]  # 2 cores: at most 200
+    assert by_name["partui CPU % of one core"] == [200.0]
+    assert by_name["other programs CPU % of one core"] == [30.0]

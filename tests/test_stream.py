@@ -48,15 +48,34 @@ def test_events_arrive_in_order_with_samples_and_failures(engine):
     assert ends[2].error.startswith("not applicable") and "\n" not in ends[2].error
     assert "RunConfig" in ends[3].error
     first = ends[0].result
-    assert first.ok and len(first.spans) == 3 * 2 and len(first.on_cpu_ratio) == 2
-    # every span of the run was streamed before the run's end, and each repeat was reported
+    assert first.ok and len(first.on_cpu_ratio) == 2
+    # spans and samples travel once: streamed as they came, not again in the run's end
+    assert first.spans == [] and first.cpu_samples == []
     spans = [e.span for e in events if isinstance(e, SpanDone) and e.span.run == ends[0].run]
-    assert len(spans) == (3 + 1) * 2
+    assert len(spans) == (3 + 1) * 2 and sum(s.repeat >= 0 for s in spans) == 3 * 2
     assert [e.repeat for e in events if isinstance(e, RepeatDone) and e.run == ends[0].run] == \
         [-1, 0, 1, 2]
     samples = [e for e in events if isinstance(e, CpuSample)]
     assert samples and all(len(s.per_core) == psutil.cpu_count() for s in samples)
-    assert all(0 <= v <= 100 for s in samples for v in s.per_core)
+    assert all(0 <= v <= 100 for s in samples for v in s.per_core if v == v)
+    cores = psutil.cpu_count()
+    assert all(0 <= s.engine_cpu <= 100 * cores and 0 <= s.partui_cpu <= 100 * cores
+               for s in samples)
+
+
+def test_cpu_is_sampled_with_no_run_at_all(engine):
+    """The monitor samples between runs: a chart of the last 30 s has something idle too."""
+    events = []
+    deadline = time.monotonic() + 5
+    while sum(isinstance(e, CpuSample) for e in events) < 3:
+        assert time.monotonic() < deadline, "no CPU samples while idle"
+        events += engine.drain()
+        time.sleep(0.05)
+    samples = [e for e in events if isinstance(e, CpuSample)]
+    assert not any(isinstance(e, (RunStarted, SpanDone)) for e in events)
+    # idle: a low rate, each sample says the stretch it covers, and the first is not a 0%
+    assert all(s.window_ns >= 0.02e9 for s in samples)
+    assert all(s.others_cpu is not None and s.others_cpu >= 0 for s in samples)
 
 
 def test_spans_stream_while_the_run_works(engine):

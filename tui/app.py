@@ -1,9 +1,14 @@
 """The partui dashboard: pick a layer and a strategy, watch what parallelism does to it.
 
 The engine runs in a child process (profiles.stream.EngineProcess), so drawing
-charts here never competes with the kernels for this interpreter's GIL. A
-timer drains the engine's events a few times a second, folds them into the
-model, and redraws only the charts on the visible tab whose data changed.
+charts here never competes with the kernels for this interpreter's GIL. One event
+path: a Textual worker thread reads the engine's events and posts them as a message
+at most EVENTS_HZ times a second; the app folds them into the model; each chart and
+the runs table redraw from the model on their own timers, only when what they show
+moved and only while they are on screen.
+
+An unexpected error that ends the app leaves its traceback in a log file (its path is
+printed) and a non-zero exit code; a chart that fails to draw only says so in its pane.
 """
 from __future__ import annotations
 
@@ -11,24 +16,33 @@ import time
 from pathlib import Path
 
 import psutil
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Grid, Horizontal, Vertical
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.message import Message
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from partui.profiles.engine import RunConfig, default_workers
+from partui.profiles.events import CpuSample
 
-from .charts import Chart, CpuChart, HistoryChart, SpeedupChart, TimelineChart
+from .charts import CpuChart, HistoryChart, SpeedupChart, TimelineChart
 from .memlab_tab import MemLabTab
 from .model import Model, reason_for
 from .panes import LayerList, MachineHeader, RunsTable, SettingsPane
 from .safe_text import printable
 
-TICK_S = 0.2  # how often events are drained and one stale chart is redrawn
-CHART_MIN_INTERVAL_S = 1.0  # a chart redraws at most once a second (four charts: four frames a second)
+EVENTS_HZ = 5  # engine events reach the app at most this often, in one message
 TABLE_MIN_INTERVAL_S = 2.0  # the runs table (its rendering costs more than a chart's)
+
+
+class EngineEvents(Message):
+    """A batch of the engine's events, posted by the worker that reads them."""
+
+    def __init__(self, events: list) -> None:
+        super().__init__()
+        self.events = events
 
 
 class PartuiApp(App):
@@ -49,6 +63,8 @@ class PartuiApp(App):
         Binding("right_square_bracket", "batch(1)", "Batch x2", show=False),
         Binding("left_square_bracket", "batch(-1)", "Batch /2", show=False),
         Binding("w", "sweep", "Sweep"),
+        Binding("comma", "repeat(-1)", "Repeat-", show=False),
+        Binding("full_stop", "repeat(1)", "Repeat+", show=False),
         Binding("s", "save", "Save"),
         Binding("x", "export", "Export"),
         Binding("o", "browser", "Snapshots"),
@@ -70,11 +86,12 @@ class PartuiApp(App):
         self.session = Model(config or RunConfig("conv2"), max_workers=max(2, default_workers()))
         self.viewing: Model | None = None
         self.live = live  # the engine runs the session's configuration back to back
-        self.sweep_left: list[dict] = []  # configurations of a sweep not finished yet
+        self.sweep_left: list[RunConfig] = []  # configurations of a sweep not finished yet
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
         self.self_cpu: float | None = None
         self.machine: dict = machine or {}  # given: tests that need a fixed header
+        self.crash_log: Path | None = None  # where the traceback of a fatal error went
 
     # -- layout -------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -99,6 +116,9 @@ class PartuiApp(App):
         """Messages carry paths, notes and errors from files: shown as text, never as markup."""
         super().notify(printable(message), title=printable(title), markup=markup, **kw)
 
+    def charts(self) -> list:
+        return [self.query_one(f"#{name}") for name in ("timeline", "cpu", "speedup", "history")]
+
     @property
     def shown(self) -> Model:
         return self.viewing or self.session
@@ -117,7 +137,10 @@ class PartuiApp(App):
             self.load_snapshot(self.open_snapshot)
         if self.live_loop:
             self.start_engine()
-            self.set_interval(TICK_S, self.tick)
+            self.read_events()
+            for chart in self.charts():
+                chart.start_timer()
+            self.set_interval(TABLE_MIN_INTERVAL_S, self.redraw_table)
             self.set_interval(1.0, self.measure_self)
         if self.live:
             self.start_engine()
@@ -131,15 +154,37 @@ class PartuiApp(App):
             self.engine = self._engine_factory()
             self.engine.start()
 
-    # -- the loop -----------------------------------------------------------
+    # -- the event path -------------------------------------------------------
+    @work(thread=True, exclusive=True, group="engine-events", exit_on_error=False)
+    def read_events(self) -> None:
+        """Read the engine's events on a thread; post them at most EVENTS_HZ times a second."""
+        from textual.worker import get_current_worker
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            time.sleep(1.0 / EVENTS_HZ)
+            engine = self.engine
+            if engine is None:
+                continue
+            try:
+                events = engine.drain(max_events=100_000)
+            except Exception as exc:  # noqa: BLE001 - the engine closed under us
+                if self.engine is engine:
+                    self.call_from_thread(self.notify, f"engine events: {exc}",
+                                          severity="error")
+                continue
+            if events:
+                self.post_message(EngineEvents(events))
+
+    def on_engine_events(self, message: EngineEvents) -> None:
+        self.handle_events(message.events)
+
     def tick(self) -> None:
-        """Drain the engine's events and redraw what changed."""
+        """Drain the engine's events now and redraw everything (tests run without timers)."""
         if self.engine is None:
             return
         events = self.engine.drain()
         if events:
             self.handle_events(events)
-        self.redraw()
 
     @property
     def busy(self) -> bool:
@@ -147,8 +192,14 @@ class PartuiApp(App):
         return self.session.running is not None or bool(self.sweep_left) or self.live
 
     def handle_events(self, events) -> None:
-        from partui.profiles.events import RunCancelled, RunFailed, RunFinished
+        from partui.profiles.events import RunCancelled, RunFailed, RunFinished, RunStarted
+        running = self.session.running
         self.session.apply(events)
+        if (self.session.running is None) != (running is None) or any(
+                isinstance(ev, RunStarted) for ev in events):
+            self.query_one(SettingsPane).show(self.shown, self.live)  # "running: ..." line
+        if any(isinstance(ev, CpuSample) for ev in events):
+            self.refresh_header()
         for ev in events:
             if isinstance(ev, RunFinished) and self.session.book.offer(ev.result):
                 self.session.book.save()  # a new best single-worker time on this machine
@@ -159,7 +210,7 @@ class PartuiApp(App):
                     self.refresh_panes()
             if isinstance(ev, (RunFinished, RunFailed, RunCancelled)) and self.sweep_left:
                 config = ev.result.config if isinstance(ev, RunFinished) else ev.config
-                if config == self.sweep_left[0]:
+                if config == self.sweep_left[0].to_dict():
                     self.sweep_left.pop(0)
                     if not self.sweep_left:
                         self.notify("worker sweep done", timeout=4)
@@ -175,33 +226,32 @@ class PartuiApp(App):
         self.refresh_header()
 
     def redraw(self, force: bool = False) -> None:
-        """Redraw what moved on the visible tab: the table, and at most one chart per call.
-
-        A chart frame costs tens of milliseconds; drawing the four in turn, one per tick,
-        keeps each burst short, so a key pressed meanwhile waits for one chart, not four.
-        """
+        """Redraw the profile tab now: the table and every chart (another model is shown,
+        the tab came back, or a test wants the screen up to date)."""
         if self.query_one(TabbedContent).active != "profile":
             return
+        self.redraw_table(force)
+        self.query_one(SettingsPane).show(self.shown, self.live)
+        for chart in self.charts():
+            chart.update_from(self.shown, force=force)
+
+    def redraw_table(self, force: bool = False) -> None:
+        """The runs table, when runs were added (its own timer: every TABLE_MIN_INTERVAL_S)."""
+        if self.query_one(TabbedContent).active != "profile" and not force:
+            return
         model = self.shown
-        now = time.monotonic()
         table = self.query_one(RunsTable)
         shown = (id(model), model.run_count, len(model.failures))
-        if force or (getattr(table, "_shown_runs", None) != shown
-                     and now - getattr(table, "_shown_at", 0.0) >= TABLE_MIN_INTERVAL_S):
-            table._shown_runs, table._shown_at = shown, now
+        if force or getattr(table, "_shown_runs", None) != shown:
+            table._shown_runs = shown
             table.show(model)
-        self.query_one(SettingsPane).show(model, self.live)
-        charts = sorted(self.query(Chart), key=lambda c: c.drawn_at)
-        for chart in charts:
-            if force:
-                chart.update_from(model, force=True)
-            elif now - chart.drawn_at >= CHART_MIN_INTERVAL_S and chart.update_from(model):
-                return
 
     def refresh_header(self) -> None:
-        engine_cpu = self.session.cpu[-1].engine_cpu if self.session.cpu else None
+        last = self.session.cpu[-1] if self.session.cpu else None
+        engine_cpu = last.engine_cpu if last is not None else None
         mode = "SNAPSHOT" if self.viewing else ("LIVE" if self.live else "idle")
-        self.query_one(MachineHeader).show(self.machine, self.self_cpu, engine_cpu, mode)
+        self.query_one(MachineHeader).show(self.machine, self.self_cpu, engine_cpu, mode,
+                                           others=None if last is None else last.others_cpu)
 
     def refresh_panes(self) -> None:
         self.show_layer()
@@ -307,10 +357,27 @@ class PartuiApp(App):
             self.sync_live()
         for cfg in cfgs:
             self.engine.submit(cfg)
-        self.sweep_left = [c.to_dict() for c in cfgs]
+        self.sweep_left = list(cfgs)
         self.notify(f"worker sweep: {len(cfgs)} runs ({', '.join(str(c.workers) for c in cfgs)} "
                     "workers); esc stops it", timeout=4)
         self.refresh_panes()
+
+    def action_repeat(self, step: int) -> None:
+        """Step the timeline to the previous / next repeat of its run."""
+        self.shown.step_repeat(step)
+        self.query_one(TimelineChart).update_from(self.shown)
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def run_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Moving through the runs table shows that run on the timeline; the last row follows
+        the newest run."""
+        table = self.query_one(RunsTable)
+        if not table.has_focus or event.row_key is None:
+            return
+        number = table.run_of(event.row_key.value)
+        last = event.cursor_row >= table.row_count - 1
+        self.shown.select_run(None if last else number)
+        self.query_one(TimelineChart).update_from(self.shown)
 
     def action_toggle_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
@@ -390,7 +457,19 @@ class PartuiApp(App):
             yield SystemCommand(binding.description, f"key: {binding.key}",
                                 lambda a=binding.action: self.run_action(a))
 
-    # -- shutdown -------------------------------------------------------------
+    # -- errors and shutdown --------------------------------------------------
+    def _handle_exception(self, error: Exception) -> None:
+        """An unexpected error ends the app: keep its traceback in a log file first."""
+        self.crash_log = write_crash_log(error, self.snapshot_dir)
+        super()._handle_exception(error)
+
+    def _print_error_renderables(self) -> None:
+        from .cli import debug_enabled
+        if self.crash_log is None or debug_enabled():  # not saved, or asked for: show it
+            super()._print_error_renderables()
+        else:
+            self._exit_renderables.clear()
+
     async def action_quit(self) -> None:
         self.live = False
         self.close_engine()
@@ -406,4 +485,22 @@ class PartuiApp(App):
 
     def on_unmount(self) -> None:
         self.close_engine()
+
+
+def write_crash_log(error: BaseException, folder: Path) -> Path | None:
+    """The traceback of `error` in partui-crash-<time>.log beside the snapshots (or in the
+    temporary folder); None when neither can be written."""
+    import tempfile
+    import traceback
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    name = time.strftime("partui-crash-%Y%m%d-%H%M%S.log")
+    for where in (folder, Path(tempfile.gettempdir())):
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            path = where / name
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None
 

@@ -1,49 +1,132 @@
-"""The dashboard's plotext charts.
+"""The profile tab's charts: worker timeline, CPU monitor, speedup, run-time history.
 
-A plotext frame costs tens of milliseconds of CPU, so each chart keeps the
-model version it last drew and redraws only when that moves, and every series
-is cut to about a hundred points.
+A plotext frame costs tens of milliseconds of CPU, so each chart redraws on its own
+timer (at most once a second, the four out of step) and only when what it shows moved;
+every series is cut to about a hundred points. A chart that fails to draw says so on one
+line in its own pane; the dashboard goes on. A chart with nothing to show yet says what
+would fill it, in the theme's colours, instead of drawing made-up lines.
+
+The data each chart draws comes from small functions (`cpu_segments`, `speedup_points`,
+`history_segments`) that tests check against hand-built samples and runs.
 """
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 
+from rich.text import Text
+from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
 from .model import Model
+from .timeline import timeline_lines
 
 MAX_POINTS = 100
-TIMELINE_COLUMNS = 100
+CPU_WINDOW_S = 30.0
+GAP_S = 1.5  # no sample covers a longer stretch: the line breaks there
+CHART_INTERVAL_S = 1.0  # a chart redraws at most this often
+_COLORS = ["cyan", "magenta", "green", "yellow", "blue", "orange", "white", "gray"]
 
 
-class Chart(PlotextPlot):
-    """A plotext chart that redraws only when its model has changed."""
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:80]}" if text else type(exc).__name__
+
+
+class Redraws:
+    """What every chart shares: its own throttle, a version key, errors kept in the pane."""
 
     chart_title = ""
+    empty_hint = ""  # shown until the chart has something measured to draw
+    phase = 0.0  # seconds after mount of the first redraw: the charts take turns
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    def _init_chart(self) -> None:
         self.border_title = self.chart_title
-        self._drawn_version = -1
+        self._drawn_version = None
         self.draws = 0  # frames drawn, for the self-cost figures
         self.drawn_at = 0.0  # time.monotonic() of the last frame
+        self.message: str | None = self.empty_hint or None  # shown instead of a figure
+        self.failed: str | None = None  # the last drawing error, one line
+
+    def start_timer(self) -> None:
+        """Redraw from the app's shown model at most every CHART_INTERVAL_S (live app only)."""
+        def begin():
+            self.set_interval(CHART_INTERVAL_S, self.tick)
+        self.set_timer(self.phase + 0.05, begin)
+
+    def tick(self) -> None:
+        if self.is_on_screen:
+            self.update_from(self.app.shown)
 
     def update_from(self, model: Model, force: bool = False) -> bool:
-        key = self.version_key(model)
+        try:
+            key = (id(model), self.version_key(model))
+        except Exception as exc:  # noqa: BLE001 - a chart's bug shows in its pane
+            return self._fail(exc)
         if key == self._drawn_version and not force:
             return False
         self._drawn_version = key
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        self.draw(plt, model)
+        try:
+            self.message = None
+            self.draw_model(model)
+            self.failed = None
+        except Exception as exc:  # noqa: BLE001
+            return self._fail(exc)
         self.draws += 1
         self.drawn_at = time.monotonic()
         self.refresh()
         return True
 
+    def _fail(self, exc: BaseException) -> bool:
+        self.failed = f"could not draw this chart: {one_line(exc)}"
+        self.drawn_at = time.monotonic()
+        self.refresh()
+        return True
+
+    def message_text(self, text: str, error: bool = False) -> Text:
+        try:
+            theme = self.app.current_theme
+            color = (theme.error if error else theme.foreground) or ""
+        except Exception:  # noqa: BLE001 - no app yet
+            color = ""
+        out = Text(text, style=f"{color} italic" if color else "italic", justify="center")
+        return out
+
     def version_key(self, model: Model):
         return model.version
+
+    def draw_model(self, model: Model) -> None:
+        raise NotImplementedError
+
+
+class Chart(Redraws, PlotextPlot):
+    """A plotext chart that redraws only when its model has changed."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._init_chart()
+
+    def draw_model(self, model: Model) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        self.draw(plt, model)
+
+    def hint(self, text: str) -> None:
+        """Nothing measured to draw: say what would fill the chart, instead of a figure."""
+        self.message = text
+
+    def render(self):
+        if self.failed:
+            return self.message_text(self.failed, error=True)
+        if self.message:
+            return self.message_text(self.message)
+        try:
+            return super().render()
+        except Exception as exc:  # noqa: BLE001 - plotext failed to lay the figure out
+            self.failed = f"could not draw this chart: {one_line(exc)}"
+            return self.message_text(self.failed, error=True)
 
     def draw(self, plt, model: Model) -> None:
         raise NotImplementedError
@@ -57,119 +140,260 @@ def downsample(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
-class TimelineChart(Chart):
-    """Which worker was busy when, over the current (or last) run: one lane per worker."""
+# ---- timeline -----------------------------------------------------------------------
 
-    chart_title = "worker timeline: ms since the run started, █ = a task running"
+class TimelineChart(Redraws, Widget):
+    """One repeat of the current (or selected) run: a lane per worker, a box per task."""
 
-    def draw(self, plt, model: Model) -> None:
-        spans = list(model.spans)
-        workers = (model.running or model.config).workers
-        if not spans:
-            _empty(plt, "no tasks yet: r runs once, space starts live mode")
-            return
-        t0 = min(s.start_ns for s in spans)
-        t1 = max(s.end_ns for s in spans)
-        width = max(t1 - t0, 1)
-        cols = TIMELINE_COLUMNS
-        lanes = max(workers, max(s.worker for s in spans) + 1)
-        busy = [[False] * cols for _ in range(lanes)]
-        for s in spans:
-            a = int((s.start_ns - t0) / width * (cols - 1))
-            b = int((s.end_ns - t0) / width * (cols - 1))
-            for c in range(a, b + 1):
-                busy[s.worker][c] = True
-        scale = width / 1e6 / (cols - 1)
-        for w in range(lanes):
-            xs = [c * scale for c in range(cols) if busy[w][c]]
-            if xs:
-                plt.scatter(xs, [w] * len(xs), marker="█", color=_COLORS[w % len(_COLORS)])
-        plt.yticks(list(range(lanes)), [f"w{w}" for w in range(lanes)])
-        plt.ylim(-0.6, lanes - 0.4)
-        plt.xlim(0, width / 1e6)
+    chart_title = "worker timeline · one repeat"
+    phase = 0.0
+    DEFAULT_CSS = "TimelineChart { border: round $primary-darken-2; }"
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._init_chart()
+        self.view = None
 
-def _empty(plt, message: str) -> None:
-    plt.text(message, 0.02, 0.5)
-    plt.xlim(0, 1)
-    plt.ylim(0, 1)
-    plt.xticks([])
-    plt.yticks([])
+    def version_key(self, model: Model):
+        view = model.timeline_view()
+        if view is None:
+            return None
+        return (view.run, view.repeat, len(view.repeats), view.running,
+                sum(len(lane.spans) for lane in view.lanes))
+
+    def draw_model(self, model: Model) -> None:
+        self.view = model.timeline_view()
+
+    def render(self):
+        if self.failed:
+            return self.message_text(self.failed, error=True)
+        try:
+            size = self.content_region.size if self.is_mounted else self.size
+            text = timeline_lines(self.view, size.width, size.height)
+            if self.view is None:
+                return self.message_text(text.plain)
+            return text
+        except Exception as exc:  # noqa: BLE001
+            self.failed = f"could not draw this chart: {one_line(exc)}"
+            return self.message_text(self.failed, error=True)
 
 
-_COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red", "orange", "white"]
+# ---- CPU ---------------------------------------------------------------------------
+
+@dataclass
+class CpuSeries:
+    """Lines of the CPU chart: per core (0-100) and other programs (% of all cores)."""
+    cores: list[list[list[tuple[float, float]]]]  # per core: segments of (seconds ago, %)
+    others: list[list[tuple[float, float]]]  # segments, % of all cores
+
+
+def cpu_segments(samples, now_ns: int, window_s: float = CPU_WINDOW_S) -> CpuSeries:
+    """The last `window_s` seconds up to `now_ns`, split where no sample covers the time.
+
+    A sample covers its own window (`window_ns`, or the time since the previous sample in
+    old snapshots); a stretch longer than GAP_S with no sample starts a new segment, as
+    does a value the sampler could not read (NaN): lines are never joined across them.
+    """
+    recent = [s for s in samples if (now_ns - s.t_ns) / 1e9 <= window_s and s.t_ns <= now_ns]
+    ncores = max((len(s.per_core) for s in recent), default=0)
+    cores: list[list[list]] = [[] for _ in range(ncores)]
+    others: list[list] = []
+    prev_t = None
+    for s in recent:
+        covered = s.window_ns / 1e9 if s.window_ns else None
+        gap = prev_t is None or (s.t_ns - prev_t) / 1e9 > GAP_S \
+            or (covered is not None and covered > GAP_S)
+        x = (s.t_ns - now_ns) / 1e9
+        for c in range(ncores):
+            v = s.per_core[c] if c < len(s.per_core) else float("nan")
+            _add(cores[c], x, v, gap)
+        other = s.others_cpu / len(s.per_core) if s.others_cpu is not None and s.per_core \
+            else float("nan")
+        _add(others, x, min(100.0, other), gap)
+        prev_t = s.t_ns
+    return CpuSeries(cores, others)
+
+
+def _add(segments: list, x: float, v: float, gap: bool) -> None:
+    if v != v:  # unread: the line breaks here
+        if segments and segments[-1]:
+            segments.append([])
+        return
+    if gap or not segments:
+        if not segments or segments[-1]:
+            segments.append([])
+    segments[-1].append((x, v))
 
 
 class CpuChart(Chart):
-    """Per-core CPU use over the last 30 s, from the engine's sampler."""
+    """Per-core CPU use over the last 30 s up to now, idle included (htop's view)."""
 
-    chart_title = "CPU use per core (%), last 30 s"
+    chart_title = "CPU % per core · last 30 s"
+    empty_hint = "waiting for the first CPU samples"
+    phase = 0.25
+
+    def version_key(self, model: Model):
+        last = model.cpu[-1].t_ns if model.cpu else None
+        # the axis ends at now: redraw as time passes even with no new sample
+        return (len(model.cpu), last, None if model.read_only else int(time.monotonic()))
 
     def draw(self, plt, model: Model) -> None:
         samples = list(model.cpu)
         if not samples:
-            _empty(plt, "waiting for CPU samples")
+            self.hint(self.empty_hint)
             return
-        now = samples[-1].t_ns
-        xs = [(s.t_ns - now) / 1e9 for s in samples]
-        cores = len(samples[-1].per_core)
-        for core in range(min(cores, len(_COLORS))):
-            ys = [s.per_core[core] if core < len(s.per_core) else 0.0 for s in samples]
-            x, y = downsample(xs, ys)
-            plt.plot(x, y, label=f"cpu{core}", color=_COLORS[core % len(_COLORS)])
+        now = samples[-1].t_ns if model.read_only else model.clock()
+        series = cpu_segments(samples, now)
+        if not any(seg for core in series.cores for seg in core):
+            self.hint("no CPU sample in the last 30 s")
+            return
+        lines = min(len(series.cores), len(_COLORS) - 1) + 1
+        legend = self.size.height >= lines + 5  # plotext's legend needs the room
+        for c, segments in enumerate(series.cores[:len(_COLORS) - 1]):
+            _plot_segments(plt, segments, f"cpu{c}" if legend else None,
+                           _COLORS[c % (len(_COLORS) - 1)])
+        _plot_segments(plt, series.others, "others" if legend else None, "red")
         plt.ylim(0, 100)
-        plt.xlim(-30, 0)
+        plt.xlim(-CPU_WINDOW_S, 0)
+        plt.xticks([-30, -20, -10, 0], ["-30s", "-20s", "-10s", "now"])
+        plt.yticks([0, 50, 100])
+
+
+def _plot_segments(plt, segments, label, color) -> None:
+    first = True
+    for seg in segments:
+        if not seg:
+            continue
+        xs, ys = downsample([p[0] for p in seg], [p[1] for p in seg])
+        if len(xs) == 1:
+            plt.scatter(xs, ys, color=color, marker="•", label=label if first else None)
+        else:
+            plt.plot(xs, ys, color=color, label=label if first else None)
+        first = False
+
+
+# ---- speedup -----------------------------------------------------------------------
+
+@dataclass
+class SpeedupPoint:
+    workers: int
+    speedup: float  # baseline / pooled median
+    low: float  # baseline / slowest repeat
+    high: float  # baseline / fastest repeat
+    runs: int
+
+
+def speedup_points(runs, series_key: tuple, baseline_ms: float) -> list[SpeedupPoint]:
+    """Measured points of one configuration series: every verified run pooled per worker count."""
+    from partui.profiles.analysis import pool
+    from partui.profiles.analysis import series_key as key_of
+    groups: dict[int, list] = {}
+    for r in runs:
+        if r.ok and key_of(r.config) == series_key:
+            groups.setdefault(int(r.config["workers"]), []).append(r)
+    out = []
+    for w in sorted(groups):
+        p = pool(groups[w])
+        if p.median_ms > 0 and p.min_ms > 0:
+            out.append(SpeedupPoint(w, baseline_ms / p.median_ms, baseline_ms / p.max_ms,
+                                    baseline_ms / p.min_ms, len(groups[w])))
+    return out
+
+
+def worker_ticks(ws: list[int], most: int = 8) -> list[int]:
+    lo, hi = min(ws), max(ws)
+    step = max(1, math.ceil((hi - lo + 1) / most))
+    return list(range(lo, hi + 1, step))
 
 
 class SpeedupChart(Chart):
-    """Speedup against workers: the ideal line, the measured points, the Amdahl fit."""
+    """Measured speedup against the honest baseline, with min-max bars and the ideal line."""
 
-    chart_title = "speedup vs honest baseline (best 1-worker time of any strategy)"
+    chart_title = "speedup vs best 1-worker time"
+    empty_hint = "no 1-worker baseline yet: w runs 1, 2 .. workers and draws the speedup"
+    phase = 0.5
+
+    def version_key(self, model: Model):
+        return (model.run_count, model.config)
 
     def draw(self, plt, model: Model) -> None:
         from partui.profiles.analysis import series_key
+        from partui.profiles.stats import amdahl_fit
         cfg = model.config
-        key = series_key(cfg.to_dict())
-        analysis = model.analysis()
-        points = {row.result.config["workers"]: row.stats.speedup_honest
-                  for row in analysis.rows
-                  if series_key(row.result.config) == key and row.result.ok}
-        top = max([model.max_workers, *points.keys()])
-        plt.plot([1, top], [1, top], label="ideal", color="gray")
         base = model.baseline_for(cfg)
-        if base is None or not points:
-            plt.text("no baseline yet: w sweeps 1..N workers", 1.05, top * 0.8)
-            plt.xlim(1, top)
+        if base is None:
+            self.hint(self.empty_hint)
             return
-        ws = sorted(points)
-        plt.scatter(ws, [points[w] for w in ws], label="measured", marker="●", color="cyan")
-        series = model.series_for(cfg)
-        fit = series.fit if series is not None else None
-        if fit is not None:
-            xs = [1 + i * (top - 1) / 20 for i in range(21)]
-            ys = [base.median_ms / (fit.t1_ms * (fit.serial_fraction + (1 - fit.serial_fraction) / x))
-                  for x in xs]
-            ceiling = "∞" if fit.ceiling == float("inf") else f"{fit.ceiling:.1f}x"
-            plt.plot(xs, ys, label=f"Amdahl s={fit.serial_fraction:.2f} (max {ceiling})",
-                     color="yellow")
-        plt.xlim(1, top)
-        plt.ylim(0, max(top, *points.values()) * 1.05)
-        plt.xlabel(f"workers; baseline {base.median_ms:.3g} ms = {base.label()}")
+        points = speedup_points(model.runs, series_key(cfg.to_dict()), base.median_ms)
+        if not points:
+            self.hint(f"no run of {cfg.strategy}/{cfg.kernel}/{cfg.executor} b={cfg.batch} "
+                      "yet: w sweeps the workers")
+            return
+        ws = [p.workers for p in points]
+        lo_w, hi_w = min(ws), max(ws)
+        top = max(max(p.high for p in points), hi_w) * 1.1
+        plt.plot([lo_w, hi_w], [lo_w, hi_w], color="gray", label="ideal")
+        for p in points:  # min-max bar
+            plt.plot([p.workers, p.workers], [p.low, p.high], color="cyan")
+        plt.scatter(ws, [p.speedup for p in points], marker="●", color="cyan", label="median")
+        if len(points) >= 3:  # two points always fit a curve exactly: no fit from them
+            pooled = {p.workers: base.median_ms / p.speedup for p in points}
+            fit = amdahl_fit(pooled)
+            if fit is not None:
+                xs = [lo_w + i * (hi_w - lo_w) / 20 for i in range(21)]
+                ys = [base.median_ms / (fit.t1_ms * (fit.serial_fraction
+                                                    + (1 - fit.serial_fraction) / x)) for x in xs]
+                plt.plot(xs, ys, color="yellow", label=f"Amdahl s={fit.serial_fraction:.2f}")
+        pad = 0.5 if hi_w > lo_w else 1.0
+        plt.xlim(lo_w - pad, hi_w + pad)
+        plt.xticks(worker_ticks(ws))
+        plt.ylim(0, top)
+        b = base.config
+        plt.xlabel(f"workers · base {base.median_ms:.3g} ms {b['strategy']} w1")
+
+
+# ---- history -----------------------------------------------------------------------
+
+def history_segments(repeats) -> tuple[list[list[tuple[int, float]]], list[int]]:
+    """Repeat times split where the configuration changed: (segments, x of each change)."""
+    segments: list[list] = []
+    marks = []
+    prev = None
+    for x, (_, ms, key) in enumerate(repeats):
+        if key != prev:
+            if prev is not None:
+                marks.append(x)
+            segments.append([])
+            prev = key
+        segments[-1].append((x, ms))
+    return segments, marks
 
 
 class HistoryChart(Chart):
-    """The time of every timed repeat, newest on the right."""
+    """The time of every timed repeat, newest on the right, on a log scale."""
 
-    chart_title = "run times (ms per repeat)"
+    chart_title = "ms per repeat (log) · ┊ config change"
+    empty_hint = "no runs yet: each repeat's time will show here"
+    phase = 0.75
+
+    def version_key(self, model: Model):
+        return (len(model.repeats), model.repeats[-1] if model.repeats else None)
 
     def draw(self, plt, model: Model) -> None:
         reps = list(model.repeats)
         if not reps:
-            _empty(plt, "no runs yet")
+            self.hint(self.empty_hint)
             return
-        xs = list(range(len(reps)))
-        ys = [ms for _, ms in reps]
-        x, y = downsample(xs, ys)
-        plt.plot(x, y, marker="dot", color="green")
-        plt.ylim(0, max(ys) * 1.1)
-
+        segments, marks = history_segments(reps)
+        for i, seg in enumerate(segments):
+            xs, ys = downsample([p[0] for p in seg], [p[1] for p in seg])
+            color = _COLORS[i % len(_COLORS)]
+            if len(xs) == 1:
+                plt.scatter(xs, ys, color=color, marker="•")
+            else:
+                plt.plot(xs, ys, color=color, marker="•")
+        for x in marks:
+            plt.vline(x - 0.5, color="gray")
+        plt.yscale("log")  # (plotext's ylim misdraws a log axis: it picks the range itself)
+        plt.xlim(-0.5, len(reps) - 0.5)
+        plt.xticks([])

@@ -53,8 +53,11 @@ def main(argv: list[str]) -> int:
     app = PartuiApp(snapshot_dir=folder, open_snapshot=snapshot, config=cfg, live=args.live)
     app.run()
     # Textual reports a stylesheet error or a crash on the screen and sets a non-zero
-    # return code instead of raising: pass it on, so scripts and CI see the failure.
+    # return code instead of raising: pass it on, so scripts and CI see the failure, with
+    # the file that holds the traceback.
     code = app.return_code or 0
     if code:
-        print(f"partui: the dashboard stopped with an error (exit {code})", file=sys.stderr)
+        where = f"; the traceback is in {app.crash_log}" if app.crash_log else ""
+        print(f"partui: the dashboard stopped with an error (exit {code}){where}",
+              file=sys.stderr)
     return code

@@ -27,13 +27,15 @@ class MachineHeader(Static):
     """The machine, and what the dashboard itself costs."""
 
     def show(self, info: dict, self_cpu: float | None, engine_cpu: float | None,
-             mode: str) -> None:
+             mode: str, others: float | None = None) -> None:
+        """CPU figures in % of one core (at most 100 x the logical cores)."""
         own = "-" if self_cpu is None else f"{self_cpu:.0f}%"
         eng = "-" if engine_cpu is None else f"{engine_cpu:.0f}%"
+        other = "-" if others is None else f"{others:.0f}%"
         line1 = Text.assemble(
             ("partui ", "bold"), (f" {mode} ", "bold reverse"),
-            "  dashboard's own CPU ", (own, "bold"), " of one core  |  engine process ",
-            (eng, "bold"), " (sampler included)  |  ? help")
+            "  % of one core: dashboard ", (own, "bold"), "  engine ", (eng, "bold"),
+            "  other programs ", (other, "bold"), "  |  ? help")
         text = Text("\n").join([line1, Text(machine_line(info), "dim")])
         text.no_wrap = True
         text.overflow = "ellipsis"
@@ -162,12 +164,14 @@ class SettingsPane(Static):
             self.update(text)
 
 
-RUN_COLUMNS = ("#", "ok", "layer", "strategy", "kernel", "exec", "w", "batch", "median ms",
-               "min-max ms", "speedup", "eff", "on-CPU", "max err")
+RUN_COLUMNS = ("#", "runs", "ok", "layer", "strategy", "kernel", "exec", "w", "batch",
+               "median ms", "min-max ms", "speedup", "eff", "on-CPU", "max err")
 
 
 class RunsTable(DataTable):
-    """One row per run: configuration, median, spread, speedup vs the honest baseline, correctness."""
+    """One row per run (live mode: per configuration, its runs pooled): configuration,
+    median, spread, speedup vs the honest baseline, correctness. Moving the cursor shows
+    that run on the timeline."""
 
     BORDER_TITLE = "runs (speedup against the best single-worker time of any strategy)"
 
@@ -177,51 +181,36 @@ class RunsTable(DataTable):
         self.cursor_type = "row"
         self.zebra_stripes = True
         self.add_columns(*RUN_COLUMNS)
-        self._shown: list[str] = []  # row keys, oldest first
-        self._shown_for = None  # the model and baselines the rows were computed with
+        self._runs: dict[str, int] = {}  # row key -> the run number it shows (its latest)
+
+    def run_of(self, key: str) -> int | None:
+        return self._runs.get(key)
 
     def show(self, model: Model) -> None:
-        """Add the rows of new runs; rebuild only when the baselines (and so speedups) move."""
-        analysis = model.analysis()
-        entries = []  # (key, cells), oldest first
-        failed_at: dict[int, list] = {}
-        for n, (position, config, error) in enumerate(model.failures):
-            failed_at.setdefault(position, []).append((n, config, error))
-        first = model.runs_dropped
-        for i, row in enumerate(analysis.rows):
-            number = first + i
-            for n, config, error in failed_at.pop(number, []):
-                entries.append((f"f{n}", lambda c=config, e=error: failure_row(c, e)))
-            entries.append((f"r{number + 1}", lambda i=number + 1, r=row: run_row(i, r)))
-        for number in sorted(failed_at):
-            for n, config, error in failed_at[number]:
-                entries.append((f"f{n}", lambda c=config, e=error: failure_row(c, e)))
-        entries = entries[-self.MAX_ROWS:]
-        signature = (id(model), tuple(sorted((k, b.median_ms)
-                                             for k, b in analysis.baselines.items())))
-        wanted = {key for key, _ in entries}
-        stale = sum(1 for k in self._shown if k not in wanted)
-        # remove_row costs ~1 ms a row and add_row ~0.15 ms: past a few stale rows
-        # (live mode scrolls tens a second) rebuilding is cheaper
-        if signature != self._shown_for or stale > 10:
-            self.clear()
-            self._shown = []
-            self._shown_for = signature
-        for key in [k for k in self._shown if k not in wanted]:  # the oldest, scrolled away
-            self.remove_row(key)
-        self._shown = [k for k in self._shown if k in wanted]
-        shown = set(self._shown)
-        for key, cells in entries:  # new entries only ever come last
-            if key not in shown:
-                self.add_row(*cells(), key=key)
-                self._shown.append(key)
+        """Rebuild the rows (called when runs were added, at most every two seconds)."""
+        entries = model.table_entries()[-self.MAX_ROWS:]
+        self.clear()
+        self._runs = {}
+        cursor = None
+        for key, number, count, what in entries:
+            if count == 0:
+                config, error = what
+                self.add_row(*failure_row(config, error), key=key)
+                continue
+            self._runs[key] = number
+            self.add_row(*run_row(number, what, count), key=key)
+            if model.selected is not None and number == model.selected:
+                cursor = self.row_count - 1
         if self.row_count:
-            self.move_cursor(row=self.row_count - 1)
+            with self.prevent(DataTable.RowHighlighted):  # not a person's choice
+                self.move_cursor(row=self.row_count - 1 if cursor is None else cursor)
 
 
 def failure_row(config: dict | None, error: str) -> list:
     c = config or {}
-    cells = ["-", Text("FAIL", "bold red"), c.get("layer", "?"), c.get("strategy", ""),
+    if not isinstance(c, dict):
+        c = c.to_dict()
+    cells = ["-", "", Text("FAIL", "bold red"), c.get("layer", "?"), c.get("strategy", ""),
              c.get("kernel", ""), c.get("executor", ""), str(c.get("workers", "")),
              str(c.get("batch", ""))]
     return cells + [Text(error[:60], "red")] + [""] * (len(RUN_COLUMNS) - len(cells) - 1)
@@ -231,12 +220,12 @@ def _num(value: float, fmt: str) -> str:
     return "-" if value != value else fmt.format(value)
 
 
-def run_row(i: int, row) -> list:
+def run_row(i: int, row, runs: int = 1) -> list:
     r, st = row.result, row.stats
     c = r.config
     on_cpu = " ".join(_num(v, "{:.2f}") for v in (r.on_cpu_ratio or [])[:4]) or "-"
     ok = Text("ok", "green") if r.ok else Text("FAIL", "bold red")
-    return [str(i), ok, c["layer"], c["strategy"], c["kernel"], c["executor"],
+    return [str(i), str(runs) if runs > 1 else "", ok, c["layer"], c["strategy"], c["kernel"], c["executor"],
             str(c["workers"]), str(c["batch"]), ms(r.median_ms), f"{ms(r.min_ms)}-{ms(r.max_ms)}",
             _num(st.speedup_honest, "{:.2f}x"), _num(100 * st.efficiency, "{:.0f}%"),
             on_cpu, f"{r.max_abs_error:.1e}"]

@@ -43,7 +43,7 @@ def export_session(app, model: Model, machine: dict, folder: Path,
 
 
 def model_from_snapshot(path: Path, max_workers: int) -> Model:
-    """A read-only model holding a snapshot's runs, CPU samples and the last run's spans."""
+    """A read-only model holding a snapshot's runs (with their spans) and CPU samples."""
     snap = snapshot.load(path)
     results = snap.results()
     if results:
@@ -54,10 +54,9 @@ def model_from_snapshot(path: Path, max_workers: int) -> Model:
     model = Model(config, max_workers=max_workers, read_only=True, source=str(path),
                   known_baselines=export.snapshot_baselines(snap))
     model.runs = results
-    if results:
-        model.spans.extend(results[-1].spans)
-    for r in results:
+    from partui.profiles.analysis import config_key
+    for n, r in enumerate(results, start=1):
         model.cpu.extend(r.cpu_samples)
-        model.repeats.extend((0, t) for t in r.times_ms)
+        model.repeats.extend((n, t, config_key(r.config)) for t in r.times_ms)
     model.version += 1
     return model

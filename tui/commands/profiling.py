@@ -331,7 +331,7 @@ def cmd_compare(args) -> int:
 
 def compare_report(a, b) -> str:
     """Two snapshots side by side: machine differences first, then every shared configuration."""
-    from partui.profiles.analysis import config_key, label
+    from partui.profiles.analysis import label, pooled_by_config
     from partui.profiles.stats import verdict
     out = []
     diffs = machine_differences(a.machine, b.machine)
@@ -342,22 +342,25 @@ def compare_report(a, b) -> str:
         out.append(f"same machine: {a.machine.get('cpu_model', '?')}, "
                    f"{a.machine.get('logical_cores', '?')} logical cores")
     out.append("")
-    ra = {config_key(r.config): r for r in a.results()}
-    rb = {config_key(r.config): r for r in b.results()}
+    ra = pooled_by_config(a.results())  # every run of a configuration, not the last one
+    rb = pooled_by_config(b.results())
     both = [k for k in ra if k in rb]
     rows = []
     for k in both:
         x, y = ra[k], rb[k]
         ratio = y.median_ms / x.median_ms if x.median_ms > 0 else float("nan")
         v = verdict((x.min_ms, x.max_ms), (y.min_ms, y.max_ms))
-        rows.append([label(x.config), f"{ms(x.median_ms)} ({ms(x.min_ms)}-{ms(x.max_ms)})",
-                     f"{ms(y.median_ms)} ({ms(y.min_ms)}-{ms(y.max_ms)})", _ratio(ratio),
+        rows.append([label(x.config),
+                     f"{ms(x.median_ms)} ({ms(x.min_ms)}-{ms(x.max_ms)}) n={len(x.times_ms)}",
+                     f"{ms(y.median_ms)} ({ms(y.min_ms)}-{ms(y.max_ms)}) n={len(y.times_ms)}",
+                     _ratio(ratio),
                      {"faster": "B faster", "slower": "B slower"}.get(v, v)])
     if rows:
         out.append(table(["configuration", "A median ms (min-max)", "B median ms (min-max)",
                           "B/A", "verdict"], rows, align="lrrrl"))
         out.append("")
-        out.append("verdict only where the min-max spreads do not overlap")
+        out.append("every run of a configuration pooled (n = its repeats); "
+                   "verdict only where the min-max spreads do not overlap")
     else:
         out.append("no configuration is in both snapshots")
     only_a, only_b = len(ra) - len(both), len(rb) - len(both)

@@ -1,0 +1,275 @@
+"""The worker timeline of one repeat: which worker ran which task when, and where it idled.
+
+Data first (`TimelineView`, built from spans: unit-tested against hand-built spans), then
+the text it is drawn as (`timeline_lines`), one character cell per time slice. A task is a
+box in its phase's colour, consecutive tasks on a lane alternate two shades so their
+boundary shows, idle time is an empty dotted lane, and a lane whose worker was on the CPU
+for less than half its busy time (waiting for the GIL, memory, or another program) is drawn
+hatched.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from rich.text import Text
+
+WAITING = 0.5  # on-CPU ratio below which a lane is drawn as mostly waiting
+LABEL_WIDTH = 15  # "w0    73% 0.17 ": worker, busy share, on-CPU ratio
+# (shade A, shade B) per phase; pipeline stages use them in turn
+PHASE_COLORS = [("#4fb3e8", "#2a7ab0"), ("#f0c040", "#b08a1a"), ("#7cd67c", "#3f9a3f"),
+                 ("#e07ce0", "#a04aa0"), ("#f08050", "#b05530"), ("#a0a0f0", "#6060c0")]
+
+
+@dataclass
+class Lane:
+    worker: int
+    spans: list  # this worker's spans in the repeat, by start time
+    busy_share: float  # summed task time / the repeat's extent
+    on_cpu: float  # CPU time / busy time over the run (NaN: not measured)
+
+    @property
+    def waiting(self) -> bool:
+        return self.on_cpu == self.on_cpu and self.on_cpu < WAITING
+
+
+@dataclass
+class TimelineView:
+    run: int  # the run's number, as in the runs table
+    label: str  # its configuration
+    repeat: int  # the repeat shown
+    repeats: list[int]  # the timed repeats one can step through
+    median_repeat: int | None  # None while the run goes
+    wall_ms: float | None  # the repeat's measured wall time
+    t0: int  # the repeat's extent: first task start .. last task end (ns)
+    t1: int
+    lanes: list[Lane]
+    phase_names: dict[int, str] = field(default_factory=dict)
+    running: bool = False
+    note: str = ""
+
+    @property
+    def extent_ms(self) -> float:
+        return (self.t1 - self.t0) / 1e6
+
+
+def median_repeat(times_ms: list[float]) -> int | None:
+    """The repeat whose time is the median (the lower middle one for an even count)."""
+    if not times_ms:
+        return None
+    order = sorted(range(len(times_ms)), key=lambda i: (times_ms[i], i))
+    return order[(len(order) - 1) // 2]
+
+
+def phase_names(config: dict) -> dict[int, str]:
+    """What each span phase is: filter's reduce, and each pipeline stage's layers."""
+    strategy = config.get("strategy")
+    if strategy == "filter":
+        return {0: "compute", 1: "reduce"}
+    if strategy == "pipeline":
+        from partui.kernels.layers import NETWORK
+        from partui.kernels.strategies import pipeline_stages
+        stages = pipeline_stages(NETWORK, int(config.get("workers", 1)))
+        return {i: "+".join(layer.name for layer in stage) for i, stage in enumerate(stages)}
+    return {0: "compute"}
+
+
+def build_view(config: dict, run: int, spans, repeat: int, repeats: list[int],
+               median: int | None, wall_ms: float | None, on_cpu: list[float],
+               running: bool = False) -> TimelineView:
+    """The lanes of one repeat: `spans` may hold every repeat; warm-ups never count."""
+    chosen = [s for s in spans if s.repeat == repeat and repeat >= 0]
+    workers = int(config.get("workers", 1))
+    top = max((s.worker for s in chosen), default=-1) + 1
+    note = ""
+    if config.get("executor") == "blas":  # BLAS's own threads have no spans: one lane
+        lanes_n = max(top, 1)
+        note = f"BLAS runs {workers} threads inside each task (not drawn)"
+    elif config.get("strategy") == "pipeline":
+        lanes_n = max(top, len(phase_names(config)))
+    else:
+        lanes_n = max(workers, top)
+    t0 = min((s.start_ns for s in chosen), default=0)
+    t1 = max((s.end_ns for s in chosen), default=0)
+    extent = max(t1 - t0, 1)
+    lanes = []
+    for w in range(lanes_n):
+        mine = sorted((s for s in chosen if s.worker == w), key=lambda s: s.start_ns)
+        busy = sum(s.end_ns - s.start_ns for s in mine)
+        ratio = on_cpu[w] if w < len(on_cpu) else float("nan")
+        lanes.append(Lane(w, mine, busy / extent if chosen else 0.0, ratio))
+    return TimelineView(run, _label(config), repeat, list(repeats), median, wall_ms, t0, t1,
+                        lanes, phase_names(config), running, note)
+
+
+def view_of_result(result, number: int, choice: int | None) -> TimelineView:
+    repeats = list(range(len(result.times_ms)))
+    median = median_repeat(result.times_ms)
+    repeat = choice if choice in repeats else median
+    if repeat is None:
+        repeat = -1
+    wall = result.times_ms[repeat] if 0 <= repeat < len(result.times_ms) else None
+    return build_view(result.config, number, result.spans, repeat, repeats, median, wall,
+                      list(result.on_cpu_ratio or []))
+
+
+def view_of_running(cfg, number: int, spans, done: list[int], choice: int | None) -> TimelineView:
+    repeat = choice if choice in done else done[-1]
+    return build_view(cfg.to_dict(), number, spans, repeat, list(done), None, None, [],
+                      running=True)
+
+
+def _label(c: dict) -> str:
+    return (f"{c.get('layer')} {c.get('strategy')}/{c.get('kernel')}/{c.get('executor')} "
+            f"w={c.get('workers')} b={c.get('batch')}")
+
+
+# ---- drawing ------------------------------------------------------------------------
+
+def time_unit(extent_ns: float) -> tuple[str, float]:
+    """A readable unit for an axis this long: (name, nanoseconds per unit)."""
+    if extent_ns < 2e6:
+        return "µs", 1e3
+    if extent_ns < 5e9:
+        return "ms", 1e6
+    return "s", 1e9
+
+
+def nice_ticks(extent: float, most: int) -> list[float]:
+    """Round tick values 0, step, 2 step ... within [0, extent]: at least two when the
+    extent allows, at most `most`."""
+    if extent <= 0 or most < 2:
+        return [0.0]
+    mag = 10 ** math.floor(math.log10(extent))
+    steps = [m * mag * f for f in (0.01, 0.1, 1) for m in (1, 2, 2.5, 5)]
+    fitting = [st for st in steps if int(extent / st + 1e-9) + 1 <= most]
+    step = min(fitting) if fitting else steps[-1]
+    if int(extent / step + 1e-9) < 1:  # only 0: the largest step that still gives a second
+        step = max(st for st in steps if st <= extent)
+    return [round(i * step, 12) for i in range(int(extent / step + 1e-9) + 1)]
+
+
+def lane_cells(lane: Lane, t0: int, extent: int, cols: int) -> list[tuple[str, str]]:
+    """(character, style) per column of one lane."""
+    cover = [0.0] * cols
+    owner: list[tuple[int, float] | None] = [None] * cols  # (span index, its overlap)
+    for i, s in enumerate(lane.spans):
+        a = (s.start_ns - t0) / extent * cols
+        b = (s.end_ns - t0) / extent * cols
+        for c in range(max(0, int(a)), min(cols, math.ceil(b))):
+            overlap = min(b, c + 1) - max(a, c)
+            if overlap <= 0:
+                continue
+            cover[c] += overlap
+            if owner[c] is None or overlap > owner[c][1]:
+                owner[c] = (i, overlap)
+    starts = set()  # the first cell of a task right after another: its boundary shows
+    for i in range(1, len(lane.spans)):
+        a = int((lane.spans[i].start_ns - t0) / extent * cols)
+        prev_end = (lane.spans[i - 1].end_ns - t0) / extent * cols
+        if a - prev_end >= 1:
+            continue  # idle cells between them already show the boundary
+        for c in (a, a + 1):
+            if 0 <= c < cols and owner[c] is not None and owner[c][0] == i:
+                starts.add(c)
+                break
+    out = []
+    for c in range(cols):
+        if owner[c] is None:
+            out.append(("·", "grey37"))
+            continue
+        i, _ = owner[c]
+        s = lane.spans[i]
+        shades = PHASE_COLORS[s.phase % len(PHASE_COLORS)]
+        style = shades[i % 2]
+        if c in starts:
+            out.append(("▐", style))
+        elif cover[c] >= 0.5:
+            out.append(("▒" if lane.waiting else "█", style))
+        else:  # a sliver: which half of the cell holds the task
+            mid = ((s.start_ns + s.end_ns) / 2 - t0) / extent * cols
+            out.append(("▌" if mid < c + 0.5 else "▐", style))
+    return out
+
+
+def timeline_lines(view: TimelineView | None, width: int, height: int) -> Text:
+    """The whole timeline as text for a pane `width` x `height`."""
+    if view is None:
+        return Text("no run yet: r runs once, space starts live mode, w sweeps workers",
+                    justify="center")
+    if not any(lane.spans for lane in view.lanes):
+        return Text(f"run {view.run}: no tasks recorded in repeat {view.repeat}",
+                    justify="center")
+    width = max(width, LABEL_WIDTH + 10)
+    cols = width - LABEL_WIDTH
+    extent = max(view.t1 - view.t0, 1)
+    unit, per = time_unit(extent)
+    lines: list[Text] = []
+    which = ("median" if view.repeat == view.median_repeat
+             else "running, latest" if view.running else "")
+    place = f"{view.repeats.index(view.repeat) + 1}/{len(view.repeats)}" \
+        if view.repeat in view.repeats else "?"
+    wall = f" · {view.wall_ms:.3g} ms" if view.wall_ms is not None else ""
+    head = Text.assemble((f"run {view.run} ", "bold"), f"rep {place}",
+                         (f" {which}" if which else "", "bold"), wall,
+                         (" · busy% on-CPU", "dim"))
+    lines.append(head)
+    room = max(1, height - 3)  # header, axis, legend
+    lanes = view.lanes
+    shown = lanes if len(lanes) <= room else lanes[:room - 1]
+    for lane in shown:
+        ratio = "-" if lane.on_cpu != lane.on_cpu else f"{lane.on_cpu:4.2f}"
+        name = f"w{lane.worker}"[:4]
+        label = Text(f"{name:<4} {lane.busy_share:>4.0%} {ratio:>4} ",
+                     "bold yellow" if lane.waiting else "")
+        label.truncate(LABEL_WIDTH, pad=True)
+        row = Text()
+        row.append_text(label)
+        for ch, style in lane_cells(lane, view.t0, extent, cols):
+            row.append(ch, style)
+        lines.append(row)
+    if len(shown) < len(lanes):
+        hidden = lanes[len(shown):]
+        busy = sum(lane.busy_share for lane in hidden) / len(hidden)
+        lines.append(Text(f"+{len(hidden)} more workers (mean busy {busy:.0%}), "
+                          "not drawn", "italic"))
+    lines.append(_axis(extent / per, unit, cols))
+    lines.append(_legend(view, width))
+    for line in lines:
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        line.truncate(width, overflow="ellipsis")
+    out = Text("\n").join(lines)
+    out.no_wrap = True
+    return out
+
+
+def _axis(extent: float, unit: str, cols: int) -> Text:
+    """Tick values under the lanes, their unit in the label column."""
+    ticks = nice_ticks(extent, max(2, cols // 6))
+    row = [" "] * cols
+    for v in ticks:
+        c = min(cols - 1, int(round(v / extent * cols))) if extent > 0 else 0
+        text = f"{v:g}"
+        if c + len(text) > cols:
+            c = cols - len(text)
+        if all(ch == " " for ch in row[max(0, c - 1):c + len(text) + 1]):
+            row[c:c + len(text)] = list(text)
+    axis = Text(f"{unit:>{LABEL_WIDTH - 1}} ", "dim")
+    axis.append("".join(row), "dim")
+    return axis
+
+
+def _legend(view: TimelineView, width: int) -> Text:
+    legend = Text()
+    phases = sorted({s.phase for lane in view.lanes for s in lane.spans})
+    for p in phases:
+        color = PHASE_COLORS[p % len(PHASE_COLORS)]
+        legend.append("██", f"{color[0]}")
+        legend.append("█", f"{color[1]}")
+        legend.append(f" {view.phase_names.get(p, f'phase {p}')}  ")
+    legend.append("· idle ▒ <50% on-CPU ,/. repeat", "dim")
+    if view.note:
+        legend.append(f"  {view.note}", "dim")
+    legend.truncate(width, overflow="ellipsis")
+    return legend
