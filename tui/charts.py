@@ -38,6 +38,7 @@ class Redraws:
     """What every chart shares: its own throttle, a version key, errors kept in the pane."""
 
     chart_title = ""
+    short_title = ""  # for a narrow pane: a title is never cut
     empty_hint = ""  # shown until the chart has something measured to draw
     phase = 0.0  # seconds after mount of the first redraw: the charts take turns
 
@@ -48,6 +49,11 @@ class Redraws:
         self.drawn_at = 0.0  # time.monotonic() of the last frame
         self.message: str | None = self.empty_hint or None  # shown instead of a figure
         self.failed: str | None = None  # the last drawing error, one line
+
+    def on_resize(self) -> None:
+        room = self.size.width + 2  # the border's width, less its corners and spaces
+        fits = len(self.chart_title) + 4 <= room or not self.short_title
+        self.border_title = self.chart_title if fits else self.short_title
 
     def start_timer(self) -> None:
         """Redraw from the app's shown model at most every CHART_INTERVAL_S (live app only)."""
@@ -146,6 +152,7 @@ class TimelineChart(Redraws, Widget):
     """One repeat of the current (or selected) run: a lane per worker, a box per task."""
 
     chart_title = "worker timeline · one repeat"
+    short_title = "timeline"
     phase = 0.0
     DEFAULT_CSS = "TimelineChart { border: round $primary-darken-2; }"
 
@@ -229,6 +236,7 @@ class CpuChart(Chart):
     """Per-core CPU use over the last 30 s up to now, idle included (htop's view)."""
 
     chart_title = "CPU % per core · last 30 s"
+    short_title = "CPU % · 30 s"
     empty_hint = "waiting for the first CPU samples"
     phase = 0.25
 
@@ -310,6 +318,7 @@ class SpeedupChart(Chart):
     """Measured speedup against the honest baseline, with min-max bars and the ideal line."""
 
     chart_title = "speedup vs best 1-worker time"
+    short_title = "speedup"
     empty_hint = "no 1-worker baseline yet: w runs 1, 2 .. workers and draws the speedup"
     phase = 0.5
 
@@ -372,7 +381,8 @@ def history_segments(repeats) -> tuple[list[list[tuple[int, float]]], list[int]]
 class HistoryChart(Chart):
     """The time of every timed repeat, newest on the right, on a log scale."""
 
-    chart_title = "ms per repeat (log) · ┊ config change"
+    chart_title = "ms/repeat, log · ┊ config change"
+    short_title = "ms/repeat (log)"
     empty_hint = "no runs yet: each repeat's time will show here"
     phase = 0.75
 
