@@ -51,8 +51,8 @@ class Redraws:
         self.failed: str | None = None  # the last drawing error, one line
 
     def on_resize(self) -> None:
-        room = self.size.width + 2  # the border's width, less its corners and spaces
-        fits = len(self.chart_title) + 4 <= room or not self.short_title
+        room = self.size.width - 4  # the border title keeps a corner and a space each side
+        fits = len(self.chart_title) <= room or not self.short_title
         self.border_title = self.chart_title if fits else self.short_title
 
     def start_timer(self) -> None:
@@ -381,7 +381,7 @@ def history_segments(repeats) -> tuple[list[list[tuple[int, float]]], list[int]]
 class HistoryChart(Chart):
     """The time of every timed repeat, newest on the right, on a log scale."""
 
-    chart_title = "ms/repeat, log · ┊ config change"
+    chart_title = "ms/repeat, log ┊ config change"
     short_title = "ms/repeat (log)"
     empty_hint = "no runs yet: each repeat's time will show here"
     phase = 0.75
