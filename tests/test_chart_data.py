@@ -204,3 +204,10 @@ def test_live_runs_are_one_row_per_configuration_single_runs_their_own():
     pooled = entries[-1][3]
     assert pooled.result.times_ms == [5.0, 6.0, 7.0, 4.0] and pooled.result.median_ms == 5.5
     assert math.isclose(pooled.stats.speedup_honest, 9.0 / 5.5)  # best 1-worker: 9 ms
+
+
+def test_log_ticks_are_one_two_five_within_the_range():
+    from partui.tui.charts import log_ticks
+    assert log_ticks(6.0, 10_000.0) == [10, 100, 1000, 10000]  # a 10 s run beside 6 ms ones
+    assert log_ticks(3.0, 30.0) == [5, 10, 20]
+    assert log_ticks(8.0, 17.0) == [8, 10, 17]

@@ -395,8 +395,9 @@ class HistoryChart(Chart):
             self.hint(self.empty_hint)
             return
         segments, marks = history_segments(reps)
+        # log scale by hand: plotext's own re-applies the log each time a frame is built
         for i, seg in enumerate(segments):
-            xs, ys = downsample([p[0] for p in seg], [p[1] for p in seg])
+            xs, ys = downsample([p[0] for p in seg], [math.log10(max(p[1], 1e-6)) for p in seg])
             color = _COLORS[i % len(_COLORS)]
             if len(xs) == 1:
                 plt.scatter(xs, ys, color=color, marker="•")
@@ -404,6 +405,29 @@ class HistoryChart(Chart):
                 plt.plot(xs, ys, color=color, marker="•")
         for x in marks:
             plt.vline(x - 0.5, color="gray")
-        plt.yscale("log")  # (plotext's ylim misdraws a log axis: it picks the range itself)
+        values = [ms for _, ms, _ in reps]
+        lo, hi = math.log10(max(min(values), 1e-6)), math.log10(max(max(values), 1e-6))
+        ticks = log_ticks(min(values), max(values))
+        plt.yticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
+        pad = max(0.05, (hi - lo) * 0.08)
+        plt.ylim(lo - pad, hi + pad)
         plt.xlim(-0.5, len(reps) - 0.5)
         plt.xticks([])
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 values from lo to hi (ms) for a log axis; at least the two ends' neighbours."""
+    lo, hi = max(lo, 1e-6), max(hi, 1e-6)
+    out = []
+    k = math.floor(math.log10(lo))
+    while 10 ** k <= hi * 10:
+        for m in (1, 2, 5):
+            v = m * 10 ** k
+            if lo <= v <= hi:
+                out.append(float(f"{v:.6g}"))
+        k += 1
+    if len(out) > 6:  # a wide range: the powers of ten only
+        out = [v for v in out if f"{v:g}".lstrip("0.").startswith("1")]
+    if len(out) < 2:
+        out = sorted({float(f"{lo:.2g}"), float(f"{hi:.2g}")} | set(out))
+    return out

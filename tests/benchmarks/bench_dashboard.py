@@ -4,8 +4,16 @@ Drives the installed `partui` under tmux in a 120x40 terminal, as a person would
 and prints figures (it asserts nothing: this machine is shared and noisy).
 
     python tests/benchmarks/bench_dashboard.py [--keys 40] [--seconds 10] [--rounds 2]
+        [--partui PATH] [--session NAME]
+
+`--partui` picks the command to measure (another install: measure before and after a
+change back to back, in the same conditions); the load average is printed at the start
+and the end, since the machine is shared.
 
 - first frame: from launching the command to the layer list on screen;
+- first CPU lines: from launching to the CPU chart drawing samples (no run started);
+- idle self CPU: the dashboard process's CPU over a window with no run (its CPU monitor
+  and timers only);
 - key latency: `+` / `-` pressed while live mode runs each listed configuration,
   time until the settings pane shows the new worker count (tmux polled every 5 ms);
 - self CPU: CPU time of the dashboard process (not its engine child) over a window
@@ -31,6 +39,7 @@ import psutil
 
 SESSION = "partui-bench"
 PARTUI = shutil.which("partui") or "partui"
+CPU_WAITING = "waiting for the first CPU samples"
 
 
 def tmux(*args: str) -> str:
@@ -69,6 +78,37 @@ def dashboard_process() -> psutil.Process | None:
         kids = [c for c in proc.children() if "partui" in " ".join(c.cmdline())]
         proc = kids[0] if kids else proc
     return proc
+
+
+def cpu_of(proc: psutil.Process, seconds: float) -> float:
+    """CPU use of `proc` over the next `seconds`, in % of one core."""
+    c0 = proc.cpu_times()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    c1 = proc.cpu_times()
+    return 100 * ((c1.user + c1.system) - (c0.user + c0.system)) / (time.monotonic() - t0)
+
+
+def first_cpu_lines(snapdir: str) -> tuple[float, float]:
+    """Seconds from launch to the layer list, and to CPU lines drawn with no run at all."""
+    tmux("kill-session", "-t", SESSION)
+    cmd = " ".join(["env -u COLUMNS -u LINES", PARTUI, "--snapshot-dir", snapdir])
+    t0 = time.monotonic()
+    tmux("new-session", "-d", "-s", SESSION, "-x", "120", "-y", "40", cmd)
+    frame = wait_for(r"layers", timeout=20)
+    lines = None
+    while time.monotonic() - t0 < 30:
+        text = screen()
+        if "CPU %" in text and CPU_WAITING not in text and "100┤" in text:
+            lines = time.monotonic() - t0
+            break
+        time.sleep(0.02)
+    return (frame if frame is not None else float("nan"),
+            lines if lines is not None else float("nan"))
+
+
+def load() -> str:
+    return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
 def stop() -> None:
@@ -110,11 +150,7 @@ def live_median(cfg: list[str], seconds: float, snapdir: str) -> tuple[float, fl
     start([*cfg, "--live"], snapdir)
     proc = dashboard_process()
     time.sleep(2.0)  # pools warm, first runs done
-    c0 = proc.cpu_times()
-    t0 = time.monotonic()
-    time.sleep(seconds)
-    c1 = proc.cpu_times()
-    self_cpu = 100 * ((c1.user + c1.system) - (c0.user + c0.system)) / (time.monotonic() - t0)
+    self_cpu = cpu_of(proc, seconds)
     before = set(Path(snapdir).glob("*.json"))
     tmux("send-keys", "-t", SESSION, "s")
     deadline = time.monotonic() + 10
@@ -132,17 +168,29 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--partui", default=PARTUI, help="the partui command to measure")
+    ap.add_argument("--session", default=SESSION, help="tmux session name to use")
     args = ap.parse_args()
+    globals().update(PARTUI=args.partui, SESSION=args.session)  # used by the helpers above
     if not shutil.which("tmux"):
         print("tmux is needed", file=sys.stderr)
         return 2
+    print(f"measuring {PARTUI}; load average {load()}")
     snapdir = tempfile.mkdtemp(prefix="partui-bench-")
-    firsts = []
+    firsts, cpu_lines, idle = [], [], []
     for _ in range(3):
-        firsts.append(start([], snapdir))
+        frame, lines = first_cpu_lines(snapdir)
+        firsts.append(frame)
+        cpu_lines.append(lines)
+        proc = dashboard_process()
+        time.sleep(1.0)
+        idle.append(cpu_of(proc, 4.0) if proc is not None else float("nan"))
         stop()
     print(f"first frame: median {statistics.median(firsts) * 1000:.0f} ms over {len(firsts)} "
           f"launches (max {max(firsts) * 1000:.0f} ms)")
+    print(f"first CPU lines with no run: median {statistics.median(cpu_lines):.2f} s "
+          f"(max {max(cpu_lines):.2f} s; nan: never drawn within 30 s)")
+    print(f"idle self CPU (no run, 4 s windows): median {statistics.median(idle):.1f}% of one core")
 
     configs = {
         "conv2 batch/vectorized/threads w2": ["--layer", "conv2", "--strategy", "batch",
@@ -160,7 +208,7 @@ def main() -> int:
         lat = key_latencies(args.keys)
         stop()
         print(f"  {name:<42} p50 {pct(lat, 0.5):6.0f} ms   p95 {pct(lat, 0.95):6.0f} ms   "
-              f"max {max(lat):6.0f} ms")
+              f"max {max(lat):6.0f} ms   (load {load()})")
 
     cfg = configs["conv2 batch/vectorized/threads w2"]
     print(f"\nobserver effect: {' '.join(cfg)}; {args.rounds} interleaved rounds")
@@ -174,6 +222,7 @@ def main() -> int:
               f"({n} repeats)   dashboard CPU {cpu:.1f}% of one core")
     h, l_ = statistics.median(heads), statistics.median(lives)
     print(f"  live / headless = {l_ / h:.3f}   dashboard self CPU median {statistics.median(cpus):.1f}%")
+    print(f"load average at the end {load()}")
     shutil.rmtree(snapdir, ignore_errors=True)
     return 0
 
