@@ -117,7 +117,8 @@ _RUN_KEYS = {"config", "blas_threads", "times_ms", "median_ms", "min_ms", "max_m
              # derived, written for people reading the file; ignored on load
              "layer", "strategy", "kernel", "executor", "workers", "batch", "gflops"}
 _SPAN_KEYS = ("worker", "tid", "start_ns", "end_ns", "units", "task", "phase", "repeat", "run")
-_SAMPLE_KEYS = ("t_ns", "per_core", "workers", "engine_cpu", "sampler_cost_us")
+_SAMPLE_KEYS = ("t_ns", "per_core", "workers", "engine_cpu", "sampler_cost_us",
+                "window_ns", "partui_cpu", "others_cpu")
 _MACHINE_TEXT = ("cpu_model", "python", "numpy", "platform", "hostname")
 _MACHINE_INTS = ("logical_cores", "physical_cores", "usable_cores", "cache_line",
                  "memory_total", "memory_available")
@@ -166,7 +167,7 @@ def _check_sample(s, where: str, workers: int) -> None:
     Check.integer(Check.field(s, "t_ns", where), f"{where}.t_ns", 0, BIG_INT)
     for j, v in enumerate(Check.array(Check.field(s, "per_core", where), f"{where}.per_core",
                                       MAX_CORES)):
-        Check.number(v, f"{where}.per_core[{j}]", 0, 100.0 * MAX_CORES)
+        Check.number(v, f"{where}.per_core[{j}]", 0, 100.0 * MAX_CORES, null=True)  # null: unread
     w = Check.obj(Check.field(s, "workers", where), f"{where}.workers")
     for k, v in w.items():
         if not (k.isascii() and k.isdigit() and int(k) < workers):
@@ -174,6 +175,11 @@ def _check_sample(s, where: str, workers: int) -> None:
         Check.number(v, f"{where}.workers[{k}]", 0, BIG_MS)
     Check.number(Check.field(s, "engine_cpu", where), f"{where}.engine_cpu", 0, 100.0 * MAX_CORES)
     Check.number(Check.field(s, "sampler_cost_us", where), f"{where}.sampler_cost_us", 0, BIG_MS)
+    if "window_ns" in s:
+        Check.integer(s["window_ns"], f"{where}.window_ns", 0, BIG_INT)
+    for key in ("partui_cpu", "others_cpu"):  # % of one core; null: not measured
+        if key in s:
+            Check.number(s[key], f"{where}.{key}", 0, 100.0 * MAX_CORES, null=True)
 
 
 def _check_run(run, where: str, budget: dict) -> None:
