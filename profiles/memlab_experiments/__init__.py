@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..memlab_measure import Lab
-from . import false_sharing, ilp, mountain, partition, simd, stride, traversal, vectorize
+from . import (batching, false_sharing, ilp, mountain, partition, simd, stride, traversal,
+               vectorize)
 
 CPU_CORE, MEMORY, THREADS = "CPU core", "memory", "threads"
 GROUPS = (CPU_CORE, MEMORY, THREADS)
@@ -50,5 +51,7 @@ SPECS: dict[str, Spec] = {
                            "atomic", THREADS, uses_cores=True),
     "partition": _spec(partition, "cyclic a[k::N] vs block partition, native and numpy",
                        THREADS, uses_cores=True),
+    "batching": _spec(batching, "the network at batch 1..256, 1 and 2 workers: latency vs "
+                      "throughput", THREADS, uses_cores=True),
 }
 assert all(s.group in GROUPS for s in SPECS.values())

@@ -111,9 +111,11 @@ def report(result) -> str:
     lines = []
     if first is not None:
         reps = max(len(p.samples) for p in result.points)
-        lines.append(f"{result.experiment}: {first.y_label}, median (min-max) of {reps} repeats"
-                     f"{', quick run' if result.quick else ''}")
-        headers = [first.x_label] + series
+        units = {s: next(p.y_label for p in result.points if p.series == s) for s in series}
+        mixed = len(set(units.values())) > 1  # then each column names its unit
+        lines.append(f"{result.experiment}: {'' if mixed else first.y_label + ', '}median "
+                     f"(min-max) of {reps} repeats{', quick run' if result.quick else ''}")
+        headers = [first.x_label] + [f"{s} [{units[s]}]" if mixed else s for s in series]
         rows = []
         for x in xs:
             row = [bytes_text(int(x)) if "bytes" in first.x_label else f"{x:g}"]

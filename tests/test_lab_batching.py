@@ -1,0 +1,79 @@
+"""The batching experiment: the network forward through the engine at several batch sizes,
+latency and throughput per worker count, saturation, JSON, cancellation."""
+import json
+
+import pytest
+
+from partui.profiles import memlab
+from partui.profiles.memlab_measure import MemPoint
+from test_memlab_runner import assert_cancels_promptly
+
+TINY = {"batches": [1, 2], "rounds": 1, "round_repeats": 1, "screen_repeats": 1,
+        "screen_batch": 2, "executors": ["inline", "threads"]}
+
+
+def test_batching_points_and_json():
+    r = memlab.run_experiment("batching", params=TINY)
+    assert not r.cancelled
+    s = json.loads(json.dumps(r.to_dict()))["summary"]
+    assert s["failures"] == []  # every call verified against the float64 reference
+    pts = s["points"]
+    assert {(p["batch"], p["workers"]) for p in pts} == {(1, 1), (2, 1), (1, 2), (2, 2)}
+    for p in pts:
+        assert set(p) >= {"batch", "workers", "ms_per_batch", "images_per_s", "ms_per_image"}
+        assert p["ms_per_batch_min"] <= p["ms_per_batch"] <= p["ms_per_batch_max"]
+        assert p["ms_per_image"] == pytest.approx(p["ms_per_batch"] / p["batch"])
+    assert s["by_workers"]["1"]["executor"] == "inline"
+    assert s["by_workers"]["2"]["executor"] == "threads"  # a 2-worker configuration
+    assert s["by_workers"]["2"]["strategy"] != "none"
+    latency = [q for q in r.points if q.y_label == "ms per batch"]
+    throughput = [q for q in r.points if q.y_label == "images per s"]
+    assert len(latency) == len(throughput) == 4
+    for lat in latency:  # throughput is the same samples seen as images per second
+        thr = next(q for q in throughput if q.x == lat.x and
+                   q.series.split(":")[0] == lat.series.split(":")[0])
+        assert thr.samples == pytest.approx([lat.x * 1000 / t for t in lat.samples])
+    assert "LATENCY" in r.explanation and "THROUGHPUT" in r.explanation
+
+
+def test_saturation_is_the_first_batch_near_the_best():
+    from partui.profiles.memlab_experiments.batching import saturation
+
+    def pt(x, v):
+        return MemPoint.of("b", "t", x, "batch", "images per s", [v * 0.99, v, v * 1.01])
+    pts = [pt(1, 100), pt(2, 190), pt(4, 350), pt(8, 480), pt(16, 500), pt(32, 505)]
+    assert saturation(pts).x == 8
+    assert saturation([pt(1, 100), pt(2, 300)]).x == 2
+
+
+def test_batching_can_be_cancelled():
+    assert_cancels_promptly("batching", {**TINY, "batches": [1, 2, 4, 8], "rounds": 500})
+
+
+def test_demo_batching_json(monkeypatch, capsys):
+    from partui.tui import cli
+    real = memlab.run_experiment
+    monkeypatch.setattr(memlab, "run_experiment",
+                        lambda name, **kw: real(name, **{**kw, "params": TINY}))
+    assert cli.main(["demo", "batching", "--json", "--quick"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["experiment"] == "batching" and len(d["summary"]["points"]) == 4
+
+
+def test_ctrl_c_stops_the_engine_and_exits_130():
+    import signal
+    import subprocess
+    import sys
+    import time
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partui.tui.cli", "demo", "batching", "--quick"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert "Ctrl+C" in proc.stderr.readline()
+    time.sleep(2.0)  # the engine is screening configurations
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=15)
+    err = proc.stderr.read()
+    assert rc == 130 and "Traceback" not in err, (rc, err)
+    assert proc.stdout.read() == ""  # no half result printed
