@@ -38,11 +38,10 @@ def _spec(module, description: str, group: str, uses_cores: bool = False) -> Spe
 
 # in group order: the dashboard and `partui demo` list them as they come
 SPECS: dict[str, Spec] = {
-    "ilp": _spec(ilp, "one sum in 1..16 independent chains: latency vs throughput", CPU_CORE),
-    "simd": _spec(simd, "the same loop scalar vs vector instructions, float32 and float64",
+    "ilp": _spec(ilp, "one sum in 1..16 chains: add latency vs throughput", CPU_CORE),
+    "simd": _spec(simd, "one loop, scalar vs vector instructions, float32/float64",
                   CPU_CORE),
-    "vectorize": _spec(vectorize, "the ladder: Python loop, comprehension, numpy, native; "
-                       "matrix multiply loops vs numpy", CPU_CORE),
+    "vectorize": _spec(vectorize, "Python loop, comprehension, numpy, native; matmul", CPU_CORE),
     "stride": _spec(stride, "time per touched float against stride, 1 to 64 floats", MEMORY),
     "mountain": _spec(mountain, "bandwidth against working-set size, 8 KB to 512 MB", MEMORY),
     "traversal": _spec(traversal, "rows vs columns of a matrix; NCHW vs NHWC convolution",
@@ -51,7 +50,6 @@ SPECS: dict[str, Spec] = {
                            "atomic", THREADS, uses_cores=True),
     "partition": _spec(partition, "cyclic a[k::N] vs block partition, native and numpy",
                        THREADS, uses_cores=True),
-    "batching": _spec(batching, "the network at batch 1..256, 1 and 2 workers: latency vs "
-                      "throughput", THREADS, uses_cores=True),
+    "batching": _spec(batching, "the network at batch 1..256: latency vs throughput", THREADS, uses_cores=True),
 }
 assert all(s.group in GROUPS for s in SPECS.values())

@@ -73,13 +73,20 @@ def run(lab: Lab, p: dict) -> dict:
     other = OtherLoad()
     chosen: dict[int, dict[str, Any]] = {}
     failures: list[str] = []
+    unavailable: list[str] = []
     # no CPU sampler: its thread would take the GIL from the threads being timed
     with Engine(sample_hz=0) as engine, cancelling(engine, lab.cancel):
         for w in p["workers"]:
             screened = []
             for strategy, executor in candidates(w, p["screen_batch"], p["executors"]):
-                r = measure(engine, strategy, executor, 1 if executor == "inline" else w,
-                            p["screen_batch"], p["screen_repeats"])
+                try:
+                    r = measure(engine, strategy, executor, 1 if executor == "inline" else w,
+                                p["screen_batch"], p["screen_repeats"])
+                except (Cancelled, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # e.g. a process pool that cannot start here
+                    unavailable.append(f"{strategy}/{executor} with {w} workers: {exc}")
+                    continue
                 if r.ok:
                     screened.append((r.median_ms, strategy, executor))
                 else:
@@ -106,7 +113,9 @@ def run(lab: Lab, p: dict) -> dict:
                 lab.add(f"{label}: latency", batch, "batch size", "ms per batch", ms)
                 lab.add(f"{label}: throughput", batch, "batch size", "images per s",
                         [batch * 1000.0 / t for t in ms])
-    return summarize(lab, p, chosen, tasks, failures, other.cores())
+    summary = summarize(lab, p, chosen, tasks, failures, other.cores())
+    summary["unavailable"] = unavailable
+    return summary
 
 
 def _series(lab: Lab, w: int, kind: str) -> list[MemPoint]:
@@ -179,10 +188,12 @@ def explain(summary: dict, lab: Lab) -> str:
                  f"{d['latency_ms_at_saturation']:.2f} ms per batch); the best is "
                  f"{d['best_images_per_s']:.0f} images/s at batch {best_b}.")
         if d["latency_ms_at_batch_1"] is not None and sat > 1:
-            head += (f" Getting there costs {d['latency_ms_at_saturation'] / d['latency_ms_at_batch_1']:.0f}x "
-                     f"the latency of batch 1: a bigger batch amortises the per-call overhead "
-                     f"and feeds the matrix multiplies larger, more efficient blocks, until "
-                     f"the arithmetic units are busy and more images only wait longer.")
+            cost = d["latency_ms_at_saturation"] / d["latency_ms_at_batch_1"]
+            head += (f" Getting there costs {cost:.1f}x the latency of batch 1 for "
+                     f"{d['images_per_s_at_saturation'] / d['images_per_s_at_batch_1']:.1f}x the "
+                     f"throughput: a bigger batch amortises the per-call overhead and feeds the "
+                     f"matrix multiplies larger, more efficient blocks, until the arithmetic "
+                     f"units are busy and more images only wait longer.")
         lines.append(head)
     cmp = summary.get("two_workers_latency_vs_one")
     if cmp:
@@ -202,6 +213,8 @@ def explain(summary: dict, lab: Lab) -> str:
                      + ("a second worker had no free core for much of the time, so the "
                         "2-worker figures are pessimistic." if other > 0.5 else
                         "the machine was quiet enough for a fair comparison."))
+    if summary.get("unavailable"):
+        lines.append("Not screened, could not run here: " + "; ".join(summary["unavailable"]))
     if summary["failures"]:
         lines.append("FAILED (wrong answer): " + "; ".join(summary["failures"][:3]))
     lines.append("Times are wall-clock times of each call (the engine's own), median and "
