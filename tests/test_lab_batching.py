@@ -77,3 +77,27 @@ def test_ctrl_c_stops_the_engine_and_exits_130():
     err = proc.stderr.read()
     assert rc == 130 and "Traceback" not in err, (rc, err)
     assert proc.stdout.read() == ""  # no half result printed
+
+
+def test_batching_text_follows_the_figures():
+    import threading
+
+    from partui.profiles.memlab_experiments import batching
+    lab = memlab.Lab("batching", None, threading.Event(), False, {"screen_batch": 64}, {})
+    pt = {"batch": 64, "workers": 2, "ms_per_batch": 10.0, "ms_per_batch_min": 9.0,
+          "ms_per_batch_max": 11.0, "tasks": 2}
+    summary = {"by_workers": {"1": {"strategy": "none", "executor": "inline", "screened": 1,
+                                    "latency_ms_at_batch_1": 1.0, "images_per_s_at_batch_1": 1000,
+                                    "saturates_at_batch": 16, "images_per_s_at_saturation": 4000,
+                                    "latency_ms_at_saturation": 4.0, "best_images_per_s": 4200,
+                                    "best_batch": 64}},
+               "points": [pt, {**pt, "batch": 1, "tasks": 1}], "failures": [],
+               "other_cpu_cores": 0.1, "load_average_1min": 1.0}
+    text = batching.explain(summary, lab)
+    assert "batch 16 (4000 images/s" in text and "4.0x the latency of batch 1 for 4.0x" in text
+    assert "At batch 1 the 2-worker configuration made a single task" in text
+    assert "quiet enough" in text and "as rough" not in text
+    summary["points"][0]["ms_per_batch_max"] = 30.0
+    summary["other_cpu_cores"] = 1.5
+    text = batching.explain(summary, lab)
+    assert "1 of 2 points have a max more than 2x" in text and "pessimistic" in text

@@ -13,6 +13,7 @@ from .common import KiB
 
 LAYER, KERNEL = "network", "vectorized"
 SATURATED = 0.9  # throughput "saturates" at the first batch within 10% of the best
+WIDE_SPREAD = 2.0  # a point whose max is over twice its min was disturbed
 IMAGE_BYTES = 512 * KiB  # activations, patch matrices and the float64 reference, per image
 
 
@@ -206,6 +207,12 @@ def explain(summary: dict, lab: Lab) -> str:
     if single:
         lines.append("At batch " + ", ".join(str(pt["batch"]) for pt in single)
                      + " the 2-worker configuration made a single task: one worker idled.")
+    wide = [pt for pt in summary["points"]
+            if pt["ms_per_batch_max"] > WIDE_SPREAD * pt["ms_per_batch_min"]]
+    if wide:
+        lines.append(f"{len(wide)} of {len(summary['points'])} points have a max more than "
+                     f"{WIDE_SPREAD:g}x their min (calls disturbed by other programs): read the "
+                     f"saturation batch as rough, and the verdicts only where spreads part.")
     load, other = summary.get("load_average_1min"), summary.get("other_cpu_cores")
     if other is not None:
         lines.append(f"Other programs used {other:.2f} cores on average while this ran (load "
