@@ -11,13 +11,14 @@ a copy, not a gather.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from numba import njit
 
-# PARTUI_NUMBA_CACHE=0 compiles afresh (to inspect the generated code).
-_CACHE = os.environ.get("PARTUI_NUMBA_CACHE", "1") != "0"
+from . import jitcache
+
+# On disk in the user's cache folder (jitcache); PARTUI_NUMBA_CACHE=0 compiles afresh
+# (to inspect the generated code).
+_CACHE = jitcache.cache_enabled()
 # error_model="numpy": a float division needs no zero check, so loops vectorize.
 _JIT = dict(nogil=True, cache=_CACHE, error_model="numpy")
 # Reassociation and FMA contraction only: no finite-math assumption, a NaN still shows.

@@ -68,6 +68,16 @@ class RunCancelled:
 
 
 @dataclass(frozen=True)
+class Compiling:
+    """The engine compiles a layer's native kernels ahead of need (the first runs after an
+    install): sent as it starts one layer (done=False) and as it finishes it."""
+    layer: str
+    left: int  # layers still to compile, this one included
+    done: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class CpuSample:
     """What the CPU did since the previous sample (profiles.sampler)."""
     t_ns: int  # perf_counter_ns when taken: the same clock as the spans

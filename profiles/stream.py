@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 # the engine (numpy, the kernels) is imported when the service starts serving: the child
 # process starts its CPU monitor first, so the dashboard's CPU chart fills at once
-from .events import RunCancelled, RunFailed, RunFinished, RunStarted
+from .events import Compiling, RunCancelled, RunFailed, RunFinished, RunStarted
 from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
 
 if TYPE_CHECKING:
@@ -56,8 +56,12 @@ class _Service:
     """Runs queued configurations on one Engine, on the thread that calls serve()."""
 
     def __init__(self, emit, sample_hz: float = SAMPLE_HZ, also_pids: tuple[int, ...] = (),
-                 monitor: CpuSampler | None = None):
+                 monitor: CpuSampler | None = None, compile_ahead: bool = False):
+        """`compile_ahead`: compile the native kernels not in the disk cache yet, a layer at
+        a time while idle, and a run's own layers before it (Compiling events)."""
         self._emit = emit
+        self._compile_ahead = compile_ahead
+        self._to_compile: list[str] = []
         self._monitor = monitor  # already sampling (the child starts it before any import)
         self._sample_hz = sample_hz
         self._also_pids = also_pids  # partui's other processes (the dashboard), for the monitor
@@ -124,17 +128,30 @@ class _Service:
             monitor.keep = False  # runs record their own stretch; nothing else is kept
             monitor.start()
         self.engine = Engine(self._sample_hz, monitor=monitor)
+        if self._compile_ahead:
+            from partui.kernels.jitcache import missing
+            from partui.kernels.layers import LAYERS
+            self._to_compile = missing(LAYERS)
         try:
             while True:
                 with self._cv:
-                    while not self._queue and self._live is None and not self._stopping:
+                    while (not self._queue and self._live is None and not self._stopping
+                           and not self._to_compile):
                         self._cv.wait()
                     if self._stopping:
                         return
-                    live = not self._queue
-                    cfg = self._live if live else self._queue.popleft()
-                    self._ticket += 1
-                    self._running = True
+                    idle = not self._queue and self._live is None
+                    if not idle:
+                        live = not self._queue
+                        cfg = self._live if live else self._queue.popleft()
+                        self._ticket += 1
+                        self._running = True
+                if idle:  # nothing to run: compile the next layer's kernels
+                    try:
+                        self._compile(self._to_compile[:1])
+                    except Exception:  # noqa: BLE001 - the run that needs it will say what failed
+                        self._to_compile.pop(0)
+                    continue
                 try:
                     if not self._run_one(cfg, live) and live:
                         with self._cv:  # a live run that cannot run stops live mode
@@ -170,6 +187,8 @@ class _Service:
             if not isinstance(cfg, RunConfig):
                 raise ConfigError(f"submit() takes a RunConfig, got {type(cfg).__name__}")
             cfg.check()
+            if cfg.kernel == "vectorized":
+                self._compile(self._to_compile if cfg.strategy == "pipeline" else [cfg.layer])
             self.engine.run(cfg, emit=emit)
             return True
         except ConfigError as exc:
@@ -184,6 +203,14 @@ class _Service:
             if not seen["ended"]:
                 emit(RunFailed(seen["run"], one_line(exc), config=_config_dict(cfg)))
         return False
+
+    def _compile(self, layers) -> None:
+        for name in [n for n in layers if n in self._to_compile]:
+            from partui.kernels.warmup import compile_kernels
+            self._emit(Compiling(name, len(self._to_compile)))
+            seconds = compile_kernels([name])
+            self._to_compile.remove(name)
+            self._emit(Compiling(name, len(self._to_compile), done=True, seconds=seconds))
 
 
 def _without_streams(event):
@@ -203,9 +230,9 @@ def _config_dict(cfg) -> dict | None:
 class EngineThread:
     """The engine on a thread of this process; same API as EngineProcess."""
 
-    def __init__(self, sample_hz: float = SAMPLE_HZ):
+    def __init__(self, sample_hz: float = SAMPLE_HZ, compile_ahead: bool = False):
         self._events: collections.deque = collections.deque()
-        self._service = _Service(self._events.append, sample_hz)
+        self._service = _Service(self._events.append, sample_hz, compile_ahead=compile_ahead)
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -302,7 +329,7 @@ class _Batcher:
             pass
 
 
-def _child_main(cmd_fd: int, evt_fd: int, sample_hz: float) -> None:
+def _child_main(cmd_fd: int, evt_fd: int, sample_hz: float, compile_ahead: bool = False) -> None:
     """The engine process: a control thread takes commands, the main thread runs the engine."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the parent, which closes us
     cmd_conn, evt_conn = Connection(cmd_fd, writable=False), Connection(evt_fd, readable=False)
@@ -313,7 +340,8 @@ def _child_main(cmd_fd: int, evt_fd: int, sample_hz: float) -> None:
         monitor = CpuSampler({}, batcher.add, hz=IDLE_HZ, also_pids=(os.getppid(),))
         monitor.keep = False
         monitor.start()
-    service = _Service(batcher.add, sample_hz, monitor=monitor)
+    service = _Service(batcher.add, sample_hz, monitor=monitor,
+                       compile_ahead=compile_ahead)
 
     def control():
         try:
@@ -339,7 +367,7 @@ def _child_main(cmd_fd: int, evt_fd: int, sample_hz: float) -> None:
 
 
 _CHILD = ("import sys; from partui.profiles.stream import _child_main; "
-          "_child_main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))")
+          "_child_main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == '1')")
 
 
 class EngineProcess:
@@ -351,8 +379,11 @@ class EngineProcess:
     pickles over two pipes (multiprocessing.connection).
     """
 
-    def __init__(self, sample_hz: float = SAMPLE_HZ, stderr=subprocess.DEVNULL):
+    def __init__(self, sample_hz: float = SAMPLE_HZ, stderr=subprocess.DEVNULL,
+                 compile_ahead: bool = False):
+        """`compile_ahead`: the child compiles native kernels before need (Compiling events)."""
         self._sample_hz = sample_hz
+        self._compile_ahead = compile_ahead
         self._stderr = stderr  # the child's stderr: not the dashboard's terminal by default
         self._proc: subprocess.Popen | None = None
         self._cmd: Connection | None = None
@@ -369,7 +400,8 @@ class EngineProcess:
         evt_r, evt_w = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(cmd_r), str(evt_w), repr(self._sample_hz)],
+                [sys.executable, "-c", _CHILD, str(cmd_r), str(evt_w), repr(self._sample_hz),
+                 "1" if self._compile_ahead else "0"],
                 pass_fds=(cmd_r, evt_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=self._stderr)
         finally:

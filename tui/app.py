@@ -86,6 +86,7 @@ class PartuiApp(App):
         self.session = Model(config or RunConfig("conv2"), max_workers=max(2, default_workers()))
         self.viewing: Model | None = None
         self.live = live  # the engine runs the session's configuration back to back
+        self.compiling: str | None = None  # what the engine compiles now, if anything
         self.sweep_left: list[RunConfig] = []  # configurations of a sweep not finished yet
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
@@ -149,8 +150,11 @@ class PartuiApp(App):
     def start_engine(self) -> None:
         if self.engine is None:
             if self._engine_factory is None:
+                from functools import partial
+
                 from partui.profiles.stream import EngineProcess
-                self._engine_factory = EngineProcess
+                # first run after an install: kernels compile in the engine, before need
+                self._engine_factory = partial(EngineProcess, compile_ahead=True)
             self.engine = self._engine_factory()
             self.engine.start()
 
@@ -192,7 +196,7 @@ class PartuiApp(App):
         return self.session.running is not None or bool(self.sweep_left) or self.live
 
     def handle_events(self, events) -> None:
-        from partui.profiles.events import RunCancelled, RunFailed, RunFinished, RunStarted
+        from partui.profiles.events import Compiling, RunCancelled, RunFailed, RunFinished, RunStarted
         running = self.session.running
         self.session.apply(events)
         if (self.session.running is None) != (running is None) or any(
@@ -201,6 +205,8 @@ class PartuiApp(App):
         if any(isinstance(ev, CpuSample) for ev in events):
             self.refresh_header()
         for ev in events:
+            if isinstance(ev, Compiling):
+                self.show_compiling(ev)
             if isinstance(ev, RunFinished) and self.session.book.offer(ev.result):
                 self.session.book.save()  # a new best single-worker time on this machine
             if isinstance(ev, RunFailed):
@@ -214,6 +220,17 @@ class PartuiApp(App):
                     self.sweep_left.pop(0)
                     if not self.sweep_left:
                         self.notify("worker sweep done", timeout=4)
+
+    def show_compiling(self, ev) -> None:
+        """The header says the engine compiles kernels (the first runs after an install)."""
+        if not ev.done:
+            self.compiling = (f"compiling kernels, first run only: {ev.layer} "
+                              f"({ev.left} layer{'s' if ev.left > 1 else ''} to go)")
+        else:
+            self.compiling = None
+            if ev.left == 0:
+                self.notify("kernels compiled: later runs start at once", timeout=4)
+        self.refresh_header()
 
     def sync_live(self) -> None:
         """Tell the engine what live mode should run now: the session's configuration, if valid."""
@@ -250,6 +267,8 @@ class PartuiApp(App):
         last = self.session.cpu[-1] if self.session.cpu else None
         engine_cpu = last.engine_cpu if last is not None else None
         mode = "SNAPSHOT" if self.viewing else ("LIVE" if self.live else "idle")
+        if self.compiling:
+            mode = f"{mode} | {self.compiling}"
         self.query_one(MachineHeader).show(self.machine, self.self_cpu, engine_cpu, mode,
                                            others=None if last is None else last.others_cpu)
 

@@ -99,6 +99,8 @@ def cmd_bench(args) -> int:
     def progress(text: str) -> None:
         print(f"[{time.monotonic() - t0:6.1f}s] {text}", file=sys.stderr, flush=True)
 
+    from .core import compile_ahead
+    compile_ahead(settings.layer_names())
     bench = Bench(settings, progress)
     result = bench.run()
     try:

@@ -208,6 +208,24 @@ def check_output(text: str, flag: str, force: bool) -> Path:
     return path
 
 
+def compile_ahead(layers, kernel: str = "vectorized", strategy: str = "") -> None:
+    """On first use, compile the native kernels these layers need before anything is timed,
+    and say so on stderr: numba takes seconds to a minute, and a silent wait looks hung."""
+    if kernel != "vectorized":
+        return  # the loops kernel is plain Python
+    from partui.kernels import jitcache
+    layers = list(LAYERS) if strategy == "pipeline" else list(layers)
+    todo = jitcache.missing(layers)
+    if not todo:
+        return
+    when = "first run only" if jitcache.cache_enabled() else "PARTUI_NUMBA_CACHE=0: every run"
+    print(f"partui: compiling kernels, {when} ({', '.join(todo)})...", file=sys.stderr,
+          flush=True)
+    from partui.kernels.warmup import compile_kernels
+    seconds = compile_kernels(todo)
+    print(f"partui: kernels compiled in {seconds:.0f} s", file=sys.stderr, flush=True)
+
+
 def cmd_run(args) -> int:
     from partui.profiles.engine import Engine
     cfg = config_from(args)
@@ -216,6 +234,7 @@ def cmd_run(args) -> int:
     if out_dir is not None:
         for name in ("input", "output", "weight", "bias"):
             check_output(str(out_dir / f"{name}.npy"), "--save-arrays", args.force)
+    compile_ahead([cfg.layer], cfg.kernel, cfg.strategy)
     progress = None if args.json else _progress_printer(cfg)
     with Engine() as engine:
         result = engine.run(cfg, emit=progress, keep_arrays=out_dir is not None)

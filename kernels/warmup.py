@@ -1,0 +1,48 @@
+"""Compile the native kernels ahead of need, so no timed run pays for numba's compiler.
+
+Every layer runs once with the vectorized kernel, cut as each of its strategies cuts it
+for two workers, on a batch of two: numba compiles (or loads from its disk cache) each
+kernel for the array layouts real runs hand it. Cold, this takes seconds; warm, it loads.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import jitcache
+from .axes import STRATEGIES, not_applicable_reason
+from .compute import run_task
+from .layers import LAYERS, Layer, make_input, make_params
+from .scratch import Scratch
+from .strategies import plan
+
+
+def compile_kernels(layers=None, on_layer=None) -> float:
+    """Compile the native kernels that runs of `layers` (names; default all) use, and mark
+    each layer done in the cache. `on_layer(name)` is called before each. Returns seconds."""
+    jitcache.configure()
+    t0 = time.perf_counter()
+    for name in LAYERS if layers is None else layers:
+        if on_layer is not None:
+            on_layer(name)
+        layer = LAYERS[name]
+        for strategy in STRATEGIES:
+            # pipeline stages call the per-layer kernels, compiled with their layers
+            if strategy != "pipeline" and not_applicable_reason(
+                    layer, strategy, "vectorized", "threads", 2) is None:
+                _run_once(layer, strategy)
+        jitcache.mark_compiled(name)
+    return time.perf_counter() - t0
+
+
+def _run_once(layer: Layer, strategy: str, batch: int = 2) -> None:
+    p = plan(layer, strategy, batch, 2)
+    arrays = {"x": make_input(layer, batch), **make_params(layer),
+              "out": np.empty(layer.out_array_shape(batch), np.float32)}
+    if p.partials:
+        arrays["partials"] = np.empty((p.partials, *layer.out_array_shape(batch)), np.float32)
+    scratch = Scratch()
+    for phase in p.phases:
+        for task in phase:
+            run_task(layer, "vectorized", arrays, task, scratch)
