@@ -79,3 +79,33 @@ def test_sweep_bad_lists_exit_2(tmp_path):
                           (["--strategies", "pipeline"], "no applicable configuration")):
         p = partui("sweep", "--layer", "conv2", *args, env_dir=tmp_path)
         assert p.returncode == 2 and message in p.stderr, p.stderr
+
+
+def strict_json(text):
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_sweep_show_compare_as_json(swept, tmp_path):
+    d, out, _ = swept
+    p = partui("sweep", "--layer", "pool2", "--strategies", "batch", "--executors", "threads",
+               "--workers", "1,2", "--batch", "4", "--repeat", "2", "--warmup", "0",
+               "--out", tmp_path / "j.json", "--json", env_dir=d)
+    assert p.returncode == 0, p.stderr
+    data = strict_json(p.stdout)  # stdout is the JSON object and nothing else
+    assert data["snapshot"] == str(tmp_path / "j.json") and data["failed"] == []
+    assert [r["config"]["workers"] for r in data["runs"]] == [1, 2]
+    assert all(r["ok"] and r["median"] > 0 for r in data["runs"])
+    assert data["runs"][0]["speedup_1w"] == 1.0
+
+    shown = strict_json(partui("show", out, "--json").stdout)
+    saved = json.loads(out.read_text())
+    assert shown["note"] == "a test" and len(shown["runs"]) == len(saved["runs"])
+    assert [r["median"] for r in shown["runs"]] == [r["median_ms"] for r in saved["runs"]]
+
+    both = strict_json(partui("compare", out, out, "--json").stdout)
+    assert both["machine_differences"] == [] and both["only_in_a"] == 0
+    assert len(both["configurations"]) == len(saved["runs"])
+    assert all(c["ratio_b_over_a"] == 1.0 and c["verdict"] == "no difference"
+               for c in both["configurations"])

@@ -10,7 +10,7 @@ from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
 from ..errors import UsageError
 from ..safe_text import echo, printable
 from ..table import ms, table
-from .core import ascii_int, check_output, check_writable_dir, parse_int
+from .core import ascii_int, check_output, check_writable_dir, compile_ahead, parse_int
 
 MACHINE_KEYS = ("cpu_model", "logical_cores", "physical_cores", "usable_cores", "memory_total",
                 "python", "numpy", "platform", "hostname")
@@ -46,12 +46,14 @@ def register(sub) -> None:
     p.add_argument("--no-book", action="store_true",
                    help="neither read nor update this machine's book of best single-worker "
                         "times (baselines then come from this sweep only)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (every run's statistics, baselines, the snapshot's path) on stdout; progress stays on stderr")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("show", help="print a snapshot as tables",
                        description="Print a saved snapshot: machine, note, every run with its "
                                    "statistics, scaling fits and memory-lab results.")
     p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print one JSON object (machine, note, every run's statistics and baseline) instead of tables")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("export", help="a snapshot as a Chrome trace (Perfetto) or CSV",
@@ -72,6 +74,7 @@ def register(sub) -> None:
                                    "machines come first.")
     p.add_argument("a", metavar="A")
     p.add_argument("b", metavar="B")
+    p.add_argument("--json", action="store_true", help='print one JSON object (machine differences, every shared configuration) instead of tables')
     p.set_defaults(func=cmd_compare)
 
 
@@ -141,6 +144,8 @@ def cmd_sweep(args) -> int:
         print(f"partui: note: {printable(book.problem)}", file=sys.stderr)
     print(f"sweep: {len(configs)} runs ({len(skipped)} combinations not applicable, skipped), "
           f"{args.warmup} warm-up + {args.repeat} repeats each", file=sys.stderr)
+    compile_ahead([args.layer], args.kernel, "pipeline" if any(
+        c.strategy == "pipeline" for c in configs) else "")
     results, failed = [], []
     with Engine() as engine:
         for i, cfg in enumerate(configs, 1):
@@ -168,10 +173,13 @@ def cmd_sweep(args) -> int:
         book.save()
         if book.problem:
             print(f"partui: note: {printable(book.problem)}", file=sys.stderr)
-    print(report(analysis, args.repeat))
-    for f in failed:
-        print(f"failed: {f}")
-    print(f"\nsnapshot saved to {out}")
+    if args.json:
+        _print_json({"snapshot": str(out), "failed": failed, **analysis_data(analysis)})
+    else:
+        print(report(analysis, args.repeat))
+        for f in failed:
+            print(f"failed: {f}")
+        print(f"\nsnapshot saved to {out}")
     return 0 if not failed and all(r.ok for r in results) else 1
 
 
@@ -260,6 +268,15 @@ def cmd_show(args) -> int:
     from partui.profiles.analysis import analyze
     from partui.profiles.export import snapshot_baselines
     snap = _load(args.file)
+    if args.json:
+        _print_json({"file": str(args.file), "created": snap.created,
+                     "partui_version": snap.partui_version,
+                     "schema_version": snap.schema_version, "machine": snap.machine,
+                     "note": snap.note,
+                     **analysis_data(analyze(snap.results(), snapshot_baselines(snap),
+                                             "this snapshot")),
+                     "lab": snap.memlab})
+        return 0
     m = snap.machine
     _say(f"snapshot   {args.file}")
     _say(f"created    {snap.created}   partui {snap.partui_version}   schema {snap.schema_version}")
@@ -325,36 +342,80 @@ def machine_differences(a: dict, b: dict) -> list[tuple[str, str, str]]:
 
 
 def cmd_compare(args) -> int:
-    _say(compare_report(_load(args.a), _load(args.b)))
+    a, b = _load(args.a), _load(args.b)
+    if args.json:
+        _print_json(compare_data(a, b))
+    else:
+        _say(compare_report(a, b))
     return 0
+
+
+def _print_json(data) -> None:
+    """One JSON object on stdout: NaN (not measured) and infinities become null."""
+    import json
+
+    from partui.profiles.snapshot import json_safe
+    print(json.dumps(json_safe(data), allow_nan=False))
+
+
+def analysis_data(analysis) -> dict:
+    """A sweep's or a snapshot's table as plain data: one entry per run, then the baselines
+    and the scaling series."""
+    from dataclasses import asdict
+
+    from partui.profiles.analysis import label
+    runs = []
+    for row in analysis.rows:
+        r = row.result
+        runs.append({"label": label(r.config), "config": r.config, "ok": r.ok,
+                     "max_abs_error": r.max_abs_error, "on_cpu_ratio": r.on_cpu_ratio,
+                     **asdict(row.stats),
+                     "baseline": row.baseline.to_dict() if row.baseline else None})
+    series = [{"key": list(s.key), "median_ms_by_workers": {str(w): t for w, t in s.times.items()},
+               "amdahl": asdict(s.fit) if s.fit else None,
+               "karp_flatt": {str(w): e for w, e in s.karp_flatt.items()}}
+              for s in analysis.series]
+    return {"runs": runs, "baselines": {k: b.to_dict() for k, b in analysis.baselines.items()},
+            "series": series}
+
+
+def compare_data(a, b) -> dict:
+    """What compare_report shows, as plain data: every run of a configuration pooled."""
+    from partui.profiles.analysis import label, pooled_by_config
+    from partui.profiles.stats import verdict
+    ra = pooled_by_config(a.results())  # every run of a configuration, not the last one
+    rb = pooled_by_config(b.results())
+    both = [k for k in ra if k in rb]
+    side = lambda r: {"median_ms": r.median_ms, "min_ms": r.min_ms,  # noqa: E731
+                      "max_ms": r.max_ms, "n": len(r.times_ms)}
+    rows = []
+    for k in both:
+        x, y = ra[k], rb[k]
+        rows.append({
+            "label": label(x.config), "config": x.config, "a": side(x), "b": side(y),
+            "ratio_b_over_a": y.median_ms / x.median_ms if x.median_ms > 0 else float("nan"),
+            "verdict": verdict((x.min_ms, x.max_ms), (y.min_ms, y.max_ms))})
+    return {"machine_differences": [list(d) for d in machine_differences(a.machine, b.machine)],
+            "configurations": rows, "only_in_a": len(ra) - len(both),
+            "only_in_b": len(rb) - len(both)}
 
 
 def compare_report(a, b) -> str:
     """Two snapshots side by side: machine differences first, then every shared configuration."""
-    from partui.profiles.analysis import label, pooled_by_config
-    from partui.profiles.stats import verdict
+    data = compare_data(a, b)
     out = []
-    diffs = machine_differences(a.machine, b.machine)
-    if diffs:
+    if data["machine_differences"]:
         out.append("the machines differ (ratios compare machines as well as configurations):")
-        out.append(table(["", "A", "B"], [list(d) for d in diffs], align="lll"))
+        out.append(table(["", "A", "B"], data["machine_differences"], align="lll"))
     else:
         out.append(f"same machine: {a.machine.get('cpu_model', '?')}, "
                    f"{a.machine.get('logical_cores', '?')} logical cores")
     out.append("")
-    ra = pooled_by_config(a.results())  # every run of a configuration, not the last one
-    rb = pooled_by_config(b.results())
-    both = [k for k in ra if k in rb]
-    rows = []
-    for k in both:
-        x, y = ra[k], rb[k]
-        ratio = y.median_ms / x.median_ms if x.median_ms > 0 else float("nan")
-        v = verdict((x.min_ms, x.max_ms), (y.min_ms, y.max_ms))
-        rows.append([label(x.config),
-                     f"{ms(x.median_ms)} ({ms(x.min_ms)}-{ms(x.max_ms)}) n={len(x.times_ms)}",
-                     f"{ms(y.median_ms)} ({ms(y.min_ms)}-{ms(y.max_ms)}) n={len(y.times_ms)}",
-                     _ratio(ratio),
-                     {"faster": "B faster", "slower": "B slower"}.get(v, v)])
+    span = lambda t: (f"{ms(t['median_ms'])} ({ms(t['min_ms'])}-{ms(t['max_ms'])}) "  # noqa: E731
+                      f"n={t['n']}")
+    rows = [[c["label"], span(c["a"]), span(c["b"]), _ratio(c["ratio_b_over_a"]),
+             {"faster": "B faster", "slower": "B slower"}.get(c["verdict"], c["verdict"])]
+            for c in data["configurations"]]
     if rows:
         out.append(table(["configuration", "A median ms (min-max)", "B median ms (min-max)",
                           "B/A", "verdict"], rows, align="lrrrl"))
@@ -363,7 +424,7 @@ def compare_report(a, b) -> str:
                    "verdict only where the min-max spreads do not overlap")
     else:
         out.append("no configuration is in both snapshots")
-    only_a, only_b = len(ra) - len(both), len(rb) - len(both)
+    only_a, only_b = data["only_in_a"], data["only_in_b"]
     if only_a or only_b:
         out.append(f"only in A: {only_a} configuration(s); only in B: {only_b}")
     return "\n".join(out)
