@@ -196,7 +196,8 @@ class PartuiApp(App):
         return self.session.running is not None or bool(self.sweep_left) or self.live
 
     def handle_events(self, events) -> None:
-        from partui.profiles.events import Compiling, RunCancelled, RunFailed, RunFinished, RunStarted
+        from partui.profiles.events import (Compiling, RunCancelled, RunFailed, RunFinished,
+                                            RunStarted)
         running = self.session.running
         self.session.apply(events)
         if (self.session.running is None) != (running is None) or any(
