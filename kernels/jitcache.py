@@ -9,7 +9,6 @@ No numpy or numba here: the command line asks "compiled yet?" before loading eit
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -41,6 +40,7 @@ def configure() -> None:
 
 
 def _stamp(layer: str) -> Path:
+    import hashlib  # here, not at import: it loads OpenSSL
     from importlib.metadata import PackageNotFoundError, version
     here = Path(__file__).resolve().parent
     # numba's cache is per source path (each install its own), so the stamp is too

@@ -44,7 +44,8 @@ class RunConfig:
         return self.workers if self.executor == "blas" else 1
 
     def check(self) -> None:
-        """Raise ConfigError for a bad value, NotApplicable for a combination that makes no sense."""
+        """Raise ConfigError for a bad value, NotApplicable for a combination that makes no
+        sense."""
         self.check_values()
         reason = not_applicable_reason(get_layer(self.layer), self.strategy,
                                        self.kernel, self.executor, self.workers)

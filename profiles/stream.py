@@ -39,7 +39,7 @@ from .events import Compiling, RunCancelled, RunFailed, RunFinished, RunStarted
 from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
 
 if TYPE_CHECKING:
-    from .engine import RunConfig
+    from .engine import Engine, RunConfig
 
 CANCEL_RETRY_S = 0.02  # a cancel is repeated until the run ends (it may not have started yet)
 FLUSH_S = 0.01  # the child sends what it has every 10 ms...

@@ -138,9 +138,10 @@ def list_data() -> dict:
             if not_applicable_reason(layer, s, k, e, 1 if e == "inline" else 2) is None
         ]
     return {
-        "layers": [{"name": n, "kind": l.kind, "in_shape": l.in_shape, "out_shape": l.out_shape,
-                    "weight_shape": l.weight_shape, "flops_per_sample": l.flops(1)}
-                   for n, l in LAYERS.items()],
+        "layers": [{"name": n, "kind": layer.kind, "in_shape": layer.in_shape,
+                    "out_shape": layer.out_shape, "weight_shape": layer.weight_shape,
+                    "flops_per_sample": layer.flops(1)}
+                   for n, layer in LAYERS.items()],
         "strategies": STRATEGIES, "kernels": KERNELS, "executors": EXECUTORS,
         "valid": combos,
     }
