@@ -176,7 +176,7 @@ class Engine:
             sampler = self.monitor
             sampler.watch(ex.worker_ids(), ex.processes, self.sample_hz or IDLE_HZ)
             sampler.record()
-        emit(RunStarted(run_id, cfg.to_dict(), startup))
+        emit(RunStarted(run_id, cfg, startup))
         x = _input(cfg.layer, cfg.batch, cfg.seed)
         params = _params(cfg.layer, cfg.seed)
         plan = None if cfg.strategy == "pipeline" else strategies.plan(layer, cfg.strategy,
@@ -220,14 +220,14 @@ class Engine:
                 cpu_marks.append(sampler.worker_cpu())
             output = np.array(arena.arrays["out"])
         except Cancelled:
-            emit(RunCancelled(run_id, cfg.to_dict()))
+            emit(RunCancelled(run_id, cfg))
             raise RunCancelledError("run cancelled") from None
         except KeyboardInterrupt:
             self._stop_now(ex)
-            emit(RunCancelled(run_id, cfg.to_dict()))
+            emit(RunCancelled(run_id, cfg))
             raise
         except WorkerLost as exc:
-            emit(RunFailed(run_id, str(exc), config=cfg.to_dict()))
+            emit(RunFailed(run_id, str(exc), config=cfg))
             raise
         finally:
             samples = []

@@ -29,7 +29,7 @@ class Span:
 @dataclass(frozen=True)
 class RunStarted:
     run: int
-    config: dict[str, Any]
+    config: Any  # the RunConfig: typed until a snapshot writes it
     pool_startup_ms: float  # 0 when the pool was already warm
     live: bool = False  # made by live mode (run again and again), not submitted
 
@@ -58,13 +58,13 @@ class RunFailed:
     run: int  # 0 when the run never started (a bad configuration)
     error: str  # one line
     result: Any = None
-    config: dict[str, Any] | None = None
+    config: Any = None  # the RunConfig, when there was one
 
 
 @dataclass(frozen=True)
 class RunCancelled:
     run: int  # 0 when the run was dropped from the queue before it started
-    config: dict[str, Any] | None = None
+    config: Any = None  # the RunConfig
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from .events import CpuSample
 
 SAMPLE_HZ = 12.5  # >= 10 Hz with room for timer slack; ~0.1 ms of CPU per sample
 IDLE_HZ = 2.0  # the always-on monitor between runs
+FIRST_SAMPLE_S = 0.1  # the window of the first sample after start()
 MIN_WINDOW_S = 0.02  # shorter windows are merged into the next sample (clock ticks are 10 ms)
 PROC = "/proc"
 
@@ -222,7 +223,8 @@ class CpuSampler:
         return out
 
     def _loop(self) -> None:
-        next_t = time.perf_counter()
+        # the first sample comes soon (a chart waits for it), then one every interval
+        next_t = time.perf_counter() - self.interval + min(self.interval, FIRST_SAMPLE_S)
         while not self._stop.is_set():
             self.sample(emit=True)
             next_t += self.interval

@@ -118,7 +118,7 @@ class _Service:
         with self._cv:
             dropped, self._dropped = self._dropped, []
         for cfg in dropped:
-            self._emit(RunCancelled(0, _config_dict(cfg)))
+            self._emit(RunCancelled(0, _config_of(cfg)))
 
     def serve(self) -> None:
         from .engine import Engine
@@ -192,16 +192,16 @@ class _Service:
             self.engine.run(cfg, emit=emit)
             return True
         except ConfigError as exc:
-            self._emit(RunFailed(0, str(exc), config=_config_dict(cfg)))
+            self._emit(RunFailed(0, str(exc), config=_config_of(cfg)))
         except NotApplicable as exc:
-            self._emit(RunFailed(0, f"not applicable: {exc}", config=_config_dict(cfg)))
+            self._emit(RunFailed(0, f"not applicable: {exc}", config=_config_of(cfg)))
         except RunCancelledError:
             if not seen["ended"]:
-                emit(RunCancelled(seen["run"], _config_dict(cfg)))
+                emit(RunCancelled(seen["run"], _config_of(cfg)))
             return True
         except Exception as exc:  # noqa: BLE001 - any failure is an event; the service goes on
             if not seen["ended"]:
-                emit(RunFailed(seen["run"], one_line(exc), config=_config_dict(cfg)))
+                emit(RunFailed(seen["run"], one_line(exc), config=_config_of(cfg)))
         return False
 
     def _compile(self, layers) -> None:
@@ -221,8 +221,10 @@ def _without_streams(event):
     return replace(event, result=replace(result, spans=[], cpu_samples=[]))
 
 
-def _config_dict(cfg) -> dict | None:
-    return cfg.to_dict() if hasattr(cfg, "to_dict") else None
+def _config_of(cfg):
+    """The RunConfig an event names (None for something that is not one)."""
+    from .config import RunConfig
+    return cfg if isinstance(cfg, RunConfig) else None
 
 
 # ---- on a thread -----------------------------------------------------------------
@@ -421,7 +423,7 @@ class EngineProcess:
     def submit(self, cfg: RunConfig) -> None:
         if self._closed or self._proc is None or not self._send(("run", cfg)):
             self._pending.append(RunFailed(0, "the engine process is not running",
-                                           config=_config_dict(cfg)))
+                                           config=_config_of(cfg)))
 
     def set_live(self, cfg: RunConfig | None) -> None:
         """Run `cfg` back to back whenever nothing is queued; None stops after the current run."""

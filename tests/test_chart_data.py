@@ -100,7 +100,7 @@ def test_phases_are_named_filter_reduce_and_pipeline_stages_by_layer():
 
 def test_model_timeline_follows_the_run_and_steps_repeats():
     m = Model(RunConfig("conv2", workers=2), max_workers=2)
-    cfg = RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 3, 1).to_dict()
+    cfg = RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 3, 1)
     events = [RunStarted(1, cfg, 0.0)]
     times = {-1: 9.0, 0: 3.0, 1: 1.0, 2: 2.0}
     for rep, ms in times.items():
@@ -193,7 +193,7 @@ def test_live_runs_are_one_row_per_configuration_single_runs_their_own():
 
     def run(cfg, live, times):
         r = fake(workers=cfg["workers"], times=times)
-        return [RunStarted(0, cfg, 0.0, live=live), RunFinished(0, r)]
+        return [RunStarted(0, RunConfig(**cfg), 0.0, live=live), RunFinished(0, r)]
     m.apply(run(cfg1, False, (10.0,)))  # a single run: its own row
     for t in (5.0, 6.0, 7.0):
         m.apply(run(cfg2, True, (t,)))

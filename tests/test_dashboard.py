@@ -206,7 +206,7 @@ async def test_lost_worker_process_is_reported_and_dashboard_keeps_working(tmp_p
         pool_workers()[0].kill()
         await until(app, lambda: app.session.failures, timeout=20)
         position, config, error = app.session.failures[-1]
-        assert "worker" in error and config["executor"] == "processes"
+        assert "worker" in error and config.executor == "processes"
         table = app.query_one(RunsTable)
         assert "FAIL" in str(table.get_row_at(table.row_count - 1)[2])
         # the dashboard keeps working: the next run gets a new pool

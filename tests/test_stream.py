@@ -105,7 +105,7 @@ def test_cancel_stops_a_long_run_within_200ms(engine):
     ends = [(e, t) for e, t in events if isinstance(e, TERMINAL)]
     assert isinstance(ends[0][0], RunCancelled) and isinstance(ends[1][0], RunFinished)
     assert ends[0][1] - sent["t"] < 0.2 + 0.05  # + one drain interval of this test
-    assert ends[0][0].config["kernel"] == "loops"
+    assert ends[0][0].config.kernel == "loops"
 
 
 def test_cancel_can_drop_queued_runs(engine):
@@ -116,7 +116,7 @@ def test_cancel_can_drop_queued_runs(engine):
     events = started + [e for e, _ in collect(engine, 2)]
     ends = [e for e in events if isinstance(e, TERMINAL)]
     assert [type(e) for e in ends] == [RunCancelled, RunCancelled]
-    assert ends[0].run > 0 and ends[1].run == 0 and ends[1].config["kernel"] == "vectorized"
+    assert ends[0].run > 0 and ends[1].run == 0 and ends[1].config.kernel == "vectorized"
 
 
 def collect_until(engine, kind, timeout=30.0):

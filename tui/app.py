@@ -196,14 +196,17 @@ class PartuiApp(App):
         return self.session.running is not None or bool(self.sweep_left) or self.live
 
     def handle_events(self, events) -> None:
-        from partui.profiles.events import (Compiling, RunCancelled, RunFailed, RunFinished,
-                                            RunStarted)
+        from partui.profiles.events import Compiling, RunCancelled, RunFailed, RunFinished
         running = self.session.running
         self.session.apply(events)
-        if (self.session.running is None) != (running is None) or any(
-                isinstance(ev, RunStarted) for ev in events):
-            self.query_one(SettingsPane).show(self.shown, self.live)  # "running: ..." line
-        if any(isinstance(ev, CpuSample) for ev in events):
+        # the settings pane's "running: ..." line; live mode says "live mode ON" throughout,
+        # so its runs (several a second) do not redraw the pane; the header has its own timer
+        if not self.live and (self.session.running is None) != (running is None):
+            self.query_one(SettingsPane).show(self.shown, self.live)
+        cpu = self.query_one(CpuChart)
+        if cpu.message and self.viewing is None and any(isinstance(ev, CpuSample)
+                                                        for ev in events):
+            cpu.update_from(self.session)  # the first samples: lines at once
             self.refresh_header()
         for ev in events:
             if isinstance(ev, Compiling):
@@ -216,8 +219,9 @@ class PartuiApp(App):
                     self.live = False  # the engine stopped live mode: it cannot run this
                     self.refresh_panes()
             if isinstance(ev, (RunFinished, RunFailed, RunCancelled)) and self.sweep_left:
-                config = ev.result.config if isinstance(ev, RunFinished) else ev.config
-                if config == self.sweep_left[0].to_dict():
+                config = (RunConfig(**ev.result.config) if isinstance(ev, RunFinished)
+                          else ev.config)  # a result's config is the form a snapshot writes
+                if config == self.sweep_left[0]:
                     self.sweep_left.pop(0)
                     if not self.sweep_left:
                         self.notify("worker sweep done", timeout=4)

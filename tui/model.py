@@ -115,7 +115,7 @@ class Model:
                                          _config_key(self.running)))
             elif isinstance(ev, RunStarted):
                 self.run_id = ev.run
-                self.running = RunConfig(**ev.config) if isinstance(ev.config, dict) else ev.config
+                self.running = ev.config
                 self.running_live = ev.live
                 self.spans, self.run_samples, self.done_repeats = [], [], []
                 self.run_start_ns = None
