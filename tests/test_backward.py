@@ -181,3 +181,52 @@ def test_logsoftmax_and_nll_backward(kernel):
     close(g, grad_reference.logsoftmax_backward(x, grad_reference.nll_backward(logp, labels.astype(int))))
     loss = lambda: grad_reference.nll_loss(reference.logsoftmax(x64), labels.astype(int))  # noqa: E731
     close(g, numeric_grad(loss, x64), 1e-5)
+
+
+# ---- the network's training step ------------------------------------------------------
+
+def _network_case(batch=3, seed=0):
+    from partui.kernels.layers import LAYERS, make_input, make_params
+    net = LAYERS["network"]
+    params = make_params(net, seed)
+    x = make_input(net, batch, seed)
+    labels = np.arange(batch) * 7 % 26
+    return x, labels, params
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_network_step_grads_match_reference(kernel):
+    from partui.kernels import training
+    x, labels, params = _network_case(batch=2 if kernel == "loops" else 5)
+    flat = training.flat_params(0)
+    pv = training.views(flat, training.NETWORK_LAYOUT)
+    for k in params:
+        assert np.array_equal(pv[k], params[k])
+    grad = np.full(training.NETWORK_PARAMS, np.nan, np.float32)
+    gv = training.views(grad, training.NETWORK_LAYOUT)
+    loss, correct, _ = training.step_grads(kernel, x, labels.astype(np.float32), pv, gv,
+                                           1 / len(x), Scratch())
+    ref_loss, ref = grad_reference.network_loss_and_grads(x, labels, params)
+    assert loss / len(x) == pytest.approx(ref_loss, rel=1e-5)
+    assert set(ref) == set(gv)
+    for k in ref:
+        close(gv[k], ref[k], 1e-4)
+    assert 0 <= correct <= len(x)
+
+
+def test_network_reference_grads_match_finite_differences():
+    x, labels, params = _network_case(batch=2, seed=1)
+    p64 = {k: v.astype(np.float64) for k, v in params.items()}
+    _, grads = grad_reference.network_loss_and_grads(x, labels, p64)
+    pick = np.random.default_rng(3)
+    for name in ("conv1.weight", "conv2.bias", "conv3.weight", "linear1.weight", "linear3.bias"):
+        arr = p64[name]
+        for _ in range(3):
+            idx = tuple(int(pick.integers(0, s)) for s in arr.shape)
+            old, eps = arr[idx], 1e-5
+            arr[idx] = old + eps
+            up = grad_reference.network_loss_and_grads(x, labels, p64)[0]
+            arr[idx] = old - eps
+            down = grad_reference.network_loss_and_grads(x, labels, p64)[0]
+            arr[idx] = old
+            assert grads[name][idx] == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-8)

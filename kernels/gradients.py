@@ -1,0 +1,104 @@
+"""How partial gradients meet: the one interface a new executor needs.
+
+A task that computes gradients of part of the work (some samples, some output
+channels) asks the combiner where to write them (`target`), then hands them in
+(`deposit`). After the phase, the combiner's own jobs (`reduce_ranges`) finish
+the sum. Two combiners, as the teaching material shows them:
+
+- `reduce`: one buffer per task in the run's arrays (`<acc>.partials`, shape
+  (slots, *acc)); nothing is shared while tasks run; a combine phase then sums
+  the buffers, cut into ranges of the flat accumulator so every worker sums a
+  share. No lock, one extra pass over slots x parameters.
+- `locked`: one shared accumulator; a task computes into its own scratch buffer,
+  then adds it into the accumulator under a lock. No combine phase, but the
+  adds are serialized: the lock is where workers wait.
+
+The lock must exclude threads and processes alike: it is an advisory file lock
+(`flock`) on a file the run creates, taken through a fresh open file each time
+(flock conflicts between open files, also in one process). A Dask executor can
+implement the same three calls with its own reduction (a tree of adds).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+from .scratch import Scratch
+from .strategies import split_range
+
+COMBINES: dict[str, str] = {
+    "reduce": "per-task gradient buffers, summed in a combine phase after the backward",
+    "locked": "one shared accumulator; each task adds its gradients under a lock",
+}
+
+
+@contextlib.contextmanager
+def file_lock(path: str):
+    """An exclusive lock shared by every thread and process that names `path`."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor of the open file releases the lock
+
+
+class Combiner:
+    """Base: `slots` partial buffers for an accumulator named `acc` in the run's arrays."""
+    name = "?"
+
+    def partial_shapes(self, acc: str, shape: tuple[int, ...], slots: int) -> dict:
+        """Extra arrays the run must allocate for `acc` with `slots` tasks."""
+        return {}
+
+    def target(self, arrays: dict, acc: str, slot: int, scratch: Scratch) -> np.ndarray:
+        """Where task `slot` writes its partial gradients (same shape as arrays[acc])."""
+        raise NotImplementedError
+
+    def deposit(self, arrays: dict, acc: str, buf: np.ndarray, lock: str | None) -> None:
+        """Hand in what `target` returned, once written."""
+
+    def reduce_ranges(self, size: int, workers: int) -> list[tuple[int, int]]:
+        """Ranges of the flat accumulator for the combine phase's jobs (none: nothing to do)."""
+        return []
+
+    def reduce(self, arrays: dict, acc: str, lo: int, hi: int) -> None:
+        """One combine-phase job: the flat accumulator's [lo, hi)."""
+
+
+class ReduceCombiner(Combiner):
+    name = "reduce"
+
+    def partial_shapes(self, acc, shape, slots):
+        return {f"{acc}.partials": (slots, *shape)}
+
+    def target(self, arrays, acc, slot, scratch):
+        return arrays[f"{acc}.partials"][slot]
+
+    def reduce_ranges(self, size, workers):
+        return split_range(size, workers)
+
+    def reduce(self, arrays, acc, lo, hi):
+        parts = arrays[f"{acc}.partials"]
+        parts = parts.reshape(parts.shape[0], -1)[:, lo:hi]
+        out = arrays[acc].reshape(-1)[lo:hi]
+        np.copyto(out, parts[0])
+        for k in range(1, parts.shape[0]):
+            out += parts[k]
+
+
+class LockedCombiner(Combiner):
+    name = "locked"
+
+    def target(self, arrays, acc, slot, scratch):
+        return scratch.get(f"combine.{acc}", arrays[acc].shape)
+
+    def deposit(self, arrays, acc, buf, lock):
+        with file_lock(lock):
+            arrays[acc] += buf
+
+
+COMBINERS: dict[str, Combiner] = {"reduce": ReduceCombiner(), "locked": LockedCombiner()}
