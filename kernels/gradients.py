@@ -25,13 +25,10 @@ import os
 
 import numpy as np
 
+from .pass_axes import COMBINES  # noqa: F401 (the names, numpy-free)
 from .scratch import Scratch
 from .strategies import split_range
 
-COMBINES: dict[str, str] = {
-    "reduce": "per-task gradient buffers, summed in a combine phase after the backward",
-    "locked": "one shared accumulator; each task adds its gradients under a lock",
-}
 
 
 @contextlib.contextmanager

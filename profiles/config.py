@@ -11,6 +11,8 @@ from typing import Any
 
 from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, NotApplicable, not_applicable_reason
 from partui.kernels.layers import LAYER_NAMES, MAX_BATCH, get_layer
+from partui.kernels.pass_axes import COMBINES, PASSES
+from partui.kernels.pass_axes import not_applicable as pass_not_applicable
 
 MAX_WORKERS = 256
 
@@ -38,6 +40,8 @@ class RunConfig:
     repeats: int = 5
     warmup: int = 1
     seed: int = 0
+    pass_kind: str = "forward"  # forward | backward | train (kernels.pass_axes.PASSES)
+    combine: str = "reduce"  # how partial gradients meet (kernels.pass_axes.COMBINES)
 
     @property
     def blas_threads(self) -> int:
@@ -47,8 +51,10 @@ class RunConfig:
         """Raise ConfigError for a bad value, NotApplicable for a combination that makes no
         sense."""
         self.check_values()
-        reason = not_applicable_reason(get_layer(self.layer), self.strategy,
-                                       self.kernel, self.executor, self.workers)
+        layer = get_layer(self.layer)
+        reason = (pass_not_applicable(layer, self.pass_kind, self.strategy)
+                  or not_applicable_reason(layer, self.strategy, self.kernel, self.executor,
+                                           self.workers))
         if reason:
             raise NotApplicable(reason)
 
@@ -63,9 +69,12 @@ class RunConfig:
         _ranged("repeat", self.repeats, 1, 10_000)
         _ranged("warmup", self.warmup, 0, 10_000)
         _ranged("seed", self.seed, 0, 2**64 - 1)  # numpy seeds are non-negative
+        _named(self.pass_kind, PASSES, "pass")
+        _named(self.combine, COMBINES, "combine")
 
     def label(self) -> str:
-        return (f"{self.layer} {self.strategy}/{self.kernel}/{self.executor} "
+        kind = "" if self.pass_kind == "forward" else f" {self.pass_kind}/{self.combine}"
+        return (f"{self.layer}{kind} {self.strategy}/{self.kernel}/{self.executor} "
                 f"w={self.workers} b={self.batch}")
 
     def to_dict(self) -> dict[str, Any]:

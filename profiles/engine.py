@@ -163,6 +163,9 @@ class Engine:
         cancelled; KeyboardInterrupt after stopping the workers.
         """
         cfg.check()
+        if cfg.pass_kind != "forward":
+            from .passes import run_pass
+            return run_pass(self, cfg, emit, keep_arrays)
         emit = emit or (lambda event: None)
         self._run += 1
         run_id = self._run

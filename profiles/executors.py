@@ -332,6 +332,11 @@ class ProcessExecutor(Executor):
     def pids(self) -> list[int]:
         return [p.pid for p in (self._pool._processes or {}).values()] if self._pool else []  # noqa: SLF001
 
+    def submit(self, fn, *args):
+        """Run a module-level function in a worker process (arguments are pickled)."""
+        self.start()
+        return self._pool.submit(fn, *args)
+
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):
         self.start()
         futures = []

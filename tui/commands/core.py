@@ -40,11 +40,22 @@ def register(sub) -> None:
                                    "is wrong, 2 for bad input or a combination that is not "
                                    "applicable, 130 on Ctrl+C.")
     add_config_arguments(p)
+    p.add_argument("--pass", dest="pass_kind", default="forward", choices=["forward", "backward", "train"],
+                   metavar="P",
+                   help="forward; backward (one layer: input and parameter gradients from a seeded "
+                        "upstream gradient); train (--layer network: forward, NLL loss, backward, "
+                        "gradient combination, one SGD update)")
+    p.add_argument("--combine", default="reduce", choices=["reduce", "locked"], metavar="C",
+                   help="how partial gradients meet: reduce (per-task buffers summed after the "
+                        "phase) or locked (one shared accumulator under a lock)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (times, spans, error) instead of tables")
     p.add_argument("--save-arrays", metavar="DIR",
-                   help="write input.npy, weight.npy / bias.npy (the layer's layout) and "
-                        "output.npy to DIR, to check the result with another library")
+                   help="write the run's arrays as .npy files to DIR, to check them with another "
+                        "library (PyTorch layouts). forward: input, weight, bias, output. "
+                        "backward: input, weight, bias, output_grad, input_grad, weight_grad, "
+                        "bias_grad. train: input, labels, <layer>.weight/.bias and their "
+                        "<layer>.weight.grad/.bias.grad (before the update), loss")
     p.add_argument("--force", action="store_true",
                    help="replace .npy files of those names already in DIR")
     p.set_defaults(func=cmd_run)
@@ -89,7 +100,9 @@ def add_config_arguments(p, layer_required: bool = True) -> None:
 def config_from(args, **overrides) -> RunConfig:
     values = dict(layer=args.layer, strategy=args.strategy, kernel=args.kernel,
                   executor=args.executor, workers=args.workers, batch=args.batch,
-                  repeats=args.repeat, warmup=args.warmup, seed=args.seed)
+                  repeats=args.repeat, warmup=args.warmup, seed=args.seed,
+                  pass_kind=getattr(args, "pass_kind", "forward"),
+                  combine=getattr(args, "combine", "reduce"))
     values.update(overrides)
     return RunConfig(**values)
 
@@ -293,8 +306,10 @@ class _progress_printer:
 
 def run_report(result) -> str:
     c = result.config
+    pass_kind = c.get("pass_kind", "forward")
+    what = "" if pass_kind == "forward" else f"  pass {pass_kind}  combine {c.get('combine', 'reduce')}"
     lines = [
-        f"{c['layer']}  strategy {c['strategy']}  kernel {c['kernel']}  executor {c['executor']}  "
+        f"{c['layer']}{what}  strategy {c['strategy']}  kernel {c['kernel']}  executor {c['executor']}  "
         f"workers {c['workers']}  batch {c['batch']}  BLAS threads {result.blas_threads}  "
         f"tasks {result.tasks}",
         f"median {ms(result.median_ms)} ms   min-max {ms(result.min_ms)}-{ms(result.max_ms)} ms   "
@@ -309,6 +324,11 @@ def run_report(result) -> str:
     lines.append("")
     lines.append(table(["worker", "busy ms", "busy/wall", "share of work"], rows))
     lines.append("")
+    if pass_kind != "forward":
+        from partui.profiles.passes import phase_walls
+        walls = phase_walls(result.spans, pass_kind)
+        lines.append(table(["phase", "wall ms (median)"], [[k, ms(v)] for k, v in walls.items()]))
+        lines.append("")
     verdict = "OK" if result.ok else f"FAILED: {result.error or 'result is wrong'}"
     lines.append(f"max abs error {result.max_abs_error:.2e} (tolerance {result.tolerance:.2e})  "
                  f"{verdict}")

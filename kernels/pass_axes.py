@@ -1,0 +1,59 @@
+"""The pass axis (forward, backward, train) and gradient combination: names and what applies.
+
+Free of numpy, like `axes`, so the command line checks a configuration without
+loading the kernels. The cutting and running live in `passes`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .layers import Layer
+
+PASSES: dict[str, str] = {
+    "forward": "the layer's output",
+    "backward": "one layer: input and parameter gradients from an upstream gradient",
+    "train": "network only: forward, loss, backward, gradient combination and one SGD update",
+}
+COMBINES: dict[str, str] = {
+    "reduce": "per-task gradient buffers, summed in a combine phase after the backward",
+    "locked": "one shared accumulator; each task adds its gradients under a lock",
+}
+PHASES: tuple[str, ...] = ("forward", "backward", "combine", "update")
+FORWARD, BACKWARD, COMBINE, UPDATE = range(4)
+
+BACKWARD_BY_KIND: dict[str, tuple[str, ...]] = {
+    "conv": ("none", "batch", "channel", "filter"),
+    "pool": ("none", "batch", "channel"),
+    "gelu": ("none", "batch", "channel"),
+    "linear": ("none", "batch", "channel", "filter"),
+    "logsoftmax": ("none", "batch"),
+}
+TRAIN_STRATEGIES = ("none", "batch")
+
+
+def phase_name(pass_kind: str, phase: int) -> str:
+    """The name of a span's phase in a run of `pass_kind`."""
+    if pass_kind == "forward":
+        return "forward" if phase == 0 else "reduce"
+    return PHASES[phase] if 0 <= phase < len(PHASES) else str(phase)
+
+
+def not_applicable(layer: "Layer", pass_kind: str, strategy: str) -> str | None:
+    """Why `strategy` cannot cut `pass_kind` of `layer` (None: it can; forward: see axes)."""
+    if pass_kind == "forward":
+        return None
+    if pass_kind == "train":
+        if layer.kind != "network":
+            return f"--pass train is not applicable to {layer.name}: it trains the whole network; use --layer network"
+        if strategy not in TRAIN_STRATEGIES:
+            return (f"strategy {strategy!r} is not applicable to --pass train: a training step is "
+                    f"cut by batch (data parallel) or not at all (none)")
+        return None
+    if layer.kind == "network":
+        return "--pass backward is not applicable to the network: use --pass train"
+    allowed = BACKWARD_BY_KIND[layer.kind]
+    if strategy not in allowed:
+        return (f"strategy {strategy!r} is not applicable to the backward pass of {layer.name}: "
+                f"it is cut by {', '.join(allowed)}")
+    return None

@@ -1,0 +1,250 @@
+"""The pass axis: which passes a layer has, how a strategy cuts them into jobs, and running one job.
+
+- `forward`: the layer's output (kernels.compute).
+- `backward`: one layer; given its input and an upstream gradient, the input
+  gradient and the parameter gradients.
+- `train`: the network; forward, NLL loss, backward, gradient combination, SGD update.
+
+A job may report several spans (a training task's forward, backward and, with
+the locked combiner, its add under the lock), each named by its phase.
+
+The run's arrays (all float32): "x", "params" (flat, see training.param_layout),
+"grad" (flat, the combined gradient), and per pass: "gy"/"gx" (backward),
+"labels"/"stats"/"params.new" (train), plus the combiner's partial buffers.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import training
+from .gradients import COMBINERS
+from .layers import Layer, get_layer, prod
+from .scratch import Cancelled, Scratch
+from .strategies import split_range
+
+from .pass_axes import (BACKWARD, BACKWARD_BY_KIND, COMBINE, FORWARD, PASSES, PHASES,  # noqa: F401
+                        TRAIN_STRATEGIES, UPDATE, not_applicable, phase_name)
+
+DEFAULT_LR = 0.05
+STATS = 2  # per training task: summed loss, correct predictions
+
+
+@dataclass(frozen=True)
+class Job:
+    """One piece of a backward or training pass."""
+    index: int
+    kind: str  # backward | train | combine | update
+    batch: tuple[int, int] = (0, 0)
+    channels: tuple[int, int] | None = None  # output channels / features (channel split)
+    group: tuple[int, int] | None = None  # input channels / features (filter split)
+    slot: int | None = None  # the combiner's partial buffer; None: write the accumulator itself
+    acc: str = "grad"  # what the slot's partial sums add up to ("grad" or "gx")
+    span: tuple[int, int] = (0, 0)  # flat range (combine, update)
+    combine: str = "reduce"
+    lock: str | None = None
+    scale: float = 1.0  # 1 / batch: the loss is the batch mean
+    lr: float = DEFAULT_LR
+    in_place: bool = False  # update: into "params" (training) or "params.new" (a profiled step)
+    units: int = 0
+
+    @property
+    def phase(self) -> int:
+        return {"backward": BACKWARD, "train": FORWARD, "combine": COMBINE, "update": UPDATE}[self.kind]
+
+
+@dataclass
+class PassPlan:
+    phases: list[list[Job]]
+    shapes: dict[str, tuple[int, ...]]  # every array of the run
+    zero: tuple[str, ...] = ()  # accumulators to clear before each pass (the locked combiner's)
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [j for phase in self.phases for j in phase]
+
+
+def param_layout(layer: Layer) -> dict:
+    """Flat layout of `layer`'s parameters ("weight", "bias"), or the network's ("conv1.weight", ...)."""
+    if layer.kind == "network":
+        return training.NETWORK_LAYOUT
+    return training.param_layout((layer,), prefix=False) if layer.has_params else {}
+
+
+def backward_flops(layer: Layer, batch: int) -> int:
+    """Input and parameter gradients of a GEMM layer cost two forwards; an elementwise one, one."""
+    return layer.flops(batch) * (2 if layer.has_params else 1)
+
+
+def plan(layer: Layer, pass_kind: str, strategy: str, batch: int, workers: int,
+         combine: str = "reduce", lr: float = DEFAULT_LR, lock: str | None = None) -> PassPlan:
+    combiner = COMBINERS[combine]
+    layout = param_layout(layer)
+    nparams = training.layout_size(layout)
+    common = dict(combine=combine, lock=lock)
+    shapes: dict[str, tuple[int, ...]] = {"x": layer.in_array_shape(batch)}
+    if nparams:
+        shapes.update({"params": (nparams,), "grad": (nparams,)})
+    if pass_kind == "train":
+        slices = split_range(batch, workers) if strategy == "batch" else [(0, batch)]
+        slots = len(slices) > 1
+        per_sample = layer.flops(1) + backward_flops(layer, 1)
+        jobs = [Job(i, "train", nb, slot=i if slots else None, scale=1.0 / batch,
+                    units=per_sample * (nb[1] - nb[0]), **common) for i, nb in enumerate(slices)]
+        shapes.update({"labels": (batch,), "stats": (len(slices), STATS), "params.new": (nparams,)})
+        phases = [jobs]
+        if slots:
+            shapes.update(combiner.partial_shapes("grad", (nparams,), len(slices)))
+            reduce = [Job(i, "combine", span=r, units=len(slices) * (r[1] - r[0]), **common)
+                      for i, r in enumerate(combiner.reduce_ranges(nparams, workers))]
+            if reduce:
+                phases.append(reduce)
+        phases.append([Job(i, "update", span=r, lr=lr, units=2 * (r[1] - r[0]), **common)
+                       for i, r in enumerate(split_range(nparams, workers))])
+        return PassPlan(phases, shapes, ("grad",) if slots and combine == "locked" else ())
+
+    # backward of one layer
+    shapes.update({"gy": layer.out_array_shape(batch), "gx": layer.in_array_shape(batch)})
+    total = backward_flops(layer, batch)
+    nch, nin = layer.out_shape[0], layer.in_shape[0]
+    if strategy == "batch":
+        regions = [dict(batch=nb) for nb in split_range(batch, workers)]
+        acc = "grad" if nparams else None
+    elif strategy == "channel":
+        regions = [dict(batch=(0, batch), channels=ch) for ch in split_range(nch, workers)]
+        acc = "gx" if nparams else None  # every output channel adds to every input gradient
+    elif strategy == "filter":
+        regions = [dict(batch=(0, batch), group=g) for g in split_range(nin, workers)]
+        acc = None
+    else:
+        regions = [dict(batch=(0, batch))]
+        acc = None
+    slots = acc is not None and len(regions) > 1
+
+    def share(r):
+        frac = (r["batch"][1] - r["batch"][0]) / batch
+        for key, whole in (("channels", nch), ("group", nin)):
+            if r.get(key):
+                frac *= (r[key][1] - r[key][0]) / whole
+        return int(total * frac)
+
+    jobs = [Job(i, "backward", slot=i if slots else None, acc=acc or "grad", units=share(r),
+                **common, **r) for i, r in enumerate(regions)]
+    phases = [jobs]
+    if slots:
+        size = prod(shapes[acc])
+        shapes.update(combiner.partial_shapes(acc, shapes[acc], len(regions)))
+        reduce = [Job(i, "combine", acc=acc, span=r, units=len(regions) * (r[1] - r[0]), **common)
+                  for i, r in enumerate(combiner.reduce_ranges(size, workers))]
+        if reduce:
+            phases.append(reduce)
+    return PassPlan(phases, shapes, (acc,) if slots and combine == "locked" else ())
+
+
+# ---- running one job --------------------------------------------------------------
+
+def run_job(job: Job, layer_name: str, kernel: str, arrays: dict, scratch: Scratch,
+            cancel=None) -> list[tuple[int, int, int, int]]:
+    """Run `job`; returns its spans as (phase, start_ns, end_ns, units)."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+    start = time.perf_counter_ns()
+    if job.kind == "combine":
+        COMBINERS[job.combine].reduce(arrays, job.acc, *job.span)
+        return [(COMBINE, start, time.perf_counter_ns(), job.units)]
+    if job.kind == "update":
+        lo, hi = job.span
+        p, g = arrays["params"][lo:hi], arrays["grad"][lo:hi]
+        lr = np.float32(job.lr)
+        if job.in_place:  # Hogwild! and sync training: straight into the shared weights
+            p -= lr * g
+        else:
+            np.multiply(g, -lr, out=arrays["params.new"][lo:hi])
+            arrays["params.new"][lo:hi] += p
+        return [(UPDATE, start, time.perf_counter_ns(), job.units)]
+    layer = get_layer(layer_name)
+    combiner = COMBINERS[job.combine]
+    layout = param_layout(layer)
+    params = training.views(arrays["params"], layout) if layout else {}
+    if job.kind == "train":
+        return _train_job(job, kernel, arrays, params, layout, combiner, scratch, cancel, start)
+    return _backward_job(job, layer, kernel, arrays, params, layout, combiner, scratch, cancel, start)
+
+
+def _deposit(job, combiner, arrays, buf, spans) -> None:
+    if job.slot is None:
+        return
+    t0 = time.perf_counter_ns()
+    combiner.deposit(arrays, job.acc, buf, job.lock)
+    if combiner.name == "locked":  # the wait for the lock and the add under it
+        spans.append((COMBINE, t0, time.perf_counter_ns(), buf.size))
+
+
+def _train_job(job, kernel, arrays, params, layout, combiner, scratch, cancel, start):
+    n0, n1 = job.batch
+    dst = arrays["grad"] if job.slot is None else combiner.target(arrays, "grad", job.slot, scratch)
+    grads = training.views(dst, layout)
+    loss, correct, fend = training.step_grads(kernel, arrays["x"][n0:n1], arrays["labels"][n0:n1],
+                                              params, grads, job.scale, scratch, cancel)
+    bend = time.perf_counter_ns()
+    arrays["stats"][job.index] = (loss, correct)
+    fwd = job.units // 3
+    spans = [(FORWARD, start, fend, fwd), (BACKWARD, fend, bend, job.units - fwd)]
+    _deposit(job, combiner, arrays, dst, spans)
+    return spans
+
+
+def _backward_job(job, layer, kernel, arrays, params, layout, combiner, scratch, cancel, start):
+    ops = training.GRAD_MODULES[kernel]
+    n0, n1 = job.batch
+    x, gy, gx = arrays["x"][n0:n1], arrays["gy"][n0:n1], arrays["gx"][n0:n1]
+    kind = layer.kind
+    spans: list = []
+    if kind in ("pool", "gelu", "logsoftmax"):
+        if job.channels is not None:
+            c0, c1 = job.channels
+            x, gy, gx = x[:, c0:c1], gy[:, c0:c1], gx[:, c0:c1]
+        if kind == "pool":
+            ops.pool_backward(x, gy, gx, scratch, cancel)
+        elif kind == "gelu":
+            ops.gelu_backward(x, gy, gx, scratch, cancel)
+        else:
+            ops.logsoftmax_backward(x, gy, gx, scratch, cancel)
+        return [(BACKWARD, start, time.perf_counter_ns(), job.units)]
+
+    # conv and linear: parameter gradients, and partial sums to combine
+    if job.acc == "grad" and job.slot is not None:  # batch split: partial parameter gradients
+        pdst = combiner.target(arrays, "grad", job.slot, scratch)
+        gdst = gx
+    elif job.acc == "gx" and job.slot is not None:  # channel split: partial input gradients
+        pdst = arrays["grad"]
+        gdst = combiner.target(arrays, "gx", job.slot, scratch)
+    else:
+        pdst, gdst = arrays["grad"], gx
+    grads = training.views(pdst, layout)
+    w, b, gw, gb = params["weight"], params["bias"], grads["weight"], grads["bias"]
+    if kind == "linear":
+        x = x.reshape(x.shape[0], -1)
+    pre = None
+    if job.channels is not None:
+        c0, c1 = job.channels
+        w, b, gy, gw, gb = w[c0:c1], b[c0:c1], gy[:, c0:c1], gw[c0:c1], gb[c0:c1]
+    elif job.group is not None:
+        g0, g1 = job.group
+        if kind == "linear" and layer.gelu:  # GELU' needs the whole pre-activation
+            pre = scratch.get("pass.pre", gy.shape)
+            np.matmul(x, w.T, out=pre)
+            pre += b
+        x, w, gdst, gw = x[:, g0:g1], w[:, g0:g1], gdst[:, g0:g1], gw[:, g0:g1]
+        if g0 != 0:  # one task writes the bias gradient
+            gb = scratch.get("pass.gb", gb.shape)
+    if kind == "conv":
+        ops.conv_backward(x, w, gy, gdst, gw, gb, scratch, cancel)
+    else:
+        ops.linear_backward(x, w, b, gy, layer.gelu, gdst.reshape(x.shape[0], -1) if gdst.ndim > 2
+                            else gdst, gw, gb, scratch, cancel, pre=pre)
+    spans.append((BACKWARD, start, time.perf_counter_ns(), job.units))
+    _deposit(job, combiner, arrays, pdst if job.acc == "grad" else gdst, spans)
+    return spans

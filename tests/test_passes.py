@@ -1,0 +1,145 @@
+"""The pass axis: backward and training passes under every strategy that applies, verified."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from partui.kernels import grad_reference, passes, training
+from partui.kernels.layers import LAYERS
+from partui.kernels.strategies import NotApplicable
+from partui.profiles.engine import Engine, RunConfig
+from partui.tui import cli
+
+
+def cfg(layer, strategy="batch", executor="threads", workers=2, batch=3, **kw):
+    return RunConfig(layer, strategy, kw.pop("kernel", "vectorized"), executor, workers, batch,
+                     repeats=1, warmup=0, **kw)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with Engine(sample_hz=0) as e:
+        yield e
+
+
+CASES = [(name, strategy) for name in ("conv1", "conv2", "pool1", "gelu2", "linear1", "linear3",
+                                       "logsoftmax")
+         for strategy in passes.BACKWARD_BY_KIND[LAYERS[name].kind]]
+
+
+@pytest.mark.parametrize("combine", ["reduce", "locked"])
+@pytest.mark.parametrize("layer,strategy", CASES)
+def test_backward_pass_is_verified(engine, layer, strategy, combine):
+    result = engine.run(cfg(layer, strategy, pass_kind="backward", combine=combine))
+    assert result.ok, result.error
+    names = {passes.phase_name("backward", s.phase) for s in result.spans}
+    assert "backward" in names
+    if LAYERS[layer].has_params and strategy in ("batch", "channel"):
+        assert "combine" in names  # partial gradients met, and it was timed
+
+
+def test_backward_with_loops_kernel(engine):
+    assert engine.run(cfg("conv3", "channel", batch=2, kernel="loops", pass_kind="backward")).ok
+
+
+@pytest.mark.parametrize("combine", ["reduce", "locked"])
+@pytest.mark.parametrize("strategy,executor,workers", [("batch", "threads", 2), ("none", "inline", 1)])
+def test_train_pass_is_verified_with_named_phases(engine, strategy, executor, workers, combine):
+    result = engine.run(cfg("network", strategy, executor, workers, batch=4, pass_kind="train",
+                            combine=combine))
+    assert result.ok, result.error
+    names = [passes.phase_name("train", s.phase) for s in result.spans]
+    assert {"forward", "backward", "update"} <= set(names)
+    if strategy == "batch":
+        assert names.count("combine") >= 2  # a reduce phase cut in two, or two adds under the lock
+        assert {s.worker for s in result.spans if s.phase == passes.BACKWARD} == {0, 1}
+
+
+def test_processes_share_the_gradients(engine):
+    for c in (cfg("conv2", "batch", "processes", pass_kind="backward", combine="locked"),
+              cfg("network", "batch", "processes", batch=4, pass_kind="train")):
+        result = engine.run(c)
+        assert result.ok, result.error
+
+
+class _WrongGrads:
+    """Vectorized backward kernels, with the convolution's weight gradient off by a little."""
+
+    def __getattr__(self, name):
+        from partui.kernels import grad_vectorized
+        return getattr(grad_vectorized, name)
+
+    @staticmethod
+    def conv_backward(x, w, gy, gx, gw, gb, scratch, cancel=None):
+        from partui.kernels import grad_vectorized
+        grad_vectorized.conv_backward(x, w, gy, gx, gw, gb, scratch, cancel)
+        gw[0, 0, 0, 0] += 0.01 * float(np.abs(gw).max())
+
+
+@pytest.mark.parametrize("args", [
+    ["--layer", "conv2", "--pass", "backward", "--strategy", "channel"],
+    ["--layer", "network", "--pass", "train"],
+])
+def test_a_wrong_gradient_exits_1(monkeypatch, capsys, args):
+    monkeypatch.setitem(training.GRAD_MODULES, "vectorized", _WrongGrads())
+    assert cli.main(["run", *args, "--batch", "2", "--repeat", "1", "--warmup", "0",
+                     "--workers", "2", "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["ok"] is False and "exceeds tolerance" in d["error"]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--layer", "conv2", "--pass", "backward", "--strategy", "spatial"], ["spatial", "backward", "channel"]),
+    (["--layer", "logsoftmax", "--pass", "backward", "--strategy", "channel"], ["channel", "batch"]),
+    (["--layer", "network", "--pass", "backward"], ["--pass train"]),
+    (["--layer", "conv2", "--pass", "train"], ["--layer network"]),
+    (["--layer", "network", "--pass", "train", "--strategy", "pipeline"], ["pipeline", "batch"]),
+])
+def test_not_applicable_passes_exit_2(capsys, args, words):
+    assert cli.main(["run", *args, "--batch", "2", "--repeat", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not applicable" in err
+    for word in words:
+        assert word in err
+    with pytest.raises(NotApplicable):
+        RunConfig(**{**cfg("conv2").to_dict(), "pass_kind": "train"}).check()
+
+
+def test_save_arrays_of_a_backward_pass(tmp_path, capsys):
+    assert cli.main(["run", "--layer", "conv2", "--pass", "backward", "--strategy", "channel",
+                     "--workers", "2", "--batch", "3", "--repeat", "1", "--save-arrays",
+                     str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{n}.npy" for n in ("input", "weight", "bias", "output_grad", "input_grad", "weight_grad",
+                             "bias_grad"))
+    a = {p.stem: np.load(p) for p in tmp_path.iterdir()}
+    assert a["weight"].shape == (64, 32, 3, 3) and a["input"].shape == (3, 32, 13, 13)
+    gx, gw, gb = grad_reference.conv2d_backward(a["input"], a["weight"], a["output_grad"])
+    for got, want in ((a["input_grad"], gx), (a["weight_grad"], gw), (a["bias_grad"], gb)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
+    # a layer without parameters writes no parameter files
+    out = tmp_path / "pool"
+    assert cli.main(["run", "--layer", "pool2", "--pass", "backward", "--batch", "2", "--repeat", "1",
+                     "--save-arrays", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["input.npy", "input_grad.npy", "output_grad.npy"]
+
+
+def test_save_arrays_of_a_training_step(tmp_path, capsys):
+    assert cli.main(["run", "--layer", "network", "--pass", "train", "--strategy", "batch",
+                     "--executor", "threads", "--workers", "2", "--batch", "4", "--repeat", "1",
+                     "--save-arrays", str(tmp_path)]) == 0
+    layers = ("conv1", "conv2", "conv3", "linear1", "linear2", "linear3")
+    want = {"input.npy", "labels.npy", "loss.npy"} | {
+        f"{n}.{p}{g}.npy" for n in layers for p in ("weight", "bias") for g in ("", ".grad")}
+    assert {p.name for p in tmp_path.iterdir()} == want
+    a = {p.name[:-4]: np.load(p) for p in tmp_path.iterdir()}
+    assert a["input"].shape == (4, 1, 28, 28) and a["input"].dtype == np.float32
+    assert a["labels"].dtype == np.int64 and a["labels"].shape == (4,)
+    assert a["loss"].shape == () and a["conv1.weight"].shape == (32, 1, 3, 3)
+    params = {f"{n}.{p}": a[f"{n}.{p}"] for n in layers for p in ("weight", "bias")}
+    loss, grads = grad_reference.network_loss_and_grads(a["input"], a["labels"], params)
+    assert float(a["loss"]) == pytest.approx(loss, rel=1e-5)
+    for k, g in grads.items():
+        np.testing.assert_allclose(a[f"{k}.grad"], g, rtol=0, atol=1e-4 * np.abs(g).max())
