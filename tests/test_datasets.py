@@ -1,0 +1,90 @@
+"""The built-in letters and the EMNIST-letters IDX loader (on small IDX files written here)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from partui.kernels import letters
+from partui.profiles import datasets
+
+
+def test_letters_are_seeded_balanced_and_split():
+    x, y = letters.make_split(52, 3, "train")
+    x2, y2 = letters.make_split(52, 3, "train")
+    assert x.shape == (52, 1, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    assert np.bincount(y, minlength=26).tolist() == [2] * 26
+    tx, _ = letters.make_split(52, 3, "test")
+    assert not np.array_equal(tx, x)
+    other, _ = letters.make_split(52, 4, "train")
+    assert not np.array_equal(other, x)
+
+
+def test_letters_vary_but_stay_on_the_canvas():
+    rng = np.random.default_rng(0)
+    imgs = letters.render(np.zeros(20, dtype=np.int64), rng)  # twenty A's
+    assert imgs.min() >= 0 and imgs.max() <= 1
+    ink = imgs.sum(axis=(1, 2))
+    assert (ink > 20).all()  # every glyph drew strokes
+    assert len({float(v) for v in ink}) == 20  # no two alike
+    assert not (imgs[:, 0, :] > 0.9).any()  # the strokes stay off the border
+
+
+def test_letters_differ_from_each_other():
+    """Mean images per class: each is nearer its own class's fresh samples than any other class's."""
+    x, y = letters.make_split(26 * 12, 1, "train")
+    centroids = np.stack([x[y == k].mean(axis=0).ravel() for k in range(26)])
+    tx, ty = letters.make_split(26 * 4, 2, "test")
+    d = ((tx.reshape(len(tx), -1)[:, None] - centroids[None]) ** 2).sum(-1)
+    assert (d.argmin(axis=1) == ty).mean() > 0.25  # nearest centroid: ~0.4, chance 1/26
+
+
+def _write_emnist(folder, n_train=7, n_test=3, gz=False):
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if gz else ""
+    sets = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(1, 27, n).astype(np.uint8)
+        datasets.write_idx(folder / f"emnist-letters-{split}-images-idx3-ubyte{suffix}", images)
+        datasets.write_idx(folder / f"emnist-letters-{split}-labels-idx1-ubyte{suffix}", labels)
+        sets[split] = (images, labels)
+    return sets
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_emnist_idx_loads(tmp_path, gz):
+    sets = _write_emnist(tmp_path, gz=gz)
+    data = datasets.load_emnist_letters(tmp_path)
+    assert data.train_x.shape == (7, 1, 28, 28) and data.test_x.shape == (3, 1, 28, 28)
+    images, labels = sets["train"]
+    assert np.array_equal(data.train_y, labels.astype(np.int64) - 1)  # 1 = A -> 0
+    # EMNIST stores images transposed: the loader turns them upright
+    expected = letters.normalize(images.transpose(0, 2, 1).astype(np.float32) / 255)
+    assert np.allclose(data.train_x, expected)
+    assert "7 train, 3 test" in data.describe()
+    assert len(datasets.load_emnist_letters(tmp_path, limit_train=4).train_y) == 4
+
+
+def test_idx_round_trip_and_errors(tmp_path):
+    a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    datasets.write_idx(tmp_path / "a.idx", a)
+    assert np.array_equal(datasets.read_idx(tmp_path / "a.idx"), a)
+    (tmp_path / "bad.idx").write_bytes(b"PK\x03\x04junk")
+    with pytest.raises(datasets.DataError, match="not an IDX file"):
+        datasets.read_idx(tmp_path / "bad.idx")
+    (tmp_path / "short.idx").write_bytes((tmp_path / "a.idx").read_bytes()[:-3])
+    with pytest.raises(datasets.DataError, match="expected 24 bytes"):
+        datasets.read_idx(tmp_path / "short.idx")
+
+
+def test_emnist_folder_errors(tmp_path):
+    with pytest.raises(datasets.DataError, match="not a folder"):
+        datasets.load_emnist_letters(tmp_path / "nowhere")
+    with pytest.raises(datasets.DataError, match="train-images-idx3-ubyte"):
+        datasets.load_emnist_letters(tmp_path)
+    sets = _write_emnist(tmp_path)
+    datasets.write_idx(tmp_path / "emnist-letters-test-labels-idx1-ubyte",
+                       np.zeros(len(sets["test"][1]), np.uint8))
+    with pytest.raises(datasets.DataError, match="outside 1..26"):
+        datasets.load_emnist_letters(tmp_path)
