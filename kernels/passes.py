@@ -48,11 +48,19 @@ class Job:
     scale: float = 1.0  # 1 / batch: the loss is the batch mean
     lr: float = DEFAULT_LR
     in_place: bool = False  # update: into "params" (training) or "params.new" (a profiled step)
+    momentum: float = 0.0  # in-place updates: v = momentum * v + g; p -= lr * v ("velocity")
     units: int = 0
+    # training runs: samples come from the data set ("data.x", "data.y") in the order
+    # "order", from `offset` on; a hogwild job runs `steps` SGD steps of batch[1] samples
+    offset: int = -1
+    steps: int = 1
+    step0: int = 0  # the first step's index in the epoch (hogwild: where its loss goes)
+    token: str = ""  # the training run: a hogwild worker keeps its own velocity per run
 
     @property
     def phase(self) -> int:
-        return {"backward": BACKWARD, "train": FORWARD, "combine": COMBINE, "update": UPDATE}[self.kind]
+        return {"backward": BACKWARD, "train": FORWARD, "combine": COMBINE, "update": UPDATE,
+                "hogwild": FORWARD, "eval": FORWARD}[self.kind]
 
 
 @dataclass
@@ -79,7 +87,8 @@ def backward_flops(layer: Layer, batch: int) -> int:
 
 
 def plan(layer: Layer, pass_kind: str, strategy: str, batch: int, workers: int,
-         combine: str = "reduce", lr: float = DEFAULT_LR, lock: str | None = None) -> PassPlan:
+         combine: str = "reduce", lr: float = DEFAULT_LR, lock: str | None = None,
+         in_place: bool = False, momentum: float = 0.0) -> PassPlan:
     combiner = COMBINERS[combine]
     layout = param_layout(layer)
     nparams = training.layout_size(layout)
@@ -101,7 +110,10 @@ def plan(layer: Layer, pass_kind: str, strategy: str, batch: int, workers: int,
                       for i, r in enumerate(combiner.reduce_ranges(nparams, workers))]
             if reduce:
                 phases.append(reduce)
-        phases.append([Job(i, "update", span=r, lr=lr, units=2 * (r[1] - r[0]), **common)
+        if in_place and momentum:
+            shapes["velocity"] = (nparams,)
+        phases.append([Job(i, "update", span=r, lr=lr, units=2 * (r[1] - r[0]), in_place=in_place,
+                           momentum=momentum if in_place else 0.0, **common)
                        for i, r in enumerate(split_range(nparams, workers))])
         return PassPlan(phases, shapes, ("grad",) if slots and combine == "locked" else ())
 
@@ -158,12 +170,21 @@ def run_job(job: Job, layer_name: str, kernel: str, arrays: dict, scratch: Scrat
         lo, hi = job.span
         p, g = arrays["params"][lo:hi], arrays["grad"][lo:hi]
         lr = np.float32(job.lr)
-        if job.in_place:  # Hogwild! and sync training: straight into the shared weights
+        if job.in_place and job.momentum:  # training: straight into the shared weights
+            v = arrays["velocity"][lo:hi]
+            v *= np.float32(job.momentum)
+            v += g
+            p -= lr * v
+        elif job.in_place:
             p -= lr * g
         else:
             np.multiply(g, -lr, out=arrays["params.new"][lo:hi])
             arrays["params.new"][lo:hi] += p
         return [(UPDATE, start, time.perf_counter_ns(), job.units)]
+    if job.kind == "eval":
+        return _eval_job(job, arrays, scratch, start)
+    if job.kind == "hogwild":
+        return _hogwild_job(job, kernel, arrays, scratch, cancel)
     layer = get_layer(layer_name)
     combiner = COMBINERS[job.combine]
     layout = param_layout(layer)
@@ -182,12 +203,24 @@ def _deposit(job, combiner, arrays, buf, spans) -> None:
         spans.append((COMBINE, t0, time.perf_counter_ns(), buf.size))
 
 
+def _samples(arrays, offset: int, n0: int, n1: int, scratch: Scratch):
+    """A batch gathered from the data set: (x, labels) of the samples order[offset + n0 : offset + n1]."""
+    idx = arrays["order"][offset + n0:offset + n1].astype(np.int64)
+    x = scratch.get("train.x", (len(idx), *arrays["data.x"].shape[1:]))
+    np.take(arrays["data.x"], idx, axis=0, out=x)
+    return x, arrays["data.y"][idx]
+
+
 def _train_job(job, kernel, arrays, params, layout, combiner, scratch, cancel, start):
     n0, n1 = job.batch
     dst = arrays["grad"] if job.slot is None else combiner.target(arrays, "grad", job.slot, scratch)
     grads = training.views(dst, layout)
-    loss, correct, fend = training.step_grads(kernel, arrays["x"][n0:n1], arrays["labels"][n0:n1],
-                                              params, grads, job.scale, scratch, cancel)
+    if job.offset >= 0:
+        x, labels = _samples(arrays, job.offset, n0, n1, scratch)
+    else:
+        x, labels = arrays["x"][n0:n1], arrays["labels"][n0:n1]
+    loss, correct, fend = training.step_grads(kernel, x, labels, params, grads, job.scale,
+                                              scratch, cancel)
     bend = time.perf_counter_ns()
     arrays["stats"][job.index] = (loss, correct)
     fwd = job.units // 3
@@ -248,3 +281,56 @@ def _backward_job(job, layer, kernel, arrays, params, layout, combiner, scratch,
     spans.append((BACKWARD, start, time.perf_counter_ns(), job.units))
     _deposit(job, combiner, arrays, pdst if job.acc == "grad" else gdst, spans)
     return spans
+
+
+def _hogwild_job(job, kernel, arrays, scratch, cancel):
+    """Hogwild!: `steps` SGD steps on this worker's batches, each written into the shared weights
+    with no lock (another worker may be reading or writing them at the same moment)."""
+    layout = training.NETWORK_LAYOUT
+    flat = arrays["params"]
+    params = training.views(flat, layout)
+    g = scratch.get("hogwild.grad", flat.shape)
+    grads = training.views(g, layout)
+    lr = np.float32(job.lr)
+    size = job.batch[1]
+    spans = []
+    for k in range(job.steps):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        step = job.step0 + k
+        t0 = time.perf_counter_ns()
+        x, labels = _samples(arrays, job.offset + k * size, 0, size, scratch)
+        loss, correct, fend = training.step_grads(kernel, x, labels, params, grads, 1.0 / size,
+                                                  scratch, cancel)
+        bend = time.perf_counter_ns()
+        if job.momentum:  # each worker's own velocity: only the weights are shared
+            v = _velocity(scratch, job.token, g.shape)
+            v *= np.float32(job.momentum)
+            v += g
+            g[...] = v
+        g *= -lr
+        flat += g  # no lock: updates may interleave with other workers' reads and writes
+        end = time.perf_counter_ns()
+        arrays["losses"][step] = loss / size
+        arrays["hits"][step] = correct
+        fwd = job.units // 3
+        spans += [(FORWARD, t0, fend, fwd, step), (BACKWARD, fend, bend, job.units - fwd, step),
+                  (UPDATE, bend, end, 2 * flat.size, step)]
+    return spans
+
+
+def _velocity(scratch: Scratch, token: str, shape) -> np.ndarray:
+    """This worker's momentum buffer for the training run `token` (zero at the run's first step)."""
+    if scratch.state.get("velocity.run") != token:
+        scratch.state["velocity.run"] = token
+        scratch.state["velocity"] = np.zeros(shape, np.float32)
+    return scratch.state["velocity"]
+
+
+def _eval_job(job, arrays, scratch, start):
+    """Correct predictions of the test samples [batch) with the current weights, into "eval"[index]."""
+    n0, n1 = job.batch
+    params = training.views(arrays["params"], training.NETWORK_LAYOUT)
+    pred = training.predict(arrays["test.x"][n0:n1], params, scratch)
+    arrays["eval"][job.index] = int((pred == arrays["test.y"][n0:n1].astype(np.int64)).sum())
+    return [(FORWARD, start, time.perf_counter_ns(), job.units)]

@@ -14,6 +14,7 @@ class Scratch:
     def __init__(self) -> None:
         self._buffers: dict[str, np.ndarray] = {}
         self.memo: dict = {}  # kernels' derived data reused across repeats (e.g. packed weights)
+        self.state: dict = {}  # what a worker keeps across a training run's jobs (never evicted)
 
     def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         buf = self._buffers.get(name)

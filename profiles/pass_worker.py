@@ -18,8 +18,9 @@ from .executors import ProcessExecutor, ThreadExecutor, WorkerLost, _wait_all
 
 
 def _spans(raw, index: int, tid: int, job: Job, run: int, repeat: int) -> list[Span]:
-    return [Span(worker=index, tid=tid, start_ns=s, end_ns=e, units=u, task=job.index,
-                 phase=phase, repeat=repeat, run=run) for phase, s, e, u in raw]
+    """Spans of a job's raw (phase, start, end, units[, step]) tuples; a step, when given, is the repeat."""
+    return [Span(worker=index, tid=tid, start_ns=r[1], end_ns=r[2], units=r[3], task=job.index,
+                 phase=r[0], repeat=r[4] if len(r) > 4 else repeat, run=run) for r in raw]
 
 
 def thread_job(job: Job, layer: str, kernel: str, arrays: dict, cancel, run: int,

@@ -4,6 +4,7 @@
      "created": "2026-11-05T10:00:00+00:00", "machine": {...partui info...}, "note": "...",
      "runs": [RunResult.to_dict(), ...],   # config, times, spans, cpu_samples, on_cpu_ratio
      "memlab": [{...}, ...],               # memory-lab experiments, free-form dicts
+     "training": [{...}, ...],             # `partui train` runs (profiles.trainer.TrainResult)
      "baseline": {...}}                    # the honest baselines the runs were compared with
 
 Loading validates the file and raises SnapshotError with one line naming what is wrong.
@@ -53,6 +54,7 @@ class Snapshot:
     machine: dict = field(default_factory=_machine)
     memlab: list[dict] = field(default_factory=list)
     baseline: dict = field(default_factory=dict)
+    training: list[dict] = field(default_factory=list)  # TrainResult.to_dict() each
     created: str = field(default_factory=_now)
     partui_version: str = field(default_factory=partui_version)
     schema_version: int = SCHEMA_VERSION
@@ -70,7 +72,7 @@ class Snapshot:
         return {"format": FORMAT, "schema_version": self.schema_version,
                 "partui_version": self.partui_version, "created": self.created,
                 "note": self.note, "machine": self.machine, "baseline": self.baseline,
-                "runs": self.runs, "memlab": self.memlab}
+                "runs": self.runs, "memlab": self.memlab, "training": self.training}
 
 
 def json_safe(obj):
@@ -108,9 +110,15 @@ MAX_NOTE = 10_000
 BIG_INT = 2**63 - 1
 BIG_MS = 1e9  # eleven days: no run takes longer
 _TOP_KEYS = {"format", "schema_version", "partui_version", "created", "note", "machine",
-             "baseline", "runs", "memlab"}
+             "baseline", "runs", "memlab", "training"}
 _CONFIG_KEYS = {"layer", "strategy", "kernel", "executor", "workers", "batch", "repeats",
-                "warmup", "seed"}
+                "warmup", "seed", "pass_kind", "combine"}
+MAX_TRAINING = 1000
+MAX_CURVE = 1_000_000  # points of a loss curve (one a step)
+_TRAINING_KEYS = {"config", "data", "epochs", "loss_curve", "accuracy_curve", "spans",
+                  "pool_startup_ms", "interrupted", "weights", "test_accuracy"}
+_EPOCH_KEYS = {"epoch", "steps", "images", "wall_s", "elapsed_s", "train_loss", "train_accuracy",
+               "test_accuracy", "images_per_s", "phase_ms", "worker_busy_share", "eval_s"}
 _RUN_KEYS = {"config", "blas_threads", "times_ms", "median_ms", "min_ms", "max_ms", "q1_ms",
              "q3_ms", "max_abs_error", "tolerance", "ok", "tasks", "flops", "spans",
              "worker_busy_ms", "pool_startup_ms", "error", "on_cpu_ratio", "cpu_samples",
@@ -143,7 +151,56 @@ def check_config(c, where: str) -> dict:
         Check.integer(c["warmup"], f"{where}.warmup", 0, 10_000)
     if "seed" in c:
         Check.integer(c["seed"], f"{where}.seed", 0, 2**64 - 1)
+    if "pass_kind" in c or "combine" in c:
+        from partui.kernels.pass_axes import COMBINES, PASSES
+        Check.choice(c.get("pass_kind", "forward"), list(PASSES), f"{where}.pass_kind")
+        Check.choice(c.get("combine", "reduce"), list(COMBINES), f"{where}.combine")
     return c
+
+
+def _check_training(t, where: str, budget: dict) -> None:
+    """A `partui train` run (profiles.trainer.TrainResult.to_dict())."""
+    from .train_config import TrainConfig, TrainConfigError
+    Check.obj(t, where)
+    Check.keys(t, _TRAINING_KEYS, where)
+    c = Check.obj(Check.field(t, "config", where), f"{where}.config")
+    Check.keys(c, set(TrainConfig.__dataclass_fields__), f"{where}.config")
+    try:
+        TrainConfig(**c).check()
+    except (TrainConfigError, TypeError) as exc:
+        raise SnapshotError(f"{where}.config: {exc}") from None
+    workers = c.get("workers", 1)
+    Check.text(Check.field(t, "data", where), f"{where}.data", 1000)
+    Check.boolean(Check.field(t, "interrupted", where), f"{where}.interrupted")
+    Check.text(t.get("weights"), f"{where}.weights", 4096, null=True)
+    Check.number(t.get("pool_startup_ms", 0.0), f"{where}.pool_startup_ms", 0, BIG_MS)
+    Check.number(t.get("test_accuracy"), f"{where}.test_accuracy", 0, 1, null=True)
+    for j, e in enumerate(Check.array(Check.field(t, "epochs", where), f"{where}.epochs", 100_000)):
+        w = f"{where}.epochs[{j}]"
+        Check.obj(e, w)
+        Check.keys(e, _EPOCH_KEYS, w)
+        for key in ("epoch", "steps", "images"):
+            Check.integer(Check.field(e, key, w), f"{w}.{key}", 0, BIG_INT)
+        for key in ("wall_s", "elapsed_s", "train_loss", "train_accuracy", "test_accuracy",
+                    "images_per_s", "eval_s"):
+            if key in e:
+                Check.number(e[key], f"{w}.{key}", 0, BIG_MS, null=True)
+        for k, v in Check.obj(e.get("phase_ms", {}), f"{w}.phase_ms").items():
+            Check.number(v, f"{w}.phase_ms[{shown(k)}]", 0, BIG_MS)
+        for i, v in enumerate(Check.array(e.get("worker_busy_share", []), f"{w}.worker_busy_share",
+                                          workers)):
+            Check.number(v, f"{w}.worker_busy_share[{i}]", 0, 1)
+    for key in ("loss_curve", "accuracy_curve"):
+        for j, point in enumerate(Check.array(Check.field(t, key, where), f"{where}.{key}", MAX_CURVE)):
+            w = f"{where}.{key}[{j}]"
+            Check.array(point, w, 3, 3)
+            Check.number(point[0], f"{w}[0]", 0, BIG_INT)
+            Check.number(point[1], f"{w}[1]", 0, BIG_MS, null=True)
+            Check.number(point[2], f"{w}[2]", 0, 1e6, null=True)  # a diverged loss is null
+    spans = Check.array(Check.field(t, "spans", where), f"{where}.spans", MAX_SPANS - budget["spans"])
+    budget["spans"] += len(spans)
+    for j, s in enumerate(spans):
+        _check_span(s, f"{where}.spans[{j}]", workers)
 
 
 def _check_span(s, where: str, workers: int) -> None:
@@ -283,6 +340,8 @@ def validate(data) -> None:
         _check_run(run, f"runs[{i}]", budget)
     for i, item in enumerate(Check.array(data.get("memlab", []), "snapshot.memlab", 1000)):
         Check.obj(item, f"memlab[{i}]")
+    for i, item in enumerate(Check.array(data.get("training", []), "snapshot.training", MAX_TRAINING)):
+        _check_training(item, f"training[{i}]", budget)
 
 
 def load(path) -> Snapshot:
@@ -304,6 +363,7 @@ def load(path) -> Snapshot:
         raise SnapshotError(f"{path}: {exc}") from None
     return Snapshot(runs=data["runs"], note=data["note"], machine=data["machine"],
                     memlab=data.get("memlab", []), baseline=data.get("baseline", {}),
+                    training=data.get("training", []),
                     created=data["created"], partui_version=data["partui_version"],
                     schema_version=data["schema_version"])
 

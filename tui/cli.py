@@ -97,7 +97,7 @@ def debug_enabled() -> bool:
 
 def build_parser() -> Parser:
     from . import dashboard_cli
-    from .commands import bench, core, demo, profiling
+    from .commands import bench, core, demo, profiling, train
     parser = Parser(
         prog="partui",
         usage="partui [--version] [--debug] [DASHBOARD OPTIONS] [SNAPSHOT.json]\n"
@@ -127,7 +127,7 @@ def build_parser() -> Parser:
         "dashboard options (with no COMMAND)"), positional=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
                                 prog="partui")
-    for module in (core, profiling, bench, demo):
+    for module in (core, profiling, bench, demo, train):
         module.register(sub)
     return parser
 
