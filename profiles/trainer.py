@@ -104,12 +104,14 @@ def _phase_busy(spans, workers: int) -> tuple[dict[str, float], list[float]]:
 class Trainer:
     """One training run. `stop` (a threading.Event) ends it after the current step."""
 
-    def __init__(self, cfg: TrainConfig, data, emit: Callable | None = None, stop=None):
+    def __init__(self, cfg: TrainConfig, data, emit: Callable | None = None, stop=None,
+                 params: np.ndarray | None = None):
+        """`params`: weights to start from (a run continued with new settings); default: seeded."""
         cfg.check()
         self.cfg, self.data = cfg, data
         self.emit = emit or (lambda event: None)
         self.stop = stop
-        self.params = initial_params(cfg.seed)  # the weights learned so far (a copy)
+        self.params = initial_params(cfg.seed) if params is None else np.array(params, np.float32)
         self.result = TrainResult(cfg.to_dict(), data.describe())
         self.token = f"{os.getpid()}-{id(self)}-{time.perf_counter_ns()}"
 
@@ -211,7 +213,10 @@ class Trainer:
             return
         t_eval = time.perf_counter()
         try:
-            acc = score() if score is not None else self._score_here()
+            try:
+                acc = score() if score is not None else self._score_here()
+            except Cancelled:  # a stop asked for as the epoch ended: score here instead
+                acc = self._score_here()
         except KeyboardInterrupt:  # a second Ctrl+C: no score
             acc = float("nan")
         eval_s = time.perf_counter() - t_eval

@@ -29,6 +29,7 @@ from partui.profiles.events import CpuSample
 
 from .charts import CpuChart, HistoryChart, SpeedupChart, TimelineChart
 from .memlab_tab import MemLabTab
+from .train_tab import TrainTab
 from .model import Model, reason_for
 from .panes import LayerList, MachineHeader, RunsTable, SettingsPane
 from .safe_text import printable
@@ -69,6 +70,7 @@ class PartuiApp(App):
         Binding("x", "export", "Export"),
         Binding("o", "browser", "Snapshots"),
         Binding("m", "toggle_tab", "Lab"),
+        Binding("n", "train_tab", "Train"),
         Binding("l", "back_to_live", "Back to live", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -76,8 +78,10 @@ class PartuiApp(App):
 
     def __init__(self, snapshot_dir: Path, open_snapshot: Path | None = None,
                  config: RunConfig | None = None, live: bool = False,
-                 engine_factory=None, live_loop: bool = True, machine: dict | None = None):
+                 engine_factory=None, live_loop: bool = True, machine: dict | None = None,
+                 train_factory=None):
         super().__init__()
+        self._train_factory = train_factory  # how the train tab runs training (tests: a thread)
         self.snapshot_dir = snapshot_dir
         self.open_snapshot = open_snapshot
         self._engine_factory = engine_factory
@@ -111,6 +115,8 @@ class PartuiApp(App):
                 yield RunsTable(id="runs")
             with TabPane("lab", id="memlab"):
                 yield MemLabTab(id="memlab-view")
+            with TabPane("train", id="train"):
+                yield TrainTab(runner_factory=self._train_factory, id="train-view")
         yield Footer()
 
     def notify(self, message, *, title: str = "", markup: bool = False, **kw) -> None:
@@ -412,6 +418,10 @@ class PartuiApp(App):
         else:
             self.query_one("#experiments").focus()
 
+    def action_train_tab(self) -> None:
+        self.query_one(TabbedContent).active = "train"
+        self.query_one(TrainTab).focus()
+
     def action_help(self) -> None:
         from .screens import HelpScreen
         self.push_screen(HelpScreen(self.BINDINGS, self.snapshot_dir))
@@ -506,6 +516,10 @@ class PartuiApp(App):
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+        try:
+            self.query_one(TrainTab).stop_all()
+        except NoMatches:
+            pass
 
     def on_unmount(self) -> None:
         self.close_engine()

@@ -1,0 +1,128 @@
+"""The dashboard's train tab: keys, start/stop, overlaid runs, save; and its SVG snapshot."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from partui.kernels.passes import BACKWARD, FORWARD, UPDATE
+from partui.profiles import snapshot
+from partui.profiles.events import Span
+from partui.profiles.stream import EngineThread
+from partui.profiles.train_stream import TrainThread
+from partui.profiles.trainer import EpochReport, TrainConfig
+from partui.tui.app import PartuiApp
+from partui.tui.train_tab import TrainRun, TrainTab
+
+from test_screens_svg import FOLDER, MACHINE
+
+SMALL = TrainConfig(epochs=2, batch=32, workers=2, executor="threads", train_size=128, test_size=32)
+
+
+def make_app(folder) -> PartuiApp:
+    return PartuiApp(snapshot_dir=folder, engine_factory=EngineThread, live_loop=False,
+                     machine=MACHINE, train_factory=TrainThread)
+
+
+async def wait_run(tab: TrainTab, pilot, timeout=120.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while tab.runs[-1].state in ("starting", "running", "stopping") and loop.time() < end:
+        tab.tick()
+        await asyncio.sleep(0.05)
+    tab.tick()
+    assert tab.runs[-1].state in ("done", "stopped"), (tab.runs[-1].state, tab.message)
+
+
+async def test_keys_change_the_settings(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        tab = app.query_one(TrainTab)
+        assert app.query_one("#tabs").active == "train" and tab.has_focus
+        tab.cfg = SMALL
+        await pilot.press("u", "c", "e", "plus", "right_square_bracket", "full_stop")
+        c = tab.cfg
+        assert (c.update, c.combine, c.executor, c.workers, c.batch, c.lr) == (
+            "hogwild", "locked", "processes", 3, 64, 0.05)
+        await pilot.press("minus", "left_square_bracket", "comma", "e", "u", "c")
+        c = tab.cfg
+        assert (c.update, c.combine, c.executor, c.workers, c.batch, c.lr) == (
+            "sync", "reduce", "threads", 2, 32, 0.02)
+        text = tab.settings_text()
+        assert "update sync (u)" in text and "batch 32 ([/])" in text and "idle: g starts a run" in text
+
+
+async def test_two_runs_overlaid_then_saved(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        tab = app.query_one(TrainTab)
+        tab.cfg = SMALL
+        await pilot.press("g")
+        await wait_run(tab, pilot)
+        await pilot.press("u", "g")  # the same with Hogwild!
+        await wait_run(tab, pilot)
+        assert [r.cfg.update for r in tab.runs] == ["sync", "hogwild"]
+        for run in tab.runs:
+            assert len(run.reports) == 2 and len(run.losses) == 8 and len(run.accuracy) == 2
+            assert {s.phase for s in run.recent} >= {FORWARD, BACKWARD, UPDATE}
+        assert "#2 hogwild t2: done" in tab.settings_text()
+        await pilot.press("v")
+        assert tab.by_steps
+        await pilot.press("s")
+        (path,) = Path(tmp_path).glob("train-*.json")
+        records = snapshot.load(path).training
+        assert [r["config"]["update"] for r in records] == ["sync", "hogwild"]
+        assert len(records[1]["loss_curve"]) == 8
+
+
+async def test_stop_key_ends_a_run_and_a_change_applies_at_the_next_epoch(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        tab = app.query_one(TrainTab)
+        tab.cfg = TrainConfig(**{**SMALL.to_dict(), "epochs": 50})
+        await pilot.press("g")
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 120
+        while not tab.runs[-1].reports and loop.time() < end:
+            tab.tick()
+            await asyncio.sleep(0.05)
+        await pilot.press("u")  # during the run: hogwild from the next epoch
+        assert "next epoch" in tab.message
+        while len(tab.runs[-1].reports) < 3 and loop.time() < end:
+            tab.tick()
+            await asyncio.sleep(0.05)
+        assert tab.runs[-1].cfg.update == "hogwild"
+        await pilot.press("g")  # stop
+        await wait_run(tab, pilot)
+        assert tab.runs[-1].state == "stopped" and len(tab.runs[-1].reports) < 50
+
+
+def _fake_run(number, update, speed):
+    cfg = TrainConfig(epochs=3, workers=2, update=update)
+    run = TrainRun(number, cfg)
+    for step in range(1, 61):
+        run.losses.append((step, step * speed, 3.3 * 0.97 ** (step * (1 + number / 4))))
+    for epoch in (1, 2, 3):
+        rep = EpochReport(epoch, 20, 1280, 20 * speed, epoch * 20 * speed, 1.0 / epoch, 0.5,
+                          0.6 + 0.1 * epoch * number / 2, 1280 / (20 * speed),
+                          {"forward": 10.0, "backward": 20.0}, [0.5, 0.5])
+        run.reports.append(rep)
+        run.accuracy.append((epoch * 20, epoch * 20 * speed, rep.test_accuracy))
+    run.recent = [Span(w, 0, t0, t1, 1, phase=ph) for w in (0, 1) for ph, t0, t1 in
+                  ((FORWARD, 0, 4_000_000 + w * 500_000), (BACKWARD, 4_500_000, 12_000_000),
+                   (UPDATE, 12_500_000, 13_000_000))]
+    run.state = "done"
+    return run
+
+
+def test_train_tab_svg(snap_compare):
+    def show(pilot):
+        tab = pilot.app.query_one(TrainTab)
+        tab.runs = [_fake_run(1, "sync", 0.05), _fake_run(2, "hogwild", 0.035)]
+        tab.redraw()
+
+    app = PartuiApp(snapshot_dir=FOLDER, engine_factory=EngineThread, live_loop=False, machine=MACHINE,
+                    train_factory=TrainThread)
+    assert snap_compare(app, terminal_size=(120, 40), press=["n"], run_before=show)
