@@ -316,7 +316,8 @@ class TrainTab(Vertical, can_focus=True):
         try:
             path = default_snapshot_path(folder, stem="train")
             path.parent.mkdir(parents=True, exist_ok=True)
-            save(Snapshot(note="partui dashboard: training runs", training=self.training_records()), path)
+            path = save(Snapshot(note="partui dashboard: training runs",
+                                 training=self.training_records()), path, unique=True)
         except OSError as exc:
             self.app.notify(f"cannot save: {exc.strerror or exc}", severity="error")
             return
@@ -338,9 +339,10 @@ class TrainTab(Vertical, can_focus=True):
                    for w in sorted({s.worker for s in spans})]
         folder = getattr(self.app, "snapshot_dir", None)
         try:
+            from partui.profiles.safe_files import write_text
             path = default_snapshot_path(folder, stem="train-step").with_suffix(".trace.json")
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"traceEvents": events}))
+            path = write_text(path, json.dumps({"traceEvents": events}), unique=True)
         except OSError as exc:
             self.app.notify(f"cannot export: {exc.strerror or exc}", severity="error")
             return
