@@ -32,6 +32,7 @@ class TrainRun:
         self.losses: list[tuple[int, float, float]] = []  # step, seconds, loss
         self.accuracy: list[tuple[int, float, float]] = []  # steps at the epoch's end, seconds, acc
         self.reports: list = []
+        self.configs: list[TrainConfig] = []  # each epoch's settings (a change applies at an epoch)
         self.recent: list = []  # spans of a recent step
         self.state = "starting"  # starting | running | done | stopped | failed: ...
 
@@ -190,6 +191,7 @@ class TrainTab(Vertical, can_focus=True):
                 run.accuracy.append((steps, report.elapsed_s, report.test_accuracy))
                 run.recent = recent
                 run.cfg = TrainConfig(**cfg)
+                run.configs.append(run.cfg)
             elif kind == "done":
                 run.state = "stopped" if ev[1] else "done"
             elif kind == "error":
