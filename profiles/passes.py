@@ -80,7 +80,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
     ex.reset()
     engine._current = ex  # noqa: SLF001
     startup = ex.start()
-    emit(RunStarted(run_id, cfg.to_dict(), startup))
+    emit(RunStarted(run_id, cfg, startup))
     lock = None
     if cfg.combine == "locked":
         fd, lock = tempfile.mkstemp(prefix="partui-combine-", suffix=".lock")
@@ -126,15 +126,15 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
         if "stats" in arrays:
             got["stats"] = np.array(arrays["stats"], dtype=np.float64)
     except Cancelled:
-        emit(RunCancelled(run_id, cfg.to_dict()))
+        emit(RunCancelled(run_id, cfg))
         from .engine import RunCancelledError
         raise RunCancelledError("run cancelled") from None
     except KeyboardInterrupt:
         engine._stop_now(ex)  # noqa: SLF001
-        emit(RunCancelled(run_id, cfg.to_dict()))
+        emit(RunCancelled(run_id, cfg))
         raise
     except WorkerLost as exc:
-        emit(RunFailed(run_id, str(exc), config=cfg.to_dict()))
+        emit(RunFailed(run_id, str(exc), config=cfg))
         raise
     finally:
         if sampler:
@@ -177,7 +177,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
     else:
         result.error = (f"max abs error {err:.3g} exceeds tolerance {tol:.3g}" if np.isfinite(err)
                         else "the result holds NaN or infinite values")
-        emit(RunFailed(run_id, result.error, result, cfg.to_dict()))
+        emit(RunFailed(run_id, result.error, result, cfg))
     return result
 
 
