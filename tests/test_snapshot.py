@@ -12,7 +12,8 @@ from partui.profiles.snapshot import Snapshot, SnapshotError, load, save
 @pytest.fixture(scope="module")
 def result():
     with Engine() as engine:
-        return engine.run(RunConfig("conv2", "batch", "vectorized", "threads", 2, 8, 3, 1))
+        # long enough (~0.2 s) for CPU samples even once the kernels are compiled and warm
+        return engine.run(RunConfig("conv2", "batch", "vectorized", "threads", 2, 8, 300, 1))
 
 
 def test_round_trip_keeps_results_spans_and_samples(tmp_path, result):
