@@ -136,3 +136,32 @@ def pipeline_stages(layers, stages: int) -> list[list]:
 def micro_batches(batch: int, workers: int) -> list[tuple[int, int]]:
     """Micro-batches for a pipeline: enough to keep every stage busy, at least 1 sample each."""
     return split_range(batch, 4 * workers)
+
+
+def settings_warnings(layer: Layer, strategy: str, executor: str, workers: int, batch: int,
+                      logical_cores: int | None) -> list[str]:
+    """Valid but unwise settings, one line each: the run goes ahead, the figures need care.
+
+    More workers than logical cores take turns on them; fewer tasks than workers leave some
+    workers idle (batch 1 split by batch over 2 workers makes one task). Short enough for
+    two lines of the narrowest settings pane.
+    """
+    out = []
+    if executor == "inline" or workers <= 1:
+        return out
+    if logical_cores and workers > logical_cores:
+        out.append(f"{workers} workers, {logical_cores} cores: no speedup past "
+                   f"{logical_cores}x")
+    if executor == "blas" or not_applicable_reason(layer, strategy, "vectorized", executor,
+                                                   workers):
+        return out  # BLAS cuts its own call; an invalid combination says so itself
+    if strategy == "pipeline":
+        tasks = min(batch, 4 * workers)  # micro-batches: each stage has at most this many
+    else:
+        tasks = len(plan(layer, strategy, batch, workers).phases[0])
+    if tasks < workers:
+        idle = workers - tasks
+        why = f" (batch {batch})" if strategy in ("batch", "hybrid", "pipeline") else ""
+        out.append(f"{tasks} task{'s' if tasks != 1 else ''} for {workers} workers: "
+                   f"{idle} idle{why}")
+    return out

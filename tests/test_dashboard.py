@@ -173,8 +173,16 @@ async def test_help_screen_lists_the_keys(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         text = str(app.screen.query_one("Static").render())
-        for words in ("Run", "Live", "Save", "Snapshots", str(tmp_path)):
+        for words in ("run the configuration once", "live mode", "snapshot", str(tmp_path),
+                      "honest baseline", "efficiency", "on-CPU", "below 1", "imbalance",
+                      "worker timeline", "Amdahl"):
             assert words in text
+        lines = text.splitlines()
+        keys = lines[lines.index("Keys") + 1:lines.index("Columns of the runs table") - 1]
+        from partui.tui.keys import key_label
+        for binding in app.BINDINGS:  # every key, as typed, its words in one column
+            assert any(line[2:10].strip() == key_label(binding.key) for line in keys)
+        assert {len(line) - len(line[10:].lstrip()) for line in keys if line.strip()} == {10}
         await pilot.press("escape")
         assert app.screen is app.screen_stack[0]
 

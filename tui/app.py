@@ -22,12 +22,14 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from partui.profiles.engine import RunConfig, default_workers
 from partui.profiles.events import CpuSample
 
 from .charts import CpuChart, HistoryChart, SpeedupChart, TimelineChart
+from .keys import KeyBar, key_label, key_rows
+from .layout import layout_for, too_small_message, top_rows
 from .memlab_tab import MemLabTab
 from .train_tab import TrainTab
 from .model import Model, reason_for
@@ -72,6 +74,7 @@ class PartuiApp(App):
         Binding("m", "toggle_tab", "Lab"),
         Binding("n", "train_tab", "Train"),
         Binding("l", "back_to_live", "Back to live", show=False),
+        Binding("c", "next_chart", "Next chart (compact layout)", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -97,9 +100,13 @@ class PartuiApp(App):
         self.self_cpu: float | None = None
         self.machine: dict = machine or {}  # given: tests that need a fixed header
         self.crash_log: Path | None = None  # where the traceback of a fatal error went
+        self._after_screenshot = None  # what to do once an export's screenshot is written
+        self.layout_name = "full"  # layout.layout_for(): small, compact or full
+        self.chart_index = 0  # the chart shown by the compact layout (c: the next one)
 
     # -- layout -------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        yield Static(id="too-small")
         yield MachineHeader(id="machine")
         with TabbedContent(id="tabs"):
             with TabPane("profile", id="profile"):
@@ -117,7 +124,7 @@ class PartuiApp(App):
                 yield MemLabTab(id="memlab-view")
             with TabPane("train", id="train"):
                 yield TrainTab(runner_factory=self._train_factory, id="train-view")
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def notify(self, message, *, title: str = "", markup: bool = False, **kw) -> None:
         """Messages carry paths, notes and errors from files: shown as text, never as markup."""
@@ -139,6 +146,7 @@ class PartuiApp(App):
         if self.session.book.problem:
             self.notify(self.session.book.problem, severity="warning")
         self.refresh_panes()
+        self.apply_layout()
         self.query_one(LayerList).focus()
         if self.open_snapshot is not None:
             self.load_snapshot(self.open_snapshot)
@@ -274,6 +282,55 @@ class PartuiApp(App):
             table._shown_runs = shown
             table.show(model)
 
+    # -- sizes --------------------------------------------------------------
+    def on_resize(self) -> None:
+        self.apply_layout()
+        self.call_after_refresh(self.apply_layout)  # once the screen has its new size too
+
+    def apply_layout(self) -> None:
+        """Fit the screen to the terminal: choose the layout and give the rows out."""
+        width, height = self.size
+        layout = layout_for(width, height)
+        self.layout_name = layout
+        main = self.screen_stack[0] if self.screen_stack else self.screen
+        for name in ("small", "compact", "full"):
+            main.set_class(layout == name, f"-{name}")
+        self.query_one("#too-small", Static).update(too_small_message(width, height))
+        keys = self.query_one(KeyBar)
+        keys.styles.height = key_rows(width)
+        if layout != "small":
+            settings = self.query_one(SettingsPane)
+            self.query_one("#top").styles.height = top_rows(layout, height, key_rows(width),
+                                                            settings.rows_needed + 2)
+            for i, chart in enumerate(self.charts()):
+                chart.display = layout != "compact" or i == self.chart_index % 4
+        self.refresh_keys()
+        self.refresh_header()
+
+    def refresh_keys(self) -> None:
+        tab = self.query_one(TabbedContent).active
+        self.query_one(KeyBar).show(tab, self.viewing is not None,
+                                    self.layout_name == "compact", key_rows(self.size.width))
+
+    def action_next_chart(self) -> None:
+        self.chart_index = (self.chart_index + 1) % 4
+        self.apply_layout()
+        self.redraw(force=True)
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "next_chart":
+            return self.layout_name == "compact"
+        return True
+
+    @on(TabbedContent.TabActivated)
+    def tab_shown(self) -> None:
+        self.refresh_keys()
+        self.call_after_refresh(self.refresh_keys)  # the tab's widget has focus by then
+
+    @on(SettingsPane.Resized)
+    def settings_resized(self) -> None:
+        self.apply_layout()
+
     def refresh_header(self) -> None:
         last = self.session.cpu[-1] if self.session.cpu else None
         engine_cpu = last.engine_cpu if last is not None else None
@@ -281,12 +338,14 @@ class PartuiApp(App):
         if self.compiling:
             mode = f"{mode} | {self.compiling}"
         self.query_one(MachineHeader).show(self.machine, self.self_cpu, engine_cpu, mode,
-                                           others=None if last is None else last.others_cpu)
+                                           others=None if last is None else last.others_cpu,
+                                           width=self.size.width)
 
     def refresh_panes(self) -> None:
         self.show_layer()
         self.query_one(SettingsPane).show(self.shown, self.live)
         self.refresh_header()
+        self.refresh_keys()
 
     # -- actions ------------------------------------------------------------
     def _editable(self) -> bool:
@@ -330,6 +389,15 @@ class PartuiApp(App):
             self._changed()
 
     def action_cancel(self) -> None:
+        """esc stops what the tab in view runs: the experiment, or the run, live mode and sweep."""
+        if self.query_one(TabbedContent).active == "train":
+            self.notify("g starts and stops training on this tab", timeout=3)
+            return
+        if self.query_one(TabbedContent).active == "memlab":
+            memlab = self._memlab()
+            if memlab is None or not memlab.cancel():
+                self.notify("no experiment is running", timeout=2)
+            return
         if self.engine is not None and self.busy:
             self.live = False
             self.sweep_left = []
@@ -338,9 +406,7 @@ class PartuiApp(App):
             self.notify("cancelled", timeout=2)
             self._changed()
         else:
-            memlab = self._memlab()
-            if memlab is not None and memlab.cancel():
-                return
+            self.notify("nothing is running on this tab", timeout=2)
 
     def action_cycle(self, what: str, step: int) -> None:
         if self._editable():
@@ -443,7 +509,24 @@ class PartuiApp(App):
         except OSError as exc:
             self.notify(f"could not export: {exc}", severity="error")
             return
-        self.notify("exported:\n" + "\n".join(str(p) for p in paths), timeout=8)
+        self._after_screenshot = lambda: self.notify(
+            "exported:\n" + "\n".join(str(p) for p in paths), timeout=8)
+
+    def screenshot_without_toasts(self, path: Path) -> None:
+        """Write the screen as SVG to `path` once the toasts over it are gone (next refresh)."""
+        self.clear_notifications()
+
+        def take() -> None:
+            from partui.profiles.safe_files import write_text
+            try:
+                write_text(path, self.export_screenshot())
+            except (OSError, ValueError) as exc:
+                self.notify(f"could not save the screenshot: {exc}", severity="error")
+                return
+            done, self._after_screenshot = self._after_screenshot, None
+            if done is not None:
+                done()
+        self.call_after_refresh(take)
 
     def action_browser(self) -> None:
         from .screens import SnapshotBrowser
@@ -488,7 +571,7 @@ class PartuiApp(App):
         for binding in self.BINDINGS:
             if binding.action in ("quit",):
                 continue
-            yield SystemCommand(binding.description, f"key: {binding.key}",
+            yield SystemCommand(binding.description, f"key: {key_label(binding.key)}",
                                 lambda a=binding.action: self.run_action(a))
 
     # -- errors and shutdown --------------------------------------------------

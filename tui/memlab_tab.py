@@ -17,8 +17,9 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
-COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
-
+from .layout import fit_words
+from .memlab_chart import axis_label
+from .memlab_chart import draw as draw_points
 
 class MemLabTab(Vertical):
     """Experiment list, live chart, explanation."""
@@ -63,7 +64,7 @@ class MemLabTab(Vertical):
                             for name, desc in EXPERIMENTS.items()
                             if EXPERIMENT_GROUP[name] == group]
             ol = OptionList(*options, id="experiments")
-            ol.border_title = "experiments (enter: run, esc: stop)"
+            ol.border_title = "experiments (enter: run)"
             yield ol
             with Vertical():
                 # one chart per x axis: traversal measures matrices by size and a
@@ -153,24 +154,10 @@ class MemLabTab(Vertical):
             plt.clear_data()
             plt.clear_figure()
             series = groups.get(names[i], {})
-            chart.border_title = (f"{self.experiment}: {names[i][1]} against {names[i][0]}"
-                                  if names[i] else "measured points (median of repeats)")
-            xs_all = [p.x for pts in series.values() for p in pts]
-            ys_all = [p.max for pts in series.values() for p in pts]
-            log_x = bool(xs_all) and max(xs_all) / max(min(xs_all), 1e-12) > 100
-            for j, (name, pts) in enumerate(series.items()):
-                plt.plot([p.x for p in pts], [p.median for p in pts], label=name,
-                         marker="dot", color=COLORS[j % len(COLORS)])
-            if series:
-                first = next(iter(series.values()))[0]
-                plt.xlabel(first.x_label)
-                plt.ylabel(first.y_label)
-                if log_x:
-                    plt.xscale("log")
-            if i == 0 and self.result is not None and xs_all:
-                top = max(ys_all) if ys_all else 1.0
-                for x, label in self.result.markers:
-                    if min(xs_all) <= x <= max(xs_all):
-                        plt.vline(x, "gray")
-                        plt.text(label, x, top, color="gray")
+            title = (f"{self.experiment}: {names[i][1]} against {axis_label(names[i][0])}"
+                     if names[i] else "measured points (median of repeats)")
+            chart.border_title = fit_words(title, (chart.size.width or 60) - 6)
+            markers = self.result.markers if i == 0 and self.result is not None else []
+            chart.border_subtitle = draw_points(plt, series, markers, chart.size.width or 60,
+                                                chart.size.height or 20)
             chart.refresh()

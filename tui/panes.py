@@ -1,13 +1,17 @@
 """The dashboard's panes: machine header, layer list, run settings, table of runs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
-from partui.kernels.layers import LAYERS
+from partui.kernels.layers import LAYERS, get_layer
+from partui.kernels.strategies import settings_warnings
 
+from .layout import fit_words
 from .model import Model
 from .safe_text import printable
 from .table import bytes_text, flops_text, ms
@@ -27,16 +31,26 @@ class MachineHeader(Static):
     """The machine, and what the dashboard itself costs."""
 
     def show(self, info: dict, self_cpu: float | None, engine_cpu: float | None,
-             mode: str, others: float | None = None) -> None:
-        """CPU figures in % of one core (at most 100 x the logical cores)."""
+             mode: str, others: float | None = None, width: int = 0) -> None:
+        """CPU figures in % of one core (at most 100 x the logical cores); whole parts only."""
         own = "-" if self_cpu is None else f"{self_cpu:.0f}%"
         eng = "-" if engine_cpu is None else f"{engine_cpu:.0f}%"
         other = "-" if others is None else f"{others:.0f}%"
-        line1 = Text.assemble(
-            ("partui ", "bold"), (f" {mode} ", "bold reverse"),
-            "  % of one core: dashboard ", (own, "bold"), "  engine ", (eng, "bold"),
-            "  other programs ", (other, "bold"), "  |  ? help")
-        text = Text("\n").join([line1, Text(machine_line(info), "dim")])
+        room = (width or 10_000) - 2  # the padding
+        for parts in (("  % of one core: dashboard ", own, "  engine ", eng, "  other programs ",
+                       other, "  |  ? help"),
+                      ("  % core: own ", own, "  engine ", eng, "  others ", other, "  ? help"),
+                      ("  own ", own, "  engine ", eng, "  others ", other, "")):
+            line1 = Text.assemble(("partui ", "bold"), (f" {mode} ", "bold reverse"),
+                                  parts[0], (parts[1], "bold"), parts[2], (parts[3], "bold"),
+                                  parts[4], (parts[5], "bold"), parts[6])
+            if line1.cell_len <= room:
+                break
+        # the machine line loses whole parts from its end, never half a word
+        parts = machine_line(info).split(" | ")
+        while len(parts) > 1 and len(" | ".join(parts)) > room:
+            parts.pop()
+        text = Text("\n").join([line1, Text(" | ".join(parts), "dim")])
         text.no_wrap = True
         text.overflow = "ellipsis"
         self.update(text)
@@ -98,7 +112,12 @@ class LayerList(OptionList):
         names = list(LAYERS)
         current = self._filled[1] if self._filled else names[0]
         i = names.index(current) if current in names else 0
-        self.post_message(self.Chosen(names[max(0, min(len(names) - 1, i + step))]))
+        chosen = names[max(0, min(len(names) - 1, i + step))]
+        # shown at once, so that the next key (held down, or typed ahead) moves on from it
+        # before the app has taken this one; the app puts it back if it refuses
+        self._filled = (self._filled[0], chosen, self._filled[2]) if self._filled else None
+        self._highlight(chosen)
+        self.post_message(self.Chosen(chosen))
 
     def action_cursor_up(self) -> None:
         self._step(-1)
@@ -123,12 +142,24 @@ class LayerList(OptionList):
             self.post_message(self.Chosen(self.get_option_at_index(self.highlighted).id))
 
 
+def config_warnings(c, logical_cores: int | None) -> list[str]:
+    """Valid but unwise settings of the run configuration `c` (a warning, not a refusal)."""
+    return settings_warnings(get_layer(c.layer), c.strategy, c.executor, c.workers, c.batch,
+                             logical_cores)
+
+
 class SettingsPane(Static):
     """The run's settings with the key that changes each; an invalid combination is shown as such."""
 
     BORDER_TITLE = "settings"
 
+    class Resized(Message):
+        """The settings need another number of lines: the layout gives the rows out again."""
+
+    rows_needed = 9  # lines of text, borders not included
+
     def show(self, model: Model, live: bool) -> None:
+        self._shown_for = (model, live)
         c = model.config
         rows = [
             ("layer", c.layer, "↑↓"),
@@ -137,41 +168,82 @@ class SettingsPane(Static):
             ("executor", c.executor, "e/E"),
             ("workers", str(c.workers), "+/-"),
             ("batch", str(c.batch), "[ ]"),
-            ("BLAS thr", str(c.blas_threads), ""),
-            ("repeats", f"{c.repeats} (+{c.warmup} warm-up)", ""),
         ]
+        width = max(20, self.size.width or 42)  # the text's width (borders, padding apart)
         text = Text()
         for name, value, key in rows:
             text.append(f"{name:<9}", "dim")
             text.append(f"{value:<13}", "bold")
             text.append(f"{key}\n", "dim")
+        # BLAS threads and repeats share a row: one more row for the layers at 80x24
+        warmup = f" (+{c.warmup} warm-up)" if width >= 34 else f"+{c.warmup}"
+        text.append("BLAS thr ", "dim")
+        text.append(f"{c.blas_threads:<3}", "bold")
+        text.append("repeats ", "dim")
+        text.append(str(c.repeats), "bold")
+        text.append(f"{warmup}\n", "dim")
         reason = model.not_applicable
         if reason:
             text.append("✗ not applicable\n", "bold red")
             text.append(reason, "red")
         else:
             text.append("✓ valid combination", "green")
+            for warning in config_warnings(c, self.app.machine.get("logical_cores")):
+                text.append(f"\n⚠ {warning}", "yellow")
         text.append("\n")
+        # one line, whatever it says: a status that wraps now and then would move the layout
         if model.read_only:
-            text.append(f"viewing {printable(model.source)} (read-only, l: back to live)",
-                        "bold yellow")
+            status = (f"viewing {printable(Path(model.source or '').name)} "
+                      "(read-only, l: back to live)", "bold yellow")
         elif model.running is not None:
-            text.append(f"running: {model.running.label()}", "yellow")
+            status = (f"running: {model.running.label()}", "yellow")
         else:
-            text.append("live mode ON" if live else "idle: r run, space live", "bold" if live else "")
+            status = ("live mode ON", "bold") if live else ("idle: r run, space live", "")
+        text.append(fit_words(status[0], width, clauses=False), status[1])
         if text.plain != getattr(self, "_shown_text", None):  # redraw only on change
             self._shown_text = text.plain
             self.update(text)
+            lines = len(text.wrap(self.app.console, width))
+            if lines != self.rows_needed:
+                self.rows_needed = lines
+                self.post_message(self.Resized())
+
+    def on_resize(self) -> None:
+        self._shown_text = None  # wrap again at the new width
+        if getattr(self, "_shown_for", None) is not None:
+            self.show(*self._shown_for)
 
 
 RUN_COLUMNS = ("#", "runs", "ok", "layer", "strategy", "kernel", "exec", "w", "batch",
                "median ms", "min-max ms", "speedup", "eff", "on-CPU", "max err")
+_SHORT = {"kernel": {"vectorized": "vec", "loops": "loop"},
+          "exec": {"threads": "thr", "processes": "proc", "inline": "inl"},
+          "strategy": {"channel": "chan", "spatial": "spat", "filter": "filt", "hybrid": "hyb",
+                       "pipeline": "pipe"}}
+_SHORT_HEADER = {"kernel": "kern", "strategy": "strat"}
+# What a narrow table gives up first: abbreviations, then whole columns; `ok`, `layer`, `w`,
+# `median ms`, `speedup` and `max err` stay at every width.
+_NARROWING = [("abbreviate", "kernel"), ("abbreviate", "exec"), ("drop", "#"),
+              ("drop", "batch"), ("drop", "eff"), ("abbreviate", "strategy"),
+              ("drop", "on-CPU"), ("drop", "runs"), ("drop", "min-max ms"), ("drop", "kernel")]
+
+
+def column_plans():
+    """Column plans from the widest to the narrowest: (shown columns, abbreviated columns)."""
+    shown, short = list(RUN_COLUMNS), set()
+    yield tuple(shown), frozenset(short)
+    for how, name in _NARROWING:
+        if how == "drop":
+            shown.remove(name)
+        else:
+            short.add(name)
+        yield tuple(shown), frozenset(short)
 
 
 class RunsTable(DataTable):
     """One row per run (live mode: per configuration, its runs pooled): configuration,
     median, spread, speedup vs the honest baseline, correctness. Moving the cursor shows
-    that run on the timeline."""
+    that run on the timeline. A narrow table abbreviates or drops columns (column_plans)."""
 
     BORDER_TITLE = "runs (speedup against the best single-worker time of any strategy)"
 
@@ -180,8 +252,10 @@ class RunsTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        self.add_columns(*RUN_COLUMNS)
         self._runs: dict[str, int] = {}  # row key -> the run number it shows (its latest)
+        self._rows: list[tuple[str, list]] = []  # (row key, every column's cell) shown
+        self._plan = None  # (columns, abbreviated, widths) shown
+        self._set_plan(self._choose_plan([]))
 
     def run_of(self, key: str) -> int | None:
         return self._runs.get(key)
@@ -189,21 +263,67 @@ class RunsTable(DataTable):
     def show(self, model: Model) -> None:
         """Rebuild the rows (called when runs were added, at most every two seconds)."""
         entries = model.table_entries()[-self.MAX_ROWS:]
-        self.clear()
-        self._runs = {}
+        self._runs, self._rows = {}, []
         cursor = None
         for key, number, count, what in entries:
             if count == 0:
                 config, error = what
-                self.add_row(*failure_row(config, error), key=key)
+                self._rows.append((key, failure_row(config, error)))
                 continue
             self._runs[key] = number
-            self.add_row(*run_row(number, what, count), key=key)
+            self._rows.append((key, run_row(number, what, count)))
             if model.selected is not None and number == model.selected:
-                cursor = self.row_count - 1
+                cursor = len(self._rows) - 1
+        self._fill(cursor)
+
+    def _fill(self, cursor: int | None) -> None:
+        # a failure's message is cut to its column rather than widening it
+        self._set_plan(self._choose_plan([c for k, c in self._rows if k in self._runs]))
+        self.clear()
+        columns, short, _ = self._plan
+        for key, cells in self._rows:
+            self.add_row(*(self._cell(cells, name, short) for name in columns), key=key)
         if self.row_count:
             with self.prevent(DataTable.RowHighlighted):  # not a person's choice
                 self.move_cursor(row=self.row_count - 1 if cursor is None else cursor)
+
+    def on_resize(self) -> None:
+        if getattr(self, "_plan", None) is not None and self._rows:
+            self._fill(self.cursor_row)
+
+    # -- columns that fit ---------------------------------------------------------
+    def _choose_plan(self, rows: list[list]):
+        room = (self.size.width or self.app.size.width - 2) - 2  # the vertical scrollbar
+        for columns, short in column_plans():
+            widths = [max([len(_header(name, short))]
+                          + [len(_plain(self._cell(r, name, short))) for r in rows])
+                      for name in columns]
+            if sum(w + 2 for w in widths) <= room:  # a cell has one space each side
+                break
+        return columns, short, tuple(widths)
+
+    @staticmethod
+    def _cell(row: list, name: str, short: frozenset):
+        cell = row[RUN_COLUMNS.index(name)]
+        return _SHORT[name].get(str(cell), cell) if name in short else cell
+
+    def _set_plan(self, plan) -> bool:
+        if plan == self._plan:
+            return False
+        self._plan = plan
+        self.clear(columns=True)
+        columns, short, widths = plan
+        for name, width in zip(columns, widths):
+            self.add_column(_header(name, short), width=width)
+        return True
+
+
+def _header(name: str, short: frozenset) -> str:
+    return _SHORT_HEADER.get(name, name) if name in short else name
+
+
+def _plain(cell) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 def failure_row(config: dict | None, error: str) -> list:

@@ -28,7 +28,11 @@ def save_session(model: Model, machine: dict, folder: Path, memlab: list | None 
 
 def export_session(app, model: Model, machine: dict, folder: Path,
                    memlab: list | None = None) -> list[Path]:
-    """The snapshot, its Perfetto / Chrome trace, its CSV and an SVG screenshot, side by side."""
+    """The snapshot, its Perfetto / Chrome trace, its CSV and an SVG screenshot, side by side.
+
+    The screenshot is taken once the toasts are gone (`app.screenshot_without_toasts`):
+    its path is the last one returned, written a refresh later.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     snap = session_snapshot(model, machine, memlab)
     path = snapshot.save(snap, snapshot.default_snapshot_path(folder, stem="partui"),
@@ -38,7 +42,8 @@ def export_session(app, model: Model, machine: dict, folder: Path,
     trace = write_text(stem.with_name(stem.name + ".trace.json"),
                        json.dumps(export.chrome_trace(snap)))
     csv_path = write_text(stem.with_suffix(".csv"), export.csv_text(snap))
-    svg = write_text(stem.with_suffix(".svg"), app.export_screenshot())
+    svg = stem.with_suffix(".svg")
+    app.screenshot_without_toasts(svg)
     return [path, trace, csv_path, svg]
 
 

@@ -248,6 +248,7 @@ def cmd_run(args) -> int:
     if out_dir is not None:
         for name in ("input", "output", "weight", "bias"):
             check_output(str(out_dir / f"{name}.npy"), "--save-arrays", args.force)
+    warn_settings(cfg)
     compile_ahead([cfg.layer], cfg.kernel, cfg.strategy)
     progress = None if args.json else _progress_printer(cfg)
     with Engine() as engine:
@@ -264,6 +265,14 @@ def cmd_run(args) -> int:
         if out_dir is not None:
             print(f"arrays written to {out_dir}/")
     return 0 if result.ok else 1
+
+
+def warn_settings(cfg: RunConfig) -> None:
+    """Valid but unwise settings, on stderr: the run goes ahead (stdout stays the report)."""
+    from partui.kernels.strategies import settings_warnings
+    for warning in settings_warnings(LAYERS[cfg.layer], cfg.strategy, cfg.executor,
+                                     cfg.workers, cfg.batch, os.cpu_count()):
+        print(f"partui: warning: {warning}", file=sys.stderr)
 
 
 def save_arrays(out_dir: Path, arrays: dict, force: bool = False) -> None:
