@@ -11,7 +11,7 @@ from partui.profiles.events import (CpuSample, RepeatDone, RunFinished, RunStart
                                     SpanDone)
 from partui.profiles.stats import summarize
 
-from test_screens_svg import app as make_app
+from screen_fixtures import fixed_app
 
 MS = 1_000_000
 T0 = 1_000 * 1_000_000_000  # the engine's clock at the first sample
@@ -76,20 +76,20 @@ def prepared(events: list, now: int):
 
 
 def test_charts_empty(snap_compare, tmp_path):
-    assert snap_compare(make_app(tmp_path, CFG), terminal_size=(120, 40),
+    assert snap_compare(fixed_app(CFG), terminal_size=(120, 40),
                         run_before=prepared([], T0))
 
 
 def test_charts_idle(snap_compare, tmp_path):
     samples = idle_samples()
-    assert snap_compare(make_app(tmp_path, CFG), terminal_size=(120, 40),
+    assert snap_compare(fixed_app(CFG), terminal_size=(120, 40),
                         run_before=prepared(samples, samples[-1].t_ns + 200 * MS))
 
 
 def test_charts_running(snap_compare, tmp_path):
     samples = idle_samples(10)
     events, t = run_events(1, 2, [9.0, 8.0, 10.0], samples[-1].t_ns + MS, done=2)
-    assert snap_compare(make_app(tmp_path, CFG), terminal_size=(120, 40),
+    assert snap_compare(fixed_app(CFG), terminal_size=(120, 40),
                         run_before=prepared(samples + events, t))
 
 
@@ -97,5 +97,5 @@ def test_charts_finished_sweep(snap_compare, tmp_path):
     samples = idle_samples(10)
     one, t = run_events(1, 1, [16.0, 15.0, 17.0], samples[-1].t_ns + MS)
     two, t = run_events(2, 2, [9.0, 8.0, 10.0], t + 50 * MS)
-    assert snap_compare(make_app(tmp_path, CFG), terminal_size=(120, 40),
+    assert snap_compare(fixed_app(CFG), terminal_size=(120, 40),
                         run_before=prepared(samples + one + two, t + 300 * MS))
