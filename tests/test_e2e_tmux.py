@@ -111,18 +111,18 @@ def test_every_size_reaches_network_and_cuts_no_word(tmp_path):
         term.wait_for(r"strategy\s+pipeline")
         for _ in range(12):
             term.press("Down")
-        term.wait_for(r"layer\s+network")
+        term.wait_for(r"│ layer\s+network")
         term.wait_for(r"✓ valid")
         for width, height in [(80, 24), (120, 40), (200, 60)]:
             subprocess.run(["tmux", "resize-window", "-t", term.name, "-x", str(width),
                             "-y", str(height)], check=True)
-            term.wait_for(r"layer\s+network")
+            term.wait_for(r"│ layer\s+network")
             time.sleep(2.5)  # the charts redraw at most once a second
             screen = term.screen()
             assert len(screen.splitlines()[0]) <= width
             found = problems(screen, known_titles(), placeholders())
             assert not found, f"{width}x{height}:\n{screen}\n{found}"
-            assert re.search(r"layer\s+network", screen) and "✓ valid" in screen
+            assert re.search(r"│ layer\s+network", screen) and "✓ valid" in screen
         term.press("q")
         term.wait_for(r"EXITED 0", timeout=10)
     finally:

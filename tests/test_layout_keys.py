@@ -247,8 +247,10 @@ async def test_keys_typed_ahead_all_count(tmp_path):
     app = make_app(tmp_path, RunConfig("conv2", "none", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
         layers = app.query_one(LayerList)
-        for _ in range(12):
+        for i in range(12):
             layers.action_cursor_down()  # no message handled in between
+            if i % 3 == 1:
+                app.show_layer()  # the app redraws with the layer it has taken so far
         await pilot.pause()
         assert app.session.config.layer == "network"
         assert layers.get_option_at_index(layers.highlighted).id == "network"

@@ -426,7 +426,9 @@ class PartuiApp(App):
     @on(LayerList.Chosen)
     def layer_chosen(self, event: LayerList.Chosen) -> None:
         """The only way the layer changes: a key or a click on the layer list."""
-        if self._editable() and event.layer != self.session.config.layer:
+        taken = self._editable()
+        self.query_one(LayerList).settled(event.layer, taken)
+        if taken and event.layer != self.session.config.layer:
             self.session.set(layer=event.layer)
             self._changed()
         else:

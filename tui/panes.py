@@ -76,9 +76,13 @@ class LayerList(OptionList):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._filled: tuple | None = None  # (batch, selected, compact) drawn
+        self._pending: list[str] = []  # layers chosen by keys, not yet taken by the app
 
     def fill(self, batch: int, selected: str) -> None:
-        """Show every layer at `batch`, with `selected` highlighted."""
+        """Show every layer at `batch`, with `selected` highlighted (or the last layer chosen
+        by a key the app has not taken yet: keys typed ahead are never rewound)."""
+        if self._pending:
+            selected = self._pending[-1]
         compact = bool(self.size.width) and self.size.width < 40  # no room for the shapes
         if self._filled and self._filled[:1] + self._filled[2:] == (batch, compact):
             self._filled = (batch, selected, compact)
@@ -117,7 +121,15 @@ class LayerList(OptionList):
         # before the app has taken this one; the app puts it back if it refuses
         self._filled = (self._filled[0], chosen, self._filled[2]) if self._filled else None
         self._highlight(chosen)
+        self._pending.append(chosen)
         self.post_message(self.Chosen(chosen))
+
+    def settled(self, layer: str, taken: bool) -> None:
+        """The app took (or refused) the choice `layer`: it is no longer pending."""
+        if layer in self._pending:
+            del self._pending[:self._pending.index(layer) + 1]
+        if not taken:
+            self._pending.clear()
 
     def action_cursor_up(self) -> None:
         self._step(-1)
@@ -139,7 +151,9 @@ class LayerList(OptionList):
 
     def action_select(self) -> None:  # enter, or a click (which highlights first)
         if self.highlighted is not None:
-            self.post_message(self.Chosen(self.get_option_at_index(self.highlighted).id))
+            chosen = self.get_option_at_index(self.highlighted).id
+            self._pending.append(chosen)
+            self.post_message(self.Chosen(chosen))
 
 
 def config_warnings(c, logical_cores: int | None) -> list[str]:
