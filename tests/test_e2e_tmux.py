@@ -61,7 +61,7 @@ def test_newcomer_session(tmp_path):
         term.press("t")
         term.wait_for(r"strategy\s+channel")
         term.press("r")
-        term.wait_for(r"\bok\s+conv2\s+channel\s+vectorized\s+threads")
+        term.wait_for(r"\bok\s+conv2\s+channel\s+(vectorized|vec)\s+(threads|thr)\b")
         term.press("s")
         deadline = time.monotonic() + 10
         while not list(tmp_path.glob("*.json")) and time.monotonic() < deadline:

@@ -14,7 +14,7 @@ from textual.widgets import Static
 _NAMES = {"question_mark": "?", "plus": "+", "equals_sign": "=", "minus": "-",
           "right_square_bracket": "]", "left_square_bracket": "[", "escape": "esc",
           "space": "space", "up": "↑", "down": "↓", "enter": "enter", "tab": "tab",
-          "ctrl+p": "^p"}
+          "ctrl+p": "^p", "comma": ",", "full_stop": "."}
 
 
 def key_label(keys: str) -> str:

@@ -36,6 +36,8 @@ KEY_HELP = {  # what each key does, said in full (the key bar and palette use sh
     "workers(-1)": "one worker less",
     "batch(1)": "double the batch",
     "batch(-1)": "halve the batch",
+    "repeat(-1)": "one timed repeat less",
+    "repeat(1)": "one timed repeat more",
     "sweep": "run the layer and strategy at 1, 2, ... workers up to the core count",
     "save": "save the session as a snapshot",
     "export": "snapshot + Perfetto trace + CSV + SVG screenshot",
