@@ -57,7 +57,7 @@ def add_fixed_runs(app: PartuiApp) -> None:
     for run, (workers, median) in enumerate([(1, 6.4), (config.workers, 3.6)], start=1):
         cfg = RunConfig(**{**config.to_dict(), "workers": workers})
         result = fixed_result(cfg, median, run)
-        events.append(RunStarted(run, cfg.to_dict(), 0.0))
+        events.append(RunStarted(run, cfg, 0.0))
         events += [SpanDone(s) for s in result.spans]
         events += [RepeatDone(run, i, int(t * 1e6), result.spans[0].start_ns)
                    for i, t in enumerate(result.times_ms)]
