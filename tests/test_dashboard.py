@@ -274,6 +274,10 @@ async def test_export_writes_trace_csv_and_screenshot(tmp_path):
         assert len([e for e in tasks if e["name"] != "repeat"]) >= len(app.session.runs[0].spans)
         assert any(e["ph"] == "C" for e in events)
         assert next(tmp_path.glob("*.csv")).read_text().count("\n") >= 2
+        for _ in range(100):  # the screenshot is taken once the toasts are gone
+            if list(tmp_path.glob("*.svg")):
+                break
+            await asyncio.sleep(0.05)
         assert "<svg" in next(tmp_path.glob("*.svg")).read_text()
 
 

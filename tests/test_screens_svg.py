@@ -10,7 +10,7 @@ import pytest
 
 from partui.profiles.engine import RunConfig
 
-from screen_fixtures import add_fixed_runs, fixed_app
+from screen_fixtures import FOLDER, MACHINE, add_fixed_runs, fixed_app  # noqa: F401 (shared)
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
 
