@@ -23,7 +23,8 @@ from .config import (MAX_WORKERS, ConfigError, RunCancelledError,  # noqa: F401 
                      RunConfig, default_workers)
 from .events import (CpuSample, RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span,
                      SpanDone)
-from .executors import Executor, ProcessExecutor, ThreadExecutor, WorkerLost, make_executor, _wait_all
+from .executors import (Executor, ProcessExecutor, ThreadExecutor, WorkerLost, _wait_all,
+                        make_executor, pool_refusal)
 from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler, on_cpu_ratios
 from .stats import summarize
 
@@ -170,6 +171,21 @@ class Engine:
         self._run += 1
         run_id = self._run
         layer = get_layer(cfg.layer)
+        x = _input(cfg.layer, cfg.batch, cfg.seed)
+        params = _params(cfg.layer, cfg.seed)
+        plan = None if cfg.strategy == "pipeline" else strategies.plan(layer, cfg.strategy,
+                                                                       cfg.batch, cfg.workers)
+        shapes = {"x": x.shape, "out": layer.out_array_shape(cfg.batch),
+                  **{k: v.shape for k, v in params.items()}}
+        if plan is not None and plan.partials:
+            shapes["partials"] = (plan.partials, *layer.out_array_shape(cfg.batch))
+        short = _memory_shortfall(shapes)  # before any pool starts or array is made
+        if short:
+            raise ConfigError(f"{cfg.label()}: {short}")
+        if cfg.executor == "processes" and (cfg.executor, cfg.workers) not in self._executors:
+            refusal = pool_refusal(cfg.workers)
+            if refusal:
+                raise ConfigError(refusal)
         ex = self.executor(cfg.executor, cfg.workers)
         ex.reset()
         self._current = ex
@@ -180,14 +196,6 @@ class Engine:
             sampler.watch(ex.worker_ids(), ex.processes, self.sample_hz or IDLE_HZ)
             sampler.record()
         emit(RunStarted(run_id, cfg, startup))
-        x = _input(cfg.layer, cfg.batch, cfg.seed)
-        params = _params(cfg.layer, cfg.seed)
-        plan = None if cfg.strategy == "pipeline" else strategies.plan(layer, cfg.strategy,
-                                                                       cfg.batch, cfg.workers)
-        shapes = {"x": x.shape, "out": layer.out_array_shape(cfg.batch),
-                  **{k: v.shape for k, v in params.items()}}
-        if plan is not None and plan.partials:
-            shapes["partials"] = (plan.partials, *layer.out_array_shape(cfg.batch))
         arena = ex.arena(shapes)
         spans: list[Span] = []
         times: list[float] = []
@@ -339,6 +347,15 @@ class Engine:
 
         futures = [ex.submit(stage_loop, s) for s in range(len(stages))]
         return [span for spans in _wait_all(futures, ex.cancel) for span in spans]
+
+
+def _memory_shortfall(shapes: dict) -> str | None:
+    """The run's arrays (float32), its float64 reference and error: do they fit under the
+    process's limits (ulimit -v, cgroup memory.max, free memory)? One line if not."""
+    from .memory_limits import shortfall
+    out = int(np.prod(shapes["out"]))
+    need = 4 * sum(int(np.prod(s)) for s in shapes.values()) + 3 * 8 * out
+    return shortfall(need) if need > 64 * 2**20 else None  # small runs: not worth a look
 
 
 def config_with(cfg: RunConfig, **changes) -> RunConfig:

@@ -22,8 +22,43 @@ from . import worker
 from .events import Span
 
 WAIT_SLICE_S = 0.05  # how often a waiting caller wakes to notice Ctrl+C
+KILL_GRACE_S = 0.3  # after SIGTERM, how long workers get to end before SIGKILL
 SETTLE_S = 2.0  # after a failure, how long to let sibling tasks stop before the pool is reused
 STARTUP_TIMEOUT_S = 60.0  # a process pool that is not up by then is reported, not waited for
+STARTUP_PER_WORKER_S = 0.5  # ...plus this per worker: 256 start in ~10 s idle, slower when busy
+FDS_PER_WORKER = 2  # the pool's sentinel and the fork server's status pipe, in each process
+FDS_BASE = 64  # pipes, queues, the shared-memory arena, the interpreter's own files
+
+
+def startup_timeout(workers: int) -> float:
+    return STARTUP_TIMEOUT_S + STARTUP_PER_WORKER_S * workers
+
+
+def pool_refusal(workers: int) -> str | None:
+    """Why a pool of `workers` processes cannot be started here (None: it can), said before
+    anything starts: open-file and process limits, and memory for the workers."""
+    import resource
+    need = FDS_BASE + FDS_PER_WORKER * workers
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and need > soft:
+        return (f"{workers} worker processes need about {need} open files and the limit "
+                f"is {soft} (ulimit -n); use fewer workers or raise the limit")
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    if soft != resource.RLIM_INFINITY and os.getuid() != 0:
+        import psutil
+        mine = sum(1 for p in psutil.process_iter(["uids"])
+                   if p.info["uids"] and p.info["uids"].real == os.getuid())
+        if mine + workers + 2 > soft:
+            return (f"{workers} worker processes would pass the limit of {soft} processes "
+                    f"(ulimit -u; {mine} running already)")
+    from .memory_limits import shortfall
+    short = shortfall(workers * WORKER_MEMORY, include_rlimit=False)
+    if short:
+        return f"{workers} worker processes {short}"
+    return None
+
+
+WORKER_MEMORY = 24 * 2**20  # a pool worker's own memory (numpy is shared with the fork server)
 
 
 class WorkerLost(RuntimeError):
@@ -152,39 +187,56 @@ class BlasExecutor(InlineExecutor):
         return self.workers
 
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
 def _sigint_held():
-    """Hold Ctrl+C while child processes are being started, then deliver it.
+    """Hold Ctrl+C (and SIGTERM, SIGHUP) while child processes are being started.
 
-    A terminal sends Ctrl+C to the whole process group. Children inherit the signal mask
-    of the thread that starts them: with SIGINT blocked, a half-started fork server or
-    worker cannot die of it with a traceback; once up, each sets SIGINT to ignored (which
-    drops a pending one). In this process, a Ctrl+C is recorded and raised at the end: the
-    mask alone is not enough, since the signal can land on another thread (OpenBLAS's) and
-    would then interrupt the hand-shake with the fork server half-way.
+    A terminal sends Ctrl+C to the whole process group, and closing it SIGHUP. Children
+    inherit the signal mask of the thread that starts them: with these blocked, a
+    half-started fork server or worker cannot die of them with a traceback or before it can
+    clean up; once up, a worker ignores SIGINT and SIGHUP (the parent stops it, or its
+    watchdog does) and unblocks SIGTERM. In this process a signal is recorded in the list
+    yielded, so the caller can give up at once, and is delivered at the end: the mask alone
+    is not enough, since the signal can land on another thread (OpenBLAS's) and would then
+    interrupt the hand-shake with the fork server half-way.
     """
     if not hasattr(signal, "pthread_sigmask"):
-        yield
+        yield []
         return
-    held = []
+    held: list = []
     on_main = threading.current_thread() is threading.main_thread()
+    previous = {}
     if on_main:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+        for sig in HELD_SIGNALS:
+            if sig == signal.SIGINT or callable(signal.getsignal(sig)):  # handled: hold it
+                previous[sig] = signal.signal(sig, lambda signum, frame: held.append(
+                    (signum, frame)))
     try:
-        # The standard library starts its resource tracker with SIGINT blocked too, but
-        # unblocks it afterwards: start it before blocking.
+        # The standard library starts its resource tracker with SIGINT and SIGTERM blocked,
+        # then unblocks them: start it first, with SIGHUP alone blocked (the tracker keeps
+        # that mask, so a closed terminal does not kill it before partui has cleaned up).
         from multiprocessing import resource_tracker
-        resource_tracker.ensure_running()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         try:
-            yield
+            resource_tracker.ensure_running()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(HELD_SIGNALS))
+        try:
+            yield held
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     finally:
-        if on_main:
-            signal.signal(signal.SIGINT, previous)
-    if held and callable(previous):
-        previous(signal.SIGINT, held[0])  # default_int_handler raises KeyboardInterrupt
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if held:
+        signum, frame = held[0]
+        handler = previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)  # default_int_handler raises KeyboardInterrupt
 
 
 def _wait_all(futures, cancel):
@@ -297,31 +349,40 @@ class ProcessExecutor(Executor):
             return 0.0
         t0 = time.perf_counter_ns()
         try:
-            with _sigint_held(), _one_blas_thread_env():
+            with _sigint_held() as held, _one_blas_thread_env():
                 # here, so the fork server (and every worker forked from it) inherits the
-                # held SIGINT, and loads BLAS without a pool of its own threads
+                # held signals, and loads BLAS without a pool of its own threads
                 forkserver.ensure_running()
                 self._mp_cancel = self._ctx.Event()
                 counter = self._ctx.Value("i", 0)
                 self._pids = self._ctx.Array("i", self.workers, lock=False)
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx,
-                                                 initializer=worker.process_init,
-                                                 initargs=(counter, self._mp_cancel, self._pids))
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=self._ctx, initializer=worker.process_init,
+                    initargs=(counter, self._mp_cancel, self._pids, os.getpid()))
                 # Start every process now (the pool starts them lazily otherwise), and wait
-                # until each has run its initializer: one quick worker can run every ping
-                # while another is still starting, and the first timed repeats would then
-                # run on fewer workers than they claim.
-                futures = [self._pool.submit(worker.process_ping) for _ in range(self.workers)]
-                deadline = time.monotonic() + STARTUP_TIMEOUT_S
-                while counter.value < self.workers:
+                # until each has run its initializer. The pool starts a process for a task
+                # only while no worker is idle: each ping therefore holds its worker until
+                # all are up, or a quick ping would free a worker, the next task would go
+                # to it, and only some of the processes would ever start.
+                futures = []
+                for _ in range(self.workers):  # each submit starts a process: seconds for 64
+                    if held:
+                        break
+                    futures.append(self._pool.submit(worker.process_ping, self.workers,
+                                                     startup_timeout(self.workers)))
+                deadline = time.monotonic() + startup_timeout(self.workers)
+                while counter.value < self.workers or not all(f.done() for f in futures):
+                    if held:  # Ctrl+C, SIGTERM or SIGHUP: give up now (the signal is
+                        break  # delivered as the block ends), not after the whole wait
                     broken = [f for f in futures if f.done() and f.exception() is not None]
                     if broken:
                         raise broken[0].exception()
                     if time.monotonic() > deadline:
-                        raise WorkerLost(f"worker processes did not start within "
-                                         f"{STARTUP_TIMEOUT_S:.0f} s")
-                    time.sleep(0.002)
-                wait(futures)
+                        raise WorkerLost(f"{counter.value} of {self.workers} worker processes "
+                                         f"started within {startup_timeout(self.workers):.0f} s")
+                    time.sleep(0.005)
+            if counter.value < self.workers:  # a held signal whose handler raised nothing
+                raise KeyboardInterrupt
         except BaseException:  # Ctrl+C or a failed start: no half-started pool left behind
             self.kill()
             raise
@@ -370,11 +431,16 @@ class ProcessExecutor(Executor):
         for p in procs:
             if p.is_alive():
                 p.terminate()
+        # one short deadline for all: a worker still starting has SIGTERM blocked (inherited
+        # from the held start-up), and waiting a second for each of 64 would hold Ctrl+C
+        deadline = time.monotonic() + KILL_GRACE_S
         for p in procs:
-            p.join(timeout=1)
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
+        for p in procs:
             if p.is_alive():
                 p.kill()
-                p.join(timeout=1)
+        for p in procs:
+            p.join(timeout=1)
         # The pool's manager thread sees the dead workers and ends; join it so no thread
         # outlives the pool (and none races the interpreter's exit hook, which would print
         # an 'Exception ignored' traceback).

@@ -82,9 +82,10 @@ def memory_need(name: str, quick: bool = False, params: dict | None = None) -> i
     return _spec(name).need(_plan(name, quick, params))
 
 
-def _available_memory() -> int:
-    import psutil
-    return psutil.virtual_memory().available
+def _memory_room():
+    """The room left under the tightest limit: system memory, ulimit -v, cgroup memory.max."""
+    from .memory_limits import memory_room
+    return memory_room()
 
 
 def check_memory(name: str, quick: bool = False, params: dict | None = None) -> int:
@@ -93,15 +94,15 @@ def check_memory(name: str, quick: bool = False, params: dict | None = None) -> 
     if need > MAX_MEMORY:
         raise MemoryShort(f"{name} would need {need / 2 ** 20:.0f} MiB, more than the memory "
                           f"lab's limit of {MAX_MEMORY / 2 ** 20:.0f} MiB")
-    available = _available_memory()
-    if available < need + SPARE_MEMORY:
+    room = _memory_room()
+    if room.bytes < need + SPARE_MEMORY:
         hint = ""
         if not quick and memory_need(name, True) < need:
             hint = f"; --quick needs {memory_need(name, True) / 2 ** 20:.0f} MiB"
         raise MemoryShort(
             f"{name} needs {need / 2 ** 20:.0f} MiB of memory plus "
             f"{SPARE_MEMORY / 2 ** 20:.0f} MiB to spare, and only "
-            f"{available / 2 ** 20:.0f} MiB is available{hint}")
+            f"{room.bytes / 2 ** 20:.0f} MiB is left under {room.limit}{hint}")
     return need
 
 

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 CANCEL_RETRY_S = 0.02  # a cancel is repeated until the run ends (it may not have started yet)
 FLUSH_S = 0.01  # the child sends what it has every 10 ms...
 BATCH_MAX = 256  # ...or as soon as this many events wait
+FAMILY_S = 2.0  # how often the parent notes the engine's own processes
 TERMINAL = (RunFinished, RunFailed, RunCancelled)
 
 
@@ -333,7 +334,23 @@ class _Batcher:
 
 def _child_main(cmd_fd: int, evt_fd: int, sample_hz: float, compile_ahead: bool = False) -> None:
     """The engine process: a control thread takes commands, the main thread runs the engine."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the parent, which closes us
+    try:
+        _serve_child(cmd_fd, evt_fd, sample_hz)
+    except KeyboardInterrupt:  # SIGTERM: the engine has stopped its workers on the way out
+        pass
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _serve_child(cmd_fd: int, evt_fd: int, sample_hz: float) -> None:
+    # Ctrl+C and a closed terminal belong to the parent, which closes us (or dies, and its
+    # end of the command pipe tells us); SIGTERM stops the engine the way Ctrl+C stops a
+    # headless run: workers stopped, shared memory unlinked.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     cmd_conn, evt_conn = Connection(cmd_fd, writable=False), Connection(evt_fd, readable=False)
     evt_conn.send({"hello": os.getpid(), "textual": "textual" in sys.modules})
     batcher = _Batcher(evt_conn)
@@ -393,6 +410,8 @@ class EngineProcess:
         self._pending: collections.deque = collections.deque()
         self._closed = False
         self._exit_reported = False
+        self._family: dict[int, object] = {}  # the child's own processes, last seen
+        self._family_at = 0.0
         self.child_info: dict | None = None  # {"hello": pid, "textual": loaded?} once seen
 
     def start(self) -> None:
@@ -459,10 +478,20 @@ class EngineProcess:
 
     def drain(self, max_events: int = 1000) -> list:
         self._receive()
+        self._note_family()
         out = []
         while self._pending and len(out) < max_events:
             out.append(self._pending.popleft())
         return out
+
+    def _note_family(self) -> None:
+        """Remember the child's processes (pools, fork server) every FAMILY_S: if the child
+        is killed, they are orphans no process tree leads to any more, and close() ends them."""
+        now = time.monotonic()
+        if self._proc is None or now - self._family_at < FAMILY_S or not self.alive:
+            return
+        self._family_at = now
+        self._family.update((p.pid, p) for p in _descendants(self._proc.pid))
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block until the child has started (tests; the dashboard just drains)."""
@@ -481,7 +510,8 @@ class EngineProcess:
         if self._proc is None:
             return
         atexit.unregister(self.close)
-        family = _descendants(self._proc.pid)
+        family = list({**self._family, **{p.pid: p for p in _descendants(self._proc.pid)}}
+                      .values())
         self._send(("stop",))
         try:
             self._proc.wait(timeout)

@@ -58,22 +58,52 @@ def run_stamped(layer, kernel, arrays, task, cancel, run: int, repeat: int,
 _proc: dict = {"index": 0, "cancel": None, "arenas": {}, "scratch": None}
 
 
-def process_init(counter, cancel_event, pids=None) -> None:
-    """ProcessPoolExecutor initializer: number the worker, BLAS at 1 thread, leave Ctrl+C to the parent.
+WATCH_S = 0.5  # how often a process worker checks that partui is still there
+
+
+def process_init(counter, cancel_event, pids=None, owner: int | None = None) -> None:
+    """ProcessPoolExecutor initializer: number the worker, BLAS at 1 thread, leave signals to the parent.
 
     `pids` (a shared array, one slot per worker) lets the CPU sampler find the worker.
+    `owner`: the pid of the process that made the pool; the worker ends when it is gone.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us (Ctrl+C, hang-up)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # terminate() must work
     _proc["cancel"] = cancel_event
     _proc["scratch"] = Scratch()
+    _proc["counter"] = counter
     from . import blas
     blas.set_threads(1)
+    if owner is not None:
+        threading.Thread(target=_watchdog, args=(owner, os.getppid()), name="partui-watchdog",
+                         daemon=True).start()
     # Numbered last: the parent counts ready workers by this counter.
     with counter.get_lock():
         _proc["index"] = counter.value
         counter.value += 1
     if pids is not None and _proc["index"] < len(pids):
         pids[_proc["index"]] = os.getpid()
+
+
+def _watchdog(owner: int, parent: int) -> None:
+    """End this worker when partui is gone, even after a SIGKILL that left it no time to
+    stop us: our parent (the fork server) changes when it dies, and the owner's pid stops
+    existing. Without this a worker waits on its task queue forever."""
+    while True:
+        time.sleep(WATCH_S)
+        if os.getppid() != parent or not _alive(owner):
+            os._exit(0)  # no clean-up to run: the shared memory belongs to the owner
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _attach(name: str, layout: dict) -> dict[str, np.ndarray]:
@@ -104,6 +134,13 @@ def process_task(arena: str, layout: dict, layer_name: str, kernel: str, task,
     return Span(**{**span.to_dict(), "tid": os.getpid()})
 
 
-def process_ping() -> tuple[int, int]:
-    """Used to warm the pool: returns (worker index, pid)."""
+def process_ping(workers: int, timeout_s: float) -> tuple[int, int]:
+    """Used to warm the pool: holds this worker until `workers` have started (or the
+    timeout, or a cancel), so the pool starts a new process for every ping; returns
+    (worker index, pid)."""
+    deadline = time.monotonic() + timeout_s
+    counter, cancel = _proc.get("counter"), _proc["cancel"]
+    while (counter is not None and counter.value < workers and time.monotonic() < deadline
+           and not (cancel is not None and cancel.is_set())):
+        time.sleep(0.05)  # 32 workers polling faster would slow the very start they wait for
     return _proc["index"], os.getpid()

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from partui.profiles import memlab
+from partui.profiles.memory_limits import Room
 from partui.profiles.memlab_measure import ExperimentResult, MemPoint, compare
 
 TINY_FS = {"repeats": 2, "increments": {"plain": 20_000, "atomic": 20_000}, "chunk": 5_000}
@@ -108,7 +109,8 @@ def test_cancel_stops_a_run_within_a_second():
 
 
 def test_memory_is_checked_before_anything_runs(monkeypatch):
-    monkeypatch.setattr(memlab, "_available_memory", lambda: 100 * 2 ** 20)
+    monkeypatch.setattr(memlab, "_memory_room",
+                        lambda: Room(100 * 2 ** 20, "available system memory"))
     with pytest.raises(memlab.MemoryShort, match=r"stride needs 384 MiB .* only 100 MiB"):
         memlab.run_experiment("stride")
     with pytest.raises(memlab.MemoryShort, match="--quick needs 64 MiB"):
@@ -119,7 +121,8 @@ def test_memory_is_checked_before_anything_runs(monkeypatch):
 
 def test_demo_refuses_when_memory_is_short(monkeypatch, capsys):
     from partui.tui import cli
-    monkeypatch.setattr(memlab, "_available_memory", lambda: 100 * 2 ** 20)
+    monkeypatch.setattr(memlab, "_memory_room",
+                        lambda: Room(100 * 2 ** 20, "available system memory"))
     assert cli.main(["demo", "partition"]) == 1
     err = capsys.readouterr().err
     assert "partition needs 384 MiB" in err and "Traceback" not in err

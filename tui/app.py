@@ -160,8 +160,32 @@ class PartuiApp(App):
         if self.live:
             self.start_engine()
             self.sync_live()
+        self._handle_stop_signals(True)
+
+    def _handle_stop_signals(self, on: bool) -> None:
+        """SIGTERM and SIGHUP (the terminal closed): stop the engine and its workers, then
+        quit, as q does, rather than die and leave them."""
+        import asyncio
+        import signal
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                if on:
+                    loop.add_signal_handler(sig, self._stop_by_signal, sig)
+                else:
+                    loop.remove_signal_handler(sig)
+        except (RuntimeError, ValueError, NotImplementedError):  # not the main thread
+            pass
+
+    def _stop_by_signal(self, signum: int) -> None:
+        self.live = False
+        self.close_engine()
+        self.exit(return_code=128 + signum)
 
     def start_engine(self) -> None:
+        if self.engine is not None and not self.engine.alive:
+            self.engine.close()  # it died (killed, crashed): end its orphans, start anew
+            self.engine = None
         if self.engine is None:
             if self._engine_factory is None:
                 from functools import partial
@@ -607,6 +631,7 @@ class PartuiApp(App):
             pass
 
     def on_unmount(self) -> None:
+        self._handle_stop_signals(False)
         self.close_engine()
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
-from .errors import UsageError
+from .errors import Terminated, UsageError
 from .safe_text import error_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -137,18 +138,42 @@ def main(argv: list[str] | None = None) -> int:
     if "--debug" in argv:  # a global flag, accepted anywhere on the line
         argv.remove("--debug")
         os.environ["PARTUI_DEBUG"] = "1"  # the engine's child process reads it too
+    previous = {} if _opens_dashboard(argv) else stop_on_hangup_and_term()
     try:
         return _main(argv)
-    except KeyboardInterrupt:  # also while numpy loads: the imports live below, not at the top
-        print("partui: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # also while numpy loads: the imports live below
+        return _stopped(exc)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def stop_on_hangup_and_term() -> dict:
+    """SIGTERM and SIGHUP (the terminal closed) stop a headless command the way Ctrl+C
+    does, so its workers are stopped and its shared memory unlinked instead of left behind.
+    Returns the handlers replaced. (The dashboard handles them in its own event loop.)"""
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    return previous
+
+
+def _stopped(exc: BaseException) -> int:
+    if isinstance(exc, Terminated):
+        return _fail(f"stopped by {signal.Signals(exc.signum).name}", 128 + exc.signum)
+    return _fail("interrupted", EXIT_INTERRUPTED)
 
 
 def _main(argv: list[str]) -> int:
     from partui.kernels.axes import NotApplicable
     from partui.profiles.config import ConfigError, RunCancelledError
     try:
-        if not argv or (argv[0] not in ("-h", "--help", "--version") and _is_dashboard_call(argv)):
+        if _opens_dashboard(argv):
             from .dashboard_cli import main as dashboard_main
             return dashboard_main(argv)
         parser = build_parser()
@@ -161,8 +186,8 @@ def _main(argv: list[str]) -> int:
         return _fail(f"error: {exc}", EXIT_USAGE)
     except NotApplicable as exc:
         return _fail(f"not applicable: {exc}", EXIT_USAGE)
-    except (KeyboardInterrupt, RunCancelledError):
-        return _fail("interrupted", EXIT_INTERRUPTED)
+    except (KeyboardInterrupt, RunCancelledError) as exc:
+        return _stopped(exc)
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # never a traceback unless asked: one line, and how to get more
@@ -176,6 +201,10 @@ def _fail(message: str, code: int) -> int:
         traceback.print_exc()
     print(f"partui: {error_line(message)}", file=sys.stderr)
     return code
+
+
+def _opens_dashboard(argv: list[str]) -> bool:
+    return not argv or (argv[0] not in ("-h", "--help", "--version") and _is_dashboard_call(argv))
 
 
 def _is_dashboard_call(argv: list[str]) -> bool:

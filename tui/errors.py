@@ -4,3 +4,14 @@ from __future__ import annotations
 
 class UsageError(Exception):
     """Bad input from the user: a value, a file, a folder. Exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stopped like Ctrl+C (workers stopped, shared memory unlinked).
+
+    A KeyboardInterrupt, so every clean-up path written for Ctrl+C runs for these too.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
