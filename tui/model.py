@@ -19,6 +19,8 @@ from partui.profiles.events import (CpuSample, RepeatDone, RunCancelled, RunFail
 CPU_HISTORY = 600  # samples kept (over 30 s at 12.5 Hz while runs go, minutes when idle)
 RUN_HISTORY = 1000  # runs kept: live mode makes tens a second; the book keeps the baselines
 REPEAT_HISTORY = 200  # repeat times on the history chart
+RUN_DETAIL = 20  # runs that keep their spans and CPU samples; older ones keep their figures
+# (a live session's 1000 runs with spans held ~50 MB: the soak benchmark's growth)
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -153,6 +155,9 @@ class Model:
         self.runs.append(result)
         if self.running_live:
             self.live_runs.add(self.run_count)
+        if len(self.runs) > RUN_DETAIL:
+            old = self.runs[-RUN_DETAIL - 1]
+            old.spans, old.cpu_samples = [], []
         if len(self.runs) > RUN_HISTORY:
             drop = len(self.runs) - RUN_HISTORY
             del self.runs[:drop]

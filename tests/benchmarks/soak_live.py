@@ -61,7 +61,8 @@ def tree(root: psutil.Process) -> list[psutil.Process]:
 def find_dashboard(pane_pid: int, timeout: float = 30) -> psutil.Process:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for p in psutil.Process(pane_pid).children(recursive=True):
+        pane = psutil.Process(pane_pid)
+        for p in [pane, *pane.children(recursive=True)]:
             try:
                 if "partui" in " ".join(p.cmdline()) and "-c" not in p.cmdline():
                     return p
