@@ -335,7 +335,7 @@ class _Batcher:
 def _child_main(cmd_fd: int, evt_fd: int, sample_hz: float, compile_ahead: bool = False) -> None:
     """The engine process: a control thread takes commands, the main thread runs the engine."""
     try:
-        _serve_child(cmd_fd, evt_fd, sample_hz)
+        _serve_child(cmd_fd, evt_fd, sample_hz, compile_ahead)
     except KeyboardInterrupt:  # SIGTERM: the engine has stopped its workers on the way out
         pass
 
@@ -344,7 +344,7 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _serve_child(cmd_fd: int, evt_fd: int, sample_hz: float) -> None:
+def _serve_child(cmd_fd: int, evt_fd: int, sample_hz: float, compile_ahead: bool) -> None:
     # Ctrl+C and a closed terminal belong to the parent, which closes us (or dies, and its
     # end of the command pipe tells us); SIGTERM stops the engine the way Ctrl+C stops a
     # headless run: workers stopped, shared memory unlinked.

@@ -58,7 +58,16 @@ def test_ulimit_v_is_checked_before_the_memory_lab_allocates():
 
 
 def test_ulimit_v_is_checked_before_a_large_run():
-    proc = under_ulimit_v("run", "--layer", "conv1", "--batch", "1024", "--executor",
-                          "inline", "--workers", "1", "--repeat", "1", "--warmup", "0")
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.count("\n") == 1 and "ulimit -v" in proc.stderr, proc.stderr
+    """The engine refuses a run whose arrays cannot fit under the limit, naming it, before
+    any pool starts or array is made."""
+    script = SCRIPT.replace("sys.exit(main(sys.argv[1:]))", textwrap.dedent("""
+        from partui.profiles.engine import ConfigError, Engine, RunConfig
+        try:
+            Engine().run(RunConfig("conv1", "batch", "vectorized", "inline", 1, 1024, 1, 0))
+        except ConfigError as exc:
+            print(exc)
+    """))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "ulimit -v" in proc.stdout and "conv1" in proc.stdout, proc.stdout
