@@ -12,7 +12,7 @@ from functools import partial
 
 from partui.kernels import jitcache, warmup
 from partui.profiles.config import RunConfig
-from partui.profiles.events import Compiling, RunFinished, RunStarted
+from partui.profiles.events import Compiling, CpuSample, RunFinished, RunStarted
 from partui.profiles.stream import EngineThread
 
 
@@ -79,7 +79,8 @@ def test_without_compile_ahead_nothing_compiles_early(monkeypatch):
     fake_cache(monkeypatch, ["conv1", "conv2"], compiler)
     with EngineThread() as engine:
         time.sleep(0.2)
-        assert not engine.drain()
+        # the always-on CPU monitor may report; nothing else may happen
+        assert not [e for e in engine.drain() if not isinstance(e, CpuSample)]
     assert compiler.calls == []
 
 

@@ -9,7 +9,8 @@ from partui.tui.model import RUN_DETAIL, Model
 
 def test_only_the_latest_runs_keep_their_spans_and_samples():
     with Engine() as engine:
-        result = engine.run(RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 3, 0))
+        # long enough (~0.2 s) to carry CPU samples: the first comes after 0.1 s
+        result = engine.run(RunConfig("conv2", "batch", "vectorized", "threads", 2, 8, 300, 0))
     assert result.spans and result.cpu_samples
     model = Model(RunConfig("conv2"), max_workers=2)
     for i in range(3 * RUN_DETAIL):

@@ -28,6 +28,19 @@ def descendants(proc, seen):
     return seen
 
 
+def wait_mid_run(proc, executor):
+    """A second into the run, and for processes once the pool's workers exist (on a loaded
+    machine starting them can take longer than that second). Returns the descendants seen."""
+    seen: dict = {}
+    deadline = time.monotonic() + 1.0
+    give_up = time.monotonic() + 30.0
+    while time.monotonic() < deadline or (
+            executor == "processes" and len(seen) < 2 and time.monotonic() < give_up):
+        descendants(proc, seen)
+        time.sleep(0.02)
+    return seen
+
+
 def interrupt_and_check(proc, seen, send):
     t0 = time.monotonic()
     send()
@@ -65,15 +78,7 @@ def running(p):
 @pytest.mark.parametrize("executor", ["threads", "processes", "inline"])
 def test_sigint_mid_run(executor):
     proc = start(executor)
-    seen: dict = {}
-    # Mid-run: a second in, and for processes once the pool's workers exist (on a loaded
-    # machine starting them can take longer than that second).
-    deadline = time.monotonic() + 1.0
-    give_up = time.monotonic() + 30.0
-    while time.monotonic() < deadline or (
-            executor == "processes" and len(seen) < 2 and time.monotonic() < give_up):
-        descendants(proc, seen)
-        time.sleep(0.02)
+    seen = wait_mid_run(proc, executor)
     assert proc.poll() is None, "the run ended before Ctrl+C: make it longer"
     descendants(proc, seen)
     if executor == "processes":
@@ -100,11 +105,7 @@ def test_terminal_ctrl_c_while_the_pool_starts(delay):
 
 def test_terminal_ctrl_c_mid_run():
     proc = start("processes", new_session=True)
-    seen: dict = {}
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        descendants(proc, seen)
-        time.sleep(0.02)
+    seen = wait_mid_run(proc, "processes")
     assert proc.poll() is None and len(seen) >= 2
     interrupt_and_check(proc, seen, lambda: os.killpg(proc.pid, signal.SIGINT))
 
