@@ -263,7 +263,8 @@ async def test_memory_lab_escape_stops_an_experiment(tmp_path):
 
 
 async def test_export_writes_trace_csv_and_screenshot(tmp_path):
-    app = make_app(tmp_path)
+    # a run long enough (~0.2 s) to carry CPU samples, whose counters the trace holds
+    app = make_app(tmp_path, config=RunConfig("conv2", "batch", "vectorized", "threads", 2, 8, 300, 0))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await until(app, lambda: app.session.runs)
