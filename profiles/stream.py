@@ -513,20 +513,7 @@ class EngineProcess:
         family = list({**self._family, **{p.pid: p for p in _descendants(self._proc.pid)}}
                       .values())
         self._send(("stop",))
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            family = _descendants(self._proc.pid) + family
-            self._proc.terminate()
-            try:
-                self._proc.wait(0.5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        _reap(family, timeout)
-        for conn in (self._cmd, self._evt):
-            if conn is not None:
-                conn.close()
+        _end_child(self._proc, family, (self._cmd, self._evt), timeout)
         self._cmd = self._evt = None
 
     @property
@@ -551,6 +538,25 @@ def _descendants(pid: int) -> list:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return []
+
+
+def _end_child(proc: subprocess.Popen, family: list, conns, timeout: float) -> None:
+    """After asking a child to stop: wait for it, then terminate and kill it if it hangs;
+    reap every process of its family and close its pipes."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        family = _descendants(proc.pid) + family
+        proc.terminate()
+        try:
+            proc.wait(0.5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    _reap(family, timeout)
+    for conn in conns:
+        if conn is not None:
+            conn.close()
 
 
 def _reap(procs: list, timeout: float) -> None:

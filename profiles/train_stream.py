@@ -165,23 +165,10 @@ class TrainProcess:
             return
         self._closed = True
         atexit.unregister(self.close)
-        from .stream import _descendants, _reap
+        from .stream import _descendants, _end_child
         family = _descendants(self._proc.pid)
         self.stop()
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            family = _descendants(self._proc.pid) + family
-            self._proc.terminate()
-            try:
-                self._proc.wait(0.5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        _reap(family, timeout)
-        for conn in (self._cmd, self._evt):
-            if conn is not None:
-                conn.close()
+        _end_child(self._proc, family, (self._cmd, self._evt), timeout)
         self._cmd = self._evt = None
 
 
