@@ -3,6 +3,7 @@ of conv2 on this machine, every figure measured by the run it shows.
 
     python docs/make_screenshot.py        # about a minute; writes docs/partui.svg
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,8 +21,12 @@ SIZE = (120, 40)
 
 async def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
-        app = PartuiApp(snapshot_dir=Path(folder), engine_factory=EngineThread, live_loop=False,
-                        config=RunConfig("conv2", "batch", "vectorized", "threads", 2, 64, 5, 1))
+        app = PartuiApp(
+            snapshot_dir=Path(folder),
+            engine_factory=EngineThread,
+            live_loop=False,
+            config=RunConfig("conv2", "batch", "vectorized", "threads", 2, 64, 5, 1),
+        )
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("w")  # worker sweep: 1..cores workers, then the speedup chart
             loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
 """Pure compute: layers, references, kernels, strategies and the memory lab's native loops."""
+
 from .jitcache import configure as _configure_numba_cache
 
 # Before any module here imports numba: compiled kernels go to the user's cache folder,

@@ -3,6 +3,7 @@
 Kept apart from the cutting code in `strategies` and free of numpy, so the command
 line can list choices and check a configuration without loading the kernels.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -47,12 +48,14 @@ _WHY_NOT: dict[str, str] = {
     "pipeline": "a pipeline needs several layers; use --layer network",
 }
 
+
 class NotApplicable(ValueError):
     """A combination of layer, strategy, kernel and executor that makes no sense."""
 
 
-def not_applicable_reason(layer: Layer, strategy: str, kernel: str, executor: str,
-                          workers: int = 1) -> str | None:
+def not_applicable_reason(
+    layer: Layer, strategy: str, kernel: str, executor: str, workers: int = 1
+) -> str | None:
     """None when the combination is valid, else one line saying why not."""
     allowed = _BY_KIND[layer.kind]
     if strategy not in allowed:
@@ -61,20 +64,23 @@ def not_applicable_reason(layer: Layer, strategy: str, kernel: str, executor: st
             why = "the network is cut by batch or by pipeline stages"
         return f"strategy {strategy!r} is not applicable to {layer.name}: {why}"
     if strategy == "spatial" and layer.out_shape[1] < 2:
-        return (f"strategy 'spatial' is not applicable to {layer.name}: "
-                f"its output has a single row")
+        return f"strategy 'spatial' is not applicable to {layer.name}: its output has a single row"
     if executor == "blas":
         if kernel != "vectorized":
             return "executor 'blas' is not applicable to the loops kernel: it makes no BLAS call"
         if strategy != "none":
-            return ("executor 'blas' is not applicable to a split: BLAS cuts one call "
-                    "itself; use --strategy none")
+            return (
+                "executor 'blas' is not applicable to a split: BLAS cuts one call "
+                "itself; use --strategy none"
+            )
         if layer.kind not in ("conv", "linear", "network"):
             return f"executor 'blas' is not applicable to {layer.name}: it makes no BLAS call"
     if executor == "inline" and workers != 1:
         return "executor 'inline' is not applicable to more than one worker: it runs on the calling thread"
     if strategy == "pipeline" and executor != "threads":
-        return "strategy 'pipeline' is not applicable to executor %r: stages run on threads" % executor
+        return (
+            "strategy 'pipeline' is not applicable to executor %r: stages run on threads" % executor
+        )
     return None
 
 

@@ -4,6 +4,7 @@
 "bias", or "conv1.weight", ... for the network) and, for the filter strategy,
 "partials" (groups, *out). Tasks write only inside their region.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def _input_region(x: np.ndarray, task: Task, layer: Layer) -> np.ndarray:
     if kind in ("linear", "logsoftmax"):
         x = x.reshape(x.shape[0], -1)[n0:n1]
         if task.group is not None:
-            x = x[:, task.group[0]:task.group[1]]
+            x = x[:, task.group[0] : task.group[1]]
         return x
     # 4-D layers: pick input channels, then input rows
     if kind == "conv":
@@ -48,16 +49,22 @@ def _input_region(x: np.ndarray, task: Task, layer: Layer) -> np.ndarray:
     if task.rows is not None:
         r0, r1 = task.rows
         if kind == "conv":
-            x = x[:, :, r0:r1 + 2]
+            x = x[:, :, r0 : r1 + 2]
         elif kind == "pool":
-            x = x[:, :, 2 * r0:2 * r1]
+            x = x[:, :, 2 * r0 : 2 * r1]
         else:
             x = x[:, :, r0:r1]
     return x
 
 
-def run_task(layer: Layer, kernel: str, arrays: dict[str, np.ndarray], task: Task,
-             scratch: Scratch, cancel=None) -> None:
+def run_task(
+    layer: Layer,
+    kernel: str,
+    arrays: dict[str, np.ndarray],
+    task: Task,
+    scratch: Scratch,
+    cancel=None,
+) -> None:
     ops = KERNEL_MODULES[kernel]
     if task.phase == 1:
         reduce_partials(layer, arrays, task, scratch)
@@ -69,7 +76,7 @@ def run_task(layer: Layer, kernel: str, arrays: dict[str, np.ndarray], task: Tas
         bias = None
     else:
         out = _region(arrays["out"], task, layer)
-        bias = arrays["bias"][task.channels[0]:task.channels[1]] if "bias" in arrays else None
+        bias = arrays["bias"][task.channels[0] : task.channels[1]] if "bias" in arrays else None
     if kind == "conv":
         c0, c1 = task.channels
         g0, g1 = task.group if task.group is not None else (0, layer.in_shape[0])
@@ -82,7 +89,7 @@ def run_task(layer: Layer, kernel: str, arrays: dict[str, np.ndarray], task: Tas
         c0, c1 = task.channels
         w = arrays["weight"][c0:c1]
         if task.group is not None:
-            w = w[:, task.group[0]:task.group[1]]
+            w = w[:, task.group[0] : task.group[1]]
         # GELU cannot be applied to a partial sum: the reduction applies it
         ops.linear(x, w, bias, layer.gelu and task.partial is None, out, scratch, cancel)
     elif kind == "logsoftmax":
@@ -93,8 +100,9 @@ def run_task(layer: Layer, kernel: str, arrays: dict[str, np.ndarray], task: Tas
         raise ValueError(f"no kernel for layer kind {kind!r}")
 
 
-def reduce_partials(layer: Layer, arrays: dict[str, np.ndarray], task: Task,
-                    scratch: Scratch) -> None:
+def reduce_partials(
+    layer: Layer, arrays: dict[str, np.ndarray], task: Task, scratch: Scratch
+) -> None:
     """Filter strategy, phase 2: out = sum of the groups' partial sums + bias [then GELU]."""
     n0, n1 = task.batch
     out = arrays["out"][n0:n1]
@@ -106,8 +114,9 @@ def reduce_partials(layer: Layer, arrays: dict[str, np.ndarray], task: Task,
         vectorized.gelu(out, out, scratch)
 
 
-def stage_forward(ops, layers, x: np.ndarray, params: dict[str, np.ndarray],
-                  scratch: Scratch, cancel=None) -> np.ndarray:
+def stage_forward(
+    ops, layers, x: np.ndarray, params: dict[str, np.ndarray], scratch: Scratch, cancel=None
+) -> np.ndarray:
     """Run consecutive network layers on a chunk; returns the last layer's output (a scratch buffer)."""
     y = x
     n = x.shape[0]
@@ -119,12 +128,21 @@ def stage_forward(ops, layers, x: np.ndarray, params: dict[str, np.ndarray],
             continue
         out = scratch.get(f"net.{sub.name}", sub.out_array_shape(n))
         if sub.kind == "conv":
-            ops.conv(y, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], out, scratch, cancel)
+            ops.conv(
+                y, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], out, scratch, cancel
+            )
         elif sub.kind == "pool":
             ops.pool(y, out, scratch, cancel)
         elif sub.kind == "linear":
-            ops.linear(y, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], sub.gelu,
-                       out, scratch, cancel)
+            ops.linear(
+                y,
+                params[f"{sub.name}.weight"],
+                params[f"{sub.name}.bias"],
+                sub.gelu,
+                out,
+                scratch,
+                cancel,
+            )
         elif sub.kind == "logsoftmax":
             ops.logsoftmax(y, out, scratch, cancel)
         y = out

@@ -3,6 +3,7 @@
 The "before vectorization" baseline of the backward pass, with the same
 signatures as `grad_vectorized`. Each checks `cancel` once per output row.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,9 +34,9 @@ def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
                 for j in range(ow):
                     g = float(gy[s, o, i, j])
                     gb_acc[o] += g
-                    gw_acc[o] += g * x[s, :, i:i + 3, j:j + 3]
+                    gw_acc[o] += g * x[s, :, i : i + 3, j : j + 3]
                     if gx is not None:
-                        gx[s, :, i:i + 3, j:j + 3] += g * filt
+                        gx[s, :, i : i + 3, j : j + 3] += g * filt
     gw[...] = gw_acc
     gb[...] = gb_acc
 
@@ -65,8 +66,9 @@ def gelu_backward(x, gy, gx, scratch: Scratch, cancel=None) -> None:
             dst[j] = float(g[j]) * _gelu_grad_scalar(float(src[j]))
 
 
-def linear_backward(x, w, b, gy, apply_gelu: bool, gx, gw, gb, scratch: Scratch, cancel=None,
-                    pre=None) -> None:
+def linear_backward(
+    x, w, b, gy, apply_gelu: bool, gx, gw, gb, scratch: Scratch, cancel=None, pre=None
+) -> None:
     """One output neuron at a time: its gradient times the input row (gw) and the weight row (gx)."""
     n, nout = gy.shape
     gw_acc = np.zeros(gw.shape, dtype=np.float64)
@@ -116,5 +118,12 @@ def nll_backward(logp, labels, gx, scale: float) -> float:
     return loss
 
 
-__all__ = ["conv_backward", "pool_backward", "gelu_backward", "linear_backward",
-           "logsoftmax_backward", "nll_backward", "_gelu_scalar"]
+__all__ = [
+    "conv_backward",
+    "pool_backward",
+    "gelu_backward",
+    "linear_backward",
+    "logsoftmax_backward",
+    "nll_backward",
+    "_gelu_scalar",
+]

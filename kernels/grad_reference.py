@@ -5,6 +5,7 @@ matrices); max-pool routes each window's gradient to the first maximum in
 row-major window order ((0,0), (0,1), (1,0), (1,1)), as the kernels do; the loss
 is the batch mean of the negative log-likelihood of the log-softmax output.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,10 +29,11 @@ def conv2d_backward(x, w, gy):
     gw = np.zeros_like(w)
     for kh in range(3):
         for kw in range(3):
-            window = x[:, :, kh:kh + oh, kw:kw + ow]
+            window = x[:, :, kh : kh + oh, kw : kw + ow]
             gw[:, :, kh, kw] = np.einsum("nohw,nchw->oc", gy, window, optimize=True)
-            gx[:, :, kh:kh + oh, kw:kw + ow] += np.einsum("nohw,oc->nchw", gy, w[:, :, kh, kw],
-                                                          optimize=True)
+            gx[:, :, kh : kh + oh, kw : kw + ow] += np.einsum(
+                "nohw,oc->nchw", gy, w[:, :, kh, kw], optimize=True
+            )
     return gx, gw, gy.sum(axis=(0, 2, 3))
 
 
@@ -40,13 +42,14 @@ def maxpool2x2_backward(x, gy):
     x, gy = _f64(x), _f64(gy)
     n, c, h, w = x.shape
     oh, ow = h // 2, w // 2
-    windows = x[:, :, :2 * oh, :2 * ow].reshape(n, c, oh, 2, ow, 2).transpose(0, 1, 2, 4, 3, 5)
+    windows = x[:, :, : 2 * oh, : 2 * ow].reshape(n, c, oh, 2, ow, 2).transpose(0, 1, 2, 4, 3, 5)
     first = windows.reshape(n, c, oh, ow, 4).argmax(axis=-1)
     routed = np.zeros((n, c, oh, ow, 4))
     np.put_along_axis(routed, first[..., None], gy[..., None], axis=-1)
     gx = np.zeros_like(x)
-    gx[:, :, :2 * oh, :2 * ow] = (routed.reshape(n, c, oh, ow, 2, 2).transpose(0, 1, 2, 4, 3, 5)
-                                  .reshape(n, c, 2 * oh, 2 * ow))
+    gx[:, :, : 2 * oh, : 2 * ow] = (
+        routed.reshape(n, c, oh, ow, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, 2 * oh, 2 * ow)
+    )
     return gx
 
 
@@ -100,8 +103,9 @@ def backward(layer: Layer, x, params: dict, gy) -> dict[str, np.ndarray]:
     if kind == "gelu":
         return {"input": gelu_backward(x, gy)}
     if kind == "linear":
-        gx, gw, gb = linear_backward(np.reshape(x, (len(x), -1)), params["weight"],
-                                     params["bias"], gy, layer.gelu)
+        gx, gw, gb = linear_backward(
+            np.reshape(x, (len(x), -1)), params["weight"], params["bias"], gy, layer.gelu
+        )
         return {"input": gx.reshape(np.shape(x)), "weight": gw, "bias": gb}
     if kind == "logsoftmax":
         return {"input": logsoftmax_backward(x, gy)}
@@ -112,8 +116,9 @@ def network_loss_and_grads(x, labels, params: dict) -> tuple[float, dict[str, np
     """The batch-mean NLL loss of the network and its gradients ("conv1.weight", ...), float64."""
     acts = [_f64(x)]
     for sub in NETWORK:
-        sub_params = {k.split(".", 1)[1]: v for k, v in params.items()
-                      if k.startswith(sub.name + ".")}
+        sub_params = {
+            k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(sub.name + ".")
+        }
         y = acts[-1]
         if sub.kind == "linear":
             y = y.reshape(len(y), -1)
@@ -123,8 +128,9 @@ def network_loss_and_grads(x, labels, params: dict) -> tuple[float, dict[str, np
     grads: dict[str, np.ndarray] = {}
     for i in range(len(NETWORK) - 1, -1, -1):
         sub = NETWORK[i]
-        sub_params = {k.split(".", 1)[1]: v for k, v in params.items()
-                      if k.startswith(sub.name + ".")}
+        sub_params = {
+            k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(sub.name + ".")
+        }
         x_in = acts[i]
         if sub.kind == "linear":
             x_in = x_in.reshape(len(x_in), -1)

@@ -16,6 +16,7 @@ cut the work and a combination step can sum the partial gradients.
   of the pre-activation first (recomputed when not handed in).
 - log-softmax: gx = gy - softmax * sum(gy); with the NLL loss, softmax - onehot.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,15 +28,18 @@ from .vectorized import _check, _chunk
 
 def _nat():
     from . import native_grad  # numba: imported on first use
+
     return native_grad
 
 
 def _native():
     from . import native
+
     return native
 
 
 # ---- convolution ----------------------------------------------------------------
+
 
 def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
     """3x3 valid convolution: gw (oc, c, 3, 3), gb (oc,) and, unless None, gx (n, c, h, w)."""
@@ -57,7 +61,7 @@ def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
     for s0 in range(0, n, m):
         _check(cancel)
         s1 = min(n, s0 + m)
-        r, g = rows[:(s1 - s0) * p], gyr[:(s1 - s0) * p]
+        r, g = rows[: (s1 - s0) * p], gyr[: (s1 - s0) * p]
         native.im2row_nchw(x[s0:s1], img, r)
         nat.rows_from_nchw(gy[s0:s1], g)
         if s0 == 0:
@@ -66,7 +70,7 @@ def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
             np.matmul(r.T, g, out=tmp)
             gwr += tmp
         if gx is not None:
-            gr = grows[:(s1 - s0) * p]
+            gr = grows[: (s1 - s0) * p]
             np.matmul(g, wt, out=gr)
             nat.col2im_nchw(gr, img, gx[s0:s1])
     if n == 0:
@@ -76,6 +80,7 @@ def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
 
 
 # ---- max-pool and GELU ----------------------------------------------------------
+
 
 def pool_backward(x, gy, gx, scratch: Scratch, cancel=None) -> None:
     """2x2 max-pool (floor): gx (n, c, h, w) from the input x and the upstream gy (n, c, h//2, w//2)."""
@@ -95,8 +100,10 @@ def gelu_backward(x, gy, gx, scratch: Scratch, cancel=None) -> None:
 
 # ---- linear -----------------------------------------------------------------------
 
-def linear_backward(x, w, b, gy, apply_gelu: bool, gx, gw, gb, scratch: Scratch, cancel=None,
-                    pre=None) -> None:
+
+def linear_backward(
+    x, w, b, gy, apply_gelu: bool, gx, gw, gb, scratch: Scratch, cancel=None, pre=None
+) -> None:
     """y = [GELU](x @ w.T + b): gx (n, in) unless None, gw (out, in), gb (out,).
 
     With GELU, `pre` is the pre-activation x @ w.T + b when the caller kept it.
@@ -117,6 +124,7 @@ def linear_backward(x, w, b, gy, apply_gelu: bool, gx, gw, gb, scratch: Scratch,
 
 
 # ---- log-softmax and the loss ----------------------------------------------------
+
 
 def logsoftmax_backward(x, gy, gx, scratch: Scratch, cancel=None, y=None) -> None:
     """gx = gy - softmax(x) * sum(gy) per row; `y` is the forward's output when kept."""

@@ -18,6 +18,7 @@ The lock must exclude threads and processes alike: it is an advisory file lock
 (flock conflicts between open files, also in one process). A Dask executor can
 implement the same three calls with its own reduction (a tree of adds).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,11 +31,11 @@ from .scratch import Scratch
 from .strategies import split_range
 
 
-
 @contextlib.contextmanager
 def file_lock(path: str):
     """An exclusive lock shared by every thread and process that names `path`."""
     import fcntl
+
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -45,6 +46,7 @@ def file_lock(path: str):
 
 class Combiner:
     """Base: `slots` partial buffers for an accumulator named `acc` in the run's arrays."""
+
     name = "?"
 
     def partial_shapes(self, acc: str, shape: tuple[int, ...], slots: int) -> dict:

@@ -7,6 +7,7 @@ else ~/.cache/partui/numba. PARTUI_NUMBA_CACHE=0 keeps nothing on disk.
 
 No numpy or numba here: the command line asks "compiled yet?" before loading either.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,15 @@ from pathlib import Path
 
 # The modules whose compiled code the stamp vouches for: a change to any of them means
 # numba compiles again, and so the stamp changes too.
-_SOURCES = ("native.py", "vectorized.py", "compute.py", "strategies.py", "layers.py",
-            "scratch.py", "warmup.py")
+_SOURCES = (
+    "native.py",
+    "vectorized.py",
+    "compute.py",
+    "strategies.py",
+    "layers.py",
+    "scratch.py",
+    "warmup.py",
+)
 
 
 def cache_enabled() -> bool:
@@ -42,6 +50,7 @@ def configure() -> None:
 def _stamp(layer: str) -> Path:
     import hashlib  # here, not at import: it loads OpenSSL
     from importlib.metadata import PackageNotFoundError, version
+
     here = Path(__file__).resolve().parent
     # numba's cache is per source path (each install its own), so the stamp is too
     h = hashlib.sha256(f"{sys.version}\0{here}".encode())

@@ -4,6 +4,7 @@ NCHW, float32, 3x3 convolutions without padding, 2x2 max-pool (floor),
 tanh-approximation GELU. Weights use PyTorch's layouts: conv (OC, IC, 3, 3),
 linear (out, in), so saved arrays can be checked with another library.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ def __getattr__(name: str) -> Any:
     # line lists layers and shapes without it.
     if name == "DTYPE":
         import numpy
+
         return numpy.float32
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # FLOPs charged per element for the elementwise ops (a convention, stated so
 # GFLOP/s figures can be reproduced): GELU's tanh form is ~8 flops, a 2x2 max 3
@@ -129,6 +132,7 @@ def _rng(seed: int, layer: str, what: str) -> np.random.Generator:
     # One independent stream per (seed, layer, array): changing one layer's
     # parameters never shifts another's.
     import numpy as np
+
     key = [seed, *layer.encode(), *what.encode()]
     return np.random.default_rng(key)
 
@@ -147,6 +151,7 @@ def make_params(layer: Layer, seed: int = 0) -> dict[str, np.ndarray]:
     if not layer.has_params:
         return {}
     import numpy as np
+
     wshape = layer.weight_shape
     fan_in = prod(wshape[1:])
     w = _rng(seed, layer.name, "weight").standard_normal(wshape) * np.sqrt(2.0 / fan_in)
@@ -157,5 +162,6 @@ def make_params(layer: Layer, seed: int = 0) -> dict[str, np.ndarray]:
 def make_input(layer: Layer, batch: int, seed: int = 0) -> np.ndarray:
     """A seeded standard-normal input batch (C-contiguous float32)."""
     import numpy as np
+
     shape = layer.in_array_shape(batch)
     return _rng(seed, layer.name, "input").standard_normal(shape, dtype=np.float32)

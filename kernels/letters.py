@@ -7,6 +7,7 @@ adds Gaussian noise. Pixels are in [0, 1] before `normalize` maps them to
 about zero mean. Train and test splits come from independent random streams of
 one seed, so they never share an image.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,11 @@ _O = [(1, 0), (3, 0), (4, 1), (4, 5), (3, 6), (1, 6), (0, 5), (0, 1), (1, 0)]
 _P = [(0, 6), (0, 0), (3, 0), (4, 1), (4, 2), (3, 3), (0, 3)]
 GLYPHS: dict[str, list[list[tuple[float, float]]]] = {
     "A": [[(0, 6), (2, 0), (4, 6)], [(1, 3.5), (3, 3.5)]],
-    "B": [[(0, 0), (0, 6)], [(0, 0), (3, 0), (4, 1), (4, 2), (3, 3), (0, 3)],
-          [(3, 3), (4, 4), (4, 5), (3, 6), (0, 6)]],
+    "B": [
+        [(0, 0), (0, 6)],
+        [(0, 0), (3, 0), (4, 1), (4, 2), (3, 3), (0, 3)],
+        [(3, 3), (4, 4), (4, 5), (3, 6), (0, 6)],
+    ],
     "C": [[(4, 1), (3, 0), (1, 0), (0, 1), (0, 5), (1, 6), (3, 6), (4, 5)]],
     "D": [[(0, 0), (0, 6), (3, 6), (4, 5), (4, 1), (3, 0), (0, 0)]],
     "E": [[(4, 0), (0, 0), (0, 6), (4, 6)], [(0, 3), (3, 3)]],
@@ -35,8 +39,22 @@ GLYPHS: dict[str, list[list[tuple[float, float]]]] = {
     "P": [_P],
     "Q": [_O, [(2, 4), (4, 6.5)]],
     "R": [_P, [(2, 3), (4, 6)]],
-    "S": [[(4, 1), (3, 0), (1, 0), (0, 1), (0, 2), (1, 3), (3, 3), (4, 4), (4, 5), (3, 6), (1, 6),
-           (0, 5)]],
+    "S": [
+        [
+            (4, 1),
+            (3, 0),
+            (1, 0),
+            (0, 1),
+            (0, 2),
+            (1, 3),
+            (3, 3),
+            (4, 4),
+            (4, 5),
+            (3, 6),
+            (1, 6),
+            (0, 5),
+        ]
+    ],
     "T": [[(0, 0), (4, 0)], [(2, 0), (2, 6)]],
     "U": [[(0, 0), (0, 5), (1, 6), (3, 6), (4, 5), (4, 0)]],
     "V": [[(0, 0), (2, 6), (4, 0)]],
@@ -57,7 +75,7 @@ def _segments() -> np.ndarray:
     most = max(len(s) for s in per)
     out = np.full((CLASSES, most, 2, 2), 1e3)
     for i, s in enumerate(per):
-        out[i, :len(s)] = s
+        out[i, : len(s)] = s
     return out
 
 
@@ -91,6 +109,7 @@ def _ink():
                             ex, ey = rx - t * dx, ry - t * dy
                             best = min(best, ex * ex + ey * ey)
                         out[k, i, j] = min(max(reach[k] - np.sqrt(best), 0.0), 1.0)
+
         _ink_kernel.append(ink)
     return _ink_kernel[0]
 
@@ -117,7 +136,7 @@ def render(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # the glyphs' segments in pixel coordinates: p = a @ q + centre
     pts = np.einsum("nij,nsej->nsei", a, SEGMENTS[labels]) + centre[:, None, None, :]
     _ink()(pts, width / 2 + 0.5, out.reshape(n, SIZE, SIZE))
-    out += (rng.standard_normal(out.shape, dtype=np.float32) * noise[:, None].astype(np.float32))
+    out += rng.standard_normal(out.shape, dtype=np.float32) * noise[:, None].astype(np.float32)
     np.clip(out, 0.0, 1.0, out=out)
     return out.reshape(n, SIZE, SIZE)
 

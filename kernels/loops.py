@@ -3,6 +3,7 @@
 They are the "before vectorization" baseline, slow on purpose and timed for
 real. Each checks `cancel` once per output row so a run stops promptly.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,7 @@ def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
             bias = float(b[o]) if b is not None else 0.0
             for i in range(oh):
                 for j in range(ow):
-                    out[s, o, i, j] = np.sum(x[s, :, i:i + 3, j:j + 3] * filt) + bias
+                    out[s, o, i, j] = np.sum(x[s, :, i : i + 3, j : j + 3] * filt) + bias
 
 
 def pool(x, out, scratch: Scratch, cancel=None) -> None:
@@ -39,8 +40,12 @@ def pool(x, out, scratch: Scratch, cancel=None) -> None:
             _check(cancel)
             for i in range(oh):
                 for j in range(ow):
-                    out[s, ch, i, j] = max(x[s, ch, 2 * i, 2 * j], x[s, ch, 2 * i, 2 * j + 1],
-                                           x[s, ch, 2 * i + 1, 2 * j], x[s, ch, 2 * i + 1, 2 * j + 1])
+                    out[s, ch, i, j] = max(
+                        x[s, ch, 2 * i, 2 * j],
+                        x[s, ch, 2 * i, 2 * j + 1],
+                        x[s, ch, 2 * i + 1, 2 * j],
+                        x[s, ch, 2 * i + 1, 2 * j + 1],
+                    )
 
 
 def _gelu_scalar(v: float) -> float:

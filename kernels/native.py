@@ -9,6 +9,7 @@ Convolutions build *patch rows*: one row per output pixel, columns ordered
 an NHWC image each row is three contiguous runs of 3*c floats, so building it is
 a copy, not a gather.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,12 +34,23 @@ _ZERO = np.float32(0.0)
 # the rational fit Eigen uses for float32, within a few ulp. It vectorizes; a
 # libm tanhf call does not.
 _CLAMP = np.float32(7.90531110763549805)
-_A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
-                      np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08))
-_A9, _A11, _A13 = (np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13),
-                   np.float32(-2.76076847742355e-16))
-_B0, _B2, _B4, _B6 = (np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03),
-                      np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06))
+_A1, _A3, _A5, _A7 = (
+    np.float32(4.89352455891786e-03),
+    np.float32(6.37261928875436e-04),
+    np.float32(1.48572235717979e-05),
+    np.float32(5.12229709037114e-08),
+)
+_A9, _A11, _A13 = (
+    np.float32(-8.60467152213735e-11),
+    np.float32(2.00018790482477e-13),
+    np.float32(-2.76076847742355e-16),
+)
+_B0, _B2, _B4, _B6 = (
+    np.float32(4.89352518554385e-03),
+    np.float32(2.26843463243900e-03),
+    np.float32(1.18534705686654e-04),
+    np.float32(1.19825839466702e-06),
+)
 
 
 @njit(inline="always", **_FAST)
@@ -80,7 +92,7 @@ def act_spans(x, xs0, xs1, out, os0, os1, a, b, length, bias, apply_gelu):
         for j in range(b):
             xo = i * xs0 + j * xs1
             oo = i * os0 + j * os1
-            _act_run(x[xo:xo + length], out[oo:oo + length], bias, apply_gelu)
+            _act_run(x[xo : xo + length], out[oo : oo + length], bias, apply_gelu)
 
 
 @njit(**_FAST)
@@ -90,7 +102,7 @@ def act_spans_inplace(x, s0, s1, a, b, length, bias, apply_gelu):
     for i in range(a):
         for j in range(b):
             o = i * s0 + j * s1
-            _act_run_inplace(x[o:o + length], bias, apply_gelu)
+            _act_run_inplace(x[o : o + length], bias, apply_gelu)
 
 
 # Indices below come straight from range() over slices: numba then knows they
@@ -172,8 +184,8 @@ def _rows_of_image(img, rows):
         for j in range(ow):
             r = rows[i * ow + j]
             for kh in range(3):
-                src = flat[i + kh, j * c:j * c + run]
-                dst = r[kh * run:kh * run + run]
+                src = flat[i + kh, j * c : j * c + run]
+                dst = r[kh * run : kh * run + run]
                 for q in range(run):
                     dst[q] = src[q]
             r[9 * c] = _ONE
@@ -185,7 +197,7 @@ def im2row_nhwc(y, rows):
     m, h, w, c = y.shape
     p = (h - 2) * (w - 2)
     for s in range(m):
-        _rows_of_image(y[s], rows[s * p:(s + 1) * p])
+        _rows_of_image(y[s], rows[s * p : (s + 1) * p])
 
 
 @njit(**_JIT)
@@ -202,8 +214,7 @@ def im2row_nchw(x, img, rows):
                 d = img[i, j]
                 for ch in range(c):  # strided loads, contiguous stores: the faster way round
                     d[ch] = x[s, ch, i, j]
-        _rows_of_image(img, rows[s * p:(s + 1) * p])
-
+        _rows_of_image(img, rows[s * p : (s + 1) * p])
 
 
 # ---- BLAS called from inside the kernels ---------------------------------------------
@@ -217,8 +228,12 @@ def im2row_nchw(x, img, rows):
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (symbol, integer width): numpy >= 2 wheels ship OpenBLAS built with 64-bit
 # integers and prefixed names; other builds export plain cblas_sgemm.
-_SGEMM_SYMBOLS = (("scipy_cblas_sgemm64_", 64), ("cblas_sgemm64_", 64),
-                  ("scipy_cblas_sgemm", 32), ("cblas_sgemm", 32))
+_SGEMM_SYMBOLS = (
+    ("scipy_cblas_sgemm64_", 64),
+    ("cblas_sgemm64_", 64),
+    ("scipy_cblas_sgemm", 32),
+    ("cblas_sgemm", 32),
+)
 
 
 def _loaded_libraries() -> list[str]:
@@ -238,6 +253,7 @@ def load_sgemm():
     Checked on a small product against numpy before it is trusted.
     """
     import ctypes
+
     np.ones((2, 2), np.float32) @ np.ones((2, 2), np.float32)  # numpy's BLAS is loaded
     for path in _loaded_libraries():
         try:
@@ -251,7 +267,22 @@ def load_sgemm():
             i = ctypes.c_int64 if bits == 64 else ctypes.c_int32
             f, p = ctypes.c_float, ctypes.c_void_p
             fn.restype = None
-            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i, i, i, f, p, i, p, i, f, p, i]
+            fn.argtypes = [
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_int,
+                i,
+                i,
+                i,
+                f,
+                p,
+                i,
+                p,
+                i,
+                f,
+                p,
+                i,
+            ]
             if _sgemm_works(fn):
                 return fn
     return None
@@ -271,9 +302,22 @@ def _gemm(sgemm, a, b, c, trans_b):
     """c = a @ b (or a @ b.T), row-major, every matrix with a unit inner stride."""
     m, k = a.shape
     n = c.shape[1]
-    sgemm(_ROW_MAJOR, _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k, _ONE,
-          a.ctypes.data, a.strides[0] // 4, b.ctypes.data, b.strides[0] // 4,
-          _ZERO, c.ctypes.data, c.strides[0] // 4)
+    sgemm(
+        _ROW_MAJOR,
+        _NO_TRANS,
+        _TRANS if trans_b else _NO_TRANS,
+        m,
+        n,
+        k,
+        _ONE,
+        a.ctypes.data,
+        a.strides[0] // 4,
+        b.ctypes.data,
+        b.strides[0] // 4,
+        _ZERO,
+        c.ctypes.data,
+        c.strides[0] // 4,
+    )
 
 
 @njit(**_JIT)
@@ -355,8 +399,8 @@ def conv_rows_nchw(sgemm, x, weights, out, rows, res, img, m):
     p = (h - 2) * (w - 2)
     for s0 in range(0, n, m):
         s1 = min(n, s0 + m)
-        r = rows[:(s1 - s0) * p]
-        q = res[:(s1 - s0) * p]
+        r = rows[: (s1 - s0) * p]
+        q = res[: (s1 - s0) * p]
         im2row_nchw(x[s0:s1], img, r)
         _gemm(sgemm, r, wr, q, False)
         _rows_to_planes(q, out[s0:s1])
@@ -380,8 +424,8 @@ def conv_cols_nchw(sgemm, x, weights, out, cols):
                 for kw in range(3):
                     row = cols[(ch * 3 + kh) * 3 + kw]
                     for i in range(oh):
-                        src = x[s, ch, i + kh, kw:kw + ow]
-                        dst = row[i * ow:(i + 1) * ow]
+                        src = x[s, ch, i + kh, kw : kw + ow]
+                        dst = row[i * ow : (i + 1) * ow]
                         for j in range(ow):
                             dst[j] = src[j]
         _gemm(sgemm, wc, cols, out[s], False)
@@ -400,8 +444,8 @@ def conv_pool_nhwc(sgemm, y, weights, rows, res, out, m, apply_gelu):
     oc = wr.shape[1]
     for s0 in range(0, n, m):
         s1 = min(n, s0 + m)
-        r = rows[:(s1 - s0) * p]
-        q = res[:(s1 - s0) * p]
+        r = rows[: (s1 - s0) * p]
+        q = res[: (s1 - s0) * p]
         im2row_nhwc(y[s0:s1], r)
         _gemm(sgemm, r, wr, q, False)
         pool_nhwc(q.reshape(s1 - s0, oh, ow, oc), out[s0:s1], apply_gelu)

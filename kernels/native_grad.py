@@ -5,6 +5,7 @@ per output pixel, columns (kh, kw, c), so the input gradient is the
 transpose of patch building: each row's three runs of 3*c floats are added back
 into an NHWC image.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -98,8 +99,8 @@ def col2im_nchw(grows, img, gx):
             for j in range(ow):
                 r = grows[s * p + i * ow + j]
                 for kh in range(3):
-                    dst = flat[i + kh, j * c:j * c + run]
-                    src = r[kh * run:kh * run + run]
+                    dst = flat[i + kh, j * c : j * c + run]
+                    src = r[kh * run : kh * run + run]
                     for q in range(run):
                         dst[q] += src[q]
         for ch in range(c):

@@ -3,6 +3,7 @@
 Free of numpy, like `axes`, so the command line checks a configuration without
 loading the kernels. The cutting and running live in `passes`.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ def phase_name(pass_kind: str, phase: int) -> str:
     return PHASES[phase] if 0 <= phase < len(PHASES) else str(phase)
 
 
-def not_applicable(layer: "Layer", pass_kind: str, strategy: str) -> str | None:
+def not_applicable(layer: Layer, pass_kind: str, strategy: str) -> str | None:
     """Why `strategy` cannot cut `pass_kind` of `layer` (None: it can; forward: see axes)."""
     if pass_kind == "forward":
         return None
@@ -47,13 +48,17 @@ def not_applicable(layer: "Layer", pass_kind: str, strategy: str) -> str | None:
         if layer.kind != "network":
             return f"--pass train is not applicable to {layer.name}: it trains the whole network; use --layer network"
         if strategy not in TRAIN_STRATEGIES:
-            return (f"strategy {strategy!r} is not applicable to --pass train: a training step is "
-                    f"cut by batch (data parallel) or not at all (none)")
+            return (
+                f"strategy {strategy!r} is not applicable to --pass train: a training step is "
+                f"cut by batch (data parallel) or not at all (none)"
+            )
         return None
     if layer.kind == "network":
         return "--pass backward is not applicable to the network: use --pass train"
     allowed = BACKWARD_BY_KIND[layer.kind]
     if strategy not in allowed:
-        return (f"strategy {strategy!r} is not applicable to the backward pass of {layer.name}: "
-                f"it is cut by {', '.join(allowed)}")
+        return (
+            f"strategy {strategy!r} is not applicable to the backward pass of {layer.name}: "
+            f"it is cut by {', '.join(allowed)}"
+        )
     return None

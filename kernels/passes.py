@@ -12,6 +12,7 @@ The run's arrays (all float32): "x", "params" (flat, see training.param_layout),
 "grad" (flat, the combined gradient), and per pass: "gy"/"gx" (backward),
 "labels"/"stats"/"params.new" (train), plus the combiner's partial buffers.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,11 +23,20 @@ import numpy as np
 from . import training
 from .gradients import COMBINERS
 from .layers import Layer, get_layer, prod
+from .pass_axes import (
+    BACKWARD,
+    BACKWARD_BY_KIND,  # noqa: F401 (re-exported)
+    COMBINE,
+    FORWARD,
+    PASSES,  # noqa: F401 (re-exported)
+    PHASES,  # noqa: F401
+    TRAIN_STRATEGIES,  # noqa: F401 (re-exported)
+    UPDATE,
+    not_applicable,  # noqa: F401 (re-exported)
+    phase_name,  # noqa: F401 (re-exported)
+)
 from .scratch import Cancelled, Scratch
 from .strategies import split_range
-
-from .pass_axes import (BACKWARD, BACKWARD_BY_KIND, COMBINE, FORWARD, PASSES, PHASES,  # noqa: F401
-                        TRAIN_STRATEGIES, UPDATE, not_applicable, phase_name)
 
 DEFAULT_LR = 0.05
 STATS = 2  # per training task: summed loss, correct predictions
@@ -35,6 +45,7 @@ STATS = 2  # per training task: summed loss, correct predictions
 @dataclass(frozen=True)
 class Job:
     """One piece of a backward or training pass."""
+
     index: int
     kind: str  # backward | train | combine | update
     batch: tuple[int, int] = (0, 0)
@@ -59,8 +70,14 @@ class Job:
 
     @property
     def phase(self) -> int:
-        return {"backward": BACKWARD, "train": FORWARD, "combine": COMBINE, "update": UPDATE,
-                "hogwild": FORWARD, "eval": FORWARD}[self.kind]
+        return {
+            "backward": BACKWARD,
+            "train": FORWARD,
+            "combine": COMBINE,
+            "update": UPDATE,
+            "hogwild": FORWARD,
+            "eval": FORWARD,
+        }[self.kind]
 
 
 @dataclass
@@ -86,9 +103,18 @@ def backward_flops(layer: Layer, batch: int) -> int:
     return layer.flops(batch) * (2 if layer.has_params else 1)
 
 
-def plan(layer: Layer, pass_kind: str, strategy: str, batch: int, workers: int,
-         combine: str = "reduce", lr: float = DEFAULT_LR, lock: str | None = None,
-         in_place: bool = False, momentum: float = 0.0) -> PassPlan:
+def plan(
+    layer: Layer,
+    pass_kind: str,
+    strategy: str,
+    batch: int,
+    workers: int,
+    combine: str = "reduce",
+    lr: float = DEFAULT_LR,
+    lock: str | None = None,
+    in_place: bool = False,
+    momentum: float = 0.0,
+) -> PassPlan:
     combiner = COMBINERS[combine]
     layout = param_layout(layer)
     nparams = training.layout_size(layout)
@@ -100,21 +126,45 @@ def plan(layer: Layer, pass_kind: str, strategy: str, batch: int, workers: int,
         slices = split_range(batch, workers) if strategy == "batch" else [(0, batch)]
         slots = len(slices) > 1
         per_sample = layer.flops(1) + backward_flops(layer, 1)
-        jobs = [Job(i, "train", nb, slot=i if slots else None, scale=1.0 / batch,
-                    units=per_sample * (nb[1] - nb[0]), **common) for i, nb in enumerate(slices)]
+        jobs = [
+            Job(
+                i,
+                "train",
+                nb,
+                slot=i if slots else None,
+                scale=1.0 / batch,
+                units=per_sample * (nb[1] - nb[0]),
+                **common,
+            )
+            for i, nb in enumerate(slices)
+        ]
         shapes.update({"labels": (batch,), "stats": (len(slices), STATS), "params.new": (nparams,)})
         phases = [jobs]
         if slots:
             shapes.update(combiner.partial_shapes("grad", (nparams,), len(slices)))
-            reduce = [Job(i, "combine", span=r, units=len(slices) * (r[1] - r[0]), **common)
-                      for i, r in enumerate(combiner.reduce_ranges(nparams, workers))]
+            reduce = [
+                Job(i, "combine", span=r, units=len(slices) * (r[1] - r[0]), **common)
+                for i, r in enumerate(combiner.reduce_ranges(nparams, workers))
+            ]
             if reduce:
                 phases.append(reduce)
         if in_place and momentum:
             shapes["velocity"] = (nparams,)
-        phases.append([Job(i, "update", span=r, lr=lr, units=2 * (r[1] - r[0]), in_place=in_place,
-                           momentum=momentum if in_place else 0.0, **common)
-                       for i, r in enumerate(split_range(nparams, workers))])
+        phases.append(
+            [
+                Job(
+                    i,
+                    "update",
+                    span=r,
+                    lr=lr,
+                    units=2 * (r[1] - r[0]),
+                    in_place=in_place,
+                    momentum=momentum if in_place else 0.0,
+                    **common,
+                )
+                for i, r in enumerate(split_range(nparams, workers))
+            ]
+        )
         return PassPlan(phases, shapes, ("grad",) if slots and combine == "locked" else ())
 
     # backward of one layer
@@ -142,14 +192,26 @@ def plan(layer: Layer, pass_kind: str, strategy: str, batch: int, workers: int,
                 frac *= (r[key][1] - r[key][0]) / whole
         return int(total * frac)
 
-    jobs = [Job(i, "backward", slot=i if slots else None, acc=acc or "grad", units=share(r),
-                **common, **r) for i, r in enumerate(regions)]
+    jobs = [
+        Job(
+            i,
+            "backward",
+            slot=i if slots else None,
+            acc=acc or "grad",
+            units=share(r),
+            **common,
+            **r,
+        )
+        for i, r in enumerate(regions)
+    ]
     phases = [jobs]
     if slots:
         size = prod(shapes[acc])
         shapes.update(combiner.partial_shapes(acc, shapes[acc], len(regions)))
-        reduce = [Job(i, "combine", acc=acc, span=r, units=len(regions) * (r[1] - r[0]), **common)
-                  for i, r in enumerate(combiner.reduce_ranges(size, workers))]
+        reduce = [
+            Job(i, "combine", acc=acc, span=r, units=len(regions) * (r[1] - r[0]), **common)
+            for i, r in enumerate(combiner.reduce_ranges(size, workers))
+        ]
         if reduce:
             phases.append(reduce)
     return PassPlan(phases, shapes, (acc,) if slots and combine == "locked" else ())
@@ -157,8 +219,10 @@ def plan(layer: Layer, pass_kind: str, strategy: str, batch: int, workers: int,
 
 # ---- running one job --------------------------------------------------------------
 
-def run_job(job: Job, layer_name: str, kernel: str, arrays: dict, scratch: Scratch,
-            cancel=None) -> list[tuple[int, int, int, int]]:
+
+def run_job(
+    job: Job, layer_name: str, kernel: str, arrays: dict, scratch: Scratch, cancel=None
+) -> list[tuple[int, int, int, int]]:
     """Run `job`; returns its spans as (phase, start_ns, end_ns, units)."""
     if cancel is not None and cancel.is_set():
         raise Cancelled()
@@ -191,7 +255,9 @@ def run_job(job: Job, layer_name: str, kernel: str, arrays: dict, scratch: Scrat
     params = training.views(arrays["params"], layout) if layout else {}
     if job.kind == "train":
         return _train_job(job, kernel, arrays, params, layout, combiner, scratch, cancel, start)
-    return _backward_job(job, layer, kernel, arrays, params, layout, combiner, scratch, cancel, start)
+    return _backward_job(
+        job, layer, kernel, arrays, params, layout, combiner, scratch, cancel, start
+    )
 
 
 def _deposit(job, combiner, arrays, buf, spans) -> None:
@@ -205,7 +271,7 @@ def _deposit(job, combiner, arrays, buf, spans) -> None:
 
 def _samples(arrays, offset: int, n0: int, n1: int, scratch: Scratch):
     """A batch gathered from the data set: (x, labels) of the samples order[offset + n0 : offset + n1]."""
-    idx = arrays["order"][offset + n0:offset + n1].astype(np.int64)
+    idx = arrays["order"][offset + n0 : offset + n1].astype(np.int64)
     x = scratch.get("train.x", (len(idx), *arrays["data.x"].shape[1:]))
     np.take(arrays["data.x"], idx, axis=0, out=x)
     return x, arrays["data.y"][idx]
@@ -219,8 +285,9 @@ def _train_job(job, kernel, arrays, params, layout, combiner, scratch, cancel, s
         x, labels = _samples(arrays, job.offset, n0, n1, scratch)
     else:
         x, labels = arrays["x"][n0:n1], arrays["labels"][n0:n1]
-    loss, correct, fend = training.step_grads(kernel, x, labels, params, grads, job.scale,
-                                              scratch, cancel)
+    loss, correct, fend = training.step_grads(
+        kernel, x, labels, params, grads, job.scale, scratch, cancel
+    )
     bend = time.perf_counter_ns()
     arrays["stats"][job.index] = (loss, correct)
     fwd = job.units // 3
@@ -276,8 +343,19 @@ def _backward_job(job, layer, kernel, arrays, params, layout, combiner, scratch,
     if kind == "conv":
         ops.conv_backward(x, w, gy, gdst, gw, gb, scratch, cancel)
     else:
-        ops.linear_backward(x, w, b, gy, layer.gelu, gdst.reshape(x.shape[0], -1) if gdst.ndim > 2
-                            else gdst, gw, gb, scratch, cancel, pre=pre)
+        ops.linear_backward(
+            x,
+            w,
+            b,
+            gy,
+            layer.gelu,
+            gdst.reshape(x.shape[0], -1) if gdst.ndim > 2 else gdst,
+            gw,
+            gb,
+            scratch,
+            cancel,
+            pre=pre,
+        )
     spans.append((BACKWARD, start, time.perf_counter_ns(), job.units))
     _deposit(job, combiner, arrays, pdst if job.acc == "grad" else gdst, spans)
     return spans
@@ -300,8 +378,9 @@ def _hogwild_job(job, kernel, arrays, scratch, cancel):
         step = job.step0 + k
         t0 = time.perf_counter_ns()
         x, labels = _samples(arrays, job.offset + k * size, 0, size, scratch)
-        loss, correct, fend = training.step_grads(kernel, x, labels, params, grads, 1.0 / size,
-                                                  scratch, cancel)
+        loss, correct, fend = training.step_grads(
+            kernel, x, labels, params, grads, 1.0 / size, scratch, cancel
+        )
         bend = time.perf_counter_ns()
         if job.momentum:  # each worker's own velocity: only the weights are shared
             v = _velocity(scratch, job.token, g.shape)
@@ -314,8 +393,11 @@ def _hogwild_job(job, kernel, arrays, scratch, cancel):
         arrays["losses"][step] = loss / size
         arrays["hits"][step] = correct
         fwd = job.units // 3
-        spans += [(FORWARD, t0, fend, fwd, step), (BACKWARD, fend, bend, job.units - fwd, step),
-                  (UPDATE, bend, end, 2 * flat.size, step)]
+        spans += [
+            (FORWARD, t0, fend, fwd, step),
+            (BACKWARD, fend, bend, job.units - fwd, step),
+            (UPDATE, bend, end, 2 * flat.size, step),
+        ]
     return spans
 
 

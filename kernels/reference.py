@@ -3,6 +3,7 @@
 Convolution sums nine shifted tensor contractions (no im2col, no float32), so a
 bug in the vectorized kernels' patch building cannot hide in the reference.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros((n, oc, oh, ow))
     for kh in range(kh_):
         for kw in range(kw_):
-            window = x[:, :, kh:kh + oh, kw:kw + ow]
+            window = x[:, :, kh : kh + oh, kw : kw + ow]
             out += np.einsum("nchw,oc->nohw", window, w[:, :, kh, kw], optimize=True)
     return out + b.astype(np.float64)[None, :, None, None]
 
@@ -66,8 +67,9 @@ def forward(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> np.nd
     if kind == "network":
         y = x
         for sub in NETWORK:
-            sub_params = {k.split(".", 1)[1]: v for k, v in params.items()
-                          if k.startswith(sub.name + ".")}
+            sub_params = {
+                k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(sub.name + ".")
+            }
             y = forward(sub, y, sub_params)
         return y
     raise ValueError(f"no reference for layer kind {kind!r}")

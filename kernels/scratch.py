@@ -1,4 +1,5 @@
 """Per-worker scratch buffers, reused across tasks and repeats."""
+
 from __future__ import annotations
 
 import numpy as np

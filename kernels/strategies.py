@@ -5,12 +5,19 @@ the region of the output it writes (samples, output channels or features,
 output rows) and, for the `filter` strategy, the group of input channels whose
 partial sums it computes; a second phase then reduces the partial sums.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .axes import (EXECUTORS, KERNELS, STRATEGIES, NotApplicable,  # noqa: F401 (re-exported)
-                   not_applicable_reason, valid_combinations)
+from .axes import (
+    EXECUTORS,  # noqa: F401 (re-exported)
+    KERNELS,  # noqa: F401 (re-exported)
+    STRATEGIES,  # noqa: F401 (re-exported)
+    NotApplicable,  # noqa: F401 (re-exported)
+    not_applicable_reason,
+    valid_combinations,  # noqa: F401 (re-exported)
+)
 from .layers import Layer, prod
 
 HYBRID_CHANNEL_PARTS = 2
@@ -19,6 +26,7 @@ HYBRID_CHANNEL_PARTS = 2
 @dataclass(frozen=True)
 class Task:
     """One piece of work: the output region it writes, and what it reads."""
+
     index: int
     phase: int  # 0 = compute; 1 = reduce the partial sums (filter only)
     batch: tuple[int, int]
@@ -80,26 +88,47 @@ def plan(layer: Layer, strategy: str, batch: int, parts: int) -> Plan:
     elif strategy == "spatial":
         regions = [((0, batch), (0, nch), rr) for rr in split_range(layer.out_shape[1], parts)]
     elif strategy == "hybrid":
-        regions = [(nb, ch, all_rows)
-                   for nb in split_range(batch, parts)
-                   for ch in split_range(nch, HYBRID_CHANNEL_PARTS)]
+        regions = [
+            (nb, ch, all_rows)
+            for nb in split_range(batch, parts)
+            for ch in split_range(nch, HYBRID_CHANNEL_PARTS)
+        ]
     elif strategy == "filter":
         groups = split_range(layer.in_shape[0], parts)
-        compute = [Task(i, 0, (0, batch), (0, nch), all_rows, g, i,
-                        _flops_share(layer, batch, (0, batch), (0, nch), all_rows, g))
-                   for i, g in enumerate(groups)]
+        compute = [
+            Task(
+                i,
+                0,
+                (0, batch),
+                (0, nch),
+                all_rows,
+                g,
+                i,
+                _flops_share(layer, batch, (0, batch), (0, nch), all_rows, g),
+            )
+            for i, g in enumerate(groups)
+        ]
         # The reduction reads every partial buffer: cut it by batch.
         per_elem = len(groups) + 1
-        reduce_tasks = [Task(len(groups) + j, 1, nb, (0, nch), all_rows,
-                             units=per_elem * (nb[1] - nb[0]) * prod(layer.out_shape))
-                        for j, nb in enumerate(split_range(batch, parts))]
+        reduce_tasks = [
+            Task(
+                len(groups) + j,
+                1,
+                nb,
+                (0, nch),
+                all_rows,
+                units=per_elem * (nb[1] - nb[0]) * prod(layer.out_shape),
+            )
+            for j, nb in enumerate(split_range(batch, parts))
+        ]
         return Plan([compute, reduce_tasks], partials=len(groups))
     else:
         raise NotApplicable(f"unknown strategy {strategy!r}")
-    tasks = [Task(i, 0, nb, ch, rr, units=_flops_share(layer, batch, nb, ch, rr, None))
-             for i, (nb, ch, rr) in enumerate(regions)]
+    tasks = [
+        Task(i, 0, nb, ch, rr, units=_flops_share(layer, batch, nb, ch, rr, None))
+        for i, (nb, ch, rr) in enumerate(regions)
+    ]
     return Plan([tasks])
-
 
 
 def pipeline_stages(layers, stages: int) -> list[list]:
@@ -138,8 +167,9 @@ def micro_batches(batch: int, workers: int) -> list[tuple[int, int]]:
     return split_range(batch, 4 * workers)
 
 
-def settings_warnings(layer: Layer, strategy: str, executor: str, workers: int, batch: int,
-                      logical_cores: int | None) -> list[str]:
+def settings_warnings(
+    layer: Layer, strategy: str, executor: str, workers: int, batch: int, logical_cores: int | None
+) -> list[str]:
     """Valid but unwise settings, one line each: the run goes ahead, the figures need care.
 
     More workers than logical cores take turns on them; fewer tasks than workers leave some
@@ -150,10 +180,10 @@ def settings_warnings(layer: Layer, strategy: str, executor: str, workers: int, 
     if executor == "inline" or workers <= 1:
         return out
     if logical_cores and workers > logical_cores:
-        out.append(f"{workers} workers, {logical_cores} cores: no speedup past "
-                   f"{logical_cores}x")
-    if executor == "blas" or not_applicable_reason(layer, strategy, "vectorized", executor,
-                                                   workers):
+        out.append(f"{workers} workers, {logical_cores} cores: no speedup past {logical_cores}x")
+    if executor == "blas" or not_applicable_reason(
+        layer, strategy, "vectorized", executor, workers
+    ):
         return out  # BLAS cuts its own call; an invalid combination says so itself
     if strategy == "pipeline":
         tasks = min(batch, 4 * workers)  # micro-batches: each stage has at most this many
@@ -162,6 +192,7 @@ def settings_warnings(layer: Layer, strategy: str, executor: str, workers: int, 
     if tasks < workers:
         idle = workers - tasks
         why = f" (batch {batch})" if strategy in ("batch", "hybrid", "pipeline") else ""
-        out.append(f"{tasks} task{'s' if tasks != 1 else ''} for {workers} workers: "
-                   f"{idle} idle{why}")
+        out.append(
+            f"{tasks} task{'s' if tasks != 1 else ''} for {workers} workers: {idle} idle{why}"
+        )
     return out

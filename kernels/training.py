@@ -4,6 +4,7 @@ Parameters and gradients are flat float32 vectors (every layer's weight and
 bias, in NETWORK order, PyTorch layouts) seen through per-layer views: a
 combine or an SGD update is then one pass over one array, cut into ranges.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,7 +20,9 @@ FORWARD_MODULES = {"loops": loops, "vectorized": vectorized}
 PARAM_LAYERS: tuple[Layer, ...] = tuple(sub for sub in NETWORK if sub.has_params)
 
 
-def param_layout(layers=PARAM_LAYERS, prefix: bool = True) -> dict[str, tuple[int, tuple[int, ...]]]:
+def param_layout(
+    layers=PARAM_LAYERS, prefix: bool = True
+) -> dict[str, tuple[int, tuple[int, ...]]]:
     """name -> (offset, shape) in the flat parameter vector; names "conv1.weight", ... (or "weight")."""
     layout, offset = {}, 0
     for sub in layers:
@@ -34,7 +37,7 @@ def layout_size(layout) -> int:
 
 
 def views(flat: np.ndarray, layout) -> dict[str, np.ndarray]:
-    return {k: flat[off:off + prod(shape)].reshape(shape) for k, (off, shape) in layout.items()}
+    return {k: flat[off : off + prod(shape)].reshape(shape) for k, (off, shape) in layout.items()}
 
 
 NETWORK_LAYOUT = param_layout()
@@ -52,6 +55,7 @@ def flat_params(seed: int = 0) -> np.ndarray:
 
 def _network():
     from .layers import LAYERS
+
     return LAYERS["network"]
 
 
@@ -68,7 +72,9 @@ def forward_keep(kernel: str, x, params: dict, scratch: Scratch, cancel=None) ->
         y = acts[-1]
         out = scratch.get(f"train.act.{sub.name}", sub.out_array_shape(n))
         if sub.kind == "conv":
-            ops.conv(y, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], out, scratch, cancel)
+            ops.conv(
+                y, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], out, scratch, cancel
+            )
         elif sub.kind == "pool":
             ops.pool(y, out, scratch, cancel)
         elif sub.kind == "gelu":
@@ -90,8 +96,16 @@ def forward_keep(kernel: str, x, params: dict, scratch: Scratch, cancel=None) ->
     return acts
 
 
-def backward_from(kernel: str, acts, labels, params: dict, grads: dict, scale: float,
-                  scratch: Scratch, cancel=None) -> float:
+def backward_from(
+    kernel: str,
+    acts,
+    labels,
+    params: dict,
+    grads: dict,
+    scale: float,
+    scratch: Scratch,
+    cancel=None,
+) -> float:
     """Gradients of scale * (summed NLL) into `grads` (views like params); returns the summed NLL.
 
     The log-softmax and the loss are differentiated together (softmax - onehot).
@@ -109,8 +123,16 @@ def backward_from(kernel: str, acts, labels, params: dict, grads: dict, scale: f
         first = i == 0
         if sub.kind == "conv":
             gx = None if first else scratch.get(f"train.g.{sub.name}", x_in.shape)
-            ops.conv_backward(x_in, params[f"{sub.name}.weight"], g, gx,
-                              grads[f"{sub.name}.weight"], grads[f"{sub.name}.bias"], scratch, cancel)
+            ops.conv_backward(
+                x_in,
+                params[f"{sub.name}.weight"],
+                g,
+                gx,
+                grads[f"{sub.name}.weight"],
+                grads[f"{sub.name}.bias"],
+                scratch,
+                cancel,
+            )
         elif sub.kind == "pool":
             gx = scratch.get(f"train.g.{sub.name}", x_in.shape)
             ops.pool_backward(x_in, g, gx, scratch, cancel)
@@ -121,9 +143,19 @@ def backward_from(kernel: str, acts, labels, params: dict, grads: dict, scale: f
             x2 = x_in.reshape(n, -1)
             gx = None if first else scratch.get(f"train.g.{sub.name}", x2.shape)
             pre = scratch.get(f"train.pre.{sub.name}", (n, *sub.out_shape)) if sub.gelu else None
-            ops.linear_backward(x2, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], g,
-                                sub.gelu, gx, grads[f"{sub.name}.weight"], grads[f"{sub.name}.bias"],
-                                scratch, cancel, pre=pre)
+            ops.linear_backward(
+                x2,
+                params[f"{sub.name}.weight"],
+                params[f"{sub.name}.bias"],
+                g,
+                sub.gelu,
+                gx,
+                grads[f"{sub.name}.weight"],
+                grads[f"{sub.name}.bias"],
+                scratch,
+                cancel,
+                pre=pre,
+            )
             if gx is not None:
                 gx = gx.reshape(x_in.shape)
         else:
@@ -134,8 +166,9 @@ def backward_from(kernel: str, acts, labels, params: dict, grads: dict, scale: f
     return loss
 
 
-def step_grads(kernel: str, x, labels, params: dict, grads: dict, scale: float,
-               scratch: Scratch, cancel=None) -> tuple[float, int, int]:
+def step_grads(
+    kernel: str, x, labels, params: dict, grads: dict, scale: float, scratch: Scratch, cancel=None
+) -> tuple[float, int, int]:
     """Forward, loss and backward of a slice: (summed NLL, correct predictions, ns when the forward ended)."""
     acts = forward_keep(kernel, x, params, scratch, cancel)
     forward_end = time.perf_counter_ns()

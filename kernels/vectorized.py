@@ -17,6 +17,7 @@ Where the time goes, and what each step here is for (conv2, batch 64, 1 thread):
 - max-pool and GELU are one numba pass each (GELU's tanh a vectorizable
   rational fit) instead of three and eight numpy passes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,6 +41,7 @@ def _sgemm():
     or None: then the kernels call np.matmul between numba steps. PARTUI_NATIVE_BLAS=0 forces that."""
     if not _sgemm_state:
         import os
+
         on = os.environ.get("PARTUI_NATIVE_BLAS", "1") != "0"
         _sgemm_state.append(_native().load_sgemm() if on else None)
     return _sgemm_state[0]
@@ -59,12 +61,18 @@ def _groups(n: int, flops_per_sample: float) -> list[tuple[int, int]]:
 
 def _blas_matrix(a) -> bool:
     """A 2-D float32 matrix BLAS can take as it is: unit inner stride, rows far enough apart."""
-    return (a.ndim == 2 and a.dtype == np.float32 and a.strides[1] == 4 and a.strides[0] % 4 == 0
-            and a.strides[0] // 4 >= max(1, a.shape[1]))
+    return (
+        a.ndim == 2
+        and a.dtype == np.float32
+        and a.strides[1] == 4
+        and a.strides[0] % 4 == 0
+        and a.strides[0] // 4 >= max(1, a.shape[1])
+    )
 
 
 def _native():
     from . import native  # numba: imported on first use, never at start-up
+
     return native
 
 
@@ -81,6 +89,7 @@ def _chunk(n: int, bytes_per_sample: int) -> int:
 
 
 # ---- convolution --------------------------------------------------------------
+
 
 def pack_rows_weights(w, b, wr: np.ndarray) -> np.ndarray:
     """w (oc, c, 3, 3) [+ b] as wr (9c+1, oc): rows in patch-row order (kh, kw, c), bias last."""
@@ -150,8 +159,12 @@ def _native_weights(scratch: Scratch, name: str, w, b, rows: bool):
         if len(scratch.memo) >= MEMO_ENTRIES:
             scratch.memo.clear()
         shape = (9 * c + 1, oc) if rows else (oc, 9 * c + 1)
-        slot = scratch.memo[key] = (np.empty((oc, 9 * c), np.float32), np.empty(oc, np.float32),
-                                    np.empty(shape, np.float32), np.zeros(1, np.int64))
+        slot = scratch.memo[key] = (
+            np.empty((oc, 9 * c), np.float32),
+            np.empty(oc, np.float32),
+            np.empty(shape, np.float32),
+            np.zeros(1, np.int64),
+        )
     return (w2, b, *slot)
 
 
@@ -209,7 +222,7 @@ def _conv_rows(x, wr, out, scratch: Scratch, cancel=None) -> None:
     for s0 in range(0, n, m):
         _check(cancel)
         s1 = min(n, s0 + m)
-        r, q = rows[:(s1 - s0) * p], res[:(s1 - s0) * p]
+        r, q = rows[: (s1 - s0) * p], res[: (s1 - s0) * p]
         _patch_rows(x[s0:s1], False, r, scratch)
         np.matmul(r, wr, out=q)
         # numpy's transposing copy beat the numba loops tried for this (8 vs 15 us a chunk)
@@ -227,15 +240,15 @@ def _conv_per_sample(x, wc, out, scratch: Scratch, cancel=None) -> None:
     for s0 in range(0, n, m):
         _check(cancel)
         s1 = min(n, s0 + m)
-        cm = cols[:s1 - s0]
+        cm = cols[: s1 - s0]
         taps = cm[:, :k].reshape(s1 - s0, c, 3, 3, oh, ow)
         for kh in range(3):
             for kw in range(3):
-                taps[:, :, kh, kw] = x[s0:s1, :, kh:kh + oh, kw:kw + ow]
+                taps[:, :, kh, kw] = x[s0:s1, :, kh : kh + oh, kw : kw + ow]
         cm[:, k] = 1.0
         dst = reshaped_view(out[s0:s1], (s1 - s0, oc, p))
         if dst is None:  # a region that cannot be seen flat: compute, then copy in
-            tmp = scratch.get("conv.tmp", (m, oc, p))[:s1 - s0]
+            tmp = scratch.get("conv.tmp", (m, oc, p))[: s1 - s0]
             np.matmul(wc, cm.reshape(s1 - s0, k + 1, p), out=tmp)
             out[s0:s1] = tmp.reshape(out[s0:s1].shape)
         else:
@@ -243,6 +256,7 @@ def _conv_per_sample(x, wc, out, scratch: Scratch, cancel=None) -> None:
 
 
 # ---- elementwise: spans over a flat array -------------------------------------
+
 
 def _spans(arrays, keep_last: bool = False):
     """The arrays (same shape) as (a, b, length) spans of contiguous floats over flat arrays.
@@ -349,6 +363,7 @@ def logsoftmax(x, out, scratch: Scratch, cancel=None) -> None:
 
 # ---- the whole network --------------------------------------------------------
 
+
 def _split_head(layers):
     """The per-pixel trunk (convolutions, pools, GELUs) and the per-row head (linear onwards)."""
     for i, sub in enumerate(layers):
@@ -388,9 +403,13 @@ def network(x, params, out, scratch: Scratch, cancel=None) -> None:
     if _sgemm() is not None and BLOCKS is not None:
         _network_native(x, params, out, scratch, cancel)
         return
-    packed = {sub.name: packed_weights(scratch, f"net.{sub.name}.w", params[f"{sub.name}.weight"],
-                                       params[f"{sub.name}.bias"])
-              for sub in TRUNK if sub.kind == "conv"}
+    packed = {
+        sub.name: packed_weights(
+            scratch, f"net.{sub.name}.w", params[f"{sub.name}.weight"], params[f"{sub.name}.bias"]
+        )
+        for sub in TRUNK
+        if sub.kind == "conv"
+    }
     n = x.shape[0]
     features = scratch.get("net.features", (n, prod(TRUNK[-1].out_shape)))
     for s0 in range(0, n, NET_CHUNK):
@@ -407,8 +426,16 @@ def network(x, params, out, scratch: Scratch, cancel=None) -> None:
 def _network_native(x, params, out, scratch: Scratch, cancel=None) -> None:
     nat, sgemm = _native(), _sgemm()
     n, c, h, w = x.shape
-    packed = [_native_weights(scratch, f"net.{cv.name}.w", params[f"{cv.name}.weight"],
-                              params[f"{cv.name}.bias"], rows=True) for cv, _, _ in BLOCKS]
+    packed = [
+        _native_weights(
+            scratch,
+            f"net.{cv.name}.w",
+            params[f"{cv.name}.weight"],
+            params[f"{cv.name}.bias"],
+            rows=True,
+        )
+        for cv, _, _ in BLOCKS
+    ]
     if c == 1:  # one channel: NCHW and NHWC are the same bytes
         y0 = x.reshape(n, h, w, 1)
     else:
@@ -427,8 +454,9 @@ def _network_native(x, params, out, scratch: Scratch, cancel=None) -> None:
             m = _chunk(most, p * k1 * 4)
             rows = scratch.get(f"net.{cv.name}.rows", (m * p, k1))
             res = scratch.get(f"net.{cv.name}.res", (m * p, oc))
-            pooled = scratch.get(f"net.{pl.name}.out", (most, pl.out_shape[1], pl.out_shape[2],
-                                                       oc))[:g1 - g0]
+            pooled = scratch.get(
+                f"net.{pl.name}.out", (most, pl.out_shape[1], pl.out_shape[2], oc)
+            )[: g1 - g0]
             nat.conv_pool_nhwc(sgemm, y, wr, rows, res, pooled, m, gelu_next)
             y = pooled
         if y.shape[1] * y.shape[2] > 1:
@@ -444,8 +472,9 @@ def _head(features, params, out, scratch: Scratch) -> None:
     for sub in HEAD:
         res = scratch.get(f"net.{sub.name}", (n, *sub.out_shape))
         if sub.kind == "linear":
-            linear(y, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], sub.gelu, res,
-                   scratch)
+            linear(
+                y, params[f"{sub.name}.weight"], params[f"{sub.name}.bias"], sub.gelu, res, scratch
+            )
         elif sub.kind == "logsoftmax":
             logsoftmax(y, res, scratch)
         else:
@@ -497,6 +526,8 @@ def _trunk_chunk(x, packed, scratch: Scratch):
         elif sub.kind == "gelu":
             gelu(y, y, scratch)
         else:
-            raise ValueError(f"no fused kernel for layer kind {sub.kind!r} before the first linear layer")
+            raise ValueError(
+                f"no fused kernel for layer kind {sub.kind!r} before the first linear layer"
+            )
         i += 1
     return y, nhwc

@@ -4,6 +4,7 @@ Every layer runs once with the vectorized kernel, cut as each of its strategies 
 for two workers, on a batch of two: numba compiles (or loads from its disk cache) each
 kernel for the array layouts real runs hand it. Cold, this takes seconds; warm, it loads.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,10 @@ def compile_kernels(layers=None, on_layer=None) -> float:
         layer = LAYERS[name]
         for strategy in STRATEGIES:
             # pipeline stages call the per-layer kernels, compiled with their layers
-            if strategy != "pipeline" and not_applicable_reason(
-                    layer, strategy, "vectorized", "threads", 2) is None:
+            if (
+                strategy != "pipeline"
+                and not_applicable_reason(layer, strategy, "vectorized", "threads", 2) is None
+            ):
                 _run_once(layer, strategy)
         jitcache.mark_compiled(name)
     return time.perf_counter() - t0
@@ -38,8 +41,11 @@ def compile_kernels(layers=None, on_layer=None) -> float:
 
 def _run_once(layer: Layer, strategy: str, batch: int = 2) -> None:
     p = plan(layer, strategy, batch, 2)
-    arrays = {"x": make_input(layer, batch), **make_params(layer),
-              "out": np.empty(layer.out_array_shape(batch), np.float32)}
+    arrays = {
+        "x": make_input(layer, batch),
+        **make_params(layer),
+        "out": np.empty(layer.out_array_shape(batch), np.float32),
+    }
     if p.partials:
         arrays["partials"] = np.empty((p.partials, *layer.out_array_shape(batch)), np.float32)
     scratch = Scratch()

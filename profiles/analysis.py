@@ -1,5 +1,6 @@
 """Put runs side by side: each run's statistics against its 1-worker twin and the honest
 baseline, and the scaling of each configuration over worker counts (Amdahl, Karp-Flatt)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -10,8 +11,13 @@ from .stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats, summa
 
 def series_key(config: dict) -> tuple:
     """A configuration without its worker count."""
-    return (config["layer"], config["strategy"], config["kernel"], config["executor"],
-            config["batch"])
+    return (
+        config["layer"],
+        config["strategy"],
+        config["kernel"],
+        config["executor"],
+        config["batch"],
+    )
 
 
 def config_key(config: dict) -> tuple:
@@ -19,8 +25,10 @@ def config_key(config: dict) -> tuple:
 
 
 def label(config: dict) -> str:
-    return (f"{config['layer']} {config['strategy']}/{config['kernel']}/{config['executor']} "
-            f"w={config['workers']} b={config['batch']}")
+    return (
+        f"{config['layer']} {config['strategy']}/{config['kernel']}/{config['executor']} "
+        f"w={config['workers']} b={config['batch']}"
+    )
 
 
 def pool(results):
@@ -34,6 +42,7 @@ def pool(results):
     if len(results) == 1:
         return results[0]
     import math
+
     last = results[-1]
     times = [t for r in results for t in r.times_ms]
     s = summarize(times)
@@ -46,13 +55,22 @@ def pool(results):
             vals = sorted(v[w] for v in lists if w < len(v) and not math.isnan(v[w]))
             out.append(vals[len(vals) // 2] if vals else float("nan"))
         return out
+
     errors = [r.max_abs_error for r in results]
-    return replace(last, times_ms=times, median_ms=s.median, min_ms=s.min, max_ms=s.max,
-                   q1_ms=s.q1, q3_ms=s.q3, max_abs_error=max(errors),
-                   ok=all(r.ok for r in results),
-                   worker_busy_ms=per_worker(lambda r: r.worker_busy_ms),
-                   on_cpu_ratio=per_worker(lambda r: r.on_cpu_ratio),
-                   pool_startup_ms=max(r.pool_startup_ms for r in results))
+    return replace(
+        last,
+        times_ms=times,
+        median_ms=s.median,
+        min_ms=s.min,
+        max_ms=s.max,
+        q1_ms=s.q1,
+        q3_ms=s.q3,
+        max_abs_error=max(errors),
+        ok=all(r.ok for r in results),
+        worker_busy_ms=per_worker(lambda r: r.worker_busy_ms),
+        on_cpu_ratio=per_worker(lambda r: r.on_cpu_ratio),
+        pool_startup_ms=max(r.pool_startup_ms for r in results),
+    )
 
 
 def pooled_by_config(results) -> dict[tuple, object]:
@@ -97,8 +115,9 @@ def best_single_worker(results, source: str) -> dict[str, Baseline]:
     return best
 
 
-def analyze(results, known: dict[str, Baseline] | None = None,
-            source: str = "this sweep") -> Analysis:
+def analyze(
+    results, known: dict[str, Baseline] | None = None, source: str = "this sweep"
+) -> Analysis:
     """`known`: baselines from elsewhere (the machine's book, a snapshot's record); the
     faster of those and this set's own best 1-worker run is used."""
     baselines = dict(known or {})

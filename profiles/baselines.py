@@ -15,11 +15,12 @@ The book lives in $PARTUI_BASELINE_BOOK, else $XDG_DATA_HOME/partui/baselines.js
 one-line note naming what is wrong) and rebuilt at the next save. Loading goes through the
 same bounded parser and field checks as snapshots; saving through the safe writer.
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .checked_json import Check, FileProblem, parse_bounded, shown
@@ -35,6 +36,7 @@ MAX_ENTRIES = 10_000  # per machine: layers x kernels x batch sizes
 def validate_book(data) -> None:
     """Raise FileProblem naming the first thing in a parsed book the code could not use."""
     from .snapshot import check_config
+
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise FileProblem("not a partui baseline book")
     machines = Check.obj(Check.field(data, "machines", "book"), "book.machines")
@@ -48,8 +50,7 @@ def validate_book(data) -> None:
         for key, e in entries.items():
             at = f"{where}[{shown(key)}]"
             Check.obj(e, at)
-            Check.number(Check.field(e, "median_ms", at), f"{at}.median_ms", 0, 1e9,
-                         positive=True)
+            Check.number(Check.field(e, "median_ms", at), f"{at}.median_ms", 0, 1e9, positive=True)
             c = check_config(Check.field(e, "config", at), f"{at}.config")
             if c["workers"] != 1:
                 raise FileProblem(f"{at}.config.workers: a baseline is a 1-worker run")
@@ -67,8 +68,10 @@ def key_of(config: dict) -> str:
 
 
 def machine_fingerprint(machine: dict) -> str:
-    return f"{machine.get('cpu_model')} | {machine.get('logical_cores')} cpus | " \
-           f"{machine.get('hostname')}"
+    return (
+        f"{machine.get('cpu_model')} | {machine.get('logical_cores')} cpus | "
+        f"{machine.get('hostname')}"
+    )
 
 
 def default_book_path() -> Path:
@@ -94,6 +97,7 @@ class BaselineBook:
         self.path = Path(path) if path is not None else default_book_path()
         if machine is None:
             from .machine import info
+
             machine = info()
         self.machine = machine_fingerprint(machine)
         self.problem: str | None = None  # set when the file could not be read
@@ -119,8 +123,9 @@ class BaselineBook:
         if not isinstance(e, dict):
             return None
         try:
-            return Baseline(float(e["median_ms"]), dict(e["config"]),
-                            f"book ({e.get('measured', '?')[:10]})")
+            return Baseline(
+                float(e["median_ms"]), dict(e["config"]), f"book ({e.get('measured', '?')[:10]})"
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -143,17 +148,23 @@ class BaselineBook:
         if old is not None and old.median_ms <= result.median_ms:
             return False
         self._entries[key] = {
-            "median_ms": result.median_ms, "config": dict(c),
-            "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "median_ms": result.median_ms,
+            "config": dict(c),
+            "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         return True
 
     def save(self) -> None:
         """Through the safe writer, like snapshots; a book not written is only a lost cache."""
         from .safe_files import write_text
         from .snapshot import json_safe
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(self.path, json.dumps(json_safe(self._data), indent=1, allow_nan=False),
-                       overwrite=True)
+            write_text(
+                self.path,
+                json.dumps(json_safe(self._data), indent=1, allow_nan=False),
+                overwrite=True,
+            )
         except OSError as exc:
             self.problem = f"baseline book not saved: {exc.strerror or exc}"

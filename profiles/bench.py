@@ -12,13 +12,14 @@ too: where a layer is too small to gain from a split, that is the best choice
 and the report says so. Every run is verified against the float64 reference;
 a configuration that fails is never chosen and is listed as a failure.
 """
+
 from __future__ import annotations
 
 import os
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -50,10 +51,17 @@ class BenchSettings:
     seed: int = 0
 
     @classmethod
-    def quick(cls, **changes) -> "BenchSettings":
+    def quick(cls, **changes) -> BenchSettings:
         """Enough to check that everything runs and is verified, in seconds: not for figures."""
-        base = dict(screen_repeats=2, rounds=1, round_repeats=3, warmup=1, finalists=1,
-                    gemm_size=384, gemm_repeats=5)
+        base = dict(
+            screen_repeats=2,
+            rounds=1,
+            round_repeats=3,
+            warmup=1,
+            finalists=1,
+            gemm_size=384,
+            gemm_repeats=5,
+        )
         return cls(**{**base, **changes})
 
     def worker_counts(self) -> tuple[int, ...]:
@@ -65,13 +73,14 @@ class BenchSettings:
 
 # ---- the GEMM limit ---------------------------------------------------------------
 
+
 def gemm_peak(threads: int, size: int, repeats: int) -> dict:
     """float32 (size x size) @ (size x size) with BLAS at `threads` threads: GFLOP/s over repeats."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     c = np.empty((size, size), dtype=np.float32)
-    flops = 2 * size ** 3
+    flops = 2 * size**3
     times = []
     with blas.limit(threads):
         np.matmul(a, b, out=c)  # warm-up: BLAS threads started, pages touched
@@ -80,11 +89,18 @@ def gemm_peak(threads: int, size: int, repeats: int) -> dict:
             np.matmul(a, b, out=c)
             times.append((time.perf_counter_ns() - t0) / 1e6)
     s = summarize(times)
-    return {"threads": threads, "size": size, "repeats": repeats, "median_ms": s.median,
-            "gflops": flops / (s.median * 1e6), "best_gflops": flops / (s.min * 1e6)}
+    return {
+        "threads": threads,
+        "size": size,
+        "repeats": repeats,
+        "median_ms": s.median,
+        "gflops": flops / (s.median * 1e6),
+        "best_gflops": flops / (s.min * 1e6),
+    }
 
 
 # ---- candidates --------------------------------------------------------------------
+
 
 def candidates(layer_name: str, workers: int, batch: int = 64) -> list[tuple[str, str]]:
     """(strategy, executor) pairs worth measuring for `layer_name` with `workers` workers.
@@ -96,12 +112,19 @@ def candidates(layer_name: str, workers: int, batch: int = 64) -> list[tuple[str
     """
     layer = get_layer(layer_name)
     if workers == 1:
-        return [(s, "inline") for s in STRATEGIES
-                if not_applicable_reason(layer, s, KERNEL, "inline", 1) is None
-                and (s == "none" or (s != "pipeline" and _cuts(layer, s, batch)))]
+        return [
+            (s, "inline")
+            for s in STRATEGIES
+            if not_applicable_reason(layer, s, KERNEL, "inline", 1) is None
+            and (s == "none" or (s != "pipeline" and _cuts(layer, s, batch)))
+        ]
     executors = [e for e in EXECUTORS if e != "inline"]
-    return [(s, e) for e in executors for s in STRATEGIES
-            if not_applicable_reason(layer, s, KERNEL, e, workers) is None]
+    return [
+        (s, e)
+        for e in executors
+        for s in STRATEGIES
+        if not_applicable_reason(layer, s, KERNEL, e, workers) is None
+    ]
 
 
 def _cuts(layer, strategy: str, batch: int) -> bool:
@@ -112,6 +135,7 @@ def _cuts(layer, strategy: str, batch: int) -> bool:
 @dataclass
 class Measured:
     """One configuration, with all its timed repeats (screening and rounds kept apart)."""
+
     layer: str
     strategy: str
     executor: str
@@ -139,12 +163,21 @@ class Measured:
 
     def summary(self) -> dict:
         s = summarize(self.times)
-        return {"layer": self.layer, "best_strategy": self.strategy, "executor": self.executor,
-                "uses_workers": self.workers, "median_ms": s.median, "min_ms": s.min,
-                "max_ms": s.max, "repeats": s.n,
-                "gflops": self.flops / (s.median * 1e6) if s.median > 0 else 0.0,
-                "tasks": self.tasks, "verified": self.ok, "max_abs_error": self.max_abs_error,
-                "tolerance": self.tolerance}
+        return {
+            "layer": self.layer,
+            "best_strategy": self.strategy,
+            "executor": self.executor,
+            "uses_workers": self.workers,
+            "median_ms": s.median,
+            "min_ms": s.min,
+            "max_ms": s.max,
+            "repeats": s.n,
+            "gflops": self.flops / (s.median * 1e6) if s.median > 0 else 0.0,
+            "tasks": self.tasks,
+            "verified": self.ok,
+            "max_abs_error": self.max_abs_error,
+            "tolerance": self.tolerance,
+        }
 
 
 class Bench:
@@ -154,7 +187,9 @@ class Bench:
         self.s = settings
         self.progress = progress or (lambda text: None)
         self.failures: list[dict] = []
-        self.results: dict[tuple, object] = {}  # (layer, strategy, executor, workers) -> last RunResult
+        self.results: dict[
+            tuple, object
+        ] = {}  # (layer, strategy, executor, workers) -> last RunResult
         self.rss = MemoryWatch()
 
     def run(self) -> dict:
@@ -165,7 +200,9 @@ class Bench:
         threads = s.worker_counts()
         peaks = {}
         for t in threads:
-            self.progress(f"GEMM peak, {t} thread{'s' * (t > 1)}, {s.gemm_size}^3 x {s.gemm_repeats}")
+            self.progress(
+                f"GEMM peak, {t} thread{'s' * (t > 1)}, {s.gemm_size}^3 x {s.gemm_repeats}"
+            )
             peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
             settle()
         layers, network = [], []
@@ -181,12 +218,18 @@ class Bench:
                     row["other_cpu_cores"] = others
                 (network if name == "network" else layers).extend(rows)
         result = {
-            "format": FORMAT, "version": VERSION, "kernel": KERNEL, "batch": s.batch,
+            "format": FORMAT,
+            "version": VERSION,
+            "kernel": KERNEL,
+            "batch": s.batch,
             "settings": {**asdict(s), "workers": list(threads), "layers": list(names)},
             "gemm_peak_gflops": {t: p["gflops"] for t, p in peaks.items()},
             "gemm_peak": peaks,
-            "layers": layers, "network": network, "failures": self.failures,
-            "started": started, "seconds": time.time() - started,
+            "layers": layers,
+            "network": network,
+            "failures": self.failures,
+            "started": started,
+            "seconds": time.time() - started,
             "load_average": {"before": load_before, "after": _loadavg()},
             "other_cpu_cores": whole.cores(),
             "machine": _machine(),
@@ -206,8 +249,9 @@ class Bench:
             m = pool.setdefault(key, Measured(name, strategy, executor, workers, flops))
             if not m.ok:
                 return m
-            cfg = RunConfig(name, strategy, KERNEL, executor, workers, s.batch, repeats, s.warmup,
-                            s.seed)
+            cfg = RunConfig(
+                name, strategy, KERNEL, executor, workers, s.batch, repeats, s.warmup, s.seed
+            )
             r = engine.run(cfg)
             if executor == "blas":
                 settle()
@@ -218,17 +262,26 @@ class Bench:
             m.tolerance, m.tasks = r.tolerance, r.tasks
             if not r.ok:
                 m.ok, m.error = False, r.error
-                self.failures.append({"layer": name, "strategy": strategy, "executor": executor,
-                                      "workers": workers, "error": r.error})
+                self.failures.append(
+                    {
+                        "layer": name,
+                        "strategy": strategy,
+                        "executor": executor,
+                        "workers": workers,
+                        "error": r.error,
+                    }
+                )
             return m
 
         # Screening: every candidate, a few repeats each.
         finalists: dict[int, list[tuple]] = {}
         for w in s.worker_counts():
-            screened = [measure(st, ex, 1 if ex == "inline" else w, s.screen_repeats, "screen_ms")
-                        for st, ex in candidates(name, w, s.batch)]
+            screened = [
+                measure(st, ex, 1 if ex == "inline" else w, s.screen_repeats, "screen_ms")
+                for st, ex in candidates(name, w, s.batch)
+            ]
             good = sorted((m for m in screened if m.ok), key=lambda m: m.median_ms)
-            finalists[w] = [m.key for m in good[:s.finalists]]
+            finalists[w] = [m.key for m in good[: s.finalists]]
         singles = finalists.get(1) or [(*SINGLE, 1)]  # one worker: a candidate for every count
         for w in finalists:
             if w > 1:
@@ -252,19 +305,23 @@ class Bench:
             peak = peaks.get(str(w)) or peaks[max(peaks, key=int)]
             row["share_of_gemm_peak"] = row["gflops"] / peak["gflops"] if peak["gflops"] else 0.0
             # no parallelism chosen: everything on one worker, or one task on a pool
-            row["single_task"] = w > 1 and (best.workers == 1 or
-                                            (best.tasks == 1 and best.executor != "blas"))
+            row["single_task"] = w > 1 and (
+                best.workers == 1 or (best.tasks == 1 and best.executor != "blas")
+            )
             if best1 is not None:
                 row["speedup_vs_best_1_worker"] = best1.median_ms / best.median_ms
             if w > 1 and parallel:
                 bp = min(parallel, key=lambda m: m.median_ms)
-                row["best_parallel"] = {**bp.summary(),
-                                        "speedup_vs_best_1_worker": best1.median_ms / bp.median_ms
-                                        if best1 else None}
+                row["best_parallel"] = {
+                    **bp.summary(),
+                    "speedup_vs_best_1_worker": best1.median_ms / bp.median_ms if best1 else None,
+                }
             rows.append(row)
             note = " (a single task was fastest)" if row["single_task"] else ""
-            self.progress(f"    {w} worker{'s' * (w > 1)}: {best.strategy}/{best.executor} "
-                          f"{row['median_ms']:.3f} ms, {row['gflops']:.1f} GFLOP/s{note}")
+            self.progress(
+                f"    {w} worker{'s' * (w > 1)}: {best.strategy}/{best.executor} "
+                f"{row['median_ms']:.3f} ms, {row['gflops']:.1f} GFLOP/s{note}"
+            )
         return rows
 
 
@@ -287,8 +344,12 @@ def settle(window_s: float = 0.02, most_s: float = 1.0) -> float:
 # ---- targets -----------------------------------------------------------------------
 
 TARGETS = {
-    "conv2_gflops": 100.0, "conv2_share_of_peak": 0.65, "parallel_speedup": 1.7,
-    "network_ms_1": 12.0, "network_ms_2": 9.0, "peak_rss_bytes": 1 << 30,
+    "conv2_gflops": 100.0,
+    "conv2_share_of_peak": 0.65,
+    "parallel_speedup": 1.7,
+    "network_ms_1": 12.0,
+    "network_ms_2": 9.0,
+    "peak_rss_bytes": 1 << 30,
 }
 
 
@@ -310,42 +371,58 @@ def targets(result: dict) -> list[dict]:
     c1 = _row(layers, "conv2", 1)
     if c1:
         share = c1["share_of_gemm_peak"]
-        add("conv2 1 worker >= 100 GFLOP/s or >= 65% of 1-thread GEMM peak",
+        add(
+            "conv2 1 worker >= 100 GFLOP/s or >= 65% of 1-thread GEMM peak",
             c1["gflops"] >= TARGETS["conv2_gflops"] or share >= TARGETS["conv2_share_of_peak"],
             f"{c1['gflops']:.1f} GFLOP/s = {100 * share:.0f}% of "
-            f"{result['gemm_peak_gflops'].get('1', 0):.0f}")
+            f"{result['gemm_peak_gflops'].get('1', 0):.0f}",
+        )
     for name in ("conv2", "conv3"):
         r1, r2 = _row(layers, name, 1), _row(layers, name, 2)
         if r1 and r2:
             ratio = r1["median_ms"] / r2["median_ms"]
-            add(f"{name} best 2 workers >= 1.7x faster than best 1 worker",
+            add(
+                f"{name} best 2 workers >= 1.7x faster than best 1 worker",
                 ratio >= TARGETS["parallel_speedup"],
-                f"{r1['median_ms']:.3f} / {r2['median_ms']:.3f} ms = {ratio:.2f}x")
+                f"{r1['median_ms']:.3f} / {r2['median_ms']:.3f} ms = {ratio:.2f}x",
+            )
     for w, limit in ((1, TARGETS["network_ms_1"]), (2, TARGETS["network_ms_2"])):
         r = _row(network, "network", w)
         if r:
-            add(f"network forward, {w} worker{'s' * (w > 1)} <= {limit:g} ms",
-                r["median_ms"] <= limit, f"{r['median_ms']:.2f} ms")
+            add(
+                f"network forward, {w} worker{'s' * (w > 1)} <= {limit:g} ms",
+                r["median_ms"] <= limit,
+                f"{r['median_ms']:.2f} ms",
+            )
     slower = []
     for name in {r["layer"] for r in layers} | ({"network"} if network else set()):
         rows = network if name == "network" else layers
         r1, r2 = _row(rows, name, 1), _row(rows, name, 2)
         if r1 and r2 and r2["median_ms"] > r1["median_ms"]:
             slower.append(f"{name} {r2['median_ms']:.3f} > {r1['median_ms']:.3f} ms")
-    singles = sorted(r.get("layer", "network") for r in layers + network
-                     if r["workers"] == 2 and r.get("single_task"))
-    add("no layer slower with 2 workers than with 1", not slower,
-        "; ".join(slower) if slower else
-        f"single task best for {', '.join(singles) or 'none'}")
+    singles = sorted(
+        r.get("layer", "network")
+        for r in layers + network
+        if r["workers"] == 2 and r.get("single_task")
+    )
+    add(
+        "no layer slower with 2 workers than with 1",
+        not slower,
+        "; ".join(slower) if slower else f"single task best for {', '.join(singles) or 'none'}",
+    )
     rss = result.get("peak_rss_bytes", {})
     if rss:
-        add("peak RSS <= 1 GB (main + every worker process)", rss["bound"] <= TARGETS["peak_rss_bytes"],
+        add(
+            "peak RSS <= 1 GB (main + every worker process)",
+            rss["bound"] <= TARGETS["peak_rss_bytes"],
             f"{rss['bound'] / 2**20:.0f} MiB (main {rss['main'] / 2**20:.0f}, largest worker "
-            f"{rss['largest_child'] / 2**20:.0f} MiB)")
+            f"{rss['largest_child'] / 2**20:.0f} MiB)",
+        )
     return out
 
 
 # ---- environment -------------------------------------------------------------------
+
 
 class OtherLoad:
     """CPU used by *other* processes over a stretch, in cores: the machine's busy time
@@ -358,6 +435,7 @@ class OtherLoad:
     @staticmethod
     def _read() -> tuple[float, float, float] | None:
         import psutil
+
         try:
             with open("/proc/stat") as fh:
                 v = [int(x) for x in fh.readline().split()[1:]]
@@ -395,6 +473,7 @@ class MemoryWatch:
 
     def sample(self) -> None:
         import psutil
+
         me = psutil.Process()
         total = _hwm(me)
         for child in me.children(recursive=True):
@@ -406,13 +485,13 @@ class MemoryWatch:
     def summary(self) -> dict:
         self.sample()
         main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-        return {"main": main, "largest_child": self.largest_child,
-                "bound": max(self.bound, main)}
+        return {"main": main, "largest_child": self.largest_child, "bound": max(self.bound, main)}
 
 
 def _hwm(proc) -> int:
     """A process's peak resident bytes (/proc VmHWM), else its current RSS, else 0 (it is gone)."""
     import psutil
+
     try:
         with open(f"/proc/{proc.pid}/status") as fh:
             for line in fh:
@@ -435,30 +514,51 @@ def _loadavg() -> list[float] | None:
 
 def _machine() -> dict:
     from . import machine
+
     info = machine.info()
-    keep = ("cpu_model", "logical_cores", "physical_cores", "usable_cores", "python", "numpy",
-            "blas", "hostname")
+    keep = (
+        "cpu_model",
+        "logical_cores",
+        "physical_cores",
+        "usable_cores",
+        "python",
+        "numpy",
+        "blas",
+        "hostname",
+    )
     return {k: info.get(k) for k in keep}
 
 
 def to_snapshot(result: dict, runs):
     """A partui snapshot: the chosen configurations' last runs, the bench summary as baseline."""
     from .snapshot import Snapshot
-    note = (f"partui bench, batch {result['batch']}: the best strategy and executor per layer "
-            f"and worker count, against the GEMM peak")
+
+    note = (
+        f"partui bench, batch {result['batch']}: the best strategy and executor per layer "
+        f"and worker count, against the GEMM peak"
+    )
     return Snapshot.from_results(runs, note=note, baseline={"bench": result})
 
 
-def chosen_runs(bench: "Bench", result: dict) -> list:
+def chosen_runs(bench: Bench, result: dict) -> list:
     """The last RunResult of every configuration the summary reports, in its order."""
     out = []
     for row in result["layers"] + result["network"]:
-        r = bench.results.get((row["layer"], row["best_strategy"], row["executor"],
-                               row["uses_workers"]))
+        r = bench.results.get(
+            (row["layer"], row["best_strategy"], row["executor"], row["uses_workers"])
+        )
         if r is not None and r not in out:
             out.append(r)
     return out
 
 
-__all__ = ["Bench", "BenchSettings", "gemm_peak", "candidates", "targets", "to_snapshot",
-           "chosen_runs", "MemoryWatch"]
+__all__ = [
+    "Bench",
+    "BenchSettings",
+    "gemm_peak",
+    "candidates",
+    "targets",
+    "to_snapshot",
+    "chosen_runs",
+    "MemoryWatch",
+]

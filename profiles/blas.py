@@ -1,4 +1,5 @@
 """BLAS thread control through threadpoolctl, with one controller per process."""
+
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +9,7 @@ import functools
 @functools.lru_cache(maxsize=1)
 def controller():
     from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 
@@ -27,7 +29,17 @@ def set_threads(threads: int) -> None:
 def libraries() -> list[dict]:
     """The BLAS / OpenMP libraries loaded, with their thread counts."""
     return [
-        {k: info.get(k) for k in ("user_api", "internal_api", "version", "num_threads",
-                                  "threading_layer", "filepath", "architecture")}
+        {
+            k: info.get(k)
+            for k in (
+                "user_api",
+                "internal_api",
+                "version",
+                "num_threads",
+                "threading_layer",
+                "filepath",
+                "architecture",
+            )
+        }
         for info in controller().info()
     ]

@@ -7,6 +7,7 @@ the field. `Check` holds the
 small vocabulary the snapshot and baseline-book loaders share: every failure is a
 FileProblem with one line naming the field.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ def nesting_depth(raw: bytes) -> int:
     if not brackets:
         return 0
     import numpy as np  # here: `partui --help` reaches this module and must not load numpy
+
     steps = np.frombuffer(brackets, dtype=np.uint8)
     depth = np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1))
     return int(depth.max())
@@ -49,8 +51,9 @@ def parse_bounded(path, max_bytes: int, max_depth: int, what: str):
         raise FileProblem(f"{path}: cannot read: {exc.strerror or exc}") from None
     depth = nesting_depth(raw)
     if depth > max_depth:
-        raise FileProblem(f"{path}: nested {depth} levels deep, more than a partui {what} "
-                          f"has ({max_depth})")
+        raise FileProblem(
+            f"{path}: nested {depth} levels deep, more than a partui {what} has ({max_depth})"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -61,8 +64,9 @@ def parse_bounded(path, max_bytes: int, max_depth: int, what: str):
         body = text.strip()
         cut = body[:1] in "{[" and body[-1:] not in "}]"  # a JSON document that stops early
         state = "truncated" if cut or exc.pos >= len(body) else "not valid JSON"
-        raise FileProblem(f"{path}: {state} (line {exc.lineno}, column {exc.colno}: "
-                          f"{exc.msg})") from None
+        raise FileProblem(
+            f"{path}: {state} (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
     except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
         first = str(exc).split(";")[0].split("\n")[0][:80]
         raise FileProblem(f"{path}: not a partui {what} ({first})") from None
@@ -74,7 +78,7 @@ def shown(value, width: int = 40) -> str:
         text = json.dumps(value, allow_nan=True)
     except (TypeError, ValueError):
         text = type(value).__name__
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 class Check:
@@ -115,13 +119,15 @@ class Check:
         return v
 
     @staticmethod
-    def number(v, where: str, lo: float = 0.0, hi: float = 1e15, positive: bool = False,
-               null: bool = False):
+    def number(
+        v, where: str, lo: float = 0.0, hi: float = 1e15, positive: bool = False, null: bool = False
+    ):
         if v is None and null:
             return v
         if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise FileProblem(f"{where}: expected a number{' or null' if null else ''}, "
-                              f"got {shown(v)}")
+            raise FileProblem(
+                f"{where}: expected a number{' or null' if null else ''}, got {shown(v)}"
+            )
         if not math.isfinite(v):
             raise FileProblem(f"{where}: expected a finite number, got {shown(v)}")
         if positive and not v > 0:
@@ -149,6 +155,7 @@ class Check:
     @staticmethod
     def choice(v, choices, where: str) -> str:
         if not isinstance(v, str) or v not in choices:
-            raise FileProblem(f"{where}: unknown value {shown(v)}; expected one of "
-                              f"{', '.join(choices)}")
+            raise FileProblem(
+                f"{where}: unknown value {shown(v)}; expected one of {', '.join(choices)}"
+            )
         return v

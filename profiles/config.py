@@ -3,6 +3,7 @@
 Free of numpy and of the engine, so the command line builds and checks a
 configuration without loading either.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,9 +53,9 @@ class RunConfig:
         sense."""
         self.check_values()
         layer = get_layer(self.layer)
-        reason = (pass_not_applicable(layer, self.pass_kind, self.strategy)
-                  or not_applicable_reason(layer, self.strategy, self.kernel, self.executor,
-                                           self.workers))
+        reason = pass_not_applicable(layer, self.pass_kind, self.strategy) or not_applicable_reason(
+            layer, self.strategy, self.kernel, self.executor, self.workers
+        )
         if reason:
             raise NotApplicable(reason)
 
@@ -74,8 +75,10 @@ class RunConfig:
 
     def label(self) -> str:
         kind = "" if self.pass_kind == "forward" else f" {self.pass_kind}/{self.combine}"
-        return (f"{self.layer}{kind} {self.strategy}/{self.kernel}/{self.executor} "
-                f"w={self.workers} b={self.batch}")
+        return (
+            f"{self.layer}{kind} {self.strategy}/{self.kernel}/{self.executor} "
+            f"w={self.workers} b={self.batch}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

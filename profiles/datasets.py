@@ -10,6 +10,7 @@ IDX: a big-endian header (two zero bytes, a type code, the number of
 dimensions, then each dimension as a uint32) followed by the data. EMNIST
 letters labels run 1..26 (A..Z); EMNIST stores each image transposed.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -20,8 +21,12 @@ from pathlib import Path
 import numpy as np
 
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-PARTS = {("train", "images"): "train-images-idx3-ubyte", ("train", "labels"): "train-labels-idx1-ubyte",
-         ("test", "images"): "test-images-idx3-ubyte", ("test", "labels"): "test-labels-idx1-ubyte"}
+PARTS = {
+    ("train", "images"): "train-images-idx3-ubyte",
+    ("train", "labels"): "train-labels-idx1-ubyte",
+    ("test", "images"): "test-images-idx3-ubyte",
+    ("test", "labels"): "test-labels-idx1-ubyte",
+}
 
 
 class DataError(ValueError):
@@ -59,25 +64,31 @@ def read_idx(path) -> np.ndarray:
     dtype = np.dtype(IDX_TYPES[data[2]])
     need = int(np.prod(shape)) * dtype.itemsize
     if len(data) - head != need:
-        raise DataError(f"{path}: expected {need} bytes of data for shape {shape}, "
-                        f"found {len(data) - head}")
+        raise DataError(
+            f"{path}: expected {need} bytes of data for shape {shape}, found {len(data) - head}"
+        )
     return np.frombuffer(data, dtype=dtype, offset=head).reshape(shape)
 
 
 def _find(folder: Path, split: str, what: str) -> Path:
     tail = PARTS[(split, what)]
-    found = sorted(p for p in folder.iterdir() if p.name.endswith(tail) or p.name.endswith(tail + ".gz"))
+    found = sorted(
+        p for p in folder.iterdir() if p.name.endswith(tail) or p.name.endswith(tail + ".gz")
+    )
     letters = [p for p in found if "letters" in p.name]
     if not (letters or found):
-        raise DataError(f"{folder}: no *{tail}[.gz] file (expected EMNIST letters, e.g. "
-                        f"emnist-letters-{tail})")
+        raise DataError(
+            f"{folder}: no *{tail}[.gz] file (expected EMNIST letters, e.g. emnist-letters-{tail})"
+        )
     return (letters or found)[0]
 
 
-def load_emnist_letters(folder, limit_train: int | None = None,
-                        limit_test: int | None = None) -> DataSet:
+def load_emnist_letters(
+    folder, limit_train: int | None = None, limit_test: int | None = None
+) -> DataSet:
     """The EMNIST letters train and test splits in `folder`, as network inputs and labels 0..25."""
     from partui.kernels.letters import normalize
+
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
@@ -86,21 +97,28 @@ def load_emnist_letters(folder, limit_train: int | None = None,
         images = read_idx(_find(folder, split, "images"))
         labels = read_idx(_find(folder, split, "labels"))
         if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise DataError(f"{folder}: {split} images have shape {images.shape}, expected (n, 28, 28)")
+            raise DataError(
+                f"{folder}: {split} images have shape {images.shape}, expected (n, 28, 28)"
+            )
         if labels.ndim != 1 or len(labels) != len(images):
             raise DataError(f"{folder}: {len(labels)} {split} labels for {len(images)} images")
         labels = labels.astype(np.int64)
         if len(labels) and (labels.min() < 1 or labels.max() > 26):
-            raise DataError(f"{folder}: {split} labels outside 1..26 (EMNIST letters are 1 = A .. 26 = Z)")
+            raise DataError(
+                f"{folder}: {split} labels outside 1..26 (EMNIST letters are 1 = A .. 26 = Z)"
+            )
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
-        pixels = images.transpose(0, 2, 1).astype(np.float32) / np.float32(255.0)  # EMNIST is transposed
+        pixels = images.transpose(0, 2, 1).astype(np.float32) / np.float32(
+            255.0
+        )  # EMNIST is transposed
         out += [normalize(pixels), labels - 1]
     return DataSet(*out, source=f"EMNIST letters in {folder}")
 
 
 def builtin_letters(train: int, test: int, seed: int = 0) -> DataSet:
     from partui.kernels.letters import make_letters
+
     return DataSet(*make_letters(train, test, seed), source=f"letters (built-in, seed {seed})")
 
 

@@ -1,15 +1,17 @@
 """The engine: run one configuration on an executor, stamp every task, verify the answer.
 
-    RunConfig -> inputs (seeded) -> plan (tasks) -> executor, repeat by repeat
-              -> events (spans as tasks finish) -> RunResult (times, spans, error)
+RunConfig -> inputs (seeded) -> plan (tasks) -> executor, repeat by repeat
+          -> events (spans as tasks finish) -> RunResult (times, spans, error)
 """
+
 from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -19,12 +21,32 @@ from partui.kernels.layers import NETWORK, get_layer, make_input, make_params
 from partui.kernels.scratch import Cancelled, Scratch
 
 from . import blas, worker
-from .config import (MAX_WORKERS, ConfigError, RunCancelledError,  # noqa: F401 (re-exported)
-                     RunConfig, default_workers)
-from .events import (CpuSample, RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span,
-                     SpanDone)
-from .executors import (Executor, ProcessExecutor, ThreadExecutor, WorkerLost, _wait_all,
-                        make_executor, pool_refusal)
+from .config import (
+    MAX_WORKERS,  # noqa: F401 (re-exported)
+    ConfigError,
+    RunCancelledError,  # noqa: F401 (re-exported)
+    RunConfig,
+    default_workers,  # noqa: F401 (re-exported)
+)
+from .events import (
+    CpuSample,
+    RepeatDone,
+    RunCancelled,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    Span,
+    SpanDone,
+)
+from .executors import (
+    Executor,
+    ProcessExecutor,
+    ThreadExecutor,
+    WorkerLost,
+    _wait_all,
+    make_executor,
+    pool_refusal,
+)
 from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler, on_cpu_ratios
 from .stats import summarize
 
@@ -65,21 +87,26 @@ class RunResult:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "arrays"}
         d["spans"] = [s.to_dict() for s in self.spans]
         d["cpu_samples"] = [s.to_dict() for s in self.cpu_samples]
-        d.update({k: self.config[k] for k in ("layer", "strategy", "kernel", "executor",
-                                                "workers", "batch")})
+        d.update(
+            {
+                k: self.config[k]
+                for k in ("layer", "strategy", "kernel", "executor", "workers", "batch")
+            }
+        )
         d["gflops"] = self.gflops
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunResult":
+    def from_dict(cls, d: dict[str, Any]) -> RunResult:
         """Rebuild a result from `to_dict()` output (derived keys are ignored)."""
         names = {f.name for f in fields(cls)} - {"arrays"}
         values = {k: v for k, v in d.items() if k in names}
         values["spans"] = [Span(**s) for s in d.get("spans", [])]
         values["cpu_samples"] = [CpuSample.from_dict(s) for s in d.get("cpu_samples", [])]
         # JSON has no NaN / inf: snapshots store them as null
-        values["on_cpu_ratio"] = [float("nan") if v is None else v
-                                  for v in d.get("on_cpu_ratio", [])]
+        values["on_cpu_ratio"] = [
+            float("nan") if v is None else v for v in d.get("on_cpu_ratio", [])
+        ]
         if values.get("max_abs_error") is None:
             values["max_abs_error"] = float("inf")
         return cls(**values)
@@ -156,8 +183,9 @@ class Engine:
         self.close()
 
     # -- running ------------------------------------------------------------
-    def run(self, cfg: RunConfig, emit: Callable | None = None,
-            keep_arrays: bool = False) -> RunResult:
+    def run(
+        self, cfg: RunConfig, emit: Callable | None = None, keep_arrays: bool = False
+    ) -> RunResult:
         """Run `cfg` (warm-ups, then repeats), verify it, and return the result.
 
         Raises ConfigError / NotApplicable before any work; RunCancelledError when
@@ -166,6 +194,7 @@ class Engine:
         cfg.check()
         if cfg.pass_kind != "forward":
             from .passes import run_pass
+
             return run_pass(self, cfg, emit, keep_arrays)
         emit = emit or (lambda event: None)
         self._run += 1
@@ -173,10 +202,16 @@ class Engine:
         layer = get_layer(cfg.layer)
         x = _input(cfg.layer, cfg.batch, cfg.seed)
         params = _params(cfg.layer, cfg.seed)
-        plan = None if cfg.strategy == "pipeline" else strategies.plan(layer, cfg.strategy,
-                                                                       cfg.batch, cfg.workers)
-        shapes = {"x": x.shape, "out": layer.out_array_shape(cfg.batch),
-                  **{k: v.shape for k, v in params.items()}}
+        plan = (
+            None
+            if cfg.strategy == "pipeline"
+            else strategies.plan(layer, cfg.strategy, cfg.batch, cfg.workers)
+        )
+        shapes = {
+            "x": x.shape,
+            "out": layer.out_array_shape(cfg.batch),
+            **{k: v.shape for k, v in params.items()},
+        }
         if plan is not None and plan.partials:
             shapes["partials"] = (plan.partials, *layer.out_array_shape(cfg.batch))
         short = _memory_shortfall(shapes)  # before any pool starts or array is made
@@ -216,12 +251,15 @@ class Engine:
                         cpu_marks.append(sampler.worker_cpu())
                     t0 = time.perf_counter_ns()
                     if plan is None:
-                        rep_spans = self._pipeline_repeat(ex, layer, cfg, arena, run_id, rep, on_span)
+                        rep_spans = self._pipeline_repeat(
+                            ex, layer, cfg, arena, run_id, rep, on_span
+                        )
                     else:
                         rep_spans = []
                         for phase in plan.phases:
-                            rep_spans += ex.run_phase(layer, cfg.kernel, arena, phase, run_id,
-                                                      rep, on_span)
+                            rep_spans += ex.run_phase(
+                                layer, cfg.kernel, arena, phase, run_id, rep, on_span
+                            )
                     wall = time.perf_counter_ns() - t0
                     emit(RepeatDone(run_id, rep, wall, t0))
                     if rep >= 0:
@@ -251,8 +289,9 @@ class Engine:
             arena.close()
             self._current = None
         err, tol, ok = verify(output, _reference(cfg.layer, cfg.batch, cfg.seed))
-        result = self._result(cfg, layer, times, spans, err, tol, ok, startup,
-                              tasks=len(spans) // max(1, len(times)))
+        result = self._result(
+            cfg, layer, times, spans, err, tol, ok, startup, tasks=len(spans) // max(1, len(times))
+        )
         if sampler:
             result.cpu_samples = samples
             if len(cpu_marks) == 2:
@@ -267,8 +306,11 @@ class Engine:
         if ok:
             emit(RunFinished(run_id, result))
         else:
-            result.error = (f"max abs error {err:.3g} exceeds tolerance {tol:.3g}" if np.isfinite(err)
-                            else "the output holds NaN or infinite values")
+            result.error = (
+                f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
+                if np.isfinite(err)
+                else "the output holds NaN or infinite values"
+            )
             emit(RunFailed(run_id, result.error, result, cfg.to_dict()))
         return result
 
@@ -288,11 +330,23 @@ class Engine:
             if 0 <= span.worker < cfg.workers and 0 <= span.repeat < len(times):
                 busy[span.worker, span.repeat] += span.duration_ns / 1e6
         return RunResult(
-            config=cfg.to_dict(), blas_threads=cfg.blas_threads, times_ms=times,
-            median_ms=s.median, min_ms=s.min, max_ms=s.max, q1_ms=s.q1, q3_ms=s.q3,
-            max_abs_error=err, tolerance=tol, ok=ok, tasks=tasks, flops=layer.flops(cfg.batch),
-            spans=spans, worker_busy_ms=[float(np.median(b)) for b in busy],
-            pool_startup_ms=startup)
+            config=cfg.to_dict(),
+            blas_threads=cfg.blas_threads,
+            times_ms=times,
+            median_ms=s.median,
+            min_ms=s.min,
+            max_ms=s.max,
+            q1_ms=s.q1,
+            q3_ms=s.q3,
+            max_abs_error=err,
+            tolerance=tol,
+            ok=ok,
+            tasks=tasks,
+            flops=layer.flops(cfg.batch),
+            spans=spans,
+            worker_busy_ms=[float(np.median(b)) for b in busy],
+            pool_startup_ms=startup,
+        )
 
     # -- pipeline -----------------------------------------------------------
     def _pipeline_repeat(self, ex: ThreadExecutor, layer, cfg, arena, run_id, rep, on_span):
@@ -331,14 +385,23 @@ class Engine:
             for m, (n0, n1) in enumerate(micro):
                 inp = arrays["x"][n0:n1] if s == 0 else get(links[s - 1])
                 start = time.perf_counter_ns()
-                y = stage_forward(ops, stages[s], inp, arrays,
-                                  self._pipe_scratch[s][m % PIPELINE_SLOTS], cancel)
+                y = stage_forward(
+                    ops, stages[s], inp, arrays, self._pipe_scratch[s][m % PIPELINE_SLOTS], cancel
+                )
                 if s == len(stages) - 1:
                     arrays["out"][n0:n1] = y
                 end = time.perf_counter_ns()
-                span = Span(me, worker.threading.get_native_id(), start, end,
-                            flops * (n1 - n0), task=s * len(micro) + m, phase=s,
-                            repeat=rep, run=run_id)
+                span = Span(
+                    me,
+                    worker.threading.get_native_id(),
+                    start,
+                    end,
+                    flops * (n1 - n0),
+                    task=s * len(micro) + m,
+                    phase=s,
+                    repeat=rep,
+                    run=run_id,
+                )
                 on_span(span)
                 out.append(span)
                 if s < len(stages) - 1:
@@ -353,6 +416,7 @@ def _memory_shortfall(shapes: dict) -> str | None:
     """The run's arrays (float32), its float64 reference and error: do they fit under the
     process's limits (ulimit -v, cgroup memory.max, free memory)? One line if not."""
     from .memory_limits import shortfall
+
     out = int(np.prod(shapes["out"]))
     need = 4 * sum(int(np.prod(s)) for s in shapes.values()) + 3 * 8 * out
     return shortfall(need) if need > 64 * 2**20 else None  # small runs: not worth a look

@@ -1,4 +1,5 @@
 """What the engine reports while it works. Plain dataclasses: easy to queue, pickle and save."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -8,6 +9,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Span:
     """One task, stamped by the worker that ran it (perf_counter_ns, CLOCK_MONOTONIC)."""
+
     worker: int  # worker index 0..workers-1
     tid: int  # native thread id, or pid for process workers
     start_ns: int
@@ -71,6 +73,7 @@ class RunCancelled:
 class Compiling:
     """The engine compiles a layer's native kernels ahead of need (the first runs after an
     install): sent as it starts one layer (done=False) and as it finishes it."""
+
     layer: str
     left: int  # layers still to compile, this one included
     done: bool = False
@@ -80,6 +83,7 @@ class Compiling:
 @dataclass(frozen=True)
 class CpuSample:
     """What the CPU did since the previous sample (profiles.sampler)."""
+
     t_ns: int  # perf_counter_ns when taken: the same clock as the spans
     per_core: list[float]  # percent 0-100 per logical CPU
     workers: dict[int, float]  # worker index -> CPU seconds used so far (thread or process)
@@ -96,19 +100,26 @@ class CpuSample:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CpuSample":
+    def from_dict(cls, d: dict[str, Any]) -> CpuSample:
         def opt(v):
             return None if v is None else float(v)
-        return cls(int(d["t_ns"]), [float("nan") if v is None else float(v) for v in d["per_core"]],
-                   {int(k): float(v) for k, v in d["workers"].items()},
-                   float(d["engine_cpu"]), float(d["sampler_cost_us"]),
-                   int(d.get("window_ns") or 0), opt(d.get("partui_cpu")),
-                   opt(d.get("others_cpu")))
+
+        return cls(
+            int(d["t_ns"]),
+            [float("nan") if v is None else float(v) for v in d["per_core"]],
+            {int(k): float(v) for k, v in d["workers"].items()},
+            float(d["engine_cpu"]),
+            float(d["sampler_cost_us"]),
+            int(d.get("window_ns") or 0),
+            opt(d.get("partui_cpu")),
+            opt(d.get("others_cpu")),
+        )
 
 
 @dataclass
 class EventLog:
     """A consumer that keeps every event (tests, the CLI)."""
+
     events: list = field(default_factory=list)
 
     def __call__(self, event) -> None:

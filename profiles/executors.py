@@ -3,6 +3,7 @@
 Pools are made once and reused across repeats and runs; making one is timed and
 reported apart from the run. Every executor hands back one Span per task.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,20 +39,30 @@ def pool_refusal(workers: int) -> str | None:
     """Why a pool of `workers` processes cannot be started here (None: it can), said before
     anything starts: open-file and process limits, and memory for the workers."""
     import resource
+
     need = FDS_BASE + FDS_PER_WORKER * workers
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and need > soft:
-        return (f"{workers} worker processes need about {need} open files and the limit "
-                f"is {soft} (ulimit -n); use fewer workers or raise the limit")
+        return (
+            f"{workers} worker processes need about {need} open files and the limit "
+            f"is {soft} (ulimit -n); use fewer workers or raise the limit"
+        )
     soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     if soft != resource.RLIM_INFINITY and os.getuid() != 0:
         import psutil
-        mine = sum(1 for p in psutil.process_iter(["uids"])
-                   if p.info["uids"] and p.info["uids"].real == os.getuid())
+
+        mine = sum(
+            1
+            for p in psutil.process_iter(["uids"])
+            if p.info["uids"] and p.info["uids"].real == os.getuid()
+        )
         if mine + workers + 2 > soft:
-            return (f"{workers} worker processes would pass the limit of {soft} processes "
-                    f"(ulimit -u; {mine} running already)")
+            return (
+                f"{workers} worker processes would pass the limit of {soft} processes "
+                f"(ulimit -u; {mine} running already)"
+            )
     from .memory_limits import shortfall
+
     short = shortfall(workers * WORKER_MEMORY, include_rlimit=False)
     if short:
         return f"{workers} worker processes {short}"
@@ -89,8 +100,10 @@ class SharedArena(Arena):
             offset += (size + self.ALIGN - 1) // self.ALIGN * self.ALIGN
         self.shm = shared_memory.SharedMemory(create=True, size=max(offset, self.ALIGN))
         self.name = self.shm.name
-        self.arrays = {k: np.ndarray(shape, dtype=np.float32, buffer=self.shm.buf, offset=off)
-                       for k, (off, shape) in self.layout.items()}
+        self.arrays = {
+            k: np.ndarray(shape, dtype=np.float32, buffer=self.shm.buf, offset=off)
+            for k, (off, shape) in self.layout.items()
+        }
 
     def close(self) -> None:
         self.arrays = {}
@@ -154,6 +167,7 @@ class Executor:
 
 class InlineExecutor(Executor):
     """Tasks one after another on the calling thread."""
+
     name = "inline"
 
     def __init__(self, workers: int = 1):
@@ -163,11 +177,21 @@ class InlineExecutor(Executor):
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):
         if self._scratch is None:  # (an import here would run inside every timed repeat)
             from partui.kernels.scratch import Scratch
+
             self._scratch = Scratch()
         spans = []
         for task in tasks:
-            span = worker.run_stamped(layer, kernel, arena.arrays, task, self.cancel_event,
-                                      run, repeat, index=0, scratch=self._scratch)
+            span = worker.run_stamped(
+                layer,
+                kernel,
+                arena.arrays,
+                task,
+                self.cancel_event,
+                run,
+                repeat,
+                index=0,
+                scratch=self._scratch,
+            )
             spans.append(span)
             if on_span:
                 on_span(span)
@@ -176,6 +200,7 @@ class InlineExecutor(Executor):
 
 class BlasExecutor(InlineExecutor):
     """One vectorized call on the calling thread; BLAS spreads it over its own threads."""
+
     name = "blas"
 
     def __init__(self, workers: int):
@@ -212,13 +237,15 @@ def _sigint_held():
     if on_main:
         for sig in HELD_SIGNALS:
             if sig == signal.SIGINT or callable(signal.getsignal(sig)):  # handled: hold it
-                previous[sig] = signal.signal(sig, lambda signum, frame: held.append(
-                    (signum, frame)))
+                previous[sig] = signal.signal(
+                    sig, lambda signum, frame: held.append((signum, frame))
+                )
     try:
         # The standard library starts its resource tracker with SIGINT and SIGTERM blocked,
         # then unblocks them: start it first, with SIGHUP alone blocked (the tracker keeps
         # that mask, so a closed terminal does not kill it before partui has cleaned up).
         from multiprocessing import resource_tracker
+
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         try:
             resource_tracker.ensure_running()
@@ -269,9 +296,12 @@ class ThreadExecutor(Executor):
             return 0.0
         t0 = time.perf_counter_ns()
         self._tids = {}
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="partui-worker",
-                                        initializer=worker.thread_init,
-                                        initargs=(itertools.count(), self._tids))
+        self._pool = ThreadPoolExecutor(
+            self.workers,
+            thread_name_prefix="partui-worker",
+            initializer=worker.thread_init,
+            initargs=(itertools.count(), self._tids),
+        )
         # Start every thread now so the first timed run does not pay for it.
         barrier = threading.Barrier(self.workers)
         try:
@@ -290,8 +320,16 @@ class ThreadExecutor(Executor):
         self.start()
         futures = []
         for task in tasks:
-            f = self._pool.submit(worker.run_stamped, layer, kernel, arena.arrays, task,
-                                  self.cancel_event, run, repeat)
+            f = self._pool.submit(
+                worker.run_stamped,
+                layer,
+                kernel,
+                arena.arrays,
+                task,
+                self.cancel_event,
+                run,
+                repeat,
+            )
             if on_span:
                 f.add_done_callback(lambda f: f.exception() is None and on_span(f.result()))
             futures.append(f)
@@ -328,6 +366,7 @@ def _one_blas_thread_env():
 
 class ProcessExecutor(Executor):
     """A pool of worker processes started by a fork server, arrays in shared memory."""
+
     name = "processes"
     arena_class = SharedArena
 
@@ -357,8 +396,11 @@ class ProcessExecutor(Executor):
                 counter = self._ctx.Value("i", 0)
                 self._pids = self._ctx.Array("i", self.workers, lock=False)
                 self._pool = ProcessPoolExecutor(
-                    self.workers, mp_context=self._ctx, initializer=worker.process_init,
-                    initargs=(counter, self._mp_cancel, self._pids, os.getpid()))
+                    self.workers,
+                    mp_context=self._ctx,
+                    initializer=worker.process_init,
+                    initargs=(counter, self._mp_cancel, self._pids, os.getpid()),
+                )
                 # Start every process now (the pool starts them lazily otherwise), and wait
                 # until each has run its initializer. The pool starts a process for a task
                 # only while no worker is idle: each ping therefore holds its worker until
@@ -368,8 +410,11 @@ class ProcessExecutor(Executor):
                 for _ in range(self.workers):  # each submit starts a process: seconds for 64
                     if held:
                         break
-                    futures.append(self._pool.submit(worker.process_ping, self.workers,
-                                                     startup_timeout(self.workers)))
+                    futures.append(
+                        self._pool.submit(
+                            worker.process_ping, self.workers, startup_timeout(self.workers)
+                        )
+                    )
                 deadline = time.monotonic() + startup_timeout(self.workers)
                 while counter.value < self.workers or not all(f.done() for f in futures):
                     if held:  # Ctrl+C, SIGTERM or SIGHUP: give up now (the signal is
@@ -378,8 +423,10 @@ class ProcessExecutor(Executor):
                     if broken:
                         raise broken[0].exception()
                     if time.monotonic() > deadline:
-                        raise WorkerLost(f"{counter.value} of {self.workers} worker processes "
-                                         f"started within {startup_timeout(self.workers):.0f} s")
+                        raise WorkerLost(
+                            f"{counter.value} of {self.workers} worker processes "
+                            f"started within {startup_timeout(self.workers):.0f} s"
+                        )
                     time.sleep(0.005)
             if counter.value < self.workers:  # a held signal whose handler raised nothing
                 raise KeyboardInterrupt
@@ -402,8 +449,9 @@ class ProcessExecutor(Executor):
         self.start()
         futures = []
         for task in tasks:
-            f = self._pool.submit(worker.process_task, arena.name, arena.layout, layer.name,
-                                  kernel, task, run, repeat)
+            f = self._pool.submit(
+                worker.process_task, arena.name, arena.layout, layer.name, kernel, task, run, repeat
+            )
             if on_span:
                 f.add_done_callback(lambda f: f.exception() is None and on_span(f.result()))
             futures.append(f)
@@ -411,7 +459,9 @@ class ProcessExecutor(Executor):
             return _wait_all(futures, self.cancel)
         except BrokenProcessPool as exc:
             self.kill()
-            raise WorkerLost("a worker process was lost (killed or crashed) during the run") from exc
+            raise WorkerLost(
+                "a worker process was lost (killed or crashed) during the run"
+            ) from exc
 
     def cancel(self) -> None:
         super().cancel()

@@ -8,6 +8,7 @@ engine's, partui's and other programs' CPU in % of one core (at most 100 x cores
 workers appear under their own OS pid, named "worker k (pid P)". Times are microseconds
 from the first event of the snapshot (all spans use CLOCK_MONOTONIC, shared by processes).
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,8 +39,15 @@ def _meta(kind: str, pid: int, name: str, tid: int | None = None, sort: int | No
         ev["tid"] = tid
     out = [ev]
     if sort is not None:
-        out.append({"ph": "M", "name": kind.replace("_name", "_sort_index"), "pid": pid,
-                    **({"tid": tid} if tid is not None else {}), "args": {"sort_index": sort}})
+        out.append(
+            {
+                "ph": "M",
+                "name": kind.replace("_name", "_sort_index"),
+                "pid": pid,
+                **({"tid": tid} if tid is not None else {}),
+                "args": {"sort_index": sort},
+            }
+        )
     return out
 
 
@@ -67,31 +75,60 @@ def chrome_trace(snap) -> dict:
             if processes:
                 if tid not in named_pids:  # a pool serves several runs: name it once
                     named_pids.add(tid)
-                    events += _meta("process_name", tid, f"worker {w} (pid {tid})",
-                                    sort=10_000 + w)
+                    events += _meta("process_name", tid, f"worker {w} (pid {tid})", sort=10_000 + w)
                     events += _meta("thread_name", tid, f"worker {w}", w)
             else:
                 events += _meta("thread_name", pid, f"worker {w} (tid {tid})", w, sort=w)
         extents: dict[int, list[int]] = {}
         for s in r.spans:
-            events.append({
-                "ph": "X", "name": f"task {s.task}" + (f" phase {s.phase}" if s.phase else ""),
-                "cat": c["strategy"], "pid": s.tid if processes else pid, "tid": s.worker,
-                "ts": us(s.start_ns), "dur": s.duration_ns / 1000.0,
-                "args": {"run": i, "repeat": s.repeat, "task": s.task, "phase": s.phase,
-                         "flops": s.units, "worker": s.worker, "native_id": s.tid}})
+            events.append(
+                {
+                    "ph": "X",
+                    "name": f"task {s.task}" + (f" phase {s.phase}" if s.phase else ""),
+                    "cat": c["strategy"],
+                    "pid": s.tid if processes else pid,
+                    "tid": s.worker,
+                    "ts": us(s.start_ns),
+                    "dur": s.duration_ns / 1000.0,
+                    "args": {
+                        "run": i,
+                        "repeat": s.repeat,
+                        "task": s.task,
+                        "phase": s.phase,
+                        "flops": s.units,
+                        "worker": s.worker,
+                        "native_id": s.tid,
+                    },
+                }
+            )
             e = extents.setdefault(s.repeat, [s.start_ns, s.end_ns])
             e[0], e[1] = min(e[0], s.start_ns), max(e[1], s.end_ns)
         for rep, (a, b) in sorted(extents.items()):
-            events.append({"ph": "X", "name": f"repeat {rep}", "cat": "repeat", "pid": pid,
-                           "tid": REPEAT_TID, "ts": us(a), "dur": (b - a) / 1000.0,
-                           "args": {"run": i, "repeat": rep}})
+            events.append(
+                {
+                    "ph": "X",
+                    "name": f"repeat {rep}",
+                    "cat": "repeat",
+                    "pid": pid,
+                    "tid": REPEAT_TID,
+                    "ts": us(a),
+                    "dur": (b - a) / 1000.0,
+                    "args": {"run": i, "repeat": rep},
+                }
+            )
         cores = int(snap.machine.get("logical_cores") or 0)
         for sample in r.cpu_samples:
             events += cpu_counters(sample, pid, us(sample.t_ns), cores)
-    return {"traceEvents": events, "displayTimeUnit": "ms",
-            "otherData": {"partui_version": snap.partui_version, "created": snap.created,
-                          "note": snap.note, "cpu": str(snap.machine.get("cpu_model", ""))}}
+    return {
+        "traceEvents": events,
+        "displayTimeUnit": "ms",
+        "otherData": {
+            "partui_version": snap.partui_version,
+            "created": snap.created,
+            "note": snap.note,
+            "cpu": str(snap.machine.get("cpu_model", "")),
+        },
+    }
 
 
 def cpu_counters(sample, pid: int, ts: float, cores: int = 0) -> list[dict]:
@@ -101,23 +138,61 @@ def cpu_counters(sample, pid: int, ts: float, cores: int = 0) -> list[dict]:
     Processes: % of one core, never more than 100 x the logical cores.
     """
     cap = 100.0 * (cores or len(sample.per_core) or 1)
-    out = [{"ph": "C", "name": f"cpu{core} %", "pid": pid, "ts": ts,
-            "args": {"%": round(min(100.0, max(0.0, pct)), 2)}}
-           for core, pct in enumerate(sample.per_core) if pct == pct]
-    for name, value in (("engine CPU % of one core", sample.engine_cpu),
-                        ("partui CPU % of one core", sample.partui_cpu),
-                        ("other programs CPU % of one core", sample.others_cpu)):
+    out = [
+        {
+            "ph": "C",
+            "name": f"cpu{core} %",
+            "pid": pid,
+            "ts": ts,
+            "args": {"%": round(min(100.0, max(0.0, pct)), 2)},
+        }
+        for core, pct in enumerate(sample.per_core)
+        if pct == pct
+    ]
+    for name, value in (
+        ("engine CPU % of one core", sample.engine_cpu),
+        ("partui CPU % of one core", sample.partui_cpu),
+        ("other programs CPU % of one core", sample.others_cpu),
+    ):
         if value is not None and value == value:
-            out.append({"ph": "C", "name": name, "pid": pid, "ts": ts,
-                        "args": {"%": round(min(cap, max(0.0, value)), 2)}})
+            out.append(
+                {
+                    "ph": "C",
+                    "name": name,
+                    "pid": pid,
+                    "ts": ts,
+                    "args": {"%": round(min(cap, max(0.0, value)), 2)},
+                }
+            )
     return out
 
 
-CSV_FIELDS = ["layer", "strategy", "kernel", "executor", "workers", "batch", "repeats",
-              "median_ms", "min_ms", "max_ms", "q1_ms", "q3_ms", "iqr_ms", "gflops",
-              "speedup_vs_1_worker", "speedup_vs_baseline", "baseline_ms", "baseline",
-              "efficiency", "imbalance", "on_cpu_ratio_mean", "pool_startup_ms",
-              "max_abs_error", "ok"]
+CSV_FIELDS = [
+    "layer",
+    "strategy",
+    "kernel",
+    "executor",
+    "workers",
+    "batch",
+    "repeats",
+    "median_ms",
+    "min_ms",
+    "max_ms",
+    "q1_ms",
+    "q3_ms",
+    "iqr_ms",
+    "gflops",
+    "speedup_vs_1_worker",
+    "speedup_vs_baseline",
+    "baseline_ms",
+    "baseline",
+    "efficiency",
+    "imbalance",
+    "on_cpu_ratio_mean",
+    "pool_startup_ms",
+    "max_abs_error",
+    "ok",
+]
 
 
 def _num(v):
@@ -136,16 +211,40 @@ def csv_text(snap) -> str:
     for row in analysis.rows:
         r, st, c = row.result, row.stats, row.result.config
         ratios = [x for x in r.on_cpu_ratio if x == x]
-        w.writerow({k: _num(v) for k, v in {
-            **{k: c[k] for k in ("layer", "strategy", "kernel", "executor", "workers", "batch",
-                                 "repeats")},
-            "median_ms": r.median_ms, "min_ms": r.min_ms, "max_ms": r.max_ms, "q1_ms": r.q1_ms,
-            "q3_ms": r.q3_ms, "iqr_ms": st.iqr, "gflops": r.gflops,
-            "speedup_vs_1_worker": st.speedup_1w, "speedup_vs_baseline": st.speedup_honest,
-            "baseline_ms": row.baseline.median_ms if row.baseline else float("nan"),
-            "baseline": row.baseline.label() if row.baseline else "",
-            "efficiency": st.efficiency, "imbalance": st.imbalance,
-            "on_cpu_ratio_mean": sum(ratios) / len(ratios) if ratios else float("nan"),
-            "pool_startup_ms": r.pool_startup_ms, "max_abs_error": r.max_abs_error,
-            "ok": r.ok}.items()})
+        w.writerow(
+            {
+                k: _num(v)
+                for k, v in {
+                    **{
+                        k: c[k]
+                        for k in (
+                            "layer",
+                            "strategy",
+                            "kernel",
+                            "executor",
+                            "workers",
+                            "batch",
+                            "repeats",
+                        )
+                    },
+                    "median_ms": r.median_ms,
+                    "min_ms": r.min_ms,
+                    "max_ms": r.max_ms,
+                    "q1_ms": r.q1_ms,
+                    "q3_ms": r.q3_ms,
+                    "iqr_ms": st.iqr,
+                    "gflops": r.gflops,
+                    "speedup_vs_1_worker": st.speedup_1w,
+                    "speedup_vs_baseline": st.speedup_honest,
+                    "baseline_ms": row.baseline.median_ms if row.baseline else float("nan"),
+                    "baseline": row.baseline.label() if row.baseline else "",
+                    "efficiency": st.efficiency,
+                    "imbalance": st.imbalance,
+                    "on_cpu_ratio_mean": sum(ratios) / len(ratios) if ratios else float("nan"),
+                    "pool_startup_ms": r.pool_startup_ms,
+                    "max_abs_error": r.max_abs_error,
+                    "ok": r.ok,
+                }.items()
+            }
+        )
     return buf.getvalue()

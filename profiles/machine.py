@@ -1,4 +1,5 @@
 """What machine this is: CPU, cores, caches (from sysfs), memory, BLAS, versions."""
+
 from __future__ import annotations
 
 import os
@@ -36,13 +37,15 @@ def caches() -> list[dict]:
     if not base.is_dir():
         return out
     for index in sorted(base.glob("index*")):
-        out.append({
-            "level": int(_read(index / "level") or 0),
-            "type": _read(index / "type"),
-            "size": _parse_size(_read(index / "size")),
-            "line": int(_read(index / "coherency_line_size") or 0) or None,
-            "shared_cpus": _read(index / "shared_cpu_list"),
-        })
+        out.append(
+            {
+                "level": int(_read(index / "level") or 0),
+                "type": _read(index / "type"),
+                "size": _parse_size(_read(index / "size")),
+                "line": int(_read(index / "coherency_line_size") or 0) or None,
+                "shared_cpus": _read(index / "shared_cpu_list"),
+            }
+        )
     return out
 
 
@@ -84,18 +87,24 @@ def cpu_flags() -> set[str]:
 
 
 # (flag, name, register bits), oldest first: the last one present is the widest
-VECTOR_EXTENSIONS = [("sse2", "SSE2", 128), ("avx", "AVX", 256), ("avx2", "AVX2", 256),
-                     ("avx512f", "AVX-512", 512)]
+VECTOR_EXTENSIONS = [
+    ("sse2", "SSE2", 128),
+    ("avx", "AVX", 256),
+    ("avx2", "AVX2", 256),
+    ("avx512f", "AVX-512", 512),
+]
 
 
 def vector_extensions(flags: set[str] | None = None) -> dict:
     """Which vector instruction sets this CPU has, the widest register, FMA: from the flags."""
     flags = cpu_flags() if flags is None else flags
     present = [(name, bits) for flag, name, bits in VECTOR_EXTENSIONS if flag in flags]
-    return {"extensions": [name for name, _ in present] + (["FMA"] if "fma" in flags else []),
-            "widest": present[-1][0] if present else None,
-            "register_bits": present[-1][1] if present else 64,
-            "avx512_subsets": sorted(f for f in flags if f.startswith("avx512"))}
+    return {
+        "extensions": [name for name, _ in present] + (["FMA"] if "fma" in flags else []),
+        "widest": present[-1][0] if present else None,
+        "register_bits": present[-1][1] if present else 64,
+        "avx512_subsets": sorted(f for f in flags if f.startswith("avx512")),
+    }
 
 
 def cpu_mhz() -> float | None:
@@ -112,6 +121,7 @@ def info() -> dict:
     import psutil
 
     from . import blas
+
     mem = psutil.virtual_memory()
     return {
         "cpu_model": cpu_model(),

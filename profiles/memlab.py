@@ -12,12 +12,14 @@ KeyboardInterrupt in the calling thread) stops the worker threads and propagates
 
 numba is imported when an experiment first runs, not when this module is imported.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from partui.kernels.scratch import Cancelled
 
@@ -25,14 +27,27 @@ from . import machine as machine_info
 from .memlab_experiments import GROUPS, SPECS
 from .memlab_measure import Comparison, ExperimentResult, Lab, MemPoint, compare
 
-__all__ = ["EXPERIMENTS", "GROUPS", "EXPERIMENT_GROUP", "MAX_MEMORY", "ExperimentResult", "MemPoint", "MemoryShort",
-           "UnknownExperiment", "Comparison", "compare", "check_memory", "memory_need",
-           "run_experiment", "machine_facts"]
+__all__ = [
+    "EXPERIMENTS",
+    "GROUPS",
+    "EXPERIMENT_GROUP",
+    "MAX_MEMORY",
+    "ExperimentResult",
+    "MemPoint",
+    "MemoryShort",
+    "UnknownExperiment",
+    "Comparison",
+    "compare",
+    "check_memory",
+    "memory_need",
+    "run_experiment",
+    "machine_facts",
+]
 
 EXPERIMENTS: dict[str, str] = {name: spec.description for name, spec in SPECS.items()}
 EXPERIMENT_GROUP: dict[str, str] = {name: spec.group for name, spec in SPECS.items()}
-MAX_MEMORY = 512 * 1024 ** 2
-SPARE_MEMORY = 256 * 1024 ** 2  # left free for everything else on the machine
+MAX_MEMORY = 512 * 1024**2
+SPARE_MEMORY = 256 * 1024**2  # left free for everything else on the machine
 
 
 class UnknownExperiment(ValueError):
@@ -60,10 +75,15 @@ def usable_cores() -> int:
 def machine_facts() -> dict[str, Any]:
     """What the experiments need to know about this machine (and what their results keep)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"l1": machine_info.cache_size(1), "l2": machine_info.cache_size(2),
-            "l3": machine_info.cache_size(3), "line": machine_info.line_size(),
-            "cores": usable_cores(), "cpu_model": machine_info.cpu_model(),
-            "load_average_1min": load}
+    return {
+        "l1": machine_info.cache_size(1),
+        "l2": machine_info.cache_size(2),
+        "l3": machine_info.cache_size(3),
+        "line": machine_info.line_size(),
+        "cores": usable_cores(),
+        "cpu_model": machine_info.cpu_model(),
+        "load_average_1min": load,
+    }
 
 
 def _plan(name: str, quick: bool, params: dict | None = None) -> dict:
@@ -85,6 +105,7 @@ def memory_need(name: str, quick: bool = False, params: dict | None = None) -> i
 def _memory_room():
     """The room left under the tightest limit: system memory, ulimit -v, cgroup memory.max."""
     from .memory_limits import memory_room
+
     return memory_room()
 
 
@@ -92,31 +113,44 @@ def check_memory(name: str, quick: bool = False, params: dict | None = None) -> 
     """The memory need, or MemoryShort with a message saying what is needed and what is free."""
     need = memory_need(name, quick, params)
     if need > MAX_MEMORY:
-        raise MemoryShort(f"{name} would need {need / 2 ** 20:.0f} MiB, more than the memory "
-                          f"lab's limit of {MAX_MEMORY / 2 ** 20:.0f} MiB")
+        raise MemoryShort(
+            f"{name} would need {need / 2**20:.0f} MiB, more than the memory "
+            f"lab's limit of {MAX_MEMORY / 2**20:.0f} MiB"
+        )
     room = _memory_room()
     if room.bytes < need + SPARE_MEMORY:
         hint = ""
         if not quick and memory_need(name, True) < need:
-            hint = f"; --quick needs {memory_need(name, True) / 2 ** 20:.0f} MiB"
+            hint = f"; --quick needs {memory_need(name, True) / 2**20:.0f} MiB"
         raise MemoryShort(
-            f"{name} needs {need / 2 ** 20:.0f} MiB of memory plus "
-            f"{SPARE_MEMORY / 2 ** 20:.0f} MiB to spare, and only "
-            f"{room.bytes / 2 ** 20:.0f} MiB is left under {room.limit}{hint}")
+            f"{name} needs {need / 2**20:.0f} MiB of memory plus "
+            f"{SPARE_MEMORY / 2**20:.0f} MiB to spare, and only "
+            f"{room.bytes / 2**20:.0f} MiB is left under {room.limit}{hint}"
+        )
     return need
 
 
-def run_experiment(name: str, emit: Callable[[MemPoint], Any] | None = None,
-                   cancel: threading.Event | None = None, quick: bool = False,
-                   params: dict | None = None) -> ExperimentResult:
+def run_experiment(
+    name: str,
+    emit: Callable[[MemPoint], Any] | None = None,
+    cancel: threading.Event | None = None,
+    quick: bool = False,
+    params: dict | None = None,
+) -> ExperimentResult:
     """Run one experiment. Raises UnknownExperiment, MemoryShort (before allocating), or an
     error of a kernel; returns a result with `cancelled=True` when `cancel` was set.
     `params` overrides the plan (sizes, repeats): for tests and for the curious."""
     spec = _spec(name)
     plan = _plan(name, quick, params)
     need = check_memory(name, quick, params)
-    lab = Lab(name, emit, cancel if cancel is not None else threading.Event(), quick, plan,
-              machine_facts())
+    lab = Lab(
+        name,
+        emit,
+        cancel if cancel is not None else threading.Event(),
+        quick,
+        plan,
+        machine_facts(),
+    )
     started, t0 = time.time(), time.perf_counter()
     try:
         summary = spec.run(lab, plan)
@@ -124,12 +158,22 @@ def run_experiment(name: str, emit: Callable[[MemPoint], Any] | None = None,
     except Cancelled:
         summary, cancelled = {}, True
     if cancelled:
-        explanation = (f"{name} stopped after {len(lab.points)} point"
-                       f"{'' if len(lab.points) == 1 else 's'}.")
+        explanation = (
+            f"{name} stopped after {len(lab.points)} point{'' if len(lab.points) == 1 else 's'}."
+        )
     else:
         explanation = spec.explain(summary, lab)
     return ExperimentResult(
-        experiment=name, points=lab.points, summary=summary, explanation=explanation,
+        experiment=name,
+        points=lab.points,
+        summary=summary,
+        explanation=explanation,
         markers=[(float(x), label) for x, label in spec.markers(lab, summary)],
-        quick=quick, cancelled=cancelled, params=plan, machine=lab.machine, memory_need=need,
-        started=started, duration_s=time.perf_counter() - t0)
+        quick=quick,
+        cancelled=cancelled,
+        params=plan,
+        machine=lab.machine,
+        memory_need=need,
+        started=started,
+        duration_s=time.perf_counter() - t0,
+    )

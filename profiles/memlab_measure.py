@@ -5,12 +5,14 @@ barrier, each stamping its own wall and CPU time: the caller stays free to notic
 cancel event, and a thread's CPU time against the wall time shows whether it really ran the
 whole time or was pushed off its core (by another program, or by waiting for the GIL).
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from partui.kernels.scratch import Cancelled
 
@@ -26,6 +28,7 @@ RETAKE_PAUSE_S = 0.03
 @dataclass
 class MemPoint:
     """One measured point: the samples of `repeats` runs and their median and min-max."""
+
     experiment: str
     series: str
     x: float
@@ -40,24 +43,43 @@ class MemPoint:
     cpu_share: float | None = None
 
     @classmethod
-    def of(cls, experiment: str, series: str, x: float, x_label: str, y_label: str,
-           samples: list[float], cpu_shares: list[float] | None = None) -> "MemPoint":
+    def of(
+        cls,
+        experiment: str,
+        series: str,
+        x: float,
+        x_label: str,
+        y_label: str,
+        samples: list[float],
+        cpu_shares: list[float] | None = None,
+    ) -> MemPoint:
         s = summarize(samples)
         share = summarize(cpu_shares).median if cpu_shares else None
-        return cls(experiment, series, float(x), x_label, y_label, [float(v) for v in samples],
-                   s.median, s.min, s.max, share)
+        return cls(
+            experiment,
+            series,
+            float(x),
+            x_label,
+            y_label,
+            [float(v) for v in samples],
+            s.median,
+            s.min,
+            s.max,
+            share,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MemPoint":
+    def from_dict(cls, d: dict[str, Any]) -> MemPoint:
         return cls(**_pick(cls, d, "point"))
 
 
 @dataclass
 class ExperimentResult:
     """An experiment's points, its summary figures, the text that explains them, chart markers."""
+
     experiment: str
     points: list[MemPoint]
     summary: dict[str, Any]
@@ -86,12 +108,13 @@ class ExperimentResult:
         return {"kind": RESULT_KIND, "version": RESULT_VERSION, **d}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExperimentResult":
+    def from_dict(cls, d: dict[str, Any]) -> ExperimentResult:
         if not isinstance(d, dict) or d.get("kind") != RESULT_KIND:
             raise ValueError(f"not a memory-lab result (kind should be {RESULT_KIND!r})")
         if d.get("version") != RESULT_VERSION:
-            raise ValueError(f"memory-lab result version {d.get('version')!r} is not "
-                             f"{RESULT_VERSION}")
+            raise ValueError(
+                f"memory-lab result version {d.get('version')!r} is not {RESULT_VERSION}"
+            )
         values = _pick(cls, d, "memory-lab result")
         try:
             values["points"] = [MemPoint.from_dict(p) for p in values["points"]]
@@ -106,8 +129,9 @@ def _pick(cls, d: dict, what: str) -> dict:
     if not isinstance(d, dict):
         raise ValueError(f"{what}: expected an object, got {type(d).__name__}")
     names = [f.name for f in fields(cls)]
-    required = [f.name for f in fields(cls)
-                if f.default is MISSING and f.default_factory is MISSING]
+    required = [
+        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    ]
     missing = [n for n in required if n not in d]
     if missing:
         raise ValueError(f"{what}: missing {', '.join(missing)}")
@@ -116,9 +140,11 @@ def _pick(cls, d: dict, what: str) -> dict:
 
 # ---- verdicts ---------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Comparison:
     """`a` against `b`: the ratio of medians and whether the spreads (min-max) overlap."""
+
     ratio: float  # a.median / b.median
     separated: bool  # the min-max ranges do not overlap
     text: str
@@ -141,6 +167,7 @@ def compare(a: MemPoint, b: MemPoint, higher_is_better: bool = False) -> Compari
 
 
 # ---- timing threads ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -179,8 +206,9 @@ def run_parallel(jobs: list[list[Callable[[], Any]]], cancel: threading.Event) -
             stop.set()
             barrier.abort()
 
-    threads = [threading.Thread(target=body, args=(k,), name=f"memlab-{k}", daemon=True)
-               for k in range(n)]
+    threads = [
+        threading.Thread(target=body, args=(k,), name=f"memlab-{k}", daemon=True) for k in range(n)
+    ]
     for t in threads:
         t.start()
     try:
@@ -214,11 +242,19 @@ def split_calls(total: int, per_call: int) -> list[int]:
 
 # ---- one experiment's run ---------------------------------------------------
 
+
 class Lab:
     """What an experiment measures with: the cancel event, the points so far, `emit`."""
 
-    def __init__(self, experiment: str, emit: Callable[[MemPoint], Any] | None,
-                 cancel: threading.Event, quick: bool, params: dict, machine: dict) -> None:
+    def __init__(
+        self,
+        experiment: str,
+        emit: Callable[[MemPoint], Any] | None,
+        cancel: threading.Event,
+        quick: bool,
+        params: dict,
+        machine: dict,
+    ) -> None:
         self.experiment = experiment
         self.emit = emit
         self.cancel = cancel
@@ -233,8 +269,12 @@ class Lab:
         if self.cancel.is_set():
             raise Cancelled()
 
-    def sample(self, jobs: list[list[Callable[[], Any]]], min_share: float | None = None,
-               reset: Callable[[], Any] | None = None) -> Sample:
+    def sample(
+        self,
+        jobs: list[list[Callable[[], Any]]],
+        min_share: float | None = None,
+        reset: Callable[[], Any] | None = None,
+    ) -> Sample:
         """One timed run of `jobs`. With `min_share`, a run in which the threads were off
         their cores for longer than that allows (another program took a core) is retaken,
         up to RETAKES times after a short pause; `reset` runs before each retake. Retaken and
@@ -255,18 +295,29 @@ class Lab:
     def counts(self) -> dict[str, int]:
         return {"samples_retaken": self.retaken, "samples_disturbed": self.disturbed}
 
-    def add(self, series: str, x: float, x_label: str, y_label: str, samples: list[float],
-            cpu_shares: list[float] | None = None) -> MemPoint:
+    def add(
+        self,
+        series: str,
+        x: float,
+        x_label: str,
+        y_label: str,
+        samples: list[float],
+        cpu_shares: list[float] | None = None,
+    ) -> MemPoint:
         point = MemPoint.of(self.experiment, series, x, x_label, y_label, samples, cpu_shares)
         self.points.append(point)
         if self.emit is not None:
             self.emit(point)
         return point
 
-    def interleaved(self, jobs: dict[str, list[list[Callable[[], Any]]]], repeats: int,
-                    before: Callable[[str], Any] | None = None,
-                    after: Callable[[str], Any] | None = None,
-                    min_share: dict[str, float] | None = None) -> dict[str, list[Sample]]:
+    def interleaved(
+        self,
+        jobs: dict[str, list[list[Callable[[], Any]]]],
+        repeats: int,
+        before: Callable[[str], Any] | None = None,
+        after: Callable[[str], Any] | None = None,
+        min_share: dict[str, float] | None = None,
+    ) -> dict[str, list[Sample]]:
         """`repeats` samples of each series, taken in turns (a, b, c, a, b, c, ...) so that
         a change of load on the machine hits every series alike. `before(name)` and
         `after(name)` run untimed around each sample (to reset and check what it changes);

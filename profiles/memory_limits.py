@@ -5,6 +5,7 @@ System-wide available memory is not the whole story: a process under `ulimit -v`
 short, with a bare MemoryError or an OSError from mmap. Checks before large allocations
 take the smallest of the three and name it.
 """
+
 from __future__ import annotations
 
 import resource
@@ -25,6 +26,7 @@ def _rlimit_room() -> Room | None:
     if soft == resource.RLIM_INFINITY:
         return None
     import psutil
+
     used = psutil.Process().memory_info().vms
     return Room(max(0, soft - used), f"the address-space limit (ulimit -v {soft // 1024})")
 
@@ -59,8 +61,10 @@ def _cgroup_room(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> Ro
         if limit is None:
             continue
         current = _read_int(d / "memory.current") or 0
-        room = Room(max(0, limit - current),
-                    f"the cgroup memory limit ({d / 'memory.max'}: {limit // 2**20} MiB)")
+        room = Room(
+            max(0, limit - current),
+            f"the cgroup memory limit ({d / 'memory.max'}: {limit // 2**20} MiB)",
+        )
         if best is None or room.bytes < best.bytes:
             best = room
     return best
@@ -70,6 +74,7 @@ def memory_room(include_rlimit: bool = True) -> Room:
     """The smallest of: available system memory, RLIMIT_AS headroom (this process's own; not
     for memory its child processes use), cgroup memory.max room."""
     import psutil
+
     rooms = [Room(psutil.virtual_memory().available, "available system memory")]
     for r in (_rlimit_room() if include_rlimit else None, _cgroup_room()):
         if r is not None:
@@ -83,6 +88,7 @@ def shortfall(need: int, spare: int = 0, include_rlimit: bool = True) -> str | N
     if need + spare <= room.bytes:
         return None
     extra = f" plus {spare / 2**20:.0f} MiB to spare" if spare else ""
-    return (f"needs {need / 2**20:.0f} MiB{extra}, and {room.bytes / 2**20:.0f} MiB is left "
-            f"under {room.limit}")
-
+    return (
+        f"needs {need / 2**20:.0f} MiB{extra}, and {room.bytes / 2**20:.0f} MiB is left "
+        f"under {room.limit}"
+    )

@@ -4,6 +4,7 @@ The same job runs on the calling thread, on a pool thread, or in a worker
 process that attaches the run's shared-memory arena (see `worker`): only the
 job's few fields travel.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,34 +20,53 @@ from .executors import ProcessExecutor, ThreadExecutor, WorkerLost, _wait_all
 
 def _spans(raw, index: int, tid: int, job: Job, run: int, repeat: int) -> list[Span]:
     """Spans of a job's raw (phase, start, end, units[, step]) tuples; a step, when given, is the repeat."""
-    return [Span(worker=index, tid=tid, start_ns=r[1], end_ns=r[2], units=r[3], task=job.index,
-                 phase=r[0], repeat=r[4] if len(r) > 4 else repeat, run=run) for r in raw]
+    return [
+        Span(
+            worker=index,
+            tid=tid,
+            start_ns=r[1],
+            end_ns=r[2],
+            units=r[3],
+            task=job.index,
+            phase=r[0],
+            repeat=r[4] if len(r) > 4 else repeat,
+            run=run,
+        )
+        for r in raw
+    ]
 
 
-def thread_job(job: Job, layer: str, kernel: str, arrays: dict, cancel, run: int,
-               repeat: int) -> list[Span]:
+def thread_job(
+    job: Job, layer: str, kernel: str, arrays: dict, cancel, run: int, repeat: int
+) -> list[Span]:
     st = worker._state()  # noqa: SLF001  (the pool thread's index and scratch)
     raw = run_job(job, layer, kernel, arrays, st.scratch, cancel)
     return _spans(raw, st.index, threading.get_native_id(), job, run, repeat)
 
 
-def process_job(job: Job, arena: str, layout: dict, layer: str, kernel: str, run: int,
-                repeat: int) -> list[Span]:
+def process_job(
+    job: Job, arena: str, layout: dict, layer: str, kernel: str, run: int, repeat: int
+) -> list[Span]:
     arrays = worker._attach(arena, layout)  # noqa: SLF001
     proc = worker._proc  # noqa: SLF001
     raw = run_job(job, layer, kernel, arrays, proc["scratch"], proc["cancel"])
     return _spans(raw, proc["index"], os.getpid(), job, run, repeat)
 
 
-def run_jobs(ex, arena, jobs, layer: str, kernel: str, run: int, repeat: int,
-             on_span=None) -> list[Span]:
+def run_jobs(
+    ex, arena, jobs, layer: str, kernel: str, run: int, repeat: int, on_span=None
+) -> list[Span]:
     """Run one phase's jobs on `ex` and wait for all of them; returns their spans."""
     if isinstance(ex, ThreadExecutor):
-        futures = [ex.submit(thread_job, job, layer, kernel, arena.arrays, ex.cancel_event, run, repeat)
-                   for job in jobs]
+        futures = [
+            ex.submit(thread_job, job, layer, kernel, arena.arrays, ex.cancel_event, run, repeat)
+            for job in jobs
+        ]
     elif isinstance(ex, ProcessExecutor):
-        futures = [ex.submit(process_job, job, arena.name, arena.layout, layer, kernel, run, repeat)
-                   for job in jobs]
+        futures = [
+            ex.submit(process_job, job, arena.name, arena.layout, layer, kernel, run, repeat)
+            for job in jobs
+        ]
     else:  # inline and BLAS: the calling thread, worker 0
         spans = []
         for job in jobs:
@@ -57,7 +77,9 @@ def run_jobs(ex, arena, jobs, layer: str, kernel: str, run: int, repeat: int,
         return spans
     if on_span:
         for f in futures:
-            f.add_done_callback(lambda f: f.exception() is None and [on_span(s) for s in f.result()])
+            f.add_done_callback(
+                lambda f: f.exception() is None and [on_span(s) for s in f.result()]
+            )
     try:
         results = _wait_all(futures, ex.cancel)
     except BrokenProcessPool as exc:

@@ -6,6 +6,7 @@ tasks, the combine phase, the update), every job's spans named by phase. The
 update of a profiled training step writes "params.new", so every repeat starts
 from the same weights and is checked the same way.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,9 @@ CLASSES = 26
 
 def make_output_grad(layer, batch: int, seed: int = 0) -> np.ndarray:
     """A seeded upstream gradient for a layer's backward pass (float32, the output's shape)."""
-    return _rng(seed, layer.name, "output_grad").standard_normal(layer.out_array_shape(batch),
-                                                                  dtype=np.float32)
+    return _rng(seed, layer.name, "output_grad").standard_normal(
+        layer.out_array_shape(batch), dtype=np.float32
+    )
 
 
 def make_labels(batch: int, seed: int = 0) -> np.ndarray:
@@ -42,13 +44,16 @@ def make_labels(batch: int, seed: int = 0) -> np.ndarray:
 @lru_cache(maxsize=4)
 def _inputs(layer_name: str, pass_kind: str, batch: int, seed: int):
     from .engine import _input, _params
+
     layer = get_layer(layer_name)
     x = _input(layer_name, batch, seed)
     params = _params(layer_name, seed)
     flat = np.empty(training.layout_size(passes.param_layout(layer)), np.float32)
     for k, v in training.views(flat, passes.param_layout(layer)).items():
         v[...] = params[k]
-    extra = make_labels(batch, seed) if pass_kind == "train" else make_output_grad(layer, batch, seed)
+    extra = (
+        make_labels(batch, seed) if pass_kind == "train" else make_output_grad(layer, batch, seed)
+    )
     return x, params, flat, extra
 
 
@@ -64,6 +69,7 @@ def _reference(layer_name: str, pass_kind: str, batch: int, seed: int):
 def _worst(checks) -> tuple[float, float, bool]:
     """Of several (err, tol, ok) checks, the one furthest over (or nearest to) its tolerance."""
     from .engine import verify
+
     results = [verify(got, want) for got, want in checks]
     bad = [r for r in results if not r[2]]
     pool = bad or results
@@ -85,8 +91,16 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
     if cfg.combine == "locked":
         fd, lock = tempfile.mkstemp(prefix="partui-combine-", suffix=".lock")
         os.close(fd)
-    plan = passes.plan(layer, cfg.pass_kind, cfg.strategy, cfg.batch, cfg.workers, cfg.combine,
-                       passes.DEFAULT_LR, lock)
+    plan = passes.plan(
+        layer,
+        cfg.pass_kind,
+        cfg.strategy,
+        cfg.batch,
+        cfg.workers,
+        cfg.combine,
+        passes.DEFAULT_LR,
+        lock,
+    )
     x, params, flat, extra = _inputs(cfg.layer, cfg.pass_kind, cfg.batch, cfg.seed)
     arena = ex.arena(plan.shapes)
     arrays = arena.arrays
@@ -114,7 +128,9 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
                     arrays[k].fill(0.0)
                 rep_spans = []
                 for phase in plan.phases:
-                    rep_spans += run_jobs(ex, arena, phase, cfg.layer, cfg.kernel, run_id, rep, on_span)
+                    rep_spans += run_jobs(
+                        ex, arena, phase, cfg.layer, cfg.kernel, run_id, rep, on_span
+                    )
                 wall = time.perf_counter_ns() - t0
                 emit(RepeatDone(run_id, rep, wall, t0))
                 if rep >= 0:
@@ -128,6 +144,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
     except Cancelled:
         emit(RunCancelled(run_id, cfg))
         from .engine import RunCancelledError
+
         raise RunCancelledError("run cancelled") from None
     except KeyboardInterrupt:
         engine._stop_now(ex)  # noqa: SLF001
@@ -158,10 +175,22 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
         checks = [(got["gx"], ref["input"])]
         checks += [(grads[k], ref[k]) for k in layout]
     err, tol, ok = _worst(checks)
-    result = engine._result(cfg, layer, times, spans, err, tol, ok, startup,  # noqa: SLF001
-                            tasks=len(plan.phases[0]))
-    result.flops = (layer.flops(cfg.batch) + passes.backward_flops(layer, cfg.batch)
-                    if cfg.pass_kind == "train" else passes.backward_flops(layer, cfg.batch))
+    result = engine._result(
+        cfg,
+        layer,
+        times,
+        spans,
+        err,
+        tol,
+        ok,
+        startup,  # noqa: SLF001
+        tasks=len(plan.phases[0]),
+    )
+    result.flops = (
+        layer.flops(cfg.batch) + passes.backward_flops(layer, cfg.batch)
+        if cfg.pass_kind == "train"
+        else passes.backward_flops(layer, cfg.batch)
+    )
     if sampler:
         result.cpu_samples = sampler.samples
         if len(cpu_marks) == 2:
@@ -175,8 +204,11 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
     if ok:
         emit(RunFinished(run_id, result))
     else:
-        result.error = (f"max abs error {err:.3g} exceeds tolerance {tol:.3g}" if np.isfinite(err)
-                        else "the result holds NaN or infinite values")
+        result.error = (
+            f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
+            if np.isfinite(err)
+            else "the result holds NaN or infinite values"
+        )
         emit(RunFailed(run_id, result.error, result, cfg))
     return result
 
@@ -192,7 +224,12 @@ def saved_arrays(cfg, layer, x, params, extra, got) -> dict[str, np.ndarray]:
             out[f"{k}.grad"] = grads[k]
         out["loss"] = np.array(float(got["stats"][:, 0].sum()) / cfg.batch, dtype=np.float32)
         return out
-    out = {"input": x, **{k: params[k] for k in layout}, "output_grad": extra, "input_grad": got["gx"]}
+    out = {
+        "input": x,
+        **{k: params[k] for k in layout},
+        "output_grad": extra,
+        "input_grad": got["gx"],
+    }
     out.update({f"{k}_grad": grads[k] for k in layout})
     return out
 

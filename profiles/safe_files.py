@@ -16,6 +16,7 @@ Every file partui writes (snapshots, exports, the baseline book, arrays) goes th
 
 Failures raise WriteError (an OSError) with a one-line message naming the path.
 """
+
 from __future__ import annotations
 
 import errno
@@ -47,10 +48,17 @@ def refuse_reason(path) -> str | None:
     if stat.S_ISDIR(st.st_mode):
         return "it is a folder; give a file name"
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a character device" if stat.S_ISCHR(st.st_mode) else
-                "a block device" if stat.S_ISBLK(st.st_mode) else
-                "a FIFO" if stat.S_ISFIFO(st.st_mode) else
-                "a socket" if stat.S_ISSOCK(st.st_mode) else "a special file")
+        kind = (
+            "a character device"
+            if stat.S_ISCHR(st.st_mode)
+            else "a block device"
+            if stat.S_ISBLK(st.st_mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "a special file"
+        )
         return f"it is {kind}, not a regular file"
     return None
 
@@ -72,7 +80,7 @@ def _numbered(path: Path, n: int) -> Path:
     name = path.name
     for suffix in (".trace.json", ".json", ".csv", ".npy", ".svg"):
         if name.endswith(suffix):
-            return path.with_name(f"{name[:-len(suffix)]}-{n}{suffix}")
+            return path.with_name(f"{name[: -len(suffix)]}-{n}{suffix}")
     return path.with_name(f"{name}-{n}")
 
 
@@ -100,8 +108,12 @@ def write_bytes(path, data: bytes, *, overwrite: bool = False, unique: bool = Fa
     try:
         tmp = f".{path.name[:80]}.{secrets.token_hex(8)}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o666, dir_fd=dir_fd)
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o666,
+                dir_fd=dir_fd,
+            )
         except OSError as exc:
             raise _fail(path, "write", exc) from None
         try:
@@ -126,13 +138,19 @@ def write_bytes(path, data: bytes, *, overwrite: bool = False, unique: bool = Fa
                     return target
                 try:
                     # a link fails if the name exists: no other writer's file is replaced
-                    os.link(tmp, target.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd,
-                            follow_symlinks=False)
+                    os.link(
+                        tmp,
+                        target.name,
+                        src_dir_fd=dir_fd,
+                        dst_dir_fd=dir_fd,
+                        follow_symlinks=False,
+                    )
                     return target
                 except FileExistsError:
                     if not unique:
-                        raise WriteError(f"will not replace {target}: it exists "
-                                         f"(use --force to replace it)") from None
+                        raise WriteError(
+                            f"will not replace {target}: it exists (use --force to replace it)"
+                        ) from None
                 except OSError as exc:
                     if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
                         raise _fail(target, "write", exc) from None
@@ -140,16 +158,18 @@ def write_bytes(path, data: bytes, *, overwrite: bool = False, unique: bool = Fa
                     if os.path.lexists(target):
                         if unique:
                             continue
-                        raise WriteError(f"will not replace {target}: it exists "
-                                         f"(use --force to replace it)") from None
+                        raise WriteError(
+                            f"will not replace {target}: it exists (use --force to replace it)"
+                        ) from None
                     try:
                         os.rename(tmp, target.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                     except OSError as exc2:
                         raise _fail(target, "write", exc2) from None
                     tmp = None
                     return target
-            raise WriteError(f"will not write {path}: {MAX_UNIQUE_TRIES} files of that name "
-                             f"exist already")
+            raise WriteError(
+                f"will not write {path}: {MAX_UNIQUE_TRIES} files of that name exist already"
+            )
         finally:
             if tmp is not None:
                 try:
@@ -178,11 +198,14 @@ def read_limited(path, max_bytes: int, what: str = "file") -> bytes:
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
         if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path}: not a regular file (a device, FIFO or socket); "
-                             f"not a partui {what}")
+            raise ValueError(
+                f"{path}: not a regular file (a device, FIFO or socket); not a partui {what}"
+            )
         if st.st_size > max_bytes:
-            raise ValueError(f"{path}: {st.st_size / 2**20:.1f} MiB, more than the "
-                             f"{max_bytes / 2**20:.0f} MiB a partui {what} may have")
+            raise ValueError(
+                f"{path}: {st.st_size / 2**20:.1f} MiB, more than the "
+                f"{max_bytes / 2**20:.0f} MiB a partui {what} may have"
+            )
         os.set_blocking(fd, True)
         chunks, total = [], 0
         while True:  # read to the cap even if the file grows meanwhile
@@ -192,8 +215,9 @@ def read_limited(path, max_bytes: int, what: str = "file") -> bytes:
             chunks.append(chunk)
             total += len(chunk)
             if total > max_bytes:
-                raise ValueError(f"{path}: more than the {max_bytes / 2**20:.0f} MiB a partui "
-                                 f"{what} may have")
+                raise ValueError(
+                    f"{path}: more than the {max_bytes / 2**20:.0f} MiB a partui {what} may have"
+                )
         return b"".join(chunks)
     finally:
         os.close(fd)

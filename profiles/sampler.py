@@ -8,13 +8,14 @@ even while the worker runs, ~2 us a read. Fallbacks: the scheduler statistics
 task), then psutil, whose per-thread and per-process times come in 10 ms clock ticks,
 too coarse for runs of a few milliseconds.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 
@@ -113,9 +114,14 @@ class CpuSampler:
     `partui_cpu`; the CPU of every other program is what the cores did beyond that.
     """
 
-    def __init__(self, workers: dict[int, int], emit: Callable | None = None,
-                 processes: bool = False, hz: float = SAMPLE_HZ,
-                 also_pids: tuple[int, ...] = ()):
+    def __init__(
+        self,
+        workers: dict[int, int],
+        emit: Callable | None = None,
+        processes: bool = False,
+        hz: float = SAMPLE_HZ,
+        also_pids: tuple[int, ...] = (),
+    ):
         self.workers = dict(workers)
         self.processes = processes
         self.interval = 1.0 / hz
@@ -178,8 +184,9 @@ class CpuSampler:
             per_core = []
             for (b1, t1), (b0, t0) in zip(cores, cores_last):
                 dt = t1 - t0
-                per_core.append(min(100.0, max(0.0, 100.0 * (b1 - b0) / dt)) if dt > 0
-                                else float("nan"))
+                per_core.append(
+                    min(100.0, max(0.0, 100.0 * (b1 - b0) / dt)) if dt > 0 else float("nan")
+                )
             cap = 100.0 * self.cores  # % of one core: never more than every core
             engine = min(cap, max(0.0, 100.0 * (proc - proc_last) / wall))
             # a process seen for the first time has no starting point: left out, not 0%
@@ -189,8 +196,16 @@ class CpuSampler:
             total = sum(known) * len(per_core) / len(known) if known else float("nan")
             other = max(0.0, total - partui) if total == total else None
             cost = (time.thread_time_ns() - c0) / 1e3
-            s = CpuSample(now, per_core, workers, engine, cost, window_ns=now - t_last,
-                          partui_cpu=partui, others_cpu=other)
+            s = CpuSample(
+                now,
+                per_core,
+                workers,
+                engine,
+                cost,
+                window_ns=now - t_last,
+                partui_cpu=partui,
+                others_cpu=other,
+            )
             if self.keep:
                 self.samples.append(s)
             if self._recording is not None:
@@ -235,7 +250,7 @@ class CpuSampler:
                 self._wake.clear()
                 next_t = time.perf_counter()
 
-    def start(self) -> "CpuSampler":
+    def start(self) -> CpuSampler:
         self.sample()  # the starting point, taken before the work begins
         self._thread = threading.Thread(target=self._loop, name="partui-sampler", daemon=True)
         self._thread.start()
@@ -257,8 +272,9 @@ class CpuSampler:
         self.stop()
 
 
-def on_cpu_ratios(cpu_before: dict[int, float], cpu_after: dict[int, float],
-                  busy_ms: list[float]) -> list[float]:
+def on_cpu_ratios(
+    cpu_before: dict[int, float], cpu_after: dict[int, float], busy_ms: list[float]
+) -> list[float]:
     """Per worker: CPU time / busy wall time (its summed task time) over the same stretch.
 
     Well below 1: the worker waited while it had work (the GIL, memory, another process).

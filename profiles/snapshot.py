@@ -9,12 +9,13 @@
 
 Loading validates the file and raises SnapshotError with one line naming what is wrong.
 """
+
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ class SnapshotError(FileProblem):
 
 def partui_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("partui")
     except PackageNotFoundError:
@@ -39,11 +41,12 @@ def partui_version() -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
 def _machine() -> dict:
     from .machine import info
+
     return info()
 
 
@@ -60,19 +63,28 @@ class Snapshot:
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
-    def from_results(cls, results, note: str = "", **kw) -> "Snapshot":
+    def from_results(cls, results, note: str = "", **kw) -> Snapshot:
         return cls(runs=[r.to_dict() for r in results], note=note, **kw)
 
     def results(self) -> list:
         """The runs as RunResult objects."""
         from .engine import RunResult
+
         return [RunResult.from_dict(r) for r in self.runs]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "schema_version": self.schema_version,
-                "partui_version": self.partui_version, "created": self.created,
-                "note": self.note, "machine": self.machine, "baseline": self.baseline,
-                "runs": self.runs, "memlab": self.memlab, "training": self.training}
+        return {
+            "format": FORMAT,
+            "schema_version": self.schema_version,
+            "partui_version": self.partui_version,
+            "created": self.created,
+            "note": self.note,
+            "machine": self.machine,
+            "baseline": self.baseline,
+            "runs": self.runs,
+            "memlab": self.memlab,
+            "training": self.training,
+        }
 
 
 def json_safe(obj):
@@ -109,35 +121,117 @@ MAX_CORES = 4096
 MAX_NOTE = 10_000
 BIG_INT = 2**63 - 1
 BIG_MS = 1e9  # eleven days: no run takes longer
-_TOP_KEYS = {"format", "schema_version", "partui_version", "created", "note", "machine",
-             "baseline", "runs", "memlab", "training"}
-_CONFIG_KEYS = {"layer", "strategy", "kernel", "executor", "workers", "batch", "repeats",
-                "warmup", "seed", "pass_kind", "combine"}
+_TOP_KEYS = {
+    "format",
+    "schema_version",
+    "partui_version",
+    "created",
+    "note",
+    "machine",
+    "baseline",
+    "runs",
+    "memlab",
+    "training",
+}
+_CONFIG_KEYS = {
+    "layer",
+    "strategy",
+    "kernel",
+    "executor",
+    "workers",
+    "batch",
+    "repeats",
+    "warmup",
+    "seed",
+    "pass_kind",
+    "combine",
+}
 MAX_TRAINING = 1000
 MAX_CURVE = 1_000_000  # points of a loss curve (one a step)
-_TRAINING_KEYS = {"config", "data", "epochs", "loss_curve", "accuracy_curve", "spans",
-                  "pool_startup_ms", "interrupted", "weights", "test_accuracy"}
-_EPOCH_KEYS = {"epoch", "steps", "images", "wall_s", "elapsed_s", "train_loss", "train_accuracy",
-               "test_accuracy", "images_per_s", "phase_ms", "worker_busy_share", "eval_s"}
-_RUN_KEYS = {"config", "blas_threads", "times_ms", "median_ms", "min_ms", "max_ms", "q1_ms",
-             "q3_ms", "max_abs_error", "tolerance", "ok", "tasks", "flops", "spans",
-             "worker_busy_ms", "pool_startup_ms", "error", "on_cpu_ratio", "cpu_samples",
-             # derived, written for people reading the file; ignored on load
-             "layer", "strategy", "kernel", "executor", "workers", "batch", "gflops"}
+_TRAINING_KEYS = {
+    "config",
+    "data",
+    "epochs",
+    "loss_curve",
+    "accuracy_curve",
+    "spans",
+    "pool_startup_ms",
+    "interrupted",
+    "weights",
+    "test_accuracy",
+}
+_EPOCH_KEYS = {
+    "epoch",
+    "steps",
+    "images",
+    "wall_s",
+    "elapsed_s",
+    "train_loss",
+    "train_accuracy",
+    "test_accuracy",
+    "images_per_s",
+    "phase_ms",
+    "worker_busy_share",
+    "eval_s",
+}
+_RUN_KEYS = {
+    "config",
+    "blas_threads",
+    "times_ms",
+    "median_ms",
+    "min_ms",
+    "max_ms",
+    "q1_ms",
+    "q3_ms",
+    "max_abs_error",
+    "tolerance",
+    "ok",
+    "tasks",
+    "flops",
+    "spans",
+    "worker_busy_ms",
+    "pool_startup_ms",
+    "error",
+    "on_cpu_ratio",
+    "cpu_samples",
+    # derived, written for people reading the file; ignored on load
+    "layer",
+    "strategy",
+    "kernel",
+    "executor",
+    "workers",
+    "batch",
+    "gflops",
+}
 _SPAN_KEYS = ("worker", "tid", "start_ns", "end_ns", "units", "task", "phase", "repeat", "run")
-_SAMPLE_KEYS = ("t_ns", "per_core", "workers", "engine_cpu", "sampler_cost_us",
-                "window_ns", "partui_cpu", "others_cpu")
+_SAMPLE_KEYS = (
+    "t_ns",
+    "per_core",
+    "workers",
+    "engine_cpu",
+    "sampler_cost_us",
+    "window_ns",
+    "partui_cpu",
+    "others_cpu",
+)
 _MACHINE_TEXT = ("cpu_model", "python", "numpy", "platform", "hostname")
-_MACHINE_INTS = ("logical_cores", "physical_cores", "usable_cores", "cache_line",
-                 "memory_total", "memory_available")
+_MACHINE_INTS = (
+    "logical_cores",
+    "physical_cores",
+    "usable_cores",
+    "cache_line",
+    "memory_total",
+    "memory_available",
+)
 
 
 def check_config(c, where: str) -> dict:
     """A run's configuration: known names, sane sizes (what RunConfig(**c) needs)."""
-    from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
     from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES
+    from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
 
     from .config import MAX_WORKERS
+
     Check.obj(c, where)
     Check.keys(c, _CONFIG_KEYS, where)
     Check.choice(Check.field(c, "layer", where), LAYER_NAMES, f"{where}.layer")
@@ -153,6 +247,7 @@ def check_config(c, where: str) -> dict:
         Check.integer(c["seed"], f"{where}.seed", 0, 2**64 - 1)
     if "pass_kind" in c or "combine" in c:
         from partui.kernels.pass_axes import COMBINES, PASSES
+
         Check.choice(c.get("pass_kind", "forward"), list(PASSES), f"{where}.pass_kind")
         Check.choice(c.get("combine", "reduce"), list(COMBINES), f"{where}.combine")
     return c
@@ -161,6 +256,7 @@ def check_config(c, where: str) -> dict:
 def _check_training(t, where: str, budget: dict) -> None:
     """A `partui train` run (profiles.trainer.TrainResult.to_dict())."""
     from .train_config import TrainConfig, TrainConfigError
+
     Check.obj(t, where)
     Check.keys(t, _TRAINING_KEYS, where)
     c = Check.obj(Check.field(t, "config", where), f"{where}.config")
@@ -181,23 +277,35 @@ def _check_training(t, where: str, budget: dict) -> None:
         Check.keys(e, _EPOCH_KEYS, w)
         for key in ("epoch", "steps", "images"):
             Check.integer(Check.field(e, key, w), f"{w}.{key}", 0, BIG_INT)
-        for key in ("wall_s", "elapsed_s", "train_loss", "train_accuracy", "test_accuracy",
-                    "images_per_s", "eval_s"):
+        for key in (
+            "wall_s",
+            "elapsed_s",
+            "train_loss",
+            "train_accuracy",
+            "test_accuracy",
+            "images_per_s",
+            "eval_s",
+        ):
             if key in e:
                 Check.number(e[key], f"{w}.{key}", 0, BIG_MS, null=True)
         for k, v in Check.obj(e.get("phase_ms", {}), f"{w}.phase_ms").items():
             Check.number(v, f"{w}.phase_ms[{shown(k)}]", 0, BIG_MS)
-        for i, v in enumerate(Check.array(e.get("worker_busy_share", []), f"{w}.worker_busy_share",
-                                          workers)):
+        for i, v in enumerate(
+            Check.array(e.get("worker_busy_share", []), f"{w}.worker_busy_share", workers)
+        ):
             Check.number(v, f"{w}.worker_busy_share[{i}]", 0, 1)
     for key in ("loss_curve", "accuracy_curve"):
-        for j, point in enumerate(Check.array(Check.field(t, key, where), f"{where}.{key}", MAX_CURVE)):
+        for j, point in enumerate(
+            Check.array(Check.field(t, key, where), f"{where}.{key}", MAX_CURVE)
+        ):
             w = f"{where}.{key}[{j}]"
             Check.array(point, w, 3, 3)
             Check.number(point[0], f"{w}[0]", 0, BIG_INT)
             Check.number(point[1], f"{w}[1]", 0, BIG_MS, null=True)
             Check.number(point[2], f"{w}[2]", 0, 1e6, null=True)  # a diverged loss is null
-    spans = Check.array(Check.field(t, "spans", where), f"{where}.spans", MAX_SPANS - budget["spans"])
+    spans = Check.array(
+        Check.field(t, "spans", where), f"{where}.spans", MAX_SPANS - budget["spans"]
+    )
     budget["spans"] += len(spans)
     for j, s in enumerate(spans):
         _check_span(s, f"{where}.spans[{j}]", workers)
@@ -222,8 +330,9 @@ def _check_sample(s, where: str, workers: int) -> None:
     Check.obj(s, where)
     Check.keys(s, _SAMPLE_KEYS, where)
     Check.integer(Check.field(s, "t_ns", where), f"{where}.t_ns", 0, BIG_INT)
-    for j, v in enumerate(Check.array(Check.field(s, "per_core", where), f"{where}.per_core",
-                                      MAX_CORES)):
+    for j, v in enumerate(
+        Check.array(Check.field(s, "per_core", where), f"{where}.per_core", MAX_CORES)
+    ):
         Check.number(v, f"{where}.per_core[{j}]", 0, 100.0 * MAX_CORES, null=True)  # null: unread
     w = Check.obj(Check.field(s, "workers", where), f"{where}.workers")
     for k, v in w.items():
@@ -248,33 +357,38 @@ def _check_run(run, where: str, budget: dict) -> None:
     for j, t in enumerate(times):
         Check.number(t, f"{where}.times_ms[{j}]", 0, BIG_MS)
     for key in ("median_ms", "min_ms", "max_ms", "q1_ms", "q3_ms"):
-        Check.number(Check.field(run, key, where), f"{where}.{key}", 0, BIG_MS,
-                     positive=key == "median_ms")
+        Check.number(
+            Check.field(run, key, where), f"{where}.{key}", 0, BIG_MS, positive=key == "median_ms"
+        )
     if not run["min_ms"] <= run["median_ms"] <= run["max_ms"]:
         raise SnapshotError(f"{where}: median_ms is not between min_ms and max_ms")
-    Check.number(Check.field(run, "max_abs_error", where), f"{where}.max_abs_error", 0, 1e300,
-                 null=True)
+    Check.number(
+        Check.field(run, "max_abs_error", where), f"{where}.max_abs_error", 0, 1e300, null=True
+    )
     Check.number(Check.field(run, "tolerance", where), f"{where}.tolerance", 0, 1e300)
     Check.boolean(Check.field(run, "ok", where), f"{where}.ok")
     Check.integer(Check.field(run, "tasks", where), f"{where}.tasks", 0, 10**9)
     Check.integer(Check.field(run, "flops", where), f"{where}.flops", 0, BIG_INT)
     Check.integer(Check.field(run, "blas_threads", where), f"{where}.blas_threads", 1, 4096)
     Check.number(Check.field(run, "pool_startup_ms", where), f"{where}.pool_startup_ms", 0, BIG_MS)
-    busy = Check.array(Check.field(run, "worker_busy_ms", where), f"{where}.worker_busy_ms",
-                       workers)
+    busy = Check.array(
+        Check.field(run, "worker_busy_ms", where), f"{where}.worker_busy_ms", workers
+    )
     for j, v in enumerate(busy):
         Check.number(v, f"{where}.worker_busy_ms[{j}]", 0, BIG_MS)
     Check.text(run.get("error"), f"{where}.error", 1000, null=True)
     ratios = Check.array(run.get("on_cpu_ratio", []), f"{where}.on_cpu_ratio", workers)
     for j, v in enumerate(ratios):
         Check.number(v, f"{where}.on_cpu_ratio[{j}]", 0, 1e6, null=True)
-    spans = Check.array(Check.field(run, "spans", where), f"{where}.spans",
-                        MAX_SPANS - budget["spans"])
+    spans = Check.array(
+        Check.field(run, "spans", where), f"{where}.spans", MAX_SPANS - budget["spans"]
+    )
     budget["spans"] += len(spans)
     for j, s in enumerate(spans):
         _check_span(s, f"{where}.spans[{j}]", workers)
-    samples = Check.array(run.get("cpu_samples", []), f"{where}.cpu_samples",
-                          MAX_SAMPLES - budget["samples"])
+    samples = Check.array(
+        run.get("cpu_samples", []), f"{where}.cpu_samples", MAX_SAMPLES - budget["samples"]
+    )
     budget["samples"] += len(samples)
     for j, s in enumerate(samples):
         _check_sample(s, f"{where}.cpu_samples[{j}]", workers)
@@ -292,8 +406,9 @@ def _check_machine(m) -> None:
         Check.obj(lib, f"machine.blas[{j}]")
         for k, v in lib.items():
             if not isinstance(v, (str, int, type(None))) or isinstance(v, bool):
-                raise SnapshotError(f"machine.blas[{j}].{k}: expected a string or an integer, "
-                                    f"got {shown(v)}")
+                raise SnapshotError(
+                    f"machine.blas[{j}].{k}: expected a string or an integer, got {shown(v)}"
+                )
     for j, cache in enumerate(Check.array(m.get("caches", []), "machine.caches", 64)):
         Check.obj(cache, f"machine.caches[{j}]")
 
@@ -306,8 +421,9 @@ def _check_baseline(b) -> None:
             continue
         where = f"baseline[{shown(k)}]"
         Check.obj(v, where)
-        Check.number(Check.field(v, "median_ms", where), f"{where}.median_ms", 0, BIG_MS,
-                     positive=True)
+        Check.number(
+            Check.field(v, "median_ms", where), f"{where}.median_ms", 0, BIG_MS, positive=True
+        )
         check_config(Check.field(v, "config", where), f"{where}.config")
         Check.text(v.get("source", ""), f"{where}.source", 200)
 
@@ -319,13 +435,15 @@ def validate(data) -> None:
     known layers and strategies, worker indexes within the run's worker count, list lengths.
     """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise SnapshotError("not a partui snapshot (no \"format\": \"partui-snapshot\")")
+        raise SnapshotError('not a partui snapshot (no "format": "partui-snapshot")')
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise SnapshotError("schema_version: expected an integer")
     if version > SCHEMA_VERSION:
-        raise SnapshotError(f"schema version {shown(version)} is newer than this partui reads "
-                            f"({SCHEMA_VERSION}); upgrade partui to open it")
+        raise SnapshotError(
+            f"schema version {shown(version)} is newer than this partui reads "
+            f"({SCHEMA_VERSION}); upgrade partui to open it"
+        )
     if version < 1:
         raise SnapshotError(f"schema version {version} is not a valid version")
     Check.keys(data, _TOP_KEYS, "snapshot")
@@ -340,7 +458,9 @@ def validate(data) -> None:
         _check_run(run, f"runs[{i}]", budget)
     for i, item in enumerate(Check.array(data.get("memlab", []), "snapshot.memlab", 1000)):
         Check.obj(item, f"memlab[{i}]")
-    for i, item in enumerate(Check.array(data.get("training", []), "snapshot.training", MAX_TRAINING)):
+    for i, item in enumerate(
+        Check.array(data.get("training", []), "snapshot.training", MAX_TRAINING)
+    ):
         _check_training(item, f"training[{i}]", budget)
 
 
@@ -361,14 +481,21 @@ def load(path) -> Snapshot:
         validate(data)
     except FileProblem as exc:
         raise SnapshotError(f"{path}: {exc}") from None
-    return Snapshot(runs=data["runs"], note=data["note"], machine=data["machine"],
-                    memlab=data.get("memlab", []), baseline=data.get("baseline", {}),
-                    training=data.get("training", []),
-                    created=data["created"], partui_version=data["partui_version"],
-                    schema_version=data["schema_version"])
+    return Snapshot(
+        runs=data["runs"],
+        note=data["note"],
+        machine=data["machine"],
+        memlab=data.get("memlab", []),
+        baseline=data.get("baseline", {}),
+        training=data.get("training", []),
+        created=data["created"],
+        partui_version=data["partui_version"],
+        schema_version=data["schema_version"],
+    )
 
 
 # ---- finding snapshots -----------------------------------------------------------
+
 
 def default_snapshot_dir() -> Path:
     """$PARTUI_SNAPSHOT_DIR, else $XDG_DATA_HOME/partui/snapshots, else ~/.local/share/..."""
@@ -398,14 +525,22 @@ class SnapshotSummary:
 
 
 def _label(config: dict) -> str:
-    return (f"{config.get('layer')} {config.get('strategy')}/{config.get('kernel')}/"
-            f"{config.get('executor')} w={config.get('workers')} b={config.get('batch')}")
+    return (
+        f"{config.get('layer')} {config.get('strategy')}/{config.get('kernel')}/"
+        f"{config.get('executor')} w={config.get('workers')} b={config.get('batch')}"
+    )
 
 
 def summarize_snapshot(snap: Snapshot, path) -> SnapshotSummary:
-    return SnapshotSummary(Path(path), snap.created, str(snap.machine.get("cpu_model", "?")),
-                           snap.machine.get("logical_cores"), len(snap.runs),
-                           [_label(r["config"]) for r in snap.runs], snap.note)
+    return SnapshotSummary(
+        Path(path),
+        snap.created,
+        str(snap.machine.get("cpu_model", "?")),
+        snap.machine.get("logical_cores"),
+        len(snap.runs),
+        [_label(r["config"]) for r in snap.runs],
+        snap.note,
+    )
 
 
 def list_snapshots(folder=None) -> list[SnapshotSummary]:

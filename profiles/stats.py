@@ -1,4 +1,5 @@
 """Statistics over repeats: median, min-max, quartiles."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def speedup(base_ms: float | None, t_ms: float) -> float:
 @dataclass(frozen=True)
 class RunStats:
     """What a table row says about one run. Speedups name their baseline in the caller."""
+
     median: float
     min: float
     max: float
@@ -97,12 +99,24 @@ def run_stats(result, one_worker=None, honest_ms: float | None = None) -> RunSta
         v = verdict((one_worker.min_ms, one_worker.max_ms), (result.min_ms, result.max_ms))
     # BLAS's own threads are invisible to the engine: only its calling thread has spans
     imb = float("nan") if result.config["executor"] == "blas" else imbalance(result.worker_busy_ms)
-    return RunStats(result.median_ms, result.min_ms, result.max_ms, result.q3_ms - result.q1_ms,
-                    shares, [1 - x for x in shares], imb,
-                    s1, sh, sh / workers, s1 / workers, v)
+    return RunStats(
+        result.median_ms,
+        result.min_ms,
+        result.max_ms,
+        result.q3_ms - result.q1_ms,
+        shares,
+        [1 - x for x in shares],
+        imb,
+        s1,
+        sh,
+        sh / workers,
+        s1 / workers,
+        v,
+    )
 
 
 # ---- over worker counts ----------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AmdahlFit:

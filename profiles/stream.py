@@ -19,6 +19,7 @@ while a run works. Spans and samples travel once: the RunFinished / RunFailed re
 without them (its `spans` and `cpu_samples` are empty); a consumer keeps the timed SpanDone events
 and the CpuSample events between RunStarted and the run's end (tui.model does).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -56,8 +57,14 @@ def one_line(exc: BaseException) -> str:
 class _Service:
     """Runs queued configurations on one Engine, on the thread that calls serve()."""
 
-    def __init__(self, emit, sample_hz: float = SAMPLE_HZ, also_pids: tuple[int, ...] = (),
-                 monitor: CpuSampler | None = None, compile_ahead: bool = False):
+    def __init__(
+        self,
+        emit,
+        sample_hz: float = SAMPLE_HZ,
+        also_pids: tuple[int, ...] = (),
+        monitor: CpuSampler | None = None,
+        compile_ahead: bool = False,
+    ):
         """`compile_ahead`: compile the native kernels not in the disk cache yet, a layer at
         a time while idle, and a run's own layers before it (Compiling events)."""
         self._emit = emit
@@ -96,8 +103,9 @@ class _Service:
         if report_now:
             self._report_dropped()
         else:
-            threading.Thread(target=self._keep_cancelling, args=(ticket,),
-                             name="partui-cancel", daemon=True).start()
+            threading.Thread(
+                target=self._keep_cancelling, args=(ticket,), name="partui-cancel", daemon=True
+            ).start()
 
     def _keep_cancelling(self, ticket: int) -> None:
         while True:
@@ -123,6 +131,7 @@ class _Service:
 
     def serve(self) -> None:
         from .engine import Engine
+
         monitor = self._monitor
         if self._sample_hz and monitor is None:
             monitor = CpuSampler({}, self._emit, hz=IDLE_HZ, also_pids=self._also_pids)
@@ -132,12 +141,17 @@ class _Service:
         if self._compile_ahead:
             from partui.kernels.jitcache import missing
             from partui.kernels.layers import LAYERS
+
             self._to_compile = missing(LAYERS)
         try:
             while True:
                 with self._cv:
-                    while (not self._queue and self._live is None and not self._stopping
-                           and not self._to_compile):
+                    while (
+                        not self._queue
+                        and self._live is None
+                        and not self._stopping
+                        and not self._to_compile
+                    ):
                         self._cv.wait()
                     if self._stopping:
                         return
@@ -172,6 +186,7 @@ class _Service:
         from partui.kernels.strategies import NotApplicable
 
         from .engine import ConfigError, RunCancelledError, RunConfig
+
         seen = {"run": 0, "ended": False}
 
         def emit(event):
@@ -208,6 +223,7 @@ class _Service:
     def _compile(self, layers) -> None:
         for name in [n for n in layers if n in self._to_compile]:
             from partui.kernels.warmup import compile_kernels
+
             self._emit(Compiling(name, len(self._to_compile)))
             seconds = compile_kernels([name])
             self._to_compile.remove(name)
@@ -225,10 +241,12 @@ def _without_streams(event):
 def _config_of(cfg):
     """The RunConfig an event names (None for something that is not one)."""
     from .config import RunConfig
+
     return cfg if isinstance(cfg, RunConfig) else None
 
 
 # ---- on a thread -----------------------------------------------------------------
+
 
 class EngineThread:
     """The engine on a thread of this process; same API as EngineProcess."""
@@ -241,8 +259,9 @@ class EngineThread:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._service.serve, name="partui-engine",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._service.serve, name="partui-engine", daemon=True
+            )
             self._thread.start()
 
     def submit(self, cfg: RunConfig) -> None:
@@ -287,6 +306,7 @@ class EngineThread:
 
 
 # ---- in a child process ----------------------------------------------------------
+
 
 class _Batcher:
     """Child side: collect events, send them as lists every FLUSH_S or BATCH_MAX events."""
@@ -359,8 +379,7 @@ def _serve_child(cmd_fd: int, evt_fd: int, sample_hz: float, compile_ahead: bool
         monitor = CpuSampler({}, batcher.add, hz=IDLE_HZ, also_pids=(os.getppid(),))
         monitor.keep = False
         monitor.start()
-    service = _Service(batcher.add, sample_hz, monitor=monitor,
-                       compile_ahead=compile_ahead)
+    service = _Service(batcher.add, sample_hz, monitor=monitor, compile_ahead=compile_ahead)
 
     def control():
         try:
@@ -385,8 +404,10 @@ def _serve_child(cmd_fd: int, evt_fd: int, sample_hz: float, compile_ahead: bool
         batcher.close()
 
 
-_CHILD = ("import sys; from partui.profiles.stream import _child_main; "
-          "_child_main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == '1')")
+_CHILD = (
+    "import sys; from partui.profiles.stream import _child_main; "
+    "_child_main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == '1')"
+)
 
 
 class EngineProcess:
@@ -398,8 +419,9 @@ class EngineProcess:
     pickles over two pipes (multiprocessing.connection).
     """
 
-    def __init__(self, sample_hz: float = SAMPLE_HZ, stderr=subprocess.DEVNULL,
-                 compile_ahead: bool = False):
+    def __init__(
+        self, sample_hz: float = SAMPLE_HZ, stderr=subprocess.DEVNULL, compile_ahead: bool = False
+    ):
         """`compile_ahead`: the child compiles native kernels before need (Compiling events)."""
         self._sample_hz = sample_hz
         self._compile_ahead = compile_ahead
@@ -421,10 +443,20 @@ class EngineProcess:
         evt_r, evt_w = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(cmd_r), str(evt_w), repr(self._sample_hz),
-                 "1" if self._compile_ahead else "0"],
-                pass_fds=(cmd_r, evt_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=self._stderr)
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    str(cmd_r),
+                    str(evt_w),
+                    repr(self._sample_hz),
+                    "1" if self._compile_ahead else "0",
+                ],
+                pass_fds=(cmd_r, evt_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+            )
         finally:
             os.close(cmd_r)  # the child's ends: ours must close so either side sees EOF
             os.close(evt_w)
@@ -441,8 +473,9 @@ class EngineProcess:
 
     def submit(self, cfg: RunConfig) -> None:
         if self._closed or self._proc is None or not self._send(("run", cfg)):
-            self._pending.append(RunFailed(0, "the engine process is not running",
-                                           config=_config_of(cfg)))
+            self._pending.append(
+                RunFailed(0, "the engine process is not running", config=_config_of(cfg))
+            )
 
     def set_live(self, cfg: RunConfig | None) -> None:
         """Run `cfg` back to back whenever nothing is queued; None stops after the current run."""
@@ -473,8 +506,9 @@ class EngineProcess:
                 code = self._proc.wait(0.5)
             except subprocess.TimeoutExpired:
                 code = None
-            self._pending.append(RunFailed(
-                0, f"the engine process exited unexpectedly (exit code {code})"))
+            self._pending.append(
+                RunFailed(0, f"the engine process exited unexpectedly (exit code {code})")
+            )
 
     def drain(self, max_events: int = 1000) -> list:
         self._receive()
@@ -496,8 +530,7 @@ class EngineProcess:
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block until the child has started (tests; the dashboard just drains)."""
         deadline = time.monotonic() + timeout
-        while self.child_info is None and self._evt is not None \
-                and time.monotonic() < deadline:
+        while self.child_info is None and self._evt is not None and time.monotonic() < deadline:
             if self._evt.poll(0.05):
                 self._receive()
         return self.child_info is not None
@@ -510,8 +543,7 @@ class EngineProcess:
         if self._proc is None:
             return
         atexit.unregister(self.close)
-        family = list({**self._family, **{p.pid: p for p in _descendants(self._proc.pid)}}
-                      .values())
+        family = list({**self._family, **{p.pid: p for p in _descendants(self._proc.pid)}}.values())
         self._send(("stop",))
         _end_child(self._proc, family, (self._cmd, self._evt), timeout)
         self._cmd = self._evt = None
@@ -534,6 +566,7 @@ class EngineProcess:
 
 def _descendants(pid: int) -> list:
     import psutil
+
     try:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
@@ -562,6 +595,7 @@ def _end_child(proc: subprocess.Popen, family: list, conns, timeout: float) -> N
 def _reap(procs: list, timeout: float) -> None:
     """Let the child's own processes end by themselves, then terminate what is left."""
     import psutil
+
     if not procs:
         return
     _, alive = psutil.wait_procs(procs, timeout=min(timeout, 1.0))

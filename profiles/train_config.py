@@ -3,6 +3,7 @@
 Free of numpy (like `config`), so the command line builds and checks it, and
 `partui train --help` shows its defaults, without loading the kernels.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,10 @@ from partui.kernels.axes import KERNELS
 from partui.kernels.layers import MAX_BATCH
 from partui.kernels.pass_axes import COMBINES
 
-UPDATES = {"sync": "one update per step from the combined gradients of all workers",
-           "hogwild": "each worker updates the shared weights after each of its own steps, no lock"}
+UPDATES = {
+    "sync": "one update per step from the combined gradients of all workers",
+    "hogwild": "each worker updates the shared weights after each of its own steps, no lock",
+}
 TRAIN_EXECUTORS = ("inline", "threads", "processes")
 
 
@@ -47,6 +50,7 @@ class TrainConfig:
         def ranged(what, v, lo, hi):
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 raise TrainConfigError(f"{what} must be an integer from {lo} to {hi}, got {v!r}")
+
         ranged("epochs", self.epochs, 1, 10_000)
         ranged("batch", self.batch, 1, MAX_BATCH)
         ranged("workers", self.workers, 1, 256)
@@ -57,22 +61,27 @@ class TrainConfig:
             raise TrainConfigError(f"learning rate must be a number in (0, 10], got {self.lr!r}")
         if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
             raise TrainConfigError(f"momentum must be a number in [0, 1), got {self.momentum!r}")
-        for what, v, choices in (("executor", self.executor, TRAIN_EXECUTORS),
-                                 ("update", self.update, UPDATES), ("combine", self.combine, COMBINES),
-                                 ("kernel", self.kernel, KERNELS)):
+        for what, v, choices in (
+            ("executor", self.executor, TRAIN_EXECUTORS),
+            ("update", self.update, UPDATES),
+            ("combine", self.combine, COMBINES),
+            ("kernel", self.kernel, KERNELS),
+        ):
             if v not in choices:
                 raise TrainConfigError(f"unknown {what} {v!r}; choose from {', '.join(choices)}")
         if self.executor == "inline" and self.workers != 1:
             raise TrainConfigError("executor 'inline' runs on the calling thread: use --workers 1")
         if self.batch > self.train_size:
-            raise TrainConfigError(f"batch {self.batch} is larger than the training set ({self.train_size})")
+            raise TrainConfigError(
+                f"batch {self.batch} is larger than the training set ({self.train_size})"
+            )
 
     def label(self) -> str:
         how = self.update + (f"/{self.combine}" if self.update == "sync" else "")
-        return (f"train {how} {self.executor} w={self.workers} b={self.batch} lr={self.lr:g} "
-                f"momentum={self.momentum:g}")
+        return (
+            f"train {how} {self.executor} w={self.workers} b={self.batch} lr={self.lr:g} "
+            f"momentum={self.momentum:g}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-

@@ -8,6 +8,7 @@ on from the weights learned so far. Events, in order:
     ("step", StepDone)  ("epoch", EpochReport, [Span] of a recent step)  ("done", interrupted)
     ("error", one-line message)
 """
+
 from __future__ import annotations
 
 import atexit
@@ -27,10 +28,14 @@ def train_loop(cfg_dict: dict, events, stop, settings) -> None:
     """Run the training `cfg_dict` describes, epoch by epoch, posting events; `stop` ends it."""
     try:
         from . import datasets
+
         cfg = TrainConfig(**cfg_dict)
         cfg.check()
-        data = (datasets.load_emnist_letters(cfg.data, cfg.train_size, cfg.test_size) if cfg.data
-                else datasets.builtin_letters(cfg.train_size, cfg.test_size, cfg.seed))
+        data = (
+            datasets.load_emnist_letters(cfg.data, cfg.train_size, cfg.test_size)
+            if cfg.data
+            else datasets.builtin_letters(cfg.train_size, cfg.test_size, cfg.seed)
+        )
         params, steps, elapsed = None, 0, 0.0
         for epoch in range(1, cfg.epochs + 1):
             while True:  # the newest settings win
@@ -42,14 +47,25 @@ def train_loop(cfg_dict: dict, events, stop, settings) -> None:
 
             def emit(ev, base_steps=base_steps, base_s=base_s):
                 if isinstance(ev, StepDone):
-                    events.put(("step", replace(ev, step=ev.step + base_steps, epoch=epoch,
-                                                elapsed_s=ev.elapsed_s + base_s)))
+                    events.put(
+                        (
+                            "step",
+                            replace(
+                                ev,
+                                step=ev.step + base_steps,
+                                epoch=epoch,
+                                elapsed_s=ev.elapsed_s + base_s,
+                            ),
+                        )
+                    )
+
             trainer = Trainer(replace(cfg, epochs=1), data, emit=emit, stop=stop, params=params)
             result = trainer.run()
             params = trainer.params
             if result.epochs:
-                report = replace(result.epochs[-1], epoch=epoch,
-                                 elapsed_s=result.epochs[-1].elapsed_s + base_s)
+                report = replace(
+                    result.epochs[-1], epoch=epoch, elapsed_s=result.epochs[-1].elapsed_s + base_s
+                )
                 steps += report.steps
                 elapsed = report.elapsed_s
                 last = max((s.repeat for s in result.spans), default=None)
@@ -80,6 +96,7 @@ class _Sender:
 def _child_main(cmd_fd: int, evt_fd: int, cfg_repr: str) -> None:
     """The training process: a control thread takes settings and stop, the main thread trains."""
     import ast
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the dashboard, which stops us
     cmd_conn, evt_conn = Connection(cmd_fd, writable=False), Connection(evt_fd, readable=False)
     stop, settings = threading.Event(), queue.Queue()
@@ -100,8 +117,10 @@ def _child_main(cmd_fd: int, evt_fd: int, cfg_repr: str) -> None:
     train_loop(ast.literal_eval(cfg_repr), _Sender(evt_conn), stop, settings)
 
 
-_CHILD = ("import sys; from partui.profiles.train_stream import _child_main; "
-          "_child_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])")
+_CHILD = (
+    "import sys; from partui.profiles.train_stream import _child_main; "
+    "_child_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])"
+)
 
 
 class TrainProcess:
@@ -120,8 +139,11 @@ class TrainProcess:
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _CHILD, str(cmd_r), str(evt_w), repr(cfg.to_dict())],
-                pass_fds=(cmd_r, evt_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
+                pass_fds=(cmd_r, evt_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         finally:
             os.close(cmd_r)
             os.close(evt_w)
@@ -152,7 +174,9 @@ class TrainProcess:
             if not self._closed:
                 code = self._proc.poll()
                 if code not in (0, None):
-                    out.append(("error", f"the training process exited unexpectedly (exit code {code})"))
+                    out.append(
+                        ("error", f"the training process exited unexpectedly (exit code {code})")
+                    )
         return out
 
     @property
@@ -166,6 +190,7 @@ class TrainProcess:
         self._closed = True
         atexit.unregister(self.close)
         from .stream import _descendants, _end_child
+
         family = _descendants(self._proc.pid)
         self.stop()
         _end_child(self._proc, family, (self._cmd, self._evt), timeout)
@@ -197,8 +222,12 @@ class TrainThread:
         return out
 
     def start(self, cfg: TrainConfig) -> None:
-        self._proc = threading.Thread(target=train_loop, daemon=True, name="partui-train",
-                                      args=(cfg.to_dict(), self.events, self.stop_event, self.settings))
+        self._proc = threading.Thread(
+            target=train_loop,
+            daemon=True,
+            name="partui-train",
+            args=(cfg.to_dict(), self.events, self.stop_event, self.settings),
+        )
         self._proc.start()
 
     def close(self, timeout: float = 5.0) -> None:

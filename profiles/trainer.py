@@ -12,14 +12,16 @@ The data set, its order for the epoch, the weights and the gradients live in
 the executor's arena, so process workers read batches without any copy.
 After each epoch the test split is scored on the same pool.
 """
+
 from __future__ import annotations
 
 import itertools
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +60,7 @@ class EpochReport:
 @dataclass
 class StepDone:
     """Progress: `step` steps of the run done (1-based), `loss` the latest step's mean loss."""
+
     step: int
     epoch: int
     steps_per_epoch: int
@@ -104,8 +107,14 @@ def _phase_busy(spans, workers: int) -> tuple[dict[str, float], list[float]]:
 class Trainer:
     """One training run. `stop` (a threading.Event) ends it after the current step."""
 
-    def __init__(self, cfg: TrainConfig, data, emit: Callable | None = None, stop=None,
-                 params: np.ndarray | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data,
+        emit: Callable | None = None,
+        stop=None,
+        params: np.ndarray | None = None,
+    ):
         """`params`: weights to start from (a run continued with new settings); default: seeded."""
         cfg.check()
         self.cfg, self.data = cfg, data
@@ -136,15 +145,39 @@ class Trainer:
         n, b = len(data.train_y), cfg.batch
         steps = n // b
         net = LAYERS["network"]
-        sync_plan = passes.plan(net, "train", "batch" if cfg.workers > 1 else "none", b, cfg.workers,
-                                cfg.combine, cfg.lr, lock, in_place=True, momentum=cfg.momentum)
-        shapes = {k: v for k, v in sync_plan.shapes.items() if k not in ("x", "labels", "params.new")}
+        sync_plan = passes.plan(
+            net,
+            "train",
+            "batch" if cfg.workers > 1 else "none",
+            b,
+            cfg.workers,
+            cfg.combine,
+            cfg.lr,
+            lock,
+            in_place=True,
+            momentum=cfg.momentum,
+        )
+        shapes = {
+            k: v for k, v in sync_plan.shapes.items() if k not in ("x", "labels", "params.new")
+        }
         shapes.setdefault("velocity", (training.NETWORK_PARAMS,))
-        shapes.update({"data.x": data.train_x.shape, "data.y": (n,), "order": (n,),
-                       "test.x": data.test_x.shape, "test.y": (len(data.test_y),),
-                       "losses": (steps,), "hits": (steps,)})
-        evals = [Job_eval(i, r) for i, r in enumerate(split_range(len(data.test_y), max(
-            cfg.workers, -(-len(data.test_y) // EVAL_CHUNK))))]
+        shapes.update(
+            {
+                "data.x": data.train_x.shape,
+                "data.y": (n,),
+                "order": (n,),
+                "test.x": data.test_x.shape,
+                "test.y": (len(data.test_y),),
+                "losses": (steps,),
+                "hits": (steps,),
+            }
+        )
+        evals = [
+            Job_eval(i, r)
+            for i, r in enumerate(
+                split_range(len(data.test_y), max(cfg.workers, -(-len(data.test_y) // EVAL_CHUNK)))
+            )
+        ]
         shapes["eval"] = (len(evals),)
         arena = ex.arena(shapes)
         a = arena.arrays
@@ -166,8 +199,9 @@ class Trainer:
                     a["hits"].fill(0)
                     t0 = time.perf_counter()
                     try:
-                        spans = self._epoch(ex, arena, sync_plan, epoch, steps, flops, t_start,
-                                            sample_every)
+                        spans = self._epoch(
+                            ex, arena, sync_plan, epoch, steps, flops, t_start, sample_every
+                        )
                     except (KeyboardInterrupt, Cancelled):
                         # stop the workers (each at its next check), keep what was learned
                         ex.cancel()
@@ -177,8 +211,9 @@ class Trainer:
                         res.interrupted = True
                         return
                     self.params[...] = a["params"]
-                    self._epoch_done(epoch, steps, a, t0, t_start, spans,
-                                     lambda: self._score(ex, arena, evals))
+                    self._epoch_done(
+                        epoch, steps, a, t0, t_start, spans, lambda: self._score(ex, arena, evals)
+                    )
                     if self.stop is not None and self.stop.is_set():
                         res.interrupted = True
                         return
@@ -192,11 +227,16 @@ class Trainer:
     def _score_here(self) -> float:
         """Test accuracy of the learned weights on the calling thread (after the pool stopped)."""
         from partui.kernels.scratch import Scratch
+
         params, scratch, hits = training.views(self.params, training.NETWORK_LAYOUT), Scratch(), 0
         for r0 in range(0, len(self.data.test_y), EVAL_CHUNK):
             r1 = min(len(self.data.test_y), r0 + EVAL_CHUNK)
-            hits += int((training.predict(self.data.test_x[r0:r1], params, scratch)
-                         == self.data.test_y[r0:r1]).sum())
+            hits += int(
+                (
+                    training.predict(self.data.test_x[r0:r1], params, scratch)
+                    == self.data.test_y[r0:r1]
+                ).sum()
+            )
         return hits / len(self.data.test_y)
 
     def _epoch_done(self, epoch, steps, a, t0, t_start, spans, score) -> None:
@@ -222,14 +262,27 @@ class Trainer:
         eval_s = time.perf_counter() - t_eval
         phase, share = _phase_busy(spans, cfg.workers)
         images = len(done) * cfg.batch
-        report = EpochReport(epoch, len(done), images, wall, time.perf_counter() - t_start,
-                             float(losses[done].mean()), float(a["hits"][done].sum()) / images,
-                             acc, images / wall if wall else 0.0, phase, share, eval_s)
+        report = EpochReport(
+            epoch,
+            len(done),
+            images,
+            wall,
+            time.perf_counter() - t_start,
+            float(losses[done].mean()),
+            float(a["hits"][done].sum()) / images,
+            acc,
+            images / wall if wall else 0.0,
+            phase,
+            share,
+            eval_s,
+        )
         res.epochs.append(report)
         res.accuracy_curve.append([epoch, report.elapsed_s, acc])
         self.emit(report)
 
-    def _epoch(self, ex, arena, sync_plan, epoch, steps, flops, t_start, sample_every) -> list[Span]:
+    def _epoch(
+        self, ex, arena, sync_plan, epoch, steps, flops, t_start, sample_every
+    ) -> list[Span]:
         cfg, res = self.cfg, self.result
         a = arena.arrays
         spans: list[Span] = []
@@ -252,7 +305,10 @@ class Trainer:
                     a["grad"].fill(0.0)
                 step_spans = []
                 for phase in sync_plan.phases:
-                    jobs = [replace(j, offset=step * cfg.batch) if j.kind == "train" else j for j in phase]
+                    jobs = [
+                        replace(j, offset=step * cfg.batch) if j.kind == "train" else j
+                        for j in phase
+                    ]
                     step_spans += run_jobs(ex, arena, jobs, "network", cfg.kernel, 0, base + step)
                 stats = a["stats"]
                 loss = float(stats[:, 0].sum()) / cfg.batch
@@ -265,10 +321,23 @@ class Trainer:
             return spans
 
         # hogwild: every job queued at once; workers take them as they finish
-        jobs = [passes.Job(i, "hogwild", batch=(0, cfg.batch), offset=s0 * cfg.batch, steps=s1 - s0,
-                           step0=s0, lr=cfg.lr, momentum=cfg.momentum, units=flops, token=self.token)
-                for i, (s0, s1) in enumerate((s, min(steps, s + HOGWILD_STEPS))
-                                             for s in range(0, steps, HOGWILD_STEPS))]
+        jobs = [
+            passes.Job(
+                i,
+                "hogwild",
+                batch=(0, cfg.batch),
+                offset=s0 * cfg.batch,
+                steps=s1 - s0,
+                step0=s0,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                units=flops,
+                token=self.token,
+            )
+            for i, (s0, s1) in enumerate(
+                (s, min(steps, s + HOGWILD_STEPS)) for s in range(0, steps, HOGWILD_STEPS)
+            )
+        ]
         done = itertools.count(1)
 
         def on_span(span):  # from the pool's callback threads: progress only
@@ -276,7 +345,9 @@ class Trainer:
                 step = span.repeat
                 elapsed = time.perf_counter() - t_start
                 self._step_ends[step] = elapsed
-                self.emit(StepDone(base + next(done), epoch, steps, elapsed, float(a["losses"][step])))
+                self.emit(
+                    StepDone(base + next(done), epoch, steps, elapsed, float(a["losses"][step]))
+                )
                 if stopped():
                     ex.cancel()
 
@@ -308,6 +379,7 @@ def save_weights(path, flat: np.ndarray, overwrite: bool = False, unique: bool =
     import io
 
     from .safe_files import write_bytes
+
     buf = io.BytesIO()
     np.savez(buf, **training.views(flat, training.NETWORK_LAYOUT))
     return write_bytes(path, buf.getvalue(), overwrite=overwrite, unique=unique)

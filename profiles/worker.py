@@ -4,6 +4,7 @@ Thread workers and process workers share this module. A process worker attaches
 the run's shared-memory arena once and keeps it, so arrays are never pickled:
 only the task's few integers travel.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,17 +41,34 @@ def _state():
     return _local
 
 
-def run_stamped(layer, kernel, arrays, task, cancel, run: int, repeat: int,
-                index: int | None = None, scratch: Scratch | None = None) -> Span:
+def run_stamped(
+    layer,
+    kernel,
+    arrays,
+    task,
+    cancel,
+    run: int,
+    repeat: int,
+    index: int | None = None,
+    scratch: Scratch | None = None,
+) -> Span:
     st = _state()
     if cancel is not None and cancel.is_set():  # queued tasks of a cancelled run stop at once
         raise Cancelled()
     start = time.perf_counter_ns()
     run_task(layer, kernel, arrays, task, scratch or st.scratch, cancel)
     end = time.perf_counter_ns()
-    return Span(worker=st.index if index is None else index, tid=threading.get_native_id(),
-                start_ns=start, end_ns=end, units=task.units, task=task.index,
-                phase=task.phase, repeat=repeat, run=run)
+    return Span(
+        worker=st.index if index is None else index,
+        tid=threading.get_native_id(),
+        start_ns=start,
+        end_ns=end,
+        units=task.units,
+        task=task.index,
+        phase=task.phase,
+        repeat=repeat,
+        run=run,
+    )
 
 
 # ---- process workers -------------------------------------------------------
@@ -74,10 +92,12 @@ def process_init(counter, cancel_event, pids=None, owner: int | None = None) -> 
     _proc["scratch"] = Scratch()
     _proc["counter"] = counter
     from . import blas
+
     blas.set_threads(1)
     if owner is not None:
-        threading.Thread(target=_watchdog, args=(owner, os.getppid()), name="partui-watchdog",
-                         daemon=True).start()
+        threading.Thread(
+            target=_watchdog, args=(owner, os.getppid()), name="partui-watchdog", daemon=True
+        ).start()
     # Numbered last: the parent counts ready workers by this counter.
     with counter.get_lock():
         _proc["index"] = counter.value
@@ -110,6 +130,7 @@ def _attach(name: str, layout: dict) -> dict[str, np.ndarray]:
     arenas = _proc["arenas"]
     if name not in arenas:
         from multiprocessing import shared_memory
+
         # Attaching registers the name with the resource tracker the pool shares
         # with the parent (a set: no double count); the parent unlinks it.
         shm = shared_memory.SharedMemory(name=name)
@@ -120,17 +141,29 @@ def _attach(name: str, layout: dict) -> dict[str, np.ndarray]:
                 old_shm.close()
             except BufferError:  # a view is still alive somewhere; the OS frees it at exit
                 pass
-        arrays = {key: np.ndarray(shape, dtype=np.float32, buffer=shm.buf, offset=offset)
-                  for key, (offset, shape) in layout.items()}
+        arrays = {
+            key: np.ndarray(shape, dtype=np.float32, buffer=shm.buf, offset=offset)
+            for key, (offset, shape) in layout.items()
+        }
         arenas[name] = (shm, arrays)
     return arenas[name][1]
 
 
-def process_task(arena: str, layout: dict, layer_name: str, kernel: str, task,
-                 run: int, repeat: int) -> Span:
+def process_task(
+    arena: str, layout: dict, layer_name: str, kernel: str, task, run: int, repeat: int
+) -> Span:
     arrays = _attach(arena, layout)
-    span = run_stamped(get_layer(layer_name), kernel, arrays, task, _proc["cancel"], run, repeat,
-                       index=_proc["index"], scratch=_proc["scratch"])
+    span = run_stamped(
+        get_layer(layer_name),
+        kernel,
+        arrays,
+        task,
+        _proc["cancel"],
+        run,
+        repeat,
+        index=_proc["index"],
+        scratch=_proc["scratch"],
+    )
     return Span(**{**span.to_dict(), "tid": os.getpid()})
 
 
@@ -140,7 +173,11 @@ def process_ping(workers: int, timeout_s: float) -> tuple[int, int]:
     (worker index, pid)."""
     deadline = time.monotonic() + timeout_s
     counter, cancel = _proc.get("counter"), _proc["cancel"]
-    while (counter is not None and counter.value < workers and time.monotonic() < deadline
-           and not (cancel is not None and cancel.is_set())):
+    while (
+        counter is not None
+        and counter.value < workers
+        and time.monotonic() < deadline
+        and not (cancel is not None and cancel.is_set())
+    ):
         time.sleep(0.05)  # 32 workers polling faster would slow the very start they wait for
     return _proc["index"], os.getpid()

@@ -15,10 +15,16 @@ def saved_snapshot(tmp_path_factory):
     from partui.profiles.analysis import analyze
     from partui.profiles.engine import Engine, RunConfig
     from partui.profiles.snapshot import Snapshot, save
+
     with Engine() as engine:
-        results = [engine.run(RunConfig("conv2", "batch", "vectorized", "threads", w, 4, 3, 1))
-                   for w in (1, 2)]
+        results = [
+            engine.run(RunConfig("conv2", "batch", "vectorized", "threads", w, 4, 3, 1))
+            for w in (1, 2)
+        ]
     analysis = analyze(results, {}, "this sweep")
-    snap = Snapshot.from_results(results, note="a real snapshot",
-                                 baseline={k: b.to_dict() for k, b in analysis.baselines.items()})
+    snap = Snapshot.from_results(
+        results,
+        note="a real snapshot",
+        baseline={k: b.to_dict() for k, b in analysis.baselines.items()},
+    )
     return save(snap, tmp_path_factory.mktemp("snapshot") / "real.json")

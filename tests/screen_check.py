@@ -3,6 +3,7 @@
 Used on Pilot captures (tests/test_layout_screens.py) and on tmux captures of the real
 command (tests/test_e2e_tmux.py), at 80x24, 120x40 and 200x60.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,13 +35,12 @@ def _cells(line: str) -> dict[int, str]:
     """The text between box-drawing borders on a line, by the column it starts at."""
     out, start = {}, 0
     for m in re.finditer(r"[│┃║]", line + "│"):
-        out[start] = line[start:m.start()]
+        out[start] = line[start : m.start()]
         start = m.end()
     return out
 
 
-def clipped_phrases(screen: str, phrases: list[str], edge: int = 10,
-                    wrap: int = 4) -> list[str]:
+def clipped_phrases(screen: str, phrases: list[str], edge: int = 10, wrap: int = 4) -> list[str]:
     """Phrases of which a pane shows the head or the tail but not the whole.
 
     A phrase may wrap inside its pane: the lines of the same pane above the one with its
@@ -58,8 +58,7 @@ def clipped_phrases(screen: str, phrases: list[str], edge: int = 10,
                     continue
                 above = [cells[j].get(col, "") for j in range(max(0, i - wrap + 1), i + 1)]
                 below = [cells[j].get(col, "") for j in range(i, min(len(cells), i + wrap))]
-                if not any(whole in " ".join(" ".join(part).split())
-                           for part in (above, below)):
+                if not any(whole in " ".join(" ".join(part).split()) for part in (above, below)):
                     bad.append(f"{phrase!r} shown as {text.strip()!r}")
     return bad
 
@@ -79,6 +78,7 @@ def footer_problems(screen: str, tab: str = "profile") -> list[str]:
 
 def _chart_classes():
     from partui.tui import charts
+
     base = getattr(charts, "Redraws", charts.Chart)
     out, todo = [], list(base.__subclasses__())
     while todo:
@@ -97,8 +97,9 @@ def known_titles() -> list[str]:
     return [cls.chart_title for cls in _chart_classes() if getattr(cls, "chart_title", "")]
 
 
-def problems(screen: str, known_titles: list[str], phrases: list[str],
-             tab: str = "profile") -> list[str]:
+def problems(
+    screen: str, known_titles: list[str], phrases: list[str], tab: str = "profile"
+) -> list[str]:
     out = [f"title cut: {t!r}" for t in clipped_titles(screen, known_titles)]
     out += [f"phrase cut: {p}" for p in clipped_phrases(screen, phrases)]
     out += [f"key missing from the key bar: {k!r}" for k in footer_problems(screen, tab)]

@@ -1,4 +1,5 @@
 """Backward kernels (loops and vectorized) against the float64 reference and finite differences."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,9 +42,13 @@ def f32(*shape, seed=0):
 
 # ---- the reference itself against finite differences --------------------------------
 
+
 def test_reference_conv_backward_matches_finite_differences():
-    x, w, b = f32(2, 3, 5, 6, seed=1).astype(np.float64), f32(4, 3, 3, 3, seed=2).astype(np.float64), \
-        f32(4, seed=3).astype(np.float64)
+    x, w, b = (
+        f32(2, 3, 5, 6, seed=1).astype(np.float64),
+        f32(4, 3, 3, 3, seed=2).astype(np.float64),
+        f32(4, seed=3).astype(np.float64),
+    )
     gy = f32(2, 4, 3, 4, seed=4).astype(np.float64)
     loss = lambda: float((reference.conv2d(x, w, b) * gy).sum())  # noqa: E731
     gx, gw, gb = grad_reference.conv2d_backward(x, w, gy)
@@ -55,19 +60,31 @@ def test_reference_conv_backward_matches_finite_differences():
 def test_reference_pool_gelu_linear_logsoftmax_match_finite_differences():
     x = f32(2, 3, 5, 7, seed=5).astype(np.float64)  # odd sizes: floor drops a row and a column
     gy = f32(2, 3, 2, 3, seed=6).astype(np.float64)
-    close(grad_reference.maxpool2x2_backward(x, gy),
-          numeric_grad(lambda: float((reference.maxpool2x2(x) * gy).sum()), x), 1e-6)
+    close(
+        grad_reference.maxpool2x2_backward(x, gy),
+        numeric_grad(lambda: float((reference.maxpool2x2(x) * gy).sum()), x),
+        1e-6,
+    )
 
     x = f32(3, 5, seed=7).astype(np.float64) * 2
     gy = f32(3, 5, seed=8).astype(np.float64)
-    close(grad_reference.gelu_backward(x, gy),
-          numeric_grad(lambda: float((reference.gelu(x) * gy).sum()), x), 1e-6)
-    close(grad_reference.logsoftmax_backward(x, gy),
-          numeric_grad(lambda: float((reference.logsoftmax(x) * gy).sum()), x), 1e-6)
+    close(
+        grad_reference.gelu_backward(x, gy),
+        numeric_grad(lambda: float((reference.gelu(x) * gy).sum()), x),
+        1e-6,
+    )
+    close(
+        grad_reference.logsoftmax_backward(x, gy),
+        numeric_grad(lambda: float((reference.logsoftmax(x) * gy).sum()), x),
+        1e-6,
+    )
 
     for apply_gelu in (False, True):
-        x, w, b = (f32(3, 5, seed=9).astype(np.float64), f32(4, 5, seed=10).astype(np.float64),
-                   f32(4, seed=11).astype(np.float64))
+        x, w, b = (
+            f32(3, 5, seed=9).astype(np.float64),
+            f32(4, 5, seed=10).astype(np.float64),
+            f32(4, seed=11).astype(np.float64),
+        )
         gy = f32(3, 4, seed=12).astype(np.float64)
         loss = lambda: float((reference.linear(x, w, b, apply_gelu) * gy).sum())  # noqa: E731
         gx, gw, gb = grad_reference.linear_backward(x, w, b, gy, apply_gelu)
@@ -81,17 +98,24 @@ def test_reference_nll_backward_matches_finite_differences():
     labels = np.array([0, 5, 2, 2])
     loss = lambda: grad_reference.nll_loss(reference.logsoftmax(logits), labels)  # noqa: E731
     g = grad_reference.logsoftmax_backward(
-        logits, grad_reference.nll_backward(reference.logsoftmax(logits), labels))
+        logits, grad_reference.nll_backward(reference.logsoftmax(logits), labels)
+    )
     close(g, numeric_grad(loss, logits), 1e-6)
 
 
 # ---- every kernel against the reference and finite differences ----------------------
 
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("c", [1, 3])
 def test_conv_backward(kernel, c):
     ops = KERNELS[kernel]
-    x, w, b, gy = f32(3, c, 6, 7, seed=20), f32(4, c, 3, 3, seed=21), f32(4, seed=22), f32(3, 4, 4, 5, seed=23)
+    x, w, b, gy = (
+        f32(3, c, 6, 7, seed=20),
+        f32(4, c, 3, 3, seed=21),
+        f32(4, seed=22),
+        f32(3, 4, 4, 5, seed=23),
+    )
     gx, gw, gb = np.full_like(x, np.nan), np.full_like(w, np.nan), np.full_like(b, np.nan)
     ops.conv_backward(x, w, gy, gx, gw, gb, Scratch())
     rx, rw, rb = grad_reference.conv2d_backward(x, w, gy)
@@ -178,15 +202,22 @@ def test_logsoftmax_and_nll_backward(kernel):
     g = np.full_like(x, np.nan)
     total = ops.nll_backward(logp, labels, g, 1 / 3)
     assert total / 3 == pytest.approx(grad_reference.nll_loss(logp, labels.astype(int)), rel=1e-6)
-    close(g, grad_reference.logsoftmax_backward(x, grad_reference.nll_backward(logp, labels.astype(int))))
+    close(
+        g,
+        grad_reference.logsoftmax_backward(
+            x, grad_reference.nll_backward(logp, labels.astype(int))
+        ),
+    )
     loss = lambda: grad_reference.nll_loss(reference.logsoftmax(x64), labels.astype(int))  # noqa: E731
     close(g, numeric_grad(loss, x64), 1e-5)
 
 
 # ---- the network's training step ------------------------------------------------------
 
+
 def _network_case(batch=3, seed=0):
     from partui.kernels.layers import LAYERS, make_input, make_params
+
     net = LAYERS["network"]
     params = make_params(net, seed)
     x = make_input(net, batch, seed)
@@ -197,6 +228,7 @@ def _network_case(batch=3, seed=0):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_network_step_grads_match_reference(kernel):
     from partui.kernels import training
+
     x, labels, params = _network_case(batch=2 if kernel == "loops" else 5)
     flat = training.flat_params(0)
     pv = training.views(flat, training.NETWORK_LAYOUT)
@@ -204,8 +236,9 @@ def test_network_step_grads_match_reference(kernel):
         assert np.array_equal(pv[k], params[k])
     grad = np.full(training.NETWORK_PARAMS, np.nan, np.float32)
     gv = training.views(grad, training.NETWORK_LAYOUT)
-    loss, correct, _ = training.step_grads(kernel, x, labels.astype(np.float32), pv, gv,
-                                           1 / len(x), Scratch())
+    loss, correct, _ = training.step_grads(
+        kernel, x, labels.astype(np.float32), pv, gv, 1 / len(x), Scratch()
+    )
     ref_loss, ref = grad_reference.network_loss_and_grads(x, labels, params)
     assert loss / len(x) == pytest.approx(ref_loss, rel=1e-5)
     assert set(ref) == set(gv)

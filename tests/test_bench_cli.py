@@ -1,5 +1,6 @@
 """`partui bench --quick --json` on a tiny budget: the JSON's shape, and every reported
 configuration verified against the reference. Speed is not checked here."""
+
 import json
 import subprocess
 import sys
@@ -10,9 +11,26 @@ from partui.profiles.snapshot import load
 def test_bench_quick_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "partui.tui.cli", "bench", "--quick", "--json", "--batch", "8",
-         "--layers", "conv3,pool3,network", "--workers", "1,2", "--out", str(out)],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "partui.tui.cli",
+            "bench",
+            "--quick",
+            "--json",
+            "--batch",
+            "8",
+            "--layers",
+            "conv3,pool3,network",
+            "--workers",
+            "1,2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "[3/3] network" in proc.stderr  # progress on stderr
@@ -24,7 +42,11 @@ def test_bench_quick_json(tmp_path):
     assert set(data["gemm_peak_gflops"]) == {"1", "2"}
     assert all(v > 0 for v in data["gemm_peak_gflops"].values())
     assert [(r["layer"], r["workers"]) for r in data["layers"]] == [
-        ("conv3", 1), ("conv3", 2), ("pool3", 1), ("pool3", 2)]
+        ("conv3", 1),
+        ("conv3", 2),
+        ("pool3", 1),
+        ("pool3", 2),
+    ]
     assert [r["workers"] for r in data["network"]] == [1, 2]
     for row in data["layers"] + data["network"]:
         for key in ("workers", "best_strategy", "executor", "median_ms"):
@@ -42,10 +64,16 @@ def test_bench_quick_json(tmp_path):
 
 
 def test_bench_rejects_bad_input():
-    proc = subprocess.run([sys.executable, "-m", "partui.tui.cli", "bench", "--layers", "nope"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "partui.tui.cli", "bench", "--layers", "nope"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "unknown layer" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "partui.tui.cli", "bench", "--workers", "0"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "partui.tui.cli", "bench", "--workers", "0"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "--workers" in proc.stderr

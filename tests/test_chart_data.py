@@ -1,17 +1,25 @@
 """What the profile charts draw, checked against hand-built spans, samples and runs."""
+
 import math
 
 from rich.console import Console
+from test_stats import fake
 
 from partui.profiles.analysis import pool, pooled_by_config, series_key
 from partui.profiles.engine import RunConfig
 from partui.profiles.events import CpuSample, RepeatDone, RunFinished, RunStarted, Span, SpanDone
-from partui.tui.charts import (cpu_segments, history_segments, speedup_points, worker_ticks)
+from partui.tui.charts import cpu_segments, history_segments, speedup_points, worker_ticks
 from partui.tui.model import Model
-from partui.tui.timeline import (build_view, lane_cells, median_repeat, nice_ticks, phase_names,
-                                 time_unit, timeline_lines, view_of_result)
-
-from test_stats import fake
+from partui.tui.timeline import (
+    build_view,
+    lane_cells,
+    median_repeat,
+    nice_ticks,
+    phase_names,
+    time_unit,
+    timeline_lines,
+    view_of_result,
+)
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -25,15 +33,18 @@ def text_of(view, width, height) -> str:
 
 # ---- timeline ------------------------------------------------------------------------
 
+
 def two_repeats():
     """Repeat 0: w0 runs two tasks back to back (0-3, 3-5 ms), w1 one task (1-2 ms) then idles.
     Repeat 1 is later; a warm-up (-1) is earlier and longer."""
-    return [Span(0, 1, -50 * MS, -10 * MS, 1, task=0, repeat=-1),
-            Span(0, 1, 0, 3 * MS, 1, task=0, repeat=0),
-            Span(0, 1, 3 * MS, 5 * MS, 1, task=2, repeat=0),
-            Span(1, 2, 1 * MS, 2 * MS, 1, task=1, repeat=0),
-            Span(0, 1, 100 * MS, 104 * MS, 1, task=0, repeat=1),
-            Span(1, 2, 100 * MS, 104 * MS, 1, task=1, repeat=1)]
+    return [
+        Span(0, 1, -50 * MS, -10 * MS, 1, task=0, repeat=-1),
+        Span(0, 1, 0, 3 * MS, 1, task=0, repeat=0),
+        Span(0, 1, 3 * MS, 5 * MS, 1, task=2, repeat=0),
+        Span(1, 2, 1 * MS, 2 * MS, 1, task=1, repeat=0),
+        Span(0, 1, 100 * MS, 104 * MS, 1, task=0, repeat=1),
+        Span(1, 2, 100 * MS, 104 * MS, 1, task=1, repeat=1),
+    ]
 
 
 def test_median_repeat_is_the_middle_time():
@@ -51,7 +62,9 @@ def test_one_repeat_only_its_own_spans_warm_up_never_mixed_in():
     view = view_of_result(r, 7, 0)
     assert (view.t0, view.t1) == (0, 5 * MS) and view.extent_ms == 5.0
     assert [len(lane.spans) for lane in view.lanes] == [2, 1]
-    assert math.isclose(view.lanes[0].busy_share, 1.0) and math.isclose(view.lanes[1].busy_share, 0.2)
+    assert math.isclose(view.lanes[0].busy_share, 1.0) and math.isclose(
+        view.lanes[1].busy_share, 0.2
+    )
     assert view.lanes[1].waiting and not view.lanes[0].waiting  # on-CPU 0.31: mostly waiting
 
 
@@ -81,8 +94,9 @@ def test_timeline_text_axis_spans_one_repeat_in_a_readable_unit():
 
 def test_more_workers_than_fit_are_counted_never_merged():
     spans = [Span(w, w, 0, MS, 1, task=w, repeat=0) for w in range(12)]
-    view = build_view({"strategy": "batch", "executor": "threads", "workers": 12}, 1, spans, 0,
-                      [0], 0, 1.0, [])
+    view = build_view(
+        {"strategy": "batch", "executor": "threads", "workers": 12}, 1, spans, 0, [0], 0, 1.0, []
+    )
     text = text_of(view, 60, 8)
     assert "+8 more workers" in text and "w3" in text and "w4 " not in text
 
@@ -91,10 +105,13 @@ def test_phases_are_named_filter_reduce_and_pipeline_stages_by_layer():
     assert phase_names({"strategy": "filter"}) == {0: "compute", 1: "reduce"}
     stages = phase_names({"strategy": "pipeline", "workers": 3})
     assert len(stages) == 3 and "conv1" in stages[0] and "logsoftmax" in stages[2]
-    spans = [Span(0, 1, 0, 2 * MS, 1, task=0, phase=0, repeat=0),
-             Span(0, 1, 2 * MS, 3 * MS, 1, task=2, phase=1, repeat=0)]
-    view = build_view({"strategy": "filter", "executor": "threads", "workers": 1}, 1, spans, 0,
-                      [0], 0, 3.0, [])
+    spans = [
+        Span(0, 1, 0, 2 * MS, 1, task=0, phase=0, repeat=0),
+        Span(0, 1, 2 * MS, 3 * MS, 1, task=2, phase=1, repeat=0),
+    ]
+    view = build_view(
+        {"strategy": "filter", "executor": "threads", "workers": 1}, 1, spans, 0, [0], 0, 3.0, []
+    )
     assert "compute" in text_of(view, 60, 6) and "reduce" in text_of(view, 60, 6)
 
 
@@ -105,8 +122,9 @@ def test_model_timeline_follows_the_run_and_steps_repeats():
     times = {-1: 9.0, 0: 3.0, 1: 1.0, 2: 2.0}
     for rep, ms in times.items():
         t = (rep + 2) * 10 * MS
-        events += [SpanDone(Span(w, w, t, t + int(ms * MS), 1, task=w, repeat=rep, run=1))
-                   for w in (0, 1)]
+        events += [
+            SpanDone(Span(w, w, t, t + int(ms * MS), 1, task=w, repeat=rep, run=1)) for w in (0, 1)
+        ]
         events.append(RepeatDone(1, rep, int(ms * MS), t))
     m.apply(events[:7])  # the warm-up and repeat 0 are done: a single run shows its progress
     view = m.timeline_view()
@@ -125,9 +143,11 @@ def test_model_timeline_follows_the_run_and_steps_repeats():
 
 # ---- CPU ------------------------------------------------------------------------------
 
+
 def sample(t_s, per_core, window_s=0.5, others=None):
-    return CpuSample(int(t_s * S), per_core, {}, 1.0, 50.0, window_ns=int(window_s * S),
-                     others_cpu=others)
+    return CpuSample(
+        int(t_s * S), per_core, {}, 1.0, 50.0, window_ns=int(window_s * S), others_cpu=others
+    )
 
 
 def test_cpu_window_ends_now_and_breaks_at_gaps_and_unread_values():
@@ -150,10 +170,15 @@ def test_cpu_sample_after_a_long_silence_starts_a_new_line():
 
 # ---- speedup --------------------------------------------------------------------------
 
+
 def test_speedup_points_pool_runs_with_min_max_bars():
-    runs = [fake(workers=1, times=(10.0, 11.0, 12.0)), fake(workers=2, times=(5.0, 6.0)),
-            fake(workers=2, times=(4.0, 7.0)), fake(workers=3, times=(4.0,), ok=False),
-            fake(workers=2, times=(1.0,), strategy="channel")]
+    runs = [
+        fake(workers=1, times=(10.0, 11.0, 12.0)),
+        fake(workers=2, times=(5.0, 6.0)),
+        fake(workers=2, times=(4.0, 7.0)),
+        fake(workers=3, times=(4.0,), ok=False),
+        fake(workers=2, times=(1.0,), strategy="channel"),
+    ]
     key = series_key(runs[0].config)
     points = speedup_points(runs, key, baseline_ms=10.0)
     assert [p.workers for p in points] == [1, 2]  # the failed run and other strategy left out
@@ -177,6 +202,7 @@ def test_pooling_counts_every_repeat_of_every_run():
 
 # ---- history --------------------------------------------------------------------------
 
+
 def test_history_marks_each_configuration_change():
     reps = [(1, 5.0, "a"), (1, 6.0, "a"), (2, 900.0, "b"), (3, 5.5, "a")]
     segments, marks = history_segments(reps)
@@ -186,6 +212,7 @@ def test_history_marks_each_configuration_change():
 
 # ---- pooled live rows -------------------------------------------------------------------
 
+
 def test_live_runs_are_one_row_per_configuration_single_runs_their_own():
     m = Model(RunConfig("conv2", workers=2), max_workers=2)
     cfg2 = fake(workers=2).config
@@ -194,6 +221,7 @@ def test_live_runs_are_one_row_per_configuration_single_runs_their_own():
     def run(cfg, live, times):
         r = fake(workers=cfg["workers"], times=times)
         return [RunStarted(0, RunConfig(**cfg), 0.0, live=live), RunFinished(0, r)]
+
     m.apply(run(cfg1, False, (10.0,)))  # a single run: its own row
     for t in (5.0, 6.0, 7.0):
         m.apply(run(cfg2, True, (t,)))
@@ -208,6 +236,7 @@ def test_live_runs_are_one_row_per_configuration_single_runs_their_own():
 
 def test_log_ticks_are_one_two_five_within_the_range():
     from partui.tui.charts import log_ticks
+
     assert log_ticks(6.0, 10_000.0) == [10, 100, 1000, 10000]  # a 10 s run beside 6 ms ones
     assert log_ticks(3.0, 30.0) == [5, 10, 20]
     assert log_ticks(8.0, 17.0) == [8, 10, 17]

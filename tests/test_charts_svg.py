@@ -4,14 +4,14 @@
 The events are built by hand and "now" is fixed, so the pictures depend only on the code.
 Update them after an intended change with `pytest --snapshot-update`.
 """
+
 from __future__ import annotations
 
-from partui.profiles.engine import RunConfig
-from partui.profiles.events import (CpuSample, RepeatDone, RunFinished, RunStarted, Span,
-                                    SpanDone)
-from partui.profiles.stats import summarize
-
 from screen_fixtures import fixed_app
+
+from partui.profiles.engine import RunConfig
+from partui.profiles.events import CpuSample, RepeatDone, RunFinished, RunStarted, Span, SpanDone
+from partui.profiles.stats import summarize
 
 MS = 1_000_000
 T0 = 1_000 * 1_000_000_000  # the engine's clock at the first sample
@@ -25,16 +25,27 @@ def idle_samples(seconds: float = 20.0, start: int = T0) -> list:
         if 16 <= i < 24:
             continue
         load = [20.0 + 30 * (i % 7 == 0), 5.0 + i % 3]
-        out.append(CpuSample(start + i * 500 * MS, load, {}, 1.0, 60.0, window_ns=500 * MS,
-                             partui_cpu=3.0, others_cpu=25.0 + i % 5))
+        out.append(
+            CpuSample(
+                start + i * 500 * MS,
+                load,
+                {},
+                1.0,
+                60.0,
+                window_ns=500 * MS,
+                partui_cpu=3.0,
+                others_cpu=25.0 + i % 5,
+            )
+        )
     return out
 
 
 def run_events(run: int, workers: int, times: list[float], start: int, done: int | None = None):
     """A run of `times` repeats (one warm-up first), one task per worker, the last worker
     idle a quarter of each repeat; stops after `done` timed repeats when given."""
-    cfg = RunConfig(CFG.layer, CFG.strategy, CFG.kernel, CFG.executor, workers, CFG.batch,
-                    len(times), 1).to_dict()
+    cfg = RunConfig(
+        CFG.layer, CFG.strategy, CFG.kernel, CFG.executor, workers, CFG.batch, len(times), 1
+    ).to_dict()
     events = [RunStarted(run, RunConfig(**cfg), 0.0)]
     t = start
     spans = []
@@ -49,12 +60,22 @@ def run_events(run: int, workers: int, times: list[float], start: int, done: int
                 events.append(SpanDone(span))
                 spans.append(span)
         events.append(RepeatDone(run, rep, int(ms * MS), t))
-        events.append(CpuSample(t + int(ms * MS), [95.0, 90.0 if workers > 1 else 10.0],
-                                {}, 100.0 * workers, 80.0, window_ns=int(ms * MS),
-                                partui_cpu=100.0 * workers, others_cpu=5.0))
+        events.append(
+            CpuSample(
+                t + int(ms * MS),
+                [95.0, 90.0 if workers > 1 else 10.0],
+                {},
+                100.0 * workers,
+                80.0,
+                window_ns=int(ms * MS),
+                partui_cpu=100.0 * workers,
+                others_cpu=5.0,
+            )
+        )
         t += int(ms * MS) + MS
     if done is None:
         from test_stats import fake
+
         result = fake(workers=workers, times=tuple(times))
         result.config = cfg
         s = summarize(times)
@@ -72,30 +93,37 @@ def prepared(events: list, now: int):
         app.redraw(force=True)
         app.refresh_header()
         await pilot.pause()
+
     return run_before
 
 
 def test_charts_empty(snap_compare, tmp_path):
-    assert snap_compare(fixed_app(CFG), terminal_size=(120, 40),
-                        run_before=prepared([], T0))
+    assert snap_compare(fixed_app(CFG), terminal_size=(120, 40), run_before=prepared([], T0))
 
 
 def test_charts_idle(snap_compare, tmp_path):
     samples = idle_samples()
-    assert snap_compare(fixed_app(CFG), terminal_size=(120, 40),
-                        run_before=prepared(samples, samples[-1].t_ns + 200 * MS))
+    assert snap_compare(
+        fixed_app(CFG),
+        terminal_size=(120, 40),
+        run_before=prepared(samples, samples[-1].t_ns + 200 * MS),
+    )
 
 
 def test_charts_running(snap_compare, tmp_path):
     samples = idle_samples(10)
     events, t = run_events(1, 2, [9.0, 8.0, 10.0], samples[-1].t_ns + MS, done=2)
-    assert snap_compare(fixed_app(CFG), terminal_size=(120, 40),
-                        run_before=prepared(samples + events, t))
+    assert snap_compare(
+        fixed_app(CFG), terminal_size=(120, 40), run_before=prepared(samples + events, t)
+    )
 
 
 def test_charts_finished_sweep(snap_compare, tmp_path):
     samples = idle_samples(10)
     one, t = run_events(1, 1, [16.0, 15.0, 17.0], samples[-1].t_ns + MS)
     two, t = run_events(2, 2, [9.0, 8.0, 10.0], t + 50 * MS)
-    assert snap_compare(fixed_app(CFG), terminal_size=(120, 40),
-                        run_before=prepared(samples + one + two, t + 300 * MS))
+    assert snap_compare(
+        fixed_app(CFG),
+        terminal_size=(120, 40),
+        run_before=prepared(samples + one + two, t + 300 * MS),
+    )

@@ -1,4 +1,5 @@
 """`partui list / info / run` as a user runs them: exit codes, one-line errors, JSON, saved arrays."""
+
 import json
 import subprocess
 import sys
@@ -15,14 +16,20 @@ RUN = ["run", "--repeat", "1", "--warmup", "0", "--batch", "2"]
 
 def strict_json(text):
     """Parse as standard JSON: NaN and Infinity are not JSON."""
+
     def refuse(name):
         raise ValueError(f"{name} is not JSON")
+
     return json.loads(text, parse_constant=refuse)
 
 
 def partui(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "partui.tui.cli", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "partui.tui.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_one_line_error(proc, code, *words):
@@ -35,33 +42,39 @@ def assert_one_line_error(proc, code, *words):
     assert proc.stdout == ""
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--layer", "conv9"], ["conv9", "conv2", "logsoftmax", "network"]),
-    (["--layer", "conv2", "--strategy", "diagonal"], ["diagonal", "batch", "pipeline"]),
-    (["--layer", "conv2", "--kernel", "fast"], ["fast", "loops", "vectorized"]),
-    (["--layer", "conv2", "--executor", "gpu"], ["gpu", "threads", "processes", "blas"]),
-    (["--layer", "conv2", "--workers", "0"], ["workers", "1 to 256"]),
-    (["--layer", "conv2", "--workers", "257"], ["workers", "1 to 256"]),
-    (["--layer", "conv2", "--workers", "two"], ["workers", "two"]),
-    (["--layer", "conv2", "--batch", "0"], ["batch", "1 to 1024"]),
-    (["--layer", "conv2", "--batch", "1025"], ["batch", "1 to 1024"]),
-    (["--layer", "conv2", "--seed", "-1"], ["seed"]),
-    (["--layer", "conv2", "--repeat", "0"], ["repeat"]),
-    ([], ["--layer"]),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--layer", "conv9"], ["conv9", "conv2", "logsoftmax", "network"]),
+        (["--layer", "conv2", "--strategy", "diagonal"], ["diagonal", "batch", "pipeline"]),
+        (["--layer", "conv2", "--kernel", "fast"], ["fast", "loops", "vectorized"]),
+        (["--layer", "conv2", "--executor", "gpu"], ["gpu", "threads", "processes", "blas"]),
+        (["--layer", "conv2", "--workers", "0"], ["workers", "1 to 256"]),
+        (["--layer", "conv2", "--workers", "257"], ["workers", "1 to 256"]),
+        (["--layer", "conv2", "--workers", "two"], ["workers", "two"]),
+        (["--layer", "conv2", "--batch", "0"], ["batch", "1 to 1024"]),
+        (["--layer", "conv2", "--batch", "1025"], ["batch", "1 to 1024"]),
+        (["--layer", "conv2", "--seed", "-1"], ["seed"]),
+        (["--layer", "conv2", "--repeat", "0"], ["repeat"]),
+        ([], ["--layer"]),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(args, words):
     assert_one_line_error(partui("run", *args), 2, *words)
 
 
-@pytest.mark.parametrize("args", [
-    ["--layer", "linear1", "--strategy", "spatial"],
-    ["--layer", "conv2", "--strategy", "pipeline"],
-    ["--layer", "conv2", "--strategy", "none", "--kernel", "loops", "--executor", "blas"],
-    ["--layer", "conv2", "--strategy", "batch", "--executor", "blas"],
-    ["--layer", "pool2", "--strategy", "none", "--executor", "blas"],
-    ["--layer", "conv2", "--executor", "inline", "--workers", "2"],
-    ["--layer", "logsoftmax", "--strategy", "channel"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--layer", "linear1", "--strategy", "spatial"],
+        ["--layer", "conv2", "--strategy", "pipeline"],
+        ["--layer", "conv2", "--strategy", "none", "--kernel", "loops", "--executor", "blas"],
+        ["--layer", "conv2", "--strategy", "batch", "--executor", "blas"],
+        ["--layer", "pool2", "--strategy", "none", "--executor", "blas"],
+        ["--layer", "conv2", "--executor", "inline", "--workers", "2"],
+        ["--layer", "logsoftmax", "--strategy", "channel"],
+    ],
+)
 def test_not_applicable_exits_2(args):
     assert_one_line_error(partui("run", *args), 2, "not applicable")
 
@@ -80,8 +93,21 @@ def test_unwritable_save_arrays_dir(tmp_path):
 
 
 def test_run_prints_a_verified_table():
-    proc = partui("run", "--layer", "conv2", "--strategy", "batch", "--executor", "threads",
-                  "--workers", "2", "--batch", "4", "--repeat", "3")
+    proc = partui(
+        "run",
+        "--layer",
+        "conv2",
+        "--strategy",
+        "batch",
+        "--executor",
+        "threads",
+        "--workers",
+        "2",
+        "--batch",
+        "4",
+        "--repeat",
+        "3",
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "conv2" in out and "median" in out and "min-max" in out
@@ -91,8 +117,24 @@ def test_run_prints_a_verified_table():
 
 
 def test_run_json_shape():
-    proc = partui("run", "--layer", "conv2", "--strategy", "hybrid", "--executor", "processes",
-                  "--workers", "2", "--batch", "4", "--repeat", "2", "--warmup", "1", "--json")
+    proc = partui(
+        "run",
+        "--layer",
+        "conv2",
+        "--strategy",
+        "hybrid",
+        "--executor",
+        "processes",
+        "--workers",
+        "2",
+        "--batch",
+        "4",
+        "--repeat",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     d = strict_json(proc.stdout)
     assert d["layer"] == "conv2" and d["strategy"] == "hybrid" and d["kernel"] == "vectorized"
@@ -109,8 +151,18 @@ def test_run_json_shape():
 
 
 def test_run_json_blas_threads():
-    proc = partui(*RUN, "--layer", "linear2", "--strategy", "none", "--executor", "blas",
-                  "--workers", "2", "--json")
+    proc = partui(
+        *RUN,
+        "--layer",
+        "linear2",
+        "--strategy",
+        "none",
+        "--executor",
+        "blas",
+        "--workers",
+        "2",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     d = strict_json(proc.stdout)
     assert d["blas_threads"] == 2 and d["workers"] == 2 and d["ok"] is True
@@ -123,22 +175,36 @@ def _conv_f64(x, w, b):
 
 
 def _gelu_f64(v):
-    return 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3)))
+    return 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v**3)))
 
 
-@pytest.mark.parametrize("layer,executor", [("conv2", "processes"), ("linear1", "threads"),
-                                            ("pool2", "threads")])
+@pytest.mark.parametrize(
+    "layer,executor", [("conv2", "processes"), ("linear1", "threads"), ("pool2", "threads")]
+)
 def test_save_arrays_can_be_checked_independently(tmp_path, layer, executor):
     out_dir = tmp_path / "arrays" / layer  # created on demand
-    proc = partui(*RUN, "--layer", layer, "--strategy", "channel", "--executor", executor,
-                  "--workers", "2", "--save-arrays", str(out_dir))
+    proc = partui(
+        *RUN,
+        "--layer",
+        layer,
+        "--strategy",
+        "channel",
+        "--executor",
+        executor,
+        "--workers",
+        "2",
+        "--save-arrays",
+        str(out_dir),
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"arrays written to {out_dir}" in proc.stdout
     files = {p.name for p in out_dir.iterdir()}
     x = np.load(out_dir / "input.npy")
     y = np.load(out_dir / "output.npy")
     assert x.dtype == y.dtype == np.float32
-    assert x.shape == LAYERS[layer].in_array_shape(2) and y.shape == LAYERS[layer].out_array_shape(2)
+    assert x.shape == LAYERS[layer].in_array_shape(2) and y.shape == LAYERS[layer].out_array_shape(
+        2
+    )
     if layer == "pool2":
         assert files == {"input.npy", "output.npy"}
         want = np.maximum.reduce([x[:, :, a:10:2, c:10:2] for a in (0, 1) for c in (0, 1)])
@@ -182,8 +248,12 @@ def test_list_json():
     assert list(layers) == list(LAYER_NAMES)
     assert layers["conv2"]["flops_per_sample"] == 4_460_544
     assert layers["conv2"]["out_shape"] == [64, 11, 11]
-    assert {"strategy": "pipeline", "kernel": "loops", "executor": "threads"} in d["valid"]["network"]
-    assert {"strategy": "spatial", "kernel": "vectorized", "executor": "threads"} not in d["valid"]["linear1"]
+    assert {"strategy": "pipeline", "kernel": "loops", "executor": "threads"} in d["valid"][
+        "network"
+    ]
+    assert {"strategy": "spatial", "kernel": "vectorized", "executor": "threads"} not in d["valid"][
+        "linear1"
+    ]
 
 
 def test_info_json():
@@ -218,8 +288,19 @@ class _LazyGelu(_WrongConv):
 @pytest.mark.parametrize("as_json", [False, True])
 def test_a_wrong_result_fails_visibly_with_exit_1(monkeypatch, capsys, as_json):
     monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _WrongConv())
-    args = ["run", "--layer", "conv2", "--executor", "threads", "--workers", "2", "--batch", "2",
-            "--repeat", "1"] + (["--json"] if as_json else [])
+    args = [
+        "run",
+        "--layer",
+        "conv2",
+        "--executor",
+        "threads",
+        "--workers",
+        "2",
+        "--batch",
+        "2",
+        "--repeat",
+        "1",
+    ] + (["--json"] if as_json else [])
     assert cli.main(args) == 1
     out = capsys.readouterr().out
     if as_json:
@@ -242,7 +323,24 @@ def test_a_region_no_task_writes_fails(monkeypatch):
 
 def test_json_of_a_nan_output_is_still_json(monkeypatch, capsys):
     monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _LazyGelu())
-    assert cli.main(["run", "--layer", "gelu2", "--executor", "inline", "--workers", "1",
-                     "--batch", "2", "--repeat", "1", "--json"]) == 1
+    assert (
+        cli.main(
+            [
+                "run",
+                "--layer",
+                "gelu2",
+                "--executor",
+                "inline",
+                "--workers",
+                "1",
+                "--batch",
+                "2",
+                "--repeat",
+                "1",
+                "--json",
+            ]
+        )
+        == 1
+    )
     d = strict_json(capsys.readouterr().out)
     assert d["ok"] is False and d["max_abs_error"] is None

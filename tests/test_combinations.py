@@ -2,6 +2,7 @@
 
 One Engine for the module so thread and process pools are reused, as the dashboard reuses them.
 """
+
 import os
 import threading
 from collections import Counter
@@ -12,20 +13,29 @@ import pytest
 
 from partui.kernels import reference
 from partui.kernels.layers import LAYERS, make_input, make_params
-from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason, valid_combinations
+from partui.kernels.strategies import (
+    EXECUTORS,
+    KERNELS,
+    STRATEGIES,
+    not_applicable_reason,
+    valid_combinations,
+)
 from partui.profiles.engine import Engine, RunConfig
 from partui.profiles.events import EventLog, RepeatDone, RunFinished, RunStarted, SpanDone
 
 BATCH = 3
 MAIN_TID = threading.get_native_id()
 
-COMBOS = [(name, s, k, e) for name, layer in LAYERS.items() for s, k, e in valid_combinations(layer)]
+COMBOS = [
+    (name, s, k, e) for name, layer in LAYERS.items() for s, k, e in valid_combinations(layer)
+]
 
 # Workers 3 on a batch of 5: every split is uneven (5 samples, 64 channels, 11 rows, 32 input
 # channels over 3); batch 1 leaves workers without work; conv1 has a single input channel.
 UNEVEN = [
     ("conv2", s, "vectorized", e, 3, 5)
-    for s in ("batch", "channel", "spatial", "filter", "hybrid") for e in ("threads", "processes")
+    for s in ("batch", "channel", "spatial", "filter", "hybrid")
+    for e in ("threads", "processes")
 ] + [
     ("conv2", "spatial", "loops", "processes", 3, 5),
     ("conv1", "filter", "vectorized", "threads", 3, 5),
@@ -53,7 +63,9 @@ def expected_output(name, batch):
     """float64 reference of the run's input, computed here from the seeded arrays (seed 0)."""
     if (name, batch) not in _refs:
         layer = LAYERS[name]
-        _refs[name, batch] = reference.forward(layer, make_input(layer, batch, 0), make_params(layer, 0))
+        _refs[name, batch] = reference.forward(
+            layer, make_input(layer, batch, 0), make_params(layer, 0)
+        )
     return _refs[name, batch]
 
 
@@ -114,7 +126,9 @@ def check_run(engine, name, strategy, kernel, executor, workers, batch):
     by_worker = {}
     for s in spans:
         by_worker.setdefault(s.worker, set()).add(s.tid)
-    assert all(len(t) == 1 for t in by_worker.values()), "a worker index names one thread or process"
+    assert all(len(t) == 1 for t in by_worker.values()), (
+        "a worker index names one thread or process"
+    )
     if executor in ("inline", "blas"):
         assert tids == {MAIN_TID}
     elif executor == "threads":
@@ -126,14 +140,16 @@ def check_run(engine, name, strategy, kernel, executor, workers, batch):
     return result
 
 
-@pytest.mark.parametrize("name,strategy,kernel,executor", COMBOS,
-                         ids=["-".join(c) for c in COMBOS])
+@pytest.mark.parametrize("name,strategy,kernel,executor", COMBOS, ids=["-".join(c) for c in COMBOS])
 def test_combination(engine, name, strategy, kernel, executor):
     check_run(engine, name, strategy, kernel, executor, 1 if executor == "inline" else 2, BATCH)
 
 
-@pytest.mark.parametrize("name,strategy,kernel,executor,workers,batch", UNEVEN,
-                         ids=["-".join(map(str, c)) for c in UNEVEN])
+@pytest.mark.parametrize(
+    "name,strategy,kernel,executor,workers,batch",
+    UNEVEN,
+    ids=["-".join(map(str, c)) for c in UNEVEN],
+)
 def test_uneven_split(engine, name, strategy, kernel, executor, workers, batch):
     assert not_applicable_reason(LAYERS[name], strategy, kernel, executor, workers) is None
     check_run(engine, name, strategy, kernel, executor, workers, batch)
@@ -157,9 +173,11 @@ def test_the_matrix_covers_every_axis():
                         assert "not applicable" in reason and "\n" not in reason
     assert refused > 0
     # the issue's three examples
-    assert (("linear1", "spatial", "vectorized", "threads") not in COMBOS
-            and ("conv2", "pipeline", "vectorized", "threads") not in COMBOS
-            and ("conv2", "none", "loops", "blas") not in COMBOS)
+    assert (
+        ("linear1", "spatial", "vectorized", "threads") not in COMBOS
+        and ("conv2", "pipeline", "vectorized", "threads") not in COMBOS
+        and ("conv2", "none", "loops", "blas") not in COMBOS
+    )
 
 
 @pytest.mark.parametrize("executor", ["threads", "processes"])

@@ -1,5 +1,6 @@
 """First run after an install: the native kernels compile ahead of need, into the user's
 cache folder, and the command line and the dashboard say so."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,12 +21,15 @@ def test_kernels_compile_into_the_user_cache_folder(tmp_path):
     """Not next to the source (site-packages may be read-only): under $XDG_CACHE_HOME."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path)
-    code = ("from partui.kernels import jitcache, warmup\n"
-            "assert jitcache.missing(['pool1']) == ['pool1']\n"
-            "warmup.compile_kernels(['pool1'])\n"
-            "print(jitcache.missing(['pool1', 'gelu1']))\n")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=300)
+    code = (
+        "from partui.kernels import jitcache, warmup\n"
+        "assert jitcache.missing(['pool1']) == ['pool1']\n"
+        "warmup.compile_kernels(['pool1'])\n"
+        "print(jitcache.missing(['pool1', 'gelu1']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['gelu1']"
     folder = tmp_path / "partui" / "numba"
@@ -67,10 +71,17 @@ def test_the_engine_compiles_a_runs_layer_first_then_the_rest_while_idle(monkeyp
         time.sleep(0.01)
     engine.close()
     assert compiler.calls == ["conv2", "conv1", "pool1"]
-    kinds = [(type(e).__name__, getattr(e, "layer", None)) for e in events
-             if isinstance(e, (Compiling, RunStarted, RunFinished))]
-    assert kinds[:4] == [("Compiling", "conv2"), ("Compiling", "conv2"),
-                         ("RunStarted", None), ("RunFinished", None)]
+    kinds = [
+        (type(e).__name__, getattr(e, "layer", None))
+        for e in events
+        if isinstance(e, (Compiling, RunStarted, RunFinished))
+    ]
+    assert kinds[:4] == [
+        ("Compiling", "conv2"),
+        ("Compiling", "conv2"),
+        ("RunStarted", None),
+        ("RunFinished", None),
+    ]
     assert [e.left for e in events if isinstance(e, Compiling) and e.done] == [2, 1, 0]
 
 
@@ -87,10 +98,15 @@ def test_without_compile_ahead_nothing_compiles_early(monkeypatch):
 async def test_the_dashboard_says_it_is_compiling(monkeypatch, tmp_path):
     from partui.tui.app import PartuiApp
     from partui.tui.panes import MachineHeader
+
     compiler = FakeCompiler(hold="conv2")
     fake_cache(monkeypatch, ["conv2", "pool1"], compiler)
-    app = PartuiApp(snapshot_dir=tmp_path, config=RunConfig("conv2", workers=2),
-                    engine_factory=partial(EngineThread, compile_ahead=True), live_loop=False)
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        config=RunConfig("conv2", workers=2),
+        engine_factory=partial(EngineThread, compile_ahead=True),
+        live_loop=False,
+    )
     loop = asyncio.get_running_loop()
     async with app.run_test(size=(120, 40)):
         app.start_engine()  # the live loop (off in tests) starts it at mount
@@ -111,6 +127,7 @@ async def test_the_dashboard_says_it_is_compiling(monkeypatch, tmp_path):
 
 def test_the_cli_says_so_on_first_use_only(monkeypatch, capsys):
     from partui.tui.commands.core import compile_ahead
+
     compiler = FakeCompiler()
     fake_cache(monkeypatch, ["conv2"], compiler)
     compile_ahead(["conv2"], "vectorized")

@@ -3,6 +3,7 @@
 The app's live timer is off (live_loop=False): the tests call `app.tick()` and
 wait on the model's own state, never on the whole process going idle.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,8 +21,9 @@ SIZE = (120, 40)
 
 def make_app(tmp_path, **kwargs) -> PartuiApp:
     cfg = kwargs.pop("config", RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 2, 0))
-    return PartuiApp(snapshot_dir=tmp_path, config=cfg, engine_factory=EngineThread,
-                     live_loop=False, **kwargs)
+    return PartuiApp(
+        snapshot_dir=tmp_path, config=cfg, engine_factory=EngineThread, live_loop=False, **kwargs
+    )
 
 
 async def until(app: PartuiApp, predicate, timeout: float = 30.0) -> None:
@@ -88,7 +90,8 @@ async def test_run_once_fills_table_timeline_and_is_verified(tmp_path):
         # busy machine one thread may take both, so the set of workers seen is not promised.
         spans = list(app.session.spans)
         assert sorted((s.repeat, s.task) for s in spans) == [
-            (r, t) for r in range(run.config["repeats"]) for t in range(run.tasks)]
+            (r, t) for r in range(run.config["repeats"]) for t in range(run.tasks)
+        ]
         assert {s.worker for s in spans} <= {0, 1}
         for w in {s.worker for s in spans}:
             assert len({s.tid for s in spans if s.worker == w}) == 1
@@ -173,13 +176,24 @@ async def test_help_screen_lists_the_keys(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         text = str(app.screen.query_one("Static").render())
-        for words in ("run the configuration once", "live mode", "snapshot", str(tmp_path),
-                      "honest baseline", "efficiency", "on-CPU", "below 1", "imbalance",
-                      "worker timeline", "Amdahl"):
+        for words in (
+            "run the configuration once",
+            "live mode",
+            "snapshot",
+            str(tmp_path),
+            "honest baseline",
+            "efficiency",
+            "on-CPU",
+            "below 1",
+            "imbalance",
+            "worker timeline",
+            "Amdahl",
+        ):
             assert words in text
         lines = text.splitlines()
-        keys = lines[lines.index("Keys") + 1:lines.index("Columns of the runs table") - 1]
+        keys = lines[lines.index("Keys") + 1 : lines.index("Columns of the runs table") - 1]
         from partui.tui.keys import key_label
+
         for binding in app.BINDINGS:  # every key, as typed, its words in one column
             assert any(line[2:10].strip() == key_label(binding.key) for line in keys)
         assert {len(line) - len(line[10:].lstrip()) for line in keys if line.strip()} == {10}
@@ -201,15 +215,21 @@ async def test_lost_worker_process_is_reported_and_dashboard_keeps_working(tmp_p
     import psutil
 
     from partui.profiles.stream import EngineProcess
+
     cfg = RunConfig("conv2", "batch", "loops", "processes", 2, 64, 5, 0)
-    app = PartuiApp(snapshot_dir=tmp_path, config=cfg, engine_factory=EngineProcess,
-                    live_loop=False)
+    app = PartuiApp(
+        snapshot_dir=tmp_path, config=cfg, engine_factory=EngineProcess, live_loop=False
+    )
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
 
         def pool_workers():  # the engine process -> its fork server -> the pool's workers
-            return [p for p in psutil.Process(app.engine.pid).children(recursive=True)
-                    if "forkserver" in " ".join(p.parent().cmdline())]
+            return [
+                p
+                for p in psutil.Process(app.engine.pid).children(recursive=True)
+                if "forkserver" in " ".join(p.parent().cmdline())
+            ]
+
         await until(app, lambda: app.session.running is not None and len(pool_workers()) >= 2)
         pool_workers()[0].kill()
         await until(app, lambda: app.session.failures, timeout=20)
@@ -226,6 +246,7 @@ async def test_lost_worker_process_is_reported_and_dashboard_keeps_working(tmp_p
 
 async def test_memory_lab_tab_runs_an_experiment_live_and_saves_it(tmp_path):
     from partui.tui.memlab_tab import MemLabTab
+
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m")
@@ -247,6 +268,7 @@ async def test_memory_lab_tab_runs_an_experiment_live_and_saves_it(tmp_path):
 
 async def test_memory_lab_escape_stops_an_experiment(tmp_path):
     from partui.tui.memlab_tab import MemLabTab
+
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m")
@@ -264,7 +286,9 @@ async def test_memory_lab_escape_stops_an_experiment(tmp_path):
 
 async def test_export_writes_trace_csv_and_screenshot(tmp_path):
     # a run long enough (~0.2 s) to carry CPU samples, whose counters the trace holds
-    app = make_app(tmp_path, config=RunConfig("conv2", "batch", "vectorized", "threads", 2, 8, 300, 0))
+    app = make_app(
+        tmp_path, config=RunConfig("conv2", "batch", "vectorized", "threads", 2, 8, 300, 0)
+    )
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await until(app, lambda: app.session.runs)
@@ -293,16 +317,22 @@ async def test_every_key_action_is_in_the_command_palette(tmp_path):
 def test_opening_a_bad_snapshot_file_is_refused_on_one_line(tmp_path):
     import subprocess
     import sys
+
     bad = tmp_path / "bad.json"
     bad.write_text("{ not json")
-    proc = subprocess.run([sys.executable, "-m", "partui.tui.cli", str(bad)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "partui.tui.cli", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "bad.json" in proc.stderr
 
 
 async def test_browser_marks_two_snapshots_and_compares_them(tmp_path):
     from partui.tui.screens import CompareScreen, SnapshotBrowser
+
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         for _ in range(2):

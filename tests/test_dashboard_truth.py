@@ -3,11 +3,13 @@ configuration, the timeline shows one repeat of the run one picks, the CPU monit
 
 The live timers are off (live_loop=False): tests drain the engine with `app.tick()`.
 """
+
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from test_dashboard import SIZE, make_app, until
 
 from partui.profiles.engine import RunConfig
 from partui.profiles.events import CpuSample
@@ -16,12 +18,11 @@ from partui.tui.app import PartuiApp
 from partui.tui.charts import CpuChart
 from partui.tui.panes import RunsTable
 
-from test_dashboard import SIZE, make_app, until
-
 
 async def test_a_chart_that_raises_shows_one_line_and_the_app_goes_on(tmp_path, monkeypatch):
     def broken(self, plt, model):
         raise IndexError("list index out of range")
+
     monkeypatch.setattr(CpuChart, "draw", broken)
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -34,8 +35,12 @@ async def test_a_chart_that_raises_shows_one_line_and_the_app_goes_on(tmp_path, 
         monkeypatch.undo()
         monkeypatch.setattr(chart.plt, "build", lambda: [][1])
         now = app.session.clock()
-        app.session.apply([CpuSample(now - 10**9 * k, [10.0, 20.0], {}, 5.0, 50.0,
-                                     window_ns=10**8) for k in (2, 1)])
+        app.session.apply(
+            [
+                CpuSample(now - 10**9 * k, [10.0, 20.0], {}, 5.0, 50.0, window_ns=10**8)
+                for k in (2, 1)
+            ]
+        )
         chart.update_from(app.session, force=True)
         assert "IndexError" in str(chart.render())
         await pilot.press("plus")  # the app is alive and answers keys
@@ -47,6 +52,7 @@ async def test_an_unexpected_error_exits_non_zero_with_the_traceback_in_a_log(tm
 
     def explode():
         raise RuntimeError("boom in a timer")
+
     with pytest.raises(RuntimeError):
         async with app.run_test(size=SIZE) as pilot:
             app.set_timer(0.01, explode)
@@ -119,6 +125,7 @@ async def test_cpu_is_sampled_before_any_run(tmp_path):
 
 def test_crash_log_falls_back_to_the_temporary_folder(tmp_path):
     from partui.tui.app import write_crash_log
+
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     try:
@@ -130,6 +137,10 @@ def test_crash_log_falls_back_to_the_temporary_folder(tmp_path):
 
 
 def test_engine_thread_app_uses_the_typed_config(tmp_path):
-    app = PartuiApp(snapshot_dir=tmp_path, config=RunConfig("conv2", workers=2),
-                    engine_factory=EngineThread, live_loop=False)
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        config=RunConfig("conv2", workers=2),
+        engine_factory=EngineThread,
+        live_loop=False,
+    )
     assert isinstance(app.session.config, RunConfig)

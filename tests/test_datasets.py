@@ -1,4 +1,5 @@
 """The built-in letters and the EMNIST-letters IDX loader (on small IDX files written here)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -84,7 +85,8 @@ def test_emnist_folder_errors(tmp_path):
     with pytest.raises(datasets.DataError, match="train-images-idx3-ubyte"):
         datasets.load_emnist_letters(tmp_path)
     sets = _write_emnist(tmp_path)
-    datasets.write_idx(tmp_path / "emnist-letters-test-labels-idx1-ubyte",
-                       np.zeros(len(sets["test"][1]), np.uint8))
+    datasets.write_idx(
+        tmp_path / "emnist-letters-test-labels-idx1-ubyte", np.zeros(len(sets["test"][1]), np.uint8)
+    )
     with pytest.raises(datasets.DataError, match="outside 1..26"):
         datasets.load_emnist_letters(tmp_path)

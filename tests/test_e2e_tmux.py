@@ -1,4 +1,5 @@
 """End to end: the installed `partui` in a real terminal (tmux), driven by keys, read off the screen."""
+
 from __future__ import annotations
 
 import re
@@ -11,22 +12,35 @@ import psutil
 import pytest
 
 PARTUI = shutil.which("partui")
-pytestmark = pytest.mark.skipif(not (shutil.which("tmux") and PARTUI),
-                                reason="needs tmux and the installed partui command")
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("tmux") and PARTUI), reason="needs tmux and the installed partui command"
+)
 
 
 class Terminal:
     def __init__(self, command: str, width: int = 120, height: int = 40):
         self.name = f"partui-test-{uuid.uuid4().hex[:8]}"
         # A COLUMNS / LINES in the environment would override the pane's real size.
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(width),
-                        "-y", str(height),
-                        f"env -u COLUMNS -u LINES {command}; echo EXITED $?; sleep 30"],
-                       check=True)
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.name,
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                f"env -u COLUMNS -u LINES {command}; echo EXITED $?; sleep 30",
+            ],
+            check=True,
+        )
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                              capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+        ).stdout
 
     def press(self, *keys: str) -> None:
         subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
@@ -42,8 +56,11 @@ class Terminal:
         raise AssertionError(f"{pattern!r} never appeared; screen:\n{self.screen()}")
 
     def processes(self) -> list[psutil.Process]:
-        out = subprocess.run(["tmux", "display-message", "-p", "-t", self.name, "#{pane_pid}"],
-                             capture_output=True, text=True).stdout.strip()
+        out = subprocess.run(
+            ["tmux", "display-message", "-p", "-t", self.name, "#{pane_pid}"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         shell = psutil.Process(int(out))
         return [p for p in shell.children(recursive=True) if p.name() != "sleep"]
 
@@ -87,6 +104,7 @@ def test_newcomer_session(tmp_path):
 def test_open_a_snapshot_file_directly(tmp_path):
     from partui.profiles.engine import Engine, RunConfig
     from partui.profiles.snapshot import Snapshot, save
+
     with Engine() as engine:
         result = engine.run(RunConfig("pool1", "channel", workers=2, batch=4, repeats=2))
     path = save(Snapshot.from_results([result], note="e2e"), tmp_path / "one.json")
@@ -103,8 +121,8 @@ def test_open_a_snapshot_file_directly(tmp_path):
 def test_every_size_reaches_network_and_cuts_no_word(tmp_path):
     """The issue's check: T then ↓ repeated reaches network; nothing cut mid-word at 3 sizes."""
     from screen_check import known_titles, placeholders, problems
-    term = Terminal(f"{PARTUI} --snapshot-dir {tmp_path} --layer conv2 --strategy none",
-                    80, 24)
+
+    term = Terminal(f"{PARTUI} --snapshot-dir {tmp_path} --layer conv2 --strategy none", 80, 24)
     try:
         term.wait_for(r"strategy\s+none")
         term.press("T")
@@ -114,8 +132,10 @@ def test_every_size_reaches_network_and_cuts_no_word(tmp_path):
         term.wait_for(r"│ layer\s+network")
         term.wait_for(r"✓ valid")
         for width, height in [(80, 24), (120, 40), (200, 60)]:
-            subprocess.run(["tmux", "resize-window", "-t", term.name, "-x", str(width),
-                            "-y", str(height)], check=True)
+            subprocess.run(
+                ["tmux", "resize-window", "-t", term.name, "-x", str(width), "-y", str(height)],
+                check=True,
+            )
             term.wait_for(r"│ layer\s+network")
             time.sleep(2.5)  # the charts redraw at most once a second
             screen = term.screen()

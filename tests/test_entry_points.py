@@ -1,5 +1,6 @@
 """How partui starts: `partui --version`, `python -m partui`, --help without the heavy
 imports, --debug tracebacks, and help texts that say each default once."""
+
 import importlib.metadata
 import re
 import subprocess
@@ -13,8 +14,9 @@ HEAVY = ("numpy", "numba", "textual", "textual_plotext", "psutil", "threadpoolct
 
 
 def python(*args, cwd=None, timeout=60):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
 
 
 def test_version_from_the_command_and_from_python_m(tmp_path):
@@ -32,12 +34,23 @@ def test_python_m_partui_is_the_partui_command(tmp_path):
     assert proc.stderr.startswith("partui run: error:") and "conv9" in proc.stderr
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["list"], ["--version"], ["run", "--help"],
-                                  ["sweep", "--help"], ["list", "--json"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["list"],
+        ["--version"],
+        ["run", "--help"],
+        ["sweep", "--help"],
+        ["list", "--json"],
+    ],
+)
 def test_help_and_list_import_no_heavy_module(argv):
-    code = ("import sys\nfrom partui.tui.cli import main\n"
-            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
-            f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
+    code = (
+        "import sys\nfrom partui.tui.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
     proc = python("-c", code)
     assert "LOADED []" in proc.stderr, proc.stderr[-500:]
 
@@ -46,13 +59,23 @@ def test_dashboard_options_are_in_partui_help(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for flag in ("--live", "--snapshot-dir", "--layer", "--strategy", "--workers",
-                 "--version", "--debug", "PARTUI_SNAPSHOT_DIR", "PARTUI_DEBUG"):
+    for flag in (
+        "--live",
+        "--snapshot-dir",
+        "--layer",
+        "--strategy",
+        "--workers",
+        "--version",
+        "--debug",
+        "PARTUI_SNAPSHOT_DIR",
+        "PARTUI_DEBUG",
+    ):
         assert flag in out, flag
 
 
-@pytest.mark.parametrize("command", ["run", "sweep", "show", "export", "compare", "bench",
-                                     "demo", "list", "info"])
+@pytest.mark.parametrize(
+    "command", ["run", "sweep", "show", "export", "compare", "bench", "demo", "list", "info"]
+)
 def test_each_default_is_said_once(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
@@ -67,6 +90,7 @@ def _broken_list(args):
 
 def test_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
     from partui.tui.commands import core
+
     monkeypatch.setattr(core, "cmd_list", _broken_list)
     monkeypatch.setenv("PARTUI_DEBUG", "0")
     assert cli.main(["list"]) == 1

@@ -1,13 +1,14 @@
 """Chrome trace and CSV exports of a snapshot."""
+
 import csv
 import io
 import json
 
+from test_stats import fake
+
 from partui.profiles.events import CpuSample, Span
 from partui.profiles.export import REPEAT_TID, chrome_trace, csv_text
 from partui.profiles.snapshot import Snapshot
-
-from test_stats import fake
 
 MACHINE = {"cpu_model": "Test CPU", "logical_cores": 2}
 
@@ -21,8 +22,10 @@ def with_spans(result, pids):
             start = t + rep * 2_000_000 + w * 100_000
             spans.append(Span(w, pid, start, start + 1_000_000, 10, task=w, repeat=rep, run=1))
     result.spans = spans
-    result.cpu_samples = [CpuSample(t + 1_000_000, [50.0, 75.0], {0: 0.001}, 30.0, 80.0),
-                          CpuSample(t + 3_000_000, [100.0, 0.0], {0: 0.002}, 40.0, 90.0)]
+    result.cpu_samples = [
+        CpuSample(t + 1_000_000, [50.0, 75.0], {0: 0.001}, 30.0, 80.0),
+        CpuSample(t + 3_000_000, [100.0, 0.0], {0: 0.002}, 40.0, 90.0),
+    ]
     return result
 
 
@@ -46,8 +49,11 @@ def test_chrome_trace_has_a_lane_per_worker_tasks_and_cpu_counters():
     # thread workers: lanes of run 1 (pid 1), tid = worker index, named with native ids
     run1 = [e for e in tasks if e["pid"] == 1]
     assert {e["tid"] for e in run1} == {0, 1}
-    names = {(e["pid"], e.get("tid")): e["args"]["name"] for e in events
-             if e["ph"] == "M" and e["name"] in ("thread_name", "process_name")}
+    names = {
+        (e["pid"], e.get("tid")): e["args"]["name"]
+        for e in events
+        if e["ph"] == "M" and e["name"] in ("thread_name", "process_name")
+    }
     assert names[(1, 0)] == "worker 0 (tid 111)" and names[(1, REPEAT_TID)] == "repeats"
     assert names[(1, None)].startswith("run 1: conv2 batch/vectorized/threads w=2")
     # process workers: under their own pid
@@ -71,9 +77,12 @@ def test_cpu_counters_keep_their_units_and_leave_out_what_was_not_read():
     result = fake(workers=2)
     t = 1_000_000_000
     result.spans = [Span(0, 7, t, t + 10, 1, repeat=0, run=1)]
-    result.cpu_samples = [CpuSample(t + 5, [float("nan"), 40.0], {}, 2714.0, 50.0,
-                                    partui_cpu=2714.0, others_cpu=30.0),
-                          CpuSample(t + 9, [100.0, 20.0], {}, 90.0, 50.0)]
+    result.cpu_samples = [
+        CpuSample(
+            t + 5, [float("nan"), 40.0], {}, 2714.0, 50.0, partui_cpu=2714.0, others_cpu=30.0
+        ),
+        CpuSample(t + 9, [100.0, 20.0], {}, 90.0, 50.0),
+    ]
     snap = Snapshot.from_results([result], machine=MACHINE, note="n")
     counters = [e for e in chrome_trace(snap)["traceEvents"] if e["ph"] == "C"]
     by_name = {}

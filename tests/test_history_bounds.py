@@ -1,5 +1,6 @@
 """Issue 11, finding 12: a long live session's memory levels off (the soak benchmark,
 tests/benchmarks/soak_live.py, found the dashboard holding every kept run's spans)."""
+
 from dataclasses import replace
 
 from partui.profiles.engine import Engine, RunConfig
@@ -14,8 +15,14 @@ def test_only_the_latest_runs_keep_their_spans_and_samples():
     assert result.spans and result.cpu_samples
     model = Model(RunConfig("conv2"), max_workers=2)
     for i in range(3 * RUN_DETAIL):
-        model.apply([RunFinished(i + 1, replace(result, spans=list(result.spans),
-                                                  cpu_samples=list(result.cpu_samples)))])
+        model.apply(
+            [
+                RunFinished(
+                    i + 1,
+                    replace(result, spans=list(result.spans), cpu_samples=list(result.cpu_samples)),
+                )
+            ]
+        )
     assert len(model.runs) == 3 * RUN_DETAIL  # the figures of every run are kept...
     detailed = [r for r in model.runs if r.spans or r.cpu_samples]
     assert len(detailed) == RUN_DETAIL  # ...their spans and samples only for the latest

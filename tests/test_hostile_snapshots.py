@@ -4,6 +4,7 @@ Crafted snapshots and books: `partui show` exits 2 with one line naming the fiel
 dashboard shows the same message and stays up, and a property test mutates a real snapshot
 every which way. Special files (FIFOs, device nodes) are made in the test's temp folder.
 """
+
 from __future__ import annotations
 
 import copy
@@ -36,13 +37,17 @@ def mutated(real, path, value, tmp_path, name="bad.json"):
         node = node[k]
     node[last] = value
     p = tmp_path / name
-    p.write_text(json.dumps(d, allow_nan=True).replace('"__4400_DIGITS__"', "7" * 4400)
-                 .replace('"__1E400__"', "1e400"))
+    p.write_text(
+        json.dumps(d, allow_nan=True)
+        .replace('"__4400_DIGITS__"', "7" * 4400)
+        .replace('"__1E400__"', "1e400")
+    )
     return p
 
 
 def run_cli(capsys, *args):
     from partui.tui.cli import main
+
     capsys.readouterr()
     try:
         code = main([str(a) for a in args])
@@ -79,8 +84,11 @@ def deep(n):
     return "[" * n + "]" * n
 
 
-@pytest.mark.parametrize("finding,path,value,word", CRAFTED,
-                         ids=[f"{c[0]}-{'.'.join(map(str, c[1]))}={str(c[2])[:12]}" for c in CRAFTED])
+@pytest.mark.parametrize(
+    "finding,path,value,word",
+    CRAFTED,
+    ids=[f"{c[0]}-{'.'.join(map(str, c[1]))}={str(c[2])[:12]}" for c in CRAFTED],
+)
 def test_show_refuses_crafted_snapshots(real, tmp_path, capsys, finding, path, value, word):
     """Findings 2-4: exit 2 and one line naming the field, never a class name or a traceback."""
     bad = mutated(real, path, value, tmp_path)
@@ -143,43 +151,84 @@ def test_show_and_compare_strip_escape_sequences(real, tmp_path, capsys):
 
 # ---- the baseline book (finding 8) ----------------------------------------------------------
 
+
 def book_text(machine_fp, entries):
-    return json.dumps({"format": "partui-baselines", "version": 1,
-                       "machines": {machine_fp: entries}}, allow_nan=True)
+    return json.dumps(
+        {"format": "partui-baselines", "version": 1, "machines": {machine_fp: entries}},
+        allow_nan=True,
+    )
 
 
 def good_entry():
-    return {"median_ms": 1.5, "measured": "2026-11-01T00:00:00+00:00",
-            "config": {"layer": "gelu3", "strategy": "none", "kernel": "vectorized",
-                       "executor": "inline", "workers": 1, "batch": 2, "repeats": 1,
-                       "warmup": 0, "seed": 0}}
+    return {
+        "median_ms": 1.5,
+        "measured": "2026-11-01T00:00:00+00:00",
+        "config": {
+            "layer": "gelu3",
+            "strategy": "none",
+            "kernel": "vectorized",
+            "executor": "inline",
+            "workers": 1,
+            "batch": 2,
+            "repeats": 1,
+            "warmup": 0,
+            "seed": 0,
+        },
+    }
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda e: [e],  # machines[fp] a list
-    lambda e: {"gelu3/vectorized/b2": {**e, "median_ms": -1}},
-    lambda e: {"gelu3/vectorized/b2": {**e, "median_ms": 0}},
-    lambda e: {"gelu3/vectorized/b2": {**e, "median_ms": float("nan")}},
-    lambda e: {"gelu3/vectorized/b2": {**e, "config": {
-        k: v for k, v in e["config"].items() if k != "strategy"}}},
-    lambda e: {"gelu3/vectorized/b2": json.loads(deep(50))},
-], ids=["list", "negative", "zero", "nan", "no-strategy", "nested"])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda e: [e],  # machines[fp] a list
+        lambda e: {"gelu3/vectorized/b2": {**e, "median_ms": -1}},
+        lambda e: {"gelu3/vectorized/b2": {**e, "median_ms": 0}},
+        lambda e: {"gelu3/vectorized/b2": {**e, "median_ms": float("nan")}},
+        lambda e: {
+            "gelu3/vectorized/b2": {
+                **e,
+                "config": {k: v for k, v in e["config"].items() if k != "strategy"},
+            }
+        },
+        lambda e: {"gelu3/vectorized/b2": json.loads(deep(50))},
+    ],
+    ids=["list", "negative", "zero", "nan", "no-strategy", "nested"],
+)
 def test_a_broken_book_is_noted_and_rebuilt(tmp_path, monkeypatch, capsys, mutate):
     """Finding 8: a sweep with a broken book still saves its snapshot, says so in one line,
     shows no negative speedup, and leaves a rebuilt book and no temp file."""
     from partui.profiles.baselines import machine_fingerprint
     from partui.profiles.machine import info
+
     book = tmp_path / "book.json"
     book.write_text(book_text(machine_fingerprint(info()), mutate(good_entry())))
     monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(book))
     out_file = tmp_path / "s.json"
-    code, out, err = run_cli(capsys, "sweep", "--layer", "gelu3", "--strategies", "none",
-                             "--executors", "inline", "--workers", "1", "--batch", "2",
-                             "--repeat", "1", "--warmup", "0", "--out", out_file)
+    code, out, err = run_cli(
+        capsys,
+        "sweep",
+        "--layer",
+        "gelu3",
+        "--strategies",
+        "none",
+        "--executors",
+        "inline",
+        "--workers",
+        "1",
+        "--batch",
+        "2",
+        "--repeat",
+        "1",
+        "--warmup",
+        "0",
+        "--out",
+        out_file,
+    )
     assert code == 0, err
     assert "baseline book" in err and "ignored" in err
     assert out_file.exists() and not re.search(r"-\d+\.\d+x", out)  # no negative speedup
     from partui.profiles.baselines import BaselineBook
+
     assert BaselineBook(book).problem is None  # rebuilt from this sweep
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -188,17 +237,23 @@ async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch)
     from partui.profiles.engine import RunConfig
     from partui.profiles.stream import EngineThread
     from partui.tui.app import PartuiApp
+
     book = tmp_path / "book.json"
     book.write_text(json.dumps({"format": "partui-baselines", "machines": {"x": [1]}}))
     monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(book))
-    app = PartuiApp(snapshot_dir=tmp_path, config=RunConfig("gelu3", "none", "vectorized",
-                                                              "inline", 1, 2, 1, 0),
-                    engine_factory=EngineThread, live_loop=False, machine={"cpu_model": "x"})
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        config=RunConfig("gelu3", "none", "vectorized", "inline", 1, 2, 1, 0),
+        engine_factory=EngineThread,
+        live_loop=False,
+        machine={"cpu_model": "x"},
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         assert any("baseline book" in n.message for n in app._notifications)
         await pilot.press("r")
         import asyncio
+
         for _ in range(500):
             app.tick()
             if app.session.runs:
@@ -210,6 +265,7 @@ async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch)
 
 # ---- the dashboard (finding 2) ----------------------------------------------------------------
 
+
 async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
     """Finding 2: every crafted file, opened (as `partui FILE` and the browser's enter do),
     exported with x and listed by o, is a notification; the dashboard stays up."""
@@ -217,18 +273,27 @@ async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
     from partui.profiles.stream import EngineThread
     from partui.tui.app import PartuiApp
     from partui.tui.screens import SnapshotBrowser
+
     folder = tmp_path / "mk["  # with the file below: a path holding "[/]" (Rich markup)
     folder.mkdir()
-    paths = [mutated(real, path, value, folder, f"{i}.json")
-             for i, (_, path, value, _) in enumerate(CRAFTED)]
+    paths = [
+        mutated(real, path, value, folder, f"{i}.json")
+        for i, (_, path, value, _) in enumerate(CRAFTED)
+    ]
     (folder / "deep.json").write_text(deep(100_000))
     good = folder / "]ok.json"
     good.write_text(json.dumps(real))
-    app = PartuiApp(snapshot_dir=folder / "]dir", config=RunConfig("conv2", workers=2, batch=4),
-                    engine_factory=EngineThread, live_loop=False, machine={"cpu_model": "x"})
+    app = PartuiApp(
+        snapshot_dir=folder / "]dir",
+        config=RunConfig("conv2", workers=2, batch=4),
+        engine_factory=EngineThread,
+        live_loop=False,
+        machine={"cpu_model": "x"},
+    )
     async with app.run_test(size=(120, 40)) as pilot:
-        for (_, _, _, word), p in zip(CRAFTED + [(0, 0, 0, "nested")],
-                                      paths + [folder / "deep.json"]):
+        for (_, _, _, word), p in zip(
+            CRAFTED + [(0, 0, 0, "nested")], paths + [folder / "deep.json"]
+        ):
             app.load_snapshot(p)
             await pilot.pause()
             assert app.viewing is None
@@ -255,10 +320,32 @@ async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
 
 # ---- the property test ---------------------------------------------------------------------
 
-ODD_VALUES = st.sampled_from([
-    None, True, False, -1, 0, 1, 10**9, -(10**18), 2**70, 0.5, -0.0, 1e308, "", "x",
-    "[/]", ESC_TITLE, [], {}, [1, "a"], {"a": 1}, [[[[[]]]]], 1e-320,
-])
+ODD_VALUES = st.sampled_from(
+    [
+        None,
+        True,
+        False,
+        -1,
+        0,
+        1,
+        10**9,
+        -(10**18),
+        2**70,
+        0.5,
+        -0.0,
+        1e308,
+        "",
+        "x",
+        "[/]",
+        ESC_TITLE,
+        [],
+        {},
+        [1, "a"],
+        {"a": 1},
+        [[[[[]]]]],
+        1e-320,
+    ]
+)
 
 
 def paths_of(node, prefix=()):
@@ -276,8 +363,9 @@ def all_paths(real):
     return [p for p in paths_of(real) if p]
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_mutated_snapshots_load_or_fail_in_one_line(real, all_paths, tmp_path, data):
     """Finding 2-4, as a property: change, delete, nest or add anything in a real snapshot;
@@ -325,6 +413,7 @@ def exercise_everything_downstream(snap, path):
     from partui.profiles.export import chrome_trace, csv_text, snapshot_baselines
     from partui.tui.commands.profiling import compare_report, report
     from partui.tui.snapshots import model_from_snapshot
+
     report(analyze(snap.results(), snapshot_baselines(snap), "this snapshot"))
     compare_report(snap, snap)
     json.dumps(chrome_trace(snap), allow_nan=False)

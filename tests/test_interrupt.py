@@ -1,4 +1,5 @@
 """Ctrl+C during a long `loops` run: exit 130 within a second, one line, no process left behind."""
+
 import os
 import signal
 import subprocess
@@ -14,9 +15,21 @@ LONG_RUN = ["run", "--layer", "conv2", "--batch", "64", "--kernel", "loops", "--
 def start(executor, new_session=False):
     workers = "1" if executor == "inline" else "2"
     return subprocess.Popen(
-        [sys.executable, "-m", "partui.tui.cli", *LONG_RUN, "--executor", executor,
-         "--workers", workers],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=new_session)
+        [
+            sys.executable,
+            "-m",
+            "partui.tui.cli",
+            *LONG_RUN,
+            "--executor",
+            executor,
+            "--workers",
+            workers,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=new_session,
+    )
 
 
 def descendants(proc, seen):
@@ -35,7 +48,8 @@ def wait_mid_run(proc, executor):
     deadline = time.monotonic() + 1.0
     give_up = time.monotonic() + 30.0
     while time.monotonic() < deadline or (
-            executor == "processes" and len(seen) < 2 and time.monotonic() < give_up):
+        executor == "processes" and len(seen) < 2 and time.monotonic() < give_up
+    ):
         descendants(proc, seen)
         time.sleep(0.02)
     return seen
@@ -112,8 +126,10 @@ def test_terminal_ctrl_c_mid_run():
 
 def test_the_cli_module_imports_nothing_heavy():
     """A Ctrl+C while numpy loads must reach main's handler: the module itself stays light."""
-    code = ("import sys, partui.tui.cli; "
-            "heavy = [m for m in ('numpy', 'partui.profiles.engine', 'textual') if m in sys.modules]; "
-            "print(heavy)")
+    code = (
+        "import sys, partui.tui.cli; "
+        "heavy = [m for m in ('numpy', 'partui.profiles.engine', 'textual') if m in sys.modules]; "
+        "print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

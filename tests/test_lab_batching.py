@@ -1,15 +1,22 @@
 """The batching experiment: the network forward through the engine at several batch sizes,
 latency and throughput per worker count, saturation, JSON, cancellation."""
+
 import json
 
 import pytest
+from test_memlab_runner import assert_cancels_promptly
 
 from partui.profiles import memlab
 from partui.profiles.memlab_measure import MemPoint
-from test_memlab_runner import assert_cancels_promptly
 
-TINY = {"batches": [1, 2], "rounds": 1, "round_repeats": 1, "screen_repeats": 1,
-        "screen_batch": 2, "executors": ["inline", "threads"]}
+TINY = {
+    "batches": [1, 2],
+    "rounds": 1,
+    "round_repeats": 1,
+    "screen_repeats": 1,
+    "screen_batch": 2,
+    "executors": ["inline", "threads"],
+}
 
 
 def test_batching_points_and_json():
@@ -30,8 +37,11 @@ def test_batching_points_and_json():
     throughput = [q for q in r.points if q.y_label == "images per s"]
     assert len(latency) == len(throughput) == 4
     for lat in latency:  # throughput is the same samples seen as images per second
-        thr = next(q for q in throughput if q.x == lat.x and
-                   q.series.split(":")[0] == lat.series.split(":")[0])
+        thr = next(
+            q
+            for q in throughput
+            if q.x == lat.x and q.series.split(":")[0] == lat.series.split(":")[0]
+        )
         assert thr.samples == pytest.approx([lat.x * 1000 / t for t in lat.samples])
     assert "LATENCY" in r.explanation and "THROUGHPUT" in r.explanation
 
@@ -41,6 +51,7 @@ def test_saturation_is_the_first_batch_near_the_best():
 
     def pt(x, v):
         return MemPoint.of("b", "t", x, "batch", "images per s", [v * 0.99, v, v * 1.01])
+
     pts = [pt(1, 100), pt(2, 190), pt(4, 350), pt(8, 480), pt(16, 500), pt(32, 505)]
     assert saturation(pts).x == 8
     assert saturation([pt(1, 100), pt(2, 300)]).x == 2
@@ -52,9 +63,11 @@ def test_batching_can_be_cancelled():
 
 def test_demo_batching_json(monkeypatch, capsys):
     from partui.tui import cli
+
     real = memlab.run_experiment
-    monkeypatch.setattr(memlab, "run_experiment",
-                        lambda name, **kw: real(name, **{**kw, "params": TINY}))
+    monkeypatch.setattr(
+        memlab, "run_experiment", lambda name, **kw: real(name, **{**kw, "params": TINY})
+    )
     assert cli.main(["demo", "batching", "--json", "--quick"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["experiment"] == "batching" and len(d["summary"]["points"]) == 4
@@ -65,11 +78,15 @@ def test_ctrl_c_stops_the_engine_and_exits_130():
     import subprocess
     import sys
     import time
+
     proc = subprocess.Popen(
         # the full experiment: --quick can finish within two seconds on a quiet machine
         [sys.executable, "-m", "partui.tui.cli", "demo", "batching"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert "Ctrl+C" in proc.stderr.readline()
     time.sleep(1.0)  # the engine is screening configurations
     assert proc.poll() is None
@@ -84,16 +101,36 @@ def test_batching_text_follows_the_figures():
     import threading
 
     from partui.profiles.memlab_experiments import batching
+
     lab = memlab.Lab("batching", None, threading.Event(), False, {"screen_batch": 64}, {})
-    pt = {"batch": 64, "workers": 2, "ms_per_batch": 10.0, "ms_per_batch_min": 9.0,
-          "ms_per_batch_max": 11.0, "tasks": 2}
-    summary = {"by_workers": {"1": {"strategy": "none", "executor": "inline", "screened": 1,
-                                    "latency_ms_at_batch_1": 1.0, "images_per_s_at_batch_1": 1000,
-                                    "saturates_at_batch": 16, "images_per_s_at_saturation": 4000,
-                                    "latency_ms_at_saturation": 4.0, "best_images_per_s": 4200,
-                                    "best_batch": 64}},
-               "points": [pt, {**pt, "batch": 1, "tasks": 1}], "failures": [],
-               "other_cpu_cores": 0.1, "load_average_1min": 1.0}
+    pt = {
+        "batch": 64,
+        "workers": 2,
+        "ms_per_batch": 10.0,
+        "ms_per_batch_min": 9.0,
+        "ms_per_batch_max": 11.0,
+        "tasks": 2,
+    }
+    summary = {
+        "by_workers": {
+            "1": {
+                "strategy": "none",
+                "executor": "inline",
+                "screened": 1,
+                "latency_ms_at_batch_1": 1.0,
+                "images_per_s_at_batch_1": 1000,
+                "saturates_at_batch": 16,
+                "images_per_s_at_saturation": 4000,
+                "latency_ms_at_saturation": 4.0,
+                "best_images_per_s": 4200,
+                "best_batch": 64,
+            }
+        },
+        "points": [pt, {**pt, "batch": 1, "tasks": 1}],
+        "failures": [],
+        "other_cpu_cores": 0.1,
+        "load_average_1min": 1.0,
+    }
     text = batching.explain(summary, lab)
     assert "batch 16 (4000 images/s" in text and "4.0x the latency of batch 1 for 4.0x" in text
     assert "At batch 1 the 2-worker configuration made a single task" in text

@@ -1,15 +1,16 @@
 """The CPU-core experiments (ILP, SIMD): kernels against direct references, the machine code
 they compile to, their results and JSON, `partui demo` grouping, cancellation."""
+
 import json
 import math
 import threading
 
 import numpy as np
 import pytest
+from test_memlab_runner import assert_cancels_promptly
 
 from partui.kernels.memlab import asm, ilp, simd
 from partui.profiles import machine, memlab
-from test_memlab_runner import assert_cancels_promptly
 
 TINY_ILP = {"elements": 1024, "repeats": 2, "target_s": 0.002}
 TINY_SIMD = {"sizes": [4096, 65536], "repeats": 2, "target_s": 0.002}
@@ -27,6 +28,7 @@ def test_chain_sums_match_an_exact_sum(n):
 
 def test_chains_stay_scalar_chains_in_the_machine_code():
     from partui.profiles.memlab_experiments.ilp import check_code
+
     kern = ilp.native()
     a = np.ones(64)
     for k, fn in kern.items():
@@ -37,6 +39,7 @@ def test_chains_stay_scalar_chains_in_the_machine_code():
 def test_the_chain_check_can_fail_with_fastmath():
     # fastmath lets the compiler reassociate one chain into vector partial sums
     import numba
+
     fast = numba.njit(fastmath=True)(ilp.sum_chains1)
     fast(np.ones(64), 1)
     code = asm.asm_of(fast)
@@ -59,6 +62,7 @@ def test_axpy_scalar_and_vector_match_the_reference(dtype):
 
 def test_scalar_loop_has_no_vector_arithmetic_and_the_vector_loop_has():
     from partui.profiles.memlab_experiments.simd import check_code
+
     widths = check_code(simd.native())
     assert widths["float32 scalar"] == 0 and widths["float64 scalar"] == 0
     assert widths["float32 vector"] >= 128 and widths["float64 vector"] >= 128
@@ -83,7 +87,8 @@ def test_ilp_result_and_json():
     assert set(s["ns_per_element"]) == {"1", "2", "4", "8", "16"}
     assert isinstance(s["speedup_4_over_1"], float) and s["speedup_4_over_1"] > 0
     assert s["speedup_4_over_1"] == pytest.approx(
-        s["ns_per_element"]["1"] / s["ns_per_element"]["4"])
+        s["ns_per_element"]["1"] / s["ns_per_element"]["4"]
+    )
     assert s["sums_ok"] and s["code_ok"]
     assert s["plateau_chains"] in (1, 2, 4, 8, 16)
     assert "LATENCY" in r.explanation and "THROUGHPUT" in r.explanation
@@ -103,6 +108,7 @@ def test_simd_result_and_json():
 
 def test_explanations_follow_the_figures():
     from partui.profiles.memlab_experiments import ilp as ilp_exp
+
     lab = memlab.Lab("ilp", None, threading.Event(), False, {}, {"l1": 32768})
     for k, v in {1: 1.0, 2: 0.9, 4: 0.8, 8: 0.8, 16: 0.8}.items():
         lab.add(ilp_exp.ILP_SERIES, k, "chains", "ns", [v * 0.99, v, v * 1.01], [1.0] * 3)
@@ -118,10 +124,17 @@ def test_explanations_follow_the_figures():
 
 def test_demo_lists_experiments_by_group(capsys):
     from partui.tui import cli
+
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert out.index("CPU core:") < out.index("ilp") < out.index("memory:") < \
-        out.index("stride") < out.index("threads:") < out.index("false-sharing")
+    assert (
+        out.index("CPU core:")
+        < out.index("ilp")
+        < out.index("memory:")
+        < out.index("stride")
+        < out.index("threads:")
+        < out.index("false-sharing")
+    )
     assert cli.main(["demo", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows["ilp"]["group"] == "CPU core" and rows["partition"]["group"] == "threads"
@@ -129,9 +142,11 @@ def test_demo_lists_experiments_by_group(capsys):
 
 def test_demo_ilp_json(monkeypatch, capsys):
     from partui.tui import cli
+
     real = memlab.run_experiment
-    monkeypatch.setattr(memlab, "run_experiment",
-                        lambda name, **kw: real(name, **{**kw, "params": TINY_ILP}))
+    monkeypatch.setattr(
+        memlab, "run_experiment", lambda name, **kw: real(name, **{**kw, "params": TINY_ILP})
+    )
     assert cli.main(["demo", "ilp", "--json", "--quick"]) == 0
     out, err = capsys.readouterr()
     d = json.loads(out)
@@ -141,16 +156,21 @@ def test_demo_ilp_json(monkeypatch, capsys):
 
 def test_cancel_stops_a_simd_run_promptly():
     simd.native()  # compiled first: a compile in progress is not interrupted
-    assert_cancels_promptly("simd", {"sizes": [4096, 1 << 20], "repeats": 1000,
-                                     "target_s": 0.02})
+    assert_cancels_promptly("simd", {"sizes": [4096, 1 << 20], "repeats": 1000, "target_s": 0.02})
 
 
-TINY_VECTORIZE = {"elements": 2000, "matmul_side": 32, "loop_sides": [8, 16], "repeats": 2,
-                  "target_s": 0.002}
+TINY_VECTORIZE = {
+    "elements": 2000,
+    "matmul_side": 32,
+    "loop_sides": [8, 16],
+    "repeats": 2,
+    "target_s": 0.002,
+}
 
 
 def test_ladder_rungs_match_a_direct_reference():
     from partui.kernels.memlab import ladder
+
     rng = np.random.default_rng(4)
     a, b = rng.random(101), rng.random(101)
     expected = [x * y for x, y in zip(a.tolist(), b.tolist())]
@@ -168,6 +188,7 @@ def test_ladder_rungs_match_a_direct_reference():
 
 def test_vectorize_result_and_json():
     from partui.profiles.memlab_experiments.vectorize import MATERIAL_MS, RUNGS
+
     r = memlab.run_experiment("vectorize", params=TINY_VECTORIZE)
     assert not r.cancelled and len(r.points) == 7
     s = json.loads(json.dumps(r.to_dict()))["summary"]

@@ -1,4 +1,5 @@
 """The lab tab: grouped experiment list, a CPU-core experiment live, its result saved."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ async def test_lab_tab_lists_groups_and_runs_ilp_live(tmp_path):
     from textual.widgets import TabbedContent
 
     from partui.tui.memlab_tab import MemLabTab
+
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m")

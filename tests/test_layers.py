@@ -1,4 +1,5 @@
 """Layer table: shapes and FLOP counts against DESIGN.md, seeded He-initialised parameters, batch range."""
+
 import numpy as np
 import pytest
 
@@ -43,8 +44,14 @@ HAND_FLOPS = {
 }
 HAND_FLOPS["network"] = sum(HAND_FLOPS.values())
 
-WEIGHTS = {"conv1": (32, 1, 3, 3), "conv2": (64, 32, 3, 3), "conv3": (128, 64, 3, 3),
-           "linear1": (512, 128), "linear2": (256, 512), "linear3": (26, 256)}
+WEIGHTS = {
+    "conv1": (32, 1, 3, 3),
+    "conv2": (64, 32, 3, 3),
+    "conv3": (128, 64, 3, 3),
+    "linear1": (512, 128),
+    "linear2": (256, 512),
+    "linear3": (26, 256),
+}
 
 
 def test_the_table_is_the_design_table():

@@ -2,6 +2,7 @@
 
 The live loop is off and no run starts, so these take a fraction of a second each.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,12 @@ SIZES = [(80, 24), (120, 40), (200, 60)]
 
 
 def make_app(tmp_path, config=None) -> PartuiApp:
-    return PartuiApp(snapshot_dir=tmp_path, config=config or RunConfig("conv2", workers=2),
-                     engine_factory=EngineThread, live_loop=False)
+    return PartuiApp(
+        snapshot_dir=tmp_path,
+        config=config or RunConfig("conv2", workers=2),
+        engine_factory=EngineThread,
+        live_loop=False,
+    )
 
 
 async def screen_of(pilot, kind, tries: int = 100):
@@ -46,8 +51,18 @@ async def test_down_reaches_network_under_pipeline(tmp_path, size):
             await pilot.press("down")
             seen.append(app.session.config.layer)
         assert seen[-1] == "network"
-        assert seen[:10] == ["pool2", "gelu2", "conv3", "pool3", "gelu3", "linear1",
-                             "linear2", "linear3", "logsoftmax", "network"]
+        assert seen[:10] == [
+            "pool2",
+            "gelu2",
+            "conv3",
+            "pool3",
+            "gelu3",
+            "linear1",
+            "linear2",
+            "linear3",
+            "logsoftmax",
+            "network",
+        ]
         await pilot.pause()
         text = settings_text(app)
         assert "network" in text.split("\n")[0] and "✓ valid" in text
@@ -75,6 +90,7 @@ async def test_redraws_and_resizes_never_move_the_layer(tmp_path):
 
 async def test_the_layer_list_shows_the_chosen_layer(tmp_path):
     from partui.tui.panes import LayerList
+
     app = make_app(tmp_path, RunConfig("network", "pipeline", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
         layers = app.query_one(LayerList)
@@ -115,8 +131,13 @@ async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
 
     from partui.tui.keys import KeyBar
     from partui.tui.memlab_tab import MemLabTab
-    app = PartuiApp(snapshot_dir=tmp_path, config=RunConfig("conv2", workers=2),
-                    engine_factory=RecordingEngine, live_loop=False)
+
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        config=RunConfig("conv2", workers=2),
+        engine_factory=RecordingEngine,
+        live_loop=False,
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         keys = app.query_one(KeyBar)
         assert "esc  stop run" in str(keys.render())
@@ -140,9 +161,13 @@ async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
 
 
 async def test_nonsense_settings_warn_but_still_run(tmp_path):
-    app = PartuiApp(snapshot_dir=tmp_path, config=RunConfig("conv2", workers=2, batch=2),
-                    engine_factory=RecordingEngine, live_loop=False,
-                    machine={"logical_cores": 2})
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        config=RunConfig("conv2", workers=2, batch=2),
+        engine_factory=RecordingEngine,
+        live_loop=False,
+        machine={"logical_cores": 2},
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         assert "⚠" not in settings_text(app)
         await pilot.press("left_square_bracket")  # batch 1 over 2 workers: one task
@@ -158,9 +183,28 @@ async def test_nonsense_settings_warn_but_still_run(tmp_path):
 def test_partui_run_prints_the_warning_and_runs(tmp_path):
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-m", "partui.tui.cli", "run", "--layer", "pool3",
-                           "--batch", "1", "--workers", "2", "--repeat", "1", "--warmup", "0"],
-                          capture_output=True, text=True, timeout=120)
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "partui.tui.cli",
+            "run",
+            "--layer",
+            "pool3",
+            "--batch",
+            "1",
+            "--workers",
+            "2",
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning: 1 task for 2 workers: 1 idle (batch 1)" in proc.stderr
     assert "pool3" in proc.stdout
@@ -168,8 +212,13 @@ def test_partui_run_prints_the_warning_and_runs(tmp_path):
 
 async def test_export_screenshot_has_no_toasts_over_it(tmp_path):
     import asyncio
-    app = PartuiApp(snapshot_dir=tmp_path, config=RunConfig("conv2", workers=2),
-                    engine_factory=RecordingEngine, live_loop=False)
+
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        config=RunConfig("conv2", workers=2),
+        engine_factory=RecordingEngine,
+        live_loop=False,
+    )
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         app.notify("a toast that covers the table", timeout=30)
         await pilot.pause()
@@ -190,14 +239,19 @@ async def test_browser_marks_show_a_and_b_and_lists_exports_apart(tmp_path):
     import json
 
     from rich.text import Text
+    from screen_fixtures import MACHINE, add_fixed_runs, screen_text
 
     from partui.profiles import snapshot
     from partui.tui.screens import CompareScreen, SnapshotBrowser
     from partui.tui.snapshots import session_snapshot
 
-    from screen_fixtures import MACHINE, add_fixed_runs, screen_text
-    app = PartuiApp(snapshot_dir=tmp_path, config=RunConfig("conv2", workers=2),
-                    engine_factory=RecordingEngine, live_loop=False, machine=MACHINE)
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        config=RunConfig("conv2", workers=2),
+        engine_factory=RecordingEngine,
+        live_loop=False,
+        machine=MACHINE,
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         add_fixed_runs(app)
         for name in ("partui-a.json", "partui-b.json"):
@@ -210,14 +264,18 @@ async def test_browser_marks_show_a_and_b_and_lists_exports_apart(tmp_path):
 
         def column(i):
             return [str(table.get_cell_at((r, i))) for r in range(table.row_count)]
+
         files = column(1)
         assert sorted(files[:2]) == ["partui-a.json", "partui-b.json"]  # snapshots first
         assert sorted(files[2:]) == ["notes.json", "partui-a.trace.json"]  # then the others
         reasons = column(5)[2:]
         trace_reason = reasons[files[2:].index("partui-a.trace.json")]
         assert "not a snapshot" in trace_reason and "trace" in trace_reason
-        assert all(isinstance(table.get_cell_at((r, 1)), Text)
-                   and "dim" in str(table.get_cell_at((r, 1)).style) for r in (2, 3))
+        assert all(
+            isinstance(table.get_cell_at((r, 1)), Text)
+            and "dim" in str(table.get_cell_at((r, 1)).style)
+            for r in (2, 3)
+        )
         await pilot.press("space", "down", "space")
         assert column(0)[:2] == ["A", "B"]
         await pilot.pause()
@@ -244,6 +302,7 @@ async def test_palette_shows_keys_as_typed(tmp_path):
 async def test_keys_typed_ahead_all_count(tmp_path):
     """↓ held down: each key moves on from the last, before the app has taken the one before."""
     from partui.tui.panes import LayerList
+
     app = make_app(tmp_path, RunConfig("conv2", "none", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
         layers = app.query_one(LayerList)

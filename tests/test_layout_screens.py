@@ -4,22 +4,23 @@ The screens are the Pilot's (the same picture as a screenshot), at the three siz
 and after runs, and the memory lab with a result. tests/test_e2e_tmux.py runs the same
 check on the real command in tmux.
 """
+
 from __future__ import annotations
 
 import pytest
-
-from partui.tui.keys import profile_keys
-
 import screen_check as check
 from screen_check import ESSENTIAL, placeholders, problems
 from screen_fixtures import add_fixed_runs, fixed_app, screen_text, show_memlab_result
+
+from partui.tui.keys import profile_keys
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
 
 
 def known_titles(app) -> list[str]:
-    return check.known_titles() + [w.border_title for w in app.query("*")
-                                   if isinstance(w.border_title, str)]
+    return check.known_titles() + [
+        w.border_title for w in app.query("*") if isinstance(w.border_title, str)
+    ]
 
 
 def test_the_issue_lists_the_essential_keys():

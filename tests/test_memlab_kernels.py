@@ -1,4 +1,5 @@
 """Each memory-lab kernel gives the right arithmetic, natively (numba) and as plain Python."""
+
 import re
 import threading
 
@@ -60,6 +61,7 @@ def compiled_asm(fn) -> str:
     import numba
 
     from partui.kernels.memlab import atomics
+
     atomics.register()
     f = numba.njit(nogil=True)(fn)  # uncached, so it can be inspected
     f(counters.make_counters(1, 64), 0, 3)
@@ -120,8 +122,11 @@ def test_conv_layouts_match_the_reference():
     out = np.empty((2, 4, 5, 4), np.float32)
     k.conv_nchw(x, w, out)
     out_hwc = np.empty((2, 5, 4, 4), np.float32)
-    k.conv_nhwc(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
-                np.ascontiguousarray(w.transpose(0, 2, 3, 1)), out_hwc)
+    k.conv_nhwc(
+        np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+        np.ascontiguousarray(w.transpose(0, 2, 3, 1)),
+        out_hwc,
+    )
     np.testing.assert_allclose(out, ref, atol=1e-4)
     np.testing.assert_allclose(out_hwc.transpose(0, 3, 1, 2), ref, atol=1e-4)
 
@@ -146,6 +151,7 @@ def test_partition_sweeps_cover_every_element_once(length, threads):
 @pytest.mark.parametrize("impl", ["native", "numpy"])
 def test_partition_updates_every_element_passes_times(impl, layout):
     from partui.profiles.memlab_experiments.partition import partition_jobs
+
     a = np.zeros(1001, np.float32)
     jobs = partition_jobs(a, impl, layout, 2, passes=3, chunk=100, kern=partition.native())
     assert len(jobs) == (1 if layout == "one" else 2)

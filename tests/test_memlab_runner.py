@@ -1,4 +1,5 @@
 """The memory-lab runner and `partui demo`: results, JSON, cancellation, memory, lazy numba."""
+
 import json
 import signal
 import subprocess
@@ -9,8 +10,8 @@ import time
 import pytest
 
 from partui.profiles import memlab
-from partui.profiles.memory_limits import Room
 from partui.profiles.memlab_measure import ExperimentResult, MemPoint, compare
+from partui.profiles.memory_limits import Room
 
 TINY_FS = {"repeats": 2, "increments": {"plain": 20_000, "atomic": 20_000}, "chunk": 5_000}
 
@@ -36,6 +37,7 @@ def test_point_statistics():
 
 def test_disturbed_samples_are_retaken_and_counted():
     from partui.profiles.memlab_measure import RETAKES, Lab
+
     lab = Lab("x", None, threading.Event(), True, {}, {})
     resets = []
     # a sleeping thread is off its core the whole time: cpu_share near 0
@@ -51,8 +53,12 @@ def test_false_sharing_result_and_snapshot_round_trip():
     emitted = []
     r = memlab.run_experiment("false-sharing", emit=emitted.append, params=TINY_FS)
     assert not r.cancelled and emitted == r.points
-    assert {p.series for p in r.points} == {"plain, adjacent", "plain, padded",
-                                             "atomic, adjacent", "atomic, padded"}
+    assert {p.series for p in r.points} == {
+        "plain, adjacent",
+        "plain, padded",
+        "atomic, adjacent",
+        "atomic, padded",
+    }
     assert all(len(p.samples) == 2 and p.min <= p.median <= p.max for p in r.points)
     assert r.summary["counts_ok"] is True
     for key in ("atomic_adjacent_over_padded", "plain_adjacent_over_padded"):
@@ -91,8 +97,9 @@ def assert_cancels_promptly(name: str, params: dict) -> None:
     """A long run of `name` stops within a second of its cancel event being set."""
     cancel = threading.Event()
     box = {}
-    t = threading.Thread(target=lambda: box.update(
-        r=memlab.run_experiment(name, cancel=cancel, params=params)))
+    t = threading.Thread(
+        target=lambda: box.update(r=memlab.run_experiment(name, cancel=cancel, params=params))
+    )
     t.start()
     time.sleep(1.0)
     assert t.is_alive()
@@ -104,25 +111,29 @@ def assert_cancels_promptly(name: str, params: dict) -> None:
 
 
 def test_cancel_stops_a_run_within_a_second():
-    assert_cancels_promptly("partition", {"sizes": [16384, 1 << 20], "repeats": 1000,
-                                          "target_s": 0.02})
+    assert_cancels_promptly(
+        "partition", {"sizes": [16384, 1 << 20], "repeats": 1000, "target_s": 0.02}
+    )
 
 
 def test_memory_is_checked_before_anything_runs(monkeypatch):
-    monkeypatch.setattr(memlab, "_memory_room",
-                        lambda: Room(100 * 2 ** 20, "available system memory"))
+    monkeypatch.setattr(
+        memlab, "_memory_room", lambda: Room(100 * 2**20, "available system memory")
+    )
     with pytest.raises(memlab.MemoryShort, match=r"stride needs 384 MiB .* only 100 MiB"):
         memlab.run_experiment("stride")
     with pytest.raises(memlab.MemoryShort, match="--quick needs 64 MiB"):
         memlab.check_memory("mountain")
-    assert memlab.memory_need("mountain") == 512 * 2 ** 20
+    assert memlab.memory_need("mountain") == 512 * 2**20
     assert all(memlab.memory_need(n) <= memlab.MAX_MEMORY for n in memlab.EXPERIMENTS)
 
 
 def test_demo_refuses_when_memory_is_short(monkeypatch, capsys):
     from partui.tui import cli
-    monkeypatch.setattr(memlab, "_memory_room",
-                        lambda: Room(100 * 2 ** 20, "available system memory"))
+
+    monkeypatch.setattr(
+        memlab, "_memory_room", lambda: Room(100 * 2**20, "available system memory")
+    )
     assert cli.main(["demo", "partition"]) == 1
     err = capsys.readouterr().err
     assert "partition needs 384 MiB" in err and "Traceback" not in err
@@ -130,6 +141,7 @@ def test_demo_refuses_when_memory_is_short(monkeypatch, capsys):
 
 def test_demo_unknown_name_exits_2_naming_the_valid_ones(capsys):
     from partui.tui import cli
+
     assert cli.main(["demo", "nope"]) == 2
     err = capsys.readouterr().err
     assert all(name in err for name in memlab.EXPERIMENTS)
@@ -137,9 +149,11 @@ def test_demo_unknown_name_exits_2_naming_the_valid_ones(capsys):
 
 def test_demo_table_and_text(monkeypatch, capsys):
     from partui.tui import cli
+
     real = memlab.run_experiment
-    monkeypatch.setattr(memlab, "run_experiment",
-                        lambda name, **kw: real(name, **{**kw, "params": TINY_FS}))
+    monkeypatch.setattr(
+        memlab, "run_experiment", lambda name, **kw: real(name, **{**kw, "params": TINY_FS})
+    )
     assert cli.main(["demo", "false-sharing"]) == 0
     out, err = capsys.readouterr()
     assert "atomic, adjacent" in out and "threads" in out and "Plain increments" in out
@@ -148,10 +162,14 @@ def test_demo_table_and_text(monkeypatch, capsys):
 
 def test_demo_json_has_the_ratios_and_raw_samples(monkeypatch, capsys):
     from partui.tui import cli
+
     real = memlab.run_experiment
     seen = {}
-    monkeypatch.setattr(memlab, "run_experiment", lambda name, **kw: seen.update(kw) or real(
-        name, **{**kw, "params": TINY_FS}))
+    monkeypatch.setattr(
+        memlab,
+        "run_experiment",
+        lambda name, **kw: seen.update(kw) or real(name, **{**kw, "params": TINY_FS}),
+    )
     assert cli.main(["demo", "false-sharing", "--json", "--quick"]) == 0
     assert seen["quick"] is True
     d = json.loads(capsys.readouterr().out)
@@ -166,8 +184,11 @@ def test_demo_json_has_the_ratios_and_raw_samples(monkeypatch, capsys):
 def test_ctrl_c_exits_130_promptly():
     proc = subprocess.Popen(
         [sys.executable, "-m", "partui.tui.cli", "demo", "false-sharing"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert "Ctrl+C" in proc.stderr.readline()  # the header: the run has started
     time.sleep(1.0)  # let the threads get to work
     t0 = time.perf_counter()
@@ -180,9 +201,11 @@ def test_ctrl_c_exits_130_promptly():
 
 
 def test_numba_is_imported_lazily():
-    code = ("import sys; import partui.tui.cli as c; import partui.profiles.memlab; "
-            "import partui.kernels.memlab.counters; c.build_parser(); "
-            "print('numba' in sys.modules)")
+    code = (
+        "import sys; import partui.tui.cli as c; import partui.profiles.memlab; "
+        "import partui.kernels.memlab.counters; c.build_parser(); "
+        "print('numba' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -190,14 +213,26 @@ def test_numba_is_imported_lazily():
 
 def pts(series, values, spread=0.02):
     """Points at x = 1, 2, ... with the given medians and a small spread."""
-    return [MemPoint.of("x", series, x, "x", "y", [v * (1 - spread), v, v * (1 + spread)])
-            for x, v in values]
+    return [
+        MemPoint.of("x", series, x, "x", "y", [v * (1 - spread), v, v * (1 + spread)])
+        for x, v in values
+    ]
 
 
 def test_stride_knee_ignores_multiples_of_two_lines():
     from partui.profiles.memlab_experiments import stride
-    costs = [(1, 0.8), (8, 2.7), (16, 4.0), (24, 4.8), (28, 5.0), (32, 7.9), (40, 5.2),
-             (48, 5.3), (64, 9.4)]
+
+    costs = [
+        (1, 0.8),
+        (8, 2.7),
+        (16, 4.0),
+        (24, 4.8),
+        (28, 5.0),
+        (32, 7.9),
+        (40, 5.2),
+        (48, 5.3),
+        (64, 9.4),
+    ]
     s = stride.summarize(pts("s", costs), line=64, array_bytes=1, l3=None)
     assert s["knee_stride"] == 24
     assert s["pair_multiples"]["strides"] == [32, 64]
@@ -207,8 +242,16 @@ def test_stride_knee_ignores_multiples_of_two_lines():
 
 def test_mountain_steps_are_found_where_bandwidth_falls():
     from partui.profiles.memlab_experiments import mountain
-    gbs = [(8192, 140), (32768, 140), (65536, 48), (131072, 47), (1 << 20, 47),
-           (4 << 20, 27), (8 << 20, 27)]
+
+    gbs = [
+        (8192, 140),
+        (32768, 140),
+        (65536, 48),
+        (131072, 47),
+        (1 << 20, 47),
+        (4 << 20, 27),
+        (8 << 20, 27),
+    ]
     steps = mountain.find_steps(pts("rmw", gbs))
     assert [(s["from_size"], s["to_size"]) for s in steps] == [(32768, 65536), (1 << 20, 4 << 20)]
     machine = {"l1": 49152, "l2": 2 << 20, "l3": 260 << 20}
@@ -217,9 +260,12 @@ def test_mountain_steps_are_found_where_bandwidth_falls():
 
 def test_false_sharing_text_follows_the_figures():
     from partui.profiles.memlab_experiments import false_sharing
+
     series = list(false_sharing.FS_SERIES)
     summary = {
-        "threads": 2, "line_bytes": 64, "counts_ok": True,
+        "threads": 2,
+        "line_bytes": 64,
+        "counts_ok": True,
         "ns_per_increment": dict(zip(series, [2.4, 2.3, 28.0, 6.0])),
         "atomic_verdict": {"ratio": 4.7, "separated": True, "text": "4.7x slower"},
         "plain_verdict": {"ratio": 1.04, "separated": False, "text": "no clear difference"},

@@ -1,4 +1,5 @@
 """Issue 11, finding 10: memory checks respect the process's own limits and name them."""
+
 from __future__ import annotations
 
 import subprocess
@@ -24,8 +25,11 @@ def test_cgroup_memory_max_is_found_and_named(tmp_path):
 
 
 def test_the_tightest_limit_wins(monkeypatch):
-    monkeypatch.setattr(memory_limits, "_rlimit_room",
-                        lambda: Room(50 * 2**20, "the address-space limit (ulimit -v 1)"))
+    monkeypatch.setattr(
+        memory_limits,
+        "_rlimit_room",
+        lambda: Room(50 * 2**20, "the address-space limit (ulimit -v 1)"),
+    )
     monkeypatch.setattr(memory_limits, "_cgroup_room", lambda: Room(80 * 2**20, "cgroup"))
     assert memory_limits.memory_room().limit.startswith("the address-space limit")
     text = memory_limits.shortfall(100 * 2**20)
@@ -45,8 +49,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def under_ulimit_v(*args):
-    return subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_ulimit_v_is_checked_before_the_memory_lab_allocates():
@@ -60,14 +65,18 @@ def test_ulimit_v_is_checked_before_the_memory_lab_allocates():
 def test_ulimit_v_is_checked_before_a_large_run():
     """The engine refuses a run whose arrays cannot fit under the limit, naming it, before
     any pool starts or array is made."""
-    script = SCRIPT.replace("sys.exit(main(sys.argv[1:]))", textwrap.dedent("""
+    script = SCRIPT.replace(
+        "sys.exit(main(sys.argv[1:]))",
+        textwrap.dedent("""
         from partui.profiles.engine import ConfigError, Engine, RunConfig
         try:
             Engine().run(RunConfig("conv1", "batch", "vectorized", "inline", 1, 1024, 1, 0))
         except ConfigError as exc:
             print(exc)
-    """))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+    """),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ulimit -v" in proc.stdout and "conv1" in proc.stdout, proc.stdout

@@ -1,4 +1,5 @@
 """No thread or process outlives its Engine: after runs, after Ctrl+C, after a cancel."""
+
 import _thread
 import subprocess
 import sys
@@ -37,19 +38,26 @@ def assert_nothing_left(threads_before):
     multiprocessing helpers (one fork server, one resource tracker), which live as long as
     this interpreter (test_helpers_exit_with_the_interpreter shows they go with it)."""
     assert threading.active_count() == threads_before, threading.enumerate()
-    others = [(p.pid, cmdline(p)) for p in live_children()
-              if not any(h in cmdline(p) for h in HELPERS)]
+    others = [
+        (p.pid, cmdline(p)) for p in live_children() if not any(h in cmdline(p) for h in HELPERS)
+    ]
     assert others == []
 
 
 def test_runs_leave_nothing_behind():
     before = threading.active_count()
     with Engine() as engine:
-        for executor, strategy, workers in [("threads", "batch", 2), ("processes", "channel", 2),
-                                            ("processes", "filter", 3), ("inline", "spatial", 1),
-                                            ("blas", "none", 2), ("threads", "hybrid", 3)]:
-            assert engine.run(RunConfig("conv2", strategy, "vectorized", executor, workers, 3,
-                                        2, 1)).ok
+        for executor, strategy, workers in [
+            ("threads", "batch", 2),
+            ("processes", "channel", 2),
+            ("processes", "filter", 3),
+            ("inline", "spatial", 1),
+            ("blas", "none", 2),
+            ("threads", "hybrid", 3),
+        ]:
+            assert engine.run(
+                RunConfig("conv2", strategy, "vectorized", executor, workers, 3, 2, 1)
+            ).ok
         assert engine.run(RunConfig("network", "pipeline", "vectorized", "threads", 3, 6, 2, 1)).ok
         assert threading.active_count() > before  # the pools were really there
         assert len(live_children()) >= 3
@@ -62,9 +70,14 @@ def interrupt_after(seconds):
     return timer
 
 
-@pytest.mark.parametrize("executor,strategy,workers", [
-    ("threads", "channel", 2), ("processes", "batch", 2), ("inline", "none", 1),
-])
+@pytest.mark.parametrize(
+    "executor,strategy,workers",
+    [
+        ("threads", "channel", 2),
+        ("processes", "batch", 2),
+        ("inline", "none", 1),
+    ],
+)
 def test_ctrl_c_stops_the_workers(executor, strategy, workers):
     before = threading.active_count()
     with Engine() as engine:
@@ -124,14 +137,14 @@ def test_helpers_exit_with_the_interpreter():
             print(" ".join(str(p.pid) for p in kids))
             print(threading.active_count())
     """) % (HELPERS,)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     pids_line, threads_line = proc.stdout.strip().splitlines()
     assert threads_line == "1"
-    helpers = [psutil.Process(int(pid)) for pid in pids_line.split()
-               if psutil.pid_exists(int(pid))]
+    helpers = [psutil.Process(int(pid)) for pid in pids_line.split() if psutil.pid_exists(int(pid))]
     deadline = time.monotonic() + 2.0
     while any(running(p) for p in helpers) and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -1,5 +1,6 @@
 """Every code folder with an __init__.py is a package pyproject.toml installs (a non-editable
 install, as CI does, leaves out any package the list forgets)."""
+
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,13 @@ def test_every_package_is_installed():
 
 def test_installed_metadata_names_the_license_and_ships_it():
     from importlib.metadata import distribution
+
     dist = distribution("partui")
     meta = dist.metadata
     assert meta["License-Expression"] == "MIT"
-    assert any(c.startswith("Programming Language :: Python :: 3") for c in meta.get_all("Classifier"))
+    assert any(
+        c.startswith("Programming Language :: Python :: 3") for c in meta.get_all("Classifier")
+    )
     license_files = [f for f in dist.files or [] if f.name == "LICENSE"]
     assert license_files and "MIT License" in license_files[0].read_text()
 

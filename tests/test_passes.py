@@ -1,4 +1,5 @@
 """The pass axis: backward and training passes under every strategy that applies, verified."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,17 @@ from partui.tui import cli
 
 
 def cfg(layer, strategy="batch", executor="threads", workers=2, batch=3, **kw):
-    return RunConfig(layer, strategy, kw.pop("kernel", "vectorized"), executor, workers, batch,
-                     repeats=1, warmup=0, **kw)
+    return RunConfig(
+        layer,
+        strategy,
+        kw.pop("kernel", "vectorized"),
+        executor,
+        workers,
+        batch,
+        repeats=1,
+        warmup=0,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +34,11 @@ def engine():
         yield e
 
 
-CASES = [(name, strategy) for name in ("conv1", "conv2", "pool1", "gelu2", "linear1", "linear3",
-                                       "logsoftmax")
-         for strategy in passes.BACKWARD_BY_KIND[LAYERS[name].kind]]
+CASES = [
+    (name, strategy)
+    for name in ("conv1", "conv2", "pool1", "gelu2", "linear1", "linear3", "logsoftmax")
+    for strategy in passes.BACKWARD_BY_KIND[LAYERS[name].kind]
+]
 
 
 @pytest.mark.parametrize("combine", ["reduce", "locked"])
@@ -45,10 +57,13 @@ def test_backward_with_loops_kernel(engine):
 
 
 @pytest.mark.parametrize("combine", ["reduce", "locked"])
-@pytest.mark.parametrize("strategy,executor,workers", [("batch", "threads", 2), ("none", "inline", 1)])
+@pytest.mark.parametrize(
+    "strategy,executor,workers", [("batch", "threads", 2), ("none", "inline", 1)]
+)
 def test_train_pass_is_verified_with_named_phases(engine, strategy, executor, workers, combine):
-    result = engine.run(cfg("network", strategy, executor, workers, batch=4, pass_kind="train",
-                            combine=combine))
+    result = engine.run(
+        cfg("network", strategy, executor, workers, batch=4, pass_kind="train", combine=combine)
+    )
     assert result.ok, result.error
     names = [passes.phase_name("train", s.phase) for s in result.spans]
     assert {"forward", "backward", "update"} <= set(names)
@@ -58,8 +73,10 @@ def test_train_pass_is_verified_with_named_phases(engine, strategy, executor, wo
 
 
 def test_processes_share_the_gradients(engine):
-    for c in (cfg("conv2", "batch", "processes", pass_kind="backward", combine="locked"),
-              cfg("network", "batch", "processes", batch=4, pass_kind="train")):
+    for c in (
+        cfg("conv2", "batch", "processes", pass_kind="backward", combine="locked"),
+        cfg("network", "batch", "processes", batch=4, pass_kind="train"),
+    ):
         result = engine.run(c)
         assert result.ok, result.error
 
@@ -69,34 +86,67 @@ class _WrongGrads:
 
     def __getattr__(self, name):
         from partui.kernels import grad_vectorized
+
         return getattr(grad_vectorized, name)
 
     @staticmethod
     def conv_backward(x, w, gy, gx, gw, gb, scratch, cancel=None):
         from partui.kernels import grad_vectorized
+
         grad_vectorized.conv_backward(x, w, gy, gx, gw, gb, scratch, cancel)
         gw[0, 0, 0, 0] += 0.01 * float(np.abs(gw).max())
 
 
-@pytest.mark.parametrize("args", [
-    ["--layer", "conv2", "--pass", "backward", "--strategy", "channel"],
-    ["--layer", "network", "--pass", "train"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--layer", "conv2", "--pass", "backward", "--strategy", "channel"],
+        ["--layer", "network", "--pass", "train"],
+    ],
+)
 def test_a_wrong_gradient_exits_1(monkeypatch, capsys, args):
     monkeypatch.setitem(training.GRAD_MODULES, "vectorized", _WrongGrads())
-    assert cli.main(["run", *args, "--batch", "2", "--repeat", "1", "--warmup", "0",
-                     "--workers", "2", "--json"]) == 1
+    assert (
+        cli.main(
+            [
+                "run",
+                *args,
+                "--batch",
+                "2",
+                "--repeat",
+                "1",
+                "--warmup",
+                "0",
+                "--workers",
+                "2",
+                "--json",
+            ]
+        )
+        == 1
+    )
     d = json.loads(capsys.readouterr().out)
     assert d["ok"] is False and "exceeds tolerance" in d["error"]
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--layer", "conv2", "--pass", "backward", "--strategy", "spatial"], ["spatial", "backward", "channel"]),
-    (["--layer", "logsoftmax", "--pass", "backward", "--strategy", "channel"], ["channel", "batch"]),
-    (["--layer", "network", "--pass", "backward"], ["--pass train"]),
-    (["--layer", "conv2", "--pass", "train"], ["--layer network"]),
-    (["--layer", "network", "--pass", "train", "--strategy", "pipeline"], ["pipeline", "batch"]),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (
+            ["--layer", "conv2", "--pass", "backward", "--strategy", "spatial"],
+            ["spatial", "backward", "channel"],
+        ),
+        (
+            ["--layer", "logsoftmax", "--pass", "backward", "--strategy", "channel"],
+            ["channel", "batch"],
+        ),
+        (["--layer", "network", "--pass", "backward"], ["--pass train"]),
+        (["--layer", "conv2", "--pass", "train"], ["--layer network"]),
+        (
+            ["--layer", "network", "--pass", "train", "--strategy", "pipeline"],
+            ["pipeline", "batch"],
+        ),
+    ],
+)
 def test_not_applicable_passes_exit_2(capsys, args, words):
     assert cli.main(["run", *args, "--batch", "2", "--repeat", "1"]) == 2
     err = capsys.readouterr().err.strip()
@@ -108,12 +158,40 @@ def test_not_applicable_passes_exit_2(capsys, args, words):
 
 
 def test_save_arrays_of_a_backward_pass(tmp_path, capsys):
-    assert cli.main(["run", "--layer", "conv2", "--pass", "backward", "--strategy", "channel",
-                     "--workers", "2", "--batch", "3", "--repeat", "1", "--save-arrays",
-                     str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                "--layer",
+                "conv2",
+                "--pass",
+                "backward",
+                "--strategy",
+                "channel",
+                "--workers",
+                "2",
+                "--batch",
+                "3",
+                "--repeat",
+                "1",
+                "--save-arrays",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"{n}.npy" for n in ("input", "weight", "bias", "output_grad", "input_grad", "weight_grad",
-                             "bias_grad"))
+        f"{n}.npy"
+        for n in (
+            "input",
+            "weight",
+            "bias",
+            "output_grad",
+            "input_grad",
+            "weight_grad",
+            "bias_grad",
+        )
+    )
     a = {p.stem: np.load(p) for p in tmp_path.iterdir()}
     assert a["weight"].shape == (64, 32, 3, 3) and a["input"].shape == (3, 32, 13, 13)
     gx, gw, gb = grad_reference.conv2d_backward(a["input"], a["weight"], a["output_grad"])
@@ -121,18 +199,60 @@ def test_save_arrays_of_a_backward_pass(tmp_path, capsys):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
     # a layer without parameters writes no parameter files
     out = tmp_path / "pool"
-    assert cli.main(["run", "--layer", "pool2", "--pass", "backward", "--batch", "2", "--repeat", "1",
-                     "--save-arrays", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["input.npy", "input_grad.npy", "output_grad.npy"]
+    assert (
+        cli.main(
+            [
+                "run",
+                "--layer",
+                "pool2",
+                "--pass",
+                "backward",
+                "--batch",
+                "2",
+                "--repeat",
+                "1",
+                "--save-arrays",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "input.npy",
+        "input_grad.npy",
+        "output_grad.npy",
+    ]
 
 
 def test_save_arrays_of_a_training_step(tmp_path, capsys):
-    assert cli.main(["run", "--layer", "network", "--pass", "train", "--strategy", "batch",
-                     "--executor", "threads", "--workers", "2", "--batch", "4", "--repeat", "1",
-                     "--save-arrays", str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                "--layer",
+                "network",
+                "--pass",
+                "train",
+                "--strategy",
+                "batch",
+                "--executor",
+                "threads",
+                "--workers",
+                "2",
+                "--batch",
+                "4",
+                "--repeat",
+                "1",
+                "--save-arrays",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     layers = ("conv1", "conv2", "conv3", "linear1", "linear2", "linear3")
     want = {"input.npy", "labels.npy", "loss.npy"} | {
-        f"{n}.{p}{g}.npy" for n in layers for p in ("weight", "bias") for g in ("", ".grad")}
+        f"{n}.{p}{g}.npy" for n in layers for p in ("weight", "bias") for g in ("", ".grad")
+    }
     assert {p.name for p in tmp_path.iterdir()} == want
     a = {p.name[:-4]: np.load(p) for p in tmp_path.iterdir()}
     assert a["input"].shape == (4, 1, 28, 28) and a["input"].dtype == np.float32

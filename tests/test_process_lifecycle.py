@@ -4,6 +4,7 @@ Every check looks only at the process tree of the partui the test started (by pi
 the /dev/shm entries that tree had mapped, never at the machine as a whole: other people's
 partui runs share it.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -20,10 +21,23 @@ import time
 import psutil
 import pytest
 
-from partui.profiles.engine import Engine, RunConfig
+from partui.profiles.engine import RunConfig
 
-LONG_RUN = ["run", "--layer", "conv2", "--batch", "64", "--kernel", "loops", "--repeat", "3",
-            "--executor", "processes", "--workers", "2"]
+LONG_RUN = [
+    "run",
+    "--layer",
+    "conv2",
+    "--batch",
+    "64",
+    "--kernel",
+    "loops",
+    "--repeat",
+    "3",
+    "--executor",
+    "processes",
+    "--workers",
+    "2",
+]
 
 
 def alive(p: psutil.Process) -> bool:
@@ -96,9 +110,13 @@ def within_a_second() -> float:
 
 
 def start_cli(args, new_session=True):
-    return subprocess.Popen([sys.executable, "-m", "partui.tui.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=new_session)
+    return subprocess.Popen(
+        [sys.executable, "-m", "partui.tui.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=new_session,
+    )
 
 
 def has_pool_and_shm(w: Watched) -> bool:
@@ -137,8 +155,23 @@ def test_sigkill_of_partui_leaves_nothing_running():
 def test_ctrl_c_while_64_process_workers_start():
     """Finding 5: Ctrl+C during a large pool's start-up is not held for the whole wait: exit
     130 within a second, no worker left."""
-    w = Watched(start_cli(["run", "--layer", "gelu3", "--batch", "64", "--executor",
-                           "processes", "--workers", "64", "--repeat", "1"]))
+    w = Watched(
+        start_cli(
+            [
+                "run",
+                "--layer",
+                "gelu3",
+                "--batch",
+                "64",
+                "--executor",
+                "processes",
+                "--workers",
+                "64",
+                "--repeat",
+                "1",
+            ]
+        )
+    )
     w.wait_for(lambda w: len(w.family) >= 5)  # tracker, fork server and a few workers
     t0 = time.monotonic()
     w.proc.send_signal(signal.SIGINT)
@@ -152,8 +185,23 @@ def test_ctrl_c_while_64_process_workers_start():
 def test_32_process_workers_start_and_stop():
     """Finding 5: 32 workers all start (only 15-31 did, then 60 s and 'did not start'):
     the run waits for every worker's initializer, so exit 0 means 32 were up."""
-    w = Watched(start_cli(["run", "--layer", "gelu3", "--batch", "32", "--executor",
-                           "processes", "--workers", "32", "--repeat", "1"]))
+    w = Watched(
+        start_cli(
+            [
+                "run",
+                "--layer",
+                "gelu3",
+                "--batch",
+                "32",
+                "--executor",
+                "processes",
+                "--workers",
+                "32",
+                "--repeat",
+                "1",
+            ]
+        )
+    )
     while w.proc.poll() is None:
         w.look()
         time.sleep(0.05)
@@ -169,11 +217,23 @@ def test_too_many_process_workers_are_refused_up_front(capsys):
     import resource
 
     from partui.tui.cli import main
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(200, hard), hard))
     try:
-        code = main(["run", "--layer", "gelu3", "--executor", "processes", "--workers", "256",
-                     "--batch", "2"])
+        code = main(
+            [
+                "run",
+                "--layer",
+                "gelu3",
+                "--executor",
+                "processes",
+                "--workers",
+                "256",
+                "--batch",
+                "2",
+            ]
+        )
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     err = capsys.readouterr().err
@@ -188,8 +248,14 @@ def _pty_partui(args):
     env = {**os.environ, "TERM": "xterm-256color"}
     env.pop("COLUMNS", None)
     env.pop("LINES", None)
-    proc = subprocess.Popen([sys.executable, "-m", "partui.tui.cli", *args], stdin=slave,
-                            stdout=slave, stderr=slave, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partui.tui.cli", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
     os.close(slave)
 
     def drain():  # a terminal reads what the program writes, or the program blocks
@@ -198,6 +264,7 @@ def _pty_partui(args):
                 pass
         except OSError:
             pass
+
     threading.Thread(target=drain, daemon=True).start()
     return proc, master
 
@@ -205,8 +272,9 @@ def _pty_partui(args):
 def test_closing_the_terminal_of_a_live_processes_dashboard():
     """Finding 6: SIGHUP to the dashboard's group (its terminal closed) while live mode runs
     on processes: no process and no psm_* / sem.* entry left."""
-    proc, master = _pty_partui(["--live", "--layer", "conv2", "--batch", "16", "--executor",
-                                "processes", "--workers", "2"])
+    proc, master = _pty_partui(
+        ["--live", "--layer", "conv2", "--batch", "16", "--executor", "processes", "--workers", "2"]
+    )
     try:
         w = Watched(proc)
         w.wait_for(has_pool_and_shm, timeout=90)
@@ -230,9 +298,14 @@ async def test_dashboard_restarts_a_killed_engine(tmp_path):
 
     from partui.profiles.stream import EngineProcess
     from partui.tui.app import PartuiApp
-    app = PartuiApp(snapshot_dir=tmp_path, engine_factory=EngineProcess, live_loop=False,
-                    config=RunConfig("conv2", "batch", "vectorized", "processes", 2, 4, 1, 0),
-                    machine={"cpu_model": "x"})
+
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        engine_factory=EngineProcess,
+        live_loop=False,
+        config=RunConfig("conv2", "batch", "vectorized", "processes", 2, 4, 1, 0),
+        machine={"cpu_model": "x"},
+    )
 
     async def until(predicate, timeout=60.0):
         deadline = time.monotonic() + timeout
@@ -249,8 +322,7 @@ async def test_dashboard_restarts_a_killed_engine(tmp_path):
         assert len(family) >= 3  # fork server, tracker, workers
         os.kill(first.pid, signal.SIGKILL)
         await until(lambda: not first.alive)
-        await until(lambda: any("exited unexpectedly" in n.message
-                                for n in app._notifications))
+        await until(lambda: any("exited unexpectedly" in n.message for n in app._notifications))
         deadline = time.monotonic() + 5
         while any(alive(p) for p in family.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

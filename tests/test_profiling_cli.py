@@ -1,4 +1,5 @@
 """partui sweep / show / export / compare from the command line."""
+
 import json
 import os
 import subprocess
@@ -12,17 +13,41 @@ def partui(*args, env_dir=None):
     if env_dir is not None:
         env["PARTUI_SNAPSHOT_DIR"] = str(env_dir)
         env["PARTUI_BASELINE_BOOK"] = str(env_dir / "book" / "baselines.json")
-    return subprocess.run([sys.executable, "-m", "partui.tui.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "partui.tui.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     d = tmp_path_factory.mktemp("sweep")
     out = d / "s.json"
-    p = partui("sweep", "--layer", "conv2", "--strategies", "batch,spatial", "--executors",
-               "threads,inline", "--workers", "1,2", "--batch", "4", "--repeat", "2", "--warmup",
-               "0", "--out", out, "--note", "a test", env_dir=d)
+    p = partui(
+        "sweep",
+        "--layer",
+        "conv2",
+        "--strategies",
+        "batch,spatial",
+        "--executors",
+        "threads,inline",
+        "--workers",
+        "1,2",
+        "--batch",
+        "4",
+        "--repeat",
+        "2",
+        "--warmup",
+        "0",
+        "--out",
+        out,
+        "--note",
+        "a test",
+        env_dir=d,
+    )
     return d, out, p
 
 
@@ -45,8 +70,9 @@ def test_show_export_compare(swept, tmp_path):
     p = partui("export", out, "--format", "chrome", "-o", trace)
     assert p.returncode == 0, p.stderr
     events = json.loads(trace.read_text())["traceEvents"]
-    assert sum(e["ph"] == "X" and e["cat"] != "repeat" for e in events) == \
-        sum(len(r["spans"]) for r in json.loads(out.read_text())["runs"])
+    assert sum(e["ph"] == "X" and e["cat"] != "repeat" for e in events) == sum(
+        len(r["spans"]) for r in json.loads(out.read_text())["runs"]
+    )
     p = partui("export", out, "--format", "csv")
     assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 7
     p = partui("compare", out, out)
@@ -54,18 +80,24 @@ def test_show_export_compare(swept, tmp_path):
     assert p.stdout.count("no difference") >= 6
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"format": "partui-snapshot", "schema_version": 1, "runs": [', "truncated"),
-    ('{"traceEvents": []}', "not a partui snapshot"),
-    ('{"format": "partui-snapshot", "schema_version": 5}', "newer than this partui"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"format": "partui-snapshot", "schema_version": 1, "runs": [', "truncated"),
+        ('{"traceEvents": []}', "not a partui snapshot"),
+        ('{"format": "partui-snapshot", "schema_version": 5}', "newer than this partui"),
+    ],
+)
 def test_bad_files_exit_2_with_one_line_and_overwrite_nothing(tmp_path, content, message):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     keep = tmp_path / "keep.csv"
     keep.write_text("precious\n")
-    for args in (["show", bad], ["export", bad, "--format", "csv", "-o", keep],
-                 ["compare", bad, bad]):
+    for args in (
+        ["show", bad],
+        ["export", bad, "--format", "csv", "-o", keep],
+        ["compare", bad, bad],
+    ):
         p = partui(*args)
         assert p.returncode == 2, (args, p.stderr)
         assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1
@@ -74,9 +106,11 @@ def test_bad_files_exit_2_with_one_line_and_overwrite_nothing(tmp_path, content,
 
 
 def test_sweep_bad_lists_exit_2(tmp_path):
-    for args, message in ((["--workers", "1,zero"], "integers"),
-                          (["--executors", "gpu"], "unknown executor 'gpu'"),
-                          (["--strategies", "pipeline"], "no applicable configuration")):
+    for args, message in (
+        (["--workers", "1,zero"], "integers"),
+        (["--executors", "gpu"], "unknown executor 'gpu'"),
+        (["--strategies", "pipeline"], "no applicable configuration"),
+    ):
         p = partui("sweep", "--layer", "conv2", *args, env_dir=tmp_path)
         assert p.returncode == 2 and message in p.stderr, p.stderr
 
@@ -84,14 +118,33 @@ def test_sweep_bad_lists_exit_2(tmp_path):
 def strict_json(text):
     def refuse(name):
         raise ValueError(f"{name} is not JSON")
+
     return json.loads(text, parse_constant=refuse)
 
 
 def test_sweep_show_compare_as_json(swept, tmp_path):
     d, out, _ = swept
-    p = partui("sweep", "--layer", "pool2", "--strategies", "batch", "--executors", "threads",
-               "--workers", "1,2", "--batch", "4", "--repeat", "2", "--warmup", "0",
-               "--out", tmp_path / "j.json", "--json", env_dir=d)
+    p = partui(
+        "sweep",
+        "--layer",
+        "pool2",
+        "--strategies",
+        "batch",
+        "--executors",
+        "threads",
+        "--workers",
+        "1,2",
+        "--batch",
+        "4",
+        "--repeat",
+        "2",
+        "--warmup",
+        "0",
+        "--out",
+        tmp_path / "j.json",
+        "--json",
+        env_dir=d,
+    )
     assert p.returncode == 0, p.stderr
     data = strict_json(p.stdout)  # stdout is the JSON object and nothing else
     assert data["snapshot"] == str(tmp_path / "j.json") and data["failed"] == []
@@ -107,5 +160,7 @@ def test_sweep_show_compare_as_json(swept, tmp_path):
     both = strict_json(partui("compare", out, out, "--json").stdout)
     assert both["machine_differences"] == [] and both["only_in_a"] == 0
     assert len(both["configurations"]) == len(saved["runs"])
-    assert all(c["ratio_b_over_a"] == 1.0 and c["verdict"] == "no difference"
-               for c in both["configurations"])
+    assert all(
+        c["ratio_b_over_a"] == 1.0 and c["verdict"] == "no difference"
+        for c in both["configurations"]
+    )

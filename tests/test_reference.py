@@ -1,4 +1,5 @@
 """kernels/reference.py against direct float64 loops written here, on tiny shapes."""
+
 import math
 
 import numpy as np
@@ -34,13 +35,14 @@ def naive_pool(x):
         for ch in range(c):
             for i in range(h // 2):
                 for j in range(wd // 2):
-                    out[s, ch, i, j] = max(float(x[s, ch, 2 * i + a, 2 * j + d])
-                                           for a in (0, 1) for d in (0, 1))
+                    out[s, ch, i, j] = max(
+                        float(x[s, ch, 2 * i + a, 2 * j + d]) for a in (0, 1) for d in (0, 1)
+                    )
     return out
 
 
 def gelu_scalar(v):
-    return 0.5 * v * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3)))
+    return 0.5 * v * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))
 
 
 def naive_gelu(x):
@@ -126,7 +128,9 @@ def test_forward_dispatches_each_kind(name):
         "conv": lambda: naive_conv(x, p.get("weight"), p.get("bias")),
         "pool": lambda: naive_pool(x),
         "gelu": lambda: naive_gelu(x),
-        "linear": lambda: naive_linear(x.reshape(1, -1), p.get("weight"), p.get("bias"), layer.gelu),
+        "linear": lambda: naive_linear(
+            x.reshape(1, -1), p.get("weight"), p.get("bias"), layer.gelu
+        ),
         "logsoftmax": lambda: naive_logsoftmax(x),
     }[layer.kind]()
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -1,5 +1,6 @@
 """Issue 11: nothing partui writes can hurt (findings 1, 7, 9, 11). Every special file is
 made inside the test's own temporary folder."""
+
 import json
 import os
 import stat
@@ -34,6 +35,7 @@ def partui(capsys):
             code = exc.code
         out, err = capsys.readouterr()
         return Done(code, out, err)
+
     return call
 
 
@@ -50,12 +52,18 @@ def special_targets(tmp_path):
     folder = tmp_path / "folder"
     folder.mkdir()
     import socket
+
     sock_path = tmp_path / "sock"
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(sock_path))
     sock.close()
-    return {"fifo": fifo, "link": link, "dangling": dangling, "folder": folder,
-            "socket": sock_path}, victim
+    return {
+        "fifo": fifo,
+        "link": link,
+        "dangling": dangling,
+        "folder": folder,
+        "socket": sock_path,
+    }, victim
 
 
 def unchanged(targets, victim):
@@ -105,8 +113,23 @@ def test_export_refuses_special_output(tmp_path, kind, saved_snapshot, partui):
 
 def test_sweep_refuses_fifo_out_before_running(tmp_path, partui):
     targets, victim = special_targets(tmp_path)
-    proc = partui("sweep", "--layer", "gelu3", "--strategies", "batch", "--executors", "inline",
-                  "--workers", "1", "--batch", "2", "--repeat", "1", "--out", targets["fifo"])
+    proc = partui(
+        "sweep",
+        "--layer",
+        "gelu3",
+        "--strategies",
+        "batch",
+        "--executors",
+        "inline",
+        "--workers",
+        "1",
+        "--batch",
+        "2",
+        "--repeat",
+        "1",
+        "--out",
+        targets["fifo"],
+    )
     assert proc.returncode == 2 and "FIFO" in proc.stderr and "sweep:" not in proc.stderr
     unchanged(targets, victim)
 
@@ -125,9 +148,24 @@ def test_existing_file_needs_force(tmp_path, saved_snapshot, partui):
 def test_exports_keep_the_umask_permissions(tmp_path, saved_snapshot):
     """Finding 11: exports were 0600; a file a user makes follows the umask."""
     out = tmp_path / "t.json"
-    proc = subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "sh", *CLI, "export",
-                           str(saved_snapshot), "--format", "chrome", "-o", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            "sh",
+            "-c",
+            'umask 022 && exec "$@"',
+            "sh",
+            *CLI,
+            "export",
+            str(saved_snapshot),
+            "--format",
+            "chrome",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o644
 
@@ -153,6 +191,7 @@ def test_planted_symlink_at_a_temp_name_is_not_followed(tmp_path, monkeypatch):
 def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
     def full(fd):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(safe_files.os, "fsync", full)
     with pytest.raises(WriteError, match="No space left"):
         write_text(tmp_path / "x.json", "data")
@@ -169,6 +208,7 @@ def test_default_names_unique_in_one_second_and_across_threads(tmp_path):
         p = save(Snapshot(runs=[], note=f"n{i}", machine={}), base, unique=True)
         with lock:
             written.append(p)
+
     threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
@@ -182,14 +222,37 @@ def test_default_names_unique_in_one_second_and_across_threads(tmp_path):
 def test_two_sweeps_in_the_same_second_keep_both(tmp_path):
     """Finding 7 (command line): two processes at once, two snapshots."""
     env = {**os.environ, "PARTUI_SNAPSHOT_DIR": str(tmp_path)}
-    cmd = [*CLI, "sweep", "--layer", "gelu3", "--strategies", "none", "--executors", "inline",
-           "--workers", "1", "--batch", "2", "--repeat", "1", "--warmup", "0", "--no-book"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    cmd = [
+        *CLI,
+        "sweep",
+        "--layer",
+        "gelu3",
+        "--strategies",
+        "none",
+        "--executors",
+        "inline",
+        "--workers",
+        "1",
+        "--batch",
+        "2",
+        "--repeat",
+        "1",
+        "--warmup",
+        "0",
+        "--no-book",
+    ]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    saved = {line.split("snapshot saved to ")[1] for out, _ in outs
-             for line in out.splitlines() if "snapshot saved to" in line}
+    saved = {
+        line.split("snapshot saved to ")[1]
+        for out, _ in outs
+        for line in out.splitlines()
+        if "snapshot saved to" in line
+    }
     assert len(saved) == 2
     assert len(list(tmp_path.glob("sweep-*.json"))) == 2
 
@@ -202,6 +265,7 @@ def test_csv_cells_are_not_formulas(saved_snapshot, monkeypatch):
     from partui.profiles import export
     from partui.profiles.baselines import Baseline
     from partui.profiles.snapshot import load
+
     for text in ("=1+1", "+A1", "-cmd", "@SUM(A1)", "\t=1"):
         assert export._num(text) == "'" + text
     assert export._num(-0.5) == "-0.5" and export._num("batch") == "batch"
@@ -214,15 +278,18 @@ def test_csv_cells_are_not_formulas(saved_snapshot, monkeypatch):
                 float(v)  # only numbers may start so
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["sweep", "--layer", "conv2", "--strategies", ""], "--strategies"),
-    (["sweep", "--layer", "conv2", "--workers", ""], "--workers"),
-    (["bench", "--layers", ""], "--layers"),
-    (["bench", "--workers", ""], "--workers"),
-    (["run", "--layer", "gelu3", "--save-arrays", ""], "--save-arrays"),
-    (["export", "x.json", "--format", "csv", "-o", ""], "-o"),
-    (["show", ""], "FILE"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["sweep", "--layer", "conv2", "--strategies", ""], "--strategies"),
+        (["sweep", "--layer", "conv2", "--workers", ""], "--workers"),
+        (["bench", "--layers", ""], "--layers"),
+        (["bench", "--workers", ""], "--workers"),
+        (["run", "--layer", "gelu3", "--save-arrays", ""], "--save-arrays"),
+        (["export", "x.json", "--format", "csv", "-o", ""], "-o"),
+        (["show", ""], "FILE"),
+    ],
+)
 def test_empty_values_are_errors(args, needle, partui):
     """Finding 11: an empty value is an error (exit 2), not the same as leaving it out."""
     proc = partui(*args)
@@ -253,7 +320,21 @@ def test_save_arrays_refuses_a_symlinked_array(tmp_path, partui):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     (out / "output.npy").symlink_to(victim)
-    proc = partui("run", "--layer", "gelu3", "--batch", "2", "--repeat", "1",
-                  "--executor", "inline", "--workers", "1", "--save-arrays", out, "--force")
+    proc = partui(
+        "run",
+        "--layer",
+        "gelu3",
+        "--batch",
+        "2",
+        "--repeat",
+        "1",
+        "--executor",
+        "inline",
+        "--workers",
+        "1",
+        "--save-arrays",
+        out,
+        "--force",
+    )
     assert proc.returncode == 2 and "symbolic link" in proc.stderr
     assert victim.read_text() == "keep me"

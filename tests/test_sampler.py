@@ -1,4 +1,5 @@
 """The CPU sampler: rates, per-worker CPU time, on-CPU ratio."""
+
 import math
 import threading
 import time
@@ -23,6 +24,7 @@ def test_sampler_tells_a_spinning_thread_from_a_sleeping_one():
                 time.sleep(0.01)
             else:
                 sum(range(1000))
+
     threads = [threading.Thread(target=spin, args=(i,)) for i in (0, 1)]
     for t in threads:
         t.start()

@@ -4,13 +4,13 @@ The machine is fixed, the live loop is off and the runs are made by hand
 (tests/screen_fixtures.py), so the pictures depend only on the code.
 Update them after an intended change with `pytest --snapshot-update`, and look at them.
 """
+
 from __future__ import annotations
 
 import pytest
+from screen_fixtures import FOLDER, MACHINE, add_fixed_runs, fixed_app  # noqa: F401 (shared)
 
 from partui.profiles.engine import RunConfig
-
-from screen_fixtures import FOLDER, MACHINE, add_fixed_runs, fixed_app  # noqa: F401 (shared)
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
 
@@ -25,6 +25,7 @@ def test_main_screen_after_runs(snap_compare, size):
     async def runs(pilot):
         add_fixed_runs(pilot.app)
         await pilot.pause()
+
     assert snap_compare(fixed_app(), terminal_size=size, run_before=runs)
 
 
@@ -33,8 +34,9 @@ def test_terminal_too_small(snap_compare):
 
 
 def test_not_applicable_combination(snap_compare):
-    assert snap_compare(fixed_app(RunConfig("linear1", "spatial", workers=2)),
-                        terminal_size=(120, 40))
+    assert snap_compare(
+        fixed_app(RunConfig("linear1", "spatial", workers=2)), terminal_size=(120, 40)
+    )
 
 
 def test_help_screen(snap_compare):
@@ -56,4 +58,5 @@ def test_memory_lab_with_a_result(snap_compare):
         await pilot.press("m")
         show_memlab_result(pilot.app)
         await pilot.pause()
+
     assert snap_compare(fixed_app(), terminal_size=(120, 40), run_before=result)

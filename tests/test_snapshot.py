@@ -1,4 +1,5 @@
 """Snapshots: round trip, atomic writes, validation of bad files."""
+
 import json
 import math
 
@@ -17,8 +18,18 @@ def result():
 
 
 def test_round_trip_keeps_results_spans_and_samples(tmp_path, result):
-    s = Snapshot.from_results([result], note="first try", memlab=[{"experiment": "stride"}],
-                              baseline={"conv2/vectorized/b8": {"median_ms": 1.0, "config": result.config, "source": "this sweep"}})
+    s = Snapshot.from_results(
+        [result],
+        note="first try",
+        memlab=[{"experiment": "stride"}],
+        baseline={
+            "conv2/vectorized/b8": {
+                "median_ms": 1.0,
+                "config": result.config,
+                "source": "this sweep",
+            }
+        },
+    )
     path = save(s, tmp_path / "a.json")
     back = load(path)
     assert back.note == "first try" and back.memlab == [{"experiment": "stride"}]
@@ -29,8 +40,9 @@ def test_round_trip_keeps_results_spans_and_samples(tmp_path, result):
     assert r.spans == result.spans and r.times_ms == result.times_ms
     assert r.cpu_samples == result.cpu_samples and r.cpu_samples
     assert r.config == result.config and r.median_ms == result.median_ms
-    assert [x if math.isfinite(x) else None for x in r.on_cpu_ratio] == \
-        [x if math.isfinite(x) else None for x in result.on_cpu_ratio]
+    assert [x if math.isfinite(x) else None for x in r.on_cpu_ratio] == [
+        x if math.isfinite(x) else None for x in result.on_cpu_ratio
+    ]
     assert json.loads(path.read_text())["format"] == "partui-snapshot"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left
 
@@ -53,7 +65,9 @@ def test_failed_write_leaves_the_old_file(tmp_path, result, monkeypatch):
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
+
     from partui.profiles import safe_files
+
     monkeypatch.setattr(safe_files.os, "rename", boom)
     with pytest.raises(OSError):
         save(Snapshot.from_results([result], note="new"), path, overwrite=True)
@@ -71,22 +85,33 @@ def write(tmp_path, data) -> str:
     return p
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: json.dumps(d)[:200], "truncated"),
-    (lambda d: "hello, world", "not valid JSON"),
-    (lambda d: {"traceEvents": []}, "not a partui snapshot"),
-    (lambda d: [1, 2], "not a partui snapshot"),
-    (lambda d: {**d, "schema_version": 99}, "schema version 99 is newer"),
-    (lambda d: {**d, "schema_version": "1"}, "schema_version: expected an integer"),
-    (lambda d: {k: v for k, v in d.items() if k != "runs"}, "missing field 'runs'"),
-    (lambda d: {**d, "runs": [{**d["runs"][0], "median_ms": "fast"}]},
-     "runs[0].median_ms: expected a number"),
-    (lambda d: {**d, "runs": [{**d["runs"][0], "spans": [{"worker": 0}]}]},
-     "runs[0].spans[0]: missing field 'tid'"),
-    (lambda d: {**d, "runs": [{**d["runs"][0], "config": {**d["runs"][0]["config"],
-                                                          "workers": True}}]},
-     "runs[0].config.workers: expected an integer"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: json.dumps(d)[:200], "truncated"),
+        (lambda d: "hello, world", "not valid JSON"),
+        (lambda d: {"traceEvents": []}, "not a partui snapshot"),
+        (lambda d: [1, 2], "not a partui snapshot"),
+        (lambda d: {**d, "schema_version": 99}, "schema version 99 is newer"),
+        (lambda d: {**d, "schema_version": "1"}, "schema_version: expected an integer"),
+        (lambda d: {k: v for k, v in d.items() if k != "runs"}, "missing field 'runs'"),
+        (
+            lambda d: {**d, "runs": [{**d["runs"][0], "median_ms": "fast"}]},
+            "runs[0].median_ms: expected a number",
+        ),
+        (
+            lambda d: {**d, "runs": [{**d["runs"][0], "spans": [{"worker": 0}]}]},
+            "runs[0].spans[0]: missing field 'tid'",
+        ),
+        (
+            lambda d: {
+                **d,
+                "runs": [{**d["runs"][0], "config": {**d["runs"][0]["config"], "workers": True}}],
+            },
+            "runs[0].config.workers: expected an integer",
+        ),
+    ],
+)
 def test_bad_files_are_refused_with_one_line(tmp_path, result, mutate, message):
     path = write(tmp_path, mutate(good(result)))
     with pytest.raises(SnapshotError) as info:
@@ -103,16 +128,23 @@ def test_missing_file_and_folder(tmp_path):
 
 
 def test_list_snapshots_and_default_dir(tmp_path, result, monkeypatch):
-    save(Snapshot.from_results([result], note="n", created="2026-01-01T00:00:00+00:00"),
-         tmp_path / "old.json")
-    save(Snapshot.from_results([result, result], created="2026-02-01T00:00:00+00:00"),
-         tmp_path / "new.json")
+    save(
+        Snapshot.from_results([result], note="n", created="2026-01-01T00:00:00+00:00"),
+        tmp_path / "old.json",
+    )
+    save(
+        Snapshot.from_results([result, result], created="2026-02-01T00:00:00+00:00"),
+        tmp_path / "new.json",
+    )
     (tmp_path / "bad.json").write_text("{")
     monkeypatch.setenv("PARTUI_SNAPSHOT_DIR", str(tmp_path))
     assert snap.default_snapshot_dir() == tmp_path
     listed = snap.list_snapshots()
     assert [s.path.name for s in listed] == ["new.json", "old.json", "bad.json"]
-    assert listed[0].runs == 2 and listed[0].configurations[0] == "conv2 batch/vectorized/threads w=2 b=8"
+    assert (
+        listed[0].runs == 2
+        and listed[0].configurations[0] == "conv2 batch/vectorized/threads w=2 b=8"
+    )
     assert listed[0].logical_cores >= 1 and listed[1].note == "n"
     assert listed[2].error and "truncated" in listed[2].error
     monkeypatch.delenv("PARTUI_SNAPSHOT_DIR")

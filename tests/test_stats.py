@@ -1,4 +1,5 @@
 """Statistics against values computed by hand."""
+
 import math
 
 import pytest
@@ -6,21 +7,58 @@ import pytest
 from partui.profiles.analysis import analyze
 from partui.profiles.baselines import Baseline, BaselineBook
 from partui.profiles.engine import RunResult
-from partui.profiles.stats import (amdahl_fit, busy_shares, imbalance, karp_flatt, run_stats,
-                                   summarize, verdict)
+from partui.profiles.stats import (
+    amdahl_fit,
+    busy_shares,
+    imbalance,
+    karp_flatt,
+    run_stats,
+    summarize,
+    verdict,
+)
 
 MACHINE = {"cpu_model": "Test CPU", "logical_cores": 2, "hostname": "box"}
 
 
-def fake(workers=2, times=(5.0, 4.5, 5.5), busy=(4.0, 2.0), strategy="batch", executor="threads",
-         kernel="vectorized", ok=True) -> RunResult:
+def fake(
+    workers=2,
+    times=(5.0, 4.5, 5.5),
+    busy=(4.0, 2.0),
+    strategy="batch",
+    executor="threads",
+    kernel="vectorized",
+    ok=True,
+) -> RunResult:
     s = summarize(times)
-    config = {"layer": "conv2", "strategy": strategy, "kernel": kernel, "executor": executor,
-              "workers": workers, "batch": 8, "repeats": len(times), "warmup": 0, "seed": 0}
-    return RunResult(config=config, blas_threads=1, times_ms=list(times), median_ms=s.median,
-                     min_ms=s.min, max_ms=s.max, q1_ms=s.q1, q3_ms=s.q3, max_abs_error=0.0,
-                     tolerance=1e-4, ok=ok, tasks=workers, flops=10**6, spans=[],
-                     worker_busy_ms=list(busy), pool_startup_ms=0.0)
+    config = {
+        "layer": "conv2",
+        "strategy": strategy,
+        "kernel": kernel,
+        "executor": executor,
+        "workers": workers,
+        "batch": 8,
+        "repeats": len(times),
+        "warmup": 0,
+        "seed": 0,
+    }
+    return RunResult(
+        config=config,
+        blas_threads=1,
+        times_ms=list(times),
+        median_ms=s.median,
+        min_ms=s.min,
+        max_ms=s.max,
+        q1_ms=s.q1,
+        q3_ms=s.q3,
+        max_abs_error=0.0,
+        tolerance=1e-4,
+        ok=ok,
+        tasks=workers,
+        flops=10**6,
+        spans=[],
+        worker_busy_ms=list(busy),
+        pool_startup_ms=0.0,
+    )
 
 
 def test_summary_median_quartiles_iqr():
@@ -30,13 +68,16 @@ def test_summary_median_quartiles_iqr():
     assert (s.median, s.q1, s.q3) == (2.5, 1.75, 3.25)
 
 
-@pytest.mark.parametrize("base, other, expected", [
-    ((1, 2), (3, 4), "slower"),
-    ((3, 4), (1, 2), "faster"),
-    ((1, 3), (2, 4), "no difference"),
-    ((1, 2), (2, 3), "no difference"),  # touching spreads overlap
-    ((1, 5), (2, 3), "no difference"),
-])
+@pytest.mark.parametrize(
+    "base, other, expected",
+    [
+        ((1, 2), (3, 4), "slower"),
+        ((3, 4), (1, 2), "faster"),
+        ((1, 3), (2, 4), "no difference"),
+        ((1, 2), (2, 3), "no difference"),  # touching spreads overlap
+        ((1, 5), (2, 3), "no difference"),
+    ],
+)
 def test_verdict_only_when_spreads_do_not_overlap(base, other, expected):
     assert verdict(base, other) == expected
 

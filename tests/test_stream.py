@@ -1,4 +1,5 @@
 """The event stream: on a thread and in a child process."""
+
 import os
 import time
 
@@ -6,8 +7,15 @@ import psutil
 import pytest
 
 from partui.profiles.engine import RunConfig
-from partui.profiles.events import (CpuSample, RepeatDone, RunCancelled, RunFailed, RunFinished,
-                                    RunStarted, SpanDone)
+from partui.profiles.events import (
+    CpuSample,
+    RepeatDone,
+    RunCancelled,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SpanDone,
+)
 from partui.profiles.stream import EngineProcess, EngineThread
 
 TERMINAL = (RunFinished, RunFailed, RunCancelled)
@@ -18,7 +26,9 @@ def collect(engine, ends: int, timeout: float = 60.0, on_event=None) -> list:
     """Drain until `ends` terminal events arrived; each event gets its arrival time."""
     events, deadline = [], time.monotonic() + timeout
     while sum(isinstance(e, TERMINAL) for e, _ in events) < ends:
-        assert time.monotonic() < deadline, f"timed out; got {[type(e).__name__ for e, _ in events]}"
+        assert time.monotonic() < deadline, (
+            f"timed out; got {[type(e).__name__ for e, _ in events]}"
+        )
         for e in engine.drain():
             events.append((e, time.monotonic()))
             if on_event:
@@ -53,14 +63,19 @@ def test_events_arrive_in_order_with_samples_and_failures(engine):
     assert first.spans == [] and first.cpu_samples == []
     spans = [e.span for e in events if isinstance(e, SpanDone) and e.span.run == ends[0].run]
     assert len(spans) == (3 + 1) * 2 and sum(s.repeat >= 0 for s in spans) == 3 * 2
-    assert [e.repeat for e in events if isinstance(e, RepeatDone) and e.run == ends[0].run] == \
-        [-1, 0, 1, 2]
+    assert [e.repeat for e in events if isinstance(e, RepeatDone) and e.run == ends[0].run] == [
+        -1,
+        0,
+        1,
+        2,
+    ]
     samples = [e for e in events if isinstance(e, CpuSample)]
     assert samples and all(len(s.per_core) == psutil.cpu_count() for s in samples)
     assert all(0 <= v <= 100 for s in samples for v in s.per_core if v == v)
     cores = psutil.cpu_count()
-    assert all(0 <= s.engine_cpu <= 100 * cores and 0 <= s.partui_cpu <= 100 * cores
-               for s in samples)
+    assert all(
+        0 <= s.engine_cpu <= 100 * cores and 0 <= s.partui_cpu <= 100 * cores for s in samples
+    )
 
 
 def test_cpu_is_sampled_with_no_run_at_all(engine):
@@ -101,6 +116,7 @@ def test_cancel_stops_a_long_run_within_200ms(engine):
         if isinstance(e, SpanDone) and "t" not in sent:  # the work has really started
             sent["t"] = time.monotonic()
             engine.cancel()
+
     events = collect(engine, 2, on_event=on_event)
     ends = [(e, t) for e, t in events if isinstance(e, TERMINAL)]
     assert isinstance(ends[0][0], RunCancelled) and isinstance(ends[1][0], RunFinished)
@@ -130,6 +146,7 @@ def collect_until(engine, kind, timeout=30.0):
 
 def test_process_child_never_imports_textual_and_close_leaves_no_process():
     import textual  # noqa: F401 - the parent has it loaded, as the dashboard does
+
     e = EngineProcess(stderr=None)
     e.start()
     assert e.wait_ready()
@@ -149,8 +166,9 @@ def test_lost_worker_process_is_a_failed_run_and_the_child_keeps_serving():
         e.submit(RunConfig("conv2", "batch", "loops", "processes", 2, 64, 3, 0))
         collect_until(e, RunStarted)
         time.sleep(0.3)
-        workers = [p for p in psutil.Process(e.pid).children(recursive=True)
-                   if p.cpu_percent(0.1) > 20]
+        workers = [
+            p for p in psutil.Process(e.pid).children(recursive=True) if p.cpu_percent(0.1) > 20
+        ]
         assert workers, "no busy worker process found"
         workers[0].kill()
         e.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 1, 0))

@@ -1,4 +1,5 @@
 """`partui train`: sync and Hogwild! SGD on threads and processes, the report, the snapshot, Ctrl+C."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,9 @@ def falls(result):
     return np.mean(losses[-5:]) < losses[0] - 0.3
 
 
-@pytest.mark.parametrize("update,combine", [("sync", "reduce"), ("sync", "locked"), ("hogwild", "reduce")])
+@pytest.mark.parametrize(
+    "update,combine", [("sync", "reduce"), ("sync", "locked"), ("hogwild", "reduce")]
+)
 def test_training_on_threads_lowers_the_loss(data, update, combine):
     result, events = run(data, update=update, combine=combine, workers=2, executor="threads")
     assert falls(result), result.loss_curve
@@ -62,11 +65,17 @@ def test_hogwild_on_one_worker_is_plain_sgd(data):
 
 def test_data_parallel_steps_match_one_worker(data):
     """Two workers' partial gradients, reduced, give the one-worker step (up to float32 rounding)."""
-    one = Trainer(TrainConfig(epochs=1, batch=32, train_size=96, test_size=64, workers=1,
-                              executor="inline"), data)
-    two = Trainer(TrainConfig(epochs=1, batch=32, train_size=96, test_size=64, workers=2,
-                              executor="threads"), data)
-    small = datasets.DataSet(data.train_x[:96], data.train_y[:96], data.test_x, data.test_y, "small")
+    one = Trainer(
+        TrainConfig(epochs=1, batch=32, train_size=96, test_size=64, workers=1, executor="inline"),
+        data,
+    )
+    two = Trainer(
+        TrainConfig(epochs=1, batch=32, train_size=96, test_size=64, workers=2, executor="threads"),
+        data,
+    )
+    small = datasets.DataSet(
+        data.train_x[:96], data.train_y[:96], data.test_x, data.test_y, "small"
+    )
     one.data = two.data = small
     one.run(), two.run()
     np.testing.assert_allclose(two.params, one.params, rtol=0, atol=1e-4 * np.abs(one.params).max())
@@ -86,8 +95,13 @@ def test_stop_keeps_what_was_learned(data):
     def emit(ev):
         if isinstance(ev, StepDone) and ev.step >= 3:
             stop.set()
-    trainer = Trainer(TrainConfig(epochs=5, batch=32, train_size=320, test_size=64, workers=2), data,
-                      emit=emit, stop=stop)
+
+    trainer = Trainer(
+        TrainConfig(epochs=5, batch=32, train_size=320, test_size=64, workers=2),
+        data,
+        emit=emit,
+        stop=stop,
+    )
     result = trainer.run()
     assert result.interrupted and len(result.epochs) == 1
     assert 3 <= result.epochs[0].steps < 10 and len(result.loss_curve) == result.epochs[0].steps
@@ -95,8 +109,13 @@ def test_stop_keeps_what_was_learned(data):
 
 
 def partui(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "partui.tui.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "partui.tui.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 SMALL = ["--train-size", "192", "--test-size", "64", "--batch", "32"]
@@ -104,7 +123,10 @@ SMALL = ["--train-size", "192", "--test-size", "64", "--batch", "32"]
 
 def test_cli_train_json_and_snapshot(tmp_path):
     out = tmp_path / "t.json"
-    assert cli.main(["train", "--epochs", "1", *SMALL, "--workers", "2", "--json", "--out", str(out)]) == 0
+    assert (
+        cli.main(["train", "--epochs", "1", *SMALL, "--workers", "2", "--json", "--out", str(out)])
+        == 0
+    )
     snap = snapshot.load(out)
     (run_,) = snap.training
     assert run_["config"]["update"] == "sync" and len(run_["epochs"]) == 1
@@ -129,13 +151,16 @@ def test_cli_train_ctrl_c_saves_and_exits_130(tmp_path):
     assert os.path.exists(f"{out}.weights.npz")
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--batch", "0"], ["batch"]),
-    (["--lr", "-1"], ["learning rate"]),
-    (["--executor", "inline", "--workers", "2"], ["inline"]),
-    (["--data", "/nonexistent-partui-dir"], ["not a folder"]),
-    (["--momentum", "1.5"], ["momentum"]),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--batch", "0"], ["batch"]),
+        (["--lr", "-1"], ["learning rate"]),
+        (["--executor", "inline", "--workers", "2"], ["inline"]),
+        (["--data", "/nonexistent-partui-dir"], ["not a folder"]),
+        (["--momentum", "1.5"], ["momentum"]),
+    ],
+)
 def test_cli_train_bad_input_exits_2(tmp_path, capsys, args, words):
     assert cli.main(["train", *args, "--out", str(tmp_path / "t.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -145,25 +170,60 @@ def test_cli_train_bad_input_exits_2(tmp_path, capsys, args, words):
 def test_cli_train_on_emnist_idx_files(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for split, n in (("train", 64), ("test", 32)):
-        datasets.write_idx(tmp_path / f"emnist-letters-{split}-images-idx3-ubyte.gz",
-                           rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        datasets.write_idx(tmp_path / f"emnist-letters-{split}-labels-idx1-ubyte.gz",
-                           rng.integers(1, 27, n).astype(np.uint8))
+        datasets.write_idx(
+            tmp_path / f"emnist-letters-{split}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
+        datasets.write_idx(
+            tmp_path / f"emnist-letters-{split}-labels-idx1-ubyte.gz",
+            rng.integers(1, 27, n).astype(np.uint8),
+        )
     out = tmp_path / "t.json"
-    assert cli.main(["train", "--data", str(tmp_path), "--epochs", "1", "--batch", "32", "--json",
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(tmp_path),
+                "--epochs",
+                "1",
+                "--batch",
+                "32",
+                "--json",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)
     assert "EMNIST" in d["data"] and d["epochs"][0]["images"] == 64
 
 
 def test_snapshot_refuses_a_malformed_training_record(tmp_path):
-    snap = snapshot.Snapshot(training=[{"config": {}, "data": "x", "epochs": [], "loss_curve": [[1, 2]],
-                                        "accuracy_curve": [], "spans": [], "interrupted": False}])
+    snap = snapshot.Snapshot(
+        training=[
+            {
+                "config": {},
+                "data": "x",
+                "epochs": [],
+                "loss_curve": [[1, 2]],
+                "accuracy_curve": [],
+                "spans": [],
+                "interrupted": False,
+            }
+        ]
+    )
     path = snapshot.save(snap, tmp_path / "s.json")
     with pytest.raises(snapshot.SnapshotError, match=r"training\[0\].loss_curve\[0\]"):
         snapshot.load(path)
 
 
 def test_phase_names():
-    assert [passes.phase_name("train", i) for i in range(4)] == ["forward", "backward", "combine", "update"]
+    assert [passes.phase_name("train", i) for i in range(4)] == [
+        "forward",
+        "backward",
+        "combine",
+        "update",
+    ]
     assert passes.phase_name("forward", 1) == "reduce"

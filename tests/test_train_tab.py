@@ -1,8 +1,11 @@
 """The dashboard's train tab: keys, start/stop, overlaid runs, save; and its SVG snapshot."""
+
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+
+from test_screens_svg import FOLDER, MACHINE
 
 from partui.kernels.passes import BACKWARD, FORWARD, UPDATE
 from partui.profiles import snapshot
@@ -13,14 +16,17 @@ from partui.profiles.trainer import EpochReport, TrainConfig
 from partui.tui.app import PartuiApp
 from partui.tui.train_tab import TrainRun, TrainTab
 
-from test_screens_svg import FOLDER, MACHINE
-
 SMALL = TrainConfig(epochs=2, batch=32, workers=2, executor="threads", train_size=128, test_size=32)
 
 
 def make_app(folder) -> PartuiApp:
-    return PartuiApp(snapshot_dir=folder, engine_factory=EngineThread, live_loop=False,
-                     machine=MACHINE, train_factory=TrainThread)
+    return PartuiApp(
+        snapshot_dir=folder,
+        engine_factory=EngineThread,
+        live_loop=False,
+        machine=MACHINE,
+        train_factory=TrainThread,
+    )
 
 
 async def wait_run(tab: TrainTab, pilot, timeout=120.0):
@@ -43,13 +49,29 @@ async def test_keys_change_the_settings(tmp_path):
         await pilot.press("u", "c", "e", "plus", "right_square_bracket", "full_stop")
         c = tab.cfg
         assert (c.update, c.combine, c.executor, c.workers, c.batch, c.lr) == (
-            "hogwild", "locked", "processes", 3, 64, 0.05)
+            "hogwild",
+            "locked",
+            "processes",
+            3,
+            64,
+            0.05,
+        )
         await pilot.press("minus", "left_square_bracket", "comma", "e", "u", "c")
         c = tab.cfg
         assert (c.update, c.combine, c.executor, c.workers, c.batch, c.lr) == (
-            "sync", "reduce", "threads", 2, 32, 0.02)
+            "sync",
+            "reduce",
+            "threads",
+            2,
+            32,
+            0.02,
+        )
         text = tab.settings_text()
-        assert "update sync (u)" in text and "batch 32 ([/])" in text and "idle: g starts a run" in text
+        assert (
+            "update sync (u)" in text
+            and "batch 32 ([/])" in text
+            and "idle: g starts a run" in text
+        )
 
 
 async def test_two_runs_overlaid_then_saved(tmp_path):
@@ -108,14 +130,30 @@ def _fake_run(number, update, speed):
     for step in range(1, 61):
         run.losses.append((step, step * speed, 3.3 * 0.97 ** (step * (1 + number / 4))))
     for epoch in (1, 2, 3):
-        rep = EpochReport(epoch, 20, 1280, 20 * speed, epoch * 20 * speed, 1.0 / epoch, 0.5,
-                          0.6 + 0.1 * epoch * number / 2, 1280 / (20 * speed),
-                          {"forward": 10.0, "backward": 20.0}, [0.5, 0.5])
+        rep = EpochReport(
+            epoch,
+            20,
+            1280,
+            20 * speed,
+            epoch * 20 * speed,
+            1.0 / epoch,
+            0.5,
+            0.6 + 0.1 * epoch * number / 2,
+            1280 / (20 * speed),
+            {"forward": 10.0, "backward": 20.0},
+            [0.5, 0.5],
+        )
         run.reports.append(rep)
         run.accuracy.append((epoch * 20, epoch * 20 * speed, rep.test_accuracy))
-    run.recent = [Span(w, 0, t0, t1, 1, phase=ph) for w in (0, 1) for ph, t0, t1 in
-                  ((FORWARD, 0, 4_000_000 + w * 500_000), (BACKWARD, 4_500_000, 12_000_000),
-                   (UPDATE, 12_500_000, 13_000_000))]
+    run.recent = [
+        Span(w, 0, t0, t1, 1, phase=ph)
+        for w in (0, 1)
+        for ph, t0, t1 in (
+            (FORWARD, 0, 4_000_000 + w * 500_000),
+            (BACKWARD, 4_500_000, 12_000_000),
+            (UPDATE, 12_500_000, 13_000_000),
+        )
+    ]
     run.state = "done"
     return run
 
@@ -126,6 +164,11 @@ def test_train_tab_svg(snap_compare):
         tab.runs = [_fake_run(1, "sync", 0.05), _fake_run(2, "hogwild", 0.035)]
         tab.redraw()
 
-    app = PartuiApp(snapshot_dir=FOLDER, engine_factory=EngineThread, live_loop=False, machine=MACHINE,
-                    train_factory=TrainThread)
+    app = PartuiApp(
+        snapshot_dir=FOLDER,
+        engine_factory=EngineThread,
+        live_loop=False,
+        machine=MACHINE,
+        train_factory=TrainThread,
+    )
     assert snap_compare(app, terminal_size=(120, 40), press=["n"], run_before=show)

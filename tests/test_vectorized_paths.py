@@ -1,6 +1,7 @@
 """The vectorized kernel's internal paths on odd shapes and awkward regions, against the
 float64 references: patch-row and per-sample convolutions, span-based GELU and bias,
 pooling with NaN, and the fused network forward."""
+
 import numpy as np
 import pytest
 
@@ -36,8 +37,14 @@ def test_conv_regions(c):
 
 
 def test_gelu_matches_reference_everywhere():
-    x = np.concatenate([np.linspace(-30, 30, 20001), np.logspace(-30, 1, 200),
-                        -np.logspace(-30, 1, 200), [0.0, -7.9, 7.9, 100.0, -100.0, 1e4, -1e4]])
+    x = np.concatenate(
+        [
+            np.linspace(-30, 30, 20001),
+            np.logspace(-30, 1, 200),
+            -np.logspace(-30, 1, 200),
+            [0.0, -7.9, 7.9, 100.0, -100.0, 1e4, -1e4],
+        ]
+    )
     x = x.astype(np.float32)
     out = np.empty_like(x)
     vectorized.gelu(x, out, Scratch())

@@ -10,6 +10,7 @@ moved and only while they are on screen.
 An unexpected error that ends the app leaves its traceback in a log file (its path is
 printed) and a non-zero exit code; a chart that fails to draw only says so in its pane.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,8 +20,8 @@ import psutil
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.css.query import NoMatches
 from textual.containers import Grid, Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
@@ -31,10 +32,10 @@ from .charts import CpuChart, HistoryChart, SpeedupChart, TimelineChart
 from .keys import KeyBar, key_label, key_rows
 from .layout import layout_for, too_small_message, top_rows
 from .memlab_tab import MemLabTab
-from .train_tab import TrainTab
 from .model import Model, reason_for
 from .panes import LayerList, MachineHeader, RunsTable, SettingsPane
 from .safe_text import printable
+from .train_tab import TrainTab
 
 EVENTS_HZ = 5  # engine events reach the app at most this often, in one message
 TABLE_MIN_INTERVAL_S = 2.0  # the runs table (its rendering costs more than a chart's)
@@ -79,10 +80,17 @@ class PartuiApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, snapshot_dir: Path, open_snapshot: Path | None = None,
-                 config: RunConfig | None = None, live: bool = False,
-                 engine_factory=None, live_loop: bool = True, machine: dict | None = None,
-                 train_factory=None):
+    def __init__(
+        self,
+        snapshot_dir: Path,
+        open_snapshot: Path | None = None,
+        config: RunConfig | None = None,
+        live: bool = False,
+        engine_factory=None,
+        live_loop: bool = True,
+        machine: dict | None = None,
+        train_factory=None,
+    ):
         super().__init__()
         self._train_factory = train_factory  # how the train tab runs training (tests: a thread)
         self.snapshot_dir = snapshot_dir
@@ -140,6 +148,7 @@ class PartuiApp(App):
     def on_mount(self) -> None:
         from partui.profiles.baselines import BaselineBook
         from partui.profiles.machine import info
+
         if not self.machine:
             self.machine = info()
         self.session.book = BaselineBook(machine=self.machine)
@@ -167,6 +176,7 @@ class PartuiApp(App):
         quit, as q does, rather than die and leave them."""
         import asyncio
         import signal
+
         try:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -191,6 +201,7 @@ class PartuiApp(App):
                 from functools import partial
 
                 from partui.profiles.stream import EngineProcess
+
                 # first run after an install: kernels compile in the engine, before need
                 self._engine_factory = partial(EngineProcess, compile_ahead=True)
             self.engine = self._engine_factory()
@@ -201,6 +212,7 @@ class PartuiApp(App):
     def read_events(self) -> None:
         """Read the engine's events on a thread; post them at most EVENTS_HZ times a second."""
         from textual.worker import get_current_worker
+
         worker = get_current_worker()
         while not worker.is_cancelled:
             time.sleep(1.0 / EVENTS_HZ)
@@ -211,8 +223,7 @@ class PartuiApp(App):
                 events = engine.drain(max_events=100_000)
             except Exception as exc:  # noqa: BLE001 - the engine closed under us
                 if self.engine is engine:
-                    self.call_from_thread(self.notify, f"engine events: {exc}",
-                                          severity="error")
+                    self.call_from_thread(self.notify, f"engine events: {exc}", severity="error")
                 continue
             if events:
                 self.post_message(EngineEvents(events))
@@ -235,6 +246,7 @@ class PartuiApp(App):
 
     def handle_events(self, events) -> None:
         from partui.profiles.events import Compiling, RunCancelled, RunFailed, RunFinished
+
         running = self.session.running
         self.session.apply(events)
         # the settings pane's "running: ..." line; live mode says "live mode ON" throughout,
@@ -242,8 +254,7 @@ class PartuiApp(App):
         if not self.live and (self.session.running is None) != (running is None):
             self.query_one(SettingsPane).show(self.shown, self.live)
         cpu = self.query_one(CpuChart)
-        if cpu.message and self.viewing is None and any(isinstance(ev, CpuSample)
-                                                        for ev in events):
+        if cpu.message and self.viewing is None and any(isinstance(ev, CpuSample) for ev in events):
             cpu.update_from(self.session)  # the first samples: lines at once
             self.refresh_header()
         for ev in events:
@@ -257,8 +268,9 @@ class PartuiApp(App):
                     self.live = False  # the engine stopped live mode: it cannot run this
                     self.refresh_panes()
             if isinstance(ev, (RunFinished, RunFailed, RunCancelled)) and self.sweep_left:
-                config = (RunConfig(**ev.result.config) if isinstance(ev, RunFinished)
-                          else ev.config)  # a result's config is the form a snapshot writes
+                config = (
+                    RunConfig(**ev.result.config) if isinstance(ev, RunFinished) else ev.config
+                )  # a result's config is the form a snapshot writes
                 if config == self.sweep_left[0]:
                     self.sweep_left.pop(0)
                     if not self.sweep_left:
@@ -267,8 +279,10 @@ class PartuiApp(App):
     def show_compiling(self, ev) -> None:
         """The header says the engine compiles kernels (the first runs after an install)."""
         if not ev.done:
-            self.compiling = (f"compiling kernels, first run only: {ev.layer} "
-                              f"({ev.left} layer{'s' if ev.left > 1 else ''} to go)")
+            self.compiling = (
+                f"compiling kernels, first run only: {ev.layer} "
+                f"({ev.left} layer{'s' if ev.left > 1 else ''} to go)"
+            )
         else:
             self.compiling = None
             if ev.left == 0:
@@ -324,8 +338,9 @@ class PartuiApp(App):
         keys.styles.height = key_rows(width)
         if layout != "small":
             settings = self.query_one(SettingsPane)
-            self.query_one("#top").styles.height = top_rows(layout, height, key_rows(width),
-                                                            settings.rows_needed + 2)
+            self.query_one("#top").styles.height = top_rows(
+                layout, height, key_rows(width), settings.rows_needed + 2
+            )
             for i, chart in enumerate(self.charts()):
                 chart.display = layout != "compact" or i == self.chart_index % 4
         self.refresh_keys()
@@ -333,8 +348,9 @@ class PartuiApp(App):
 
     def refresh_keys(self) -> None:
         tab = self.query_one(TabbedContent).active
-        self.query_one(KeyBar).show(tab, self.viewing is not None,
-                                    self.layout_name == "compact", key_rows(self.size.width))
+        self.query_one(KeyBar).show(
+            tab, self.viewing is not None, self.layout_name == "compact", key_rows(self.size.width)
+        )
 
     def action_next_chart(self) -> None:
         self.chart_index = (self.chart_index + 1) % 4
@@ -361,9 +377,14 @@ class PartuiApp(App):
         mode = "SNAPSHOT" if self.viewing else ("LIVE" if self.live else "idle")
         if self.compiling:
             mode = f"{mode} | {self.compiling}"
-        self.query_one(MachineHeader).show(self.machine, self.self_cpu, engine_cpu, mode,
-                                           others=None if last is None else last.others_cpu,
-                                           width=self.size.width)
+        self.query_one(MachineHeader).show(
+            self.machine,
+            self.self_cpu,
+            engine_cpu,
+            mode,
+            others=None if last is None else last.others_cpu,
+            width=self.size.width,
+        )
 
     def refresh_panes(self) -> None:
         self.show_layer()
@@ -374,8 +395,10 @@ class PartuiApp(App):
     # -- actions ------------------------------------------------------------
     def _editable(self) -> bool:
         if self.viewing is not None:
-            self.notify("this is a saved snapshot (read-only); press l to go back to live",
-                        severity="warning")
+            self.notify(
+                "this is a saved snapshot (read-only); press l to go back to live",
+                severity="warning",
+            )
             return False
         return True
 
@@ -405,11 +428,17 @@ class PartuiApp(App):
             self.start_engine()
             self.live = not self.live
             if self.live and self.session.not_applicable:
-                self.notify(f"live mode waits for a valid combination: "
-                            f"{self.session.not_applicable}", severity="warning")
+                self.notify(
+                    f"live mode waits for a valid combination: {self.session.not_applicable}",
+                    severity="warning",
+                )
             else:
-                self.notify("live mode on: the selected configuration runs again and again"
-                            if self.live else "live mode off", timeout=3)
+                self.notify(
+                    "live mode on: the selected configuration runs again and again"
+                    if self.live
+                    else "live mode off",
+                    timeout=3,
+                )
             self._changed()
 
     def action_cancel(self) -> None:
@@ -468,6 +497,7 @@ class PartuiApp(App):
             return
         self.start_engine()
         from dataclasses import replace
+
         top = self.session.max_workers
         cfgs = [replace(self.session.config, workers=w) for w in range(1, top + 1)]
         cfgs = [c for c in cfgs if not reason_for(c)]
@@ -480,8 +510,11 @@ class PartuiApp(App):
         for cfg in cfgs:
             self.engine.submit(cfg)
         self.sweep_left = list(cfgs)
-        self.notify(f"worker sweep: {len(cfgs)} runs ({', '.join(str(c.workers) for c in cfgs)} "
-                    "workers); esc stops it", timeout=4)
+        self.notify(
+            f"worker sweep: {len(cfgs)} runs ({', '.join(str(c.workers) for c in cfgs)} "
+            "workers); esc stops it",
+            timeout=4,
+        )
         self.refresh_panes()
 
     def action_repeat(self, step: int) -> None:
@@ -516,10 +549,12 @@ class PartuiApp(App):
 
     def action_help(self) -> None:
         from .screens import HelpScreen
+
         self.push_screen(HelpScreen(self.BINDINGS, self.snapshot_dir))
 
     def action_save(self) -> None:
         from .snapshots import save_session
+
         try:
             path = save_session(self.shown, self.machine, self.snapshot_dir, self._memlab_results())
         except OSError as exc:
@@ -529,14 +564,17 @@ class PartuiApp(App):
 
     def action_export(self) -> None:
         from .snapshots import export_session
+
         try:
-            paths = export_session(self, self.shown, self.machine, self.snapshot_dir,
-                                   self._memlab_results())
+            paths = export_session(
+                self, self.shown, self.machine, self.snapshot_dir, self._memlab_results()
+            )
         except OSError as exc:
             self.notify(f"could not export: {exc}", severity="error")
             return
         self._after_screenshot = lambda: self.notify(
-            "exported:\n" + "\n".join(str(p) for p in paths), timeout=8)
+            "exported:\n" + "\n".join(str(p) for p in paths), timeout=8
+        )
 
     def screenshot_without_toasts(self, path: Path) -> None:
         """Write the screen as SVG to `path` once the toasts over it are gone (next refresh)."""
@@ -544,6 +582,7 @@ class PartuiApp(App):
 
         def take() -> None:
             from partui.profiles.safe_files import write_text
+
             try:
                 write_text(path, self.export_screenshot())
             except (OSError, ValueError) as exc:
@@ -552,10 +591,12 @@ class PartuiApp(App):
             done, self._after_screenshot = self._after_screenshot, None
             if done is not None:
                 done()
+
         self.call_after_refresh(take)
 
     def action_browser(self) -> None:
         from .screens import SnapshotBrowser
+
         self.push_screen(SnapshotBrowser(self.snapshot_dir), self._browser_done)
 
     def _browser_done(self, path) -> None:
@@ -564,6 +605,7 @@ class PartuiApp(App):
 
     def load_snapshot(self, path: Path) -> None:
         from .snapshots import model_from_snapshot
+
         try:
             self.viewing = model_from_snapshot(path, self.session.max_workers)
         except Exception as exc:  # a bad file is a message, never a crash
@@ -597,8 +639,11 @@ class PartuiApp(App):
         for binding in self.BINDINGS:
             if binding.action in ("quit",):
                 continue
-            yield SystemCommand(binding.description, f"key: {key_label(binding.key)}",
-                                lambda a=binding.action: self.run_action(a))
+            yield SystemCommand(
+                binding.description,
+                f"key: {key_label(binding.key)}",
+                lambda a=binding.action: self.run_action(a),
+            )
 
     # -- errors and shutdown --------------------------------------------------
     def _handle_exception(self, error: Exception) -> None:
@@ -608,6 +653,7 @@ class PartuiApp(App):
 
     def _print_error_renderables(self) -> None:
         from .cli import debug_enabled
+
         if self.crash_log is None or debug_enabled():  # not saved, or asked for: show it
             super()._print_error_renderables()
         else:
@@ -640,6 +686,7 @@ def write_crash_log(error: BaseException, folder: Path) -> Path | None:
     temporary folder); None when neither can be written."""
     import tempfile
     import traceback
+
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     name = time.strftime("partui-crash-%Y%m%d-%H%M%S.log")
     for where in (folder, Path(tempfile.gettempdir())):
@@ -651,4 +698,3 @@ def write_crash_log(error: BaseException, folder: Path) -> Path | None:
         except OSError:
             continue
     return None
-

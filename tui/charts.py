@@ -9,6 +9,7 @@ would fill it, in the theme's colours, instead of drawing made-up lines.
 The data each chart draws comes from small functions (`cpu_segments`, `speedup_points`,
 `history_segments`) that tests check against hand-built samples and runs.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,10 @@ class Redraws:
 
     def start_timer(self) -> None:
         """Redraw from the app's shown model at most every CHART_INTERVAL_S (live app only)."""
+
         def begin():
             self.set_interval(CHART_INTERVAL_S, self.tick)
+
         self.set_timer(self.phase + 0.05, begin)
 
     def tick(self) -> None:
@@ -148,6 +151,7 @@ def downsample(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]
 
 # ---- timeline -----------------------------------------------------------------------
 
+
 class TimelineChart(Redraws, Widget):
     """One repeat of the current (or selected) run: a lane per worker, a box per task."""
 
@@ -165,8 +169,13 @@ class TimelineChart(Redraws, Widget):
         view = model.timeline_view()
         if view is None:
             return None
-        return (view.run, view.repeat, len(view.repeats), view.running,
-                sum(len(lane.spans) for lane in view.lanes))
+        return (
+            view.run,
+            view.repeat,
+            len(view.repeats),
+            view.running,
+            sum(len(lane.spans) for lane in view.lanes),
+        )
 
     def draw_model(self, model: Model) -> None:
         self.view = model.timeline_view()
@@ -187,9 +196,11 @@ class TimelineChart(Redraws, Widget):
 
 # ---- CPU ---------------------------------------------------------------------------
 
+
 @dataclass
 class CpuSeries:
     """Lines of the CPU chart: per core (0-100) and other programs (% of all cores)."""
+
     cores: list[list[list[tuple[float, float]]]]  # per core: segments of (seconds ago, %)
     others: list[list[tuple[float, float]]]  # segments, % of all cores
 
@@ -208,14 +219,20 @@ def cpu_segments(samples, now_ns: int, window_s: float = CPU_WINDOW_S) -> CpuSer
     prev_t = None
     for s in recent:
         covered = s.window_ns / 1e9 if s.window_ns else None
-        gap = prev_t is None or (s.t_ns - prev_t) / 1e9 > GAP_S \
+        gap = (
+            prev_t is None
+            or (s.t_ns - prev_t) / 1e9 > GAP_S
             or (covered is not None and covered > GAP_S)
+        )
         x = (s.t_ns - now_ns) / 1e9
         for c in range(ncores):
             v = s.per_core[c] if c < len(s.per_core) else float("nan")
             _add(cores[c], x, v, gap)
-        other = s.others_cpu / len(s.per_core) if s.others_cpu is not None and s.per_core \
+        other = (
+            s.others_cpu / len(s.per_core)
+            if s.others_cpu is not None and s.per_core
             else float("nan")
+        )
         _add(others, x, min(100.0, other), gap)
         prev_t = s.t_ns
     return CpuSeries(cores, others)
@@ -257,9 +274,10 @@ class CpuChart(Chart):
             return
         lines = min(len(series.cores), len(_COLORS) - 1) + 1
         legend = self.size.height >= lines + 5  # plotext's legend needs the room
-        for c, segments in enumerate(series.cores[:len(_COLORS) - 1]):
-            _plot_segments(plt, segments, f"cpu{c}" if legend else None,
-                           _COLORS[c % (len(_COLORS) - 1)])
+        for c, segments in enumerate(series.cores[: len(_COLORS) - 1]):
+            _plot_segments(
+                plt, segments, f"cpu{c}" if legend else None, _COLORS[c % (len(_COLORS) - 1)]
+            )
         _plot_segments(plt, series.others, "others" if legend else None, "red")
         plt.ylim(0, 100)
         plt.xlim(-CPU_WINDOW_S, 0)
@@ -282,6 +300,7 @@ def _plot_segments(plt, segments, label, color) -> None:
 
 # ---- speedup -----------------------------------------------------------------------
 
+
 @dataclass
 class SpeedupPoint:
     workers: int
@@ -295,6 +314,7 @@ def speedup_points(runs, series_key: tuple, baseline_ms: float) -> list[SpeedupP
     """Measured points of one configuration series: every verified run pooled per worker count."""
     from partui.profiles.analysis import pool
     from partui.profiles.analysis import series_key as key_of
+
     groups: dict[int, list] = {}
     for r in runs:
         if r.ok and key_of(r.config) == series_key:
@@ -303,8 +323,15 @@ def speedup_points(runs, series_key: tuple, baseline_ms: float) -> list[SpeedupP
     for w in sorted(groups):
         p = pool(groups[w])
         if p.median_ms > 0 and p.min_ms > 0:
-            out.append(SpeedupPoint(w, baseline_ms / p.median_ms, baseline_ms / p.max_ms,
-                                    baseline_ms / p.min_ms, len(groups[w])))
+            out.append(
+                SpeedupPoint(
+                    w,
+                    baseline_ms / p.median_ms,
+                    baseline_ms / p.max_ms,
+                    baseline_ms / p.min_ms,
+                    len(groups[w]),
+                )
+            )
     return out
 
 
@@ -328,6 +355,7 @@ class SpeedupChart(Chart):
     def draw(self, plt, model: Model) -> None:
         from partui.profiles.analysis import series_key
         from partui.profiles.stats import amdahl_fit
+
         cfg = model.config
         base = model.baseline_for(cfg)
         if base is None:
@@ -335,8 +363,10 @@ class SpeedupChart(Chart):
             return
         points = speedup_points(model.runs, series_key(cfg.to_dict()), base.median_ms)
         if not points:
-            self.hint(f"no run of {cfg.strategy}/{cfg.kernel}/{cfg.executor} b={cfg.batch} "
-                      "yet: w sweeps the workers")
+            self.hint(
+                f"no run of {cfg.strategy}/{cfg.kernel}/{cfg.executor} b={cfg.batch} "
+                "yet: w sweeps the workers"
+            )
             return
         ws = [p.workers for p in points]
         lo_w, hi_w = min(ws), max(ws)
@@ -350,8 +380,11 @@ class SpeedupChart(Chart):
             fit = amdahl_fit(pooled)
             if fit is not None:
                 xs = [lo_w + i * (hi_w - lo_w) / 20 for i in range(21)]
-                ys = [base.median_ms / (fit.t1_ms * (fit.serial_fraction
-                                                    + (1 - fit.serial_fraction) / x)) for x in xs]
+                ys = [
+                    base.median_ms
+                    / (fit.t1_ms * (fit.serial_fraction + (1 - fit.serial_fraction) / x))
+                    for x in xs
+                ]
                 plt.plot(xs, ys, color="yellow", label=f"Amdahl s={fit.serial_fraction:.2f}")
         pad = 0.5 if hi_w > lo_w else 1.0
         plt.xlim(lo_w - pad, hi_w + pad)
@@ -362,6 +395,7 @@ class SpeedupChart(Chart):
 
 
 # ---- history -----------------------------------------------------------------------
+
 
 def history_segments(repeats) -> tuple[list[list[tuple[int, float]]], list[int]]:
     """Repeat times split where the configuration changed: (segments, x of each change)."""
@@ -420,9 +454,9 @@ def log_ticks(lo: float, hi: float) -> list[float]:
     lo, hi = max(lo, 1e-6), max(hi, 1e-6)
     out = []
     k = math.floor(math.log10(lo))
-    while 10 ** k <= hi * 10:
+    while 10**k <= hi * 10:
         for m in (1, 2, 5):
-            v = m * 10 ** k
+            v = m * 10**k
             if lo <= v <= hi:
                 out.append(float(f"{v:.6g}"))
         k += 1

@@ -3,6 +3,7 @@
 Headless commands never import Textual, and `--help`, `--version` and `list` import
 neither numpy nor numba, so they start fast and run anywhere.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ class DefaultsFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        nothing = default is None or default is False or default == "" \
-            or default == argparse.SUPPRESS
+        nothing = (
+            default is None or default is False or default == "" or default == argparse.SUPPRESS
+        )
         if "default" in text.lower() or nothing or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
@@ -67,6 +69,7 @@ class RawDescriptionFormatter(argparse.RawDescriptionHelpFormatter, DefaultsForm
 
 def package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("partui")
     except PackageNotFoundError:  # run from a source tree that was never installed
@@ -76,8 +79,13 @@ def package_version() -> str:
 class _VersionAction(argparse.Action):
     """--version, looked up only when asked for (importlib.metadata is not free)."""
 
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
-                 help="print partui's version and exit"):
+    def __init__(
+        self,
+        option_strings,
+        dest=argparse.SUPPRESS,
+        default=argparse.SUPPRESS,
+        help="print partui's version and exit",
+    ):
         super().__init__(option_strings, dest, nargs=0, default=default, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
@@ -87,9 +95,11 @@ class _VersionAction(argparse.Action):
 
 def add_global_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", action=_VersionAction)
-    p.add_argument("--debug", action="store_true",
-                   help="on an error, print the traceback instead of one line "
-                        "(also PARTUI_DEBUG=1)")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, print the traceback instead of one line (also PARTUI_DEBUG=1)",
+    )
 
 
 def debug_enabled() -> bool:
@@ -99,35 +109,38 @@ def debug_enabled() -> bool:
 def build_parser() -> Parser:
     from . import dashboard_cli
     from .commands import bench, core, demo, profiling, train
+
     parser = Parser(
         prog="partui",
         usage="partui [--version] [--debug] [DASHBOARD OPTIONS] [SNAPSHOT.json]\n"
-              "       partui [--debug] COMMAND [OPTIONS]",
+        "       partui [--debug] COMMAND [OPTIONS]",
         description="A live terminal lab for parallel profiling of a small CNN on the CPU.\n"
-                    "With no COMMAND, partui opens the live dashboard:\n"
-                    "  partui                          pick a layer and a strategy with the keys\n"
-                    "  partui SNAPSHOT.json            open a saved snapshot read-only\n"
-                    "  partui --layer conv2 --strategy channel --workers 2 --live\n"
-                    "                                  start on a configuration, in live mode\n"
-                    "In the dashboard, ? lists every key (r run, space live, s save, q quit).",
+        "With no COMMAND, partui opens the live dashboard:\n"
+        "  partui                          pick a layer and a strategy with the keys\n"
+        "  partui SNAPSHOT.json            open a saved snapshot read-only\n"
+        "  partui --layer conv2 --strategy channel --workers 2 --live\n"
+        "                                  start on a configuration, in live mode\n"
+        "In the dashboard, ? lists every key (r run, space live, s save, q quit).",
         epilog="environment:\n"
-               "  PARTUI_SNAPSHOT_DIR   where snapshots and exports go (else --snapshot-dir,\n"
-               "                        else $XDG_DATA_HOME/partui/snapshots, XDG_DATA_HOME\n"
-               "                        defaulting to ~/.local/share)\n"
-               "  PARTUI_BASELINE_BOOK  the book of best single-worker times\n"
-               "                        (else $XDG_DATA_HOME/partui/baselines.json)\n"
-               "  PARTUI_DEBUG=1        tracebacks instead of one-line errors (as --debug)\n"
-               "  PARTUI_NUMBA_CACHE=0  compile the native kernels afresh, no disk cache\n"
-               "  PARTUI_NATIVE_BLAS=0  native kernels call numpy's GEMM between numba steps\n"
-               "See the README for the rest. Run `partui COMMAND --help` for a command's "
-               "options.",
+        "  PARTUI_SNAPSHOT_DIR   where snapshots and exports go (else --snapshot-dir,\n"
+        "                        else $XDG_DATA_HOME/partui/snapshots, XDG_DATA_HOME\n"
+        "                        defaulting to ~/.local/share)\n"
+        "  PARTUI_BASELINE_BOOK  the book of best single-worker times\n"
+        "                        (else $XDG_DATA_HOME/partui/baselines.json)\n"
+        "  PARTUI_DEBUG=1        tracebacks instead of one-line errors (as --debug)\n"
+        "  PARTUI_NUMBA_CACHE=0  compile the native kernels afresh, no disk cache\n"
+        "  PARTUI_NATIVE_BLAS=0  native kernels call numpy's GEMM between numba steps\n"
+        "See the README for the rest. Run `partui COMMAND --help` for a command's "
+        "options.",
         formatter_class=RawDescriptionFormatter,
     )
     add_global_options(parser)
-    dashboard_cli.add_arguments(parser.add_argument_group(
-        "dashboard options (with no COMMAND)"), positional=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
-                                prog="partui")
+    dashboard_cli.add_arguments(
+        parser.add_argument_group("dashboard options (with no COMMAND)"), positional=False
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=Parser, prog="partui"
+    )
     for module in (core, profiling, bench, demo, train):
         module.register(sub)
     return parser
@@ -172,9 +185,11 @@ def _stopped(exc: BaseException) -> int:
 def _main(argv: list[str]) -> int:
     from partui.kernels.axes import NotApplicable
     from partui.profiles.config import ConfigError, RunCancelledError
+
     try:
         if _opens_dashboard(argv):
             from .dashboard_cli import main as dashboard_main
+
             return dashboard_main(argv)
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -198,6 +213,7 @@ def _main(argv: list[str]) -> int:
 def _fail(message: str, code: int) -> int:
     if debug_enabled():
         import traceback
+
         traceback.print_exc()
     print(f"partui: {error_line(message)}", file=sys.stderr)
     return code

@@ -1,4 +1,5 @@
 """`partui [SNAPSHOT.json] [--snapshot-dir DIR] [--layer ...]`: open the dashboard."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,6 +13,7 @@ from .errors import UsageError
 
 def snapshot_dir_default() -> Path:
     from partui.profiles.snapshot import default_snapshot_dir
+
     return Path(default_snapshot_dir())
 
 
@@ -19,15 +21,19 @@ def add_arguments(p, positional: bool = True) -> None:
     """The dashboard's options; `partui --help` shows them too (without the positional)."""
     if positional:
         p.add_argument("snapshot", nargs="?", help="a snapshot .json to open read-only")
-    p.add_argument("--snapshot-dir", metavar="DIR",
-                   help="where snapshots and exports are saved (default: $PARTUI_SNAPSHOT_DIR "
-                        "or $XDG_DATA_HOME/partui/snapshots or ~/.local/share/partui/snapshots)")
+    p.add_argument(
+        "--snapshot-dir",
+        metavar="DIR",
+        help="where snapshots and exports are saved (default: $PARTUI_SNAPSHOT_DIR "
+        "or $XDG_DATA_HOME/partui/snapshots or ~/.local/share/partui/snapshots)",
+    )
     add_config_arguments(p, layer_required=False)
     p.add_argument("--live", action="store_true", help="start in live mode")
 
 
 def parser() -> argparse.ArgumentParser:
     from .cli import Parser, add_global_options
+
     p = Parser(prog="partui", description="Open the live dashboard (or a saved snapshot in it).")
     add_global_options(p)
     add_arguments(p)
@@ -43,6 +49,7 @@ def main(argv: list[str]) -> int:
     if args.snapshot:
         snapshot = Path(args.snapshot)
         from partui.profiles.snapshot import SnapshotError, load
+
         try:
             load(snapshot)
         except SnapshotError as exc:
@@ -50,6 +57,7 @@ def main(argv: list[str]) -> int:
     cfg = config_from(args, layer=args.layer or "conv2")
     cfg.check_values()
     from .app import PartuiApp
+
     app = PartuiApp(snapshot_dir=folder, open_snapshot=snapshot, config=cfg, live=args.live)
     app.run()
     # Textual reports a stylesheet error or a crash on the screen and sets a non-zero
@@ -58,6 +66,5 @@ def main(argv: list[str]) -> int:
     code = app.return_code or 0
     if code:
         where = f"; the traceback is in {app.crash_log}" if app.crash_log else ""
-        print(f"partui: the dashboard stopped with an error (exit {code}){where}",
-              file=sys.stderr)
+        print(f"partui: the dashboard stopped with an error (exit {code}){where}", file=sys.stderr)
     return code

@@ -1,4 +1,5 @@
 """Errors the command line reports as one line with exit code 2 (bad input)."""
+
 from __future__ import annotations
 
 

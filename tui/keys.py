@@ -4,6 +4,7 @@ The bar is drawn here rather than by Textual's Footer so that it can say what a 
 on the tab in view (esc stops the run on one tab, the experiment on the other), put the
 essential keys first at every width and shorten its words on purpose instead of cutting them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,10 +12,23 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-_NAMES = {"question_mark": "?", "plus": "+", "equals_sign": "=", "minus": "-",
-          "right_square_bracket": "]", "left_square_bracket": "[", "escape": "esc",
-          "space": "space", "up": "↑", "down": "↓", "enter": "enter", "tab": "tab",
-          "ctrl+p": "^p", "comma": ",", "full_stop": "."}
+_NAMES = {
+    "question_mark": "?",
+    "plus": "+",
+    "equals_sign": "=",
+    "minus": "-",
+    "right_square_bracket": "]",
+    "left_square_bracket": "[",
+    "escape": "esc",
+    "space": "space",
+    "up": "↑",
+    "down": "↓",
+    "enter": "enter",
+    "tab": "tab",
+    "ctrl+p": "^p",
+    "comma": ",",
+    "full_stop": ".",
+}
 
 
 def key_label(keys: str) -> str:
@@ -53,10 +67,12 @@ def profile_keys(viewing: bool, compact: bool) -> tuple[list[KeyItem], list[KeyI
     ]
     if viewing:
         essential.insert(0, _item("l", "back to live", "live view", "back_to_live"))
-    extra = [_item("k", "kernel", "kernel", "cycle('kernel', 1)"),
-             _item("[/]", "batch", "batch"),
-             _item("w", "sweep", "sweep", "sweep"),
-             _item("^p", "palette", "palette", "command_palette")]
+    extra = [
+        _item("k", "kernel", "kernel", "cycle('kernel', 1)"),
+        _item("[/]", "batch", "batch"),
+        _item("w", "sweep", "sweep", "sweep"),
+        _item("^p", "palette", "palette", "command_palette"),
+    ]
     if compact:
         extra.insert(0, _item("c", "next chart", "chart", "next_chart"))
     return essential, extra
@@ -73,17 +89,19 @@ def memlab_keys() -> tuple[list[KeyItem], list[KeyItem]]:
         _item("?", "help", "help", "help"),
         _item("q", "quit", "quit", "quit"),
     ]
-    return essential, [_item("tab", "next pane", "pane"), _item("^p", "palette", "palette",
-                                                                  "command_palette")]
+    return essential, [
+        _item("tab", "next pane", "pane"),
+        _item("^p", "palette", "palette", "command_palette"),
+    ]
 
 
 def _cell(item: KeyItem, short: bool) -> Text:
-    return Text.assemble((f" {item.key} ", "bold reverse"), " ",
-                         item.short if short else item.words)
+    return Text.assemble(
+        (f" {item.key} ", "bold reverse"), " ", item.short if short else item.words
+    )
 
 
-def key_lines(essential: list[KeyItem], extra: list[KeyItem], width: int,
-              rows: int) -> list[Text]:
+def key_lines(essential: list[KeyItem], extra: list[KeyItem], width: int, rows: int) -> list[Text]:
     """The keys laid out on `rows` lines of `width` cells: every essential key, whole words.
 
     Long words first, then the short ones; extra keys only where room is left. If even the

@@ -5,6 +5,7 @@ Three layouts, chosen from the terminal's size alone (so a test can name the one
 - `compact`: layer names, settings and one chart (c switches) side by side, two rows of runs.
 - `full`: the layer list with shapes over the settings, four charts, the runs under them.
 """
+
 from __future__ import annotations
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
@@ -23,8 +24,10 @@ def layout_for(width: int, height: int) -> str:
 
 
 def too_small_message(width: int, height: int) -> str:
-    return (f"terminal too small: {MIN_WIDTH}x{MIN_HEIGHT} needed, this one is {width}x{height}.\n"
-            "Enlarge the window (or make the font smaller); q quits.")
+    return (
+        f"terminal too small: {MIN_WIDTH}x{MIN_HEIGHT} needed, this one is {width}x{height}.\n"
+        "Enlarge the window (or make the font smaller); q quits."
+    )
 
 
 def top_rows(layout: str, height: int, key_rows: int, settings_rows: int) -> int:
@@ -51,7 +54,7 @@ def fit_words(text: str, width: int, clauses: bool = True) -> str:
         return text
     if width <= 0:
         return ""
-    head = text[:width + 1]
+    head = text[: width + 1]
     for marks in (((": ", "; ", ", ", " (") if clauses else ()), (" ",)):
         if not marks:
             continue

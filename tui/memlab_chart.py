@@ -6,6 +6,7 @@ Each point carries its min-max bar. The legend goes in the pane's bottom border,
 cannot cover the plot, and the markers (cache sizes, the line size) are labelled on their own
 rows so that no two labels overlap.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,20 +45,23 @@ def log2_ticks(lo: float, hi: float, cells: int, in_bytes: bool) -> tuple[list[f
     while len(powers[::step]) > room:
         step += 1
     shown = powers[::step]
-    labels = [bytes_label(2.0 ** p) if in_bytes else f"{2 ** p:g}" for p in shown]
+    labels = [bytes_label(2.0**p) if in_bytes else f"{2**p:g}" for p in shown]
     return [float(p) for p in shown], labels
 
 
-def draw(plt, series: dict[str, list], markers: list[tuple[float, str]], width: int,
-         height: int) -> str:
+def draw(
+    plt, series: dict[str, list], markers: list[tuple[float, str]], width: int, height: int
+) -> str:
     """Draw the points of `series` (name -> points) on `plt`; returns the legend (markup)."""
     xs = [p.x for pts in series.values() for p in pts]
     if not xs:
         return ""
     first = next(iter(series.values()))[0]
     log_x = min(xs) > 0 and max(xs) / min(xs) > LOG_SPAN
+
     def fx(x):  # noqa: E306 - the x transform of this chart
         return math.log2(x) if log_x else x
+
     legend = []
     for j, (name, pts) in enumerate(series.items()):
         color = COLORS[j % len(COLORS)]
@@ -71,8 +75,9 @@ def draw(plt, series: dict[str, list], markers: list[tuple[float, str]], width: 
     if log_x:
         ticks, labels = log2_ticks(lo, hi, max(10, width - 10), is_bytes(first.x_label))
         plt.xticks(ticks, labels)
-    ys = [p.max for pts in series.values() for p in pts] + [p.min for pts in series.values()
-                                                           for p in pts]
+    ys = [p.max for pts in series.values() for p in pts] + [
+        p.min for pts in series.values() for p in pts
+    ]
     y_lo, y_hi = min(0.0, min(ys)), max(ys) * 1.05 or 1.0
     shown = [(x, label) for x, label in markers if lo <= x <= hi]
     if shown:
@@ -83,7 +88,12 @@ def draw(plt, series: dict[str, list], markers: list[tuple[float, str]], width: 
         for k, (x, label) in enumerate(sorted(shown)):
             plt.vline(fx(x), "gray")
             right = (fx(x) - fx(lo)) > 0.6 * (fx(hi) - fx(lo) or 1)
-            plt.text(f" {label} " if not right else f"{label} ", fx(x), y_hi - row * (k + 0.5),
-                     color="gray", alignment="right" if right else "left")
+            plt.text(
+                f" {label} " if not right else f"{label} ",
+                fx(x),
+                y_hi - row * (k + 0.5),
+                color="gray",
+                alignment="right" if right else "left",
+            )
     plt.ylim(y_lo, y_hi)
     return "  ".join(legend)

@@ -4,6 +4,7 @@ what they mean.
 Experiments run on a thread of this process: their kernels are native code
 that releases the GIL, and while one runs the profile charts are not drawn.
 """
+
 from __future__ import annotations
 
 import threading
@@ -20,6 +21,7 @@ from textual_plotext import PlotextPlot
 from .layout import fit_words
 from .memlab_chart import axis_label
 from .memlab_chart import draw as draw_points
+
 
 class MemLabTab(Vertical):
     """Experiment list, live chart, explanation."""
@@ -56,13 +58,16 @@ class MemLabTab(Vertical):
 
     def compose(self) -> ComposeResult:
         from partui.profiles.memlab import EXPERIMENT_GROUP, EXPERIMENTS, GROUPS
+
         with Horizontal(id="memlab-row"):
             options = []
             for group in GROUPS:  # a heading (not selectable), then the group's experiments
                 options.append(Option(Text(group.upper(), "bold underline"), disabled=True))
-                options += [Option(Text.assemble((f"{name}\n", "bold"), (desc, "dim")), id=name)
-                            for name, desc in EXPERIMENTS.items()
-                            if EXPERIMENT_GROUP[name] == group]
+                options += [
+                    Option(Text.assemble((f"{name}\n", "bold"), (desc, "dim")), id=name)
+                    for name, desc in EXPERIMENTS.items()
+                    if EXPERIMENT_GROUP[name] == group
+                ]
             ol = OptionList(*options, id="experiments")
             ol.border_title = "experiments (enter: run)"
             yield ol
@@ -76,9 +81,11 @@ class MemLabTab(Vertical):
                     yield chart
         with VerticalScroll(id="memlab-scroll") as scroll:
             scroll.border_title = "what it shows (tab here, then ↑↓ to scroll)"
-            yield Static("Choose an experiment and press enter. Points appear as they are "
-                         "measured; each is the median of several repeats, with its min-max.",
-                         id="memlab-text")
+            yield Static(
+                "Choose an experiment and press enter. Points appear as they are "
+                "measured; each is the median of several repeats, with its min-max.",
+                id="memlab-text",
+            )
 
     @property
     def running(self) -> bool:
@@ -90,6 +97,7 @@ class MemLabTab(Vertical):
 
     def start(self, name: str) -> None:
         from partui.profiles.memlab import memory_need
+
         if self.running:
             self.app.notify("an experiment is running: esc stops it", severity="warning")
             return
@@ -99,16 +107,19 @@ class MemLabTab(Vertical):
         self._cancel = threading.Event()
         need = memory_need(name, quick=self.quick)
         self.query_one("#memlab-text", Static).update(
-            f"running {name} (needs {need / 2**20:.0f} MiB) ... esc stops it")
+            f"running {name} (needs {need / 2**20:.0f} MiB) ... esc stops it"
+        )
         self._draw()
         self._run(name, self._cancel, self.quick)
 
     @work(thread=True, exclusive=True, group="memlab")
     def _run(self, name: str, cancel: threading.Event, quick: bool) -> None:
         from partui.profiles.memlab import run_experiment
+
         try:
-            result = run_experiment(name, emit=lambda p: self.post_message(self.Point(p)),
-                                    cancel=cancel, quick=quick)
+            result = run_experiment(
+                name, emit=lambda p: self.post_message(self.Point(p)), cancel=cancel, quick=quick
+            )
             self.post_message(self.Done(result, None))
         except Exception as exc:  # shown as a message; the dashboard keeps working
             self.post_message(self.Done(None, str(exc)))
@@ -154,10 +165,14 @@ class MemLabTab(Vertical):
             plt.clear_data()
             plt.clear_figure()
             series = groups.get(names[i], {})
-            title = (f"{self.experiment}: {names[i][1]} against {axis_label(names[i][0])}"
-                     if names[i] else "measured points (median of repeats)")
+            title = (
+                f"{self.experiment}: {names[i][1]} against {axis_label(names[i][0])}"
+                if names[i]
+                else "measured points (median of repeats)"
+            )
             chart.border_title = fit_words(title, (chart.size.width or 60) - 6)
             markers = self.result.markers if i == 0 and self.result is not None else []
-            chart.border_subtitle = draw_points(plt, series, markers, chart.size.width or 60,
-                                                chart.size.height or 20)
+            chart.border_subtitle = draw_points(
+                plt, series, markers, chart.size.width or 60, chart.size.height or 20
+            )
             chart.refresh()

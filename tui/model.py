@@ -3,18 +3,26 @@
 The model takes the engine's events and keeps bounded histories, so a
 long live session uses constant memory and a redraw reads only what it shows.
 """
+
 from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from partui.kernels.layers import LAYER_NAMES, MAX_BATCH, get_layer
 from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
 from partui.profiles.engine import MAX_WORKERS, RunConfig, RunResult
-from partui.profiles.events import (CpuSample, RepeatDone, RunCancelled, RunFailed, RunFinished,
-                                    RunStarted, SpanDone)
+from partui.profiles.events import (
+    CpuSample,
+    RepeatDone,
+    RunCancelled,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SpanDone,
+)
 
 CPU_HISTORY = 600  # samples kept (over 30 s at 12.5 Hz while runs go, minutes when idle)
 RUN_HISTORY = 1000  # runs kept: live mode makes tens a second; the book keeps the baselines
@@ -36,8 +44,9 @@ def _config_key(cfg: RunConfig) -> tuple:
 
 def reason_for(cfg: RunConfig) -> str | None:
     """Why `cfg` is not applicable, or None when it is."""
-    return not_applicable_reason(get_layer(cfg.layer), cfg.strategy, cfg.kernel, cfg.executor,
-                                 cfg.workers)
+    return not_applicable_reason(
+        get_layer(cfg.layer), cfg.strategy, cfg.kernel, cfg.executor, cfg.workers
+    )
 
 
 @dataclass
@@ -83,8 +92,13 @@ class Model:
         self.version += 1
 
     def cycle(self, what: str, step: int = 1) -> None:
-        options = {"strategy": STRATEGIES, "kernel": KERNELS, "executor": EXECUTORS,
-                   "layer": LAYER_NAMES, "batch": BATCHES}[what]
+        options = {
+            "strategy": STRATEGIES,
+            "kernel": KERNELS,
+            "executor": EXECUTORS,
+            "layer": LAYER_NAMES,
+            "batch": BATCHES,
+        }[what]
         self.set(**{what: _cycle(options, getattr(self.config, what), step)})
 
     def step_workers(self, step: int) -> None:
@@ -113,8 +127,9 @@ class Model:
                     self.run_start_ns = ev.start_ns
                 if ev.repeat >= 0 and self.running is not None:
                     self.done_repeats.append(ev.repeat)
-                    self.repeats.append((self.run_count + 1, ev.wall_ns / 1e6,
-                                         _config_key(self.running)))
+                    self.repeats.append(
+                        (self.run_count + 1, ev.wall_ns / 1e6, _config_key(self.running))
+                    )
             elif isinstance(ev, RunStarted):
                 self.run_id = ev.run
                 self.running = ev.config
@@ -189,13 +204,15 @@ class Model:
         """What the timeline shows: one repeat of the selected run, of the run going (a
         single run or a sweep: its latest finished repeat), or of the latest run."""
         from .timeline import view_of_result, view_of_running
+
         if self.selected is not None:
             result = self.run_number(self.selected)
             if result is not None:
                 return view_of_result(result, self.selected, self.repeat_choice)
         if self.running is not None and not self.running_live and self.done_repeats:
-            return view_of_running(self.running, self.run_count + 1, self.spans,
-                                   self.done_repeats, self.repeat_choice)
+            return view_of_running(
+                self.running, self.run_count + 1, self.spans, self.done_repeats, self.repeat_choice
+            )
         if self.runs:
             return view_of_result(self.runs[-1], self.run_count, self.repeat_choice)
         return None
@@ -211,6 +228,7 @@ class Model:
         of any strategy: this session's runs, or the machine's book of earlier ones.
         """
         from partui.profiles.analysis import analyze
+
         if self._analysis is None or self._analysis[0] != self.run_count:
             known = dict(self.known_baselines)
             if self.book is not None:
@@ -231,6 +249,7 @@ class Model:
         from partui.profiles.analysis import Row, config_key, pool, series_key
         from partui.profiles.baselines import key_of
         from partui.profiles.stats import run_stats
+
         analysis = self.analysis()
         first = self.runs_dropped
         groups: dict[tuple, list[int]] = {}
@@ -251,23 +270,30 @@ class Model:
             result = pooled[key]
             twin_key = series_key(result.config) + (1,)
             twin = pooled.get(twin_key) or next(
-                (r.result for r in reversed(analysis.rows) if config_key(r.result.config) == twin_key),
-                None)
+                (
+                    r.result
+                    for r in reversed(analysis.rows)
+                    if config_key(r.result.config) == twin_key
+                ),
+                None,
+            )
             base = analysis.baselines.get(key_of(result.config))
             stats = run_stats(result, twin, base.median_ms if base else None)
             entries.append((f"live{number}", number, len(idx), Row(result, stats, base)))
         for n, (position, config, error) in enumerate(self.failures):
             entries.append((f"f{n}", position, 0, (config, error)))
-        entries.sort(key=lambda e: (e[1] + (0.5 if e[2] == 0 else 0)))
+        entries.sort(key=lambda e: e[1] + (0.5 if e[2] == 0 else 0))
         return entries
 
     def baseline_for(self, cfg: RunConfig):
         from partui.profiles.baselines import key_of
+
         return self.analysis().baselines.get(key_of(cfg.to_dict()))
 
     def series_for(self, cfg: RunConfig):
         """The worker-count series (medians, Amdahl fit) of cfg's layer/strategy/kernel/executor/batch."""
         from partui.profiles.analysis import series_key
+
         key = series_key(cfg.to_dict())
         for series in self.analysis().series:
             if series.key == key:

@@ -1,4 +1,5 @@
 """The dashboard's panes: machine header, layer list, run settings, table of runs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,32 +19,66 @@ from .table import bytes_text, flops_text, ms
 
 
 def machine_line(info: dict) -> str:
-    caches = " ".join(f"L{c['level']} {bytes_text(c['size']).replace(' ', '')}"
-                      for c in info.get("caches", []) if c.get("type") in ("Data", "Unified"))
-    blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['num_threads']} thr)"
-                     for b in info.get("blas", [])) or "no BLAS found"
+    caches = " ".join(
+        f"L{c['level']} {bytes_text(c['size']).replace(' ', '')}"
+        for c in info.get("caches", [])
+        if c.get("type") in ("Data", "Unified")
+    )
+    blas = (
+        ", ".join(
+            f"{b['internal_api']} {b['version']} ({b['num_threads']} thr)"
+            for b in info.get("blas", [])
+        )
+        or "no BLAS found"
+    )
     cpu = " ".join(str(info.get("cpu_model", "?")).replace("(R)", "").split())
-    return (f"{cpu} | {info.get('logical_cores')} cores ({info.get('physical_cores')} physical) "
-            f"| {caches} | {blas}")
+    return (
+        f"{cpu} | {info.get('logical_cores')} cores ({info.get('physical_cores')} physical) "
+        f"| {caches} | {blas}"
+    )
 
 
 class MachineHeader(Static):
     """The machine, and what the dashboard itself costs."""
 
-    def show(self, info: dict, self_cpu: float | None, engine_cpu: float | None,
-             mode: str, others: float | None = None, width: int = 0) -> None:
+    def show(
+        self,
+        info: dict,
+        self_cpu: float | None,
+        engine_cpu: float | None,
+        mode: str,
+        others: float | None = None,
+        width: int = 0,
+    ) -> None:
         """CPU figures in % of one core (at most 100 x the logical cores); whole parts only."""
         own = "-" if self_cpu is None else f"{self_cpu:.0f}%"
         eng = "-" if engine_cpu is None else f"{engine_cpu:.0f}%"
         other = "-" if others is None else f"{others:.0f}%"
         room = (width or 10_000) - 2  # the padding
-        for parts in (("  % of one core: dashboard ", own, "  engine ", eng, "  other programs ",
-                       other, "  |  ? help"),
-                      ("  % core: own ", own, "  engine ", eng, "  others ", other, "  ? help"),
-                      ("  own ", own, "  engine ", eng, "  others ", other, "")):
-            line1 = Text.assemble(("partui ", "bold"), (f" {mode} ", "bold reverse"),
-                                  parts[0], (parts[1], "bold"), parts[2], (parts[3], "bold"),
-                                  parts[4], (parts[5], "bold"), parts[6])
+        for parts in (
+            (
+                "  % of one core: dashboard ",
+                own,
+                "  engine ",
+                eng,
+                "  other programs ",
+                other,
+                "  |  ? help",
+            ),
+            ("  % core: own ", own, "  engine ", eng, "  others ", other, "  ? help"),
+            ("  own ", own, "  engine ", eng, "  others ", other, ""),
+        ):
+            line1 = Text.assemble(
+                ("partui ", "bold"),
+                (f" {mode} ", "bold reverse"),
+                parts[0],
+                (parts[1], "bold"),
+                parts[2],
+                (parts[3], "bold"),
+                parts[4],
+                (parts[5], "bold"),
+                parts[6],
+            )
             if line1.cell_len <= room:
                 break
         # the machine line loses whole parts from its end, never half a word
@@ -93,9 +128,13 @@ class LayerList(OptionList):
         for name, layer in LAYERS.items():
             shape = layer.shape_text().replace(" -> ", "→")
             flops = flops_text(layer.flops(batch)).replace("FLOP", "F")
-            label = (Text.assemble((f"{name:<10}", "bold")) if compact
-                     else Text.assemble((f"{name:<10}", "bold"), f" {shape:<19}",
-                                        (f" {flops:>8}", "dim")))
+            label = (
+                Text.assemble((f"{name:<10}", "bold"))
+                if compact
+                else Text.assemble(
+                    (f"{name:<10}", "bold"), f" {shape:<19}", (f" {flops:>8}", "dim")
+                )
+            )
             self.add_option(Option(label, id=name))
         self._highlight(selected)
 
@@ -127,7 +166,7 @@ class LayerList(OptionList):
     def settled(self, layer: str, taken: bool) -> None:
         """The app took (or refused) the choice `layer`: it is no longer pending."""
         if layer in self._pending:
-            del self._pending[:self._pending.index(layer) + 1]
+            del self._pending[: self._pending.index(layer) + 1]
         if not taken:
             self._pending.clear()
 
@@ -158,8 +197,9 @@ class LayerList(OptionList):
 
 def config_warnings(c, logical_cores: int | None) -> list[str]:
     """Valid but unwise settings of the run configuration `c` (a warning, not a refusal)."""
-    return settings_warnings(get_layer(c.layer), c.strategy, c.executor, c.workers, c.batch,
-                             logical_cores)
+    return settings_warnings(
+        get_layer(c.layer), c.strategy, c.executor, c.workers, c.batch, logical_cores
+    )
 
 
 class SettingsPane(Static):
@@ -207,8 +247,10 @@ class SettingsPane(Static):
         text.append("\n")
         # one line, whatever it says: a status that wraps now and then would move the layout
         if model.read_only:
-            status = (f"viewing {printable(Path(model.source or '').name)} "
-                      "(read-only, l: back to live)", "bold yellow")
+            status = (
+                f"viewing {printable(Path(model.source or '').name)} (read-only, l: back to live)",
+                "bold yellow",
+            )
         elif model.running is not None:
             status = (f"running: {model.running.label()}", "yellow")
         else:
@@ -228,18 +270,49 @@ class SettingsPane(Static):
             self.show(*self._shown_for)
 
 
-RUN_COLUMNS = ("#", "runs", "ok", "layer", "strategy", "kernel", "exec", "w", "batch",
-               "median ms", "min-max ms", "speedup", "eff", "on-CPU", "max err")
-_SHORT = {"kernel": {"vectorized": "vec", "loops": "loop"},
-          "exec": {"threads": "thr", "processes": "proc", "inline": "inl"},
-          "strategy": {"channel": "chan", "spatial": "spat", "filter": "filt", "hybrid": "hyb",
-                       "pipeline": "pipe"}}
+RUN_COLUMNS = (
+    "#",
+    "runs",
+    "ok",
+    "layer",
+    "strategy",
+    "kernel",
+    "exec",
+    "w",
+    "batch",
+    "median ms",
+    "min-max ms",
+    "speedup",
+    "eff",
+    "on-CPU",
+    "max err",
+)
+_SHORT = {
+    "kernel": {"vectorized": "vec", "loops": "loop"},
+    "exec": {"threads": "thr", "processes": "proc", "inline": "inl"},
+    "strategy": {
+        "channel": "chan",
+        "spatial": "spat",
+        "filter": "filt",
+        "hybrid": "hyb",
+        "pipeline": "pipe",
+    },
+}
 _SHORT_HEADER = {"kernel": "kern", "strategy": "strat"}
 # What a narrow table gives up first: abbreviations, then whole columns; `ok`, `layer`, `w`,
 # `median ms`, `speedup` and `max err` stay at every width.
-_NARROWING = [("abbreviate", "kernel"), ("abbreviate", "exec"), ("drop", "#"),
-              ("drop", "batch"), ("drop", "eff"), ("abbreviate", "strategy"),
-              ("drop", "on-CPU"), ("drop", "runs"), ("drop", "min-max ms"), ("drop", "kernel")]
+_NARROWING = [
+    ("abbreviate", "kernel"),
+    ("abbreviate", "exec"),
+    ("drop", "#"),
+    ("drop", "batch"),
+    ("drop", "eff"),
+    ("abbreviate", "strategy"),
+    ("drop", "on-CPU"),
+    ("drop", "runs"),
+    ("drop", "min-max ms"),
+    ("drop", "kernel"),
+]
 
 
 def column_plans():
@@ -276,7 +349,7 @@ class RunsTable(DataTable):
 
     def show(self, model: Model) -> None:
         """Rebuild the rows (called when runs were added, at most every two seconds)."""
-        entries = model.table_entries()[-self.MAX_ROWS:]
+        entries = model.table_entries()[-self.MAX_ROWS :]
         self._runs, self._rows = {}, []
         cursor = None
         for key, number, count, what in entries:
@@ -309,9 +382,13 @@ class RunsTable(DataTable):
     def _choose_plan(self, rows: list[list]):
         room = (self.size.width or self.app.size.width - 2) - 2  # the vertical scrollbar
         for columns, short in column_plans():
-            widths = [max([len(_header(name, short))]
-                          + [len(_plain(self._cell(r, name, short))) for r in rows])
-                      for name in columns]
+            widths = [
+                max(
+                    [len(_header(name, short))]
+                    + [len(_plain(self._cell(r, name, short))) for r in rows]
+                )
+                for name in columns
+            ]
             if sum(w + 2 for w in widths) <= room:  # a cell has one space each side
                 break
         return columns, short, tuple(widths)
@@ -344,9 +421,17 @@ def failure_row(config: dict | None, error: str) -> list:
     c = config or {}
     if not isinstance(c, dict):
         c = c.to_dict()
-    cells = ["-", "", Text("FAIL", "bold red"), c.get("layer", "?"), c.get("strategy", ""),
-             c.get("kernel", ""), c.get("executor", ""), str(c.get("workers", "")),
-             str(c.get("batch", ""))]
+    cells = [
+        "-",
+        "",
+        Text("FAIL", "bold red"),
+        c.get("layer", "?"),
+        c.get("strategy", ""),
+        c.get("kernel", ""),
+        c.get("executor", ""),
+        str(c.get("workers", "")),
+        str(c.get("batch", "")),
+    ]
     return cells + [Text(error[:60], "red")] + [""] * (len(RUN_COLUMNS) - len(cells) - 1)
 
 
@@ -359,7 +444,20 @@ def run_row(i: int, row, runs: int = 1) -> list:
     c = r.config
     on_cpu = " ".join(_num(v, "{:.2f}") for v in (r.on_cpu_ratio or [])[:4]) or "-"
     ok = Text("ok", "green") if r.ok else Text("FAIL", "bold red")
-    return [str(i), str(runs) if runs > 1 else "", ok, c["layer"], c["strategy"], c["kernel"], c["executor"],
-            str(c["workers"]), str(c["batch"]), ms(r.median_ms), f"{ms(r.min_ms)}-{ms(r.max_ms)}",
-            _num(st.speedup_honest, "{:.2f}x"), _num(100 * st.efficiency, "{:.0f}%"),
-            on_cpu, f"{r.max_abs_error:.1e}"]
+    return [
+        str(i),
+        str(runs) if runs > 1 else "",
+        ok,
+        c["layer"],
+        c["strategy"],
+        c["kernel"],
+        c["executor"],
+        str(c["workers"]),
+        str(c["batch"]),
+        ms(r.median_ms),
+        f"{ms(r.min_ms)}-{ms(r.max_ms)}",
+        _num(st.speedup_honest, "{:.2f}x"),
+        _num(100 * st.efficiency, "{:.0f}%"),
+        on_cpu,
+        f"{r.max_abs_error:.1e}",
+    ]

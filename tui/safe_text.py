@@ -5,6 +5,7 @@ would obey them: set the window title, clear the screen) or Rich markup (Textual
 parse it, and fail on a stray "[/]"). The command line strips control characters; the
 dashboard strips them too and shows such text as text, never as markup. Values echoed in errors are cut to ECHO_MAX characters.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,4 +37,3 @@ def error_line(message) -> str:
     """An error for the terminal: one line, no control characters, quoted values cut short."""
     line = printable(message, keep_newlines=False)
     return _QUOTED.sub(lambda m: f"'{m.group(1)}...'", line)
-

@@ -1,4 +1,5 @@
 """Modal screens: help, the snapshot browser, comparing two snapshots."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,14 +20,15 @@ HELP_INTRO = (
     "for that layer and batch, measured here), and whether the answer is still right.\n\n"
     "The engine runs in a child process, so drawing these charts does not steal the "
     "interpreter (GIL) from the kernels. The header shows what the dashboard itself "
-    "costs in CPU.\n")
+    "costs in CPU.\n"
+)
 
 
 KEY_HELP = {  # what each key does, said in full (the key bar and palette use short names)
     "run_once": "run the configuration once: warm-ups, then timed repeats, checked",
     "toggle_live": "live mode: run it again and again; a change applies from the next run",
     "cancel": "stop what this tab runs: the run, live mode and sweep on the profile tab, "
-              "the experiment on the lab",
+    "the experiment on the lab",
     "cycle('strategy', 1)": "next strategy (how the work is cut)",
     "cycle('strategy', -1)": "previous strategy",
     "cycle('kernel', 1)": "next kernel: loops or vectorized",
@@ -53,24 +55,39 @@ HELP_COLUMNS = [
     ("w", "workers: threads or processes (BLAS threads for the blas executor)"),
     ("median ms", "median time of the timed repeats (warm-ups not counted)"),
     ("min-max ms", "the spread: fastest and slowest repeat"),
-    ("speedup", "against the honest baseline: the best single-worker median of any "
-                "strategy for this layer, kernel and batch, measured on this machine (this "
-                "session or the machine's baseline book); 1.00x = as fast as that"),
+    (
+        "speedup",
+        "against the honest baseline: the best single-worker median of any "
+        "strategy for this layer, kernel and batch, measured on this machine (this "
+        "session or the machine's baseline book); 1.00x = as fast as that",
+    ),
     ("eff", "efficiency = speedup / workers; 100% = every worker fully useful"),
-    ("on-CPU", "per worker, CPU time / busy time. 1.00 = it computed all the time it was "
-               "busy; below 1 it waited: for the GIL, a lock, memory, or a core another "
-               "program held"),
+    (
+        "on-CPU",
+        "per worker, CPU time / busy time. 1.00 = it computed all the time it was "
+        "busy; below 1 it waited: for the GIL, a lock, memory, or a core another "
+        "program held",
+    ),
     ("max err", "largest absolute difference from the float64 reference"),
     ("imbalance", "(partui run / show) busiest worker's busy time / the mean; 1.0 = even"),
-    ("kern, exec, strat", "narrow tables abbreviate: vec = vectorized, thr = threads, "
-                          "proc = processes, chan = channel, spat = spatial"),
+    (
+        "kern, exec, strat",
+        "narrow tables abbreviate: vec = vectorized, thr = threads, "
+        "proc = processes, chan = channel, spat = spatial",
+    ),
 ]
 HELP_CHARTS = [
-    ("worker timeline", "one lane per worker, █ where it ran a task, ms since the run "
-                        "started: gaps are idle workers, a long lane is the straggler"),
+    (
+        "worker timeline",
+        "one lane per worker, █ where it ran a task, ms since the run "
+        "started: gaps are idle workers, a long lane is the straggler",
+    ),
     ("CPU per core", "% busy of each logical core, from the engine's sampler, the last 30 s"),
-    ("speedup", "speedup against workers: the ideal line, the measured points and an "
-                "Amdahl fit (s = serial fraction, its ceiling 1/s)"),
+    (
+        "speedup",
+        "speedup against workers: the ideal line, the measured points and an "
+        "Amdahl fit (s = serial fraction, its ceiling 1/s)",
+    ),
     ("run times", "every timed repeat, newest on the right: the noise you are reading"),
 ]
 
@@ -90,26 +107,32 @@ class HelpScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         from .keys import key_label
+
         text = Text(HELP_INTRO)
         keys = [(key_label(b.key), KEY_HELP.get(b.action, b.description)) for b in self._keys]
-        keys += [("↑ ↓", "choose a layer (layer list); scroll elsewhere"),
-                 ("enter", "lab: run the experiment under the cursor"),
-                 ("tab", "next pane"), ("^p", "command palette (every action, by name)")]
+        keys += [
+            ("↑ ↓", "choose a layer (layer list); scroll elsewhere"),
+            ("enter", "lab: run the experiment under the cursor"),
+            ("tab", "next pane"),
+            ("^p", "command palette (every action, by name)"),
+        ]
         room = min(100, int(self.app.size.width * 0.95)) - 5  # border, padding, scrollbar
         _section(text, "Keys", keys, 8, room)
         _section(text, "Columns of the runs table", HELP_COLUMNS, 18, room)
         _section(text, "Charts", HELP_CHARTS, 16, room)
-        text.append(f"\nSnapshots are saved in {printable(self._snapshot_dir)}\n"
-                    "(change with --snapshot-dir DIR or PARTUI_SNAPSHOT_DIR).\n")
+        text.append(
+            f"\nSnapshots are saved in {printable(self._snapshot_dir)}\n"
+            "(change with --snapshot-dir DIR or PARTUI_SNAPSHOT_DIR).\n"
+        )
         text.append("\nescape closes this help.", "dim")
         with VerticalScroll():
             yield Static(text)
 
 
-def _section(text: Text, title: str, rows: list[tuple[str, str]], width: int,
-             room: int) -> None:
+def _section(text: Text, title: str, rows: list[tuple[str, str]], width: int, room: int) -> None:
     """A titled list of (name, explanation): names in one column, explanations wrapped beside."""
     import textwrap
+
     text.append(f"\n{title}\n", "bold")
     indent = " " * (2 + width)
     for name, what in rows:
@@ -143,36 +166,62 @@ class SnapshotBrowser(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(printable(f"snapshots in {self.folder}   enter: open read-only   "
-                                        "space: mark   c: compare the two marked   esc: close")),
-                         id="browser-help")
+            yield Static(
+                Text(
+                    printable(
+                        f"snapshots in {self.folder}   enter: open read-only   "
+                        "space: mark   c: compare the two marked   esc: close"
+                    )
+                ),
+                id="browser-help",
+            )
             yield DataTable(id="snapshots", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         from partui.profiles.snapshot import list_snapshots
+
         table = self.query_one(DataTable)
         table.add_columns("A/B", "file", "created", "runs", "machine", "configurations")
         found = list_snapshots(self.folder)
         # partui snapshots first; other JSON files (exports, foreign files) apart, greyed,
         # with the reason they cannot be opened
-        self.summaries = ([s for s in found if not s.error]
-                          + [s for s in found if s.error])
+        self.summaries = [s for s in found if not s.error] + [s for s in found if s.error]
         for i, s in enumerate(self.summaries):
             if s.error:
                 reason = printable(not_snapshot_reason(s))
-                table.add_row("", Text(printable(s.path.name), "dim"), "", "", "",
-                              Text(f"not a snapshot: {reason}", "dim italic"), key=str(i))
+                table.add_row(
+                    "",
+                    Text(printable(s.path.name), "dim"),
+                    "",
+                    "",
+                    "",
+                    Text(f"not a snapshot: {reason}", "dim italic"),
+                    key=str(i),
+                )
                 continue
-            configs = ", ".join(s.configurations[:3]) + (" ..." if len(s.configurations) > 3 else "")
+            configs = ", ".join(s.configurations[:3]) + (
+                " ..." if len(s.configurations) > 3 else ""
+            )
             cpu = " ".join(s.cpu_model.replace("(R)", "").replace("(TM)", "").split())
             machine = f"{cpu[:28]} ({s.logical_cores} cpus)"
-            table.add_row("", Text(printable(s.path.name)),
-                          Text(printable(s.created[:19].replace("T", " "))), str(s.runs),
-                          Text(printable(machine)), Text(printable(configs)), key=str(i))
+            table.add_row(
+                "",
+                Text(printable(s.path.name)),
+                Text(printable(s.created[:19].replace("T", " "))),
+                str(s.runs),
+                Text(printable(machine)),
+                Text(printable(configs)),
+                key=str(i),
+            )
         if not self.summaries:
-            self.query_one("#browser-help", Static).update(Text(printable(
-                f"no snapshots in {self.folder} yet: press s on the dashboard to save one. "
-                "esc closes.")))
+            self.query_one("#browser-help", Static).update(
+                Text(
+                    printable(
+                        f"no snapshots in {self.folder} yet: press s on the dashboard to save one. "
+                        "esc closes."
+                    )
+                )
+            )
         table.focus()
 
     def _current(self):
@@ -209,7 +258,7 @@ class SnapshotBrowser(ModalScreen):
             del self.marked[:-2]  # a third mark lets the oldest go
         table = self.query_one(DataTable)
         for i, other in enumerate(self.summaries):
-            mark = ("AB"[self.marked.index(other.path)] if other.path in self.marked else "")
+            mark = "AB"[self.marked.index(other.path)] if other.path in self.marked else ""
             table.update_cell_at((i, 0), Text(mark, "bold yellow"))
 
     def action_compare(self) -> None:
@@ -247,9 +296,13 @@ class CompareScreen(ModalScreen):
         from partui.profiles.snapshot import SnapshotError, load
 
         from .commands.profiling import compare_report
+
         try:
-            text = (f"A = {self.a}\nB = {self.b}\n\n"
-                    + compare_report(load(self.a), load(self.b)) + "\n\nesc closes")
+            text = (
+                f"A = {self.a}\nB = {self.b}\n\n"
+                + compare_report(load(self.a), load(self.b))
+                + "\n\nesc closes"
+            )
         except SnapshotError as exc:
             text = f"cannot compare: {exc}\n\nesc closes"
         with ScrollableContainer():  # wide reports scroll sideways instead of wrapping

@@ -1,4 +1,5 @@
 """The dashboard's session as a profile snapshot, and a snapshot as a read-only session."""
+
 from __future__ import annotations
 
 import json
@@ -11,13 +12,17 @@ from partui.profiles.safe_files import write_text
 from .model import Model
 
 
-def session_snapshot(model: Model, machine: dict, memlab: list | None = None,
-                     note: str = "saved from the dashboard") -> snapshot.Snapshot:
+def session_snapshot(
+    model: Model, machine: dict, memlab: list | None = None, note: str = "saved from the dashboard"
+) -> snapshot.Snapshot:
     analysis = model.analysis()
     return snapshot.Snapshot.from_results(
-        model.runs, note=note, machine=machine,
+        model.runs,
+        note=note,
+        machine=machine,
         memlab=[r.to_dict() for r in (memlab or [])],
-        baseline={k: b.to_dict() for k, b in analysis.baselines.items()})
+        baseline={k: b.to_dict() for k, b in analysis.baselines.items()},
+    )
 
 
 def save_session(model: Model, machine: dict, folder: Path, memlab: list | None = None) -> Path:
@@ -26,8 +31,9 @@ def save_session(model: Model, machine: dict, folder: Path, memlab: list | None 
     return snapshot.save(session_snapshot(model, machine, memlab), path, unique=True)
 
 
-def export_session(app, model: Model, machine: dict, folder: Path,
-                   memlab: list | None = None) -> list[Path]:
+def export_session(
+    app, model: Model, machine: dict, folder: Path, memlab: list | None = None
+) -> list[Path]:
     """The snapshot, its Perfetto / Chrome trace, its CSV and an SVG screenshot, side by side.
 
     The screenshot is taken once the toasts are gone (`app.screenshot_without_toasts`):
@@ -35,12 +41,12 @@ def export_session(app, model: Model, machine: dict, folder: Path,
     """
     folder.mkdir(parents=True, exist_ok=True)
     snap = session_snapshot(model, machine, memlab)
-    path = snapshot.save(snap, snapshot.default_snapshot_path(folder, stem="partui"),
-                         unique=True)
+    path = snapshot.save(snap, snapshot.default_snapshot_path(folder, stem="partui"), unique=True)
     stem = path.with_suffix("")
     # the snapshot's unique name is the stem of its companions; none replaces a file
-    trace = write_text(stem.with_name(stem.name + ".trace.json"),
-                       json.dumps(export.chrome_trace(snap)))
+    trace = write_text(
+        stem.with_name(stem.name + ".trace.json"), json.dumps(export.chrome_trace(snap))
+    )
     csv_path = write_text(stem.with_suffix(".csv"), export.csv_text(snap))
     svg = stem.with_suffix(".svg")
     app.screenshot_without_toasts(svg)
@@ -56,10 +62,16 @@ def model_from_snapshot(path: Path, max_workers: int) -> Model:
         config = RunConfig(**last.config)
     else:
         config = RunConfig("conv2")
-    model = Model(config, max_workers=max_workers, read_only=True, source=str(path),
-                  known_baselines=export.snapshot_baselines(snap))
+    model = Model(
+        config,
+        max_workers=max_workers,
+        read_only=True,
+        source=str(path),
+        known_baselines=export.snapshot_baselines(snap),
+    )
     model.runs = results
     from partui.profiles.analysis import config_key
+
     for n, r in enumerate(results, start=1):
         model.cpu.extend(r.cpu_samples)
         model.repeats.extend((n, t, config_key(r.config)) for t in r.times_ms)

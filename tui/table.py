@@ -1,4 +1,5 @@
 """Plain-text tables and number formats for the command line."""
+
 from __future__ import annotations
 
 
@@ -10,8 +11,10 @@ def table(headers: list[str], rows: list[list], align: str | None = None) -> str
         align = "".join("r" if rows and _numeric(rows[0][i]) else "l" for i in range(len(headers)))
 
     def fmt(row):
-        return "  ".join(c.rjust(w) if a == "r" else c.ljust(w)
-                         for c, w, a in zip(row, widths, align)).rstrip()
+        return "  ".join(
+            c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align)
+        ).rstrip()
+
     lines = [fmt(headers), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in cells]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ boundary shows, idle time is an empty dotted lane, and a lane whose worker was o
 for less than half its busy time (waiting for the GIL, memory, or another program) is drawn
 hatched.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,14 @@ from rich.text import Text
 WAITING = 0.5  # on-CPU ratio below which a lane is drawn as mostly waiting
 LABEL_WIDTH = 15  # "w0    73% 0.17 ": worker, busy share, on-CPU ratio
 # (shade A, shade B) per phase; pipeline stages use them in turn
-PHASE_COLORS = [("#4fb3e8", "#2a7ab0"), ("#f0c040", "#b08a1a"), ("#7cd67c", "#3f9a3f"),
-                 ("#e07ce0", "#a04aa0"), ("#f08050", "#b05530"), ("#a0a0f0", "#6060c0")]
+PHASE_COLORS = [
+    ("#4fb3e8", "#2a7ab0"),
+    ("#f0c040", "#b08a1a"),
+    ("#7cd67c", "#3f9a3f"),
+    ("#e07ce0", "#a04aa0"),
+    ("#f08050", "#b05530"),
+    ("#a0a0f0", "#6060c0"),
+]
 
 
 @dataclass
@@ -69,14 +76,23 @@ def phase_names(config: dict) -> dict[int, str]:
     if strategy == "pipeline":
         from partui.kernels.layers import NETWORK
         from partui.kernels.strategies import pipeline_stages
+
         stages = pipeline_stages(NETWORK, int(config.get("workers", 1)))
         return {i: "+".join(layer.name for layer in stage) for i, stage in enumerate(stages)}
     return {0: "compute"}
 
 
-def build_view(config: dict, run: int, spans, repeat: int, repeats: list[int],
-               median: int | None, wall_ms: float | None, on_cpu: list[float],
-               running: bool = False) -> TimelineView:
+def build_view(
+    config: dict,
+    run: int,
+    spans,
+    repeat: int,
+    repeats: list[int],
+    median: int | None,
+    wall_ms: float | None,
+    on_cpu: list[float],
+    running: bool = False,
+) -> TimelineView:
     """The lanes of one repeat: `spans` may hold every repeat; warm-ups never count."""
     chosen = [s for s in spans if s.repeat == repeat and repeat >= 0]
     workers = int(config.get("workers", 1))
@@ -98,8 +114,20 @@ def build_view(config: dict, run: int, spans, repeat: int, repeats: list[int],
         busy = sum(s.end_ns - s.start_ns for s in mine)
         ratio = on_cpu[w] if w < len(on_cpu) else float("nan")
         lanes.append(Lane(w, mine, busy / extent if chosen else 0.0, ratio))
-    return TimelineView(run, _label(config), repeat, list(repeats), median, wall_ms, t0, t1,
-                        lanes, phase_names(config), running, note)
+    return TimelineView(
+        run,
+        _label(config),
+        repeat,
+        list(repeats),
+        median,
+        wall_ms,
+        t0,
+        t1,
+        lanes,
+        phase_names(config),
+        running,
+        note,
+    )
 
 
 def view_of_result(result, number: int, choice: int | None) -> TimelineView:
@@ -109,22 +137,34 @@ def view_of_result(result, number: int, choice: int | None) -> TimelineView:
     if repeat is None:
         repeat = -1
     wall = result.times_ms[repeat] if 0 <= repeat < len(result.times_ms) else None
-    return build_view(result.config, number, result.spans, repeat, repeats, median, wall,
-                      list(result.on_cpu_ratio or []))
+    return build_view(
+        result.config,
+        number,
+        result.spans,
+        repeat,
+        repeats,
+        median,
+        wall,
+        list(result.on_cpu_ratio or []),
+    )
 
 
 def view_of_running(cfg, number: int, spans, done: list[int], choice: int | None) -> TimelineView:
     repeat = choice if choice in done else done[-1]
-    return build_view(cfg.to_dict(), number, spans, repeat, list(done), None, None, [],
-                      running=True)
+    return build_view(
+        cfg.to_dict(), number, spans, repeat, list(done), None, None, [], running=True
+    )
 
 
 def _label(c: dict) -> str:
-    return (f"{c.get('layer')} {c.get('strategy')}/{c.get('kernel')}/{c.get('executor')} "
-            f"w={c.get('workers')} b={c.get('batch')}")
+    return (
+        f"{c.get('layer')} {c.get('strategy')}/{c.get('kernel')}/{c.get('executor')} "
+        f"w={c.get('workers')} b={c.get('batch')}"
+    )
 
 
 # ---- drawing ------------------------------------------------------------------------
+
 
 def time_unit(extent_ns: float) -> tuple[str, float]:
     """A readable unit for an axis this long: (name, nanoseconds per unit)."""
@@ -195,33 +235,42 @@ def lane_cells(lane: Lane, t0: int, extent: int, cols: int) -> list[tuple[str, s
 def timeline_lines(view: TimelineView | None, width: int, height: int) -> Text:
     """The whole timeline as text for a pane `width` x `height`."""
     if view is None:
-        return Text("no run yet: r runs once, space starts live mode, w sweeps workers",
-                    justify="center")
+        return Text(
+            "no run yet: r runs once, space starts live mode, w sweeps workers", justify="center"
+        )
     if not any(lane.spans for lane in view.lanes):
-        return Text(f"run {view.run}: no tasks recorded in repeat {view.repeat}",
-                    justify="center")
+        return Text(f"run {view.run}: no tasks recorded in repeat {view.repeat}", justify="center")
     width = max(width, LABEL_WIDTH + 10)
     cols = width - LABEL_WIDTH
     extent = max(view.t1 - view.t0, 1)
     unit, per = time_unit(extent)
     lines: list[Text] = []
-    which = ("median" if view.repeat == view.median_repeat
-             else "running, latest" if view.running else "")
-    place = f"{view.repeats.index(view.repeat) + 1}/{len(view.repeats)}" \
-        if view.repeat in view.repeats else "?"
+    which = (
+        "median" if view.repeat == view.median_repeat else "running, latest" if view.running else ""
+    )
+    place = (
+        f"{view.repeats.index(view.repeat) + 1}/{len(view.repeats)}"
+        if view.repeat in view.repeats
+        else "?"
+    )
     wall = f" · {view.wall_ms:.3g} ms" if view.wall_ms is not None else ""
-    head = Text.assemble((f"run {view.run} ", "bold"), f"rep {place}",
-                         (f" {which}" if which else "", "bold"), wall,
-                         (" · busy% on-CPU", "dim"))
+    head = Text.assemble(
+        (f"run {view.run} ", "bold"),
+        f"rep {place}",
+        (f" {which}" if which else "", "bold"),
+        wall,
+        (" · busy% on-CPU", "dim"),
+    )
     lines.append(head)
     room = max(1, height - 3)  # header, axis, legend
     lanes = view.lanes
-    shown = lanes if len(lanes) <= room else lanes[:room - 1]
+    shown = lanes if len(lanes) <= room else lanes[: room - 1]
     for lane in shown:
         ratio = "-" if lane.on_cpu != lane.on_cpu else f"{lane.on_cpu:4.2f}"
         name = f"w{lane.worker}"[:4]
-        label = Text(f"{name:<4} {lane.busy_share:>4.0%} {ratio:>4} ",
-                     "bold yellow" if lane.waiting else "")
+        label = Text(
+            f"{name:<4} {lane.busy_share:>4.0%} {ratio:>4} ", "bold yellow" if lane.waiting else ""
+        )
         label.truncate(LABEL_WIDTH, pad=True)
         row = Text()
         row.append_text(label)
@@ -229,10 +278,11 @@ def timeline_lines(view: TimelineView | None, width: int, height: int) -> Text:
             row.append(ch, style)
         lines.append(row)
     if len(shown) < len(lanes):
-        hidden = lanes[len(shown):]
+        hidden = lanes[len(shown) :]
         busy = sum(lane.busy_share for lane in hidden) / len(hidden)
-        lines.append(Text(f"+{len(hidden)} more workers (mean busy {busy:.0%}), "
-                          "not drawn", "italic"))
+        lines.append(
+            Text(f"+{len(hidden)} more workers (mean busy {busy:.0%}), not drawn", "italic")
+        )
     lines.append(_axis(extent / per, unit, cols))
     lines.append(_legend(view, width))
     for line in lines:
@@ -253,8 +303,8 @@ def _axis(extent: float, unit: str, cols: int) -> Text:
         text = f"{v:g}"
         if c + len(text) > cols:
             c = cols - len(text)
-        if all(ch == " " for ch in row[max(0, c - 1):c + len(text) + 1]):
-            row[c:c + len(text)] = list(text)
+        if all(ch == " " for ch in row[max(0, c - 1) : c + len(text) + 1]):
+            row[c : c + len(text)] = list(text)
     axis = Text(f"{unit:>{LABEL_WIDTH - 1}} ", "dim")
     axis.append("".join(row), "dim")
     return axis

@@ -6,6 +6,7 @@ sync and Hogwild! (or reduce and locked) are compared on one chart, against
 wall time or against steps (`v`). A settings change during a run applies at
 its next epoch, and the run goes on from the weights learned so far.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -99,11 +100,16 @@ class TrainTab(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static(id="train-settings")
         with Grid(id="train-charts"):
-            for name, title in (("loss", "train loss (batch mean NLL)"),
-                                ("accuracy", "test accuracy (%) at each epoch's end"),
-                                ("timeline", "a recent step, ms: forward cyan, backward magenta, "
-                                             "combine yellow, update green"),
-                                ("speed", "images/s per epoch")):
+            for name, title in (
+                ("loss", "train loss (batch mean NLL)"),
+                ("accuracy", "test accuracy (%) at each epoch's end"),
+                (
+                    "timeline",
+                    "a recent step, ms: forward cyan, backward magenta, "
+                    "combine yellow, update green",
+                ),
+                ("speed", "images/s per epoch"),
+            ):
                 chart = PlotextPlot(id=f"train-{name}", classes="train-chart")
                 chart.border_title = title
                 yield chart
@@ -129,11 +135,19 @@ class TrainTab(Vertical, can_focus=True):
         self.redraw()
 
     def action_cycle(self, what: str) -> None:
-        choices = {"update": list(UPDATES), "combine": ["reduce", "locked"],
-                   "executor": [e for e in TRAIN_EXECUTORS if e != "inline"]}[what]
+        choices = {
+            "update": list(UPDATES),
+            "combine": ["reduce", "locked"],
+            "executor": [e for e in TRAIN_EXECUTORS if e != "inline"],
+        }[what]
         now = getattr(self.cfg, what)
-        self._set(**{what: choices[(choices.index(now) + 1) % len(choices)] if now in choices
-                     else choices[0]})
+        self._set(
+            **{
+                what: choices[(choices.index(now) + 1) % len(choices)]
+                if now in choices
+                else choices[0]
+            }
+        )
 
     def action_workers(self, delta: int) -> None:
         self._set(workers=max(1, min(64, self.cfg.workers + delta)))
@@ -154,7 +168,11 @@ class TrainTab(Vertical, can_focus=True):
     # -- running --------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.runner is not None and bool(self.runs) and self.runs[-1].state in ("starting", "running")
+        return (
+            self.runner is not None
+            and bool(self.runs)
+            and self.runs[-1].state in ("starting", "running")
+        )
 
     def action_start_stop(self) -> None:
         if self.running:
@@ -166,6 +184,7 @@ class TrainTab(Vertical, can_focus=True):
             self.runner.close()
         if self._factory is None:
             from partui.profiles.train_stream import TrainProcess
+
             self._factory = TrainProcess
         self.runner = self._factory()
         self.runs.append(TrainRun(len(self.runs) + 1, self.cfg))
@@ -212,12 +231,18 @@ class TrainTab(Vertical, can_focus=True):
     def settings_rich(self):
         """The settings (each with its key), the current run's state, and the last message."""
         from rich.text import Text
+
         c = self.cfg
         parts = []
-        for name, value, keys in (("update", c.update, "u"), ("combine", c.combine, "c"),
-                                  ("executor", c.executor, "e"), ("workers", c.workers, "+/-"),
-                                  ("batch", c.batch, "[/]"), ("lr", f"{c.lr:g}", ",/."),
-                                  ("x axis", "steps" if self.by_steps else "seconds", "v")):
+        for name, value, keys in (
+            ("update", c.update, "u"),
+            ("combine", c.combine, "c"),
+            ("executor", c.executor, "e"),
+            ("workers", c.workers, "+/-"),
+            ("batch", c.batch, "[/]"),
+            ("lr", f"{c.lr:g}", ",/."),
+            ("x axis", "steps" if self.by_steps else "seconds", "v"),
+        ):
             parts += [f"{name} ", (str(value), "bold"), f" ({keys})  "]
         state = "idle: g starts a run"
         if self.runs:
@@ -227,8 +252,10 @@ class TrainTab(Vertical, can_focus=True):
                 step, t, loss = run.losses[-1]
                 state += f"  step {step}  {t:.1f} s  loss {loss:.3f}"
             if run.reports:
-                state += (f"  epoch {run.reports[-1].epoch}  test {100 * run.reports[-1].test_accuracy:.1f}%"
-                          f"  {run.images_per_s():.0f} images/s")
+                state += (
+                    f"  epoch {run.reports[-1].epoch}  test {100 * run.reports[-1].test_accuracy:.1f}%"
+                    f"  {run.images_per_s():.0f} images/s"
+                )
         parts += ["\n", state]
         if self.message:
             parts += ["\n", (self.message, "yellow")]
@@ -237,8 +264,10 @@ class TrainTab(Vertical, can_focus=True):
     def redraw(self) -> None:
         try:
             self.query_one("#train-settings", Static).update(self.settings_rich())
-            charts = {n: self.query_one(f"#train-{n}", PlotextPlot)
-                      for n in ("loss", "accuracy", "timeline", "speed")}
+            charts = {
+                n: self.query_one(f"#train-{n}", PlotextPlot)
+                for n in ("loss", "accuracy", "timeline", "speed")
+            }
         except Exception:  # not mounted yet
             return
         for name, chart in charts.items():
@@ -256,8 +285,13 @@ class TrainTab(Vertical, can_focus=True):
                 continue
             xs = [p[0] if self.by_steps else p[1] for p in points]
             ys = [p[2] * scale for p in points]
-            plt.plot(xs, ys, label=run.label, color=COLORS[(run.number - 1) % len(COLORS)],
-                     marker="braille" if attr == "losses" else "dot")
+            plt.plot(
+                xs,
+                ys,
+                label=run.label,
+                color=COLORS[(run.number - 1) % len(COLORS)],
+                marker="braille" if attr == "losses" else "dot",
+            )
             drawn = True
         if not drawn:
             _empty(plt, empty)
@@ -274,14 +308,20 @@ class TrainTab(Vertical, can_focus=True):
         drawn = False
         for run in self.runs:
             if run.reports:
-                plt.plot([r.epoch for r in run.reports], [r.images_per_s for r in run.reports],
-                         label=run.label, color=COLORS[(run.number - 1) % len(COLORS)], marker="dot")
+                plt.plot(
+                    [r.epoch for r in run.reports],
+                    [r.images_per_s for r in run.reports],
+                    label=run.label,
+                    color=COLORS[(run.number - 1) % len(COLORS)],
+                    marker="dot",
+                )
                 drawn = True
         if not drawn:
             _empty(plt, "measured per epoch")
 
     def _draw_timeline(self, plt) -> None:
         from partui.kernels.passes import phase_name
+
         spans = self.runs[-1].recent if self.runs else []
         if not spans:
             _empty(plt, "the spans of a recent step appear after an epoch")
@@ -300,17 +340,24 @@ class TrainTab(Vertical, can_focus=True):
     def training_records(self) -> list[dict]:
         """Every run as a snapshot training record (the same shape `partui train` saves)."""
         from partui.profiles.trainer import TrainResult
+
         out = []
         for run in self.runs:
-            res = TrainResult(run.cfg.to_dict(), "letters (dashboard)", epochs=list(run.reports),
-                              loss_curve=[list(p) for p in run.losses],
-                              accuracy_curve=[[r.epoch, r.elapsed_s, r.test_accuracy] for r in run.reports],
-                              spans=list(run.recent), interrupted=run.state == "stopped")
+            res = TrainResult(
+                run.cfg.to_dict(),
+                "letters (dashboard)",
+                epochs=list(run.reports),
+                loss_curve=[list(p) for p in run.losses],
+                accuracy_curve=[[r.epoch, r.elapsed_s, r.test_accuracy] for r in run.reports],
+                spans=list(run.recent),
+                interrupted=run.state == "stopped",
+            )
             out.append(res.to_dict())
         return out
 
     def action_save(self) -> None:
         from partui.profiles.snapshot import Snapshot, default_snapshot_path, save
+
         if not self.runs:
             self.app.notify("nothing to save yet: g starts a training run", severity="warning")
             return
@@ -318,8 +365,11 @@ class TrainTab(Vertical, can_focus=True):
         try:
             path = default_snapshot_path(folder, stem="train")
             path.parent.mkdir(parents=True, exist_ok=True)
-            path = save(Snapshot(note="partui dashboard: training runs",
-                                 training=self.training_records()), path, unique=True)
+            path = save(
+                Snapshot(note="partui dashboard: training runs", training=self.training_records()),
+                path,
+                unique=True,
+            )
         except OSError as exc:
             self.app.notify(f"cannot save: {exc.strerror or exc}", severity="error")
             return
@@ -328,20 +378,34 @@ class TrainTab(Vertical, can_focus=True):
     def action_export(self) -> None:
         """The recent step's spans as a Chrome trace (Perfetto, chrome://tracing)."""
         import json
+
         from partui.kernels.passes import phase_name
         from partui.profiles.snapshot import default_snapshot_path
+
         spans = self.runs[-1].recent if self.runs else []
         if not spans:
             self.app.notify("no step to export yet", severity="warning")
             return
         t0 = min(s.start_ns for s in spans)
-        events = [{"name": phase_name("train", s.phase), "ph": "X", "pid": 1, "tid": s.worker,
-                   "ts": (s.start_ns - t0) / 1e3, "dur": s.duration_ns / 1e3} for s in spans]
-        events += [{"name": "thread_name", "ph": "M", "pid": 1, "tid": w, "args": {"name": f"worker {w}"}}
-                   for w in sorted({s.worker for s in spans})]
+        events = [
+            {
+                "name": phase_name("train", s.phase),
+                "ph": "X",
+                "pid": 1,
+                "tid": s.worker,
+                "ts": (s.start_ns - t0) / 1e3,
+                "dur": s.duration_ns / 1e3,
+            }
+            for s in spans
+        ]
+        events += [
+            {"name": "thread_name", "ph": "M", "pid": 1, "tid": w, "args": {"name": f"worker {w}"}}
+            for w in sorted({s.worker for s in spans})
+        ]
         folder = getattr(self.app, "snapshot_dir", None)
         try:
             from partui.profiles.safe_files import write_text
+
             path = default_snapshot_path(folder, stem="train-step").with_suffix(".trace.json")
             path.parent.mkdir(parents=True, exist_ok=True)
             path = write_text(path, json.dumps({"traceEvents": events}), unique=True)

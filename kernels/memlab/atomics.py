@@ -10,6 +10,7 @@
 As Python functions they do the same arithmetic (used by the tests on small arrays);
 `register()` makes numba compile calls to them into the intrinsics below.
 """
+
 from __future__ import annotations
 
 _registered = False
@@ -46,8 +47,11 @@ def register() -> None:
 
     @intrinsic
     def _atomic_add(typingctx, arr, index, value):
-        if not (is_int64_array(arr) and isinstance(index, types.Integer)
-                and isinstance(value, types.Integer)):
+        if not (
+            is_int64_array(arr)
+            and isinstance(index, types.Integer)
+            and isinstance(value, types.Integer)
+        ):
             return None
 
         def codegen(context, builder, sig, args):
@@ -55,6 +59,7 @@ def register() -> None:
             ptr = element_pointer(context, builder, aryty, args[0], idxty, args[1])
             v = context.cast(builder, args[2], valty, types.int64)
             return builder.atomic_rmw("add", ptr, v, "monotonic")
+
         return types.int64(arr, index, value), codegen
 
     @intrinsic
@@ -68,6 +73,7 @@ def register() -> None:
             old = builder.load_atomic(ptr, "monotonic", 8)
             builder.store_atomic(builder.add(old, old.type(1)), ptr, "monotonic", 8)
             return context.get_dummy_value()
+
         return types.void(arr, index), codegen
 
     @overload(atomic_add)

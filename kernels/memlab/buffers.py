@@ -1,4 +1,5 @@
 """Arrays whose first element starts a cache line, so 'adjacent' and 'padded' mean what they say."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,7 @@ def aligned_empty(count: int, dtype, align: int = 4096) -> np.ndarray:
     dtype = np.dtype(dtype)
     raw = np.empty(count * dtype.itemsize + align, dtype=np.uint8)
     offset = (-raw.ctypes.data) % align
-    return raw[offset:offset + count * dtype.itemsize].view(dtype)
+    return raw[offset : offset + count * dtype.itemsize].view(dtype)
 
 
 def aligned_zeros(count: int, dtype, align: int = 4096) -> np.ndarray:

@@ -3,9 +3,10 @@
 The counters are either adjacent (several in one cache line: every increment by one core
 takes the line away from the others) or padded one cache line apart (no line is shared).
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -41,7 +42,8 @@ def make_counters(threads: int, line: int = LINE_FALLBACK) -> np.ndarray:
     return aligned_zeros(threads * max(1, line // COUNTER_BYTES), np.int64, align=max(line, 64))
 
 
-@lru_cache(maxsize=None)
+@cache
 def native():
     from .jit import compile_all
+
     return compile_all(count_plain, count_atomic)

@@ -10,9 +10,10 @@ They are compiled WITHOUT fastmath: the compiler may then not reassociate the ad
 it can neither fold the chains into one nor split a chain into vector partial sums; the
 loop keeps exactly k scalar chains (tests check the machine code).
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 
 def sum_chains1(a, passes):
@@ -91,17 +92,19 @@ def sum_chains16(a, passes):
             s15 += a[i + 15]
         for i in range(n, a.size):
             s0 += a[i]
-    return ((((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
-            + (((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))))
+    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
+        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
+    )
 
 
 CHAINS = {1: sum_chains1, 2: sum_chains2, 4: sum_chains4, 8: sum_chains8, 16: sum_chains16}
 
 
-@lru_cache(maxsize=None)
+@cache
 def native() -> dict:
     """chain count -> the compiled sum (fastmath off: the chains stay chains)."""
     from .jit import compile_all
+
     # not cached on disk: the experiment reads the machine code of what it measures
     compiled = compile_all(*CHAINS.values(), fastmath=False, cache=False)
     return {k: getattr(compiled, f.__name__) for k, f in CHAINS.items()}

@@ -1,4 +1,5 @@
 """Lazy numba compilation shared by the lab's kernel modules."""
+
 from __future__ import annotations
 
 import threading
@@ -17,6 +18,7 @@ def compile_all(*funcs, fastmath: bool = False, cache: bool = True) -> SimpleNam
         import numba
 
         from . import atomics
+
         atomics.register()
         opts = dict(nogil=True, cache=cache, fastmath=fastmath)
         return SimpleNamespace(**{f.__name__: numba.njit(**opts)(f) for f in funcs})
@@ -32,6 +34,7 @@ def compile_unvectorized(func, signatures: list):
         import numba
         from numba.core import config
         from numba.core.compiler_lock import global_compiler_lock
+
         with global_compiler_lock:
             saved = config.LOOP_VECTORIZE, config.SLP_VECTORIZE
             config.LOOP_VECTORIZE, config.SLP_VECTORIZE = 0, 0

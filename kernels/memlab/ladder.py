@@ -5,9 +5,10 @@ one numpy call per row, and one `@`.
 The Python rungs work on lists of Python floats (float64), the numpy and native rungs on
 float64 arrays: the same numbers and the same arithmetic, so the results are equal.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -61,7 +62,8 @@ def matmul_at(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.matmul(a, b, out=out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def native():
     from .jit import compile_all
+
     return compile_all(product_native)

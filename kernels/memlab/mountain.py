@@ -1,7 +1,8 @@
 """The memory mountain: sweep a working set again and again, reading or updating it."""
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -31,9 +32,10 @@ def numpy_read_sum(a, passes):
     return s
 
 
-@lru_cache(maxsize=None)
+@cache
 def native():
     from .jit import compile_all
+
     # fastmath: vectorised partial sums, so the loop is limited by the caches, not by
     # the latency of a single addition chain.
     return compile_all(read_sum, read_modify_write, fastmath=True)

@@ -8,9 +8,10 @@ Every pass adds 1 to each element of an array of `length` floats, shared by `thr
   stride, the same cache lines touched per worker and pass, but no line is shared.
 A worker's work is a list of sweeps (start, stop), all with step `threads`.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -62,7 +63,8 @@ def numpy_add_one(views, passes):
             v += np.float32(1.0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def native():
     from .jit import compile_all
+
     return compile_all(add_one)

@@ -7,9 +7,10 @@ vector register holds. The scalar version is compiled with numba's loop vectoriz
 off (the SLP vectorizer is off by default), so LLVM emits scalar instructions; tests and the
 experiment check that in the machine code.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 
 def axpy(x, y, a, passes):
@@ -29,7 +30,7 @@ def axpy_scalar(x, y, a, passes):
 DTYPES = ("float32", "float64")
 
 
-@lru_cache(maxsize=None)
+@cache
 def native():
     """`.axpy` (vectorized by the compiler) and `.axpy_scalar` (not), for float32/float64."""
     from types import SimpleNamespace
@@ -37,12 +38,18 @@ def native():
     import numba
 
     from .jit import compile_unvectorized
+
     # both compiled now and not cached on disk: the experiment reads their machine code
-    return SimpleNamespace(axpy=numba.njit(_signatures(), nogil=True)(axpy),
-                           axpy_scalar=compile_unvectorized(axpy_scalar, _signatures()))
+    return SimpleNamespace(
+        axpy=numba.njit(_signatures(), nogil=True)(axpy),
+        axpy_scalar=compile_unvectorized(axpy_scalar, _signatures()),
+    )
 
 
 def _signatures() -> list:
     import numba
-    return [(numba.types.Array(t, 1, "C"), numba.types.Array(t, 1, "C"), t, numba.types.int64)
-            for t in (numba.float32, numba.float64)]
+
+    return [
+        (numba.types.Array(t, 1, "C"), numba.types.Array(t, 1, "C"), t, numba.types.int64)
+        for t in (numba.float32, numba.float64)
+    ]

@@ -1,7 +1,8 @@
 """Strided reads: touch every `stride`-th float of a large array and sum them."""
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 
 def strided_sum(a, stride):
@@ -12,9 +13,10 @@ def strided_sum(a, stride):
     return s
 
 
-@lru_cache(maxsize=None)
+@cache
 def native():
     from .jit import compile_all
+
     # fastmath lets the compiler keep several partial sums, so the loop waits on memory,
     # not on the latency of one chain of additions.
     return compile_all(strided_sum, fastmath=True)

@@ -4,9 +4,10 @@ The convolution is the per-pixel patch dot product of the source material: for e
 pixel, the 3x3xC patch under it times each filter. Each layout walks its patch in its own
 memory order: NHWC reads three runs of 3*C contiguous floats, NCHW reads C*3 runs of three.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -79,7 +80,8 @@ def conv_nhwc(x, w, out):
                     out[n, y, xx, o] = acc
 
 
-@lru_cache(maxsize=None)
+@cache
 def native():
     from .jit import compile_all
+
     return compile_all(sum_rows, sum_columns, conv_nchw, conv_nhwc, fastmath=True)

@@ -6,14 +6,14 @@ the text says what this machine showed, including where a textbook effect did no
 Experiments come in groups: the CPU core (ILP, SIMD, vectorization), memory (caches) and
 threads (sharing, partitioning, batching).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..memlab_measure import Lab
-from . import (batching, false_sharing, ilp, mountain, partition, simd, stride, traversal,
-               vectorize)
+from . import batching, false_sharing, ilp, mountain, partition, simd, stride, traversal, vectorize
 
 CPU_CORE, MEMORY, THREADS = "CPU core", "memory", "threads"
 GROUPS = (CPU_CORE, MEMORY, THREADS)
@@ -32,24 +32,37 @@ class Spec:
 
 
 def _spec(module, description: str, group: str, uses_cores: bool = False) -> Spec:
-    return Spec(description, module.plan, module.need, module.run, module.explain,
-                module.markers, uses_cores, group)
+    return Spec(
+        description,
+        module.plan,
+        module.need,
+        module.run,
+        module.explain,
+        module.markers,
+        uses_cores,
+        group,
+    )
 
 
 # in group order: the dashboard and `partui demo` list them as they come
 SPECS: dict[str, Spec] = {
     "ilp": _spec(ilp, "one sum in 1..16 chains: add latency vs throughput", CPU_CORE),
-    "simd": _spec(simd, "one loop, scalar vs vector instructions, float32/float64",
-                  CPU_CORE),
+    "simd": _spec(simd, "one loop, scalar vs vector instructions, float32/float64", CPU_CORE),
     "vectorize": _spec(vectorize, "Python loop, comprehension, numpy, native; matmul", CPU_CORE),
     "stride": _spec(stride, "time per touched float against stride, 1 to 64 floats", MEMORY),
     "mountain": _spec(mountain, "bandwidth against working-set size, 8 KB to 512 MB", MEMORY),
-    "traversal": _spec(traversal, "rows vs columns of a matrix; NCHW vs NHWC convolution",
-                       MEMORY),
-    "false-sharing": _spec(false_sharing, "counters in one cache line vs padded, plain and "
-                           "atomic", THREADS, uses_cores=True),
-    "partition": _spec(partition, "cyclic a[k::N] vs block partition, native and numpy",
-                       THREADS, uses_cores=True),
-    "batching": _spec(batching, "the network at batch 1..256: latency vs throughput", THREADS, uses_cores=True),
+    "traversal": _spec(traversal, "rows vs columns of a matrix; NCHW vs NHWC convolution", MEMORY),
+    "false-sharing": _spec(
+        false_sharing,
+        "counters in one cache line vs padded, plain and atomic",
+        THREADS,
+        uses_cores=True,
+    ),
+    "partition": _spec(
+        partition, "cyclic a[k::N] vs block partition, native and numpy", THREADS, uses_cores=True
+    ),
+    "batching": _spec(
+        batching, "the network at batch 1..256: latency vs throughput", THREADS, uses_cores=True
+    ),
 }
 assert all(s.group in GROUPS for s in SPECS.values())

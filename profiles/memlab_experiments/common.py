@@ -1,7 +1,8 @@
 """What the memory-lab experiments share: units, calibration, page filling, notes on noise."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -9,7 +10,7 @@ from partui.kernels.memlab.buffers import aligned_empty
 
 from ..memlab_measure import RETAKES, Lab, MemPoint, Sample
 
-KiB, MiB = 1024, 1024 ** 2
+KiB, MiB = 1024, 1024**2
 F32 = 4
 GOOD_SHARE = 0.85  # below this a thread spent a real part of its time not running
 RETAKE_BELOW = 0.9  # native threaded samples whose threads ran less than this are retaken
@@ -18,7 +19,7 @@ RETAKE_BELOW = 0.9  # native threaded samples whose threads ran less than this a
 def size_text(n: float | None) -> str:
     if n is None:
         return "?"
-    for unit, scale in (("GiB", 1024 ** 3), ("MiB", MiB), ("KiB", KiB)):
+    for unit, scale in (("GiB", 1024**3), ("MiB", MiB), ("KiB", KiB)):
         if n >= scale:
             v = n / scale
             return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
@@ -43,7 +44,7 @@ def filled(lab: Lab, count: int, value: float) -> np.ndarray:
     piece = 4 * MiB
     for i in range(0, count, piece):
         lab.check()
-        a[i:i + piece] = value
+        a[i : i + piece] = value
     return a
 
 
@@ -51,17 +52,22 @@ def retake_note(summary: dict) -> str:
     retaken, disturbed = summary.get("samples_retaken", 0), summary.get("samples_disturbed", 0)
     if not retaken and not disturbed:
         return ""
-    text = (f"\n{retaken} sample{'s were' if retaken != 1 else ' was'} retaken because a thread "
-            f"was off its core more than {1 - RETAKE_BELOW:.0%} of the time (another program "
-            f"needed it)")
+    text = (
+        f"\n{retaken} sample{'s were' if retaken != 1 else ' was'} retaken because a thread "
+        f"was off its core more than {1 - RETAKE_BELOW:.0%} of the time (another program "
+        f"needed it)"
+    )
     if disturbed:
         text += f"; {disturbed} stayed disturbed after {RETAKES} retakes"
     return text + "."
 
 
 def cache_markers(machine: dict) -> list[tuple[float, str]]:
-    return [(machine[f"l{k}"], f"L{k} {size_text(machine[f'l{k}'])}")
-            for k in (1, 2, 3) if machine.get(f"l{k}")]
+    return [
+        (machine[f"l{k}"], f"L{k} {size_text(machine[f'l{k}'])}")
+        for k in (1, 2, 3)
+        if machine.get(f"l{k}")
+    ]
 
 
 def share_note(points: list[MemPoint], what: str, cpu_timed: bool = False) -> str:
@@ -69,15 +75,23 @@ def share_note(points: list[MemPoint], what: str, cpu_timed: bool = False) -> st
     if not low:
         return ""
     worst = min(low, key=lambda p: p.cpu_share)
-    where = (f"at {worst.series}, x={worst.x:g}, {what} ran {100 * worst.cpu_share:.0f}% of "
-             f"the wall time")
+    where = (
+        f"at {worst.series}, x={worst.x:g}, {what} ran {100 * worst.cpu_share:.0f}% of "
+        f"the wall time"
+    )
     if cpu_timed:
-        return (f"\nThe machine was busy ({where}). The times above are the thread's CPU time, "
-                f"so waiting for the core is not counted, but another program may have "
-                f"disturbed the caches.")
-    return (f"\nCaution: {what} did not run all the time ({where}): another program was "
-            f"using a core, so these points are pessimistic.")
+        return (
+            f"\nThe machine was busy ({where}). The times above are the thread's CPU time, "
+            f"so waiting for the core is not counted, but another program may have "
+            f"disturbed the caches."
+        )
+    return (
+        f"\nCaution: {what} did not run all the time ({where}): another program was "
+        f"using a core, so these points are pessimistic."
+    )
 
 
-CPU_TIME_NOTE = ("Times are the measuring thread's CPU time (not wall time): on a shared "
-                 "machine, moments when another program holds the core are not counted.")
+CPU_TIME_NOTE = (
+    "Times are the measuring thread's CPU time (not wall time): on a shared "
+    "machine, moments when another program holds the core are not counted."
+)

@@ -1,4 +1,5 @@
 """False sharing: per-thread counters in one cache line against padded, plain and atomic."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -8,17 +9,24 @@ from partui.kernels.memlab import counters
 from ..memlab_measure import Lab, compare, split_calls
 from .common import GOOD_SHARE, RETAKE_BELOW, KiB, retake_note, share_note, ys
 
-
-FS_SERIES = {"plain, adjacent": ("plain", False), "plain, padded": ("plain", True),
-             "atomic, adjacent": ("atomic", False), "atomic, padded": ("atomic", True)}
+FS_SERIES = {
+    "plain, adjacent": ("plain", False),
+    "plain, padded": ("plain", True),
+    "atomic, adjacent": ("atomic", False),
+    "atomic, padded": ("atomic", True),
+}
 
 
 def plan(quick: bool, cores: int = 2) -> dict:
     threads = sorted({1, 2} | {t for t in (4, 8) if t <= cores} | {max(2, cores)})
-    return {"threads": threads, "repeats": 5 if quick else 9,
-            "increments": {"plain": 4_000_000, "atomic": 1_500_000} if quick else
-                          {"plain": 10_000_000, "atomic": 4_000_000},
-            "chunk": 1_000_000}
+    return {
+        "threads": threads,
+        "repeats": 5 if quick else 9,
+        "increments": {"plain": 4_000_000, "atomic": 1_500_000}
+        if quick
+        else {"plain": 10_000_000, "atomic": 4_000_000},
+        "chunk": 1_000_000,
+    }
 
 
 def need(p: dict) -> int:
@@ -34,8 +42,10 @@ def run(lab: Lab, p: dict) -> dict:
         c = counters.make_counters(threads, line)
 
         def jobs(kind: str, padded: bool, n: int) -> list:
-            return [[partial(fns[kind], c, slot, k) for k in split_calls(n, p["chunk"])]
-                    for slot in counters.slots(threads, padded, line)]
+            return [
+                [partial(fns[kind], c, slot, k) for k in split_calls(n, p["chunk"])]
+                for slot in counters.slots(threads, padded, line)
+            ]
 
         def reset(_series: str) -> None:
             c[...] = 0
@@ -50,14 +60,25 @@ def run(lab: Lab, p: dict) -> dict:
             reset(s)
             lab.sample(jobs(kind, padded, 1000))
             check(s, 1000)
-        group = {s: jobs(kind, padded, p["increments"][kind])
-                 for s, (kind, padded) in FS_SERIES.items()}
-        samples = lab.interleaved(group, p["repeats"], before=reset, after=check,
-                                  min_share={s: RETAKE_BELOW for s in FS_SERIES})
+        group = {
+            s: jobs(kind, padded, p["increments"][kind]) for s, (kind, padded) in FS_SERIES.items()
+        }
+        samples = lab.interleaved(
+            group,
+            p["repeats"],
+            before=reset,
+            after=check,
+            min_share={s: RETAKE_BELOW for s in FS_SERIES},
+        )
         for s, (kind, padded) in FS_SERIES.items():
             n = p["increments"][kind]
-            lab.add(s, threads, "threads", "ns per increment (each thread)",
-                    *ys(samples[s], lambda smp: smp.wall_ns / n))
+            lab.add(
+                s,
+                threads,
+                "threads",
+                "ns per increment (each thread)",
+                *ys(samples[s], lambda smp: smp.wall_ns / n),
+            )
     return summarize(lab, p, counts_ok)
 
 
@@ -70,14 +91,16 @@ def summarize(lab: Lab, p: dict, counts_ok: bool) -> dict:
     for t in p["threads"]:
         pt = {s: next(q for q in lab.points if q.series == s and q.x == t) for s in FS_SERIES}
         by_threads[str(t)] = {
-            "atomic_adjacent_over_padded": pt["atomic, adjacent"].median / pt["atomic, padded"].median,
+            "atomic_adjacent_over_padded": pt["atomic, adjacent"].median
+            / pt["atomic, padded"].median,
             "plain_adjacent_over_padded": pt["plain, adjacent"].median / pt["plain, padded"].median,
         }
     return {
         "threads": top,
         "atomic_adjacent_over_padded": atomic.ratio,
         "plain_adjacent_over_padded": plain.ratio,
-        "atomic_verdict": atomic.to_dict(), "plain_verdict": plain.to_dict(),
+        "atomic_verdict": atomic.to_dict(),
+        "plain_verdict": plain.to_dict(),
         "by_threads": by_threads,
         "ns_per_increment": {s: get[s].median for s in FS_SERIES},
         "cpu_share": {s: get[s].cpu_share for s in FS_SERIES},
@@ -106,24 +129,35 @@ def explain(summary: dict, lab: Lab) -> str:
         lines.append(
             f"This run cannot tell: the threads ran only {100 * together:.0f}% of the time, so "
             f"they mostly took turns on one core (another program held the other) and never "
-            f"fought over the line. Run it again when the machine is quieter.")
+            f"fought over the line. Run it again when the machine is quieter."
+        )
     else:
         if _slower(a):
-            lines.append("A locked write must own the line and finish before the next one "
-                         "starts, so every atomic increment waits for the line to come back.")
+            lines.append(
+                "A locked write must own the line and finish before the next one "
+                "starts, so every atomic increment waits for the line to come back."
+            )
         else:
-            lines.append("The atomic slowdown did not show in this run, though the threads ran "
-                         "together.")
+            lines.append(
+                "The atomic slowdown did not show in this run, though the threads ran together."
+            )
         lines.append(
-            ("The textbook slowdown does not show for plain increments" if not _slower(pl)
-             else "Plain increments show it too, but less than atomic ones")
+            (
+                "The textbook slowdown does not show for plain increments"
+                if not _slower(pl)
+                else "Plain increments show it too, but less than atomic ones"
+            )
             + ": the store buffer lets a core keep incrementing while the line is away (each "
-              "increment reads its own pending store), and when the line comes back the queued "
-              "stores drain in a burst, so one line transfer serves many increments.")
+            "increment reads its own pending store), and when the line comes back the queued "
+            "stores drain in a burst, so one line transfer serves many increments."
+        )
     if not summary["counts_ok"]:
         lines.append("COUNTERS WRONG: a counter did not reach its count.")
-    return "\n".join(lines) + retake_note(summary) + share_note(
-        [q for q in lab.points if q.x > 1], "the threads")
+    return (
+        "\n".join(lines)
+        + retake_note(summary)
+        + share_note([q for q in lab.points if q.x > 1], "the threads")
+    )
 
 
 def _slower(c: dict) -> bool:

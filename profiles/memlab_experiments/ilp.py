@@ -1,4 +1,5 @@
 """Instruction-level parallelism: one sum in 1..16 independent chains of additions."""
+
 from __future__ import annotations
 
 import math
@@ -6,7 +7,8 @@ from functools import partial
 
 import numpy as np
 
-from partui.kernels.memlab import asm, ilp as kernels
+from partui.kernels.memlab import asm
+from partui.kernels.memlab import ilp as kernels
 
 from .. import machine as machine_info
 from ..memlab_measure import Lab, compare, split_calls
@@ -21,8 +23,12 @@ def plan(quick: bool) -> dict:
     l1 = machine_info.cache_size(1) or 32 * KiB
     # half of the L1 data cache: every load hits L1, so only the additions set the pace
     elements = max(256, l1 // 2 // F64) // 16 * 16
-    return {"chains": list(kernels.CHAINS), "elements": elements,
-            "repeats": 5 if quick else 9, "target_s": 0.01 if quick else 0.03}
+    return {
+        "chains": list(kernels.CHAINS),
+        "elements": elements,
+        "repeats": 5 if quick else 9,
+        "target_s": 0.01 if quick else 0.03,
+    }
 
 
 def need(p: dict) -> int:
@@ -54,13 +60,20 @@ def run(lab: Lab, p: dict) -> dict:
         # calls of ~0.5M additions: short enough to see a cancel, long enough to time
         return [[partial(kern[k], a, c) for c in split_calls(passes, max(1, 500_000 // n))]]
 
-    passes = {k: calibrated(lab, partial(jobs, k), max(1, 200_000 // n), p["target_s"])
-              for k in p["chains"]}
+    passes = {
+        k: calibrated(lab, partial(jobs, k), max(1, 200_000 // n), p["target_s"])
+        for k in p["chains"]
+    }
     samples = lab.interleaved({k: jobs(k, passes[k]) for k in p["chains"]}, p["repeats"])
     for k in p["chains"]:
         adds = n * passes[k]
-        lab.add(ILP_SERIES, k, "independent chains", "ns per element",
-                *ys(samples[k], lambda smp: smp.cpu_ns / adds))
+        lab.add(
+            ILP_SERIES,
+            k,
+            "independent chains",
+            "ns per element",
+            *ys(samples[k], lambda smp: smp.cpu_ns / adds),
+        )
     return summarize(lab, p, sums_ok, code)
 
 
@@ -71,18 +84,21 @@ def summarize(lab: Lab, p: dict, sums_ok: bool, code: dict) -> dict:
     plateau = next(k for k in sorted(pts) if pts[k].median <= PLATEAU * best.median)
     mhz = machine_info.cpu_mhz()
     summary = {
-        "elements": p["elements"], "array_bytes": p["elements"] * F64,
+        "elements": p["elements"],
+        "array_bytes": p["elements"] * F64,
         "l1_bytes": lab.machine.get("l1"),
         "ns_per_element": {str(k): q.median for k, q in pts.items()},
         "speedup_over_1": {str(k): one.median / q.median for k, q in pts.items()},
         "verdict_over_1": {str(k): compare(q, one).to_dict() for k, q in pts.items() if k != 1},
         "plateau_chains": plateau,
-        "latency_ns": one.median, "throughput_ns": best.median,
+        "latency_ns": one.median,
+        "throughput_ns": best.median,
         "adds_in_flight": one.median / best.median,
         "cpu_mhz": mhz,
         "latency_cycles": one.median * mhz / 1000 if mhz else None,
         "throughput_cycles": best.median * mhz / 1000 if mhz else None,
-        "sums_ok": sums_ok, "code": code,
+        "sums_ok": sums_ok,
+        "code": code,
         "code_ok": all(c["ok"] for c in code.values()),
     }
     if 4 in pts:
@@ -99,45 +115,62 @@ def explain(summary: dict, lab: Lab) -> str:
         f"machine's {size_text(summary['l1_bytes'])} L1 cache) with k accumulators: element i "
         f"goes into accumulator i mod k. Each accumulator is a chain: an addition must wait for "
         f"the previous one into the same accumulator to finish.",
-        "Measured (ns per element): " + ", ".join(f"{k} chain{'s' * (k != '1')} {v:.3f}"
-                                                  for k, v in ns.items()) + ".",
+        "Measured (ns per element): "
+        + ", ".join(f"{k} chain{'s' * (k != '1')} {v:.3f}" for k, v in ns.items())
+        + ".",
         f"One chain: {lat:.3f} ns per addition{cyc(lat)}"
-        + (f" at the {mhz:.0f} MHz the kernel reports (a boosted core runs faster, so the "
-           f"true count may be higher)" if mhz else "")
+        + (
+            f" at the {mhz:.0f} MHz the kernel reports (a boosted core runs faster, so the "
+            f"true count may be higher)"
+            if mhz
+            else ""
+        )
         + ": the LATENCY of a floating-point add. The load of the next element does not "
-          "depend on the sum, so it runs ahead; the additions wait for each other.",
+        "depend on the sum, so it runs ahead; the additions wait for each other.",
     ]
     s4 = summary.get("speedup_4_over_1")
     v4 = summary["verdict_over_1"].get("4")
     if s4 is not None and v4 is not None:
-        lines.append(f"Four chains: {s4:.2f}x the speed of one ({v4['text']} per element): four "
-                     f"additions are in flight at once in the pipelined adder.")
+        lines.append(
+            f"Four chains: {s4:.2f}x the speed of one ({v4['text']} per element): four "
+            f"additions are in flight at once in the pipelined adder."
+        )
     plateau = summary["plateau_chains"]
     lines.append(
         f"From {plateau} chains on the time stops falling (within {PLATEAU - 1:.0%} of the "
         f"fastest, {thr:.3f} ns{cyc(thr)} per element): the adders' THROUGHPUT (how many "
         f"additions can start per cycle), or the loads feeding them, is the limit now. Latency "
         f"over throughput = {summary['adds_in_flight']:.1f}: about that many additions must be in "
-        f"flight to keep the adders busy, which is why the gain stops near there.")
+        f"flight to keep the adders busy, which is why the gain stops near there."
+    )
     if s4 is not None and s4 < 2:
         shares = [q.cpu_share for q in lab.points if q.cpu_share is not None]
         lines.append(
             f"The gain of 4 chains over 1 is below 2x here ({s4:.2f}x): "
-            + (f"the measuring thread ran only {100 * min(shares):.0f}% of the time at worst, "
-               "so another program shared the core (an SMT sibling shares the adders too). "
-               if shares and min(shares) < 0.9 else
-               "the one-chain loop is already close to the plateau on this CPU, so the adds' "
-               "latency is short compared with what else each element costs. ")
-            + "Run it again on a quieter machine to tell.")
+            + (
+                f"the measuring thread ran only {100 * min(shares):.0f}% of the time at worst, "
+                "so another program shared the core (an SMT sibling shares the adders too). "
+                if shares and min(shares) < 0.9
+                else "the one-chain loop is already close to the plateau on this CPU, so the adds' "
+                "latency is short compared with what else each element costs. "
+            )
+            + "Run it again on a quieter machine to tell."
+        )
     lines.append(
         "The loops were compiled without fastmath, so the compiler may not reassociate the "
-        "additions: " + ("the machine code was checked and keeps exactly k scalar accumulators "
-                         "per loop, with no vector additions."
-                         if summary["code_ok"] else
-                         "BUT the machine code did not keep k scalar chains: "
-                         + "; ".join(f"k={k}: {c['accumulators']} accumulators, vector width "
-                                     f"{c['packed_bits']} bits" for k, c in
-                                     summary["code"].items() if not c["ok"])))
+        "additions: "
+        + (
+            "the machine code was checked and keeps exactly k scalar accumulators "
+            "per loop, with no vector additions."
+            if summary["code_ok"]
+            else "BUT the machine code did not keep k scalar chains: "
+            + "; ".join(
+                f"k={k}: {c['accumulators']} accumulators, vector width {c['packed_bits']} bits"
+                for k, c in summary["code"].items()
+                if not c["ok"]
+            )
+        )
+    )
     if not summary["sums_ok"]:
         lines.append("SUMS WRONG: a kernel did not give the array's sum.")
     lines.append(CPU_TIME_NOTE)

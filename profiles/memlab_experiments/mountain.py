@@ -1,4 +1,5 @@
 """The memory mountain: bandwidth against working-set size, with steps where caches end."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -8,12 +9,24 @@ import numpy as np
 from partui.kernels.memlab import mountain as kernels
 
 from ..memlab_measure import Lab, MemPoint, split_calls
-from .common import (CPU_TIME_NOTE, F32, KiB, MiB, cache_markers, calibrated, filled, share_note,
-                     size_text, ys)
+from .common import (
+    CPU_TIME_NOTE,
+    F32,
+    KiB,
+    MiB,
+    cache_markers,
+    calibrated,
+    filled,
+    share_note,
+    size_text,
+    ys,
+)
 
-
-MOUNTAIN_SERIES = {"read (native)": "read", "read-modify-write (native)": "rmw",
-                   "read (numpy a.sum())": "numpy"}
+MOUNTAIN_SERIES = {
+    "read (native)": "read",
+    "read-modify-write (native)": "rmw",
+    "read (numpy a.sum())": "numpy",
+}
 STEP_DROP = 1.15  # a step: bandwidth falls by at least 15% between neighbouring sizes
 
 
@@ -27,8 +40,12 @@ def plan(quick: bool) -> dict:
             sizes += [s, s * 3 // 2]
             s *= 2
         sizes = [x for x in sizes if x <= 512 * MiB]
-    return {"sizes": sizes, "repeats": 3 if quick else 5, "target_s": 0.01 if quick else 0.02,
-            "chunk_bytes": 32 * MiB}
+    return {
+        "sizes": sizes,
+        "repeats": 3 if quick else 5,
+        "target_s": 0.01 if quick else 0.02,
+        "chunk_bytes": 32 * MiB,
+    }
 
 
 def need(p: dict) -> int:
@@ -38,29 +55,34 @@ def need(p: dict) -> int:
 def run(lab: Lab, p: dict) -> dict:
     buf = filled(lab, max(p["sizes"]) // F32, 1.0)
     kern = kernels.native()
-    funcs = {"read": kern.read_sum, "rmw": kern.read_modify_write,
-             "numpy": kernels.numpy_read_sum}
+    funcs = {"read": kern.read_sum, "rmw": kern.read_modify_write, "numpy": kernels.numpy_read_sum}
     chunk = p["chunk_bytes"]
     for size in p["sizes"]:
-        a = buf[:size // F32]
+        a = buf[: size // F32]
 
         def jobs(kind: str, passes: int) -> list:
             fn = funcs[kind]
             if size <= chunk:
                 return [[partial(fn, a, c) for c in split_calls(passes, chunk // size)]]
-            pieces = [a[i:i + chunk // F32] for i in range(0, a.size, chunk // F32)]
+            pieces = [a[i : i + chunk // F32] for i in range(0, a.size, chunk // F32)]
             return [[partial(fn, piece, 1) for _ in range(passes) for piece in pieces]]
 
         passes = {}
         for series, kind in MOUNTAIN_SERIES.items():
             units0 = max(1, (4 * MiB if kind == "numpy" else 32 * MiB) // size)
             passes[kind] = calibrated(lab, partial(jobs, kind), units0, p["target_s"])
-        samples = lab.interleaved({s: jobs(k, passes[k]) for s, k in MOUNTAIN_SERIES.items()},
-                                  p["repeats"])
+        samples = lab.interleaved(
+            {s: jobs(k, passes[k]) for s, k in MOUNTAIN_SERIES.items()}, p["repeats"]
+        )
         for series, kind in MOUNTAIN_SERIES.items():
             moved = size * passes[kind]
-            lab.add(series, size, "working set (bytes)", "GB/s",
-                    *ys(samples[series], lambda smp: moved / smp.cpu_ns))
+            lab.add(
+                series,
+                size,
+                "working set (bytes)",
+                "GB/s",
+                *ys(samples[series], lambda smp: moved / smp.cpu_ns),
+            )
     return summarize(lab.points, lab.machine)
 
 
@@ -87,8 +109,9 @@ def find_steps(points: list[MemPoint], drop: float = STEP_DROP) -> list[dict]:
             if steps and steps[-1]["to_size"] == a.x:
                 steps[-1].update(to_size=b.x, to_gbs=b.median)
             else:
-                steps.append({"from_size": a.x, "to_size": b.x,
-                              "from_gbs": a.median, "to_gbs": b.median})
+                steps.append(
+                    {"from_size": a.x, "to_size": b.x, "from_gbs": a.median, "to_gbs": b.median}
+                )
     return steps
 
 
@@ -110,12 +133,19 @@ def summarize(points: list[MemPoint], machine: dict) -> dict:
     numpy_pts = {p.x: p for p in points if p.series == "read (numpy a.sum())"}
     if read_pts and numpy_pts:
         size = min(set(read_pts) & set(numpy_pts))
-        smallest = {"size": size, "numpy_gbs": numpy_pts[size].median,
-                    "numpy_us": size / numpy_pts[size].median / 1e3,
-                    "native_us": size / read_pts[size].median / 1e3}
-    return {"caches": {f"L{k}": machine.get(f"l{k}") for k in (1, 2, 3)},
-            "gbs_by_level": regions, "steps": steps, "smallest": smallest,
-            "largest_size": max((p.x for p in points), default=None)}
+        smallest = {
+            "size": size,
+            "numpy_gbs": numpy_pts[size].median,
+            "numpy_us": size / numpy_pts[size].median / 1e3,
+            "native_us": size / read_pts[size].median / 1e3,
+        }
+    return {
+        "caches": {f"L{k}": machine.get(f"l{k}") for k in (1, 2, 3)},
+        "gbs_by_level": regions,
+        "steps": steps,
+        "smallest": smallest,
+        "largest_size": max((p.x for p in points), default=None),
+    }
 
 
 def _cache_at(step: dict, machine: dict) -> str | None:
@@ -147,38 +177,58 @@ def explain(summary: dict, lab: Lab) -> str:
     for series, steps in summary["steps"].items():
         kind = series.replace(" (native)", "")
         if not steps:
-            lines.append(f"No step in {kind} stood out of the noise (a fall of "
-                         f"{STEP_DROP - 1:.0%} or more with spreads apart).")
+            lines.append(
+                f"No step in {kind} stood out of the noise (a fall of "
+                f"{STEP_DROP - 1:.0%} or more with spreads apart)."
+            )
             continue
-        lines.append(f"Steps found in {kind}: " + "; ".join(
-            f"{size_text(s['from_size'])} -> {size_text(s['to_size'])}: {s['from_gbs']:.0f} -> "
-            f"{s['to_gbs']:.0f} GB/s ({'end of ' + s['cache'] if s['cache'] else 'at no cache boundary'})"
-            for s in steps) + ".")
+        lines.append(
+            f"Steps found in {kind}: "
+            + "; ".join(
+                f"{size_text(s['from_size'])} -> {size_text(s['to_size'])}: {s['from_gbs']:.0f} -> "
+                f"{s['to_gbs']:.0f} GB/s ({'end of ' + s['cache'] if s['cache'] else 'at no cache boundary'})"
+                for s in steps
+            )
+            + "."
+        )
     found = {st["cache"] for steps in summary["steps"].values() for st in steps}
     read_steps = {st["cache"] for st in summary["steps"].get("read (native)", [])}
     if "L1" in found and "L1" not in read_steps:
-        lines.append("Reading alone shows no L1 step: this loop reads about as fast from L2 as "
-                     "from L1. Read-modify-write, which also writes every line back, shows it.")
+        lines.append(
+            "Reading alone shows no L1 step: this loop reads about as fast from L2 as "
+            "from L1. Read-modify-write, which also writes every line back, shows it."
+        )
     l3 = caches.get("L3")
     l3_steps = [st for steps in summary["steps"].values() for st in steps if st["cache"] == "L3"]
     if l3 and l3_steps and min(st["to_size"] for st in l3_steps) < l3:
-        lines.append(f"The fall to main memory comes before the L3 size from sysfs "
-                     f"({size_text(l3)}): the L3 is shared by every core of the host, so one "
-                     f"program probably gets only part of it.")
-    elif l3 and summary.get("largest_size") and summary["largest_size"] < 2 * l3 \
-            and "L3" not in found:
-        lines.append(f"The largest working set ({size_text(summary['largest_size'])}) is not well "
-                     "beyond L3, so the step to main memory is not, or only partly, seen.")
+        lines.append(
+            f"The fall to main memory comes before the L3 size from sysfs "
+            f"({size_text(l3)}): the L3 is shared by every core of the host, so one "
+            f"program probably gets only part of it."
+        )
+    elif (
+        l3
+        and summary.get("largest_size")
+        and summary["largest_size"] < 2 * l3
+        and "L3" not in found
+    ):
+        lines.append(
+            f"The largest working set ({size_text(summary['largest_size'])}) is not well "
+            "beyond L3, so the step to main memory is not, or only partly, seen."
+        )
     if rmw.get("L1") and read.get("L1"):
-        lines.append(f"Read-modify-write moves each byte in and out: {rmw['L1']:.0f} GB/s in L1 "
-                     "(array bytes per second).")
+        lines.append(
+            f"Read-modify-write moves each byte in and out: {rmw['L1']:.0f} GB/s in L1 "
+            "(array bytes per second)."
+        )
     small = summary.get("smallest")
     if small:
         lines.append(
             f"numpy's a.sum() reaches only {small['numpy_gbs']:.0f} GB/s on "
             f"{size_text(small['size'])}: a call takes {small['numpy_us']:.2f} us where the native "
             f"loop needs {small['native_us']:.2f} us for the same bytes. The per-call overhead "
-            f"dominates every L1-sized set and hides the L1 step.")
+            f"dominates every L1-sized set and hides the L1 step."
+        )
     lines.append(CPU_TIME_NOTE)
     return "\n".join(lines) + share_note(lab.points, "the sweeping thread", cpu_timed=True)
 

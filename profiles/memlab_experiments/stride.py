@@ -1,4 +1,5 @@
 """The stride experiment: time per touched float against the stride of the reads."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -9,16 +10,22 @@ from partui.kernels.memlab import stride as kernels
 from ..memlab_measure import Lab, MemPoint, compare
 from .common import CPU_TIME_NOTE, F32, MiB, filled, share_note, size_text, ys
 
-
 STRIDE_SERIES = "strided read (native)"
 KNEE_TOLERANCE = 0.15  # the knee: the first stride within 15% of the highest cost from there on
 
 
 def plan(quick: bool) -> dict:
-    strides = ([1, 2, 4, 8, 12, 16, 24, 28, 32, 40, 48, 64] if quick else
-               [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64])
-    return {"array_bytes": 384 * MiB, "strides": strides, "repeats": 3 if quick else 5,
-            "chunk_bytes": 16 * MiB}
+    strides = (
+        [1, 2, 4, 8, 12, 16, 24, 28, 32, 40, 48, 64]
+        if quick
+        else [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64]
+    )
+    return {
+        "array_bytes": 384 * MiB,
+        "strides": strides,
+        "repeats": 3 if quick else 5,
+        "chunk_bytes": 16 * MiB,
+    }
 
 
 def need(p: dict) -> int:
@@ -45,17 +52,26 @@ def run(lab: Lab, p: dict) -> dict:
         chunks = []
         for lo in range(0, n, piece):
             start = -(-lo // s) * s  # the first multiple of s in this piece
-            chunks.append(partial(kern.strided_sum, a[start:lo + piece], s))
+            chunks.append(partial(kern.strided_sum, a[start : lo + piece], s))
         return [chunks]
 
     lab.sample(jobs(1))  # untimed: compiles, maps the pages into the TLB once
     for s in p["strides"]:
         touched = len(range(0, n, s))
         samples = [lab.sample(jobs(s)) for _ in range(p["repeats"])]
-        lab.add(STRIDE_SERIES, s, "stride (floats)", "ns per touched float",
-                *ys(samples, lambda smp: smp.cpu_ns / touched))
-    return summarize([q for q in lab.points if q.series == STRIDE_SERIES],
-                            lab.machine.get("line") or 64, p["array_bytes"], lab.machine.get("l3"))
+        lab.add(
+            STRIDE_SERIES,
+            s,
+            "stride (floats)",
+            "ns per touched float",
+            *ys(samples, lambda smp: smp.cpu_ns / touched),
+        )
+    return summarize(
+        [q for q in lab.points if q.series == STRIDE_SERIES],
+        lab.machine.get("line") or 64,
+        p["array_bytes"],
+        lab.machine.get("l3"),
+    )
 
 
 def summarize(pts: list[MemPoint], line: int, array_bytes: int, l3: int | None) -> dict:
@@ -67,10 +83,13 @@ def summarize(pts: list[MemPoint], line: int, array_bytes: int, l3: int | None) 
     multiples = [q for q in pts if q.x % pair == 0]
     by_x = {q.x: q for q in pts}
     summary: dict[str, Any] = {
-        "array_bytes": array_bytes, "l3_bytes": l3, "line_bytes": line, "line_floats": lf,
+        "array_bytes": array_bytes,
+        "l3_bytes": l3,
+        "line_bytes": line,
+        "line_floats": lf,
         "knee_stride": find_knee(regular),
         "knee_rule": f"first stride within {KNEE_TOLERANCE:.0%} of the highest cost at that "
-                     f"stride or beyond, over strides that are not multiples of {pair} floats",
+        f"stride or beyond, over strides that are not multiples of {pair} floats",
         "cost_ns": {int(q.x): q.median for q in pts},
     }
     if 1.0 in by_x and float(lf) in by_x:
@@ -80,13 +99,20 @@ def summarize(pts: list[MemPoint], line: int, array_bytes: int, l3: int | None) 
         summary["knee_over_line"] = compare(by_x[knee], by_x[float(lf)]).to_dict()
     beyond = [q for q in regular if q.x > lf and (knee is None or q.x >= knee)]
     if multiples and beyond:
-        pooled = MemPoint.of("stride", "other strides past the knee", 0, "", "",
-                             [v for q in beyond for v in q.samples])
+        pooled = MemPoint.of(
+            "stride",
+            "other strides past the knee",
+            0,
+            "",
+            "",
+            [v for q in beyond for v in q.samples],
+        )
         worst = max(multiples, key=lambda q: q.median)
         summary["pair_multiples"] = {
             "strides": [int(q.x) for q in multiples],
             "over_others": {int(q.x): compare(q, pooled).to_dict() for q in multiples},
-            "others_median_ns": pooled.median, "worst_stride": int(worst.x),
+            "others_median_ns": pooled.median,
+            "worst_stride": int(worst.x),
         }
     return summary
 
@@ -101,15 +127,19 @@ def explain(summary: dict, lab: Lab) -> str:
         f"the cost per read rises with the stride.",
     ]
     if 1 in cost and lf in cost:
-        lines.append(f"Measured: {cost[1]:.2f} ns per float at stride 1, {cost[lf]:.2f} ns at "
-                     f"stride {lf} (one read per line).")
+        lines.append(
+            f"Measured: {cost[1]:.2f} ns per float at stride 1, {cost[lf]:.2f} ns at "
+            f"stride {lf} (one read per line)."
+        )
     rise = summary.get("knee_over_line")
     if knee is not None and knee > lf and rise and rise["separated"]:
-        lines.append(f"The cost keeps rising past one line and stops at stride {knee:g} "
-                     f"({rise['text']} than at stride {lf}; {summary['knee_rule']}). That is "
-                     f"consistent with the adjacent-line prefetcher, which completes every line "
-                     f"fetched into its {2 * line}-byte pair: until the stride nears two lines, "
-                     f"neighbouring reads still share some of those pairs.")
+        lines.append(
+            f"The cost keeps rising past one line and stops at stride {knee:g} "
+            f"({rise['text']} than at stride {lf}; {summary['knee_rule']}). That is "
+            f"consistent with the adjacent-line prefetcher, which completes every line "
+            f"fetched into its {2 * line}-byte pair: until the stride nears two lines, "
+            f"neighbouring reads still share some of those pairs."
+        )
     elif knee is not None:
         lines.append(f"The cost stops rising at stride {knee:g} ({summary['knee_rule']}).")
     pm = summary.get("pair_multiples")
@@ -117,18 +147,23 @@ def explain(summary: dict, lab: Lab) -> str:
         worse = {s: c for s, c in pm["over_others"].items() if c["separated"] and c["ratio"] > 1}
         if worse:
             lines.append(
-                "Strides that are a multiple of " + f"{2 * line} B ("
-                + ", ".join(f"{s}" for s in worse) + " floats) cost more than the other long "
+                "Strides that are a multiple of "
+                + f"{2 * line} B ("
+                + ", ".join(f"{s}" for s in worse)
+                + " floats) cost more than the other long "
                 f"strides (median {pm['others_median_ns']:.2f} ns): "
                 + ", ".join(f"{s}: {c['text']}" for s, c in worse.items())
                 + f". With them every read falls at the same place of a {2 * line}-byte pair; "
-                  "the hardware counters that would show which prefetcher or memory channel "
-                  "causes it are not available here, so a curve sampled only at powers of two "
-                  "shows a rise up to 32 that is partly this effect.")
+                "the hardware counters that would show which prefetcher or memory channel "
+                "causes it are not available here, so a curve sampled only at powers of two "
+                "shows a rise up to 32 that is partly this effect."
+            )
         else:
             lines.append(f"Multiples of {2 * line} B cost no more than the other long strides.")
-    lines.append("The array is as large as the memory-lab limit allows; a part of it may still "
-                 "be served from the last-level cache.")
+    lines.append(
+        "The array is as large as the memory-lab limit allows; a part of it may still "
+        "be served from the last-level cache."
+    )
     lines.append(CPU_TIME_NOTE)
     return "\n".join(lines) + share_note(lab.points, "the reading thread", cpu_timed=True)
 

@@ -22,6 +22,7 @@ and the end, since the machine is shared.
   (from the snapshot it saves) against headless `partui run` of the same one,
   interleaved `rounds` times.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,8 +104,10 @@ def first_cpu_lines(snapdir: str) -> tuple[float, float]:
             lines = time.monotonic() - t0
             break
         time.sleep(0.02)
-    return (frame if frame is not None else float("nan"),
-            lines if lines is not None else float("nan"))
+    return (
+        frame if frame is not None else float("nan"),
+        lines if lines is not None else float("nan"),
+    )
 
 
 def load() -> str:
@@ -140,8 +143,12 @@ def pct(values: list[float], q: float) -> float:
 
 
 def headless_median(cfg: list[str], repeats: int) -> float:
-    out = subprocess.run([PARTUI, "run", *cfg, "--repeat", str(repeats), "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [PARTUI, "run", *cfg, "--repeat", str(repeats), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out)["median_ms"]
 
 
@@ -164,7 +171,9 @@ def live_median(cfg: list[str], seconds: float, snapdir: str) -> tuple[float, fl
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--keys", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=2)
@@ -186,29 +195,64 @@ def main() -> int:
         time.sleep(1.0)
         idle.append(cpu_of(proc, 4.0) if proc is not None else float("nan"))
         stop()
-    print(f"first frame: median {statistics.median(firsts) * 1000:.0f} ms over {len(firsts)} "
-          f"launches (max {max(firsts) * 1000:.0f} ms)")
-    print(f"first CPU lines with no run: median {statistics.median(cpu_lines):.2f} s "
-          f"(max {max(cpu_lines):.2f} s; nan: never drawn within 30 s)")
+    print(
+        f"first frame: median {statistics.median(firsts) * 1000:.0f} ms over {len(firsts)} "
+        f"launches (max {max(firsts) * 1000:.0f} ms)"
+    )
+    print(
+        f"first CPU lines with no run: median {statistics.median(cpu_lines):.2f} s "
+        f"(max {max(cpu_lines):.2f} s; nan: never drawn within 30 s)"
+    )
     print(f"idle self CPU (no run, 4 s windows): median {statistics.median(idle):.1f}% of one core")
 
     configs = {
-        "conv2 batch/vectorized/threads w2": ["--layer", "conv2", "--strategy", "batch",
-                                              "--executor", "threads", "--workers", "2"],
-        "conv2 batch/loops/threads w2 (GIL-bound)": ["--layer", "conv2", "--strategy", "batch",
-                                                      "--kernel", "loops", "--executor",
-                                                      "threads", "--workers", "2", "--batch", "4"],
-        "conv2 channel/vectorized/processes w2": ["--layer", "conv2", "--strategy", "channel",
-                                                  "--executor", "processes", "--workers", "2"],
+        "conv2 batch/vectorized/threads w2": [
+            "--layer",
+            "conv2",
+            "--strategy",
+            "batch",
+            "--executor",
+            "threads",
+            "--workers",
+            "2",
+        ],
+        "conv2 batch/loops/threads w2 (GIL-bound)": [
+            "--layer",
+            "conv2",
+            "--strategy",
+            "batch",
+            "--kernel",
+            "loops",
+            "--executor",
+            "threads",
+            "--workers",
+            "2",
+            "--batch",
+            "4",
+        ],
+        "conv2 channel/vectorized/processes w2": [
+            "--layer",
+            "conv2",
+            "--strategy",
+            "channel",
+            "--executor",
+            "processes",
+            "--workers",
+            "2",
+        ],
     }
-    print(f"\nkey latency ({args.keys} presses of +/- each, live mode running; tmux polled every 5 ms)")
+    print(
+        f"\nkey latency ({args.keys} presses of +/- each, live mode running; tmux polled every 5 ms)"
+    )
     for name, cfg in configs.items():
         start([*cfg, "--live"], snapdir)
         time.sleep(2.0)
         lat = key_latencies(args.keys)
         stop()
-        print(f"  {name:<42} p50 {pct(lat, 0.5):6.0f} ms   p95 {pct(lat, 0.95):6.0f} ms   "
-              f"max {max(lat):6.0f} ms   (load {load()})")
+        print(
+            f"  {name:<42} p50 {pct(lat, 0.5):6.0f} ms   p95 {pct(lat, 0.95):6.0f} ms   "
+            f"max {max(lat):6.0f} ms   (load {load()})"
+        )
 
     cfg = configs["conv2 batch/vectorized/threads w2"]
     print(f"\nobserver effect: {' '.join(cfg)}; {args.rounds} interleaved rounds")
@@ -218,10 +262,14 @@ def main() -> int:
         live, cpu, n = live_median(cfg, args.seconds, snapdir)
         lives.append(live)
         cpus.append(cpu)
-        print(f"  headless median {heads[-1]:.3f} ms (60 repeats)   live median {live:.3f} ms "
-              f"({n} repeats)   dashboard CPU {cpu:.1f}% of one core")
+        print(
+            f"  headless median {heads[-1]:.3f} ms (60 repeats)   live median {live:.3f} ms "
+            f"({n} repeats)   dashboard CPU {cpu:.1f}% of one core"
+        )
     h, l_ = statistics.median(heads), statistics.median(lives)
-    print(f"  live / headless = {l_ / h:.3f}   dashboard self CPU median {statistics.median(cpus):.1f}%")
+    print(
+        f"  live / headless = {l_ / h:.3f}   dashboard self CPU median {statistics.median(cpus):.1f}%"
+    )
     print(f"load average at the end {load()}")
     shutil.rmtree(snapdir, ignore_errors=True)
     return 0

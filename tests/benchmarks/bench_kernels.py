@@ -8,6 +8,7 @@ figures; asserts nothing.
 
     python tests/benchmarks/bench_kernels.py [--rounds 5] [--repeats 10] [--only conv2,network]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def core_kernels() -> types.ModuleType | None:
     try:
-        src = subprocess.run(["git", "-C", str(REPO), "show", f"{CORE}:kernels/vectorized.py"],
-                             capture_output=True, text=True, check=True).stdout
+        src = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{CORE}:kernels/vectorized.py"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     mod = types.ModuleType("core_vectorized")
@@ -41,6 +46,7 @@ def core_kernels() -> types.ModuleType | None:
 
 
 # ---- conv2 variants: one step at a time ----------------------------------------------
+
 
 def conv_wide(x, w, b, out, scratch):
     """No patch copy: the input made CNHW once, then 9 GEMMs of shifted views, summed.
@@ -62,7 +68,7 @@ def conv_wide(x, w, b, out, scratch):
         for kw in range(3):
             if kh or kw:
                 s = kh * wd + kw
-                np.matmul(wt[kh, kw], xt[:, s:s + q], out=tmp)
+                np.matmul(wt[kh, kw], xt[:, s : s + q], out=tmp)
                 acc[:, :q] += tmp
     full = acc.reshape(oc, n, h, wd)[:, :, :oh, :ow]
     np.add(full.transpose(1, 0, 2, 3), b[None, :, None, None], out=out)
@@ -74,15 +80,14 @@ def conv_rows(x, w, b, out, scratch, fused_bias: bool):
     oc = w.shape[0]
     oh, ow = h - 2, wd - 2
     p, k1 = oh * ow, 9 * c + 1
-    wr = vectorized.pack_rows_weights(w, b if fused_bias else None,
-                                      scratch.get("rows.w", (k1, oc)))
+    wr = vectorized.pack_rows_weights(w, b if fused_bias else None, scratch.get("rows.w", (k1, oc)))
     m = vectorized._chunk(n, p * k1 * 4)
     rows = scratch.get("rows.rows", (m * p, k1))
     res = scratch.get("rows.res", (m * p, oc))
     img = scratch.get("rows.img", (h, wd, c))
     for s0 in range(0, n, m):
         s1 = min(n, s0 + m)
-        r, q = rows[:(s1 - s0) * p], res[:(s1 - s0) * p]
+        r, q = rows[: (s1 - s0) * p], res[: (s1 - s0) * p]
         native.im2row_nchw(x[s0:s1], img, r)
         np.matmul(r, wr, out=q)
         out[s0:s1] = q.reshape(s1 - s0, oh, ow, oc).transpose(0, 3, 1, 2)
@@ -91,6 +96,7 @@ def conv_rows(x, w, b, out, scratch, fused_bias: bool):
 
 
 # ---- measuring ---------------------------------------------------------------------------
+
 
 def measure(variants: dict, rounds: int, repeats: int) -> dict[str, list[float]]:
     times = {name: [] for name in variants}
@@ -112,8 +118,10 @@ def show(title: str, flops: int, times: dict[str, list[float]]) -> None:
     for name, t in times.items():
         med = float(np.median(t))
         first = first or med
-        print(f"  {name:58s} {med:8.3f} ms  ({min(t):.3f}-{max(t):.3f})  "
-              f"{flops / (med * 1e6):6.1f} GFLOP/s  {first / med:5.2f}x")
+        print(
+            f"  {name:58s} {med:8.3f} ms  ({min(t):.3f}-{max(t):.3f})  "
+            f"{flops / (med * 1e6):6.1f} GFLOP/s  {first / med:5.2f}x"
+        )
 
 
 def layer_case(name: str):
@@ -136,8 +144,10 @@ def main() -> int:
         print(f"(git history with commit {CORE} not found: no compute-core baseline)")
     blas.set_threads(1)
     R, N = args.rounds, args.repeats
-    print(f"batch 64, 1 thread, {R} interleaved rounds x {N} repeats; median (min-max); "
-          f"speedup vs the first line")
+    print(
+        f"batch 64, 1 thread, {R} interleaved rounds x {N} repeats; median (min-max); "
+        f"speedup vs the first line"
+    )
 
     for name in ("conv1", "conv2", "conv3"):
         if name not in only:
@@ -146,22 +156,28 @@ def main() -> int:
         w, b = p["weight"], p["bias"]
         v = {}
         if core:
-            v["core: im2col of the task, batched GEMM, bias pass"] = \
-                lambda s=Scratch(): core.conv(x, w, b, out, s)
+            v["core: im2col of the task, batched GEMM, bias pass"] = lambda s=Scratch(): core.conv(
+                x, w, b, out, s
+            )
         if name == "conv2":
-            v["9 shifted GEMMs on a CNHW wide layout (no patch copy)"] = \
-                lambda s=Scratch(): conv_wide(x, w, b, out, s)
-            v["patch rows per chunk (numba) + GEMM, bias pass"] = \
-                lambda s=Scratch(): conv_rows(x, w, b, out, s, False)
-            v["  + bias fused in the GEMM (ones column)"] = \
-                lambda s=Scratch(): conv_rows(x, w, b, out, s, True)
+            v["9 shifted GEMMs on a CNHW wide layout (no patch copy)"] = lambda s=Scratch(): (
+                conv_wide(x, w, b, out, s)
+            )
+            v["patch rows per chunk (numba) + GEMM, bias pass"] = lambda s=Scratch(): conv_rows(
+                x, w, b, out, s, False
+            )
+            v["  + bias fused in the GEMM (ones column)"] = lambda s=Scratch(): conv_rows(
+                x, w, b, out, s, True
+            )
             for kb in (128, 512, 2048):
+
                 def chunked(s=Scratch(), kb=kb):
                     old, vectorized.CHUNK_BYTES = vectorized.CHUNK_BYTES, kb * 1024
                     try:
                         vectorized.conv(x, w, b, out, s)
                     finally:
                         vectorized.CHUNK_BYTES = old
+
                 v[f"now, chunks of {kb} KB of patch rows"] = chunked
         v["now: vectorized.conv"] = lambda s=Scratch(): vectorized.conv(x, w, b, out, s)
         show(name, layer.flops(64), measure(v, R, N))
@@ -172,41 +188,54 @@ def main() -> int:
         layer, x, p, out = layer_case(name)
         v = {}
         if core:
-            v[f"core: numpy {'4 strided views' if op == 'pool' else '8 passes, np.tanh'}"] = \
+            v[f"core: numpy {'4 strided views' if op == 'pool' else '8 passes, np.tanh'}"] = (
                 lambda s=Scratch(), f=getattr(core, op): f(x, out, s)
-        v[f"now: one numba pass{' (rational tanh)' if op == 'gelu' else ''}"] = \
+            )
+        v[f"now: one numba pass{' (rational tanh)' if op == 'gelu' else ''}"] = (
             lambda s=Scratch(), f=getattr(vectorized, op): f(x, out, s)
-        v["now, in place" if op == "gelu" else "now, again"] = \
-            lambda s=Scratch(), f=getattr(vectorized, op), y=x.copy(): f(y, y if op == "gelu" else out, s)
+        )
+        v["now, in place" if op == "gelu" else "now, again"] = (
+            lambda s=Scratch(), f=getattr(vectorized, op), y=x.copy(): f(
+                y, y if op == "gelu" else out, s
+            )
+        )
         show(name, layer.flops(64), measure(v, R, N))
 
     if "linear2" in only:
         layer, x, p, out = layer_case("linear2")
         v = {}
         if core:
-            v["core: GEMM, bias pass, numpy GELU"] = \
-                lambda s=Scratch(): core.linear(x, p["weight"], p["bias"], True, out, s)
-        v["now: GEMM, bias + GELU in one numba pass"] = \
-            lambda s=Scratch(): vectorized.linear(x, p["weight"], p["bias"], True, out, s)
+            v["core: GEMM, bias pass, numpy GELU"] = lambda s=Scratch(): core.linear(
+                x, p["weight"], p["bias"], True, out, s
+            )
+        v["now: GEMM, bias + GELU in one numba pass"] = lambda s=Scratch(): vectorized.linear(
+            x, p["weight"], p["bias"], True, out, s
+        )
         show("linear2", layer.flops(64), measure(v, R, N))
 
     if "network" in only:
         layer, x, p, out = layer_case("network")
         v = {}
         if core:
-            v["core: layer by layer, core kernels"] = \
-                lambda s=Scratch(): np.copyto(out, compute.stage_forward(core, NETWORK, x, p, s))
-        v["layer by layer, today's kernels"] = \
-            lambda s=Scratch(): np.copyto(out, compute.stage_forward(vectorized, NETWORK, x, p, s))
+            v["core: layer by layer, core kernels"] = lambda s=Scratch(): np.copyto(
+                out, compute.stage_forward(core, NETWORK, x, p, s)
+            )
+        v["layer by layer, today's kernels"] = lambda s=Scratch(): np.copyto(
+            out, compute.stage_forward(vectorized, NETWORK, x, p, s)
+        )
         fn = vectorized._sgemm()
-        for label, gemm in (("numpy GEMMs between numba steps, 8-sample chunks", None),
-                            ("GEMMs called inside numba, one call per block", fn)):
+        for label, gemm in (
+            ("numpy GEMMs between numba steps, 8-sample chunks", None),
+            ("GEMMs called inside numba, one call per block", fn),
+        ):
+
             def fused(s=Scratch(), gemm=gemm):
                 vectorized._sgemm_state[:] = [gemm]
                 try:
                     vectorized.network(x, p, out, s)
                 finally:
                     vectorized._sgemm_state[:] = [fn]
+
             if gemm is not None or fn is not None:
                 v[f"fused forward: {label}"] = fused
         show("network", layer.flops(64), measure(v, R, N))
@@ -219,6 +248,7 @@ def main() -> int:
 def two_threads(rounds: int, repeats: int) -> None:
     """Batch halves on two threads, BLAS called from numba (no GIL) or numpy between steps."""
     from concurrent.futures import ThreadPoolExecutor
+
     pool = ThreadPoolExecutor(2)
     fn = vectorized._sgemm()
     if fn is None:
@@ -242,9 +272,14 @@ def two_threads(rounds: int, repeats: int) -> None:
                 else:
                     for f in [pool.submit(task, i, 32 * i, 32 * i + 32) for i in range(2)]:
                         f.result()
+
             return run
-        v = {f"{t} thread{'s' * (t > 1)}, {path} GEMM calls": with_gemm(path, t)
-             for path in ("native", "numpy") for t in (1, 2)}
+
+        v = {
+            f"{t} thread{'s' * (t > 1)}, {path} GEMM calls": with_gemm(path, t)
+            for path in ("native", "numpy")
+            for t in (1, 2)
+        }
         show(f"{name}: batch halves on 2 threads", layer.flops(64), measure(v, rounds, repeats))
     vectorized._sgemm_state[:] = [fn]
     pool.shutdown()

@@ -20,6 +20,7 @@ its achieved rate and the share of one core it takes.
 
 Prints figures; asserts nothing (timings here are noisy).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,9 @@ from partui.kernels import strategies
 from partui.kernels.compute import run_task
 from partui.kernels.layers import get_layer, make_input, make_params
 from partui.kernels.scratch import Scratch
+from partui.profiles import blas
 from partui.profiles.engine import Engine, RunConfig
 from partui.profiles.events import EventLog
-from partui.profiles import blas
 from partui.profiles.sampler import SAMPLE_HZ, CpuSampler
 
 CASES = {  # name: (layer, batch): tasks from ~1 ms up
@@ -51,9 +52,11 @@ class Bare:
 
     def __init__(self, layer_name: str, batch: int):
         self.layer = get_layer(layer_name)
-        self.arrays = {"x": make_input(self.layer, batch, 0),
-                       "out": np.empty(self.layer.out_array_shape(batch), dtype=np.float32),
-                       **make_params(self.layer, 0)}
+        self.arrays = {
+            "x": make_input(self.layer, batch, 0),
+            "out": np.empty(self.layer.out_array_shape(batch), dtype=np.float32),
+            **make_params(self.layer, 0),
+        }
         (self.task,) = strategies.plan(self.layer, "none", batch, 1).phases[0]
         self.scratch = Scratch()
 
@@ -91,6 +94,7 @@ def sampler_cost(seconds: float, workers: int = 2) -> None:
         a = np.random.default_rng(i).random((256, 256), dtype=np.float32)
         while not stop.is_set():
             a @ a
+
     threads = [threading.Thread(target=busy, args=(i,)) for i in range(workers)]
     for t in threads:
         t.start()
@@ -106,30 +110,42 @@ def sampler_cost(seconds: float, workers: int = 2) -> None:
     costs = [s.sampler_cost_us for s in samples]
     rate = (len(samples) - 1) / ((samples[-1].t_ns - samples[0].t_ns) / 1e9)
     med = statistics.median(costs)
-    print(f"sampler alone, {workers} busy worker threads, {seconds:.0f} s: {len(samples)} samples "
-          f"at {rate:.1f} Hz, CPU per sample median {med:.0f} us (min {min(costs):.0f}, "
-          f"p90 {np.percentile(costs, 90):.0f}) -> {100 * med * rate / 1e6:.2f}% of one core")
+    print(
+        f"sampler alone, {workers} busy worker threads, {seconds:.0f} s: {len(samples)} samples "
+        f"at {rate:.1f} Hz, CPU per sample median {med:.0f} us (min {min(costs):.0f}, "
+        f"p90 {np.percentile(costs, 90):.0f}) -> {100 * med * rate / 1e6:.2f}% of one core"
+    )
 
 
 def pct(ratios: list[float]) -> str:
-    return (f"{100 * (statistics.median(ratios) - 1):+.1f}% "
-            f"({100 * (min(ratios) - 1):+.1f}..{100 * (max(ratios) - 1):+.1f})")
+    return (
+        f"{100 * (statistics.median(ratios) - 1):+.1f}% "
+        f"({100 * (min(ratios) - 1):+.1f}..{100 * (max(ratios) - 1):+.1f})"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--pairs", type=int, default=40,
-                    help="bare / instrumented / unsampled blocks per round, order alternating")
+    ap.add_argument(
+        "--pairs",
+        type=int,
+        default=40,
+        help="bare / instrumented / unsampled blocks per round, order alternating",
+    )
     ap.add_argument("--block", type=int, default=5, help="timed repeats per block")
     ap.add_argument("--sampler-seconds", type=float, default=3.0)
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     args = ap.parse_args()
-    print(f"{args.rounds} rounds x {args.pairs} interleaved blocks of {args.block} repeats "
-          f"(+1 warm-up each); per round the ratio of medians to the bare loop; shown: median "
-          f"(min..max) over rounds; sampler at {SAMPLE_HZ} Hz")
-    print(f"{'case':<15} {'bare ms':>8} {'instrumented':>20} {'no sampler':>20} "
-          f"{'spans alone':>20} {'wall - span':>12}")
+    print(
+        f"{args.rounds} rounds x {args.pairs} interleaved blocks of {args.block} repeats "
+        f"(+1 warm-up each); per round the ratio of medians to the bare loop; shown: median "
+        f"(min..max) over rounds; sampler at {SAMPLE_HZ} Hz"
+    )
+    print(
+        f"{'case':<15} {'bare ms':>8} {'instrumented':>20} {'no sampler':>20} "
+        f"{'spans alone':>20} {'wall - span':>12}"
+    )
     costs = []
     with Engine() as sampled, Engine(sample_hz=0) as unsampled:
         for name in args.cases.split(","):
@@ -157,15 +173,21 @@ def main() -> None:
                 r_plain.append(statistics.median(plain) / mb)
                 r_span.append(statistics.median(span) / mb)
                 gaps.append((statistics.median(inst) - statistics.median(span)) * 1000)
-            print(f"{name:<15} {statistics.median(bares):>8.3f} {pct(r_inst):>20} "
-                  f"{pct(r_plain):>20} {pct(r_span):>20} {statistics.median(gaps):>9.0f} us")
+            print(
+                f"{name:<15} {statistics.median(bares):>8.3f} {pct(r_inst):>20} "
+                f"{pct(r_plain):>20} {pct(r_span):>20} {statistics.median(gaps):>9.0f} us"
+            )
         fixed = fixed_overhead(sampled, args.rounds)
-        print(f"fixed cost the instrumented engine adds per repeat on a ~6 us task (logsoftmax "
-              f"b=1, 200 repeats): median {statistics.median(fixed):.1f} us "
-              f"({min(fixed):.1f}..{max(fixed):.1f})")
+        print(
+            f"fixed cost the instrumented engine adds per repeat on a ~6 us task (logsoftmax "
+            f"b=1, 200 repeats): median {statistics.median(fixed):.1f} us "
+            f"({min(fixed):.1f}..{max(fixed):.1f})"
+        )
     if costs:
-        print(f"sampler during the instrumented runs: {len(costs)} samples, CPU per sample "
-              f"median {statistics.median(costs):.0f} us (p90 {np.percentile(costs, 90):.0f} us)")
+        print(
+            f"sampler during the instrumented runs: {len(costs)} samples, CPU per sample "
+            f"median {statistics.median(costs):.0f} us (p90 {np.percentile(costs, 90):.0f} us)"
+        )
     sampler_cost(args.sampler_seconds)
 
 

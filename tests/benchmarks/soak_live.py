@@ -16,6 +16,7 @@ At the end it quits with q and lists what the tree left behind: processes still 
 
     python tests/benchmarks/soak_live.py --minutes 10 --every 30
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,17 +83,28 @@ def main() -> int:
         raise SystemExit("tmux is needed")
     partui = Path(sys.executable).with_name("partui")
     work = Path(tempfile.mkdtemp(prefix="partui-soak-"))
-    env = (f"PARTUI_SNAPSHOT_DIR={work / 'snaps'} PARTUI_BASELINE_BOOK={work / 'book.json'}")
-    tmux("new-session", "-d", "-s", args.session, "-x", "120", "-y", "40",
-         f"{env} {partui} --layer conv2 --batch 16 --workers 2 --executor processes --live")
+    env = f"PARTUI_SNAPSHOT_DIR={work / 'snaps'} PARTUI_BASELINE_BOOK={work / 'book.json'}"
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        args.session,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        f"{env} {partui} --layer conv2 --batch 16 --workers 2 --executor processes --live",
+    )
     seen_shm: set[str] = set()
     seen_pids: dict[int, psutil.Process] = {}
     try:
         pane = int(tmux("display-message", "-p", "-t", args.session, "#{pane_pid}").stdout)
         dash = find_dashboard(pane)
         print(f"dashboard pid {dash.pid}; load average {open('/proc/loadavg').read().split()[:3]}")
-        print(f"{'t_s':>6} {'keys':>5} {'rss_mb':>7} {'threads':>7} {'fds':>5} "
-              f"{'children':>8} {'shm':>4}")
+        print(
+            f"{'t_s':>6} {'keys':>5} {'rss_mb':>7} {'threads':>7} {'fds':>5} "
+            f"{'children':>8} {'shm':>4}"
+        )
         t0 = time.monotonic()
         end = t0 + args.minutes * 60
         next_record, presses = t0, 0
@@ -104,9 +116,12 @@ def main() -> int:
                     seen_pids.setdefault(k.pid, k)
                 shm = shm_of([dash, *kids])
                 seen_shm |= shm
-                print(f"{now - t0:6.0f} {presses:5d} {dash.memory_info().rss / 2**20:7.1f} "
-                      f"{dash.num_threads():7d} {dash.num_fds():5d} {len(kids):8d} "
-                      f"{len(shm):4d}", flush=True)
+                print(
+                    f"{now - t0:6.0f} {presses:5d} {dash.memory_info().rss / 2**20:7.1f} "
+                    f"{dash.num_threads():7d} {dash.num_fds():5d} {len(kids):8d} "
+                    f"{len(shm):4d}",
+                    flush=True,
+                )
                 next_record += args.every
                 if now >= end:
                     break
@@ -120,11 +135,16 @@ def main() -> int:
         except psutil.TimeoutExpired:
             print("the dashboard did not quit within 15 s of q")
         time.sleep(2)
-        left = [p.pid for p in seen_pids.values() if p.is_running()
-                and p.status() != psutil.STATUS_ZOMBIE]
+        left = [
+            p.pid
+            for p in seen_pids.values()
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        ]
         shm_left = sorted(n for n in seen_shm if os.path.exists(f"/dev/shm/{n}"))
-        print(f"after q: processes of the tree still running: {left or 'none'}; "
-              f"/dev/shm entries left: {shm_left or 'none'}")
+        print(
+            f"after q: processes of the tree still running: {left or 'none'}; "
+            f"/dev/shm entries left: {shm_left or 'none'}"
+        )
         return 1 if left or shm_left else 0
     finally:
         tmux("kill-session", "-t", args.session, check=False)

@@ -1,4 +1,5 @@
 """`partui bench`: the kernels against this machine's GEMM limit, with a verdict on the targets."""
+
 from __future__ import annotations
 
 import json
@@ -11,40 +12,68 @@ from partui.profiles.config import MAX_WORKERS
 
 from ..errors import UsageError
 from ..safe_text import echo
-from .core import ascii_int, check_output, parse_int
 from ..table import ms, table
+from .core import ascii_int, check_output, parse_int
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "bench", help="GEMM peak, the best strategy per layer and worker count, target verdicts",
+        "bench",
+        help="GEMM peak, the best strategy per layer and worker count, target verdicts",
         description="Measure this machine's float32 GEMM peak at 1 and 2 threads (and all "
-                    "cores), then for every layer at batch 64 the best strategy and executor "
-                    "per worker count (median, min-max, GFLOP/s, share of the GEMM peak), and "
-                    "the whole network. Every candidate is screened, then the finalists are "
-                    "measured again in interleaved rounds; every run is verified against the "
-                    "float64 reference. Prints a verdict on the performance targets and saves "
-                    "a snapshot. Progress goes to stderr. Exit 1 if any configuration gave a "
-                    "wrong answer, 2 for bad input, 130 on Ctrl+C.")
+        "cores), then for every layer at batch 64 the best strategy and executor "
+        "per worker count (median, min-max, GFLOP/s, share of the GEMM peak), and "
+        "the whole network. Every candidate is screened, then the finalists are "
+        "measured again in interleaved rounds; every run is verified against the "
+        "float64 reference. Prints a verdict on the performance targets and saves "
+        "a snapshot. Progress goes to stderr. Exit 1 if any configuration gave a "
+        "wrong answer, 2 for bad input, 130 on Ctrl+C.",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--quick", action="store_true",
-                   help="a few repeats only: proves everything runs and is verified in seconds "
-                        "(CI smoke); its figures are rough")
-    p.add_argument("--out", metavar="FILE",
-                   help="save the snapshot here (default: bench-<date>-<time>.json in "
-                        "$PARTUI_SNAPSHOT_DIR or ~/.local/share/partui/snapshots); the "
-                        "chosen configurations' runs, the summary under baseline.bench")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few repeats only: proves everything runs and is verified in seconds "
+        "(CI smoke); its figures are rough",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="save the snapshot here (default: bench-<date>-<time>.json in "
+        "$PARTUI_SNAPSHOT_DIR or ~/.local/share/partui/snapshots); the "
+        "chosen configurations' runs, the summary under baseline.bench",
+    )
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--layers", metavar="L,L", help="only these layers (comma-separated; "
-                   "'network' for the whole forward pass); default: all of them")
-    p.add_argument("--workers", metavar="N,N",
-                   help="worker counts to compare (default: 1, 2 and the core count)")
-    p.add_argument("--batch", type=ascii_int, default=64, metavar="B",
-                   help=f"samples, 1..{MAX_BATCH} (default 64)")
-    p.add_argument("--rounds", type=ascii_int, metavar="R",
-                   help="interleaved rounds of the finalists (default 5, 1 with --quick)")
-    p.add_argument("--repeat", type=ascii_int, metavar="N",
-                   help="timed repeats per finalist per round (default 10, 3 with --quick)")
+    p.add_argument(
+        "--layers",
+        metavar="L,L",
+        help="only these layers (comma-separated; "
+        "'network' for the whole forward pass); default: all of them",
+    )
+    p.add_argument(
+        "--workers",
+        metavar="N,N",
+        help="worker counts to compare (default: 1, 2 and the core count)",
+    )
+    p.add_argument(
+        "--batch",
+        type=ascii_int,
+        default=64,
+        metavar="B",
+        help=f"samples, 1..{MAX_BATCH} (default 64)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=ascii_int,
+        metavar="R",
+        help="interleaved rounds of the finalists (default 5, 1 with --quick)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=ascii_int,
+        metavar="N",
+        help="timed repeats per finalist per round (default 10, 3 with --quick)",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -57,13 +86,16 @@ def _int_list(text: str, what: str, lo: int, hi: int) -> tuple[int, ...]:
 
 def settings_from(args):
     from partui.profiles.bench import BenchSettings
+
     changes = {}
     if args.layers is not None:
         names = tuple(dict.fromkeys(v.strip() for v in args.layers.split(",") if v.strip()))
         unknown = [n for n in names if n not in LAYER_NAMES]
         if unknown or not names:
-            raise UsageError(f"unknown layer {', '.join(map(echo, unknown)) or echo(args.layers)}; "
-                             f"choose from {', '.join(LAYER_NAMES)}")
+            raise UsageError(
+                f"unknown layer {', '.join(map(echo, unknown)) or echo(args.layers)}; "
+                f"choose from {', '.join(LAYER_NAMES)}"
+            )
         changes["layers"] = names
     if args.workers is not None:
         workers = _int_list(args.workers, "workers", 1, MAX_WORKERS)
@@ -84,6 +116,7 @@ def _out_path(args) -> Path:
     from partui.profiles.snapshot import default_snapshot_dir, default_snapshot_path
 
     from .core import check_writable_dir
+
     if args.out is not None:
         return check_output(args.out, "--out", args.force)
     return default_snapshot_path(check_writable_dir(str(default_snapshot_dir())), stem="bench")
@@ -92,6 +125,7 @@ def _out_path(args) -> Path:
 def cmd_bench(args) -> int:
     from partui.profiles.bench import Bench, chosen_runs, to_snapshot
     from partui.profiles.snapshot import save
+
     settings = settings_from(args)
     out = _out_path(args)
     t0 = time.monotonic()
@@ -100,12 +134,17 @@ def cmd_bench(args) -> int:
         print(f"[{time.monotonic() - t0:6.1f}s] {text}", file=sys.stderr, flush=True)
 
     from .core import compile_ahead
+
     compile_ahead(settings.layer_names())
     bench = Bench(settings, progress)
     result = bench.run()
     try:
-        out = save(to_snapshot(result, chosen_runs(bench, result)), out, overwrite=args.force,
-                   unique=args.out is None)
+        out = save(
+            to_snapshot(result, chosen_runs(bench, result)),
+            out,
+            overwrite=args.force,
+            unique=args.out is None,
+        )
     except OSError as exc:
         raise UsageError(f"snapshot not saved: {exc}") from None
     progress(f"saved {out}")
@@ -119,6 +158,7 @@ def cmd_bench(args) -> int:
 
 # ---- the text report -------------------------------------------------------------------
 
+
 def _pct(v: float) -> str:
     return f"{100 * v:.0f}%"
 
@@ -128,19 +168,28 @@ def report(result: dict) -> str:
     m = result["machine"]
     s = result["settings"]
     load = result["load_average"]
-    lines.append(f"{m['cpu_model']}, {m['logical_cores']} logical cores; batch {result['batch']}; "
-                 f"kernel {result['kernel']}; {s['screen_repeats']} screening repeats per "
-                 f"candidate, then {s['rounds']} interleaved round(s) x {s['round_repeats']} "
-                 f"repeats of the finalists; load average before/after "
-                 f"{_load(load['before'])} / {_load(load['after'])}")
+    lines.append(
+        f"{m['cpu_model']}, {m['logical_cores']} logical cores; batch {result['batch']}; "
+        f"kernel {result['kernel']}; {s['screen_repeats']} screening repeats per "
+        f"candidate, then {s['rounds']} interleaved round(s) x {s['round_repeats']} "
+        f"repeats of the finalists; load average before/after "
+        f"{_load(load['before'])} / {_load(load['after'])}"
+    )
     others = result.get("other_cpu_cores")
     if others is not None:
-        lines.append(f"other processes used {others:.2f} cores on average while this ran"
-                     + ("  (figures with 2 workers need a second free core: treat them "
-                        "with care)" if others > 0.2 else ""))
+        lines.append(
+            f"other processes used {others:.2f} cores on average while this ran"
+            + (
+                "  (figures with 2 workers need a second free core: treat them with care)"
+                if others > 0.2
+                else ""
+            )
+        )
     lines.append("")
-    rows = [[t, p["size"], f"{p['gflops']:.1f}", f"{p['best_gflops']:.1f}", ms(p["median_ms"])]
-            for t, p in result["gemm_peak"].items()]
+    rows = [
+        [t, p["size"], f"{p['gflops']:.1f}", f"{p['best_gflops']:.1f}", ms(p["median_ms"])]
+        for t, p in result["gemm_peak"].items()
+    ]
     lines.append("float32 GEMM peak (the practical limit)")
     lines.append(table(["threads", "size", "GFLOP/s (median)", "best", "median ms"], rows))
     for title, key in (("layers", "layers"), ("network", "network")):
@@ -153,22 +202,52 @@ def report(result: dict) -> str:
             note = "single task fastest" if r.get("single_task") else ""
             bp = r.get("best_parallel")
             if r.get("single_task") and bp:
-                note += f" (best split {bp['best_strategy']}/{bp['executor']} {ms(bp['median_ms'])} ms)"
+                note += (
+                    f" (best split {bp['best_strategy']}/{bp['executor']} {ms(bp['median_ms'])} ms)"
+                )
             speed = r.get("speedup_vs_best_1_worker")
             others = r.get("other_cpu_cores")
-            rows.append([r["layer"], r["workers"], f"{r['best_strategy']}/{r['executor']}",
-                         ms(r["median_ms"]), f"{ms(r['min_ms'])}-{ms(r['max_ms'])}",
-                         f"{r['gflops']:.1f}", _pct(r["share_of_gemm_peak"]),
-                         f"{speed:.2f}x" if speed else "-", "yes" if r["verified"] else "NO",
-                         "?" if others is None else f"{others:.2f}", note])
-        lines.append(table(["layer", "workers", "best", "median ms", "min-max", "GFLOP/s",
-                            "of peak", "vs 1 worker", "verified", "others", "note"], rows,
-                           align="lrlrrrrrlrl"))
+            rows.append(
+                [
+                    r["layer"],
+                    r["workers"],
+                    f"{r['best_strategy']}/{r['executor']}",
+                    ms(r["median_ms"]),
+                    f"{ms(r['min_ms'])}-{ms(r['max_ms'])}",
+                    f"{r['gflops']:.1f}",
+                    _pct(r["share_of_gemm_peak"]),
+                    f"{speed:.2f}x" if speed else "-",
+                    "yes" if r["verified"] else "NO",
+                    "?" if others is None else f"{others:.2f}",
+                    note,
+                ]
+            )
+        lines.append(
+            table(
+                [
+                    "layer",
+                    "workers",
+                    "best",
+                    "median ms",
+                    "min-max",
+                    "GFLOP/s",
+                    "of peak",
+                    "vs 1 worker",
+                    "verified",
+                    "others",
+                    "note",
+                ],
+                rows,
+                align="lrlrrrrrlrl",
+            )
+        )
     if result["failures"]:
         lines.append("")
         lines.append("WRONG ANSWERS (never chosen):")
         for f in result["failures"]:
-            lines.append(f"  {f['layer']} {f['strategy']}/{f['executor']} w={f['workers']}: {f['error']}")
+            lines.append(
+                f"  {f['layer']} {f['strategy']}/{f['executor']} w={f['workers']}: {f['error']}"
+            )
     lines.append("")
     lines.append("targets")
     rows = [[t["target"], "met" if t["met"] else "NOT MET", t["figure"]] for t in result["targets"]]

@@ -1,4 +1,5 @@
 """`partui list`, `partui info`, `partui run`."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,8 @@ import re
 import sys
 from pathlib import Path
 
-from partui.kernels.layers import LAYER_NAMES, LAYERS, MAX_BATCH
 from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
+from partui.kernels.layers import LAYER_NAMES, LAYERS, MAX_BATCH
 from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
 
 from ..errors import UsageError
@@ -20,44 +21,70 @@ EXECUTOR_LETTER = {"inline": "i", "threads": "t", "processes": "p", "blas": "b"}
 
 
 def register(sub) -> None:
-    p = sub.add_parser("list", help="layers, strategies, kernels, executors and valid combinations",
-                       description="List the network's layers (shapes, FLOPs) and which "
-                                   "strategy x kernel x executor combinations are valid.")
+    p = sub.add_parser(
+        "list",
+        help="layers, strategies, kernels, executors and valid combinations",
+        description="List the network's layers (shapes, FLOPs) and which "
+        "strategy x kernel x executor combinations are valid.",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("info", help="this machine: CPU, cores, caches, memory, BLAS",
-                       description="Show the machine partui measures: CPU model, logical and "
-                                   "physical cores, caches (sysfs), memory, BLAS libraries and "
-                                   "their thread counts, Python and numpy versions.")
+    p = sub.add_parser(
+        "info",
+        help="this machine: CPU, cores, caches, memory, BLAS",
+        description="Show the machine partui measures: CPU model, logical and "
+        "physical cores, caches (sysfs), memory, BLAS libraries and "
+        "their thread counts, Python and numpy versions.",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("run", help="run one configuration, timed and verified",
-                       description="Run one layer under one strategy, kernel and executor: "
-                                   "warm-ups, then timed repeats; every run is checked against "
-                                   "a float64 reference. Exit 0 when verified, 1 when the result "
-                                   "is wrong, 2 for bad input or a combination that is not "
-                                   "applicable, 130 on Ctrl+C.")
+    p = sub.add_parser(
+        "run",
+        help="run one configuration, timed and verified",
+        description="Run one layer under one strategy, kernel and executor: "
+        "warm-ups, then timed repeats; every run is checked against "
+        "a float64 reference. Exit 0 when verified, 1 when the result "
+        "is wrong, 2 for bad input or a combination that is not "
+        "applicable, 130 on Ctrl+C.",
+    )
     add_config_arguments(p)
-    p.add_argument("--pass", dest="pass_kind", default="forward", choices=["forward", "backward", "train"],
-                   metavar="P",
-                   help="forward; backward (one layer: input and parameter gradients from a seeded "
-                        "upstream gradient); train (--layer network: forward, NLL loss, backward, "
-                        "gradient combination, one SGD update)")
-    p.add_argument("--combine", default="reduce", choices=["reduce", "locked"], metavar="C",
-                   help="how partial gradients meet: reduce (per-task buffers summed after the "
-                        "phase) or locked (one shared accumulator under a lock)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object (times, spans, error) instead of tables")
-    p.add_argument("--save-arrays", metavar="DIR",
-                   help="write the run's arrays as .npy files to DIR, to check them with another "
-                        "library (PyTorch layouts). forward: input, weight, bias, output. "
-                        "backward: input, weight, bias, output_grad, input_grad, weight_grad, "
-                        "bias_grad. train: input, labels, <layer>.weight/.bias and their "
-                        "<layer>.weight.grad/.bias.grad (before the update), loss")
-    p.add_argument("--force", action="store_true",
-                   help="replace .npy files of those names already in DIR")
+    p.add_argument(
+        "--pass",
+        dest="pass_kind",
+        default="forward",
+        choices=["forward", "backward", "train"],
+        metavar="P",
+        help="forward; backward (one layer: input and parameter gradients from a seeded "
+        "upstream gradient); train (--layer network: forward, NLL loss, backward, "
+        "gradient combination, one SGD update)",
+    )
+    p.add_argument(
+        "--combine",
+        default="reduce",
+        choices=["reduce", "locked"],
+        metavar="C",
+        help="how partial gradients meet: reduce (per-task buffers summed after the "
+        "phase) or locked (one shared accumulator under a lock)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (times, spans, error) instead of tables",
+    )
+    p.add_argument(
+        "--save-arrays",
+        metavar="DIR",
+        help="write the run's arrays as .npy files to DIR, to check them with another "
+        "library (PyTorch layouts). forward: input, weight, bias, output. "
+        "backward: input, weight, bias, output_grad, input_grad, weight_grad, "
+        "bias_grad. train: input, labels, <layer>.weight/.bias and their "
+        "<layer>.weight.grad/.bias.grad (before the update), loss",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace .npy files of those names already in DIR"
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -80,34 +107,73 @@ def parse_int(text: str, what: str) -> int:
 
 def add_config_arguments(p, layer_required: bool = True) -> None:
     """The options that make a RunConfig, shared by every command that runs layers."""
-    p.add_argument("--layer", required=layer_required, choices=LAYER_NAMES, metavar="LAYER",
-                   help="one of: " + ", ".join(LAYER_NAMES))
-    p.add_argument("--strategy", default="batch", choices=list(STRATEGIES), metavar="S",
-                   help="how the work is cut: " + ", ".join(STRATEGIES))
-    p.add_argument("--kernel", default="vectorized", choices=list(KERNELS), metavar="K",
-                   help="loops or vectorized")
-    p.add_argument("--executor", default="threads", choices=list(EXECUTORS), metavar="E",
-                   help="who runs the tasks: " + ", ".join(EXECUTORS))
-    p.add_argument("--workers", type=ascii_int, default=default_workers(), metavar="N",
-                   help=f"worker threads or processes (BLAS threads for --executor blas), "
-                        f"1..{MAX_WORKERS}")
-    p.add_argument("--batch", type=ascii_int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}")
+    p.add_argument(
+        "--layer",
+        required=layer_required,
+        choices=LAYER_NAMES,
+        metavar="LAYER",
+        help="one of: " + ", ".join(LAYER_NAMES),
+    )
+    p.add_argument(
+        "--strategy",
+        default="batch",
+        choices=list(STRATEGIES),
+        metavar="S",
+        help="how the work is cut: " + ", ".join(STRATEGIES),
+    )
+    p.add_argument(
+        "--kernel",
+        default="vectorized",
+        choices=list(KERNELS),
+        metavar="K",
+        help="loops or vectorized",
+    )
+    p.add_argument(
+        "--executor",
+        default="threads",
+        choices=list(EXECUTORS),
+        metavar="E",
+        help="who runs the tasks: " + ", ".join(EXECUTORS),
+    )
+    p.add_argument(
+        "--workers",
+        type=ascii_int,
+        default=default_workers(),
+        metavar="N",
+        help=f"worker threads or processes (BLAS threads for --executor blas), 1..{MAX_WORKERS}",
+    )
+    p.add_argument(
+        "--batch", type=ascii_int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}"
+    )
     p.add_argument("--repeat", type=ascii_int, default=5, metavar="R", help="timed repeats")
-    p.add_argument("--warmup", type=ascii_int, default=1, metavar="W", help="untimed warm-up repeats")
-    p.add_argument("--seed", type=ascii_int, default=0, metavar="K", help="seed of inputs and weights")
+    p.add_argument(
+        "--warmup", type=ascii_int, default=1, metavar="W", help="untimed warm-up repeats"
+    )
+    p.add_argument(
+        "--seed", type=ascii_int, default=0, metavar="K", help="seed of inputs and weights"
+    )
 
 
 def config_from(args, **overrides) -> RunConfig:
-    values = dict(layer=args.layer, strategy=args.strategy, kernel=args.kernel,
-                  executor=args.executor, workers=args.workers, batch=args.batch,
-                  repeats=args.repeat, warmup=args.warmup, seed=args.seed,
-                  pass_kind=getattr(args, "pass_kind", "forward"),
-                  combine=getattr(args, "combine", "reduce"))
+    values = dict(
+        layer=args.layer,
+        strategy=args.strategy,
+        kernel=args.kernel,
+        executor=args.executor,
+        workers=args.workers,
+        batch=args.batch,
+        repeats=args.repeat,
+        warmup=args.warmup,
+        seed=args.seed,
+        pass_kind=getattr(args, "pass_kind", "forward"),
+        combine=getattr(args, "combine", "reduce"),
+    )
     values.update(overrides)
     return RunConfig(**values)
 
 
 # ---- list -------------------------------------------------------------------
+
 
 def cmd_list(args) -> int:
     if args.json:
@@ -116,26 +182,50 @@ def cmd_list(args) -> int:
     rows = []
     for name, layer in LAYERS.items():
         params = "x".join(map(str, layer.weight_shape)) if layer.weight_shape else "-"
-        rows.append([name, layer.kind, layer.shape_text(), params,
-                     flops_text(layer.flops(1)), flops_text(layer.flops(64))])
-    print(table(["layer", "kind", "per-sample shape", "weight", "FLOPs/sample", "FLOPs@64"],
-                rows, align="llllrr"))
+        rows.append(
+            [
+                name,
+                layer.kind,
+                layer.shape_text(),
+                params,
+                flops_text(layer.flops(1)),
+                flops_text(layer.flops(64)),
+            ]
+        )
+    print(
+        table(
+            ["layer", "kind", "per-sample shape", "weight", "FLOPs/sample", "FLOPs@64"],
+            rows,
+            align="llllrr",
+        )
+    )
     print()
-    for title, items in (("strategies", STRATEGIES), ("kernels", KERNELS), ("executors", EXECUTORS)):
+    for title, items in (
+        ("strategies", STRATEGIES),
+        ("kernels", KERNELS),
+        ("executors", EXECUTORS),
+    ):
         print(f"{title}:")
         for key, text in items.items():
             print(f"  {key:<11} {text}")
     print()
-    print("valid combinations (letters: executors valid with the vectorized kernel; "
-          "i=inline t=threads p=processes b=blas; loops: the same without b):")
+    print(
+        "valid combinations (letters: executors valid with the vectorized kernel; "
+        "i=inline t=threads p=processes b=blas; loops: the same without b):"
+    )
     headers = ["layer"] + list(STRATEGIES)
     rows = []
     for name, layer in LAYERS.items():
         row = [name]
         for strategy in STRATEGIES:
-            letters = "".join(EXECUTOR_LETTER[e] for e in EXECUTORS
-                              if not_applicable_reason(layer, strategy, "vectorized", e,
-                                                       1 if e == "inline" else 2) is None)
+            letters = "".join(
+                EXECUTOR_LETTER[e]
+                for e in EXECUTORS
+                if not_applicable_reason(
+                    layer, strategy, "vectorized", e, 1 if e == "inline" else 2
+                )
+                is None
+            )
             row.append(letters or ".")
         rows.append(row)
     print(table(headers, rows, align="l" * len(headers)))
@@ -147,40 +237,61 @@ def list_data() -> dict:
     for name, layer in LAYERS.items():
         combos[name] = [
             {"strategy": s, "kernel": k, "executor": e}
-            for s in STRATEGIES for k in KERNELS for e in EXECUTORS
+            for s in STRATEGIES
+            for k in KERNELS
+            for e in EXECUTORS
             if not_applicable_reason(layer, s, k, e, 1 if e == "inline" else 2) is None
         ]
     return {
-        "layers": [{"name": n, "kind": layer.kind, "in_shape": layer.in_shape,
-                    "out_shape": layer.out_shape, "weight_shape": layer.weight_shape,
-                    "flops_per_sample": layer.flops(1)}
-                   for n, layer in LAYERS.items()],
-        "strategies": STRATEGIES, "kernels": KERNELS, "executors": EXECUTORS,
+        "layers": [
+            {
+                "name": n,
+                "kind": layer.kind,
+                "in_shape": layer.in_shape,
+                "out_shape": layer.out_shape,
+                "weight_shape": layer.weight_shape,
+                "flops_per_sample": layer.flops(1),
+            }
+            for n, layer in LAYERS.items()
+        ],
+        "strategies": STRATEGIES,
+        "kernels": KERNELS,
+        "executors": EXECUTORS,
         "valid": combos,
     }
 
 
 # ---- info -------------------------------------------------------------------
 
+
 def cmd_info(args) -> int:
     from partui.profiles.machine import info
+
     data = info()
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
     print(f"CPU          {data['cpu_model']}")
-    print(f"cores        {data['logical_cores']} logical, {data['physical_cores']} physical, "
-          f"{data['usable_cores']} usable by partui")
+    print(
+        f"cores        {data['logical_cores']} logical, {data['physical_cores']} physical, "
+        f"{data['usable_cores']} usable by partui"
+    )
     for c in data["caches"]:
-        print(f"cache L{c['level']:<2}     {c['type']:<12} {bytes_text(c['size']):>9}   "
-              f"line {c['line']} B   shared by cpus {c['shared_cpus']}")
+        print(
+            f"cache L{c['level']:<2}     {c['type']:<12} {bytes_text(c['size']):>9}   "
+            f"line {c['line']} B   shared by cpus {c['shared_cpus']}"
+        )
     if not data["caches"]:
         print("caches       (sysfs does not list them here)")
-    print(f"memory       {bytes_text(data['memory_total'])} total, "
-          f"{bytes_text(data['memory_available'])} available")
+    print(
+        f"memory       {bytes_text(data['memory_total'])} total, "
+        f"{bytes_text(data['memory_available'])} available"
+    )
     for lib in data["blas"]:
-        print(f"BLAS         {lib['internal_api']} {lib['version']} ({lib['user_api']}, "
-              f"{lib['threading_layer']}), {lib['num_threads']} threads")
+        print(
+            f"BLAS         {lib['internal_api']} {lib['version']} ({lib['user_api']}, "
+            f"{lib['threading_layer']}), {lib['num_threads']} threads"
+        )
     if not data["blas"]:
         print("BLAS         none found by threadpoolctl")
     print(f"Python       {data['python']}   numpy {data['numpy']}")
@@ -189,9 +300,11 @@ def cmd_info(args) -> int:
 
 # ---- run --------------------------------------------------------------------
 
+
 def check_writable_dir(path: str) -> Path:
     """Create `path` if needed and prove it is writable, or raise UsageError."""
     import tempfile
+
     d = Path(path)
     try:
         d.mkdir(parents=True, exist_ok=True)
@@ -213,6 +326,7 @@ def check_output(text: str, flag: str, force: bool) -> Path:
     file without --force, a folder that cannot be written.
     """
     from partui.profiles.safe_files import WriteError, check_target
+
     path = Path(text).expanduser()
     try:
         check_target(path, overwrite=force)
@@ -228,20 +342,22 @@ def compile_ahead(layers, kernel: str = "vectorized", strategy: str = "") -> Non
     if kernel != "vectorized":
         return  # the loops kernel is plain Python
     from partui.kernels import jitcache
+
     layers = list(LAYERS) if strategy == "pipeline" else list(layers)
     todo = jitcache.missing(layers)
     if not todo:
         return
     when = "first run only" if jitcache.cache_enabled() else "PARTUI_NUMBA_CACHE=0: every run"
-    print(f"partui: compiling kernels, {when} ({', '.join(todo)})...", file=sys.stderr,
-          flush=True)
+    print(f"partui: compiling kernels, {when} ({', '.join(todo)})...", file=sys.stderr, flush=True)
     from partui.kernels.warmup import compile_kernels
+
     seconds = compile_kernels(todo)
     print(f"partui: kernels compiled in {seconds:.0f} s", file=sys.stderr, flush=True)
 
 
 def cmd_run(args) -> int:
     from partui.profiles.engine import Engine
+
     cfg = config_from(args)
     cfg.check()
     out_dir = check_writable_dir(args.save_arrays) if args.save_arrays else None
@@ -259,6 +375,7 @@ def cmd_run(args) -> int:
         save_arrays(out_dir, result.arrays, args.force)
     if args.json:
         from partui.profiles.snapshot import json_safe  # NaN (not measured) -> null
+
         print(json.dumps(json_safe(result.to_dict()), allow_nan=False))
     else:
         print(run_report(result))
@@ -270,8 +387,10 @@ def cmd_run(args) -> int:
 def warn_settings(cfg: RunConfig) -> None:
     """Valid but unwise settings, on stderr: the run goes ahead (stdout stays the report)."""
     from partui.kernels.strategies import settings_warnings
-    for warning in settings_warnings(LAYERS[cfg.layer], cfg.strategy, cfg.executor,
-                                     cfg.workers, cfg.batch, os.cpu_count()):
+
+    for warning in settings_warnings(
+        LAYERS[cfg.layer], cfg.strategy, cfg.executor, cfg.workers, cfg.batch, os.cpu_count()
+    ):
         print(f"partui: warning: {warning}", file=sys.stderr)
 
 
@@ -281,6 +400,7 @@ def save_arrays(out_dir: Path, arrays: dict, force: bool = False) -> None:
     import numpy as np
 
     from partui.profiles.safe_files import write_bytes
+
     try:
         for name, arr in arrays.items():
             buf = io.BytesIO()
@@ -295,6 +415,7 @@ class _progress_printer:
 
     def __init__(self, cfg: RunConfig):
         from partui.profiles.events import RepeatDone
+
         self.total = cfg.warmup + cfg.repeats
         self.kind = RepeatDone
         self.count = 0
@@ -305,8 +426,12 @@ class _progress_printer:
             self.count += 1
             if self.tty:
                 label = "warm-up" if event.repeat < 0 else "repeat"
-                print(f"\r{label} {self.count}/{self.total}: {event.wall_ns / 1e6:.1f} ms   ",
-                      end="", file=sys.stderr, flush=True)
+                print(
+                    f"\r{label} {self.count}/{self.total}: {event.wall_ns / 1e6:.1f} ms   ",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def done(self) -> None:
         if self.tty and self.count:
@@ -316,7 +441,11 @@ class _progress_printer:
 def run_report(result) -> str:
     c = result.config
     pass_kind = c.get("pass_kind", "forward")
-    what = "" if pass_kind == "forward" else f"  pass {pass_kind}  combine {c.get('combine', 'reduce')}"
+    what = (
+        ""
+        if pass_kind == "forward"
+        else f"  pass {pass_kind}  combine {c.get('combine', 'reduce')}"
+    )
     lines = [
         f"{c['layer']}{what}  strategy {c['strategy']}  kernel {c['kernel']}  executor {c['executor']}  "
         f"workers {c['workers']}  batch {c['batch']}  BLAS threads {result.blas_threads}  "
@@ -328,17 +457,21 @@ def run_report(result) -> str:
     if result.pool_startup_ms:
         lines.append(f"pool start-up {ms(result.pool_startup_ms)} ms (not in the times)")
     total_busy = sum(result.worker_busy_ms) or 1.0
-    rows = [[w, ms(b), f"{100 * b / result.median_ms:.0f}%", f"{100 * b / total_busy:.0f}%"]
-            for w, b in enumerate(result.worker_busy_ms)]
+    rows = [
+        [w, ms(b), f"{100 * b / result.median_ms:.0f}%", f"{100 * b / total_busy:.0f}%"]
+        for w, b in enumerate(result.worker_busy_ms)
+    ]
     lines.append("")
     lines.append(table(["worker", "busy ms", "busy/wall", "share of work"], rows))
     lines.append("")
     if pass_kind != "forward":
         from partui.profiles.passes import phase_walls
+
         walls = phase_walls(result.spans, pass_kind)
         lines.append(table(["phase", "wall ms (median)"], [[k, ms(v)] for k, v in walls.items()]))
         lines.append("")
     verdict = "OK" if result.ok else f"FAILED: {result.error or 'result is wrong'}"
-    lines.append(f"max abs error {result.max_abs_error:.2e} (tolerance {result.tolerance:.2e})  "
-                 f"{verdict}")
+    lines.append(
+        f"max abs error {result.max_abs_error:.2e} (tolerance {result.tolerance:.2e})  {verdict}"
+    )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """`partui sweep`, `partui show`, `partui export`, `partui compare`: profiles without the dashboard."""
+
 from __future__ import annotations
 
 import sys
@@ -12,69 +13,131 @@ from ..safe_text import echo, printable
 from ..table import ms, table
 from .core import ascii_int, check_output, check_writable_dir, compile_ahead, parse_int
 
-MACHINE_KEYS = ("cpu_model", "logical_cores", "physical_cores", "usable_cores", "memory_total",
-                "python", "numpy", "platform", "hostname")
+MACHINE_KEYS = (
+    "cpu_model",
+    "logical_cores",
+    "physical_cores",
+    "usable_cores",
+    "memory_total",
+    "python",
+    "numpy",
+    "platform",
+    "hostname",
+)
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "sweep", help="run a grid of strategies x executors x workers; table + snapshot",
+        "sweep",
+        help="run a grid of strategies x executors x workers; table + snapshot",
         description="Run every applicable combination of the given strategies, executors and "
-                    "worker counts for one layer (combinations that make no sense are skipped), "
-                    "print a table with speedups against the same configuration at 1 worker "
-                    "and against the honest baseline (the best single-worker median of any "
-                    "strategy for this layer, kernel and batch measured on this machine), and "
-                    "save everything as a snapshot. Progress goes to stderr.")
-    p.add_argument("--layer", required=True, choices=LAYER_NAMES, metavar="LAYER",
-                   help="one of: " + ", ".join(LAYER_NAMES))
-    p.add_argument("--strategies", metavar="S,S", default=None,
-                   help="comma-separated (default: every strategy the layer allows)")
-    p.add_argument("--kernel", default="vectorized", choices=list(KERNELS), metavar="K",
-                   help="loops or vectorized")
-    p.add_argument("--executors", metavar="E,E", default=",".join(EXECUTORS),
-                   help="comma-separated: " + ", ".join(EXECUTORS))
-    p.add_argument("--workers", metavar="N,N", default=f"1,{default_workers()}",
-                   help=f"comma-separated worker counts, 1..{MAX_WORKERS}")
+        "worker counts for one layer (combinations that make no sense are skipped), "
+        "print a table with speedups against the same configuration at 1 worker "
+        "and against the honest baseline (the best single-worker median of any "
+        "strategy for this layer, kernel and batch measured on this machine), and "
+        "save everything as a snapshot. Progress goes to stderr.",
+    )
+    p.add_argument(
+        "--layer",
+        required=True,
+        choices=LAYER_NAMES,
+        metavar="LAYER",
+        help="one of: " + ", ".join(LAYER_NAMES),
+    )
+    p.add_argument(
+        "--strategies",
+        metavar="S,S",
+        default=None,
+        help="comma-separated (default: every strategy the layer allows)",
+    )
+    p.add_argument(
+        "--kernel",
+        default="vectorized",
+        choices=list(KERNELS),
+        metavar="K",
+        help="loops or vectorized",
+    )
+    p.add_argument(
+        "--executors",
+        metavar="E,E",
+        default=",".join(EXECUTORS),
+        help="comma-separated: " + ", ".join(EXECUTORS),
+    )
+    p.add_argument(
+        "--workers",
+        metavar="N,N",
+        default=f"1,{default_workers()}",
+        help=f"comma-separated worker counts, 1..{MAX_WORKERS}",
+    )
     p.add_argument("--batch", type=ascii_int, default=64, metavar="B", help="samples")
     p.add_argument("--repeat", type=ascii_int, default=5, metavar="R", help="timed repeats per run")
-    p.add_argument("--warmup", type=ascii_int, default=1, metavar="W", help="untimed warm-ups per run")
-    p.add_argument("--seed", type=ascii_int, default=0, metavar="K", help="seed of inputs and weights")
-    p.add_argument("--out", metavar="FILE",
-                   help="snapshot file (default: a new file in the snapshot folder)")
+    p.add_argument(
+        "--warmup", type=ascii_int, default=1, metavar="W", help="untimed warm-ups per run"
+    )
+    p.add_argument(
+        "--seed", type=ascii_int, default=0, metavar="K", help="seed of inputs and weights"
+    )
+    p.add_argument(
+        "--out", metavar="FILE", help="snapshot file (default: a new file in the snapshot folder)"
+    )
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--note", default="", help="free text kept in the snapshot")
-    p.add_argument("--no-book", action="store_true",
-                   help="neither read nor update this machine's book of best single-worker "
-                        "times (baselines then come from this sweep only)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (every run's statistics, baselines, the snapshot's path) on stdout; progress stays on stderr")
+    p.add_argument(
+        "--no-book",
+        action="store_true",
+        help="neither read nor update this machine's book of best single-worker "
+        "times (baselines then come from this sweep only)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (every run's statistics, baselines, the snapshot's path) on stdout; progress stays on stderr",
+    )
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("show", help="print a snapshot as tables",
-                       description="Print a saved snapshot: machine, note, every run with its "
-                                   "statistics, scaling fits and memory-lab results.")
+    p = sub.add_parser(
+        "show",
+        help="print a snapshot as tables",
+        description="Print a saved snapshot: machine, note, every run with its "
+        "statistics, scaling fits and memory-lab results.",
+    )
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--json", action="store_true", help="print one JSON object (machine, note, every run's statistics and baseline) instead of tables")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (machine, note, every run's statistics and baseline) instead of tables",
+    )
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("export", help="a snapshot as a Chrome trace (Perfetto) or CSV",
-                       description="Export a snapshot. chrome: Trace Event JSON for "
-                                   "ui.perfetto.dev, chrome://tracing or speedscope (a lane per "
-                                   "worker, one event per task, CPU counters). csv: one row per "
-                                   "run. Written to stdout unless -o is given.")
+    p = sub.add_parser(
+        "export",
+        help="a snapshot as a Chrome trace (Perfetto) or CSV",
+        description="Export a snapshot. chrome: Trace Event JSON for "
+        "ui.perfetto.dev, chrome://tracing or speedscope (a lane per "
+        "worker, one event per task, CPU counters). csv: one row per "
+        "run. Written to stdout unless -o is given.",
+    )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", required=True, choices=["chrome", "csv"])
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("compare", help="two snapshots side by side: medians, ratio, verdict",
-                       description="For every configuration present in both snapshots: the two "
-                                   "medians, the ratio B/A and a verdict where the min-max "
-                                   "spreads do not overlap. Differences between the two "
-                                   "machines come first.")
+    p = sub.add_parser(
+        "compare",
+        help="two snapshots side by side: medians, ratio, verdict",
+        description="For every configuration present in both snapshots: the two "
+        "medians, the ratio B/A and a verdict where the min-max "
+        "spreads do not overlap. Differences between the two "
+        "machines come first.",
+    )
     p.add_argument("a", metavar="A")
     p.add_argument("b", metavar="B")
-    p.add_argument("--json", action="store_true", help='print one JSON object (machine differences, every shared configuration) instead of tables')
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (machine differences, every shared configuration) instead of tables",
+    )
     p.set_defaults(func=cmd_compare)
 
 
@@ -89,8 +152,10 @@ def _names(text: str, choices, what: str) -> list[str]:
         raise UsageError(f"--{what} needs at least one name")
     for n in names:
         if n not in choices:
-            raise UsageError(f"unknown {_SINGULAR.get(what, what)} {echo(n)} in --{what}; "
-                             f"choose from {', '.join(choices)}")
+            raise UsageError(
+                f"unknown {_SINGULAR.get(what, what)} {echo(n)} in --{what}; "
+                f"choose from {', '.join(choices)}"
+            )
     return list(dict.fromkeys(names))
 
 
@@ -106,15 +171,27 @@ def _worker_counts(text: str) -> list[int]:
 
 def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
     """The applicable configurations, and why the others were skipped."""
-    strategies = (_names(args.strategies, STRATEGIES, "strategies")
-                  if args.strategies is not None else list(STRATEGIES))  # those the layer does not allow are skipped below
+    strategies = (
+        _names(args.strategies, STRATEGIES, "strategies")
+        if args.strategies is not None
+        else list(STRATEGIES)
+    )  # those the layer does not allow are skipped below
     executors = _names(args.executors, EXECUTORS, "executors")
     configs, skipped = [], []
     for s in strategies:
         for e in executors:
             for w in _worker_counts(args.workers):
-                cfg = RunConfig(args.layer, s, args.kernel, e, w, args.batch, args.repeat,
-                                args.warmup, args.seed)
+                cfg = RunConfig(
+                    args.layer,
+                    s,
+                    args.kernel,
+                    e,
+                    w,
+                    args.batch,
+                    args.repeat,
+                    args.warmup,
+                    args.seed,
+                )
                 try:
                     cfg.check()
                 except NotApplicable as exc:
@@ -122,8 +199,9 @@ def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
                     continue
                 configs.append(cfg)
     if not configs:
-        raise UsageError("no applicable configuration in this grid"
-                         + (f" ({skipped[0]})" if skipped else ""))
+        raise UsageError(
+            "no applicable configuration in this grid" + (f" ({skipped[0]})" if skipped else "")
+        )
     return configs, skipped
 
 
@@ -142,10 +220,16 @@ def cmd_sweep(args) -> int:
     book = None if args.no_book else BaselineBook()
     if book is not None and book.problem:
         print(f"partui: note: {printable(book.problem)}", file=sys.stderr)
-    print(f"sweep: {len(configs)} runs ({len(skipped)} combinations not applicable, skipped), "
-          f"{args.warmup} warm-up + {args.repeat} repeats each", file=sys.stderr)
-    compile_ahead([args.layer], args.kernel, "pipeline" if any(
-        c.strategy == "pipeline" for c in configs) else "")
+    print(
+        f"sweep: {len(configs)} runs ({len(skipped)} combinations not applicable, skipped), "
+        f"{args.warmup} warm-up + {args.repeat} repeats each",
+        file=sys.stderr,
+    )
+    compile_ahead(
+        [args.layer],
+        args.kernel,
+        "pipeline" if any(c.strategy == "pipeline" for c in configs) else "",
+    )
     results, failed = [], []
     with Engine() as engine:
         for i, cfg in enumerate(configs, 1):
@@ -161,8 +245,9 @@ def cmd_sweep(args) -> int:
             print(f" {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}", file=sys.stderr)
     known = book.known(results) if book is not None else {}
     analysis = analyze(results, known, "this sweep")
-    snap = Snapshot.from_results(results, note=args.note,
-                                 baseline={k: b.to_dict() for k, b in analysis.baselines.items()})
+    snap = Snapshot.from_results(
+        results, note=args.note, baseline={k: b.to_dict() for k, b in analysis.baselines.items()}
+    )
     try:
         out = save(snap, out, overwrite=args.force, unique=args.out is None)
     except OSError as exc:
@@ -185,6 +270,7 @@ def cmd_sweep(args) -> int:
 
 # ---- tables shared by sweep and show ---------------------------------------------------
 
+
 def _x(v: float) -> str:
     return "-" if v != v else f"{v:.2f}x"
 
@@ -204,30 +290,62 @@ def _on_cpu(ratios: list[float]) -> str:
 
 def report(analysis, repeats: int | None = None) -> str:
     from partui.profiles.analysis import label
+
     rows = []
     for row in analysis.rows:
         r, st = row.result, row.stats
         vs1 = f"{_x(st.speedup_1w)} {st.verdict_1w}" if st.verdict_1w else "-"
-        rows.append([label(r.config), ms(r.median_ms), f"{ms(r.min_ms)}-{ms(r.max_ms)}",
-                     ms(st.iqr), vs1, _x(st.speedup_honest), _ratio(st.efficiency),
-                     _on_cpu(r.on_cpu_ratio), _ratio(st.imbalance),
-                     "ok" if r.ok else "WRONG"])
-    lines = [table(["configuration", "median ms", "min-max ms", "IQR ms", "vs 1 worker",
-                    "vs baseline", "efficiency", "on-CPU", "imbalance", "ok"], rows,
-                   align="lrrrlrrlrl")]
+        rows.append(
+            [
+                label(r.config),
+                ms(r.median_ms),
+                f"{ms(r.min_ms)}-{ms(r.max_ms)}",
+                ms(st.iqr),
+                vs1,
+                _x(st.speedup_honest),
+                _ratio(st.efficiency),
+                _on_cpu(r.on_cpu_ratio),
+                _ratio(st.imbalance),
+                "ok" if r.ok else "WRONG",
+            ]
+        )
+    lines = [
+        table(
+            [
+                "configuration",
+                "median ms",
+                "min-max ms",
+                "IQR ms",
+                "vs 1 worker",
+                "vs baseline",
+                "efficiency",
+                "on-CPU",
+                "imbalance",
+                "ok",
+            ],
+            rows,
+            align="lrrrlrrlrl",
+        )
+    ]
     lines.append("")
     n = f"{repeats} repeats each; " if repeats else ""
-    lines.append(f"{n}'faster'/'slower' only where the min-max spreads do not overlap; "
-                 "efficiency = speedup vs baseline / workers; on-CPU = CPU time / busy time "
-                 "per worker; imbalance = max / mean busy time")
+    lines.append(
+        f"{n}'faster'/'slower' only where the min-max spreads do not overlap; "
+        "efficiency = speedup vs baseline / workers; on-CPU = CPU time / busy time "
+        "per worker; imbalance = max / mean busy time"
+    )
     if analysis.baselines:
-        lines.append("baselines (best single-worker median for the layer, kernel and batch, "
-                     "any strategy and executor):")
+        lines.append(
+            "baselines (best single-worker median for the layer, kernel and batch, "
+            "any strategy and executor):"
+        )
         for k, b in sorted(analysis.baselines.items()):
             lines.append(f"  {k}: {ms(b.median_ms)} ms ({b.label()})")
     if analysis.series:
-        lines.append("scaling over workers (Amdahl fit T(p) = T1 (s + (1-s)/p); Karp-Flatt e "
-                     "per worker count, rising e = overhead that grows with workers):")
+        lines.append(
+            "scaling over workers (Amdahl fit T(p) = T1 (s + (1-s)/p); Karp-Flatt e "
+            "per worker count, rising e = overhead that grows with workers):"
+        )
         for s in analysis.series:
             layer, strategy, kernel, executor, batch = s.key
             name = f"{strategy}/{kernel}/{executor}"
@@ -242,8 +360,11 @@ def report(analysis, repeats: int | None = None) -> str:
                 else:
                     ceiling = "unbounded" if f.ceiling == float("inf") else f"{f.ceiling:.1f}x"
                     fit = f"s = {f.serial_fraction:.2f}, ceiling {ceiling}"
-                fit += (" (2 points: an exact fit, not a test of the model)" if f.points == 2
-                        else f" (rms error {ms(f.rms_error_ms)} ms)")
+                fit += (
+                    " (2 points: an exact fit, not a test of the model)"
+                    if f.points == 2
+                    else f" (rms error {ms(f.rms_error_ms)} ms)"
+                )
             kf = "  ".join(f"e(w={p}) = {e:.2f}" for p, e in s.karp_flatt.items() if e == e)
             lines.append(f"  {name}: {fit}" + (f"; {kf}" if kf else ""))
     return "\n".join(lines)
@@ -251,8 +372,10 @@ def report(analysis, repeats: int | None = None) -> str:
 
 # ---- show / export / compare --------------------------------------------------------------
 
+
 def _load(path: str):
     from partui.profiles.snapshot import SnapshotError, load
+
     try:
         return load(path)
     except SnapshotError as exc:
@@ -267,29 +390,41 @@ def _say(text: str = "") -> None:
 def cmd_show(args) -> int:
     from partui.profiles.analysis import analyze
     from partui.profiles.export import snapshot_baselines
+
     snap = _load(args.file)
     if args.json:
-        _print_json({"file": str(args.file), "created": snap.created,
-                     "partui_version": snap.partui_version,
-                     "schema_version": snap.schema_version, "machine": snap.machine,
-                     "note": snap.note,
-                     **analysis_data(analyze(snap.results(), snapshot_baselines(snap),
-                                             "this snapshot")),
-                     "lab": snap.memlab})
+        _print_json(
+            {
+                "file": str(args.file),
+                "created": snap.created,
+                "partui_version": snap.partui_version,
+                "schema_version": snap.schema_version,
+                "machine": snap.machine,
+                "note": snap.note,
+                **analysis_data(analyze(snap.results(), snapshot_baselines(snap), "this snapshot")),
+                "lab": snap.memlab,
+            }
+        )
         return 0
     m = snap.machine
     _say(f"snapshot   {args.file}")
     _say(f"created    {snap.created}   partui {snap.partui_version}   schema {snap.schema_version}")
-    _say(f"machine    {m.get('cpu_model', '?')}, {m.get('logical_cores', '?')} logical cores "
-          f"({m.get('usable_cores', '?')} usable), Python {m.get('python', '?')}, "
-          f"numpy {m.get('numpy', '?')}")
+    _say(
+        f"machine    {m.get('cpu_model', '?')}, {m.get('logical_cores', '?')} logical cores "
+        f"({m.get('usable_cores', '?')} usable), Python {m.get('python', '?')}, "
+        f"numpy {m.get('numpy', '?')}"
+    )
     if snap.note:
         _say(f"note       {snap.note}")
     _say()
     if snap.runs:
         repeats = {r["config"]["repeats"] for r in snap.runs}
-        _say(report(analyze(snap.results(), snapshot_baselines(snap), "this snapshot"),
-                     repeats.pop() if len(repeats) == 1 else None))
+        _say(
+            report(
+                analyze(snap.results(), snapshot_baselines(snap), "this snapshot"),
+                repeats.pop() if len(repeats) == 1 else None,
+            )
+        )
     else:
         _say("no runs")
     if snap.memlab:
@@ -308,6 +443,7 @@ def cmd_export(args) -> int:
 
     from partui.profiles.export import chrome_trace, csv_text
     from partui.profiles.safe_files import write_text
+
     snap = _load(args.file)
     if args.output is not None:
         out = Path(args.output).expanduser()
@@ -334,8 +470,10 @@ def machine_differences(a: dict, b: dict) -> list[tuple[str, str, str]]:
     for k in MACHINE_KEYS:
         if a.get(k) != b.get(k):
             out.append((k, str(a.get(k)), str(b.get(k))))
-    blas = lambda m: [(x.get("internal_api"), x.get("version"), x.get("num_threads"))  # noqa: E731
-                      for x in m.get("blas", []) or []]
+    blas = lambda m: [
+        (x.get("internal_api"), x.get("version"), x.get("num_threads"))  # noqa: E731
+        for x in m.get("blas", []) or []
+    ]
     if blas(a) != blas(b):
         out.append(("blas", str(blas(a)), str(blas(b))))
     return out
@@ -355,6 +493,7 @@ def _print_json(data) -> None:
     import json
 
     from partui.profiles.snapshot import json_safe
+
     print(json.dumps(json_safe(data), allow_nan=False))
 
 
@@ -364,40 +503,70 @@ def analysis_data(analysis) -> dict:
     from dataclasses import asdict
 
     from partui.profiles.analysis import label
+
     runs = []
     for row in analysis.rows:
         r = row.result
-        runs.append({"label": label(r.config), "config": r.config, "ok": r.ok,
-                     "max_abs_error": r.max_abs_error, "on_cpu_ratio": r.on_cpu_ratio,
-                     **asdict(row.stats),
-                     "baseline": row.baseline.to_dict() if row.baseline else None})
-    series = [{"key": list(s.key), "median_ms_by_workers": {str(w): t for w, t in s.times.items()},
-               "amdahl": asdict(s.fit) if s.fit else None,
-               "karp_flatt": {str(w): e for w, e in s.karp_flatt.items()}}
-              for s in analysis.series]
-    return {"runs": runs, "baselines": {k: b.to_dict() for k, b in analysis.baselines.items()},
-            "series": series}
+        runs.append(
+            {
+                "label": label(r.config),
+                "config": r.config,
+                "ok": r.ok,
+                "max_abs_error": r.max_abs_error,
+                "on_cpu_ratio": r.on_cpu_ratio,
+                **asdict(row.stats),
+                "baseline": row.baseline.to_dict() if row.baseline else None,
+            }
+        )
+    series = [
+        {
+            "key": list(s.key),
+            "median_ms_by_workers": {str(w): t for w, t in s.times.items()},
+            "amdahl": asdict(s.fit) if s.fit else None,
+            "karp_flatt": {str(w): e for w, e in s.karp_flatt.items()},
+        }
+        for s in analysis.series
+    ]
+    return {
+        "runs": runs,
+        "baselines": {k: b.to_dict() for k, b in analysis.baselines.items()},
+        "series": series,
+    }
 
 
 def compare_data(a, b) -> dict:
     """What compare_report shows, as plain data: every run of a configuration pooled."""
     from partui.profiles.analysis import label, pooled_by_config
     from partui.profiles.stats import verdict
+
     ra = pooled_by_config(a.results())  # every run of a configuration, not the last one
     rb = pooled_by_config(b.results())
     both = [k for k in ra if k in rb]
-    side = lambda r: {"median_ms": r.median_ms, "min_ms": r.min_ms,  # noqa: E731
-                      "max_ms": r.max_ms, "n": len(r.times_ms)}
+    side = lambda r: {
+        "median_ms": r.median_ms,
+        "min_ms": r.min_ms,  # noqa: E731
+        "max_ms": r.max_ms,
+        "n": len(r.times_ms),
+    }
     rows = []
     for k in both:
         x, y = ra[k], rb[k]
-        rows.append({
-            "label": label(x.config), "config": x.config, "a": side(x), "b": side(y),
-            "ratio_b_over_a": y.median_ms / x.median_ms if x.median_ms > 0 else float("nan"),
-            "verdict": verdict((x.min_ms, x.max_ms), (y.min_ms, y.max_ms))})
-    return {"machine_differences": [list(d) for d in machine_differences(a.machine, b.machine)],
-            "configurations": rows, "only_in_a": len(ra) - len(both),
-            "only_in_b": len(rb) - len(both)}
+        rows.append(
+            {
+                "label": label(x.config),
+                "config": x.config,
+                "a": side(x),
+                "b": side(y),
+                "ratio_b_over_a": y.median_ms / x.median_ms if x.median_ms > 0 else float("nan"),
+                "verdict": verdict((x.min_ms, x.max_ms), (y.min_ms, y.max_ms)),
+            }
+        )
+    return {
+        "machine_differences": [list(d) for d in machine_differences(a.machine, b.machine)],
+        "configurations": rows,
+        "only_in_a": len(ra) - len(both),
+        "only_in_b": len(rb) - len(both),
+    }
 
 
 def compare_report(a, b) -> str:
@@ -408,20 +577,44 @@ def compare_report(a, b) -> str:
         out.append("the machines differ (ratios compare machines as well as configurations):")
         out.append(table(["", "A", "B"], data["machine_differences"], align="lll"))
     else:
-        out.append(f"same machine: {a.machine.get('cpu_model', '?')}, "
-                   f"{a.machine.get('logical_cores', '?')} logical cores")
+        out.append(
+            f"same machine: {a.machine.get('cpu_model', '?')}, "
+            f"{a.machine.get('logical_cores', '?')} logical cores"
+        )
     out.append("")
-    span = lambda t: (f"{ms(t['median_ms'])} ({ms(t['min_ms'])}-{ms(t['max_ms'])}) "  # noqa: E731
-                      f"n={t['n']}")
-    rows = [[c["label"], span(c["a"]), span(c["b"]), _ratio(c["ratio_b_over_a"]),
-             {"faster": "B faster", "slower": "B slower"}.get(c["verdict"], c["verdict"])]
-            for c in data["configurations"]]
+    span = lambda t: (
+        f"{ms(t['median_ms'])} ({ms(t['min_ms'])}-{ms(t['max_ms'])}) "  # noqa: E731
+        f"n={t['n']}"
+    )
+    rows = [
+        [
+            c["label"],
+            span(c["a"]),
+            span(c["b"]),
+            _ratio(c["ratio_b_over_a"]),
+            {"faster": "B faster", "slower": "B slower"}.get(c["verdict"], c["verdict"]),
+        ]
+        for c in data["configurations"]
+    ]
     if rows:
-        out.append(table(["configuration", "A median ms (min-max)", "B median ms (min-max)",
-                          "B/A", "verdict"], rows, align="lrrrl"))
+        out.append(
+            table(
+                [
+                    "configuration",
+                    "A median ms (min-max)",
+                    "B median ms (min-max)",
+                    "B/A",
+                    "verdict",
+                ],
+                rows,
+                align="lrrrl",
+            )
+        )
         out.append("")
-        out.append("every run of a configuration pooled (n = its repeats); "
-                   "verdict only where the min-max spreads do not overlap")
+        out.append(
+            "every run of a configuration pooled (n = its repeats); "
+            "verdict only where the min-max spreads do not overlap"
+        )
     else:
         out.append("no configuration is in both snapshots")
     only_a, only_b = data["only_in_a"], data["only_in_b"]

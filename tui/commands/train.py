@@ -1,9 +1,9 @@
 """`partui train`: real SGD training of the network, sync or Hogwild!, on threads or processes."""
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -16,58 +16,119 @@ EXIT_INTERRUPTED = 130
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "train", help="train the network on the letters (sync or Hogwild!), measured",
+        "train",
+        help="train the network on the letters (sync or Hogwild!), measured",
         description="Train the network with SGD on 28x28 letters (A-Z): the built-in, seeded "
-                    "data set, or EMNIST letters IDX files with --data. Each epoch reports the "
-                    "train loss, test accuracy, images/s, time per phase and each worker's share "
-                    "of the work; progress goes to stderr. A snapshot (loss curve, accuracy, "
-                    "configuration, the spans of a sample of steps) and the learned weights "
-                    "(.npz, PyTorch layouts) are saved at the end, or at Ctrl+C with what was "
-                    "learned so far (exit 130). Exit 0 when training finished, 1 when the loss "
-                    "diverged, 2 for bad input.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "data set, or EMNIST letters IDX files with --data. Each epoch reports the "
+        "train loss, test accuracy, images/s, time per phase and each worker's share "
+        "of the work; progress goes to stderr. A snapshot (loss curve, accuracy, "
+        "configuration, the spans of a sample of steps) and the learned weights "
+        "(.npz, PyTorch layouts) are saved at the end, or at Ctrl+C with what was "
+        "learned so far (exit 130). Exit 0 when training finished, 1 when the loss "
+        "diverged, 2 for bad input.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     from partui.profiles.train_config import TrainConfig
+
     d = TrainConfig()
-    p.add_argument("--epochs", type=int, default=d.epochs, metavar="N", help="passes over the training set")
+    p.add_argument(
+        "--epochs", type=int, default=d.epochs, metavar="N", help="passes over the training set"
+    )
     p.add_argument("--batch", type=int, default=d.batch, metavar="B", help="samples per SGD step")
     p.add_argument("--lr", type=float, default=d.lr, metavar="X", help="learning rate")
-    p.add_argument("--momentum", type=float, default=d.momentum, metavar="M",
-                   help="SGD momentum (0: plain SGD); under hogwild each worker keeps its own "
-                        "velocity, only the weights are shared")
-    p.add_argument("--workers", type=int, default=d.workers, metavar="W", help="worker threads or processes")
-    p.add_argument("--executor", default=d.executor, choices=["inline", "threads", "processes"],
-                   metavar="E", help="threads (share the arrays), processes (share memory) or inline")
-    p.add_argument("--update", default=d.update, choices=["sync", "hogwild"], metavar="U",
-                   help="sync: combined gradients, one update per step; hogwild: each worker "
-                        "updates the shared weights after its own steps, no lock")
-    p.add_argument("--combine", default=d.combine, choices=["reduce", "locked"], metavar="C",
-                   help="sync only: per-worker gradient buffers summed (reduce) or one shared "
-                        "accumulator under a lock (locked)")
-    p.add_argument("--kernel", default=d.kernel, choices=["vectorized", "loops"], metavar="K",
-                   help="vectorized or loops (very slow)")
-    p.add_argument("--data", metavar="DIR",
-                   help="a folder with EMNIST letters IDX files (emnist-letters-train-images-"
-                        "idx3-ubyte[.gz], ...); default: the built-in letters. Nothing is downloaded")
-    p.add_argument("--train-size", type=int, default=d.train_size, metavar="N",
-                   help="training images (built-in letters: generated; --data: the first N)")
+    p.add_argument(
+        "--momentum",
+        type=float,
+        default=d.momentum,
+        metavar="M",
+        help="SGD momentum (0: plain SGD); under hogwild each worker keeps its own "
+        "velocity, only the weights are shared",
+    )
+    p.add_argument(
+        "--workers", type=int, default=d.workers, metavar="W", help="worker threads or processes"
+    )
+    p.add_argument(
+        "--executor",
+        default=d.executor,
+        choices=["inline", "threads", "processes"],
+        metavar="E",
+        help="threads (share the arrays), processes (share memory) or inline",
+    )
+    p.add_argument(
+        "--update",
+        default=d.update,
+        choices=["sync", "hogwild"],
+        metavar="U",
+        help="sync: combined gradients, one update per step; hogwild: each worker "
+        "updates the shared weights after its own steps, no lock",
+    )
+    p.add_argument(
+        "--combine",
+        default=d.combine,
+        choices=["reduce", "locked"],
+        metavar="C",
+        help="sync only: per-worker gradient buffers summed (reduce) or one shared "
+        "accumulator under a lock (locked)",
+    )
+    p.add_argument(
+        "--kernel",
+        default=d.kernel,
+        choices=["vectorized", "loops"],
+        metavar="K",
+        help="vectorized or loops (very slow)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="a folder with EMNIST letters IDX files (emnist-letters-train-images-"
+        "idx3-ubyte[.gz], ...); default: the built-in letters. Nothing is downloaded",
+    )
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=d.train_size,
+        metavar="N",
+        help="training images (built-in letters: generated; --data: the first N)",
+    )
     p.add_argument("--test-size", type=int, default=d.test_size, metavar="N", help="test images")
-    p.add_argument("--seed", type=int, default=d.seed, metavar="K",
-                   help="seed of the data set, the initial weights and the batch order")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        metavar="K",
+        help="seed of the data set, the initial weights and the batch order",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--out", metavar="FILE",
-                   help="snapshot file to write (default: a new train-*.json in the snapshot "
-                        "folder); the weights go beside it as FILE.weights.npz")
-    p.add_argument("--force", action="store_true", help="replace --out (and its weights) if they exist")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="snapshot file to write (default: a new train-*.json in the snapshot "
+        "folder); the weights go beside it as FILE.weights.npz",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace --out (and its weights) if they exist"
+    )
     p.set_defaults(func=cmd_train)
 
 
 def _config(args):
     from partui.profiles.train_config import TrainConfig, TrainConfigError
-    cfg = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, momentum=args.momentum,
-                      workers=args.workers,
-                      executor=args.executor, update=args.update, combine=args.combine,
-                      kernel=args.kernel, data=args.data, train_size=args.train_size,
-                      test_size=args.test_size, seed=args.seed)
+
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        momentum=args.momentum,
+        workers=args.workers,
+        executor=args.executor,
+        update=args.update,
+        combine=args.combine,
+        kernel=args.kernel,
+        data=args.data,
+        train_size=args.train_size,
+        test_size=args.test_size,
+        seed=args.seed,
+    )
     try:
         cfg.check()
     except TrainConfigError as exc:
@@ -79,6 +140,7 @@ def _out_path(args) -> Path:
     """Where the snapshot goes; checked before any training, so none is lost at the end."""
     from partui.profiles.safe_files import check_target
     from partui.profiles.snapshot import default_snapshot_path
+
     if args.out is None:
         path = default_snapshot_path(stem="train")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,16 +163,26 @@ class _Progress:
 
     def __call__(self, event) -> None:
         from partui.profiles.trainer import EpochReport, StepDone
+
         if isinstance(event, StepDone) and self.tty and event.elapsed_s - self.last >= 0.25:
             self.last = event.elapsed_s
-            print(f"\repoch {event.epoch}/{self.cfg.epochs}  step {event.step}  loss {event.loss:.3f}"
-                  f"  {event.elapsed_s:.1f} s   ", end="", file=sys.stderr, flush=True)
+            print(
+                f"\repoch {event.epoch}/{self.cfg.epochs}  step {event.step}  loss {event.loss:.3f}"
+                f"  {event.elapsed_s:.1f} s   ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
         elif isinstance(event, EpochReport):
             if self.tty:
                 print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
-            print(f"epoch {event.epoch}/{self.cfg.epochs}: loss {event.train_loss:.4f}  test accuracy "
-                  f"{100 * event.test_accuracy:.1f}%  {event.images_per_s:.0f} images/s  "
-                  f"{event.elapsed_s:.1f} s", file=sys.stderr, flush=True)
+            print(
+                f"epoch {event.epoch}/{self.cfg.epochs}: loss {event.train_loss:.4f}  test accuracy "
+                f"{100 * event.test_accuracy:.1f}%  {event.images_per_s:.0f} images/s  "
+                f"{event.elapsed_s:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def cmd_train(args) -> int:
@@ -118,6 +190,7 @@ def cmd_train(args) -> int:
     out = _out_path(args)
     from partui.profiles import datasets
     from partui.profiles.trainer import Trainer, save_weights
+
     print(f"partui train: {cfg.label()}: preparing data", file=sys.stderr, flush=True)
     try:
         if cfg.data:
@@ -140,12 +213,14 @@ def cmd_train(args) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     fresh = args.out is None  # a default name: numbered if taken, never replaced
-    weights = save_weights(Path(f"{out}.weights.npz"), trainer.params, overwrite=args.force,
-                           unique=fresh)
+    weights = save_weights(
+        Path(f"{out}.weights.npz"), trainer.params, overwrite=args.force, unique=fresh
+    )
     result.weights = str(weights)
     out = _save_snapshot(out, result, overwrite=args.force, unique=fresh)
     if args.json:
         from partui.profiles.snapshot import json_safe
+
         print(json.dumps(json_safe({**result.to_dict(), "snapshot": str(out)}), allow_nan=False))
     else:
         print(train_report(result))
@@ -155,7 +230,10 @@ def cmd_train(args) -> int:
         return EXIT_INTERRUPTED
     losses = [p[2] for p in result.loss_curve]
     if not losses or not all(map(_finite, losses[-5:])):
-        print("partui: training diverged (the loss is not finite); try a smaller --lr", file=sys.stderr)
+        print(
+            "partui: training diverged (the loss is not finite); try a smaller --lr",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -166,8 +244,13 @@ def _finite(v) -> bool:
 
 def _save_snapshot(path: Path, result, overwrite: bool, unique: bool) -> Path:
     from partui.profiles.snapshot import Snapshot, save
-    return save(Snapshot(note=f"partui train: {result.data}", training=[result.to_dict()]), path,
-                overwrite=overwrite, unique=unique)
+
+    return save(
+        Snapshot(note=f"partui train: {result.data}", training=[result.to_dict()]),
+        path,
+        overwrite=overwrite,
+        unique=unique,
+    )
 
 
 def train_report(result) -> str:
@@ -175,14 +258,40 @@ def train_report(result) -> str:
     for e in result.epochs:
         phases = "  ".join(f"{k} {v / max(1, e.steps):.1f}" for k, v in e.phase_ms.items())
         shares = "/".join(f"{100 * s:.0f}" for s in e.worker_busy_share)
-        rows.append([e.epoch, e.steps, f"{e.train_loss:.4f}", f"{100 * e.train_accuracy:.1f}%",
-                     f"{100 * e.test_accuracy:.1f}%", f"{e.images_per_s:.0f}", f"{e.wall_s:.1f}",
-                     f"{e.elapsed_s:.1f}", phases or "-", shares or "-"])
+        rows.append(
+            [
+                e.epoch,
+                e.steps,
+                f"{e.train_loss:.4f}",
+                f"{100 * e.train_accuracy:.1f}%",
+                f"{100 * e.test_accuracy:.1f}%",
+                f"{e.images_per_s:.0f}",
+                f"{e.wall_s:.1f}",
+                f"{e.elapsed_s:.1f}",
+                phases or "-",
+                shares or "-",
+            ]
+        )
     c = result.config
-    head = (f"{result.data}\nupdate {c['update']}  combine {c['combine']}  executor {c['executor']}  "
-            f"workers {c['workers']}  batch {c['batch']}  lr {c['lr']:g}  momentum {c['momentum']:g}  "
-            f"pool start-up {result.pool_startup_ms:.0f} ms (not in the times)")
-    body = table(["epoch", "steps", "train loss", "train acc", "test acc", "images/s", "epoch s",
-                  "elapsed s", "busy ms per step by phase (all workers)", "worker share %"],
-                 rows, align="rrrrrrrrll")
+    head = (
+        f"{result.data}\nupdate {c['update']}  combine {c['combine']}  executor {c['executor']}  "
+        f"workers {c['workers']}  batch {c['batch']}  lr {c['lr']:g}  momentum {c['momentum']:g}  "
+        f"pool start-up {result.pool_startup_ms:.0f} ms (not in the times)"
+    )
+    body = table(
+        [
+            "epoch",
+            "steps",
+            "train loss",
+            "train acc",
+            "test acc",
+            "images/s",
+            "epoch s",
+            "elapsed s",
+            "busy ms per step by phase (all workers)",
+            "worker share %",
+        ],
+        rows,
+        align="rrrrrrrrll",
+    )
     return head + "\n\n" + body
