@@ -78,6 +78,10 @@ class RunResult:
     # per worker: CPU time / busy wall time over the timed repeats (NaN: not measured)
     on_cpu_ratio: list[float] = field(default_factory=list)
     cpu_samples: list[CpuSample] = field(default_factory=list, repr=False)
+    # per timed repeat: its start on the spans' clock (perf_counter_ns); the timeline spans
+    # start .. start + wall, so the hand-out before the first task and the collection after
+    # the last show as idle time
+    repeat_start_ns: list[int] = field(default_factory=list)
 
     @property
     def gflops(self) -> float:
@@ -234,6 +238,7 @@ class Engine:
         arena = ex.arena(shapes)
         spans: list[Span] = []
         times: list[float] = []
+        starts: list[int] = []
         cpu_marks = []  # worker CPU times at the start and end of the timed repeats
         try:
             arena.arrays["x"][...] = x
@@ -264,6 +269,7 @@ class Engine:
                     emit(RepeatDone(run_id, rep, wall, t0))
                     if rep >= 0:
                         times.append(wall / 1e6)
+                        starts.append(t0)
                         spans += rep_spans
             if sampler:
                 cpu_marks.append(sampler.worker_cpu())
@@ -292,6 +298,7 @@ class Engine:
         result = self._result(
             cfg, layer, times, spans, err, tol, ok, startup, tasks=len(spans) // max(1, len(times))
         )
+        result.repeat_start_ns = starts
         if sampler:
             result.cpu_samples = samples
             if len(cpu_marks) == 2:

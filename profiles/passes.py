@@ -105,7 +105,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
     arena = ex.arena(plan.shapes)
     arrays = arena.arrays
     outputs = [k for k in ("gx", "grad", "params.new") if k in arrays]
-    spans, times, cpu_marks = [], [], []
+    spans, times, cpu_marks, starts = [], [], [], []
     sampler = None
     try:
         arrays["x"][...] = x
@@ -135,6 +135,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
                 emit(RepeatDone(run_id, rep, wall, t0))
                 if rep >= 0:
                     times.append(wall / 1e6)
+                    starts.append(t0)
                     spans += rep_spans
         if sampler:
             cpu_marks.append(sampler.worker_cpu())
@@ -191,6 +192,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
         if cfg.pass_kind == "train"
         else passes.backward_flops(layer, cfg.batch)
     )
+    result.repeat_start_ns = starts
     if sampler:
         result.cpu_samples = sampler.samples
         if len(cpu_marks) == 2:

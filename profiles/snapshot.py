@@ -194,6 +194,7 @@ _RUN_KEYS = {
     "error",
     "on_cpu_ratio",
     "cpu_samples",
+    "repeat_start_ns",
     # derived, written for people reading the file; ignored on load
     "layer",
     "strategy",
@@ -377,6 +378,9 @@ def _check_run(run, where: str, budget: dict) -> None:
     for j, v in enumerate(busy):
         Check.number(v, f"{where}.worker_busy_ms[{j}]", 0, BIG_MS)
     Check.text(run.get("error"), f"{where}.error", 1000, null=True)
+    starts = Check.array(run.get("repeat_start_ns", []), f"{where}.repeat_start_ns", len(times))
+    for j, v in enumerate(starts):
+        Check.integer(v, f"{where}.repeat_start_ns[{j}]", 0, BIG_INT)
     ratios = Check.array(run.get("on_cpu_ratio", []), f"{where}.on_cpu_ratio", workers)
     for j, v in enumerate(ratios):
         Check.number(v, f"{where}.on_cpu_ratio[{j}]", 0, 1e6, null=True)

@@ -16,6 +16,7 @@ from partui.tui.timeline import (
     median_repeat,
     nice_ticks,
     phase_names,
+    ratio_text,
     time_unit,
     timeline_lines,
     view_of_result,
@@ -90,6 +91,45 @@ def test_timeline_text_axis_spans_one_repeat_in_a_readable_unit():
     assert time_unit(800_000) == ("µs", 1e3) and time_unit(9 * MS)[0] == "ms"
     assert nice_ticks(9.0, 5) == [0, 2, 4, 6, 8] and nice_ticks(9.0, 2) == [0, 5]
     assert max(nice_ticks(0.9, 6)) <= 0.9
+
+
+def test_the_axis_spans_the_whole_timed_repeat_hand_out_and_collection_show_as_idle():
+    # the repeat was timed from 0 to 10 ms; its only task ran 4-6 ms (a process pool's
+    # hand-out and collection took the rest)
+    r = fake(workers=1, times=(10.0,))
+    r.spans = [Span(0, 1, 14 * MS, 16 * MS, 1, task=0, repeat=0)]
+    r.repeat_start_ns = [10 * MS]
+    view = view_of_result(r, 1, None)
+    assert (view.t0, view.t1) == (10 * MS, 20 * MS) and view.extent_ms == 10.0
+    assert math.isclose(view.lanes[0].busy_share, 0.2)
+    chars = "".join(ch for ch, _ in lane_cells(view.lanes[0], view.t0, view.t1 - view.t0, 50))
+    assert chars[:20] == "·" * 20 and set(chars[20:30]) == {"█"} and chars[30:] == "·" * 20
+    # an old snapshot without repeat starts: the tasks' own extent, as before
+    r.repeat_start_ns = []
+    assert view_of_result(r, 1, None).extent_ms == 2.0
+
+
+def test_a_pooled_live_row_shows_a_repeat_of_its_last_run_with_that_repeats_time():
+    first, last = fake(workers=1, times=(1.0, 1.0, 1.0)), fake(workers=1, times=(7.0, 5.0, 6.0))
+    last.spans = [Span(0, 1, i * 10 * MS, i * 10 * MS + MS, 1, repeat=i) for i in range(3)]
+    last.repeat_start_ns = [i * 10 * MS for i in range(3)]
+    pooled = pool([first, last])
+    assert len(pooled.times_ms) == 6
+    view = view_of_result(pooled, 4, None)
+    assert view.repeats == [0, 1, 2] and view.repeat == 2 and view.wall_ms == 6.0
+    assert view.lanes[0].spans == [last.spans[2]]
+
+
+def test_head_and_legend_keep_their_words_in_a_narrow_pane():
+    r = fake(workers=2, times=(5.2, 4.0))
+    r.spans = two_repeats()
+    r.on_cpu_ratio = [1.04, 0.31]
+    text = text_of(view_of_result(r, 7, None), 35, 10)
+    head = text.splitlines()[0]
+    assert "busy" in head and "cpu" in head and "run 7" in head and "…" not in head
+    assert "1.0+" in text and "0.31" in text  # over 1 is not shown as more than all the time
+    assert "cpu: CPU time / busy time" in text and "busy: share of the repeat" in text
+    assert ratio_text(float("nan")) == "-" and ratio_text(1.0) == "1.00"
 
 
 def test_more_workers_than_fit_are_counted_never_merged():

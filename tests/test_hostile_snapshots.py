@@ -69,6 +69,8 @@ CRAFTED = [
     (2, ("runs", 0, "worker_busy_ms"), ["x"], "worker_busy_ms"),
     (2, ("runs", 0, "on_cpu_ratio"), "abc", "on_cpu_ratio"),
     (2, ("runs", 0, "cpu_samples"), 5, "cpu_samples"),
+    (2, ("runs", 0, "repeat_start_ns"), [-5], "repeat_start_ns[0]"),
+    (2, ("runs", 0, "repeat_start_ns"), list(range(99)), "repeat_start_ns"),
     (2, ("runs", 0, "flops"), "__1E400__", "flops"),
     (2, ("runs", 0, "max_ms"), "__1E400__", "max_ms"),
     (3, ("runs", 0, "spans", 0, "worker"), 10**9, "worker"),

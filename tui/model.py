@@ -62,6 +62,7 @@ class Model:
     spans: list = field(default_factory=list)  # every span of the run going (warm-ups included)
     run_samples: list = field(default_factory=list)  # the CPU samples of the run going
     done_repeats: list = field(default_factory=list)  # timed repeats of the run going, finished
+    repeat_windows: dict = field(default_factory=dict)  # their (start_ns, wall_ms)
     cpu: deque = field(default_factory=lambda: deque(maxlen=CPU_HISTORY))
     # (run number, ms, configuration key): the repeat times on the history chart
     repeats: deque = field(default_factory=lambda: deque(maxlen=REPEAT_HISTORY))
@@ -127,6 +128,7 @@ class Model:
                     self.run_start_ns = ev.start_ns
                 if ev.repeat >= 0 and self.running is not None:
                     self.done_repeats.append(ev.repeat)
+                    self.repeat_windows[ev.repeat] = (ev.start_ns, ev.wall_ns / 1e6)
                     self.repeats.append(
                         (self.run_count + 1, ev.wall_ns / 1e6, _config_key(self.running))
                     )
@@ -135,6 +137,7 @@ class Model:
                 self.running = ev.config
                 self.running_live = ev.live
                 self.spans, self.run_samples, self.done_repeats = [], [], []
+                self.repeat_windows = {}
                 self.run_start_ns = None
                 self.pool_startup_ms = ev.pool_startup_ms
             elif isinstance(ev, RunFinished):
@@ -211,7 +214,12 @@ class Model:
                 return view_of_result(result, self.selected, self.repeat_choice)
         if self.running is not None and not self.running_live and self.done_repeats:
             return view_of_running(
-                self.running, self.run_count + 1, self.spans, self.done_repeats, self.repeat_choice
+                self.running,
+                self.run_count + 1,
+                self.spans,
+                self.done_repeats,
+                self.repeat_choice,
+                self.repeat_windows,
             )
         if self.runs:
             return view_of_result(self.runs[-1], self.run_count, self.repeat_choice)

@@ -92,8 +92,13 @@ def build_view(
     wall_ms: float | None,
     on_cpu: list[float],
     running: bool = False,
+    start_ns: int | None = None,
 ) -> TimelineView:
-    """The lanes of one repeat: `spans` may hold every repeat; warm-ups never count."""
+    """The lanes of one repeat: `spans` may hold every repeat; warm-ups never count.
+
+    With the repeat's start (and `wall_ms`) known, the axis spans the whole repeat as timed,
+    so handing tasks out before the first one starts and collecting them after the last
+    one ends show as idle time; without it, the tasks' own extent."""
     chosen = [s for s in spans if s.repeat == repeat and repeat >= 0]
     workers = int(config.get("workers", 1))
     top = max((s.worker for s in chosen), default=-1) + 1
@@ -107,6 +112,9 @@ def build_view(
         lanes_n = max(workers, top)
     t0 = min((s.start_ns for s in chosen), default=0)
     t1 = max((s.end_ns for s in chosen), default=0)
+    if start_ns and wall_ms is not None and chosen:
+        t0 = min(t0, start_ns)
+        t1 = max(t1, start_ns + int(wall_ms * 1e6))
     extent = max(t1 - t0, 1)
     lanes = []
     for w in range(lanes_n):
@@ -131,12 +139,17 @@ def build_view(
 
 
 def view_of_result(result, number: int, choice: int | None) -> TimelineView:
-    repeats = list(range(len(result.times_ms)))
-    median = median_repeat(result.times_ms)
+    # A live-mode row pools several runs: its times are every run's repeats, its spans and
+    # repeat starts the last run's, whose repeats are the tail of the times.
+    starts = list(getattr(result, "repeat_start_ns", None) or [])
+    times = result.times_ms
+    own = times[len(times) - len(starts) :] if 0 < len(starts) <= len(times) else times
+    repeats = list(range(len(own)))
+    median = median_repeat(own)
     repeat = choice if choice in repeats else median
     if repeat is None:
         repeat = -1
-    wall = result.times_ms[repeat] if 0 <= repeat < len(result.times_ms) else None
+    wall = own[repeat] if 0 <= repeat < len(own) else None
     return build_view(
         result.config,
         number,
@@ -146,14 +159,17 @@ def view_of_result(result, number: int, choice: int | None) -> TimelineView:
         median,
         wall,
         list(result.on_cpu_ratio or []),
+        start_ns=starts[repeat] if 0 <= repeat < len(starts) else None,
     )
 
 
-def view_of_running(cfg, number: int, spans, done: list[int], choice: int | None) -> TimelineView:
+def view_of_running(
+    cfg, number: int, spans, done: list[int], choice: int | None, windows: dict | None = None
+) -> TimelineView:
+    """`windows`: repeat -> (start_ns, wall_ms) of the repeats finished so far."""
     repeat = choice if choice in done else done[-1]
-    return build_view(
-        cfg.to_dict(), number, spans, repeat, list(done), None, None, [], running=True
-    )
+    start, wall = (windows or {}).get(repeat, (None, None))
+    return build_view(cfg.to_dict(), number, spans, repeat, list(done), None, wall, [], True, start)
 
 
 def _label(c: dict) -> str:
@@ -244,29 +260,12 @@ def timeline_lines(view: TimelineView | None, width: int, height: int) -> Text:
     cols = width - LABEL_WIDTH
     extent = max(view.t1 - view.t0, 1)
     unit, per = time_unit(extent)
-    lines: list[Text] = []
-    which = (
-        "median" if view.repeat == view.median_repeat else "running, latest" if view.running else ""
-    )
-    place = (
-        f"{view.repeats.index(view.repeat) + 1}/{len(view.repeats)}"
-        if view.repeat in view.repeats
-        else "?"
-    )
-    wall = f" · {view.wall_ms:.3g} ms" if view.wall_ms is not None else ""
-    head = Text.assemble(
-        (f"run {view.run} ", "bold"),
-        f"rep {place}",
-        (f" {which}" if which else "", "bold"),
-        wall,
-        (" · busy% on-CPU", "dim"),
-    )
-    lines.append(head)
+    lines: list[Text] = [_head(view, cols)]
     room = max(1, height - 3)  # header, axis, legend
     lanes = view.lanes
     shown = lanes if len(lanes) <= room else lanes[: room - 1]
     for lane in shown:
-        ratio = "-" if lane.on_cpu != lane.on_cpu else f"{lane.on_cpu:4.2f}"
+        ratio = ratio_text(lane.on_cpu)
         name = f"w{lane.worker}"[:4]
         label = Text(
             f"{name:<4} {lane.busy_share:>4.0%} {ratio:>4} ", "bold yellow" if lane.waiting else ""
@@ -284,7 +283,8 @@ def timeline_lines(view: TimelineView | None, width: int, height: int) -> Text:
             Text(f"+{len(hidden)} more workers (mean busy {busy:.0%}), not drawn", "italic")
         )
     lines.append(_axis(extent / per, unit, cols))
-    lines.append(_legend(view, width))
+    spare = max(0, room - len(shown) - (len(shown) < len(lanes)))
+    lines += _legend(view, width, 1 + spare)
     for line in lines:
         line.no_wrap = True
         line.overflow = "ellipsis"
@@ -310,16 +310,66 @@ def _axis(extent: float, unit: str, cols: int) -> Text:
     return axis
 
 
-def _legend(view: TimelineView, width: int) -> Text:
-    legend = Text()
+def ratio_text(on_cpu: float) -> str:
+    """A lane's on-CPU ratio in 4 characters. Above 1 the worker used CPU outside its
+    tasks' wall time (waking up, handing over, threads of its own): "1.0+", not a
+    figure that reads as more than all of the time."""
+    if on_cpu != on_cpu:
+        return "-"
+    return "1.0+" if on_cpu > 1.005 else f"{on_cpu:4.2f}"
+
+
+def _head(view: TimelineView, cols: int) -> Text:
+    """The column names over the lane labels, then the run and repeat in the room left:
+    the longest wording that fits, so nothing that names the picture is cut."""
+    which = "median" if view.repeat == view.median_repeat else "latest" if view.running else ""
+    n = len(view.repeats)
+    place = f"{view.repeats.index(view.repeat) + 1}/{n}" if view.repeat in view.repeats else "?"
+    wall = f"{view.wall_ms:.3g} ms" if view.wall_ms is not None else ""
+    words = [
+        f"run {view.run} · rep {place} {which} · {wall}",
+        f"run {view.run} rep {place} {which[:3]} {wall}",
+        f"run {view.run} {place} {which[:3]} {wall}",
+        f"run {view.run} {place} {wall}",
+        f"r{view.run} {place}",
+    ]
+    fit = next((w for w in words if len(" ".join(w.split())) <= cols), words[-1])
+    head = Text(f"{'':4} {'busy':>4} {'cpu':>4} ", "dim")
+    head.append(" ".join(fit.split()).replace("· ·", "·").strip(" ·"), "bold")
+    return head
+
+
+def _legend(view: TimelineView, width: int, rows: int = 1) -> list[Text]:
+    """The key to the colours, packed into up to `rows` lines of `width`; what does not
+    fit ends the last line with an ellipsis."""
+    items: list[Text] = []
     phases = sorted({s.phase for lane in view.lanes for s in lane.spans})
     for p in phases:
         color = PHASE_COLORS[p % len(PHASE_COLORS)]
-        legend.append("██", f"{color[0]}")
-        legend.append("█", f"{color[1]}")
-        legend.append(f" {view.phase_names.get(p, f'phase {p}')}  ")
-    legend.append("· idle ▒ <50% on-CPU ,/. repeat", "dim")
+        item = Text()
+        item.append("██", f"{color[0]}")
+        item.append("█", f"{color[1]}")
+        item.append(f" {view.phase_names.get(p, f'phase {p}')}")
+        items.append(item)
+    for words in (
+        "· idle",
+        "▒ cpu<0.5: waiting",
+        "busy: share of the repeat",
+        "cpu: CPU time / busy time",
+        ",/. repeat",
+    ):
+        items.append(Text(words, "dim"))
     if view.note:
-        legend.append(f"  {view.note}", "dim")
-    legend.truncate(width, overflow="ellipsis")
-    return legend
+        items.append(Text(view.note, "dim"))
+    lines: list[Text] = [Text()]
+    for item in items:
+        line = lines[-1]
+        sep = 2 if line.cell_len else 0
+        if line.cell_len + sep + item.cell_len > width and line.cell_len and len(lines) < rows:
+            lines.append(Text())
+            line, sep = lines[-1], 0
+        line.append(" " * sep)
+        line.append_text(item)
+    for line in lines:
+        line.truncate(width, overflow="ellipsis")
+    return lines
