@@ -1,4 +1,5 @@
-"""End to end: the installed `partui` in a real terminal (tmux), driven by keys, read off the screen."""
+"""End to end: the installed `partui` in a real terminal (tmux), driven by keys, read off
+the screen."""
 
 from __future__ import annotations
 
@@ -147,3 +148,28 @@ def test_every_size_reaches_network_and_cuts_no_word(tmp_path):
         term.wait_for(r"EXITED 0", timeout=10)
     finally:
         term.close()
+
+
+def test_closing_the_terminal_ends_the_dashboard_and_its_engine():
+    """SIGHUP because the terminal went away (tmux killed the window): the dashboard and its
+    engine end within seconds, even when Textual cannot write to the dead terminal."""
+    terms = [Terminal(f"{PARTUI} --layer pool1 --live") for _ in range(3)]
+    family: list[psutil.Process] = []
+    try:
+        for t in terms:
+            t.wait_for(r"LIVE")
+            procs = t.processes()
+            family += procs + [c for p in procs for c in p.children(recursive=True)]
+        assert family
+        for t in terms:
+            subprocess.run(["tmux", "kill-session", "-t", t.name], check=False)
+        gone, alive = psutil.wait_procs(family, timeout=15)
+        assert not alive, [p.cmdline() for p in alive if p.is_running()]
+    finally:
+        for t in terms:
+            subprocess.run(["tmux", "kill-session", "-t", t.name], capture_output=True)
+        for p in family:  # a hung one must not outlive the test
+            try:
+                p.kill()
+            except psutil.Error:
+                pass

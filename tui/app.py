@@ -39,6 +39,7 @@ from .train_tab import TrainTab
 
 EVENTS_HZ = 5  # engine events reach the app at most this often, in one message
 TABLE_MIN_INTERVAL_S = 2.0  # the runs table (its rendering costs more than a chart's)
+STOP_GRACE_S = 3.0  # after SIGTERM / SIGHUP, the orderly exit gets this long
 
 
 class EngineEvents(Message):
@@ -108,6 +109,7 @@ class PartuiApp(App):
         self.self_cpu: float | None = None
         self.machine: dict = machine or {}  # given: tests that need a fixed header
         self.crash_log: Path | None = None  # where the traceback of a fatal error went
+        self.key_at = 0.0  # time.monotonic() of the last key press: charts wait a moment
         self._after_screenshot = None  # what to do once an export's screenshot is written
         self.layout_name = "full"  # layout.layout_for(): small, compact or full
         self.chart_index = 0  # the chart shown by the compact layout (c: the next one)
@@ -190,6 +192,15 @@ class PartuiApp(App):
     def _stop_by_signal(self, signum: int) -> None:
         self.live = False
         self.close_engine()
+        # The terminal may be gone (SIGHUP): Textual's shutdown can then block for ever on
+        # its output queue to the dead terminal. The engine is closed, nothing is left to
+        # save: if the orderly exit has not ended the process in a few seconds, end it.
+        import os
+        import threading
+
+        timer = threading.Timer(STOP_GRACE_S, os._exit, (128 + signum,))
+        timer.daemon = True
+        timer.start()
         self.exit(return_code=128 + signum)
 
     def start_engine(self) -> None:
@@ -206,6 +217,13 @@ class PartuiApp(App):
                 self._engine_factory = partial(EngineProcess, compile_ahead=True)
             self.engine = self._engine_factory()
             self.engine.start()
+
+    async def on_event(self, event) -> None:
+        from textual import events
+
+        if isinstance(event, events.Key):
+            self.key_at = time.monotonic()
+        await super().on_event(event)
 
     # -- the event path -------------------------------------------------------
     @work(thread=True, exclusive=True, group="engine-events", exit_on_error=False)

@@ -27,6 +27,11 @@ MAX_POINTS = 100
 CPU_WINDOW_S = 30.0
 GAP_S = 1.5  # no sample covers a longer stretch: the line breaks there
 CHART_INTERVAL_S = 1.0  # a chart redraws at most this often
+# A chart also waits (its own drawing cost) / COST_SHARE between frames, so on a machine
+# too busy to give the dashboard CPU its charts slow down rather than its keys, and for
+# KEY_QUIET_S after a key press, so the frame that shows the key holds no chart.
+COST_SHARE = 0.05
+KEY_QUIET_S = 0.35
 _COLORS = ["cyan", "magenta", "green", "yellow", "blue", "orange", "white", "gray"]
 
 
@@ -50,6 +55,7 @@ class Redraws:
         self.drawn_at = 0.0  # time.monotonic() of the last frame
         self.message: str | None = self.empty_hint or None  # shown instead of a figure
         self.failed: str | None = None  # the last drawing error, one line
+        self.cost_s = 0.0  # what a frame of this chart costs: building it and rendering it
 
     def on_resize(self) -> None:
         room = self.size.width - 4  # the border title keeps a corner and a space each side
@@ -65,8 +71,17 @@ class Redraws:
         self.set_timer(self.phase + 0.05, begin)
 
     def tick(self) -> None:
-        if self.is_on_screen:
-            self.update_from(self.app.shown)
+        if not self.is_on_screen:
+            return
+        now = time.monotonic()
+        if now - getattr(self.app, "key_at", 0.0) < KEY_QUIET_S:
+            return
+        if now - self.drawn_at < self.cost_s / COST_SHARE:
+            return
+        self.update_from(self.app.shown)
+
+    def _note_cost(self, seconds: float) -> None:
+        self.cost_s = 0.7 * self.cost_s + 0.3 * seconds if self.cost_s else seconds
 
     def update_from(self, model: Model, force: bool = False) -> bool:
         try:
@@ -78,7 +93,9 @@ class Redraws:
         self._drawn_version = key
         try:
             self.message = None
+            t0 = time.perf_counter()
             self.draw_model(model)
+            self._build_s = time.perf_counter() - t0
             self.failed = None
         except Exception as exc:  # noqa: BLE001
             return self._fail(exc)
@@ -132,7 +149,10 @@ class Chart(Redraws, PlotextPlot):
         if self.message:
             return self.message_text(self.message)
         try:
-            return super().render()
+            t0 = time.perf_counter()
+            out = super().render()
+            self._note_cost(getattr(self, "_build_s", 0.0) + time.perf_counter() - t0)
+            return out
         except Exception as exc:  # noqa: BLE001 - plotext failed to lay the figure out
             self.failed = f"could not draw this chart: {one_line(exc)}"
             return self.message_text(self.failed, error=True)
@@ -185,7 +205,9 @@ class TimelineChart(Redraws, Widget):
             return self.message_text(self.failed, error=True)
         try:
             size = self.content_region.size if self.is_mounted else self.size
+            t0 = time.perf_counter()
             text = timeline_lines(self.view, size.width, size.height)
+            self._note_cost(getattr(self, "_build_s", 0.0) + time.perf_counter() - t0)
             if self.view is None:
                 return self.message_text(text.plain)
             return text

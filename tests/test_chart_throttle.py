@@ -1,0 +1,54 @@
+"""Charts give way to keys: after a key press, and on a machine too busy to draw them at
+their usual pace, the charts wait; the key's own change is drawn at once."""
+
+from __future__ import annotations
+
+import time
+
+from screen_fixtures import add_fixed_runs, fixed_app
+
+from partui.tui.charts import COST_SHARE, KEY_QUIET_S, HistoryChart, SpeedupChart, TimelineChart
+
+
+def changed(chart) -> None:
+    chart._drawn_version = None  # what the chart shows moved
+
+
+async def test_a_key_press_holds_the_charts_back_for_a_moment():
+    app = fixed_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        add_fixed_runs(app)
+        await pilot.pause()
+        chart = app.query_one(HistoryChart)
+        chart.cost_s = 0.0
+        pressed = time.monotonic()
+        await pilot.press("plus")  # workers up: the settings pane shows it at once
+        assert app.key_at >= pressed  # the press was noted
+        app.key_at = time.monotonic()  # as if it were this instant (a slow machine's pilot)
+        assert "workers  3" in str(app.query_one("SettingsPane").render())
+        changed(chart)
+        chart.cost_s = 0.0
+        before = chart.draws
+        chart.tick()
+        assert chart.draws == before  # held back: the key's frame holds no chart
+        app.key_at -= KEY_QUIET_S
+        chart.tick()
+        assert chart.draws == before + 1
+
+
+async def test_a_costly_chart_waits_in_proportion_to_its_cost():
+    app = fixed_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        add_fixed_runs(app)
+        await pilot.pause()
+        for chart in (app.query_one(TimelineChart), app.query_one(SpeedupChart)):
+            assert chart.cost_s > 0  # measured when it was drawn
+            chart.cost_s = 0.2  # a frame took 200 ms: a loaded machine
+            chart.drawn_at = time.monotonic()
+            changed(chart)
+            before = chart.draws
+            chart.tick()
+            assert chart.draws == before
+            chart.drawn_at -= 0.2 / COST_SHARE
+            chart.tick()
+            assert chart.draws == before + 1
