@@ -165,9 +165,11 @@ def live_median(cfg: list[str], seconds: float, snapdir: str) -> tuple[float, fl
         time.sleep(0.1)
     stop()
     new = sorted(set(Path(snapdir).glob("*.json")) - before)
+    if not new:  # too busy a machine: the snapshot was not written within 10 s
+        return float("nan"), self_cpu, 0
     data = json.loads(new[-1].read_text())
     times = [t for r in data["runs"] for t in r["times_ms"]]
-    return statistics.median(times), self_cpu, len(times)
+    return (statistics.median(times) if times else float("nan")), self_cpu, len(times)
 
 
 def main() -> int:
