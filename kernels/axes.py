@@ -76,10 +76,13 @@ def not_applicable_reason(
         if layer.kind not in ("conv", "linear", "network"):
             return f"executor 'blas' is not applicable to {layer.name}: it makes no BLAS call"
     if executor == "inline" and workers != 1:
-        return "executor 'inline' is not applicable to more than one worker: it runs on the calling thread"
+        return (
+            "executor 'inline' is not applicable to more than one worker: "
+            "it runs on the calling thread"
+        )
     if strategy == "pipeline" and executor != "threads":
         return (
-            "strategy 'pipeline' is not applicable to executor %r: stages run on threads" % executor
+            f"strategy 'pipeline' is not applicable to executor {executor!r}: stages run on threads"
         )
     return None
 

@@ -117,7 +117,8 @@ def reduce_partials(
 def stage_forward(
     ops, layers, x: np.ndarray, params: dict[str, np.ndarray], scratch: Scratch, cancel=None
 ) -> np.ndarray:
-    """Run consecutive network layers on a chunk; returns the last layer's output (a scratch buffer)."""
+    """Run consecutive network layers on a chunk; returns the last layer's output (a scratch
+    buffer)."""
     y = x
     n = x.shape[0]
     for sub in layers:

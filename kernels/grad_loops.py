@@ -69,7 +69,8 @@ def gelu_backward(x, gy, gx, scratch: Scratch, cancel=None) -> None:
 def linear_backward(
     x, w, b, gy, apply_gelu: bool, gx, gw, gb, scratch: Scratch, cancel=None, pre=None
 ) -> None:
-    """One output neuron at a time: its gradient times the input row (gw) and the weight row (gx)."""
+    """One output neuron at a time: its gradient times the input row (gw) and the weight row
+    (gx)."""
     n, nout = gy.shape
     gw_acc = np.zeros(gw.shape, dtype=np.float64)
     gb_acc = np.zeros(gb.shape, dtype=np.float64)

@@ -22,7 +22,8 @@ def _f64(a):
 
 
 def conv2d_backward(x, w, gy):
-    """(gx, gw, gb) of a 3x3 valid convolution, given x (n, c, h, w), w (oc, c, 3, 3), gy (n, oc, oh, ow)."""
+    """(gx, gw, gb) of a 3x3 valid convolution, given x (n, c, h, w), w (oc, c, 3, 3), gy (n, oc,
+    oh, ow)."""
     x, w, gy = _f64(x), _f64(w), _f64(gy)
     oh, ow = gy.shape[2:]
     gx = np.zeros_like(x)
@@ -93,7 +94,8 @@ def nll_backward(logp, labels):
 
 
 def backward(layer: Layer, x, params: dict, gy) -> dict[str, np.ndarray]:
-    """One layer's gradients in float64: {"input": gx, "weight": gw, "bias": gb} (as it has them)."""
+    """One layer's gradients in float64: {"input": gx, "weight": gw, "bias": gb} (as it has
+    them)."""
     kind = layer.kind
     if kind == "conv":
         gx, gw, gb = conv2d_backward(x, params["weight"], gy)

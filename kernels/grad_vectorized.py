@@ -83,7 +83,8 @@ def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
 
 
 def pool_backward(x, gy, gx, scratch: Scratch, cancel=None) -> None:
-    """2x2 max-pool (floor): gx (n, c, h, w) from the input x and the upstream gy (n, c, h//2, w//2)."""
+    """2x2 max-pool (floor): gx (n, c, h, w) from the input x and the upstream gy (n, c, h//2,
+    w//2)."""
     _nat().pool_backward_nchw(x, gy, gx)
 
 

@@ -44,7 +44,7 @@ def configure() -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir()))
     config = sys.modules.get("numba.core.config")
     if config is not None and not getattr(config, "CACHE_DIR", ""):
-        config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+        config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]  # type: ignore[attr-defined]
 
 
 def _stamp(layer: str) -> Path:

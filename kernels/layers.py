@@ -153,6 +153,7 @@ def make_params(layer: Layer, seed: int = 0) -> dict[str, np.ndarray]:
     import numpy as np
 
     wshape = layer.weight_shape
+    assert wshape is not None  # has_params
     fan_in = prod(wshape[1:])
     w = _rng(seed, layer.name, "weight").standard_normal(wshape) * np.sqrt(2.0 / fan_in)
     b = _rng(seed, layer.name, "bias").uniform(-0.1, 0.1, layer.bias_shape)

@@ -14,9 +14,10 @@ import numpy as np
 
 SIZE = 28
 CLASSES = 26
-_O = [(1, 0), (3, 0), (4, 1), (4, 5), (3, 6), (1, 6), (0, 5), (0, 1), (1, 0)]
-_P = [(0, 6), (0, 0), (3, 0), (4, 1), (4, 2), (3, 3), (0, 3)]
-GLYPHS: dict[str, list[list[tuple[float, float]]]] = {
+Stroke = list[tuple[float, float]]
+_O: Stroke = [(1, 0), (3, 0), (4, 1), (4, 5), (3, 6), (1, 6), (0, 5), (0, 1), (1, 0)]
+_P: Stroke = [(0, 6), (0, 0), (3, 0), (4, 1), (4, 2), (3, 3), (0, 3)]
+GLYPHS: dict[str, list[Stroke]] = {
     "A": [[(0, 6), (2, 0), (4, 6)], [(1, 3.5), (3, 3.5)]],
     "B": [
         [(0, 0), (0, 6)],
@@ -67,7 +68,8 @@ LETTERS = "".join(sorted(GLYPHS))
 
 
 def _segments() -> np.ndarray:
-    """(26, S, 2, 2): each glyph's segments (from, to) as (x, y), centred; short glyphs padded far away."""
+    """(26, S, 2, 2): each glyph's segments (from, to) as (x, y), centred; short glyphs padded far
+    away."""
     per = []
     for letter in LETTERS:
         segs = [(a, b) for line in GLYPHS[letter] for a, b in zip(line[:-1], line[1:])]
@@ -86,7 +88,8 @@ _ink_kernel: list = []
 
 
 def _ink():
-    """A numba kernel (compiled on first use): ink of each pixel from its distance to the nearest stroke."""
+    """A numba kernel (compiled on first use): ink of each pixel from its distance to the nearest
+    stroke."""
     if not _ink_kernel:
         from numba import njit
 

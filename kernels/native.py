@@ -12,6 +12,8 @@ a copy, not a gather.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -21,9 +23,9 @@ from . import jitcache
 # (to inspect the generated code).
 _CACHE = jitcache.cache_enabled()
 # error_model="numpy": a float division needs no zero check, so loops vectorize.
-_JIT = dict(nogil=True, cache=_CACHE, error_model="numpy")
+_JIT: dict[str, Any] = dict(nogil=True, cache=_CACHE, error_model="numpy")
 # Reassociation and FMA contraction only: no finite-math assumption, a NaN still shows.
-_FAST = dict(_JIT, fastmath={"contract", "reassoc", "arcp"})
+_FAST: dict[str, Any] = dict(_JIT, fastmath={"contract", "reassoc", "arcp"})
 
 _K0 = np.float32(0.7978845608028654)  # sqrt(2/pi)
 _K1 = np.float32(0.044715 * 0.7978845608028654)
@@ -156,7 +158,8 @@ def pool_nchw(x, out):
 
 @njit(**_FAST)
 def pool_nhwc(y, out, apply_gelu):
-    """2x2 max-pool (floor) of NHWC y (n, h, w, c) into NHWC out (n, h//2, w//2, c); then GELU if asked."""
+    """2x2 max-pool (floor) of NHWC y (n, h, w, c) into NHWC out (n, h//2, w//2, c); then GELU if
+    asked."""
     n, oh, ow, c = out.shape
     for s in range(n):
         for i in range(oh):
@@ -175,7 +178,8 @@ def pool_nhwc(y, out, apply_gelu):
 
 @njit(**_JIT)
 def _rows_of_image(img, rows):
-    """Patch rows of one NHWC image img (h, w, c) into rows (oh*ow, 9c+1), ones in the last column."""
+    """Patch rows of one NHWC image img (h, w, c) into rows (oh*ow, 9c+1), ones in the last
+    column."""
     h, w, c = img.shape
     oh, ow = h - 2, w - 2
     flat = img.reshape(h, w * c)
@@ -453,7 +457,8 @@ def conv_pool_nhwc(sgemm, y, weights, rows, res, out, m, apply_gelu):
 
 @njit(**_FAST)
 def linear_act(sgemm, x, w, bias, apply_gelu, out):
-    """out = [GELU](x @ w.T [+ bias]) for x (n, in), w (out, in), out (n, out): unit inner strides."""
+    """out = [GELU](x @ w.T [+ bias]) for x (n, in), w (out, in), out (n, out): unit inner
+    strides."""
     _gemm(sgemm, x, w, out, True)
     if bias is None and not apply_gelu:
         return

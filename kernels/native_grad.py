@@ -46,7 +46,8 @@ def gelu_grad_inplace(pre, g):
 
 @njit(**_JIT)
 def pool_backward_nchw(x, gy, gx):
-    """gx (n, c, h, w) of a 2x2 max-pool: each window's gradient to its first maximum; zero elsewhere."""
+    """gx (n, c, h, w) of a 2x2 max-pool: each window's gradient to its first maximum; zero
+    elsewhere."""
     n, c, oh, ow = gy.shape
     h, w = x.shape[2], x.shape[3]
     for s in range(n):
@@ -70,7 +71,8 @@ def pool_backward_nchw(x, gy, gx):
 
 @njit(**_JIT)
 def rows_from_nchw(g, rows):
-    """g (m, oc, oh, ow; any strides) as rows (m*oh*ow, oc): the layout of the forward's GEMM result."""
+    """g (m, oc, oh, ow; any strides) as rows (m*oh*ow, oc): the layout of the forward's GEMM
+    result."""
     m, oc, oh, ow = g.shape
     for s in range(m):
         base = s * oh * ow
@@ -82,7 +84,8 @@ def rows_from_nchw(g, rows):
 
 @njit(**_JIT)
 def col2im_nchw(grows, img, gx):
-    """gx (m, c, h, w; any strides) = the sum of patch-row gradients grows (m*oh*ow, 9c) back into the image.
+    """gx (m, c, h, w; any strides) = the sum of patch-row gradients grows (m*oh*ow, 9c) back into
+    the image.
 
     Each sample is summed NHWC in `img` (h, w, c), then written NCHW.
     """

@@ -46,7 +46,10 @@ def not_applicable(layer: Layer, pass_kind: str, strategy: str) -> str | None:
         return None
     if pass_kind == "train":
         if layer.kind != "network":
-            return f"--pass train is not applicable to {layer.name}: it trains the whole network; use --layer network"
+            return (
+                f"--pass train is not applicable to {layer.name}: it trains the whole network; "
+                "use --layer network"
+            )
         if strategy not in TRAIN_STRATEGIES:
             return (
                 f"strategy {strategy!r} is not applicable to --pass train: a training step is "

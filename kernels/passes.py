@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,8 @@ class PassPlan:
 
 
 def param_layout(layer: Layer) -> dict:
-    """Flat layout of `layer`'s parameters ("weight", "bias"), or the network's ("conv1.weight", ...)."""
+    """Flat layout of `layer`'s parameters ("weight", "bias"), or the network's ("conv1.weight",
+    ...)."""
     if layer.kind == "network":
         return training.NETWORK_LAYOUT
     return training.param_layout((layer,), prefix=False) if layer.has_params else {}
@@ -118,7 +120,7 @@ def plan(
     combiner = COMBINERS[combine]
     layout = param_layout(layer)
     nparams = training.layout_size(layout)
-    common = dict(combine=combine, lock=lock)
+    common: dict[str, Any] = dict(combine=combine, lock=lock)
     shapes: dict[str, tuple[int, ...]] = {"x": layer.in_array_shape(batch)}
     if nparams:
         shapes.update({"params": (nparams,), "grad": (nparams,)})
@@ -171,6 +173,7 @@ def plan(
     shapes.update({"gy": layer.out_array_shape(batch), "gx": layer.in_array_shape(batch)})
     total = backward_flops(layer, batch)
     nch, nin = layer.out_shape[0], layer.in_shape[0]
+    regions: list[dict[str, Any]]
     if strategy == "batch":
         regions = [dict(batch=nb) for nb in split_range(batch, workers)]
         acc = "grad" if nparams else None
@@ -205,7 +208,10 @@ def plan(
         for i, r in enumerate(regions)
     ]
     phases = [jobs]
+    locked: tuple[str, ...] = ()
     if slots:
+        assert acc is not None
+        locked = (acc,) if combine == "locked" else ()
         size = prod(shapes[acc])
         shapes.update(combiner.partial_shapes(acc, shapes[acc], len(regions)))
         reduce = [
@@ -214,7 +220,7 @@ def plan(
         ]
         if reduce:
             phases.append(reduce)
-    return PassPlan(phases, shapes, (acc,) if slots and combine == "locked" else ())
+    return PassPlan(phases, shapes, locked)
 
 
 # ---- running one job --------------------------------------------------------------
@@ -270,7 +276,8 @@ def _deposit(job, combiner, arrays, buf, spans) -> None:
 
 
 def _samples(arrays, offset: int, n0: int, n1: int, scratch: Scratch):
-    """A batch gathered from the data set: (x, labels) of the samples order[offset + n0 : offset + n1]."""
+    """A batch gathered from the data set: (x, labels) of the samples order[offset + n0 : offset +
+    n1]."""
     idx = arrays["order"][offset + n0 : offset + n1].astype(np.int64)
     x = scratch.get("train.x", (len(idx), *arrays["data.x"].shape[1:]))
     np.take(arrays["data.x"], idx, axis=0, out=x)
@@ -410,7 +417,8 @@ def _velocity(scratch: Scratch, token: str, shape) -> np.ndarray:
 
 
 def _eval_job(job, arrays, scratch, start):
-    """Correct predictions of the test samples [batch) with the current weights, into "eval"[index]."""
+    """Correct predictions of the test samples [batch) with the current weights, into
+    "eval"[index]."""
     n0, n1 = job.batch
     params = training.views(arrays["params"], training.NETWORK_LAYOUT)
     pred = training.predict(arrays["test.x"][n0:n1], params, scratch)

@@ -176,7 +176,7 @@ def settings_warnings(
     workers idle (batch 1 split by batch over 2 workers makes one task). Short enough for
     two lines of the narrowest settings pane.
     """
-    out = []
+    out: list[str] = []
     if executor == "inline" or workers <= 1:
         return out
     if logical_cores and workers > logical_cores:

@@ -1,4 +1,5 @@
-"""One training step of the network on a slice of a batch: forward (keeping activations), loss, backward.
+"""One training step of the network on a slice of a batch: forward (keeping activations), loss,
+backward.
 
 Parameters and gradients are flat float32 vectors (every layer's weight and
 bias, in NETWORK order, PyTorch layouts) seen through per-layer views: a
@@ -23,7 +24,8 @@ PARAM_LAYERS: tuple[Layer, ...] = tuple(sub for sub in NETWORK if sub.has_params
 def param_layout(
     layers=PARAM_LAYERS, prefix: bool = True
 ) -> dict[str, tuple[int, tuple[int, ...]]]:
-    """name -> (offset, shape) in the flat parameter vector; names "conv1.weight", ... (or "weight")."""
+    """name -> (offset, shape) in the flat parameter vector; names "conv1.weight", ... (or
+    "weight")."""
     layout, offset = {}, 0
     for sub in layers:
         for key, shape in (("weight", sub.weight_shape), ("bias", sub.bias_shape)):
@@ -169,7 +171,8 @@ def backward_from(
 def step_grads(
     kernel: str, x, labels, params: dict, grads: dict, scale: float, scratch: Scratch, cancel=None
 ) -> tuple[float, int, int]:
-    """Forward, loss and backward of a slice: (summed NLL, correct predictions, ns when the forward ended)."""
+    """Forward, loss and backward of a slice: (summed NLL, correct predictions, ns when the forward
+    ended)."""
     acts = forward_keep(kernel, x, params, scratch, cancel)
     forward_end = time.perf_counter_ns()
     correct = int((acts[-1].argmax(axis=1) == labels.astype(np.int64)).sum())

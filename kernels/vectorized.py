@@ -38,7 +38,8 @@ _sgemm_state: list = []  # [numba-callable sgemm or None], filled on first use
 
 def _sgemm():
     """numpy's BLAS sgemm, callable inside numba kernels (so a task runs without the GIL),
-    or None: then the kernels call np.matmul between numba steps. PARTUI_NATIVE_BLAS=0 forces that."""
+    or None: then the kernels call np.matmul between numba steps. PARTUI_NATIVE_BLAS=0 forces
+    that."""
     if not _sgemm_state:
         import os
 
@@ -82,7 +83,8 @@ def _check(cancel) -> None:
 
 
 def _chunk(n: int, bytes_per_sample: int) -> int:
-    """Samples per chunk: at most CHUNK_BYTES of buffer, and chunks of even size (no small last one)."""
+    """Samples per chunk: at most CHUNK_BYTES of buffer, and chunks of even size (no small last
+    one)."""
     most = max(1, min(n, CHUNK_BYTES // max(1, bytes_per_sample)))
     chunks = -(-n // most)
     return -(-n // chunks)
@@ -169,7 +171,8 @@ def _native_weights(scratch: Scratch, name: str, w, b, rows: bool):
 
 
 def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
-    """3x3 valid convolution of x (n, c, h, w) into out (n, oc, h-2, w-2), bias fused in the GEMM."""
+    """3x3 valid convolution of x (n, c, h, w) into out (n, oc, h-2, w-2), bias fused in the
+    GEMM."""
     n, c, h, wd = x.shape
     oc, p, k1 = w.shape[0], (h - 2) * (wd - 2), 9 * c + 1
     thin = 9 * c < THIN_K
@@ -185,6 +188,7 @@ def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
         else:
             _conv_rows(x, packed, out, scratch, cancel)
         return
+    assert planes is not None  # weights are made only with planes
     nat = _native()
     groups = _groups(n, 2 * oc * (k1 - 1) * p)
     if thin:

@@ -4,9 +4,13 @@ baseline, and the scaling of each configuration over worker counts (Amdahl, Karp
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .baselines import Baseline, key_of
 from .stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats, summarize
+
+if TYPE_CHECKING:  # the engine imports numpy; analysis runs without it
+    from .engine import RunResult
 
 
 def series_key(config: dict) -> tuple:
@@ -73,7 +77,7 @@ def pool(results):
     )
 
 
-def pooled_by_config(results) -> dict[tuple, object]:
+def pooled_by_config(results) -> dict[tuple, RunResult]:
     """config_key -> every run of that configuration pooled (in first-seen order)."""
     groups: dict[tuple, list] = {}
     for r in results:
@@ -83,7 +87,7 @@ def pooled_by_config(results) -> dict[tuple, object]:
 
 @dataclass
 class Row:
-    result: object  # RunResult
+    result: RunResult
     stats: RunStats
     baseline: Baseline | None
 

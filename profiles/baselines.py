@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .checked_json import Check, FileProblem, parse_bounded, shown
 from .paths import user_data_path
@@ -101,7 +102,7 @@ class BaselineBook:
             machine = info()
         self.machine = machine_fingerprint(machine)
         self.problem: str | None = None  # set when the file could not be read
-        self._data = {"format": FORMAT, "version": 1, "machines": {}}
+        self._data: dict[str, Any] = {"format": FORMAT, "version": 1, "machines": {}}
         try:
             data = parse_bounded(self.path, MAX_BYTES, MAX_DEPTH, "baseline book")
             validate_book(data)

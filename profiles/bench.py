@@ -75,7 +75,8 @@ class BenchSettings:
 
 
 def gemm_peak(threads: int, size: int, repeats: int) -> dict:
-    """float32 (size x size) @ (size x size) with BLAS at `threads` threads: GFLOP/s over repeats."""
+    """float32 (size x size) @ (size x size) with BLAS at `threads` threads: GFLOP/s over
+    repeats."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
@@ -205,7 +206,8 @@ class Bench:
             )
             peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
             settle()
-        layers, network = [], []
+        layers: list[dict] = []
+        network: list[dict] = []
         names = s.layer_names()
         # No CPU sampler: its thread would take the GIL from the threads being timed.
         with Engine(sample_hz=0) as engine:
@@ -274,7 +276,7 @@ class Bench:
             return m
 
         # Screening: every candidate, a few repeats each.
-        finalists: dict[int, list[tuple]] = {}
+        finalists: dict[int, list[tuple[str, str, int]]] = {}
         for w in s.worker_counts():
             screened = [
                 measure(st, ex, 1 if ex == "inline" else w, s.screen_repeats, "screen_ms")
@@ -282,13 +284,14 @@ class Bench:
             ]
             good = sorted((m for m in screened if m.ok), key=lambda m: m.median_ms)
             finalists[w] = [m.key for m in good[: s.finalists]]
-        singles = finalists.get(1) or [(*SINGLE, 1)]  # one worker: a candidate for every count
+        # one worker: a candidate for every count
+        singles = finalists.get(1) or [(SINGLE[0], SINGLE[1], 1)]
         for w in finalists:
             if w > 1:
                 finalists[w] += [k for k in singles if k not in finalists[w]]
         # Rounds: all finalists, interleaved, so their ratios share the same conditions.
         keys = list(dict.fromkeys(k for w in finalists for k in finalists[w]))
-        for r in range(s.rounds):
+        for _ in range(s.rounds):
             for key in keys:
                 measure(*key, s.round_repeats, "round_ms")
         rows = []

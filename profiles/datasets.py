@@ -17,10 +17,18 @@ import gzip
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_TYPES: dict[int, Any] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 PARTS = {
     ("train", "images"): "train-images-idx3-ubyte",
     ("train", "labels"): "train-labels-idx1-ubyte",
@@ -113,13 +121,15 @@ def load_emnist_letters(
             255.0
         )  # EMNIST is transposed
         out += [normalize(pixels), labels - 1]
-    return DataSet(*out, source=f"EMNIST letters in {folder}")
+    train_x, train_y, test_x, test_y = out
+    return DataSet(train_x, train_y, test_x, test_y, source=f"EMNIST letters in {folder}")
 
 
 def builtin_letters(train: int, test: int, seed: int = 0) -> DataSet:
     from partui.kernels.letters import make_letters
 
-    return DataSet(*make_letters(train, test, seed), source=f"letters (built-in, seed {seed})")
+    train_x, train_y, test_x, test_y = make_letters(train, test, seed)
+    return DataSet(train_x, train_y, test_x, test_y, source=f"letters (built-in, seed {seed})")
 
 
 def write_idx(path, array: np.ndarray) -> None:

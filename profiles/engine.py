@@ -135,7 +135,7 @@ def _reference(layer_name: str, batch: int, seed: int) -> np.ndarray:
 def verify(output: np.ndarray, expected: np.ndarray) -> tuple[float, float, bool]:
     """(max abs error, tolerance, ok): tolerance is 1e-4 of the output's magnitude."""
     magnitude = float(np.abs(expected).max()) if expected.size else 0.0
-    tol = RELATIVE_TOLERANCE * max(magnitude, np.finfo(np.float32).tiny)
+    tol = RELATIVE_TOLERANCE * max(magnitude, float(np.finfo(np.float32).tiny))
     err = np.abs(output.astype(np.float64) - expected)
     max_err = float(err.max()) if err.size else 0.0
     ok = bool(np.isfinite(output).all()) and max_err <= tol
@@ -356,12 +356,12 @@ class Engine:
         )
 
     # -- pipeline -----------------------------------------------------------
-    def _pipeline_repeat(self, ex: ThreadExecutor, layer, cfg, arena, run_id, rep, on_span):
+    def _pipeline_repeat(self, ex: Executor, layer, cfg, arena, run_id, rep, on_span):
         """Stages on their own threads, linked by bounded queues; micro-batches flow through."""
         stages = strategies.pipeline_stages(NETWORK, cfg.workers)
         micro = strategies.micro_batches(cfg.batch, cfg.workers)
         ops = KERNEL_MODULES[cfg.kernel]
-        links = [queue.Queue(PIPELINE_QUEUE) for _ in range(len(stages) - 1)]
+        links: list[queue.Queue] = [queue.Queue(PIPELINE_QUEUE) for _ in range(len(stages) - 1)]
         arrays = arena.arrays
         key = (cfg.kernel, cfg.batch, cfg.workers)
         if getattr(self, "_pipe_key", None) != key:  # buffers reused across repeats
@@ -375,7 +375,7 @@ class Engine:
                     return q.get(timeout=0.05)
                 except queue.Empty:
                     if cancel.is_set():
-                        raise Cancelled()
+                        raise Cancelled() from None
 
         def put(q, item):
             while True:
@@ -383,7 +383,7 @@ class Engine:
                     return q.put(item, timeout=0.05)
                 except queue.Full:
                     if cancel.is_set():
-                        raise Cancelled()
+                        raise Cancelled() from None
 
         def stage_loop(s: int) -> list[Span]:
             me = worker._state().index  # noqa: SLF001

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 from multiprocessing import forkserver, shared_memory
+from typing import Any
 
 import numpy as np
 
@@ -139,6 +140,11 @@ class Executor:
 
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None) -> list[Span]:
         raise NotImplementedError
+
+    def submit(self, fn, *args):
+        """Run fn(*args) on one of the pool's workers; a future. In-process executors have no
+        pool: they run tasks through run_phase only."""
+        raise NotImplementedError(f"executor {self.name!r} has no pool to submit to")
 
     def worker_ids(self) -> dict[int, int]:
         """Worker index -> native thread id (or pid, see `processes`), for the CPU sampler.
@@ -267,7 +273,8 @@ def _sigint_held():
 
 
 def _wait_all(futures, cancel):
-    """Wait for every future, waking often so Ctrl+C reaches the caller; the first error is raised."""
+    """Wait for every future, waking often so Ctrl+C reaches the caller; the first error is
+    raised."""
     pending = set(futures)
     while pending:
         done, pending = wait(pending, timeout=WAIT_SLICE_S, return_when=FIRST_EXCEPTION)
@@ -375,8 +382,8 @@ class ProcessExecutor(Executor):
         self._ctx = mp.get_context("forkserver")
         self._ctx.set_forkserver_preload(["partui.profiles.worker"])
         self._pool: ProcessPoolExecutor | None = None
-        self._mp_cancel = None
-        self._pids = None
+        self._mp_cancel: Any = None  # a multiprocessing Event, made in start()
+        self._pids: Any = None  # a shared multiprocessing Array of worker pids
 
     processes = True
 
@@ -421,7 +428,7 @@ class ProcessExecutor(Executor):
                         break  # delivered as the block ends), not after the whole wait
                     broken = [f for f in futures if f.done() and f.exception() is not None]
                     if broken:
-                        raise broken[0].exception()
+                        raise broken[0].exception()  # type: ignore[misc]  # not None: checked
                     if time.monotonic() > deadline:
                         raise WorkerLost(
                             f"{counter.value} of {self.workers} worker processes "
@@ -438,7 +445,9 @@ class ProcessExecutor(Executor):
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in (self._pool._processes or {}).values()] if self._pool else []  # noqa: SLF001
+        if self._pool is None:
+            return []
+        return [p.pid for p in (self._pool._processes or {}).values() if p.pid is not None]
 
     def submit(self, fn, *args):
         """Run a module-level function in a worker process (arguments are pickled)."""
@@ -494,7 +503,7 @@ class ProcessExecutor(Executor):
         # The pool's manager thread sees the dead workers and ends; join it so no thread
         # outlives the pool (and none races the interpreter's exit hook, which would print
         # an 'Exception ignored' traceback).
-        manager = self._pool._executor_manager_thread  # noqa: SLF001
+        manager: Any = self._pool._executor_manager_thread  # a thread (typeshed: a wakeup)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if manager is not None:
             manager.join(timeout=1)

@@ -68,7 +68,7 @@ def chrome_trace(snap) -> dict:
         processes = c["executor"] == "processes"
         events += _meta("process_name", pid, f"run {i}: {label(c)}", sort=i)
         events += _meta("thread_name", pid, "repeats", REPEAT_TID, sort=-1)
-        tids = {}
+        tids: dict[int, int] = {}
         for s in r.spans:
             tids.setdefault(s.worker, s.tid)
         for w, tid in sorted(tids.items()):

@@ -32,7 +32,7 @@ def _parse_size(text: str | None) -> int | None:
 
 def caches() -> list[dict]:
     """Caches of cpu0 as sysfs shows them: level, type, size in bytes, line size, sharing."""
-    out = []
+    out: list[dict] = []
     base = SYS_CPU / "cpu0" / "cache"
     if not base.is_dir():
         return out

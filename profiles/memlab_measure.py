@@ -12,11 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from partui.kernels.scratch import Cancelled
 
 from .stats import summarize
+
+K = TypeVar("K")  # a series' key: its name, or (kind, name)
 
 RESULT_KIND = "partui-memlab"
 RESULT_VERSION = 1
@@ -225,11 +227,12 @@ def run_parallel(jobs: list[list[Callable[[], Any]]], cancel: threading.Event) -
         raise
     if errors:
         raise errors[0]
-    if cancel.is_set() or stop.is_set() or any(s is None for s in stamps):
+    done = [s for s in stamps if s is not None]
+    if cancel.is_set() or stop.is_set() or len(done) < len(stamps):
         raise Cancelled()
-    start = min(s[0] for s in stamps)
-    wall = max(1, max(s[1] for s in stamps) - start)
-    cpu = sum(s[2] for s in stamps)
+    start = min(s[0] for s in done)
+    wall = max(1, max(s[1] for s in done) - start)
+    cpu = sum(s[2] for s in done)
     return Sample(wall, cpu, cpu / (wall * n))
 
 
@@ -312,17 +315,17 @@ class Lab:
 
     def interleaved(
         self,
-        jobs: dict[str, list[list[Callable[[], Any]]]],
+        jobs: dict[K, list[list[Callable[[], Any]]]],
         repeats: int,
-        before: Callable[[str], Any] | None = None,
-        after: Callable[[str], Any] | None = None,
-        min_share: dict[str, float] | None = None,
-    ) -> dict[str, list[Sample]]:
+        before: Callable[[K], Any] | None = None,
+        after: Callable[[K], Any] | None = None,
+        min_share: dict[K, float] | None = None,
+    ) -> dict[K, list[Sample]]:
         """`repeats` samples of each series, taken in turns (a, b, c, a, b, c, ...) so that
         a change of load on the machine hits every series alike. `before(name)` and
         `after(name)` run untimed around each sample (to reset and check what it changes);
         `min_share[name]` retakes that series' disturbed samples (see `sample`)."""
-        out: dict[str, list[Sample]] = {name: [] for name in jobs}
+        out: dict[K, list[Sample]] = {name: [] for name in jobs}
         for _ in range(repeats):
             for name, job in jobs.items():
                 reset = (lambda name=name: before(name)) if before is not None else None

@@ -19,7 +19,8 @@ from .executors import ProcessExecutor, ThreadExecutor, WorkerLost, _wait_all
 
 
 def _spans(raw, index: int, tid: int, job: Job, run: int, repeat: int) -> list[Span]:
-    """Spans of a job's raw (phase, start, end, units[, step]) tuples; a step, when given, is the repeat."""
+    """Spans of a job's raw (phase, start, end, units[, step]) tuples; a step, when given, is the
+    repeat."""
     return [
         Span(
             worker=index,

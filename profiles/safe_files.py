@@ -106,6 +106,7 @@ def write_bytes(path, data: bytes, *, overwrite: bool = False, unique: bool = Fa
     except OSError as exc:
         raise _fail(path, "write", exc) from None
     try:
+        placed = False  # the temporary file was renamed into place
         tmp = f".{path.name[:80]}.{secrets.token_hex(8)}.tmp"
         try:
             fd = os.open(
@@ -134,7 +135,7 @@ def write_bytes(path, data: bytes, *, overwrite: bool = False, unique: bool = Fa
                         os.rename(tmp, target.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                     except OSError as exc:
                         raise _fail(target, "write", exc) from None
-                    tmp = None
+                    placed = True
                     return target
                 try:
                     # a link fails if the name exists: no other writer's file is replaced
@@ -165,13 +166,13 @@ def write_bytes(path, data: bytes, *, overwrite: bool = False, unique: bool = Fa
                         os.rename(tmp, target.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                     except OSError as exc2:
                         raise _fail(target, "write", exc2) from None
-                    tmp = None
+                    placed = True
                     return target
             raise WriteError(
                 f"will not write {path}: {MAX_UNIQUE_TRIES} files of that name exist already"
             )
         finally:
-            if tmp is not None:
+            if not placed:
                 try:
                     os.unlink(tmp, dir_fd=dir_fd)
                 except OSError:

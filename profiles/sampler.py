@@ -135,7 +135,8 @@ class CpuSampler:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last = None  # (t_ns, core busy, process cpu s, {pid: cpu s} of partui's others)
+        # (t_ns, core busy, process cpu s, {pid: cpu s} of partui's others)
+        self._last: tuple | None = None
 
     def worker_cpu(self) -> dict[int, float]:
         """CPU seconds used so far by each worker that still exists."""

@@ -205,6 +205,7 @@ class _Service:
             cfg.check()
             if cfg.kernel == "vectorized":
                 self._compile(self._to_compile if cfg.strategy == "pipeline" else [cfg.layer])
+            assert self.engine is not None  # made in start()
             self.engine.run(cfg, emit=emit)
             return True
         except ConfigError as exc:
@@ -276,7 +277,7 @@ class EngineThread:
         self._service.cancel(drop_queued)
 
     def drain(self, max_events: int = 1000) -> list:
-        out = []
+        out: list = []
         while self._events and len(out) < max_events:
             out.append(self._events.popleft())
         return out
@@ -465,6 +466,8 @@ class EngineProcess:
         atexit.register(self.close)
 
     def _send(self, msg) -> bool:
+        if self._cmd is None:
+            return False
         try:
             self._cmd.send(msg)
             return True
@@ -503,7 +506,7 @@ class EngineProcess:
         if self._evt is None and not self._closed and not self._exit_reported:
             self._exit_reported = True
             try:
-                code = self._proc.wait(0.5)
+                code = self._proc.wait(0.5) if self._proc is not None else None
             except subprocess.TimeoutExpired:
                 code = None
             self._pending.append(
@@ -513,7 +516,7 @@ class EngineProcess:
     def drain(self, max_events: int = 1000) -> list:
         self._receive()
         self._note_family()
-        out = []
+        out: list = []
         while self._pending and len(out) < max_events:
             out.append(self._pending.popleft())
         return out

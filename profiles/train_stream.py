@@ -99,7 +99,7 @@ def _child_main(cmd_fd: int, evt_fd: int, cfg_repr: str) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the dashboard, which stops us
     cmd_conn, evt_conn = Connection(cmd_fd, writable=False), Connection(evt_fd, readable=False)
-    stop, settings = threading.Event(), queue.Queue()
+    stop, settings = threading.Event(), queue.Queue[dict]()
 
     def control():
         try:
@@ -164,7 +164,7 @@ class TrainProcess:
         self._send(("stop",))
 
     def drain(self, most: int = 500) -> list:
-        out = []
+        out: list = []
         try:
             while self._evt is not None and len(out) < most and self._evt.poll():
                 out.append(self._evt.recv())
@@ -172,7 +172,7 @@ class TrainProcess:
             self._evt.close()
             self._evt = None
             if not self._closed:
-                code = self._proc.poll()
+                code = self._proc.poll() if self._proc is not None else None
                 if code not in (0, None):
                     out.append(
                         ("error", f"the training process exited unexpectedly (exit code {code})")
@@ -213,7 +213,7 @@ class TrainThread:
         self.stop_event.set()
 
     def drain(self, most: int = 500) -> list:
-        out = []
+        out: list = []
         for _ in range(most):
             try:
                 out.append(self.events.get_nowait())

@@ -125,7 +125,7 @@ class Trainer:
         self.token = f"{os.getpid()}-{id(self)}-{time.perf_counter_ns()}"
 
     def run(self) -> TrainResult:
-        cfg, data = self.cfg, self.data
+        cfg = self.cfg
         ex = make_executor(cfg.executor, cfg.workers)
         lock = None
         try:
@@ -246,7 +246,7 @@ class Trainer:
         losses = a["losses"][:steps].astype(np.float64)
         done = np.flatnonzero(np.isfinite(losses))
         base = (epoch - 1) * steps
-        for i, s in enumerate(sorted(done, key=lambda s: self._step_ends.get(s, 0.0))):
+        for i, s in enumerate(sorted(done.tolist(), key=lambda s: self._step_ends.get(s, 0.0))):
             end = self._step_ends.get(s, t0 - t_start + wall * (i + 1) / max(1, len(done)))
             res.loss_curve.append([base + i + 1, end, float(losses[s])])
         if not len(done):
@@ -381,5 +381,5 @@ def save_weights(path, flat: np.ndarray, overwrite: bool = False, unique: bool =
     from .safe_files import write_bytes
 
     buf = io.BytesIO()
-    np.savez(buf, **training.views(flat, training.NETWORK_LAYOUT))
+    np.savez(buf, **training.views(flat, training.NETWORK_LAYOUT))  # type: ignore[arg-type]
     return write_bytes(path, buf.getvalue(), overwrite=overwrite, unique=unique)

@@ -24,7 +24,8 @@ _local = threading.local()
 
 
 def thread_init(counter, tids: dict | None = None) -> None:
-    """ThreadPoolExecutor initializer: number the worker (from its pool's counter), give it its own scratch.
+    """ThreadPoolExecutor initializer: number the worker (from its pool's counter), give it its own
+    scratch.
 
     `tids` (index -> native thread id) lets the CPU sampler find the worker.
     """
@@ -80,7 +81,8 @@ WATCH_S = 0.5  # how often a process worker checks that partui is still there
 
 
 def process_init(counter, cancel_event, pids=None, owner: int | None = None) -> None:
-    """ProcessPoolExecutor initializer: number the worker, BLAS at 1 thread, leave signals to the parent.
+    """ProcessPoolExecutor initializer: number the worker, BLAS at 1 thread, leave signals to the
+    parent.
 
     `pids` (a shared array, one slot per worker) lets the CPU sampler find the worker.
     `owner`: the pid of the process that made the pool; the worker ends when it is gone.

@@ -46,7 +46,7 @@ def fixed_result(config: RunConfig, median_ms: float, run: int) -> RunResult:
     times = [median_ms * f for f in (0.97, 0.99, 1.0, 1.02, 1.06)]
     spans, t0 = [], 1_000_000_000 * run
     per_task = int(median_ms * 1e6 / 2)
-    for repeat, wall in enumerate(times):
+    for repeat in range(len(times)):
         base = t0 + repeat * int(2 * median_ms * 1e6)
         for task in range(2 * w):
             worker = task % w
@@ -130,7 +130,7 @@ def fixed_memlab_result():
     from partui.profiles.memlab_measure import ExperimentResult, MemPoint
 
     points = []
-    for k, size in enumerate(2**p for p in range(12, 27)):
+    for size in (2**p for p in range(12, 27)):
         for series, base in (("row order", 0.3), ("column order", 0.5)):
             level = 1 + (size > 48 * 1024) + (size > 2 * 1024**2) + (size > 32 * 1024**2)
             med = base * level * (1.5 if series == "column order" else 1.0)

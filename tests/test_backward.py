@@ -23,7 +23,8 @@ def close(got, want, rel=2e-5):
 
 
 def numeric_grad(f, a, eps=1e-6):
-    """Central differences of the scalar f() with respect to every element of a (float64, in place)."""
+    """Central differences of the scalar f() with respect to every element of a (float64, in
+    place)."""
     g = np.zeros_like(a)
     for idx in np.ndindex(a.shape):
         old = a[idx]

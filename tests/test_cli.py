@@ -1,4 +1,5 @@
-"""`partui list / info / run` as a user runs them: exit codes, one-line errors, JSON, saved arrays."""
+"""`partui list / info / run` as a user runs them: exit codes, one-line errors, JSON, saved
+arrays."""
 
 import json
 import subprocess
@@ -312,7 +313,8 @@ def test_a_wrong_result_fails_visibly_with_exit_1(monkeypatch, capsys, as_json):
 
 
 def test_a_region_no_task_writes_fails(monkeypatch):
-    """The output is filled with NaN before each repeat: a kernel that writes nothing cannot pass."""
+    """The output is filled with NaN before each repeat: a kernel that writes nothing cannot
+    pass."""
     from partui.profiles.engine import Engine, RunConfig
 
     monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _LazyGelu())

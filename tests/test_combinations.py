@@ -1,4 +1,5 @@
-"""Every valid layer x kernel x strategy x executor combination, verified against float64, with its spans.
+"""Every valid layer x kernel x strategy x executor combination, verified against float64, with its
+spans.
 
 One Engine for the module so thread and process pools are reused, as the dashboard reuses them.
 """

@@ -32,7 +32,8 @@ def test_letters_vary_but_stay_on_the_canvas():
 
 
 def test_letters_differ_from_each_other():
-    """Mean images per class: each is nearer its own class's fresh samples than any other class's."""
+    """Mean images per class: each is nearer its own class's fresh samples than any other
+    class's."""
     x, y = letters.make_split(26 * 12, 1, "train")
     centroids = np.stack([x[y == k].mean(axis=0).ravel() for k in range(26)])
     tx, ty = letters.make_split(26 * 4, 2, "test")

@@ -1,4 +1,5 @@
-"""Layer table: shapes and FLOP counts against DESIGN.md, seeded He-initialised parameters, batch range."""
+"""Layer table: shapes and FLOP counts against DESIGN.md, seeded He-initialised parameters, batch
+range."""
 
 import numpy as np
 import pytest

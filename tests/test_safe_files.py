@@ -273,7 +273,7 @@ def test_csv_cells_are_not_formulas(saved_snapshot, monkeypatch):
     rows = list(csv.DictReader(io.StringIO(export.csv_text(load(saved_snapshot)))))
     assert rows and all(r["baseline"] == '\'=HYPERLINK("http://x","click")' for r in rows)
     for r in rows:
-        for k, v in r.items():
+        for v in r.values():
             if v[:1] in "=+-@":
                 float(v)  # only numbers may start so
 

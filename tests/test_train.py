@@ -1,4 +1,5 @@
-"""`partui train`: sync and Hogwild! SGD on threads and processes, the report, the snapshot, Ctrl+C."""
+"""`partui train`: sync and Hogwild! SGD on threads and processes, the report, the snapshot,
+Ctrl+C."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def test_hogwild_on_one_worker_is_plain_sgd(data):
 
 
 def test_data_parallel_steps_match_one_worker(data):
-    """Two workers' partial gradients, reduced, give the one-worker step (up to float32 rounding)."""
+    """Two workers' partial gradients, reduced, give the one-worker step (up to float32
+    rounding)."""
     one = Trainer(
         TrainConfig(epochs=1, batch=32, train_size=96, test_size=64, workers=1, executor="inline"),
         data,

@@ -299,7 +299,8 @@ class Model:
         return self.analysis().baselines.get(key_of(cfg.to_dict()))
 
     def series_for(self, cfg: RunConfig):
-        """The worker-count series (medians, Amdahl fit) of cfg's layer/strategy/kernel/executor/batch."""
+        """The worker-count series (medians, Amdahl fit) of cfg's
+        layer/strategy/kernel/executor/batch."""
         from partui.profiles.analysis import series_key
 
         key = series_key(cfg.to_dict())

@@ -203,7 +203,8 @@ def config_warnings(c, logical_cores: int | None) -> list[str]:
 
 
 class SettingsPane(Static):
-    """The run's settings with the key that changes each; an invalid combination is shown as such."""
+    """The run's settings with the key that changes each; an invalid combination is shown as
+    such."""
 
     BORDER_TITLE = "settings"
 

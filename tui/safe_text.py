@@ -3,7 +3,8 @@
 A snapshot's note, a machine name or a file name may hold escape sequences (a terminal
 would obey them: set the window title, clear the screen) or Rich markup (Textual would
 parse it, and fail on a stray "[/]"). The command line strips control characters; the
-dashboard strips them too and shows such text as text, never as markup. Values echoed in errors are cut to ECHO_MAX characters.
+dashboard strips them too and shows such text as text, never as markup. Values echoed in
+errors are cut to ECHO_MAX characters.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ ECHO_MAX = 80
 # C0 controls but tab and newline, DEL, C1 controls (0x9b alone starts a CSI sequence)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_QUOTED = re.compile(r"'([^'\n]{%d})[^'\n]+'" % ECHO_MAX)
+_QUOTED = re.compile(rf"'([^'\n]{{{ECHO_MAX}}})[^'\n]+'")
 
 
 def printable(text, keep_newlines: bool = True) -> str:

@@ -142,7 +142,8 @@ def _section(text: Text, title: str, rows: list[tuple[str, str]], width: int, ro
 
 
 class SnapshotBrowser(ModalScreen):
-    """Saved snapshots, newest first: enter opens one read-only, space marks two, c compares them."""
+    """Saved snapshots, newest first: enter opens one read-only, space marks two, c compares
+    them."""
 
     BINDINGS = [
         Binding("escape,q", "dismiss_none", "Close"),

@@ -1,4 +1,5 @@
-"""The train tab: choose how to train by key, start and stop, watch loss and accuracy of several runs.
+"""The train tab: choose how to train by key, start and stop, watch loss and accuracy of several
+runs.
 
 Training runs in a child process (profiles.train_stream); the tab drains its
 events on a timer. Every run started is kept and drawn over the others, so
@@ -253,7 +254,8 @@ class TrainTab(Vertical, can_focus=True):
                 state += f"  step {step}  {t:.1f} s  loss {loss:.3f}"
             if run.reports:
                 state += (
-                    f"  epoch {run.reports[-1].epoch}  test {100 * run.reports[-1].test_accuracy:.1f}%"
+                    f"  epoch {run.reports[-1].epoch}  "
+                    f"test {100 * run.reports[-1].test_accuracy:.1f}%"
                     f"  {run.images_per_s():.0f} images/s"
                 )
         parts += ["\n", state]

@@ -71,14 +71,11 @@ def cache_markers(machine: dict) -> list[tuple[float, str]]:
 
 
 def share_note(points: list[MemPoint], what: str, cpu_timed: bool = False) -> str:
-    low = [p for p in points if p.cpu_share is not None and p.cpu_share < GOOD_SHARE]
+    low = [(p.cpu_share, p) for p in points if p.cpu_share is not None and p.cpu_share < GOOD_SHARE]
     if not low:
         return ""
-    worst = min(low, key=lambda p: p.cpu_share)
-    where = (
-        f"at {worst.series}, x={worst.x:g}, {what} ran {100 * worst.cpu_share:.0f}% of "
-        f"the wall time"
-    )
+    share, worst = min(low, key=lambda sp: sp[0])
+    where = f"at {worst.series}, x={worst.x:g}, {what} ran {100 * share:.0f}% of the wall time"
     if cpu_timed:
         return (
             f"\nThe machine was busy ({where}). The times above are the thread's CPU time, "

@@ -70,7 +70,7 @@ def run(lab: Lab, p: dict) -> dict:
             after=check,
             min_share={s: RETAKE_BELOW for s in FS_SERIES},
         )
-        for s, (kind, padded) in FS_SERIES.items():
+        for s, (kind, _padded) in FS_SERIES.items():
             n = p["increments"][kind]
             lab.add(
                 s,

@@ -68,7 +68,7 @@ def run(lab: Lab, p: dict) -> dict:
             return [[partial(fn, piece, 1) for _ in range(passes) for piece in pieces]]
 
         passes = {}
-        for series, kind in MOUNTAIN_SERIES.items():
+        for kind in MOUNTAIN_SERIES.values():
             units0 = max(1, (4 * MiB if kind == "numpy" else 32 * MiB) // size)
             passes[kind] = calibrated(lab, partial(jobs, kind), units0, p["target_s"])
         samples = lab.interleaved(
@@ -88,7 +88,8 @@ def run(lab: Lab, p: dict) -> dict:
 
 def _regions(machine: dict) -> list[tuple[str, float, float]]:
     """Size ranges safely inside each level: [2 x previous level, level / 2]."""
-    out, lo = [], 0.0
+    out: list[tuple[str, float, float]] = []
+    lo = 0.0
     for k in (1, 2, 3):
         size = machine.get(f"l{k}")
         if not size:
@@ -116,14 +117,14 @@ def find_steps(points: list[MemPoint], drop: float = STEP_DROP) -> list[dict]:
 
 
 def summarize(points: list[MemPoint], machine: dict) -> dict:
-    regions = {}
+    regions: dict[str, dict[str, float | None]] = {}
     for series in MOUNTAIN_SERIES:
         pts = [p for p in points if p.series == series]
         regions[series] = {}
         for name, lo, hi in _regions(machine):
             inside = [p.median for p in pts if lo <= p.x <= hi]
             regions[series][name] = float(np.median(inside)) if inside else None
-    steps = {}
+    steps: dict[str, list] = {}
     for series in ("read (native)", "read-modify-write (native)"):
         steps[series] = find_steps([p for p in points if p.series == series])
         for step in steps[series]:
@@ -186,7 +187,8 @@ def explain(summary: dict, lab: Lab) -> str:
             f"Steps found in {kind}: "
             + "; ".join(
                 f"{size_text(s['from_size'])} -> {size_text(s['to_size'])}: {s['from_gbs']:.0f} -> "
-                f"{s['to_gbs']:.0f} GB/s ({'end of ' + s['cache'] if s['cache'] else 'at no cache boundary'})"
+                f"{s['to_gbs']:.0f} GB/s "
+                f"({'end of ' + s['cache'] if s['cache'] else 'at no cache boundary'})"
                 for s in steps
             )
             + "."

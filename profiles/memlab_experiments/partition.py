@@ -104,15 +104,17 @@ def run(lab: Lab, p: dict) -> dict:
         for impl in ("native", "numpy"):
             chunk = p["chunk_elements"][impl]
             units0 = max(1, (4_000_000 if impl == "native" else 400_000) // a.size)
+
+            def one_layout(n: int, impl: str = impl, chunk: int = chunk) -> list:
+                return partition_jobs(a, impl, "one", threads, n, chunk, kern)
+
             passes[impl] = calibrated(
                 lab,
-                lambda n, impl=impl, chunk=chunk: partition_jobs(
-                    a, impl, "one", threads, n, chunk, kern
-                ),
+                one_layout,
                 units0,
                 p["target_s"],
             )
-        for series, (impl, layout) in PARTITION_SERIES.items():  # untimed, checks the sums
+        for impl, layout in PARTITION_SERIES.values():  # untimed, checks the sums
             a[...] = 0.0
             lab.sample(partition_jobs(a, impl, layout, threads, 1, p["chunk_elements"][impl], kern))
             ok &= bool((a == 1.0).all())
@@ -130,7 +132,7 @@ def run(lab: Lab, p: dict) -> dict:
             },
         )
         pts = {}
-        for series, (impl, layout) in PARTITION_SERIES.items():
+        for series, (impl, _layout) in PARTITION_SERIES.items():
             updates = a.size * passes[impl]
             pts[series] = lab.add(
                 series,
@@ -150,9 +152,8 @@ def run(lab: Lab, p: dict) -> dict:
             d[f"{impl}_cyclic_over_one_thread"] = compare(
                 pts[f"{impl} cyclic"], pts[f"{impl} 1 thread"]
             ).to_dict()
-            d[f"{impl}_cpu_share"] = min(
-                pts[f"{impl} block"].cpu_share, pts[f"{impl} cyclic"].cpu_share
-            )
+            shares = (pts[f"{impl} block"].cpu_share, pts[f"{impl} cyclic"].cpu_share)
+            d[f"{impl}_cpu_share"] = min((s for s in shares if s is not None), default=None)
         summary["sizes"][str(size)] = d
     summary.update(lab.counts())
     return summary
@@ -162,9 +163,9 @@ def explain(summary: dict, lab: Lab) -> str:
     t = summary["threads"]
     lines = [
         f"{t} threads add 1 to every element of an array. Cyclic: thread k updates a[k::{t}] "
-        f"(every {_nth(t)} element, like the cook who makes every {_nth(t)} sandwich), so every cache "
-        f"line is written by all threads. Block: each thread owns one part and updates it with "
-        f"the same stride, in {t} sweeps: the same work, the same stride, the same lines per "
+        f"(every {_nth(t)} element, like the cook who makes every {_nth(t)} sandwich), so every "
+        f"cache line is written by all threads. Block: each thread owns one part and updates it "
+        f"with the same stride, in {t} sweeps: the same work, the same stride, the same lines per "
         f"thread, but no line shared. '1 thread' does all of it alone (the baseline).",
     ]
     for size, d in summary["sizes"].items():

@@ -3,7 +3,9 @@ three Python loops, numpy per row, one `@`. The source material's figures beside
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +68,7 @@ def _run(lab: Lab, p: dict) -> dict:
     As, Bs = {}, {}
     for m in p["loop_sides"]:
         As[m], Bs[m] = A[:m, :m].tolist(), B[:m, :m].tolist()
-    calls = {
+    calls: dict[tuple[str, str], Callable[[], Any]] = {
         (ELEMENTWISE, "python loop"): partial(ladder.product_loop, al, bl),
         (ELEMENTWISE, "list comprehension"): partial(ladder.product_comprehension, al, bl),
         (ELEMENTWISE, "numpy a * b"): partial(ladder.product_numpy, a, b, out),
@@ -184,7 +186,7 @@ def explain(summary: dict, lab: Lab) -> str:
             claim = mat[kind].get(r)
             lines.append(
                 f"  {i}. {r:<20} {ms[kind][r]:>10.3f} ms   "
-                f"{'~%g ms' % claim if claim is not None else '':>12}   "
+                f"{f'~{claim:g} ms' if claim is not None else '':>12}   "
                 f"{_times(sp[kind][r]):>9}"
             )
     a = summary["elements"]

@@ -244,7 +244,8 @@ def main() -> int:
         ],
     }
     print(
-        f"\nkey latency ({args.keys} presses of +/- each, live mode running; tmux polled every 5 ms)"
+        f"\nkey latency ({args.keys} presses of +/- each, live mode running; "
+        "tmux polled every 5 ms)"
     )
     for name, cfg in configs.items():
         start([*cfg, "--live"], snapdir)
@@ -270,7 +271,8 @@ def main() -> int:
         )
     h, l_ = statistics.median(heads), statistics.median(lives)
     print(
-        f"  live / headless = {l_ / h:.3f}   dashboard self CPU median {statistics.median(cpus):.1f}%"
+        f"  live / headless = {l_ / h:.3f}   "
+        f"dashboard self CPU median {statistics.median(cpus):.1f}%"
     )
     print(f"load average at the end {load()}")
     shutil.rmtree(snapdir, ignore_errors=True)

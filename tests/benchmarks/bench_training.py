@@ -1,4 +1,5 @@
-"""Training benchmark: the step against the forward, 1 vs 2 workers, sync vs Hogwild!, accuracy, memory.
+"""Training benchmark: the step against the forward, 1 vs 2 workers, sync vs Hogwild!, accuracy,
+memory.
 
 Prints figures; asserts nothing (the machine is shared and noisy: read the load
 average it prints, and compare ratios measured in the same run).
@@ -143,7 +144,9 @@ def compare_updates(epochs: int, train_size: int, test_size: int) -> dict:
         print(
             f"  {name:<22} images/s {ips:7.0f}  test accuracy after {epochs} epochs "
             f"{100 * r.test_accuracy:5.1f}%  in {r.epochs[-1].elapsed_s:5.1f} s  "
-            f"(per epoch: {', '.join(f'{100 * e.test_accuracy:.1f}%@{e.elapsed_s:.0f}s' for e in r.epochs)})",
+            "(per epoch: "
+            + ", ".join(f"{100 * e.test_accuracy:.1f}%@{e.elapsed_s:.0f}s" for e in r.epochs)
+            + ")",
             flush=True,
         )
     budget = min(r.epochs[-1].elapsed_s for r in runs.values())
@@ -248,7 +251,8 @@ def main() -> None:
         print(f"   load average {load()}")
     if "updates" not in skip:
         print(
-            f"2. sync vs locked vs Hogwild! at 2 workers: {a.epochs} epochs of {a.train_size} images"
+            f"2. sync vs locked vs Hogwild! at 2 workers: "
+            f"{a.epochs} epochs of {a.train_size} images"
         )
         out["updates"] = compare_updates(a.epochs, a.train_size, a.test_size)
         print(f"   load average {load()}")

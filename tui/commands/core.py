@@ -447,7 +447,8 @@ def run_report(result) -> str:
         else f"  pass {pass_kind}  combine {c.get('combine', 'reduce')}"
     )
     lines = [
-        f"{c['layer']}{what}  strategy {c['strategy']}  kernel {c['kernel']}  executor {c['executor']}  "
+        f"{c['layer']}{what}  strategy {c['strategy']}  kernel {c['kernel']}  "
+        f"executor {c['executor']}  "
         f"workers {c['workers']}  batch {c['batch']}  BLAS threads {result.blas_threads}  "
         f"tasks {result.tasks}",
         f"median {ms(result.median_ms)} ms   min-max {ms(result.min_ms)}-{ms(result.max_ms)} ms   "

@@ -181,7 +181,8 @@ def report(result) -> str:
         lines.append(
             "marked: "
             + ", ".join(
-                f"{label} at {bytes_text(int(x)) if first and 'bytes' in first.x_label else f'{x:g}'}"
+                f"{label} at "
+                + (bytes_text(int(x)) if first and "bytes" in first.x_label else f"{x:g}")
                 for x, label in result.markers
             )
         )

@@ -1,4 +1,5 @@
-"""`partui sweep`, `partui show`, `partui export`, `partui compare`: profiles without the dashboard."""
+"""`partui sweep`, `partui show`, `partui export`, `partui compare`: profiles without the
+dashboard."""
 
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def register(sub) -> None:
     p.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object (every run's statistics, baselines, the snapshot's path) on stdout; progress stays on stderr",
+        help="print one JSON object (every run's statistics, baselines, the snapshot's path) "
+        "on stdout; progress stays on stderr",
     )
     p.set_defaults(func=cmd_sweep)
 
@@ -105,7 +107,8 @@ def register(sub) -> None:
     p.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object (machine, note, every run's statistics and baseline) instead of tables",
+        help="print one JSON object (machine, note, every run's statistics and baseline) "
+        "instead of tables",
     )
     p.set_defaults(func=cmd_show)
 
@@ -136,7 +139,8 @@ def register(sub) -> None:
     p.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object (machine differences, every shared configuration) instead of tables",
+        help="print one JSON object (machine differences, every shared configuration) "
+        "instead of tables",
     )
     p.set_defaults(func=cmd_compare)
 
@@ -354,7 +358,10 @@ def report(analysis, repeats: int | None = None) -> str:
                 fit = "no fit"
             else:
                 if f.raw_serial_fraction < 0:
-                    fit = f"s = {f.raw_serial_fraction:.2f} < 0: faster than linear (or noise), no ceiling"
+                    fit = (
+                        f"s = {f.raw_serial_fraction:.2f} < 0: "
+                        "faster than linear (or noise), no ceiling"
+                    )
                 elif f.raw_serial_fraction > 1:
                     fit = f"s = {f.raw_serial_fraction:.2f} > 1: slower with more workers"
                 else:
@@ -470,10 +477,13 @@ def machine_differences(a: dict, b: dict) -> list[tuple[str, str, str]]:
     for k in MACHINE_KEYS:
         if a.get(k) != b.get(k):
             out.append((k, str(a.get(k)), str(b.get(k))))
-    blas = lambda m: [
-        (x.get("internal_api"), x.get("version"), x.get("num_threads"))  # noqa: E731
-        for x in m.get("blas", []) or []
-    ]
+
+    def blas(m: dict) -> list[tuple]:
+        return [
+            (x.get("internal_api"), x.get("version"), x.get("num_threads"))
+            for x in m.get("blas", []) or []
+        ]
+
     if blas(a) != blas(b):
         out.append(("blas", str(blas(a)), str(blas(b))))
     return out
@@ -542,12 +552,15 @@ def compare_data(a, b) -> dict:
     ra = pooled_by_config(a.results())  # every run of a configuration, not the last one
     rb = pooled_by_config(b.results())
     both = [k for k in ra if k in rb]
-    side = lambda r: {
-        "median_ms": r.median_ms,
-        "min_ms": r.min_ms,  # noqa: E731
-        "max_ms": r.max_ms,
-        "n": len(r.times_ms),
-    }
+
+    def side(r) -> dict:
+        return {
+            "median_ms": r.median_ms,
+            "min_ms": r.min_ms,
+            "max_ms": r.max_ms,
+            "n": len(r.times_ms),
+        }
+
     rows = []
     for k in both:
         x, y = ra[k], rb[k]
@@ -582,10 +595,10 @@ def compare_report(a, b) -> str:
             f"{a.machine.get('logical_cores', '?')} logical cores"
         )
     out.append("")
-    span = lambda t: (
-        f"{ms(t['median_ms'])} ({ms(t['min_ms'])}-{ms(t['max_ms'])}) "  # noqa: E731
-        f"n={t['n']}"
-    )
+
+    def span(t: dict) -> str:
+        return f"{ms(t['median_ms'])} ({ms(t['min_ms'])}-{ms(t['max_ms'])}) n={t['n']}"
+
     rows = [
         [
             c["label"],

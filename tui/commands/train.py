@@ -154,7 +154,8 @@ def _out_path(args) -> Path:
 
 
 class _Progress:
-    """Steps done, loss and images/s on stderr: a line redrawn on a terminal, a line per epoch otherwise."""
+    """Steps done, loss and images/s on stderr: a line redrawn on a terminal, a line per epoch
+    otherwise."""
 
     def __init__(self, cfg, quiet: bool):
         self.cfg, self.quiet = cfg, quiet
@@ -177,9 +178,9 @@ class _Progress:
             if self.tty:
                 print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
             print(
-                f"epoch {event.epoch}/{self.cfg.epochs}: loss {event.train_loss:.4f}  test accuracy "
-                f"{100 * event.test_accuracy:.1f}%  {event.images_per_s:.0f} images/s  "
-                f"{event.elapsed_s:.1f} s",
+                f"epoch {event.epoch}/{self.cfg.epochs}: loss {event.train_loss:.4f}  "
+                f"test accuracy {100 * event.test_accuracy:.1f}%  "
+                f"{event.images_per_s:.0f} images/s  {event.elapsed_s:.1f} s",
                 file=sys.stderr,
                 flush=True,
             )
