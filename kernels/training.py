@@ -172,7 +172,15 @@ def step_grads(
     kernel: str, x, labels, params: dict, grads: dict, scale: float, scratch: Scratch, cancel=None
 ) -> tuple[float, int, int]:
     """Forward, loss and backward of a slice: (summed NLL, correct predictions, ns when the forward
-    ended)."""
+    ended).
+
+    The vectorized kernel runs the whole slice natively where it can (`grad_network`).
+    """
+    if kernel == "vectorized" and x.shape[0]:
+        from . import grad_network
+
+        if grad_network.available():
+            return grad_network.step(x, labels, params, grads, scale, scratch, cancel)
     acts = forward_keep(kernel, x, params, scratch, cancel)
     forward_end = time.perf_counter_ns()
     correct = int((acts[-1].argmax(axis=1) == labels.astype(np.int64)).sum())

@@ -248,6 +248,45 @@ def test_network_step_grads_match_reference(kernel):
     assert 0 <= correct <= len(x)
 
 
+def test_network_step_without_native_blas_matches_reference(monkeypatch):
+    """The layer-by-layer step (no sgemm callable from numba) against the same reference."""
+    from partui.kernels import grad_network, training, vectorized
+
+    monkeypatch.setattr(vectorized, "_sgemm_state", [None])
+    assert not grad_network.available()
+    x, labels, params = _network_case(batch=4, seed=2)
+    pv = training.views(training.flat_params(2), training.NETWORK_LAYOUT)
+    grad = np.full(training.NETWORK_PARAMS, np.nan, np.float32)
+    gv = training.views(grad, training.NETWORK_LAYOUT)
+    loss, _, _ = training.step_grads("vectorized", x, labels, pv, gv, 1 / len(x), Scratch())
+    ref_loss, ref = grad_reference.network_loss_and_grads(x, labels, params)
+    assert loss / len(x) == pytest.approx(ref_loss, rel=1e-5)
+    for k in ref:
+        close(gv[k], ref[k], 1e-4)
+
+
+def test_native_network_step_is_used_and_matches_reference_on_odd_slices():
+    """The native step (one call per half) on slices whose chunks do not divide them."""
+    from partui.kernels import grad_network, training
+
+    assert grad_network.available()
+    scratch = Scratch()
+    for batch, seed in ((1, 3), (7, 4)):
+        x, labels, params = _network_case(batch=batch, seed=seed)
+        pv = training.views(training.flat_params(seed), training.NETWORK_LAYOUT)
+        grad = np.full(training.NETWORK_PARAMS, np.nan, np.float32)
+        gv = training.views(grad, training.NETWORK_LAYOUT)
+        loss, correct, _ = grad_network.step(x, labels, pv, gv, 1 / batch, scratch)
+        ref_loss, ref = grad_reference.network_loss_and_grads(x, labels, params)
+        assert loss / batch == pytest.approx(ref_loss, rel=1e-5)
+        for k in ref:
+            close(gv[k], ref[k], 1e-4)
+        from partui.kernels.layers import LAYERS
+
+        logits = reference.forward(LAYERS["network"], x, params)
+        assert correct == int((logits.argmax(axis=1) == labels).sum())
+
+
 def test_network_reference_grads_match_finite_differences():
     x, labels, params = _network_case(batch=2, seed=1)
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
