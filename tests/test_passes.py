@@ -105,7 +105,18 @@ class _WrongGrads:
     ],
 )
 def test_a_wrong_gradient_exits_1(monkeypatch, capsys, args):
+    from partui.kernels import grad_network
+
     monkeypatch.setitem(training.GRAD_MODULES, "vectorized", _WrongGrads())
+    native_step = grad_network.step
+
+    def wrong_native_step(x, labels, params, grads, *rest):  # the training step's native path
+        got = native_step(x, labels, params, grads, *rest)
+        gw = grads["conv2.weight"]
+        gw[0, 0, 0, 0] += 0.01 * float(np.abs(gw).max())
+        return got
+
+    monkeypatch.setattr(grad_network, "step", wrong_native_step)
     assert (
         cli.main(
             [
