@@ -64,8 +64,8 @@ class Combiner:
         """Ranges of the flat accumulator for the combine phase's jobs (none: nothing to do)."""
         return []
 
-    def reduce(self, arrays: dict, acc: str, lo: int, hi: int) -> None:
-        """One combine-phase job: the flat accumulator's [lo, hi)."""
+    def reduce(self, arrays: dict, acc: str, lo: int, hi: int, native: bool = False) -> None:
+        """One combine-phase job: the flat accumulator's [lo, hi) (`native`: one numba pass)."""
 
 
 class ReduceCombiner(Combiner):
@@ -80,9 +80,15 @@ class ReduceCombiner(Combiner):
     def reduce_ranges(self, size, workers):
         return split_range(size, workers)
 
-    def reduce(self, arrays, acc, lo, hi):
+    def reduce(self, arrays, acc, lo, hi, native=False):
         parts = arrays[f"{acc}.partials"]
-        parts = parts.reshape(parts.shape[0], -1)[:, lo:hi]
+        parts = parts.reshape(parts.shape[0], -1)
+        if native:
+            from .native_grad import sum_slots
+
+            sum_slots(parts, arrays[acc].reshape(-1), lo, hi)
+            return
+        parts = parts[:, lo:hi]
         out = arrays[acc].reshape(-1)[lo:hi]
         np.copyto(out, parts[0])
         for k in range(1, parts.shape[0]):

@@ -421,3 +421,35 @@ def network_train_backward(sgemm, x, c1, c2, c3, b1, b2, b3, l1, l2, l3, feats, 
     _unpack_conv_grads(b1[7], cg[0], cg[1])
     _unpack_conv_grads(b2[7], cg[2], cg[3])
     _unpack_conv_grads(b3[7], cg[4], cg[5])
+
+
+# ---- the combine and the update, a range of the flat parameter vector at a time -----------
+
+
+@njit(**_JIT)
+def sum_slots(parts, out, lo, hi):
+    """out[lo:hi] = the sum over slots of parts[:, lo:hi] (in slot order)."""
+    first = parts[0]
+    for i in range(lo, hi):
+        out[i] = first[i]
+    for k in range(1, parts.shape[0]):
+        row = parts[k]
+        for i in range(lo, hi):
+            out[i] += row[i]
+
+
+@njit(**_JIT)
+def sgd_range(p, g, v, new, lo, hi, lr, momentum, mode):
+    """One SGD step on [lo, hi): mode 0 new = p - lr g; 1 p -= lr g; 2 v = momentum v + g,
+    p -= lr v. Plain IEEE arithmetic (no fused multiply-add): numpy's results, bit for bit."""
+    if mode == 0:
+        for i in range(lo, hi):
+            new[i] = p[i] - lr * g[i]
+    elif mode == 1:
+        for i in range(lo, hi):
+            p[i] = p[i] - lr * g[i]
+    else:
+        for i in range(lo, hi):
+            vi = momentum * v[i] + g[i]
+            v[i] = vi
+            p[i] = p[i] - lr * vi

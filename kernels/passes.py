@@ -68,6 +68,9 @@ class Job:
     steps: int = 1
     step0: int = 0  # the first step's index in the epoch (hogwild: where its loss goes)
     token: str = ""  # the training run: a hogwild worker keeps its own velocity per run
+    # a training step as one phase: after its slice, the task waits until `wait` slices are
+    # in ("arrive"), then combines and updates its own range `span` of the flat parameters
+    wait: int = 0
 
     @property
     def phase(self) -> int:
@@ -116,7 +119,16 @@ def plan(
     lock: str | None = None,
     in_place: bool = False,
     momentum: float = 0.0,
+    together: bool = False,
 ) -> PassPlan:
+    """The pass cut into phases of jobs.
+
+    `together`: the executor runs all of a phase's jobs at once (a thread or process per
+    job). A training step is then one phase: each task, once its slice is done, waits
+    for the others in shared memory and then combines and updates its own range of the
+    parameters, where otherwise a combine phase and an update phase follow, each a
+    round trip through the executor.
+    """
     combiner = COMBINERS[combine]
     layout = param_layout(layer)
     nparams = training.layout_size(layout)
@@ -127,6 +139,8 @@ def plan(
     if pass_kind == "train":
         slices = split_range(batch, workers) if strategy == "batch" else [(0, batch)]
         slots = len(slices) > 1
+        fused = together and slots
+        ranges = split_range(nparams, len(slices)) if fused else [(0, 0)] * len(slices)
         per_sample = layer.flops(1) + backward_flops(layer, 1)
         jobs = [
             Job(
@@ -136,22 +150,32 @@ def plan(
                 slot=i if slots else None,
                 scale=1.0 / batch,
                 units=per_sample * (nb[1] - nb[0]),
+                span=ranges[i],
+                lr=lr,
+                in_place=in_place,
+                momentum=momentum if in_place else 0.0,
+                wait=len(slices) if fused else 0,
                 **common,
             )
             for i, nb in enumerate(slices)
         ]
         shapes.update({"labels": (batch,), "stats": (len(slices), STATS), "params.new": (nparams,)})
+        if in_place and momentum:
+            shapes["velocity"] = (nparams,)
         phases = [jobs]
+        zero = ("grad",) if slots and combine == "locked" else ()
         if slots:
             shapes.update(combiner.partial_shapes("grad", (nparams,), len(slices)))
+        if fused:
+            shapes["arrive"] = (len(slices),)
+            return PassPlan(phases, shapes, (*zero, "arrive"))
+        if slots:
             reduce = [
                 Job(i, "combine", span=r, units=len(slices) * (r[1] - r[0]), **common)
                 for i, r in enumerate(combiner.reduce_ranges(nparams, workers))
             ]
             if reduce:
                 phases.append(reduce)
-        if in_place and momentum:
-            shapes["velocity"] = (nparams,)
         phases.append(
             [
                 Job(
@@ -167,7 +191,7 @@ def plan(
                 for i, r in enumerate(split_range(nparams, workers))
             ]
         )
-        return PassPlan(phases, shapes, ("grad",) if slots and combine == "locked" else ())
+        return PassPlan(phases, shapes, zero)
 
     # backward of one layer
     shapes.update({"gy": layer.out_array_shape(batch), "gx": layer.in_array_shape(batch)})
@@ -234,22 +258,10 @@ def run_job(
         raise Cancelled()
     start = time.perf_counter_ns()
     if job.kind == "combine":
-        COMBINERS[job.combine].reduce(arrays, job.acc, *job.span)
+        COMBINERS[job.combine].reduce(arrays, job.acc, *job.span, native=kernel == "vectorized")
         return [(COMBINE, start, time.perf_counter_ns(), job.units)]
     if job.kind == "update":
-        lo, hi = job.span
-        p, g = arrays["params"][lo:hi], arrays["grad"][lo:hi]
-        lr = np.float32(job.lr)
-        if job.in_place and job.momentum:  # training: straight into the shared weights
-            v = arrays["velocity"][lo:hi]
-            v *= np.float32(job.momentum)
-            v += g
-            p -= lr * v
-        elif job.in_place:
-            p -= lr * g
-        else:
-            np.multiply(g, -lr, out=arrays["params.new"][lo:hi])
-            arrays["params.new"][lo:hi] += p
+        _update(job, kernel, arrays)
         return [(UPDATE, start, time.perf_counter_ns(), job.units)]
     if job.kind == "eval":
         return _eval_job(job, arrays, scratch, start)
@@ -264,6 +276,68 @@ def run_job(
     return _backward_job(
         job, layer, kernel, arrays, params, layout, combiner, scratch, cancel, start
     )
+
+
+def _sgd(kernel, p, g, v, new, lo, hi, lr, momentum, mode) -> None:
+    """One SGD step on [lo, hi) of the flat vectors: mode 0 new = p - lr g; 1 p -= lr g;
+    2 v = momentum v + g, p -= lr v. The same arithmetic, numpy or native."""
+    lr, momentum = np.float32(lr), np.float32(momentum)
+    if kernel == "vectorized":
+        from . import native_grad
+
+        native_grad.sgd_range(
+            p, g, p if v is None else v, p if new is None else new, lo, hi, lr, momentum, mode
+        )
+        return
+    p, g = p[lo:hi], g[lo:hi]
+    if mode == 2:
+        v = v[lo:hi]
+        v *= momentum
+        v += g
+        p -= lr * v
+    elif mode == 1:
+        p -= lr * g
+    else:
+        np.multiply(g, -lr, out=new[lo:hi])
+        new[lo:hi] += p
+
+
+def _update(job, kernel, arrays) -> None:
+    """The job's range of the SGD update: into "params" (training, with momentum when set)
+    or "params.new" (a profiled step, so every repeat starts from the same weights)."""
+    lo, hi = job.span
+    mode = (2 if job.momentum else 1) if job.in_place else 0
+    _sgd(
+        kernel,
+        arrays["params"],
+        arrays["grad"],
+        arrays.get("velocity"),
+        arrays.get("params.new"),
+        lo,
+        hi,
+        job.lr,
+        job.momentum,
+        mode,
+    )
+
+
+BARRIER_TIMEOUT_S = 300.0  # a sibling task this late is lost, not slow
+
+
+def _arrive_and_wait(job, arrays, cancel) -> None:
+    """Mark this task's slice done and wait until `job.wait` slices are (shared memory, so
+    threads and processes alike); naps let a sibling on the same core run."""
+    arrive = arrays["arrive"]
+    arrive[job.slot] = 1.0
+    t0 = time.perf_counter()
+    naps = 0
+    while arrive[: job.wait].min() < 1.0:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        if time.perf_counter() - t0 > BARRIER_TIMEOUT_S:
+            raise RuntimeError("a training task waited too long for its sibling tasks")
+        time.sleep(0 if naps < 50 else 50e-6)
+        naps += 1
 
 
 def _deposit(job, combiner, arrays, buf, spans) -> None:
@@ -300,6 +374,17 @@ def _train_job(job, kernel, arrays, params, layout, combiner, scratch, cancel, s
     fwd = job.units // 3
     spans = [(FORWARD, start, fend, fwd), (BACKWARD, fend, bend, job.units - fwd)]
     _deposit(job, combiner, arrays, dst, spans)
+    if job.wait:  # the step in one phase: this task's share of the combine and the update
+        _arrive_and_wait(job, arrays, cancel)
+        lo, hi = job.span
+        t0 = time.perf_counter_ns()
+        if combiner.name == "reduce":
+            combiner.reduce(arrays, "grad", lo, hi, native=kernel == "vectorized")
+            t1 = time.perf_counter_ns()
+            spans.append((COMBINE, t0, t1, job.wait * (hi - lo)))
+            t0 = t1
+        _update(job, kernel, arrays)
+        spans.append((UPDATE, t0, time.perf_counter_ns(), 2 * (hi - lo)))
     return spans
 
 
@@ -389,13 +474,10 @@ def _hogwild_job(job, kernel, arrays, scratch, cancel):
             kernel, x, labels, params, grads, 1.0 / size, scratch, cancel
         )
         bend = time.perf_counter_ns()
-        if job.momentum:  # each worker's own velocity: only the weights are shared
-            v = _velocity(scratch, job.token, g.shape)
-            v *= np.float32(job.momentum)
-            v += g
-            g[...] = v
-        g *= -lr
-        flat += g  # no lock: updates may interleave with other workers' reads and writes
+        # no lock: updates may interleave with other workers' reads and writes; each
+        # worker keeps its own velocity: only the weights are shared
+        v = _velocity(scratch, job.token, g.shape) if job.momentum else None
+        _sgd(kernel, flat, g, v, None, 0, flat.size, lr, job.momentum, 2 if job.momentum else 1)
         end = time.perf_counter_ns()
         arrays["losses"][step] = loss / size
         arrays["hits"][step] = correct

@@ -17,6 +17,10 @@ from . import worker
 from .events import Span
 from .executors import ProcessExecutor, ThreadExecutor, WorkerLost, _wait_all
 
+# Executors that run all of a phase's jobs at once, one per worker: a training step's tasks
+# can then wait for each other inside the phase (see kernels.passes.plan, `together`).
+TOGETHER = ("threads", "processes")
+
 
 def _spans(raw, index: int, tid: int, job: Job, run: int, repeat: int) -> list[Span]:
     """Spans of a job's raw (phase, start, end, units[, step]) tuples; a step, when given, is the

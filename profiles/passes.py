@@ -23,7 +23,7 @@ from partui.kernels.scratch import Cancelled
 from . import blas
 from .events import RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, SpanDone
 from .executors import WorkerLost
-from .pass_worker import run_jobs
+from .pass_worker import TOGETHER, run_jobs
 from .sampler import CpuSampler, on_cpu_ratios
 
 CLASSES = 26
@@ -100,6 +100,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
         cfg.combine,
         passes.DEFAULT_LR,
         lock,
+        together=cfg.executor in TOGETHER,
     )
     x, params, flat, extra = _inputs(cfg.layer, cfg.pass_kind, cfg.batch, cfg.seed)
     arena = ex.arena(plan.shapes)

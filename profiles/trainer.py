@@ -33,7 +33,7 @@ from partui.kernels.strategies import split_range
 from . import blas
 from .events import Span
 from .executors import make_executor
-from .pass_worker import run_jobs
+from .pass_worker import TOGETHER, run_jobs
 from .train_config import TRAIN_EXECUTORS, UPDATES, TrainConfig, TrainConfigError  # noqa: F401
 
 HOGWILD_STEPS = 4  # steps per queued Hogwild job: few enough for live progress
@@ -156,6 +156,7 @@ class Trainer:
             lock,
             in_place=True,
             momentum=cfg.momentum,
+            together=cfg.executor in TOGETHER,
         )
         shapes = {
             k: v for k, v in sync_plan.shapes.items() if k not in ("x", "labels", "params.new")
@@ -301,8 +302,8 @@ class Trainer:
             for step in range(steps):
                 if stopped():
                     raise Cancelled()
-                if cfg.combine == "locked" and sync_plan.zero:
-                    a["grad"].fill(0.0)
+                for k in sync_plan.zero:  # the locked accumulator, the tasks' arrivals
+                    a[k].fill(0.0)
                 step_spans = []
                 for phase in sync_plan.phases:
                     jobs = [
