@@ -274,3 +274,76 @@ def test_save_arrays_of_a_training_step(tmp_path, capsys):
     assert float(a["loss"]) == pytest.approx(loss, rel=1e-5)
     for k, g in grads.items():
         np.testing.assert_allclose(a[f"{k}.grad"], g, rtol=0, atol=1e-4 * np.abs(g).max())
+
+
+def _step_arrays(p, batch, seed=0):
+    from partui.kernels.layers import make_input, make_params
+    from partui.profiles.passes import make_labels
+
+    net = LAYERS["network"]
+    params = make_params(net, seed)
+    arrays = {k: np.full(s, np.nan, np.float32) for k, s in p.shapes.items()}
+    arrays["x"][...] = make_input(net, batch, seed)
+    labels = make_labels(batch, seed)
+    arrays["labels"][...] = labels
+    arrays["params"][...] = training.flat_params(seed)
+    for k in p.zero:
+        arrays[k].fill(0.0)
+    return arrays, params, labels
+
+
+@pytest.mark.parametrize("combine", ["reduce", "locked"])
+def test_a_step_in_three_phases_or_in_one_gives_the_reference(tmp_path, combine):
+    """Without `together`, forward+backward, combine and update are phases; with it, one phase
+    whose tasks wait for each other, then combine and update their own ranges. Both give the
+    float64 reference's gradients and updated weights."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from partui.kernels.scratch import Scratch
+
+    net, batch, lr = LAYERS["network"], 6, passes.DEFAULT_LR
+    lock = str(tmp_path / "combine.lock")
+    for together in (False, True):
+        p = passes.plan(net, "train", "batch", batch, 2, combine, lr, lock, together=together)
+        assert len(p.phases) == (1 if together else 3 if combine == "reduce" else 2)
+        arrays, params, labels = _step_arrays(p, batch)
+        if together:
+            ranges = sorted(j.span for j in p.jobs)
+            assert ranges[0][0] == 0 and ranges[-1][1] == training.NETWORK_PARAMS
+            assert ranges[0][1] == ranges[1][0]
+            with ThreadPoolExecutor(2) as pool:  # the two tasks must run at once
+                futures = [
+                    pool.submit(passes.run_job, j, "network", "vectorized", arrays, Scratch())
+                    for j in p.jobs
+                ]
+                spans = [s for f in futures for s in f.result()]
+            names = [passes.phase_name("train", s[0]) for s in spans]
+            assert names.count("update") == 2 and names.count("combine") == 2
+        else:
+            scratch = Scratch()
+            for phase in p.phases:
+                for j in phase:
+                    passes.run_job(j, "network", "vectorized", arrays, scratch)
+        ref_loss, ref = grad_reference.network_loss_and_grads(arrays["x"], labels, params)
+        grads = training.views(arrays["grad"], training.NETWORK_LAYOUT)
+        new = training.views(arrays["params.new"], training.NETWORK_LAYOUT)
+        for k in ref:
+            scale = float(np.abs(ref[k]).max())
+            assert np.abs(grads[k] - ref[k]).max() <= 1e-4 * scale, (together, k)
+            want = params[k].astype(np.float64) - lr * ref[k]
+            assert np.abs(new[k] - want).max() <= 1e-5 * float(np.abs(want).max()), (together, k)
+        assert float(arrays["stats"][:, 0].sum()) / batch == pytest.approx(ref_loss, rel=1e-5)
+
+
+def test_a_task_waiting_for_a_sibling_that_never_comes_stops_when_cancelled():
+    import threading
+
+    from partui.kernels.scratch import Cancelled, Scratch
+
+    p = passes.plan(LAYERS["network"], "train", "batch", 4, 2, together=True)
+    arrays, _, _ = _step_arrays(p, 4)
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    with pytest.raises(Cancelled):
+        passes.run_job(p.jobs[0], "network", "vectorized", arrays, Scratch(), cancel)
+    assert arrays["arrive"][0] == 1 and arrays["arrive"][1] == 0
