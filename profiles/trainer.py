@@ -125,6 +125,14 @@ class Trainer:
         self.token = f"{os.getpid()}-{id(self)}-{time.perf_counter_ns()}"
 
     def run(self) -> TrainResult:
+        for _ in self.epochs():
+            pass
+        return self.result
+
+    def epochs(self):
+        """The run an epoch at a time: yields each epoch's report as it is scored, so runs can
+        be interleaved epoch by epoch (the benchmark's update-rule comparison). The pool
+        and the shared arrays live until the generator ends or is closed."""
         cfg = self.cfg
         ex = make_executor(cfg.executor, cfg.workers)
         lock = None
@@ -133,14 +141,13 @@ class Trainer:
             if cfg.combine == "locked":
                 fd, lock = tempfile.mkstemp(prefix="partui-combine-", suffix=".lock")
                 os.close(fd)
-            self._run_on(ex, lock)
+            yield from self._run_on(ex, lock)
         finally:
             ex.close()
             if lock:
                 os.unlink(lock)
-        return self.result
 
-    def _run_on(self, ex, lock) -> None:
+    def _run_on(self, ex, lock):
         cfg, data, res = self.cfg, self.data, self.result
         n, b = len(data.train_y), cfg.batch
         steps = n // b
@@ -215,6 +222,8 @@ class Trainer:
                     self._epoch_done(
                         epoch, steps, a, t0, t_start, spans, lambda: self._score(ex, arena, evals)
                     )
+                    if res.epochs:
+                        yield res.epochs[-1]
                     if self.stop is not None and self.stop.is_set():
                         res.interrupted = True
                         return

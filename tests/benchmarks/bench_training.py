@@ -1,20 +1,24 @@
-"""Training benchmark: the step against the forward, 1 vs 2 workers, sync vs Hogwild!, accuracy,
-memory.
+"""Training benchmark: step vs forward, 1 vs 2 workers, sync vs Hogwild!, accuracy, memory.
 
 Prints figures; asserts nothing (the machine is shared and noisy: read the load
 average it prints, and compare ratios measured in the same run).
 
-    python tests/benchmarks/bench_training.py [--repeats 9] [--epochs 2] [--train-size 6000]
+    python tests/benchmarks/bench_training.py [--repeats 9] [--rounds 3] [--epochs 3]
 
-1. step vs forward: medians (and IQR) of `--pass train` at batch 64 under each
-   strategy/executor at 1 and 2 workers, the best single-worker network forward,
-   and the per-phase wall of each step; targets: best 1-worker step <= 3x the
-   best 1-worker forward; best 2-worker step >= 1.5x faster than the best 1-worker step.
-2. sync/reduce vs sync/locked vs Hogwild! at 2 workers (threads): images/s and
-   test accuracy after the same number of epochs, and at the same wall time.
-3. `partui train --epochs 3` as a user runs it (default settings): test accuracy,
-   wall time (target: >= 95% within 60 s) and the peak RSS of its process tree
-   (target: <= 1 GB), polled every 50 ms.
+1. step vs forward: `--pass train` at batch 64 under each strategy/executor at 1 and 2
+   workers, and the best single-worker network forward, run in `--rounds` interleaved
+   rounds (every configuration once per round, the order reversed each round) so that a
+   change of load reaches all of them alike; medians and IQR over all repeats, and the
+   per-phase wall of each step. Targets: best 1-worker step <= 3x the best 1-worker
+   forward; best 2-worker step >= 1.5x faster than the best 1-worker step.
+2. update rules, interleaved epoch by epoch in one process: sync/reduce on 1 worker (the
+   baseline), and at 2 workers sync/reduce, sync/locked and Hogwild! on threads and on
+   processes. Images/s (median of the epochs after the first), the 2-worker speed-up in images/s over the
+   1-worker run, test accuracy after the same number of epochs and at the same training
+   time (each run's own time: its epochs and scoring, not the others' turns).
+3. `partui train --epochs 3` as a user runs it (default settings: threads), and again
+   with `--executor processes`: test accuracy, wall time (target: >= 95% within 60 s)
+   and the peak RSS of its process tree (target: <= 1 GB), polled every 50 ms.
 """
 
 from __future__ import annotations
@@ -43,17 +47,15 @@ def iqr(times) -> float:
     return float(q3 - q1)
 
 
-def step_vs_forward(repeats: int) -> dict:
-    rows = {}
+def step_vs_forward(repeats: int, rounds: int) -> dict:
+    from dataclasses import replace
+
     configs = {
-        "forward none/inline w1": RunConfig(
-            "network", "none", "vectorized", "inline", 1, 64, repeats, 2
-        ),
-        "forward batch/threads w1": RunConfig(
-            "network", "batch", "vectorized", "threads", 1, 64, repeats, 2
-        ),
-        "forward batch/threads w2": RunConfig(
-            "network", "batch", "vectorized", "threads", 2, 64, repeats, 2
+        "forward none/inline w1": RunConfig("network", "none", "vectorized", "inline", 1, 64),
+        "forward batch/threads w1": RunConfig("network", "batch", "vectorized", "threads", 1, 64),
+        "forward batch/threads w2": RunConfig("network", "batch", "vectorized", "threads", 2, 64),
+        "train none/inline w1": RunConfig(
+            "network", "none", "vectorized", "inline", 1, 64, pass_kind="train"
         ),
     }
     for workers in (1, 2):
@@ -68,30 +70,37 @@ def step_vs_forward(repeats: int) -> dict:
                     executor,
                     workers,
                     64,
-                    repeats,
-                    2,
                     pass_kind="train",
                     combine=combine,
                 )
-    configs["train none/inline w1"] = RunConfig(
-        "network", "none", "vectorized", "inline", 1, 64, repeats, 2, pass_kind="train"
-    )
+    per_round = -(-repeats // rounds)
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    spans: dict[str, list] = {k: [] for k in configs}
+    ok = dict.fromkeys(configs, True)
+    names = list(configs)
     with Engine(sample_hz=0) as engine:
-        for name, cfg in configs.items():
-            r = engine.run(cfg)
-            walls = phase_walls(r.spans, cfg.pass_kind) if cfg.pass_kind == "train" else {}
-            rows[name] = {
-                "median_ms": r.median_ms,
-                "iqr_ms": iqr(r.times_ms),
-                "ok": r.ok,
-                "phases_ms": walls,
-            }
-            phases = "  ".join(f"{k} {v:.2f}" for k, v in walls.items())
-            print(
-                f"  {name:<34} median {r.median_ms:7.2f} ms  IQR {iqr(r.times_ms):6.2f}  "
-                f"{'OK' if r.ok else 'WRONG'}  {phases}",
-                flush=True,
-            )
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                cfg = replace(configs[name], repeats=per_round, warmup=2 if r == 0 else 1)
+                res = engine.run(cfg)
+                times[name] += res.times_ms
+                # repeats of different rounds kept apart for the phase walls
+                spans[name] += [replace(sp, repeat=sp.repeat + 1000 * r) for sp in res.spans]
+                ok[name] = ok[name] and res.ok
+            print(f"  round {r + 1}/{rounds} done, load average {load()}", flush=True)
+    rows = {}
+    for name, cfg in configs.items():
+        walls = phase_walls(spans[name], cfg.pass_kind) if cfg.pass_kind == "train" else {}
+        med = float(np.median(times[name]))
+        rows[name] = {"median_ms": med, "iqr_ms": iqr(times[name]), "ok": ok[name]}
+        rows[name]["phases_ms"] = walls
+        rows[name]["repeats"] = len(times[name])
+        phases = "  ".join(f"{k} {v:.2f}" for k, v in walls.items())
+        print(
+            f"  {name:<34} median {med:7.2f} ms  IQR {iqr(times[name]):6.2f}  "
+            f"{'OK' if ok[name] else 'WRONG'}  {phases}",
+            flush=True,
+        )
     fwd1 = min(
         v["median_ms"] for k, v in rows.items() if k.startswith("forward") and k.endswith("w1")
     )
@@ -117,54 +126,72 @@ def step_vs_forward(repeats: int) -> dict:
 
 
 def compare_updates(epochs: int, train_size: int, test_size: int) -> dict:
-    from partui.profiles import datasets
+    from partui.profiles import blas, datasets
     from partui.profiles.trainer import TrainConfig, Trainer
 
     data = datasets.builtin_letters(train_size, test_size, 0)
     runs = {}
-    for update, combine, executor in (
-        ("sync", "reduce", "threads"),
-        ("sync", "locked", "threads"),
-        ("hogwild", "reduce", "threads"),
-        ("hogwild", "reduce", "processes"),
+    for update, combine, executor, workers in (
+        ("sync", "reduce", "inline", 1),
+        ("sync", "reduce", "threads", 2),
+        ("sync", "locked", "threads", 2),
+        ("hogwild", "reduce", "threads", 2),
+        ("sync", "reduce", "processes", 2),
+        ("hogwild", "reduce", "processes", 2),
     ):
         cfg = TrainConfig(
             epochs=epochs,
-            workers=2,
+            workers=workers,
             executor=executor,
             update=update,
             combine=combine,
             train_size=train_size,
             test_size=test_size,
         )
-        r = Trainer(cfg, data).run()
-        name = f"{update}{'/' + combine if update == 'sync' else ''} {executor}"
-        runs[name] = r
-        ips = np.median([e.images_per_s for e in r.epochs])
+        name = f"{update}{'/' + combine if update == 'sync' else ''} {executor} w{workers}"
+        runs[name] = Trainer(cfg, data)
+    names = list(runs)
+    gens = {name: t.epochs() for name, t in runs.items()}
+    with blas.limit(1):  # for all runs: each one's own limit ends when another's is still on
+        for e in range(epochs):
+            for name in names if e % 2 == 0 else names[::-1]:
+                next(gens[name])
+            print(f"  epoch {e + 1}/{epochs} of every run done, load average {load()}", flush=True)
+    for g in gens.values():
+        g.close()
+    out = {}
+    for name, t in runs.items():
+        r = t.result
+        own = np.cumsum([ep.wall_s + ep.eval_s for ep in r.epochs])  # this run's own time
+        # epoch 1 carries the workers' first kernel loads (each new process loads them)
+        steady = r.epochs[1:] or r.epochs
+        ips = float(np.median([ep.images_per_s for ep in steady]))
+        out[name] = {
+            "images_per_s": ips,
+            "images_per_s_by_epoch": [ep.images_per_s for ep in r.epochs],
+            "accuracy_by_epoch": [ep.test_accuracy for ep in r.epochs],
+            "own_time_s": [float(x) for x in own],
+            "accuracy": r.test_accuracy,
+        }
+    base = out[names[0]]["images_per_s"]
+    budget = min(v["own_time_s"][-1] for v in out.values())
+    for name, v in out.items():
+        done = [i for i, x in enumerate(v["own_time_s"]) if x <= budget + 1e-9]
+        v["accuracy_at_budget"] = v["accuracy_by_epoch"][done[-1]] if done else float("nan")
+        v["speedup_vs_1_worker"] = v["images_per_s"] / base
+        per_epoch = ", ".join(
+            f"{100 * a:.1f}%@{x:.1f}s" for a, x in zip(v["accuracy_by_epoch"], v["own_time_s"])
+        )
         print(
-            f"  {name:<22} images/s {ips:7.0f}  test accuracy after {epochs} epochs "
-            f"{100 * r.test_accuracy:5.1f}%  in {r.epochs[-1].elapsed_s:5.1f} s  "
-            "(per epoch: "
-            + ", ".join(f"{100 * e.test_accuracy:.1f}%@{e.elapsed_s:.0f}s" for e in r.epochs)
-            + ")",
+            f"  {name:<28} images/s {v['images_per_s']:7.0f} ({v['speedup_vs_1_worker']:.2f}x "
+            f"the 1-worker run)  test accuracy after {epochs} epochs "
+            f"{100 * v['accuracy']:5.1f}%  (per epoch, at own time: {per_epoch})",
             flush=True,
         )
-    budget = min(r.epochs[-1].elapsed_s for r in runs.values())
-    print(
-        f"  at the same wall time ({budget:.1f} s, the fastest run's total): accuracy at the last "
-        f"epoch ended by then:"
-    )
-    out = {}
-    for name, r in runs.items():
-        done = [e for e in r.epochs if e.elapsed_s <= budget + 1e-9]
-        acc = done[-1].test_accuracy if done else float("nan")
-        print(f"    {name:<22} {100 * acc:5.1f}%  ({len(done)} epochs)")
-        out[name] = {
-            "images_per_s": float(np.median([e.images_per_s for e in r.epochs])),
-            "accuracy": r.test_accuracy,
-            "accuracy_at_budget": acc,
-            "elapsed_s": r.epochs[-1].elapsed_s,
-        }
+    print(f"  at the same training time ({budget:.1f} s, the fastest run's total):")
+    for name, v in out.items():
+        n_done = sum(x <= budget + 1e-9 for x in v["own_time_s"])
+        print(f"    {name:<28} {100 * v['accuracy_at_budget']:5.1f}%  ({n_done} epochs)")
     return out
 
 
@@ -236,7 +263,8 @@ def user_run(args_extra) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=9)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of part 1")
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--train-size", type=int, default=6000)
     p.add_argument("--test-size", type=int, default=1000)
     p.add_argument("--skip", default="", help="comma list of parts to skip: step,updates,user")
@@ -246,19 +274,23 @@ def main() -> None:
     out = {"load_before": load(), "cpus": psutil.cpu_count()}
     print(f"load average {out['load_before']}  ({out['cpus']} logical CPUs)")
     if "step" not in skip:
-        print(f"1. training step vs forward, batch 64, {a.repeats} repeats after 2 warm-ups")
-        out["step"] = step_vs_forward(a.repeats)
+        print(
+            f"1. training step vs forward, batch 64, {a.repeats} repeats in {a.rounds} "
+            f"interleaved rounds"
+        )
+        out["step"] = step_vs_forward(a.repeats, a.rounds)
         print(f"   load average {load()}")
     if "updates" not in skip:
         print(
-            f"2. sync vs locked vs Hogwild! at 2 workers: "
-            f"{a.epochs} epochs of {a.train_size} images"
+            f"2. update rules, 1 vs 2 workers, interleaved epoch by epoch: {a.epochs} epochs of "
+            f"{a.train_size} images"
         )
         out["updates"] = compare_updates(a.epochs, a.train_size, a.test_size)
         print(f"   load average {load()}")
     if "user" not in skip:
         print("3. as a user runs it")
         out["user"] = user_run([])
+        out["user_processes"] = user_run(["--executor", "processes"])
         print(f"   load average {load()}")
     out["load_after"] = load()
     if a.json:
