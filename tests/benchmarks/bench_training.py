@@ -13,9 +13,10 @@ average it prints, and compare ratios measured in the same run).
    forward; best 2-worker step >= 1.5x faster than the best 1-worker step.
 2. update rules, interleaved epoch by epoch in one process: sync/reduce on 1 worker (the
    baseline), and at 2 workers sync/reduce, sync/locked and Hogwild! on threads and on
-   processes. Images/s (median of the epochs after the first), the 2-worker speed-up in images/s over the
-   1-worker run, test accuracy after the same number of epochs and at the same training
-   time (each run's own time: its epochs and scoring, not the others' turns).
+   processes. Images/s (median of the epochs after the first), the 2-worker speed-up in
+   images/s over the 1-worker run, test accuracy after the same number of epochs and at
+   the same training time (each run's own time: its epochs and scoring, not the others'
+   turns).
 3. `partui train --epochs 3` as a user runs it (default settings: threads), and again
    with `--executor processes`: test accuracy, wall time (target: >= 95% within 60 s)
    and the peak RSS of its process tree (target: <= 1 GB), polled every 50 ms.
