@@ -11,7 +11,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .memlab import atomics
 from .native import _FAST, _JIT, _gelu, _max, _tanh, im2row_nhwc, refresh_packing
+
+atomics.register()  # atomic_add compiles to LLVM's atomicrmw in the kernels below
 
 _K0 = np.float32(0.7978845608028654)  # sqrt(2/pi)
 _K1 = np.float32(0.044715)
@@ -453,3 +456,43 @@ def sgd_range(p, g, v, new, lo, hi, lr, momentum, mode):
             vi = momentum * v[i] + g[i]
             v[i] = vi
             p[i] = p[i] - lr * vi
+
+
+# ---- a training step's end, shared out between its tasks --------------------------------
+#
+# counters (int64, in the run's shared arrays, zero at each step): [slices done, chunks
+# claimed]. A task adds its slice to the first; once all slices are in, every task still
+# there claims chunks of the flat parameter vector one at a time from the second, sums the
+# slots' partial gradients of each and later updates the same chunks. Whoever arrives
+# last never waits, so the step ends even when the tasks run one after the other.
+
+
+@njit(**_JIT)
+def arrive(counters):
+    """This task's slice is done: returns how many slices are, this one included."""
+    return atomics.atomic_add(counters, 0, 1) + 1
+
+
+@njit(**_JIT)
+def claim_chunks(counters, parts, grad, bounds, mine, reduce):
+    """Claim chunks [bounds[c], bounds[c + 1]) until none is left; with `reduce`, sum the
+    slots' partial gradients parts (slots, size) of each into grad. The chunks claimed go
+    to mine; returns how many."""
+    k = 0
+    last = bounds.shape[0] - 1
+    while True:
+        c = atomics.atomic_add(counters, 1, 1)
+        if c >= last:
+            return k
+        if reduce:
+            sum_slots(parts, grad, bounds[c], bounds[c + 1])
+        mine[k] = c
+        k += 1
+
+
+@njit(**_JIT)
+def update_chunks(p, g, v, new, bounds, mine, k, lr, momentum, mode):
+    """`sgd_range` on each of the k chunks in mine."""
+    for i in range(k):
+        c = mine[i]
+        sgd_range(p, g, v, new, bounds[c], bounds[c + 1], lr, momentum, mode)

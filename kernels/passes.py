@@ -68,8 +68,8 @@ class Job:
     steps: int = 1
     step0: int = 0  # the first step's index in the epoch (hogwild: where its loss goes)
     token: str = ""  # the training run: a hogwild worker keeps its own velocity per run
-    # a training step as one phase: after its slice, the task waits until `wait` slices are
-    # in ("arrive"), then combines and updates its own range `span` of the flat parameters
+    # a training step as one phase: after its slice, the task takes its share of the combine
+    # and the update once all `wait` slices are in ("arrive"; see _finish_step)
     wait: int = 0
 
     @property
@@ -123,11 +123,12 @@ def plan(
 ) -> PassPlan:
     """The pass cut into phases of jobs.
 
-    `together`: the executor runs all of a phase's jobs at once (a thread or process per
-    job). A training step is then one phase: each task, once its slice is done, waits
-    for the others in shared memory and then combines and updates its own range of the
-    parameters, where otherwise a combine phase and an update phase follow, each a
-    round trip through the executor.
+    `together`: the executor runs a phase's jobs at once (a thread or process each). A
+    training step is then one phase: each task, once its slice is done, waits a little for
+    the others (in shared memory), then they share out the combine and the update in
+    chunks; otherwise a combine phase and an update phase follow, each a round trip
+    through the executor. Should the tasks run one after the other after all, the last
+    one does the whole end of the step: slower, never stuck.
     """
     combiner = COMBINERS[combine]
     layout = param_layout(layer)
@@ -140,7 +141,6 @@ def plan(
         slices = split_range(batch, workers) if strategy == "batch" else [(0, batch)]
         slots = len(slices) > 1
         fused = together and slots
-        ranges = split_range(nparams, len(slices)) if fused else [(0, 0)] * len(slices)
         per_sample = layer.flops(1) + backward_flops(layer, 1)
         jobs = [
             Job(
@@ -150,7 +150,6 @@ def plan(
                 slot=i if slots else None,
                 scale=1.0 / batch,
                 units=per_sample * (nb[1] - nb[0]),
-                span=ranges[i],
                 lr=lr,
                 in_place=in_place,
                 momentum=momentum if in_place else 0.0,
@@ -167,7 +166,7 @@ def plan(
         if slots:
             shapes.update(combiner.partial_shapes("grad", (nparams,), len(slices)))
         if fused:
-            shapes["arrive"] = (len(slices),)
+            shapes["arrive"] = (4,)  # two int64 counters: slices done, chunks claimed
             return PassPlan(phases, shapes, (*zero, "arrive"))
         if slots:
             reduce = [
@@ -321,23 +320,63 @@ def _update(job, kernel, arrays) -> None:
     )
 
 
-BARRIER_TIMEOUT_S = 300.0  # a sibling task this late is lost, not slow
+CHUNKS_PER_SLICE = 4  # chunks of the parameters a step's end is shared out in, per slice
+# How long a task whose slice is done waits for the others before it leaves them the end of
+# the step (the last to arrive does what nobody claimed): half its own slice's time, within
+# these bounds. The wait lets the tasks share the combine and update; the bound means no
+# task ever waits for one that runs after it on the same worker.
+SIBLING_WAIT_S = (0.001, 0.1)
 
 
-def _arrive_and_wait(job, arrays, cancel) -> None:
-    """Mark this task's slice done and wait until `job.wait` slices are (shared memory, so
-    threads and processes alike); naps let a sibling on the same core run."""
-    arrive = arrays["arrive"]
-    arrive[job.slot] = 1.0
-    t0 = time.perf_counter()
-    naps = 0
-    while arrive[: job.wait].min() < 1.0:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        if time.perf_counter() - t0 > BARRIER_TIMEOUT_S:
-            raise RuntimeError("a training task waited too long for its sibling tasks")
-        time.sleep(0 if naps < 50 else 50e-6)
-        naps += 1
+def _finish_step(job, kernel, arrays, combiner, scratch, cancel, slice_ns) -> list:
+    """After this task's slice: its share of the combine (reduce) and of the update, as
+    chunks claimed from a shared counter once all `job.wait` slices are in (see native_grad)."""
+    from . import native_grad as nat
+
+    counters = arrays["arrive"].view(np.int64)
+    if nat.arrive(counters) < job.wait:
+        lo, hi = SIBLING_WAIT_S
+        limit = min(max(slice_ns / 2e9, lo), hi)
+        t0 = time.perf_counter()
+        naps = 0
+        while counters[0] < job.wait:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if time.perf_counter() - t0 > limit:
+                return []  # the last task to arrive claims what is left
+            time.sleep(0 if naps < 50 else 50e-6)
+            naps += 1
+    p = arrays["params"]
+    size = p.size
+    key = ("step.chunks", size, job.wait)
+    if key not in scratch.state:
+        edges = [lo for lo, _ in split_range(size, CHUNKS_PER_SLICE * job.wait)] + [size]
+        scratch.state[key] = (np.array(edges, np.int64), np.empty(len(edges), np.int64))
+    bounds, mine = scratch.state[key]
+    reduce = combiner.name == "reduce"
+    parts = arrays["grad.partials"] if reduce else arrays["grad"].reshape(1, -1)
+    t0 = time.perf_counter_ns()
+    k = nat.claim_chunks(counters, parts, arrays["grad"], bounds, mine, reduce)
+    t1 = time.perf_counter_ns()
+    if k == 0:
+        return []
+    done = int((bounds[mine[:k] + 1] - bounds[mine[:k]]).sum())
+    mode = (2 if job.momentum else 1) if job.in_place else 0
+    v, new = arrays.get("velocity"), arrays.get("params.new")
+    nat.update_chunks(
+        p,
+        arrays["grad"],
+        p if v is None else v,
+        p if new is None else new,
+        bounds,
+        mine,
+        k,
+        np.float32(job.lr),
+        np.float32(job.momentum),
+        mode,
+    )
+    spans = [(COMBINE, t0, t1, job.wait * done)] if reduce else []
+    return spans + [(UPDATE, t1, time.perf_counter_ns(), 2 * done)]
 
 
 def _deposit(job, combiner, arrays, buf, spans) -> None:
@@ -375,16 +414,7 @@ def _train_job(job, kernel, arrays, params, layout, combiner, scratch, cancel, s
     spans = [(FORWARD, start, fend, fwd), (BACKWARD, fend, bend, job.units - fwd)]
     _deposit(job, combiner, arrays, dst, spans)
     if job.wait:  # the step in one phase: this task's share of the combine and the update
-        _arrive_and_wait(job, arrays, cancel)
-        lo, hi = job.span
-        t0 = time.perf_counter_ns()
-        if combiner.name == "reduce":
-            combiner.reduce(arrays, "grad", lo, hi, native=kernel == "vectorized")
-            t1 = time.perf_counter_ns()
-            spans.append((COMBINE, t0, t1, job.wait * (hi - lo)))
-            t0 = t1
-        _update(job, kernel, arrays)
-        spans.append((UPDATE, t0, time.perf_counter_ns(), 2 * (hi - lo)))
+        spans += _finish_step(job, kernel, arrays, combiner, scratch, cancel, bend - start)
     return spans
 
 

@@ -68,7 +68,9 @@ def test_train_pass_is_verified_with_named_phases(engine, strategy, executor, wo
     names = [passes.phase_name("train", s.phase) for s in result.spans]
     assert {"forward", "backward", "update"} <= set(names)
     if strategy == "batch":
-        assert names.count("combine") >= 2  # a reduce phase cut in two, or two adds under the lock
+        # the combine shared out (or, when one task came late, done by the other), or the
+        # adds under the lock
+        assert "combine" in names
         assert {s.worker for s in result.spans if s.phase == passes.BACKWARD} == {0, 1}
 
 
@@ -308,17 +310,19 @@ def test_a_step_in_three_phases_or_in_one_gives_the_reference(tmp_path, combine)
         assert len(p.phases) == (1 if together else 3 if combine == "reduce" else 2)
         arrays, params, labels = _step_arrays(p, batch)
         if together:
-            ranges = sorted(j.span for j in p.jobs)
-            assert ranges[0][0] == 0 and ranges[-1][1] == training.NETWORK_PARAMS
-            assert ranges[0][1] == ranges[1][0]
-            with ThreadPoolExecutor(2) as pool:  # the two tasks must run at once
+            with ThreadPoolExecutor(2) as pool:  # the two tasks at once
                 futures = [
                     pool.submit(passes.run_job, j, "network", "vectorized", arrays, Scratch())
                     for j in p.jobs
                 ]
                 spans = [s for f in futures for s in f.result()]
-            names = [passes.phase_name("train", s[0]) for s in spans]
-            assert names.count("update") == 2 and names.count("combine") == 2
+            # every parameter updated once, whichever task did it
+            units = {
+                ph: sum(s[3] for s in spans if s[0] == ph) for ph in (passes.COMBINE, passes.UPDATE)
+            }
+            assert units[passes.UPDATE] == 2 * training.NETWORK_PARAMS
+            if combine == "reduce":
+                assert units[passes.COMBINE] == 2 * training.NETWORK_PARAMS
         else:
             scratch = Scratch()
             for phase in p.phases:
@@ -335,15 +339,26 @@ def test_a_step_in_three_phases_or_in_one_gives_the_reference(tmp_path, combine)
         assert float(arrays["stats"][:, 0].sum()) / batch == pytest.approx(ref_loss, rel=1e-5)
 
 
-def test_a_task_waiting_for_a_sibling_that_never_comes_stops_when_cancelled():
-    import threading
+def test_a_step_whose_tasks_run_one_after_the_other_still_ends_right():
+    """A worker may run both tasks of a step in turn: the first stops waiting for the
+    second, which then does the whole combine and update itself."""
+    from partui.kernels.scratch import Scratch
 
-    from partui.kernels.scratch import Cancelled, Scratch
-
-    p = passes.plan(LAYERS["network"], "train", "batch", 4, 2, together=True)
-    arrays, _, _ = _step_arrays(p, 4)
-    cancel = threading.Event()
-    threading.Timer(0.5, cancel.set).start()
-    with pytest.raises(Cancelled):
-        passes.run_job(p.jobs[0], "network", "vectorized", arrays, Scratch(), cancel)
-    assert arrays["arrive"][0] == 1 and arrays["arrive"][1] == 0
+    net, batch, lr = LAYERS["network"], 4, passes.DEFAULT_LR
+    p = passes.plan(net, "train", "batch", batch, 2, together=True)
+    arrays, params, labels = _step_arrays(p, batch)
+    scratch = Scratch()
+    first = passes.run_job(p.jobs[0], "network", "vectorized", arrays, scratch)
+    second = passes.run_job(p.jobs[1], "network", "vectorized", arrays, scratch)
+    assert {s[0] for s in first} == {passes.FORWARD, passes.BACKWARD}
+    assert {s[0] for s in second} == {
+        passes.FORWARD,
+        passes.BACKWARD,
+        passes.COMBINE,
+        passes.UPDATE,
+    }
+    ref_loss, ref = grad_reference.network_loss_and_grads(arrays["x"], labels, params)
+    new = training.views(arrays["params.new"], training.NETWORK_LAYOUT)
+    for k in ref:
+        want = params[k].astype(np.float64) - lr * ref[k]
+        assert np.abs(new[k] - want).max() <= 1e-5 * float(np.abs(want).max()), k
