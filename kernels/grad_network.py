@@ -59,7 +59,9 @@ def step(x, labels, params: dict, grads: dict, scale: float, scratch: Scratch, c
     c, h, w = blocks[0][0].in_shape
     x4 = np.ascontiguousarray(x, dtype=np.float32).reshape(n, h, w, c)
     labels = np.ascontiguousarray(labels, dtype=np.float32)
-    convs, btup, cg = [], [], []
+    convs: list = []
+    btup: list[tuple] = []
+    cg: list[np.ndarray] = []
     for cv, pl, gelu_next in blocks:
         name = cv.name
         convs.append(
@@ -90,7 +92,7 @@ def step(x, labels, params: dict, grads: dict, scale: float, scratch: Scratch, c
             )
         )
         cg += [grads[f"{name}.weight"], grads[f"{name}.bias"]]
-    ltup = []
+    ltup: list[tuple] = []
     for sub in linears:
         name, nout = sub.name, sub.out_shape[0]
         pre = scratch.get(f"train.{name}.pre", (n, nout))
