@@ -17,7 +17,7 @@ PASSES: dict[str, str] = {
     "train": "network only: forward, loss, backward, gradient combination and one SGD update",
 }
 COMBINES: dict[str, str] = {
-    "reduce": "per-task gradient buffers, summed in a combine phase after the backward",
+    "reduce": "per-task gradient buffers, summed once every task's backward is done",
     "locked": "one shared accumulator; each task adds its gradients under a lock",
 }
 PHASES: tuple[str, ...] = ("forward", "backward", "combine", "update")

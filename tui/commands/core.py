@@ -65,8 +65,9 @@ def register(sub) -> None:
         default="reduce",
         choices=["reduce", "locked"],
         metavar="C",
-        help="how partial gradients meet: reduce (per-task buffers summed after the "
-        "phase) or locked (one shared accumulator under a lock)",
+        help="how partial gradients meet: reduce (per-task buffers, summed once every "
+        "task's backward is done: on threads and processes by the tasks themselves, each "
+        "a share) or locked (one shared accumulator under a lock)",
     )
     p.add_argument(
         "--json",
