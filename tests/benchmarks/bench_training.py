@@ -5,6 +5,8 @@ average it prints, and compare ratios measured in the same run).
 
     python tests/benchmarks/bench_training.py [--repeats 9] [--rounds 3] [--epochs 3]
 
+0. two-core check, before part 1 and after part 2: a native loop and numpy's sgemm on 1
+   thread vs split over 2. It says what speed-up the machine allowed while it was measured.
 1. step vs forward: `--pass train` at batch 64 under each strategy/executor at 1 and 2
    workers, and the best single-worker network forward, run in `--rounds` interleaved
    rounds (every configuration once per round, the order reversed each round) so that a
@@ -46,6 +48,54 @@ def load() -> str:
 def iqr(times) -> float:
     q1, q3 = np.percentile(times, [25, 75])
     return float(q3 - q1)
+
+
+def two_core_check() -> dict:
+    """What the machine allows right now: the same work on 1 thread and split over 2, for a
+    plain native loop and for numpy's sgemm (both without the interpreter lock). On a machine
+    whose other core is busy neither scales, and no 2-worker result can."""
+    import threading
+
+    from numba import njit
+    from threadpoolctl import threadpool_limits
+
+    @njit(nogil=True)
+    def spin(n):
+        s = 0.0
+        for i in range(n):
+            s += (i % 7) * 0.5
+        return s
+
+    a = np.random.default_rng(0).random((1000, 600), dtype=np.float32)
+    b = np.random.default_rng(1).random((600, 300), dtype=np.float32)
+
+    def gemm(k):
+        for _ in range(k):
+            a @ b
+
+    def timed(fn, arg, threads):
+        ts = [threading.Thread(target=fn, args=(arg,)) for _ in range(threads)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return time.perf_counter() - t0
+
+    out = {}
+    with threadpool_limits(1):
+        spin(10)
+        gemm(1)
+        for name, fn, arg in (("native loop", spin, 10_000_000), ("sgemm", gemm, 10)):
+            one = min(timed(lambda x: (fn(x), fn(x)), arg, 1) for _ in range(5))
+            two = min(timed(fn, arg, 2) for _ in range(5))
+            out[name] = one / two
+    print(
+        "  two-core check (the same work on 1 thread vs split over 2, best of 5): "
+        + ", ".join(f"{k} {v:.2f}x" for k, v in out.items()),
+        flush=True,
+    )
+    return out
 
 
 def step_vs_forward(repeats: int, rounds: int) -> dict:
@@ -274,6 +324,7 @@ def main() -> None:
     skip = set(filter(None, a.skip.split(",")))
     out = {"load_before": load(), "cpus": psutil.cpu_count()}
     print(f"load average {out['load_before']}  ({out['cpus']} logical CPUs)")
+    out["two_core_check"] = two_core_check()
     if "step" not in skip:
         print(
             f"1. training step vs forward, batch 64, {a.repeats} repeats in {a.rounds} "
@@ -288,6 +339,7 @@ def main() -> None:
         )
         out["updates"] = compare_updates(a.epochs, a.train_size, a.test_size)
         print(f"   load average {load()}")
+        out["two_core_check_after"] = two_core_check()
     if "user" not in skip:
         print("3. as a user runs it")
         out["user"] = user_run([])
