@@ -10,29 +10,7 @@ from .baselines import Baseline, key_of
 from .stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats, summarize
 
 if TYPE_CHECKING:  # the engine imports numpy; analysis runs without it
-    from .engine import RunResult
-
-
-def series_key(config: dict) -> tuple:
-    """A configuration without its worker count."""
-    return (
-        config["layer"],
-        config["strategy"],
-        config["kernel"],
-        config["executor"],
-        config["batch"],
-    )
-
-
-def config_key(config: dict) -> tuple:
-    return series_key(config) + (config["workers"],)
-
-
-def label(config: dict) -> str:
-    return (
-        f"{config['layer']} {config['strategy']}/{config['kernel']}/{config['executor']} "
-        f"w={config['workers']} b={config['batch']}"
-    )
+    from .results import RunResult
 
 
 def pool(results):
@@ -81,7 +59,7 @@ def pooled_by_config(results) -> dict[tuple, RunResult]:
     """config_key -> every run of that configuration pooled (in first-seen order)."""
     groups: dict[tuple, list] = {}
     for r in results:
-        groups.setdefault(config_key(r.config), []).append(r)
+        groups.setdefault(r.config.key(), []).append(r)
     return {k: pool(v) for k, v in groups.items()}
 
 
@@ -112,10 +90,10 @@ def best_single_worker(results, source: str) -> dict[str, Baseline]:
     best: dict[str, Baseline] = {}
     for r in results:
         c = r.config
-        if c["workers"] == 1 and r.ok and r.median_ms > 0:
+        if c.workers == 1 and r.ok and r.median_ms > 0:
             k = key_of(c)
             if k not in best or r.median_ms < best[k].median_ms:
-                best[k] = Baseline(r.median_ms, dict(c), source)
+                best[k] = Baseline(r.median_ms, c, source)
     return best
 
 
@@ -131,7 +109,7 @@ def analyze(
     by_config = pooled_by_config(results)  # a repeated configuration: every run pooled
     rows = []
     for r in results:
-        twin = by_config.get(series_key(r.config) + (1,))
+        twin = by_config.get((*r.config.series_key(), 1))
         base = baselines.get(key_of(r.config))
         rows.append(Row(r, run_stats(r, twin, base.median_ms if base else None), base))
     groups: dict[tuple, dict[int, float]] = {}

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .checked_json import Check, FileProblem, parse_bounded, shown
+from .config import RunConfig
 from .paths import user_data_path
 
 FORMAT = "partui-baselines"
@@ -52,8 +53,8 @@ def validate_book(data) -> None:
             at = f"{where}[{shown(key)}]"
             Check.obj(e, at)
             Check.number(Check.field(e, "median_ms", at), f"{at}.median_ms", 0, 1e9, positive=True)
-            c = check_config(Check.field(e, "config", at), f"{at}.config")
-            if c["workers"] != 1:
+            c = RunConfig.from_dict(check_config(Check.field(e, "config", at), f"{at}.config"))
+            if c.workers != 1:
                 raise FileProblem(f"{at}.config.workers: a baseline is a 1-worker run")
             if key != key_of(c):
                 raise FileProblem(f"{at}: the key does not match its config")
@@ -64,8 +65,8 @@ def baseline_key(layer: str, kernel: str, batch: int) -> str:
     return f"{layer}/{kernel}/b{batch}"
 
 
-def key_of(config: dict) -> str:
-    return baseline_key(config["layer"], config["kernel"], config["batch"])
+def key_of(config: RunConfig) -> str:
+    return baseline_key(config.layer, config.kernel, config.batch)
 
 
 def machine_fingerprint(machine: dict) -> str:
@@ -82,15 +83,14 @@ def default_book_path() -> Path:
 @dataclass(frozen=True)
 class Baseline:
     median_ms: float
-    config: dict  # the run that set it
+    config: RunConfig  # the run that set it
     source: str  # "this sweep", "this snapshot" or "book (date)"
 
     def label(self) -> str:
-        c = self.config
-        return f"{c['strategy']}/{c['executor']} w=1, {self.source}"
+        return f"{self.config.strategy}/{self.config.executor} w=1, {self.source}"
 
     def to_dict(self) -> dict:
-        return {"median_ms": self.median_ms, "config": self.config, "source": self.source}
+        return {"median_ms": self.median_ms, "config": self.config.to_dict(), "source": self.source}
 
 
 class BaselineBook:
@@ -125,7 +125,9 @@ class BaselineBook:
             return None
         try:
             return Baseline(
-                float(e["median_ms"]), dict(e["config"]), f"book ({e.get('measured', '?')[:10]})"
+                float(e["median_ms"]),
+                RunConfig.from_dict(e["config"]),
+                f"book ({e.get('measured', '?')[:10]})",
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -142,7 +144,7 @@ class BaselineBook:
     def offer(self, result) -> bool:
         """Keep `result` if it is a verified 1-worker run faster than the book's best."""
         c = result.config
-        if c["workers"] != 1 or not result.ok or not result.median_ms > 0:
+        if c.workers != 1 or not result.ok or not result.median_ms > 0:
             return False
         key = key_of(c)
         old = self.best(key)
@@ -150,7 +152,7 @@ class BaselineBook:
             return False
         self._entries[key] = {
             "median_ms": result.median_ms,
-            "config": dict(c),
+            "config": c.to_dict(),
             "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         return True

@@ -27,11 +27,10 @@ from partui.kernels.layers import LAYERS, get_layer
 from partui.kernels.strategies import EXECUTORS, STRATEGIES, not_applicable_reason, plan
 
 from . import blas
+from .bench_result import FORMAT, VERSION, BenchChoice, BenchResult, BenchRow  # noqa: F401
 from .engine import Engine, RunConfig
 from .stats import summarize
 
-FORMAT = "partui-bench"
-VERSION = 1
 KERNEL = "vectorized"
 SINGLE = ("none", "inline")  # one task on the calling thread
 
@@ -162,23 +161,23 @@ class Measured:
     def median_ms(self) -> float:
         return summarize(self.times).median if self.times else float("inf")
 
-    def summary(self) -> dict:
+    def summary(self) -> BenchChoice:
         s = summarize(self.times)
-        return {
-            "layer": self.layer,
-            "best_strategy": self.strategy,
-            "executor": self.executor,
-            "uses_workers": self.workers,
-            "median_ms": s.median,
-            "min_ms": s.min,
-            "max_ms": s.max,
-            "repeats": s.n,
-            "gflops": self.flops / (s.median * 1e6) if s.median > 0 else 0.0,
-            "tasks": self.tasks,
-            "verified": self.ok,
-            "max_abs_error": self.max_abs_error,
-            "tolerance": self.tolerance,
-        }
+        return BenchChoice(
+            layer=self.layer,
+            best_strategy=self.strategy,
+            executor=self.executor,
+            uses_workers=self.workers,
+            median_ms=s.median,
+            min_ms=s.min,
+            max_ms=s.max,
+            repeats=s.n,
+            gflops=self.flops / (s.median * 1e6) if s.median > 0 else 0.0,
+            tasks=self.tasks,
+            verified=self.ok,
+            max_abs_error=self.max_abs_error,
+            tolerance=self.tolerance,
+        )
 
 
 class Bench:
@@ -193,7 +192,7 @@ class Bench:
         ] = {}  # (layer, strategy, executor, workers) -> last RunResult
         self.rss = MemoryWatch()
 
-    def run(self) -> dict:
+    def run(self) -> BenchResult:
         s = self.s
         started = time.time()
         load_before = _loadavg()
@@ -206,8 +205,8 @@ class Bench:
             )
             peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
             settle()
-        layers: list[dict] = []
-        network: list[dict] = []
+        layers: list[BenchRow] = []
+        network: list[BenchRow] = []
         names = s.layer_names()
         # No CPU sampler: its thread would take the GIL from the threads being timed.
         with Engine(sample_hz=0) as engine:
@@ -217,31 +216,28 @@ class Bench:
                 rows = self._layer(engine, name, peaks)
                 others = load.cores()
                 for row in rows:
-                    row["other_cpu_cores"] = others
+                    row.other_cpu_cores = others
                 (network if name == "network" else layers).extend(rows)
-        result = {
-            "format": FORMAT,
-            "version": VERSION,
-            "kernel": KERNEL,
-            "batch": s.batch,
-            "settings": {**asdict(s), "workers": list(threads), "layers": list(names)},
-            "gemm_peak_gflops": {t: p["gflops"] for t, p in peaks.items()},
-            "gemm_peak": peaks,
-            "layers": layers,
-            "network": network,
-            "failures": self.failures,
-            "started": started,
-            "seconds": time.time() - started,
-            "load_average": {"before": load_before, "after": _loadavg()},
-            "other_cpu_cores": whole.cores(),
-            "machine": _machine(),
-        }
-        result["peak_rss_bytes"] = self.rss.summary()
-        result["targets"] = targets(result)
+        result = BenchResult(
+            kernel=KERNEL,
+            batch=s.batch,
+            settings={**asdict(s), "workers": list(threads), "layers": list(names)},
+            gemm_peak=peaks,
+            layers=layers,
+            network=network,
+            failures=self.failures,
+            started=started,
+            seconds=time.time() - started,
+            load_average={"before": load_before, "after": _loadavg()},
+            other_cpu_cores=whole.cores(),
+            machine=_machine(),
+            peak_rss_bytes=self.rss.summary(),
+        )
+        result.targets = targets(result)
         return result
 
     # -- one layer ----------------------------------------------------------------
-    def _layer(self, engine: Engine, name: str, peaks: dict) -> list[dict]:
+    def _layer(self, engine: Engine, name: str, peaks: dict) -> list[BenchRow]:
         s = self.s
         flops = get_layer(name).flops(s.batch)
         pool: dict[tuple, Measured] = {}
@@ -304,26 +300,25 @@ class Bench:
             if w == 1:
                 best1 = best
             parallel = [m for m in contenders if m.workers > 1]
-            row = {"workers": w, **best.summary()}
+            row = BenchRow(**asdict(best.summary()), workers=w)
             peak = peaks.get(str(w)) or peaks[max(peaks, key=int)]
-            row["share_of_gemm_peak"] = row["gflops"] / peak["gflops"] if peak["gflops"] else 0.0
+            row.share_of_gemm_peak = row.gflops / peak["gflops"] if peak["gflops"] else 0.0
             # no parallelism chosen: everything on one worker, or one task on a pool
-            row["single_task"] = w > 1 and (
+            row.single_task = w > 1 and (
                 best.workers == 1 or (best.tasks == 1 and best.executor != "blas")
             )
             if best1 is not None:
-                row["speedup_vs_best_1_worker"] = best1.median_ms / best.median_ms
+                row.speedup_vs_best_1_worker = best1.median_ms / best.median_ms
             if w > 1 and parallel:
                 bp = min(parallel, key=lambda m: m.median_ms)
-                row["best_parallel"] = {
-                    **bp.summary(),
-                    "speedup_vs_best_1_worker": best1.median_ms / bp.median_ms if best1 else None,
-                }
+                row.best_parallel = bp.summary()
+                if best1 is not None:
+                    row.best_parallel.speedup_vs_best_1_worker = best1.median_ms / bp.median_ms
             rows.append(row)
-            note = " (a single task was fastest)" if row["single_task"] else ""
+            note = " (a single task was fastest)" if row.single_task else ""
             self.progress(
                 f"    {w} worker{'s' * (w > 1)}: {best.strategy}/{best.executor} "
-                f"{row['median_ms']:.3f} ms, {row['gflops']:.1f} GFLOP/s{note}"
+                f"{row.median_ms:.3f} ms, {row.gflops:.1f} GFLOP/s{note}"
             )
         return rows
 
@@ -356,64 +351,60 @@ TARGETS = {
 }
 
 
-def _row(rows, layer, workers):
+def _row(rows: list[BenchRow], layer: str, workers: int) -> BenchRow | None:
     for row in rows:
-        if row.get("layer", "network") == layer and row["workers"] == workers:
+        if row.layer == layer and row.workers == workers:
             return row
     return None
 
 
-def targets(result: dict) -> list[dict]:
+def targets(result: BenchResult) -> list[dict]:
     """The issue's targets for a 2-core machine, each with its figure and whether it is met."""
-    out = []
-    layers, network = result["layers"], result["network"]
+    out: list[dict] = []
+    layers, network = result.layers, result.network
 
     def add(name, met, figure):
         out.append({"target": name, "met": met, "figure": figure})
 
     c1 = _row(layers, "conv2", 1)
     if c1:
-        share = c1["share_of_gemm_peak"]
+        share = c1.share_of_gemm_peak
         add(
             "conv2 1 worker >= 100 GFLOP/s or >= 65% of 1-thread GEMM peak",
-            c1["gflops"] >= TARGETS["conv2_gflops"] or share >= TARGETS["conv2_share_of_peak"],
-            f"{c1['gflops']:.1f} GFLOP/s = {100 * share:.0f}% of "
-            f"{result['gemm_peak_gflops'].get('1', 0):.0f}",
+            c1.gflops >= TARGETS["conv2_gflops"] or share >= TARGETS["conv2_share_of_peak"],
+            f"{c1.gflops:.1f} GFLOP/s = {100 * share:.0f}% of "
+            f"{result.gemm_peak_gflops.get('1', 0):.0f}",
         )
     for name in ("conv2", "conv3"):
         r1, r2 = _row(layers, name, 1), _row(layers, name, 2)
         if r1 and r2:
-            ratio = r1["median_ms"] / r2["median_ms"]
+            ratio = r1.median_ms / r2.median_ms
             add(
                 f"{name} best 2 workers >= 1.7x faster than best 1 worker",
                 ratio >= TARGETS["parallel_speedup"],
-                f"{r1['median_ms']:.3f} / {r2['median_ms']:.3f} ms = {ratio:.2f}x",
+                f"{r1.median_ms:.3f} / {r2.median_ms:.3f} ms = {ratio:.2f}x",
             )
     for w, limit in ((1, TARGETS["network_ms_1"]), (2, TARGETS["network_ms_2"])):
         r = _row(network, "network", w)
         if r:
             add(
                 f"network forward, {w} worker{'s' * (w > 1)} <= {limit:g} ms",
-                r["median_ms"] <= limit,
-                f"{r['median_ms']:.2f} ms",
+                r.median_ms <= limit,
+                f"{r.median_ms:.2f} ms",
             )
     slower = []
-    for name in {r["layer"] for r in layers} | ({"network"} if network else set()):
+    for name in {r.layer for r in layers} | ({"network"} if network else set()):
         rows = network if name == "network" else layers
         r1, r2 = _row(rows, name, 1), _row(rows, name, 2)
-        if r1 and r2 and r2["median_ms"] > r1["median_ms"]:
-            slower.append(f"{name} {r2['median_ms']:.3f} > {r1['median_ms']:.3f} ms")
-    singles = sorted(
-        r.get("layer", "network")
-        for r in layers + network
-        if r["workers"] == 2 and r.get("single_task")
-    )
+        if r1 and r2 and r2.median_ms > r1.median_ms:
+            slower.append(f"{name} {r2.median_ms:.3f} > {r1.median_ms:.3f} ms")
+    singles = sorted(r.layer for r in layers + network if r.workers == 2 and r.single_task)
     add(
         "no layer slower with 2 workers than with 1",
         not slower,
         "; ".join(slower) if slower else f"single task best for {', '.join(singles) or 'none'}",
     )
-    rss = result.get("peak_rss_bytes", {})
+    rss = result.peak_rss_bytes
     if rss:
         add(
             "peak RSS <= 1 GB (main + every worker process)",
@@ -532,24 +523,22 @@ def _machine() -> dict:
     return {k: info.get(k) for k in keep}
 
 
-def to_snapshot(result: dict, runs):
-    """A partui snapshot: the chosen configurations' last runs, the bench summary as baseline."""
+def to_snapshot(result: BenchResult, runs):
+    """A partui snapshot: the chosen configurations' last runs and the bench summary."""
     from .snapshot import Snapshot
 
     note = (
-        f"partui bench, batch {result['batch']}: the best strategy and executor per layer "
+        f"partui bench, batch {result.batch}: the best strategy and executor per layer "
         f"and worker count, against the GEMM peak"
     )
-    return Snapshot.from_results(runs, note=note, baseline={"bench": result})
+    return Snapshot.from_results(runs, note=note, bench=result)
 
 
-def chosen_runs(bench: Bench, result: dict) -> list:
+def chosen_runs(bench: Bench, result: BenchResult) -> list:
     """The last RunResult of every configuration the summary reports, in its order."""
     out = []
-    for row in result["layers"] + result["network"]:
-        r = bench.results.get(
-            (row["layer"], row["best_strategy"], row["executor"], row["uses_workers"])
-        )
+    for row in result.rows():
+        r = bench.results.get((row.layer, row.best_strategy, row.executor, row.uses_workers))
         if r is not None and r not in out:
             out.append(r)
     return out

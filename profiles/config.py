@@ -7,7 +7,8 @@ configuration without loading either.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, NotApplicable, not_applicable_reason
@@ -52,10 +53,7 @@ class RunConfig:
         """Raise ConfigError for a bad value, NotApplicable for a combination that makes no
         sense."""
         self.check_values()
-        layer = get_layer(self.layer)
-        reason = pass_not_applicable(layer, self.pass_kind, self.strategy) or not_applicable_reason(
-            layer, self.strategy, self.kernel, self.executor, self.workers
-        )
+        reason = self.not_applicable_reason()
         if reason:
             raise NotApplicable(reason)
 
@@ -73,6 +71,13 @@ class RunConfig:
         _named(self.pass_kind, PASSES, "pass")
         _named(self.combine, COMBINES, "combine")
 
+    def not_applicable_reason(self) -> str | None:
+        """Why this combination makes no sense, or None (values are checked by check())."""
+        layer = get_layer(self.layer)
+        return pass_not_applicable(layer, self.pass_kind, self.strategy) or not_applicable_reason(
+            layer, self.strategy, self.kernel, self.executor, self.workers
+        )
+
     def label(self) -> str:
         kind = "" if self.pass_kind == "forward" else f" {self.pass_kind}/{self.combine}"
         return (
@@ -80,8 +85,23 @@ class RunConfig:
             f"w={self.workers} b={self.batch}"
         )
 
+    def series_key(self) -> tuple:
+        """The configuration without its worker count: one scaling series."""
+        return (self.layer, self.strategy, self.kernel, self.executor, self.batch)
+
+    def key(self) -> tuple:
+        """Runs with the same key pool their repeats."""
+        return (*self.series_key(), self.workers)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
+        """A configuration from JSON (a snapshot, the baseline book, the engine process):
+        known keys only; files older than `pass_kind` and `combine` get their defaults."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _named(value, choices, what):

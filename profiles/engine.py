@@ -9,15 +9,13 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
-from functools import lru_cache
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
-from partui.kernels import reference, strategies
+from partui.kernels import strategies
 from partui.kernels.compute import KERNEL_MODULES, stage_forward
-from partui.kernels.layers import NETWORK, get_layer, make_input, make_params
+from partui.kernels.layers import NETWORK, get_layer
 from partui.kernels.scratch import Cancelled, Scratch
 
 from . import blas, worker
@@ -29,7 +27,6 @@ from .config import (
     default_workers,  # noqa: F401 (re-exported)
 )
 from .events import (
-    CpuSample,
     RepeatDone,
     RunCancelled,
     RunFailed,
@@ -47,101 +44,14 @@ from .executors import (
     make_executor,
     pool_refusal,
 )
+from .inputs import _input, _params, _reference
+from .results import RunResult
 from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler, on_cpu_ratios
 from .stats import summarize
+from .verification import RELATIVE_TOLERANCE, verify  # noqa: F401 (re-exported)
 
-RELATIVE_TOLERANCE = 1e-4
 PIPELINE_QUEUE = 2  # bounded queues between stages
 PIPELINE_SLOTS = PIPELINE_QUEUE + 3  # buffers per stage: never reused while a later stage reads one
-
-
-@dataclass
-class RunResult:
-    config: dict[str, Any]
-    blas_threads: int
-    times_ms: list[float]
-    median_ms: float
-    min_ms: float
-    max_ms: float
-    q1_ms: float
-    q3_ms: float
-    max_abs_error: float
-    tolerance: float
-    ok: bool
-    tasks: int
-    flops: int
-    spans: list[Span]
-    worker_busy_ms: list[float]  # per worker: median over repeats of its summed task time
-    pool_startup_ms: float
-    error: str | None = None
-    arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)  # kept on request
-    # per worker: CPU time / busy wall time over the timed repeats (NaN: not measured)
-    on_cpu_ratio: list[float] = field(default_factory=list)
-    cpu_samples: list[CpuSample] = field(default_factory=list, repr=False)
-    # per timed repeat: its start on the spans' clock (perf_counter_ns); the timeline spans
-    # start .. start + wall, so the hand-out before the first task and the collection after
-    # the last show as idle time
-    repeat_start_ns: list[int] = field(default_factory=list)
-
-    @property
-    def gflops(self) -> float:
-        return self.flops / (self.median_ms * 1e6) if self.median_ms > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "arrays"}
-        d["spans"] = [s.to_dict() for s in self.spans]
-        d["cpu_samples"] = [s.to_dict() for s in self.cpu_samples]
-        d.update(
-            {
-                k: self.config[k]
-                for k in ("layer", "strategy", "kernel", "executor", "workers", "batch")
-            }
-        )
-        d["gflops"] = self.gflops
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunResult:
-        """Rebuild a result from `to_dict()` output (derived keys are ignored)."""
-        names = {f.name for f in fields(cls)} - {"arrays"}
-        values = {k: v for k, v in d.items() if k in names}
-        values["spans"] = [Span(**s) for s in d.get("spans", [])]
-        values["cpu_samples"] = [CpuSample.from_dict(s) for s in d.get("cpu_samples", [])]
-        # JSON has no NaN / inf: snapshots store them as null
-        values["on_cpu_ratio"] = [
-            float("nan") if v is None else v for v in d.get("on_cpu_ratio", [])
-        ]
-        if values.get("max_abs_error") is None:
-            values["max_abs_error"] = float("inf")
-        return cls(**values)
-
-
-@lru_cache(maxsize=4)
-def _params(layer_name: str, seed: int) -> dict[str, np.ndarray]:
-    return make_params(get_layer(layer_name), seed)
-
-
-@lru_cache(maxsize=4)
-def _input(layer_name: str, batch: int, seed: int) -> np.ndarray:
-    return make_input(get_layer(layer_name), batch, seed)
-
-
-@lru_cache(maxsize=4)
-def _reference(layer_name: str, batch: int, seed: int) -> np.ndarray:
-    layer = get_layer(layer_name)
-    return reference.forward(layer, _input(layer_name, batch, seed), _params(layer_name, seed))
-
-
-def verify(output: np.ndarray, expected: np.ndarray) -> tuple[float, float, bool]:
-    """(max abs error, tolerance, ok): tolerance is 1e-4 of the output's magnitude."""
-    magnitude = float(np.abs(expected).max()) if expected.size else 0.0
-    tol = RELATIVE_TOLERANCE * max(magnitude, float(np.finfo(np.float32).tiny))
-    err = np.abs(output.astype(np.float64) - expected)
-    max_err = float(err.max()) if err.size else 0.0
-    ok = bool(np.isfinite(output).all()) and max_err <= tol
-    if not np.isfinite(max_err):
-        max_err = float("inf")
-    return max_err, tol, ok
 
 
 class Engine:
@@ -318,7 +228,7 @@ class Engine:
                 if np.isfinite(err)
                 else "the output holds NaN or infinite values"
             )
-            emit(RunFailed(run_id, result.error, result, cfg.to_dict()))
+            emit(RunFailed(run_id, result.error, result, cfg))
         return result
 
     def _stop_now(self, ex: Executor) -> None:
@@ -337,7 +247,7 @@ class Engine:
             if 0 <= span.worker < cfg.workers and 0 <= span.repeat < len(times):
                 busy[span.worker, span.repeat] += span.duration_ns / 1e6
         return RunResult(
-            config=cfg.to_dict(),
+            config=cfg,
             blas_threads=cfg.blas_threads,
             times_ms=times,
             median_ms=s.median,

@@ -15,22 +15,10 @@ import csv
 import io
 import math
 
-from .analysis import analyze, label
-from .baselines import Baseline
+from .analysis import analyze
 
 REPEAT_TID = 10_000  # the lane of repeat extents inside a run's process
 # Runs are pids 1, 2, ...: process workers keep their real pids, which are never that small.
-
-
-def snapshot_baselines(snap) -> dict[str, Baseline]:
-    """The baselines a snapshot recorded when it was made."""
-    out = {}
-    for k, b in (snap.baseline or {}).items():
-        try:
-            out[k] = Baseline(float(b["median_ms"]), dict(b["config"]), str(b.get("source", "")))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return out
 
 
 def _meta(kind: str, pid: int, name: str, tid: int | None = None, sort: int | None = None):
@@ -65,8 +53,8 @@ def chrome_trace(snap) -> dict:
     for i, r in enumerate(results, start=1):
         c = r.config
         pid = i
-        processes = c["executor"] == "processes"
-        events += _meta("process_name", pid, f"run {i}: {label(c)}", sort=i)
+        processes = c.executor == "processes"
+        events += _meta("process_name", pid, f"run {i}: {c.label()}", sort=i)
         events += _meta("thread_name", pid, "repeats", REPEAT_TID, sort=-1)
         tids: dict[int, int] = {}
         for s in r.spans:
@@ -85,7 +73,7 @@ def chrome_trace(snap) -> dict:
                 {
                     "ph": "X",
                     "name": f"task {s.task}" + (f" phase {s.phase}" if s.phase else ""),
-                    "cat": c["strategy"],
+                    "cat": c.strategy,
                     "pid": s.tid if processes else pid,
                     "tid": s.worker,
                     "ts": us(s.start_ns),
@@ -204,7 +192,7 @@ def _num(v):
 
 
 def csv_text(snap) -> str:
-    analysis = analyze(snap.results(), snapshot_baselines(snap), "this snapshot")
+    analysis = analyze(snap.results(), snap.baseline, "this snapshot")
     buf = io.StringIO()
     w = csv.DictWriter(buf, CSV_FIELDS, lineterminator="\n")
     w.writeheader()
@@ -216,7 +204,7 @@ def csv_text(snap) -> str:
                 k: _num(v)
                 for k, v in {
                     **{
-                        k: c[k]
+                        k: getattr(c, k)
                         for k in (
                             "layer",
                             "strategy",

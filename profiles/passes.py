@@ -43,7 +43,7 @@ def make_labels(batch: int, seed: int = 0) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _inputs(layer_name: str, pass_kind: str, batch: int, seed: int):
-    from .engine import _input, _params
+    from .inputs import _input, _params
 
     layer = get_layer(layer_name)
     x = _input(layer_name, batch, seed)
@@ -68,7 +68,7 @@ def _reference(layer_name: str, pass_kind: str, batch: int, seed: int):
 
 def _worst(checks) -> tuple[float, float, bool]:
     """Of several (err, tol, ok) checks, the one furthest over (or nearest to) its tolerance."""
-    from .engine import verify
+    from .verification import verify
 
     results = [verify(got, want) for got, want in checks]
     bad = [r for r in results if not r[2]]

@@ -1,13 +1,16 @@
 """Profile snapshots: plain, versioned JSON a person can read, written atomically.
 
-    {"format": "partui-snapshot", "schema_version": 1, "partui_version": "0.1.0",
+    {"format": "partui-snapshot", "schema_version": 2, "partui_version": "0.1.0",
      "created": "2026-11-05T10:00:00+00:00", "machine": {...partui info...}, "note": "...",
      "runs": [RunResult.to_dict(), ...],   # config, times, spans, cpu_samples, on_cpu_ratio
      "memlab": [{...}, ...],               # memory-lab experiments, free-form dicts
      "training": [{...}, ...],             # `partui train` runs (profiles.trainer.TrainResult)
-     "baseline": {...}}                    # the honest baselines the runs were compared with
+     "baseline": {key: Baseline.to_dict()},  # the honest baselines the runs were compared with
+     "bench": {...}}                       # `partui bench`'s summary (BenchResult), if any
 
-Loading validates the file and raises SnapshotError with one line naming what is wrong.
+Schema 1 kept `partui bench`'s summary as baseline["bench"]; such files still open (the
+summary moves to `bench`). Loading validates the file and raises SnapshotError with one
+line naming what is wrong; the dicts stay here: a loaded Snapshot holds typed records.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .baselines import Baseline
+from .bench_result import BenchResult
 from .checked_json import Check, FileProblem, parse_bounded, shown
+from .config import RunConfig
 from .paths import user_data_path
+from .results import RunResult
 from .safe_files import write_text
 
 FORMAT = "partui-snapshot"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class SnapshotError(FileProblem):
@@ -52,39 +59,40 @@ def _machine() -> dict:
 
 @dataclass
 class Snapshot:
-    runs: list[dict] = field(default_factory=list)  # RunResult.to_dict() each
+    runs: list[RunResult] = field(default_factory=list)
     note: str = ""
     machine: dict = field(default_factory=_machine)
     memlab: list[dict] = field(default_factory=list)
-    baseline: dict = field(default_factory=dict)
+    baseline: dict[str, Baseline] = field(default_factory=dict)  # baseline key -> Baseline
     training: list[dict] = field(default_factory=list)  # TrainResult.to_dict() each
+    bench: BenchResult | None = None  # `partui bench`'s summary
     created: str = field(default_factory=_now)
     partui_version: str = field(default_factory=partui_version)
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = SCHEMA_VERSION  # the version it was read as
 
     @classmethod
     def from_results(cls, results, note: str = "", **kw) -> Snapshot:
-        return cls(runs=[r.to_dict() for r in results], note=note, **kw)
+        return cls(runs=list(results), note=note, **kw)
 
-    def results(self) -> list:
-        """The runs as RunResult objects."""
-        from .engine import RunResult
-
-        return [RunResult.from_dict(r) for r in self.runs]
+    def results(self) -> list[RunResult]:
+        return list(self.runs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": FORMAT,
-            "schema_version": self.schema_version,
+            "schema_version": SCHEMA_VERSION,  # what this writer writes, whatever was read
             "partui_version": self.partui_version,
             "created": self.created,
             "note": self.note,
             "machine": self.machine,
-            "baseline": self.baseline,
-            "runs": self.runs,
+            "baseline": {k: b.to_dict() for k, b in self.baseline.items()},
+            "runs": [r.to_dict() for r in self.runs],
             "memlab": self.memlab,
             "training": self.training,
         }
+        if self.bench is not None:
+            out["bench"] = self.bench.to_dict()
+        return out
 
 
 def json_safe(obj):
@@ -132,6 +140,7 @@ _TOP_KEYS = {
     "runs",
     "memlab",
     "training",
+    "bench",
 }
 _CONFIG_KEYS = {
     "layer",
@@ -417,10 +426,10 @@ def _check_machine(m) -> None:
         Check.obj(cache, f"machine.caches[{j}]")
 
 
-def _check_baseline(b) -> None:
+def _check_baseline(b, version: int) -> None:
     Check.obj(b, "snapshot.baseline")
     for k, v in b.items():
-        if k == "bench":  # partui bench's summary, free-form (read by people, not by code)
+        if k == "bench" and version == 1:  # schema 1 kept partui bench's summary here
             Check.obj(v, "baseline.bench")
             continue
         where = f"baseline[{shown(k)}]"
@@ -455,7 +464,11 @@ def validate(data) -> None:
     Check.text(Check.field(data, "created", "snapshot"), "snapshot.created", 100)
     Check.text(Check.field(data, "note", "snapshot"), "snapshot.note", MAX_NOTE)
     _check_machine(Check.field(data, "machine", "snapshot"))
-    _check_baseline(data.get("baseline", {}))
+    _check_baseline(data.get("baseline", {}), version)
+    if "bench" in data:
+        if version < 2:
+            raise SnapshotError("snapshot.bench: schema 1 keeps it in baseline.bench")
+        BenchResult.from_dict(data["bench"], "snapshot.bench")
     runs = Check.array(Check.field(data, "runs", "snapshot"), "snapshot.runs", MAX_RUNS)
     budget = {"spans": 0, "samples": 0}
     for i, run in enumerate(runs):
@@ -485,13 +498,26 @@ def load(path) -> Snapshot:
         validate(data)
     except FileProblem as exc:
         raise SnapshotError(f"{path}: {exc}") from None
+    baseline = dict(data.get("baseline", {}))
+    old_bench = baseline.pop("bench", None)  # schema 1 kept it here, free-form
+    if "bench" in data:
+        bench: BenchResult | None = BenchResult.from_dict(data["bench"], "snapshot.bench")
+    else:
+        try:
+            bench = None if old_bench is None else BenchResult.from_dict(old_bench)
+        except FileProblem:  # a schema 1 summary this partui cannot read: the runs still open
+            bench = None
     return Snapshot(
-        runs=data["runs"],
+        runs=[RunResult.from_dict(r) for r in data["runs"]],
         note=data["note"],
         machine=data["machine"],
         memlab=data.get("memlab", []),
-        baseline=data.get("baseline", {}),
+        baseline={
+            k: Baseline(v["median_ms"], RunConfig.from_dict(v["config"]), v.get("source", ""))
+            for k, v in baseline.items()
+        },
         training=data.get("training", []),
+        bench=bench,
         created=data["created"],
         partui_version=data["partui_version"],
         schema_version=data["schema_version"],
@@ -528,13 +554,6 @@ class SnapshotSummary:
     error: str | None = None  # set (and the rest empty) for a file that does not load
 
 
-def _label(config: dict) -> str:
-    return (
-        f"{config.get('layer')} {config.get('strategy')}/{config.get('kernel')}/"
-        f"{config.get('executor')} w={config.get('workers')} b={config.get('batch')}"
-    )
-
-
 def summarize_snapshot(snap: Snapshot, path) -> SnapshotSummary:
     return SnapshotSummary(
         Path(path),
@@ -542,7 +561,7 @@ def summarize_snapshot(snap: Snapshot, path) -> SnapshotSummary:
         str(snap.machine.get("cpu_model", "?")),
         snap.machine.get("logical_cores"),
         len(snap.runs),
-        [_label(r["config"]) for r in snap.runs],
+        [r.config.label() for r in snap.runs],
         snap.note,
     )
 

@@ -89,7 +89,7 @@ class RunStats:
 
 def run_stats(result, one_worker=None, honest_ms: float | None = None) -> RunStats:
     """Statistics of a RunResult; `one_worker` is the same configuration's 1-worker result."""
-    workers = result.config["workers"]
+    workers = result.config.workers
     shares = busy_shares(result.worker_busy_ms, result.median_ms)
     base_1w = one_worker.median_ms if one_worker is not None else None
     s1 = speedup(base_1w, result.median_ms)
@@ -98,7 +98,7 @@ def run_stats(result, one_worker=None, honest_ms: float | None = None) -> RunSta
     if one_worker is not None and one_worker is not result:
         v = verdict((one_worker.min_ms, one_worker.max_ms), (result.min_ms, result.max_ms))
     # BLAS's own threads are invisible to the engine: only its calling thread has spans
-    imb = float("nan") if result.config["executor"] == "blas" else imbalance(result.worker_busy_ms)
+    imb = float("nan") if result.config.executor == "blas" else imbalance(result.worker_busy_ms)
     return RunStats(
         result.median_ms,
         result.min_ms,

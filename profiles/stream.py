@@ -202,7 +202,8 @@ class _Service:
         try:
             if not isinstance(cfg, RunConfig):
                 raise ConfigError(f"submit() takes a RunConfig, got {type(cfg).__name__}")
-            cfg.check()
+            # engine.run checks the configuration (once, before any work): a bad one
+            # compiles nothing here, its layer is not among the kernels to compile
             if cfg.kernel == "vectorized":
                 self._compile(self._to_compile if cfg.strategy == "pipeline" else [cfg.layer])
             assert self.engine is not None  # made in start()

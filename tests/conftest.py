@@ -25,6 +25,6 @@ def saved_snapshot(tmp_path_factory):
     snap = Snapshot.from_results(
         results,
         note="a real snapshot",
-        baseline={k: b.to_dict() for k, b in analysis.baselines.items()},
+        baseline=dict(analysis.baselines),
     )
     return save(snap, tmp_path_factory.mktemp("snapshot") / "real.json")

@@ -68,7 +68,7 @@ def fixed_result(config: RunConfig, median_ms: float, run: int) -> RunResult:
         for i in range(10)
     ]
     return RunResult(
-        config.to_dict(),
+        config,
         1,
         times,
         median_ms,

@@ -35,10 +35,11 @@ def test_bench_quick_json(tmp_path):
     assert "Traceback" not in proc.stderr
     assert "[3/3] network" in proc.stderr  # progress on stderr
     data = json.loads(proc.stdout)
-    snap = load(out)  # a valid snapshot: the chosen runs, the summary as its baseline
-    assert snap.baseline["bench"] == data
-    assert {(r["config"]["layer"], r["config"]["workers"]) for r in snap.runs} >= {("conv3", 1)}
-    assert all(r["ok"] for r in snap.runs)
+    snap = load(out)  # a valid snapshot: the chosen runs and the summary
+    assert snap.schema_version == 2 and snap.bench is not None
+    assert snap.bench.to_dict() == data and snap.bench.network[0].layer == "network"
+    assert {(r.config.layer, r.config.workers) for r in snap.runs} >= {("conv3", 1)}
+    assert all(r.ok for r in snap.runs)
     assert set(data["gemm_peak_gflops"]) == {"1", "2"}
     assert all(v > 0 for v in data["gemm_peak_gflops"].values())
     assert [(r["layer"], r["workers"]) for r in data["layers"]] == [

@@ -5,7 +5,7 @@ import math
 from rich.console import Console
 from test_stats import fake
 
-from partui.profiles.analysis import pool, pooled_by_config, series_key
+from partui.profiles.analysis import pool, pooled_by_config
 from partui.profiles.engine import RunConfig
 from partui.profiles.events import CpuSample, RepeatDone, RunFinished, RunStarted, Span, SpanDone
 from partui.tui.charts import cpu_segments, history_segments, speedup_points, worker_ticks
@@ -135,22 +135,22 @@ def test_head_and_legend_keep_their_words_in_a_narrow_pane():
 def test_more_workers_than_fit_are_counted_never_merged():
     spans = [Span(w, w, 0, MS, 1, task=w, repeat=0) for w in range(12)]
     view = build_view(
-        {"strategy": "batch", "executor": "threads", "workers": 12}, 1, spans, 0, [0], 0, 1.0, []
+        RunConfig("conv2", "batch", executor="threads", workers=12), 1, spans, 0, [0], 0, 1.0, []
     )
     text = text_of(view, 60, 8)
     assert "+8 more workers" in text and "w3" in text and "w4 " not in text
 
 
 def test_phases_are_named_filter_reduce_and_pipeline_stages_by_layer():
-    assert phase_names({"strategy": "filter"}) == {0: "compute", 1: "reduce"}
-    stages = phase_names({"strategy": "pipeline", "workers": 3})
+    assert phase_names(RunConfig("conv2", "filter")) == {0: "compute", 1: "reduce"}
+    stages = phase_names(RunConfig("network", "pipeline", workers=3))
     assert len(stages) == 3 and "conv1" in stages[0] and "logsoftmax" in stages[2]
     spans = [
         Span(0, 1, 0, 2 * MS, 1, task=0, phase=0, repeat=0),
         Span(0, 1, 2 * MS, 3 * MS, 1, task=2, phase=1, repeat=0),
     ]
     view = build_view(
-        {"strategy": "filter", "executor": "threads", "workers": 1}, 1, spans, 0, [0], 0, 3.0, []
+        RunConfig("conv2", "filter", executor="threads", workers=1), 1, spans, 0, [0], 0, 3.0, []
     )
     assert "compute" in text_of(view, 60, 6) and "reduce" in text_of(view, 60, 6)
 
@@ -219,7 +219,7 @@ def test_speedup_points_pool_runs_with_min_max_bars():
         fake(workers=3, times=(4.0,), ok=False),
         fake(workers=2, times=(1.0,), strategy="channel"),
     ]
-    key = series_key(runs[0].config)
+    key = runs[0].config.series_key()
     points = speedup_points(runs, key, baseline_ms=10.0)
     assert [p.workers for p in points] == [1, 2]  # the failed run and other strategy left out
     p2 = points[1]
@@ -259,8 +259,8 @@ def test_live_runs_are_one_row_per_configuration_single_runs_their_own():
     cfg1 = fake(workers=1).config
 
     def run(cfg, live, times):
-        r = fake(workers=cfg["workers"], times=times)
-        return [RunStarted(0, RunConfig(**cfg), 0.0, live=live), RunFinished(0, r)]
+        r = fake(workers=cfg.workers, times=times)
+        return [RunStarted(0, cfg, 0.0, live=live), RunFinished(0, r)]
 
     m.apply(run(cfg1, False, (10.0,)))  # a single run: its own row
     for t in (5.0, 6.0, 7.0):

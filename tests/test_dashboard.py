@@ -83,14 +83,14 @@ async def test_run_once_fills_table_timeline_and_is_verified(tmp_path):
         await pilot.press("r")
         await until(app, lambda: app.session.runs)
         run = app.session.runs[-1]
-        assert run.ok and run.config["layer"] == "conv2"
+        assert run.ok and run.config.layer == "conv2"
         assert app.query_one(RunsTable).row_count == 1
         # Every task of every repeat is on the timeline once, on a worker index 0..1 that
         # stands for one pool thread. Which thread takes which task is up to the pool: on a
         # busy machine one thread may take both, so the set of workers seen is not promised.
         spans = list(app.session.spans)
         assert sorted((s.repeat, s.task) for s in spans) == [
-            (r, t) for r in range(run.config["repeats"]) for t in range(run.tasks)
+            (r, t) for r in range(run.config.repeats) for t in range(run.tasks)
         ]
         assert {s.worker for s in spans} <= {0, 1}
         for w in {s.worker for s in spans}:
@@ -105,7 +105,7 @@ async def test_live_mode_picks_up_changes_and_escape_cancels(tmp_path):
         assert app.live
         await until(app, lambda: len(app.session.runs) >= 2)
         await pilot.press("t")  # channel: takes effect at the next run
-        await until(app, lambda: app.session.runs[-1].config["strategy"] == "channel")
+        await until(app, lambda: app.session.runs[-1].config.strategy == "channel")
         await pilot.press("escape")
         assert not app.live
         await until(app, lambda: not app.busy)
@@ -167,7 +167,7 @@ async def test_sweep_runs_every_worker_count(tmp_path):
         await pilot.press("w")
         top = app.session.max_workers
         await until(app, lambda: len(app.session.runs) >= top, timeout=60)
-        assert [r.config["workers"] for r in app.session.runs] == list(range(1, top + 1))
+        assert [r.config.workers for r in app.session.runs] == list(range(1, top + 1))
         assert app.session.baseline_for(app.session.config) is not None
 
 

@@ -412,15 +412,15 @@ def test_mutated_snapshots_load_or_fail_in_one_line(real, all_paths, tmp_path, d
 def exercise_everything_downstream(snap, path):
     """What show, export, compare and the dashboard do with a loaded snapshot."""
     from partui.profiles.analysis import analyze
-    from partui.profiles.export import chrome_trace, csv_text, snapshot_baselines
+    from partui.profiles.export import chrome_trace, csv_text
     from partui.tui.commands.profiling import compare_report, report
     from partui.tui.snapshots import model_from_snapshot
 
-    report(analyze(snap.results(), snapshot_baselines(snap), "this snapshot"))
+    report(analyze(snap.results(), snap.baseline, "this snapshot"))
     compare_report(snap, snap)
     json.dumps(chrome_trace(snap), allow_nan=False)
     csv_text(snap)
     model = model_from_snapshot(path, max_workers=2)
     for r in model.runs:
         assert math.isfinite(r.median_ms) and r.median_ms > 0
-        assert all(0 <= s.worker < r.config["workers"] for s in r.spans)
+        assert all(0 <= s.worker < r.config.workers for s in r.spans)

@@ -2,10 +2,13 @@
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
 from partui.profiles import snapshot as snap
+from partui.profiles.baselines import Baseline
+from partui.profiles.bench_result import BenchResult, BenchRow
 from partui.profiles.engine import Engine, RunConfig, RunResult
 from partui.profiles.snapshot import Snapshot, SnapshotError, load, save
 
@@ -22,13 +25,7 @@ def test_round_trip_keeps_results_spans_and_samples(tmp_path, result):
         [result],
         note="first try",
         memlab=[{"experiment": "stride"}],
-        baseline={
-            "conv2/vectorized/b8": {
-                "median_ms": 1.0,
-                "config": result.config,
-                "source": "this sweep",
-            }
-        },
+        baseline={"conv2/vectorized/b8": Baseline(1.0, result.config, "this sweep")},
     )
     path = save(s, tmp_path / "a.json")
     back = load(path)
@@ -48,10 +45,8 @@ def test_round_trip_keeps_results_spans_and_samples(tmp_path, result):
 
 
 def test_nan_and_inf_are_written_as_null(tmp_path, result):
-    d = result.to_dict()
-    d["on_cpu_ratio"] = [float("nan"), 0.5]
-    d["max_abs_error"] = float("inf")
-    path = save(Snapshot(runs=[d]), tmp_path / "b.json")
+    r = replace(result, on_cpu_ratio=[float("nan"), 0.5], max_abs_error=float("inf"))
+    path = save(Snapshot(runs=[r]), tmp_path / "b.json")
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     (r,) = load(path).results()
@@ -150,3 +145,36 @@ def test_list_snapshots_and_default_dir(tmp_path, result, monkeypatch):
     monkeypatch.delenv("PARTUI_SNAPSHOT_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert snap.default_snapshot_dir() == tmp_path / "xdg" / "partui" / "snapshots"
+
+
+def test_schema_1_files_still_open_their_bench_summary_moves(tmp_path, saved_snapshot):
+    """Schema 1 kept `partui bench`'s summary in baseline["bench"]; schema 2 has `bench`."""
+    d = json.loads(saved_snapshot.read_text())
+    assert d["schema_version"] == 2 and "bench" not in d
+    row = BenchRow("conv2", "batch", "threads", 2, 1.0, 0.9, 1.2, 5, 80.0, 2, True, 1e-6, 1e-4)
+    summary = BenchResult("vectorized", 4, {}, {"1": {"gflops": 100.0}}, layers=[row]).to_dict()
+    old = {**d, "schema_version": 1, "baseline": {**d["baseline"], "bench": summary}}
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    back = load(tmp_path / "v1.json")
+    assert back.schema_version == 1 and back.bench == BenchResult.from_dict(summary)
+    assert back.bench.layers == [row] and back.bench.gemm_peak_gflops == {"1": 100.0}
+    assert set(back.baseline) == set(d["baseline"]) and "bench" not in back.baseline
+    assert all(isinstance(b, Baseline) and b.config.workers == 1 for b in back.baseline.values())
+    assert [r.config for r in back.runs] == [r.config for r in load(saved_snapshot).runs]
+    # written again, it is a schema 2 file with the summary in its own field
+    again = json.loads(save(back, tmp_path / "v2.json").read_text())
+    assert again["schema_version"] == 2 and again["bench"] == summary
+    assert "bench" not in again["baseline"]
+    assert load(tmp_path / "v2.json").bench == back.bench
+
+
+def test_a_bench_field_in_a_schema_1_file_or_a_bench_baseline_in_2_is_refused(
+    tmp_path, saved_snapshot
+):
+    d = json.loads(saved_snapshot.read_text())
+    (tmp_path / "a.json").write_text(json.dumps({**d, "schema_version": 1, "bench": {}}))
+    with pytest.raises(SnapshotError, match="snapshot.bench"):
+        load(tmp_path / "a.json")
+    (tmp_path / "b.json").write_text(json.dumps({**d, "baseline": {"bench": {}}}))
+    with pytest.raises(SnapshotError, match="baseline"):
+        load(tmp_path / "b.json")

@@ -6,7 +6,7 @@ import pytest
 
 from partui.profiles.analysis import analyze
 from partui.profiles.baselines import Baseline, BaselineBook
-from partui.profiles.engine import RunResult
+from partui.profiles.engine import RunConfig, RunResult
 from partui.profiles.stats import (
     amdahl_fit,
     busy_shares,
@@ -30,17 +30,9 @@ def fake(
     ok=True,
 ) -> RunResult:
     s = summarize(times)
-    config = {
-        "layer": "conv2",
-        "strategy": strategy,
-        "kernel": kernel,
-        "executor": executor,
-        "workers": workers,
-        "batch": 8,
-        "repeats": len(times),
-        "warmup": 0,
-        "seed": 0,
-    }
+    config = RunConfig(
+        "conv2", strategy, kernel, executor, workers, batch=8, repeats=len(times), warmup=0
+    )
     return RunResult(
         config=config,
         blas_threads=1,

@@ -32,7 +32,7 @@ from .charts import CpuChart, HistoryChart, SpeedupChart, TimelineChart
 from .keys import KeyBar, key_label, key_rows
 from .layout import layout_for, too_small_message, top_rows
 from .memlab_tab import MemLabTab
-from .model import Model, reason_for
+from .model import Model
 from .panes import LayerList, MachineHeader, RunsTable, SettingsPane
 from .safe_text import printable
 from .train_tab import TrainTab
@@ -286,9 +286,7 @@ class PartuiApp(App):
                     self.live = False  # the engine stopped live mode: it cannot run this
                     self.refresh_panes()
             if isinstance(ev, (RunFinished, RunFailed, RunCancelled)) and self.sweep_left:
-                config = (
-                    RunConfig(**ev.result.config) if isinstance(ev, RunFinished) else ev.config
-                )  # a result's config is the form a snapshot writes
+                config = ev.result.config if isinstance(ev, RunFinished) else ev.config
                 if config == self.sweep_left[0]:
                     self.sweep_left.pop(0)
                     if not self.sweep_left:
@@ -518,7 +516,7 @@ class PartuiApp(App):
 
         top = self.session.max_workers
         cfgs = [replace(self.session.config, workers=w) for w in range(1, top + 1)]
-        cfgs = [c for c in cfgs if not reason_for(c)]
+        cfgs = [c for c in cfgs if not c.not_applicable_reason()]
         if not cfgs:
             self.notify("no worker count is applicable for this combination", severity="warning")
             return

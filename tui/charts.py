@@ -335,12 +335,11 @@ class SpeedupPoint:
 def speedup_points(runs, series_key: tuple, baseline_ms: float) -> list[SpeedupPoint]:
     """Measured points of one configuration series: every verified run pooled per worker count."""
     from partui.profiles.analysis import pool
-    from partui.profiles.analysis import series_key as key_of
 
     groups: dict[int, list] = {}
     for r in runs:
-        if r.ok and key_of(r.config) == series_key:
-            groups.setdefault(int(r.config["workers"]), []).append(r)
+        if r.ok and r.config.series_key() == series_key:
+            groups.setdefault(r.config.workers, []).append(r)
     out = []
     for w in sorted(groups):
         p = pool(groups[w])

@@ -11,8 +11,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from partui.kernels.layers import LAYER_NAMES, MAX_BATCH, get_layer
-from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
+from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
+from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES
 from partui.profiles.engine import MAX_WORKERS, RunConfig, RunResult
 from partui.profiles.events import (
     CpuSample,
@@ -36,17 +36,6 @@ def _cycle(options, current, step: int):
     options = list(options)
     i = options.index(current) if current in options else 0
     return options[(i + step) % len(options)]
-
-
-def _config_key(cfg: RunConfig) -> tuple:
-    return (cfg.layer, cfg.strategy, cfg.kernel, cfg.executor, cfg.workers, cfg.batch)
-
-
-def reason_for(cfg: RunConfig) -> str | None:
-    """Why `cfg` is not applicable, or None when it is."""
-    return not_applicable_reason(
-        get_layer(cfg.layer), cfg.strategy, cfg.kernel, cfg.executor, cfg.workers
-    )
 
 
 @dataclass
@@ -86,7 +75,7 @@ class Model:
     # -- settings -----------------------------------------------------------
     @property
     def not_applicable(self) -> str | None:
-        return reason_for(self.config)
+        return self.config.not_applicable_reason()
 
     def set(self, **changes) -> None:
         self.config = replace(self.config, **changes)
@@ -129,9 +118,7 @@ class Model:
                 if ev.repeat >= 0 and self.running is not None:
                     self.done_repeats.append(ev.repeat)
                     self.repeat_windows[ev.repeat] = (ev.start_ns, ev.wall_ns / 1e6)
-                    self.repeats.append(
-                        (self.run_count + 1, ev.wall_ns / 1e6, _config_key(self.running))
-                    )
+                    self.repeats.append((self.run_count + 1, ev.wall_ns / 1e6, self.running.key()))
             elif isinstance(ev, RunStarted):
                 self.run_id = ev.run
                 self.running = ev.config
@@ -254,7 +241,7 @@ class Model:
         per configuration at the place of its latest run (every repeat of every run counts).
         A failure without a result is (key, position, 0, (config, error)).
         """
-        from partui.profiles.analysis import Row, config_key, pool, series_key
+        from partui.profiles.analysis import Row, pool
         from partui.profiles.baselines import key_of
         from partui.profiles.stats import run_stats
 
@@ -263,7 +250,7 @@ class Model:
         groups: dict[tuple, list[int]] = {}
         for i, row in enumerate(analysis.rows):
             if first + i + 1 in self.live_runs:
-                groups.setdefault(config_key(row.result.config), []).append(i)
+                groups.setdefault(row.result.config.key(), []).append(i)
         pooled = {k: pool([analysis.rows[i].result for i in idx]) for k, idx in groups.items()}
         entries: list[tuple[str, int, int, object]] = []
         for i, row in enumerate(analysis.rows):
@@ -271,18 +258,14 @@ class Model:
             if number not in self.live_runs:
                 entries.append((f"r{number}", number, 1, row))
                 continue
-            key = config_key(row.result.config)
+            key = row.result.config.key()
             idx = groups[key]
             if i != idx[-1]:
                 continue  # shown once, where its latest run is
             result = pooled[key]
-            twin_key = series_key(result.config) + (1,)
+            twin_key = (*result.config.series_key(), 1)
             twin = pooled.get(twin_key) or next(
-                (
-                    r.result
-                    for r in reversed(analysis.rows)
-                    if config_key(r.result.config) == twin_key
-                ),
+                (r.result for r in reversed(analysis.rows) if r.result.config.key() == twin_key),
                 None,
             )
             base = analysis.baselines.get(key_of(result.config))
@@ -296,14 +279,12 @@ class Model:
     def baseline_for(self, cfg: RunConfig):
         from partui.profiles.baselines import key_of
 
-        return self.analysis().baselines.get(key_of(cfg.to_dict()))
+        return self.analysis().baselines.get(key_of(cfg))
 
     def series_for(self, cfg: RunConfig):
         """The worker-count series (medians, Amdahl fit) of cfg's
         layer/strategy/kernel/executor/batch."""
-        from partui.profiles.analysis import series_key
-
-        key = series_key(cfg.to_dict())
+        key = cfg.series_key()
         for series in self.analysis().series:
             if series.key == key:
                 return series

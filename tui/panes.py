@@ -11,6 +11,7 @@ from textual.widgets.option_list import Option
 
 from partui.kernels.layers import LAYERS, get_layer
 from partui.kernels.strategies import settings_warnings
+from partui.profiles.config import RunConfig
 
 from .layout import fit_words
 from .model import Model
@@ -418,20 +419,17 @@ def _plain(cell) -> str:
     return cell.plain if isinstance(cell, Text) else str(cell)
 
 
-def failure_row(config: dict | None, error: str) -> list:
-    c = config or {}
-    if not isinstance(c, dict):
-        c = c.to_dict()
+def failure_row(config: RunConfig | None, error: str) -> list:
+    c = config
     cells = [
         "-",
         "",
         Text("FAIL", "bold red"),
-        c.get("layer", "?"),
-        c.get("strategy", ""),
-        c.get("kernel", ""),
-        c.get("executor", ""),
-        str(c.get("workers", "")),
-        str(c.get("batch", "")),
+        *(
+            [c.layer, c.strategy, c.kernel, c.executor, str(c.workers), str(c.batch)]
+            if c is not None
+            else ["?", "", "", "", "", ""]
+        ),
     ]
     return cells + [Text(error[:60], "red")] + [""] * (len(RUN_COLUMNS) - len(cells) - 1)
 
@@ -449,12 +447,12 @@ def run_row(i: int, row, runs: int = 1) -> list:
         str(i),
         str(runs) if runs > 1 else "",
         ok,
-        c["layer"],
-        c["strategy"],
-        c["kernel"],
-        c["executor"],
-        str(c["workers"]),
-        str(c["batch"]),
+        c.layer,
+        c.strategy,
+        c.kernel,
+        c.executor,
+        str(c.workers),
+        str(c.batch),
         ms(r.median_ms),
         f"{ms(r.min_ms)}-{ms(r.max_ms)}",
         _num(st.speedup_honest, "{:.2f}x"),

@@ -21,7 +21,7 @@ def session_snapshot(
         note=note,
         machine=machine,
         memlab=[r.to_dict() for r in (memlab or [])],
-        baseline={k: b.to_dict() for k, b in analysis.baselines.items()},
+        baseline=dict(analysis.baselines),
     )
 
 
@@ -59,7 +59,7 @@ def model_from_snapshot(path: Path, max_workers: int) -> Model:
     results = snap.results()
     if results:
         last = results[-1]
-        config = RunConfig(**last.config)
+        config = last.config
     else:
         config = RunConfig("conv2")
     model = Model(
@@ -67,13 +67,11 @@ def model_from_snapshot(path: Path, max_workers: int) -> Model:
         max_workers=max_workers,
         read_only=True,
         source=str(path),
-        known_baselines=export.snapshot_baselines(snap),
+        known_baselines=snap.baseline,
     )
     model.runs = results
-    from partui.profiles.analysis import config_key
-
     for n, r in enumerate(results, start=1):
         model.cpu.extend(r.cpu_samples)
-        model.repeats.extend((n, t, config_key(r.config)) for t in r.times_ms)
+        model.repeats.extend((n, t, r.config.key()) for t in r.times_ms)
     model.version += 1
     return model

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from rich.text import Text
 
+from partui.profiles.config import RunConfig
+
 WAITING = 0.5  # on-CPU ratio below which a lane is drawn as mostly waiting
 LABEL_WIDTH = 15  # "w0    73% 0.17 ": worker, busy share, on-CPU ratio
 # (shade A, shade B) per phase; pipeline stages use them in turn
@@ -68,22 +70,22 @@ def median_repeat(times_ms: list[float]) -> int | None:
     return order[(len(order) - 1) // 2]
 
 
-def phase_names(config: dict) -> dict[int, str]:
+def phase_names(config: RunConfig) -> dict[int, str]:
     """What each span phase is: filter's reduce, and each pipeline stage's layers."""
-    strategy = config.get("strategy")
+    strategy = config.strategy
     if strategy == "filter":
         return {0: "compute", 1: "reduce"}
     if strategy == "pipeline":
         from partui.kernels.layers import NETWORK
         from partui.kernels.strategies import pipeline_stages
 
-        stages = pipeline_stages(NETWORK, int(config.get("workers", 1)))
+        stages = pipeline_stages(NETWORK, config.workers)
         return {i: "+".join(layer.name for layer in stage) for i, stage in enumerate(stages)}
     return {0: "compute"}
 
 
 def build_view(
-    config: dict,
+    config: RunConfig,
     run: int,
     spans,
     repeat: int,
@@ -100,13 +102,13 @@ def build_view(
     so handing tasks out before the first one starts and collecting them after the last
     one ends show as idle time; without it, the tasks' own extent."""
     chosen = [s for s in spans if s.repeat == repeat and repeat >= 0]
-    workers = int(config.get("workers", 1))
+    workers = config.workers
     top = max((s.worker for s in chosen), default=-1) + 1
     note = ""
-    if config.get("executor") == "blas":  # BLAS's own threads have no spans: one lane
+    if config.executor == "blas":  # BLAS's own threads have no spans: one lane
         lanes_n = max(top, 1)
         note = f"BLAS runs {workers} threads inside each task (not drawn)"
-    elif config.get("strategy") == "pipeline":
+    elif config.strategy == "pipeline":
         lanes_n = max(top, len(phase_names(config)))
     else:
         lanes_n = max(workers, top)
@@ -124,7 +126,7 @@ def build_view(
         lanes.append(Lane(w, mine, busy / extent if chosen else 0.0, ratio))
     return TimelineView(
         run,
-        _label(config),
+        config.label(),
         repeat,
         list(repeats),
         median,
@@ -169,14 +171,7 @@ def view_of_running(
     """`windows`: repeat -> (start_ns, wall_ms) of the repeats finished so far."""
     repeat = choice if choice in done else done[-1]
     start, wall = (windows or {}).get(repeat, (None, None))
-    return build_view(cfg.to_dict(), number, spans, repeat, list(done), None, wall, [], True, start)
-
-
-def _label(c: dict) -> str:
-    return (
-        f"{c.get('layer')} {c.get('strategy')}/{c.get('kernel')}/{c.get('executor')} "
-        f"w={c.get('workers')} b={c.get('batch')}"
-    )
+    return build_view(cfg, number, spans, repeat, list(done), None, wall, [], True, start)
 
 
 # ---- drawing ------------------------------------------------------------------------

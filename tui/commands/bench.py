@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
 from partui.profiles.config import MAX_WORKERS
@@ -13,6 +14,9 @@ from partui.profiles.config import MAX_WORKERS
 from ..errors import UsageError
 from ..safe_text import echo
 from ..table import ms, table
+
+if TYPE_CHECKING:
+    from partui.profiles.bench_result import BenchResult
 from .core import ascii_int, check_output, parse_int
 
 
@@ -149,11 +153,11 @@ def cmd_bench(args) -> int:
         raise UsageError(f"snapshot not saved: {exc}") from None
     progress(f"saved {out}")
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result.to_dict()))
     else:
         print(report(result))
         print(f"\nsaved {out}")
-    return 1 if result["failures"] else 0
+    return 1 if result.failures else 0
 
 
 # ---- the text report -------------------------------------------------------------------
@@ -163,19 +167,19 @@ def _pct(v: float) -> str:
     return f"{100 * v:.0f}%"
 
 
-def report(result: dict) -> str:
+def report(result: BenchResult) -> str:
     lines = []
-    m = result["machine"]
-    s = result["settings"]
-    load = result["load_average"]
+    m = result.machine
+    s = result.settings
+    load = result.load_average
     lines.append(
-        f"{m['cpu_model']}, {m['logical_cores']} logical cores; batch {result['batch']}; "
-        f"kernel {result['kernel']}; {s['screen_repeats']} screening repeats per "
+        f"{m['cpu_model']}, {m['logical_cores']} logical cores; batch {result.batch}; "
+        f"kernel {result.kernel}; {s['screen_repeats']} screening repeats per "
         f"candidate, then {s['rounds']} interleaved round(s) x {s['round_repeats']} "
         f"repeats of the finalists; load average before/after "
         f"{_load(load['before'])} / {_load(load['after'])}"
     )
-    others = result.get("other_cpu_cores")
+    others = result.other_cpu_cores
     if others is not None:
         lines.append(
             f"other processes used {others:.2f} cores on average while this ran"
@@ -188,37 +192,34 @@ def report(result: dict) -> str:
     lines.append("")
     rows = [
         [t, p["size"], f"{p['gflops']:.1f}", f"{p['best_gflops']:.1f}", ms(p["median_ms"])]
-        for t, p in result["gemm_peak"].items()
+        for t, p in result.gemm_peak.items()
     ]
     lines.append("float32 GEMM peak (the practical limit)")
     lines.append(table(["threads", "size", "GFLOP/s (median)", "best", "median ms"], rows))
-    for title, key in (("layers", "layers"), ("network", "network")):
-        if not result[key]:
+    for title, bench_rows in (("layers", result.layers), ("network", result.network)):
+        if not bench_rows:
             continue
         lines.append("")
         lines.append(f"{title}: best strategy/executor per worker count")
         rows = []
-        for r in result[key]:
-            note = "single task fastest" if r.get("single_task") else ""
-            bp = r.get("best_parallel")
-            if r.get("single_task") and bp:
-                note += (
-                    f" (best split {bp['best_strategy']}/{bp['executor']} {ms(bp['median_ms'])} ms)"
-                )
-            speed = r.get("speedup_vs_best_1_worker")
-            others = r.get("other_cpu_cores")
+        for r in bench_rows:
+            note = "single task fastest" if r.single_task else ""
+            bp = r.best_parallel
+            if r.single_task and bp:
+                note += f" (best split {bp.best_strategy}/{bp.executor} {ms(bp.median_ms)} ms)"
+            speed = r.speedup_vs_best_1_worker
             rows.append(
                 [
-                    r["layer"],
-                    r["workers"],
-                    f"{r['best_strategy']}/{r['executor']}",
-                    ms(r["median_ms"]),
-                    f"{ms(r['min_ms'])}-{ms(r['max_ms'])}",
-                    f"{r['gflops']:.1f}",
-                    _pct(r["share_of_gemm_peak"]),
+                    r.layer,
+                    r.workers,
+                    f"{r.best_strategy}/{r.executor}",
+                    ms(r.median_ms),
+                    f"{ms(r.min_ms)}-{ms(r.max_ms)}",
+                    f"{r.gflops:.1f}",
+                    _pct(r.share_of_gemm_peak),
                     f"{speed:.2f}x" if speed else "-",
-                    "yes" if r["verified"] else "NO",
-                    "?" if others is None else f"{others:.2f}",
+                    "yes" if r.verified else "NO",
+                    "?" if r.other_cpu_cores is None else f"{r.other_cpu_cores:.2f}",
                     note,
                 ]
             )
@@ -241,18 +242,18 @@ def report(result: dict) -> str:
                 align="lrlrrrrrlrl",
             )
         )
-    if result["failures"]:
+    if result.failures:
         lines.append("")
         lines.append("WRONG ANSWERS (never chosen):")
-        for f in result["failures"]:
+        for f in result.failures:
             lines.append(
                 f"  {f['layer']} {f['strategy']}/{f['executor']} w={f['workers']}: {f['error']}"
             )
     lines.append("")
     lines.append("targets")
-    rows = [[t["target"], "met" if t["met"] else "NOT MET", t["figure"]] for t in result["targets"]]
+    rows = [[t["target"], "met" if t["met"] else "NOT MET", t["figure"]] for t in result.targets]
     lines.append(table(["target", "verdict", "figure"], rows, align="lll"))
-    lines.append(f"\n{result['seconds']:.0f} s in all")
+    lines.append(f"\n{result.seconds:.0f} s in all")
     return "\n".join(lines)
 
 

@@ -441,20 +441,14 @@ class _progress_printer:
 
 def run_report(result) -> str:
     c = result.config
-    pass_kind = c.get("pass_kind", "forward")
-    what = (
-        ""
-        if pass_kind == "forward"
-        else f"  pass {pass_kind}  combine {c.get('combine', 'reduce')}"
-    )
+    what = "" if c.pass_kind == "forward" else f"  pass {c.pass_kind}  combine {c.combine}"
     lines = [
-        f"{c['layer']}{what}  strategy {c['strategy']}  kernel {c['kernel']}  "
-        f"executor {c['executor']}  "
-        f"workers {c['workers']}  batch {c['batch']}  BLAS threads {result.blas_threads}  "
+        f"{c.layer}{what}  strategy {c.strategy}  kernel {c.kernel}  executor {c.executor}  "
+        f"workers {c.workers}  batch {c.batch}  BLAS threads {result.blas_threads}  "
         f"tasks {result.tasks}",
         f"median {ms(result.median_ms)} ms   min-max {ms(result.min_ms)}-{ms(result.max_ms)} ms   "
         f"IQR {ms(result.q3_ms - result.q1_ms)} ms   {len(result.times_ms)} repeats after "
-        f"{c['warmup']} warm-up   {result.gflops:.1f} GFLOP/s",
+        f"{c.warmup} warm-up   {result.gflops:.1f} GFLOP/s",
     ]
     if result.pool_startup_ms:
         lines.append(f"pool start-up {ms(result.pool_startup_ms)} ms (not in the times)")
@@ -466,10 +460,10 @@ def run_report(result) -> str:
     lines.append("")
     lines.append(table(["worker", "busy ms", "busy/wall", "share of work"], rows))
     lines.append("")
-    if pass_kind != "forward":
+    if c.pass_kind != "forward":
         from partui.profiles.passes import phase_walls
 
-        walls = phase_walls(result.spans, pass_kind)
+        walls = phase_walls(result.spans, c.pass_kind)
         lines.append(table(["phase", "wall ms (median)"], [[k, ms(v)] for k, v in walls.items()]))
         lines.append("")
     verdict = "OK" if result.ok else f"FAILED: {result.error or 'result is wrong'}"

@@ -210,7 +210,7 @@ def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
 
 
 def cmd_sweep(args) -> int:
-    from partui.profiles.analysis import analyze, label
+    from partui.profiles.analysis import analyze
     from partui.profiles.baselines import BaselineBook
     from partui.profiles.engine import Engine
     from partui.profiles.executors import WorkerLost
@@ -237,21 +237,19 @@ def cmd_sweep(args) -> int:
     results, failed = [], []
     with Engine() as engine:
         for i, cfg in enumerate(configs, 1):
-            prefix = f"[{i:>{len(str(len(configs)))}}/{len(configs)}] {label(cfg.to_dict())}"
+            prefix = f"[{i:>{len(str(len(configs)))}}/{len(configs)}] {cfg.label()}"
             print(f"{prefix} ...", end="", file=sys.stderr, flush=True)
             try:
                 r = engine.run(cfg)
             except WorkerLost as exc:
                 print(f" failed: {exc}", file=sys.stderr)
-                failed.append(f"{label(cfg.to_dict())}: {exc}")
+                failed.append(f"{cfg.label()}: {exc}")
                 continue
             results.append(r)
             print(f" {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}", file=sys.stderr)
     known = book.known(results) if book is not None else {}
     analysis = analyze(results, known, "this sweep")
-    snap = Snapshot.from_results(
-        results, note=args.note, baseline={k: b.to_dict() for k, b in analysis.baselines.items()}
-    )
+    snap = Snapshot.from_results(results, note=args.note, baseline=dict(analysis.baselines))
     try:
         out = save(snap, out, overwrite=args.force, unique=args.out is None)
     except OSError as exc:
@@ -293,7 +291,6 @@ def _on_cpu(ratios: list[float]) -> str:
 
 
 def report(analysis, repeats: int | None = None) -> str:
-    from partui.profiles.analysis import label
 
     rows = []
     for row in analysis.rows:
@@ -301,7 +298,7 @@ def report(analysis, repeats: int | None = None) -> str:
         vs1 = f"{_x(st.speedup_1w)} {st.verdict_1w}" if st.verdict_1w else "-"
         rows.append(
             [
-                label(r.config),
+                r.config.label(),
                 ms(r.median_ms),
                 f"{ms(r.min_ms)}-{ms(r.max_ms)}",
                 ms(st.iqr),
@@ -396,7 +393,6 @@ def _say(text: str = "") -> None:
 
 def cmd_show(args) -> int:
     from partui.profiles.analysis import analyze
-    from partui.profiles.export import snapshot_baselines
 
     snap = _load(args.file)
     if args.json:
@@ -408,7 +404,7 @@ def cmd_show(args) -> int:
                 "schema_version": snap.schema_version,
                 "machine": snap.machine,
                 "note": snap.note,
-                **analysis_data(analyze(snap.results(), snapshot_baselines(snap), "this snapshot")),
+                **analysis_data(analyze(snap.results(), snap.baseline, "this snapshot")),
                 "lab": snap.memlab,
             }
         )
@@ -425,10 +421,10 @@ def cmd_show(args) -> int:
         _say(f"note       {snap.note}")
     _say()
     if snap.runs:
-        repeats = {r["config"]["repeats"] for r in snap.runs}
+        repeats = {r.config.repeats for r in snap.runs}
         _say(
             report(
-                analyze(snap.results(), snapshot_baselines(snap), "this snapshot"),
+                analyze(snap.results(), snap.baseline, "this snapshot"),
                 repeats.pop() if len(repeats) == 1 else None,
             )
         )
@@ -512,15 +508,13 @@ def analysis_data(analysis) -> dict:
     and the scaling series."""
     from dataclasses import asdict
 
-    from partui.profiles.analysis import label
-
     runs = []
     for row in analysis.rows:
         r = row.result
         runs.append(
             {
-                "label": label(r.config),
-                "config": r.config,
+                "label": r.config.label(),
+                "config": r.config.to_dict(),
                 "ok": r.ok,
                 "max_abs_error": r.max_abs_error,
                 "on_cpu_ratio": r.on_cpu_ratio,
@@ -546,7 +540,7 @@ def analysis_data(analysis) -> dict:
 
 def compare_data(a, b) -> dict:
     """What compare_report shows, as plain data: every run of a configuration pooled."""
-    from partui.profiles.analysis import label, pooled_by_config
+    from partui.profiles.analysis import pooled_by_config
     from partui.profiles.stats import verdict
 
     ra = pooled_by_config(a.results())  # every run of a configuration, not the last one
@@ -566,8 +560,8 @@ def compare_data(a, b) -> dict:
         x, y = ra[k], rb[k]
         rows.append(
             {
-                "label": label(x.config),
-                "config": x.config,
+                "label": x.config.label(),
+                "config": x.config.to_dict(),
                 "a": side(x),
                 "b": side(y),
                 "ratio_b_over_a": y.median_ms / x.median_ms if x.median_ms > 0 else float("nan"),
