@@ -45,8 +45,8 @@ def run_events(run: int, workers: int, times: list[float], start: int, done: int
     idle a quarter of each repeat; stops after `done` timed repeats when given."""
     cfg = RunConfig(
         CFG.layer, CFG.strategy, CFG.kernel, CFG.executor, workers, CFG.batch, len(times), 1
-    ).to_dict()
-    events = [RunStarted(run, RunConfig(**cfg), 0.0)]
+    )
+    events = [RunStarted(run, cfg, 0.0)]
     t = start
     spans = []
     for rep, ms in enumerate([times[0] * 1.5] + times, start=-1):

@@ -374,7 +374,6 @@ class SpeedupChart(Chart):
         return (model.run_count, model.config)
 
     def draw(self, plt, model: Model) -> None:
-        from partui.profiles.analysis import series_key
         from partui.profiles.stats import amdahl_fit
 
         cfg = model.config
@@ -382,7 +381,7 @@ class SpeedupChart(Chart):
         if base is None:
             self.hint(self.empty_hint)
             return
-        points = speedup_points(model.runs, series_key(cfg.to_dict()), base.median_ms)
+        points = speedup_points(model.runs, cfg.series_key(), base.median_ms)
         if not points:
             self.hint(
                 f"no run of {cfg.strategy}/{cfg.kernel}/{cfg.executor} b={cfg.batch} "
@@ -412,7 +411,7 @@ class SpeedupChart(Chart):
         plt.xticks(worker_ticks(ws))
         plt.ylim(0, top)
         b = base.config
-        plt.xlabel(f"workers · base {base.median_ms:.3g} ms {b['strategy']} w1")
+        plt.xlabel(f"workers · base {base.median_ms:.3g} ms {b.strategy} w1")
 
 
 # ---- history -----------------------------------------------------------------------
