@@ -26,7 +26,8 @@ KERNELS: dict[str, str] = {
 }
 EXECUTORS: dict[str, str] = {
     "inline": "the calling thread, one worker",
-    "threads": "a pool of threads (BLAS at 1 thread each)",
+    "threads": "a parked thread per worker, task i on worker i (BLAS at 1 thread each)",
+    "threads-dynamic": "a pool of threads taking tasks as they come (BLAS at 1 thread each)",
     "processes": "a pool of processes, arrays in shared memory (BLAS at 1 thread each)",
     "blas": "one vectorized call; BLAS's own threads = workers",
 }
@@ -80,7 +81,7 @@ def not_applicable_reason(
             "executor 'inline' is not applicable to more than one worker: "
             "it runs on the calling thread"
         )
-    if strategy == "pipeline" and executor != "threads":
+    if strategy == "pipeline" and executor not in ("threads", "threads-dynamic"):
         return (
             f"strategy 'pipeline' is not applicable to executor {executor!r}: stages run on threads"
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -19,10 +19,16 @@ class Span:
     phase: int = 0
     repeat: int = 0  # -1 .. -W for warm-ups
     run: int = 0
+    # ns from the caller's "go" to this task's start, for a worker's first task of a phase
+    # (the `threads` executor's wake-up latency); -1: not recorded
+    wake_ns: int = -1
 
     @property
     def duration_ns(self) -> int:
         return self.end_ns - self.start_ns
+
+    def with_wake(self, wake_ns: int) -> Span:
+        return replace(self, wake_ns=wake_ns)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -516,13 +516,23 @@ class ProcessExecutor(Executor):
             self._pool = None
 
 
+class DynamicThreadExecutor(ThreadExecutor):
+    """The pool above under its own name: idle threads take tasks as they come."""
+
+    name = "threads-dynamic"
+
+
 EXECUTOR_CLASSES = {
     "inline": InlineExecutor,
-    "threads": ThreadExecutor,
+    "threads-dynamic": DynamicThreadExecutor,
     "processes": ProcessExecutor,
     "blas": BlasExecutor,
 }
 
 
 def make_executor(name: str, workers: int) -> Executor:
+    if name == "threads":  # its module builds on this one
+        from .parked_threads import ParkedThreadExecutor
+
+        return ParkedThreadExecutor(workers)
     return EXECUTOR_CLASSES[name](workers)

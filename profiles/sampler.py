@@ -143,9 +143,12 @@ class CpuSampler:
         read = process_cpu_s if self.processes else thread_cpu_s
         out = {}
         for index, ident in self.workers.items():
-            v = read(ident)
-            if v is not None:
-                out[index] = v
+            # a worker may be several threads taking turns (the `threads` executor's worker 0:
+            # the calling thread, and its own thread for submitted jobs): their sum
+            got = [read(i) for i in ident] if isinstance(ident, tuple) else [read(ident)]
+            values = [v for v in got if v is not None]
+            if values:
+                out[index] = sum(values)
         return out
 
     def _other_partui_cpu(self) -> dict[int, float]:
@@ -216,7 +219,7 @@ class CpuSampler:
         return s
 
     # -- an always-on monitor ------------------------------------------------
-    def watch(self, workers: dict[int, int], processes: bool, hz: float) -> None:
+    def watch(self, workers: dict, processes: bool, hz: float) -> None:
         """Sample these workers at `hz` from now on (a run starts or ends)."""
         self.sample(emit=True)  # closes the window before the change
         with self._lock:

@@ -213,7 +213,18 @@ _RUN_KEYS = {
     "batch",
     "gflops",
 }
-_SPAN_KEYS = ("worker", "tid", "start_ns", "end_ns", "units", "task", "phase", "repeat", "run")
+_SPAN_KEYS = (
+    "worker",
+    "tid",
+    "start_ns",
+    "end_ns",
+    "units",
+    "task",
+    "phase",
+    "repeat",
+    "run",
+    "wake_ns",
+)
 _SAMPLE_KEYS = (
     "t_ns",
     "per_core",
@@ -331,7 +342,7 @@ def _check_span(s, where: str, workers: int) -> None:
     Check.integer(s["start_ns"], f"{where}.start_ns", 0, BIG_INT)
     Check.integer(s["end_ns"], f"{where}.end_ns", s["start_ns"], BIG_INT)
     Check.integer(s["units"], f"{where}.units", 0, BIG_INT)
-    for key, lo in (("task", 0), ("phase", 0), ("repeat", -10_000), ("run", 0)):
+    for key, lo in (("task", 0), ("phase", 0), ("repeat", -10_000), ("run", 0), ("wake_ns", -1)):
         if key in s:
             Check.integer(s[key], f"{where}.{key}", lo, BIG_INT)
 

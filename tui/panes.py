@@ -291,7 +291,7 @@ RUN_COLUMNS = (
 )
 _SHORT = {
     "kernel": {"vectorized": "vec", "loops": "loop"},
-    "exec": {"threads": "thr", "processes": "proc", "inline": "inl"},
+    "exec": {"threads": "thr", "threads-dynamic": "dyn", "processes": "proc", "inline": "inl"},
     "strategy": {
         "channel": "chan",
         "spatial": "spat",

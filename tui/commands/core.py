@@ -17,7 +17,13 @@ from ..errors import UsageError
 from ..safe_text import echo
 from ..table import bytes_text, flops_text, ms, table
 
-EXECUTOR_LETTER = {"inline": "i", "threads": "t", "processes": "p", "blas": "b"}
+EXECUTOR_LETTER = {
+    "inline": "i",
+    "threads": "t",
+    "threads-dynamic": "d",
+    "processes": "p",
+    "blas": "b",
+}
 
 
 def register(sub) -> None:
@@ -207,12 +213,13 @@ def cmd_list(args) -> int:
         ("executors", EXECUTORS),
     ):
         print(f"{title}:")
+        width = max(11, *(len(key) for key in items))
         for key, text in items.items():
-            print(f"  {key:<11} {text}")
+            print(f"  {key:<{width}} {text}")
     print()
     print(
         "valid combinations (letters: executors valid with the vectorized kernel; "
-        "i=inline t=threads p=processes b=blas; loops: the same without b):"
+        "i=inline t=threads d=threads-dynamic p=processes b=blas; loops: the same without b):"
     )
     headers = ["layer"] + list(STRATEGIES)
     rows = []

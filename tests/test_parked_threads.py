@@ -1,0 +1,157 @@
+"""The `threads` executor: task i on worker i, parked threads, the caller as worker 0."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from partui.kernels import reference
+from partui.kernels.layers import get_layer, make_input, make_params
+from partui.kernels.scratch import Cancelled
+from partui.profiles.engine import Engine, RunConfig
+from partui.profiles.events import Span
+from partui.profiles.executors import make_executor
+from partui.profiles.overhead import empty_repeats_us, run_overhead_us, summary, wake_us
+from partui.profiles.parked_threads import ParkedThreadExecutor, _shares
+from partui.profiles.sampler import CpuSampler
+
+
+def partui_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("partui-worker")]
+
+
+@pytest.fixture
+def engine():
+    with Engine(sample_hz=0) as eng:
+        yield eng
+    assert partui_threads() == []
+
+
+def test_threads_is_the_parked_executor_and_the_pool_stays_as_threads_dynamic():
+    with make_executor("threads", 2) as ex:
+        assert isinstance(ex, ParkedThreadExecutor)
+    with make_executor("threads-dynamic", 2) as ex:
+        assert ex.name == "threads-dynamic" and not isinstance(ex, ParkedThreadExecutor)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_task_i_runs_on_worker_i_the_caller_is_worker_0_and_the_answer_is_right(engine, workers):
+    me = threading.get_native_id()
+    cfg = RunConfig("conv2", "batch", "vectorized", "threads", workers, 6, 4, 1)
+    r = engine.run(cfg, keep_arrays=True)
+    layer = get_layer("conv2")
+    expected = reference.forward(layer, make_input(layer, 6, 0), make_params(layer, 0))
+    assert np.abs(r.arrays["output"] - expected).max() <= r.tolerance
+    assert r.ok and r.tasks == workers
+    by_repeat = {}
+    for s in r.spans:
+        by_repeat.setdefault(s.repeat, []).append(s)
+    assert sorted(by_repeat) == [0, 1, 2, 3]
+    for spans in by_repeat.values():
+        assert sorted((s.task, s.worker) for s in spans) == [(i, i) for i in range(workers)]
+        tids = {s.worker: s.tid for s in spans}
+        assert tids[0] == me  # the calling thread ran its own share
+        assert len(set(tids.values())) == workers  # every other task on a thread of its own
+        # the woken workers' first tasks say how long the wake-up took
+        for s in spans:
+            assert s.wake_ns >= 0 and s.start_ns >= 0
+    assert wake_us(r.spans) is not None and wake_us(r.spans) > 0
+
+
+def test_more_tasks_than_workers_are_contiguous_shares_and_only_first_tasks_carry_a_wake(
+    engine,
+):
+    assert _shares(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
+    assert _shares([0], 3) == [[0], [], []]
+    r = engine.run(RunConfig("conv2", "hybrid", "vectorized", "threads", 2, 4, 2, 0))
+    assert r.ok and r.tasks == 4
+    for s in r.spans:
+        assert s.worker == s.task // 2
+        assert (s.wake_ns >= 0) == (s.task % 2 == 0)
+
+
+def test_filter_phases_and_the_pipeline_run_and_are_verified(engine):
+    assert engine.run(RunConfig("conv2", "filter", "vectorized", "threads", 2, 3, 2, 1)).ok
+    r = engine.run(RunConfig("network", "pipeline", "vectorized", "threads", 3, 6, 2, 1))
+    assert r.ok and {s.worker for s in r.spans} == {0, 1, 2}
+
+
+def test_an_error_in_a_task_is_raised_after_every_worker_stopped_and_the_pool_goes_on():
+    with make_executor("threads", 3) as ex:
+
+        def share(items, index, go):
+            if items == ["bad"]:
+                raise ValueError("task failed")
+            deadline = time.monotonic() + 5
+            while not ex.cancel_event.is_set():  # a long task that checks for cancel
+                if time.monotonic() > deadline:
+                    return ["never cancelled"]
+                time.sleep(0.001)
+            raise Cancelled()
+
+        t0 = time.monotonic()
+        with pytest.raises(ValueError, match="task failed"):  # the cause, not the stop it caused
+            ex.run_shares(share, [["ok"], ["bad"], ["ok"]])
+        assert time.monotonic() - t0 < 2
+        ex.reset()
+        got = ex.run_shares(lambda items, index, go: [threading.get_native_id()], [[1], [2], [3]])
+        assert got[0] == threading.get_native_id() and len(set(got)) == 3
+    assert partui_threads() == []
+
+
+def test_cancel_from_another_thread_stops_a_repeat_at_the_next_check():
+    with make_executor("threads", 2) as ex:
+
+        def share(items, index, go):
+            while not ex.cancel_event.is_set():
+                time.sleep(0.001)
+            raise Cancelled()
+
+        threading.Timer(0.1, ex.cancel).start()
+        t0 = time.monotonic()
+        with pytest.raises(Cancelled):
+            ex.run_shares(share, [[1], [2]])
+        assert time.monotonic() - t0 < 1.5
+
+
+def test_submitted_jobs_run_at_once_on_the_parked_threads_and_close_leaves_none():
+    ex = make_executor("threads", 3)
+    barrier = threading.Barrier(3, timeout=5)  # only passes if all three run together
+    futures = [ex.submit(barrier.wait) for _ in range(3)]
+    assert sorted(f.result(timeout=10) for f in futures) == [0, 1, 2]
+    assert len(partui_threads()) == 3
+    ex.close()
+    assert partui_threads() == []
+
+
+def test_the_sampler_counts_worker_0_as_the_caller_and_its_own_thread():
+    with make_executor("threads", 2) as ex:
+        ex.start()
+        ids = ex.worker_ids()
+        assert ids[0] == (threading.get_native_id(), ex._tids[0])  # noqa: SLF001
+        end = time.thread_time() + 0.05
+        while time.thread_time() < end:  # CPU on the calling thread
+            pass
+        cpu = CpuSampler(ids).worker_cpu()
+        assert cpu[0] >= 0.05 and set(cpu) == {0, 1}
+
+
+def test_overhead_figures_from_empty_tasks_and_from_a_runs_spans():
+    values = empty_repeats_us("threads", 2, repeats=50, warmup=5)
+    s = summary(values)
+    assert len(values) == 50 and 0 < s["min_us"] <= s["median_us"] <= s["max_us"]
+    assert len(empty_repeats_us("threads-dynamic", 2, repeats=20, warmup=2)) == 20
+    # two repeats of 1.0 and 2.0 ms; their busiest workers 0.9 and 1.7 ms
+    spans = [
+        Span(0, 1, 0, 900_000, 1, repeat=0),
+        Span(1, 2, 0, 500_000, 1, repeat=0),
+        Span(0, 1, 0, 1_000_000, 1, repeat=1),
+        Span(0, 1, 0, 700_000, 1, repeat=1),
+        Span(1, 2, 0, 1_200_000, 1, repeat=1),
+        Span(1, 2, 0, 9_000_000, 1, repeat=-1),  # a warm-up: not counted
+    ]
+    assert run_overhead_us([1.0, 2.0], spans) == pytest.approx((100 + 300) / 2)
+    assert wake_us(spans) is None
