@@ -50,7 +50,9 @@ async def test_keys_change_the_configuration(tmp_path):
         assert app.session.config.strategy == "channel"
         await pilot.press("T", "k", "e")
         c = app.session.config
-        assert (c.strategy, c.kernel, c.executor) == ("batch", "loops", "processes")
+        assert (c.strategy, c.kernel, c.executor) == ("batch", "loops", "threads-dynamic")
+        await pilot.press("e")
+        assert app.session.config.executor == "processes"
         await pilot.press("plus")
         assert app.session.config.workers == 3
         await pilot.press("minus", "minus")

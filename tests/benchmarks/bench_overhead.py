@@ -16,7 +16,14 @@ Also the sampler's cost: CPU time per sample (measured by the sampler itself) du
 the instrumented runs, and alone for a few seconds watching two busy worker threads:
 its achieved rate and the share of one core it takes.
 
+And the executors' fixed cost per repeat at W workers (`--executors`): W empty tasks
+handed out and collected, `threads` (parked workers, the caller runs share 0) and
+`threads-dynamic` (a pool, a future per task) alternating round by round; per round the
+median of many repeats, shown as the median over rounds with the rounds' min-max, and
+the repeats' quartiles pooled over rounds. Target: <= 20 us at 2 workers for `threads`.
+
     python tests/benchmarks/bench_overhead.py [--rounds 5] [--pairs 40] [--block 5] [--cases ...]
+    python tests/benchmarks/bench_overhead.py --executors [--workers 1,2,4] [--rounds 5]
 
 Prints figures; asserts nothing (timings here are noisy).
 """
@@ -37,6 +44,7 @@ from partui.kernels.scratch import Scratch
 from partui.profiles import blas
 from partui.profiles.engine import Engine, RunConfig
 from partui.profiles.events import EventLog
+from partui.profiles.overhead import OVERHEAD_EXECUTORS, empty_repeats_us, summary
 from partui.profiles.sampler import SAMPLE_HZ, CpuSampler
 
 CASES = {  # name: (layer, batch): tasks from ~1 ms up
@@ -117,6 +125,43 @@ def sampler_cost(seconds: float, workers: int = 2) -> None:
     )
 
 
+def _load() -> str:
+    import os
+
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def executor_overhead(workers: list[int], rounds: int, repeats: int) -> None:
+    """Fixed cost per repeat with empty tasks, per executor and worker count."""
+    print(
+        f"fixed cost of one repeat with empty tasks: {rounds} rounds x {repeats} repeats per "
+        f"executor and worker count, executors alternating; load average {_load()}"
+    )
+    print(
+        f"{'executor':<16} {'workers':>7} {'median us':>10} {'rounds min-max':>16} "
+        f"{'q1-q3 us':>14} {'min us':>8}"
+    )
+    for w in workers:
+        medians: dict[str, list[float]] = {e: [] for e in OVERHEAD_EXECUTORS}
+        pooled: dict[str, list[float]] = {e: [] for e in OVERHEAD_EXECUTORS}
+        for r in range(rounds):
+            order = OVERHEAD_EXECUTORS if r % 2 == 0 else OVERHEAD_EXECUTORS[::-1]
+            for e in order:
+                values = empty_repeats_us(e, w, repeats=repeats, warmup=max(10, repeats // 10))
+                medians[e].append(statistics.median(values))
+                pooled[e] += values
+        for e in OVERHEAD_EXECUTORS:
+            s = summary(pooled[e])
+            m = medians[e]
+            spread = f"{min(m):.1f}-{max(m):.1f}"
+            quartiles = f"{s['q1_us']:.1f}-{s['q3_us']:.1f}"
+            print(
+                f"{e:<16} {w:>7} {statistics.median(m):>10.1f} {spread:>16} {quartiles:>14} "
+                f"{s['min_us']:>8.1f}"
+            )
+    print(f"load average after: {_load()}")
+
+
 def pct(ratios: list[float]) -> str:
     return (
         f"{100 * (statistics.median(ratios) - 1):+.1f}% "
@@ -136,7 +181,15 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=5, help="timed repeats per block")
     ap.add_argument("--sampler-seconds", type=float, default=3.0)
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
+    ap.add_argument(
+        "--executors", action="store_true", help="only the executors' fixed cost per repeat"
+    )
+    ap.add_argument("--workers", default="1,2,4", help="worker counts for --executors")
+    ap.add_argument("--repeats", type=int, default=2000, help="repeats per round (--executors)")
     args = ap.parse_args()
+    if args.executors:
+        executor_overhead([int(w) for w in args.workers.split(",")], args.rounds, args.repeats)
+        return
     print(
         f"{args.rounds} rounds x {args.pairs} interleaved blocks of {args.block} repeats "
         f"(+1 warm-up each); per round the ratio of medians to the bare loop; shown: median "
