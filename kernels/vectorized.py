@@ -23,11 +23,17 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import caches
 from .layers import NETWORK, prod
 from .scratch import Cancelled, Scratch, reshaped_view
 
 SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
-CHUNK_BYTES = 512 * 1024  # patch rows per GEMM: a quarter of this machine's 2 MB L2
+# Patch rows per GEMM: a chunk's rows (plus its GEMM result and the packed weights) should
+# stay in the worker's own share of the L2 cache (sysfs, read at run time: with two workers
+# on two cores that share an L2, each gets half). CHUNK_BYTES set: that instead (benchmarks).
+CHUNK_BYTES: int | None = None
+CHUNK_L2_PARTS = 4  # rows take this fraction of the L2 share (best measured on a 2 MB L2: 512 KB)
+CHUNK_FALLBACK = 512 * 1024  # where sysfs does not say
 THIN_K = 64  # convolutions with fewer than this many weights per filter: one GEMM per sample
 NET_CHUNK = 8  # samples per pass of the fused network forward
 MEMO_ENTRIES = 16  # packed weights kept per worker
@@ -82,10 +88,18 @@ def _check(cancel) -> None:
         raise Cancelled()
 
 
+def chunk_bytes() -> int:
+    """Bytes of patch rows per GEMM on this machine (see CHUNK_BYTES)."""
+    if CHUNK_BYTES:
+        return CHUNK_BYTES
+    share = caches.own_share(2)
+    return share // CHUNK_L2_PARTS if share else CHUNK_FALLBACK
+
+
 def _chunk(n: int, bytes_per_sample: int) -> int:
-    """Samples per chunk: at most CHUNK_BYTES of buffer, and chunks of even size (no small last
-    one)."""
-    most = max(1, min(n, CHUNK_BYTES // max(1, bytes_per_sample)))
+    """Samples per chunk: at most chunk_bytes() of buffer, and chunks of even size (no small
+    last one)."""
+    most = max(1, min(n, chunk_bytes() // max(1, bytes_per_sample)))
     chunks = -(-n // most)
     return -(-n // chunks)
 

@@ -7,61 +7,14 @@ import platform
 import sys
 from pathlib import Path
 
-SYS_CPU = Path("/sys/devices/system/cpu")
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
-
-
-def _parse_size(text: str | None) -> int | None:
-    """sysfs cache sizes look like '48K' or '2048K' or '32768K'."""
-    if not text:
-        return None
-    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
-    mult = units.get(text[-1].upper(), 1)
-    digits = text[:-1] if text[-1].upper() in units else text
-    try:
-        return int(digits) * mult
-    except ValueError:
-        return None
-
-
-def caches() -> list[dict]:
-    """Caches of cpu0 as sysfs shows them: level, type, size in bytes, line size, sharing."""
-    out: list[dict] = []
-    base = SYS_CPU / "cpu0" / "cache"
-    if not base.is_dir():
-        return out
-    for index in sorted(base.glob("index*")):
-        out.append(
-            {
-                "level": int(_read(index / "level") or 0),
-                "type": _read(index / "type"),
-                "size": _parse_size(_read(index / "size")),
-                "line": int(_read(index / "coherency_line_size") or 0) or None,
-                "shared_cpus": _read(index / "shared_cpu_list"),
-            }
-        )
-    return out
-
-
-def cache_size(level: int) -> int | None:
-    """Bytes of the data (or unified) cache at `level`, or None where sysfs does not say."""
-    for c in caches():
-        if c["level"] == level and c["type"] in ("Data", "Unified"):
-            return c["size"]
-    return None
-
-
-def line_size() -> int | None:
-    for c in caches():
-        if c["line"]:
-            return c["line"]
-    return None
+from partui.kernels.caches import (  # noqa: F401 (re-exported: machine.caches and friends)
+    SYS_CPU,
+    _parse_size,
+    _read,
+    cache_size,
+    caches,
+    line_size,
+)
 
 
 def cpu_model() -> str:

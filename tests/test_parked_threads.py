@@ -155,3 +155,54 @@ def test_overhead_figures_from_empty_tasks_and_from_a_runs_spans():
     ]
     assert run_overhead_us([1.0, 2.0], spans) == pytest.approx((100 + 300) / 2)
     assert wake_us(spans) is None
+
+
+def test_run_report_and_timeline_show_the_hand_out_cost_and_wake_up(engine):
+    from partui.tui.commands.core import run_report
+    from partui.tui.timeline import timeline_lines, view_of_result
+
+    r = engine.run(RunConfig("conv3", "batch", "vectorized", "threads", 2, 4, 3, 1))
+    report = run_report(r)
+    fixed = run_overhead_us(r.times_ms, r.spans)
+    assert f"hand-out and collection {fixed:.0f} us per repeat" in report
+    assert f"wake-up {wake_us(r.spans):.0f} us" in report
+    view = view_of_result(r, 1, None)
+    chosen = [s for s in r.spans if s.repeat == view.repeat]
+    busiest = max(sum(s.duration_ns for s in chosen if s.worker == w) for w in (0, 1))
+    assert view.fixed_us == pytest.approx(max(0.0, r.times_ms[view.repeat] * 1e3 - busiest / 1e3))
+    assert view.wake_us == pytest.approx([s.wake_ns / 1e3 for s in chosen if s.worker == 1][0])
+    head = timeline_lines(view, 110, 8).plain.splitlines()[0]
+    assert f"hand-out {view.fixed_us:.0f} µs" in head
+    # executors that record no wake-up (the pool) show no such figure
+    d = engine.run(RunConfig("conv3", "batch", "vectorized", "threads-dynamic", 2, 4, 3, 1))
+    assert view_of_result(d, 2, None).fixed_us is None
+    assert "hand-out" not in timeline_lines(view_of_result(d, 2, None), 110, 8).plain
+
+
+def test_chunks_follow_the_l2_share_sysfs_lists(tmp_path, monkeypatch):
+    from partui.kernels import caches, vectorized
+
+    for i, (level, kind, size, shared) in enumerate(
+        [(1, "Data", "48K", "0"), (2, "Unified", "2048K", "0-1"), (3, "Unified", "32M", "0-3")]
+    ):
+        d = tmp_path / "cpu0" / "cache" / f"index{i}"
+        d.mkdir(parents=True)
+        for name, value in (
+            ("level", level),
+            ("type", kind),
+            ("size", size),
+            ("shared_cpu_list", shared),
+            ("coherency_line_size", 64),
+        ):
+            (d / name).write_text(f"{value}\n")
+    monkeypatch.setattr(caches, "SYS_CPU", tmp_path)
+    caches.own_share.cache_clear()
+    try:
+        assert caches.own_share(2) == 1024 * 1024  # 2 MB shared by two CPUs
+        assert caches.own_share(3) == 8 * 1024 * 1024
+        assert vectorized.chunk_bytes() == 1024 * 1024 // vectorized.CHUNK_L2_PARTS
+        monkeypatch.setattr(caches, "SYS_CPU", tmp_path / "nowhere")
+        caches.own_share.cache_clear()
+        assert vectorized.chunk_bytes() == vectorized.CHUNK_FALLBACK
+    finally:
+        caches.own_share.cache_clear()

@@ -56,6 +56,10 @@ class TimelineView:
     phase_names: dict[int, str] = field(default_factory=dict)
     running: bool = False
     note: str = ""
+    # the repeat's hand-out and collection (wall minus the busiest worker's tasks) and the
+    # woken workers' median wake-up, in µs: for executors that record wake-ups (`threads`)
+    fixed_us: float | None = None
+    wake_us: float | None = None
 
     @property
     def extent_ms(self) -> float:
@@ -124,6 +128,12 @@ def build_view(
         busy = sum(s.end_ns - s.start_ns for s in mine)
         ratio = on_cpu[w] if w < len(on_cpu) else float("nan")
         lanes.append(Lane(w, mine, busy / extent if chosen else 0.0, ratio))
+    fixed = wake = None
+    if wall_ms is not None and any(s.wake_ns >= 0 for s in chosen):
+        busiest = max(sum(s.end_ns - s.start_ns for s in lane.spans) for lane in lanes)
+        fixed = max(0.0, wall_ms * 1e3 - busiest / 1e3)
+        woken = sorted(s.wake_ns / 1e3 for s in chosen if s.wake_ns >= 0 and s.worker > 0)
+        wake = woken[(len(woken) - 1) // 2] if woken else None
     return TimelineView(
         run,
         config.label(),
@@ -137,6 +147,8 @@ def build_view(
         phase_names(config),
         running,
         note,
+        fixed,
+        wake,
     )
 
 
@@ -321,7 +333,15 @@ def _head(view: TimelineView, cols: int) -> Text:
     n = len(view.repeats)
     place = f"{view.repeats.index(view.repeat) + 1}/{n}" if view.repeat in view.repeats else "?"
     wall = f"{view.wall_ms:.3g} ms" if view.wall_ms is not None else ""
-    words = [
+    words = []
+    if view.fixed_us is not None:  # what handing out and collecting the tasks cost
+        wake = f" · wake {view.wake_us:.0f} µs" if view.wake_us is not None else ""
+        fixed = f"hand-out {view.fixed_us:.0f} µs"
+        words += [
+            f"run {view.run} · rep {place} {which} · {wall} · {fixed}{wake}",
+            f"run {view.run} · rep {place} {which} · {wall} · {fixed}",
+        ]
+    words += [
         f"run {view.run} · rep {place} {which} · {wall}",
         f"run {view.run} rep {place} {which[:3]} {wall}",
         f"run {view.run} {place} {which[:3]} {wall}",

@@ -447,6 +447,8 @@ class _progress_printer:
 
 
 def run_report(result) -> str:
+    from partui.profiles.overhead import run_overhead_us, wake_us
+
     c = result.config
     what = "" if c.pass_kind == "forward" else f"  pass {c.pass_kind}  combine {c.combine}"
     lines = [
@@ -459,6 +461,15 @@ def run_report(result) -> str:
     ]
     if result.pool_startup_ms:
         lines.append(f"pool start-up {ms(result.pool_startup_ms)} ms (not in the times)")
+    workers = result.config["workers"]
+    fixed = run_overhead_us(result.times_ms, result.spans) if workers > 1 else None
+    if fixed is not None:
+        wake = wake_us(result.spans)
+        lines.append(
+            f"hand-out and collection {fixed:.0f} us per repeat (median of wall minus the "
+            f"busiest worker's tasks)"
+            + (f"   wake-up {wake:.0f} us (median, woken workers)" if wake is not None else "")
+        )
     total_busy = sum(result.worker_busy_ms) or 1.0
     rows = [
         [w, ms(b), f"{100 * b / result.median_ms:.0f}%", f"{100 * b / total_busy:.0f}%"]
