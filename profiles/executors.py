@@ -70,6 +70,10 @@ def pool_refusal(workers: int) -> str | None:
     return None
 
 
+# worker index -> native thread id (or pid); a tuple when a worker is several threads taking
+# turns (the CPU sampler sums them)
+WorkerIds = dict[int, int | tuple[int, ...]]
+
 WORKER_MEMORY = 24 * 2**20  # a pool worker's own memory (numpy is shared with the fork server)
 
 
@@ -146,7 +150,7 @@ class Executor:
         pool: they run tasks through run_phase only."""
         raise NotImplementedError(f"executor {self.name!r} has no pool to submit to")
 
-    def worker_ids(self) -> dict[int, int]:
+    def worker_ids(self) -> WorkerIds:
         """Worker index -> native thread id (or pid, see `processes`), for the CPU sampler.
 
         In-process executors run on the calling thread, which is worker 0.
@@ -295,7 +299,7 @@ class ThreadExecutor(Executor):
         self._pool: ThreadPoolExecutor | None = None
         self._tids: dict[int, int] = {}
 
-    def worker_ids(self) -> dict[int, int]:
+    def worker_ids(self) -> WorkerIds:
         return dict(self._tids)
 
     def start(self) -> float:
@@ -387,7 +391,7 @@ class ProcessExecutor(Executor):
 
     processes = True
 
-    def worker_ids(self) -> dict[int, int]:
+    def worker_ids(self) -> WorkerIds:
         return {i: pid for i, pid in enumerate(self._pids or []) if pid}
 
     def start(self) -> float:

@@ -27,7 +27,7 @@ from partui.kernels.scratch import Cancelled
 
 from . import worker
 from .events import Span
-from .executors import SETTLE_S, WAIT_SLICE_S, Executor, ThreadExecutor
+from .executors import SETTLE_S, WAIT_SLICE_S, Executor, ThreadExecutor, WorkerIds
 
 _STOP = object()
 
@@ -67,9 +67,9 @@ class ParkedThreadExecutor(ThreadExecutor):
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()  # submit() may be called from several threads
 
-    def worker_ids(self) -> dict[int, int | tuple[int, ...]]:
+    def worker_ids(self) -> WorkerIds:
         """Worker 0 is the calling thread (run_phase) and its own thread (submit)."""
-        ids: dict[int, int | tuple[int, ...]] = dict(self._tids)
+        ids: WorkerIds = dict(self._tids)
         if 0 in ids:
             ids[0] = (threading.get_native_id(), self._tids[0])
         else:

@@ -116,7 +116,7 @@ class CpuSampler:
 
     def __init__(
         self,
-        workers: dict[int, int],
+        workers: dict,  # worker index -> thread id or pid (a tuple: several threads, summed)
         emit: Callable | None = None,
         processes: bool = False,
         hz: float = SAMPLE_HZ,
