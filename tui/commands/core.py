@@ -461,7 +461,7 @@ def run_report(result) -> str:
     ]
     if result.pool_startup_ms:
         lines.append(f"pool start-up {ms(result.pool_startup_ms)} ms (not in the times)")
-    workers = result.config["workers"]
+    workers = c.workers
     fixed = run_overhead_us(result.times_ms, result.spans) if workers > 1 else None
     if fixed is not None:
         wake = wake_us(result.spans)
