@@ -38,10 +38,11 @@ def available() -> bool:
     return STRUCTURE is not None and vectorized._sgemm() is not None
 
 
-def _u8(scratch: Scratch, name: str, shape) -> np.ndarray:
+def _positions(scratch: Scratch, name: str, shape) -> np.ndarray:
+    """An int32 buffer (a pool's window positions) kept with the worker's scratch."""
     buf = scratch.state.get(name)
     if buf is None or buf.shape != shape:
-        buf = scratch.state[name] = np.empty(shape, np.uint8)
+        buf = scratch.state[name] = np.empty(shape, np.int32)
     return buf
 
 
@@ -82,7 +83,7 @@ def step(x, labels, params: dict, grads: dict, scale: float, scratch: Scratch, c
                 res,
                 scratch.get(f"train.{name}.p", pooled),
                 scratch.get(f"train.{name}.a", pooled),
-                _u8(scratch, f"train.{name}.idx", pooled),
+                _positions(scratch, f"train.{name}.idx", pooled),
                 res,  # the backward's pixel gradients reuse the forward's GEMM result
                 scratch.get(f"train.{name}.grows", (0 if first else m * pix, k1 - 1)),
                 scratch.get(f"train.{name}.gwr", (k1, oc)),
