@@ -16,6 +16,7 @@ from partui.kernels.passes import Job, run_job
 from . import worker
 from .events import Span
 from .executors import ProcessExecutor, ThreadExecutor, WorkerLost, _wait_all
+from .parked_threads import is_parked
 
 # Executors that run all of a phase's jobs at once, one per worker: a training step's tasks
 # can then wait for each other inside the phase (see kernels.passes.plan, `together`).
@@ -62,6 +63,18 @@ def run_jobs(
     ex, arena, jobs, layer: str, kernel: str, run: int, repeat: int, on_span=None
 ) -> list[Span]:
     """Run one phase's jobs on `ex` and wait for all of them; returns their spans."""
+    if is_parked(ex) and len(jobs) <= ex.workers:
+        # job i on worker i, the calling thread running job 0: no future, one wake-up
+        # fewer, and a training step's tasks always run at once
+        def share(jobs_w, index, go):
+            return [s for job in jobs_w for s in thread_job(job, *args)]
+
+        args = (layer, kernel, arena.arrays, ex.cancel_event, run, repeat)
+        shares = [[job] for job in jobs] + [[] for _ in range(ex.workers - len(jobs))]
+        spans = ex.run_shares(share, shares)
+        for s in spans if on_span else ():
+            on_span(s)
+        return spans
     if isinstance(ex, ThreadExecutor):
         futures = [
             ex.submit(thread_job, job, layer, kernel, arena.arrays, ex.cancel_event, run, repeat)
