@@ -24,19 +24,6 @@ class Scratch:
             self._buffers[name] = buf
         return buf
 
-    @property
-    def nbytes(self) -> int:
-        return sum(b.nbytes for b in self._buffers.values())
-
-
-class NeverCancelled:
-    @staticmethod
-    def is_set() -> bool:
-        return False
-
-
-NEVER = NeverCancelled()
-
 
 def reshaped_view(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
     """`arr` seen with `shape` without copying, or None when that needs a copy."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 
@@ -337,7 +336,3 @@ def _memory_shortfall(shapes: dict) -> str | None:
     out = int(np.prod(shapes["out"]))
     need = 4 * sum(int(np.prod(s)) for s in shapes.values()) + 3 * 8 * out
     return shortfall(need) if need > 64 * 2**20 else None  # small runs: not worth a look
-
-
-def config_with(cfg: RunConfig, **changes) -> RunConfig:
-    return replace(cfg, **changes)

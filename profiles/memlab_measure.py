@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from partui.kernels.scratch import Cancelled
 
-from .stats import summarize
+from .stats import NO_DIFFERENCE, SLOWER, summarize, verdict
 
 K = TypeVar("K")  # a series' key: its name, or (kind, name)
 
@@ -160,10 +160,10 @@ def compare(a: MemPoint, b: MemPoint, higher_is_better: bool = False) -> Compari
 
     y values are costs (time per element) unless `higher_is_better` (bandwidth)."""
     ratio = a.median / b.median if b.median else float("inf")
-    separated = a.min > b.max or a.max < b.min
-    if not separated:
+    said = verdict((b.min, b.max), (a.min, a.max))  # a against b, as costs
+    if said == NO_DIFFERENCE:
         return Comparison(ratio, False, f"no clear difference ({ratio:.2f}x, spreads overlap)")
-    worse = (a.min > b.max) != higher_is_better
+    worse = (said == SLOWER) != higher_is_better
     factor = ratio if ratio >= 1 else 1 / ratio
     return Comparison(ratio, True, f"{factor:.1f}x {'slower' if worse else 'faster'}")
 

@@ -413,7 +413,7 @@ def exercise_everything_downstream(snap, path):
     """What show, export, compare and the dashboard do with a loaded snapshot."""
     from partui.profiles.analysis import analyze
     from partui.profiles.export import chrome_trace, csv_text
-    from partui.tui.commands.profiling import compare_report, report
+    from partui.tui.reports import compare_report, report
     from partui.tui.snapshots import model_from_snapshot
 
     report(analyze(snap.results(), snap.baseline, "this snapshot"))

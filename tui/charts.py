@@ -20,6 +20,7 @@ from rich.text import Text
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
+from .colors import CORES, OTHERS, series_color
 from .model import Model
 from .timeline import timeline_lines
 
@@ -32,7 +33,6 @@ CHART_INTERVAL_S = 1.0  # a chart redraws at most this often
 # KEY_QUIET_S after a key press, so the frame that shows the key holds no chart.
 COST_SHARE = 0.05
 KEY_QUIET_S = 0.35
-_COLORS = ["cyan", "magenta", "green", "yellow", "blue", "orange", "white", "gray"]
 
 
 def one_line(exc: BaseException) -> str:
@@ -294,13 +294,11 @@ class CpuChart(Chart):
         if not any(seg for core in series.cores for seg in core):
             self.hint("no CPU sample in the last 30 s")
             return
-        lines = min(len(series.cores), len(_COLORS) - 1) + 1
+        lines = min(len(series.cores), len(CORES)) + 1
         legend = self.size.height >= lines + 5  # plotext's legend needs the room
-        for c, segments in enumerate(series.cores[: len(_COLORS) - 1]):
-            _plot_segments(
-                plt, segments, f"cpu{c}" if legend else None, _COLORS[c % (len(_COLORS) - 1)]
-            )
-        _plot_segments(plt, series.others, "others" if legend else None, "red")
+        for c, segments in enumerate(series.cores[: len(CORES)]):
+            _plot_segments(plt, segments, f"cpu{c}" if legend else None, CORES[c])
+        _plot_segments(plt, series.others, "others" if legend else None, OTHERS)
         plt.ylim(0, 100)
         plt.xlim(-CPU_WINDOW_S, 0)
         plt.xticks([-30, -20, -10, 0], ["-30s", "-20s", "-10s", "now"])
@@ -452,7 +450,7 @@ class HistoryChart(Chart):
         # log scale by hand: plotext's own re-applies the log each time a frame is built
         for i, seg in enumerate(segments):
             xs, ys = downsample([p[0] for p in seg], [math.log10(max(p[1], 1e-6)) for p in seg])
-            color = _COLORS[i % len(_COLORS)]
+            color = series_color(i)
             if len(xs) == 1:
                 plt.scatter(xs, ys, color=color, marker="•")
             else:

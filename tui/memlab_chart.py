@@ -13,18 +13,12 @@ import math
 
 from textual.markup import escape
 
-COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
+from partui.profiles.units import size_text
+
+from .colors import series_color
+
 LOG_SPAN = 100  # x max / x min beyond which the axis is logarithmic
 TICK_CELLS = 9  # room a tick label needs, in cells
-
-
-def bytes_label(n: float) -> str:
-    """A power-of-two size as people write it: 512 B, 4 KiB, 1.5 MiB, 2 GiB."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if n == int(n) else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:g}"
 
 
 def is_bytes(x_label: str) -> bool:
@@ -45,7 +39,7 @@ def log2_ticks(lo: float, hi: float, cells: int, in_bytes: bool) -> tuple[list[f
     while len(powers[::step]) > room:
         step += 1
     shown = powers[::step]
-    labels = [bytes_label(2.0**p) if in_bytes else f"{2**p:g}" for p in shown]
+    labels = [size_text(2.0**p) if in_bytes else f"{2**p:g}" for p in shown]
     return [float(p) for p in shown], labels
 
 
@@ -64,7 +58,7 @@ def draw(
 
     legend = []
     for j, (name, pts) in enumerate(series.items()):
-        color = COLORS[j % len(COLORS)]
+        color = series_color(j)
         for p in pts:  # the min-max bar of each point, under its median
             plt.plot([fx(p.x), fx(p.x)], [p.min, p.max], color=color, marker="│")
         plt.plot([fx(p.x) for p in pts], [p.median for p in pts], marker="dot", color=color)

@@ -45,8 +45,8 @@ class Model:
     runs: list[RunResult] = field(default_factory=list)  # the last RUN_HISTORY
     runs_dropped: int = 0  # older runs let go: runs[i] is run number runs_dropped + i + 1
     # runs that ended without a result (a lost worker, an error): (how many runs came
-    # before it, config dict or None, one-line message), shown in the table where they happened
-    failures: list[tuple[int, dict | None, str]] = field(default_factory=list)
+    # before it, its RunConfig or None, one-line message), shown in the table where they happened
+    failures: list[tuple[int, RunConfig | None, str]] = field(default_factory=list)
     live_runs: set = field(default_factory=set)  # numbers of the runs live mode made (pooled rows)
     spans: list = field(default_factory=list)  # every span of the run going (warm-ups included)
     run_samples: list = field(default_factory=list)  # the CPU samples of the run going
@@ -57,11 +57,8 @@ class Model:
     repeats: deque = field(default_factory=lambda: deque(maxlen=REPEAT_HISTORY))
     running: RunConfig | None = None
     running_live: bool = False
-    run_id: int = 0
     selected: int | None = None  # the run number on the timeline (None: the latest)
     repeat_choice: int | None = None  # its repeat on the timeline (None: the median one)
-    run_start_ns: int | None = None
-    pool_startup_ms: float = 0.0
     version: int = 0  # bumped on every change: views redraw only when it moves
     read_only: bool = False
     source: str | None = None  # the snapshot file shown, when read-only
@@ -113,20 +110,15 @@ class Model:
                 if self.running is not None:
                     self.run_samples.append(ev)
             elif isinstance(ev, RepeatDone):
-                if self.run_start_ns is None:
-                    self.run_start_ns = ev.start_ns
                 if ev.repeat >= 0 and self.running is not None:
                     self.done_repeats.append(ev.repeat)
                     self.repeat_windows[ev.repeat] = (ev.start_ns, ev.wall_ns / 1e6)
                     self.repeats.append((self.run_count + 1, ev.wall_ns / 1e6, self.running.key()))
             elif isinstance(ev, RunStarted):
-                self.run_id = ev.run
                 self.running = ev.config
                 self.running_live = ev.live
                 self.spans, self.run_samples, self.done_repeats = [], [], []
                 self.repeat_windows = {}
-                self.run_start_ns = None
-                self.pool_startup_ms = ev.pool_startup_ms
             elif isinstance(ev, RunFinished):
                 self._add_run(self._with_streams(ev.result))
                 self.running = None

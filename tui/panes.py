@@ -12,16 +12,17 @@ from textual.widgets.option_list import Option
 from partui.kernels.layers import LAYERS, get_layer
 from partui.kernels.strategies import settings_warnings
 from partui.profiles.config import RunConfig
+from partui.profiles.units import size_text
 
 from .layout import fit_words
 from .model import Model
 from .safe_text import printable
-from .table import bytes_text, flops_text, ms
+from .table import flops_text, ms
 
 
 def machine_line(info: dict) -> str:
     caches = " ".join(
-        f"L{c['level']} {bytes_text(c['size']).replace(' ', '')}"
+        f"L{c['level']} {size_text(c['size']).replace(' ', '')}"
         for c in info.get("caches", [])
         if c.get("type") in ("Data", "Unified")
     )

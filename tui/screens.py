@@ -296,7 +296,7 @@ class CompareScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         from partui.profiles.snapshot import SnapshotError, load
 
-        from .commands.profiling import compare_report
+        from .reports import compare_report
 
         try:
             text = (

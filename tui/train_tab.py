@@ -20,7 +20,8 @@ from textual_plotext import PlotextPlot
 
 from partui.profiles.trainer import TRAIN_EXECUTORS, UPDATES, TrainConfig
 
-COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red", "orange", "white"]
+from .colors import series_color
+
 PHASE_COLORS = {"forward": "cyan", "backward": "magenta", "combine": "yellow", "update": "green"}
 MAX_POINTS = 100
 LR_STEPS = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
@@ -291,7 +292,7 @@ class TrainTab(Vertical, can_focus=True):
                 xs,
                 ys,
                 label=run.label,
-                color=COLORS[(run.number - 1) % len(COLORS)],
+                color=series_color(run.number - 1),
                 marker="braille" if attr == "losses" else "dot",
             )
             drawn = True
@@ -314,7 +315,7 @@ class TrainTab(Vertical, can_focus=True):
                     [r.epoch for r in run.reports],
                     [r.images_per_s for r in run.reports],
                     label=run.label,
-                    color=COLORS[(run.number - 1) % len(COLORS)],
+                    color=series_color(run.number - 1),
                     marker="dot",
                 )
                 drawn = True

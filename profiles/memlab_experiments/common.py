@@ -9,21 +9,11 @@ import numpy as np
 from partui.kernels.memlab.buffers import aligned_empty
 
 from ..memlab_measure import RETAKES, Lab, MemPoint, Sample
+from ..units import KiB, MiB, size_text  # noqa: F401 (the experiments import them from here)
 
-KiB, MiB = 1024, 1024**2
 F32 = 4
 GOOD_SHARE = 0.85  # below this a thread spent a real part of its time not running
 RETAKE_BELOW = 0.9  # native threaded samples whose threads ran less than this are retaken
-
-
-def size_text(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit, scale in (("GiB", 1024**3), ("MiB", MiB), ("KiB", KiB)):
-        if n >= scale:
-            v = n / scale
-            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
-    return f"{n:.0f} B"
 
 
 def ys(samples: list[Sample], to_y: Callable[[Sample], float]) -> tuple[list[float], list[float]]:

@@ -12,10 +12,11 @@ from pathlib import Path
 from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
 from partui.kernels.layers import LAYER_NAMES, LAYERS, MAX_BATCH
 from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
+from partui.profiles.units import size_text
 
 from ..errors import UsageError
 from ..safe_text import echo
-from ..table import bytes_text, flops_text, ms, table
+from ..table import flops_text, ms, table
 
 EXECUTOR_LETTER = {
     "inline": "i",
@@ -286,14 +287,14 @@ def cmd_info(args) -> int:
     )
     for c in data["caches"]:
         print(
-            f"cache L{c['level']:<2}     {c['type']:<12} {bytes_text(c['size']):>9}   "
+            f"cache L{c['level']:<2}     {c['type']:<12} {size_text(c['size']):>9}   "
             f"line {c['line']} B   shared by cpus {c['shared_cpus']}"
         )
     if not data["caches"]:
         print("caches       (sysfs does not list them here)")
     print(
-        f"memory       {bytes_text(data['memory_total'])} total, "
-        f"{bytes_text(data['memory_available'])} available"
+        f"memory       {size_text(data['memory_total'])} total, "
+        f"{size_text(data['memory_available'])} available"
     )
     for lib in data["blas"]:
         print(

@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 
+from partui.profiles.units import size_text
+
 from ..errors import UsageError
 from ..safe_text import echo
-from ..table import bytes_text, table
+from ..table import table
 
 
 def register(sub) -> None:
@@ -74,7 +76,7 @@ def cmd_demo(args) -> int:
         print(f"partui: {exc}", file=sys.stderr)
         return 1
     print(
-        f"{args.name}: needs {bytes_text(need)} of memory; "
+        f"{args.name}: needs {size_text(need)} of memory; "
         f"{'quick run' if args.quick else 'full run (--quick for a short one)'}; "
         f"Ctrl+C stops it",
         file=sys.stderr,
@@ -124,8 +126,8 @@ def _list(as_json: bool) -> int:
                         [
                             n,
                             r["description"],
-                            bytes_text(r["memory_need"]),
-                            bytes_text(r["memory_need_quick"]),
+                            size_text(r["memory_need"]),
+                            size_text(r["memory_need_quick"]),
                         ]
                         for n, r in members
                     ],
@@ -139,7 +141,7 @@ def _list(as_json: bool) -> int:
 
 def _x_text(point) -> str:
     if "bytes" in point.x_label:
-        return bytes_text(int(point.x))
+        return size_text(int(point.x))
     return f"{point.x:g}"
 
 
@@ -170,7 +172,7 @@ def report(result) -> str:
         headers = [first.x_label] + [f"{s} [{units[s]}]" if mixed else s for s in series]
         rows = []
         for x in xs:
-            row = [bytes_text(int(x)) if "bytes" in first.x_label else f"{x:g}"]
+            row = [size_text(int(x)) if "bytes" in first.x_label else f"{x:g}"]
             for s in series:
                 p = result.point(s, x)
                 row.append(f"{_y(p.median)} ({_y(p.min)}-{_y(p.max)})" if p else "")
@@ -182,7 +184,7 @@ def report(result) -> str:
             "marked: "
             + ", ".join(
                 f"{label} at "
-                + (bytes_text(int(x)) if first and "bytes" in first.x_label else f"{x:g}")
+                + (size_text(int(x)) if first and "bytes" in first.x_label else f"{x:g}")
                 for x, label in result.markers
             )
         )
