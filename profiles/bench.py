@@ -29,6 +29,8 @@ from partui.kernels.strategies import EXECUTORS, STRATEGIES, not_applicable_reas
 from . import blas
 from .bench_result import FORMAT, VERSION, BenchChoice, BenchResult, BenchRow  # noqa: F401
 from .engine import Engine, RunConfig
+from .overhead import empty_repeats_us
+from .overhead import summary as summary_us
 from .stats import summarize
 
 KERNEL = "vectorized"
@@ -47,6 +49,7 @@ class BenchSettings:
     finalists: int = 2  # parallel candidates per worker count kept after screening
     gemm_size: int = 1024
     gemm_repeats: int = 20
+    overhead_repeats: int = 2000  # repeats of empty tasks per worker count
     seed: int = 0
 
     @classmethod
@@ -60,6 +63,7 @@ class BenchSettings:
             finalists=1,
             gemm_size=384,
             gemm_repeats=5,
+            overhead_repeats=100,
         )
         return cls(**{**base, **changes})
 
@@ -108,7 +112,8 @@ def candidates(layer_name: str, workers: int, batch: int = 64) -> list[tuple[str
     One worker: inline, `none` and the strategies that still cut the layer into
     more than one task (hybrid, filter); the others make the very same single task.
     More workers: every strategy on threads and processes, and BLAS's own threads;
-    the best single-worker choice is added by the caller.
+    the best single-worker choice is added by the caller. (`threads-dynamic`, the pool
+    kept as a contrast, is never faster than `threads`: tests/benchmarks/bench_executors.)
     """
     layer = get_layer(layer_name)
     if workers == 1:
@@ -118,7 +123,7 @@ def candidates(layer_name: str, workers: int, batch: int = 64) -> list[tuple[str
             if not_applicable_reason(layer, s, KERNEL, "inline", 1) is None
             and (s == "none" or (s != "pipeline" and _cuts(layer, s, batch)))
         ]
-    executors = [e for e in EXECUTORS if e != "inline"]
+    executors = [e for e in EXECUTORS if e not in ("inline", "threads-dynamic")]
     return [
         (s, e)
         for e in executors
@@ -205,6 +210,13 @@ class Bench:
             )
             peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
             settle()
+        overhead = {}
+        for t in threads:
+            self.progress(
+                f"fixed cost of one repeat, {t} worker{'s' * (t > 1)} on threads, empty tasks "
+                f"x {s.overhead_repeats}"
+            )
+            overhead[str(t)] = summary_us(empty_repeats_us("threads", t, s.overhead_repeats))
         layers: list[BenchRow] = []
         network: list[BenchRow] = []
         names = s.layer_names()
@@ -232,6 +244,8 @@ class Bench:
             other_cpu_cores=whole.cores(),
             machine=_machine(),
             peak_rss_bytes=self.rss.summary(),
+            overhead_us={t: o["median_us"] for t, o in overhead.items()},
+            overhead=overhead,
         )
         result.targets = targets(result)
         return result
@@ -342,12 +356,16 @@ def settle(window_s: float = 0.02, most_s: float = 1.0) -> float:
 # ---- targets -----------------------------------------------------------------------
 
 TARGETS = {
-    "conv2_gflops": 100.0,
-    "conv2_share_of_peak": 0.65,
-    "parallel_speedup": 1.7,
+    "conv2_share_of_peak": 0.70,  # at batch 64, 1 worker
+    "overhead_us_2": 20.0,  # one repeat's fixed cost on threads, 2 workers
     "network_ms_1": 12.0,
     "network_ms_2": 9.0,
     "peak_rss_bytes": 1 << 30,
+}
+# best 2 workers / best 1 worker, by batch and layer
+SPEEDUP_TARGETS = {
+    64: {"conv2": 1.75, "conv3": 1.75, "network": 1.7},
+    16: {"conv2": 1.3, "conv3": 1.3, "network": 1.3},
 }
 
 
@@ -367,23 +385,34 @@ def targets(result: BenchResult) -> list[dict]:
         out.append({"target": name, "met": met, "figure": figure})
 
     c1 = _row(layers, "conv2", 1)
-    if c1:
+    if c1 and result.batch == 64:
         share = c1.share_of_gemm_peak
         add(
-            "conv2 1 worker >= 100 GFLOP/s or >= 65% of 1-thread GEMM peak",
-            c1.gflops >= TARGETS["conv2_gflops"] or share >= TARGETS["conv2_share_of_peak"],
+            f"conv2 1 worker >= {100 * TARGETS['conv2_share_of_peak']:.0f}% of the 1-thread "
+            "GEMM peak",
+            share >= TARGETS["conv2_share_of_peak"],
             f"{c1.gflops:.1f} GFLOP/s = {100 * share:.0f}% of "
             f"{result.gemm_peak_gflops.get('1', 0):.0f}",
         )
-    for name in ("conv2", "conv3"):
-        r1, r2 = _row(layers, name, 1), _row(layers, name, 2)
+    for name, goal in SPEEDUP_TARGETS.get(result.batch, {}).items():
+        rows = network if name == "network" else layers
+        r1, r2 = _row(rows, name, 1), _row(rows, name, 2)
         if r1 and r2:
             ratio = r1.median_ms / r2.median_ms
             add(
-                f"{name} best 2 workers >= 1.7x faster than best 1 worker",
-                ratio >= TARGETS["parallel_speedup"],
+                f"{name} batch {result.batch}: best 2 workers >= {goal:g}x faster than best "
+                "1 worker",
+                ratio >= goal,
                 f"{r1.median_ms:.3f} / {r2.median_ms:.3f} ms = {ratio:.2f}x",
             )
+    o2 = result.overhead.get("2")
+    if o2:
+        add(
+            f"fixed cost of one repeat, 2 workers on threads <= {TARGETS['overhead_us_2']:g} us",
+            o2["median_us"] <= TARGETS["overhead_us_2"],
+            f"{o2['median_us']:.1f} us (q1-q3 {o2['q1_us']:.1f}-{o2['q3_us']:.1f}, "
+            f"{o2['repeats']:.0f} repeats of empty tasks)",
+        )
     for w, limit in ((1, TARGETS["network_ms_1"]), (2, TARGETS["network_ms_2"])):
         r = _row(network, "network", w)
         if r:

@@ -59,6 +59,10 @@ class BenchResult:
     machine: dict[str, Any] = field(default_factory=dict)
     peak_rss_bytes: dict[str, int] = field(default_factory=dict)  # main, largest_child, bound
     targets: list[dict[str, Any]] = field(default_factory=list)  # target, met, figure
+    # the fixed cost of one repeat on `threads` with empty tasks, per worker count: the median
+    # in microseconds, and its spread (median_us, q1_us, q3_us, min_us, max_us, repeats)
+    overhead_us: dict[str, float] = field(default_factory=dict)
+    overhead: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def gemm_peak_gflops(self) -> dict[str, float]:
@@ -108,6 +112,17 @@ class BenchResult:
                 Check.obj(t, f"{where}.targets[{i}]")
                 for i, t in enumerate(Check.array(d.get("targets", []), f"{where}.targets", 1000))
             ],
+            overhead_us={
+                str(w): _number(v, f"{where}.overhead_us[{w}]")
+                for w, v in Check.obj(d.get("overhead_us", {}), f"{where}.overhead_us").items()
+            },
+            overhead={
+                str(w): {
+                    str(k): _number(x, f"{where}.overhead[{w}].{k}")
+                    for k, x in Check.obj(o, f"{where}.overhead[{w}]").items()
+                }
+                for w, o in Check.obj(d.get("overhead", {}), f"{where}.overhead").items()
+            },
         )
 
 

@@ -62,6 +62,14 @@ def test_bench_quick_json(tmp_path):
     assert data["failures"] == []
     names = [t["target"] for t in data["targets"]]
     assert any("network" in n for n in names) and any("slower" in n for n in names)
+    # the fixed cost of one repeat on threads, per worker count, with its spread
+    assert set(data["overhead_us"]) == {"1", "2"}
+    for w, o in data["overhead"].items():
+        assert o["repeats"] == 100 and 0 < o["min_us"] <= o["median_us"] <= o["max_us"]
+        assert data["overhead_us"][w] == o["median_us"]
+    assert any("fixed cost of one repeat, 2 workers" in n for n in names)
+    # the pool kept as a contrast is never a candidate: bench picks the parked threads
+    assert all(r["executor"] != "threads-dynamic" for r in data["layers"] + data["network"])
 
 
 def test_bench_rejects_bad_input():

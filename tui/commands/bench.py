@@ -196,6 +196,20 @@ def report(result: BenchResult) -> str:
     ]
     lines.append("float32 GEMM peak (the practical limit)")
     lines.append(table(["threads", "size", "GFLOP/s (median)", "best", "median ms"], rows))
+    if result.overhead:
+        lines.append("")
+        lines.append("fixed cost of one repeat on threads (empty tasks handed out and collected)")
+        rows = [
+            [
+                w,
+                f"{o['median_us']:.1f}",
+                f"{o['q1_us']:.1f}-{o['q3_us']:.1f}",
+                f"{o['min_us']:.1f}-{o['max_us']:.1f}",
+                f"{o['repeats']:.0f}",
+            ]
+            for w, o in result.overhead.items()
+        ]
+        lines.append(table(["workers", "median us", "q1-q3", "min-max", "repeats"], rows))
     for title, bench_rows in (("layers", result.layers), ("network", result.network)):
         if not bench_rows:
             continue
