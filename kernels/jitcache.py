@@ -18,6 +18,8 @@ from pathlib import Path
 # numba compiles again, and so the stamp changes too.
 _SOURCES = (
     "native.py",
+    "native_grad.py",
+    "grad_network.py",
     "vectorized.py",
     "compute.py",
     "strategies.py",

@@ -35,8 +35,29 @@ def compile_kernels(layers=None, on_layer=None) -> float:
                 and not_applicable_reason(layer, strategy, "vectorized", "threads", 2) is None
             ):
                 _run_once(layer, strategy)
+        if name == "network":
+            _train_steps_once()
         jitcache.mark_compiled(name)
     return time.perf_counter() - t0
+
+
+def _train_steps_once(batch: int = 2) -> None:
+    """The training step's kernels (native_grad), as `partui train` and `--pass train` run
+    them: a step in one phase (its two tasks one after the other: the second ends the step)
+    and in three phases, with and without momentum."""
+    from . import passes, training
+
+    net = LAYERS["network"]
+    for together, in_place in ((True, True), (False, False)):
+        p = passes.plan(
+            net, "train", "batch", batch, 2, together=together, in_place=in_place, momentum=0.9
+        )
+        arrays = {k: np.zeros(s, np.float32) for k, s in p.shapes.items()}
+        arrays["x"][...] = make_input(net, batch)
+        arrays["params"][...] = training.flat_params(0)
+        scratch = Scratch()
+        for job in p.jobs:
+            passes.run_job(job, net.name, "vectorized", arrays, scratch)
 
 
 def _run_once(layer: Layer, strategy: str, batch: int = 2) -> None:

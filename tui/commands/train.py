@@ -203,6 +203,9 @@ def cmd_train(args) -> int:
     if len(data.train_y) < cfg.batch:
         raise UsageError(f"{data.describe()}: fewer training images than one batch ({cfg.batch})")
     print(f"partui train: {data.describe()}", file=sys.stderr, flush=True)
+    from .core import compile_ahead
+
+    compile_ahead(["network"], cfg.kernel)  # the training step's kernels too (warmup)
     trainer = Trainer(cfg, data, emit=_Progress(cfg, args.json))
     # SIGTERM ends the run like Ctrl+C: what was learned is still saved
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
