@@ -134,6 +134,10 @@ def build_view(
         fixed = max(0.0, wall_ms * 1e3 - busiest / 1e3)
         woken = sorted(s.wake_ns / 1e3 for s in chosen if s.wake_ns >= 0 and s.worker > 0)
         wake = woken[(len(woken) - 1) // 2] if woken else None
+        if not note:  # shown with the legend, in the pane's spare rows
+            note = f"hand-out {fixed:.0f} µs/repeat" + (
+                f" · wake {wake:.0f} µs" if wake is not None else ""
+            )
     return TimelineView(
         run,
         config.label(),
@@ -333,15 +337,7 @@ def _head(view: TimelineView, cols: int) -> Text:
     n = len(view.repeats)
     place = f"{view.repeats.index(view.repeat) + 1}/{n}" if view.repeat in view.repeats else "?"
     wall = f"{view.wall_ms:.3g} ms" if view.wall_ms is not None else ""
-    words = []
-    if view.fixed_us is not None:  # what handing out and collecting the tasks cost
-        wake = f" · wake {view.wake_us:.0f} µs" if view.wake_us is not None else ""
-        fixed = f"hand-out {view.fixed_us:.0f} µs"
-        words += [
-            f"run {view.run} · rep {place} {which} · {wall} · {fixed}{wake}",
-            f"run {view.run} · rep {place} {which} · {wall} · {fixed}",
-        ]
-    words += [
+    words = [
         f"run {view.run} · rep {place} {which} · {wall}",
         f"run {view.run} rep {place} {which[:3]} {wall}",
         f"run {view.run} {place} {which[:3]} {wall}",
