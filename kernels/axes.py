@@ -30,7 +30,11 @@ EXECUTORS: dict[str, str] = {
     "threads-dynamic": "a pool of threads taking tasks as they come (BLAS at 1 thread each)",
     "processes": "a pool of processes, arrays in shared memory (BLAS at 1 thread each)",
     "blas": "one vectorized call; BLAS's own threads = workers",
+    "dask": "a Dask cluster: a LocalCluster of worker processes, or --scheduler ADDRESS "
+    "(optional extra partui[dask]; batch only)",
 }
+# Executors on this machine alone: what sweeps and bench compare by default.
+LOCAL_EXECUTORS: tuple[str, ...] = tuple(e for e in EXECUTORS if e != "dask")
 
 # Which strategies each kind of layer can be cut by.
 _BY_KIND: dict[str, tuple[str, ...]] = {
@@ -76,6 +80,11 @@ def not_applicable_reason(
             )
         if layer.kind not in ("conv", "linear", "network"):
             return f"executor 'blas' is not applicable to {layer.name}: it makes no BLAS call"
+    if executor == "dask" and strategy != "batch":
+        return (
+            f"executor 'dask' is not applicable to strategy {strategy!r}: Dask workers take "
+            "shards of the batch; use --strategy batch"
+        )
     if executor == "inline" and workers != 1:
         return (
             "executor 'inline' is not applicable to more than one worker: "

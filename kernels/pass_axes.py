@@ -20,8 +20,9 @@ COMBINES: dict[str, str] = {
     "reduce": "per-task gradient buffers, summed once every task's backward is done",
     "locked": "one shared accumulator; each task adds its gradients under a lock",
 }
-PHASES: tuple[str, ...] = ("forward", "backward", "combine", "update")
-FORWARD, BACKWARD, COMBINE, UPDATE = range(4)
+# transfer: data moving between machines (a Dask executor's inputs out, outputs back)
+PHASES: tuple[str, ...] = ("forward", "backward", "combine", "update", "transfer")
+FORWARD, BACKWARD, COMBINE, UPDATE, TRANSFER = range(5)
 
 BACKWARD_BY_KIND: dict[str, tuple[str, ...]] = {
     "conv": ("none", "batch", "channel", "filter"),
@@ -35,6 +36,8 @@ TRAIN_STRATEGIES = ("none", "batch")
 
 def phase_name(pass_kind: str, phase: int) -> str:
     """The name of a span's phase in a run of `pass_kind`."""
+    if phase == TRANSFER:
+        return "transfer"
     if pass_kind == "forward":
         return "forward" if phase == 0 else "reduce"
     return PHASES[phase] if 0 <= phase < len(PHASES) else str(phase)

@@ -123,7 +123,8 @@ def candidates(layer_name: str, workers: int, batch: int = 64) -> list[tuple[str
             if not_applicable_reason(layer, s, KERNEL, "inline", 1) is None
             and (s == "none" or (s != "pipeline" and _cuts(layer, s, batch)))
         ]
-    executors = [e for e in EXECUTORS if e not in ("inline", "threads-dynamic")]
+    # this machine alone: no Dask cluster; threads-dynamic is a contrast, not a candidate
+    executors = [e for e in EXECUTORS if e not in ("inline", "threads-dynamic", "dask")]
     return [
         (s, e)
         for e in executors

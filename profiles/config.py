@@ -17,6 +17,7 @@ from partui.kernels.pass_axes import COMBINES, PASSES
 from partui.kernels.pass_axes import not_applicable as pass_not_applicable
 
 MAX_WORKERS = 256
+DASK_MISSING = "executor 'dask' needs the optional extra: pip install 'partui[dask]'"
 
 
 def default_workers() -> int:
@@ -44,6 +45,9 @@ class RunConfig:
     seed: int = 0
     pass_kind: str = "forward"  # forward | backward | train (kernels.pass_axes.PASSES)
     combine: str = "reduce"  # how partial gradients meet (kernels.pass_axes.COMBINES)
+    # executor dask: a scheduler's address ("": a LocalCluster of partui's own); other
+    # executors ignore it (the dashboard keeps it while cycling through them)
+    scheduler: str = ""
 
     @property
     def blas_threads(self) -> int:
@@ -56,6 +60,16 @@ class RunConfig:
         reason = self.not_applicable_reason()
         if reason:
             raise NotApplicable(reason)
+        if self.executor == "dask":
+            if self.pass_kind != "forward":
+                raise NotApplicable(
+                    f"executor 'dask' is not applicable to --pass {self.pass_kind}: it runs "
+                    "forward passes"
+                )
+            from importlib.util import find_spec
+
+            if find_spec("distributed") is None:
+                raise ConfigError(DASK_MISSING)
 
     def check_values(self) -> None:
         """Raise ConfigError for an unknown name or a value out of range."""
@@ -70,6 +84,8 @@ class RunConfig:
         _ranged("seed", self.seed, 0, 2**64 - 1)  # numpy seeds are non-negative
         _named(self.pass_kind, PASSES, "pass")
         _named(self.combine, COMBINES, "combine")
+        if not isinstance(self.scheduler, str) or len(self.scheduler) > 1000:
+            raise ConfigError("scheduler must be an address like tcp://host:8786")
 
     def not_applicable_reason(self) -> str | None:
         """Why this combination makes no sense, or None (values are checked by check())."""

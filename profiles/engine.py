@@ -15,6 +15,7 @@ import numpy as np
 from partui.kernels import strategies
 from partui.kernels.compute import KERNEL_MODULES, stage_forward
 from partui.kernels.layers import NETWORK, get_layer
+from partui.kernels.pass_axes import TRANSFER
 from partui.kernels.scratch import Cancelled, Scratch
 
 from . import blas, worker
@@ -25,6 +26,7 @@ from .config import (
     RunConfig,
     default_workers,  # noqa: F401 (re-exported)
 )
+from .dask_executor import DaskExecutor
 from .events import (
     RepeatDone,
     RunCancelled,
@@ -64,20 +66,25 @@ class Engine:
         """
         self.sample_hz = sample_hz
         self.monitor = monitor
-        self._executors: dict[tuple[str, int], Executor] = {}
+        # (name, workers), and the scheduler's address for dask
+        self._executors: dict[tuple, Executor] = {}
         self._current: Executor | None = None
         self._run = 0
 
     # -- executors ----------------------------------------------------------
-    def executor(self, name: str, workers: int) -> Executor:
-        key = (name, workers)
+    def executor(self, name: str, workers: int, scheduler: str = "") -> Executor:
+        key: tuple = (name, workers, scheduler) if name == "dask" else (name, workers)
         ex = self._executors.get(key)
         if ex is None:
-            # One process pool at a time: idle processes would hold memory and pids.
-            if name == "processes":
-                for k in [k for k in self._executors if k[0] == "processes"]:
+            # One process pool (and one Dask cluster) at a time: idle processes would hold
+            # memory and pids.
+            if name in ("processes", "dask"):
+                for k in [k for k in self._executors if k[0] == name]:
                     self._executors.pop(k).close()
-            ex = self._executors[key] = make_executor(name, workers)
+            if name == "dask":
+                ex = self._executors[key] = DaskExecutor(workers, scheduler)
+            else:
+                ex = self._executors[key] = make_executor(name, workers)
         return ex
 
     def cancel(self) -> None:
@@ -134,7 +141,7 @@ class Engine:
             refusal = pool_refusal(cfg.workers)
             if refusal:
                 raise ConfigError(refusal)
-        ex = self.executor(cfg.executor, cfg.workers)
+        ex = self.executor(cfg.executor, cfg.workers, cfg.scheduler)
         ex.reset()
         self._current = ex
         startup = ex.start()
@@ -204,8 +211,17 @@ class Engine:
             arena.close()
             self._current = None
         err, tol, ok = verify(output, _reference(cfg.layer, cfg.batch, cfg.seed))
+        computed = [s for s in spans if s.phase != TRANSFER]  # a Dask run's moves are not tasks
         result = self._result(
-            cfg, layer, times, spans, err, tol, ok, startup, tasks=len(spans) // max(1, len(times))
+            cfg,
+            layer,
+            times,
+            spans,
+            err,
+            tol,
+            ok,
+            startup,
+            tasks=len(computed) // max(1, len(times)),
         )
         result.repeat_start_ns = starts
         if sampler:
@@ -213,10 +229,14 @@ class Engine:
             if len(cpu_marks) == 2:
                 # busy summed over all timed repeats: the same stretch as the CPU marks
                 total_busy = [0.0] * cfg.workers
-                for span in spans:
+                for span in computed:
                     if 0 <= span.worker < cfg.workers:
                         total_busy[span.worker] += span.duration_ns / 1e6
                 result.on_cpu_ratio = on_cpu_ratios(cpu_marks[0], cpu_marks[1], total_busy)
+        if isinstance(ex, DaskExecutor):
+            result.dask = ex.run_info()
+            # a Dask worker's CPU time holds its own messaging too: no on-CPU ratio of tasks
+            result.on_cpu_ratio = [float("nan")] * cfg.workers
         if keep_arrays:
             result.arrays = {"input": x, "output": output, **params}
         if ok:
@@ -235,7 +255,7 @@ class Engine:
         ex.cancel()
         if isinstance(ex, ProcessExecutor):
             ex.kill()
-        elif isinstance(ex, ThreadExecutor):
+        elif isinstance(ex, (ThreadExecutor, DaskExecutor)):
             ex.close()
             self._executors = {k: v for k, v in self._executors.items() if v is not ex}
 
@@ -243,6 +263,8 @@ class Engine:
         s = summarize(times)
         busy = np.zeros((cfg.workers, len(times)))
         for span in spans:
+            if span.phase == TRANSFER:  # busy is compute; a Dask run's transfers are apart
+                continue
             if 0 <= span.worker < cfg.workers and 0 <= span.repeat < len(times):
                 busy[span.worker, span.repeat] += span.duration_ns / 1e6
         return RunResult(

@@ -40,6 +40,8 @@ class RunResult:
     # start .. start + wall, so the hand-out before the first task and the collection after
     # the last show as idle time
     repeat_start_ns: list[int] = field(default_factory=list)
+    # executor dask: where it ran, clock offsets, bytes moved, time per task phase, notes
+    dask: dict[str, Any] | None = None
 
     @property
     def gflops(self) -> float:

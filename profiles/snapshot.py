@@ -154,6 +154,7 @@ _CONFIG_KEYS = {
     "seed",
     "pass_kind",
     "combine",
+    "scheduler",
 }
 MAX_TRAINING = 1000
 MAX_CURVE = 1_000_000  # points of a loss curve (one a step)
@@ -204,6 +205,7 @@ _RUN_KEYS = {
     "on_cpu_ratio",
     "cpu_samples",
     "repeat_start_ns",
+    "dask",
     # derived, written for people reading the file; ignored on load
     "layer",
     "strategy",
@@ -271,6 +273,8 @@ def check_config(c, where: str) -> dict:
 
         Check.choice(c.get("pass_kind", "forward"), list(PASSES), f"{where}.pass_kind")
         Check.choice(c.get("combine", "reduce"), list(COMBINES), f"{where}.combine")
+    if "scheduler" in c:
+        Check.text(c["scheduler"], f"{where}.scheduler", 1000)
     return c
 
 
@@ -401,6 +405,8 @@ def _check_run(run, where: str, budget: dict) -> None:
     starts = Check.array(run.get("repeat_start_ns", []), f"{where}.repeat_start_ns", len(times))
     for j, v in enumerate(starts):
         Check.integer(v, f"{where}.repeat_start_ns[{j}]", 0, BIG_INT)
+    if run.get("dask") is not None:  # read by people and the trace export, not by code
+        Check.obj(run["dask"], f"{where}.dask")
     ratios = Check.array(run.get("on_cpu_ratio", []), f"{where}.on_cpu_ratio", workers)
     for j, v in enumerate(ratios):
         Check.number(v, f"{where}.on_cpu_ratio[{j}]", 0, 1e6, null=True)

@@ -14,6 +14,7 @@ import pytest
 
 from partui.kernels import reference
 from partui.kernels.layers import LAYERS, make_input, make_params
+from partui.kernels.pass_axes import TRANSFER
 from partui.kernels.strategies import (
     EXECUTORS,
     KERNELS,
@@ -107,8 +108,8 @@ def check_run(engine, name, strategy, kernel, executor, workers, batch):
     assert err <= tol and abs(err - result.max_abs_error) <= 1e-12 + 1e-9 * err
     assert result.blas_threads == (workers if executor == "blas" else 1)
 
-    # spans: one per task per repeat
-    spans = result.spans
+    # spans: one per task per repeat (a Dask run's transfers apart: tests/test_dask.py)
+    spans = [s for s in result.spans if s.phase != TRANSFER]
     n_tasks = expected_tasks(name, strategy, workers, batch)
     assert result.tasks == n_tasks
     assert Counter((s.repeat, s.task) for s in spans) == {(0, t): 1 for t in range(n_tasks)}
@@ -139,6 +140,9 @@ def check_run(engine, name, strategy, kernel, executor, workers, batch):
     elif executor in ("threads", "threads-dynamic"):  # threads of the pool only
         live = {t.id for t in psutil.Process().threads()}
         assert MAIN_TID not in tids and tids <= live
+    elif executor == "dask":
+        pids = {w.pid for w in engine.executor("dask", workers).lanes}
+        assert os.getpid() not in tids and tids <= pids
     else:
         pids = set(engine.executor("processes", workers).pids)
         assert os.getpid() not in tids and tids <= pids

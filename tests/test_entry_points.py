@@ -10,7 +10,16 @@ import pytest
 
 from partui.tui import cli
 
-HEAVY = ("numpy", "numba", "textual", "textual_plotext", "psutil", "threadpoolctl")
+HEAVY = (
+    "numpy",
+    "numba",
+    "textual",
+    "textual_plotext",
+    "psutil",
+    "threadpoolctl",
+    "dask",
+    "distributed",
+)
 
 
 def python(*args, cwd=None, timeout=60):

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .commands.core import add_config_arguments, config_from
+from .commands.core import add_config_arguments, config_from, scheduler_from
 from .errors import UsageError
 
 
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
             load(snapshot)
         except SnapshotError as exc:
             raise UsageError(str(exc)) from None
-    cfg = config_from(args, layer=args.layer or "conv2")
+    cfg = config_from(args, layer=args.layer or "conv2", scheduler=scheduler_from(args, ["dask"]))
     cfg.check_values()
     from .app import PartuiApp
 

@@ -24,6 +24,7 @@ EXECUTOR_LETTER = {
     "threads-dynamic": "d",
     "processes": "p",
     "blas": "b",
+    "dask": "D",
 }
 
 
@@ -150,6 +151,7 @@ def add_config_arguments(p, layer_required: bool = True) -> None:
         metavar="N",
         help=f"worker threads or processes (BLAS threads for --executor blas), 1..{MAX_WORKERS}",
     )
+    add_scheduler_argument(p)
     p.add_argument(
         "--batch", type=ascii_int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}"
     )
@@ -160,6 +162,30 @@ def add_config_arguments(p, layer_required: bool = True) -> None:
     p.add_argument(
         "--seed", type=ascii_int, default=0, metavar="K", help="seed of inputs and weights"
     )
+
+
+def add_scheduler_argument(p) -> None:
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="--executor dask: the address of a running Dask scheduler (tcp://HOST:PORT) "
+        "instead of a LocalCluster partui starts and stops itself; default "
+        "$PARTUI_DASK_SCHEDULER. partui never stops a cluster it did not start",
+    )
+
+
+def scheduler_from(args, executors) -> str:
+    """--scheduler, else $PARTUI_DASK_SCHEDULER, when a Dask executor is asked for."""
+    given = getattr(args, "scheduler", None)
+    if given is not None and "dask" not in executors:
+        raise UsageError("--scheduler applies to --executor dask")
+    if "dask" not in executors:
+        return ""
+    address = given if given is not None else os.environ.get("PARTUI_DASK_SCHEDULER", "")
+    address = address.strip()
+    if given is not None and not address:
+        raise UsageError("--scheduler needs an address like tcp://127.0.0.1:8786")
+    return address
 
 
 def config_from(args, **overrides) -> RunConfig:
@@ -175,6 +201,7 @@ def config_from(args, **overrides) -> RunConfig:
         seed=args.seed,
         pass_kind=getattr(args, "pass_kind", "forward"),
         combine=getattr(args, "combine", "reduce"),
+        scheduler=scheduler_from(args, [args.executor]),
     )
     values.update(overrides)
     return RunConfig(**values)
@@ -216,11 +243,14 @@ def cmd_list(args) -> int:
         print(f"{title}:")
         width = max(11, *(len(key) for key in items))
         for key, text in items.items():
+            if key == "dask" and not dask_installed():
+                text += "; NOT INSTALLED here"
             print(f"  {key:<{width}} {text}")
     print()
     print(
         "valid combinations (letters: executors valid with the vectorized kernel; "
-        "i=inline t=threads d=threads-dynamic p=processes b=blas; loops: the same without b):"
+        "i=inline t=threads d=threads-dynamic p=processes b=blas D=dask; loops: the same "
+        "without b):"
     )
     headers = ["layer"] + list(STRATEGIES)
     rows = []
@@ -239,6 +269,13 @@ def cmd_list(args) -> int:
         rows.append(row)
     print(table(headers, rows, align="l" * len(headers)))
     return 0
+
+
+def dask_installed() -> bool:
+    """Dask distributed is there (looked up, not imported: `list` stays light)."""
+    from importlib.util import find_spec
+
+    return find_spec("distributed") is not None
 
 
 def list_data() -> dict:
@@ -374,6 +411,10 @@ def cmd_run(args) -> int:
         for name in ("input", "output", "weight", "bias"):
             check_output(str(out_dir / f"{name}.npy"), "--save-arrays", args.force)
     warn_settings(cfg)
+    if cfg.executor == "dask" and cfg.scheduler:  # an unreachable cluster: say so at once
+        from partui.profiles.dask_executor import reachable
+
+        reachable(cfg.scheduler)
     compile_ahead([cfg.layer], cfg.kernel, cfg.strategy)
     progress = None if args.json else _progress_printer(cfg)
     with Engine() as engine:
@@ -447,6 +488,46 @@ class _progress_printer:
             print("\r" + " " * 50 + "\r", end="", file=sys.stderr, flush=True)
 
 
+def dask_report(d: dict, median_ms: float) -> list[str]:
+    """Where a Dask run ran, its workers' clocks, what it moved and where a task's time went."""
+    link = (
+        f"  dashboard {d['dashboard']}"
+        if d.get("dashboard")
+        else "  (no Dask dashboard: bokeh is not installed)"
+        if d.get("cluster") == "local"
+        else ""
+    )
+    whose = (
+        "a LocalCluster partui started and stops"
+        if d.get("cluster") == "local"
+        else "an external cluster: partui leaves it running"
+    )
+    lines = [f"Dask scheduler {d.get('scheduler')} ({whose}){link}"]
+    for w in d.get("workers", []):
+        unc = w.get("clock_uncertainty_ms")
+        lines.append(
+            f"  worker {w['name']} {w['address']} pid {w.get('pid') or '?'}: clock offset "
+            f"{w.get('clock_offset_ms', 0):+.2f} ms +- {'?' if unc is None else f'{unc:.2f}'} ms"
+        )
+    mib = 2**20
+    lines.append(
+        f"moved per repeat: {d.get('bytes_out_per_repeat', 0) / mib:.2f} MiB inputs out, "
+        f"{d.get('bytes_back_per_repeat', 0) / mib:.2f} MiB outputs back; weights "
+        f"{d.get('params_bytes', 0) / mib:.2f} MiB to all workers once per run "
+        f"({ms(d.get('params_ms', 0))} ms, not in the times)"
+    )
+    send, comp = d.get("task_send_ms", 0), d.get("task_compute_ms", 0)
+    fetch, over = d.get("task_fetch_ms", 0), d.get("task_overhead_ms", 0)
+    share = 100 * comp / max(send + comp + fetch + over, 1e-9)
+    lines.append(
+        f"per task (medians): send {ms(send)} ms  compute {ms(comp)} ms  fetch {ms(fetch)} ms  "
+        f"scheduling {ms(over)} ms  (compute is {share:.0f}% of a task's time)"
+    )
+    for note in d.get("notes", []):
+        lines.append(f"note: {note}")
+    return lines
+
+
 def run_report(result) -> str:
     from partui.profiles.overhead import run_overhead_us, wake_us
 
@@ -479,6 +560,9 @@ def run_report(result) -> str:
     lines.append("")
     lines.append(table(["worker", "busy ms", "busy/wall", "share of work"], rows))
     lines.append("")
+    if result.dask:
+        lines += dask_report(result.dask, result.median_ms)
+        lines.append("")
     if c.pass_kind != "forward":
         from partui.profiles.passes import phase_walls
 

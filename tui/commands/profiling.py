@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, NotApplicable
+from partui.kernels.axes import EXECUTORS, KERNELS, LOCAL_EXECUTORS, STRATEGIES, NotApplicable
 from partui.kernels.layers import LAYER_NAMES
 from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
 
@@ -13,7 +13,15 @@ from ..errors import UsageError
 from ..reports import analysis_data, compare_data, compare_report, report
 from ..safe_text import echo, printable
 from ..table import ms
-from .core import ascii_int, check_output, check_writable_dir, compile_ahead, parse_int
+from .core import (
+    add_scheduler_argument,
+    ascii_int,
+    check_output,
+    check_writable_dir,
+    compile_ahead,
+    parse_int,
+    scheduler_from,
+)
 
 
 def register(sub) -> None:
@@ -50,9 +58,10 @@ def register(sub) -> None:
     p.add_argument(
         "--executors",
         metavar="E,E",
-        default=",".join(EXECUTORS),
-        help="comma-separated: " + ", ".join(EXECUTORS),
+        default=",".join(LOCAL_EXECUTORS),
+        help="comma-separated: " + ", ".join(EXECUTORS) + " (default: all but dask)",
     )
+    add_scheduler_argument(p)
     p.add_argument(
         "--workers",
         metavar="N,N",
@@ -170,6 +179,7 @@ def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
         else list(STRATEGIES)
     )  # those the layer does not allow are skipped below
     executors = _names(args.executors, EXECUTORS, "executors")
+    scheduler = scheduler_from(args, executors)
     configs, skipped = [], []
     for s in strategies:
         for e in executors:
@@ -184,6 +194,7 @@ def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
                     args.repeat,
                     args.warmup,
                     args.seed,
+                    scheduler=scheduler if e == "dask" else "",
                 )
                 try:
                     cfg.check()

@@ -1,0 +1,351 @@
+"""The Dask executor: runs verified against float64 on a LocalCluster of two workers, spans
+from Dask's task stream mapped onto partui's clock with transfer phases, an external
+scheduler and workers started here, a lost worker, an unreachable scheduler, and no
+process left behind.
+
+One LocalCluster for the module (it takes seconds to start), closed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import numpy as np
+import psutil
+import pytest
+
+from partui.kernels import reference
+from partui.kernels.layers import LAYERS, make_input, make_params
+from partui.kernels.pass_axes import TRANSFER
+from partui.kernels.strategies import NotApplicable, plan
+from partui.profiles.config import ConfigError, RunConfig
+from partui.profiles.engine import Engine
+from partui.profiles.events import RepeatDone
+
+MAX_UNREACHABLE_S = 10.0
+
+
+def _mine() -> set[int]:
+    """This process's descendants, but for multiprocessing's resource tracker (one per
+    interpreter, which ends with it)."""
+    out = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(p.cmdline()):
+                out.add(p.pid)
+        except psutil.Error:
+            pass
+    return out
+
+
+def _gone(pids, timeout: float = 15.0) -> set[int]:
+    """The pids of `pids` still running after `timeout` (zombies count as gone)."""
+    deadline = time.monotonic() + timeout
+    left = set(pids)
+    while left and time.monotonic() < deadline:
+        left = {
+            p
+            for p in left
+            if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        }
+        time.sleep(0.1)
+    return left
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from partui.kernels.warmup import compile_kernels
+
+    compile_kernels(["network", "conv2"])  # here once (to the disk cache), not in each worker
+    before = _mine()
+    eng = Engine(sample_hz=0)
+    try:
+        yield eng
+    finally:
+        eng.close()
+    # closing the engine stops the LocalCluster it started: no scheduler, nanny or worker left
+    left = _gone(_mine() - before)
+    assert not left, [" ".join(psutil.Process(p).cmdline())[:200] for p in left]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _partui(*args, env=None, timeout=120, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "partui", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def check_spans(result, name: str, batch: int, workers: int) -> None:
+    """Compute spans: one per task per repeat, on the Dask workers' processes; transfer
+    spans: each task's input out and output back, sized in bytes, around its compute."""
+    layer = LAYERS[name]
+    tasks = plan(layer, "batch", batch, workers).tasks
+    repeats = len(result.times_ms)
+    compute = [s for s in result.spans if s.phase != TRANSFER]
+    moved = [s for s in result.spans if s.phase == TRANSFER]
+    assert Counter((s.repeat, s.task) for s in compute) == {
+        (r, t.index): 1 for r in range(repeats) for t in tasks
+    }
+    assert sum(s.units for s in compute) == layer.flops(batch) * repeats
+    pids = {w["pid"] for w in result.dask["workers"]}
+    assert {s.tid for s in compute} <= pids and os.getpid() not in pids
+    x_bytes = make_input(layer, 1, 0).nbytes
+    out_bytes = 4 * int(np.prod(layer.out_array_shape(1)))
+    slack = {i: w["clock_uncertainty_ms"] * 1e6 for i, w in enumerate(result.dask["workers"])}
+    for c in compute:
+        # this side's moves (worker-to-worker ones from the task stream carry no size)
+        mine = [s for s in moved if (s.repeat, s.task) == (c.repeat, c.task) and s.units]
+        n = next(t for t in tasks if t.index == c.task).batch
+        n = n[1] - n[0]
+        assert sorted(s.units for s in mine) == sorted([n * x_bytes, n * out_bytes])
+        sent = min(mine, key=lambda s: s.start_ns)
+        back = max(mine, key=lambda s: s.end_ns)
+        # the worker's clock, mapped onto ours, puts the compute between the two moves
+        assert sent.end_ns - slack[c.worker] <= c.start_ns < c.end_ns
+        assert c.end_ns <= back.start_ns + slack[c.worker]
+
+
+def test_network_forward_on_two_dask_workers(engine):
+    cfg = RunConfig("network", "batch", "vectorized", "dask", 2, 8, repeats=2, warmup=1)
+    result = engine.run(cfg, keep_arrays=True)
+    layer = LAYERS["network"]
+    want = reference.forward(layer, make_input(layer, 8, 0), make_params(layer, 0))
+    err = float(np.abs(result.arrays["output"].astype(np.float64) - want).max())
+    assert result.ok and err <= 1e-4 * np.abs(want).max()
+    assert result.tasks == 2 and len(result.worker_busy_ms) == 2
+    d = result.dask
+    assert d["cluster"] == "local" and d["scheduler"].startswith("tcp://127.0.0.1:")
+    assert len(d["workers"]) == 2 and len({w["pid"] for w in d["workers"]}) == 2
+    for w in d["workers"]:  # one machine: the true offset is 0, inside the estimate's bounds
+        assert 0 < w["clock_uncertainty_ms"] < 1000
+        assert abs(w["clock_offset_ms"]) <= w["clock_uncertainty_ms"] + 1.0
+    assert d["bytes_out_per_repeat"] == make_input(layer, 8, 0).nbytes
+    assert d["bytes_back_per_repeat"] == want.astype(np.float32).nbytes
+    params_bytes = sum(v.nbytes for v in make_params(layer, 0).values())
+    assert d["params_bytes"] == 2 * params_bytes  # sent once to each worker
+    assert d["task_compute_ms"] > 0 and d["notes"] == []
+    check_spans(result, "network", 8, 2)
+    # BLAS runs one thread inside each Dask worker
+    client = engine.executor("dask", 2)._client  # noqa: SLF001
+
+    def blas_threads():
+        from threadpoolctl import threadpool_info
+
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    assert all(t == [1] or t == [1, 1] for t in client.run(blas_threads).values())
+
+
+def test_every_layer_shards_verified(engine):
+    """Layers of every kind, both kernels, an uneven split (5 samples over 2 workers)."""
+    for name, kernel in (("conv2", "vectorized"), ("pool1", "loops"), ("linear1", "loops")):
+        cfg = RunConfig(name, "batch", kernel, "dask", 2, 5, repeats=1, warmup=0)
+        result = engine.run(cfg, keep_arrays=True)
+        layer = LAYERS[name]
+        want = reference.forward(layer, make_input(layer, 5, 0), make_params(layer, 0))
+        got = result.arrays["output"].astype(np.float64)
+        assert result.ok and np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), name
+        check_spans(result, name, 5, 2)
+
+
+def test_what_dask_refuses():
+    layer_cfg = RunConfig("conv2", "channel", "vectorized", "dask", 2)
+    with pytest.raises(NotApplicable, match="use --strategy batch"):
+        layer_cfg.check()
+    with pytest.raises(NotApplicable, match="dask"):
+        RunConfig("conv2", "batch", "vectorized", "dask", 2, pass_kind="backward").check()
+
+
+def test_without_the_extra_dask_is_refused_in_one_line(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "distributed" else real(n, *a)
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'partui\[dask\]'"):
+        RunConfig("conv2", "batch", "vectorized", "dask", 2).check()
+
+
+def test_cli_run_json_and_no_process_left(tmp_path):
+    proc = _partui(
+        "run",
+        "--layer",
+        "network",
+        "--strategy",
+        "batch",
+        "--executor",
+        "dask",
+        "--workers",
+        "2",
+        "--batch",
+        "16",
+        "--repeat",
+        "2",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["ok"] and out["executor"] == "dask" and out["dask"]["cluster"] == "local"
+    phases = Counter(s["phase"] for s in out["spans"])
+    assert phases[0] == 2 * 2 and phases[TRANSFER] >= 2 * 2 * 2
+    assert len({s["worker"] for s in out["spans"]}) == 2
+    # partui stopped the LocalCluster it started: its workers are gone
+    assert not _gone(w["pid"] for w in out["dask"]["workers"])
+
+
+def test_unreachable_scheduler_exits_2_naming_address_and_reason(tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
+    t0 = time.monotonic()
+    proc = _partui(
+        "run",
+        "--layer",
+        "linear1",
+        "--executor",
+        "dask",
+        "--scheduler",
+        address,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and address in lines[0] and "cannot reach" in lines[0], lines
+    assert "Traceback" not in proc.stderr
+    assert elapsed < MAX_UNREACHABLE_S, elapsed
+
+
+def test_scheduler_from_environment_and_flag_checks(tmp_path):
+    env = {**os.environ, "PARTUI_DASK_SCHEDULER": "tcp://127.0.0.1:9"}
+    proc = _partui("run", "--layer", "linear1", "--executor", "dask", env=env, cwd=tmp_path)
+    assert proc.returncode == 2 and "tcp://127.0.0.1:9" in proc.stderr
+    proc = _partui("run", "--layer", "linear1", "--scheduler", "tcp://127.0.0.1:9", cwd=tmp_path)
+    assert proc.returncode == 2 and "--scheduler applies to --executor dask" in proc.stderr
+
+
+def _dask_cli(*args, cwd):
+    dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    return subprocess.Popen(
+        [dask, *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # ours to stop, apart from pytest's process group
+    )
+
+
+def test_external_scheduler_and_workers(tmp_path):
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = []
+    try:
+        procs.append(
+            _dask_cli(
+                "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+                cwd=tmp_path,
+            )
+        )  # fmt: skip
+        for name in ("ext-a", "ext-b"):
+            procs.append(
+                _dask_cli(
+                    "worker", address, "--nthreads", "1", "--nworkers", "1", "--name", name,
+                    "--no-dashboard", "--no-nanny", cwd=tmp_path,
+                )
+            )  # fmt: skip
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:  # the scheduler listens, then both workers join
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "dask scheduler did not start"
+                time.sleep(0.2)
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        proc = _partui(
+            "run",
+            "--layer",
+            "network",
+            "--executor",
+            "dask",
+            "--scheduler",
+            address,
+            "--workers",
+            "2",
+            "--batch",
+            "8",
+            "--repeat",
+            "2",
+            "--json",
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out = json.loads(proc.stdout)
+        assert out["ok"] and out["dask"]["cluster"] == "external"
+        assert out["dask"]["scheduler"] == address
+        assert [w["name"] for w in out["dask"]["workers"]] == ["ext-a", "ext-b"]
+        assert len({s["worker"] for s in out["spans"] if s["phase"] == 0}) == 2
+        # partui never stops a cluster it did not start
+        time.sleep(0.5)
+        assert all(p.poll() is None for p in procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+
+
+def test_lost_worker_task_sent_again(engine):
+    """A Dask worker killed while it computes: its task (whose input died with it) is sent
+    to the other worker, the run says so in one line and is still verified."""
+    cfg = RunConfig("conv2", "batch", "loops", "dask", 2, 8, repeats=1, warmup=1)
+    ex = engine.executor("dask", 2)
+    ex.start()
+    victim = ex.lanes[0].pid
+
+    def emit(event):
+        if isinstance(event, RepeatDone) and event.repeat == -1:  # the timed repeat starts
+            threading.Timer(0.3, os.kill, (victim, signal.SIGKILL)).start()
+
+    t0 = time.monotonic()
+    result = engine.run(cfg, emit=emit)
+    assert time.monotonic() - t0 < 120
+    assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == "zombie"
+    assert result.ok
+    notes = result.dask["notes"]
+    assert len(notes) == 1 and "\n" not in notes[0]
+    assert "worker 0 was lost" in notes[0] and "sent it again to worker 1" in notes[0]
+    # the next run finds the restarted worker
+    again = engine.run(RunConfig("linear1", "batch", "vectorized", "dask", 2, 4, repeats=1))
+    assert (
+        again.ok
+        and again.dask["notes"] == []
+        and victim not in {w["pid"] for w in again.dask["workers"]}
+    )
