@@ -85,9 +85,11 @@ class DaskWorker:
     name: str
     address: str
     pid: int = 0
-    offset_s: float = 0.0  # its task-stream clock (the scheduler's) minus ours
-    uncertainty_s: float = float("inf")  # half our round trip + half its to the scheduler
-    lag_s: float = 0.0  # Dask's own estimate of its clock behind the scheduler's
+    offset_s: float = 0.0  # its wall clock minus ours
+    uncertainty_s: float = float("inf")  # half the shortest round trip of the estimate
+    lag_s: float = 0.0  # Dask's estimate of its lag behind the scheduler, at the run's start
+    lag_now_s: float = 0.0  # ...and after the latest repeat
+    drift_s: float = 0.0  # how far that estimate moved during the run
 
     def to_dict(self) -> dict:
         return {
@@ -95,8 +97,8 @@ class DaskWorker:
             "address": self.address,
             "pid": self.pid,
             "clock_offset_ms": self.offset_s * 1e3,
-            "clock_uncertainty_ms": self.uncertainty_s * 1e3,
-            "dask_scheduler_delay_ms": self.lag_s * 1e3,
+            "clock_uncertainty_ms": (self.uncertainty_s + self.drift_s) * 1e3,
+            "dask_lag_ms": self.lag_now_s * 1e3,
         }
 
 
@@ -161,6 +163,7 @@ class DaskExecutor(Executor):
         self._arena = None
         self._params_future = None
         self._stale = False  # a worker was lost: the lanes need a fresh look
+        self._waiting: list = []  # (tasks sent, run, repeat) whose spans are not read yet
         self.book = RunBook()
 
     # -- cluster ------------------------------------------------------------
@@ -256,27 +259,36 @@ class DaskExecutor(Executor):
         self._estimate_offsets()
 
     def _estimate_offsets(self) -> None:
-        """The task stream's clock against ours. Dask stamps a task with its worker's clock
-        plus the worker's estimate of its lag behind the scheduler (taken at each heartbeat),
-        so its times are on the scheduler's clock, give or take half the worker's round trip
-        to the scheduler (Dask's smoothed `latency`). The scheduler's clock against ours is
-        estimated as NTP does: ask for its time between two of ours; offset = its time - the
-        midpoint, uncertainty = half the round trip; the shortest of PING_ROUNDS wins."""
+        """Each worker's clock against ours, as NTP does: ask for its time between two of
+        ours; offset = its time - the midpoint, uncertainty = half the round trip; the
+        shortest of PING_ROUNDS wins. Dask stamps its task stream with the worker's clock
+        plus its own estimate of the worker's lag behind the scheduler (renewed at each
+        heartbeat): that lag is read here too, and again after every repeat; how far it moved
+        during the run is added to the uncertainty."""
         from partui.kernels.dask_tasks import worker_clock
 
-        best_half, best_offset = float("inf"), 0.0
+        by_address = {w.address: w for w in self.lanes}
+        for w in self.lanes:
+            w.uncertainty_s, w.drift_s = float("inf"), 0.0
         for _ in range(PING_ROUNDS):
             t0 = time.time()
-            ts = self._client.run_on_scheduler(time.time)
+            got = self._client.run(worker_clock, workers=list(by_address))
             t1 = time.time()
-            if (t1 - t0) / 2 < best_half:
-                best_half, best_offset = (t1 - t0) / 2, ts - (t0 + t1) / 2
-        lags = self._client.run(worker_clock, workers=[w.address for w in self.lanes])
+            for address, (tw, lag, _) in got.items():
+                found = by_address.get(address)
+                if found is not None and (t1 - t0) / 2 < found.uncertainty_s:
+                    found.offset_s, found.uncertainty_s = tw - (t0 + t1) / 2, (t1 - t0) / 2
+                    found.lag_s = found.lag_now_s = lag
+
+    def _read_lags(self) -> None:
+        """Dask's current estimate of each worker's lag (see _estimate_offsets)."""
+        from partui.kernels.dask_tasks import worker_clock
+
+        got = self._client.run(worker_clock, workers=[w.address for w in self.lanes])
         for lane in self.lanes:
-            _, lag, latency = lags.get(lane.address, (0.0, 0.0, 0.0))
-            lane.offset_s = best_offset
-            lane.uncertainty_s = best_half + latency / 2
-            lane.lag_s = lag
+            if lane.address in got:
+                lane.lag_now_s = got[lane.address][1]
+                lane.drift_s = max(lane.drift_s, abs(lane.lag_now_s - lane.lag_s))
 
     def worker_ids(self) -> WorkerIds:
         if self._cluster is None:  # another machine's pids mean nothing here
@@ -309,7 +321,6 @@ class DaskExecutor(Executor):
         for i, task in enumerate(tasks):
             sent = self._send(layer, kernel, task, x, i % len(self.lanes), run, repeat, done)
             pending[sent.key] = sent
-        wall0, perf0 = time.time(), time.perf_counter_ns()
         finished: dict[str, _Sent] = {}
         deadline = time.monotonic() + TASK_TIMEOUT_S
         try:
@@ -363,7 +374,22 @@ class DaskExecutor(Executor):
             self._stale = True
             self._client.cancel([p.future for p in pending.values()])
             raise
-        spans = self._spans(pending, run, repeat, wall0, perf0)
+        # the spans come from the cluster once the repeat is timed (collect_spans)
+        self._waiting.append((pending, run, repeat))
+        return []
+
+    def collect_spans(self, on_span=None) -> list[Span]:
+        """The spans of the tasks run since the last call: from Dask's task stream and this
+        side's stamps. Called after the repeat is timed: its round trips are not in it."""
+        if not self._waiting:
+            return []
+        stream = self._client.get_task_stream(start=time.time() - 2 * TASK_TIMEOUT_S)
+        self._read_lags()
+        wall0, perf0 = time.time(), time.perf_counter_ns()
+        spans: list[Span] = []
+        for pending, run, repeat in self._waiting:
+            spans += self._spans(stream, pending, run, repeat, wall0, perf0)
+        self._waiting = []
         if on_span:
             for s in spans:
                 on_span(s)
@@ -398,9 +424,8 @@ class DaskExecutor(Executor):
         f.add_done_callback(lambda f: done.put((f.key, time.perf_counter_ns())))
         return sent
 
-    def _spans(self, pending, run, repeat, wall0, perf0) -> list[Span]:
+    def _spans(self, stream, pending, run, repeat, wall0, perf0) -> list[Span]:
         """Each task's transfer out, compute (from the task stream) and transfer back."""
-        stream = self._client.get_task_stream(start=wall0 - TASK_TIMEOUT_S)
         records = {r["key"]: r for r in stream if r.get("key") in pending}
         lane_of = {w.address: i for i, w in enumerate(self.lanes)}
         spans: list[Span] = []
@@ -408,7 +433,9 @@ class DaskExecutor(Executor):
             task, lane = sent.task, sent.lane
             rec = records.get(key, {})
             where = lane_of.get(rec.get("worker"), lane)
-            offset = self.lanes[where].offset_s
+            # the stream's times: the worker's clock plus Dask's estimate of its lag behind
+            # the scheduler; undone here, then the worker's own offset to ours applied
+            offset = self.lanes[where].offset_s + self.lanes[where].lag_now_s
             compute, moved = [], []
             for ss in rec.get("startstops", ()):
                 a = perf0 + round((ss["start"] - offset - wall0) * 1e9)

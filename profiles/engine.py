@@ -182,6 +182,8 @@ class Engine:
                                 layer, cfg.kernel, arena, phase, run_id, rep, on_span
                             )
                     wall = time.perf_counter_ns() - t0
+                    if isinstance(ex, DaskExecutor):  # read from the cluster, after the timing
+                        rep_spans = ex.collect_spans(on_span)
                     emit(RepeatDone(run_id, rep, wall, t0))
                     if rep >= 0:
                         times.append(wall / 1e6)
