@@ -70,10 +70,12 @@ def cpu_mhz() -> float | None:
 
 def info() -> dict:
     """Everything `partui info` shows, as a plain dict (snapshots keep it)."""
-    import numpy
-    import psutil
+    return {**host_info(), **blas_info()}
 
-    from . import blas
+
+def host_info() -> dict:
+    """The machine without its BLAS: no numpy import, so a dashboard can start on it."""
+    import psutil
 
     mem = psutil.virtual_memory()
     return {
@@ -85,9 +87,16 @@ def info() -> dict:
         "cache_line": line_size(),
         "memory_total": mem.total,
         "memory_available": mem.available,
-        "blas": blas.libraries(),
         "python": sys.version.split()[0],
-        "numpy": numpy.__version__,
         "platform": platform.platform(),
         "hostname": platform.node(),
     }
+
+
+def blas_info() -> dict:
+    """The BLAS libraries numpy loaded, and numpy's version (imports numpy)."""
+    import numpy
+
+    from . import blas
+
+    return {"blas": blas.libraries(), "numpy": numpy.__version__}

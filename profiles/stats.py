@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class Summary:
@@ -23,6 +21,8 @@ class Summary:
 
 def summarize(values) -> Summary:
     """Median, min, max and quartiles (linear interpolation, numpy's default)."""
+    import numpy as np  # here, not at import: the dashboard starts without numpy
+
     v = np.asarray(list(values), dtype=float)
     if v.size == 0:
         nan = float("nan")
@@ -138,6 +138,8 @@ def amdahl_fit(times: dict[int, float]) -> AmdahlFit | None:
     ps = sorted(p for p in times if p >= 1 and times[p] == times[p])
     if len(ps) < 2:
         return None
+    import numpy as np
+
     x = np.array([1.0 / p for p in ps])
     y = np.array([times[p] for p in ps], dtype=float)
     b, a = np.polyfit(x, y, 1)

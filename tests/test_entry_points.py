@@ -64,6 +64,20 @@ def test_help_and_list_import_no_heavy_module(argv):
     assert "LOADED []" in proc.stderr, proc.stderr[-500:]
 
 
+def test_the_dashboard_starts_without_numpy_or_numba():
+    """The first frame waits for the dashboard's own imports only: numpy (and the BLAS
+    figures that need it) follow on a thread, numba lives in the engine process."""
+    code = (
+        "import sys\nimport partui.tui.app\n"
+        "from partui.profiles.machine import host_info\n"
+        "m = host_info()\n"
+        "print('LOADED', sorted(x for x in ('numpy', 'numba') if x in sys.modules),"
+        " 'blas' in m, file=sys.stderr)"
+    )
+    proc = python("-c", code)
+    assert "LOADED [] False" in proc.stderr, proc.stderr[-500:]
+
+
 def test_dashboard_options_are_in_partui_help(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])

@@ -25,7 +25,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
-from partui.profiles.engine import RunConfig, default_workers
+from partui.profiles.config import RunConfig, default_workers
 from partui.profiles.events import CpuSample
 
 from .charts import CpuChart, HistoryChart, SpeedupChart, TimelineChart
@@ -149,10 +149,13 @@ class PartuiApp(App):
 
     def on_mount(self) -> None:
         from partui.profiles.baselines import BaselineBook
-        from partui.profiles.machine import info
+        from partui.profiles.machine import host_info
 
         if not self.machine:
-            self.machine = info()
+            # the BLAS part imports numpy (most of a second on a busy machine): it follows
+            # on a thread, so the first frame and the engine's start do not wait for it
+            self.machine = host_info()
+            self.read_blas_info()
         self.session.book = BaselineBook(machine=self.machine)
         if self.session.book.problem:
             self.notify(self.session.book.problem, severity="warning")
@@ -202,6 +205,18 @@ class PartuiApp(App):
         timer.daemon = True
         timer.start()
         self.exit(return_code=128 + signum)
+
+    @work(thread=True, exclusive=True, group="machine", exit_on_error=False)
+    def read_blas_info(self) -> None:
+        from partui.profiles.machine import blas_info
+
+        found = blas_info()
+
+        def show() -> None:
+            self.machine.update(found)
+            self.refresh_header()
+
+        self.call_from_thread(show)
 
     def start_engine(self) -> None:
         if self.engine is not None and not self.engine.alive:

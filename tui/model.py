@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
 from partui.kernels.strategies import EXECUTORS, KERNELS, STRATEGIES
-from partui.profiles.engine import MAX_WORKERS, RunConfig, RunResult
+from partui.profiles.config import MAX_WORKERS, RunConfig
 from partui.profiles.events import (
     CpuSample,
     RepeatDone,
@@ -23,6 +23,7 @@ from partui.profiles.events import (
     RunStarted,
     SpanDone,
 )
+from partui.profiles.results import RunResult
 
 CPU_HISTORY = 600  # samples kept (over 30 s at 12.5 Hz while runs go, minutes when idle)
 RUN_HISTORY = 1000  # runs kept: live mode makes tens a second; the book keeps the baselines

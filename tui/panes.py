@@ -33,6 +33,8 @@ def machine_line(info: dict) -> str:
         )
         or "no BLAS found"
     )
+    if "blas" not in info:  # read on a thread while the dashboard starts
+        blas = "BLAS: reading"
     cpu = " ".join(str(info.get("cpu_model", "?")).replace("(R)", "").split())
     return (
         f"{cpu} | {info.get('logical_cores')} cores ({info.get('physical_cores')} physical) "

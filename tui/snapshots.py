@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from partui.profiles import export, snapshot
-from partui.profiles.engine import RunConfig
+from partui.profiles.config import RunConfig
 from partui.profiles.safe_files import write_text
 
 from .model import Model

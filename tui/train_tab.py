@@ -18,7 +18,7 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from partui.profiles.trainer import TRAIN_EXECUTORS, UPDATES, TrainConfig
+from partui.profiles.train_config import TRAIN_EXECUTORS, UPDATES, TrainConfig
 
 from .colors import series_color
 
