@@ -33,6 +33,12 @@ SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 # on two cores that share an L2, each gets half). CHUNK_BYTES set: that instead (benchmarks).
 CHUNK_BYTES: int | None = None
 CHUNK_L2_PARTS = 4  # rows take this fraction of the L2 share (best measured on a 2 MB L2: 512 KB)
+# ...but at least this many times the packed weights' bytes: BLAS packs them again at every
+# call, so with large weights (conv3: 295 KB) fewer, larger chunks win. Measured at batch 64
+# on a 512 KB L2 (1 thread, interleaved): conv2 (74 KB of weights) best at 1 sample per chunk
+# (137 KB of rows; 2 and 3 samples 6% and 20% slower); conv3 best at 24-58 samples
+# (0.5-1.2 MB), 9% slower at 6 samples (122 KB).
+CHUNK_WEIGHT_TIMES = 2
 CHUNK_FALLBACK = 512 * 1024  # where sysfs does not say
 THIN_K = 64  # convolutions with fewer than this many weights per filter: one GEMM per sample
 NET_CHUNK = 8  # samples per pass of the fused network forward
@@ -96,10 +102,11 @@ def chunk_bytes() -> int:
     return share // CHUNK_L2_PARTS if share else CHUNK_FALLBACK
 
 
-def _chunk(n: int, bytes_per_sample: int) -> int:
-    """Samples per chunk: at most chunk_bytes() of buffer, and chunks of even size (no small
-    last one)."""
-    most = max(1, min(n, chunk_bytes() // max(1, bytes_per_sample)))
+def _chunk(n: int, bytes_per_sample: int, weight_bytes: int = 0) -> int:
+    """Samples per chunk: at most max(chunk_bytes(), CHUNK_WEIGHT_TIMES x `weight_bytes`) of
+    buffer, and chunks of even size (no small last one)."""
+    budget = max(chunk_bytes(), CHUNK_WEIGHT_TIMES * weight_bytes)
+    most = max(1, min(n, budget // max(1, bytes_per_sample)))
     chunks = -(-n // most)
     return -(-n // chunks)
 
@@ -211,7 +218,7 @@ def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
             _check(cancel)
             nat.conv_cols_nchw(sgemm, x[g0:g1], weights, planes[g0:g1], cols)
         return
-    m = _chunk(max(g1 - g0 for g0, g1 in groups), p * k1 * 4)
+    m = _chunk(max(g1 - g0 for g0, g1 in groups), p * k1 * 4, k1 * oc * 4)
     rows = scratch.get("conv.rows", (m * p, k1))
     res = scratch.get("conv.res", (m * p, oc))
     img = scratch.get("conv.img", (h, wd, c))
@@ -234,7 +241,7 @@ def _conv_rows(x, wr, out, scratch: Scratch, cancel=None) -> None:
     n, c, h, wd = x.shape
     oh, ow = h - 2, wd - 2
     p, k1, oc = oh * ow, wr.shape[0], wr.shape[1]
-    m = _chunk(n, p * k1 * 4)
+    m = _chunk(n, p * k1 * 4, k1 * oc * 4)
     rows = scratch.get("conv.rows", (m * p, k1))
     res = scratch.get("conv.res", (m * p, oc))
     for s0 in range(0, n, m):
@@ -469,7 +476,7 @@ def _network_native(x, params, out, scratch: Scratch, cancel=None) -> None:
             ci, hi, wi = cv.in_shape
             oc, oh, ow = cv.out_shape
             p, k1 = oh * ow, 9 * ci + 1
-            m = _chunk(most, p * k1 * 4)
+            m = _chunk(most, p * k1 * 4, k1 * oc * 4)
             rows = scratch.get(f"net.{cv.name}.rows", (m * p, k1))
             res = scratch.get(f"net.{cv.name}.res", (m * p, oc))
             pooled = scratch.get(
