@@ -6,7 +6,7 @@ line can list choices and check a configuration without loading the kernels.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 
 if TYPE_CHECKING:
     from .layers import Layer

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # The modules whose compiled code the stamp vouches for: a change to any of them means
 # numba compiles again, and so the stamp changes too.
@@ -33,17 +36,24 @@ def cache_enabled() -> bool:
     return os.environ.get("PARTUI_NUMBA_CACHE", "1") != "0"
 
 
-def cache_dir() -> Path:
+def _cache_folder() -> str:
+    # os.path, not pathlib: configure() runs on every start, `partui --help` included
     if os.environ.get("NUMBA_CACHE_DIR"):
-        return Path(os.environ["NUMBA_CACHE_DIR"])
+        return os.environ["NUMBA_CACHE_DIR"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "partui" / "numba"
+    return os.path.join(base, "partui", "numba")
+
+
+def cache_dir() -> Path:
+    from pathlib import Path
+
+    return Path(_cache_folder())
 
 
 def configure() -> None:
     """Point numba at cache_dir(). numba reads NUMBA_CACHE_DIR once, when it is imported
     (and worker processes inherit it); if numba is loaded already, set its config too."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir()))
+    os.environ.setdefault("NUMBA_CACHE_DIR", _cache_folder())
     config = sys.modules.get("numba.core.config")
     if config is not None and not getattr(config, "CACHE_DIR", ""):
         config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]  # type: ignore[attr-defined]
@@ -52,6 +62,7 @@ def configure() -> None:
 def _stamp(layer: str) -> Path:
     import hashlib  # here, not at import: it loads OpenSSL
     from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
 
     here = Path(__file__).resolve().parent
     # numba's cache is per source path (each install its own), so the stamp is too

@@ -7,12 +7,14 @@ linear (out, in), so saved arrays can be checked with another library.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import reduce
 from operator import mul
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     import numpy as np
 
 MAX_BATCH = 1024
@@ -40,13 +42,38 @@ def prod(shape) -> int:
     return reduce(mul, shape, 1)
 
 
-@dataclass(frozen=True)
 class Layer:
-    name: str
-    kind: str  # conv | pool | gelu | linear | logsoftmax | network
-    in_shape: tuple[int, ...]  # per sample
-    out_shape: tuple[int, ...]  # per sample
-    gelu: bool = False  # linear followed by GELU
+    """One layer of the network (or the whole of it). A plain class, not a dataclass:
+    dataclasses loads `inspect`, a fifth of `partui --help`'s start-up, and the command line
+    reads the layer table."""
+
+    __slots__ = ("name", "kind", "in_shape", "out_shape", "gelu")
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,  # conv | pool | gelu | linear | logsoftmax | network
+        in_shape: tuple[int, ...],  # per sample
+        out_shape: tuple[int, ...],  # per sample
+        gelu: bool = False,  # linear followed by GELU
+    ):
+        self.name, self.kind, self.gelu = name, kind, gelu
+        self.in_shape, self.out_shape = in_shape, out_shape
+
+    def _fields(self) -> tuple:
+        return (self.name, self.kind, self.in_shape, self.out_shape, self.gelu)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layer) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Layer(name={self.name!r}, kind={self.kind!r}, in_shape={self.in_shape}, "
+            f"out_shape={self.out_shape}, gelu={self.gelu})"
+        )
 
     @property
     def weight_shape(self) -> tuple[int, ...] | None:

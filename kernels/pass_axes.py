@@ -6,7 +6,7 @@ loading the kernels. The cutting and running live in `passes`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 
 if TYPE_CHECKING:
     from .layers import Layer

@@ -6,7 +6,6 @@ configuration without loading either.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -16,20 +15,14 @@ from partui.kernels.layers import LAYER_NAMES, MAX_BATCH, get_layer
 from partui.kernels.pass_axes import COMBINES, PASSES
 from partui.kernels.pass_axes import not_applicable as pass_not_applicable
 
-MAX_WORKERS = 256
+from .limits import (  # noqa: F401 (re-exported)
+    MAX_WORKERS,
+    ConfigError,
+    RunCancelledError,
+    default_workers,
+)
+
 DASK_MISSING = "executor 'dask' needs the optional extra: pip install 'partui[dask]'"
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1
-
-
-class ConfigError(ValueError):
-    """A configuration value out of range or unknown: one line naming the valid choices."""
-
-
-class RunCancelledError(Exception):
-    """A run stopped by its cancel token (esc, Ctrl+C) before it finished."""
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,28 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ALLOW_EMPTY = {"note"}  # options where "" is a meaningful value
 
 
+def terminal_columns() -> int:
+    """shutil.get_terminal_size().columns without importing shutil (it loads the bz2 and lzma
+    modules: a tenth of `partui --help`'s start-up)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 class DefaultsFormatter(argparse.HelpFormatter):
     """Appends "(default: X)" to an option's help, unless the help already names its
     default or there is none worth showing (None, False, "")."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        width = terminal_columns() - 2 if width is None else width  # as argparse does
+        super().__init__(prog, indent_increment, max_help_position, width)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -37,24 +56,38 @@ class Parser(argparse.ArgumentParser):
     """argparse, with bad input reported on one line (exit 2) instead of usage + error.
 
     `describe`: a function that returns the description, called only when help is shown
-    (for descriptions that need heavy imports).
+    (for descriptions that need heavy imports). `build`: a function that adds the parser's
+    arguments, called only when this parser parses or shows its help (a command whose
+    options need heavy imports: `partui --help` never loads them).
     """
 
-    def __init__(self, *args, describe=None, **kwargs):
+    def __init__(self, *args, describe=None, build=None, **kwargs):
         kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
         self._describe = describe
+        self._build = build
+
+    def _built(self) -> None:
+        if self._build is not None:
+            build, self._build = self._build, None
+            build(self)
 
     def format_help(self) -> str:
+        self._built()
         if self._describe is not None:
             self.description, self._describe = self._describe(), None
         return super().format_help()
+
+    def format_usage(self) -> str:
+        self._built()
+        return super().format_usage()
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {error_line(message)} (see --help)\n")
 
     def parse_known_args(self, args=None, namespace=None):
         """An empty value ('--layers ""') is an error, never the same as leaving it out."""
+        self._built()
         namespace, extras = super().parse_known_args(args, namespace)
         for action in self._actions:
             if getattr(namespace, action.dest, None) == "" and action.dest not in ALLOW_EMPTY:
@@ -184,7 +217,7 @@ def _stopped(exc: BaseException) -> int:
 
 def _main(argv: list[str]) -> int:
     from partui.kernels.axes import NotApplicable
-    from partui.profiles.config import ConfigError, RunCancelledError
+    from partui.profiles.limits import ConfigError, RunCancelledError
 
     try:
         if _opens_dashboard(argv):

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from .commands.core import add_config_arguments, config_from, scheduler_from
 from .errors import UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def snapshot_dir_default() -> Path:
     from partui.profiles.snapshot import default_snapshot_dir
 
-    return Path(default_snapshot_dir())
+    return default_snapshot_dir()
 
 
 def add_arguments(p, positional: bool = True) -> None:
@@ -41,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    from pathlib import Path
+
     args = parser().parse_args(argv)
     folder = Path(args.snapshot_dir).expanduser() if args.snapshot_dir else snapshot_dir_default()
     if args.snapshot_dir:

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def print_json(obj, **kwargs) -> None:
+    """One JSON document on stdout (json loads here: `partui --help` never needs it)."""
+    import json
+
+    print(json.dumps(obj, **kwargs))
+
+
 def table(headers: list[str], rows: list[list], align: str | None = None) -> str:
     """A fixed-width table; `align` is one 'l' or 'r' per column (numbers right by default)."""
     cells = [[str(c) for c in row] for row in rows]

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from partui.kernels.layers import LAYER_NAMES, MAX_BATCH
-from partui.profiles.config import MAX_WORKERS
+from partui.profiles.limits import MAX_WORKERS
 
 from ..errors import UsageError
 from ..safe_text import echo
-from ..table import ms, table
-
-if TYPE_CHECKING:
-    from partui.profiles.bench_result import BenchResult
+from ..table import ms, print_json, table
 from .core import ascii_int, check_output, parse_int
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from partui.profiles.bench_result import BenchResult
 
 
 def register(sub) -> None:
@@ -153,7 +153,7 @@ def cmd_bench(args) -> int:
         raise UsageError(f"snapshot not saved: {exc}") from None
     progress(f"saved {out}")
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print_json(result.to_dict())
     else:
         print(report(result))
         print(f"\nsaved {out}")

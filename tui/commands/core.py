@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
-from pathlib import Path
 
 from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
 from partui.kernels.layers import LAYER_NAMES, LAYERS, MAX_BATCH
-from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
+from partui.profiles.limits import MAX_WORKERS, default_workers
 from partui.profiles.units import size_text
 
 from ..errors import UsageError
 from ..safe_text import echo
-from ..table import flops_text, ms, table
+from ..table import flops_text, ms, print_json, table
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # both load on first use: `partui --help` needs neither
+    from pathlib import Path
+
+    from partui.profiles.config import RunConfig
 
 EXECUTOR_LETTER = {
     "inline": "i",
@@ -189,6 +193,8 @@ def scheduler_from(args, executors) -> str:
 
 
 def config_from(args, **overrides) -> RunConfig:
+    from partui.profiles.config import RunConfig
+
     values = dict(
         layer=args.layer,
         strategy=args.strategy,
@@ -212,7 +218,7 @@ def config_from(args, **overrides) -> RunConfig:
 
 def cmd_list(args) -> int:
     if args.json:
-        print(json.dumps(list_data(), indent=2))
+        print_json(list_data(), indent=2)
         return 0
     rows = []
     for name, layer in LAYERS.items():
@@ -315,7 +321,7 @@ def cmd_info(args) -> int:
 
     data = info()
     if args.json:
-        print(json.dumps(data, indent=2))
+        print_json(data, indent=2)
         return 0
     print(f"CPU          {data['cpu_model']}")
     print(
@@ -350,6 +356,7 @@ def cmd_info(args) -> int:
 def check_writable_dir(path: str) -> Path:
     """Create `path` if needed and prove it is writable, or raise UsageError."""
     import tempfile
+    from pathlib import Path
 
     d = Path(path)
     try:
@@ -371,6 +378,8 @@ def check_output(text: str, flag: str, force: bool) -> Path:
     Refused (UsageError): a folder, a device, a FIFO, a socket, a symbolic link, an existing
     file without --force, a folder that cannot be written.
     """
+    from pathlib import Path
+
     from partui.profiles.safe_files import WriteError, check_target
 
     path = Path(text).expanduser()
@@ -426,7 +435,7 @@ def cmd_run(args) -> int:
     if args.json:
         from partui.profiles.snapshot import json_safe  # NaN (not measured) -> null
 
-        print(json.dumps(json_safe(result.to_dict()), allow_nan=False))
+        print_json(json_safe(result.to_dict()), allow_nan=False)
     else:
         print(run_report(result))
         if out_dir is not None:

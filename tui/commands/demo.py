@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 from partui.profiles.units import size_text
 
+from ..cli import RawDescriptionFormatter
 from ..errors import UsageError
 from ..safe_text import echo
-from ..table import table
+from ..table import print_json, table
 
 
 def register(sub) -> None:
@@ -18,7 +17,7 @@ def register(sub) -> None:
         "demo",
         help="a lab experiment: ILP, SIMD, strides, the memory mountain, false sharing...",
         describe=_description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionFormatter,
     )
     p.add_argument(
         "name",
@@ -84,7 +83,7 @@ def cmd_demo(args) -> int:
     )
     result = memlab.run_experiment(args.name, emit=_progress, quick=args.quick)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print_json(result.to_dict())
     else:
         print(report(result))
     return 130 if result.cancelled else 0
@@ -112,7 +111,7 @@ def _list(as_json: bool) -> int:
         for name, desc in EXPERIMENTS.items()
     }
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows, indent=2)
         return 0
     blocks = []
     for group in GROUPS:

@@ -7,7 +7,7 @@ import sys
 
 from partui.kernels.axes import EXECUTORS, KERNELS, LOCAL_EXECUTORS, STRATEGIES, NotApplicable
 from partui.kernels.layers import LAYER_NAMES
-from partui.profiles.config import MAX_WORKERS, RunConfig, default_workers
+from partui.profiles.limits import MAX_WORKERS, default_workers
 
 from ..errors import UsageError
 from ..reports import analysis_data, compare_data, compare_report, report
@@ -22,6 +22,10 @@ from .core import (
     parse_int,
     scheduler_from,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from partui.profiles.config import RunConfig
 
 
 def register(sub) -> None:
@@ -172,6 +176,8 @@ def _worker_counts(text: str) -> list[int]:
 
 
 def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
+    from partui.profiles.config import RunConfig
+
     """The applicable configurations, and why the others were skipped."""
     strategies = (
         _names(args.strategies, STRATEGIES, "strategies")

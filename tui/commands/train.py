@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import signal
 import sys
-from pathlib import Path
 
 from ..errors import UsageError
-from ..table import table
+from ..table import print_json, table
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_INTERRUPTED = 130
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    sub.add_parser(
         "train",
         help="train the network on the letters (sync or Hogwild!), measured",
         description="Train the network with SGD on 28x28 letters (A-Z): the built-in, seeded "
@@ -26,8 +27,12 @@ def register(sub) -> None:
         "(.npz, PyTorch layouts) are saved at the end, or at Ctrl+C with what was "
         "learned so far (exit 130). Exit 0 when training finished, 1 when the loss "
         "diverged, 2 for bad input.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        build=_add_options,
     )
+
+
+def _add_options(p) -> None:
+    """The options, with TrainConfig's defaults: loaded only for `partui train`."""
     from partui.profiles.train_config import TrainConfig
 
     d = TrainConfig()
@@ -138,6 +143,8 @@ def _config(args):
 
 def _out_path(args) -> Path:
     """Where the snapshot goes; checked before any training, so none is lost at the end."""
+    from pathlib import Path
+
     from partui.profiles.safe_files import check_target
     from partui.profiles.snapshot import default_snapshot_path
 
@@ -217,15 +224,13 @@ def cmd_train(args) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     fresh = args.out is None  # a default name: numbered if taken, never replaced
-    weights = save_weights(
-        Path(f"{out}.weights.npz"), trainer.params, overwrite=args.force, unique=fresh
-    )
+    weights = save_weights(f"{out}.weights.npz", trainer.params, overwrite=args.force, unique=fresh)
     result.weights = str(weights)
     out = _save_snapshot(out, result, overwrite=args.force, unique=fresh)
     if args.json:
         from partui.profiles.snapshot import json_safe
 
-        print(json.dumps(json_safe({**result.to_dict(), "snapshot": str(out)}), allow_nan=False))
+        print_json(json_safe({**result.to_dict(), "snapshot": str(out)}), allow_nan=False)
     else:
         print(train_report(result))
         print(f"snapshot {out}\nweights  {weights}")
