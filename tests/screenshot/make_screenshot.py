@@ -1,7 +1,7 @@
-"""Regenerate docs/partui.svg, the README's screenshot: the dashboard after a worker sweep
-of conv2 on this machine, every figure measured by the run it shows.
+"""Regenerate tests/screenshot/partui.svg, the README's screenshot: the dashboard after a
+worker sweep of conv2 on this machine, every figure measured by the run it shows.
 
-    python docs/make_screenshot.py        # about a minute; writes docs/partui.svg
+    python tests/screenshot/make_screenshot.py    # about a minute; writes its partui.svg
 """
 
 from __future__ import annotations
