@@ -218,16 +218,24 @@ class DaskExecutor(Executor):
                     f"(none joined within {CONNECT_TIMEOUT_S:.0f} s)"
                 ) from None
         else:
+            import warnings
+
             from distributed import LocalCluster
 
             try:
-                with _one_blas_thread_env():  # inherited by the workers: BLAS at 1 thread
+                with _one_blas_thread_env(), warnings.catch_warnings():
+                    # the workers inherit it: BLAS at 1 thread; Dask's own warnings (a port
+                    # taken, another found) are not partui's to print
+                    warnings.simplefilter("ignore")
                     self._cluster = LocalCluster(
                         n_workers=self.workers,
                         threads_per_worker=1,
                         processes=True,
                         host="127.0.0.1",
-                        dashboard_address=":0" if dashboard_served() else None,
+                        # a free port: None still binds the scheduler's HTTP server to
+                        # 8787, which a second cluster on the machine then finds taken;
+                        # without bokeh it serves no dashboard page, only /health
+                        dashboard_address=":0",
                         silence_logs=logging.CRITICAL,
                     )
                 self._client = Client(self._cluster, set_as_default=False, direct_to_workers=True)

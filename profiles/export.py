@@ -5,8 +5,10 @@ Trace layout: every run is a process ("run 3: conv2 batch/vectorized/threads w=2
 whose threads are its workers (tid = worker index) with one X event per task, plus a
 "repeats" lane and counter tracks "cpu0 %", "cpu1 %", ... (0-100 per core) and the
 engine's, partui's and other programs' CPU in % of one core (at most 100 x cores). Process-pool
-workers appear under their own OS pid, named "worker k (pid P)". Times are microseconds
-from the first event of the snapshot (all spans use CLOCK_MONOTONIC, shared by processes).
+workers appear under their own OS pid, named "worker k (pid P)", and so do a Dask cluster's
+("Dask worker NAME (ADDRESS, pid P)"; its transfers are "transfer task k" events, in bytes).
+Times are microseconds from the first event of the snapshot (all spans use CLOCK_MONOTONIC,
+shared by processes; a Dask run's compute spans are mapped onto it, see dask_executor).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+
+from partui.kernels.pass_axes import TRANSFER
 
 from .analysis import analyze
 
@@ -53,7 +57,9 @@ def chrome_trace(snap) -> dict:
     for i, r in enumerate(results, start=1):
         c = r.config
         pid = i
-        processes = c.executor == "processes"
+        # a process pool's workers and a Dask cluster's: one track (process) each
+        processes = c.executor in ("processes", "dask")
+        dask = {w.get("pid"): w for w in (getattr(r, "dask", None) or {}).get("workers", [])}
         events += _meta("process_name", pid, f"run {i}: {c.label()}", sort=i)
         events += _meta("thread_name", pid, "repeats", REPEAT_TID, sort=-1)
         tids: dict[int, int] = {}
@@ -63,17 +69,29 @@ def chrome_trace(snap) -> dict:
             if processes:
                 if tid not in named_pids:  # a pool serves several runs: name it once
                     named_pids.add(tid)
-                    events += _meta("process_name", tid, f"worker {w} (pid {tid})", sort=10_000 + w)
+                    name = f"worker {w} (pid {tid})"
+                    if tid in dask:
+                        d = dask[tid]
+                        name = f"Dask worker {d.get('name')} ({d.get('address')}, pid {tid})"
+                    events += _meta("process_name", tid, name, sort=10_000 + w)
                     events += _meta("thread_name", tid, f"worker {w}", w)
             else:
                 events += _meta("thread_name", pid, f"worker {w} (tid {tid})", w, sort=w)
+
+        def moved(s, dask_run=c.executor == "dask") -> bool:
+            return dask_run and s.phase == TRANSFER  # its units are bytes, not FLOPs
+
         extents: dict[int, list[int]] = {}
         for s in r.spans:
             events.append(
                 {
                     "ph": "X",
-                    "name": f"task {s.task}" + (f" phase {s.phase}" if s.phase else ""),
-                    "cat": c.strategy,
+                    "name": (
+                        f"transfer task {s.task}"
+                        if moved(s)
+                        else f"task {s.task}" + (f" phase {s.phase}" if s.phase else "")
+                    ),
+                    "cat": "transfer" if moved(s) else c.strategy,
                     "pid": s.tid if processes else pid,
                     "tid": s.worker,
                     "ts": us(s.start_ns),
@@ -83,7 +101,7 @@ def chrome_trace(snap) -> dict:
                         "repeat": s.repeat,
                         "task": s.task,
                         "phase": s.phase,
-                        "flops": s.units,
+                        ("bytes" if moved(s) else "flops"): s.units,
                         "worker": s.worker,
                         "native_id": s.tid,
                     },

@@ -349,3 +349,64 @@ def test_lost_worker_task_sent_again(engine):
         and again.dask["notes"] == []
         and victim not in {w["pid"] for w in again.dask["workers"]}
     )
+
+
+def test_snapshot_and_chrome_trace_hold_one_track_per_dask_worker(engine, tmp_path):
+    from partui.profiles.export import chrome_trace
+    from partui.profiles.snapshot import Snapshot, load, save
+    from partui.tui.timeline import phase_names, view_of_result
+
+    result = engine.run(RunConfig("linear1", "batch", "vectorized", "dask", 2, 6, 2, 1))
+    path = save(Snapshot(runs=[result]), tmp_path / "dask.json")
+    back = load(path)  # the loader checks every field, the dask figures and spans included
+    (r,) = back.runs
+    assert r.dask == json.loads(json.dumps(result.dask, allow_nan=False))
+    assert r.spans == result.spans
+    trace = chrome_trace(back)["traceEvents"]
+    names = {e["pid"]: e["args"]["name"] for e in trace if e["name"] == "process_name"}
+    for w in result.dask["workers"]:
+        assert names[w["pid"]] == f"Dask worker {w['name']} ({w['address']}, pid {w['pid']})"
+    tasks = [e for e in trace if e["ph"] == "X" and e.get("cat") == "batch"]
+    moves = [e for e in trace if e["ph"] == "X" and e.get("cat") == "transfer"]
+    pids = {w["pid"] for w in result.dask["workers"]}
+    assert len(tasks) == 2 * 2 and {e["pid"] for e in tasks} == pids
+    assert len(moves) >= 2 * 2 * 2 and all(e["args"]["bytes"] >= 0 for e in moves)
+    assert all(e["name"].startswith("transfer task") for e in moves)
+    # the dashboard's timeline: a lane per Dask worker, compute and transfer, where it ran
+    view = view_of_result(r, 1, None)
+    assert len(view.lanes) == 2 and all(lane.spans for lane in view.lanes)
+    assert phase_names(r.config) == {0: "compute", TRANSFER: "transfer"}
+    assert {s.phase for lane in view.lanes for s in lane.spans} == {0, TRANSFER}
+    assert result.dask["scheduler"] in view.note and "LocalCluster" in view.note
+
+
+async def test_dashboard_key_e_reaches_dask_and_runs_there(tmp_path):
+    import asyncio
+
+    from partui.profiles.stream import EngineThread
+    from partui.tui.app import PartuiApp
+    from partui.tui.panes import SettingsPane
+
+    cfg = RunConfig("linear1", "batch", "vectorized", "threads", 2, 4, 2, 0)
+    app = PartuiApp(snapshot_dir=tmp_path, config=cfg, engine_factory=EngineThread, live_loop=False)
+    before = _mine()
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(6):
+            if app.session.config.executor == "dask":
+                break
+            await pilot.press("e")
+        assert app.session.config.executor == "dask"
+        assert "dask" in str(app.query_one(SettingsPane).render())
+        await pilot.press("r")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while not (app.session.runs and app.session.running is None):
+            assert loop.time() < deadline, "the Dask run did not finish"
+            app.tick()
+            await asyncio.sleep(0.05)
+        run = app.session.runs[-1]
+        assert run.ok and run.dask and len(run.dask["workers"]) == 2
+        view = app.session.timeline_view()
+        assert len(view.lanes) == 2 and "Dask tcp://127.0.0.1:" in view.note
+    # quitting the dashboard stopped the LocalCluster it started
+    assert not _gone(_mine() - before)

@@ -77,6 +77,10 @@ def median_repeat(times_ms: list[float]) -> int | None:
 def phase_names(config: RunConfig) -> dict[int, str]:
     """What each span phase is: filter's reduce, and each pipeline stage's layers."""
     strategy = config.strategy
+    if config.executor == "dask":
+        from partui.kernels.pass_axes import TRANSFER
+
+        return {0: "compute", TRANSFER: "transfer"}
     if strategy == "filter":
         return {0: "compute", 1: "reduce"}
     if strategy == "pipeline":
@@ -168,7 +172,7 @@ def view_of_result(result, number: int, choice: int | None) -> TimelineView:
     if repeat is None:
         repeat = -1
     wall = own[repeat] if 0 <= repeat < len(own) else None
-    return build_view(
+    view = build_view(
         result.config,
         number,
         result.spans,
@@ -178,6 +182,20 @@ def view_of_result(result, number: int, choice: int | None) -> TimelineView:
         wall,
         list(result.on_cpu_ratio or []),
         start_ns=starts[repeat] if 0 <= repeat < len(starts) else None,
+    )
+    if getattr(result, "dask", None):
+        view.note = dask_note(result.dask)
+    return view
+
+
+def dask_note(d: dict) -> str:
+    """Where a Dask run ran: the scheduler, whose cluster, the Dask dashboard if served."""
+    whose = "LocalCluster" if d.get("cluster") == "local" else "external cluster"
+    board = d.get("dashboard") or "none (bokeh not installed)"
+    moved = (d.get("bytes_out_per_repeat", 0) + d.get("bytes_back_per_repeat", 0)) / 2**20
+    return (
+        f"Dask {d.get('scheduler')} ({whose}, {len(d.get('workers', []))} workers)  "
+        f"dashboard {board}  {moved:.2f} MiB moved per repeat"
     )
 
 
