@@ -20,6 +20,7 @@ import time
 
 import psutil
 import pytest
+from process_census import shm_mapped
 
 from partui.profiles.engine import RunConfig
 
@@ -52,20 +53,6 @@ def tree(pid: int) -> dict[int, psutil.Process]:
         return {p.pid: p for p in psutil.Process(pid).children(recursive=True)}
     except psutil.Error:
         return {}
-
-
-def shm_mapped(procs) -> set[str]:
-    """/dev/shm entries (psm_* segments, sem.* semaphores) these processes have mapped."""
-    names = set()
-    for p in procs:
-        try:
-            with open(f"/proc/{p.pid}/maps") as f:
-                for line in f:
-                    if "/dev/shm/" in line and not line.rstrip().endswith("(deleted)"):
-                        names.add(line.split("/dev/shm/", 1)[1].strip())
-        except OSError:
-            continue
-    return names
 
 
 class Watched:

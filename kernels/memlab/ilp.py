@@ -16,88 +16,38 @@ from __future__ import annotations
 from functools import cache
 
 
-def sum_chains1(a, passes):
-    s0 = 0.0
-    for _ in range(passes):
-        for i in range(a.size):
-            s0 += a[i]
-    return s0
+def _added(names: list[str]) -> str:
+    """The accumulators added pairwise at the end: (s0 + s1) + (s2 + s3), and so on."""
+    if len(names) == 1:
+        return names[0]
+    half = len(names) // 2
+    sides = [_added(names[:half]), _added(names[half:])]
+    return " + ".join(f"({t})" if "+" in t else t for t in sides)
 
 
-def sum_chains2(a, passes):
-    s0 = s1 = 0.0
-    n = a.size - a.size % 2
-    for _ in range(passes):
-        for i in range(0, n, 2):
-            s0 += a[i]
-            s1 += a[i + 1]
-        for i in range(n, a.size):
-            s0 += a[i]
-    return s0 + s1
-
-
-def sum_chains4(a, passes):
-    s0 = s1 = s2 = s3 = 0.0
-    n = a.size - a.size % 4
-    for _ in range(passes):
-        for i in range(0, n, 4):
-            s0 += a[i]
-            s1 += a[i + 1]
-            s2 += a[i + 2]
-            s3 += a[i + 3]
-        for i in range(n, a.size):
-            s0 += a[i]
-    return (s0 + s1) + (s2 + s3)
-
-
-def sum_chains8(a, passes):
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    n = a.size - a.size % 8
-    for _ in range(passes):
-        for i in range(0, n, 8):
-            s0 += a[i]
-            s1 += a[i + 1]
-            s2 += a[i + 2]
-            s3 += a[i + 3]
-            s4 += a[i + 4]
-            s5 += a[i + 5]
-            s6 += a[i + 6]
-            s7 += a[i + 7]
-        for i in range(n, a.size):
-            s0 += a[i]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
-def sum_chains16(a, passes):
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
-    n = a.size - a.size % 16
-    for _ in range(passes):
-        for i in range(0, n, 16):
-            s0 += a[i]
-            s1 += a[i + 1]
-            s2 += a[i + 2]
-            s3 += a[i + 3]
-            s4 += a[i + 4]
-            s5 += a[i + 5]
-            s6 += a[i + 6]
-            s7 += a[i + 7]
-            s8 += a[i + 8]
-            s9 += a[i + 9]
-            s10 += a[i + 10]
-            s11 += a[i + 11]
-            s12 += a[i + 12]
-            s13 += a[i + 13]
-            s14 += a[i + 14]
-            s15 += a[i + 15]
-        for i in range(n, a.size):
-            s0 += a[i]
-    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
-        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
+def _chain_sum(k: int):
+    """sum_chains<k>, written out: k named accumulators (numba keeps each in a register; an
+    array of them would go through memory), then the elements left over into s0."""
+    acc = [f"s{j}" for j in range(k)]
+    adds = "".join(f"            {name} += a[i + {j}]\n" for j, name in enumerate(acc))
+    source = (
+        f"def sum_chains{k}(a, passes):\n"
+        f"    {' = '.join(acc)} = 0.0\n"
+        f"    n = a.size - a.size % {k}\n"
+        "    for _ in range(passes):\n"
+        f"        for i in range(0, n, {k}):\n"
+        f"{adds}"
+        "        for i in range(n, a.size):\n"
+        "            s0 += a[i]\n"
+        f"    return {_added(acc)}\n"
     )
+    scope: dict = {}
+    exec(compile(source, f"<partui.kernels.memlab.ilp: sum_chains{k}>", "exec"), scope)
+    return scope[f"sum_chains{k}"]
 
 
-CHAINS = {1: sum_chains1, 2: sum_chains2, 4: sum_chains4, 8: sum_chains8, 16: sum_chains16}
+CHAINS = {k: _chain_sum(k) for k in (1, 2, 4, 8, 16)}
+sum_chains1, sum_chains2, sum_chains4, sum_chains8, sum_chains16 = CHAINS.values()
 
 
 @cache

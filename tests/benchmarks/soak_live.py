@@ -30,26 +30,15 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the census helper
+from process_census import shm_mapped  # noqa: E402
+
 KEYS = ["t", "e", "plus", "T", "minus", "E", "Down", "Up", "m", "m", "t", "t", "E", "e"]
 KEY_S = 1.5
 
 
 def tmux(*args, check=True):
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=check)
-
-
-def shm_of(procs) -> set[str]:
-    """The /dev/shm files these processes have mapped (not deleted ones)."""
-    names = set()
-    for p in procs:
-        try:
-            with open(f"/proc/{p.pid}/maps") as f:
-                for line in f:
-                    if "/dev/shm/" in line and not line.rstrip().endswith("(deleted)"):
-                        names.add(line.split("/dev/shm/", 1)[1].strip())
-        except OSError:
-            continue
-    return names
 
 
 def tree(root: psutil.Process) -> list[psutil.Process]:
@@ -114,7 +103,7 @@ def main() -> int:
                 kids = tree(dash)
                 for k in kids:
                     seen_pids.setdefault(k.pid, k)
-                shm = shm_of([dash, *kids])
+                shm = shm_mapped([dash, *kids])
                 seen_shm |= shm
                 print(
                     f"{now - t0:6.0f} {presses:5d} {dash.memory_info().rss / 2**20:7.1f} "
