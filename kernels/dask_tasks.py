@@ -44,3 +44,39 @@ def forward_shard(
     arrays = {"x": x, "out": out, **params}
     run_task(layer, kernel, arrays, replace(task, batch=(0, n)), _scratch())
     return out
+
+
+def train_shard(
+    kernel: str, x: np.ndarray, labels: np.ndarray, params: np.ndarray, scale: float
+) -> tuple[np.ndarray, float, int, int, int]:
+    """A shard's part of a data-parallel training step: forward, loss and backward of its
+    samples with the step's weights (a flat vector). Returns (its gradient, flat, scaled by
+    `scale`; summed loss; correct predictions; forward ns; backward ns): the durations are
+    the worker's own, so they need no clock of ours."""
+    from . import training
+
+    layout = training.NETWORK_LAYOUT
+    grad = np.empty(params.shape, np.float32)
+    t0 = time.perf_counter_ns()
+    loss, correct, forward_end = training.step_grads(
+        kernel,
+        x,
+        labels,
+        training.views(params, layout),
+        training.views(grad, layout),
+        scale,
+        _scratch(),
+    )
+    t1 = time.perf_counter_ns()
+    return grad, float(loss), int(correct), forward_end - t0, t1 - forward_end
+
+
+def add_gradients(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One node of the tree reduction of shard gradients (runs where `a` is)."""
+    return a + b
+
+
+def part(result: tuple, index: int):
+    """One item of a task's tuple result, as its own Dask result (a gradient stays where it
+    was made; only the small statistics travel)."""
+    return result[index]

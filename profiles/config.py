@@ -54,10 +54,15 @@ class RunConfig:
         if reason:
             raise NotApplicable(reason)
         if self.executor == "dask":
-            if self.pass_kind != "forward":
+            if self.pass_kind == "backward":
                 raise NotApplicable(
-                    f"executor 'dask' is not applicable to --pass {self.pass_kind}: it runs "
-                    "forward passes"
+                    "executor 'dask' is not applicable to --pass backward: it runs forward "
+                    "passes and the network's training step (--pass train)"
+                )
+            if self.pass_kind == "train" and self.combine != "reduce":
+                raise NotApplicable(
+                    "executor 'dask' is not applicable to --combine locked: its gradients "
+                    "meet by a tree reduction through Dask (--combine reduce)"
                 )
             from importlib.util import find_spec
 

@@ -112,6 +112,10 @@ class Engine:
         cancelled; KeyboardInterrupt after stopping the workers.
         """
         cfg.check()
+        if cfg.pass_kind != "forward" and cfg.executor == "dask":
+            from .dask_train import run_dask_train
+
+            return run_dask_train(self, cfg, emit, keep_arrays)
         if cfg.pass_kind != "forward":
             from .passes import run_pass
 

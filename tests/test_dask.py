@@ -410,3 +410,40 @@ async def test_dashboard_key_e_reaches_dask_and_runs_there(tmp_path):
         assert len(view.lanes) == 2 and "Dask tcp://127.0.0.1:" in view.note
     # quitting the dashboard stopped the LocalCluster it started
     assert not _gone(_mine() - before)
+
+
+def test_data_parallel_training_step_by_tree_reduction(engine):
+    """--pass train on Dask: each worker's shard gradient, summed by an add task on a worker
+    (one gradient moves between the workers), back here, the update here; checked against
+    a float64 loss and gradients computed here."""
+    from partui.kernels import grad_reference, training
+    from partui.kernels.pass_axes import BACKWARD, COMBINE, FORWARD, UPDATE
+    from partui.profiles.passes import make_labels
+
+    cfg = RunConfig(
+        "network", "batch", "vectorized", "dask", 2, 8, repeats=2, warmup=1, pass_kind="train"
+    )
+    result = engine.run(cfg, keep_arrays=True)
+    layer = LAYERS["network"]
+    x, labels, params = make_input(layer, 8, 0), make_labels(8, 0), make_params(layer, 0)
+    loss, grads = grad_reference.network_loss_and_grads(x, labels, params)
+    assert result.ok, result.error
+    assert abs(float(result.arrays["loss"]) - loss) <= 1e-4 * abs(loss)
+    for k, g in grads.items():
+        got = result.arrays[f"{k}.grad"].astype(np.float64)
+        assert np.abs(got - g).max() <= 1e-3 * max(np.abs(g).max(), 1e-6), k
+    t = result.dask["training"]
+    grad_bytes = 4 * training.NETWORK_PARAMS
+    assert (
+        t["gradient_bytes"] == grad_bytes and t["gradient_bytes_to_partui_per_step"] == grad_bytes
+    )
+    assert t["gradient_bytes_between_workers_per_step"] == grad_bytes  # W - 1 = 1 moved
+    assert "tree reduction" in t["combine"]
+    phases = Counter(s.phase for s in result.spans)
+    for phase in (FORWARD, BACKWARD):
+        assert phases[phase] == 2 * 2  # per shard, per timed step
+    assert phases[COMBINE] == 2 and phases[UPDATE] == 2 and phases[TRANSFER] >= 2 * 4
+    with pytest.raises(NotApplicable, match="tree reduction"):
+        RunConfig(
+            "network", "batch", "vectorized", "dask", 2, pass_kind="train", combine="locked"
+        ).check()

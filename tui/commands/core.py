@@ -519,6 +519,21 @@ def dask_report(d: dict, median_ms: float) -> list[str]:
             f"{w.get('clock_offset_ms', 0):+.2f} ms +- {'?' if unc is None else f'{unc:.2f}'} ms"
         )
     mib = 2**20
+    t = d.get("training")
+    if t:
+        lines.append(
+            f"training step: gradients combined by {t['combine']}; a gradient is "
+            f"{t['gradient_bytes'] / mib:.2f} MiB; a step moved "
+            f"{t['gradient_bytes_between_workers_per_step'] / mib:.2f} MiB of gradients between "
+            f"workers and {t['gradient_bytes_to_partui_per_step'] / mib:.2f} MiB back here, and "
+            f"{t['weights_bytes_out_per_step'] / mib:.2f} MiB of weights out"
+        )
+        lines.append(
+            f"per step (medians): weights out {ms(t['weights_ms'])} ms, gradient back "
+            f"{ms(t['fetch_ms'])} ms, update here {ms(t['update_ms'])} ms"
+        )
+        lines += [f"note: {note}" for note in d.get("notes", [])]
+        return lines
     lines.append(
         f"moved per repeat: {d.get('bytes_out_per_repeat', 0) / mib:.2f} MiB inputs out, "
         f"{d.get('bytes_back_per_repeat', 0) / mib:.2f} MiB outputs back; weights "

@@ -1,0 +1,259 @@
+"""A data-parallel training step on a Dask cluster: `partui run --layer network --pass train
+--executor dask`.
+
+One step (a timed repeat): the step's weights go to every Dask worker (one broadcast), each
+worker's shard of the batch is scattered to it, every worker computes its shard's forward,
+loss and backward (kernels.dask_tasks.train_shard: the gradient stays on the worker), the
+gradients meet by a tree reduction through Dask (pairwise adds on the workers; each level
+moves one gradient per pair between workers), the sum comes back here and the SGD update is
+made here. The run is verified like the other executors' training steps: gradients, updated
+weights and loss against the float64 reference.
+
+Combination: tree reduction through Dask (not gather-and-average): with W workers it moves
+W-1 gradients between workers and one to partui, instead of W to partui.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+import uuid
+
+import numpy as np
+
+from partui.kernels import passes, training
+from partui.kernels.layers import get_layer
+from partui.kernels.pass_axes import BACKWARD, COMBINE, FORWARD, TRANSFER, UPDATE
+from partui.kernels.scratch import Cancelled
+from partui.kernels.strategies import split_range
+
+from .events import RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span, SpanDone
+from .executors import WAIT_SLICE_S, WorkerLost
+
+WAIT_S = 120.0  # a step not done by then fails the run
+
+
+def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
+    """Run `cfg` (network, pass train, executor dask): warm-ups, then timed steps."""
+    from .config import RunCancelledError
+    from .passes import _inputs, _reference, _worst, saved_arrays
+
+    emit = emit or (lambda event: None)
+    engine._run += 1  # noqa: SLF001
+    run_id = engine._run  # noqa: SLF001
+    layer = get_layer(cfg.layer)
+    ex = engine.executor("dask", cfg.workers, cfg.scheduler)
+    ex.reset()
+    engine._current = ex  # noqa: SLF001
+    startup = ex.start()
+    if ex._stale:  # noqa: SLF001
+        ex._refresh_workers()  # noqa: SLF001
+    ex._estimate_offsets()  # noqa: SLF001
+    emit(RunStarted(run_id, cfg, startup))
+    x, params, flat, labels = _inputs(cfg.layer, "train", cfg.batch, cfg.seed)
+    lr = passes.DEFAULT_LR
+    times, spans, steps = [], [], []
+    try:
+        for rep in range(-cfg.warmup, cfg.repeats):
+            if ex.cancel_event.is_set():
+                raise Cancelled()
+            t0 = time.perf_counter_ns()
+            grad, new, stats, rep_spans, figures = _step(ex, cfg, flat, x, labels, lr, run_id, rep)
+            wall = time.perf_counter_ns() - t0
+            emit(RepeatDone(run_id, rep, wall, t0))
+            for s in rep_spans:
+                emit(SpanDone(s))
+            if rep >= 0:
+                times.append(wall / 1e6)
+                spans += rep_spans
+                steps.append(figures)
+    except Cancelled:
+        emit(RunCancelled(run_id, cfg))
+        raise RunCancelledError("run cancelled") from None
+    except KeyboardInterrupt:
+        engine._stop_now(ex)  # noqa: SLF001
+        emit(RunCancelled(run_id, cfg))
+        raise
+    except WorkerLost as exc:
+        emit(RunFailed(run_id, str(exc), config=cfg))
+        raise
+    finally:
+        engine._current = None  # noqa: SLF001
+    ref_loss, ref = _reference(cfg.layer, "train", cfg.batch, cfg.seed)
+    layout = passes.param_layout(layer)
+    grads, updated = training.views(grad, layout), training.views(new, layout)
+    loss = float(stats[:, 0].sum()) / cfg.batch
+    checks = [(grads[k], ref[k]) for k in layout]
+    checks += [(updated[k], params[k].astype(np.float64) - lr * ref[k]) for k in layout]
+    checks.append((np.array([loss]), np.array([ref_loss])))
+    err, tol, ok = _worst(checks)
+    result = engine._result(  # noqa: SLF001
+        cfg,
+        layer,
+        times,
+        spans,
+        err,
+        tol,
+        ok,
+        startup,
+        tasks=len(split_range(cfg.batch, cfg.workers)),
+    )
+    result.flops = layer.flops(cfg.batch) + passes.backward_flops(layer, cfg.batch)
+    result.dask = ex.run_info()
+    result.dask["training"] = _summary(steps, flat.nbytes, len(ex.lanes))
+    result.on_cpu_ratio = [float("nan")] * cfg.workers
+    if keep_arrays:
+        got = {"grad": grad, "params.new": new, "stats": stats}
+        result.arrays = saved_arrays(cfg, layer, x, params, labels, got)
+    if ok:
+        emit(RunFinished(run_id, result))
+    else:
+        result.error = f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
+        emit(RunFailed(run_id, result.error, result, cfg))
+    return result
+
+
+def _step(ex, cfg, flat, x, labels, lr, run, repeat):
+    """One training step on the cluster; returns (gradient, new weights, per-shard
+    (loss, correct), spans, figures)."""
+    from partui.kernels.dask_tasks import add_gradients, part, train_shard
+
+    client, lanes = ex._client, ex.lanes  # noqa: SLF001
+    tag = f"{run}-{repeat}-{uuid.uuid4().hex[:8]}"
+    shards = split_range(cfg.batch, cfg.workers)
+    spans: list[Span] = []
+    w0 = time.perf_counter_ns()
+    weights = client.scatter(flat, broadcast=True, hash=False)
+    w1 = time.perf_counter_ns()
+    keys, grads, stats_f, where = {}, [], [], {}
+    sent_bytes = 0
+    for i, (n0, n1) in enumerate(shards):
+        lane = i % len(lanes)
+        address = lanes[lane].address
+        s0 = time.perf_counter_ns()
+        xs = client.scatter(np.ascontiguousarray(x[n0:n1]), workers=[address], hash=False)
+        ls = client.scatter(np.ascontiguousarray(labels[n0:n1]), workers=[address], hash=False)
+        s1 = time.perf_counter_ns()
+        sent_bytes += x[n0:n1].nbytes + labels[n0:n1].nbytes
+        spans.append(Span(lane, lanes[lane].pid, w0, w1, flat.nbytes, i, TRANSFER, repeat, run))
+        spans.append(Span(lane, lanes[lane].pid, s0, s1, x[n0:n1].nbytes, i, TRANSFER, repeat, run))
+        f = client.submit(
+            train_shard, cfg.kernel, xs, ls, weights, 1.0 / cfg.batch,
+            key=f"partui-train-{tag}-{i}", workers=[address], pure=False,
+        )  # fmt: skip
+        keys[f.key] = ("shard", i, lane)
+        grads.append(client.submit(part, f, 0, workers=[address], pure=False))
+        stats_f.append(client.submit(part, f, slice(1, 5), workers=[address], pure=False))
+        where[grads[-1].key] = lane
+    # the tree: pairwise adds where the left gradient is, until one is left
+    level, depth = grads, 0
+    while len(level) > 1:
+        nxt = []
+        for j in range(0, len(level) - 1, 2):
+            a, b = level[j], level[j + 1]
+            lane = where[a.key]
+            f = client.submit(
+                add_gradients, a, b, workers=[lanes[lane].address], pure=False,
+                key=f"partui-combine-{tag}-{depth}-{j}",
+            )  # fmt: skip
+            keys[f.key] = ("combine", j, lane)
+            where[f.key] = lane
+            nxt.append(f)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, depth = nxt, depth + 1
+    total = level[0]
+    finished = threading.Event()
+    total.add_done_callback(lambda f: finished.set())
+    wall0, perf0 = time.time(), time.perf_counter_ns()
+    deadline = time.monotonic() + WAIT_S
+    while not total.done():
+        if ex.cancel_event.is_set():
+            client.cancel([total, *stats_f])
+            raise Cancelled()
+        if time.monotonic() > deadline:
+            client.cancel([total, *stats_f])
+            raise WorkerLost(f"a Dask training step did not finish within {WAIT_S:.0f} s")
+        finished.wait(WAIT_SLICE_S)
+    if total.status != "finished":
+        ex._stale = True  # noqa: SLF001
+        raise WorkerLost(
+            f"the Dask training step failed ({type(total.exception()).__name__}: a worker "
+            "lost or a task failed); the run failed"
+        )
+    g0 = time.perf_counter_ns()
+    grad = np.array(total.result(timeout=WAIT_S), dtype=np.float32)
+    stats = np.array(client.gather(stats_f), dtype=np.float64)
+    g1 = time.perf_counter_ns()
+    root = where[total.key]
+    spans.append(Span(root, lanes[root].pid, g0, g1, grad.nbytes, 0, TRANSFER, repeat, run))
+    u0 = time.perf_counter_ns()
+    new = flat - np.float32(lr) * grad
+    u1 = time.perf_counter_ns()
+    # the update runs here, in partui's process: drawn on lane 0, named by our pid
+    spans.append(Span(0, os.getpid(), u0, u1, 2 * flat.size, 0, UPDATE, repeat, run))
+    # compute and worker-to-worker moves from the task stream (see DaskExecutor._spans)
+    stream = client.get_task_stream(start=wall0 - WAIT_S)
+    ex._read_lags()  # noqa: SLF001
+    wall0, perf0 = time.time(), time.perf_counter_ns()
+    lane_of = {w.address: i for i, w in enumerate(lanes)}
+    shard_fb = {}
+    moved = 0
+    for rec in stream:
+        kind = keys.get(rec.get("key"))
+        if kind is None:
+            continue
+        lane = lane_of.get(rec.get("worker"), kind[2])
+        offset = lanes[lane].offset_s + lanes[lane].lag_now_s
+        for ss in rec.get("startstops", ()):
+            a = perf0 + round((ss["start"] - offset - wall0) * 1e9)
+            b = max(a, perf0 + round((ss["stop"] - offset - wall0) * 1e9))
+            if ss.get("action") == "transfer":
+                moved += 1
+                spans.append(
+                    Span(lane, lanes[lane].pid, a, b, grad.nbytes, kind[1], TRANSFER, repeat, run)
+                )
+            elif ss.get("action") == "compute" and kind[0] == "combine":
+                spans.append(
+                    Span(lane, lanes[lane].pid, a, b, grad.size, kind[1], COMBINE, repeat, run)
+                )
+            elif ss.get("action") == "compute":
+                shard_fb[kind[1]] = (lane, a, b)
+    network = get_layer("network")
+    per_sample = network.flops(1) + passes.backward_flops(network, 1)
+    for i, (lane, a, b) in shard_fb.items():
+        units = per_sample * (shards[i][1] - shards[i][0])
+        # the forward's share of the compute, by the worker's own durations
+        fwd_ns, bwd_ns = stats[i, 2], stats[i, 3]
+        cut = a + round((b - a) * fwd_ns / max(1.0, fwd_ns + bwd_ns))
+        pid = lanes[lane].pid
+        spans.append(Span(lane, pid, a, cut, units // 3, i, FORWARD, repeat, run))
+        spans.append(Span(lane, pid, cut, b, units - units // 3, i, BACKWARD, repeat, run))
+    figures = {
+        "weights_ms": (w1 - w0) / 1e6,
+        "fetch_ms": (g1 - g0) / 1e6,
+        "update_ms": (u1 - u0) / 1e6,
+        "gradients_between_workers": moved,
+        "inputs_bytes": sent_bytes,
+    }
+    return grad, new, stats[:, :2], spans, figures
+
+
+def _summary(steps: list[dict], grad_bytes: int, workers: int) -> dict:
+    def med(k):
+        return float(statistics.median(s[k] for s in steps)) if steps else 0.0
+
+    between = med("gradients_between_workers")
+    return {
+        "combine": "tree reduction through Dask (pairwise adds on the workers)",
+        "gradient_bytes": grad_bytes,
+        "gradient_bytes_between_workers_per_step": int(between * grad_bytes),
+        "gradient_bytes_to_partui_per_step": grad_bytes,
+        "weights_bytes_out_per_step": grad_bytes * workers,  # the weights: as large
+        "weights_ms": med("weights_ms"),
+        "fetch_ms": med("fetch_ms"),
+        "update_ms": med("update_ms"),
+        "inputs_bytes_per_step": int(med("inputs_bytes")),
+    }
