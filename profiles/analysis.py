@@ -97,15 +97,22 @@ def best_single_worker(results, source: str) -> dict[str, Baseline]:
     return best
 
 
+def fastest(*sources: dict[str, Baseline]) -> dict[str, Baseline]:
+    """Per baseline key, the fastest baseline of all the sources (the earlier on a tie)."""
+    out: dict[str, Baseline] = {}
+    for baselines in sources:
+        for k, b in baselines.items():
+            if k not in out or b.median_ms < out[k].median_ms:
+                out[k] = b
+    return out
+
+
 def analyze(
     results, known: dict[str, Baseline] | None = None, source: str = "this sweep"
 ) -> Analysis:
     """`known`: baselines from elsewhere (the machine's book, a snapshot's record); the
     faster of those and this set's own best 1-worker run is used."""
-    baselines = dict(known or {})
-    for k, b in best_single_worker(results, source).items():
-        if k not in baselines or b.median_ms < baselines[k].median_ms:
-            baselines[k] = b
+    baselines = fastest(known or {}, best_single_worker(results, source))
     by_config = pooled_by_config(results)  # a repeated configuration: every run pooled
     rows = []
     for r in results:

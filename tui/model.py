@@ -215,14 +215,11 @@ class Model:
         The honest baseline for a layer, kernel and batch is the best single-worker median
         of any strategy: this session's runs, or the machine's book of earlier ones.
         """
-        from partui.profiles.analysis import analyze
+        from partui.profiles.analysis import analyze, fastest
 
         if self._analysis is None or self._analysis[0] != self.run_count:
-            known = dict(self.known_baselines)
-            if self.book is not None:
-                for k, b in self.book.known(self.runs).items():
-                    if k not in known or b.median_ms < known[k].median_ms:
-                        known[k] = b
+            book = self.book.known(self.runs) if self.book is not None else {}
+            known = fastest(self.known_baselines, book)
             source = "this snapshot" if self.read_only else "this session"
             self._analysis = (self.run_count, analyze(self.runs, known, source))
         return self._analysis[1]
