@@ -64,6 +64,22 @@ def test_help_and_list_import_no_heavy_module(argv):
     assert "LOADED []" in proc.stderr, proc.stderr[-500:]
 
 
+# standard-library modules that cost `partui --help` a tenth of its start-up or more each
+# (pathlib is left out: an editable install's import hook loads it before partui does)
+SLOW_STDLIB = ("dataclasses", "inspect", "typing", "json", "shutil")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["sweep", "--help"]])
+def test_help_and_list_load_no_slow_standard_module(argv):
+    code = (
+        "import sys\nfrom partui.tui.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', sorted(m for m in {SLOW_STDLIB!r} if m in sys.modules), file=sys.stderr)"
+    )
+    proc = python("-c", code)
+    assert "LOADED []" in proc.stderr, proc.stderr[-500:]
+
+
 def test_the_dashboard_starts_without_numpy_or_numba():
     """The first frame waits for the dashboard's own imports only: numpy (and the BLAS
     figures that need it) follow on a thread, numba lives in the engine process."""
