@@ -262,7 +262,11 @@ def user_run(args_extra) -> dict:
             *args_extra,
         ]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # output to files, not pipes: nobody reads a pipe while the run goes on, and a full one
+        # (the per-step progress on stderr) would stop the run
+        stdout_f = open(Path(tmp) / "stdout.txt", "w+")  # closed below
+        stderr_f = open(Path(tmp) / "stderr.txt", "w+")
+        proc = subprocess.Popen(cmd, stdout=stdout_f, stderr=stderr_f, text=True)
         ps = psutil.Process(proc.pid)
         peak = 0
         while proc.poll() is None:
@@ -273,7 +277,12 @@ def user_run(args_extra) -> dict:
                 pass
             time.sleep(0.05)
         wall = time.perf_counter() - t0
-        stdout, stderr = proc.communicate()
+        proc.wait()
+        stdout_f.seek(0)
+        stderr_f.seek(0)
+        stdout, stderr = stdout_f.read(), stderr_f.read()
+        stdout_f.close()
+        stderr_f.close()
         if proc.returncode != 0:
             print(stderr)
             return {"exit": proc.returncode}
