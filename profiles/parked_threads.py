@@ -5,8 +5,12 @@ hand-off and a wake-up per task, and on a loaded machine one of its threads may 
 every task of a "2-worker" repeat while the other never wakes. Here each worker has
 its own queue: a repeat's tasks are cut into one contiguous share per worker (as the
 strategy cut them), the parked threads are woken together, the calling thread runs
-share 0 itself (one wake-up fewer, and no wake-up of the caller at the end), and the
-results come back in per-worker slots: no future per task.
+share 0 itself (one thread fewer to wake; it sleeps only if its share ends first), and
+the results come back in per-worker slots: no future per task.
+
+What is left of the cost (measured, see tests/benchmarks/bench_overhead.py --executors):
+one futex wake per woken worker, and the interpreter lock, which the caller holds through
+its share's Python prologue while the woken worker waits for it.
 
 Each span records its wake-up latency (`Span.wake_ns`): from the moment the caller
 said "go" to the start of the worker's first task of the phase.
