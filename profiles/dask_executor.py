@@ -292,7 +292,14 @@ class DaskExecutor(Executor):
         """Dask's current estimate of each worker's lag (see _estimate_offsets)."""
         from partui.kernels.dask_tasks import worker_clock
 
-        got = self._client.run(worker_clock, workers=[w.address for w in self.lanes])
+        # only the workers the scheduler still has: a lost worker's old address would hold
+        # this call for the whole connect timeout and then fail the run
+        alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
+        asked = [w.address for w in self.lanes if w.address in alive]
+        try:
+            got = self._client.run(worker_clock, workers=asked) if asked else {}
+        except OSError:  # lost between the two calls: its lag stays the last one read
+            got = {}
         for lane in self.lanes:
             if lane.address in got:
                 lane.lag_now_s = got[lane.address][1]
