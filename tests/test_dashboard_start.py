@@ -1,5 +1,5 @@
-"""The dashboard's first frame does not wait for numpy: the machine's BLAS is read on a
-thread and the header names it when it is known, never "no BLAS found" before that."""
+"""The dashboard's first frame does not wait for numpy: the machine's BLAS is read after
+it and the header names it when it is known, never "no BLAS found" before that."""
 
 from __future__ import annotations
 

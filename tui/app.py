@@ -153,9 +153,11 @@ class PartuiApp(App):
 
         if not self.machine:
             # the BLAS part imports numpy (most of a second on a busy machine): it follows
-            # on a thread, so the first frame and the engine's start do not wait for it
+            # the first frame. Not on a thread: threadpoolctl walks the loaded libraries
+            # under the dynamic loader's lock and would deadlock with an import on another
+            # thread (seen with the in-process engine)
             self.machine = host_info()
-            self.read_blas_info()
+            self.call_after_refresh(self.read_blas_info)
         self.session.book = BaselineBook(machine=self.machine)
         if self.session.book.problem:
             self.notify(self.session.book.problem, severity="warning")
@@ -206,17 +208,11 @@ class PartuiApp(App):
         timer.start()
         self.exit(return_code=128 + signum)
 
-    @work(thread=True, exclusive=True, group="machine", exit_on_error=False)
     def read_blas_info(self) -> None:
         from partui.profiles.machine import blas_info
 
-        found = blas_info()
-
-        def show() -> None:
-            self.machine.update(found)
-            self.refresh_header()
-
-        self.call_from_thread(show)
+        self.machine.update(blas_info())
+        self.refresh_header()
 
     def start_engine(self) -> None:
         if self.engine is not None and not self.engine.alive:
