@@ -56,6 +56,7 @@ class Redraws:
         self.message: str | None = self.empty_hint or None  # shown instead of a figure
         self.failed: str | None = None  # the last drawing error, one line
         self.cost_s = 0.0  # what a frame of this chart costs: building it and rendering it
+        self._build_s = 0.0  # the building part of the last frame (draw_model)
 
     def on_resize(self) -> None:
         room = self.size.width - 4  # the border title keeps a corner and a space each side
@@ -151,7 +152,7 @@ class Chart(Redraws, PlotextPlot):
         try:
             t0 = time.perf_counter()
             out = super().render()
-            self._note_cost(getattr(self, "_build_s", 0.0) + time.perf_counter() - t0)
+            self._note_cost(self._build_s + time.perf_counter() - t0)
             return out
         except Exception as exc:  # noqa: BLE001 - plotext failed to lay the figure out
             self.failed = f"could not draw this chart: {one_line(exc)}"
@@ -207,7 +208,7 @@ class TimelineChart(Redraws, Widget):
             size = self.content_region.size if self.is_mounted else self.size
             t0 = time.perf_counter()
             text = timeline_lines(self.view, size.width, size.height)
-            self._note_cost(getattr(self, "_build_s", 0.0) + time.perf_counter() - t0)
+            self._note_cost(self._build_s + time.perf_counter() - t0)
             if self.view is None:
                 return self.message_text(text.plain)
             return text

@@ -364,7 +364,7 @@ def _head(view: TimelineView, cols: int) -> Text:
     ]
     fit = next((w for w in words if len(" ".join(w.split())) <= cols), words[-1])
     head = Text(f"{'':4} {'busy':>4} {'cpu':>4} ", "dim")
-    head.append(" ".join(fit.split()).replace("· ·", "·").strip(" ·"), "bold")
+    head.append(" ".join(fit.split()).strip(" ·"), "bold")
     return head
 
 
