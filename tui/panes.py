@@ -18,6 +18,7 @@ from .layout import fit_words
 from .model import Model
 from .safe_text import printable
 from .table import flops_text, ms
+from .timeline import ratio_text
 
 
 def machine_line(info: dict) -> str:
@@ -444,7 +445,8 @@ def _num(value: float, fmt: str) -> str:
 def run_row(i: int, row, runs: int = 1) -> list:
     r, st = row.result, row.stats
     c = r.config
-    on_cpu = " ".join(_num(v, "{:.2f}") for v in (r.on_cpu_ratio or [])[:4]) or "-"
+    # the timeline's lane labels and this column say the same: over 1 is "1.0+"
+    on_cpu = " ".join(ratio_text(v) for v in (r.on_cpu_ratio or [])[:4]) or "-"
     ok = Text("ok", "green") if r.ok else Text("FAIL", "bold red")
     return [
         str(i),
