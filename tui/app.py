@@ -153,9 +153,8 @@ class PartuiApp(App):
 
         if not self.machine:
             # the BLAS part imports numpy (most of a second on a busy machine): it follows
-            # the first frame. Not on a thread: threadpoolctl walks the loaded libraries
-            # under the dynamic loader's lock and would deadlock with an import on another
-            # thread (seen with the in-process engine)
+            # the first frame, on this thread (a read beside an import on another thread
+            # deadlocked before threadpoolctl 3.7, the floor in pyproject.toml)
             self.machine = host_info()
             self.call_after_refresh(self.read_blas_info)
         self.session.book = BaselineBook(machine=self.machine)
