@@ -15,7 +15,8 @@ and the end, since the machine is shared.
 - idle self CPU: the dashboard process's CPU over a window with no run (its CPU monitor
   and timers only);
 - key latency: `+` / `-` pressed while live mode runs each listed configuration,
-  time until the settings pane shows the new worker count (tmux polled every 5 ms);
+  time until the pane write that shows the new worker count (a tmux control-mode client
+  reports each write; the screen is read only after one);
 - self CPU: CPU time of the dashboard process (not its engine child) over a window
   of live mode, as a share of one core;
 - observer effect: median repeat time of a configuration under the live dashboard
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -120,20 +122,73 @@ def stop() -> None:
     tmux("kill-session", "-t", SESSION)
 
 
+class ScreenWatch:
+    """Times screen updates without polling: a read-only tmux control-mode client reports
+    each write of the pane (%output) as it happens, and the screen is read only then.
+    Polling capture-pane every 5 ms instead forks ~150 tmux clients a second, most of a
+    core on a 2-core machine: the measuring would compete with what it measures."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            ["tmux", "-C", "attach", "-t", SESSION, "-f", "ignore-size,read-only"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,  # bytes: a write may end inside a UTF-8 character
+        )
+        self.outputs: list[float] = []  # time.monotonic() of each %output line
+        self.cv = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(b"%output"):
+                with self.cv:
+                    self.outputs.append(time.monotonic())
+                    self.cv.notify_all()
+
+    def wait_for(self, pattern: str, since: float, timeout: float = 3.0) -> float | None:
+        """Seconds from `since` to the pane write that first showed `pattern`."""
+        rx = re.compile(pattern)
+        checked = 0  # outputs already looked at
+        with self.cv:
+            checked = len([t for t in self.outputs if t < since])
+        end = since + timeout
+        while time.monotonic() < end:
+            with self.cv:
+                while len(self.outputs) == checked and time.monotonic() < end:
+                    self.cv.wait(end - time.monotonic())
+                new = self.outputs[checked:]
+                checked = len(self.outputs)
+            if new and rx.search(screen()):
+                # one of these writes showed it: the last is an upper bound (reads are
+                # quick, so a batch is mostly one write)
+                return new[-1] - since
+        return None
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 def key_latencies(n: int) -> list[float]:
     out = []
-    for i in range(n):
-        m = re.search(r"workers\s+(\d+)", screen())
-        if not m:
-            time.sleep(0.1)
-            continue
-        current = int(m.group(1))
-        key, target = ("+", current + 1) if i % 2 == 0 else ("-", current - 1)
-        t0 = time.monotonic()
-        tmux("send-keys", "-t", SESSION, key)
-        waited = wait_for(rf"workers\s+{target}\b", timeout=3)
-        out.append((time.monotonic() - t0) * 1000 if waited is not None else float("inf"))
-        time.sleep(0.15)
+    watch = ScreenWatch()
+    time.sleep(0.3)  # attached
+    try:
+        for i in range(n):
+            m = re.search(r"workers\s+(\d+)", screen())
+            if not m:
+                time.sleep(0.1)
+                continue
+            current = int(m.group(1))
+            key, target = ("+", current + 1) if i % 2 == 0 else ("-", current - 1)
+            t0 = time.monotonic()
+            tmux("send-keys", "-t", SESSION, key)
+            waited = watch.wait_for(rf"workers\s+{target}\b", since=t0)
+            out.append(waited * 1000 if waited is not None else float("inf"))
+            time.sleep(0.15)
+    finally:
+        watch.close()
     return out
 
 
@@ -245,7 +300,7 @@ def main() -> int:
     }
     print(
         f"\nkey latency ({args.keys} presses of +/- each, live mode running; "
-        "tmux polled every 5 ms)"
+        "screen writes seen by a tmux control-mode client)"
     )
     for name, cfg in configs.items():
         start([*cfg, "--live"], snapdir)
