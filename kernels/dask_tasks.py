@@ -80,3 +80,73 @@ def part(result: tuple, index: int):
     """One item of a task's tuple result, as its own Dask result (a gradient stays where it
     was made; only the small statistics travel)."""
     return result[index]
+
+
+# ---- `partui train --executor dask`: the weights stay on the workers ---------------------
+# Each worker holds the run's data set, its own copy of the weights and the momentum buffer,
+# keyed by the run's token. A step moves only sample indices out and gradients around; every
+# worker applies the same update to the same weights, so the copies stay bit-identical (the
+# trainer checks their digests after each epoch).
+_runs: dict[str, dict[str, np.ndarray]] = {}
+
+
+def _held(token: str) -> dict[str, np.ndarray]:
+    try:
+        return _runs[token]
+    except KeyError:
+        raise RuntimeError(
+            "this Dask worker holds no weights of the training run (restarted or new)"
+        ) from None
+
+
+def train_setup(token: str, kernel: str, x: np.ndarray, y: np.ndarray, params: np.ndarray) -> int:
+    """The run's data set (shared with the scattered copy) and weights on this worker; one
+    step on two samples (its gradient dropped), so loading the kernels is part of the set-up,
+    not of the first timed step. Returns the worker's pid."""
+    import os
+
+    train_shard(kernel, x[:2], y[:2], np.array(params, np.float32), 1.0)
+    _runs[token] = {
+        "x": x,
+        "y": y,
+        "params": np.array(params, np.float32),
+        "velocity": np.zeros(params.shape, np.float32),
+    }
+    return os.getpid()
+
+
+def train_rows(
+    token: str, kernel: str, rows: np.ndarray, scale: float
+) -> tuple[np.ndarray, float, int, int, int]:
+    """`train_shard` on the samples `rows` of the data set this worker holds, with its weights."""
+    held = _held(token)
+    x = np.take(held["x"], rows, axis=0)
+    return train_shard(kernel, x, held["y"][rows], held["params"], scale)
+
+
+def train_apply(token: str, kernel: str, grad: np.ndarray, lr: float, momentum: float) -> int:
+    """The SGD step (with momentum when set) on this worker's weights; its duration in ns."""
+    from .passes import _sgd
+
+    held = _held(token)
+    t0 = time.perf_counter_ns()
+    p = held["params"]
+    mode = 2 if momentum else 1
+    _sgd(kernel, p, grad, held["velocity"], None, 0, p.size, lr, momentum, mode)
+    return time.perf_counter_ns() - t0
+
+
+def train_weights(token: str) -> np.ndarray:
+    return _held(token)["params"]
+
+
+def train_digest(token: str) -> str:
+    """A digest of this worker's weights and momentum: equal on every worker after a step."""
+    import hashlib
+
+    held = _held(token)
+    return hashlib.sha1(held["params"].tobytes() + held["velocity"].tobytes()).hexdigest()
+
+
+def train_drop(token: str) -> None:
+    _runs.pop(token, None)

@@ -15,8 +15,14 @@ the sum. Two combiners, as the teaching material shows them:
 
 The lock must exclude threads and processes alike: it is an advisory file lock
 (`flock`) on a file the run creates, taken through a fresh open file each time
-(flock conflicts between open files, also in one process). A Dask executor can
-implement the same three calls with its own reduction (a tree of adds).
+(flock conflicts between open files, also in one process).
+
+A Dask cluster shares no memory, so the two combines there move whole gradients instead
+(`profiles.dask_train`): `reduce` is a tree of pairwise adds run on the workers
+(`tree_levels`: W-1 gradients move between workers, the sum lands on worker 0), `gather`
+brings every worker's gradient here and sums it (`gather_sum`: W gradients in). Either
+way the sum then goes to every worker, which applies the same update to its own copy of
+the weights.
 """
 
 from __future__ import annotations
@@ -104,6 +110,26 @@ class LockedCombiner(Combiner):
     def deposit(self, arrays, acc, buf, lock):
         with file_lock(lock):
             arrays[acc] += buf
+
+
+def tree_levels(n: int) -> list[list[tuple[int, int]]]:
+    """The pairwise adds of a tree reduction of `n` partial sums, level by level: each level's
+    (left, right) index pairs into the previous level's results (an odd one out is carried
+    up as the level's last). The final sum is where item 0 was."""
+    levels = []
+    while n > 1:
+        levels.append([(j, j + 1) for j in range(0, n - 1, 2)])
+        n = (n + 1) // 2
+    return levels
+
+
+def gather_sum(parts: list[np.ndarray]) -> np.ndarray:
+    """Gather-and-average's combine: the partial gradients summed in order (each already
+    scaled by 1/batch, so the sum is the batch's mean gradient)."""
+    total = np.array(parts[0], np.float32)
+    for g in parts[1:]:
+        total += g
+    return total
 
 
 COMBINERS: dict[str, Combiner] = {"reduce": ReduceCombiner(), "locked": LockedCombiner()}

@@ -19,7 +19,10 @@ PASSES: dict[str, str] = {
 COMBINES: dict[str, str] = {
     "reduce": "per-task gradient buffers, summed once every task's backward is done",
     "locked": "one shared accumulator; each task adds its gradients under a lock",
+    "gather": "executor dask: every worker's gradient gathered here, summed, the sum sent back "
+    "to every worker (the alternative to reduce's tree of adds through Dask)",
 }
+DASK_COMBINES = ("reduce", "gather")  # reduce on Dask: a tree of pairwise adds on the workers
 # transfer: data moving between machines (a Dask executor's inputs out, outputs back)
 PHASES: tuple[str, ...] = ("forward", "backward", "combine", "update", "transfer")
 FORWARD, BACKWARD, COMBINE, UPDATE, TRANSFER = range(5)

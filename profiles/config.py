@@ -12,7 +12,7 @@ from typing import Any
 
 from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, NotApplicable, not_applicable_reason
 from partui.kernels.layers import LAYER_NAMES, MAX_BATCH, get_layer
-from partui.kernels.pass_axes import COMBINES, PASSES
+from partui.kernels.pass_axes import COMBINES, DASK_COMBINES, PASSES
 from partui.kernels.pass_axes import not_applicable as pass_not_applicable
 
 from .limits import (  # noqa: F401 (re-exported)
@@ -23,6 +23,14 @@ from .limits import (  # noqa: F401 (re-exported)
 )
 
 DASK_MISSING = "executor 'dask' needs the optional extra: pip install 'partui[dask]'"
+DASK_LOCKED = (
+    "executor 'dask' is not applicable to --combine locked: Dask workers share no memory; "
+    "use --combine reduce (a tree of adds through Dask) or gather (gathered here)"
+)
+GATHER_LOCAL = (
+    "--combine gather applies to executor dask: threads and processes share memory, where "
+    "--combine reduce sums the gradients in place"
+)
 
 
 @dataclass(frozen=True)
@@ -59,15 +67,14 @@ class RunConfig:
                     "executor 'dask' is not applicable to --pass backward: it runs forward "
                     "passes and the network's training step (--pass train)"
                 )
-            if self.pass_kind == "train" and self.combine != "reduce":
-                raise NotApplicable(
-                    "executor 'dask' is not applicable to --combine locked: its gradients "
-                    "meet by a tree reduction through Dask (--combine reduce)"
-                )
+            if self.pass_kind == "train" and self.combine not in DASK_COMBINES:
+                raise NotApplicable(DASK_LOCKED)
             from importlib.util import find_spec
 
             if find_spec("distributed") is None:
                 raise ConfigError(DASK_MISSING)
+        elif self.combine == "gather" and self.pass_kind != "forward":
+            raise NotApplicable(GATHER_LOCAL)
 
     def check_values(self) -> None:
         """Raise ConfigError for an unknown name or a value out of range."""

@@ -169,6 +169,7 @@ _TRAINING_KEYS = {
     "interrupted",
     "weights",
     "test_accuracy",
+    "dask",
 }
 _EPOCH_KEYS = {
     "epoch",
@@ -294,6 +295,8 @@ def _check_training(t, where: str, budget: dict) -> None:
     Check.text(Check.field(t, "data", where), f"{where}.data", 1000)
     Check.boolean(Check.field(t, "interrupted", where), f"{where}.interrupted")
     Check.text(t.get("weights"), f"{where}.weights", 4096, null=True)
+    if t.get("dask") is not None:  # read by people, not by code (like a run's)
+        Check.obj(t["dask"], f"{where}.dask")
     Check.number(t.get("pool_startup_ms", 0.0), f"{where}.pool_startup_ms", 0, BIG_MS)
     Check.number(t.get("test_accuracy"), f"{where}.test_accuracy", 0, 1, null=True)
     for j, e in enumerate(Check.array(Check.field(t, "epochs", where), f"{where}.epochs", 100_000)):

@@ -13,13 +13,14 @@ from typing import Any
 
 from partui.kernels.axes import KERNELS
 from partui.kernels.layers import MAX_BATCH
-from partui.kernels.pass_axes import COMBINES
+from partui.kernels.pass_axes import COMBINES, DASK_COMBINES
 
 UPDATES = {
     "sync": "one update per step from the combined gradients of all workers",
     "hogwild": "each worker updates the shared weights after each of its own steps, no lock",
 }
-TRAIN_EXECUTORS = ("inline", "threads", "processes")
+TRAIN_EXECUTORS = ("inline", "threads", "processes", "dask")
+LOCAL_TRAIN_EXECUTORS = TRAIN_EXECUTORS[:3]  # share memory with partui (the train tab's)
 
 
 class TrainConfigError(ValueError):
@@ -45,6 +46,8 @@ class TrainConfig:
     train_size: int = 12_000
     test_size: int = 2_000
     seed: int = 0
+    # executor dask: a running scheduler's address ("": a LocalCluster partui starts)
+    scheduler: str = ""
 
     def check(self) -> None:
         def ranged(what, v, lo, hi):
@@ -69,6 +72,24 @@ class TrainConfig:
         ):
             if v not in choices:
                 raise TrainConfigError(f"unknown {what} {v!r}; choose from {', '.join(choices)}")
+        if self.executor == "dask":
+            if self.update == "hogwild":
+                raise TrainConfigError(
+                    "--update hogwild is not applicable to executor dask: Hogwild! needs "
+                    "weights in shared memory and Dask workers share none; use --update sync"
+                )
+            if self.combine not in DASK_COMBINES:
+                from .config import DASK_LOCKED
+
+                raise TrainConfigError(DASK_LOCKED)
+        elif self.combine == "gather":
+            from .config import GATHER_LOCAL
+
+            raise TrainConfigError(GATHER_LOCAL)
+        if not isinstance(self.scheduler, str) or len(self.scheduler) > 1000:
+            raise TrainConfigError("scheduler must be an address like tcp://host:8786")
+        if self.scheduler and self.executor != "dask":
+            raise TrainConfigError("--scheduler applies to --executor dask")
         if self.executor == "inline" and self.workers != 1:
             raise TrainConfigError("executor 'inline' runs on the calling thread: use --workers 1")
         if self.batch > self.train_size:

@@ -79,6 +79,7 @@ class TrainResult:
     pool_startup_ms: float = 0.0
     interrupted: bool = False
     weights: str | None = None  # where the learned weights were saved (.npz)
+    dask: dict[str, Any] | None = None  # executor dask: cluster, workers, bytes and ms per step
 
     @property
     def test_accuracy(self) -> float:
@@ -114,9 +115,12 @@ class Trainer:
         emit: Callable | None = None,
         stop=None,
         params: np.ndarray | None = None,
+        executor=None,
     ):
-        """`params`: weights to start from (a run continued with new settings); default: seeded."""
+        """`params`: weights to start from (a run continued with new settings); default: seeded.
+        `executor`: executor dask only, a started DaskExecutor to train on and leave open."""
         cfg.check()
+        self.executor = executor
         self.cfg, self.data = cfg, data
         self.emit = emit or (lambda event: None)
         self.stop = stop
@@ -134,6 +138,11 @@ class Trainer:
         be interleaved epoch by epoch (the benchmark's update-rule comparison). The pool
         and the shared arrays live until the generator ends or is closed."""
         cfg = self.cfg
+        if cfg.executor == "dask":
+            from .dask_trainer import train_epochs
+
+            yield from train_epochs(self, self.executor)
+            return
         ex = make_executor(cfg.executor, cfg.workers)
         lock = None
         try:

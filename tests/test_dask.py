@@ -185,34 +185,6 @@ def test_without_the_extra_dask_is_refused_in_one_line(monkeypatch):
         RunConfig("conv2", "batch", "vectorized", "dask", 2).check()
 
 
-def test_cli_run_json_and_no_process_left(tmp_path):
-    proc = _partui(
-        "run",
-        "--layer",
-        "network",
-        "--strategy",
-        "batch",
-        "--executor",
-        "dask",
-        "--workers",
-        "2",
-        "--batch",
-        "16",
-        "--repeat",
-        "2",
-        "--json",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout)
-    assert out["ok"] and out["executor"] == "dask" and out["dask"]["cluster"] == "local"
-    phases = Counter(s["phase"] for s in out["spans"])
-    assert phases[0] == 2 * 2 and phases[TRANSFER] >= 2 * 2 * 2
-    assert len({s["worker"] for s in out["spans"]}) == 2
-    # partui stopped the LocalCluster it started: its workers are gone
-    assert not _gone(w["pid"] for w in out["dask"]["workers"])
-
-
 def test_unreachable_scheduler_exits_2_naming_address_and_reason(tmp_path):
     address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
     t0 = time.monotonic()
@@ -307,6 +279,8 @@ def test_external_scheduler_and_workers(tmp_path):
         assert out["dask"]["scheduler"] == address
         assert [w["name"] for w in out["dask"]["workers"]] == ["ext-a", "ext-b"]
         assert len({s["worker"] for s in out["spans"] if s["phase"] == 0}) == 2
+        phases = Counter(s["phase"] for s in out["spans"])
+        assert phases[0] == 2 * 2 and phases[TRANSFER] >= 2 * 2 * 2  # each task's out and back
         # partui never stops a cluster it did not start
         time.sleep(0.5)
         assert all(p.poll() is None for p in procs)
@@ -443,7 +417,142 @@ def test_data_parallel_training_step_by_tree_reduction(engine):
     for phase in (FORWARD, BACKWARD):
         assert phases[phase] == 2 * 2  # per shard, per timed step
     assert phases[COMBINE] == 2 and phases[UPDATE] == 2 and phases[TRANSFER] >= 2 * 4
-    with pytest.raises(NotApplicable, match="tree reduction"):
+    # gather and average: both gradients here, summed here, none between the workers
+    gathered = engine.run(replace_cfg(cfg, combine="gather", repeats=1, warmup=0))
+    assert gathered.ok, gathered.error
+    t = gathered.dask["training"]
+    assert t["gradient_bytes_to_partui_per_step"] == 2 * grad_bytes
+    assert t["gradient_bytes_between_workers_per_step"] == 0 and "gather" in t["combine"]
+    assert Counter(s.phase for s in gathered.spans)[COMBINE] == 1  # the sum, here
+    with pytest.raises(NotApplicable, match="tree of adds"):
         RunConfig(
             "network", "batch", "vectorized", "dask", 2, pass_kind="train", combine="locked"
         ).check()
+
+
+# ---- partui train --executor dask ----------------------------------------------------
+
+
+def _one_step_reference(data, cfg):
+    """The weights after the run's first SGD step, in float64: the batch the trainer draws
+    first (its seeded order), the float64 loss and gradients, v = g, p -= lr * v."""
+    from partui.kernels import grad_reference, training
+    from partui.profiles.trainer import initial_params
+
+    order = np.random.default_rng([cfg.seed, 7]).permutation(len(data.train_y))
+    rows = order[: cfg.batch]
+    flat = initial_params(cfg.seed)
+    params = training.views(flat, training.NETWORK_LAYOUT)
+    loss, grads = grad_reference.network_loss_and_grads(
+        data.train_x[rows], data.train_y[rows], params
+    )
+    want = {k: params[k].astype(np.float64) - cfg.lr * grads[k] for k in params}
+    return loss, want
+
+
+def _weights_close(flat, want, tol=1e-5) -> None:
+    from partui.kernels import training
+
+    got = training.views(flat, training.NETWORK_LAYOUT)
+    for k, w in want.items():
+        err = np.abs(got[k].astype(np.float64) - w).max()
+        assert err <= tol * max(1.0, np.abs(w).max()), (k, err)
+
+
+def test_dask_training_step_equals_inline_and_float64(engine):
+    """One SGD step of `partui train` on Dask (weights kept on the workers): on one worker
+    it equals the inline trainer's step; on two, with either combine, the float64 step; the
+    gradient bytes per step are what each combine moves."""
+    from partui.profiles.datasets import builtin_letters
+    from partui.profiles.train_config import TrainConfig
+    from partui.profiles.trainer import Trainer
+
+    data = builtin_letters(8, 8, 0)
+    base = TrainConfig(epochs=1, batch=8, train_size=8, test_size=8, executor="inline", workers=1)
+    loss, want = _one_step_reference(data, base)
+    inline = Trainer(base, data)
+    inline.run()
+    _weights_close(inline.params, want)
+    ex = engine.executor("dask", 2)
+    ex.start()
+    one = Trainer(replace_cfg(base, executor="dask"), data, executor=ex)
+    res = one.run()
+    assert np.abs(one.params - inline.params).max() <= 1e-6
+    assert abs(res.loss_curve[0][2] - loss) <= 1e-4 * loss
+    assert len(res.dask["workers"]) == 1 and res.dask["training"]["steps"] == 1
+    g = 4 * one.params.size
+    moved = {
+        "reduce": (2 * g, 0, 0),  # W-1 into the add, the sum to the other worker
+        "gather": (0, 2 * g, 2 * g),  # both here, the sum to both
+    }
+    for combine, (between, to_here, from_here) in moved.items():
+        cfg = replace_cfg(base, executor="dask", workers=2, combine=combine)
+        tr = Trainer(cfg, data, executor=ex)
+        res = tr.run()
+        _weights_close(tr.params, want)
+        t = res.dask["training"]
+        assert t["gradient_bytes"] == g
+        assert t["gradient_bytes_between_workers_per_step"] == between, combine
+        assert t["gradient_bytes_to_partui_per_step"] == to_here
+        assert t["gradient_bytes_from_partui_per_step"] == from_here
+        assert t["step_ms"] > 0 and t["exchange_ms"] >= 0
+        phases = {s.phase for s in res.spans}
+        assert {0, 1, 3} <= phases  # forward, backward, update on the workers
+        assert {s.tid for s in res.spans if s.phase in (0, 1)} == {
+            w["pid"] for w in res.dask["workers"]
+        }
+    assert ex._client is not None  # a cluster handed in is left open  # noqa: SLF001
+
+
+def replace_cfg(cfg, **changes):
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
+
+
+def test_cli_train_on_dask_learns_and_leaves_nothing(tmp_path):
+    """The command a user runs, on a LocalCluster it starts: it learns, reports the Dask
+    figures, saves the weights, and stops the cluster (checked with psutil)."""
+    proc = _partui(
+        "train", "--executor", "dask", "--workers", "2", "--epochs", "2", "--batch", "32",
+        "--train-size", "256", "--test-size", "32", "--json", "--out", "t.json",
+        cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    losses = [p[2] for p in out["loss_curve"]]
+    assert len(losses) == 16 and np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.2
+    assert {s["phase"] for s in out["spans"]} >= {0, 1, 2, 3, TRANSFER}
+    d = out["dask"]
+    assert d["cluster"] == "local" and len(d["workers"]) == 2 and d["error"] == ""
+    assert d["training"]["gradient_bytes_between_workers_per_step"] == 2 * 4 * 296_730
+    assert (tmp_path / "t.json.weights.npz").exists()
+    assert not _gone(w["pid"] for w in d["workers"])  # the LocalCluster it started is stopped
+
+
+def test_train_on_dask_refusals_in_one_line(tmp_path, capsys, monkeypatch):
+    from partui.profiles import dask_executor
+    from partui.tui.cli import main
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    cases = {
+        ("--update", "hogwild"): "Dask workers share none",
+        ("--combine", "locked"): "Dask workers share no memory",
+        ("--scheduler", address): f"cannot reach the Dask scheduler at {address}",
+    }
+    for extra, message in cases.items():
+        t0 = time.monotonic()
+        code = main(["train", "--executor", "dask", "--out", str(tmp_path / "t.json"), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and message in err[0], (extra, err)
+        assert time.monotonic() - t0 < MAX_UNREACHABLE_S
+    code = main(["train", "--combine", "gather", "--out", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "gather applies to executor dask" in err[-1]
+    code = main(["train", "--scheduler", address, "--out", str(tmp_path / "t.json")])
+    assert code == 2 and "--scheduler applies to --executor dask" in capsys.readouterr().err
+    monkeypatch.setattr(dask_executor, "available", lambda: False)
+    code = main(["train", "--executor", "dask", "--out", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pip install 'partui[dask]'" in err[0]
+    assert not (tmp_path / "t.json").exists()

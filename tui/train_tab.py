@@ -18,7 +18,7 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from partui.profiles.train_config import TRAIN_EXECUTORS, UPDATES, TrainConfig
+from partui.profiles.train_config import LOCAL_TRAIN_EXECUTORS, UPDATES, TrainConfig
 
 from .colors import series_color
 
@@ -140,7 +140,7 @@ class TrainTab(Vertical, can_focus=True):
         choices = {
             "update": list(UPDATES),
             "combine": ["reduce", "locked"],
-            "executor": [e for e in TRAIN_EXECUTORS if e != "inline"],
+            "executor": [e for e in LOCAL_TRAIN_EXECUTORS if e != "inline"],
         }[what]
         now = getattr(self.cfg, what)
         self._set(

@@ -75,11 +75,12 @@ def register(sub) -> None:
     p.add_argument(
         "--combine",
         default="reduce",
-        choices=["reduce", "locked"],
+        choices=["reduce", "locked", "gather"],
         metavar="C",
         help="how partial gradients meet: reduce (per-task buffers, summed once every "
         "task's backward is done: on threads and processes by the tasks themselves, each "
-        "a share) or locked (one shared accumulator under a lock)",
+        "a share; on dask a tree of adds on the workers), locked (one shared accumulator "
+        "under a lock) or gather (dask only: every gradient fetched here and summed here)",
     )
     p.add_argument(
         "--json",
@@ -497,8 +498,8 @@ class _progress_printer:
             print("\r" + " " * 50 + "\r", end="", file=sys.stderr, flush=True)
 
 
-def dask_report(d: dict, median_ms: float) -> list[str]:
-    """Where a Dask run ran, its workers' clocks, what it moved and where a task's time went."""
+def dask_where(d: dict) -> list[str]:
+    """Where a Dask run ran: the scheduler, whose cluster it is, the workers and their clocks."""
     link = (
         f"  dashboard {d['dashboard']}"
         if d.get("dashboard")
@@ -518,6 +519,12 @@ def dask_report(d: dict, median_ms: float) -> list[str]:
             f"  worker {w['name']} {w['address']} pid {w.get('pid') or '?'}: clock offset "
             f"{w.get('clock_offset_ms', 0):+.2f} ms +- {'?' if unc is None else f'{unc:.2f}'} ms"
         )
+    return lines
+
+
+def dask_report(d: dict, median_ms: float) -> list[str]:
+    """Where a Dask run ran, its workers' clocks, what it moved and where a task's time went."""
+    lines = dask_where(d)
     mib = 2**20
     t = d.get("training")
     if t:

@@ -1,4 +1,5 @@
-"""`partui train`: real SGD training of the network, sync or Hogwild!, on threads or processes."""
+"""`partui train`: real SGD training of the network, sync or Hogwild!, on threads or processes,
+or sync on Dask workers."""
 
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ def register(sub) -> None:
         "of the work; progress goes to stderr. A snapshot (loss curve, accuracy, "
         "configuration, the spans of a sample of steps) and the learned weights "
         "(.npz, PyTorch layouts) are saved at the end, or at Ctrl+C with what was "
-        "learned so far (exit 130). Exit 0 when training finished, 1 when the loss "
-        "diverged, 2 for bad input.",
+        "learned so far (exit 130). --executor dask trains on Dask workers (a LocalCluster "
+        "partui starts, or --scheduler): the weights stay on the workers and only "
+        "gradients move; the Dask figures (bytes and ms per step) are printed too. "
+        "Exit 0 when training finished, 1 when the loss diverged or a Dask worker was "
+        "lost, 2 for bad input.",
         build=_add_options,
     )
 
@@ -50,15 +54,23 @@ def _add_options(p) -> None:
         "velocity, only the weights are shared",
     )
     p.add_argument(
-        "--workers", type=int, default=d.workers, metavar="W", help="worker threads or processes"
+        "--workers",
+        type=int,
+        default=d.workers,
+        metavar="W",
+        help="worker threads or processes (dask: Dask workers, one batch shard each)",
     )
     p.add_argument(
         "--executor",
         default=d.executor,
-        choices=["inline", "threads", "processes"],
+        choices=["inline", "threads", "processes", "dask"],
         metavar="E",
-        help="threads (share the arrays), processes (share memory) or inline",
+        help="threads (share the arrays), processes (share memory), inline, or dask "
+        "(sync only; needs pip install 'partui[dask]')",
     )
+    from .core import add_scheduler_argument
+
+    add_scheduler_argument(p)
     p.add_argument(
         "--update",
         default=d.update,
@@ -70,10 +82,11 @@ def _add_options(p) -> None:
     p.add_argument(
         "--combine",
         default=d.combine,
-        choices=["reduce", "locked"],
+        choices=["reduce", "locked", "gather"],
         metavar="C",
         help="sync only: per-worker gradient buffers summed (reduce) or one shared "
-        "accumulator under a lock (locked)",
+        "accumulator under a lock (locked); on dask, reduce is a tree of adds on the "
+        "workers and gather fetches every gradient here, sums it and sends the sum back",
     )
     p.add_argument(
         "--kernel",
@@ -119,6 +132,8 @@ def _add_options(p) -> None:
 def _config(args):
     from partui.profiles.train_config import TrainConfig, TrainConfigError
 
+    from .core import scheduler_from
+
     cfg = TrainConfig(
         epochs=args.epochs,
         batch=args.batch,
@@ -133,11 +148,20 @@ def _config(args):
         train_size=args.train_size,
         test_size=args.test_size,
         seed=args.seed,
+        scheduler=scheduler_from(args, [args.executor]),
     )
     try:
         cfg.check()
     except TrainConfigError as exc:
         raise UsageError(str(exc)) from None
+    if cfg.executor == "dask":  # before any data is made: the extra, the scheduler
+        from partui.profiles.config import DASK_MISSING
+        from partui.profiles.dask_executor import available, reachable
+
+        if not available():
+            raise UsageError(DASK_MISSING)
+        if cfg.scheduler:
+            reachable(cfg.scheduler)
     return cfg
 
 
@@ -234,6 +258,13 @@ def cmd_train(args) -> int:
     else:
         print(train_report(result))
         print(f"snapshot {out}\nweights  {weights}")
+    failed = (result.dask or {}).get("error")
+    if failed:
+        print(
+            f"partui: training stopped: {failed}; the snapshot holds what was learned before",
+            file=sys.stderr,
+        )
+        return 1
     if result.interrupted:
         print("partui: interrupted: the snapshot holds what was learned so far", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -303,4 +334,40 @@ def train_report(result) -> str:
         rows,
         align="rrrrrrrrll",
     )
-    return head + "\n\n" + body
+    out = head + "\n\n" + body
+    if result.dask:
+        out += "\n\n" + dask_train_report(result.dask)
+    return out
+
+
+def dask_train_report(d: dict) -> str:
+    """Where a Dask training run ran and what a step moved and cost."""
+    from .core import dask_where
+
+    t = d["training"]
+    mib = 2**20
+    lines = dask_where(d)
+    lines.append(
+        f"set-up (not in the times): {t['data_bytes_out'] / mib:.1f} MiB of training data and "
+        f"{t['weights_bytes_out'] / mib:.2f} MiB of weights to the workers in "
+        f"{t['setup_ms']:.0f} ms"
+    )
+    lines.append(
+        f"gradients combined by {t['combine']}; {t['weights']}. A gradient is "
+        f"{t['gradient_bytes'] / mib:.2f} MiB; per step (medians of {t['steps']}): "
+        f"{t['gradient_bytes_between_workers_per_step'] / mib:.2f} MiB between workers, "
+        f"{t['gradient_bytes_to_partui_per_step'] / mib:.2f} MiB to partui, "
+        f"{t['gradient_bytes_from_partui_per_step'] / mib:.2f} MiB from partui"
+    )
+    split = (
+        f" (gather {t['gather_ms']:.1f}, sum here {t['sum_ms']:.1f}, send back "
+        f"{t['scatter_ms']:.1f})"
+        if "gather_ms" in t
+        else ""
+    )
+    lines.append(
+        f"step {t['step_ms']:.1f} ms; gradient exchange {t['exchange_ms']:.1f} ms{split} "
+        "(from the last shard gradient ready to every worker updated)"
+    )
+    lines += [f"note: {note}" for note in d.get("notes", [])]
+    return "\n".join(lines)
