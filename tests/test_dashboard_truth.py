@@ -144,3 +144,21 @@ def test_engine_thread_app_uses_the_typed_config(tmp_path):
         live_loop=False,
     )
     assert isinstance(app.session.config, RunConfig)
+
+
+async def test_the_header_says_running_while_a_single_run_goes_and_idle_after(tmp_path):
+    cfg = RunConfig("conv2", "batch", "loops", "threads", 2, 2, 20, 0)
+    app = make_app(tmp_path, config=cfg)
+
+    def mode() -> str:
+        return str(app.query_one("#machine").render()).split("%")[0]
+
+    async with app.run_test(size=SIZE) as pilot:
+        assert " idle " in mode()
+        await pilot.press("r")
+        await until(app, lambda: app.session.running is not None)
+        await pilot.pause()
+        assert " running " in mode()
+        await until(app, lambda: app.session.runs and app.session.running is None, timeout=60)
+        await pilot.pause()
+        assert " idle " in mode()

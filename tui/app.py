@@ -281,6 +281,7 @@ class PartuiApp(App):
         # so its runs (several a second) do not redraw the pane; the header has its own timer
         if not self.live and (self.session.running is None) != (running is None):
             self.query_one(SettingsPane).show(self.shown, self.live)
+            self.refresh_header()  # its mode: running or idle
         cpu = self.query_one(CpuChart)
         if cpu.message and self.viewing is None and any(isinstance(ev, CpuSample) for ev in events):
             cpu.update_from(self.session)  # the first samples: lines at once
@@ -400,7 +401,9 @@ class PartuiApp(App):
     def refresh_header(self) -> None:
         last = self.session.cpu[-1] if self.session.cpu else None
         engine_cpu = last.engine_cpu if last is not None else None
-        mode = "SNAPSHOT" if self.viewing else ("LIVE" if self.live else "idle")
+        mode = "SNAPSHOT" if self.viewing else "LIVE" if self.live else "idle"
+        if mode == "idle" and (self.session.running is not None or self.sweep_left):
+            mode = "running"
         if self.compiling:
             mode = f"{mode} | {self.compiling}"
         self.query_one(MachineHeader).show(
