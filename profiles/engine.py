@@ -6,19 +6,17 @@ RunConfig -> inputs (seeded) -> plan (tasks) -> executor, repeat by repeat
 
 from __future__ import annotations
 
-import queue
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 from partui.kernels import strategies
-from partui.kernels.compute import KERNEL_MODULES, stage_forward
-from partui.kernels.layers import NETWORK, get_layer
+from partui.kernels.layers import get_layer
 from partui.kernels.pass_axes import TRANSFER
-from partui.kernels.scratch import Cancelled, Scratch
+from partui.kernels.scratch import Cancelled
 
-from . import blas, worker
+from . import blas
 from .config import (
     MAX_WORKERS,  # noqa: F401 (re-exported)
     ConfigError,
@@ -41,18 +39,15 @@ from .executors import (
     ProcessExecutor,
     ThreadExecutor,
     WorkerLost,
-    _wait_all,
     make_executor,
     pool_refusal,
 )
 from .inputs import _input, _params, _reference
+from .pipeline import Pipeline
 from .results import RunResult
 from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler, on_cpu_ratios
 from .stats import summarize
 from .verification import RELATIVE_TOLERANCE, verify  # noqa: F401 (re-exported)
-
-PIPELINE_QUEUE = 2  # bounded queues between stages
-PIPELINE_SLOTS = PIPELINE_QUEUE + 3  # buffers per stage: never reused while a later stage reads one
 
 
 class Engine:
@@ -70,6 +65,7 @@ class Engine:
         self._executors: dict[tuple, Executor] = {}
         self._current: Executor | None = None
         self._run = 0
+        self._pipeline: Pipeline | None = None  # its buffers are reused from run to run
 
     # -- executors ----------------------------------------------------------
     def executor(self, name: str, workers: int, scheduler: str = "") -> Executor:
@@ -126,11 +122,13 @@ class Engine:
         layer = get_layer(cfg.layer)
         x = _input(cfg.layer, cfg.batch, cfg.seed)
         params = _params(cfg.layer, cfg.seed)
-        plan = (
-            None
-            if cfg.strategy == "pipeline"
-            else strategies.plan(layer, cfg.strategy, cfg.batch, cfg.workers)
-        )
+        plan = pipeline = None
+        if cfg.strategy == "pipeline":
+            pipeline = self._pipeline
+            if pipeline is None or pipeline.key != (cfg.kernel, cfg.batch, cfg.workers):
+                pipeline = self._pipeline = Pipeline(cfg.kernel, cfg.batch, cfg.workers)
+        else:
+            plan = strategies.plan(layer, cfg.strategy, cfg.batch, cfg.workers)
         shapes = {
             "x": x.shape,
             "out": layer.out_array_shape(cfg.batch),
@@ -176,9 +174,8 @@ class Engine:
                         cpu_marks.append(sampler.worker_cpu())
                     t0 = time.perf_counter_ns()
                     if plan is None:
-                        rep_spans = self._pipeline_repeat(
-                            ex, layer, cfg, arena, run_id, rep, on_span
-                        )
+                        assert pipeline is not None
+                        rep_spans = pipeline.repeat(ex, arena.arrays, run_id, rep, on_span)
                     else:
                         rep_spans = []
                         for phase in plan.phases:
@@ -291,69 +288,6 @@ class Engine:
             worker_busy_ms=[float(np.median(b)) for b in busy],
             pool_startup_ms=startup,
         )
-
-    # -- pipeline -----------------------------------------------------------
-    def _pipeline_repeat(self, ex: Executor, layer, cfg, arena, run_id, rep, on_span):
-        """Stages on their own threads, linked by bounded queues; micro-batches flow through."""
-        stages = strategies.pipeline_stages(NETWORK, cfg.workers)
-        micro = strategies.micro_batches(cfg.batch, cfg.workers)
-        ops = KERNEL_MODULES[cfg.kernel]
-        links: list[queue.Queue] = [queue.Queue(PIPELINE_QUEUE) for _ in range(len(stages) - 1)]
-        arrays = arena.arrays
-        key = (cfg.kernel, cfg.batch, cfg.workers)
-        if getattr(self, "_pipe_key", None) != key:  # buffers reused across repeats
-            self._pipe_key = key
-            self._pipe_scratch = [[Scratch() for _ in range(PIPELINE_SLOTS)] for _ in stages]
-        cancel = ex.cancel_event
-
-        def get(q):
-            while True:
-                try:
-                    return q.get(timeout=0.05)
-                except queue.Empty:
-                    if cancel.is_set():
-                        raise Cancelled() from None
-
-        def put(q, item):
-            while True:
-                try:
-                    return q.put(item, timeout=0.05)
-                except queue.Full:
-                    if cancel.is_set():
-                        raise Cancelled() from None
-
-        def stage_loop(s: int) -> list[Span]:
-            me = worker._state().index  # noqa: SLF001
-            flops = sum(sub.flops(1) for sub in stages[s])
-            out = []
-            for m, (n0, n1) in enumerate(micro):
-                inp = arrays["x"][n0:n1] if s == 0 else get(links[s - 1])
-                start = time.perf_counter_ns()
-                y = stage_forward(
-                    ops, stages[s], inp, arrays, self._pipe_scratch[s][m % PIPELINE_SLOTS], cancel
-                )
-                if s == len(stages) - 1:
-                    arrays["out"][n0:n1] = y
-                end = time.perf_counter_ns()
-                span = Span(
-                    me,
-                    worker.threading.get_native_id(),
-                    start,
-                    end,
-                    flops * (n1 - n0),
-                    task=s * len(micro) + m,
-                    phase=s,
-                    repeat=rep,
-                    run=run_id,
-                )
-                on_span(span)
-                out.append(span)
-                if s < len(stages) - 1:
-                    put(links[s], y)
-            return out
-
-        futures = [ex.submit(stage_loop, s) for s in range(len(stages))]
-        return [span for spans in _wait_all(futures, ex.cancel) for span in spans]
 
 
 def _memory_shortfall(shapes: dict) -> str | None:

@@ -147,8 +147,37 @@ class Executor:
 
     def submit(self, fn, *args):
         """Run fn(*args) on one of the pool's workers; a future. In-process executors have no
-        pool: they run tasks through run_phase only."""
+        pool: they run jobs through run_phase and run_each only."""
         raise NotImplementedError(f"executor {self.name!r} has no pool to submit to")
+
+    def run_each(self, fn, items, on_result=None) -> list:
+        """fn(item, here) for every item, and wait for all: their results in item order.
+
+        `here` (worker.Here) is the worker running the call: its index, its scratch and the
+        run's cancel flag. A pool hands every item out at once, each to an idle worker while
+        there is one, so a pipeline's stages run side by side; in-process executors run the
+        items one after another on the calling thread (worker 0). `on_result(result)` is
+        called as each one finishes. The first error stops the others (at their next check
+        of the cancel flag) and is raised; a lost worker process raises WorkerLost.
+        """
+        results = []
+        for item in items:
+            results.append(worker.call_here(fn, item, self.cancel_event))
+            if on_result:
+                on_result(results[-1])
+        return results
+
+    def wait(self, futures, on_result=None) -> list:
+        """Wait for futures this executor's submit() made; their results in order.
+
+        Wakes often so Ctrl+C reaches the caller; `on_result(result)` as each finishes. The
+        first error cancels the run (the other jobs stop at their next check) and is raised
+        once they have stopped or SETTLE_S has passed.
+        """
+        if on_result:
+            for f in futures:
+                f.add_done_callback(lambda f: f.exception() is None and on_result(f.result()))
+        return _wait_all(futures, self.cancel)
 
     def worker_ids(self) -> WorkerIds:
         """Worker index -> native thread id (or pid, see `processes`), for the CPU sampler.
@@ -327,11 +356,14 @@ class ThreadExecutor(Executor):
         self.start()
         return self._pool.submit(fn, *args)
 
+    def run_each(self, fn, items, on_result=None) -> list:
+        futures = [self.submit(worker.call_here, fn, item, self.cancel_event) for item in items]
+        return self.wait(futures, on_result)
+
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):
         self.start()
-        futures = []
-        for task in tasks:
-            f = self._pool.submit(
+        futures = [
+            self._pool.submit(
                 worker.run_stamped,
                 layer,
                 kernel,
@@ -341,10 +373,9 @@ class ThreadExecutor(Executor):
                 run,
                 repeat,
             )
-            if on_span:
-                f.add_done_callback(lambda f: f.exception() is None and on_span(f.result()))
-            futures.append(f)
-        return _wait_all(futures, self.cancel)
+            for task in tasks
+        ]
+        return self.wait(futures, on_span)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -458,23 +489,30 @@ class ProcessExecutor(Executor):
         self.start()
         return self._pool.submit(fn, *args)
 
-    def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):
-        self.start()
-        futures = []
-        for task in tasks:
-            f = self._pool.submit(
-                worker.process_task, arena.name, arena.layout, layer.name, kernel, task, run, repeat
-            )
-            if on_span:
-                f.add_done_callback(lambda f: f.exception() is None and on_span(f.result()))
-            futures.append(f)
+    def run_each(self, fn, items, on_result=None) -> list:
+        """As Executor.run_each; `fn` and the items are pickled (a module-level function),
+        and `here.cancel` is the pool's own cancel flag."""
+        futures = [self.submit(worker.call_here, fn, item) for item in items]
+        return self.wait(futures, on_result)
+
+    def wait(self, futures, on_result=None) -> list:
         try:
-            return _wait_all(futures, self.cancel)
+            return super().wait(futures, on_result)
         except BrokenProcessPool as exc:
             self.kill()
             raise WorkerLost(
                 "a worker process was lost (killed or crashed) during the run"
             ) from exc
+
+    def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):
+        self.start()
+        futures = [
+            self._pool.submit(
+                worker.process_task, arena.name, arena.layout, layer.name, kernel, task, run, repeat
+            )
+            for task in tasks
+        ]
+        return self.wait(futures, on_span)
 
     def cancel(self) -> None:
         super().cancel()

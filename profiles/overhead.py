@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from .executors import _wait_all, make_executor
+from .executors import make_executor
 
 OVERHEAD_EXECUTORS = ("threads", "threads-dynamic")
 
@@ -35,7 +35,7 @@ def empty_repeats_us(executor: str, workers: int, repeats: int = 2000, warmup: i
         else:
 
             def one():
-                _wait_all([ex.submit(_nothing) for _ in range(workers)], ex.cancel)
+                ex.wait([ex.submit(_nothing) for _ in range(workers)])
 
         out = []
         for i in range(warmup + repeats):

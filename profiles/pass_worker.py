@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures.process import BrokenProcessPool
 
 from partui.kernels.passes import Job, run_job
 
 from . import worker
 from .events import Span
-from .executors import ProcessExecutor, ThreadExecutor, WorkerLost, _wait_all
 from .parked_threads import is_parked
 
 # Executors that run all of a phase's jobs at once, one per worker: a training step's tasks
@@ -42,21 +40,21 @@ def _spans(raw, index: int, tid: int, job: Job, run: int, repeat: int) -> list[S
     ]
 
 
-def thread_job(
-    job: Job, layer: str, kernel: str, arrays: dict, cancel, run: int, repeat: int
-) -> list[Span]:
-    st = worker._state()  # noqa: SLF001  (the pool thread's index and scratch)
-    raw = run_job(job, layer, kernel, arrays, st.scratch, cancel)
-    return _spans(raw, st.index, threading.get_native_id(), job, run, repeat)
+def thread_job(item: tuple, here: worker.Here) -> list[Span]:
+    """A job on a pool thread or the calling thread; `item` is (job, layer, kernel, arrays,
+    run, repeat)."""
+    job, layer, kernel, arrays, run, repeat = item
+    raw = run_job(job, layer, kernel, arrays, here.scratch, here.cancel)
+    return _spans(raw, here.index, threading.get_native_id(), job, run, repeat)
 
 
-def process_job(
-    job: Job, arena: str, layout: dict, layer: str, kernel: str, run: int, repeat: int
-) -> list[Span]:
-    arrays = worker._attach(arena, layout)  # noqa: SLF001
-    proc = worker._proc  # noqa: SLF001
-    raw = run_job(job, layer, kernel, arrays, proc["scratch"], proc["cancel"])
-    return _spans(raw, proc["index"], os.getpid(), job, run, repeat)
+def process_job(item: tuple, here: worker.Here) -> list[Span]:
+    """A job in a worker process; `item` is (job, arena name, layout, layer, kernel, run,
+    repeat): the arrays are attached from shared memory, never pickled."""
+    job, arena, layout, layer, kernel, run, repeat = item
+    arrays = worker.attach(arena, layout)
+    raw = run_job(job, layer, kernel, arrays, here.scratch, here.cancel)
+    return _spans(raw, here.index, os.getpid(), job, run, repeat)
 
 
 def run_jobs(
@@ -67,40 +65,27 @@ def run_jobs(
         # job i on worker i, the calling thread running job 0: no future, one wake-up
         # fewer, and a training step's tasks always run at once
         def share(jobs_w, index, go):
-            return [s for job in jobs_w for s in thread_job(job, *args)]
+            here = worker.here(ex.cancel_event)
+            return [s for job in jobs_w for s in thread_job((job, *args), here)]
 
-        args = (layer, kernel, arena.arrays, ex.cancel_event, run, repeat)
+        args = (layer, kernel, arena.arrays, run, repeat)
         shares = [[job] for job in jobs] + [[] for _ in range(ex.workers - len(jobs))]
         spans = ex.run_shares(share, shares)
         for s in spans if on_span else ():
             on_span(s)
         return spans
-    if isinstance(ex, ThreadExecutor):
-        futures = [
-            ex.submit(thread_job, job, layer, kernel, arena.arrays, ex.cancel_event, run, repeat)
-            for job in jobs
-        ]
-    elif isinstance(ex, ProcessExecutor):
-        futures = [
-            ex.submit(process_job, job, arena.name, arena.layout, layer, kernel, run, repeat)
-            for job in jobs
-        ]
-    else:  # inline and BLAS: the calling thread, worker 0
-        spans = []
-        for job in jobs:
-            got = thread_job(job, layer, kernel, arena.arrays, ex.cancel_event, run, repeat)
-            spans += got
-            for s in got if on_span else ():
-                on_span(s)
-        return spans
-    if on_span:
-        for f in futures:
-            f.add_done_callback(
-                lambda f: f.exception() is None and [on_span(s) for s in f.result()]
-            )
-    try:
-        results = _wait_all(futures, ex.cancel)
-    except BrokenProcessPool as exc:
-        ex.kill()
-        raise WorkerLost("a worker process was lost (killed or crashed) during the run") from exc
+    items: list[tuple]
+    if ex.processes:
+        fn, items = (
+            process_job,
+            [(j, arena.name, arena.layout, layer, kernel, run, repeat) for j in jobs],
+        )
+    else:
+        fn, items = thread_job, [(j, layer, kernel, arena.arrays, run, repeat) for j in jobs]
+
+    def each(spans: list[Span]) -> None:
+        for s in spans:
+            on_span(s)
+
+    results = ex.run_each(fn, items, each if on_span else None)
     return [s for got in results for s in got]

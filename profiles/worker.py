@@ -42,6 +42,31 @@ def _state():
     return _local
 
 
+class Here:
+    """Where a job runs: its worker's index, that worker's scratch buffers, and the run's
+    cancel flag (`cancel.is_set()`)."""
+
+    __slots__ = ("index", "scratch", "cancel")
+
+    def __init__(self, index: int, scratch: Scratch, cancel):
+        self.index, self.scratch, self.cancel = index, scratch, cancel
+
+
+def here(cancel=None) -> Here:
+    """The worker running this call: a process worker (its cancel flag is the pool's), a pool
+    thread, or the calling thread (worker 0). `cancel`: the flag of an in-process executor."""
+    if _proc["scratch"] is not None:
+        return Here(_proc["index"], _proc["scratch"], _proc["cancel"])
+    st = _state()
+    return Here(st.index, st.scratch, cancel)
+
+
+def call_here(fn, item, cancel=None):
+    """fn(item, here): how executors hand a job its worker (module level: it travels to
+    process workers by name)."""
+    return fn(item, here(cancel))
+
+
 def run_stamped(
     layer,
     kernel,
@@ -128,7 +153,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _attach(name: str, layout: dict) -> dict[str, np.ndarray]:
+def attach(name: str, layout: dict) -> dict[str, np.ndarray]:
+    """The arrays of the shared-memory arena `name` in this worker process (attached once)."""
     arenas = _proc["arenas"]
     if name not in arenas:
         from multiprocessing import shared_memory
@@ -154,7 +180,7 @@ def _attach(name: str, layout: dict) -> dict[str, np.ndarray]:
 def process_task(
     arena: str, layout: dict, layer_name: str, kernel: str, task, run: int, repeat: int
 ) -> Span:
-    arrays = _attach(arena, layout)
+    arrays = attach(arena, layout)
     span = run_stamped(
         get_layer(layer_name),
         kernel,
