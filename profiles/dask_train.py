@@ -33,8 +33,9 @@ from partui.kernels.scratch import Cancelled
 from partui.kernels.strategies import split_range
 
 from .dask_executor import first_line
-from .events import RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, Span, SpanDone
+from .events import RunStarted, Span, SpanDone
 from .executors import WAIT_SLICE_S, WorkerLost
+from .repeats import report, stopped_runs_reported, timed_repeats
 
 WAIT_S = 120.0  # a step not done by then fails the run
 COMBINE_NAMES = {
@@ -45,7 +46,6 @@ COMBINE_NAMES = {
 
 def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
     """Run `cfg` (network, pass train, executor dask): warm-ups, then timed steps."""
-    from .config import RunCancelledError
     from .passes import _inputs, _reference, _worst, saved_arrays
 
     emit = emit or (lambda event: None)
@@ -62,33 +62,28 @@ def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
     emit(RunStarted(run_id, cfg, startup))
     x, params, flat, labels = _inputs(cfg.layer, "train", cfg.batch, cfg.seed)
     lr = passes.DEFAULT_LR
-    times, spans, steps = [], [], []
+    steps: list[dict] = []
+    last: dict = {}
+
+    def one(rep: int) -> list[Span]:
+        last["grad"], last["new"], last["stats"], spans, last["figures"] = _step(
+            ex, cfg, flat, x, labels, lr, run_id, rep
+        )
+        return spans
+
+    def after(rep: int, spans: list[Span]) -> list[Span]:
+        for s in spans:
+            emit(SpanDone(s))
+        if rep >= 0:
+            steps.append(last["figures"])
+        return spans
+
     try:
-        for rep in range(-cfg.warmup, cfg.repeats):
-            if ex.cancel_event.is_set():
-                raise Cancelled()
-            t0 = time.perf_counter_ns()
-            grad, new, stats, rep_spans, figures = _step(ex, cfg, flat, x, labels, lr, run_id, rep)
-            wall = time.perf_counter_ns() - t0
-            emit(RepeatDone(run_id, rep, wall, t0))
-            for s in rep_spans:
-                emit(SpanDone(s))
-            if rep >= 0:
-                times.append(wall / 1e6)
-                spans += rep_spans
-                steps.append(figures)
-    except Cancelled:
-        emit(RunCancelled(run_id, cfg))
-        raise RunCancelledError("run cancelled") from None
-    except KeyboardInterrupt:
-        engine._stop_now(ex)  # noqa: SLF001
-        emit(RunCancelled(run_id, cfg))
-        raise
-    except WorkerLost as exc:
-        emit(RunFailed(run_id, str(exc), config=cfg))
-        raise
+        with stopped_runs_reported(engine, ex, run_id, cfg, emit):
+            timed = timed_repeats(run_id, cfg, ex.cancel_event, emit, one, after=after)
     finally:
         engine._current = None  # noqa: SLF001
+    grad, new, stats = last["grad"], last["new"], last["stats"]
     ref_loss, ref = _reference(cfg.layer, "train", cfg.batch, cfg.seed)
     layout = passes.param_layout(layer)
     grads, updated = training.views(grad, layout), training.views(new, layout)
@@ -100,8 +95,8 @@ def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
     result = engine._result(  # noqa: SLF001
         cfg,
         layer,
-        times,
-        spans,
+        timed.times_ms,
+        timed.spans,
         err,
         tol,
         ok,
@@ -115,12 +110,7 @@ def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
     if keep_arrays:
         got = {"grad": grad, "params.new": new, "stats": stats}
         result.arrays = saved_arrays(cfg, layer, x, params, labels, got)
-    if ok:
-        emit(RunFinished(run_id, result))
-    else:
-        result.error = f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
-        emit(RunFailed(run_id, result.error, result, cfg))
-    return result
+    return report(result, run_id, err, tol, emit, "result")
 
 
 def _step(ex, cfg, flat, x, labels, lr, run, repeat):

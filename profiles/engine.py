@@ -6,7 +6,6 @@ RunConfig -> inputs (seeded) -> plan (tasks) -> executor, repeat by repeat
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -14,7 +13,6 @@ import numpy as np
 from partui.kernels import strategies
 from partui.kernels.layers import get_layer
 from partui.kernels.pass_axes import TRANSFER
-from partui.kernels.scratch import Cancelled
 
 from . import blas
 from .config import (
@@ -26,10 +24,6 @@ from .config import (
 )
 from .dask_executor import DaskExecutor
 from .events import (
-    RepeatDone,
-    RunCancelled,
-    RunFailed,
-    RunFinished,
     RunStarted,
     Span,
     SpanDone,
@@ -38,14 +32,14 @@ from .executors import (
     Executor,
     ProcessExecutor,
     ThreadExecutor,
-    WorkerLost,
     make_executor,
     pool_refusal,
 )
 from .inputs import _input, _params, _reference
 from .pipeline import Pipeline
+from .repeats import report, stopped_runs_reported, timed_repeats
 from .results import RunResult
-from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler, on_cpu_ratios
+from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
 from .stats import summarize
 from .verification import RELATIVE_TOLERANCE, verify  # noqa: F401 (re-exported)
 
@@ -154,55 +148,39 @@ class Engine:
             sampler.record()
         emit(RunStarted(run_id, cfg, startup))
         arena = ex.arena(shapes)
-        spans: list[Span] = []
-        times: list[float] = []
-        starts: list[int] = []
-        cpu_marks = []  # worker CPU times at the start and end of the timed repeats
+        on_span = lambda s: emit(SpanDone(s))  # noqa: E731
+
+        def before(rep: int) -> None:
+            arena.arrays["out"].fill(np.nan)  # a region no task writes cannot pass
+
+        def one(rep: int) -> list[Span]:
+            if plan is None:
+                assert pipeline is not None
+                return pipeline.repeat(ex, arena.arrays, run_id, rep, on_span)
+            spans = []
+            for phase in plan.phases:
+                spans += ex.run_phase(layer, cfg.kernel, arena, phase, run_id, rep, on_span)
+            return spans
+
+        def after(rep: int, spans: list[Span]) -> list[Span]:
+            if isinstance(ex, DaskExecutor):  # read from the cluster, after the timing
+                return ex.collect_spans(on_span)
+            return spans
+
         try:
-            arena.arrays["x"][...] = x
-            for k, v in params.items():
-                arena.arrays[k][...] = v
-            on_span = lambda s: emit(SpanDone(s))  # noqa: E731
-            if sampler is None and self.sample_hz:
-                sampler = CpuSampler(ex.worker_ids(), emit, ex.processes, self.sample_hz).start()
-            with blas.limit(ex.blas_threads):
-                for rep in range(-cfg.warmup, cfg.repeats):
-                    if ex.cancel_event.is_set():  # kernels that never check still stop here
-                        raise Cancelled()
-                    arena.arrays["out"].fill(np.nan)  # a region no task writes cannot pass
-                    if rep == 0 and sampler:
-                        cpu_marks.append(sampler.worker_cpu())
-                    t0 = time.perf_counter_ns()
-                    if plan is None:
-                        assert pipeline is not None
-                        rep_spans = pipeline.repeat(ex, arena.arrays, run_id, rep, on_span)
-                    else:
-                        rep_spans = []
-                        for phase in plan.phases:
-                            rep_spans += ex.run_phase(
-                                layer, cfg.kernel, arena, phase, run_id, rep, on_span
-                            )
-                    wall = time.perf_counter_ns() - t0
-                    if isinstance(ex, DaskExecutor):  # read from the cluster, after the timing
-                        rep_spans = ex.collect_spans(on_span)
-                    emit(RepeatDone(run_id, rep, wall, t0))
-                    if rep >= 0:
-                        times.append(wall / 1e6)
-                        starts.append(t0)
-                        spans += rep_spans
-            if sampler:
-                cpu_marks.append(sampler.worker_cpu())
-            output = np.array(arena.arrays["out"])
-        except Cancelled:
-            emit(RunCancelled(run_id, cfg))
-            raise RunCancelledError("run cancelled") from None
-        except KeyboardInterrupt:
-            self._stop_now(ex)
-            emit(RunCancelled(run_id, cfg))
-            raise
-        except WorkerLost as exc:
-            emit(RunFailed(run_id, str(exc), config=cfg))
-            raise
+            with stopped_runs_reported(self, ex, run_id, cfg, emit):
+                arena.arrays["x"][...] = x
+                for k, v in params.items():
+                    arena.arrays[k][...] = v
+                if sampler is None and self.sample_hz:
+                    sampler = CpuSampler(
+                        ex.worker_ids(), emit, ex.processes, self.sample_hz
+                    ).start()
+                with blas.limit(ex.blas_threads):
+                    timed = timed_repeats(
+                        run_id, cfg, ex.cancel_event, emit, one, before, after, sampler
+                    )
+                output = np.array(arena.arrays["out"])
         finally:
             samples = []
             if sampler is self.monitor and sampler is not None:
@@ -214,6 +192,7 @@ class Engine:
             arena.close()
             self._current = None
         err, tol, ok = verify(output, _reference(cfg.layer, cfg.batch, cfg.seed))
+        times, spans = timed.times_ms, timed.spans
         computed = [s for s in spans if s.phase != TRANSFER]  # a Dask run's moves are not tasks
         result = self._result(
             cfg,
@@ -226,34 +205,19 @@ class Engine:
             startup,
             tasks=len(computed) // max(1, len(times)),
         )
-        result.repeat_start_ns = starts
+        result.repeat_start_ns = timed.starts_ns
         if sampler:
             result.cpu_samples = samples
-            if len(cpu_marks) == 2:
-                # busy summed over all timed repeats: the same stretch as the CPU marks
-                total_busy = [0.0] * cfg.workers
-                for span in computed:
-                    if 0 <= span.worker < cfg.workers:
-                        total_busy[span.worker] += span.duration_ns / 1e6
-                result.on_cpu_ratio = on_cpu_ratios(cpu_marks[0], cpu_marks[1], total_busy)
+            result.on_cpu_ratio = timed.on_cpu_ratio(cfg.workers, computed)
         if isinstance(ex, DaskExecutor):
             result.dask = ex.run_info()
             # a Dask worker's CPU time holds its own messaging too: no on-CPU ratio of tasks
             result.on_cpu_ratio = [float("nan")] * cfg.workers
         if keep_arrays:
             result.arrays = {"input": x, "output": output, **params}
-        if ok:
-            emit(RunFinished(run_id, result))
-        else:
-            result.error = (
-                f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
-                if np.isfinite(err)
-                else "the output holds NaN or infinite values"
-            )
-            emit(RunFailed(run_id, result.error, result, cfg))
-        return result
+        return report(result, run_id, err, tol, emit)
 
-    def _stop_now(self, ex: Executor) -> None:
+    def stop_now(self, ex: Executor) -> None:
         """Ctrl+C: stop workers at once; threads stop at their next cancel check."""
         ex.cancel()
         if isinstance(ex, ProcessExecutor):

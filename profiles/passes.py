@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from functools import lru_cache
 
 import numpy as np
 
 from partui.kernels import grad_reference, passes, training
 from partui.kernels.layers import _rng, get_layer
-from partui.kernels.scratch import Cancelled
 
 from . import blas
-from .events import RepeatDone, RunCancelled, RunFailed, RunFinished, RunStarted, SpanDone
-from .executors import WorkerLost
+from .events import RunStarted, SpanDone
 from .pass_worker import TOGETHER, run_jobs
-from .sampler import CpuSampler, on_cpu_ratios
+from .repeats import report, stopped_runs_reported, timed_repeats
+from .sampler import CpuSampler
 
 CLASSES = 26
 
@@ -106,55 +104,36 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
     arena = ex.arena(plan.shapes)
     arrays = arena.arrays
     outputs = [k for k in ("gx", "grad", "params.new") if k in arrays]
-    spans, times, cpu_marks, starts = [], [], [], []
     sampler = None
-    try:
-        arrays["x"][...] = x
-        if "params" in arrays:
-            arrays["params"][...] = flat
-        arrays["labels" if cfg.pass_kind == "train" else "gy"][...] = extra
-        on_span = lambda s: emit(SpanDone(s))  # noqa: E731
-        if engine.sample_hz:
-            sampler = CpuSampler(ex.worker_ids(), emit, ex.processes, engine.sample_hz).start()
-        with blas.limit(ex.blas_threads):
-            for rep in range(-cfg.warmup, cfg.repeats):
-                if ex.cancel_event.is_set():
-                    raise Cancelled()
-                for k in outputs:
-                    arrays[k].fill(np.nan)  # a region no job writes cannot pass
-                if rep == 0 and sampler:
-                    cpu_marks.append(sampler.worker_cpu())
-                t0 = time.perf_counter_ns()
-                for k in plan.zero:  # the locked accumulator starts at zero: part of the step
-                    arrays[k].fill(0.0)
-                rep_spans = []
-                for phase in plan.phases:
-                    rep_spans += run_jobs(
-                        ex, arena, phase, cfg.layer, cfg.kernel, run_id, rep, on_span
-                    )
-                wall = time.perf_counter_ns() - t0
-                emit(RepeatDone(run_id, rep, wall, t0))
-                if rep >= 0:
-                    times.append(wall / 1e6)
-                    starts.append(t0)
-                    spans += rep_spans
-        if sampler:
-            cpu_marks.append(sampler.worker_cpu())
-        got = {k: np.array(arrays[k]) for k in outputs}
-        if "stats" in arrays:
-            got["stats"] = np.array(arrays["stats"], dtype=np.float64)
-    except Cancelled:
-        emit(RunCancelled(run_id, cfg))
-        from .engine import RunCancelledError
+    on_span = lambda s: emit(SpanDone(s))  # noqa: E731
 
-        raise RunCancelledError("run cancelled") from None
-    except KeyboardInterrupt:
-        engine._stop_now(ex)  # noqa: SLF001
-        emit(RunCancelled(run_id, cfg))
-        raise
-    except WorkerLost as exc:
-        emit(RunFailed(run_id, str(exc), config=cfg))
-        raise
+    def before(rep: int) -> None:
+        for k in outputs:
+            arrays[k].fill(np.nan)  # a region no job writes cannot pass
+
+    def one(rep: int) -> list:
+        for k in plan.zero:  # the locked accumulator starts at zero: part of the step
+            arrays[k].fill(0.0)
+        spans = []
+        for phase in plan.phases:
+            spans += run_jobs(ex, arena, phase, cfg.layer, cfg.kernel, run_id, rep, on_span)
+        return spans
+
+    try:
+        with stopped_runs_reported(engine, ex, run_id, cfg, emit):
+            arrays["x"][...] = x
+            if "params" in arrays:
+                arrays["params"][...] = flat
+            arrays["labels" if cfg.pass_kind == "train" else "gy"][...] = extra
+            if engine.sample_hz:
+                sampler = CpuSampler(ex.worker_ids(), emit, ex.processes, engine.sample_hz).start()
+            with blas.limit(ex.blas_threads):
+                timed = timed_repeats(
+                    run_id, cfg, ex.cancel_event, emit, one, before, sampler=sampler
+                )
+            got = {k: np.array(arrays[k]) for k in outputs}
+            if "stats" in arrays:
+                got["stats"] = np.array(arrays["stats"], dtype=np.float64)
     finally:
         if sampler:
             sampler.stop()
@@ -177,43 +156,21 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
         checks = [(got["gx"], ref["input"])]
         checks += [(grads[k], ref[k]) for k in layout]
     err, tol, ok = _worst(checks)
-    result = engine._result(
-        cfg,
-        layer,
-        times,
-        spans,
-        err,
-        tol,
-        ok,
-        startup,  # noqa: SLF001
-        tasks=len(plan.phases[0]),
+    result = engine._result(  # noqa: SLF001
+        cfg, layer, timed.times_ms, timed.spans, err, tol, ok, startup, tasks=len(plan.phases[0])
     )
     result.flops = (
         layer.flops(cfg.batch) + passes.backward_flops(layer, cfg.batch)
         if cfg.pass_kind == "train"
         else passes.backward_flops(layer, cfg.batch)
     )
-    result.repeat_start_ns = starts
+    result.repeat_start_ns = timed.starts_ns
     if sampler:
         result.cpu_samples = sampler.samples
-        if len(cpu_marks) == 2:
-            total_busy = [0.0] * cfg.workers
-            for span in spans:
-                if 0 <= span.worker < cfg.workers:
-                    total_busy[span.worker] += span.duration_ns / 1e6
-            result.on_cpu_ratio = on_cpu_ratios(cpu_marks[0], cpu_marks[1], total_busy)
+        result.on_cpu_ratio = timed.on_cpu_ratio(cfg.workers)
     if keep_arrays:
         result.arrays = saved_arrays(cfg, layer, x, params, extra, got)
-    if ok:
-        emit(RunFinished(run_id, result))
-    else:
-        result.error = (
-            f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
-            if np.isfinite(err)
-            else "the result holds NaN or infinite values"
-        )
-        emit(RunFailed(run_id, result.error, result, cfg))
-    return result
+    return report(result, run_id, err, tol, emit, "result")
 
 
 def saved_arrays(cfg, layer, x, params, extra, got) -> dict[str, np.ndarray]:
