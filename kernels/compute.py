@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from . import loops, vectorized
@@ -15,6 +17,7 @@ from .scratch import Scratch
 from .strategies import Task
 
 KERNEL_MODULES = {"loops": loops, "vectorized": vectorized}
+CALLS_KEPT = 256  # bound task calls per worker; all are dropped when full
 
 
 def _region(arr: np.ndarray, task: Task, layer: Layer) -> np.ndarray:
@@ -65,10 +68,37 @@ def run_task(
     scratch: Scratch,
     cancel=None,
 ) -> None:
-    ops = KERNEL_MODULES[kernel]
     if task.phase == 1:
         reduce_partials(layer, arrays, task, scratch)
         return
+    bound_call(layer, kernel, arrays, task, scratch)(cancel)
+
+
+def bound_call(layer: Layer, kernel: str, arrays: dict[str, np.ndarray], task: Task, scratch):
+    """The task's kernel call(cancel) with its regions (and a native kernel's arguments) made
+    once per worker: a repeat then costs the interpreter one look-up and the call.
+
+    Kept in the worker's scratch while the run's arrays are the very same objects (the
+    scratch holds them, so no other array can take their place unseen); a kernel that
+    depends on the arrays' values (packed weights) checks them at every call.
+    """
+    ops = KERNEL_MODULES[kernel]
+    held = scratch.calls_arrays
+    if len(held) == len(arrays) and all(arrays.get(k) is v for k, v in held):
+        hit = scratch.calls.get(id(task))
+        if hit is not None and hit[0] is task and hit[1] is layer and hit[2] is ops:
+            return hit[3]
+        if len(scratch.calls) >= CALLS_KEPT:
+            scratch.calls.clear()
+    else:  # another run's arrays: its calls go, so a worker holds one run's views at most
+        scratch.drop_calls()
+        scratch.calls_arrays = tuple(arrays.items())
+    call = _bind(layer, ops, arrays, task, scratch)
+    scratch.calls[id(task)] = (task, layer, ops, call)
+    return call
+
+
+def _bind(layer: Layer, ops, arrays: dict[str, np.ndarray], task: Task, scratch):
     kind = layer.kind
     x = _input_region(arrays["x"], task, layer)
     if task.partial is not None:  # filter: write this group's partial sums, no bias
@@ -80,24 +110,31 @@ def run_task(
     if kind == "conv":
         c0, c1 = task.channels
         g0, g1 = task.group if task.group is not None else (0, layer.in_shape[0])
-        ops.conv(x, arrays["weight"][c0:c1, g0:g1], bias, out, scratch, cancel)
-    elif kind == "pool":
-        ops.pool(x, out, scratch, cancel)
-    elif kind == "gelu":
-        ops.gelu(x, out, scratch, cancel)
-    elif kind == "linear":
+        return _kernel_call(ops, "conv", x, arrays["weight"][c0:c1, g0:g1], bias, out, scratch)
+    if kind in ("pool", "gelu", "logsoftmax"):
+        return _kernel_call(ops, kind, x, out, scratch)
+    if kind == "linear":
         c0, c1 = task.channels
         w = arrays["weight"][c0:c1]
         if task.group is not None:
             w = w[:, task.group[0] : task.group[1]]
         # GELU cannot be applied to a partial sum: the reduction applies it
-        ops.linear(x, w, bias, layer.gelu and task.partial is None, out, scratch, cancel)
-    elif kind == "logsoftmax":
-        ops.logsoftmax(x, out, scratch, cancel)
-    elif kind == "network":
-        network_forward(ops, x, arrays, out, scratch, cancel)
-    else:
-        raise ValueError(f"no kernel for layer kind {kind!r}")
+        gelu = layer.gelu and task.partial is None
+        return _kernel_call(ops, "linear", x, w, bias, gelu, out, scratch)
+    if kind == "network":
+        if hasattr(ops, "network"):  # a fused whole-network kernel (vectorized)
+            return _kernel_call(ops, "network", x, arrays, out, scratch)
+        return partial(network_forward, ops, x, arrays, out, scratch)
+    raise ValueError(f"no kernel for layer kind {kind!r}")
+
+
+def _kernel_call(ops, name: str, *args):
+    """ops.<name>(*args, cancel) as a call(cancel): bound by the module's `bind` where it knows
+    the function (arguments made once), else the function with its arguments."""
+    fn = getattr(ops, name)
+    bind = getattr(ops, "bind", None)
+    call = bind(fn, *args) if bind is not None else None
+    return call if call is not None else partial(fn, *args)
 
 
 def reduce_partials(

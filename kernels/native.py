@@ -469,3 +469,48 @@ def linear_act(sgemm, x, w, bias, apply_gelu, out):
             if bias is not None:
                 v += bias[k]
             row[k] = _gelu(v) if apply_gelu else v
+
+
+@njit(**_JIT)
+def logsoftmax_rows(x, out):
+    """out = x - max - log(sum(exp(x - max))) row by row (out may be x)."""
+    for i in range(x.shape[0]):
+        row, o = x[i], out[i]
+        top = row[0]
+        for k in range(row.shape[0]):
+            top = _max(top, row[k])
+        total = 0.0
+        for k in range(row.shape[0]):
+            total += np.exp(np.float64(row[k] - top))
+        shift = top + np.float32(np.log(total))
+        for k in range(row.shape[0]):
+            o[k] = row[k] - shift
+
+
+@njit(**_FAST)
+def network_nhwc(sgemm, y, blocks, features, head, out):
+    """The forward pass of a group of samples in one call, without the GIL.
+
+    y (n, h, w, c) NHWC input; `blocks`: per convolution (weights, rows, res, pooled, m,
+    gelu next) as conv_pool_nhwc takes them, each block's pooled output the next one's
+    input; its last output flattened in NCHW order into features (n, c*h*w); `head`: per
+    linear layer (w, b, res, gelu), each res the next one's input; log-softmax into out.
+    """
+    for blk in blocks:
+        weights, rows, res, pooled, m, gelu_next = blk
+        conv_pool_nhwc(sgemm, y, weights, rows, res, pooled, m, gelu_next)
+        y = pooled
+    n, oh, ow, c = y.shape
+    for s in range(n):
+        f = features[s]
+        for i in range(oh):
+            for j in range(ow):
+                src = y[s, i, j]
+                for ch in range(c):
+                    f[(ch * oh + i) * ow + j] = src[ch]
+    v = features
+    for lin in head:
+        w, b, res, gelu = lin
+        linear_act(sgemm, v, w, b, gelu, res)
+        v = res
+    logsoftmax_rows(v, out)

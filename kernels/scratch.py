@@ -15,6 +15,9 @@ class Scratch:
     def __init__(self) -> None:
         self._buffers: dict[str, np.ndarray] = {}
         self.memo: dict = {}  # kernels' derived data reused across repeats (e.g. packed weights)
+        # tasks' bound kernel calls (compute.bound_call), for the arrays in calls_arrays
+        self.calls: dict = {}
+        self.calls_arrays: tuple = ()
         self.state: dict = {}  # what a worker keeps across a training run's jobs (never evicted)
 
     def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -23,6 +26,11 @@ class Scratch:
             buf = np.empty(shape, dtype=np.float32)
             self._buffers[name] = buf
         return buf
+
+    def drop_calls(self) -> None:
+        """Forget the bound calls and the arrays they hold (views into a run's buffers)."""
+        self.calls.clear()
+        self.calls_arrays = ()
 
 
 def reshaped_view(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:

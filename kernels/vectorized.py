@@ -20,6 +20,8 @@ Where the time goes, and what each step here is for (conv2, batch 64, 1 thread):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -44,6 +46,8 @@ THIN_K = 64  # convolutions with fewer than this many weights per filter: one GE
 NET_CHUNK = 8  # samples per pass of the fused network forward
 MEMO_ENTRIES = 16  # packed weights kept per worker
 CALL_FLOPS = 200_000_000  # work per native call (~1.5 ms): how long a cancel may wait
+
+Call = Callable[..., None]  # call(cancel=None): a kernel bound to its regions (see bind)
 
 _sgemm_state: list = []  # [numba-callable sgemm or None], filled on first use
 
@@ -92,6 +96,26 @@ def _native():
 def _check(cancel) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled()
+
+
+def _calls(fn, arg_lists: list[tuple]) -> Call:
+    """call(cancel): fn(*args) for each args in turn, checking for a cancel before each. All the
+    interpreter does per call is this loop: the arguments were made when the task was bound."""
+    if len(arg_lists) == 1:
+        (args,) = arg_lists
+
+        def one(cancel=None) -> None:
+            _check(cancel)
+            fn(*args)
+
+        return one
+
+    def each(cancel=None) -> None:
+        for args in arg_lists:
+            _check(cancel)
+            fn(*args)
+
+    return each
 
 
 def chunk_bytes() -> int:
@@ -194,6 +218,12 @@ def _native_weights(scratch: Scratch, name: str, w, b, rows: bool):
 def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
     """3x3 valid convolution of x (n, c, h, w) into out (n, oc, h-2, w-2), bias fused in the
     GEMM."""
+    bind_conv(x, w, b, out, scratch)(cancel)
+
+
+def bind_conv(x, w, b, out, scratch: Scratch) -> Call:
+    """conv on these regions as a call(cancel) whose native arguments are made now: calling
+    it costs one native call per group of samples (see bind)."""
     n, c, h, wd = x.shape
     oc, p, k1 = w.shape[0], (h - 2) * (wd - 2), 9 * c + 1
     thin = 9 * c < THIN_K
@@ -203,28 +233,32 @@ def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
     if planes is not None and _blas_matrix(planes[0]):
         weights = _native_weights(scratch, "conv.w", w, b, rows=not thin)
     if weights is None:  # numpy GEMMs between numba steps
-        packed = packed_weights(scratch, "conv.w", w, b)
-        if thin:
-            _conv_per_sample(x, packed, out, scratch, cancel)
-        else:
-            _conv_rows(x, packed, out, scratch, cancel)
-        return
+
+        def numpy_gemms(cancel=None) -> None:
+            packed = packed_weights(scratch, "conv.w", w, b)
+            if thin:
+                _conv_per_sample(x, packed, out, scratch, cancel)
+            else:
+                _conv_rows(x, packed, out, scratch, cancel)
+
+        return numpy_gemms
     assert planes is not None  # weights are made only with planes
     nat = _native()
     groups = _groups(n, 2 * oc * (k1 - 1) * p)
     if thin:
         cols = scratch.get("conv.cols1", (k1, p))
-        for g0, g1 in groups:
-            _check(cancel)
-            nat.conv_cols_nchw(sgemm, x[g0:g1], weights, planes[g0:g1], cols)
-        return
+        return _calls(
+            nat.conv_cols_nchw,
+            [(sgemm, x[g0:g1], weights, planes[g0:g1], cols) for g0, g1 in groups],
+        )
     m = _chunk(max(g1 - g0 for g0, g1 in groups), p * k1 * 4, k1 * oc * 4)
     rows = scratch.get("conv.rows", (m * p, k1))
     res = scratch.get("conv.res", (m * p, oc))
     img = scratch.get("conv.img", (h, wd, c))
-    for g0, g1 in groups:
-        _check(cancel)
-        nat.conv_rows_nchw(sgemm, x[g0:g1], weights, planes[g0:g1], rows, res, img, m)
+    return _calls(
+        nat.conv_rows_nchw,
+        [(sgemm, x[g0:g1], weights, planes[g0:g1], rows, res, img, m) for g0, g1 in groups],
+    )
 
 
 def _patch_rows(x, nhwc: bool, rows: np.ndarray, scratch: Scratch) -> None:
@@ -324,23 +358,41 @@ def _spans(arrays, keep_last: bool = False):
     return views, a, b, length
 
 
-def _act(x, out, bias, apply_gelu: bool) -> bool:
-    """out = [GELU](x [+ bias]) in one numba pass; False when the layout does not allow it."""
+def _act_call(x, out, bias, apply_gelu: bool) -> Call | None:
+    """out = [GELU](x [+ bias]) as one numba pass, bound; None when the layout does not allow it."""
     sp = _spans([x, out], keep_last=bias is not None)
     if sp is None:
-        return False
+        return None
     ((xf, xs0, xs1), (of, os0, os1)), a, b, length = sp
+    nat = _native()
     if xf.ctypes.data == of.ctypes.data and (xs0, xs1) == (os0, os1):  # in place
-        _native().act_spans_inplace(of, os0, os1, a, b, length, bias, apply_gelu)
-    else:
-        _native().act_spans(xf, xs0, xs1, of, os0, os1, a, b, length, bias, apply_gelu)
+        return _calls(nat.act_spans_inplace, [(of, os0, os1, a, b, length, bias, apply_gelu)])
+    return _calls(nat.act_spans, [(xf, xs0, xs1, of, os0, os1, a, b, length, bias, apply_gelu)])
+
+
+def _act(x, out, bias, apply_gelu: bool) -> bool:
+    """out = [GELU](x [+ bias]) in one numba pass; False when the layout does not allow it."""
+    call = _act_call(x, out, bias, apply_gelu)
+    if call is None:
+        return False
+    call()
     return True
 
 
 def gelu(x, out, scratch: Scratch, cancel=None) -> None:
     """tanh-approximation GELU; `out` may be `x` (in place)."""
-    if not _act(x, out, None, True):
+    bind_gelu(x, out, scratch)(cancel)
+
+
+def bind_gelu(x, out, scratch: Scratch) -> Call:
+    call = _act_call(x, out, None, True)
+    if call is not None:
+        return call
+
+    def numpy_passes(cancel=None) -> None:
         _gelu_numpy(x, out, scratch)
+
+    return numpy_passes
 
 
 def _gelu_numpy(x, out, scratch: Scratch) -> None:
@@ -359,23 +411,34 @@ def _gelu_numpy(x, out, scratch: Scratch) -> None:
 
 def pool(x, out, scratch: Scratch, cancel=None) -> None:
     """2x2 max-pool (floor): one pass over the input region."""
-    _native().pool_nchw(x, out)
+    bind_pool(x, out, scratch)(cancel)
+
+
+def bind_pool(x, out, scratch: Scratch) -> Call:
+    return _calls(_native().pool_nchw, [(x, out)])
 
 
 def linear(x, w, b, apply_gelu: bool, out, scratch: Scratch, cancel=None) -> None:
     """x (n, in) @ w.T (in, out), then bias and GELU in one pass, written into out (n, out)."""
+    bind_linear(x, w, b, apply_gelu, out, scratch)(cancel)
+
+
+def bind_linear(x, w, b, apply_gelu: bool, out, scratch: Scratch) -> Call:
     sgemm = _sgemm()
     if sgemm is not None and x.size and all(_blas_matrix(a) for a in (x, w, out)):
-        _native().linear_act(sgemm, x, w, b, bool(apply_gelu), out)
-        return
-    np.matmul(x, w.T, out=out)
-    if b is None and not apply_gelu:
-        return
-    if not _act(out, out, b, apply_gelu):
-        if b is not None:
-            out += b
-        if apply_gelu:
-            _gelu_numpy(out, out, scratch)
+        return _calls(_native().linear_act, [(sgemm, x, w, b, bool(apply_gelu), out)])
+
+    def numpy_gemm(cancel=None) -> None:
+        np.matmul(x, w.T, out=out)
+        if b is None and not apply_gelu:
+            return
+        if not _act(out, out, b, apply_gelu):
+            if b is not None:
+                np.add(out, b, out=out)
+            if apply_gelu:
+                _gelu_numpy(out, out, scratch)
+
+    return numpy_gemm
 
 
 def logsoftmax(x, out, scratch: Scratch, cancel=None) -> None:
@@ -413,21 +476,77 @@ def _blocks(trunk):
 
 
 BLOCKS = _blocks(TRUNK)
+# the native forward pass ends with linear layers, then log-softmax
+NATIVE_HEAD = len(HEAD) > 1 and HEAD[-1].kind == "logsoftmax"
+NATIVE_HEAD = NATIVE_HEAD and all(sub.kind == "linear" for sub in HEAD[:-1])
 LAYERS_FLOPS_PER_SAMPLE = sum(sub.flops(1) for sub in NETWORK)
 
 
 def network(x, params, out, scratch: Scratch, cancel=None) -> None:
-    """The forward pass of NETWORK on x (n, 1, 28, 28) into out (n, 26).
+    """The forward pass of NETWORK on x (n, 1, 28, 28) into out (n, 26)."""
+    bind_network(x, params, out, scratch)(cancel)
 
-    The trunk runs a few samples at a time, so a chunk's activations stay in
-    cache from input to features, kept NHWC (the layout patch rows are copied
-    from); each convolution, its pool and GELU are one native call over a group
-    of samples. The head then runs on all the task's rows at once: GEMMs of a
-    few rows each would waste most of their time in call overhead.
-    """
-    if _sgemm() is not None and BLOCKS is not None:
-        _network_native(x, params, out, scratch, cancel)
-        return
+
+def bind_network(x, params, out, scratch: Scratch) -> Call:
+    """The forward pass as a call(cancel): one native call per group of samples where BLAS
+    can be reached from numba (the conv/pool/GELU blocks, the linear layers and the
+    log-softmax in one go, activations kept NHWC and in cache), else numpy between numba
+    steps, a few samples at a time."""
+    native = _network_calls(x, params, out, scratch)
+    if native is not None:
+        return native
+
+    def numpy_gemms(cancel=None) -> None:
+        _network_numpy(x, params, out, scratch, cancel)
+
+    return numpy_gemms
+
+
+def _network_calls(x, params, out, scratch: Scratch) -> Call | None:
+    sgemm = _sgemm()
+    n, c, h, w = x.shape
+    if sgemm is None or BLOCKS is None or not NATIVE_HEAD or c != 1 or not x.flags.c_contiguous:
+        return None
+    linears = [(params[f"{s.name}.weight"], params[f"{s.name}.bias"], s) for s in HEAD[:-1]]
+    if not all(_blas_matrix(lw) for lw, _, _ in linears):
+        return None
+    blocks = []
+    groups = _groups(n, LAYERS_FLOPS_PER_SAMPLE)
+    most = max(g1 - g0 for g0, g1 in groups)
+    for cv, pl, gelu_next in BLOCKS:
+        weights = _native_weights(
+            scratch,
+            f"net.{cv.name}.w",
+            params[f"{cv.name}.weight"],
+            params[f"{cv.name}.bias"],
+            True,
+        )
+        if weights is None:
+            return None
+        ci = cv.in_shape[0]
+        oc, oh, ow = cv.out_shape
+        p, k1 = oh * ow, 9 * ci + 1
+        m = _chunk(most, p * k1 * 4, k1 * oc * 4)
+        rows = scratch.get(f"net.{cv.name}.rows", (m * p, k1))
+        res = scratch.get(f"net.{cv.name}.res", (m * p, oc))
+        pooled = scratch.get(f"net.{pl.name}.out", (most, pl.out_shape[1], pl.out_shape[2], oc))
+        blocks.append((weights, rows, res, pooled, m, gelu_next))
+    features = scratch.get("net.features", (most, prod(TRUNK[-1].out_shape)))
+    outs = [scratch.get(f"net.{s.name}", (most, *s.out_shape)) for _, _, s in linears]
+    y0 = x.reshape(n, h, w, 1)  # one channel: NCHW and NHWC are the same bytes
+    arg_lists = []
+    for g0, g1 in groups:
+        g = g1 - g0
+        trunk = tuple((wts, r, q, pooled[:g], m, gn) for wts, r, q, pooled, m, gn in blocks)
+        head = tuple((lw, lb, o[:g], s.gelu) for (lw, lb, s), o in zip(linears, outs))
+        arg_lists.append((sgemm, y0[g0:g1], trunk, features[:g], head, out[g0:g1]))
+    return _calls(_native().network_nhwc, arg_lists)
+
+
+def _network_numpy(x, params, out, scratch: Scratch, cancel=None) -> None:
+    """The trunk a few samples at a time, so a chunk's activations stay in cache, kept NHWC
+    (the layout patch rows are copied from); then the head on all the task's rows at once:
+    GEMMs of a few rows each would waste most of their time in call overhead."""
     packed = {
         sub.name: packed_weights(
             scratch, f"net.{sub.name}.w", params[f"{sub.name}.weight"], params[f"{sub.name}.bias"]
@@ -444,49 +563,6 @@ def network(x, params, out, scratch: Scratch, cancel=None) -> None:
         if nhwc and y.shape[1] * y.shape[2] > 1:
             y = y.transpose(0, 3, 1, 2)  # flatten in NCHW order, as the head's weights expect
         features[s0:s1] = y.reshape(s1 - s0, -1)
-    _check(cancel)
-    _head(features, params, out, scratch)
-
-
-def _network_native(x, params, out, scratch: Scratch, cancel=None) -> None:
-    nat, sgemm = _native(), _sgemm()
-    n, c, h, w = x.shape
-    packed = [
-        _native_weights(
-            scratch,
-            f"net.{cv.name}.w",
-            params[f"{cv.name}.weight"],
-            params[f"{cv.name}.bias"],
-            rows=True,
-        )
-        for cv, _, _ in BLOCKS
-    ]
-    if c == 1:  # one channel: NCHW and NHWC are the same bytes
-        y0 = x.reshape(n, h, w, 1)
-    else:
-        y0 = scratch.get("net.x_nhwc", (n, h, w, c))
-        y0[...] = x.transpose(0, 2, 3, 1)
-    groups = _groups(n, LAYERS_FLOPS_PER_SAMPLE)
-    most = max(g1 - g0 for g0, g1 in groups)
-    features = scratch.get("net.features", (n, prod(TRUNK[-1].out_shape)))
-    for g0, g1 in groups:
-        _check(cancel)
-        y = y0[g0:g1]
-        for (cv, pl, gelu_next), wr in zip(BLOCKS, packed):
-            ci, hi, wi = cv.in_shape
-            oc, oh, ow = cv.out_shape
-            p, k1 = oh * ow, 9 * ci + 1
-            m = _chunk(most, p * k1 * 4, k1 * oc * 4)
-            rows = scratch.get(f"net.{cv.name}.rows", (m * p, k1))
-            res = scratch.get(f"net.{cv.name}.res", (m * p, oc))
-            pooled = scratch.get(
-                f"net.{pl.name}.out", (most, pl.out_shape[1], pl.out_shape[2], oc)
-            )[: g1 - g0]
-            nat.conv_pool_nhwc(sgemm, y, wr, rows, res, pooled, m, gelu_next)
-            y = pooled
-        if y.shape[1] * y.shape[2] > 1:
-            y = y.transpose(0, 3, 1, 2)  # flatten in NCHW order, as the head's weights expect
-        features[g0:g1] = y.reshape(g1 - g0, -1)
     _check(cancel)
     _head(features, params, out, scratch)
 
@@ -556,3 +632,21 @@ def _trunk_chunk(x, packed, scratch: Scratch):
             )
         i += 1
     return y, nhwc
+
+
+# kernels whose calls `bind` can prepare: compute.bound_call keeps what it returns per task
+_BINDERS: dict[Callable, Callable[..., Call]] = {
+    conv: bind_conv,
+    pool: bind_pool,
+    gelu: bind_gelu,
+    linear: bind_linear,
+    network: bind_network,
+}
+
+
+def bind(fn, *args) -> Call | None:
+    """fn(*args, scratch, cancel) as a call(cancel) with its arguments made now, for this
+    module's own kernels (a task then costs the interpreter only the call); None for any
+    other function (a wrapper in a test, say)."""
+    binder = _BINDERS.get(fn)
+    return binder(*args) if binder is not None else None

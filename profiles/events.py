@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -26,9 +26,6 @@ class Span:
     @property
     def duration_ns(self) -> int:
         return self.end_ns - self.start_ns
-
-    def with_wake(self, wake_ns: int) -> Span:
-        return replace(self, wake_ns=wake_ns)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

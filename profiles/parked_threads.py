@@ -221,13 +221,12 @@ def _shares(tasks, workers: int) -> list[list]:
 
 
 def _run_share(layer, kernel, arrays, share, cancel, run, repeat, go, index=None) -> list[Span]:
-    spans = []
-    for k, task in enumerate(share):
-        span = worker.run_stamped(layer, kernel, arrays, task, cancel, run, repeat, index=index)
-        if k == 0:
-            span = span.with_wake(span.start_ns - go)
-        spans.append(span)
-    return spans
+    return [
+        worker.run_stamped(
+            layer, kernel, arrays, task, cancel, run, repeat, index=index, go_ns=-1 if k else go
+        )
+        for k, task in enumerate(share)
+    ]
 
 
 def is_parked(ex: Executor) -> bool:

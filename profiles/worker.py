@@ -77,7 +77,9 @@ def run_stamped(
     repeat: int,
     index: int | None = None,
     scratch: Scratch | None = None,
+    go_ns: int = -1,
 ) -> Span:
+    """Run `task` and stamp it; `go_ns` (when the caller said go) gives the span its wake-up."""
     st = _state()
     if cancel is not None and cancel.is_set():  # queued tasks of a cancelled run stop at once
         raise Cancelled()
@@ -94,6 +96,7 @@ def run_stamped(
         phase=task.phase,
         repeat=repeat,
         run=run,
+        wake_ns=start - go_ns if go_ns >= 0 else -1,
     )
 
 
@@ -162,6 +165,8 @@ def attach(name: str, layout: dict) -> dict[str, np.ndarray]:
         # Attaching registers the name with the resource tracker the pool shares
         # with the parent (a set: no double count); the parent unlinks it.
         shm = shared_memory.SharedMemory(name=name)
+        if _proc["scratch"] is not None:  # bound calls hold views of the old arena
+            _proc["scratch"].drop_calls()
         for old in list(arenas):  # keep one arena: runs come one at a time
             old_shm, old_arrays = arenas.pop(old)
             old_arrays.clear()

@@ -147,3 +147,66 @@ def test_both_gemm_paths(gemm_path):
     o = np.empty((4, 100), np.float32)
     vectorized.linear(xi[:, :], w[50:150], b[50:150], True, o, Scratch())
     close(o, reference.linear(xi, w[50:150], b[50:150], True))
+
+
+def _layer_arrays(name, batch, seed):
+    layer = LAYERS[name]
+    return layer, {
+        "x": make_input(layer, batch, seed),
+        "out": np.full(layer.out_array_shape(batch), np.nan, np.float32),
+        **make_params(layer, seed),
+    }
+
+
+@pytest.mark.parametrize("name", ["conv1", "conv2", "pool1", "gelu2", "linear1", "network"])
+def test_a_bound_task_call_is_made_once_and_follows_new_values(name, monkeypatch):
+    from partui.kernels import compute, strategies
+
+    layer, arrays = _layer_arrays(name, 6, seed=5)
+    tasks = strategies.plan(layer, "batch", 6, 2).phases[0]
+    scratch = Scratch()
+    binds = []
+    real_bind = compute._bind
+    monkeypatch.setattr(compute, "_bind", lambda *a: binds.append(a[3]) or real_bind(*a))
+    for _ in range(3):  # repeats: new input values, weights changed in place
+        arrays["x"][...] = RNG.standard_normal(arrays["x"].shape)
+        for key in arrays:
+            if key.endswith("weight"):
+                arrays[key] *= np.float32(1.01)
+        for task in tasks:
+            compute.run_task(layer, "vectorized", arrays, task, scratch)
+        params = {k: v for k, v in arrays.items() if k not in ("x", "out")}
+        want = reference.forward(layer, arrays["x"], params)
+        close(arrays["out"], want, rel=1e-4)
+    assert binds == list(tasks)  # each task bound once, reused by the later repeats
+    # another run's arrays (same shapes): bound afresh, and the first run's calls let go
+    _, fresh = _layer_arrays(name, 6, seed=6)
+    compute.run_task(layer, "vectorized", fresh, tasks[0], scratch)
+    assert binds[-1] is tasks[0] and len(scratch.calls) == 1
+    assert all(fresh[k] is v for k, v in scratch.calls_arrays)
+
+
+def test_a_wrapped_kernel_is_called_not_bypassed_by_the_bound_native_call():
+    from partui.kernels import compute, strategies
+
+    calls = []
+
+    class Counting:
+        def __getattr__(self, attr):
+            return getattr(vectorized, attr)
+
+        @staticmethod
+        def conv(*args):
+            calls.append(args[0].shape)
+            vectorized.conv(*args)
+
+    layer, arrays = _layer_arrays("conv3", 4, seed=2)
+    (task,) = strategies.plan(layer, "none", 4, 1).phases[0]
+    compute.KERNEL_MODULES["counting"] = Counting()
+    try:
+        for _ in range(2):
+            compute.run_task(layer, "counting", arrays, task, Scratch())
+    finally:
+        del compute.KERNEL_MODULES["counting"]
+    assert calls == [(4, 64, 5, 5)] * 2
+    close(arrays["out"], reference.forward(layer, arrays["x"], make_params(layer, 2)), rel=1e-4)
