@@ -206,3 +206,62 @@ def test_chunks_follow_the_l2_share_sysfs_lists(tmp_path, monkeypatch):
         assert vectorized.chunk_bytes() == vectorized.CHUNK_FALLBACK
     finally:
         caches.own_share.cache_clear()
+
+
+def test_spin_while_sees_another_threads_flag_and_gives_up_at_its_limit():
+    from partui.kernels.native_wait import spin_while
+
+    flags = np.zeros(16, np.int64)
+    t0 = time.perf_counter()
+    assert spin_while(flags, 8, 0, 2_000_000) is False  # nobody sets it: 2 ms, then no
+    assert time.perf_counter() - t0 >= 0.002
+    seen = []
+    waiter = threading.Thread(target=lambda: seen.append(spin_while(flags, 8, 0, 10**10)))
+    waiter.start()
+    time.sleep(0.02)
+    flags[8] = 1  # without this the waiter spins 10 s, and the join below fails
+    waiter.join(5)
+    assert seen == [True] and not waiter.is_alive()
+
+
+@pytest.mark.parametrize("spin", [True, False])
+def test_spinning_or_not_the_shares_and_submitted_jobs_run_and_close_leaves_none(
+    engine, monkeypatch, spin
+):
+    from partui.profiles import parked_threads
+
+    monkeypatch.setattr(parked_threads._FreeCpus, "__call__", lambda self: spin)
+    r = engine.run(RunConfig("conv3", "batch", "vectorized", "threads", 2, 4, 20, 1))
+    assert r.ok and {s.worker for s in r.spans} == {0, 1}
+    with make_executor("threads", 2) as ex:
+        got = ex.run_shares(lambda items, index, go: [threading.get_native_id()], [[1], [2]])
+        assert len(set(got)) == 2 and ex._slots[1].spinning is spin  # noqa: SLF001
+        assert ex.submit(lambda: 7).result(timeout=10) == 7
+
+
+def test_the_spin_is_allowed_only_while_no_more_threads_run_than_there_are_cpus(
+    tmp_path, monkeypatch
+):
+    import builtins
+
+    from partui.profiles.parked_threads import _FreeCpus
+
+    real_open = builtins.open
+    running = {"now": 1}
+
+    def fake_open(path, *a, **k):
+        if path == "/proc/loadavg":
+            path = tmp_path / "loadavg"
+            path.write_text(f"0.5 0.4 0.3 {running['now']}/200 999\n")
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    free = _FreeCpus()
+    free.cpus = 2
+    assert free() is True
+    running["now"] = 3
+    assert free() is True  # read again only after REFRESH_S
+    free.checked = -1.0
+    assert free() is False
+    free.cpus, free.checked, running["now"] = 1, -1.0, 1
+    assert free() is False  # one CPU: the thread waited for needs it
