@@ -43,6 +43,11 @@ CHUNK_L2_PARTS = 4  # rows take this fraction of the L2 share (best measured on 
 CHUNK_WEIGHT_TIMES = 2
 CHUNK_FALLBACK = 512 * 1024  # where sysfs does not say
 THIN_K = 64  # convolutions with fewer than this many weights per filter: one GEMM per sample
+# ...and, in the native kernels, those with at least this many output pixels per plane:
+# W (oc, 9c+1) @ patch columns (9c+1, pixels) writes NCHW planes directly, no pass to
+# turn GEMM rows into planes. conv2 (121 pixels) at batch 64, 1 thread, interleaved: 1.2-1.3x
+# faster than patch rows at load 6.5; conv3 (9 pixels) 2.5x slower that way.
+PER_SAMPLE_PIXELS = 64
 NET_CHUNK = 8  # samples per pass of the fused network forward
 MEMO_ENTRIES = 16  # packed weights kept per worker
 CALL_FLOPS = 200_000_000  # work per native call (~1.5 ms): how long a cancel may wait
@@ -230,8 +235,10 @@ def bind_conv(x, w, b, out, scratch: Scratch) -> Call:
     sgemm = _sgemm()
     planes = reshaped_view(out, (n, oc, p)) if sgemm is not None else None
     weights = None
+    # native: one GEMM per sample straight into its output planes where they are wide
+    per_sample = thin or p >= PER_SAMPLE_PIXELS
     if planes is not None and _blas_matrix(planes[0]):
-        weights = _native_weights(scratch, "conv.w", w, b, rows=not thin)
+        weights = _native_weights(scratch, "conv.w", w, b, rows=not per_sample)
     if weights is None:  # numpy GEMMs between numba steps
 
         def numpy_gemms(cancel=None) -> None:
@@ -245,7 +252,7 @@ def bind_conv(x, w, b, out, scratch: Scratch) -> Call:
     assert planes is not None  # weights are made only with planes
     nat = _native()
     groups = _groups(n, 2 * oc * (k1 - 1) * p)
-    if thin:
+    if per_sample:
         cols = scratch.get("conv.cols1", (k1, p))
         return _calls(
             nat.conv_cols_nchw,

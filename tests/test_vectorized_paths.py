@@ -210,3 +210,21 @@ def test_a_wrapped_kernel_is_called_not_bypassed_by_the_bound_native_call():
         del compute.KERNEL_MODULES["counting"]
     assert calls == [(4, 64, 5, 5)] * 2
     close(arrays["out"], reference.forward(layer, arrays["x"], make_params(layer, 2)), rel=1e-4)
+
+
+@pytest.mark.parametrize("pixels", [0, 10**9])  # every convolution per sample, or none
+def test_native_per_sample_and_patch_row_convolutions_agree_with_the_reference(
+    pixels, monkeypatch, gemm_path
+):
+    monkeypatch.setattr(vectorized, "PER_SAMPLE_PIXELS", pixels)
+    for c in (1, 8, 32):
+        x = RNG.standard_normal((4, c, 13, 12)).astype(np.float32)
+        w = RNG.standard_normal((10, c, 3, 3)).astype(np.float32)
+        b = RNG.standard_normal(10).astype(np.float32)
+        full = reference.conv2d(x, w, b)
+        out = np.full((4, 10, 11, 10), np.nan, np.float32)
+        vectorized.conv(x, w, b, out, Scratch())
+        close(out, full)
+        out[...] = np.nan  # a channel slice and a row tile of it
+        vectorized.conv(x[:, :, 3:10], w[2:7], b[2:7], out[:, 2:7, 3:8], Scratch())
+        close(out[:, 2:7, 3:8], full[:, 2:7, 3:8])
