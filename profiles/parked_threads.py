@@ -48,28 +48,40 @@ SPIN_FOR_DONE_NS = 100_000
 
 class _FreeCpus:
     """Is there a CPU to spin on? Spinning pays only where the thread waited for would
-    otherwise wake an idle CPU; on a busy machine it takes a CPU from that very thread (a
-    repeat of empty tasks at load 7 on 2 CPUs: 25-36 us without, 300-900 us with). Judged
-    by the threads running now (/proc/loadavg) against this process's CPUs, at most every
-    REFRESH_S: spinning while no more threads run than there are CPUs."""
+    otherwise wake an idle CPU; where threads queue for the CPUs it takes a CPU from that
+    very thread (a repeat of empty tasks at load 7 on 2 CPUs: 25-36 us sleeping, 300-900 us
+    spinning). Judged by the kernel's CPU pressure (/proc/pressure/cpu: the time some
+    thread waited for a CPU) over the last REFRESH_S: spinning while that stays under
+    STALLED of the time, so the spin itself, if it makes a thread wait, turns spinning off.
+    Without pressure figures, never."""
 
-    REFRESH_S = 0.05
+    REFRESH_S = 0.02
+    STALLED = 0.05
+    PATH = "/proc/pressure/cpu"
 
     def __init__(self) -> None:
         self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        self.checked = -1.0
         self.free = False
+        self.last = self._read()
+
+    def _read(self) -> tuple[float, float] | None:
+        try:
+            with open(self.PATH) as fh:
+                some = fh.readline().split()
+            return time.monotonic(), int(some[-1].partition("=")[2]) / 1e6
+        except (OSError, ValueError, IndexError):
+            return None
 
     def __call__(self) -> bool:
+        if self.last is None or self.cpus < 2:
+            return False
         now = time.monotonic()
-        if now - self.checked > self.REFRESH_S:
-            self.checked = now
-            try:
-                with open("/proc/loadavg") as fh:
-                    running = int(fh.read().split()[3].split("/")[0])
-            except (OSError, ValueError, IndexError):
-                running = self.cpus + 1
-            self.free = self.cpus > 1 and running <= self.cpus
+        if now - self.last[0] >= self.REFRESH_S:
+            got = self._read()
+            if got is None:
+                return False
+            stalled = (got[1] - self.last[1]) / (got[0] - self.last[0])
+            self.free, self.last = stalled < self.STALLED, got
         return self.free
 
 

@@ -239,29 +239,34 @@ def test_spinning_or_not_the_shares_and_submitted_jobs_run_and_close_leaves_none
         assert ex.submit(lambda: 7).result(timeout=10) == 7
 
 
-def test_the_spin_is_allowed_only_while_no_more_threads_run_than_there_are_cpus(
-    tmp_path, monkeypatch
-):
-    import builtins
-
+def test_the_spin_is_allowed_only_while_threads_hardly_wait_for_a_cpu(tmp_path, monkeypatch):
     from partui.profiles.parked_threads import _FreeCpus
 
-    real_open = builtins.open
-    running = {"now": 1}
+    pressure = tmp_path / "cpu"
+    clock = {"now": 100.0}
+    monkeypatch.setattr(time, "monotonic", lambda: clock["now"])
 
-    def fake_open(path, *a, **k):
-        if path == "/proc/loadavg":
-            path = tmp_path / "loadavg"
-            path.write_text(f"0.5 0.4 0.3 {running['now']}/200 999\n")
-        return real_open(path, *a, **k)
+    def stalled_us(total):
+        pressure.write_text(f"some avg10=0.00 avg60=0.00 avg300=0.00 total={total}\n")
 
-    monkeypatch.setattr(builtins, "open", fake_open)
+    stalled_us(1_000_000)
+    monkeypatch.setattr(_FreeCpus, "PATH", str(pressure))
     free = _FreeCpus()
     free.cpus = 2
+    assert free() is False  # nothing known yet: no spinning
+    clock["now"] += 0.1
+    stalled_us(1_000_000 + 1_000)  # 1 ms of waiting in 100 ms: 1%
     assert free() is True
-    running["now"] = 3
+    stalled_us(1_000_000 + 60_000)
     assert free() is True  # read again only after REFRESH_S
-    free.checked = -1.0
+    clock["now"] += 0.1  # 59 ms of waiting in 100 ms
     assert free() is False
-    free.cpus, free.checked, running["now"] = 1, -1.0, 1
-    assert free() is False  # one CPU: the thread waited for needs it
+    clock["now"] += 0.1
+    stalled_us(1_000_000 + 61_000)
+    free.cpus = 1  # one CPU: the thread waited for needs it
+    assert free() is False
+    monkeypatch.setattr(_FreeCpus, "PATH", str(tmp_path / "missing"))
+    nowhere = _FreeCpus()
+    nowhere.cpus = 2
+    clock["now"] += 0.1
+    assert nowhere() is False  # no pressure figures: never
