@@ -44,6 +44,7 @@ GO, DONE = 0, 8  # flag indices, 64 bytes apart
 # worker's. An idle vCPU takes tens of microseconds to wake; a repeat's tasks can be shorter.
 SPIN_FOR_JOB_NS = 200_000
 SPIN_FOR_DONE_NS = 100_000
+SPIN = True  # False: sleep at once, whatever the CPUs do (benchmarks compare the two)
 
 
 class _FreeCpus:
@@ -163,7 +164,7 @@ class ParkedThreadExecutor(ThreadExecutor):
         self._idle = _FreeCpus()
 
     def _spin_now(self) -> bool:
-        return bool(self._slots) and self._slots[0].spin is not None and self._idle()
+        return SPIN and bool(self._slots) and self._slots[0].spin is not None and self._idle()
 
     def worker_ids(self) -> WorkerIds:
         """Worker 0 is the calling thread (run_phase) and its own thread (submit)."""

@@ -172,14 +172,26 @@ def main() -> int:
             for kb in (128, 512, 2048):
 
                 def chunked(s=Scratch(), kb=kb):
-                    old, vectorized.CHUNK_BYTES = vectorized.CHUNK_BYTES, kb * 1024
+                    old = vectorized.CHUNK_BYTES, vectorized.PER_SAMPLE_PIXELS
+                    vectorized.CHUNK_BYTES, vectorized.PER_SAMPLE_PIXELS = kb * 1024, 1 << 30
                     try:
                         vectorized.conv(x, w, b, out, s)
                     finally:
-                        vectorized.CHUNK_BYTES = old
+                        vectorized.CHUNK_BYTES, vectorized.PER_SAMPLE_PIXELS = old
 
-                v[f"now, chunks of {kb} KB of patch rows"] = chunked
-        v["now: vectorized.conv"] = lambda s=Scratch(): vectorized.conv(x, w, b, out, s)
+                v[f"native patch rows, chunks of {kb} KB, rows to planes"] = chunked
+
+            def patch_rows(s=Scratch()):
+                old, vectorized.PER_SAMPLE_PIXELS = vectorized.PER_SAMPLE_PIXELS, 1 << 30
+                try:
+                    vectorized.conv(x, w, b, out, s)
+                finally:
+                    vectorized.PER_SAMPLE_PIXELS = old
+
+            v["native patch rows (L2-share chunks), rows to planes"] = patch_rows
+        v["now: vectorized.conv (conv2: a GEMM per sample into its planes)"] = lambda s=Scratch(): (
+            vectorized.conv(x, w, b, out, s)
+        )
         show(name, layer.flops(64), measure(v, R, N))
 
     for name, op in (("pool1", "pool"), ("gelu1", "gelu")):
