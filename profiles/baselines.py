@@ -22,11 +22,14 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .checked_json import Check, FileProblem, parse_bounded, shown
 from .config import RunConfig
 from .paths import user_data_path
+
+if TYPE_CHECKING:
+    from .machine import MachineInfo
 
 FORMAT = "partui-baselines"
 MAX_BYTES = 8 * 2**20
@@ -69,13 +72,6 @@ def key_of(config: RunConfig) -> str:
     return baseline_key(config.layer, config.kernel, config.batch)
 
 
-def machine_fingerprint(machine: dict) -> str:
-    return (
-        f"{machine.get('cpu_model')} | {machine.get('logical_cores')} cpus | "
-        f"{machine.get('hostname')}"
-    )
-
-
 def default_book_path() -> Path:
     return user_data_path("PARTUI_BASELINE_BOOK", "baselines.json")
 
@@ -94,13 +90,13 @@ class Baseline:
 
 
 class BaselineBook:
-    def __init__(self, path=None, machine: dict | None = None):
+    def __init__(self, path=None, machine: MachineInfo | None = None):
         self.path = Path(path) if path is not None else default_book_path()
         if machine is None:
             from .machine import info
 
             machine = info()
-        self.machine = machine_fingerprint(machine)
+        self.machine = machine.fingerprint()
         self.problem: str | None = None  # set when the file could not be read
         self._data: dict[str, Any] = {"format": FORMAT, "version": 1, "machines": {}}
         try:

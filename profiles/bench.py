@@ -536,21 +536,10 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-def _machine() -> dict:
-    from . import machine
+def _machine():
+    from .machine import info
 
-    info = machine.info()
-    keep = (
-        "cpu_model",
-        "logical_cores",
-        "physical_cores",
-        "usable_cores",
-        "python",
-        "numpy",
-        "blas",
-        "hostname",
-    )
-    return {k: info.get(k) for k in keep}
+    return info()
 
 
 def to_snapshot(result: BenchResult, runs):

@@ -7,9 +7,23 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .checked_json import Check, FileProblem
+from .machine import MachineInfo
 
 FORMAT = "partui-bench"
 VERSION = 1
+
+
+# what a bench summary keeps of the machine
+MACHINE_KEYS = (
+    "cpu_model",
+    "logical_cores",
+    "physical_cores",
+    "usable_cores",
+    "python",
+    "numpy",
+    "blas",
+    "hostname",
+)
 
 
 @dataclass
@@ -56,7 +70,7 @@ class BenchResult:
     seconds: float = 0.0
     load_average: dict[str, list[float] | None] = field(default_factory=dict)  # before, after
     other_cpu_cores: float | None = None
-    machine: dict[str, Any] = field(default_factory=dict)
+    machine: MachineInfo = field(default_factory=MachineInfo)  # written: MACHINE_KEYS only
     peak_rss_bytes: dict[str, int] = field(default_factory=dict)  # main, largest_child, bound
     targets: list[dict[str, Any]] = field(default_factory=list)  # target, met, figure
     # the fixed cost of one repeat on `threads` with empty tasks, per worker count: the median
@@ -77,6 +91,7 @@ class BenchResult:
             "format": FORMAT,
             "version": VERSION,
             **d,
+            "machine": self.machine.to_dict(MACHINE_KEYS),
             "gemm_peak_gflops": self.gemm_peak_gflops,
         }
 
@@ -106,7 +121,7 @@ class BenchResult:
             seconds=_number(d.get("seconds", 0.0), f"{where}.seconds"),
             load_average=Check.obj(d.get("load_average", {}), f"{where}.load_average"),
             other_cpu_cores=_number(d.get("other_cpu_cores"), f"{where}.other_cpu_cores", True),
-            machine=Check.obj(d.get("machine", {}), f"{where}.machine"),
+            machine=MachineInfo.from_dict(Check.obj(d.get("machine", {}), f"{where}.machine")),
             peak_rss_bytes=Check.obj(d.get("peak_rss_bytes", {}), f"{where}.peak_rss_bytes"),
             targets=[
                 Check.obj(t, f"{where}.targets[{i}]")

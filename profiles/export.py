@@ -122,7 +122,7 @@ def chrome_trace(snap) -> dict:
                     "args": {"run": i, "repeat": rep},
                 }
             )
-        cores = int(snap.machine.get("logical_cores") or 0)
+        cores = snap.machine.logical_cores or 0
         for sample in r.cpu_samples:
             events += cpu_counters(sample, pid, us(sample.t_ns), cores)
     return {
@@ -132,7 +132,7 @@ def chrome_trace(snap) -> dict:
             "partui_version": snap.partui_version,
             "created": snap.created,
             "note": snap.note,
-            "cpu": str(snap.machine.get("cpu_model", "")),
+            "cpu": snap.machine.cpu_model or "",
         },
     }
 

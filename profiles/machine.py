@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from partui.kernels.caches import (  # noqa: F401 (re-exported: machine.caches and friends)
     SYS_CPU,
@@ -68,35 +70,85 @@ def cpu_mhz() -> float | None:
         return None
 
 
-def info() -> dict:
-    """Everything `partui info` shows, as a plain dict (snapshots keep it)."""
-    return {**host_info(), **blas_info()}
+@dataclass
+class MachineInfo:
+    """What `partui info` shows and a snapshot keeps of the machine it was made on.
+
+    Fields are None where this machine (or an older snapshot) does not say. `blas` and
+    `numpy` stay None until read (reading them imports numpy): the dashboard shows its
+    first frame before. `caches` are sysfs's records (level, type, size, line, shared_cpus),
+    `blas` threadpoolctl's (internal_api, version, num_threads, ...), both as read.
+    """
+
+    cpu_model: str | None = None
+    logical_cores: int | None = None
+    physical_cores: int | None = None
+    usable_cores: int | None = None
+    caches: list[dict] = field(default_factory=list)
+    cache_line: int | None = None
+    memory_total: int | None = None
+    memory_available: int | None = None
+    python: str | None = None
+    platform: str | None = None
+    hostname: str | None = None
+    blas: list[dict] | None = None
+    numpy: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # keys another partui wrote: kept
+
+    def to_dict(self, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The snapshot's (and `partui info --json`'s) form: the same keys as ever; BLAS and
+        numpy once read; keys another partui wrote, as they were. `keys`: only these."""
+        if keys:
+            return {k: getattr(self, k) for k in keys}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        for late in ("blas", "numpy"):
+            if out[late] is None:
+                del out[late]
+        return {**self.extra, **out}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MachineInfo:
+        """From a validated snapshot's `machine` (snapshot.validate checks the types)."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(
+            **{k: v for k, v in d.items() if k in known},
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+    def with_blas(self) -> MachineInfo:
+        """This machine's record with its BLAS libraries and numpy's version read (imports
+        numpy)."""
+        import numpy
+
+        from . import blas
+
+        return replace(self, blas=blas.libraries(), numpy=numpy.__version__)
+
+    def fingerprint(self) -> str:
+        """Which machine, for the book of baselines: CPU model, logical cores, host name."""
+        return f"{self.cpu_model} | {self.logical_cores} cpus | {self.hostname}"
 
 
-def host_info() -> dict:
+def info() -> MachineInfo:
+    """Everything `partui info` shows (snapshots keep it)."""
+    return host_info().with_blas()
+
+
+def host_info() -> MachineInfo:
     """The machine without its BLAS: no numpy import, so a dashboard can start on it."""
     import psutil
 
     mem = psutil.virtual_memory()
-    return {
-        "cpu_model": cpu_model(),
-        "logical_cores": psutil.cpu_count(logical=True),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "caches": caches(),
-        "cache_line": line_size(),
-        "memory_total": mem.total,
-        "memory_available": mem.available,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "hostname": platform.node(),
-    }
-
-
-def blas_info() -> dict:
-    """The BLAS libraries numpy loaded, and numpy's version (imports numpy)."""
-    import numpy
-
-    from . import blas
-
-    return {"blas": blas.libraries(), "numpy": numpy.__version__}
+    return MachineInfo(
+        cpu_model=cpu_model(),
+        logical_cores=psutil.cpu_count(logical=True),
+        physical_cores=psutil.cpu_count(logical=False),
+        usable_cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        caches=caches(),
+        cache_line=line_size(),
+        memory_total=mem.total,
+        memory_available=mem.available,
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        hostname=platform.node(),
+    )

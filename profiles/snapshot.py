@@ -26,6 +26,7 @@ from .baselines import Baseline
 from .bench_result import BenchResult
 from .checked_json import Check, FileProblem, parse_bounded, shown
 from .config import RunConfig
+from .machine import MachineInfo
 from .paths import user_data_path
 from .results import RunResult
 from .safe_files import write_text
@@ -51,7 +52,7 @@ def _now() -> str:
     return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
-def _machine() -> dict:
+def _machine() -> MachineInfo:
     from .machine import info
 
     return info()
@@ -61,7 +62,7 @@ def _machine() -> dict:
 class Snapshot:
     runs: list[RunResult] = field(default_factory=list)
     note: str = ""
-    machine: dict = field(default_factory=_machine)
+    machine: MachineInfo = field(default_factory=_machine)
     memlab: list[dict] = field(default_factory=list)
     baseline: dict[str, Baseline] = field(default_factory=dict)  # baseline key -> Baseline
     training: list[dict] = field(default_factory=list)  # TrainResult.to_dict() each
@@ -84,7 +85,7 @@ class Snapshot:
             "partui_version": self.partui_version,
             "created": self.created,
             "note": self.note,
-            "machine": self.machine,
+            "machine": self.machine.to_dict(),
             "baseline": {k: b.to_dict() for k, b in self.baseline.items()},
             "runs": [r.to_dict() for r in self.runs],
             "memlab": self.memlab,
@@ -530,7 +531,7 @@ def load(path) -> Snapshot:
     return Snapshot(
         runs=[RunResult.from_dict(r) for r in data["runs"]],
         note=data["note"],
-        machine=data["machine"],
+        machine=MachineInfo.from_dict(data["machine"]),
         memlab=data.get("memlab", []),
         baseline={
             k: Baseline(v["median_ms"], RunConfig.from_dict(v["config"]), v.get("source", ""))
@@ -578,8 +579,8 @@ def summarize_snapshot(snap: Snapshot, path) -> SnapshotSummary:
     return SnapshotSummary(
         Path(path),
         snap.created,
-        str(snap.machine.get("cpu_model", "?")),
-        snap.machine.get("logical_cores"),
+        snap.machine.cpu_model or "?",
+        snap.machine.logical_cores,
         len(snap.runs),
         [r.config.label() for r in snap.runs],
         snap.note,

@@ -13,20 +13,21 @@ from rich.console import Console
 
 from partui.profiles.engine import RunConfig, RunResult
 from partui.profiles.events import CpuSample, RepeatDone, RunFinished, RunStarted, Span, SpanDone
+from partui.profiles.machine import MachineInfo
 from partui.profiles.stream import EngineThread
 from partui.tui.app import PartuiApp
 
-MACHINE = {
-    "cpu_model": "Test CPU @ 2.00GHz",
-    "logical_cores": 2,
-    "physical_cores": 2,
-    "caches": [
+MACHINE = MachineInfo(
+    cpu_model="Test CPU @ 2.00GHz",
+    logical_cores=2,
+    physical_cores=2,
+    caches=[
         {"level": 1, "type": "Data", "size": 48 * 1024, "line": 64},
         {"level": 2, "type": "Unified", "size": 2 * 1024**2, "line": 64},
         {"level": 3, "type": "Unified", "size": 32 * 1024**2, "line": 64},
     ],
-    "blas": [{"internal_api": "openblas", "version": "0.3", "num_threads": 2}],
-}
+    blas=[{"internal_api": "openblas", "version": "0.3", "num_threads": 2}],
+)
 FOLDER = Path("/nonexistent/partui-snapshots")  # shown on screen: the same on every run
 
 

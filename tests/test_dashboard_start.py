@@ -4,25 +4,25 @@ it and the header names it when it is known, never "no BLAS found" before that."
 from __future__ import annotations
 
 from partui.profiles.config import RunConfig
-from partui.profiles.machine import blas_info
+from partui.profiles.machine import MachineInfo, host_info
 from partui.tui.app import PartuiApp
 from partui.tui.panes import machine_line
 
 
 def test_header_says_blas_is_being_read_until_it_is_known():
-    assert "BLAS: reading" in machine_line({"cpu_model": "X", "caches": []})
-    assert "no BLAS found" in machine_line({"cpu_model": "X", "caches": [], "blas": []})
+    assert "BLAS: reading" in machine_line(MachineInfo(cpu_model="X"))
+    assert "no BLAS found" in machine_line(MachineInfo(cpu_model="X", blas=[]))
 
 
 async def test_the_blas_figures_arrive_after_the_first_frame(tmp_path):
     app = PartuiApp(snapshot_dir=tmp_path, config=RunConfig("pool1"), live_loop=False)
     async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(200):
-            if "blas" in app.machine:
+            if app.machine.blas is not None:
                 break
             await pilot.pause(0.05)
-        expected = blas_info()["blas"]
-        assert app.machine["blas"] == expected
+        expected = host_info().with_blas().blas
+        assert app.machine.blas == expected
         await pilot.pause()
         header = str(app.query_one("MachineHeader").render())
         if expected:

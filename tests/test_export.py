@@ -8,9 +8,10 @@ from test_stats import fake
 
 from partui.profiles.events import CpuSample, Span
 from partui.profiles.export import REPEAT_TID, chrome_trace, csv_text
+from partui.profiles.machine import MachineInfo
 from partui.profiles.snapshot import Snapshot
 
-MACHINE = {"cpu_model": "Test CPU", "logical_cores": 2}
+MACHINE = MachineInfo(cpu_model="Test CPU", logical_cores=2)
 
 
 def with_spans(result, pids):

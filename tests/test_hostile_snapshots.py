@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from partui.profiles.machine import MachineInfo
 from partui.profiles.snapshot import SnapshotError, load
 
 ESC_TITLE = "\x1b]0;pwned\x07\x1b[2J"
@@ -199,11 +200,10 @@ def good_entry():
 def test_a_broken_book_is_noted_and_rebuilt(tmp_path, monkeypatch, capsys, mutate):
     """Finding 8: a sweep with a broken book still saves its snapshot, says so in one line,
     shows no negative speedup, and leaves a rebuilt book and no temp file."""
-    from partui.profiles.baselines import machine_fingerprint
     from partui.profiles.machine import info
 
     book = tmp_path / "book.json"
-    book.write_text(book_text(machine_fingerprint(info()), mutate(good_entry())))
+    book.write_text(book_text(info().fingerprint(), mutate(good_entry())))
     monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(book))
     out_file = tmp_path / "s.json"
     code, out, err = run_cli(
@@ -248,7 +248,7 @@ async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch)
         config=RunConfig("gelu3", "none", "vectorized", "inline", 1, 2, 1, 0),
         engine_factory=EngineThread,
         live_loop=False,
-        machine={"cpu_model": "x"},
+        machine=MachineInfo(cpu_model="x"),
     )
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -290,7 +290,7 @@ async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
         config=RunConfig("conv2", workers=2, batch=4),
         engine_factory=EngineThread,
         live_loop=False,
-        machine={"cpu_model": "x"},
+        machine=MachineInfo(cpu_model="x"),
     )
     async with app.run_test(size=(120, 40)) as pilot:
         for (_, _, _, word), p in zip(

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from partui.profiles.engine import RunConfig
+from partui.profiles.machine import MachineInfo
 from partui.profiles.stream import EngineThread
 from partui.tui.app import PartuiApp
 from partui.tui.panes import SettingsPane
@@ -166,7 +167,7 @@ async def test_nonsense_settings_warn_but_still_run(tmp_path):
         config=RunConfig("conv2", workers=2, batch=2),
         engine_factory=RecordingEngine,
         live_loop=False,
-        machine={"logical_cores": 2},
+        machine=MachineInfo(logical_cores=2),
     )
     async with app.run_test(size=(120, 40)) as pilot:
         assert "⚠" not in settings_text(app)

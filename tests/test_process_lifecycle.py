@@ -23,6 +23,7 @@ import pytest
 from process_census import shm_mapped
 
 from partui.profiles.engine import RunConfig
+from partui.profiles.machine import MachineInfo
 
 LONG_RUN = [
     "run",
@@ -296,7 +297,7 @@ async def test_dashboard_restarts_a_killed_engine(tmp_path):
         engine_factory=EngineProcess,
         live_loop=False,
         config=RunConfig("conv2", "batch", "vectorized", "processes", 2, 4, 1, 0),
-        machine={"cpu_model": "x"},
+        machine=MachineInfo(cpu_model="x"),
     )
 
     async def until(predicate, timeout=60.0):

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from partui.profiles import safe_files
+from partui.profiles.machine import MachineInfo
 from partui.profiles.safe_files import WriteError, write_text
 from partui.profiles.snapshot import Snapshot, default_snapshot_path, save
 
@@ -205,7 +206,7 @@ def test_default_names_unique_in_one_second_and_across_threads(tmp_path):
     lock = threading.Lock()
 
     def one(i):
-        p = save(Snapshot(runs=[], note=f"n{i}", machine={}), base, unique=True)
+        p = save(Snapshot(runs=[], note=f"n{i}", machine=MachineInfo()), base, unique=True)
         with lock:
             written.append(p)
 

@@ -1,12 +1,14 @@
 """Statistics against values computed by hand."""
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from partui.profiles.analysis import analyze
 from partui.profiles.baselines import Baseline, BaselineBook
 from partui.profiles.engine import RunConfig, RunResult
+from partui.profiles.machine import MachineInfo
 from partui.profiles.stats import (
     amdahl_fit,
     busy_shares,
@@ -17,7 +19,7 @@ from partui.profiles.stats import (
     verdict,
 )
 
-MACHINE = {"cpu_model": "Test CPU", "logical_cores": 2, "hostname": "box"}
+MACHINE = MachineInfo(cpu_model="Test CPU", logical_cores=2, hostname="box")
 
 
 def fake(
@@ -156,7 +158,9 @@ def test_baseline_book_keeps_the_best_verified_single_worker_time(tmp_path):
     book.save()
     again = BaselineBook(path, MACHINE)
     assert again.best("conv2/vectorized/b8").median_ms == 5.0
-    assert BaselineBook(path, {**MACHINE, "hostname": "other"}).best("conv2/vectorized/b8") is None
+    assert (
+        BaselineBook(path, replace(MACHINE, hostname="other")).best("conv2/vectorized/b8") is None
+    )
     path.write_text("{oops")
     broken = BaselineBook(path, MACHINE)
     assert broken.problem and broken.best("conv2/vectorized/b8") is None

@@ -27,6 +27,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from partui.profiles.config import RunConfig, default_workers
 from partui.profiles.events import CpuSample
+from partui.profiles.machine import MachineInfo
 
 from .charts import CpuChart, HistoryChart, SpeedupChart, TimelineChart
 from .keys import KeyBar, key_label, key_rows
@@ -89,7 +90,7 @@ class PartuiApp(App):
         live: bool = False,
         engine_factory=None,
         live_loop: bool = True,
-        machine: dict | None = None,
+        machine: MachineInfo | None = None,
         train_factory=None,
     ):
         super().__init__()
@@ -107,7 +108,7 @@ class PartuiApp(App):
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
         self.self_cpu: float | None = None
-        self.machine: dict = machine or {}  # given: tests that need a fixed header
+        self.machine = machine  # a MachineInfo; given: tests that need a fixed header
         self.crash_log: Path | None = None  # where the traceback of a fatal error went
         self.key_at = 0.0  # time.monotonic() of the last key press: charts wait a moment
         self._after_screenshot = None  # what to do once an export's screenshot is written
@@ -151,7 +152,7 @@ class PartuiApp(App):
         from partui.profiles.baselines import BaselineBook
         from partui.profiles.machine import host_info
 
-        if not self.machine:
+        if self.machine is None:
             # the BLAS part imports numpy (most of a second on a busy machine): it follows
             # the first frame, on this thread (a read beside an import on another thread
             # deadlocked before threadpoolctl 3.7, the floor in pyproject.toml)
@@ -208,9 +209,7 @@ class PartuiApp(App):
         self.exit(return_code=128 + signum)
 
     def read_blas_info(self) -> None:
-        from partui.profiles.machine import blas_info
-
-        self.machine.update(blas_info())
+        self.machine = self.machine.with_blas()
         self.refresh_header()
 
     def start_engine(self) -> None:

@@ -21,25 +21,24 @@ from .table import flops_text, ms
 from .timeline import ratio_text
 
 
-def machine_line(info: dict) -> str:
+def machine_line(info) -> str:
+    """The header's line for a MachineInfo."""
     caches = " ".join(
         f"L{c['level']} {size_text(c['size']).replace(' ', '')}"
-        for c in info.get("caches", [])
+        for c in info.caches
         if c.get("type") in ("Data", "Unified")
     )
     blas = (
         ", ".join(
-            f"{b['internal_api']} {b['version']} ({b['num_threads']} thr)"
-            for b in info.get("blas", [])
+            f"{b['internal_api']} {b['version']} ({b['num_threads']} thr)" for b in info.blas or []
         )
         or "no BLAS found"
     )
-    if "blas" not in info:  # read on a thread while the dashboard starts
+    if info.blas is None:  # read after the dashboard's first frame
         blas = "BLAS: reading"
-    cpu = " ".join(str(info.get("cpu_model", "?")).replace("(R)", "").split())
+    cpu = " ".join(str(info.cpu_model or "?").replace("(R)", "").split())
     return (
-        f"{cpu} | {info.get('logical_cores')} cores ({info.get('physical_cores')} physical) "
-        f"| {caches} | {blas}"
+        f"{cpu} | {info.logical_cores} cores ({info.physical_cores} physical) | {caches} | {blas}"
     )
 
 
@@ -248,7 +247,7 @@ class SettingsPane(Static):
             text.append(reason, "red")
         else:
             text.append("✓ valid combination", "green")
-            for warning in config_warnings(c, self.app.machine.get("logical_cores")):
+            for warning in config_warnings(c, self.app.machine.logical_cores):
                 text.append(f"\n⚠ {warning}", "yellow")
         text.append("\n")
         # one line, whatever it says: a status that wraps now and then would move the layout

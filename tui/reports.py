@@ -119,16 +119,16 @@ def report(analysis, repeats: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def machine_differences(a: dict, b: dict) -> list[tuple[str, str, str]]:
+def machine_differences(a, b) -> list[tuple[str, str, str]]:
+    """What differs between two MachineInfo records, as (what, A, B)."""
     out = []
     for k in MACHINE_KEYS:
-        if a.get(k) != b.get(k):
-            out.append((k, str(a.get(k)), str(b.get(k))))
+        if getattr(a, k) != getattr(b, k):
+            out.append((k, str(getattr(a, k)), str(getattr(b, k))))
 
-    def blas(m: dict) -> list[tuple]:
+    def blas(m) -> list[tuple]:
         return [
-            (x.get("internal_api"), x.get("version"), x.get("num_threads"))
-            for x in m.get("blas", []) or []
+            (x.get("internal_api"), x.get("version"), x.get("num_threads")) for x in m.blas or []
         ]
 
     if blas(a) != blas(b):
@@ -218,8 +218,8 @@ def compare_report(a, b) -> str:
         out.append(table(["", "A", "B"], data["machine_differences"], align="lll"))
     else:
         out.append(
-            f"same machine: {a.machine.get('cpu_model', '?')}, "
-            f"{a.machine.get('logical_cores', '?')} logical cores"
+            f"same machine: {a.machine.cpu_model or '?'}, "
+            f"{a.machine.logical_cores or '?'} logical cores"
         )
     out.append("")
 

@@ -7,13 +7,17 @@ from pathlib import Path
 
 from partui.profiles import export, snapshot
 from partui.profiles.config import RunConfig
+from partui.profiles.machine import MachineInfo
 from partui.profiles.safe_files import write_text
 
 from .model import Model
 
 
 def session_snapshot(
-    model: Model, machine: dict, memlab: list | None = None, note: str = "saved from the dashboard"
+    model: Model,
+    machine: MachineInfo,
+    memlab: list | None = None,
+    note: str = "saved from the dashboard",
 ) -> snapshot.Snapshot:
     analysis = model.analysis()
     return snapshot.Snapshot.from_results(
@@ -25,14 +29,16 @@ def session_snapshot(
     )
 
 
-def save_session(model: Model, machine: dict, folder: Path, memlab: list | None = None) -> Path:
+def save_session(
+    model: Model, machine: MachineInfo, folder: Path, memlab: list | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = snapshot.default_snapshot_path(folder, stem="partui")
     return snapshot.save(session_snapshot(model, machine, memlab), path, unique=True)
 
 
 def export_session(
-    app, model: Model, machine: dict, folder: Path, memlab: list | None = None
+    app, model: Model, machine: MachineInfo, folder: Path, memlab: list | None = None
 ) -> list[Path]:
     """The snapshot, its Perfetto / Chrome trace, its CSV and an SVG screenshot, side by side.
 

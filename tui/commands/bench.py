@@ -173,7 +173,7 @@ def report(result: BenchResult) -> str:
     s = result.settings
     load = result.load_average
     lines.append(
-        f"{m['cpu_model']}, {m['logical_cores']} logical cores; batch {result.batch}; "
+        f"{m.cpu_model}, {m.logical_cores} logical cores; batch {result.batch}; "
         f"kernel {result.kernel}; {s['screen_repeats']} screening repeats per "
         f"candidate, then {s['rounds']} interleaved round(s) x {s['round_repeats']} "
         f"repeats of the finalists; load average before/after "

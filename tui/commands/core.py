@@ -322,32 +322,32 @@ def cmd_info(args) -> int:
 
     data = info()
     if args.json:
-        print_json(data, indent=2)
+        print_json(data.to_dict(), indent=2)
         return 0
-    print(f"CPU          {data['cpu_model']}")
+    print(f"CPU          {data.cpu_model}")
     print(
-        f"cores        {data['logical_cores']} logical, {data['physical_cores']} physical, "
-        f"{data['usable_cores']} usable by partui"
+        f"cores        {data.logical_cores} logical, {data.physical_cores} physical, "
+        f"{data.usable_cores} usable by partui"
     )
-    for c in data["caches"]:
+    for c in data.caches:
         print(
             f"cache L{c['level']:<2}     {c['type']:<12} {size_text(c['size']):>9}   "
             f"line {c['line']} B   shared by cpus {c['shared_cpus']}"
         )
-    if not data["caches"]:
+    if not data.caches:
         print("caches       (sysfs does not list them here)")
     print(
-        f"memory       {size_text(data['memory_total'])} total, "
-        f"{size_text(data['memory_available'])} available"
+        f"memory       {size_text(data.memory_total or 0)} total, "
+        f"{size_text(data.memory_available or 0)} available"
     )
-    for lib in data["blas"]:
+    for lib in data.blas or []:
         print(
             f"BLAS         {lib['internal_api']} {lib['version']} ({lib['user_api']}, "
             f"{lib['threading_layer']}), {lib['num_threads']} threads"
         )
-    if not data["blas"]:
+    if not data.blas:
         print("BLAS         none found by threadpoolctl")
-    print(f"Python       {data['python']}   numpy {data['numpy']}")
+    print(f"Python       {data.python}   numpy {data.numpy}")
     return 0
 
 

@@ -304,7 +304,7 @@ def cmd_show(args) -> int:
                 "created": snap.created,
                 "partui_version": snap.partui_version,
                 "schema_version": snap.schema_version,
-                "machine": snap.machine,
+                "machine": snap.machine.to_dict(),
                 "note": snap.note,
                 **analysis_data(analyze(snap.results(), snap.baseline, "this snapshot")),
                 "lab": snap.memlab,
@@ -315,9 +315,9 @@ def cmd_show(args) -> int:
     _say(f"snapshot   {args.file}")
     _say(f"created    {snap.created}   partui {snap.partui_version}   schema {snap.schema_version}")
     _say(
-        f"machine    {m.get('cpu_model', '?')}, {m.get('logical_cores', '?')} logical cores "
-        f"({m.get('usable_cores', '?')} usable), Python {m.get('python', '?')}, "
-        f"numpy {m.get('numpy', '?')}"
+        f"machine    {m.cpu_model or '?'}, {m.logical_cores or '?'} logical cores "
+        f"({m.usable_cores or '?'} usable), Python {m.python or '?'}, "
+        f"numpy {m.numpy or '?'}"
     )
     if snap.note:
         _say(f"note       {snap.note}")
