@@ -70,7 +70,7 @@ class StepDone:
 
 @dataclass
 class TrainResult:
-    config: dict[str, Any]
+    config: TrainConfig
     data: str
     epochs: list[EpochReport] = field(default_factory=list)
     loss_curve: list[list[float]] = field(default_factory=list)  # [step, elapsed_s, loss]
@@ -125,7 +125,7 @@ class Trainer:
         self.emit = emit or (lambda event: None)
         self.stop = stop
         self.params = initial_params(cfg.seed) if params is None else np.array(params, np.float32)
-        self.result = TrainResult(cfg.to_dict(), data.describe())
+        self.result = TrainResult(cfg, data.describe())
         self.token = f"{os.getpid()}-{id(self)}-{time.perf_counter_ns()}"
 
     def run(self) -> TrainResult:

@@ -44,6 +44,9 @@ def test_training_on_threads_lowers_the_loss(data, update, combine):
     result, events = run(data, update=update, combine=combine, workers=2, executor="threads")
     assert falls(result), result.loss_curve
     assert len(result.epochs) == 3 and not result.interrupted
+    assert result.config == TrainConfig(3, 32, update=update, combine=combine, workers=2,
+                                        train_size=320, test_size=64)  # fmt: skip
+    assert result.to_dict()["config"] == result.config.to_dict()  # the record's JSON as ever
     e = result.epochs[-1]
     assert e.steps == 10 and e.images == 320 and e.images_per_s > 0
     assert 0 <= e.test_accuracy <= 1 and sum(e.worker_busy_share) == pytest.approx(1.0)

@@ -347,7 +347,7 @@ class TrainTab(Vertical, can_focus=True):
         out = []
         for run in self.runs:
             res = TrainResult(
-                run.cfg.to_dict(),
+                run.cfg,
                 "letters (dashboard)",
                 epochs=list(run.reports),
                 loss_curve=[list(p) for p in run.losses],

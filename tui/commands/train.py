@@ -314,8 +314,8 @@ def train_report(result) -> str:
         )
     c = result.config
     head = (
-        f"{result.data}\nupdate {c['update']}  combine {c['combine']}  executor {c['executor']}  "
-        f"workers {c['workers']}  batch {c['batch']}  lr {c['lr']:g}  momentum {c['momentum']:g}  "
+        f"{result.data}\nupdate {c.update}  combine {c.combine}  executor {c.executor}  "
+        f"workers {c.workers}  batch {c.batch}  lr {c.lr:g}  momentum {c.momentum:g}  "
         f"pool start-up {result.pool_startup_ms:.0f} ms (not in the times)"
     )
     body = table(
