@@ -164,3 +164,21 @@ def test_baseline_book_keeps_the_best_verified_single_worker_time(tmp_path):
     path.write_text("{oops")
     broken = BaselineBook(path, MACHINE)
     assert broken.problem and broken.best("conv2/vectorized/b8") is None
+
+
+def test_cli_reports_show_on_cpu_ratios_as_the_dashboard_does():
+    """A worker's CPU time above its busy time reads 1.0+ (not 1.48) in sweep, show and
+    compare, as in the dashboard's runs table and timeline: one rule, tui.table.ratio_text."""
+    from partui.tui.reports import analysis_data, report
+    from partui.tui.table import ratio_text
+
+    two = fake(2)
+    two.on_cpu_ratio = [1.48, 0.5]
+    many = fake(6, busy=(1.0,) * 6)
+    many.on_cpu_ratio = [1.3, 1.2, 1.1, 1.2, 1.3, 1.4]
+    text = report(analyze([fake(1, busy=(4.0,)), two, many]))
+    assert "1.0+/0.50" in text and "mean 1.0+" in text and "1.48" not in text
+    assert ratio_text(1.48) == "1.0+" and ratio_text(1.0) == "1.00" and ratio_text(0.5) == "0.50"
+    # the JSON keeps the measured figure
+    data = analysis_data(analyze([two]))
+    assert data["runs"][0]["on_cpu_ratio"] == [1.48, 0.5]

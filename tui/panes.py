@@ -17,8 +17,7 @@ from partui.profiles.units import size_text
 from .layout import fit_words
 from .model import Model
 from .safe_text import printable
-from .table import flops_text, ms
-from .timeline import ratio_text
+from .table import flops_text, ms, ratio_text
 
 
 def machine_line(info) -> str:

@@ -3,7 +3,7 @@ command line (`partui sweep`, `show`, `compare`) and the dashboard's compare scr
 
 from __future__ import annotations
 
-from .table import ms, table
+from .table import ms, ratio_text, table
 
 MACHINE_KEYS = (
     "cpu_model",
@@ -31,8 +31,8 @@ def _on_cpu(ratios: list[float]) -> str:
     if not vals:
         return "-"
     if len(ratios) <= 4:
-        return "/".join("-" if r != r else f"{r:.2f}" for r in ratios)
-    return f"mean {sum(vals) / len(vals):.2f}"
+        return "/".join(ratio_text(r) for r in ratios)
+    return f"mean {ratio_text(sum(vals) / len(vals))}"
 
 
 def report(analysis, repeats: int | None = None) -> str:

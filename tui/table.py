@@ -10,6 +10,15 @@ def print_json(obj, **kwargs) -> None:
     print(json.dumps(obj, **kwargs))
 
 
+def ratio_text(on_cpu: float) -> str:
+    """An on-CPU ratio in 4 characters, the same in the dashboard and the reports. Above 1
+    the worker used CPU outside its tasks' wall time (waking up, handing over, threads of
+    its own): "1.0+", not a figure that reads as more than all of the time."""
+    if on_cpu != on_cpu:
+        return "-"
+    return "1.0+" if on_cpu > 1.005 else f"{on_cpu:4.2f}"
+
+
 def table(headers: list[str], rows: list[list], align: str | None = None) -> str:
     """A fixed-width table; `align` is one 'l' or 'r' per column (numbers right by default)."""
     cells = [[str(c) for c in row] for row in rows]

@@ -17,6 +17,8 @@ from rich.text import Text
 
 from partui.profiles.config import RunConfig
 
+from .table import ratio_text
+
 WAITING = 0.5  # on-CPU ratio below which a lane is drawn as mostly waiting
 LABEL_WIDTH = 15  # "w0    73% 0.17 ": worker, busy share, on-CPU ratio
 # (shade A, shade B) per phase; pipeline stages use them in turn
@@ -337,15 +339,6 @@ def _axis(extent: float, unit: str, cols: int) -> Text:
     axis = Text(f"{unit:>{LABEL_WIDTH - 1}} ", "dim")
     axis.append("".join(row), "dim")
     return axis
-
-
-def ratio_text(on_cpu: float) -> str:
-    """A lane's on-CPU ratio in 4 characters. Above 1 the worker used CPU outside its
-    tasks' wall time (waking up, handing over, threads of its own): "1.0+", not a
-    figure that reads as more than all of the time."""
-    if on_cpu != on_cpu:
-        return "-"
-    return "1.0+" if on_cpu > 1.005 else f"{on_cpu:4.2f}"
 
 
 def _head(view: TimelineView, cols: int) -> Text:
