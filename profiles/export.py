@@ -20,6 +20,7 @@ import math
 from partui.kernels.pass_axes import TRANSFER
 
 from .analysis import analyze
+from .results import CONFIG_SUMMARY
 
 REPEAT_TID = 10_000  # the lane of repeat extents inside a run's process
 # Runs are pids 1, 2, ...: process workers keep their real pids, which are never that small.
@@ -174,12 +175,7 @@ def cpu_counters(sample, pid: int, ts: float, cores: int = 0) -> list[dict]:
 
 
 CSV_FIELDS = [
-    "layer",
-    "strategy",
-    "kernel",
-    "executor",
-    "workers",
-    "batch",
+    *CONFIG_SUMMARY,
     "repeats",
     "median_ms",
     "min_ms",
@@ -221,18 +217,7 @@ def csv_text(snap) -> str:
             {
                 k: _num(v)
                 for k, v in {
-                    **{
-                        k: getattr(c, k)
-                        for k in (
-                            "layer",
-                            "strategy",
-                            "kernel",
-                            "executor",
-                            "workers",
-                            "batch",
-                            "repeats",
-                        )
-                    },
+                    **{k: getattr(c, k) for k in (*CONFIG_SUMMARY, "repeats")},
                     "median_ms": r.median_ms,
                     "min_ms": r.min_ms,
                     "max_ms": r.max_ms,

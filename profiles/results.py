@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+# the configuration's fields a run's JSON (and the CSV export) also has at the top level
+CONFIG_SUMMARY = ("layer", "strategy", "kernel", "executor", "workers", "batch")
+
+
 @dataclass
 class RunResult:
     config: RunConfig
@@ -52,12 +56,7 @@ class RunResult:
         d["config"] = self.config.to_dict()
         d["spans"] = [s.to_dict() for s in self.spans]
         d["cpu_samples"] = [s.to_dict() for s in self.cpu_samples]
-        d.update(
-            {
-                k: d["config"][k]
-                for k in ("layer", "strategy", "kernel", "executor", "workers", "batch")
-            }
-        )
+        d.update({k: d["config"][k] for k in CONFIG_SUMMARY})
         d["gflops"] = self.gflops
         return d
 

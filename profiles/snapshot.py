@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -143,20 +143,7 @@ _TOP_KEYS = {
     "training",
     "bench",
 }
-_CONFIG_KEYS = {
-    "layer",
-    "strategy",
-    "kernel",
-    "executor",
-    "workers",
-    "batch",
-    "repeats",
-    "warmup",
-    "seed",
-    "pass_kind",
-    "combine",
-    "scheduler",
-}
+_CONFIG_KEYS = {f.name for f in fields(RunConfig)}
 MAX_TRAINING = 1000
 MAX_CURVE = 1_000_000  # points of a loss curve (one a step)
 _TRAINING_KEYS = {

@@ -16,6 +16,7 @@ import stat
 import tracemalloc
 
 import pytest
+from cli_fixtures import TINY_SWEEP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -206,26 +207,7 @@ def test_a_broken_book_is_noted_and_rebuilt(tmp_path, monkeypatch, capsys, mutat
     book.write_text(book_text(info().fingerprint(), mutate(good_entry())))
     monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(book))
     out_file = tmp_path / "s.json"
-    code, out, err = run_cli(
-        capsys,
-        "sweep",
-        "--layer",
-        "gelu3",
-        "--strategies",
-        "none",
-        "--executors",
-        "inline",
-        "--workers",
-        "1",
-        "--batch",
-        "2",
-        "--repeat",
-        "1",
-        "--warmup",
-        "0",
-        "--out",
-        out_file,
-    )
+    code, out, err = run_cli(capsys, *TINY_SWEEP, "--out", out_file)
     assert code == 0, err
     assert "baseline book" in err and "ignored" in err
     assert out_file.exists() and not re.search(r"-\d+\.\d+x", out)  # no negative speedup

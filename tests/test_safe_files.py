@@ -9,6 +9,7 @@ import sys
 import threading
 
 import pytest
+from cli_fixtures import TINY_SWEEP
 
 from partui.profiles import safe_files
 from partui.profiles.machine import MachineInfo
@@ -223,25 +224,7 @@ def test_default_names_unique_in_one_second_and_across_threads(tmp_path):
 def test_two_sweeps_in_the_same_second_keep_both(tmp_path):
     """Finding 7 (command line): two processes at once, two snapshots."""
     env = {**os.environ, "PARTUI_SNAPSHOT_DIR": str(tmp_path)}
-    cmd = [
-        *CLI,
-        "sweep",
-        "--layer",
-        "gelu3",
-        "--strategies",
-        "none",
-        "--executors",
-        "inline",
-        "--workers",
-        "1",
-        "--batch",
-        "2",
-        "--repeat",
-        "1",
-        "--warmup",
-        "0",
-        "--no-book",
-    ]
+    cmd = [*CLI, *TINY_SWEEP, "--no-book"]
     procs = [
         subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)

@@ -121,13 +121,7 @@ def parse_int(text: str, what: str) -> int:
 
 def add_config_arguments(p, layer_required: bool = True) -> None:
     """The options that make a RunConfig, shared by every command that runs layers."""
-    p.add_argument(
-        "--layer",
-        required=layer_required,
-        choices=LAYER_NAMES,
-        metavar="LAYER",
-        help="one of: " + ", ".join(LAYER_NAMES),
-    )
+    add_layer_argument(p, layer_required)
     p.add_argument(
         "--strategy",
         default="batch",
@@ -135,13 +129,7 @@ def add_config_arguments(p, layer_required: bool = True) -> None:
         metavar="S",
         help="how the work is cut: " + ", ".join(STRATEGIES),
     )
-    p.add_argument(
-        "--kernel",
-        default="vectorized",
-        choices=list(KERNELS),
-        metavar="K",
-        help="loops or vectorized",
-    )
+    add_kernel_argument(p)
     p.add_argument(
         "--executor",
         default="threads",
@@ -157,12 +145,37 @@ def add_config_arguments(p, layer_required: bool = True) -> None:
         help=f"worker threads or processes (BLAS threads for --executor blas), 1..{MAX_WORKERS}",
     )
     add_scheduler_argument(p)
+    add_repeat_arguments(p)
+
+
+def add_layer_argument(p, required: bool = True) -> None:
+    p.add_argument(
+        "--layer",
+        required=required,
+        choices=LAYER_NAMES,
+        metavar="LAYER",
+        help="one of: " + ", ".join(LAYER_NAMES),
+    )
+
+
+def add_kernel_argument(p) -> None:
+    p.add_argument(
+        "--kernel",
+        default="vectorized",
+        choices=list(KERNELS),
+        metavar="K",
+        help="loops or vectorized",
+    )
+
+
+def add_repeat_arguments(p, each: str = "") -> None:
+    """--batch, --repeat, --warmup, --seed; `each`: what the repeats are counted per."""
     p.add_argument(
         "--batch", type=ascii_int, default=64, metavar="B", help=f"samples, 1..{MAX_BATCH}"
     )
-    p.add_argument("--repeat", type=ascii_int, default=5, metavar="R", help="timed repeats")
+    p.add_argument("--repeat", type=ascii_int, default=5, metavar="R", help="timed repeats" + each)
     p.add_argument(
-        "--warmup", type=ascii_int, default=1, metavar="W", help="untimed warm-up repeats"
+        "--warmup", type=ascii_int, default=1, metavar="W", help="untimed warm-up repeats" + each
     )
     p.add_argument(
         "--seed", type=ascii_int, default=0, metavar="K", help="seed of inputs and weights"

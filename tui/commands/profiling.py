@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from partui.kernels.axes import EXECUTORS, KERNELS, LOCAL_EXECUTORS, STRATEGIES, NotApplicable
-from partui.kernels.layers import LAYER_NAMES
+from partui.kernels.axes import EXECUTORS, LOCAL_EXECUTORS, STRATEGIES, NotApplicable
 from partui.profiles.limits import MAX_WORKERS, default_workers
 
 from ..errors import UsageError
@@ -14,8 +13,10 @@ from ..reports import analysis_data, compare_data, compare_report, report
 from ..safe_text import echo, printable
 from ..table import ms
 from .core import (
+    add_kernel_argument,
+    add_layer_argument,
+    add_repeat_arguments,
     add_scheduler_argument,
-    ascii_int,
     check_output,
     check_writable_dir,
     compile_ahead,
@@ -39,26 +40,14 @@ def register(sub) -> None:
         "strategy for this layer, kernel and batch measured on this machine), and "
         "save everything as a snapshot. Progress goes to stderr.",
     )
-    p.add_argument(
-        "--layer",
-        required=True,
-        choices=LAYER_NAMES,
-        metavar="LAYER",
-        help="one of: " + ", ".join(LAYER_NAMES),
-    )
+    add_layer_argument(p)
     p.add_argument(
         "--strategies",
         metavar="S,S",
         default=None,
         help="comma-separated (default: every strategy the layer allows)",
     )
-    p.add_argument(
-        "--kernel",
-        default="vectorized",
-        choices=list(KERNELS),
-        metavar="K",
-        help="loops or vectorized",
-    )
+    add_kernel_argument(p)
     p.add_argument(
         "--executors",
         metavar="E,E",
@@ -72,14 +61,7 @@ def register(sub) -> None:
         default=f"1,{default_workers()}",
         help=f"comma-separated worker counts, 1..{MAX_WORKERS}",
     )
-    p.add_argument("--batch", type=ascii_int, default=64, metavar="B", help="samples")
-    p.add_argument("--repeat", type=ascii_int, default=5, metavar="R", help="timed repeats per run")
-    p.add_argument(
-        "--warmup", type=ascii_int, default=1, metavar="W", help="untimed warm-ups per run"
-    )
-    p.add_argument(
-        "--seed", type=ascii_int, default=0, metavar="K", help="seed of inputs and weights"
-    )
+    add_repeat_arguments(p, " per run")
     p.add_argument(
         "--out", metavar="FILE", help="snapshot file (default: a new file in the snapshot folder)"
     )
