@@ -28,6 +28,7 @@ from numpy.lib.stride_tricks import as_strided
 from . import caches
 from .layers import NETWORK, prod
 from .scratch import Cancelled, Scratch, reshaped_view
+from .strategies import split_range
 
 SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 # Patch rows per GEMM: a chunk's rows (plus its GEMM result and the packed weights) should
@@ -71,14 +72,7 @@ def _sgemm():
 
 def _groups(n: int, flops_per_sample: float) -> list[tuple[int, int]]:
     """Samples in balanced groups of at most ~CALL_FLOPS of work: one native call each."""
-    parts = max(1, min(n, int(-(-n * flops_per_sample // CALL_FLOPS))))
-    base, extra = divmod(n, parts)
-    out, start = [], 0
-    for i in range(parts):
-        stop = start + base + (i < extra)
-        out.append((start, stop))
-        start = stop
-    return out
+    return split_range(n, int(-(-n * flops_per_sample // CALL_FLOPS)))
 
 
 def _blas_matrix(a) -> bool:

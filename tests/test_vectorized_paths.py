@@ -228,3 +228,19 @@ def test_native_per_sample_and_patch_row_convolutions_agree_with_the_reference(
         out[...] = np.nan  # a channel slice and a row tile of it
         vectorized.conv(x[:, :, 3:10], w[2:7], b[2:7], out[:, 2:7, 3:8], Scratch())
         close(out[:, 2:7, 3:8], full[:, 2:7, 3:8])
+
+
+def test_native_call_groups_cover_the_batch_in_balanced_runs_of_bounded_work():
+    from partui.kernels.vectorized import CALL_FLOPS, _groups
+
+    for n in (1, 2, 7, 64, 1000):
+        for fps in (1.0, CALL_FLOPS / 3, 0.4 * CALL_FLOPS, CALL_FLOPS, 4 * CALL_FLOPS):
+            groups = _groups(n, fps)
+            assert groups[0][0] == 0 and groups[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(groups, groups[1:]))
+            sizes = [b - a for a, b in groups]
+            assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+            # as few calls as keep a call's work at ~CALL_FLOPS on average (one sample each
+            # at the most): one group fewer would pass it
+            assert n * fps / len(groups) <= CALL_FLOPS or len(groups) == n
+            assert len(groups) == 1 or (len(groups) - 1) * CALL_FLOPS < n * fps
