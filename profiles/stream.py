@@ -30,12 +30,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 # the engine (numpy, the kernels) is imported when the service starts serving: the child
 # process starts its CPU monitor first, so the dashboard's CPU chart fills at once
+from .child_commands import serve_commands
 from .events import Compiling, RunCancelled, RunFailed, RunFinished, RunStarted
 from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
 
@@ -383,23 +385,12 @@ def _serve_child(cmd_fd: int, evt_fd: int, sample_hz: float, compile_ahead: bool
         monitor.start()
     service = _Service(batcher.add, sample_hz, monitor=monitor, compile_ahead=compile_ahead)
 
-    def control():
-        try:
-            while True:
-                cmd = cmd_conn.recv()
-                if cmd[0] == "run":
-                    service.submit(cmd[1])
-                elif cmd[0] == "live":
-                    service.set_live(cmd[1])
-                elif cmd[0] == "cancel":
-                    service.cancel(cmd[1])
-                elif cmd[0] == "stop":
-                    break
-        except (EOFError, OSError):  # the parent is gone: stop too
-            pass
-        service.stop()
-
-    threading.Thread(target=control, name="partui-control", daemon=True).start()
+    handlers: dict[str, Callable] = {
+        "run": service.submit,
+        "live": service.set_live,
+        "cancel": service.cancel,
+    }
+    serve_commands(cmd_conn, handlers, service.stop, "partui-control")
     try:
         service.serve()
     finally:

@@ -21,6 +21,7 @@ import threading
 from dataclasses import replace
 from multiprocessing.connection import Connection
 
+from .child_commands import serve_commands
 from .trainer import StepDone, TrainConfig, Trainer
 
 
@@ -101,19 +102,7 @@ def _child_main(cmd_fd: int, evt_fd: int, cfg_repr: str) -> None:
     cmd_conn, evt_conn = Connection(cmd_fd, writable=False), Connection(evt_fd, readable=False)
     stop, settings = threading.Event(), queue.Queue[dict]()
 
-    def control():
-        try:
-            while True:
-                cmd = cmd_conn.recv()
-                if cmd[0] == "settings":
-                    settings.put(cmd[1])
-                elif cmd[0] == "stop":
-                    break
-        except (EOFError, OSError):  # the dashboard is gone: stop too
-            pass
-        stop.set()
-
-    threading.Thread(target=control, name="partui-train-control", daemon=True).start()
+    serve_commands(cmd_conn, {"settings": settings.put}, stop.set, "partui-train-control")
     train_loop(ast.literal_eval(cfg_repr), _Sender(evt_conn), stop, settings)
 
 
