@@ -108,7 +108,9 @@ class PartuiApp(App):
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
         self.self_cpu: float | None = None
-        self.machine = machine  # a MachineInfo; given: tests that need a fixed header
+        # given: tests that need a fixed header; else read as the dashboard mounts
+        self.machine = machine or MachineInfo()
+        self._read_machine = machine is None
         self.crash_log: Path | None = None  # where the traceback of a fatal error went
         self.key_at = 0.0  # time.monotonic() of the last key press: charts wait a moment
         self._after_screenshot = None  # what to do once an export's screenshot is written
@@ -152,7 +154,7 @@ class PartuiApp(App):
         from partui.profiles.baselines import BaselineBook
         from partui.profiles.machine import host_info
 
-        if self.machine is None:
+        if self._read_machine:
             # the BLAS part imports numpy (most of a second on a busy machine): it follows
             # the first frame, on this thread (a read beside an import on another thread
             # deadlocked before threadpoolctl 3.7, the floor in pyproject.toml)
