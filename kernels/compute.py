@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import weakref
 from functools import partial
 
 import numpy as np
@@ -18,6 +19,7 @@ from .strategies import Task
 
 KERNEL_MODULES = {"loops": loops, "vectorized": vectorized}
 CALLS_KEPT = 256  # bound task calls per worker; all are dropped when full
+_HOLDING: weakref.WeakSet = weakref.WeakSet()  # scratches that have bound calls
 
 
 def _region(arr: np.ndarray, task: Task, layer: Layer) -> np.ndarray:
@@ -93,9 +95,19 @@ def bound_call(layer: Layer, kernel: str, arrays: dict[str, np.ndarray], task: T
     else:  # another run's arrays: its calls go, so a worker holds one run's views at most
         scratch.drop_calls()
         scratch.calls_arrays = tuple(arrays.items())
+        _HOLDING.add(scratch)
     call = _bind(layer, ops, arrays, task, scratch)
     scratch.calls[id(task)] = (task, layer, ops, call)
     return call
+
+
+def release_bound_calls(arrays: dict[str, np.ndarray]) -> None:
+    """Every worker's bound calls for these arrays let go of them (a run's end: its arrays
+    are freed now, not at the worker's next run)."""
+    for scratch in list(_HOLDING):
+        held = scratch.calls_arrays
+        if held and all(arrays.get(k) is v for k, v in held):
+            scratch.drop_calls()
 
 
 def _bind(layer: Layer, ops, arrays: dict[str, np.ndarray], task: Task, scratch):

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from partui.kernels.compute import release_bound_calls
+
 from . import worker
 from .events import Span
 
@@ -88,6 +90,7 @@ class Arena:
         self.arrays = {k: np.empty(s, dtype=np.float32) for k, s in shapes.items()}
 
     def close(self) -> None:
+        release_bound_calls(self.arrays)  # workers' bound calls hold views of them
         self.arrays = {}
 
 
@@ -111,6 +114,7 @@ class SharedArena(Arena):
         }
 
     def close(self) -> None:
+        release_bound_calls(self.arrays)
         self.arrays = {}
         try:
             self.shm.close()

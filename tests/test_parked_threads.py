@@ -270,3 +270,13 @@ def test_the_spin_is_allowed_only_while_threads_hardly_wait_for_a_cpu(tmp_path, 
     nowhere.cpus = 2
     clock["now"] += 0.1
     assert nowhere() is False  # no pressure figures: never
+
+
+def test_a_runs_end_leaves_no_worker_holding_its_arrays(engine):
+    from partui.kernels import compute
+
+    for executor, workers in (("threads", 2), ("threads-dynamic", 2), ("inline", 1)):
+        r = engine.run(RunConfig("conv2", "batch", "vectorized", executor, workers, 4, 2, 1))
+        assert r.ok
+        held = [s for s in compute._HOLDING if s.calls or s.calls_arrays]  # noqa: SLF001
+        assert held == [], executor

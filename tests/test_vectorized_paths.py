@@ -184,6 +184,10 @@ def test_a_bound_task_call_is_made_once_and_follows_new_values(name, monkeypatch
     compute.run_task(layer, "vectorized", fresh, tasks[0], scratch)
     assert binds[-1] is tasks[0] and len(scratch.calls) == 1
     assert all(fresh[k] is v for k, v in scratch.calls_arrays)
+    compute.release_bound_calls(arrays)  # the first run's: nothing of it held, nothing to do
+    assert len(scratch.calls) == 1
+    compute.release_bound_calls(fresh)  # this run ends: its views go at once
+    assert scratch.calls == {} and scratch.calls_arrays == ()
 
 
 def test_a_wrapped_kernel_is_called_not_bypassed_by_the_bound_native_call():
