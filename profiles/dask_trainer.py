@@ -35,9 +35,12 @@ from partui.kernels.pass_axes import COMBINE, TRANSFER, UPDATE
 from partui.kernels.scratch import Cancelled
 from partui.kernels.strategies import split_range
 
+from . import blas
 from .dask_train import COMBINE_NAMES, WAIT_S, shard_spans, stream_intervals, tree_reduce, wait_all
 from .events import Span
 from .executors import WorkerLost
+
+STOP_WAIT_S = 5.0  # how long a stopped run waits for the weights it learned
 
 
 def train_epochs(trainer, executor=None):
@@ -54,7 +57,8 @@ def train_epochs(trainer, executor=None):
         if ex._stale:  # noqa: SLF001
             ex._refresh_workers()  # noqa: SLF001
         run = _DaskTraining(trainer, ex)
-        yield from run.epochs()
+        with blas.limit(1):  # the scoring here, beside the client's and scheduler's threads
+            yield from run.epochs()
     finally:
         if run is not None:
             run.drop()
@@ -76,6 +80,7 @@ class _DaskTraining:
         self.epoch_steps: list[dict] = []  # the current epoch's
         self.notes: list[str] = []
         self.error = ""  # why the run stopped early (a lost worker), one line
+        self.pending: list = []  # the current step's futures
         self.setup = self._setup()
 
     # -- set-up and clean-up -----------------------------------------------------------
@@ -149,6 +154,11 @@ class _DaskTraining:
             except (KeyboardInterrupt, Cancelled, WorkerLost) as exc:
                 if isinstance(exc, WorkerLost):
                     self.error = f"epoch {epoch}, step {len(self.epoch_steps) + 1}: {exc}"
+                self.client.cancel(self.pending)  # the stopped step's tasks
+                try:
+                    self._spans(keys, step_stats, wall0)  # what the finished steps moved
+                except Exception:  # noqa: BLE001 - a lost worker: the figures go without
+                    pass
                 self._fetch_weights(check=False)
                 self._report()
                 tr._epoch_done(epoch, steps, a, t0, t_start, [], None)  # noqa: SLF001
@@ -218,7 +228,8 @@ class _DaskTraining:
         else:
             mean, _, tree_keys = tree_reduce(client, grads, self.lanes, addresses, tag)
             keys.update({k: (*v, step) for k, v in tree_keys.items()})
-        applies = []
+        applies: list = []
+        self.pending = [*grads, *stats, *applies]
         for i, address in enumerate(addresses):
             f = client.submit(
                 train_apply, self.token, cfg.kernel, mean, cfg.lr, cfg.momentum,
@@ -226,6 +237,7 @@ class _DaskTraining:
             )  # fmt: skip
             keys[f.key] = ("update", i, i, step)
             applies.append(f)
+            self.pending.append(f)
         wait_all(self.ex, [*applies, *stats], deadline, "a Dask training step", stop)
         t1 = time.perf_counter_ns()
         got = np.array(client.gather(stats), dtype=np.float64)  # (loss, correct, fwd, bwd)
@@ -303,7 +315,8 @@ class _DaskTraining:
                 if len(set(digests)) != 1:
                     raise WorkerLost("the Dask workers' copies of the weights differ")
             w = client.submit(train_weights, token, workers=[self.addresses[0]], pure=False)
-            self.trainer.params[...] = w.result(timeout=WAIT_S)
+            # stopped: a few seconds, else the weights of the last epoch are kept
+            self.trainer.params[...] = w.result(timeout=WAIT_S if check else STOP_WAIT_S)
         except WorkerLost:
             raise
         except Exception as exc:  # noqa: BLE001 - stopped mid-step: keep the last epoch's
