@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .baselines import Baseline, key_of
-from .stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats, summarize
+from .results import timing
+from .stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats
 
 if TYPE_CHECKING:  # the engine imports numpy; analysis runs without it
     from .results import RunResult
@@ -27,7 +28,6 @@ def pool(results):
 
     last = results[-1]
     times = [t for r in results for t in r.times_ms]
-    s = summarize(times)
 
     def per_worker(values_of):
         lists = [values_of(r) for r in results]
@@ -41,12 +41,7 @@ def pool(results):
     errors = [r.max_abs_error for r in results]
     return replace(
         last,
-        times_ms=times,
-        median_ms=s.median,
-        min_ms=s.min,
-        max_ms=s.max,
-        q1_ms=s.q1,
-        q3_ms=s.q3,
+        **timing(times),
         max_abs_error=max(errors),
         ok=all(r.ok for r in results),
         worker_busy_ms=per_worker(lambda r: r.worker_busy_ms),

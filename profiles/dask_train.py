@@ -49,12 +49,11 @@ def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
     from .passes import _inputs, _reference, _worst, saved_arrays
 
     emit = emit or (lambda event: None)
-    engine._run += 1  # noqa: SLF001
-    run_id = engine._run  # noqa: SLF001
+    run_id = engine.new_run()
     layer = get_layer(cfg.layer)
     ex = engine.executor("dask", cfg.workers, cfg.scheduler)
     ex.reset()
-    engine._current = ex  # noqa: SLF001
+    engine.current = ex
     startup = ex.start()
     if ex._stale:  # noqa: SLF001
         ex._refresh_workers()  # noqa: SLF001
@@ -82,7 +81,7 @@ def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
         with stopped_runs_reported(engine, ex, run_id, cfg, emit):
             timed = timed_repeats(run_id, cfg, ex.cancel_event, emit, one, after=after)
     finally:
-        engine._current = None  # noqa: SLF001
+        engine.current = None
     grad, new, stats = last["grad"], last["new"], last["stats"]
     ref_loss, ref = _reference(cfg.layer, "train", cfg.batch, cfg.seed)
     layout = passes.param_layout(layer)
@@ -92,7 +91,7 @@ def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
     checks += [(updated[k], params[k].astype(np.float64) - lr * ref[k]) for k in layout]
     checks.append((np.array([loss]), np.array([ref_loss])))
     err, tol, ok = _worst(checks)
-    result = engine._result(  # noqa: SLF001
+    result = engine.result(
         cfg,
         layer,
         timed.times_ms,

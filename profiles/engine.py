@@ -38,9 +38,8 @@ from .executors import (
 from .inputs import _input, _params, _reference
 from .pipeline import Pipeline
 from .repeats import report, stopped_runs_reported, timed_repeats
-from .results import RunResult
+from .results import RunResult, timing
 from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
-from .stats import summarize
 from .verification import RELATIVE_TOLERANCE, verify  # noqa: F401 (re-exported)
 
 
@@ -57,7 +56,7 @@ class Engine:
         self.monitor = monitor
         # (name, workers), and the scheduler's address for dask
         self._executors: dict[tuple, Executor] = {}
-        self._current: Executor | None = None
+        self.current: Executor | None = None  # the executor of the run going on: cancel() stops it
         self._run = 0
         self._pipeline: Pipeline | None = None  # its buffers are reused from run to run
 
@@ -78,8 +77,8 @@ class Engine:
         return ex
 
     def cancel(self) -> None:
-        if self._current is not None:
-            self._current.cancel()
+        if self.current is not None:
+            self.current.cancel()
 
     def close(self) -> None:
         for ex in self._executors.values():
@@ -111,8 +110,7 @@ class Engine:
 
             return run_pass(self, cfg, emit, keep_arrays)
         emit = emit or (lambda event: None)
-        self._run += 1
-        run_id = self._run
+        run_id = self.new_run()
         layer = get_layer(cfg.layer)
         x = _input(cfg.layer, cfg.batch, cfg.seed)
         params = _params(cfg.layer, cfg.seed)
@@ -139,7 +137,7 @@ class Engine:
                 raise ConfigError(refusal)
         ex = self.executor(cfg.executor, cfg.workers, cfg.scheduler)
         ex.reset()
-        self._current = ex
+        self.current = ex
         startup = ex.start()
         sampler = None
         if self.monitor is not None:  # before RunStarted: the samples after it are this run's
@@ -190,11 +188,11 @@ class Engine:
                 sampler.stop()
                 samples = sampler.samples
             arena.close()
-            self._current = None
+            self.current = None
         err, tol, ok = verify(output, _reference(cfg.layer, cfg.batch, cfg.seed))
         times, spans = timed.times_ms, timed.spans
         computed = [s for s in spans if s.phase != TRANSFER]  # a Dask run's moves are not tasks
-        result = self._result(
+        result = self.result(
             cfg,
             layer,
             times,
@@ -226,8 +224,14 @@ class Engine:
             ex.close()
             self._executors = {k: v for k, v in self._executors.items() if v is not ex}
 
-    def _result(self, cfg, layer, times, spans, err, tol, ok, startup, tasks) -> RunResult:
-        s = summarize(times)
+    def new_run(self) -> int:
+        """The id of a run that starts now (its events carry it)."""
+        self._run += 1
+        return self._run
+
+    def result(self, cfg, layer, times, spans, err, tol, ok, startup, tasks) -> RunResult:
+        """A verified run's record: its timed repeats summarised, each worker's median busy
+        time (transfers apart), the error against the reference."""
         busy = np.zeros((cfg.workers, len(times)))
         for span in spans:
             if span.phase == TRANSFER:  # busy is compute; a Dask run's transfers are apart
@@ -237,12 +241,7 @@ class Engine:
         return RunResult(
             config=cfg,
             blas_threads=cfg.blas_threads,
-            times_ms=times,
-            median_ms=s.median,
-            min_ms=s.min,
-            max_ms=s.max,
-            q1_ms=s.q1,
-            q3_ms=s.q3,
+            **timing(times),
             max_abs_error=err,
             tolerance=tol,
             ok=ok,

@@ -77,12 +77,11 @@ def _worst(checks) -> tuple[float, float, bool]:
 def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
     """Run a backward or training pass of `cfg` on its executor, verified against float64."""
     emit = emit or (lambda event: None)
-    engine._run += 1  # noqa: SLF001
-    run_id = engine._run  # noqa: SLF001
+    run_id = engine.new_run()
     layer = get_layer(cfg.layer)
     ex = engine.executor(cfg.executor, cfg.workers)
     ex.reset()
-    engine._current = ex  # noqa: SLF001
+    engine.current = ex
     startup = ex.start()
     emit(RunStarted(run_id, cfg, startup))
     lock = None
@@ -138,7 +137,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
         if sampler:
             sampler.stop()
         arena.close()
-        engine._current = None  # noqa: SLF001
+        engine.current = None
         if lock:
             os.unlink(lock)
 
@@ -156,7 +155,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
         checks = [(got["gx"], ref["input"])]
         checks += [(grads[k], ref[k]) for k in layout]
     err, tol, ok = _worst(checks)
-    result = engine._result(  # noqa: SLF001
+    result = engine.result(
         cfg, layer, timed.times_ms, timed.spans, err, tol, ok, startup, tasks=len(plan.phases[0])
     )
     result.flops = (

@@ -13,6 +13,22 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+def timing(times_ms: list[float]) -> dict[str, Any]:
+    """The RunResult fields of a run's timed repeats: the times, their median, min-max and
+    quartiles (ms)."""
+    from .stats import summarize
+
+    s = summarize(times_ms)
+    return {
+        "times_ms": times_ms,
+        "median_ms": s.median,
+        "min_ms": s.min,
+        "max_ms": s.max,
+        "q1_ms": s.q1,
+        "q3_ms": s.q3,
+    }
+
+
 # the configuration's fields a run's JSON (and the CSV export) also has at the top level
 CONFIG_SUMMARY = ("layer", "strategy", "kernel", "executor", "workers", "batch")
 
