@@ -35,20 +35,26 @@ def _clock():
 
 
 @njit(nogil=True, cache=jitcache.cache_enabled())
-def _spin(flags, index, value, clock, ts, limit_ns):
+def _spin(flags, index, value, clock, ts, limit_ns, then_ns):
     clock(_CLOCK_MONOTONIC, ts.ctypes.data)
     start = ts[0] * 1_000_000_000 + ts[1]
+    now = start
     while flags[index] == value:  # reloaded each turn: the clock call may write any memory
         clock(_CLOCK_MONOTONIC, ts.ctypes.data)
-        if ts[0] * 1_000_000_000 + ts[1] - start > limit_ns:
+        now = ts[0] * 1_000_000_000 + ts[1]
+        if now - start > limit_ns:
             return False
+    seen = now
+    while now - seen < then_ns:
+        clock(_CLOCK_MONOTONIC, ts.ctypes.data)
+        now = ts[0] * 1_000_000_000 + ts[1]
     return True
 
 
-def spin_while(flags: np.ndarray, index: int, value: int, limit_ns: int) -> bool:
+def spin_while(flags: np.ndarray, index: int, value: int, limit_ns: int, then_ns: int = 0) -> bool:
     """Spin, without the GIL, while flags[index] (int64) == value, at most limit_ns; True if
-    it changed."""
+    it changed, after `then_ns` more (the thread that set it may want the GIL that long)."""
     clock = _clock()
     if clock is None:
         return False
-    return bool(_spin(flags, index, value, clock, np.zeros(2, np.int64), limit_ns))
+    return bool(_spin(flags, index, value, clock, np.zeros(2, np.int64), limit_ns, then_ns))

@@ -44,6 +44,10 @@ GO, DONE = 0, 8  # flag indices, 64 bytes apart
 # worker's. An idle vCPU takes tens of microseconds to wake; a repeat's tasks can be shorter.
 SPIN_FOR_JOB_NS = 200_000
 SPIN_FOR_DONE_NS = 100_000
+# After seeing GO, a worker spins this much longer: the caller holds the GIL for a few
+# microseconds more before its own native call, and a worker that asks for it meanwhile
+# sleeps in the kernel until it is released.
+GO_SETTLE_NS = 0
 SPIN = True  # False: sleep at once, whatever the CPUs do (benchmarks compare the two)
 
 
@@ -51,10 +55,11 @@ class _FreeCpus:
     """Is there a CPU to spin on? Spinning pays only where the thread waited for would
     otherwise wake an idle CPU; where threads queue for the CPUs it takes a CPU from that
     very thread (a repeat of empty tasks at load 7 on 2 CPUs: 25-36 us sleeping, 300-900 us
-    spinning). Judged by the kernel's CPU pressure (/proc/pressure/cpu: the time some
-    thread waited for a CPU) over the last REFRESH_S: spinning while that stays under
-    STALLED of the time, so the spin itself, if it makes a thread wait, turns spinning off.
-    Without pressure figures, never."""
+    spinning). Judged by the kernel's CPU pressure (/proc/pressure/cpu: the share of time
+    some thread waited for a CPU): spinning while it stayed under STALLED both over the
+    last 10 s (the kernel's avg10) and over the last REFRESH_S, so a busy stretch, or the
+    spin itself making a thread wait, turns spinning off at once. Without pressure
+    figures, never."""
 
     REFRESH_S = 0.02
     STALLED = 0.05
@@ -65,12 +70,13 @@ class _FreeCpus:
         self.free = False
         self.last = self._read()
 
-    def _read(self) -> tuple[float, float] | None:
+    def _read(self) -> tuple[float, float, float] | None:
+        """(when, seconds some thread waited so far, % of the last 10 s)"""
         try:
             with open(self.PATH) as fh:
-                some = fh.readline().split()
-            return time.monotonic(), int(some[-1].partition("=")[2]) / 1e6
-        except (OSError, ValueError, IndexError):
+                some = dict(f.split("=") for f in fh.readline().split()[1:])
+            return time.monotonic(), int(some["total"]) / 1e6, float(some["avg10"])
+        except (OSError, ValueError, KeyError):
             return None
 
     def __call__(self) -> bool:
@@ -82,7 +88,8 @@ class _FreeCpus:
             if got is None:
                 return False
             stalled = (got[1] - self.last[1]) / (got[0] - self.last[0])
-            self.free, self.last = stalled < self.STALLED, got
+            self.free = stalled < self.STALLED and got[2] < 100 * self.STALLED
+            self.last = got
         return self.free
 
 
@@ -145,7 +152,7 @@ class _Slot:
                 job = jobs.get_nowait()
             except queue.Empty:  # the next repeat's share is often microseconds away
                 if self.spinning:
-                    self.spin(flags, GO, handed, SPIN_FOR_JOB_NS)
+                    self.spin(flags, GO, handed, SPIN_FOR_JOB_NS, GO_SETTLE_NS)
                 job = jobs.get()
             if job is _STOP:
                 return

@@ -246,8 +246,8 @@ def test_the_spin_is_allowed_only_while_threads_hardly_wait_for_a_cpu(tmp_path, 
     clock = {"now": 100.0}
     monkeypatch.setattr(time, "monotonic", lambda: clock["now"])
 
-    def stalled_us(total):
-        pressure.write_text(f"some avg10=0.00 avg60=0.00 avg300=0.00 total={total}\n")
+    def stalled_us(total, avg10=0.0):
+        pressure.write_text(f"some avg10={avg10:.2f} avg60=0.00 avg300=0.00 total={total}\n")
 
     stalled_us(1_000_000)
     monkeypatch.setattr(_FreeCpus, "PATH", str(pressure))
@@ -262,7 +262,13 @@ def test_the_spin_is_allowed_only_while_threads_hardly_wait_for_a_cpu(tmp_path, 
     clock["now"] += 0.1  # 59 ms of waiting in 100 ms
     assert free() is False
     clock["now"] += 0.1
-    stalled_us(1_000_000 + 61_000)
+    stalled_us(1_000_000 + 61_000, avg10=12.0)  # calm now, busy over the last 10 s
+    assert free() is False
+    clock["now"] += 0.1
+    stalled_us(1_000_000 + 62_000, avg10=1.0)
+    assert free() is True
+    clock["now"] += 0.1
+    stalled_us(1_000_000 + 63_000)
     free.cpus = 1  # one CPU: the thread waited for needs it
     assert free() is False
     monkeypatch.setattr(_FreeCpus, "PATH", str(tmp_path / "missing"))
