@@ -38,6 +38,7 @@ from .executors import WAIT_SLICE_S, WorkerLost
 from .repeats import report, stopped_runs_reported, timed_repeats
 
 WAIT_S = 120.0  # a step not done by then fails the run
+LOOK_S = 1.0  # how often a waiting step checks that its workers are still there
 COMBINE_NAMES = {
     "reduce": "tree reduction through Dask (pairwise adds on the workers)",
     "gather": "gather and average (every gradient fetched here and summed here)",
@@ -276,10 +277,11 @@ def stream_intervals(ex, keys: dict, since: float):
                 yield kind, lane, ss["action"], a, b
 
 
-def wait_all(ex, futures: list, deadline: float, what: str, stop=None) -> None:
+def wait_all(ex, futures: list, deadline: float, what: str, stop=None, lanes=None) -> None:
     """Wait for `futures`, waking every WAIT_SLICE_S to notice a cancel (`stop()` true or the
     executor's cancel event: Cancelled) and the deadline (WorkerLost); a future that failed
-    (its worker lost, or the task raised) is WorkerLost too, in one line."""
+    (its worker lost, or the task raised), or a worker of `lanes` (indices; default all)
+    gone, is WorkerLost too, in one line."""
     left, lock, done = [len(futures)], threading.Lock(), threading.Event()
 
     def one_done(_future) -> None:
@@ -290,6 +292,7 @@ def wait_all(ex, futures: list, deadline: float, what: str, stop=None) -> None:
 
     for f in futures:
         f.add_done_callback(one_done)
+    look = time.monotonic() + LOOK_S
     while not (done.is_set() or (not futures)):
         if ex.cancel_event.is_set() or (stop is not None and stop()):
             ex._client.cancel(futures)  # noqa: SLF001
@@ -297,6 +300,17 @@ def wait_all(ex, futures: list, deadline: float, what: str, stop=None) -> None:
         if time.monotonic() > deadline:
             ex._client.cancel(futures)  # noqa: SLF001
             raise WorkerLost(f"{what} did not finish within {WAIT_S:.0f} s")
+        if time.monotonic() > look:
+            # a task pinned to a worker that is gone waits for it for ever (a restarted
+            # worker has a new address): look for the lanes' workers now and then
+            look = time.monotonic() + LOOK_S
+            alive = set(ex._client.scheduler_info(n_workers=-1)["workers"])  # noqa: SLF001
+            used = ex.lanes if lanes is None else [ex.lanes[i] for i in lanes]
+            lost = [w.name for w in used if w.address not in alive]
+            if lost:
+                ex._stale = True  # noqa: SLF001
+                ex._client.cancel(futures)  # noqa: SLF001
+                raise WorkerLost(f"{what} failed: Dask worker {lost[0]} was lost")
         done.wait(WAIT_SLICE_S)
     failed = next((f for f in futures if f.status != "finished"), None)
     if failed is not None:

@@ -123,7 +123,11 @@ class _DaskTraining:
         from partui.kernels.dask_tasks import train_drop
 
         try:
-            self.client.run(train_drop, self.token, workers=self.addresses)
+            # only those still there: a lost one's address would hold the call for seconds
+            alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
+            here = [a for a in self.addresses if a in alive]
+            if here:
+                self.client.run(train_drop, self.token, workers=here)
         except Exception:  # noqa: BLE001 - a lost worker forgot it anyway
             pass
 
@@ -209,7 +213,7 @@ class _DaskTraining:
         stop = self._stopped
         fig: dict = {"step": step, "to_partui": 0, "from_partui": 0}
         if cfg.combine == "gather":
-            wait_all(self.ex, grads, deadline, "a Dask training step", stop)
+            wait_all(self.ex, grads, deadline, "a Dask training step", stop, self.lanes)
             g0 = time.perf_counter_ns()
             parts = client.gather(grads)
             g1 = time.perf_counter_ns()
@@ -238,7 +242,7 @@ class _DaskTraining:
             keys[f.key] = ("update", i, i, step)
             applies.append(f)
             self.pending.append(f)
-        wait_all(self.ex, [*applies, *stats], deadline, "a Dask training step", stop)
+        wait_all(self.ex, [*applies, *stats], deadline, "a Dask training step", stop, self.lanes)
         t1 = time.perf_counter_ns()
         got = np.array(client.gather(stats), dtype=np.float64)  # (loss, correct, fwd, bwd)
         step_stats[step] = got

@@ -356,6 +356,39 @@ def test_snapshot_and_chrome_trace_hold_one_track_per_dask_worker(engine, tmp_pa
     assert result.dask["scheduler"] in view.note and "LocalCluster" in view.note
 
 
+def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
+    """A Dask worker killed during `partui train`: the step's tasks were pinned to it (its
+    weights died with it), so the run stops within seconds, says which worker in one line
+    and keeps the weights of the last epoch; the next run finds the restarted worker."""
+    from partui.profiles.datasets import builtin_letters
+    from partui.profiles.train_config import TrainConfig
+    from partui.profiles.trainer import StepDone, Trainer
+
+    ex = engine.executor("dask", 2)
+    ex.start()
+    if ex._stale:  # noqa: SLF001
+        ex._refresh_workers()  # noqa: SLF001
+    victim = ex.lanes[1].pid
+    data = builtin_letters(512, 32, 0)
+    cfg = TrainConfig(epochs=1, batch=16, train_size=512, test_size=32, executor="dask", workers=2)
+
+    def emit(event):
+        if isinstance(event, StepDone) and event.step == 3:
+            os.kill(victim, signal.SIGKILL)
+
+    tr = Trainer(cfg, data, emit=emit, executor=ex)
+    start = tr.params.copy()
+    t0 = time.monotonic()
+    res = tr.run()
+    assert time.monotonic() - t0 < 60
+    err = res.dask["error"]
+    assert res.interrupted and "Dask worker 1 was lost" in err and "\n" not in err, err
+    assert len(res.loss_curve) < 32 and np.isfinite(tr.params).all()
+    assert not np.array_equal(tr.params, start)  # what the finished steps learned
+    again = engine.run(RunConfig("linear1", "batch", "vectorized", "dask", 2, 4, repeats=1))
+    assert again.ok and victim not in {w["pid"] for w in again.dask["workers"]}
+
+
 async def test_dashboard_key_e_reaches_dask_and_runs_there(engine, tmp_path):
     """The dashboard on the module's cluster (as --scheduler would give it): `e` reaches dask,
     a run has a lane per Dask worker, and quitting leaves that cluster running (closing an
