@@ -279,10 +279,21 @@ def test_external_scheduler_and_workers(tmp_path):
         out = json.loads(proc.stdout)
         assert out["ok"] and out["dask"]["cluster"] == "external"
         assert out["dask"]["scheduler"] == address
-        assert [w["name"] for w in out["dask"]["workers"]] == ["ext-a", "ext-b"]
+        names = ["ext-a", "ext-b"]
+        assert [w["name"] for w in out["dask"]["workers"]] == names
         assert len({s["worker"] for s in out["spans"] if s["phase"] == 0}) == 2
         phases = Counter(s["phase"] for s in out["spans"])
         assert phases[0] == 2 * 2 and phases[TRANSFER] >= 2 * 2 * 2  # each task's out and back
+        # partui train on the same cluster: the weights kept on its workers, the cluster left
+        proc = _partui(
+            "train", "--executor", "dask", "--scheduler", address, "--workers", "2",
+            "--epochs", "1", "--batch", "16", "--train-size", "64", "--test-size", "16",
+            "--json", "--out", "t.json", cwd=tmp_path, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        d = json.loads(proc.stdout)["dask"]
+        assert d["cluster"] == "external" and [w["name"] for w in d["workers"]] == names
+        assert d["training"]["steps"] == 4 and d["error"] == ""
         # partui never stops a cluster it did not start
         time.sleep(0.5)
         assert all(p.poll() is None for p in procs)
