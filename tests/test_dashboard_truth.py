@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_dashboard import SIZE, make_app, until
+from test_dashboard import SIZE, make_app, settings_text, until
 
 from partui.profiles.engine import RunConfig
 from partui.profiles.events import CpuSample
@@ -146,7 +146,7 @@ def test_engine_thread_app_uses_the_typed_config(tmp_path):
     assert isinstance(app.session.config, RunConfig)
 
 
-async def test_the_header_says_running_while_a_single_run_goes_and_idle_after(tmp_path):
+async def test_a_run_asked_for_reads_queued_then_running_then_idle(tmp_path):
     cfg = RunConfig("conv2", "batch", "loops", "threads", 2, 2, 20, 0)
     app = make_app(tmp_path, config=cfg)
 
@@ -155,8 +155,10 @@ async def test_the_header_says_running_while_a_single_run_goes_and_idle_after(tm
 
     async with app.run_test(size=SIZE) as pilot:
         assert " idle " in mode()
-        await pilot.press("r")
+        await pilot.press("r")  # no event drained yet: asked for, not started
+        assert " running " in mode() and "queued: conv2" in settings_text(app)
         await until(app, lambda: app.session.running is not None)
+        assert "running: conv2" in settings_text(app)
         await pilot.pause()
         assert " running " in mode()
         await until(app, lambda: app.session.runs and app.session.running is None, timeout=60)

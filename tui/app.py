@@ -105,6 +105,7 @@ class PartuiApp(App):
         self.live = live  # the engine runs the session's configuration back to back
         self.compiling: str | None = None  # what the engine compiles now, if anything
         self.sweep_left: list[RunConfig] = []  # configurations of a sweep not finished yet
+        self.queued: list[RunConfig] = []  # single runs (r) the engine has not started yet
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
         self.self_cpu: float | None = None
@@ -271,17 +272,37 @@ class PartuiApp(App):
     @property
     def busy(self) -> bool:
         """A run is going, queued, or due (live mode)."""
-        return self.session.running is not None or bool(self.sweep_left) or self.live
+        return (
+            self.session.running is not None
+            or bool(self.sweep_left)
+            or bool(self.queued)
+            or self.live
+        )
 
     def handle_events(self, events) -> None:
-        from partui.profiles.events import Compiling, RunCancelled, RunFailed, RunFinished
+        from partui.profiles.events import (
+            Compiling,
+            RunCancelled,
+            RunFailed,
+            RunFinished,
+            RunStarted,
+        )
 
         running = self.session.running
+        queued = len(self.queued)
         self.session.apply(events)
+        for ev in events:  # a single run asked for has started (or failed before it could)
+            config = getattr(ev, "config", None)
+            if isinstance(ev, (RunStarted, RunFailed, RunCancelled)) and config in self.queued:
+                self.queued.remove(config)
+            elif isinstance(ev, RunFailed) and config is None:  # the engine itself failed
+                self.queued = []
         # the settings pane's "running: ..." line; live mode says "live mode ON" throughout,
         # so its runs (several a second) do not redraw the pane; the header has its own timer
-        if not self.live and (self.session.running is None) != (running is None):
-            self.query_one(SettingsPane).show(self.shown, self.live)
+        if not self.live and (
+            (self.session.running is None) != (running is None) or len(self.queued) != queued
+        ):
+            self.show_settings()
             self.refresh_header()  # its mode: running or idle
         cpu = self.query_one(CpuChart)
         if cpu.message and self.viewing is None and any(isinstance(ev, CpuSample) for ev in events):
@@ -333,7 +354,7 @@ class PartuiApp(App):
         if self.query_one(TabbedContent).active != "profile":
             return
         self.redraw_table(force)
-        self.query_one(SettingsPane).show(self.shown, self.live)
+        self.show_settings()
         for chart in self.charts():
             chart.update_from(self.shown, force=force)
 
@@ -403,7 +424,7 @@ class PartuiApp(App):
         last = self.session.cpu[-1] if self.session.cpu else None
         engine_cpu = last.engine_cpu if last is not None else None
         mode = "SNAPSHOT" if self.viewing else "LIVE" if self.live else "idle"
-        if mode == "idle" and (self.session.running is not None or self.sweep_left):
+        if mode == "idle" and (self.session.running is not None or self.sweep_left or self.queued):
             mode = "running"
         if self.compiling:
             mode = f"{mode} | {self.compiling}"
@@ -416,9 +437,13 @@ class PartuiApp(App):
             width=self.size.width,
         )
 
+    def show_settings(self) -> None:
+        queued = self.queued[0] if self.queued and self.viewing is None else None
+        self.query_one(SettingsPane).show(self.shown, self.live, queued)
+
     def refresh_panes(self) -> None:
         self.show_layer()
-        self.query_one(SettingsPane).show(self.shown, self.live)
+        self.show_settings()
         self.refresh_header()
         self.refresh_keys()
 
@@ -452,6 +477,9 @@ class PartuiApp(App):
             return
         self.start_engine()
         self.engine.submit(self.session.config)
+        self.queued.append(self.session.config)
+        self.show_settings()
+        self.refresh_header()
 
     def action_toggle_live(self) -> None:
         if self._editable():
@@ -484,6 +512,7 @@ class PartuiApp(App):
         if self.engine is not None and self.busy:
             self.live = False
             self.sweep_left = []
+            self.queued = []
             self.engine.set_live(None)  # first, so the cancelled run is the last one
             self.engine.cancel(drop_queued=True)
             self.notify("cancelled", timeout=2)

@@ -216,8 +216,10 @@ class SettingsPane(Static):
 
     rows_needed = 9  # lines of text, borders not included
 
-    def show(self, model: Model, live: bool) -> None:
-        self._shown_for = (model, live)
+    def show(self, model: Model, live: bool, queued: RunConfig | None = None) -> None:
+        """`queued`: a run asked for that the engine has not started yet (it may be
+        compiling kernels first), shown instead of "idle"."""
+        self._shown_for = (model, live, queued)
         c = model.config
         rows = [
             ("layer", c.layer, "↑↓"),
@@ -257,6 +259,8 @@ class SettingsPane(Static):
             )
         elif model.running is not None:
             status = (f"running: {model.running.label()}", "yellow")
+        elif queued is not None and not live:
+            status = (f"queued: {queued.label()}", "yellow")
         else:
             status = ("live mode ON", "bold") if live else ("idle: r run, space live", "")
         text.append(fit_words(status[0], width, clauses=False), status[1])
