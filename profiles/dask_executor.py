@@ -162,11 +162,17 @@ class DaskExecutor(Executor):
         self.lanes: list[DaskWorker] = []
         self._arena = None
         self._params_future = None
-        self._stale = False  # a worker was lost: the lanes need a fresh look
+        self.stale = False  # a worker was lost: the lanes need a fresh look
         self._waiting: list = []  # (tasks sent, run, repeat) whose spans are not read yet
         self.book = RunBook()
 
     # -- cluster ------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """The distributed.Client once started (None before): the training step sends
+        its own tasks through it."""
+        return self._client
+
     @property
     def owns_cluster(self) -> bool:
         return self._cluster is not None
@@ -244,11 +250,11 @@ class DaskExecutor(Executor):
                 self.close()
                 raise
         self._client.get_task_stream()  # installs the scheduler's task-stream plugin
-        self._refresh_workers()
+        self.refresh_workers()
         self.startup_ms = (time.perf_counter_ns() - t0) / 1e6
         return self.startup_ms
 
-    def _refresh_workers(self) -> None:
+    def refresh_workers(self) -> None:
         """Lanes from the cluster: workers in name order, their pids and clock offsets."""
         if self._cluster is not None:  # a lost worker of ours is restarted by its nanny
             try:
@@ -258,15 +264,15 @@ class DaskExecutor(Executor):
         info = self._client.scheduler_info(n_workers=-1)["workers"]
         if not info:
             raise WorkerLost(f"the Dask cluster at {self.address} has no workers left")
-        self._stale = False
+        self.stale = False
         named = sorted(
             ((str(w.get("name", a)), a) for a, w in info.items()), key=lambda t: _natural(t[0])
         )
         pids = self._client.run(os.getpid)
         self.lanes = [DaskWorker(n, a, int(pids.get(a, 0))) for n, a in named]
-        self._estimate_offsets()
+        self.estimate_offsets()
 
-    def _estimate_offsets(self) -> None:
+    def estimate_offsets(self) -> None:
         """Each worker's clock against ours, as NTP does: ask for its time between two of
         ours; offset = its time - the midpoint, uncertainty = half the round trip; the
         shortest of PING_ROUNDS wins. Dask stamps its task stream with the worker's clock
@@ -288,8 +294,8 @@ class DaskExecutor(Executor):
                     found.offset_s, found.uncertainty_s = tw - (t0 + t1) / 2, (t1 - t0) / 2
                     found.lag_s = found.lag_now_s = lag
 
-    def _read_lags(self) -> None:
-        """Dask's current estimate of each worker's lag (see _estimate_offsets)."""
+    def read_lags(self) -> None:
+        """Dask's current estimate of each worker's lag (see estimate_offsets)."""
         from partui.kernels.dask_tasks import worker_clock
 
         # only the workers the scheduler still has: a lost worker's old address would hold
@@ -320,14 +326,14 @@ class DaskExecutor(Executor):
         self._params_future = self._client.scatter([params], broadcast=True, hash=False)[0]
         self.book.params_ms = (time.perf_counter_ns() - t0) / 1e6
         self.book.params_bytes = sum(v.nbytes for v in params.values()) * len(self.lanes)
-        self._estimate_offsets()
+        self.estimate_offsets()
 
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None) -> list[Span]:
         from distributed import KilledWorker
 
         self.start()
-        if self._stale:  # a worker was lost: learn who is there now
-            self._refresh_workers()
+        if self.stale:  # a worker was lost: learn who is there now
+            self.refresh_workers()
         if arena is not self._arena:
             self._begin_run(arena, layer)
         x, out = arena.arrays["x"], arena.arrays["out"]
@@ -374,7 +380,7 @@ class DaskExecutor(Executor):
                         "the run failed"
                     )
                 lost = self.lanes[sent.lane].name
-                self._refresh_workers()
+                self.refresh_workers()
                 lane = (sent.lane + 1) % len(self.lanes)
                 again = self._send(layer, kernel, sent.task, x, lane, run, repeat, done)
                 again.retried = True
@@ -386,7 +392,7 @@ class DaskExecutor(Executor):
                     f"{self.lanes[lane].name} and the run went on"
                 )
         except BaseException:
-            self._stale = True
+            self.stale = True
             self._client.cancel([p.future for p in pending.values()])
             raise
         # the spans come from the cluster once the repeat is timed (collect_spans)
@@ -399,7 +405,7 @@ class DaskExecutor(Executor):
         if not self._waiting:
             return []
         stream = self._client.get_task_stream(start=time.time() - 2 * TASK_TIMEOUT_S)
-        self._read_lags()
+        self.read_lags()
         wall0, perf0 = time.time(), time.perf_counter_ns()
         spans: list[Span] = []
         for pending, run, repeat in self._waiting:
@@ -460,7 +466,7 @@ class DaskExecutor(Executor):
                 elif ss.get("action") == "transfer":
                     moved.append((a, max(a, b)))
             if rec and rec.get("worker") != sent.address:
-                self._stale = True
+                self.stale = True
                 self.book.notes.append(
                     f"repeat {repeat}: Dask ran task {task.index} on worker "
                     f"{self.lanes[where].name}, not on {self.lanes[lane].name} where its "

@@ -56,9 +56,9 @@ def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
     ex.reset()
     engine.current = ex
     startup = ex.start()
-    if ex._stale:  # noqa: SLF001
-        ex._refresh_workers()  # noqa: SLF001
-    ex._estimate_offsets()  # noqa: SLF001
+    if ex.stale:
+        ex.refresh_workers()
+    ex.estimate_offsets()
     emit(RunStarted(run_id, cfg, startup))
     x, params, flat, labels = _inputs(cfg.layer, "train", cfg.batch, cfg.seed)
     lr = passes.DEFAULT_LR
@@ -118,7 +118,7 @@ def _step(ex, cfg, flat, x, labels, lr, run, repeat):
     (loss, correct), spans, figures)."""
     from partui.kernels.dask_tasks import part, train_shard
 
-    client, lanes = ex._client, ex.lanes  # noqa: SLF001
+    client, lanes = ex.client, ex.lanes
     tag = f"{run}-{repeat}-{uuid.uuid4().hex[:8]}"
     shards = split_range(cfg.batch, cfg.workers)
     spans: list[Span] = []
@@ -259,8 +259,8 @@ def stream_intervals(ex, keys: dict, since: float):
     stream since `since` (wall clock) for the tasks of `keys`, on this process's
     perf_counter clock: the stream's times are the worker's clock plus Dask's estimate of its
     lag behind the scheduler (read fresh here), less the worker's offset to ours."""
-    stream = ex._client.get_task_stream(start=since)  # noqa: SLF001
-    ex._read_lags()  # noqa: SLF001
+    stream = ex.client.get_task_stream(start=since)
+    ex.read_lags()
     lanes = ex.lanes
     wall0, perf0 = time.time(), time.perf_counter_ns()
     lane_of = {w.address: i for i, w in enumerate(lanes)}
@@ -295,26 +295,26 @@ def wait_all(ex, futures: list, deadline: float, what: str, stop=None, lanes=Non
     look = time.monotonic() + LOOK_S
     while not (done.is_set() or (not futures)):
         if ex.cancel_event.is_set() or (stop is not None and stop()):
-            ex._client.cancel(futures)  # noqa: SLF001
+            ex.client.cancel(futures)
             raise Cancelled()
         if time.monotonic() > deadline:
-            ex._client.cancel(futures)  # noqa: SLF001
+            ex.client.cancel(futures)
             raise WorkerLost(f"{what} did not finish within {WAIT_S:.0f} s")
         if time.monotonic() > look:
             # a task pinned to a worker that is gone waits for it for ever (a restarted
             # worker has a new address): look for the lanes' workers now and then
             look = time.monotonic() + LOOK_S
-            alive = set(ex._client.scheduler_info(n_workers=-1)["workers"])  # noqa: SLF001
+            alive = set(ex.client.scheduler_info(n_workers=-1)["workers"])
             used = ex.lanes if lanes is None else [ex.lanes[i] for i in lanes]
             lost = [w.name for w in used if w.address not in alive]
             if lost:
-                ex._stale = True  # noqa: SLF001
-                ex._client.cancel(futures)  # noqa: SLF001
+                ex.stale = True
+                ex.client.cancel(futures)
                 raise WorkerLost(f"{what} failed: Dask worker {lost[0]} was lost")
         done.wait(WAIT_SLICE_S)
     failed = next((f for f in futures if f.status != "finished"), None)
     if failed is not None:
-        ex._stale = True  # noqa: SLF001
+        ex.stale = True
         exc = failed.exception() if failed.status == "error" else None
         why = first_line(exc) if exc is not None else failed.status
         raise WorkerLost(f"{what} failed ({type(exc).__name__ if exc else 'task'}: {why})")

@@ -54,8 +54,8 @@ def train_epochs(trainer, executor=None):
     run = None
     try:
         trainer.result.pool_startup_ms = ex.start()
-        if ex._stale:  # noqa: SLF001
-            ex._refresh_workers()  # noqa: SLF001
+        if ex.stale:
+            ex.refresh_workers()
         run = _DaskTraining(trainer, ex)
         with blas.limit(1):  # the scoring here, beside the client's and scheduler's threads
             yield from run.epochs()
@@ -70,7 +70,7 @@ class _DaskTraining:
     def __init__(self, trainer, ex):
         self.trainer, self.ex = trainer, ex
         self.cfg = cfg = trainer.cfg
-        self.client = ex._client  # noqa: SLF001
+        self.client = ex.client
         # one shard per Dask worker, up to --workers of them
         self.lanes = list(range(min(cfg.workers, len(ex.lanes))))
         self.addresses = [ex.lanes[i].address for i in self.lanes]
@@ -144,7 +144,7 @@ class _DaskTraining:
             order = rng.permutation(n)
             a["losses"].fill(np.nan)
             a["hits"].fill(0)
-            tr._step_ends = {}  # noqa: SLF001
+            tr.step_ends = {}
             t0 = time.perf_counter()
             wall0 = time.time()
             keys: dict = {}
@@ -165,7 +165,7 @@ class _DaskTraining:
                     pass
                 self._fetch_weights(check=False)
                 self._report()
-                tr._epoch_done(epoch, steps, a, t0, t_start, [], None)  # noqa: SLF001
+                tr.epoch_done(epoch, steps, a, t0, t_start, [], None)
                 res.interrupted = True
                 return
             t_read = time.perf_counter()
@@ -180,7 +180,7 @@ class _DaskTraining:
                 if (base + s.repeat) % sample_every == 0
             )
             self._report()
-            tr._epoch_done(epoch, steps, a, t0, t_start, spans, tr._score_here)  # noqa: SLF001
+            tr.epoch_done(epoch, steps, a, t0, t_start, spans, tr.score_here)
             if res.epochs:
                 yield res.epochs[-1]
             if tr.stop is not None and tr.stop.is_set():
@@ -257,7 +257,7 @@ class _DaskTraining:
         self.epoch_steps.append(fig)
         elapsed = time.perf_counter() - t_start
         tr = self.trainer
-        tr._step_ends[step] = elapsed  # noqa: SLF001
+        tr.step_ends[step] = elapsed
         base = (epoch - 1) * steps
         tr.emit(StepDone(base + step + 1, epoch, steps, elapsed, loss))
 

@@ -224,11 +224,11 @@ class Trainer:
                         ex.cancel()
                         ex.close()
                         self.params[...] = a["params"]
-                        self._epoch_done(epoch, steps, a, t0, t_start, [], None)
+                        self.epoch_done(epoch, steps, a, t0, t_start, [], None)
                         res.interrupted = True
                         return
                     self.params[...] = a["params"]
-                    self._epoch_done(
+                    self.epoch_done(
                         epoch, steps, a, t0, t_start, spans, lambda: self._score(ex, arena, evals)
                     )
                     if res.epochs:
@@ -243,7 +243,7 @@ class Trainer:
         run_jobs(ex, arena, evals, "network", self.cfg.kernel, 0, 0)
         return float(arena.arrays["eval"].sum()) / len(self.data.test_y)
 
-    def _score_here(self) -> float:
+    def score_here(self) -> float:
         """Test accuracy of the learned weights on the calling thread (after the pool stopped)."""
         from partui.kernels.scratch import Scratch
 
@@ -258,24 +258,24 @@ class Trainer:
             )
         return hits / len(self.data.test_y)
 
-    def _epoch_done(self, epoch, steps, a, t0, t_start, spans, score) -> None:
+    def epoch_done(self, epoch, steps, a, t0, t_start, spans, score) -> None:
         """Record an epoch (or the steps of it done before a stop): loss curve, accuracy, report."""
         cfg, res = self.cfg, self.result
         wall = time.perf_counter() - t0
         losses = a["losses"][:steps].astype(np.float64)
         done = np.flatnonzero(np.isfinite(losses))
         base = (epoch - 1) * steps
-        for i, s in enumerate(sorted(done.tolist(), key=lambda s: self._step_ends.get(s, 0.0))):
-            end = self._step_ends.get(s, t0 - t_start + wall * (i + 1) / max(1, len(done)))
+        for i, s in enumerate(sorted(done.tolist(), key=lambda s: self.step_ends.get(s, 0.0))):
+            end = self.step_ends.get(s, t0 - t_start + wall * (i + 1) / max(1, len(done)))
             res.loss_curve.append([base + i + 1, end, float(losses[s])])
         if not len(done):
             return
         t_eval = time.perf_counter()
         try:
             try:
-                acc = score() if score is not None else self._score_here()
+                acc = score() if score is not None else self.score_here()
             except Cancelled:  # a stop asked for as the epoch ended: score here instead
-                acc = self._score_here()
+                acc = self.score_here()
         except KeyboardInterrupt:  # a second Ctrl+C: no score
             acc = float("nan")
         eval_s = time.perf_counter() - t_eval
@@ -305,7 +305,7 @@ class Trainer:
         cfg, res = self.cfg, self.result
         a = arena.arrays
         spans: list[Span] = []
-        self._step_ends: dict[int, float] = {}  # step in the epoch -> seconds since the start
+        self.step_ends: dict[int, float] = {}  # step in the epoch -> seconds since the start
         base = (epoch - 1) * steps
 
         def keep(step_spans, step):
@@ -335,7 +335,7 @@ class Trainer:
                 a["hits"][step] = float(stats[:, 1].sum())
                 keep(step_spans, step)
                 elapsed = time.perf_counter() - t_start
-                self._step_ends[step] = elapsed
+                self.step_ends[step] = elapsed
                 self.emit(StepDone(base + step + 1, epoch, steps, elapsed, loss))
             return spans
 
@@ -363,7 +363,7 @@ class Trainer:
             if span.phase == passes.UPDATE:
                 step = span.repeat
                 elapsed = time.perf_counter() - t_start
-                self._step_ends[step] = elapsed
+                self.step_ends[step] = elapsed
                 self.emit(
                     StepDone(base + next(done), epoch, steps, elapsed, float(a["losses"][step]))
                 )

@@ -144,7 +144,7 @@ def test_network_forward_on_two_dask_workers(engine):
     assert d["task_compute_ms"] > 0 and d["notes"] == []
     check_spans(result, "network", 8, 2)
     # BLAS runs one thread inside each Dask worker
-    client = engine.executor("dask", 2)._client  # noqa: SLF001
+    client = engine.executor("dask", 2).client
 
     def blas_threads():
         from threadpoolctl import threadpool_info
@@ -377,8 +377,8 @@ def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
 
     ex = engine.executor("dask", 2)
     ex.start()
-    if ex._stale:  # noqa: SLF001
-        ex._refresh_workers()  # noqa: SLF001
+    if ex.stale:
+        ex.refresh_workers()
     victim = ex.lanes[1].pid
     data = builtin_letters(512, 32, 0)
     cfg = TrainConfig(epochs=1, batch=16, train_size=512, test_size=32, executor="dask", workers=2)
@@ -554,7 +554,7 @@ def test_dask_training_step_equals_inline_and_float64(engine):
         assert {s.tid for s in res.spans if s.phase in (0, 1)} == {
             w["pid"] for w in res.dask["workers"]
         }
-    assert ex._client is not None  # a cluster handed in is left open  # noqa: SLF001
+    assert ex.client is not None  # a cluster handed in is left open
 
 
 def replace_cfg(cfg, **changes):
