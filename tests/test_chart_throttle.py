@@ -49,6 +49,46 @@ async def test_a_costly_chart_waits_in_proportion_to_its_cost():
             before = chart.draws
             chart.tick()
             assert chart.draws == before
-            chart.drawn_at -= 0.2 / COST_SHARE
+            # the four charts on screen share COST_SHARE of a core: 200 ms x 4 / 0.08 = 10 s
+            assert chart.frame_wait_s() == 0.2 * 4 / COST_SHARE
+            chart.drawn_at -= chart.frame_wait_s() / 2
+            chart.tick()
+            assert chart.draws == before
+            chart.drawn_at -= chart.frame_wait_s() / 2
             chart.tick()
             assert chart.draws == before + 1
+
+
+async def test_keys_repaint_the_panes_without_laying_the_screen_out_again(monkeypatch):
+    """A key's change is repainted in place: a layout pass re-renders every pane and chart
+    (about 100 ms of CPU per key on a 2-core machine before). A warning that comes and goes
+    (3 workers on 2 cores) grows the settings pane once, then leaves it as it is."""
+    from textual.screen import Screen
+
+    from partui.tui.panes import SettingsPane
+
+    layouts = []
+    original = Screen._refresh_layout
+
+    def counted(self, *args, **kwargs):
+        layouts.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Screen, "_refresh_layout", counted)
+    app = fixed_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        add_fixed_runs(app)
+        await pilot.pause()
+        pane = app.query_one(SettingsPane)
+        await pilot.press("minus")
+        while "⚠" not in str(pane.render()):  # one worker more than this machine's CPUs
+            assert app.session.config.workers < 512
+            await pilot.press("plus")
+        rows = pane.rows_needed
+        layouts.clear()
+        for key in ["minus", "plus", "t", "T", "minus", "plus"]:
+            await pilot.press(key)
+            warned = "⚠" in str(pane.render())
+            assert warned == (key != "minus")  # the warning goes and comes back
+        assert pane.rows_needed == rows
+        assert not layouts

@@ -382,7 +382,10 @@ class PartuiApp(App):
         main = self.screen_stack[0] if self.screen_stack else self.screen
         for name in ("small", "compact", "full"):
             main.set_class(layout == name, f"-{name}")
-        self.query_one("#too-small", Static).update(too_small_message(width, height))
+        too_small = self.query_one("#too-small", Static)
+        message = too_small_message(width, height)
+        if str(too_small.render()) != message:  # an update lays the screen out again
+            too_small.update(message)
         keys = self.query_one(KeyBar)
         keys.styles.height = key_rows(width)
         if layout != "small":

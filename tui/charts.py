@@ -28,10 +28,12 @@ MAX_POINTS = 100
 CPU_WINDOW_S = 30.0
 GAP_S = 1.5  # no sample covers a longer stretch: the line breaks there
 CHART_INTERVAL_S = 1.0  # a chart redraws at most this often
-# A chart also waits (its own drawing cost) / COST_SHARE between frames, so on a machine
-# too busy to give the dashboard CPU its charts slow down rather than its keys, and for
-# KEY_QUIET_S after a key press, so the frame that shows the key holds no chart.
-COST_SHARE = 0.05
+# The charts on screen together spend at most COST_SHARE of one core: a chart waits (its
+# frame's measured cost: building, rendering to text and to the screen's lines) x (charts on
+# screen) / COST_SHARE between frames. A key that arrives during a frame waits for it, and
+# a live run on every core makes each frame slower: the charts slow down, not the keys.
+# They also wait KEY_QUIET_S after a key press, so the frame that shows the key holds none.
+COST_SHARE = 0.08
 KEY_QUIET_S = 0.35
 
 
@@ -77,9 +79,24 @@ class Redraws:
         now = time.monotonic()
         if now - getattr(self.app, "key_at", 0.0) < KEY_QUIET_S:
             return
-        if now - self.drawn_at < self.cost_s / COST_SHARE:
+        if now - self.drawn_at < self.frame_wait_s():
             return
         self.update_from(self.app.shown)
+
+    def frame_wait_s(self) -> float:
+        """The least time between two frames of this chart: its share of the charts' budget."""
+        try:
+            on_screen = sum(1 for chart in self.app.charts() if chart.is_on_screen)
+        except Exception:  # noqa: BLE001 - an app without the dashboard's charts
+            on_screen = 1
+        return self.cost_s * max(1, on_screen) / COST_SHARE
+
+    def render_lines(self, crop):
+        # the whole frame's cost: render() and Textual's conversion to the screen's lines
+        t0 = time.perf_counter()
+        lines = super().render_lines(crop)
+        self._note_cost(self._build_s + time.perf_counter() - t0)
+        return lines
 
     def _note_cost(self, seconds: float) -> None:
         self.cost_s = 0.7 * self.cost_s + 0.3 * seconds if self.cost_s else seconds
@@ -150,10 +167,7 @@ class Chart(Redraws, PlotextPlot):
         if self.message:
             return self.message_text(self.message)
         try:
-            t0 = time.perf_counter()
-            out = super().render()
-            self._note_cost(self._build_s + time.perf_counter() - t0)
-            return out
+            return super().render()
         except Exception as exc:  # noqa: BLE001 - plotext failed to lay the figure out
             self.failed = f"could not draw this chart: {one_line(exc)}"
             return self.message_text(self.failed, error=True)
@@ -206,9 +220,7 @@ class TimelineChart(Redraws, Widget):
             return self.message_text(self.failed, error=True)
         try:
             size = self.content_region.size if self.is_mounted else self.size
-            t0 = time.perf_counter()
             text = timeline_lines(self.view, size.width, size.height)
-            self._note_cost(self._build_s + time.perf_counter() - t0)
             if self.view is None:
                 return self.message_text(text.plain)
             return text

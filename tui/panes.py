@@ -41,7 +41,22 @@ def machine_line(info) -> str:
     )
 
 
-class MachineHeader(Static):
+class Painted(Static):
+    """A Static whose size never follows its text (the stylesheet or the layout gives it its
+    rows): new text is only repainted. Static.update also lays the whole screen out again,
+    and that re-renders every pane and chart: tens of ms on each key press."""
+
+    _painted: Text | None = None
+
+    def paint(self, text: Text) -> None:
+        self._painted = text
+        self.refresh()
+
+    def render(self):
+        return self._painted if self._painted is not None else super().render()
+
+
+class MachineHeader(Painted):
     """The machine, and what the dashboard itself costs."""
 
     def show(
@@ -91,7 +106,7 @@ class MachineHeader(Static):
         text = Text("\n").join([line1, Text(" | ".join(parts), "dim")])
         text.no_wrap = True
         text.overflow = "ellipsis"
-        self.update(text)
+        self.paint(text)
 
 
 class LayerList(OptionList):
@@ -205,7 +220,7 @@ def config_warnings(c, logical_cores: int | None) -> list[str]:
     )
 
 
-class SettingsPane(Static):
+class SettingsPane(Painted):
     """The run's settings with the key that changes each; an invalid combination is shown as
     such."""
 
@@ -215,6 +230,7 @@ class SettingsPane(Static):
         """The settings need another number of lines: the layout gives the rows out again."""
 
     rows_needed = 9  # lines of text, borders not included
+    _rows_width = 0  # the width rows_needed was counted at
 
     def show(self, model: Model, live: bool, queued: RunConfig | None = None) -> None:
         """`queued`: a run asked for that the engine has not started yet (it may be
@@ -266,10 +282,14 @@ class SettingsPane(Static):
         text.append(fit_words(status[0], width, clauses=False), status[1])
         if text.plain != getattr(self, "_shown_text", None):  # redraw only on change
             self._shown_text = text.plain
-            self.update(text)
+            self.paint(text)
             lines = len(text.wrap(self.app.console, width))
-            if lines != self.rows_needed:
+            # a warning that comes and goes with a key does not move the panes (and lay the
+            # screen out again) each time: the pane only grows, until the width changes
+            grow = lines > self.rows_needed
+            if grow or (lines < self.rows_needed and width != self._rows_width):
                 self.rows_needed = lines
+                self._rows_width = width
                 self.post_message(self.Resized())
 
     def on_resize(self) -> None:
