@@ -59,6 +59,7 @@ class Redraws:
         self.failed: str | None = None  # the last drawing error, one line
         self.cost_s = 0.0  # what a frame of this chart costs: building it and rendering it
         self._build_s = 0.0  # the building part of the last frame (draw_model)
+        self._render_s = 0.0  # the rendering part of the last frame so far
 
     def on_resize(self) -> None:
         room = self.size.width - 4  # the border title keeps a corner and a space each side
@@ -92,10 +93,11 @@ class Redraws:
         return self.cost_s * max(1, on_screen) / COST_SHARE
 
     def render_lines(self, crop):
-        # the whole frame's cost: render() and Textual's conversion to the screen's lines
+        # the whole frame's cost: render() and Textual's conversion to the screen's lines,
+        # which may come in several calls (one per changed stretch of the screen)
         t0 = time.perf_counter()
         lines = super().render_lines(crop)
-        self._note_cost(self._build_s + time.perf_counter() - t0)
+        self._render_s += time.perf_counter() - t0
         return lines
 
     def _note_cost(self, seconds: float) -> None:
@@ -109,6 +111,9 @@ class Redraws:
         if key == self._drawn_version and not force:
             return False
         self._drawn_version = key
+        if self._build_s or self._render_s:  # the last frame, now rendered in full
+            self._note_cost(self._build_s + self._render_s)
+            self._render_s = 0.0
         try:
             self.message = None
             t0 = time.perf_counter()

@@ -20,8 +20,8 @@ and the end, since the machine is shared.
 - self CPU: CPU time of the dashboard process (not its engine child) over a window
   of live mode, as a share of one core;
 - observer effect: median repeat time of a configuration under the live dashboard
-  (from the snapshot it saves) against headless `partui run` of the same one,
-  interleaved `rounds` times.
+  (from the snapshot it saves) against headless `partui run` of the same one (as many
+  seconds of repeats), interleaved `rounds` times: the median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -234,6 +234,14 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--observer-only", action="store_true", help="measure the observer effect only")
+    ap.add_argument(
+        "--headless-repeats",
+        type=int,
+        default=1000,
+        help="repeats of the headless run (a few seconds, as long as the live window: a "
+        "short run in a fresh process is slower for its first hundreds of repeats)",
+    )
     ap.add_argument("--partui", default=PARTUI, help="the partui command to measure")
     ap.add_argument("--session", default=SESSION, help="tmux session name to use")
     args = ap.parse_args()
@@ -244,7 +252,7 @@ def main() -> int:
     print(f"measuring {PARTUI}; load average {load()}")
     snapdir = tempfile.mkdtemp(prefix="partui-bench-")
     firsts, cpu_lines, idle = [], [], []
-    for _ in range(3):
+    for _ in range(0 if args.observer_only else 3):
         frame, lines = first_cpu_lines(snapdir)
         firsts.append(frame)
         cpu_lines.append(lines)
@@ -252,15 +260,19 @@ def main() -> int:
         time.sleep(1.0)
         idle.append(cpu_of(proc, 4.0) if proc is not None else float("nan"))
         stop()
-    print(
-        f"first frame: median {statistics.median(firsts) * 1000:.0f} ms over {len(firsts)} "
-        f"launches (max {max(firsts) * 1000:.0f} ms)"
-    )
-    print(
-        f"first CPU lines with no run: median {statistics.median(cpu_lines):.2f} s "
-        f"(max {max(cpu_lines):.2f} s; nan: never drawn within 30 s)"
-    )
-    print(f"idle self CPU (no run, 4 s windows): median {statistics.median(idle):.1f}% of one core")
+    if firsts:
+        print(
+            f"first frame: median {statistics.median(firsts) * 1000:.0f} ms over {len(firsts)} "
+            f"launches (max {max(firsts) * 1000:.0f} ms)"
+        )
+        print(
+            f"first CPU lines with no run: median {statistics.median(cpu_lines):.2f} s "
+            f"(max {max(cpu_lines):.2f} s; nan: never drawn within 30 s)"
+        )
+        print(
+            "idle self CPU (no run, 4 s windows): "
+            f"median {statistics.median(idle):.1f}% of one core"
+        )
 
     configs = {
         "conv2 batch/vectorized/threads w2": [
@@ -302,7 +314,7 @@ def main() -> int:
         f"\nkey latency ({args.keys} presses of +/- each, live mode running; "
         "screen writes seen by a tmux control-mode client)"
     )
-    for name, cfg in configs.items():
+    for name, cfg in ({} if args.observer_only else configs).items():
         start([*cfg, "--live"], snapdir)
         time.sleep(2.0)
         lat = key_latencies(args.keys)
@@ -314,19 +326,20 @@ def main() -> int:
 
     cfg = configs["conv2 batch/vectorized/threads w2"]
     print(f"\nobserver effect: {' '.join(cfg)}; {args.rounds} interleaved rounds")
-    heads, lives, cpus = [], [], []
+    ratios, cpus = [], []
     for _ in range(args.rounds):
-        heads.append(headless_median(cfg, 60))
+        head = headless_median(cfg, args.headless_repeats)
         live, cpu, n = live_median(cfg, args.seconds, snapdir)
-        lives.append(live)
+        ratios.append(live / head)
         cpus.append(cpu)
         print(
-            f"  headless median {heads[-1]:.3f} ms (60 repeats)   live median {live:.3f} ms "
-            f"({n} repeats)   dashboard CPU {cpu:.1f}% of one core"
+            f"  headless median {head:.3f} ms ({args.headless_repeats} repeats)   live median "
+            f"{live:.3f} ms ({n} repeats)   live/headless {live / head:.3f}   "
+            f"dashboard CPU {cpu:.1f}% of one core"
         )
-    h, l_ = statistics.median(heads), statistics.median(lives)
     print(
-        f"  live / headless = {l_ / h:.3f}   "
+        f"  live / headless, median of the {len(ratios)} rounds' ratios = "
+        f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})   "
         f"dashboard self CPU median {statistics.median(cpus):.1f}%"
     )
     print(f"load average at the end {load()}")
