@@ -49,7 +49,7 @@ async def test_a_costly_chart_waits_in_proportion_to_its_cost():
             before = chart.draws
             chart.tick()
             assert chart.draws == before
-            # the four charts on screen share COST_SHARE of a core: 200 ms x 4 / 0.08 = 10 s
+            # the four charts on screen share COST_SHARE of a core: 200 ms x 4 / 0.05 = 16 s
             assert chart.frame_wait_s() == 0.2 * 4 / COST_SHARE
             chart.drawn_at -= chart.frame_wait_s() / 2
             chart.tick()

@@ -33,7 +33,7 @@ CHART_INTERVAL_S = 1.0  # a chart redraws at most this often
 # screen) / COST_SHARE between frames. A key that arrives during a frame waits for it, and
 # a live run on every core makes each frame slower: the charts slow down, not the keys.
 # They also wait KEY_QUIET_S after a key press, so the frame that shows the key holds none.
-COST_SHARE = 0.08
+COST_SHARE = 0.05
 KEY_QUIET_S = 0.35
 
 
