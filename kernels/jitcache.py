@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 _SOURCES = (
     "native.py",
     "native_grad.py",
-    "native_wait.py",
     "grad_network.py",
     "vectorized.py",
     "compute.py",

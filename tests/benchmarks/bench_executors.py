@@ -1,9 +1,8 @@
 """What the parked `threads` executor buys over the `threads-dynamic` pool, in one run.
 
 For each case (layer, batch) the best single-task time (inline) and the 2-worker batch
-split on `threads` (as it runs, and never spinning before it sleeps) and on
-`threads-dynamic` are measured in interleaved rounds (the order alternates), so a busy
-moment on this shared machine hits all of them alike. Per
+split on `threads` and on `threads-dynamic` are measured in interleaved rounds (the order
+alternates), so a busy moment on this shared machine hits all three alike. Per
 configuration: the median over all rounds' repeats and the min-max of the per-round
 medians; then the speedups over inline, and for `threads` the fixed cost the run saw per
 repeat (wall minus the busiest worker's tasks) and the wake-up latency of worker 1.
@@ -19,23 +18,11 @@ import argparse
 import os
 import statistics
 
-from partui.profiles import parked_threads
 from partui.profiles.engine import Engine, RunConfig
 from partui.profiles.overhead import run_overhead_us, wake_us
 
 CASES = "conv2:16,conv3:16,network:16,conv2:64,conv3:64,network:64"
-# (strategy, executor, workers, spin): `threads` as it runs (spinning briefly before it
-# sleeps where CPU pressure is low) and never spinning (parked_threads.SPIN off)
-CONFIGS = (
-    ("none", "inline", 1, True),
-    ("batch", "threads", 2, True),
-    ("batch", "threads", 2, False),
-    ("batch", "threads-dynamic", 2, True),
-)
-
-
-def label(c: tuple) -> str:
-    return f"{c[0]}/{c[1]} w{c[2]}" + ("" if c[3] else ", no spin")
+CONFIGS = (("none", "inline", 1), ("batch", "threads", 2), ("batch", "threads-dynamic", 2))
 
 
 def main() -> None:
@@ -62,8 +49,7 @@ def main() -> None:
             wakes: dict[tuple, list[float]] = {c: [] for c in CONFIGS}
             for r in range(args.rounds):
                 for c in CONFIGS if r % 2 == 0 else CONFIGS[::-1]:
-                    strategy, executor, workers, spin = c
-                    parked_threads.SPIN = spin
+                    strategy, executor, workers = c
                     cfg = RunConfig(
                         layer,
                         strategy,
@@ -92,7 +78,7 @@ def main() -> None:
                 f = f"{statistics.median(fixed[c]):.0f}" if fixed[c] else "-"
                 w = f"{statistics.median(wakes[c]):.0f}" if wakes[c] else "-"
                 print(
-                    f"{case:<11} {label(c):<26} {m:>9.3f} {spread:>15} "
+                    f"{case:<11} {f'{c[0]}/{c[1]} w{c[2]}':<26} {m:>9.3f} {spread:>15} "
                     f"{base / m:>8.2f}x {f:>8} {w:>8}"
                 )
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -17,8 +17,7 @@ the instrumented runs, and alone for a few seconds watching two busy worker thre
 its achieved rate and the share of one core it takes.
 
 And the executors' fixed cost per repeat at W workers (`--executors`): W empty tasks
-handed out and collected, `threads` (parked workers, the caller runs share 0; they spin
-briefly before sleeping where CPU pressure is low), the same never spinning, and
+handed out and collected, `threads` (parked workers, the caller runs share 0) and
 `threads-dynamic` (a pool, a future per task) alternating round by round; per round the
 median of many repeats, shown as the median over rounds with the rounds' min-max, and
 the repeats' quartiles pooled over rounds. Target: <= 20 us at 2 workers for `threads`.
@@ -42,13 +41,12 @@ from partui.kernels import strategies
 from partui.kernels.compute import run_task
 from partui.kernels.layers import get_layer, make_input, make_params
 from partui.kernels.scratch import Scratch
-from partui.profiles import blas, parked_threads
+from partui.profiles import blas
 from partui.profiles.engine import Engine, RunConfig
 from partui.profiles.events import EventLog
 from partui.profiles.overhead import OVERHEAD_EXECUTORS, empty_repeats_us, summary
 from partui.profiles.sampler import SAMPLE_HZ, CpuSampler
 
-NO_SPIN = "threads, no spin"  # the parked threads sleeping at once (parked_threads.SPIN off)
 CASES = {  # name: (layer, batch): tasks from ~1 ms up
     "conv2 b=16": ("conv2", 16),
     "conv2 b=64": ("conv2", 64),
@@ -143,19 +141,16 @@ def executor_overhead(workers: list[int], rounds: int, repeats: int) -> None:
         f"{'executor':<16} {'workers':>7} {'median us':>10} {'rounds min-max':>16} "
         f"{'q1-q3 us':>14} {'min us':>8}"
     )
-    variants = [*OVERHEAD_EXECUTORS, NO_SPIN]
     for w in workers:
-        medians: dict[str, list[float]] = {e: [] for e in variants}
-        pooled: dict[str, list[float]] = {e: [] for e in variants}
+        medians: dict[str, list[float]] = {e: [] for e in OVERHEAD_EXECUTORS}
+        pooled: dict[str, list[float]] = {e: [] for e in OVERHEAD_EXECUTORS}
         for r in range(rounds):
-            for e in variants if r % 2 == 0 else variants[::-1]:
-                parked_threads.SPIN = e != NO_SPIN
-                executor = "threads" if e == NO_SPIN else e
-                values = empty_repeats_us(executor, w, repeats, warmup=max(10, repeats // 10))
+            order = OVERHEAD_EXECUTORS if r % 2 == 0 else OVERHEAD_EXECUTORS[::-1]
+            for e in order:
+                values = empty_repeats_us(e, w, repeats=repeats, warmup=max(10, repeats // 10))
                 medians[e].append(statistics.median(values))
                 pooled[e] += values
-        parked_threads.SPIN = True
-        for e in variants:
+        for e in OVERHEAD_EXECUTORS:
             s = summary(pooled[e])
             m = medians[e]
             spread = f"{min(m):.1f}-{max(m):.1f}"
