@@ -12,8 +12,11 @@ Where the time goes, and what each step here is for (conv2, batch 64, 1 thread):
   ones (a separate bias pass over the output cost as much as a small layer);
 - patch rows are copied from an NHWC image in long runs (numba), several times
   faster than numpy's nine strided slice copies;
-- thin convolutions (conv1: one input channel, K = 9) use one GEMM per sample
-  written straight into the output instead: their output is wide, their K tiny;
+- convolutions with wide output planes (conv1, and natively conv2: 121 pixels) use one
+  GEMM per sample, weights @ patch columns, written straight into the NCHW output: no
+  pass turning GEMM rows into planes (conv2 1.2x faster than patch rows, quiet machine);
+- a task's native arguments are made once (`bind`, kept per task by compute.bound_call):
+  a repeat holds the interpreter lock for a few microseconds around one native call;
 - max-pool and GELU are one numba pass each (GELU's tanh a vectorizable
   rational fit) instead of three and eight numpy passes.
 """
@@ -46,8 +49,9 @@ CHUNK_FALLBACK = 512 * 1024  # where sysfs does not say
 THIN_K = 64  # convolutions with fewer than this many weights per filter: one GEMM per sample
 # ...and, in the native kernels, those with at least this many output pixels per plane:
 # W (oc, 9c+1) @ patch columns (9c+1, pixels) writes NCHW planes directly, no pass to
-# turn GEMM rows into planes. conv2 (121 pixels) at batch 64, 1 thread, interleaved: 1.2-1.3x
-# faster than patch rows at load 6.5; conv3 (9 pixels) 2.5x slower that way.
+# turn GEMM rows into planes. conv2 (121 pixels), 1 thread, interleaved, quiet machine:
+# 1.20x faster than patch rows at batch 64, 1.07x at 32, 1.01x at 16; conv3 (9 pixels)
+# 2.5x slower that way.
 PER_SAMPLE_PIXELS = 64
 NET_CHUNK = 8  # samples per pass of the fused network forward
 MEMO_ENTRIES = 16  # packed weights kept per worker
