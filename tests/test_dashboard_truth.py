@@ -70,6 +70,8 @@ async def test_live_mode_pools_its_runs_into_one_row_per_configuration(tmp_path)
         await until(app, lambda: app.session.runs)
         await pilot.press("space")
         await until(app, lambda: len(app.session.runs) >= 4)
+        app.refresh_panes()  # what a key press redraws, while a live run is going
+        assert "live mode ON" in settings_text(app)
         await pilot.press("escape")
         await until(app, lambda: not app.busy and app.session.running is None)
         for _ in range(5):

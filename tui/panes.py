@@ -273,12 +273,14 @@ class SettingsPane(Painted):
                 f"viewing {printable(Path(model.source or '').name)} (read-only, l: back to live)",
                 "bold yellow",
             )
+        elif live:  # its runs come several a second: the line stays as it is
+            status = ("live mode ON", "bold")
         elif model.running is not None:
             status = (f"running: {model.running.label()}", "yellow")
-        elif queued is not None and not live:
+        elif queued is not None:
             status = (f"queued: {queued.label()}", "yellow")
         else:
-            status = ("live mode ON", "bold") if live else ("idle: r run, space live", "")
+            status = ("idle: r run, space live", "")
         text.append(fit_words(status[0], width, clauses=False), status[1])
         if text.plain != getattr(self, "_shown_text", None):  # redraw only on change
             self._shown_text = text.plain
