@@ -312,7 +312,10 @@ def test_external_scheduler_and_workers(tmp_path):
 def test_lost_worker_task_sent_again(engine):
     """A Dask worker killed while it computes: its task (whose input died with it) is sent
     to the other worker, the run says so in one line and is still verified."""
-    cfg = RunConfig("conv2", "batch", "loops", "dask", 2, 8, repeats=1, warmup=1)
+    # tasks of 8 samples on the loops kernel take ~0.8 s: the kill 0.3 s into the timed
+    # repeat lands while both compute (with 4 samples, ~0.4 s, a quiet machine could
+    # finish the repeat first: no worker lost, and the next tests met the dead worker)
+    cfg = RunConfig("conv2", "batch", "loops", "dask", 2, 16, repeats=1, warmup=1)
     ex = engine.executor("dask", 2)
     ex.start()
     victim = ex.lanes[0].pid
