@@ -286,12 +286,20 @@ class Bench:
                 )
             return m
 
-        # Screening: every candidate, a few repeats each.
+        # Screening: every candidate, a few repeats each, in two passes of which only the
+        # second is kept. The first warms each executor (its threads or processes, the
+        # tasks' bound calls): right after they start, a pool's first runs can be several
+        # times slower (network b16 batch/threads: repeats of 5.2 ms beside 1.5), and a
+        # candidate screened cold was dropped before the interleaved rounds.
         finalists: dict[int, list[tuple[str, str, int]]] = {}
         for w in s.worker_counts():
+            cands = [
+                (st, ex, 1 if ex == "inline" else w) for st, ex in candidates(name, w, s.batch)
+            ]
+            for st, ex, uses in cands:
+                measure(st, ex, uses, s.screen_repeats, "screen_ms").screen_ms.clear()
             screened = [
-                measure(st, ex, 1 if ex == "inline" else w, s.screen_repeats, "screen_ms")
-                for st, ex in candidates(name, w, s.batch)
+                measure(st, ex, uses, s.screen_repeats, "screen_ms") for st, ex, uses in cands
             ]
             good = sorted((m for m in screened if m.ok), key=lambda m: m.median_ms)
             finalists[w] = [m.key for m in good[: s.finalists]]
