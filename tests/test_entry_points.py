@@ -55,13 +55,18 @@ def test_python_m_partui_is_the_partui_command(tmp_path):
     ],
 )
 def test_help_and_list_import_no_heavy_module(argv):
+    assert loaded_after(argv, HEAVY) == "LOADED []"
+
+
+def loaded_after(argv: list[str], modules: tuple[str, ...]) -> str:
+    """`partui ARGV` in a fresh interpreter: which of `modules` it imported."""
     code = (
         "import sys\nfrom partui.tui.cli import main\n"
         f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
-        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+        f"print('LOADED', sorted(m for m in {modules!r} if m in sys.modules), file=sys.stderr)"
     )
-    proc = python("-c", code)
-    assert "LOADED []" in proc.stderr, proc.stderr[-500:]
+    stderr = python("-c", code).stderr
+    return next((line for line in stderr.splitlines() if line.startswith("LOADED")), stderr[-500:])
 
 
 # standard-library modules that cost `partui --help` a tenth of its start-up or more each
@@ -71,18 +76,12 @@ SLOW_STDLIB = ("dataclasses", "inspect", "typing", "json", "shutil")
 
 @pytest.mark.parametrize("argv", [["--help"], ["list"], ["sweep", "--help"]])
 def test_help_and_list_load_no_slow_standard_module(argv):
-    code = (
-        "import sys\nfrom partui.tui.cli import main\n"
-        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
-        f"print('LOADED', sorted(m for m in {SLOW_STDLIB!r} if m in sys.modules), file=sys.stderr)"
-    )
-    proc = python("-c", code)
-    assert "LOADED []" in proc.stderr, proc.stderr[-500:]
+    assert loaded_after(argv, SLOW_STDLIB) == "LOADED []"
 
 
 def test_the_dashboard_starts_without_numpy_or_numba():
     """The first frame waits for the dashboard's own imports only: numpy (and the BLAS
-    figures that need it) follow on a thread, numba lives in the engine process."""
+    figures that need it) follow the first frame, numba lives in the engine process."""
     code = (
         "import sys\nimport partui.tui.app\n"
         "from partui.profiles.machine import host_info\n"
