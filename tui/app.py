@@ -270,14 +270,14 @@ class PartuiApp(App):
             self.handle_events(events)
 
     @property
+    def run_pending(self) -> bool:
+        """A run is going or asked for (r, a sweep): the header's "running"."""
+        return self.session.running is not None or bool(self.sweep_left) or bool(self.queued)
+
+    @property
     def busy(self) -> bool:
         """A run is going, queued, or due (live mode)."""
-        return (
-            self.session.running is not None
-            or bool(self.sweep_left)
-            or bool(self.queued)
-            or self.live
-        )
+        return self.run_pending or self.live
 
     def handle_events(self, events) -> None:
         from partui.profiles.events import (
@@ -427,7 +427,7 @@ class PartuiApp(App):
         last = self.session.cpu[-1] if self.session.cpu else None
         engine_cpu = last.engine_cpu if last is not None else None
         mode = "SNAPSHOT" if self.viewing else "LIVE" if self.live else "idle"
-        if mode == "idle" and (self.session.running is not None or self.sweep_left or self.queued):
+        if mode == "idle" and self.run_pending:
             mode = "running"
         if self.compiling:
             mode = f"{mode} | {self.compiling}"
