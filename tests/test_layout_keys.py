@@ -314,3 +314,21 @@ async def test_keys_typed_ahead_all_count(tmp_path):
         await pilot.pause()
         assert app.session.config.layer == "network"
         assert layers.get_option_at_index(layers.highlighted).id == "network"
+
+
+async def test_the_key_bar_is_laid_out_for_the_new_width_when_the_terminal_shrinks(tmp_path):
+    from partui.tui.keys import KeyBar
+
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        config=RunConfig("conv2", workers=2),
+        engine_factory=RecordingEngine,
+        live_loop=False,
+    )
+    async with app.run_test(size=(200, 60)) as pilot:
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        lines = str(app.query_one(KeyBar).render()).splitlines()
+        # every line fits the 120 columns, and no key is parted from what it does
+        assert lines and all(len(line) <= 120 for line in lines), lines
+        assert not any(line.rstrip().endswith(" ?") for line in lines), lines

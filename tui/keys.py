@@ -175,7 +175,9 @@ class KeyBar(Static):
         else:  # another tab: the keys its widgets bind, then the app's own
             essential = bound_keys(self.screen)
             extra = []
-        width = self.size.width or self.app.size.width
+        # the bar spans the screen; while the terminal is resized its own size is still
+        # the old one (the app lays it out in its own on_resize)
+        width = self.app.size.width
         text = Text("\n").join(key_lines(essential, extra, width, rows))
         text.no_wrap = True
         if text.plain != getattr(self, "_shown", None):
