@@ -219,7 +219,9 @@ class _DaskTraining:
             g1 = time.perf_counter_ns()
             total = gather_sum(parts)
             g2 = time.perf_counter_ns()
-            mean = client.scatter(total, workers=addresses, broadcast=True, hash=False)
+            # one copy per worker, each sent from here: Dask's broadcast=True sends one copy
+            # and replicates it between the workers, which is not what `gather` promises
+            means = [client.scatter(total, workers=[a], hash=False) for a in addresses]
             g3 = time.perf_counter_ns()
             fig.update(
                 gather_ms=(g1 - g0) / 1e6,
@@ -232,11 +234,12 @@ class _DaskTraining:
         else:
             mean, _, tree_keys = tree_reduce(client, grads, self.lanes, addresses, tag)
             keys.update({k: (*v, step) for k, v in tree_keys.items()})
+            means = [mean] * len(addresses)
         applies: list = []
         self.pending = [*grads, *stats, *applies]
         for i, address in enumerate(addresses):
             f = client.submit(
-                train_apply, self.token, cfg.kernel, mean, cfg.lr, cfg.momentum,
+                train_apply, self.token, cfg.kernel, means[i], cfg.lr, cfg.momentum,
                 workers=[address], allow_other_workers=False, pure=False, key=f"{tag}-apply-{i}",
             )  # fmt: skip
             keys[f.key] = ("update", i, i, step)
