@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 
 from .executors import make_executor
 
@@ -61,19 +62,54 @@ def summary(values_us: list[float]) -> dict:
     }
 
 
-def run_overhead_us(times_ms: list[float], spans) -> float | None:
-    """Median over a run's timed repeats of (repeat wall - the busiest worker's summed task
-    time), in microseconds: what handing out and collecting the tasks cost the run."""
+def repeat_busy_ns(times_ms: list[float], spans) -> list[list[int]]:
+    """Per timed repeat, each worker's summed task time in ns (workers with no task left out)."""
     busy: dict[tuple[int, int], int] = {}
     for s in spans:
         if 0 <= s.repeat < len(times_ms):
             key = (s.repeat, s.worker)
             busy[key] = busy.get(key, 0) + s.end_ns - s.start_ns
-    most = [0] * len(times_ms)
-    for (rep, _), ns in busy.items():
-        most[rep] = max(most[rep], ns)
-    gaps = [t * 1e3 - ns / 1e3 for t, ns in zip(times_ms, most) if ns > 0]
+    per: list[list[int]] = [[] for _ in times_ms]
+    for (rep, _), ns in sorted(busy.items()):
+        per[rep].append(ns)
+    return per
+
+
+def run_overhead_us(times_ms: list[float], spans) -> float | None:
+    """Median over a run's timed repeats of (repeat wall - the busiest worker's summed task
+    time), in microseconds: what handing out and collecting the tasks cost the run."""
+    per = repeat_busy_ns(times_ms, spans)
+    gaps = [t * 1e3 - max(ns) / 1e3 for t, ns in zip(times_ms, per) if ns]
     return statistics.median(gaps) if gaps else None
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Where a W-worker repeat's wall time goes, medians over the run's repeats:
+    wall = busiest worker's tasks + fixed cost; busiest = (all tasks' time / W) x imbalance.
+    Against one worker's time T1: speedup = T1 / wall, and all tasks' time / T1 is the work
+    the split added (smaller GEMMs, two cores sharing the memory system)."""
+
+    wall_ms: float
+    work_ms: float  # all workers' task time in one repeat
+    busiest_ms: float
+    imbalance: float  # busiest / mean over the workers that ran a task
+    fixed_us: float  # wall - busiest
+
+
+def time_split(times_ms: list[float], spans) -> TimeSplit | None:
+    per = repeat_busy_ns(times_ms, spans)
+    rows = [(t, ns) for t, ns in zip(times_ms, per) if ns]
+    if not rows:
+        return None
+    med = statistics.median
+    return TimeSplit(
+        wall_ms=med(t for t, _ in rows),
+        work_ms=med(sum(ns) / 1e6 for _, ns in rows),
+        busiest_ms=med(max(ns) / 1e6 for _, ns in rows),
+        imbalance=med(max(ns) * len(ns) / sum(ns) for _, ns in rows),
+        fixed_us=med(t * 1e3 - max(ns) / 1e3 for t, ns in rows),
+    )
 
 
 def wake_us(spans) -> float | None:

@@ -14,7 +14,13 @@ from partui.kernels.scratch import Cancelled
 from partui.profiles.engine import Engine, RunConfig
 from partui.profiles.events import Span
 from partui.profiles.executors import make_executor
-from partui.profiles.overhead import empty_repeats_us, run_overhead_us, summary, wake_us
+from partui.profiles.overhead import (
+    empty_repeats_us,
+    run_overhead_us,
+    summary,
+    time_split,
+    wake_us,
+)
 from partui.profiles.parked_threads import ParkedThreadExecutor, _shares
 from partui.profiles.sampler import CpuSampler
 
@@ -155,6 +161,14 @@ def test_overhead_figures_from_empty_tasks_and_from_a_runs_spans():
     ]
     assert run_overhead_us([1.0, 2.0], spans) == pytest.approx((100 + 300) / 2)
     assert wake_us(spans) is None
+    # the same repeats split: work 1.4 and 2.9 ms, busiest 0.9 and 1.7, imbalance
+    # 0.9 / 0.7 and 1.7 / 1.45 (medians of two: their means)
+    split = time_split([1.0, 2.0], spans)
+    assert split is not None
+    assert split.wall_ms == pytest.approx(1.5) and split.work_ms == pytest.approx(2.15)
+    assert split.busiest_ms == pytest.approx(1.3) and split.fixed_us == pytest.approx(200)
+    assert split.imbalance == pytest.approx((0.9 / 0.7 + 1.7 / 1.45) / 2)
+    assert time_split([1.0], [Span(0, 1, 0, 5, 1, repeat=-1)]) is None  # warm-up only
 
 
 def test_run_report_and_timeline_show_the_hand_out_cost_and_wake_up(engine):
