@@ -130,6 +130,11 @@ def test_head_and_legend_keep_their_words_in_a_narrow_pane():
     assert "1.0+" in text and "0.31" in text  # over 1 is not shown as more than all the time
     assert "cpu: CPU time / busy time" in text and "busy: share of the repeat" in text
     assert ratio_text(float("nan")) == "-" and ratio_text(1.0) == "1.00"
+    # a loops run's repeat of seconds reads in whole ms, never as "4.81e+03 ms"
+    r = fake(workers=1, times=(4810.4,))
+    r.spans = [Span(0, 1, 0, 4800 * MS, 1, task=0, repeat=0)]
+    head = text_of(view_of_result(r, 2, None), 80, 6).splitlines()[0]
+    assert head.endswith("run 2 · rep 1/1 median · 4810 ms"), head
 
 
 def test_more_workers_than_fit_are_counted_never_merged():

@@ -110,3 +110,22 @@ def test_each_run_streams_into_its_own_result(n):
         m.apply(events)
         all_spans.append([s for s in spans if s.repeat >= 0])
     assert [r.spans for r in m.runs] == all_spans
+
+
+def test_the_timeline_says_a_first_run_is_warming_up_then_shows_its_repeat():
+    from partui.tui.charts import TimelineChart
+
+    m = Model(CFG, max_workers=2)
+    chart = TimelineChart()
+    assert chart.version_key(m) is None  # nothing asked yet: the "no run yet" hint
+    events, _, _ = run_events(1)
+    warm = events.index(next(e for e in events if isinstance(e, RepeatDone)))
+    m.apply(events[: warm + 1])  # started; only the warm-up repeat (-1) has ended
+    chart.draw_model(m)
+    assert chart.view is None
+    assert chart.waiting == f"run 1 ({CFG.label()}): warming up, the timeline shows its " \
+        "first timed repeat when it ends"  # fmt: skip
+    assert chart.version_key(m) == chart.waiting
+    m.apply(events[warm + 1 :])
+    chart.draw_model(m)
+    assert chart.view is not None and chart.waiting is None

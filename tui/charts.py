@@ -22,6 +22,7 @@ from textual_plotext import PlotextPlot
 
 from .colors import CORES, OTHERS, series_color
 from .model import Model
+from .table import ms
 from .timeline import timeline_lines
 
 MAX_POINTS = 100
@@ -204,11 +205,12 @@ class TimelineChart(Redraws, Widget):
         super().__init__(**kwargs)
         self._init_chart()
         self.view = None
+        self.waiting: str | None = None
 
     def version_key(self, model: Model):
         view = model.timeline_view()
         if view is None:
-            return None
+            return _waiting_text(model)
         return (
             view.run,
             view.repeat,
@@ -219,6 +221,7 @@ class TimelineChart(Redraws, Widget):
 
     def draw_model(self, model: Model) -> None:
         self.view = model.timeline_view()
+        self.waiting = _waiting_text(model) if self.view is None else None
 
     def render(self):
         if self.failed:
@@ -227,11 +230,22 @@ class TimelineChart(Redraws, Widget):
             size = self.content_region.size if self.is_mounted else self.size
             text = timeline_lines(self.view, size.width, size.height)
             if self.view is None:
-                return self.message_text(text.plain)
+                return self.message_text(self.waiting or text.plain)
             return text
         except Exception as exc:  # noqa: BLE001
             self.failed = f"could not draw this chart: {one_line(exc)}"
             return self.message_text(self.failed, error=True)
+
+
+def _waiting_text(model: Model) -> str | None:
+    """A run has started and no repeat of it has finished (its warm-up, or a long first
+    repeat): say so rather than "no run yet"."""
+    if model.running is None:
+        return None
+    return (
+        f"run {model.run_count + 1} ({model.running.label()}): warming up, "
+        "the timeline shows its first timed repeat when it ends"
+    )
 
 
 # ---- CPU ---------------------------------------------------------------------------
@@ -427,7 +441,7 @@ class SpeedupChart(Chart):
         plt.xticks(worker_ticks(ws))
         plt.ylim(0, top)
         b = base.config
-        plt.xlabel(f"workers · base {base.median_ms:.3g} ms {b.strategy} w1")
+        plt.xlabel(f"workers · base {ms(base.median_ms)} ms {b.strategy} w1")
 
 
 # ---- history -----------------------------------------------------------------------
@@ -438,13 +452,13 @@ def history_segments(repeats) -> tuple[list[list[tuple[int, float]]], list[int]]
     segments: list[list] = []
     marks = []
     prev = None
-    for x, (_, ms, key) in enumerate(repeats):
+    for x, (_, t_ms, key) in enumerate(repeats):
         if key != prev:
             if prev is not None:
                 marks.append(x)
             segments.append([])
             prev = key
-        segments[-1].append((x, ms))
+        segments[-1].append((x, t_ms))
     return segments, marks
 
 
