@@ -174,7 +174,7 @@ class Engine:
                     sampler = CpuSampler(
                         ex.worker_ids(), emit, ex.processes, self.sample_hz
                     ).start()
-                with blas.limit(ex.blas_threads):
+                with blas.limit(ex.blas_threads), ex.placed():
                     timed = timed_repeats(
                         run_id, cfg, ex.cancel_event, emit, one, before, after, sampler
                     )
@@ -204,6 +204,7 @@ class Engine:
             tasks=len(computed) // max(1, len(times)),
         )
         result.repeat_start_ns = timed.starts_ns
+        result.worker_cpus = ex.worker_cpus
         if sampler:
             result.cpu_samples = samples
             result.on_cpu_ratio = timed.on_cpu_ratio(cfg.workers, computed)

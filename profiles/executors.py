@@ -143,6 +143,16 @@ class Executor:
         """Make the pool if needed; returns the milliseconds it took (0 when warm)."""
         return 0.0
 
+    @property
+    def worker_cpus(self) -> list[int]:
+        """The CPU each worker is pinned to; empty: where the scheduler puts them."""
+        return []
+
+    def placed(self) -> contextlib.AbstractContextManager:
+        """Around a run's timed repeats: where the calling thread runs while it is worker 0
+        (the parked threads pin it to a CPU of its own; the others leave it where it is)."""
+        return contextlib.nullcontext()
+
     def arena(self, shapes) -> Arena:
         return self.arena_class(shapes)
 

@@ -15,6 +15,9 @@ without the interpreter lock, before sleeping (the worker for its next share, th
 for the workers' ends) was tried and measured slower, on a quiet machine (empty tasks 29
 vs 22 us, the network at batch 16 2.5 vs 1.7 ms) and far slower on a busy one.
 
+With no more workers than CPUs, each worker thread is pinned to a CPU of its own, and the
+caller to worker 0's for a run's timed repeats (`placed`): see `cpu_placement` for why.
+
 Each span records its wake-up latency (`Span.wake_ns`): from the moment the caller
 said "go" to the start of the worker's first task of the phase.
 
@@ -25,6 +28,8 @@ the time, so its CPU time is counted for worker 0 together with the caller's.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
 import time
@@ -37,13 +42,40 @@ from .events import Span
 from .executors import SETTLE_S, WAIT_SLICE_S, Executor, ThreadExecutor, WorkerIds
 
 _STOP = object()
+PIN_ENV = "PARTUI_PIN_THREADS"  # "0": leave every thread where the scheduler puts it
+
+
+def cpu_placement(workers: int) -> list[int] | None:
+    """A CPU of its own for each worker, the CPUs this process may use in order; None when
+    there are more workers than CPUs, one worker, no affinity calls, or PARTUI_PIN_THREADS=0.
+
+    Why: woken by the caller's "go", a worker is placed on the caller's own CPU as often as
+    on the idle one (the kernel favours the waker's CPU), and the two then share one CPU for
+    tens of milliseconds while the other idles (conv3 batch 16: the caller's half took 470
+    us instead of 230, its thread off the CPU half the time)."""
+    if os.environ.get(PIN_ENV, "1") == "0" or not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except OSError:
+        return None
+    return allowed[:workers] if 2 <= workers <= len(allowed) else None
+
+
+def _pin(cpu: int | None) -> None:
+    """This thread on `cpu` only (None: left alone); a refusal leaves it where it was."""
+    if cpu is None:
+        return
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, {cpu})
 
 
 class _Slot:
     """One worker's thread, its queue of jobs, and where its results are left."""
 
-    def __init__(self, index: int, tids: dict):
+    def __init__(self, index: int, tids: dict, cpu: int | None = None):
         self.index = index
+        self.cpu = cpu
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.pending = 0  # submitted jobs not yet finished (read by submit to balance)
         self.done = threading.Lock()
@@ -56,6 +88,7 @@ class _Slot:
 
     def _loop(self, tids: dict) -> None:
         worker.thread_init(iter([self.index]), tids)
+        _pin(self.cpu)
         self.ready.set()
         while True:
             job = self.jobs.get()
@@ -73,6 +106,7 @@ class ParkedThreadExecutor(ThreadExecutor):
         super().__init__(workers)
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()  # submit() may be called from several threads
+        self.cpus: list[int] | None = None  # the CPU of each worker, when pinned
 
     def worker_ids(self) -> WorkerIds:
         """Worker 0 is the calling thread (run_phase) and its own thread (submit)."""
@@ -89,9 +123,10 @@ class ParkedThreadExecutor(ThreadExecutor):
         t0 = time.perf_counter_ns()
         self._tids = {}
         slots = []
+        self.cpus = cpu_placement(self.workers)
         try:
             for i in range(self.workers):
-                slots.append(_Slot(i, self._tids))
+                slots.append(_Slot(i, self._tids, self.cpus[i] if self.cpus else None))
             for slot in slots:
                 while not slot.ready.wait(WAIT_SLICE_S):
                     pass
@@ -104,6 +139,27 @@ class ParkedThreadExecutor(ThreadExecutor):
         self._slots = slots
         self.startup_ms = (time.perf_counter_ns() - t0) / 1e6
         return self.startup_ms
+
+    @property
+    def worker_cpus(self) -> list[int]:
+        return list(self.cpus or [])
+
+    @contextlib.contextmanager
+    def placed(self):
+        """The calling thread (worker 0) on worker 0's CPU for the run's timed repeats, then
+        back where it may run."""
+        self.start()
+        before = None
+        if self.cpus:
+            with contextlib.suppress(OSError):
+                before = os.sched_getaffinity(0)
+                os.sched_setaffinity(0, {self.cpus[0]})
+        try:
+            yield
+        finally:
+            if before is not None:
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(0, before)
 
     # -- run_phase: one share per worker ---------------------------------------------
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):

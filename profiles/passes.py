@@ -126,7 +126,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
             arrays["labels" if cfg.pass_kind == "train" else "gy"][...] = extra
             if engine.sample_hz:
                 sampler = CpuSampler(ex.worker_ids(), emit, ex.processes, engine.sample_hz).start()
-            with blas.limit(ex.blas_threads):
+            with blas.limit(ex.blas_threads), ex.placed():
                 timed = timed_repeats(
                     run_id, cfg, ex.cancel_event, emit, one, before, sampler=sampler
                 )
@@ -164,6 +164,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
         else passes.backward_flops(layer, cfg.batch)
     )
     result.repeat_start_ns = timed.starts_ns
+    result.worker_cpus = ex.worker_cpus
     if sampler:
         result.cpu_samples = sampler.samples
         result.on_cpu_ratio = timed.on_cpu_ratio(cfg.workers)

@@ -62,6 +62,9 @@ class RunResult:
     repeat_start_ns: list[int] = field(default_factory=list)
     # executor dask: where it ran, clock offsets, bytes moved, time per task phase, notes
     dask: dict[str, Any] | None = None
+    # the CPU each worker was pinned to (the `threads` executor), else empty: left to the
+    # scheduler
+    worker_cpus: list[int] = field(default_factory=list)
 
     @property
     def gflops(self) -> float:

@@ -195,6 +195,7 @@ _RUN_KEYS = {
     "cpu_samples",
     "repeat_start_ns",
     "dask",
+    "worker_cpus",
     # derived, written for people reading the file; ignored on load
     "layer",
     "strategy",
@@ -396,6 +397,9 @@ def _check_run(run, where: str, budget: dict) -> None:
     starts = Check.array(run.get("repeat_start_ns", []), f"{where}.repeat_start_ns", len(times))
     for j, v in enumerate(starts):
         Check.integer(v, f"{where}.repeat_start_ns[{j}]", 0, BIG_INT)
+    cpus = Check.array(run.get("worker_cpus", []), f"{where}.worker_cpus", workers)
+    for j, v in enumerate(cpus):
+        Check.integer(v, f"{where}.worker_cpus[{j}]", 0, 1 << 20)
     if run.get("dask") is not None:  # read by people and the trace export, not by code
         Check.obj(run["dask"], f"{where}.dask")
     ratios = Check.array(run.get("on_cpu_ratio", []), f"{where}.on_cpu_ratio", workers)

@@ -73,6 +73,8 @@ CRAFTED = [
     (2, ("runs", 0, "cpu_samples"), 5, "cpu_samples"),
     (2, ("runs", 0, "repeat_start_ns"), [-5], "repeat_start_ns[0]"),
     (2, ("runs", 0, "repeat_start_ns"), list(range(99)), "repeat_start_ns"),
+    (2, ("runs", 0, "worker_cpus"), ["cpu0"], "worker_cpus[0]"),
+    (2, ("runs", 0, "worker_cpus"), list(range(99)), "worker_cpus"),
     (2, ("runs", 0, "flops"), "__1E400__", "flops"),
     (2, ("runs", 0, "max_ms"), "__1E400__", "max_ms"),
     (3, ("runs", 0, "spans", 0, "worker"), 10**9, "worker"),

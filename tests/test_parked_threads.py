@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -21,7 +22,8 @@ from partui.profiles.overhead import (
     time_split,
     wake_us,
 )
-from partui.profiles.parked_threads import ParkedThreadExecutor, _shares
+from partui.profiles.parked_threads import ParkedThreadExecutor, _shares, cpu_placement
+from partui.profiles.results import RunResult
 from partui.profiles.sampler import CpuSampler
 
 
@@ -230,3 +232,44 @@ def test_a_runs_end_leaves_no_worker_holding_its_arrays(engine):
         assert r.ok
         held = [s for s in compute._HOLDING if s.calls or s.calls_arrays]  # noqa: SLF001
         assert held == [], executor
+
+
+def test_cpu_placement_gives_each_worker_a_cpu_of_its_own_or_none(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {7, 3, 5})
+    assert cpu_placement(2) == [3, 5] and cpu_placement(3) == [3, 5, 7]
+    assert cpu_placement(1) is None  # one worker: nothing to keep apart
+    assert cpu_placement(4) is None  # more workers than CPUs: the scheduler shares them out
+    monkeypatch.setenv("PARTUI_PIN_THREADS", "0")
+    assert cpu_placement(2) is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_workers_are_pinned_and_the_caller_only_for_the_timed_repeats(engine, monkeypatch):
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    before = os.sched_getaffinity(0)
+    ex = ParkedThreadExecutor(2)
+    ex.start()
+    try:
+        assert ex.worker_cpus == cpus
+        for slot, cpu in zip(ex._slots, cpus):
+            assert os.sched_getaffinity(slot.thread.native_id) == {cpu}
+        with ex.placed():
+            assert os.sched_getaffinity(0) == {cpus[0]}
+            seen = ex.run_shares(lambda share, index, go: [os.sched_getaffinity(0)], [[0], [1]])
+        assert seen == [{cpus[0]}, {cpus[1]}]
+        assert os.sched_getaffinity(0) == before  # the caller is free again
+    finally:
+        ex.close()
+    # a run says where its workers ran, and its record keeps it
+    r = engine.run(RunConfig("conv3", "batch", "vectorized", "threads", 2, 4, 2, 1))
+    assert r.ok and r.worker_cpus == cpus and os.sched_getaffinity(0) == before
+    assert RunResult.from_dict(r.to_dict()).worker_cpus == cpus
+    assert (
+        engine.run(RunConfig("conv3", "batch", "vectorized", "inline", 1, 4, 2, 1)).worker_cpus
+        == []
+    )
+    monkeypatch.setenv("PARTUI_PIN_THREADS", "0")
+    with ParkedThreadExecutor(2) as free:
+        free.start()
+        assert free.worker_cpus == []
+        assert os.sched_getaffinity(free._slots[1].thread.native_id) == before

@@ -163,6 +163,7 @@ def build_parser() -> Parser:
         "  PARTUI_DEBUG=1        tracebacks instead of one-line errors (as --debug)\n"
         "  PARTUI_NUMBA_CACHE=0  compile the native kernels afresh, no disk cache\n"
         "  PARTUI_NATIVE_BLAS=0  native kernels call numpy's GEMM between numba steps\n"
+        "  PARTUI_PIN_THREADS=0  the threads executor's workers are not pinned to CPUs\n"
         "See the README for the rest. Run `partui COMMAND --help` for a command's "
         "options.",
         formatter_class=RawDescriptionFormatter,

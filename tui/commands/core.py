@@ -587,6 +587,9 @@ def run_report(result) -> str:
     ]
     if result.pool_startup_ms:
         lines.append(f"pool start-up {ms(result.pool_startup_ms)} ms (not in the times)")
+    if result.worker_cpus:
+        pins = ", ".join(f"w{w} cpu{cpu}" for w, cpu in enumerate(result.worker_cpus))
+        lines.append(f"pinned: {pins} (PARTUI_PIN_THREADS=0 leaves them to the scheduler)")
     workers = c.workers
     fixed = run_overhead_us(result.times_ms, result.spans) if workers > 1 else None
     if fixed is not None:
