@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,7 @@ from partui.kernels.strategies import EXECUTORS, STRATEGIES, not_applicable_reas
 from . import blas
 from .bench_result import FORMAT, VERSION, BenchChoice, BenchResult, BenchRow  # noqa: F401
 from .engine import Engine, RunConfig
-from .overhead import empty_repeats_us
+from .overhead import TimeSplit, empty_repeats_us, time_split
 from .overhead import summary as summary_us
 from .stats import summarize
 
@@ -154,6 +155,7 @@ class Measured:
     tolerance: float = 0.0
     tasks: int = 0
     error: str | None = None
+    splits: list[TimeSplit] = field(default_factory=list)  # per round's run, with 2+ workers
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -169,6 +171,11 @@ class Measured:
 
     def summary(self) -> BenchChoice:
         s = summarize(self.times)
+        split = [x for x in self.splits if x is not None]
+
+        def med(key: str) -> float | None:
+            return statistics.median(getattr(x, key) for x in split) if split else None
+
         return BenchChoice(
             layer=self.layer,
             best_strategy=self.strategy,
@@ -183,6 +190,9 @@ class Measured:
             verified=self.ok,
             max_abs_error=self.max_abs_error,
             tolerance=self.tolerance,
+            work_ms=med("work_ms"),
+            imbalance=med("imbalance"),
+            fixed_us=med("fixed_us"),
         )
 
 
@@ -271,6 +281,8 @@ class Bench:
             self.rss.sample()
             self.results[(name, *key)] = r
             getattr(m, into).extend(r.times_ms)
+            if into == "round_ms" and workers > 1 and executor != "blas":
+                m.splits.append(time_split(r.times_ms, r.spans))
             m.max_abs_error = max(m.max_abs_error, r.max_abs_error)
             m.tolerance, m.tasks = r.tolerance, r.tasks
             if not r.ok:

@@ -44,6 +44,11 @@ class BenchChoice:
     max_abs_error: float
     tolerance: float
     speedup_vs_best_1_worker: float | None = None
+    # where a split's repeat goes (profiles.overhead.time_split, medians over the rounds'
+    # runs): all workers' task time, the busiest over the mean, wall minus the busiest
+    work_ms: float | None = None
+    imbalance: float | None = None
+    fixed_us: float | None = None
 
 
 @dataclass
@@ -144,6 +149,7 @@ class BenchResult:
 _CHOICE_TEXT = ("layer", "best_strategy", "executor")
 _CHOICE_INTS = ("uses_workers", "repeats", "tasks")
 _CHOICE_NUMBERS = ("median_ms", "min_ms", "max_ms", "gflops", "max_abs_error", "tolerance")
+_SPLIT_NUMBERS = ("work_ms", "imbalance", "fixed_us")  # optional: older summaries lack them
 
 
 def _listed(d: dict, key: str, where: str) -> list:
@@ -168,9 +174,8 @@ def _choice_values(d: dict, where: str) -> dict[str, Any]:
         out[k] = _number(d.get(k), f"{where}.{k}", null=True)
         out[k] = float("inf") if out[k] is None else out[k]  # JSON keeps inf as null
     out["verified"] = Check.boolean(Check.field(d, "verified", where), f"{where}.verified")
-    out["speedup_vs_best_1_worker"] = _number(
-        d.get("speedup_vs_best_1_worker"), f"{where}.speedup_vs_best_1_worker", null=True
-    )
+    for k in ("speedup_vs_best_1_worker", *_SPLIT_NUMBERS):
+        out[k] = _number(d.get(k), f"{where}.{k}", null=True)
     return out
 
 

@@ -68,6 +68,12 @@ def test_bench_quick_json(tmp_path):
         assert o["repeats"] == 100 and 0 < o["min_us"] <= o["median_us"] <= o["max_us"]
         assert data["overhead_us"][w] == o["median_us"]
     assert any("fixed cost of one repeat, 2 workers" in n for n in names)
+    # a split chosen on threads or processes says where its repeat went
+    for row in data["layers"] + data["network"]:
+        for choice in (row, row.get("best_parallel") or {}):
+            if choice.get("uses_workers", 1) > 1 and choice["executor"] != "blas":
+                assert choice["work_ms"] > 0 and choice["imbalance"] >= 1.0, choice
+                assert choice["fixed_us"] is not None
     # the pool kept as a contrast is never a candidate: bench picks the parked threads
     assert all(r["executor"] != "threads-dynamic" for r in data["layers"] + data["network"])
 
@@ -86,3 +92,29 @@ def test_bench_rejects_bad_input():
         text=True,
     )
     assert proc.returncode == 2 and "--workers" in proc.stderr
+
+
+def test_the_report_says_where_a_splits_repeat_goes():
+    """wall = (work / workers) x imbalance + fixed: the three figures of the best split, the
+    work against the best 1-worker time; a summary keeps them, an older one has none."""
+    from partui.profiles.bench_result import BenchResult, BenchRow
+    from partui.tui.commands.bench import report
+
+    one = BenchRow("conv2", "none", "inline", 1, 6.0, 5.9, 6.2, 30, 48.0, 1, True, 1e-6, 1e-4)
+    two = BenchRow("conv2", "batch", "threads", 2, 3.4, 3.3, 3.6, 30, 85.0, 2, True, 1e-6, 1e-4,
+                   work_ms=6.3, imbalance=1.04, fixed_us=120.0, workers=2)  # fmt: skip
+    peak = {"1": {"size": 512, "gflops": 70.0, "best_gflops": 72.0, "median_ms": 3.8}}
+    settings = {"screen_repeats": 7, "rounds": 5, "round_repeats": 10}
+    result = BenchResult("vectorized", 64, settings, peak, layers=[one, two])
+    result.load_average = {"before": [0.5], "after": [0.6]}
+    lines = report(result).splitlines()
+    at = lines.index(
+        "where a split's repeat goes: wall = (work / workers) x imbalance + fixed cost"
+    )
+    assert lines[at + 3].split() == ["conv2", "2", "batch/threads", "3.40", "1.05x", "1.04", "120"]
+    assert BenchResult.from_dict(result.to_dict()).layers[1].work_ms == 6.3
+    older = result.to_dict()
+    for key in ("work_ms", "imbalance", "fixed_us"):
+        older["layers"][1].pop(key)
+    assert BenchResult.from_dict(older).layers[1].fixed_us is None
+    assert "where a split's repeat goes" not in report(BenchResult.from_dict(older))

@@ -256,6 +256,7 @@ def report(result: BenchResult) -> str:
                 align="lrlrrrrrlrl",
             )
         )
+    lines += _time_split_lines(result)
     if result.failures:
         lines.append("")
         lines.append("WRONG ANSWERS (never chosen):")
@@ -269,6 +270,40 @@ def report(result: BenchResult) -> str:
     lines.append(table(["target", "verdict", "figure"], rows, align="lll"))
     lines.append(f"\n{result.seconds:.0f} s in all")
     return "\n".join(lines)
+
+
+def _time_split_lines(result) -> list[str]:
+    """Why a split is not W times faster, for each layer's best split: all workers' task time
+    against the best 1-worker time (what splitting added), the busiest worker over the mean,
+    and the repeat's wall minus the busiest worker's tasks (handing out and collecting)."""
+    best1 = {r.layer: r.median_ms for r in result.rows() if r.workers == 1}
+    rows = []
+    for r in result.rows():
+        split = r.best_parallel or (r if r.uses_workers > 1 else None)
+        if r.workers < 2 or split is None or split.work_ms is None or r.layer not in best1:
+            continue
+        rows.append(
+            [
+                r.layer,
+                r.workers,
+                f"{split.best_strategy}/{split.executor}",
+                ms(split.median_ms),
+                f"{split.work_ms / best1[r.layer]:.2f}x",
+                f"{split.imbalance:.2f}",
+                f"{split.fixed_us:.0f}",
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "where a split's repeat goes: wall = (work / workers) x imbalance + fixed cost",
+        table(
+            ["layer", "workers", "split", "median ms", "work vs 1 worker", "imbalance", "fixed us"],
+            rows,
+            align="lrlrrrr",
+        ),
+    ]
 
 
 def _load(values) -> str:
