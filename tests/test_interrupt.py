@@ -133,3 +133,21 @@ def test_the_cli_module_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_inside_a_string_exec_still_exits_130_under_python_m(tmp_path):
+    """Ctrl+C that lands in a string exec/eval (collections.namedtuple's, while a module such
+    as psutil loads) is caught by partui, yet CPython had marked it unhandled and, under
+    `python -m`, ended the process by SIGINT (-2) after "partui: interrupted"."""
+    (tmp_path / "ctrl_c_in_exec.py").write_text(
+        "import sys\n"
+        "from partui.tui import cli\n"
+        "try:\n"
+        "    exec('raise KeyboardInterrupt', {})\n"
+        "except KeyboardInterrupt as exc:\n"
+        "    sys.exit(cli._stopped(exc))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "ctrl_c_in_exec"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert (proc.returncode, proc.stderr) == (130, "partui: interrupted\n")

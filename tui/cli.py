@@ -211,6 +211,10 @@ def stop_on_hangup_and_term() -> dict:
 
 
 def _stopped(exc: BaseException) -> int:
+    # CPython marks a KeyboardInterrupt that ends a string exec/eval (namedtuple's, inside an
+    # import Ctrl+C landed in) as unhandled, and under `python -m` then exits by SIGINT (-2)
+    # after our exit code is set. Any later string exec clears the mark.
+    exec("pass", {})
     if isinstance(exc, Terminated):
         return _fail(f"stopped by {signal.Signals(exc.signum).name}", 128 + exc.signum)
     return _fail("interrupted", EXIT_INTERRUPTED)
