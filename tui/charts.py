@@ -22,7 +22,7 @@ from textual_plotext import PlotextPlot
 
 from .colors import CORES, OTHERS, series_color
 from .model import Model
-from .table import ms
+from .table import short_ms
 from .timeline import timeline_lines
 
 MAX_POINTS = 100
@@ -441,7 +441,7 @@ class SpeedupChart(Chart):
         plt.xticks(worker_ticks(ws))
         plt.ylim(0, top)
         b = base.config
-        plt.xlabel(f"workers · base {ms(base.median_ms)} ms {b.strategy} w1")
+        plt.xlabel(f"workers · base {short_ms(base.median_ms)} ms {b.strategy} w1")
 
 
 # ---- history -----------------------------------------------------------------------

@@ -59,6 +59,12 @@ def ms(value: float) -> str:
     return f"{value:.3f}"
 
 
+def short_ms(value: float) -> str:
+    """Milliseconds in as few characters as read well: 3 significant digits ("9", "3.6",
+    "16.5"), whole from 1000 on ("4810", never "4.81e+03")."""
+    return f"{value:.0f}" if value >= 1000 else f"{value:.3g}"
+
+
 def flops_text(n: float) -> str:
     for unit, scale in (("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
         if n >= scale:

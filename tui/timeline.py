@@ -17,7 +17,7 @@ from rich.text import Text
 
 from partui.profiles.config import RunConfig
 
-from .table import ms, ratio_text
+from .table import ratio_text, short_ms
 
 WAITING = 0.5  # on-CPU ratio below which a lane is drawn as mostly waiting
 LABEL_WIDTH = 15  # "w0    73% 0.17 ": worker, busy share, on-CPU ratio
@@ -347,7 +347,7 @@ def _head(view: TimelineView, cols: int) -> Text:
     which = "median" if view.repeat == view.median_repeat else "latest" if view.running else ""
     n = len(view.repeats)
     place = f"{view.repeats.index(view.repeat) + 1}/{n}" if view.repeat in view.repeats else "?"
-    wall = f"{ms(view.wall_ms)} ms" if view.wall_ms is not None else ""
+    wall = f"{short_ms(view.wall_ms)} ms" if view.wall_ms is not None else ""
     words = [
         f"run {view.run} · rep {place} {which} · {wall}",
         f"run {view.run} rep {place} {which[:3]} {wall}",
