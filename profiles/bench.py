@@ -220,7 +220,6 @@ class Bench:
                 f"GEMM peak, {t} thread{'s' * (t > 1)}, {s.gemm_size}^3 x {s.gemm_repeats}"
             )
             peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
-            settle()
         overhead = {}
         for t in threads:
             self.progress(
@@ -275,9 +274,7 @@ class Bench:
             cfg = RunConfig(
                 name, strategy, KERNEL, executor, workers, s.batch, repeats, s.warmup, s.seed
             )
-            r = engine.run(cfg)
-            if executor == "blas":
-                settle()
+            r = engine.run(cfg)  # it lets BLAS threads left spinning settle first
             self.rss.sample()
             self.results[(name, *key)] = r
             getattr(m, into).extend(r.times_ms)
@@ -356,22 +353,6 @@ class Bench:
                 f"{row.median_ms:.3f} ms, {row.gflops:.1f} GFLOP/s{note}"
             )
         return rows
-
-
-def settle(window_s: float = 0.02, most_s: float = 1.0) -> float:
-    """Wait until this process stops using CPU while idle; returns the seconds waited.
-
-    After a call with more than one thread, OpenBLAS's threads spin for about
-    0.12 s (measured here) before they sleep: a run measured in that time would
-    find one core taken. Polls until a `window_s` stretch uses under a tenth of it.
-    """
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < most_s:
-        c0 = time.process_time()
-        time.sleep(window_s)
-        if time.process_time() - c0 < 0.1 * window_s:
-            break
-    return time.monotonic() - t0
 
 
 # ---- targets -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from . import blas
 from .executors import make_executor
 
 OVERHEAD_EXECUTORS = ("threads", "threads-dynamic")
@@ -39,6 +40,7 @@ def empty_repeats_us(executor: str, workers: int, repeats: int = 2000, warmup: i
                 ex.wait([ex.submit(_nothing) for _ in range(workers)])
 
         out = []
+        blas.settle()
         with ex.placed():  # the threads where a run's timed repeats have them
             for i in range(warmup + repeats):
                 t0 = time.perf_counter_ns()

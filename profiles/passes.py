@@ -126,6 +126,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
             arrays["labels" if cfg.pass_kind == "train" else "gy"][...] = extra
             if engine.sample_hz:
                 sampler = CpuSampler(ex.worker_ids(), emit, ex.processes, engine.sample_hz).start()
+            blas.settle()
             with blas.limit(ex.blas_threads), ex.placed():
                 timed = timed_repeats(
                     run_id, cfg, ex.cancel_event, emit, one, before, sampler=sampler
@@ -141,7 +142,8 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
         if lock:
             os.unlink(lock)
 
-    ref_loss, ref = _reference(cfg.layer, cfg.pass_kind, cfg.batch, cfg.seed)
+    with blas.limit(1):  # leaves no BLAS thread spinning into the next run
+        ref_loss, ref = _reference(cfg.layer, cfg.pass_kind, cfg.batch, cfg.seed)
     layout = passes.param_layout(layer)
     grads = training.views(got["grad"], layout) if layout else {}
     if cfg.pass_kind == "train":

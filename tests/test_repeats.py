@@ -121,3 +121,26 @@ def test_the_end_of_a_verified_run(ok, err, line):
         assert [type(e) for e in events] == [RunFinished]
     else:
         assert [(type(e), e.error, e.result) for e in events] == [(RunFailed, line, result)]
+
+
+def test_timing_waits_for_blas_threads_left_spinning_by_a_threaded_call():
+    """OpenBLAS's threads spin ~0.1 s after a call on several threads; a run timed then finds
+    a core taken. blas.settle (called before every run's timed repeats) waits them out, only
+    after a threaded call."""
+    import time
+
+    import numpy as np
+
+    from partui.profiles import blas
+
+    blas._threaded_until[0] = 0.0
+    assert blas.settle() == 0.0  # nothing threaded lately: no wait at all
+    a = np.ones((400, 400), np.float32)
+    with blas.limit(2):
+        for _ in range(3):
+            a @ a
+    assert blas.settle() > 0.0
+    c0 = time.process_time()
+    time.sleep(0.03)
+    assert time.process_time() - c0 < 0.01  # nothing of this process spins any more
+    assert blas.settle() == 0.0  # waited out once
