@@ -35,7 +35,7 @@ from partui.kernels.pass_axes import COMBINE, TRANSFER, UPDATE
 from partui.kernels.scratch import Cancelled
 from partui.kernels.strategies import split_range
 
-from . import blas
+from . import blas, interrupts
 from .dask_train import COMBINE_NAMES, WAIT_S, shard_spans, stream_intervals, tree_reduce, wait_all
 from .events import Span
 from .executors import WorkerLost
@@ -154,8 +154,10 @@ class _DaskTraining:
                 for step in range(steps):
                     if tr.stop is not None and tr.stop.is_set():
                         raise Cancelled()
+                    interrupts.raise_if_swallowed()
                     self._step(epoch, step, steps, order, a, keys, step_stats, t_start)
             except (KeyboardInterrupt, Cancelled, WorkerLost) as exc:
+                interrupts.handled()
                 if isinstance(exc, WorkerLost):
                     self.error = f"epoch {epoch}, step {len(self.epoch_steps) + 1}: {exc}"
                 self.client.cancel(self.pending)  # the stopped step's tasks

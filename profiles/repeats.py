@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from partui.kernels.scratch import Cancelled
 
+from . import interrupts
 from .events import RepeatDone, RunCancelled, RunFailed, RunFinished, Span
 from .executors import WorkerLost
 from .limits import RunCancelledError
@@ -62,6 +63,7 @@ def timed_repeats(
     for rep in range(-cfg.warmup, cfg.repeats):
         if cancel.is_set():
             raise Cancelled()
+        interrupts.raise_if_swallowed()
         if before is not None:
             before(rep)
         if rep == 0 and sampler:
@@ -91,6 +93,7 @@ def stopped_runs_reported(engine, ex, run: int, cfg, emit: Callable) -> Iterator
         emit(RunCancelled(run, cfg))
         raise RunCancelledError("run cancelled") from None
     except KeyboardInterrupt:
+        interrupts.handled()
         engine.stop_now(ex)
         emit(RunCancelled(run, cfg))
         raise

@@ -30,7 +30,7 @@ from partui.kernels.layers import LAYERS
 from partui.kernels.scratch import Cancelled
 from partui.kernels.strategies import split_range
 
-from . import blas
+from . import blas, interrupts
 from .events import Span
 from .executors import make_executor
 from .pass_worker import TOGETHER, run_jobs
@@ -221,6 +221,7 @@ class Trainer:
                         )
                     except (KeyboardInterrupt, Cancelled):
                         # stop the workers (each at its next check), keep what was learned
+                        interrupts.handled()
                         ex.cancel()
                         ex.close()
                         self.params[...] = a["params"]
@@ -277,6 +278,7 @@ class Trainer:
             except Cancelled:  # a stop asked for as the epoch ended: score here instead
                 acc = self.score_here()
         except KeyboardInterrupt:  # a second Ctrl+C: no score
+            interrupts.handled()
             acc = float("nan")
         eval_s = time.perf_counter() - t_eval
         phase, share = _phase_busy(spans, cfg.workers)
@@ -320,6 +322,7 @@ class Trainer:
             for step in range(steps):
                 if stopped():
                     raise Cancelled()
+                interrupts.raise_if_swallowed()
                 for k in sync_plan.zero:  # the locked accumulator, the tasks' arrivals
                     a[k].fill(0.0)
                 step_spans = []

@@ -186,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         argv.remove("--debug")
         os.environ["PARTUI_DEBUG"] = "1"  # the engine's child process reads it too
     previous = {} if _opens_dashboard(argv) else stop_on_hangup_and_term()
+    if not _opens_dashboard(argv):
+        from partui.profiles import interrupts
+
+        replaced = interrupts.install()
+        if replaced is not None:
+            previous[signal.SIGINT] = replaced
     try:
         return _main(argv)
     except KeyboardInterrupt as exc:  # also while numpy loads: the imports live below
@@ -211,6 +217,9 @@ def stop_on_hangup_and_term() -> dict:
 
 
 def _stopped(exc: BaseException) -> int:
+    from partui.profiles import interrupts
+
+    interrupts.handled()
     # CPython marks a KeyboardInterrupt that ends a string exec/eval (namedtuple's, inside an
     # import Ctrl+C landed in) as unhandled, and under `python -m` then exits by SIGINT (-2)
     # after our exit code is set. Any later string exec clears the mark.

@@ -220,7 +220,7 @@ class _Progress:
 def cmd_train(args) -> int:
     cfg = _config(args)
     out = _out_path(args)
-    from partui.profiles import datasets
+    from partui.profiles import datasets, interrupts
     from partui.profiles.trainer import Trainer, save_weights
 
     print(f"partui train: {cfg.label()}: preparing data", file=sys.stderr, flush=True)
@@ -243,6 +243,7 @@ def cmd_train(args) -> int:
     try:
         result = trainer.run()
     except KeyboardInterrupt:  # before the first epoch started
+        interrupts.handled()
         result = trainer.result
         result.interrupted = True
     finally:
