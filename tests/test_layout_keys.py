@@ -232,8 +232,12 @@ async def test_export_screenshot_has_no_toasts_over_it(tmp_path):
             await asyncio.sleep(0.05)
         svg = svgs[0].read_text()
         assert "settings" in svg and "covers" not in svg
-        await pilot.pause()
-        assert "exported" in app.export_screenshot()  # the toast comes once it is written
+        for _ in range(100):  # the toast comes once it is written (a few frames when loaded)
+            await pilot.pause()
+            if "exported" in app.export_screenshot():
+                break
+            await asyncio.sleep(0.05)
+        assert "exported" in app.export_screenshot()
 
 
 async def test_browser_marks_show_a_and_b_and_lists_exports_apart(tmp_path):
