@@ -186,12 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         argv.remove("--debug")
         os.environ["PARTUI_DEBUG"] = "1"  # the engine's child process reads it too
     previous = {} if _opens_dashboard(argv) else stop_on_hangup_and_term()
-    if not _opens_dashboard(argv):
-        from partui.profiles import interrupts
-
-        replaced = interrupts.install()
-        if replaced is not None:
-            previous[signal.SIGINT] = replaced
     try:
         return _main(argv)
     except KeyboardInterrupt as exc:  # also while numpy loads: the imports live below
@@ -207,12 +201,19 @@ def _raise_terminated(signum, frame):
 
 def stop_on_hangup_and_term() -> dict:
     """SIGTERM and SIGHUP (the terminal closed) stop a headless command the way Ctrl+C
-    does, so its workers are stopped and its shared memory unlinked instead of left behind.
-    Returns the handlers replaced. (The dashboard handles them in its own event loop.)"""
+    does, so its workers are stopped and its shared memory unlinked instead of left behind;
+    Ctrl+C is noted as it is raised, so one a library swallows still stops the run
+    (profiles.interrupts). Returns the handlers replaced. (The dashboard handles them in its
+    own event loop.)"""
+    from partui.profiles import interrupts
+
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) == signal.SIG_DFL:
             previous[sig] = signal.signal(sig, _raise_terminated)
+    replaced = interrupts.install()
+    if replaced is not None:
+        previous[signal.SIGINT] = replaced
     return previous
 
 
