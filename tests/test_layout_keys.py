@@ -18,11 +18,11 @@ from partui.tui.panes import SettingsPane
 SIZES = [(80, 24), (120, 40), (200, 60)]
 
 
-def make_app(tmp_path, config=None) -> PartuiApp:
+def make_app(tmp_path, config=None, engine=EngineThread) -> PartuiApp:
     return PartuiApp(
         snapshot_dir=tmp_path,
         config=config or RunConfig("conv2", workers=2),
-        engine_factory=EngineThread,
+        engine_factory=engine,
         live_loop=False,
     )
 
@@ -133,12 +133,7 @@ async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
     from partui.tui.keys import KeyBar
     from partui.tui.memlab_tab import MemLabTab
 
-    app = PartuiApp(
-        snapshot_dir=tmp_path,
-        config=RunConfig("conv2", workers=2),
-        engine_factory=RecordingEngine,
-        live_loop=False,
-    )
+    app = make_app(tmp_path, engine=RecordingEngine)
     async with app.run_test(size=(120, 40)) as pilot:
         keys = app.query_one(KeyBar)
         assert "esc  stop run" in str(keys.render())
@@ -214,12 +209,7 @@ def test_partui_run_prints_the_warning_and_runs(tmp_path):
 async def test_export_screenshot_has_no_toasts_over_it(tmp_path):
     import asyncio
 
-    app = PartuiApp(
-        snapshot_dir=tmp_path,
-        config=RunConfig("conv2", workers=2),
-        engine_factory=RecordingEngine,
-        live_loop=False,
-    )
+    app = make_app(tmp_path, engine=RecordingEngine)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         app.notify("a toast that covers the table", timeout=30)
         await pilot.pause()
@@ -323,12 +313,7 @@ async def test_keys_typed_ahead_all_count(tmp_path):
 async def test_the_key_bar_is_laid_out_for_the_new_width_when_the_terminal_shrinks(tmp_path):
     from partui.tui.keys import KeyBar
 
-    app = PartuiApp(
-        snapshot_dir=tmp_path,
-        config=RunConfig("conv2", workers=2),
-        engine_factory=RecordingEngine,
-        live_loop=False,
-    )
+    app = make_app(tmp_path, engine=RecordingEngine)
     async with app.run_test(size=(200, 60)) as pilot:
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
