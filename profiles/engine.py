@@ -37,7 +37,7 @@ from .executors import (
 )
 from .inputs import _input, _params, _reference
 from .pipeline import Pipeline
-from .repeats import report, stopped_runs_reported, timed_repeats
+from .repeats import report, stopped_runs_reported, timed_repeats, timing_conditions
 from .results import RunResult, timing
 from .sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
 from .verification import RELATIVE_TOLERANCE, verify  # noqa: F401 (re-exported)
@@ -174,8 +174,7 @@ class Engine:
                     sampler = CpuSampler(
                         ex.worker_ids(), emit, ex.processes, self.sample_hz
                     ).start()
-                blas.settle()  # a threaded BLAS call just before would take a core
-                with blas.limit(ex.blas_threads), ex.placed():
+                with timing_conditions(ex):
                     timed = timed_repeats(
                         run_id, cfg, ex.cancel_event, emit, one, before, after, sampler
                     )

@@ -21,7 +21,7 @@ from partui.kernels.layers import _rng, get_layer
 from . import blas
 from .events import RunStarted, SpanDone
 from .pass_worker import TOGETHER, run_jobs
-from .repeats import report, stopped_runs_reported, timed_repeats
+from .repeats import report, stopped_runs_reported, timed_repeats, timing_conditions
 from .sampler import CpuSampler
 
 CLASSES = 26
@@ -126,8 +126,7 @@ def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
             arrays["labels" if cfg.pass_kind == "train" else "gy"][...] = extra
             if engine.sample_hz:
                 sampler = CpuSampler(ex.worker_ids(), emit, ex.processes, engine.sample_hz).start()
-            blas.settle()
-            with blas.limit(ex.blas_threads), ex.placed():
+            with timing_conditions(ex):
                 timed = timed_repeats(
                     run_id, cfg, ex.cancel_event, emit, one, before, sampler=sampler
                 )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 from partui.kernels.scratch import Cancelled
 
-from . import interrupts
+from . import blas, interrupts
 from .events import RepeatDone, RunCancelled, RunFailed, RunFinished, Span
 from .executors import WorkerLost
 from .limits import RunCancelledError
@@ -41,6 +41,16 @@ class Timed:
             if 0 <= span.worker < workers:
                 total_busy[span.worker] += span.duration_ns / 1e6
         return on_cpu_ratios(self.cpu_marks[0], self.cpu_marks[1], total_busy)
+
+
+@contextlib.contextmanager
+def timing_conditions(ex) -> Iterator[None]:
+    """What a run's timed repeats run under: BLAS threads a threaded call left spinning
+    waited out first (blas.settle), BLAS at the executor's thread count, the calling thread
+    placed where it runs as worker 0 (ex.placed)."""
+    blas.settle()
+    with blas.limit(ex.blas_threads), ex.placed():
+        yield
 
 
 def timed_repeats(
