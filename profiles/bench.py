@@ -171,10 +171,9 @@ class Measured:
 
     def summary(self) -> BenchChoice:
         s = summarize(self.times)
-        split = [x for x in self.splits if x is not None]
 
         def med(key: str) -> float | None:
-            return statistics.median(getattr(x, key) for x in split) if split else None
+            return statistics.median(getattr(x, key) for x in self.splits) if self.splits else None
 
         return BenchChoice(
             layer=self.layer,
@@ -279,7 +278,9 @@ class Bench:
             self.results[(name, *key)] = r
             getattr(m, into).extend(r.times_ms)
             if into == "round_ms" and workers > 1 and executor != "blas":
-                m.splits.append(time_split(r.times_ms, r.spans))
+                split = time_split(r.times_ms, r.spans)
+                if split is not None:
+                    m.splits.append(split)
             m.max_abs_error = max(m.max_abs_error, r.max_abs_error)
             m.tolerance, m.tasks = r.tolerance, r.tasks
             if not r.ok:

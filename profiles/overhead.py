@@ -12,8 +12,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from . import blas
 from .executors import make_executor
+from .repeats import timing_conditions
 
 OVERHEAD_EXECUTORS = ("threads", "threads-dynamic")
 
@@ -40,8 +40,7 @@ def empty_repeats_us(executor: str, workers: int, repeats: int = 2000, warmup: i
                 ex.wait([ex.submit(_nothing) for _ in range(workers)])
 
         out = []
-        blas.settle()
-        with ex.placed():  # the threads where a run's timed repeats have them
+        with timing_conditions(ex):  # the threads where a run's timed repeats have them
             for i in range(warmup + repeats):
                 t0 = time.perf_counter_ns()
                 one()
@@ -81,9 +80,8 @@ def repeat_busy_ns(times_ms: list[float], spans) -> list[list[int]]:
 def run_overhead_us(times_ms: list[float], spans) -> float | None:
     """Median over a run's timed repeats of (repeat wall - the busiest worker's summed task
     time), in microseconds: what handing out and collecting the tasks cost the run."""
-    per = repeat_busy_ns(times_ms, spans)
-    gaps = [t * 1e3 - max(ns) / 1e3 for t, ns in zip(times_ms, per) if ns]
-    return statistics.median(gaps) if gaps else None
+    split = time_split(times_ms, spans)
+    return split.fixed_us if split is not None else None
 
 
 @dataclass(frozen=True)
