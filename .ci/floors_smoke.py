@@ -8,9 +8,9 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from partui.profiles.config import RunConfig
-from partui.profiles.stream import EngineThread
-from partui.tui.app import PartuiApp
+from partui.profiles.records.config import RunConfig
+from partui.profiles.service.engine import EngineThread
+from partui.tui.dashboard.app import PartuiApp
 
 # A child reads the BLAS libraries (threadpoolctl) over and over on one thread while the main
 # thread imports fresh extension modules (copies of one of numpy's under new names: each copy

@@ -12,10 +12,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from .compute import run_task
-from .layers import get_layer
-from .scratch import Scratch
-from .strategies import Task
+from partui.kernels.forward.compute import run_task
+from partui.kernels.model.layers import get_layer
+from partui.kernels.plan.strategies import Task
+from partui.kernels.runtime.scratch import Scratch
 
 _local = threading.local()
 
@@ -53,7 +53,7 @@ def train_shard(
     samples with the step's weights (a flat vector). Returns (its gradient, flat, scaled by
     `scale`; summed loss; correct predictions; forward ns; backward ns): the durations are
     the worker's own, so they need no clock of ours."""
-    from . import training
+    from partui.kernels.grad import training
 
     layout = training.NETWORK_LAYOUT
     grad = np.empty(params.shape, np.float32)
@@ -126,7 +126,7 @@ def train_rows(
 
 def train_apply(token: str, kernel: str, grad: np.ndarray, lr: float, momentum: float) -> int:
     """The SGD step (with momentum when set) on this worker's weights; its duration in ns."""
-    from .passes import _sgd
+    from partui.kernels.grad.jobs import _sgd
 
     held = _held(token)
     t0 = time.perf_counter_ns()

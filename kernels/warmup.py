@@ -11,12 +11,12 @@ import time
 
 import numpy as np
 
-from . import jitcache
-from .axes import STRATEGIES, not_applicable_reason
-from .compute import run_task
-from .layers import LAYERS, Layer, make_input, make_params
-from .scratch import Scratch
-from .strategies import plan
+from partui.kernels.forward.compute import run_task
+from partui.kernels.model.layers import LAYERS, Layer, make_input, make_params
+from partui.kernels.plan.axes import STRATEGIES, not_applicable_reason
+from partui.kernels.plan.strategies import plan
+from partui.kernels.runtime import jitcache
+from partui.kernels.runtime.scratch import Scratch
 
 
 def compile_kernels(layers=None, on_layer=None) -> float:
@@ -45,7 +45,8 @@ def _train_steps_once(batch: int = 2) -> None:
     """The training step's kernels (native_grad), as `partui train` and `--pass train` run
     them: a step in one phase (its two tasks one after the other: the second ends the step)
     and in three phases, with and without momentum."""
-    from . import passes, training
+    from partui.kernels.grad import jobs as passes
+    from partui.kernels.grad import training
 
     net = LAYERS["network"]
     for together, in_place in ((True, True), (False, False)):

@@ -12,9 +12,9 @@ def _private_data_dirs(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def saved_snapshot(tmp_path_factory):
     """A real snapshot file (two small runs with spans, CPU samples and a baseline); read only."""
-    from partui.profiles.analysis import analyze
-    from partui.profiles.engine import Engine, RunConfig
-    from partui.profiles.snapshot import Snapshot, save
+    from partui.profiles.run.engine import Engine, RunConfig
+    from partui.profiles.store.analysis import analyze
+    from partui.profiles.store.snapshot import Snapshot, save
 
     with Engine() as engine:
         results = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from partui.tui.keys import memlab_keys, profile_keys
+from partui.tui.dashboard.keys import memlab_keys, profile_keys
 
 TITLE = re.compile(r"[╭┌]─ (.+?) ─")
 ESSENTIAL = ["r", "space", "esc", "t", "e", "+/-", "s", "x", "o", "m", "?", "q"]
@@ -77,7 +77,7 @@ def footer_problems(screen: str, tab: str = "profile") -> list[str]:
 
 
 def _chart_classes():
-    from partui.tui import charts
+    from partui.tui.dashboard.charts import profile as charts
 
     base = getattr(charts, "Redraws", charts.Chart)
     out, todo = [], list(base.__subclasses__())

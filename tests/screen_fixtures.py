@@ -11,11 +11,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from partui.profiles.engine import RunConfig, RunResult
-from partui.profiles.events import CpuSample, RepeatDone, RunFinished, RunStarted, Span, SpanDone
-from partui.profiles.machine import MachineInfo
-from partui.profiles.stream import EngineThread
-from partui.tui.app import PartuiApp
+from partui.profiles.records.events import (
+    CpuSample,
+    RepeatDone,
+    RunFinished,
+    RunStarted,
+    Span,
+    SpanDone,
+)
+from partui.profiles.run.engine import RunConfig, RunResult
+from partui.profiles.service.engine import EngineThread
+from partui.profiles.system.machine import MachineInfo
+from partui.tui.dashboard.app import PartuiApp
 
 MACHINE = MachineInfo(
     cpu_model="Test CPU @ 2.00GHz",
@@ -128,7 +135,7 @@ def screen_text(app: PartuiApp) -> str:
 
 def fixed_memlab_result():
     """A traversal-like experiment: two series over sizes 4 KiB .. 64 MiB, cache markers."""
-    from partui.profiles.memlab_measure import ExperimentResult, MemPoint
+    from partui.profiles.lab.measure import ExperimentResult, MemPoint
 
     points = []
     for size in (2**p for p in range(12, 27)):
@@ -150,7 +157,7 @@ def fixed_memlab_result():
 
 
 def show_memlab_result(app: PartuiApp) -> None:
-    from partui.tui.memlab_tab import MemLabTab
+    from partui.tui.dashboard.tabs.lab import MemLabTab
 
     tab = app.query_one(MemLabTab)
     tab.experiment = "traversal"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from partui.kernels import grad_loops, grad_reference, grad_vectorized, reference
-from partui.kernels.scratch import Scratch
+from partui.kernels.grad import loops as grad_loops
+from partui.kernels.grad import reference as grad_reference
+from partui.kernels.grad import vectorized as grad_vectorized
+from partui.kernels.model import reference
+from partui.kernels.runtime.scratch import Scratch
 
 KERNELS = {"loops": grad_loops, "vectorized": grad_vectorized}
 
@@ -217,7 +220,7 @@ def test_logsoftmax_and_nll_backward(kernel):
 
 
 def _network_case(batch=3, seed=0):
-    from partui.kernels.layers import LAYERS, make_input, make_params
+    from partui.kernels.model.layers import LAYERS, make_input, make_params
 
     net = LAYERS["network"]
     params = make_params(net, seed)
@@ -228,7 +231,7 @@ def _network_case(batch=3, seed=0):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_network_step_grads_match_reference(kernel):
-    from partui.kernels import training
+    from partui.kernels.grad import training
 
     x, labels, params = _network_case(batch=2 if kernel == "loops" else 5)
     flat = training.flat_params(0)
@@ -250,7 +253,9 @@ def test_network_step_grads_match_reference(kernel):
 
 def test_network_step_without_native_blas_matches_reference(monkeypatch):
     """The layer-by-layer step (no sgemm callable from numba) against the same reference."""
-    from partui.kernels import grad_network, training, vectorized
+    from partui.kernels.forward import vectorized
+    from partui.kernels.grad import network as grad_network
+    from partui.kernels.grad import training
 
     monkeypatch.setattr(vectorized, "_sgemm_state", [None])
     assert not grad_network.available()
@@ -267,7 +272,8 @@ def test_network_step_without_native_blas_matches_reference(monkeypatch):
 
 def test_native_network_step_is_used_and_matches_reference_on_odd_slices():
     """The native step (one call per half) on slices whose chunks do not divide them."""
-    from partui.kernels import grad_network, training
+    from partui.kernels.grad import network as grad_network
+    from partui.kernels.grad import training
 
     assert grad_network.available()
     scratch = Scratch()
@@ -281,7 +287,7 @@ def test_native_network_step_is_used_and_matches_reference_on_odd_slices():
         assert loss / batch == pytest.approx(ref_loss, rel=1e-5)
         for k in ref:
             close(gv[k], ref[k], 1e-4)
-        from partui.kernels.layers import LAYERS
+        from partui.kernels.model.layers import LAYERS
 
         logits = reference.forward(LAYERS["network"], x, params)
         assert correct == int((logits.argmax(axis=1) == labels).sum())

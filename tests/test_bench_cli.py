@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from partui.profiles.snapshot import load
+from partui.profiles.store.snapshot import load
 
 
 def test_bench_quick_json(tmp_path):
@@ -14,7 +14,7 @@ def test_bench_quick_json(tmp_path):
         [
             sys.executable,
             "-m",
-            "partui.tui.cli",
+            "partui.tui.cli.main",
             "bench",
             "--quick",
             "--json",
@@ -80,14 +80,14 @@ def test_bench_quick_json(tmp_path):
 
 def test_bench_rejects_bad_input():
     proc = subprocess.run(
-        [sys.executable, "-m", "partui.tui.cli", "bench", "--layers", "nope"],
+        [sys.executable, "-m", "partui.tui.cli.main", "bench", "--layers", "nope"],
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 2
     assert "unknown layer" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run(
-        [sys.executable, "-m", "partui.tui.cli", "bench", "--workers", "0"],
+        [sys.executable, "-m", "partui.tui.cli.main", "bench", "--workers", "0"],
         capture_output=True,
         text=True,
     )
@@ -97,8 +97,8 @@ def test_bench_rejects_bad_input():
 def test_the_report_says_where_a_splits_repeat_goes():
     """wall = (work / workers) x imbalance + fixed: the three figures of the best split, the
     work against the best 1-worker time; a summary keeps them, an older one has none."""
-    from partui.profiles.bench_result import BenchResult, BenchRow
-    from partui.tui.commands.bench import report
+    from partui.profiles.records.bench_result import BenchResult, BenchRow
+    from partui.tui.cli.commands.bench import report
 
     one = BenchRow("conv2", "none", "inline", 1, 6.0, 5.9, 6.2, 30, 48.0, 1, True, 1e-6, 1e-4)
     two = BenchRow("conv2", "batch", "threads", 2, 3.4, 3.3, 3.6, 30, 85.0, 2, True, 1e-6, 1e-4,

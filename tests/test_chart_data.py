@@ -5,12 +5,23 @@ import math
 from rich.console import Console
 from test_stats import fake
 
-from partui.profiles.analysis import pool, pooled_by_config
-from partui.profiles.engine import RunConfig
-from partui.profiles.events import CpuSample, RepeatDone, RunFinished, RunStarted, Span, SpanDone
-from partui.tui.charts import cpu_segments, history_segments, speedup_points, worker_ticks
-from partui.tui.model import Model
-from partui.tui.timeline import (
+from partui.profiles.records.events import (
+    CpuSample,
+    RepeatDone,
+    RunFinished,
+    RunStarted,
+    Span,
+    SpanDone,
+)
+from partui.profiles.run.engine import RunConfig
+from partui.profiles.store.analysis import pool, pooled_by_config
+from partui.tui.dashboard.charts.profile import (
+    cpu_segments,
+    history_segments,
+    speedup_points,
+    worker_ticks,
+)
+from partui.tui.dashboard.charts.timeline import (
     build_view,
     lane_cells,
     median_repeat,
@@ -21,6 +32,7 @@ from partui.tui.timeline import (
     timeline_lines,
     view_of_result,
 )
+from partui.tui.dashboard.model import Model
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -280,7 +292,7 @@ def test_live_runs_are_one_row_per_configuration_single_runs_their_own():
 
 
 def test_log_ticks_are_one_two_five_within_the_range():
-    from partui.tui.charts import log_ticks
+    from partui.tui.dashboard.charts.profile import log_ticks
 
     assert log_ticks(6.0, 10_000.0) == [10, 100, 1000, 10000]  # a 10 s run beside 6 ms ones
     assert log_ticks(3.0, 30.0) == [5, 10, 20]

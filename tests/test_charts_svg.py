@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from screen_fixtures import fixed_app
 
-from partui.profiles.engine import RunConfig
-from partui.profiles.events import CpuSample, RepeatDone, RunFinished, RunStarted, Span, SpanDone
-from partui.profiles.stats import summarize
+from partui.profiles.records.events import (
+    CpuSample,
+    RepeatDone,
+    RunFinished,
+    RunStarted,
+    Span,
+    SpanDone,
+)
+from partui.profiles.records.stats import summarize
+from partui.profiles.run.engine import RunConfig
 
 MS = 1_000_000
 T0 = 1_000 * 1_000_000_000  # the engine's clock at the first sample

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from multiprocessing import Pipe
 
-from partui.profiles.child_commands import serve_commands
+from partui.profiles.service.commands import serve_commands
 
 
 def test_commands_reach_their_handlers_until_stop():

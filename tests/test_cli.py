@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from partui.kernels import compute
-from partui.kernels.layers import LAYER_NAMES, LAYERS
-from partui.tui import cli
+from partui.kernels.forward import compute
+from partui.kernels.model.layers import LAYER_NAMES, LAYERS
+from partui.tui.cli import main as cli
 
 RUN = ["run", "--repeat", "1", "--warmup", "0", "--batch", "2"]
 
@@ -26,7 +26,7 @@ def strict_json(text):
 
 def partui(*args, timeout=60):
     return subprocess.run(
-        [sys.executable, "-m", "partui.tui.cli", *args],
+        [sys.executable, "-m", "partui.tui.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -315,7 +315,7 @@ def test_a_wrong_result_fails_visibly_with_exit_1(monkeypatch, capsys, as_json):
 def test_a_region_no_task_writes_fails(monkeypatch):
     """The output is filled with NaN before each repeat: a kernel that writes nothing cannot
     pass."""
-    from partui.profiles.engine import Engine, RunConfig
+    from partui.profiles.run.engine import Engine, RunConfig
 
     monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _LazyGelu())
     with Engine() as engine:

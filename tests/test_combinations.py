@@ -12,18 +12,18 @@ import numpy as np
 import psutil
 import pytest
 
-from partui.kernels import reference
-from partui.kernels.layers import LAYERS, make_input, make_params
-from partui.kernels.pass_axes import TRANSFER
-from partui.kernels.strategies import (
+from partui.kernels.model import reference
+from partui.kernels.model.layers import LAYERS, make_input, make_params
+from partui.kernels.plan.pass_axes import TRANSFER
+from partui.kernels.plan.strategies import (
     EXECUTORS,
     KERNELS,
     STRATEGIES,
     not_applicable_reason,
     valid_combinations,
 )
-from partui.profiles.engine import Engine, RunConfig
-from partui.profiles.events import EventLog, RepeatDone, RunFinished, RunStarted, SpanDone
+from partui.profiles.records.events import EventLog, RepeatDone, RunFinished, RunStarted, SpanDone
+from partui.profiles.run.engine import Engine, RunConfig
 
 BATCH = 3
 MAIN_TID = threading.get_native_id()

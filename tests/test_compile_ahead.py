@@ -11,10 +11,11 @@ import threading
 import time
 from functools import partial
 
-from partui.kernels import jitcache, warmup
-from partui.profiles.config import RunConfig
-from partui.profiles.events import Compiling, CpuSample, RunFinished, RunStarted
-from partui.profiles.stream import EngineThread
+from partui.kernels import warmup
+from partui.kernels.runtime import jitcache
+from partui.profiles.records.config import RunConfig
+from partui.profiles.records.events import Compiling, CpuSample, RunFinished, RunStarted
+from partui.profiles.service.engine import EngineThread
 
 
 def test_kernels_compile_into_the_user_cache_folder(tmp_path):
@@ -96,8 +97,8 @@ def test_without_compile_ahead_nothing_compiles_early(monkeypatch):
 
 
 async def test_the_dashboard_says_it_is_compiling(monkeypatch, tmp_path):
-    from partui.tui.app import PartuiApp
-    from partui.tui.panes import MachineHeader
+    from partui.tui.dashboard.app import PartuiApp
+    from partui.tui.dashboard.widgets.panes import MachineHeader
 
     compiler = FakeCompiler(hold="conv2")
     fake_cache(monkeypatch, ["conv2", "pool1"], compiler)
@@ -126,7 +127,7 @@ async def test_the_dashboard_says_it_is_compiling(monkeypatch, tmp_path):
 
 
 def test_the_cli_says_so_on_first_use_only(monkeypatch, capsys):
-    from partui.tui.commands.core import compile_ahead
+    from partui.tui.cli.commands.core import compile_ahead
 
     compiler = FakeCompiler()
     fake_cache(monkeypatch, ["conv2"], compiler)

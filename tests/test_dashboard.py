@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from partui.profiles.engine import RunConfig
-from partui.profiles.stream import EngineThread
-from partui.tui.app import PartuiApp
-from partui.tui.panes import RunsTable, SettingsPane
+from partui.profiles.run.engine import RunConfig
+from partui.profiles.service.engine import EngineThread
+from partui.tui.dashboard.app import PartuiApp
+from partui.tui.dashboard.widgets.panes import RunsTable, SettingsPane
 
 SIZE = (120, 40)
 
@@ -194,7 +194,7 @@ async def test_help_screen_lists_the_keys(tmp_path):
             assert words in text
         lines = text.splitlines()
         keys = lines[lines.index("Keys") + 1 : lines.index("Columns of the runs table") - 1]
-        from partui.tui.keys import key_label
+        from partui.tui.dashboard.keys import key_label
 
         for binding in app.BINDINGS:  # every key, as typed, its words in one column
             assert any(line[2:10].strip() == key_label(binding.key) for line in keys)
@@ -216,7 +216,7 @@ async def test_small_and_large_terminals_render(tmp_path, size):
 async def test_lost_worker_process_is_reported_and_dashboard_keeps_working(tmp_path):
     import psutil
 
-    from partui.profiles.stream import EngineProcess
+    from partui.profiles.service.engine import EngineProcess
 
     cfg = RunConfig("conv2", "batch", "loops", "processes", 2, 64, 5, 0)
     app = PartuiApp(
@@ -247,7 +247,7 @@ async def test_lost_worker_process_is_reported_and_dashboard_keeps_working(tmp_p
 
 
 async def test_memory_lab_tab_runs_an_experiment_live_and_saves_it(tmp_path):
-    from partui.tui.memlab_tab import MemLabTab
+    from partui.tui.dashboard.tabs.lab import MemLabTab
 
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -269,7 +269,7 @@ async def test_memory_lab_tab_runs_an_experiment_live_and_saves_it(tmp_path):
 
 
 async def test_memory_lab_escape_stops_an_experiment(tmp_path):
-    from partui.tui.memlab_tab import MemLabTab
+    from partui.tui.dashboard.tabs.lab import MemLabTab
 
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -323,7 +323,7 @@ def test_opening_a_bad_snapshot_file_is_refused_on_one_line(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{ not json")
     proc = subprocess.run(
-        [sys.executable, "-m", "partui.tui.cli", str(bad)],
+        [sys.executable, "-m", "partui.tui.cli.main", str(bad)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -333,7 +333,7 @@ def test_opening_a_bad_snapshot_file_is_refused_on_one_line(tmp_path):
 
 
 async def test_browser_marks_two_snapshots_and_compares_them(tmp_path):
-    from partui.tui.screens import CompareScreen, SnapshotBrowser
+    from partui.tui.dashboard.screens.modals import CompareScreen, SnapshotBrowser
 
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

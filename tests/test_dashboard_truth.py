@@ -11,12 +11,12 @@ import asyncio
 import pytest
 from test_dashboard import SIZE, make_app, settings_text, until
 
-from partui.profiles.engine import RunConfig
-from partui.profiles.events import CpuSample
-from partui.profiles.stream import EngineThread
-from partui.tui.app import PartuiApp
-from partui.tui.charts import CpuChart
-from partui.tui.panes import RunsTable
+from partui.profiles.records.events import CpuSample
+from partui.profiles.run.engine import RunConfig
+from partui.profiles.service.engine import EngineThread
+from partui.tui.dashboard.app import PartuiApp
+from partui.tui.dashboard.charts.profile import CpuChart
+from partui.tui.dashboard.widgets.panes import RunsTable
 
 
 async def test_a_chart_that_raises_shows_one_line_and_the_app_goes_on(tmp_path, monkeypatch):
@@ -126,7 +126,7 @@ async def test_cpu_is_sampled_before_any_run(tmp_path):
 
 
 def test_crash_log_falls_back_to_the_temporary_folder(tmp_path):
-    from partui.tui.app import write_crash_log
+    from partui.tui.dashboard.app import write_crash_log
 
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")

@@ -22,13 +22,13 @@ import numpy as np
 import psutil
 import pytest
 
-from partui.kernels import reference
-from partui.kernels.layers import LAYERS, make_input, make_params
-from partui.kernels.pass_axes import TRANSFER
-from partui.kernels.strategies import NotApplicable, plan
-from partui.profiles.config import ConfigError, RunConfig
-from partui.profiles.engine import Engine
-from partui.profiles.events import RepeatDone
+from partui.kernels.model import reference
+from partui.kernels.model.layers import LAYERS, make_input, make_params
+from partui.kernels.plan.pass_axes import TRANSFER
+from partui.kernels.plan.strategies import NotApplicable, plan
+from partui.profiles.records.config import ConfigError, RunConfig
+from partui.profiles.records.events import RepeatDone
+from partui.profiles.run.engine import Engine
 
 MAX_UNREACHABLE_S = 10.0
 
@@ -342,9 +342,9 @@ def test_lost_worker_task_sent_again(engine):
 
 
 def test_snapshot_and_chrome_trace_hold_one_track_per_dask_worker(engine, tmp_path):
-    from partui.profiles.export import chrome_trace
-    from partui.profiles.snapshot import Snapshot, load, save
-    from partui.tui.timeline import phase_names, view_of_result
+    from partui.profiles.store.export import chrome_trace
+    from partui.profiles.store.snapshot import Snapshot, load, save
+    from partui.tui.dashboard.charts.timeline import phase_names, view_of_result
 
     result = engine.run(RunConfig("linear1", "batch", "vectorized", "dask", 2, 6, 2, 1))
     path = save(Snapshot(runs=[result]), tmp_path / "dask.json")
@@ -374,9 +374,9 @@ def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
     """A Dask worker killed during `partui train`: the step's tasks were pinned to it (its
     weights died with it), so the run stops within seconds, says which worker in one line
     and keeps the weights of the last epoch; the next run finds the restarted worker."""
-    from partui.profiles.datasets import builtin_letters
-    from partui.profiles.train_config import TrainConfig
-    from partui.profiles.trainer import StepDone, Trainer
+    from partui.profiles.records.train_config import TrainConfig
+    from partui.profiles.train.datasets import builtin_letters
+    from partui.profiles.train.trainer import StepDone, Trainer
 
     ex = engine.executor("dask", 2)
     ex.start()
@@ -409,9 +409,9 @@ async def test_dashboard_key_e_reaches_dask_and_runs_there(engine, tmp_path):
     engine stops only a LocalCluster it started: the fixture and the train CLI test check)."""
     import asyncio
 
-    from partui.profiles.stream import EngineThread
-    from partui.tui.app import PartuiApp
-    from partui.tui.panes import SettingsPane
+    from partui.profiles.service.engine import EngineThread
+    from partui.tui.dashboard.app import PartuiApp
+    from partui.tui.dashboard.widgets.panes import SettingsPane
 
     ours = engine.executor("dask", 2)
     ours.start()
@@ -446,9 +446,10 @@ def test_data_parallel_training_step_by_tree_reduction(engine):
     """--pass train on Dask: each worker's shard gradient, summed by an add task on a worker
     (one gradient moves between the workers), back here, the update here; checked against
     a float64 loss and gradients computed here."""
-    from partui.kernels import grad_reference, training
-    from partui.kernels.pass_axes import BACKWARD, COMBINE, FORWARD, UPDATE
-    from partui.profiles.passes import make_labels
+    from partui.kernels.grad import reference as grad_reference
+    from partui.kernels.grad import training
+    from partui.kernels.plan.pass_axes import BACKWARD, COMBINE, FORWARD, UPDATE
+    from partui.profiles.run.passes import make_labels
 
     cfg = RunConfig(
         "network", "batch", "vectorized", "dask", 2, 8, repeats=2, warmup=1, pass_kind="train"
@@ -492,8 +493,9 @@ def test_data_parallel_training_step_by_tree_reduction(engine):
 def _one_step_reference(data, cfg):
     """The weights after the run's first SGD step, in float64: the batch the trainer draws
     first (its seeded order), the float64 loss and gradients, v = g, p -= lr * v."""
-    from partui.kernels import grad_reference, training
-    from partui.profiles.trainer import initial_params
+    from partui.kernels.grad import reference as grad_reference
+    from partui.kernels.grad import training
+    from partui.profiles.train.trainer import initial_params
 
     order = np.random.default_rng([cfg.seed, 7]).permutation(len(data.train_y))
     rows = order[: cfg.batch]
@@ -507,7 +509,7 @@ def _one_step_reference(data, cfg):
 
 
 def _weights_close(flat, want, tol=1e-5) -> None:
-    from partui.kernels import training
+    from partui.kernels.grad import training
 
     got = training.views(flat, training.NETWORK_LAYOUT)
     for k, w in want.items():
@@ -519,9 +521,9 @@ def test_dask_training_step_equals_inline_and_float64(engine):
     """One SGD step of `partui train` on Dask (weights kept on the workers): on one worker
     it equals the inline trainer's step; on two, with either combine, the float64 step; the
     gradient bytes per step are what each combine moves."""
-    from partui.profiles.datasets import builtin_letters
-    from partui.profiles.train_config import TrainConfig
-    from partui.profiles.trainer import Trainer
+    from partui.profiles.records.train_config import TrainConfig
+    from partui.profiles.train.datasets import builtin_letters
+    from partui.profiles.train.trainer import Trainer
 
     data = builtin_letters(8, 8, 0)
     base = TrainConfig(epochs=1, batch=8, train_size=8, test_size=8, executor="inline", workers=1)
@@ -587,8 +589,8 @@ def test_cli_train_on_dask_learns_and_leaves_nothing(tmp_path):
 
 
 def test_train_on_dask_refusals_in_one_line(tmp_path, capsys, monkeypatch):
-    from partui.profiles import dask_executor
-    from partui.tui.cli import main
+    from partui.profiles.executors import dask_cluster as dask_executor
+    from partui.tui.cli.main import main
 
     address = f"tcp://127.0.0.1:{_free_port()}"
     cases = {

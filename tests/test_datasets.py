@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from partui.kernels import letters
-from partui.profiles import datasets
+from partui.kernels.model import letters
+from partui.profiles.train import datasets
 
 
 def test_letters_are_seeded_balanced_and_split():

@@ -103,8 +103,8 @@ def test_newcomer_session(tmp_path):
 
 
 def test_open_a_snapshot_file_directly(tmp_path):
-    from partui.profiles.engine import Engine, RunConfig
-    from partui.profiles.snapshot import Snapshot, save
+    from partui.profiles.run.engine import Engine, RunConfig
+    from partui.profiles.store.snapshot import Snapshot, save
 
     with Engine() as engine:
         result = engine.run(RunConfig("pool1", "channel", workers=2, batch=4, repeats=2))

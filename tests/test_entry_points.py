@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from partui.tui import cli
+from partui.tui.cli import main as cli
 
 HEAVY = (
     "numpy",
@@ -31,7 +31,7 @@ def python(*args, cwd=None, timeout=60):
 def test_version_from_the_command_and_from_python_m(tmp_path):
     expected = f"partui {importlib.metadata.version('partui')}"
     # from a folder outside the source tree, as an installed user runs it
-    for args in (["-m", "partui", "--version"], ["-m", "partui.tui.cli", "--version"]):
+    for args in (["-m", "partui", "--version"], ["-m", "partui.tui.cli.main", "--version"]):
         proc = python(*args, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == expected
@@ -61,7 +61,7 @@ def test_help_and_list_import_no_heavy_module(argv):
 def loaded_after(argv: list[str], modules: tuple[str, ...]) -> str:
     """`partui ARGV` in a fresh interpreter: which of `modules` it imported."""
     code = (
-        "import sys\nfrom partui.tui.cli import main\n"
+        "import sys\nfrom partui.tui.cli.main import main\n"
         f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
         f"print('LOADED', sorted(m for m in {modules!r} if m in sys.modules), file=sys.stderr)"
     )
@@ -83,8 +83,8 @@ def test_the_dashboard_starts_without_numpy_or_numba():
     """The first frame waits for the dashboard's own imports only: numpy (and the BLAS
     figures that need it) follow the first frame, numba lives in the engine process."""
     code = (
-        "import sys\nimport partui.tui.app\n"
-        "from partui.profiles.machine import host_info\n"
+        "import sys\nimport partui.tui.dashboard.app\n"
+        "from partui.profiles.system.machine import host_info\n"
         "m = host_info()\n"
         "print('LOADED', sorted(x for x in ('numpy', 'numba') if x in sys.modules),"
         " m.blas is not None, file=sys.stderr)"
@@ -127,7 +127,7 @@ def _broken_list(args):
 
 
 def test_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
-    from partui.tui.commands import core
+    from partui.tui.cli.commands import core
 
     monkeypatch.setattr(core, "cmd_list", _broken_list)
     monkeypatch.setenv("PARTUI_DEBUG", "0")

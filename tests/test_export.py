@@ -6,10 +6,10 @@ import json
 
 from test_stats import fake
 
-from partui.profiles.events import CpuSample, Span
-from partui.profiles.export import REPEAT_TID, chrome_trace, csv_text
-from partui.profiles.machine import MachineInfo
-from partui.profiles.snapshot import Snapshot
+from partui.profiles.records.events import CpuSample, Span
+from partui.profiles.store.export import REPEAT_TID, chrome_trace, csv_text
+from partui.profiles.store.snapshot import Snapshot
+from partui.profiles.system.machine import MachineInfo
 
 MACHINE = MachineInfo(cpu_model="Test CPU", logical_cores=2)
 

@@ -3,9 +3,9 @@ tests/benchmarks/soak_live.py, found the dashboard holding every kept run's span
 
 from dataclasses import replace
 
-from partui.profiles.engine import Engine, RunConfig
-from partui.profiles.events import RunFinished
-from partui.tui.model import RUN_DETAIL, Model
+from partui.profiles.records.events import RunFinished
+from partui.profiles.run.engine import Engine, RunConfig
+from partui.tui.dashboard.model import RUN_DETAIL, Model
 
 
 def test_only_the_latest_runs_keep_their_spans_and_samples():

@@ -20,8 +20,8 @@ from cli_fixtures import TINY_SWEEP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from partui.profiles.machine import MachineInfo
-from partui.profiles.snapshot import SnapshotError, load
+from partui.profiles.store.snapshot import SnapshotError, load
+from partui.profiles.system.machine import MachineInfo
 
 ESC_TITLE = "\x1b]0;pwned\x07\x1b[2J"
 
@@ -48,7 +48,7 @@ def mutated(real, path, value, tmp_path, name="bad.json"):
 
 
 def run_cli(capsys, *args):
-    from partui.tui.cli import main
+    from partui.tui.cli.main import main
 
     capsys.readouterr()
     try:
@@ -203,7 +203,7 @@ def good_entry():
 def test_a_broken_book_is_noted_and_rebuilt(tmp_path, monkeypatch, capsys, mutate):
     """Finding 8: a sweep with a broken book still saves its snapshot, says so in one line,
     shows no negative speedup, and leaves a rebuilt book and no temp file."""
-    from partui.profiles.machine import info
+    from partui.profiles.system.machine import info
 
     book = tmp_path / "book.json"
     book.write_text(book_text(info().fingerprint(), mutate(good_entry())))
@@ -213,16 +213,16 @@ def test_a_broken_book_is_noted_and_rebuilt(tmp_path, monkeypatch, capsys, mutat
     assert code == 0, err
     assert "baseline book" in err and "ignored" in err
     assert out_file.exists() and not re.search(r"-\d+\.\d+x", out)  # no negative speedup
-    from partui.profiles.baselines import BaselineBook
+    from partui.profiles.store.baselines import BaselineBook
 
     assert BaselineBook(book).problem is None  # rebuilt from this sweep
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch):
-    from partui.profiles.engine import RunConfig
-    from partui.profiles.stream import EngineThread
-    from partui.tui.app import PartuiApp
+    from partui.profiles.run.engine import RunConfig
+    from partui.profiles.service.engine import EngineThread
+    from partui.tui.dashboard.app import PartuiApp
 
     book = tmp_path / "book.json"
     book.write_text(json.dumps({"format": "partui-baselines", "machines": {"x": [1]}}))
@@ -255,10 +255,10 @@ async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch)
 async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
     """Finding 2: every crafted file, opened (as `partui FILE` and the browser's enter do),
     exported with x and listed by o, is a notification; the dashboard stays up."""
-    from partui.profiles.engine import RunConfig
-    from partui.profiles.stream import EngineThread
-    from partui.tui.app import PartuiApp
-    from partui.tui.screens import SnapshotBrowser
+    from partui.profiles.run.engine import RunConfig
+    from partui.profiles.service.engine import EngineThread
+    from partui.tui.dashboard.app import PartuiApp
+    from partui.tui.dashboard.screens.modals import SnapshotBrowser
 
     folder = tmp_path / "mk["  # with the file below: a path holding "[/]" (Rich markup)
     folder.mkdir()
@@ -395,10 +395,10 @@ def test_mutated_snapshots_load_or_fail_in_one_line(real, all_paths, tmp_path, d
 
 def exercise_everything_downstream(snap, path):
     """What show, export, compare and the dashboard do with a loaded snapshot."""
-    from partui.profiles.analysis import analyze
-    from partui.profiles.export import chrome_trace, csv_text
-    from partui.tui.reports import compare_report, report
-    from partui.tui.snapshots import model_from_snapshot
+    from partui.profiles.store.analysis import analyze
+    from partui.profiles.store.export import chrome_trace, csv_text
+    from partui.tui.dashboard.snapshots import model_from_snapshot
+    from partui.tui.text.reports import compare_report, report
 
     report(analyze(snap.results(), snap.baseline, "this snapshot"))
     compare_report(snap, snap)

@@ -18,7 +18,7 @@ def start(executor, new_session=False):
         [
             sys.executable,
             "-m",
-            "partui.tui.cli",
+            "partui.tui.cli.main",
             *LONG_RUN,
             "--executor",
             executor,
@@ -127,8 +127,9 @@ def test_terminal_ctrl_c_mid_run():
 def test_the_cli_module_imports_nothing_heavy():
     """A Ctrl+C while numpy loads must reach main's handler: the module itself stays light."""
     code = (
-        "import sys, partui.tui.cli; "
-        "heavy = [m for m in ('numpy', 'partui.profiles.engine', 'textual') if m in sys.modules]; "
+        "import sys, partui.tui.cli.main; "
+        "heavy = ['numpy', 'partui.profiles.run.engine', 'textual']; "
+        "heavy = [m for m in heavy if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,8 +6,8 @@ import json
 import pytest
 from test_memlab_runner import assert_cancels_promptly
 
-from partui.profiles import memlab
-from partui.profiles.memlab_measure import MemPoint
+from partui.profiles.lab import runner as memlab
+from partui.profiles.lab.measure import MemPoint
 
 TINY = {
     "batches": [1, 2],
@@ -47,7 +47,7 @@ def test_batching_points_and_json():
 
 
 def test_saturation_is_the_first_batch_near_the_best():
-    from partui.profiles.memlab_experiments.batching import saturation
+    from partui.profiles.lab.experiments.batching import saturation
 
     def pt(x, v):
         return MemPoint.of("b", "t", x, "batch", "images per s", [v * 0.99, v, v * 1.01])
@@ -62,7 +62,7 @@ def test_batching_can_be_cancelled():
 
 
 def test_demo_batching_json(monkeypatch, capsys):
-    from partui.tui import cli
+    from partui.tui.cli import main as cli
 
     real = memlab.run_experiment
     monkeypatch.setattr(
@@ -81,7 +81,7 @@ def test_ctrl_c_stops_the_engine_and_exits_130():
 
     proc = subprocess.Popen(
         # the full experiment: --quick can finish within two seconds on a quiet machine
-        [sys.executable, "-m", "partui.tui.cli", "demo", "batching"],
+        [sys.executable, "-m", "partui.tui.cli.main", "demo", "batching"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -100,7 +100,7 @@ def test_ctrl_c_stops_the_engine_and_exits_130():
 def test_batching_text_follows_the_figures():
     import threading
 
-    from partui.profiles.memlab_experiments import batching
+    from partui.profiles.lab.experiments import batching
 
     lab = memlab.Lab("batching", None, threading.Event(), False, {"screen_batch": 64}, {})
     pt = {

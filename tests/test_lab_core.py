@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from test_memlab_runner import assert_cancels_promptly
 
-from partui.kernels.memlab import asm, ilp, simd
-from partui.profiles import machine, memlab
+from partui.kernels.lab import asm, ilp, simd
+from partui.profiles.lab import runner as memlab
+from partui.profiles.system import machine
 
 TINY_ILP = {"elements": 1024, "repeats": 2, "target_s": 0.002}
 TINY_SIMD = {"sizes": [4096, 65536], "repeats": 2, "target_s": 0.002}
@@ -27,7 +28,7 @@ def test_chain_sums_match_an_exact_sum(n):
 
 
 def test_chains_stay_scalar_chains_in_the_machine_code():
-    from partui.profiles.memlab_experiments.ilp import check_code
+    from partui.profiles.lab.experiments.ilp import check_code
 
     kern = ilp.native()
     a = np.ones(64)
@@ -61,7 +62,7 @@ def test_axpy_scalar_and_vector_match_the_reference(dtype):
 
 
 def test_scalar_loop_has_no_vector_arithmetic_and_the_vector_loop_has():
-    from partui.profiles.memlab_experiments.simd import check_code
+    from partui.profiles.lab.experiments.simd import check_code
 
     widths = check_code(simd.native())
     assert widths["float32 scalar"] == 0 and widths["float64 scalar"] == 0
@@ -107,7 +108,7 @@ def test_simd_result_and_json():
 
 
 def test_explanations_follow_the_figures():
-    from partui.profiles.memlab_experiments import ilp as ilp_exp
+    from partui.profiles.lab.experiments import ilp as ilp_exp
 
     lab = memlab.Lab("ilp", None, threading.Event(), False, {}, {"l1": 32768})
     for k, v in {1: 1.0, 2: 0.9, 4: 0.8, 8: 0.8, 16: 0.8}.items():
@@ -123,7 +124,7 @@ def test_explanations_follow_the_figures():
 
 
 def test_demo_lists_experiments_by_group(capsys):
-    from partui.tui import cli
+    from partui.tui.cli import main as cli
 
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
@@ -141,7 +142,7 @@ def test_demo_lists_experiments_by_group(capsys):
 
 
 def test_demo_ilp_json(monkeypatch, capsys):
-    from partui.tui import cli
+    from partui.tui.cli import main as cli
 
     real = memlab.run_experiment
     monkeypatch.setattr(
@@ -169,7 +170,7 @@ TINY_VECTORIZE = {
 
 
 def test_ladder_rungs_match_a_direct_reference():
-    from partui.kernels.memlab import ladder
+    from partui.kernels.lab import ladder
 
     rng = np.random.default_rng(4)
     a, b = rng.random(101), rng.random(101)
@@ -187,7 +188,7 @@ def test_ladder_rungs_match_a_direct_reference():
 
 
 def test_vectorize_result_and_json():
-    from partui.profiles.memlab_experiments.vectorize import MATERIAL_MS, RUNGS
+    from partui.profiles.lab.experiments.vectorize import MATERIAL_MS, RUNGS
 
     r = memlab.run_experiment("vectorize", params=TINY_VECTORIZE)
     assert not r.cancelled and len(r.points) == 7

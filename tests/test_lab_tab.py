@@ -10,7 +10,7 @@ from test_dashboard import SIZE, make_app, until
 async def test_lab_tab_lists_groups_and_runs_ilp_live(tmp_path):
     from textual.widgets import TabbedContent
 
-    from partui.tui.memlab_tab import MemLabTab
+    from partui.tui.dashboard.tabs.lab import MemLabTab
 
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

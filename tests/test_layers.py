@@ -4,9 +4,16 @@ range."""
 import numpy as np
 import pytest
 
-from partui.kernels.layers import LAYER_NAMES, LAYERS, NETWORK, get_layer, make_input, make_params
-from partui.kernels.strategies import NotApplicable
-from partui.profiles.engine import ConfigError, RunConfig
+from partui.kernels.model.layers import (
+    LAYER_NAMES,
+    LAYERS,
+    NETWORK,
+    get_layer,
+    make_input,
+    make_params,
+)
+from partui.kernels.plan.strategies import NotApplicable
+from partui.profiles.run.engine import ConfigError, RunConfig
 
 # The DESIGN table, copied by hand: layer -> (input per sample, output per sample).
 DESIGN = {

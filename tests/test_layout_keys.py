@@ -9,11 +9,11 @@ import re
 
 import pytest
 
-from partui.profiles.engine import RunConfig
-from partui.profiles.machine import MachineInfo
-from partui.profiles.stream import EngineThread
-from partui.tui.app import PartuiApp
-from partui.tui.panes import SettingsPane
+from partui.profiles.run.engine import RunConfig
+from partui.profiles.service.engine import EngineThread
+from partui.profiles.system.machine import MachineInfo
+from partui.tui.dashboard.app import PartuiApp
+from partui.tui.dashboard.widgets.panes import SettingsPane
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
 
@@ -90,7 +90,7 @@ async def test_redraws_and_resizes_never_move_the_layer(tmp_path):
 
 
 async def test_the_layer_list_shows_the_chosen_layer(tmp_path):
-    from partui.tui.panes import LayerList
+    from partui.tui.dashboard.widgets.panes import LayerList
 
     app = make_app(tmp_path, RunConfig("network", "pipeline", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -130,8 +130,8 @@ class RecordingEngine:
 async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
     import threading
 
-    from partui.tui.keys import KeyBar
-    from partui.tui.memlab_tab import MemLabTab
+    from partui.tui.dashboard.keys import KeyBar
+    from partui.tui.dashboard.tabs.lab import MemLabTab
 
     app = make_app(tmp_path, engine=RecordingEngine)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -184,7 +184,7 @@ def test_partui_run_prints_the_warning_and_runs(tmp_path):
         [
             sys.executable,
             "-m",
-            "partui.tui.cli",
+            "partui.tui.cli.main",
             "run",
             "--layer",
             "pool3",
@@ -236,9 +236,9 @@ async def test_browser_marks_show_a_and_b_and_lists_exports_apart(tmp_path):
     from rich.text import Text
     from screen_fixtures import MACHINE, add_fixed_runs, screen_text
 
-    from partui.profiles import snapshot
-    from partui.tui.screens import CompareScreen, SnapshotBrowser
-    from partui.tui.snapshots import session_snapshot
+    from partui.profiles.store import snapshot
+    from partui.tui.dashboard.screens.modals import CompareScreen, SnapshotBrowser
+    from partui.tui.dashboard.snapshots import session_snapshot
 
     app = PartuiApp(
         snapshot_dir=tmp_path,
@@ -296,7 +296,7 @@ async def test_palette_shows_keys_as_typed(tmp_path):
 
 async def test_keys_typed_ahead_all_count(tmp_path):
     """↓ held down: each key moves on from the last, before the app has taken the one before."""
-    from partui.tui.panes import LayerList
+    from partui.tui.dashboard.widgets.panes import LayerList
 
     app = make_app(tmp_path, RunConfig("conv2", "none", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -311,7 +311,7 @@ async def test_keys_typed_ahead_all_count(tmp_path):
 
 
 async def test_the_key_bar_is_laid_out_for_the_new_width_when_the_terminal_shrinks(tmp_path):
-    from partui.tui.keys import KeyBar
+    from partui.tui.dashboard.keys import KeyBar
 
     app = make_app(tmp_path, engine=RecordingEngine)
     async with app.run_test(size=(200, 60)) as pilot:

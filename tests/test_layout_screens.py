@@ -12,7 +12,7 @@ import screen_check as check
 from screen_check import ESSENTIAL, placeholders, problems
 from screen_fixtures import add_fixed_runs, fixed_app, screen_text, show_memlab_result
 
-from partui.tui.keys import profile_keys
+from partui.tui.dashboard.keys import profile_keys
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
 

@@ -8,8 +8,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from partui.profiles.machine import MachineInfo, host_info, info
-from partui.profiles.snapshot import Snapshot, load, save
+from partui.profiles.store.snapshot import Snapshot, load, save
+from partui.profiles.system.machine import MachineInfo, host_info, info
 
 # the keys `partui info --json` and snapshots have always written, in their order
 HOST_KEYS = [

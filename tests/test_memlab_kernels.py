@@ -6,9 +6,9 @@ import threading
 import numpy as np
 import pytest
 
-from partui.kernels import reference
-from partui.kernels.memlab import counters, mountain, partition, stride, traversal
-from partui.kernels.memlab.asm import loop_bodies
+from partui.kernels.lab import counters, mountain, partition, stride, traversal
+from partui.kernels.lab.asm import loop_bodies
+from partui.kernels.model import reference
 
 
 def run_threads(targets):
@@ -60,7 +60,7 @@ MEMORY_INCREMENT = re.compile(r"\b(inc|add|xadd)q\s+(\S+,\s*)?-?\w*\(%")
 def compiled_asm(fn) -> str:
     import numba
 
-    from partui.kernels.memlab import atomics
+    from partui.kernels.runtime import atomics
 
     atomics.register()
     f = numba.njit(nogil=True)(fn)  # uncached, so it can be inspected
@@ -150,7 +150,7 @@ def test_partition_sweeps_cover_every_element_once(length, threads):
 @pytest.mark.parametrize("layout", ["cyclic", "block", "one"])
 @pytest.mark.parametrize("impl", ["native", "numpy"])
 def test_partition_updates_every_element_passes_times(impl, layout):
-    from partui.profiles.memlab_experiments.partition import partition_jobs
+    from partui.profiles.lab.experiments.partition import partition_jobs
 
     a = np.zeros(1001, np.float32)
     jobs = partition_jobs(a, impl, layout, 2, passes=3, chunk=100, kern=partition.native())

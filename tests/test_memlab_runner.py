@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from partui.profiles import memlab
-from partui.profiles.memlab_measure import ExperimentResult, MemPoint, compare
-from partui.profiles.memory_limits import Room
+from partui.profiles.lab import runner as memlab
+from partui.profiles.lab.measure import ExperimentResult, MemPoint, compare
+from partui.profiles.system.memory_limits import Room
 
 TINY_FS = {"repeats": 2, "increments": {"plain": 20_000, "atomic": 20_000}, "chunk": 5_000}
 
@@ -36,7 +36,7 @@ def test_point_statistics():
 
 
 def test_disturbed_samples_are_retaken_and_counted():
-    from partui.profiles.memlab_measure import RETAKES, Lab
+    from partui.profiles.lab.measure import RETAKES, Lab
 
     lab = Lab("x", None, threading.Event(), True, {}, {})
     resets = []
@@ -129,7 +129,7 @@ def test_memory_is_checked_before_anything_runs(monkeypatch):
 
 
 def test_demo_refuses_when_memory_is_short(monkeypatch, capsys):
-    from partui.tui import cli
+    from partui.tui.cli import main as cli
 
     monkeypatch.setattr(
         memlab, "_memory_room", lambda: Room(100 * 2**20, "available system memory")
@@ -140,7 +140,7 @@ def test_demo_refuses_when_memory_is_short(monkeypatch, capsys):
 
 
 def test_demo_unknown_name_exits_2_naming_the_valid_ones(capsys):
-    from partui.tui import cli
+    from partui.tui.cli import main as cli
 
     assert cli.main(["demo", "nope"]) == 2
     err = capsys.readouterr().err
@@ -148,7 +148,7 @@ def test_demo_unknown_name_exits_2_naming_the_valid_ones(capsys):
 
 
 def test_demo_table_and_text(monkeypatch, capsys):
-    from partui.tui import cli
+    from partui.tui.cli import main as cli
 
     real = memlab.run_experiment
     monkeypatch.setattr(
@@ -161,7 +161,7 @@ def test_demo_table_and_text(monkeypatch, capsys):
 
 
 def test_demo_json_has_the_ratios_and_raw_samples(monkeypatch, capsys):
-    from partui.tui import cli
+    from partui.tui.cli import main as cli
 
     real = memlab.run_experiment
     seen = {}
@@ -183,7 +183,7 @@ def test_demo_json_has_the_ratios_and_raw_samples(monkeypatch, capsys):
 
 def test_ctrl_c_exits_130_promptly():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "partui.tui.cli", "demo", "false-sharing"],
+        [sys.executable, "-m", "partui.tui.cli.main", "demo", "false-sharing"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -202,8 +202,8 @@ def test_ctrl_c_exits_130_promptly():
 
 def test_numba_is_imported_lazily():
     code = (
-        "import sys; import partui.tui.cli as c; import partui.profiles.memlab; "
-        "import partui.kernels.memlab.counters; c.build_parser(); "
+        "import sys; import partui.tui.cli.main as c; import partui.profiles.lab.runner; "
+        "import partui.kernels.lab.counters; c.build_parser(); "
         "print('numba' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -220,7 +220,7 @@ def pts(series, values, spread=0.02):
 
 
 def test_stride_knee_ignores_multiples_of_two_lines():
-    from partui.profiles.memlab_experiments import stride
+    from partui.profiles.lab.experiments import stride
 
     costs = [
         (1, 0.8),
@@ -241,7 +241,7 @@ def test_stride_knee_ignores_multiples_of_two_lines():
 
 
 def test_mountain_steps_are_found_where_bandwidth_falls():
-    from partui.profiles.memlab_experiments import mountain
+    from partui.profiles.lab.experiments import mountain
 
     gbs = [
         (8192, 140),
@@ -259,7 +259,7 @@ def test_mountain_steps_are_found_where_bandwidth_falls():
 
 
 def test_false_sharing_text_follows_the_figures():
-    from partui.profiles.memlab_experiments import false_sharing
+    from partui.profiles.lab.experiments import false_sharing
 
     series = list(false_sharing.FS_SERIES)
     summary = {

@@ -6,8 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-from partui.profiles import memory_limits
-from partui.profiles.memory_limits import Room
+from partui.profiles.system import memory_limits
+from partui.profiles.system.memory_limits import Room
 
 
 def test_cgroup_memory_max_is_found_and_named(tmp_path):
@@ -40,8 +40,8 @@ def test_the_tightest_limit_wins(monkeypatch):
 SCRIPT = textwrap.dedent("""
     import resource, sys
     import psutil
-    from partui.tui.cli import main
-    import partui.profiles.memlab, partui.profiles.engine  # loaded before the limit
+    from partui.tui.cli.main import main
+    import partui.profiles.lab.runner, partui.profiles.run.engine  # loaded before the limit
     vms = psutil.Process().memory_info().vms
     resource.setrlimit(resource.RLIMIT_AS, (vms + 150 * 2**20, resource.RLIM_INFINITY))
     sys.exit(main(sys.argv[1:]))
@@ -68,7 +68,7 @@ def test_ulimit_v_is_checked_before_a_large_run():
     script = SCRIPT.replace(
         "sys.exit(main(sys.argv[1:]))",
         textwrap.dedent("""
-        from partui.profiles.engine import ConfigError, Engine, RunConfig
+        from partui.profiles.run.engine import ConfigError, Engine, RunConfig
         try:
             Engine().run(RunConfig("conv1", "batch", "vectorized", "inline", 1, 1024, 1, 0))
         except ConfigError as exc:

@@ -4,8 +4,8 @@ against the events themselves."""
 import pytest
 from test_stats import fake
 
-from partui.profiles.config import RunConfig
-from partui.profiles.events import (
+from partui.profiles.records.config import RunConfig
+from partui.profiles.records.events import (
     CpuSample,
     RepeatDone,
     RunCancelled,
@@ -15,8 +15,8 @@ from partui.profiles.events import (
     Span,
     SpanDone,
 )
-from partui.tui import model as model_module
-from partui.tui.model import Model
+from partui.tui.dashboard import model as model_module
+from partui.tui.dashboard.model import Model
 
 MS = 1_000_000
 CFG = RunConfig("conv2", "batch", "vectorized", "threads", 2, batch=8, repeats=3, warmup=1)
@@ -113,7 +113,7 @@ def test_each_run_streams_into_its_own_result(n):
 
 
 def test_the_timeline_says_a_first_run_is_warming_up_then_shows_its_repeat():
-    from partui.tui.charts import TimelineChart
+    from partui.tui.dashboard.charts.profile import TimelineChart
 
     m = Model(CFG, max_workers=2)
     chart = TimelineChart()

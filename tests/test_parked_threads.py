@@ -9,22 +9,22 @@ import time
 import numpy as np
 import pytest
 
-from partui.kernels import reference
-from partui.kernels.layers import get_layer, make_input, make_params
-from partui.kernels.scratch import Cancelled
-from partui.profiles.engine import Engine, RunConfig
-from partui.profiles.events import Span
-from partui.profiles.executors import make_executor
-from partui.profiles.overhead import (
+from partui.kernels.model import reference
+from partui.kernels.model.layers import get_layer, make_input, make_params
+from partui.kernels.runtime.scratch import Cancelled
+from partui.profiles.bench.overhead import (
     empty_repeats_us,
     run_overhead_us,
     summary,
     time_split,
     wake_us,
 )
-from partui.profiles.parked_threads import ParkedThreadExecutor, _shares, cpu_placement
-from partui.profiles.results import RunResult
-from partui.profiles.sampler import CpuSampler
+from partui.profiles.executors.local import make_executor
+from partui.profiles.executors.threads import ParkedThreadExecutor, _shares, cpu_placement
+from partui.profiles.records.events import Span
+from partui.profiles.records.results import RunResult
+from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.run.sampler import CpuSampler
 
 
 def partui_threads() -> list[str]:
@@ -174,8 +174,8 @@ def test_overhead_figures_from_empty_tasks_and_from_a_runs_spans():
 
 
 def test_run_report_and_timeline_show_the_hand_out_cost_and_wake_up(engine):
-    from partui.tui.commands.core import run_report
-    from partui.tui.timeline import timeline_lines, view_of_result
+    from partui.tui.cli.commands.core import run_report
+    from partui.tui.dashboard.charts.timeline import timeline_lines, view_of_result
 
     r = engine.run(RunConfig("conv3", "batch", "vectorized", "threads", 2, 4, 3, 1))
     report = run_report(r)
@@ -196,7 +196,8 @@ def test_run_report_and_timeline_show_the_hand_out_cost_and_wake_up(engine):
 
 
 def test_chunks_follow_the_l2_share_sysfs_lists(tmp_path, monkeypatch):
-    from partui.kernels import caches, vectorized
+    from partui.kernels.forward import vectorized
+    from partui.kernels.runtime import caches
 
     for i, (level, kind, size, shared) in enumerate(
         [(1, "Data", "48K", "0"), (2, "Unified", "2048K", "0-1"), (3, "Unified", "32M", "0-3")]
@@ -225,7 +226,7 @@ def test_chunks_follow_the_l2_share_sysfs_lists(tmp_path, monkeypatch):
 
 
 def test_a_runs_end_leaves_no_worker_holding_its_arrays(engine):
-    from partui.kernels import compute
+    from partui.kernels.forward import compute
 
     for executor, workers in (("threads", 2), ("threads-dynamic", 2), ("inline", 1)):
         r = engine.run(RunConfig("conv2", "batch", "vectorized", executor, workers, 4, 2, 1))

@@ -7,11 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from partui.kernels import grad_reference, passes, training
-from partui.kernels.layers import LAYERS
-from partui.kernels.strategies import NotApplicable
-from partui.profiles.engine import Engine, RunConfig
-from partui.tui import cli
+from partui.kernels.grad import jobs as passes
+from partui.kernels.grad import reference as grad_reference
+from partui.kernels.grad import training
+from partui.kernels.model.layers import LAYERS
+from partui.kernels.plan.strategies import NotApplicable
+from partui.profiles.run.engine import Engine, RunConfig
+from partui.tui.cli import main as cli
 
 
 def cfg(layer, strategy="batch", executor="threads", workers=2, batch=3, **kw):
@@ -87,13 +89,13 @@ class _WrongGrads:
     """Vectorized backward kernels, with the convolution's weight gradient off by a little."""
 
     def __getattr__(self, name):
-        from partui.kernels import grad_vectorized
+        from partui.kernels.grad import vectorized as grad_vectorized
 
         return getattr(grad_vectorized, name)
 
     @staticmethod
     def conv_backward(x, w, gy, gx, gw, gb, scratch, cancel=None):
-        from partui.kernels import grad_vectorized
+        from partui.kernels.grad import vectorized as grad_vectorized
 
         grad_vectorized.conv_backward(x, w, gy, gx, gw, gb, scratch, cancel)
         gw[0, 0, 0, 0] += 0.01 * float(np.abs(gw).max())
@@ -107,7 +109,7 @@ class _WrongGrads:
     ],
 )
 def test_a_wrong_gradient_exits_1(monkeypatch, capsys, args):
-    from partui.kernels import grad_network
+    from partui.kernels.grad import network as grad_network
 
     monkeypatch.setitem(training.GRAD_MODULES, "vectorized", _WrongGrads())
     native_step = grad_network.step
@@ -279,8 +281,8 @@ def test_save_arrays_of_a_training_step(tmp_path, capsys):
 
 
 def _step_arrays(p, batch, seed=0):
-    from partui.kernels.layers import make_input, make_params
-    from partui.profiles.passes import make_labels
+    from partui.kernels.model.layers import make_input, make_params
+    from partui.profiles.run.passes import make_labels
 
     net = LAYERS["network"]
     params = make_params(net, seed)
@@ -301,7 +303,7 @@ def test_a_step_in_three_phases_or_in_one_gives_the_reference(tmp_path, combine)
     float64 reference's gradients and updated weights."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from partui.kernels.scratch import Scratch
+    from partui.kernels.runtime.scratch import Scratch
 
     net, batch, lr = LAYERS["network"], 6, passes.DEFAULT_LR
     lock = str(tmp_path / "combine.lock")
@@ -342,7 +344,7 @@ def test_a_step_in_three_phases_or_in_one_gives_the_reference(tmp_path, combine)
 def test_a_step_whose_tasks_run_one_after_the_other_still_ends_right():
     """A worker may run both tasks of a step in turn: the first stops waiting for the
     second, which then does the whole combine and update itself."""
-    from partui.kernels.scratch import Scratch
+    from partui.kernels.runtime.scratch import Scratch
 
     net, batch, lr = LAYERS["network"], 4, passes.DEFAULT_LR
     p = passes.plan(net, "train", "batch", batch, 2, together=True)

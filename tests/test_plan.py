@@ -5,9 +5,9 @@ output element reduced once), and the tasks' FLOPs add up to the layer's."""
 import numpy as np
 import pytest
 
-from partui.kernels.axes import not_applicable_reason
-from partui.kernels.layers import LAYERS, get_layer
-from partui.kernels.strategies import plan
+from partui.kernels.model.layers import LAYERS, get_layer
+from partui.kernels.plan.axes import not_applicable_reason
+from partui.kernels.plan.strategies import plan
 
 CUTS = ("none", "batch", "channel", "spatial", "hybrid", "filter")
 

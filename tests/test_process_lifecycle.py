@@ -22,8 +22,8 @@ import psutil
 import pytest
 from process_census import shm_mapped
 
-from partui.profiles.engine import RunConfig
-from partui.profiles.machine import MachineInfo
+from partui.profiles.run.engine import RunConfig
+from partui.profiles.system.machine import MachineInfo
 
 LONG_RUN = [
     "run",
@@ -103,7 +103,7 @@ def within_a_second() -> float:
 
 def start_cli(args, new_session=True):
     return subprocess.Popen(
-        [sys.executable, "-m", "partui.tui.cli", *args],
+        [sys.executable, "-m", "partui.tui.cli.main", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -209,7 +209,7 @@ def test_too_many_process_workers_are_refused_up_front(capsys):
     anything starts."""
     import resource
 
-    from partui.tui.cli import main
+    from partui.tui.cli.main import main
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(200, hard), hard))
@@ -242,7 +242,7 @@ def _pty_partui(args):
     env.pop("COLUMNS", None)
     env.pop("LINES", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "partui.tui.cli", *args],
+        [sys.executable, "-m", "partui.tui.cli.main", *args],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -289,8 +289,8 @@ async def test_dashboard_restarts_a_killed_engine(tmp_path):
     surviving q), and the next run starts a new engine."""
     import asyncio
 
-    from partui.profiles.stream import EngineProcess
-    from partui.tui.app import PartuiApp
+    from partui.profiles.service.engine import EngineProcess
+    from partui.tui.dashboard.app import PartuiApp
 
     app = PartuiApp(
         snapshot_dir=tmp_path,

@@ -14,7 +14,7 @@ def partui(*args, env_dir=None):
         env["PARTUI_SNAPSHOT_DIR"] = str(env_dir)
         env["PARTUI_BASELINE_BOOK"] = str(env_dir / "book" / "baselines.json")
     return subprocess.run(
-        [sys.executable, "-m", "partui.tui.cli", *map(str, args)],
+        [sys.executable, "-m", "partui.tui.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         env=env,

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from partui.kernels import reference
-from partui.kernels.layers import LAYERS, make_input, make_params
+from partui.kernels.model import reference
+from partui.kernels.model.layers import LAYERS, make_input, make_params
 
 rng = np.random.default_rng(12345)
 

@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
-from partui.kernels.scratch import Cancelled
-from partui.profiles.config import RunCancelledError, RunConfig
-from partui.profiles.events import RepeatDone, RunCancelled, RunFailed, RunFinished, Span
-from partui.profiles.executors import WorkerLost
-from partui.profiles.repeats import report, stopped_runs_reported, timed_repeats
-from partui.profiles.results import RunResult
+from partui.kernels.runtime.scratch import Cancelled
+from partui.profiles.executors.local import WorkerLost
+from partui.profiles.records.config import RunCancelledError, RunConfig
+from partui.profiles.records.events import RepeatDone, RunCancelled, RunFailed, RunFinished, Span
+from partui.profiles.records.results import RunResult
+from partui.profiles.run.repeats import report, stopped_runs_reported, timed_repeats
 
 
 def span(rep: int, worker: int = 0, ms: float = 1.0) -> Span:
@@ -131,7 +131,7 @@ def test_timing_waits_for_blas_threads_left_spinning_by_a_threaded_call():
 
     import numpy as np
 
-    from partui.profiles import blas
+    from partui.profiles.system import blas
 
     blas._threaded_until[0] = 0.0
     assert blas.settle() == 0.0  # nothing threaded lately: no wait at all
@@ -150,7 +150,7 @@ def test_a_ctrl_c_a_library_swallowed_stops_the_run_at_the_next_repeat():
     """Cython's memoryview set-up (run as numpy.random loads) has `except: pass`: a
     KeyboardInterrupt raised there was lost and the run went on. The CLI's handler notes each
     Ctrl+C; the repeat loop raises a noted one that nothing handled."""
-    from partui.profiles import interrupts
+    from partui.profiles.system import interrupts
 
     try:
         try:

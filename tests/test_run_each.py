@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from partui.kernels.scratch import Cancelled
-from partui.profiles.executors import make_executor
+from partui.kernels.runtime.scratch import Cancelled
+from partui.profiles.executors.local import make_executor
 
 EXECUTORS = ["inline", "blas", "threads", "threads-dynamic", "processes"]
 

@@ -11,12 +11,12 @@ import threading
 import pytest
 from cli_fixtures import TINY_SWEEP
 
-from partui.profiles import safe_files
-from partui.profiles.machine import MachineInfo
-from partui.profiles.safe_files import WriteError, write_text
-from partui.profiles.snapshot import Snapshot, default_snapshot_path, save
+from partui.profiles.files import safe_files
+from partui.profiles.files.safe_files import WriteError, write_text
+from partui.profiles.store.snapshot import Snapshot, default_snapshot_path, save
+from partui.profiles.system.machine import MachineInfo
 
-CLI = [sys.executable, "-m", "partui.tui.cli"]
+CLI = [sys.executable, "-m", "partui.tui.cli.main"]
 
 
 class Done:
@@ -27,7 +27,7 @@ class Done:
 @pytest.fixture
 def partui(capsys):
     """`partui ARGS` in this process (argument checks need no fresh interpreter)."""
-    from partui.tui.cli import main
+    from partui.tui.cli.main import main
 
     def call(*args):
         capsys.readouterr()
@@ -246,9 +246,9 @@ def test_csv_cells_are_not_formulas(saved_snapshot, monkeypatch):
     import csv
     import io
 
-    from partui.profiles import export
-    from partui.profiles.baselines import Baseline
-    from partui.profiles.snapshot import load
+    from partui.profiles.store import export
+    from partui.profiles.store.baselines import Baseline
+    from partui.profiles.store.snapshot import load
 
     for text in ("=1+1", "+A1", "-cmd", "@SUM(A1)", "\t=1"):
         assert export._num(text) == "'" + text

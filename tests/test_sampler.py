@@ -4,8 +4,8 @@ import math
 import threading
 import time
 
-from partui.profiles.engine import Engine, RunConfig
-from partui.profiles.sampler import CpuSampler, on_cpu_ratios
+from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.run.sampler import CpuSampler, on_cpu_ratios
 
 
 def test_on_cpu_ratio_by_hand():

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from partui.profiles import snapshot as snap
-from partui.profiles.baselines import Baseline
-from partui.profiles.bench_result import BenchResult, BenchRow
-from partui.profiles.engine import Engine, RunConfig, RunResult
-from partui.profiles.snapshot import Snapshot, SnapshotError, load, save
+from partui.profiles.records.bench_result import BenchResult, BenchRow
+from partui.profiles.run.engine import Engine, RunConfig, RunResult
+from partui.profiles.store import snapshot as snap
+from partui.profiles.store.baselines import Baseline
+from partui.profiles.store.snapshot import Snapshot, SnapshotError, load, save
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_failed_write_leaves_the_old_file(tmp_path, result, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    from partui.profiles import safe_files
+    from partui.profiles.files import safe_files
 
     monkeypatch.setattr(safe_files.os, "rename", boom)
     with pytest.raises(OSError):

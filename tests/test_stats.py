@@ -5,11 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from partui.profiles.analysis import analyze
-from partui.profiles.baselines import Baseline, BaselineBook
-from partui.profiles.engine import RunConfig, RunResult
-from partui.profiles.machine import MachineInfo
-from partui.profiles.stats import (
+from partui.profiles.records.stats import (
     amdahl_fit,
     busy_shares,
     imbalance,
@@ -18,6 +14,10 @@ from partui.profiles.stats import (
     summarize,
     verdict,
 )
+from partui.profiles.run.engine import RunConfig, RunResult
+from partui.profiles.store.analysis import analyze
+from partui.profiles.store.baselines import Baseline, BaselineBook
+from partui.profiles.system.machine import MachineInfo
 
 MACHINE = MachineInfo(cpu_model="Test CPU", logical_cores=2, hostname="box")
 
@@ -169,8 +169,8 @@ def test_baseline_book_keeps_the_best_verified_single_worker_time(tmp_path):
 def test_cli_reports_show_on_cpu_ratios_as_the_dashboard_does():
     """A worker's CPU time above its busy time reads 1.0+ (not 1.48) in sweep, show and
     compare, as in the dashboard's runs table and timeline: one rule, tui.table.ratio_text."""
-    from partui.tui.reports import analysis_data, report
-    from partui.tui.table import ratio_text
+    from partui.tui.text.reports import analysis_data, report
+    from partui.tui.text.table import ratio_text
 
     two = fake(2)
     two.on_cpu_ratio = [1.48, 0.5]

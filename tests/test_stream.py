@@ -6,8 +6,7 @@ import time
 import psutil
 import pytest
 
-from partui.profiles.engine import RunConfig
-from partui.profiles.events import (
+from partui.profiles.records.events import (
     CpuSample,
     RepeatDone,
     RunCancelled,
@@ -16,7 +15,8 @@ from partui.profiles.events import (
     RunStarted,
     SpanDone,
 )
-from partui.profiles.stream import EngineProcess, EngineThread
+from partui.profiles.run.engine import RunConfig
+from partui.profiles.service.engine import EngineProcess, EngineThread
 
 TERMINAL = (RunFinished, RunFailed, RunCancelled)
 LONG_LOOPS = RunConfig("conv2", "batch", "loops", "threads", 2, 64, 20, 0)  # minutes if not stopped

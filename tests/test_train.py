@@ -14,10 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from partui.kernels import passes
-from partui.profiles import datasets, snapshot
-from partui.profiles.trainer import EpochReport, StepDone, TrainConfig, Trainer
-from partui.tui import cli
+from partui.kernels.grad import jobs as passes
+from partui.profiles.store import snapshot
+from partui.profiles.train import datasets
+from partui.profiles.train.trainer import EpochReport, StepDone, TrainConfig, Trainer
+from partui.tui.cli import main as cli
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +92,9 @@ def test_processes_share_the_weights(data):
     so the weights this process reads at the end are the learned ones. (Sync steps on processes
     are verified against float64 in test_passes.) Five epochs: over three, two momentum buffers
     overshoot early and the drop of the last steps' loss was within noise of the 0.3 asked."""
-    from partui.kernels import grad_reference, training
-    from partui.profiles.trainer import initial_params
+    from partui.kernels.grad import reference as grad_reference
+    from partui.kernels.grad import training
+    from partui.profiles.train.trainer import initial_params
 
     def loss_of(flat):  # float64, on the whole training set, here in the parent
         params = training.views(flat, training.NETWORK_LAYOUT)
@@ -129,7 +131,7 @@ def test_stop_keeps_what_was_learned(data):
 
 def partui(*args, **kw):
     return subprocess.Popen(
-        [sys.executable, "-m", "partui.tui.cli", *args],
+        [sys.executable, "-m", "partui.tui.cli.main", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from test_screens_svg import FOLDER, MACHINE
 
-from partui.kernels.passes import BACKWARD, FORWARD, UPDATE
-from partui.profiles import snapshot
-from partui.profiles.events import Span
-from partui.profiles.stream import EngineThread
-from partui.profiles.train_stream import TrainThread
-from partui.profiles.trainer import EpochReport, TrainConfig
-from partui.tui.app import PartuiApp
-from partui.tui.train_tab import TrainRun, TrainTab
+from partui.kernels.grad.jobs import BACKWARD, FORWARD, UPDATE
+from partui.profiles.records.events import Span
+from partui.profiles.service.engine import EngineThread
+from partui.profiles.service.training import TrainThread
+from partui.profiles.store import snapshot
+from partui.profiles.train.trainer import EpochReport, TrainConfig
+from partui.tui.dashboard.app import PartuiApp
+from partui.tui.dashboard.tabs.train import TrainRun, TrainTab
 
 SMALL = TrainConfig(epochs=2, batch=32, workers=2, executor="threads", train_size=128, test_size=32)
 

@@ -5,9 +5,10 @@ pooling with NaN, and the fused network forward."""
 import numpy as np
 import pytest
 
-from partui.kernels import reference, vectorized
-from partui.kernels.layers import LAYERS, make_input, make_params
-from partui.kernels.scratch import Scratch
+from partui.kernels.forward import vectorized
+from partui.kernels.model import reference
+from partui.kernels.model.layers import LAYERS, make_input, make_params
+from partui.kernels.runtime.scratch import Scratch
 
 RNG = np.random.default_rng(7)
 
@@ -160,7 +161,8 @@ def _layer_arrays(name, batch, seed):
 
 @pytest.mark.parametrize("name", ["conv1", "conv2", "pool1", "gelu2", "linear1", "network"])
 def test_a_bound_task_call_is_made_once_and_follows_new_values(name, monkeypatch):
-    from partui.kernels import compute, strategies
+    from partui.kernels.forward import compute
+    from partui.kernels.plan import strategies
 
     layer, arrays = _layer_arrays(name, 6, seed=5)
     tasks = strategies.plan(layer, "batch", 6, 2).phases[0]
@@ -191,7 +193,8 @@ def test_a_bound_task_call_is_made_once_and_follows_new_values(name, monkeypatch
 
 
 def test_a_wrapped_kernel_is_called_not_bypassed_by_the_bound_native_call():
-    from partui.kernels import compute, strategies
+    from partui.kernels.forward import compute
+    from partui.kernels.plan import strategies
 
     calls = []
 
@@ -235,7 +238,7 @@ def test_native_per_sample_and_patch_row_convolutions_agree_with_the_reference(
 
 
 def test_native_call_groups_cover_the_batch_in_balanced_runs_of_bounded_work():
-    from partui.kernels.vectorized import CALL_FLOPS, _groups
+    from partui.kernels.forward.vectorized import CALL_FLOPS, _groups
 
     for n in (1, 2, 7, 64, 1000):
         for fps in (1.0, CALL_FLOPS / 3, 0.4 * CALL_FLOPS, CALL_FLOPS, 4 * CALL_FLOPS):

@@ -20,7 +20,7 @@ import statistics
 import time
 
 from partui.kernels.warmup import compile_kernels
-from partui.profiles.engine import Engine, RunConfig
+from partui.profiles.run.engine import Engine, RunConfig
 
 
 def load() -> str:

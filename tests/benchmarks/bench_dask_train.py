@@ -29,10 +29,10 @@ import tempfile
 from dataclasses import replace
 
 from partui.kernels.warmup import compile_kernels
-from partui.profiles.dask_executor import DaskExecutor
-from partui.profiles.datasets import builtin_letters
-from partui.profiles.train_config import TrainConfig
-from partui.profiles.trainer import Trainer
+from partui.profiles.executors.dask_cluster import DaskExecutor
+from partui.profiles.records.train_config import TrainConfig
+from partui.profiles.train.datasets import builtin_letters
+from partui.profiles.train.trainer import Trainer
 
 
 def load() -> str:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from partui.kernels import compute, native, vectorized
-from partui.kernels.layers import LAYERS, NETWORK, make_input, make_params
-from partui.kernels.scratch import Scratch
-from partui.profiles import blas
+from partui.kernels.forward import compute, native, vectorized
+from partui.kernels.model.layers import LAYERS, NETWORK, make_input, make_params
+from partui.kernels.runtime.scratch import Scratch
+from partui.profiles.system import blas
 
 CORE = "9f2d6d8"  # the compute core's commit: its kernels/vectorized.py is the baseline
 REPO = Path(__file__).resolve().parents[2]

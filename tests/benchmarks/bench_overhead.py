@@ -37,15 +37,15 @@ import time
 
 import numpy as np
 
-from partui.kernels import strategies
-from partui.kernels.compute import run_task
-from partui.kernels.layers import get_layer, make_input, make_params
-from partui.kernels.scratch import Scratch
-from partui.profiles import blas
-from partui.profiles.engine import Engine, RunConfig
-from partui.profiles.events import EventLog
-from partui.profiles.overhead import OVERHEAD_EXECUTORS, empty_repeats_us, summary
-from partui.profiles.sampler import SAMPLE_HZ, CpuSampler
+from partui.kernels.forward.compute import run_task
+from partui.kernels.model.layers import get_layer, make_input, make_params
+from partui.kernels.plan import strategies
+from partui.kernels.runtime.scratch import Scratch
+from partui.profiles.bench.overhead import OVERHEAD_EXECUTORS, empty_repeats_us, summary
+from partui.profiles.records.events import EventLog
+from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.run.sampler import SAMPLE_HZ, CpuSampler
+from partui.profiles.system import blas
 
 CASES = {  # name: (layer, batch): tasks from ~1 ms up
     "conv2 b=16": ("conv2", 16),

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from partui.profiles.engine import Engine, RunConfig
-from partui.profiles.passes import phase_walls
+from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.run.passes import phase_walls
 
 
 def load() -> str:
@@ -177,8 +177,9 @@ def step_vs_forward(repeats: int, rounds: int) -> dict:
 
 
 def compare_updates(epochs: int, train_size: int, test_size: int) -> dict:
-    from partui.profiles import blas, datasets
-    from partui.profiles.trainer import TrainConfig, Trainer
+    from partui.profiles.system import blas
+    from partui.profiles.train import datasets
+    from partui.profiles.train.trainer import TrainConfig, Trainer
 
     data = datasets.builtin_letters(train_size, test_size, 0)
     runs = {}
@@ -252,7 +253,7 @@ def user_run(args_extra) -> dict:
         cmd = [
             sys.executable,
             "-m",
-            "partui.tui.cli",
+            "partui.tui.cli.main",
             "train",
             "--epochs",
             "3",

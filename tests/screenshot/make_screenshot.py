@@ -11,9 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from partui.profiles.config import RunConfig
-from partui.profiles.stream import EngineThread
-from partui.tui.app import PartuiApp
+from partui.profiles.records.config import RunConfig
+from partui.profiles.service.engine import EngineThread
+from partui.tui.dashboard.app import PartuiApp
 
 OUT = Path(__file__).resolve().parent / "partui.svg"
 SIZE = (120, 40)

@@ -1,0 +1,521 @@
+"""numba kernels for the passes numpy cannot make in one fast sweep.
+
+Imported lazily (by `vectorized`, when a kernel first runs): starting partui never
+imports numba. Every kernel releases the GIL, so two threads run them at once,
+and is compiled once per argument type and cached on disk.
+
+Convolutions build *patch rows*: one row per output pixel, columns ordered
+(kh, kw, c), then a column of ones that carries the bias through the GEMM. From
+an NHWC image each row is three contiguous runs of 3*c floats, so building it is
+a copy, not a gather.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from partui.kernels.runtime import jitcache
+
+# On disk in the user's cache folder (jitcache); PARTUI_NUMBA_CACHE=0 compiles afresh
+# (to inspect the generated code).
+_CACHE = jitcache.cache_enabled()
+# error_model="numpy": a float division needs no zero check, so loops vectorize.
+_JIT: dict[str, Any] = dict(nogil=True, cache=_CACHE, error_model="numpy")
+# Reassociation and FMA contraction only: no finite-math assumption, a NaN still shows.
+_FAST: dict[str, Any] = dict(_JIT, fastmath={"contract", "reassoc", "arcp"})
+
+_K0 = np.float32(0.7978845608028654)  # sqrt(2/pi)
+_K1 = np.float32(0.044715 * 0.7978845608028654)
+_HALF = np.float32(0.5)
+_ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
+# tanh(u) = u * P(u^2) / Q(u^2) on |u| <= 7.9053 (beyond it tanh is +-1 in float32):
+# the rational fit Eigen uses for float32, within a few ulp. It vectorizes; a
+# libm tanhf call does not.
+_CLAMP = np.float32(7.90531110763549805)
+_A1, _A3, _A5, _A7 = (
+    np.float32(4.89352455891786e-03),
+    np.float32(6.37261928875436e-04),
+    np.float32(1.48572235717979e-05),
+    np.float32(5.12229709037114e-08),
+)
+_A9, _A11, _A13 = (
+    np.float32(-8.60467152213735e-11),
+    np.float32(2.00018790482477e-13),
+    np.float32(-2.76076847742355e-16),
+)
+_B0, _B2, _B4, _B6 = (
+    np.float32(4.89352518554385e-03),
+    np.float32(2.26843463243900e-03),
+    np.float32(1.18534705686654e-04),
+    np.float32(1.19825839466702e-06),
+)
+
+
+@njit(inline="always", **_FAST)
+def _tanh(u):
+    u = min(max(u, -_CLAMP), _CLAMP)
+    u2 = u * u
+    p = u2 * _A13 + _A11
+    p = p * u2 + _A9
+    p = p * u2 + _A7
+    p = p * u2 + _A5
+    p = p * u2 + _A3
+    p = p * u2 + _A1
+    q = u2 * _B6 + _B4
+    q = q * u2 + _B2
+    q = q * u2 + _B0
+    return u * p / q
+
+
+@njit(inline="always", **_FAST)
+def _gelu(v):
+    return _HALF * v * (_ONE + _tanh(v * (_K0 + _K1 * v * v)))
+
+
+@njit(inline="always", **_JIT)
+def _max(a, b):
+    """max that keeps a NaN from either side, as np.maximum does (Python's max would drop one)."""
+    return a if (a >= b or a != a) else b
+
+
+@njit(**_FAST)
+def act_spans(x, xs0, xs1, out, os0, os1, a, b, length, bias, apply_gelu):
+    """out = [GELU](x [+ bias]) over a x b contiguous spans of `length` floats.
+
+    x and out are flat arrays; span (i, j) starts at i*s0 + j*s1. `bias` (or None)
+    is indexed by the position within the span (a linear layer's feature). Spans
+    let any region whose last axis is contiguous vectorize like a flat array.
+    """
+    for i in range(a):
+        for j in range(b):
+            xo = i * xs0 + j * xs1
+            oo = i * os0 + j * os1
+            _act_run(x[xo : xo + length], out[oo : oo + length], bias, apply_gelu)
+
+
+@njit(**_FAST)
+def act_spans_inplace(x, s0, s1, a, b, length, bias, apply_gelu):
+    """act_spans with out = x. One array, so the compiler needs no overlap check:
+    with two, identical pointers fail it and the loop runs scalar."""
+    for i in range(a):
+        for j in range(b):
+            o = i * s0 + j * s1
+            _act_run_inplace(x[o : o + length], bias, apply_gelu)
+
+
+# Indices below come straight from range() over slices: numba then knows they
+# are not negative and emits no wrap-around select, which would block vectorizing.
+@njit(inline="always", **_FAST)
+def _act_run(src, dst, bias, apply_gelu):
+    if bias is None:
+        for k in range(src.shape[0]):
+            dst[k] = _gelu(src[k])
+    elif apply_gelu:
+        for k in range(src.shape[0]):
+            dst[k] = _gelu(src[k] + bias[k])
+    else:
+        for k in range(src.shape[0]):
+            dst[k] = src[k] + bias[k]
+
+
+@njit(inline="always", **_FAST)
+def _act_run_inplace(x, bias, apply_gelu):
+    if bias is None:
+        for k in range(x.shape[0]):
+            x[k] = _gelu(x[k])
+    elif apply_gelu:
+        for k in range(x.shape[0]):
+            x[k] = _gelu(x[k] + bias[k])
+    else:
+        for k in range(x.shape[0]):
+            x[k] = x[k] + bias[k]
+
+
+@njit(**_JIT)
+def pool_nchw(x, out):
+    """2x2 max-pool (floor) of x (n, c, h, w) into out (n, c, oh, ow), any strides.
+
+    Two sweeps per output row: the max of the two input rows (contiguous, so it
+    vectorizes), then of neighbouring pairs.
+    """
+    n, c, oh, ow = out.shape
+    pair = np.empty(2 * ow, dtype=np.float32)
+    for s in range(n):
+        for ch in range(c):
+            for i in range(oh):
+                r0 = x[s, ch, 2 * i]
+                r1 = x[s, ch, 2 * i + 1]
+                o = out[s, ch, i]
+                for j in range(2 * ow):
+                    pair[j] = _max(r0[j], r1[j])
+                for j in range(ow):
+                    o[j] = _max(pair[2 * j], pair[2 * j + 1])
+
+
+@njit(**_FAST)
+def pool_nhwc(y, out, apply_gelu):
+    """2x2 max-pool (floor) of NHWC y (n, h, w, c) into NHWC out (n, h//2, w//2, c); then GELU if
+    asked."""
+    n, oh, ow, c = out.shape
+    for s in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                a = y[s, 2 * i, 2 * j]
+                b = y[s, 2 * i, 2 * j + 1]
+                d = y[s, 2 * i + 1, 2 * j]
+                e = y[s, 2 * i + 1, 2 * j + 1]
+                o = out[s, i, j]
+                for k in range(c):
+                    o[k] = _max(_max(a[k], b[k]), _max(d[k], e[k]))
+                if apply_gelu:  # a second sweep: GELU vectorizes along the channels
+                    for k in range(c):
+                        o[k] = _gelu(o[k])
+
+
+@njit(**_JIT)
+def _rows_of_image(img, rows):
+    """Patch rows of one NHWC image img (h, w, c) into rows (oh*ow, 9c+1), ones in the last
+    column."""
+    h, w, c = img.shape
+    oh, ow = h - 2, w - 2
+    flat = img.reshape(h, w * c)
+    run = 3 * c
+    for i in range(oh):
+        for j in range(ow):
+            r = rows[i * ow + j]
+            for kh in range(3):
+                src = flat[i + kh, j * c : j * c + run]
+                dst = r[kh * run : kh * run + run]
+                for q in range(run):
+                    dst[q] = src[q]
+            r[9 * c] = _ONE
+
+
+@njit(**_JIT)
+def im2row_nhwc(y, rows):
+    """Patch rows of NHWC y (m, h, w, c) into rows (m*oh*ow, 9c+1)."""
+    m, h, w, c = y.shape
+    p = (h - 2) * (w - 2)
+    for s in range(m):
+        _rows_of_image(y[s], rows[s * p : (s + 1) * p])
+
+
+@njit(**_JIT)
+def im2row_nchw(x, img, rows):
+    """Patch rows of NCHW x (m, c, h, w; any strides) into rows (m*oh*ow, 9c+1).
+
+    Each sample is first made NHWC in `img` (h, w, c): small enough to stay in L1.
+    """
+    m, c, h, w = x.shape
+    p = (h - 2) * (w - 2)
+    for s in range(m):
+        for i in range(h):
+            for j in range(w):
+                d = img[i, j]
+                for ch in range(c):  # strided loads, contiguous stores: the faster way round
+                    d[ch] = x[s, ch, i, j]
+        _rows_of_image(img, rows[s * p : (s + 1) * p])
+
+
+# ---- BLAS called from inside the kernels ---------------------------------------------
+#
+# A task that calls numpy between its numba steps hands the interpreter lock
+# back and forth a few times per chunk; with two workers each hand-off can wait
+# for the other thread, and on a VM a woken thread takes a while to run. Calling
+# numpy's own BLAS (the same library, so the same thread settings) from numba
+# lets a whole task run without the lock.
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+# (symbol, integer width): numpy >= 2 wheels ship OpenBLAS built with 64-bit
+# integers and prefixed names; other builds export plain cblas_sgemm.
+_SGEMM_SYMBOLS = (
+    ("scipy_cblas_sgemm64_", 64),
+    ("cblas_sgemm64_", 64),
+    ("scipy_cblas_sgemm", 32),
+    ("cblas_sgemm", 32),
+)
+
+
+def _loaded_libraries() -> list[str]:
+    """Shared libraries mapped into this process that may hold numpy's BLAS, most likely first."""
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if ".so" in line and "/" in line}
+    except OSError:
+        return []
+    blas = [p for p in paths if any(k in p.lower() for k in ("openblas", "blas", "mkl"))]
+    return sorted(blas, key=lambda p: ("openblas" not in p.lower(), p))
+
+
+def load_sgemm():
+    """numpy's cblas_sgemm as a ctypes function numba can call without the GIL, or None.
+
+    Checked on a small product against numpy before it is trusted.
+    """
+    import ctypes
+
+    np.ones((2, 2), np.float32) @ np.ones((2, 2), np.float32)  # numpy's BLAS is loaded
+    for path in _loaded_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name, bits in _SGEMM_SYMBOLS:
+            fn = getattr(lib, name, None)
+            if fn is None:
+                continue
+            i = ctypes.c_int64 if bits == 64 else ctypes.c_int32
+            f, p = ctypes.c_float, ctypes.c_void_p
+            fn.restype = None
+            fn.argtypes = [
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_int,
+                i,
+                i,
+                i,
+                f,
+                p,
+                i,
+                p,
+                i,
+                f,
+                p,
+                i,
+            ]
+            if _sgemm_works(fn):
+                return fn
+    return None
+
+
+def _sgemm_works(fn) -> bool:
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((5, 7), dtype=np.float32)
+    b = rng.standard_normal((6, 7), dtype=np.float32)
+    c = np.full((5, 6), np.nan, np.float32)
+    gemm_nt(fn, a, b, c)
+    return bool(np.allclose(c, a.astype(np.float64) @ b.T.astype(np.float64), atol=1e-4))
+
+
+@njit(inline="always", **_JIT)
+def _gemm(sgemm, a, b, c, trans_b):
+    """c = a @ b (or a @ b.T), row-major, every matrix with a unit inner stride."""
+    m, k = a.shape
+    n = c.shape[1]
+    sgemm(
+        _ROW_MAJOR,
+        _NO_TRANS,
+        _TRANS if trans_b else _NO_TRANS,
+        m,
+        n,
+        k,
+        _ONE,
+        a.ctypes.data,
+        a.strides[0] // 4,
+        b.ctypes.data,
+        b.strides[0] // 4,
+        _ZERO,
+        c.ctypes.data,
+        c.strides[0] // 4,
+    )
+
+
+@njit(**_JIT)
+def gemm_nt(sgemm, a, b, c):
+    """c = a @ b.T through `sgemm` (the loader's self-test)."""
+    _gemm(sgemm, a, b, c, True)
+
+
+@njit(**_JIT)
+def _rows_to_planes(res, out):
+    """GEMM rows res (m*p, oc), one per output pixel, into out (m, oc, p): 8x8 blocks."""
+    m, oc, p = out.shape
+    for s in range(m):
+        base = s * p
+        r = 0
+        while r + 8 <= p:
+            for k0 in range(0, oc - 7, 8):
+                for kk in range(8):
+                    dst = out[s, k0 + kk]
+                    for rr in range(8):
+                        dst[r + rr] = res[base + r + rr, k0 + kk]
+            for k in range(oc - oc % 8, oc):
+                for rr in range(8):
+                    out[s, k, r + rr] = res[base + r + rr, k]
+            r += 8
+        for r2 in range(r, p):
+            for k in range(oc):
+                out[s, k, r2] = res[base + r2, k]
+
+
+@njit(**_JIT)
+def refresh_packing(weights, rows_layout):
+    """Pack the weights for the GEMM unless they still equal the copy kept at the last packing.
+
+    weights = (w, b, kept_w, kept_b, packed, state): w (oc, 9c) in (c, kh, kw) order (a
+    view of the layer's (oc, c, 3, 3) weights), b (oc,); packed is (9c+1, oc) in patch-row
+    order (kh, kw, c) for `rows_layout`, else (oc, 9c+1); its last row / column holds b.
+    Checking costs a fifth of packing, and needs no GIL here.
+    """
+    w, b, kept_w, kept_b, packed, state = weights
+    oc, k = w.shape
+    if state[0] == 1:
+        differ = 0
+        for o in range(oc):
+            differ += b[o] != kept_b[o]
+            src, old = w[o], kept_w[o]
+            for j in range(k):
+                differ += src[j] != old[j]
+        if differ == 0:
+            return
+    c = k // 9
+    for o in range(oc):
+        kept_b[o] = b[o]
+        for j in range(k):
+            kept_w[o, j] = w[o, j]
+    if rows_layout:
+        for t in range(9):
+            for ch in range(c):
+                dst = packed[t * c + ch]
+                for o in range(oc):
+                    dst[o] = w[o, ch * 9 + t]
+        for o in range(oc):
+            packed[k, o] = b[o]
+    else:
+        for o in range(oc):
+            for j in range(k):
+                packed[o, j] = w[o, j]
+            packed[o, k] = b[o]
+    state[0] = 1
+
+
+@njit(**_JIT)
+def conv_rows_nchw(sgemm, x, weights, out, rows, res, img, m):
+    """3x3 convolution of NCHW x (n, c, h, w) into out (n, oc, oh*ow), chunks of m samples:
+    patch rows, one GEMM with the packed weights (bias in its last row), rows back to planes."""
+    refresh_packing(weights, True)
+    wr = weights[4]
+    n, c, h, w = x.shape
+    p = (h - 2) * (w - 2)
+    for s0 in range(0, n, m):
+        s1 = min(n, s0 + m)
+        r = rows[: (s1 - s0) * p]
+        q = res[: (s1 - s0) * p]
+        im2row_nchw(x[s0:s1], img, r)
+        _gemm(sgemm, r, wr, q, False)
+        _rows_to_planes(q, out[s0:s1])
+
+
+@njit(**_JIT)
+def conv_cols_nchw(sgemm, x, weights, out, cols):
+    """3x3 convolution with one GEMM per sample, wc (oc, 9c+1) @ patch columns (9c+1, oh*ow),
+    written straight into out (n, oc, oh*ow): for thin inputs (K = 9c small, output wide)."""
+    refresh_packing(weights, False)
+    wc = weights[4]
+    n, c, h, w = x.shape
+    oh, ow = h - 2, w - 2
+    k = 9 * c
+    ones = cols[k]
+    for q in range(ones.shape[0]):
+        ones[q] = _ONE
+    for s in range(n):
+        for ch in range(c):
+            for kh in range(3):
+                # the rows of kw = 0, 1, 2 together: each input row is loaded once (1.9x
+                # faster than a run of ow floats per (kw, i) for conv2)
+                r0 = cols[(ch * 3 + kh) * 3]
+                r1 = cols[(ch * 3 + kh) * 3 + 1]
+                r2 = cols[(ch * 3 + kh) * 3 + 2]
+                for i in range(oh):
+                    src = x[s, ch, i + kh]
+                    o = i * ow
+                    for j in range(ow):
+                        r0[o + j] = src[j]
+                        r1[o + j] = src[j + 1]
+                        r2[o + j] = src[j + 2]
+        _gemm(sgemm, wc, cols, out[s], False)
+
+
+@njit(**_FAST)
+def conv_pool_nhwc(sgemm, y, weights, rows, res, out, m, apply_gelu):
+    """NHWC y (n, h, w, c) -> NHWC out (n, (h-2)//2, (w-2)//2, oc): 3x3 convolution (bias in
+    wr), 2x2 max-pool, then GELU if asked; m samples at a time, so the unpooled output of a
+    chunk stays in cache."""
+    refresh_packing(weights, True)
+    wr = weights[4]
+    n, h, w, c = y.shape
+    oh, ow = h - 2, w - 2
+    p = oh * ow
+    oc = wr.shape[1]
+    for s0 in range(0, n, m):
+        s1 = min(n, s0 + m)
+        r = rows[: (s1 - s0) * p]
+        q = res[: (s1 - s0) * p]
+        im2row_nhwc(y[s0:s1], r)
+        _gemm(sgemm, r, wr, q, False)
+        pool_nhwc(q.reshape(s1 - s0, oh, ow, oc), out[s0:s1], apply_gelu)
+
+
+@njit(**_FAST)
+def linear_act(sgemm, x, w, bias, apply_gelu, out):
+    """out = [GELU](x @ w.T [+ bias]) for x (n, in), w (out, in), out (n, out): unit inner
+    strides."""
+    _gemm(sgemm, x, w, out, True)
+    if bias is None and not apply_gelu:
+        return
+    for i in range(out.shape[0]):
+        row = out[i]
+        for k in range(row.shape[0]):
+            v = row[k]
+            if bias is not None:
+                v += bias[k]
+            row[k] = _gelu(v) if apply_gelu else v
+
+
+@njit(**_JIT)
+def logsoftmax_rows(x, out):
+    """out = x - max - log(sum(exp(x - max))) row by row (out may be x)."""
+    for i in range(x.shape[0]):
+        row, o = x[i], out[i]
+        top = row[0]
+        for k in range(row.shape[0]):
+            top = _max(top, row[k])
+        total = 0.0
+        for k in range(row.shape[0]):
+            total += np.exp(np.float64(row[k] - top))
+        shift = top + np.float32(np.log(total))
+        for k in range(row.shape[0]):
+            o[k] = row[k] - shift
+
+
+@njit(**_FAST)
+def network_nhwc(sgemm, y, blocks, features, head, out):
+    """The forward pass of a group of samples in one call, without the GIL.
+
+    y (n, h, w, c) NHWC input; `blocks`: per convolution (weights, rows, res, pooled, m,
+    gelu next) as conv_pool_nhwc takes them, each block's pooled output the next one's
+    input; its last output flattened in NCHW order into features (n, c*h*w); `head`: per
+    linear layer (w, b, res, gelu), each res the next one's input; log-softmax into out.
+    """
+    for blk in blocks:
+        weights, rows, res, pooled, m, gelu_next = blk
+        conv_pool_nhwc(sgemm, y, weights, rows, res, pooled, m, gelu_next)
+        y = pooled
+    n, oh, ow, c = y.shape
+    for s in range(n):
+        f = features[s]
+        for i in range(oh):
+            for j in range(ow):
+                src = y[s, i, j]
+                for ch in range(c):
+                    f[(ch * oh + i) * ow + j] = src[ch]
+    v = features
+    for lin in head:
+        w, b, res, gelu = lin
+        linear_act(sgemm, v, w, b, gelu, res)
+        v = res
+    logsoftmax_rows(v, out)

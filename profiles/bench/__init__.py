@@ -1,0 +1,5 @@
+"""`partui bench`: the kernels against this machine's GEMM limit, and the fixed cost of a
+repeat.
+
+Public: `suite`, `overhead`.
+"""

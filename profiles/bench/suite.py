@@ -1,0 +1,576 @@
+"""`partui bench`: how close the kernels come to this machine's limit, in one run.
+
+1. The practical limit: float32 GEMM throughput at 1, 2 (and all) threads.
+2. For every layer at batch 64 and every worker count, the best strategy and
+   executor: every valid candidate is screened with a few repeats, then the
+   finalists of all worker counts are measured again in interleaved rounds, so
+   the ratios compare configurations measured under the same conditions.
+3. The whole network per worker count, the same way.
+
+With W workers allowed, running a single task on one of them is a candidate
+too: where a layer is too small to gain from a split, that is the best choice
+and the report says so. Every run is verified against the float64 reference;
+a configuration that fails is never chosen and is listed as a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from partui.kernels.model.layers import LAYERS, get_layer
+from partui.kernels.plan.strategies import EXECUTORS, STRATEGIES, not_applicable_reason, plan
+from partui.profiles.bench.overhead import TimeSplit, empty_repeats_us, time_split
+from partui.profiles.bench.overhead import summary as summary_us
+from partui.profiles.records.bench_result import FORMAT, VERSION, BenchChoice, BenchResult, BenchRow  # noqa: F401
+from partui.profiles.records.stats import summarize
+from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.system import blas
+
+KERNEL = "vectorized"
+SINGLE = ("none", "inline")  # one task on the calling thread
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    batch: int = 64
+    workers: tuple[int, ...] = ()  # default: 1, 2 and the core count
+    layers: tuple[str, ...] = ()  # default: every layer, then the network
+    screen_repeats: int = 7
+    rounds: int = 5  # interleaved rounds of the finalists
+    round_repeats: int = 10
+    warmup: int = 3  # an idle gap slows the next repeats; a few untimed ones absorb it
+    finalists: int = 2  # parallel candidates per worker count kept after screening
+    gemm_size: int = 1024
+    gemm_repeats: int = 20
+    overhead_repeats: int = 2000  # repeats of empty tasks per worker count
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, **changes) -> BenchSettings:
+        """Enough to check that everything runs and is verified, in seconds: not for figures."""
+        base = dict(
+            screen_repeats=2,
+            rounds=1,
+            round_repeats=3,
+            warmup=1,
+            finalists=1,
+            gemm_size=384,
+            gemm_repeats=5,
+            overhead_repeats=100,
+        )
+        return cls(**{**base, **changes})
+
+    def worker_counts(self) -> tuple[int, ...]:
+        return self.workers or tuple(sorted({1, 2, os.cpu_count() or 1}))
+
+    def layer_names(self) -> tuple[str, ...]:
+        return self.layers or tuple(LAYERS)
+
+
+# ---- the GEMM limit ---------------------------------------------------------------
+
+
+def gemm_peak(threads: int, size: int, repeats: int) -> dict:
+    """float32 (size x size) @ (size x size) with BLAS at `threads` threads: GFLOP/s over
+    repeats."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    c = np.empty((size, size), dtype=np.float32)
+    flops = 2 * size**3
+    times = []
+    with blas.limit(threads):
+        np.matmul(a, b, out=c)  # warm-up: BLAS threads started, pages touched
+        for _ in range(repeats):
+            t0 = time.perf_counter_ns()
+            np.matmul(a, b, out=c)
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+    s = summarize(times)
+    return {
+        "threads": threads,
+        "size": size,
+        "repeats": repeats,
+        "median_ms": s.median,
+        "gflops": flops / (s.median * 1e6),
+        "best_gflops": flops / (s.min * 1e6),
+    }
+
+
+# ---- candidates --------------------------------------------------------------------
+
+
+def candidates(layer_name: str, workers: int, batch: int = 64) -> list[tuple[str, str]]:
+    """(strategy, executor) pairs worth measuring for `layer_name` with `workers` workers.
+
+    One worker: inline, `none` and the strategies that still cut the layer into
+    more than one task (hybrid, filter); the others make the very same single task.
+    More workers: every strategy on threads and processes, and BLAS's own threads;
+    the best single-worker choice is added by the caller. (`threads-dynamic`, the pool
+    kept as a contrast, is never faster than `threads`: tests/benchmarks/bench_executors.)
+    """
+    layer = get_layer(layer_name)
+    if workers == 1:
+        return [
+            (s, "inline")
+            for s in STRATEGIES
+            if not_applicable_reason(layer, s, KERNEL, "inline", 1) is None
+            and (s == "none" or (s != "pipeline" and _cuts(layer, s, batch)))
+        ]
+    # this machine alone: no Dask cluster; threads-dynamic is a contrast, not a candidate
+    executors = [e for e in EXECUTORS if e not in ("inline", "threads-dynamic", "dask")]
+    return [
+        (s, e)
+        for e in executors
+        for s in STRATEGIES
+        if not_applicable_reason(layer, s, KERNEL, e, workers) is None
+    ]
+
+
+def _cuts(layer, strategy: str, batch: int) -> bool:
+    p = plan(layer, strategy, batch, 1)
+    return len(p.phases) > 1 or len(p.tasks) > 1
+
+
+@dataclass
+class Measured:
+    """One configuration, with all its timed repeats (screening and rounds kept apart)."""
+
+    layer: str
+    strategy: str
+    executor: str
+    workers: int  # workers the configuration uses
+    flops: int
+    screen_ms: list[float] = field(default_factory=list)
+    round_ms: list[float] = field(default_factory=list)
+    ok: bool = True
+    max_abs_error: float = 0.0
+    tolerance: float = 0.0
+    tasks: int = 0
+    error: str | None = None
+    splits: list[TimeSplit] = field(default_factory=list)  # per round's run, with 2+ workers
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.strategy, self.executor, self.workers)
+
+    @property
+    def times(self) -> list[float]:
+        return self.round_ms or self.screen_ms
+
+    @property
+    def median_ms(self) -> float:
+        return summarize(self.times).median if self.times else float("inf")
+
+    def summary(self) -> BenchChoice:
+        s = summarize(self.times)
+
+        def med(key: str) -> float | None:
+            return statistics.median(getattr(x, key) for x in self.splits) if self.splits else None
+
+        return BenchChoice(
+            layer=self.layer,
+            best_strategy=self.strategy,
+            executor=self.executor,
+            uses_workers=self.workers,
+            median_ms=s.median,
+            min_ms=s.min,
+            max_ms=s.max,
+            repeats=s.n,
+            gflops=self.flops / (s.median * 1e6) if s.median > 0 else 0.0,
+            tasks=self.tasks,
+            verified=self.ok,
+            max_abs_error=self.max_abs_error,
+            tolerance=self.tolerance,
+            work_ms=med("work_ms"),
+            imbalance=med("imbalance"),
+            fixed_us=med("fixed_us"),
+        )
+
+
+class Bench:
+    """Runs the benchmark; `progress(text)` is told what it is doing."""
+
+    def __init__(self, settings: BenchSettings, progress: Callable[[str], None] | None = None):
+        self.s = settings
+        self.progress = progress or (lambda text: None)
+        self.failures: list[dict] = []
+        self.results: dict[
+            tuple, object
+        ] = {}  # (layer, strategy, executor, workers) -> last RunResult
+        self.rss = MemoryWatch()
+
+    def run(self) -> BenchResult:
+        s = self.s
+        started = time.time()
+        load_before = _loadavg()
+        whole = OtherLoad()
+        threads = s.worker_counts()
+        peaks = {}
+        for t in threads:
+            self.progress(
+                f"GEMM peak, {t} thread{'s' * (t > 1)}, {s.gemm_size}^3 x {s.gemm_repeats}"
+            )
+            peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
+        overhead = {}
+        for t in threads:
+            self.progress(
+                f"fixed cost of one repeat, {t} worker{'s' * (t > 1)} on threads, empty tasks "
+                f"x {s.overhead_repeats}"
+            )
+            overhead[str(t)] = summary_us(empty_repeats_us("threads", t, s.overhead_repeats))
+        layers: list[BenchRow] = []
+        network: list[BenchRow] = []
+        names = s.layer_names()
+        # No CPU sampler: its thread would take the GIL from the threads being timed.
+        with Engine(sample_hz=0) as engine:
+            for i, name in enumerate(names, 1):
+                self.progress(f"[{i}/{len(names)}] {name}")
+                load = OtherLoad()
+                rows = self._layer(engine, name, peaks)
+                others = load.cores()
+                for row in rows:
+                    row.other_cpu_cores = others
+                (network if name == "network" else layers).extend(rows)
+        result = BenchResult(
+            kernel=KERNEL,
+            batch=s.batch,
+            settings={**asdict(s), "workers": list(threads), "layers": list(names)},
+            gemm_peak=peaks,
+            layers=layers,
+            network=network,
+            failures=self.failures,
+            started=started,
+            seconds=time.time() - started,
+            load_average={"before": load_before, "after": _loadavg()},
+            other_cpu_cores=whole.cores(),
+            machine=_machine(),
+            peak_rss_bytes=self.rss.summary(),
+            overhead_us={t: o["median_us"] for t, o in overhead.items()},
+            overhead=overhead,
+        )
+        result.targets = targets(result)
+        return result
+
+    # -- one layer ----------------------------------------------------------------
+    def _layer(self, engine: Engine, name: str, peaks: dict) -> list[BenchRow]:
+        s = self.s
+        flops = get_layer(name).flops(s.batch)
+        pool: dict[tuple, Measured] = {}
+
+        def measure(strategy, executor, workers, repeats, into):
+            key = (strategy, executor, workers)
+            m = pool.setdefault(key, Measured(name, strategy, executor, workers, flops))
+            if not m.ok:
+                return m
+            cfg = RunConfig(
+                name, strategy, KERNEL, executor, workers, s.batch, repeats, s.warmup, s.seed
+            )
+            r = engine.run(cfg)  # it lets BLAS threads left spinning settle first
+            self.rss.sample()
+            self.results[(name, *key)] = r
+            getattr(m, into).extend(r.times_ms)
+            if into == "round_ms" and workers > 1 and executor != "blas":
+                split = time_split(r.times_ms, r.spans)
+                if split is not None:
+                    m.splits.append(split)
+            m.max_abs_error = max(m.max_abs_error, r.max_abs_error)
+            m.tolerance, m.tasks = r.tolerance, r.tasks
+            if not r.ok:
+                m.ok, m.error = False, r.error
+                self.failures.append(
+                    {
+                        "layer": name,
+                        "strategy": strategy,
+                        "executor": executor,
+                        "workers": workers,
+                        "error": r.error,
+                    }
+                )
+            return m
+
+        # Screening: every candidate, a few repeats each, in two passes of which only the
+        # second is kept. The first warms each executor (its threads or processes, the
+        # tasks' bound calls): right after they start, a pool's first runs can be several
+        # times slower (network b16 batch/threads: repeats of 5.2 ms beside 1.5), and a
+        # candidate screened cold was dropped before the interleaved rounds.
+        finalists: dict[int, list[tuple[str, str, int]]] = {}
+        for w in s.worker_counts():
+            cands = [
+                (st, ex, 1 if ex == "inline" else w) for st, ex in candidates(name, w, s.batch)
+            ]
+            for st, ex, uses in cands:
+                measure(st, ex, uses, s.screen_repeats, "screen_ms").screen_ms.clear()
+            screened = [
+                measure(st, ex, uses, s.screen_repeats, "screen_ms") for st, ex, uses in cands
+            ]
+            good = sorted((m for m in screened if m.ok), key=lambda m: m.median_ms)
+            finalists[w] = [m.key for m in good[: s.finalists]]
+        # one worker: a candidate for every count
+        singles = finalists.get(1) or [(SINGLE[0], SINGLE[1], 1)]
+        for w in finalists:
+            if w > 1:
+                finalists[w] += [k for k in singles if k not in finalists[w]]
+        # Rounds: all finalists, interleaved, so their ratios share the same conditions.
+        keys = list(dict.fromkeys(k for w in finalists for k in finalists[w]))
+        for _ in range(s.rounds):
+            for key in keys:
+                measure(*key, s.round_repeats, "round_ms")
+        rows = []
+        best1 = None
+        for w in sorted(finalists):
+            contenders = [pool[k] for k in finalists[w] if pool[k].ok]
+            if not contenders:
+                continue
+            best = min(contenders, key=lambda m: m.median_ms)
+            if w == 1:
+                best1 = best
+            parallel = [m for m in contenders if m.workers > 1]
+            row = BenchRow(**asdict(best.summary()), workers=w)
+            peak = peaks.get(str(w)) or peaks[max(peaks, key=int)]
+            row.share_of_gemm_peak = row.gflops / peak["gflops"] if peak["gflops"] else 0.0
+            # no parallelism chosen: everything on one worker, or one task on a pool
+            row.single_task = w > 1 and (
+                best.workers == 1 or (best.tasks == 1 and best.executor != "blas")
+            )
+            if best1 is not None:
+                row.speedup_vs_best_1_worker = best1.median_ms / best.median_ms
+            if w > 1 and parallel:
+                bp = min(parallel, key=lambda m: m.median_ms)
+                row.best_parallel = bp.summary()
+                if best1 is not None:
+                    row.best_parallel.speedup_vs_best_1_worker = best1.median_ms / bp.median_ms
+            rows.append(row)
+            note = " (a single task was fastest)" if row.single_task else ""
+            self.progress(
+                f"    {w} worker{'s' * (w > 1)}: {best.strategy}/{best.executor} "
+                f"{row.median_ms:.3f} ms, {row.gflops:.1f} GFLOP/s{note}"
+            )
+        return rows
+
+
+# ---- targets -----------------------------------------------------------------------
+
+TARGETS = {
+    "conv2_share_of_peak": 0.70,  # at batch 64, 1 worker
+    "overhead_us_2": 20.0,  # one repeat's fixed cost on threads, 2 workers
+    "network_ms_1": 12.0,
+    "network_ms_2": 9.0,
+    "peak_rss_bytes": 1 << 30,
+}
+# best 2 workers / best 1 worker, by batch and layer
+SPEEDUP_TARGETS = {
+    64: {"conv2": 1.75, "conv3": 1.75, "network": 1.7},
+    16: {"conv2": 1.3, "conv3": 1.3, "network": 1.3},
+}
+
+
+def _row(rows: list[BenchRow], layer: str, workers: int) -> BenchRow | None:
+    for row in rows:
+        if row.layer == layer and row.workers == workers:
+            return row
+    return None
+
+
+def targets(result: BenchResult) -> list[dict]:
+    """The issue's targets for a 2-core machine, each with its figure and whether it is met."""
+    out: list[dict] = []
+    layers, network = result.layers, result.network
+
+    def add(name, met, figure):
+        out.append({"target": name, "met": met, "figure": figure})
+
+    c1 = _row(layers, "conv2", 1)
+    if c1 and result.batch == 64:
+        share = c1.share_of_gemm_peak
+        add(
+            f"conv2 1 worker >= {100 * TARGETS['conv2_share_of_peak']:.0f}% of the 1-thread "
+            "GEMM peak",
+            share >= TARGETS["conv2_share_of_peak"],
+            f"{c1.gflops:.1f} GFLOP/s = {100 * share:.0f}% of "
+            f"{result.gemm_peak_gflops.get('1', 0):.0f}",
+        )
+    for name, goal in SPEEDUP_TARGETS.get(result.batch, {}).items():
+        rows = network if name == "network" else layers
+        r1, r2 = _row(rows, name, 1), _row(rows, name, 2)
+        if r1 and r2:
+            ratio = r1.median_ms / r2.median_ms
+            add(
+                f"{name} batch {result.batch}: best 2 workers >= {goal:g}x faster than best "
+                "1 worker",
+                ratio >= goal,
+                f"{r1.median_ms:.3f} / {r2.median_ms:.3f} ms = {ratio:.2f}x",
+            )
+    o2 = result.overhead.get("2")
+    if o2:
+        add(
+            f"fixed cost of one repeat, 2 workers on threads <= {TARGETS['overhead_us_2']:g} us",
+            o2["median_us"] <= TARGETS["overhead_us_2"],
+            f"{o2['median_us']:.1f} us (q1-q3 {o2['q1_us']:.1f}-{o2['q3_us']:.1f}, "
+            f"{o2['repeats']:.0f} repeats of empty tasks)",
+        )
+    for w, limit in ((1, TARGETS["network_ms_1"]), (2, TARGETS["network_ms_2"])):
+        r = _row(network, "network", w)
+        if r:
+            add(
+                f"network forward, {w} worker{'s' * (w > 1)} <= {limit:g} ms",
+                r.median_ms <= limit,
+                f"{r.median_ms:.2f} ms",
+            )
+    slower = []
+    for name in {r.layer for r in layers} | ({"network"} if network else set()):
+        rows = network if name == "network" else layers
+        r1, r2 = _row(rows, name, 1), _row(rows, name, 2)
+        if r1 and r2 and r2.median_ms > r1.median_ms:
+            slower.append(f"{name} {r2.median_ms:.3f} > {r1.median_ms:.3f} ms")
+    singles = sorted(r.layer for r in layers + network if r.workers == 2 and r.single_task)
+    add(
+        "no layer slower with 2 workers than with 1",
+        not slower,
+        "; ".join(slower) if slower else f"single task best for {', '.join(singles) or 'none'}",
+    )
+    rss = result.peak_rss_bytes
+    if rss:
+        add(
+            "peak RSS <= 1 GB (main + every worker process)",
+            rss["bound"] <= TARGETS["peak_rss_bytes"],
+            f"{rss['bound'] / 2**20:.0f} MiB (main {rss['main'] / 2**20:.0f}, largest worker "
+            f"{rss['largest_child'] / 2**20:.0f} MiB)",
+        )
+    return out
+
+
+# ---- environment -------------------------------------------------------------------
+
+
+class OtherLoad:
+    """CPU used by *other* processes over a stretch, in cores: the machine's busy time
+    (/proc/stat) minus this process tree's. On a shared machine, a second worker only
+    helps when a second core is free, so every figure comes with this."""
+
+    def __init__(self):
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        import psutil
+
+        try:
+            with open("/proc/stat") as fh:
+                v = [int(x) for x in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+        me = psutil.Process()
+        own = sum(me.cpu_times()[:2]) + sum(os.times()[2:4])  # + reaped children
+        for child in me.children(recursive=True):
+            try:
+                own += sum(child.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return busy, own, time.monotonic()
+
+    def cores(self) -> float | None:
+        end = self._read()
+        if self._start is None or end is None or end[2] <= self._start[2]:
+            return None
+        other = (end[0] - self._start[0]) - (end[1] - self._start[1])
+        return max(0.0, other / (end[2] - self._start[2]))
+
+
+class MemoryWatch:
+    """Peak resident memory of this process and its worker processes, read between runs.
+
+    Each process's own high-water mark (VmHWM) is exact; their sum at a moment
+    bounds what the whole tree held at once. Sampling only between runs keeps
+    the measurement out of the timed repeats.
+    """
+
+    def __init__(self):
+        self.bound = 0
+        self.largest_child = 0
+
+    def sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        total = _hwm(me)
+        for child in me.children(recursive=True):
+            peak = _hwm(child)
+            self.largest_child = max(self.largest_child, peak)
+            total += peak
+        self.bound = max(self.bound, total)
+
+    def summary(self) -> dict:
+        self.sample()
+        main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        return {"main": main, "largest_child": self.largest_child, "bound": max(self.bound, main)}
+
+
+def _hwm(proc) -> int:
+    """A process's peak resident bytes (/proc VmHWM), else its current RSS, else 0 (it is gone)."""
+    import psutil
+
+    try:
+        with open(f"/proc/{proc.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return proc.memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _machine():
+    from partui.profiles.system.machine import info
+
+    return info()
+
+
+def to_snapshot(result: BenchResult, runs):
+    """A partui snapshot: the chosen configurations' last runs and the bench summary."""
+    from partui.profiles.store.snapshot import Snapshot
+
+    note = (
+        f"partui bench, batch {result.batch}: the best strategy and executor per layer "
+        f"and worker count, against the GEMM peak"
+    )
+    return Snapshot.from_results(runs, note=note, bench=result)
+
+
+def chosen_runs(bench: Bench, result: BenchResult) -> list:
+    """The last RunResult of every configuration the summary reports, in its order."""
+    out = []
+    for row in result.rows():
+        r = bench.results.get((row.layer, row.best_strategy, row.executor, row.uses_workers))
+        if r is not None and r not in out:
+            out.append(r)
+    return out
+
+
+__all__ = [
+    "Bench",
+    "BenchSettings",
+    "gemm_peak",
+    "candidates",
+    "targets",
+    "to_snapshot",
+    "chosen_runs",
+    "MemoryWatch",
+]

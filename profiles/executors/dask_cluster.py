@@ -1,0 +1,556 @@
+"""Tasks on a Dask cluster: a LocalCluster partui starts, or a scheduler at an address.
+
+A repeat of a batch split: every task's input shard is scattered to its Dask worker (timed
+here: transfer out), the task computes there (its start and end come from Dask's task
+stream, stamped by the worker's wall clock and mapped onto this process's perf_counter
+clock with an offset estimated as NTP does), and its output is fetched back (timed here:
+transfer back). The weights are scattered to every worker once per run and stay there.
+
+`distributed` is imported when a cluster is first needed, never at import of this module:
+`partui --help` and `partui list` must stay light.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import queue
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from partui.kernels.plan.pass_axes import TRANSFER
+from partui.kernels.plan.strategies import Task
+from partui.kernels.runtime.scratch import Cancelled
+from partui.profiles.executors.local import (
+    WAIT_SLICE_S,
+    Executor,
+    WorkerIds,
+    WorkerLost,
+    _one_blas_thread_env,
+)
+from partui.profiles.records.config import DASK_MISSING, ConfigError
+from partui.profiles.records.events import Span
+
+ENV_SCHEDULER = "PARTUI_DASK_SCHEDULER"
+CONNECT_TIMEOUT_S = 5.0  # an unreachable --scheduler is reported within this (plus start-up)
+STARTUP_TIMEOUT_S = 120.0  # a LocalCluster whose workers are not up by then is reported
+RESTART_WAIT_S = 30.0  # how long a lost LocalCluster worker gets to be restarted by its nanny
+TASK_TIMEOUT_S = 120.0  # a task not back by then fails the run: nothing waits forever
+PING_ROUNDS = 5  # round trips per clock-offset estimate; the shortest one is kept
+
+
+def available() -> bool:
+    """True when Dask distributed is installed (looked up without importing it)."""
+    return importlib.util.find_spec("distributed") is not None
+
+
+def dashboard_served() -> bool:
+    """Dask serves its own dashboard only where bokeh is installed."""
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def reachable(address: str) -> None:
+    """ConfigError (one line: the address and why) unless a TCP connection to the scheduler
+    at `address` (tcp://HOST:PORT) opens within CONNECT_TIMEOUT_S."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"bad Dask scheduler address {address!r}: {exc}") from None
+    if parts.scheme != "tcp" or not host or not port:
+        return  # tls://, ws://, inproc://: left to Dask itself
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
+        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@dataclass
+class DaskWorker:
+    """One Dask worker as partui sees it: its lane, where it is, its clock."""
+
+    name: str
+    address: str
+    pid: int = 0
+    offset_s: float = 0.0  # its wall clock minus ours
+    uncertainty_s: float = float("inf")  # half the shortest round trip of the estimate
+    lag_s: float = 0.0  # Dask's estimate of its lag behind the scheduler, at the run's start
+    lag_now_s: float = 0.0  # ...and after the latest repeat
+    drift_s: float = 0.0  # how far that estimate moved during the run
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "pid": self.pid,
+            "clock_offset_ms": self.offset_s * 1e3,
+            "clock_uncertainty_ms": (self.uncertainty_s + self.drift_s) * 1e3,
+            "dask_lag_ms": self.lag_now_s * 1e3,
+        }
+
+
+@dataclass
+class TaskRecord:
+    """What one task cost, on this side's clock (ns)."""
+
+    repeat: int
+    task: int
+    lane: int
+    send_ns: int  # scatter of the input shard
+    compute_ns: int  # from the task stream
+    fetch_ns: int  # gather of the output
+    overhead_ns: int  # submitted .. known finished, less the compute: scheduling and messages
+    bytes_out: int
+    bytes_back: int
+
+
+@dataclass
+class _Sent:
+    """A task on its way: where it went, and this side's stamps (perf_counter ns)."""
+
+    key: str
+    task: Task
+    lane: int
+    address: str
+    future: Any  # distributed.Future
+    send_start: int
+    send_end: int
+    submitted: int
+    bytes_out: int
+    retried: bool = False
+    known_ns: int = 0  # when this side learned it had finished
+    fetch_start: int = 0
+    fetch_end: int = 0
+    bytes_back: int = 0
+
+
+@dataclass
+class RunBook:
+    """One run's data movement and the events worth a line (lost workers, retries)."""
+
+    params_bytes: int = 0
+    params_ms: float = 0.0
+    tasks: list[TaskRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    worker_transfer_bytes: int = 0  # moved between workers (task stream 'transfer')
+
+
+class DaskExecutor(Executor):
+    """Runs a batch split on Dask workers; one lane per Dask worker, in name order."""
+
+    name = "dask"
+    processes = True  # worker_ids() gives the pids of a LocalCluster's workers
+
+    def __init__(self, workers: int, scheduler: str = ""):
+        super().__init__(workers)
+        self.scheduler = scheduler
+        self._client: Any = None  # distributed.Client, imported on first use
+        self._cluster: Any = None  # the LocalCluster partui started, if it did
+        self.lanes: list[DaskWorker] = []
+        self._arena = None
+        self._params_future = None
+        self.stale = False  # a worker was lost: the lanes need a fresh look
+        self._waiting: list = []  # (tasks sent, run, repeat) whose spans are not read yet
+        self.book = RunBook()
+
+    # -- cluster ------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """The distributed.Client once started (None before): the training step sends
+        its own tasks through it."""
+        return self._client
+
+    @property
+    def owns_cluster(self) -> bool:
+        return self._cluster is not None
+
+    @property
+    def address(self) -> str:
+        return self.scheduler or (self._cluster.scheduler_address if self._cluster else "")
+
+    @property
+    def dashboard_link(self) -> str | None:
+        if self._client is None:
+            return None
+        if self._cluster is not None and not dashboard_served():
+            return None
+        try:
+            return self._client.dashboard_link
+        except Exception:  # noqa: BLE001 - no dashboard is not an error
+            return None
+
+    def start(self) -> float:
+        if self._client is not None:
+            return 0.0
+        if not available():
+            raise ConfigError(DASK_MISSING)
+        t0 = time.perf_counter_ns()
+        import dask
+        from distributed import Client
+
+        # a worker gone without a word must not hold a connection attempt for Dask's 30 s
+        dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S}s"})
+        for name in ("distributed", "tornado", "asyncio"):  # their own lines, not ours
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        if self.scheduler:
+            reachable(self.scheduler)  # a plain connect first: refused in milliseconds
+            try:
+                self._client = Client(
+                    self.scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False
+                )
+            except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError for a bad address
+                raise ConfigError(
+                    f"cannot reach the Dask scheduler at {self.scheduler}: {first_line(exc)}"
+                ) from None
+            try:
+                self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+            except Exception:  # noqa: BLE001
+                self.close()
+                raise ConfigError(
+                    f"the Dask scheduler at {self.scheduler} has no workers "
+                    f"(none joined within {CONNECT_TIMEOUT_S:.0f} s)"
+                ) from None
+        else:
+            import warnings
+
+            from distributed import LocalCluster
+
+            try:
+                with _one_blas_thread_env(), warnings.catch_warnings():
+                    # the workers inherit it: BLAS at 1 thread; Dask's own warnings (a port
+                    # taken, another found) are not partui's to print
+                    warnings.simplefilter("ignore")
+                    self._cluster = LocalCluster(
+                        n_workers=self.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        # a free port: None still binds the scheduler's HTTP server to
+                        # 8787, which a second cluster on the machine then finds taken;
+                        # without bokeh it serves no dashboard page, only /health
+                        dashboard_address=":0",
+                        silence_logs=logging.CRITICAL,
+                    )
+                self._client = Client(self._cluster, set_as_default=False, direct_to_workers=True)
+                self._client.wait_for_workers(self.workers, timeout=STARTUP_TIMEOUT_S)
+            except BaseException:
+                self.close()
+                raise
+        self._client.get_task_stream()  # installs the scheduler's task-stream plugin
+        self.refresh_workers()
+        self.startup_ms = (time.perf_counter_ns() - t0) / 1e6
+        return self.startup_ms
+
+    def refresh_workers(self) -> None:
+        """Lanes from the cluster: workers in name order, their pids and clock offsets."""
+        if self._cluster is not None:  # a lost worker of ours is restarted by its nanny
+            try:
+                self._client.wait_for_workers(self.workers, timeout=RESTART_WAIT_S)
+            except TimeoutError:
+                pass  # go on with the workers there are
+        info = self._client.scheduler_info(n_workers=-1)["workers"]
+        if not info:
+            raise WorkerLost(f"the Dask cluster at {self.address} has no workers left")
+        self.stale = False
+        named = sorted(
+            ((str(w.get("name", a)), a) for a, w in info.items()), key=lambda t: _natural(t[0])
+        )
+        pids = self._client.run(os.getpid)
+        self.lanes = [DaskWorker(n, a, int(pids.get(a, 0))) for n, a in named]
+        self.estimate_offsets()
+
+    def estimate_offsets(self) -> None:
+        """Each worker's clock against ours, as NTP does: ask for its time between two of
+        ours; offset = its time - the midpoint, uncertainty = half the round trip; the
+        shortest of PING_ROUNDS wins. Dask stamps its task stream with the worker's clock
+        plus its own estimate of the worker's lag behind the scheduler (renewed at each
+        heartbeat): that lag is read here too, and again after every repeat; how far it moved
+        during the run is added to the uncertainty."""
+        from partui.kernels.dask_tasks import worker_clock
+
+        by_address = {w.address: w for w in self.lanes}
+        for w in self.lanes:
+            w.uncertainty_s, w.drift_s = float("inf"), 0.0
+        for _ in range(PING_ROUNDS):
+            t0 = time.time()
+            got = self._client.run(worker_clock, workers=list(by_address))
+            t1 = time.time()
+            for address, (tw, lag, _) in got.items():
+                found = by_address.get(address)
+                if found is not None and (t1 - t0) / 2 < found.uncertainty_s:
+                    found.offset_s, found.uncertainty_s = tw - (t0 + t1) / 2, (t1 - t0) / 2
+                    found.lag_s = found.lag_now_s = lag
+
+    def read_lags(self) -> None:
+        """Dask's current estimate of each worker's lag (see estimate_offsets)."""
+        from partui.kernels.dask_tasks import worker_clock
+
+        # only the workers the scheduler still has: a lost worker's old address would hold
+        # this call for the whole connect timeout and then fail the run
+        alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
+        asked = [w.address for w in self.lanes if w.address in alive]
+        try:
+            got = self._client.run(worker_clock, workers=asked) if asked else {}
+        except OSError:  # lost between the two calls: its lag stays the last one read
+            got = {}
+        for lane in self.lanes:
+            if lane.address in got:
+                lane.lag_now_s = got[lane.address][1]
+                lane.drift_s = max(lane.drift_s, abs(lane.lag_now_s - lane.lag_s))
+
+    def worker_ids(self) -> WorkerIds:
+        if self._cluster is None:  # another machine's pids mean nothing here
+            return {}
+        return {i: w.pid for i, w in enumerate(self.lanes) if w.pid}
+
+    # -- running ------------------------------------------------------------
+    def _begin_run(self, arena, layer) -> None:
+        """A new run: its weights to every worker (once), a fresh book, fresh clock offsets."""
+        self._arena = arena
+        self.book = RunBook()
+        params = {k: v for k, v in arena.arrays.items() if k not in ("x", "out")}
+        t0 = time.perf_counter_ns()
+        self._params_future = self._client.scatter([params], broadcast=True, hash=False)[0]
+        self.book.params_ms = (time.perf_counter_ns() - t0) / 1e6
+        self.book.params_bytes = sum(v.nbytes for v in params.values()) * len(self.lanes)
+        self.estimate_offsets()
+
+    def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None) -> list[Span]:
+        from distributed import KilledWorker
+
+        self.start()
+        if self.stale:  # a worker was lost: learn who is there now
+            self.refresh_workers()
+        if arena is not self._arena:
+            self._begin_run(arena, layer)
+        x, out = arena.arrays["x"], arena.arrays["out"]
+        done: queue.Queue = queue.Queue()
+        pending: dict[str, _Sent] = {}
+        for i, task in enumerate(tasks):
+            sent = self._send(layer, kernel, task, x, i % len(self.lanes), run, repeat, done)
+            pending[sent.key] = sent
+        finished: dict[str, _Sent] = {}
+        deadline = time.monotonic() + TASK_TIMEOUT_S
+        try:
+            while len(finished) < len(pending):
+                if self.cancel_event.is_set():
+                    raise Cancelled()
+                if time.monotonic() > deadline:
+                    raise WorkerLost(
+                        f"a Dask task did not finish within {TASK_TIMEOUT_S:.0f} s; the run "
+                        "failed (is a worker stuck or gone?)"
+                    )
+                try:
+                    key, known = done.get(timeout=WAIT_SLICE_S)
+                except queue.Empty:
+                    continue
+                sent = pending[key]
+                f = sent.future
+                if f.status == "finished":
+                    sent.known_ns = known
+                    sent.fetch_start = time.perf_counter_ns()
+                    y = f.result(timeout=TASK_TIMEOUT_S)
+                    sent.fetch_end = time.perf_counter_ns()
+                    sent.bytes_back = y.nbytes
+                    out[sent.task.batch[0] : sent.task.batch[1]] = y
+                    finished[key] = sent
+                    continue
+                exc = f.exception() if f.status == "error" else None
+                if exc is not None and not isinstance(exc, KilledWorker):
+                    raise exc  # the task itself failed: no worker was lost
+                # Its worker was lost, and with it the input shard scattered there (Dask
+                # cannot recompute scattered data, so it cancels the task): send the shard
+                # again to another worker, once.
+                if sent.retried:
+                    raise WorkerLost(
+                        f"Dask workers were lost twice while running task {sent.task.index}; "
+                        "the run failed"
+                    )
+                lost = self.lanes[sent.lane].name
+                self.refresh_workers()
+                lane = (sent.lane + 1) % len(self.lanes)
+                again = self._send(layer, kernel, sent.task, x, lane, run, repeat, done)
+                again.retried = True
+                pending[again.key] = again
+                del pending[key]
+                self.book.notes.append(
+                    f"repeat {repeat}: Dask worker {lost} was lost with task "
+                    f"{sent.task.index}'s input; partui sent it again to worker "
+                    f"{self.lanes[lane].name} and the run went on"
+                )
+        except BaseException:
+            self.stale = True
+            self._client.cancel([p.future for p in pending.values()])
+            raise
+        # the spans come from the cluster once the repeat is timed (collect_spans)
+        self._waiting.append((pending, run, repeat))
+        return []
+
+    def collect_spans(self, on_span=None) -> list[Span]:
+        """The spans of the tasks run since the last call: from Dask's task stream and this
+        side's stamps. Called after the repeat is timed: its round trips are not in it."""
+        if not self._waiting:
+            return []
+        stream = self._client.get_task_stream(start=time.time() - 2 * TASK_TIMEOUT_S)
+        self.read_lags()
+        wall0, perf0 = time.time(), time.perf_counter_ns()
+        spans: list[Span] = []
+        for pending, run, repeat in self._waiting:
+            spans += self._spans(stream, pending, run, repeat, wall0, perf0)
+        self._waiting = []
+        if on_span:
+            for s in spans:
+                on_span(s)
+        return spans
+
+    def _send(self, layer, kernel, task, x, lane, run, repeat, done) -> _Sent:
+        """Scatter a task's input shard to the worker of `lane` (timed) and submit the task."""
+        from partui.kernels.dask_tasks import forward_shard
+
+        client = self._client
+        address = self.lanes[lane].address
+        n0, n1 = task.batch
+        shard = np.ascontiguousarray(x[n0:n1])
+        s0 = time.perf_counter_ns()
+        xf = client.scatter(shard, workers=[address], hash=False)
+        s1 = time.perf_counter_ns()
+        f = client.submit(
+            forward_shard,
+            layer.name,
+            kernel,
+            task,
+            xf,
+            self._params_future,
+            key=f"partui-{run}-{repeat}-{task.index}-{uuid.uuid4().hex[:8]}",
+            workers=[address],
+            # pinned where its shard is: Dask's work stealing would move it (and the shard)
+            # to another worker; a lost worker's task is sent again by run_phase
+            allow_other_workers=False,
+            pure=False,
+        )
+        sent = _Sent(f.key, task, lane, address, f, s0, s1, time.perf_counter_ns(), shard.nbytes)
+        f.add_done_callback(lambda f: done.put((f.key, time.perf_counter_ns())))
+        return sent
+
+    def _spans(self, stream, pending, run, repeat, wall0, perf0) -> list[Span]:
+        """Each task's transfer out, compute (from the task stream) and transfer back."""
+        records = {r["key"]: r for r in stream if r.get("key") in pending}
+        lane_of = {w.address: i for i, w in enumerate(self.lanes)}
+        spans: list[Span] = []
+        for key, sent in pending.items():
+            task, lane = sent.task, sent.lane
+            rec = records.get(key, {})
+            where = lane_of.get(rec.get("worker"), lane)
+            # the stream's times: the worker's clock plus Dask's estimate of its lag behind
+            # the scheduler; undone here, then the worker's own offset to ours applied
+            offset = self.lanes[where].offset_s + self.lanes[where].lag_now_s
+            compute, moved = [], []
+            for ss in rec.get("startstops", ()):
+                a = perf0 + round((ss["start"] - offset - wall0) * 1e9)
+                b = perf0 + round((ss["stop"] - offset - wall0) * 1e9)
+                if ss.get("action") == "compute":
+                    compute.append((a, max(a, b)))
+                elif ss.get("action") == "transfer":
+                    moved.append((a, max(a, b)))
+            if rec and rec.get("worker") != sent.address:
+                self.stale = True
+                self.book.notes.append(
+                    f"repeat {repeat}: Dask ran task {task.index} on worker "
+                    f"{self.lanes[where].name}, not on {self.lanes[lane].name} where its "
+                    "input was sent"
+                )
+            tid = self.lanes[where].pid
+
+            def span(a, b, units, phase, w, tid=tid, task=task):
+                return Span(w, tid, a, b, units, task.index, phase, repeat, run)
+
+            spans.append(span(sent.send_start, sent.send_end, sent.bytes_out, TRANSFER, lane))
+            spans += [span(a, b, 0, TRANSFER, where) for a, b in moved]
+            spans += [span(a, b, task.units, task.phase, where) for a, b in compute]
+            spans.append(span(sent.fetch_start, sent.fetch_end, sent.bytes_back, TRANSFER, where))
+            compute_ns = sum(b - a for a, b in compute)
+            if moved:
+                self.book.worker_transfer_bytes += int(rec.get("nbytes", 0))
+            self.book.tasks.append(
+                TaskRecord(
+                    repeat,
+                    task.index,
+                    where,
+                    sent.send_end - sent.send_start,
+                    compute_ns,
+                    sent.fetch_end - sent.fetch_start,
+                    max(0, sent.known_ns - sent.submitted - compute_ns),
+                    sent.bytes_out,
+                    sent.bytes_back,
+                )
+            )
+        return spans
+
+    def run_info(self) -> dict:
+        """The run's Dask figures: where it ran, clocks, bytes moved, time per task phase
+        (medians over the timed repeats' tasks, ms)."""
+        timed = [t for t in self.book.tasks if t.repeat >= 0]
+
+        def med(attr: str) -> float:
+            values = [getattr(t, attr) / 1e6 for t in timed]
+            return float(statistics.median(values)) if values else 0.0
+
+        repeats = len({t.repeat for t in timed}) or 1
+        return {
+            "scheduler": self.address,
+            "cluster": "local" if self.owns_cluster else "external",
+            "dashboard": self.dashboard_link,
+            "workers": [w.to_dict() for w in self.lanes],
+            "params_bytes": self.book.params_bytes,
+            "params_ms": self.book.params_ms,
+            "bytes_out_per_repeat": sum(t.bytes_out for t in timed) // repeats,
+            "bytes_back_per_repeat": sum(t.bytes_back for t in timed) // repeats,
+            "worker_transfer_bytes": self.book.worker_transfer_bytes,
+            "task_send_ms": med("send_ns"),
+            "task_compute_ms": med("compute_ns"),
+            "task_fetch_ms": med("fetch_ns"),
+            "task_overhead_ms": med("overhead_ns"),
+            "notes": list(self.book.notes),
+        }
+
+    def cancel(self) -> None:
+        super().cancel()
+
+    def close(self) -> None:
+        """Close the client; stop the cluster only if partui started it."""
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        self._arena = self._params_future = None
+        if client is not None:
+            try:
+                client.close(timeout=5)
+            except Exception:  # noqa: BLE001 - closing a broken connection: nothing left to do
+                pass
+        if cluster is not None:
+            try:
+                cluster.close(timeout=10)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _natural(name: str):
+    """Sort key: '2' before '10', names with digits by their number."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)

@@ -1,0 +1,225 @@
+"""Training runs for the dashboard: in a child process (or a thread, for tests), events on a queue.
+
+The dashboard never trains in its own interpreter (chart drawing holds the GIL).
+A run trains epoch by epoch; before each epoch it takes the newest settings
+sent with `update()`, so a change applies at the next epoch and the run goes
+on from the weights learned so far. Events, in order:
+
+    ("step", StepDone)  ("epoch", EpochReport, [Span] of a recent step)  ("done", interrupted)
+    ("error", one-line message)
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from multiprocessing.connection import Connection
+
+from partui.profiles.service.commands import serve_commands
+from partui.profiles.train.trainer import StepDone, TrainConfig, Trainer
+
+
+def train_loop(cfg_dict: dict, events, stop, settings) -> None:
+    """Run the training `cfg_dict` describes, epoch by epoch, posting events; `stop` ends it."""
+    try:
+        from partui.profiles.train import datasets
+
+        cfg = TrainConfig(**cfg_dict)
+        cfg.check()
+        data = (
+            datasets.load_emnist_letters(cfg.data, cfg.train_size, cfg.test_size)
+            if cfg.data
+            else datasets.builtin_letters(cfg.train_size, cfg.test_size, cfg.seed)
+        )
+        params, steps, elapsed = None, 0, 0.0
+        for epoch in range(1, cfg.epochs + 1):
+            while True:  # the newest settings win
+                try:
+                    cfg = replace(TrainConfig(**settings.get_nowait()), epochs=cfg.epochs)
+                except queue.Empty:
+                    break
+            base_steps, base_s = steps, elapsed
+
+            def emit(ev, base_steps=base_steps, base_s=base_s):
+                if isinstance(ev, StepDone):
+                    events.put(
+                        (
+                            "step",
+                            replace(
+                                ev,
+                                step=ev.step + base_steps,
+                                epoch=epoch,
+                                elapsed_s=ev.elapsed_s + base_s,
+                            ),
+                        )
+                    )
+
+            trainer = Trainer(replace(cfg, epochs=1), data, emit=emit, stop=stop, params=params)
+            result = trainer.run()
+            params = trainer.params
+            if result.epochs:
+                report = replace(
+                    result.epochs[-1], epoch=epoch, elapsed_s=result.epochs[-1].elapsed_s + base_s
+                )
+                steps += report.steps
+                elapsed = report.elapsed_s
+                last = max((s.repeat for s in result.spans), default=None)
+                recent = [s for s in result.spans if s.repeat == last]
+                events.put(("epoch", report, recent, cfg.to_dict()))
+            if result.interrupted or stop.is_set():
+                events.put(("done", True))
+                return
+        events.put(("done", False))
+    except Exception as exc:  # one line for the dashboard, never a traceback
+        events.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class _Sender:
+    """A queue-like end of the event pipe (the child's)."""
+
+    def __init__(self, conn):
+        self._conn, self._lock = conn, threading.Lock()
+
+    def put(self, item) -> None:
+        with self._lock:
+            try:
+                self._conn.send(item)
+            except (OSError, EOFError):  # the dashboard is gone
+                pass
+
+
+def _child_main(cmd_fd: int, evt_fd: int, cfg_repr: str) -> None:
+    """The training process: a control thread takes settings and stop, the main thread trains."""
+    import ast
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the dashboard, which stops us
+    cmd_conn, evt_conn = Connection(cmd_fd, writable=False), Connection(evt_fd, readable=False)
+    stop, settings = threading.Event(), queue.Queue[dict]()
+
+    serve_commands(cmd_conn, {"settings": settings.put}, stop.set, "partui-train-control")
+    train_loop(ast.literal_eval(cfg_repr), _Sender(evt_conn), stop, settings)
+
+
+_CHILD = (
+    "import sys; from partui.profiles.service.training import _child_main; "
+    "_child_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])"
+)
+
+
+class TrainProcess:
+    """A training run in a child process: a fresh interpreter started with `python -c` (as the
+    engine's, see stream.EngineProcess), events back as pickles over a pipe."""
+
+    def __init__(self):
+        self._proc: subprocess.Popen | None = None
+        self._cmd = self._evt = None
+        self._pending: list = []
+        self._closed = False
+
+    def start(self, cfg: TrainConfig) -> None:
+        cmd_r, cmd_w = os.pipe()
+        evt_r, evt_w = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(cmd_r), str(evt_w), repr(cfg.to_dict())],
+                pass_fds=(cmd_r, evt_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(cmd_r)
+            os.close(evt_w)
+        self._cmd = Connection(cmd_w, readable=False)
+        self._evt = Connection(evt_r, writable=False)
+        atexit.register(self.close)
+
+    def _send(self, msg) -> None:
+        try:
+            self._cmd.send(msg)
+        except (OSError, EOFError, AttributeError):
+            pass
+
+    def update(self, cfg: TrainConfig) -> None:
+        self._send(("settings", cfg.to_dict()))
+
+    def stop(self) -> None:
+        self._send(("stop",))
+
+    def drain(self, most: int = 500) -> list:
+        out: list = []
+        try:
+            while self._evt is not None and len(out) < most and self._evt.poll():
+                out.append(self._evt.recv())
+        except (EOFError, OSError):
+            self._evt.close()
+            self._evt = None
+            if not self._closed:
+                code = self._proc.poll() if self._proc is not None else None
+                if code not in (0, None):
+                    out.append(
+                        ("error", f"the training process exited unexpectedly (exit code {code})")
+                    )
+        return out
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the child and every process it made (a pool of workers); safe to call twice."""
+        if self._closed or self._proc is None:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        from partui.profiles.service.engine import _descendants, _end_child
+
+        family = _descendants(self._proc.pid)
+        self.stop()
+        _end_child(self._proc, family, (self._cmd, self._evt), timeout)
+        self._cmd = self._evt = None
+
+
+class TrainThread:
+    """The same on a thread of this process (tests: no process start-up)."""
+
+    def __init__(self):
+        self.events = queue.Queue()
+        self.stop_event = threading.Event()
+        self.settings = queue.Queue()
+        self._proc = None
+
+    def update(self, cfg: TrainConfig) -> None:
+        self.settings.put(cfg.to_dict())
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def drain(self, most: int = 500) -> list:
+        out: list = []
+        for _ in range(most):
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def start(self, cfg: TrainConfig) -> None:
+        self._proc = threading.Thread(
+            target=train_loop,
+            daemon=True,
+            name="partui-train",
+            args=(cfg.to_dict(), self.events, self.stop_event, self.settings),
+        )
+        self._proc.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.stop()
+        if self._proc is not None:
+            self._proc.join(timeout)

@@ -1,0 +1,127 @@
+"""Put runs side by side: each run's statistics against its 1-worker twin and the honest
+baseline, and the scaling of each configuration over worker counts (Amdahl, Karp-Flatt)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from partui.profiles.records.results import timing
+from partui.profiles.records.stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats
+from partui.profiles.store.baselines import Baseline, key_of
+
+if TYPE_CHECKING:  # the engine imports numpy; analysis runs without it
+    from partui.profiles.records.results import RunResult
+
+
+def pool(results):
+    """Several runs of one configuration as one: every repeat of every run counts.
+
+    The median and min-max are over all repeats; per-worker busy time and on-CPU ratio are
+    the medians over runs (NaN ratios left out); the spans are the last run's. One run
+    comes back as it is.
+    """
+    results = list(results)
+    if len(results) == 1:
+        return results[0]
+    import math
+
+    last = results[-1]
+    times = [t for r in results for t in r.times_ms]
+
+    def per_worker(values_of):
+        lists = [values_of(r) for r in results]
+        width = max((len(v) for v in lists), default=0)
+        out = []
+        for w in range(width):
+            vals = sorted(v[w] for v in lists if w < len(v) and not math.isnan(v[w]))
+            out.append(vals[len(vals) // 2] if vals else float("nan"))
+        return out
+
+    errors = [r.max_abs_error for r in results]
+    return replace(
+        last,
+        **timing(times),
+        max_abs_error=max(errors),
+        ok=all(r.ok for r in results),
+        worker_busy_ms=per_worker(lambda r: r.worker_busy_ms),
+        on_cpu_ratio=per_worker(lambda r: r.on_cpu_ratio),
+        pool_startup_ms=max(r.pool_startup_ms for r in results),
+    )
+
+
+def pooled_by_config(results) -> dict[tuple, RunResult]:
+    """config_key -> every run of that configuration pooled (in first-seen order)."""
+    groups: dict[tuple, list] = {}
+    for r in results:
+        groups.setdefault(r.config.key(), []).append(r)
+    return {k: pool(v) for k, v in groups.items()}
+
+
+@dataclass
+class Row:
+    result: RunResult
+    stats: RunStats
+    baseline: Baseline | None
+
+
+@dataclass
+class Series:
+    key: tuple
+    times: dict[int, float]  # workers -> median ms
+    fit: AmdahlFit | None
+    karp_flatt: dict[int, float]  # workers -> e (needs a 1-worker run)
+
+
+@dataclass
+class Analysis:
+    rows: list[Row]
+    baselines: dict[str, Baseline]  # baseline_key -> the baseline used
+    series: list[Series] = field(default_factory=list)
+
+
+def best_single_worker(results, source: str) -> dict[str, Baseline]:
+    """The fastest verified 1-worker median per (layer, kernel, batch) among `results`."""
+    best: dict[str, Baseline] = {}
+    for r in results:
+        c = r.config
+        if c.workers == 1 and r.ok and r.median_ms > 0:
+            k = key_of(c)
+            if k not in best or r.median_ms < best[k].median_ms:
+                best[k] = Baseline(r.median_ms, c, source)
+    return best
+
+
+def fastest(*sources: dict[str, Baseline]) -> dict[str, Baseline]:
+    """Per baseline key, the fastest baseline of all the sources (the earlier on a tie)."""
+    out: dict[str, Baseline] = {}
+    for baselines in sources:
+        for k, b in baselines.items():
+            if k not in out or b.median_ms < out[k].median_ms:
+                out[k] = b
+    return out
+
+
+def analyze(
+    results, known: dict[str, Baseline] | None = None, source: str = "this sweep"
+) -> Analysis:
+    """`known`: baselines from elsewhere (the machine's book, a snapshot's record); the
+    faster of those and this set's own best 1-worker run is used."""
+    baselines = fastest(known or {}, best_single_worker(results, source))
+    by_config = pooled_by_config(results)  # a repeated configuration: every run pooled
+    rows = []
+    for r in results:
+        twin = by_config.get((*r.config.series_key(), 1))
+        base = baselines.get(key_of(r.config))
+        rows.append(Row(r, run_stats(r, twin, base.median_ms if base else None), base))
+    groups: dict[tuple, dict[int, float]] = {}
+    for key, r in by_config.items():
+        if r.ok:
+            groups.setdefault(key[:-1], {})[key[-1]] = r.median_ms
+    series = []
+    for key, times in groups.items():
+        if len(times) < 2:
+            continue
+        kf = {p: karp_flatt(times[1], t, p) for p, t in times.items() if p > 1 and 1 in times}
+        series.append(Series(key, dict(sorted(times.items())), amdahl_fit(times), kf))
+    return Analysis(rows, baselines, series)

@@ -1,0 +1,1 @@
+"""Modal screens: help, the snapshot browser, comparing two snapshots (`modals`)."""

@@ -1,0 +1,1 @@
+"""The profile tab's panes: machine header, layer list, run settings, table of runs."""

@@ -1,0 +1,263 @@
+"""The reports of runs and snapshots, as text and as plain data: the same tables for the
+command line (`partui sweep`, `show`, `compare`) and the dashboard's compare screen."""
+
+from __future__ import annotations
+
+from partui.tui.text.table import ms, ratio_text, table
+
+MACHINE_KEYS = (
+    "cpu_model",
+    "logical_cores",
+    "physical_cores",
+    "usable_cores",
+    "memory_total",
+    "python",
+    "numpy",
+    "platform",
+    "hostname",
+)
+
+
+def _x(v: float) -> str:
+    return "-" if v != v else f"{v:.2f}x"
+
+
+def _ratio(v: float) -> str:
+    return "-" if v != v else f"{v:.2f}"
+
+
+def _on_cpu(ratios: list[float]) -> str:
+    vals = [r for r in ratios if r == r]
+    if not vals:
+        return "-"
+    if len(ratios) <= 4:
+        return "/".join(ratio_text(r) for r in ratios)
+    return f"mean {ratio_text(sum(vals) / len(vals))}"
+
+
+def report(analysis, repeats: int | None = None) -> str:
+
+    rows = []
+    for row in analysis.rows:
+        r, st = row.result, row.stats
+        vs1 = f"{_x(st.speedup_1w)} {st.verdict_1w}" if st.verdict_1w else "-"
+        rows.append(
+            [
+                r.config.label(),
+                ms(r.median_ms),
+                f"{ms(r.min_ms)}-{ms(r.max_ms)}",
+                ms(st.iqr),
+                vs1,
+                _x(st.speedup_honest),
+                _ratio(st.efficiency),
+                _on_cpu(r.on_cpu_ratio),
+                _ratio(st.imbalance),
+                "ok" if r.ok else "WRONG",
+            ]
+        )
+    lines = [
+        table(
+            [
+                "configuration",
+                "median ms",
+                "min-max ms",
+                "IQR ms",
+                "vs 1 worker",
+                "vs baseline",
+                "efficiency",
+                "on-CPU",
+                "imbalance",
+                "ok",
+            ],
+            rows,
+            align="lrrrlrrlrl",
+        )
+    ]
+    lines.append("")
+    n = f"{repeats} repeats each; " if repeats else ""
+    lines.append(
+        f"{n}'faster'/'slower' only where the min-max spreads do not overlap; "
+        "efficiency = speedup vs baseline / workers; on-CPU = CPU time / busy time "
+        "per worker; imbalance = max / mean busy time"
+    )
+    if analysis.baselines:
+        lines.append(
+            "baselines (best single-worker median for the layer, kernel and batch, "
+            "any strategy and executor):"
+        )
+        for k, b in sorted(analysis.baselines.items()):
+            lines.append(f"  {k}: {ms(b.median_ms)} ms ({b.label()})")
+    if analysis.series:
+        lines.append(
+            "scaling over workers (Amdahl fit T(p) = T1 (s + (1-s)/p); Karp-Flatt e "
+            "per worker count, rising e = overhead that grows with workers):"
+        )
+        for s in analysis.series:
+            layer, strategy, kernel, executor, batch = s.key
+            name = f"{strategy}/{kernel}/{executor}"
+            f = s.fit
+            if f is None:
+                fit = "no fit"
+            else:
+                if f.raw_serial_fraction < 0:
+                    fit = (
+                        f"s = {f.raw_serial_fraction:.2f} < 0: "
+                        "faster than linear (or noise), no ceiling"
+                    )
+                elif f.raw_serial_fraction > 1:
+                    fit = f"s = {f.raw_serial_fraction:.2f} > 1: slower with more workers"
+                else:
+                    ceiling = "unbounded" if f.ceiling == float("inf") else f"{f.ceiling:.1f}x"
+                    fit = f"s = {f.serial_fraction:.2f}, ceiling {ceiling}"
+                fit += (
+                    " (2 points: an exact fit, not a test of the model)"
+                    if f.points == 2
+                    else f" (rms error {ms(f.rms_error_ms)} ms)"
+                )
+            kf = "  ".join(f"e(w={p}) = {e:.2f}" for p, e in s.karp_flatt.items() if e == e)
+            lines.append(f"  {name}: {fit}" + (f"; {kf}" if kf else ""))
+    return "\n".join(lines)
+
+
+def machine_differences(a, b) -> list[tuple[str, str, str]]:
+    """What differs between two MachineInfo records, as (what, A, B)."""
+    out = []
+    for k in MACHINE_KEYS:
+        if getattr(a, k) != getattr(b, k):
+            out.append((k, str(getattr(a, k)), str(getattr(b, k))))
+
+    def blas(m) -> list[tuple]:
+        return [
+            (x.get("internal_api"), x.get("version"), x.get("num_threads")) for x in m.blas or []
+        ]
+
+    if blas(a) != blas(b):
+        out.append(("blas", str(blas(a)), str(blas(b))))
+    return out
+
+
+def analysis_data(analysis) -> dict:
+    """A sweep's or a snapshot's table as plain data: one entry per run, then the baselines
+    and the scaling series."""
+    from dataclasses import asdict
+
+    runs = []
+    for row in analysis.rows:
+        r = row.result
+        runs.append(
+            {
+                "label": r.config.label(),
+                "config": r.config.to_dict(),
+                "ok": r.ok,
+                "max_abs_error": r.max_abs_error,
+                "on_cpu_ratio": r.on_cpu_ratio,
+                **asdict(row.stats),
+                "baseline": row.baseline.to_dict() if row.baseline else None,
+            }
+        )
+    series = [
+        {
+            "key": list(s.key),
+            "median_ms_by_workers": {str(w): t for w, t in s.times.items()},
+            "amdahl": asdict(s.fit) if s.fit else None,
+            "karp_flatt": {str(w): e for w, e in s.karp_flatt.items()},
+        }
+        for s in analysis.series
+    ]
+    return {
+        "runs": runs,
+        "baselines": {k: b.to_dict() for k, b in analysis.baselines.items()},
+        "series": series,
+    }
+
+
+def compare_data(a, b) -> dict:
+    """What compare_report shows, as plain data: every run of a configuration pooled."""
+    from partui.profiles.records.stats import verdict
+    from partui.profiles.store.analysis import pooled_by_config
+
+    ra = pooled_by_config(a.results())  # every run of a configuration, not the last one
+    rb = pooled_by_config(b.results())
+    both = [k for k in ra if k in rb]
+
+    def side(r) -> dict:
+        return {
+            "median_ms": r.median_ms,
+            "min_ms": r.min_ms,
+            "max_ms": r.max_ms,
+            "n": len(r.times_ms),
+        }
+
+    rows = []
+    for k in both:
+        x, y = ra[k], rb[k]
+        rows.append(
+            {
+                "label": x.config.label(),
+                "config": x.config.to_dict(),
+                "a": side(x),
+                "b": side(y),
+                "ratio_b_over_a": y.median_ms / x.median_ms if x.median_ms > 0 else float("nan"),
+                "verdict": verdict((x.min_ms, x.max_ms), (y.min_ms, y.max_ms)),
+            }
+        )
+    return {
+        "machine_differences": [list(d) for d in machine_differences(a.machine, b.machine)],
+        "configurations": rows,
+        "only_in_a": len(ra) - len(both),
+        "only_in_b": len(rb) - len(both),
+    }
+
+
+def compare_report(a, b) -> str:
+    """Two snapshots side by side: machine differences first, then every shared configuration."""
+    data = compare_data(a, b)
+    out = []
+    if data["machine_differences"]:
+        out.append("the machines differ (ratios compare machines as well as configurations):")
+        out.append(table(["", "A", "B"], data["machine_differences"], align="lll"))
+    else:
+        out.append(
+            f"same machine: {a.machine.cpu_model or '?'}, "
+            f"{a.machine.logical_cores or '?'} logical cores"
+        )
+    out.append("")
+
+    def span(t: dict) -> str:
+        return f"{ms(t['median_ms'])} ({ms(t['min_ms'])}-{ms(t['max_ms'])}) n={t['n']}"
+
+    rows = [
+        [
+            c["label"],
+            span(c["a"]),
+            span(c["b"]),
+            _ratio(c["ratio_b_over_a"]),
+            {"faster": "B faster", "slower": "B slower"}.get(c["verdict"], c["verdict"]),
+        ]
+        for c in data["configurations"]
+    ]
+    if rows:
+        out.append(
+            table(
+                [
+                    "configuration",
+                    "A median ms (min-max)",
+                    "B median ms (min-max)",
+                    "B/A",
+                    "verdict",
+                ],
+                rows,
+                align="lrrrl",
+            )
+        )
+        out.append("")
+        out.append(
+            "every run of a configuration pooled (n = its repeats); "
+            "verdict only where the min-max spreads do not overlap"
+        )
+    else:
+        out.append("no configuration is in both snapshots")
+    only_a, only_b = data["only_in_a"], data["only_in_b"]
+    if only_a or only_b:
+        out.append(f"only in A: {only_a} configuration(s); only in B: {only_b}")
+    return "\n".join(out)
