@@ -126,13 +126,13 @@ def train_rows(
 
 def train_apply(token: str, kernel: str, grad: np.ndarray, lr: float, momentum: float) -> int:
     """The SGD step (with momentum when set) on this worker's weights; its duration in ns."""
-    from partui.kernels.grad.jobs import _sgd
+    from partui.kernels.grad.jobs import sgd_step
 
     held = _held(token)
     t0 = time.perf_counter_ns()
     p = held["params"]
     mode = 2 if momentum else 1
-    _sgd(kernel, p, grad, held["velocity"], None, 0, p.size, lr, momentum, mode)
+    sgd_step(kernel, p, grad, held["velocity"], None, 0, p.size, lr, momentum, mode)
     return time.perf_counter_ns() - t0
 
 

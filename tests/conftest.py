@@ -12,7 +12,8 @@ def _private_data_dirs(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def saved_snapshot(tmp_path_factory):
     """A real snapshot file (two small runs with spans, CPU samples and a baseline); read only."""
-    from partui.profiles.run.engine import Engine, RunConfig
+    from partui.profiles.records.config import RunConfig
+    from partui.profiles.run.engine import Engine
     from partui.profiles.store.analysis import analyze
     from partui.profiles.store.snapshot import Snapshot, save
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import (
     CpuSample,
     RepeatDone,
@@ -19,7 +20,7 @@ from partui.profiles.records.events import (
     Span,
     SpanDone,
 )
-from partui.profiles.run.engine import RunConfig, RunResult
+from partui.profiles.records.results import RunResult
 from partui.profiles.service.engine import EngineThread
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.app import PartuiApp

@@ -5,6 +5,7 @@ import math
 from rich.console import Console
 from test_stats import fake
 
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import (
     CpuSample,
     RepeatDone,
@@ -13,7 +14,6 @@ from partui.profiles.records.events import (
     Span,
     SpanDone,
 )
-from partui.profiles.run.engine import RunConfig
 from partui.profiles.store.analysis import pool, pooled_by_config
 from partui.tui.dashboard.charts.profile import (
     cpu_segments,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from screen_fixtures import fixed_app
 
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import (
     CpuSample,
     RepeatDone,
@@ -18,7 +19,6 @@ from partui.profiles.records.events import (
     SpanDone,
 )
 from partui.profiles.records.stats import summarize
-from partui.profiles.run.engine import RunConfig
 
 MS = 1_000_000
 T0 = 1_000 * 1_000_000_000  # the engine's clock at the first sample

@@ -315,7 +315,8 @@ def test_a_wrong_result_fails_visibly_with_exit_1(monkeypatch, capsys, as_json):
 def test_a_region_no_task_writes_fails(monkeypatch):
     """The output is filled with NaN before each repeat: a kernel that writes nothing cannot
     pass."""
-    from partui.profiles.run.engine import Engine, RunConfig
+    from partui.profiles.records.config import RunConfig
+    from partui.profiles.run.engine import Engine
 
     monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _LazyGelu())
     with Engine() as engine:

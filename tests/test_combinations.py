@@ -22,8 +22,9 @@ from partui.kernels.plan.strategies import (
     not_applicable_reason,
     valid_combinations,
 )
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import EventLog, RepeatDone, RunFinished, RunStarted, SpanDone
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.run.engine import Engine
 
 BATCH = 3
 MAIN_TID = threading.get_native_id()

@@ -23,7 +23,7 @@ def test_kernels_compile_into_the_user_cache_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path)
     code = (
-        "from partui.kernels import jitcache, warmup\n"
+        "from partui.kernels import warmup\nfrom partui.kernels.runtime import jitcache\n"
         "assert jitcache.missing(['pool1']) == ['pool1']\n"
         "warmup.compile_kernels(['pool1'])\n"
         "print(jitcache.missing(['pool1', 'gelu1']))\n"

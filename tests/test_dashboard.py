@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from partui.profiles.run.engine import RunConfig
+from partui.profiles.records.config import RunConfig
 from partui.profiles.service.engine import EngineThread
 from partui.tui.dashboard.app import PartuiApp
 from partui.tui.dashboard.widgets.panes import RunsTable, SettingsPane

@@ -11,8 +11,8 @@ import asyncio
 import pytest
 from test_dashboard import SIZE, make_app, settings_text, until
 
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import CpuSample
-from partui.profiles.run.engine import RunConfig
 from partui.profiles.service.engine import EngineThread
 from partui.tui.dashboard.app import PartuiApp
 from partui.tui.dashboard.charts.profile import CpuChart

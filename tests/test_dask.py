@@ -26,8 +26,9 @@ from partui.kernels.model import reference
 from partui.kernels.model.layers import LAYERS, make_input, make_params
 from partui.kernels.plan.pass_axes import TRANSFER
 from partui.kernels.plan.strategies import NotApplicable, plan
-from partui.profiles.records.config import ConfigError, RunConfig
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import RepeatDone
+from partui.profiles.records.limits import ConfigError
 from partui.profiles.run.engine import Engine
 
 MAX_UNREACHABLE_S = 10.0
@@ -374,9 +375,10 @@ def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
     """A Dask worker killed during `partui train`: the step's tasks were pinned to it (its
     weights died with it), so the run stops within seconds, says which worker in one line
     and keeps the weights of the last epoch; the next run finds the restarted worker."""
+    from partui.profiles.records.events import StepDone
     from partui.profiles.records.train_config import TrainConfig
     from partui.profiles.train.datasets import builtin_letters
-    from partui.profiles.train.trainer import StepDone, Trainer
+    from partui.profiles.train.trainer import Trainer
 
     ex = engine.executor("dask", 2)
     ex.start()
@@ -449,7 +451,7 @@ def test_data_parallel_training_step_by_tree_reduction(engine):
     from partui.kernels.grad import reference as grad_reference
     from partui.kernels.grad import training
     from partui.kernels.plan.pass_axes import BACKWARD, COMBINE, FORWARD, UPDATE
-    from partui.profiles.run.passes import make_labels
+    from partui.profiles.run.inputs import make_labels
 
     cfg = RunConfig(
         "network", "batch", "vectorized", "dask", 2, 8, repeats=2, warmup=1, pass_kind="train"

@@ -103,7 +103,8 @@ def test_newcomer_session(tmp_path):
 
 
 def test_open_a_snapshot_file_directly(tmp_path):
-    from partui.profiles.run.engine import Engine, RunConfig
+    from partui.profiles.records.config import RunConfig
+    from partui.profiles.run.engine import Engine
     from partui.profiles.store.snapshot import Snapshot, save
 
     with Engine() as engine:

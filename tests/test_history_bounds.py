@@ -3,8 +3,9 @@ tests/benchmarks/soak_live.py, found the dashboard holding every kept run's span
 
 from dataclasses import replace
 
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import RunFinished
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.run.engine import Engine
 from partui.tui.dashboard.model import RUN_DETAIL, Model
 
 

@@ -220,7 +220,7 @@ def test_a_broken_book_is_noted_and_rebuilt(tmp_path, monkeypatch, capsys, mutat
 
 
 async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch):
-    from partui.profiles.run.engine import RunConfig
+    from partui.profiles.records.config import RunConfig
     from partui.profiles.service.engine import EngineThread
     from partui.tui.dashboard.app import PartuiApp
 
@@ -255,7 +255,7 @@ async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch)
 async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
     """Finding 2: every crafted file, opened (as `partui FILE` and the browser's enter do),
     exported with x and listed by o, is a notification; the dashboard stays up."""
-    from partui.profiles.run.engine import RunConfig
+    from partui.profiles.records.config import RunConfig
     from partui.profiles.service.engine import EngineThread
     from partui.tui.dashboard.app import PartuiApp
     from partui.tui.dashboard.screens.modals import SnapshotBrowser

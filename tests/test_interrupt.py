@@ -142,7 +142,7 @@ def test_ctrl_c_inside_a_string_exec_still_exits_130_under_python_m(tmp_path):
     `python -m`, ended the process by SIGINT (-2) after "partui: interrupted"."""
     (tmp_path / "ctrl_c_in_exec.py").write_text(
         "import sys\n"
-        "from partui.tui import cli\n"
+        "from partui.tui.cli import main as cli\n"
         "try:\n"
         "    exec('raise KeyboardInterrupt', {})\n"
         "except KeyboardInterrupt as exc:\n"

@@ -13,7 +13,8 @@ from partui.kernels.model.layers import (
     make_params,
 )
 from partui.kernels.plan.strategies import NotApplicable
-from partui.profiles.run.engine import ConfigError, RunConfig
+from partui.profiles.records.config import RunConfig
+from partui.profiles.records.limits import ConfigError
 
 # The DESIGN table, copied by hand: layer -> (input per sample, output per sample).
 DESIGN = {

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from partui.profiles.run.engine import RunConfig
+from partui.profiles.records.config import RunConfig
 from partui.profiles.service.engine import EngineThread
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.app import PartuiApp

@@ -68,7 +68,9 @@ def test_ulimit_v_is_checked_before_a_large_run():
     script = SCRIPT.replace(
         "sys.exit(main(sys.argv[1:]))",
         textwrap.dedent("""
-        from partui.profiles.run.engine import ConfigError, Engine, RunConfig
+        from partui.profiles.records.limits import ConfigError
+        from partui.profiles.records.config import RunConfig
+        from partui.profiles.run.engine import Engine
         try:
             Engine().run(RunConfig("conv1", "batch", "vectorized", "inline", 1, 1024, 1, 0))
         except ConfigError as exc:

@@ -10,7 +10,9 @@ import time
 import psutil
 import pytest
 
-from partui.profiles.run.engine import Engine, RunCancelledError, RunConfig
+from partui.profiles.records.config import RunConfig
+from partui.profiles.records.limits import RunCancelledError
+from partui.profiles.run.engine import Engine
 
 HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
@@ -126,7 +128,8 @@ def test_helpers_exit_with_the_interpreter():
     nothing is reported leaked (shared memory, semaphores) on the way out."""
     script = textwrap.dedent("""
         import psutil, threading
-        from partui.profiles.run.engine import Engine, RunConfig
+        from partui.profiles.run.engine import Engine
+        from partui.profiles.records.config import RunConfig
         if __name__ == "__main__":
             with Engine() as engine:
                 for ex in ("processes", "threads"):

@@ -19,11 +19,12 @@ from partui.profiles.bench.overhead import (
     time_split,
     wake_us,
 )
-from partui.profiles.executors.local import make_executor
+from partui.profiles.executors.registry import make_executor
 from partui.profiles.executors.threads import ParkedThreadExecutor, _shares, cpu_placement
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import Span
 from partui.profiles.records.results import RunResult
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.run.engine import Engine
 from partui.profiles.run.sampler import CpuSampler
 
 

@@ -12,7 +12,8 @@ from partui.kernels.grad import reference as grad_reference
 from partui.kernels.grad import training
 from partui.kernels.model.layers import LAYERS
 from partui.kernels.plan.strategies import NotApplicable
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.records.config import RunConfig
+from partui.profiles.run.engine import Engine
 from partui.tui.cli import main as cli
 
 
@@ -282,7 +283,7 @@ def test_save_arrays_of_a_training_step(tmp_path, capsys):
 
 def _step_arrays(p, batch, seed=0):
     from partui.kernels.model.layers import make_input, make_params
-    from partui.profiles.run.passes import make_labels
+    from partui.profiles.run.inputs import make_labels
 
     net = LAYERS["network"]
     params = make_params(net, seed)

@@ -22,7 +22,7 @@ import psutil
 import pytest
 from process_census import shm_mapped
 
-from partui.profiles.run.engine import RunConfig
+from partui.profiles.records.config import RunConfig
 from partui.profiles.system.machine import MachineInfo
 
 LONG_RUN = [

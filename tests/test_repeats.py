@@ -8,9 +8,10 @@ import threading
 import pytest
 
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.local import WorkerLost
-from partui.profiles.records.config import RunCancelledError, RunConfig
+from partui.profiles.executors.base import WorkerLost
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import RepeatDone, RunCancelled, RunFailed, RunFinished, Span
+from partui.profiles.records.limits import RunCancelledError
 from partui.profiles.records.results import RunResult
 from partui.profiles.run.repeats import report, stopped_runs_reported, timed_repeats
 

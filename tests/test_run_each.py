@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.local import make_executor
+from partui.profiles.executors.registry import make_executor
 
 EXECUTORS = ["inline", "blas", "threads", "threads-dynamic", "processes"]
 

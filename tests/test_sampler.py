@@ -4,7 +4,8 @@ import math
 import threading
 import time
 
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.records.config import RunConfig
+from partui.profiles.run.engine import Engine
 from partui.profiles.run.sampler import CpuSampler, on_cpu_ratios
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from screen_fixtures import FOLDER, MACHINE, add_fixed_runs, fixed_app  # noqa: F401 (shared)
 
-from partui.profiles.run.engine import RunConfig
+from partui.profiles.records.config import RunConfig
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
 

@@ -7,7 +7,9 @@ from dataclasses import replace
 import pytest
 
 from partui.profiles.records.bench_result import BenchResult, BenchRow
-from partui.profiles.run.engine import Engine, RunConfig, RunResult
+from partui.profiles.records.config import RunConfig
+from partui.profiles.records.results import RunResult
+from partui.profiles.run.engine import Engine
 from partui.profiles.store import snapshot as snap
 from partui.profiles.store.baselines import Baseline
 from partui.profiles.store.snapshot import Snapshot, SnapshotError, load, save

@@ -5,6 +5,8 @@ from dataclasses import replace
 
 import pytest
 
+from partui.profiles.records.config import RunConfig
+from partui.profiles.records.results import RunResult
 from partui.profiles.records.stats import (
     amdahl_fit,
     busy_shares,
@@ -14,7 +16,6 @@ from partui.profiles.records.stats import (
     summarize,
     verdict,
 )
-from partui.profiles.run.engine import RunConfig, RunResult
 from partui.profiles.store.analysis import analyze
 from partui.profiles.store.baselines import Baseline, BaselineBook
 from partui.profiles.system.machine import MachineInfo

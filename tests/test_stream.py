@@ -6,6 +6,7 @@ import time
 import psutil
 import pytest
 
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import (
     CpuSample,
     RepeatDone,
@@ -15,7 +16,6 @@ from partui.profiles.records.events import (
     RunStarted,
     SpanDone,
 )
-from partui.profiles.run.engine import RunConfig
 from partui.profiles.service.engine import EngineProcess, EngineThread
 
 TERMINAL = (RunFinished, RunFailed, RunCancelled)

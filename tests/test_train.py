@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from partui.kernels.grad import jobs as passes
+from partui.profiles.records.events import StepDone
+from partui.profiles.records.train_config import TrainConfig
 from partui.profiles.store import snapshot
 from partui.profiles.train import datasets
-from partui.profiles.train.trainer import EpochReport, StepDone, TrainConfig, Trainer
+from partui.profiles.train.trainer import EpochReport, Trainer
 from partui.tui.cli import main as cli
 
 

@@ -9,10 +9,11 @@ from test_screens_svg import FOLDER, MACHINE
 
 from partui.kernels.grad.jobs import BACKWARD, FORWARD, UPDATE
 from partui.profiles.records.events import Span
+from partui.profiles.records.train_config import TrainConfig
 from partui.profiles.service.engine import EngineThread
 from partui.profiles.service.training import TrainThread
 from partui.profiles.store import snapshot
-from partui.profiles.train.trainer import EpochReport, TrainConfig
+from partui.profiles.train.trainer import EpochReport
 from partui.tui.dashboard.app import PartuiApp
 from partui.tui.dashboard.tabs.train import TrainRun, TrainTab
 

@@ -12,10 +12,10 @@ import numpy as np
 
 from partui.kernels.runtime.scratch import Cancelled, Scratch
 
-_C = math.sqrt(2.0 / math.pi)
+GELU_C = math.sqrt(2.0 / math.pi)
 
 
-def _check(cancel) -> None:
+def check_cancel(cancel) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled()
 
@@ -25,7 +25,7 @@ def conv(x, w, b, out, scratch: Scratch, cancel=None) -> None:
     n, oc, oh, ow = out.shape
     for s in range(n):
         for o in range(oc):
-            _check(cancel)
+            check_cancel(cancel)
             filt = w[o]
             bias = float(b[o]) if b is not None else 0.0
             for i in range(oh):
@@ -37,7 +37,7 @@ def pool(x, out, scratch: Scratch, cancel=None) -> None:
     n, c, oh, ow = out.shape
     for s in range(n):
         for ch in range(c):
-            _check(cancel)
+            check_cancel(cancel)
             for i in range(oh):
                 for j in range(ow):
                     out[s, ch, i, j] = max(
@@ -48,35 +48,35 @@ def pool(x, out, scratch: Scratch, cancel=None) -> None:
                     )
 
 
-def _gelu_scalar(v: float) -> float:
-    return 0.5 * v * (1.0 + math.tanh(_C * (v + 0.044715 * v * v * v)))
+def gelu_scalar(v: float) -> float:
+    return 0.5 * v * (1.0 + math.tanh(GELU_C * (v + 0.044715 * v * v * v)))
 
 
 def gelu(x, out, scratch: Scratch, cancel=None) -> None:
     """One element at a time; `out` may be `x`."""
     for lead in np.ndindex(out.shape[:-1]):
-        _check(cancel)
+        check_cancel(cancel)
         src, dst = x[lead], out[lead]
         for j in range(dst.shape[0]):
-            dst[j] = _gelu_scalar(float(src[j]))
+            dst[j] = gelu_scalar(float(src[j]))
 
 
 def linear(x, w, b, apply_gelu: bool, out, scratch: Scratch, cancel=None) -> None:
     """One output neuron at a time: a dot product of the input and a weight row."""
     n, nout = out.shape
     for s in range(n):
-        _check(cancel)
+        check_cancel(cancel)
         for o in range(nout):
             v = float(np.dot(x[s], w[o]))
             if b is not None:
                 v += float(b[o])
-            out[s, o] = _gelu_scalar(v) if apply_gelu else v
+            out[s, o] = gelu_scalar(v) if apply_gelu else v
 
 
 def logsoftmax(x, out, scratch: Scratch, cancel=None) -> None:
     n, f = out.shape
     for s in range(n):
-        _check(cancel)
+        check_cancel(cancel)
         row = [float(v) for v in x[s]]
         m = max(row)
         lse = m + math.log(sum(math.exp(v - m) for v in row))

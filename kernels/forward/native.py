@@ -23,9 +23,9 @@ from partui.kernels.runtime import jitcache
 # (to inspect the generated code).
 _CACHE = jitcache.cache_enabled()
 # error_model="numpy": a float division needs no zero check, so loops vectorize.
-_JIT: dict[str, Any] = dict(nogil=True, cache=_CACHE, error_model="numpy")
+JIT: dict[str, Any] = dict(nogil=True, cache=_CACHE, error_model="numpy")
 # Reassociation and FMA contraction only: no finite-math assumption, a NaN still shows.
-_FAST: dict[str, Any] = dict(_JIT, fastmath={"contract", "reassoc", "arcp"})
+FAST: dict[str, Any] = dict(JIT, fastmath={"contract", "reassoc", "arcp"})
 
 _K0 = np.float32(0.7978845608028654)  # sqrt(2/pi)
 _K1 = np.float32(0.044715 * 0.7978845608028654)
@@ -55,8 +55,8 @@ _B0, _B2, _B4, _B6 = (
 )
 
 
-@njit(inline="always", **_FAST)
-def _tanh(u):
+@njit(inline="always", **FAST)
+def tanh_scalar(u):
     u = min(max(u, -_CLAMP), _CLAMP)
     u2 = u * u
     p = u2 * _A13 + _A11
@@ -71,18 +71,18 @@ def _tanh(u):
     return u * p / q
 
 
-@njit(inline="always", **_FAST)
-def _gelu(v):
-    return _HALF * v * (_ONE + _tanh(v * (_K0 + _K1 * v * v)))
+@njit(inline="always", **FAST)
+def gelu_scalar(v):
+    return _HALF * v * (_ONE + tanh_scalar(v * (_K0 + _K1 * v * v)))
 
 
-@njit(inline="always", **_JIT)
-def _max(a, b):
+@njit(inline="always", **JIT)
+def max_scalar(a, b):
     """max that keeps a NaN from either side, as np.maximum does (Python's max would drop one)."""
     return a if (a >= b or a != a) else b
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def act_spans(x, xs0, xs1, out, os0, os1, a, b, length, bias, apply_gelu):
     """out = [GELU](x [+ bias]) over a x b contiguous spans of `length` floats.
 
@@ -97,7 +97,7 @@ def act_spans(x, xs0, xs1, out, os0, os1, a, b, length, bias, apply_gelu):
             _act_run(x[xo : xo + length], out[oo : oo + length], bias, apply_gelu)
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def act_spans_inplace(x, s0, s1, a, b, length, bias, apply_gelu):
     """act_spans with out = x. One array, so the compiler needs no overlap check:
     with two, identical pointers fail it and the loop runs scalar."""
@@ -109,33 +109,33 @@ def act_spans_inplace(x, s0, s1, a, b, length, bias, apply_gelu):
 
 # Indices below come straight from range() over slices: numba then knows they
 # are not negative and emits no wrap-around select, which would block vectorizing.
-@njit(inline="always", **_FAST)
+@njit(inline="always", **FAST)
 def _act_run(src, dst, bias, apply_gelu):
     if bias is None:
         for k in range(src.shape[0]):
-            dst[k] = _gelu(src[k])
+            dst[k] = gelu_scalar(src[k])
     elif apply_gelu:
         for k in range(src.shape[0]):
-            dst[k] = _gelu(src[k] + bias[k])
+            dst[k] = gelu_scalar(src[k] + bias[k])
     else:
         for k in range(src.shape[0]):
             dst[k] = src[k] + bias[k]
 
 
-@njit(inline="always", **_FAST)
+@njit(inline="always", **FAST)
 def _act_run_inplace(x, bias, apply_gelu):
     if bias is None:
         for k in range(x.shape[0]):
-            x[k] = _gelu(x[k])
+            x[k] = gelu_scalar(x[k])
     elif apply_gelu:
         for k in range(x.shape[0]):
-            x[k] = _gelu(x[k] + bias[k])
+            x[k] = gelu_scalar(x[k] + bias[k])
     else:
         for k in range(x.shape[0]):
             x[k] = x[k] + bias[k]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def pool_nchw(x, out):
     """2x2 max-pool (floor) of x (n, c, h, w) into out (n, c, oh, ow), any strides.
 
@@ -151,12 +151,12 @@ def pool_nchw(x, out):
                 r1 = x[s, ch, 2 * i + 1]
                 o = out[s, ch, i]
                 for j in range(2 * ow):
-                    pair[j] = _max(r0[j], r1[j])
+                    pair[j] = max_scalar(r0[j], r1[j])
                 for j in range(ow):
-                    o[j] = _max(pair[2 * j], pair[2 * j + 1])
+                    o[j] = max_scalar(pair[2 * j], pair[2 * j + 1])
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def pool_nhwc(y, out, apply_gelu):
     """2x2 max-pool (floor) of NHWC y (n, h, w, c) into NHWC out (n, h//2, w//2, c); then GELU if
     asked."""
@@ -170,13 +170,13 @@ def pool_nhwc(y, out, apply_gelu):
                 e = y[s, 2 * i + 1, 2 * j + 1]
                 o = out[s, i, j]
                 for k in range(c):
-                    o[k] = _max(_max(a[k], b[k]), _max(d[k], e[k]))
+                    o[k] = max_scalar(max_scalar(a[k], b[k]), max_scalar(d[k], e[k]))
                 if apply_gelu:  # a second sweep: GELU vectorizes along the channels
                     for k in range(c):
-                        o[k] = _gelu(o[k])
+                        o[k] = gelu_scalar(o[k])
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _rows_of_image(img, rows):
     """Patch rows of one NHWC image img (h, w, c) into rows (oh*ow, 9c+1), ones in the last
     column."""
@@ -195,7 +195,7 @@ def _rows_of_image(img, rows):
             r[9 * c] = _ONE
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def im2row_nhwc(y, rows):
     """Patch rows of NHWC y (m, h, w, c) into rows (m*oh*ow, 9c+1)."""
     m, h, w, c = y.shape
@@ -204,7 +204,7 @@ def im2row_nhwc(y, rows):
         _rows_of_image(y[s], rows[s * p : (s + 1) * p])
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def im2row_nchw(x, img, rows):
     """Patch rows of NCHW x (m, c, h, w; any strides) into rows (m*oh*ow, 9c+1).
 
@@ -301,7 +301,7 @@ def _sgemm_works(fn) -> bool:
     return bool(np.allclose(c, a.astype(np.float64) @ b.T.astype(np.float64), atol=1e-4))
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _gemm(sgemm, a, b, c, trans_b):
     """c = a @ b (or a @ b.T), row-major, every matrix with a unit inner stride."""
     m, k = a.shape
@@ -324,13 +324,13 @@ def _gemm(sgemm, a, b, c, trans_b):
     )
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def gemm_nt(sgemm, a, b, c):
     """c = a @ b.T through `sgemm` (the loader's self-test)."""
     _gemm(sgemm, a, b, c, True)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _rows_to_planes(res, out):
     """GEMM rows res (m*p, oc), one per output pixel, into out (m, oc, p): 8x8 blocks."""
     m, oc, p = out.shape
@@ -352,7 +352,7 @@ def _rows_to_planes(res, out):
                 out[s, k, r2] = res[base + r2, k]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def refresh_packing(weights, rows_layout):
     """Pack the weights for the GEMM unless they still equal the copy kept at the last packing.
 
@@ -393,7 +393,7 @@ def refresh_packing(weights, rows_layout):
     state[0] = 1
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def conv_rows_nchw(sgemm, x, weights, out, rows, res, img, m):
     """3x3 convolution of NCHW x (n, c, h, w) into out (n, oc, oh*ow), chunks of m samples:
     patch rows, one GEMM with the packed weights (bias in its last row), rows back to planes."""
@@ -410,7 +410,7 @@ def conv_rows_nchw(sgemm, x, weights, out, rows, res, img, m):
         _rows_to_planes(q, out[s0:s1])
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def conv_cols_nchw(sgemm, x, weights, out, cols):
     """3x3 convolution with one GEMM per sample, wc (oc, 9c+1) @ patch columns (9c+1, oh*ow),
     written straight into out (n, oc, oh*ow): for thin inputs (K = 9c small, output wide)."""
@@ -440,7 +440,7 @@ def conv_cols_nchw(sgemm, x, weights, out, cols):
         _gemm(sgemm, wc, cols, out[s], False)
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def conv_pool_nhwc(sgemm, y, weights, rows, res, out, m, apply_gelu):
     """NHWC y (n, h, w, c) -> NHWC out (n, (h-2)//2, (w-2)//2, oc): 3x3 convolution (bias in
     wr), 2x2 max-pool, then GELU if asked; m samples at a time, so the unpooled output of a
@@ -460,7 +460,7 @@ def conv_pool_nhwc(sgemm, y, weights, rows, res, out, m, apply_gelu):
         pool_nhwc(q.reshape(s1 - s0, oh, ow, oc), out[s0:s1], apply_gelu)
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def linear_act(sgemm, x, w, bias, apply_gelu, out):
     """out = [GELU](x @ w.T [+ bias]) for x (n, in), w (out, in), out (n, out): unit inner
     strides."""
@@ -473,17 +473,17 @@ def linear_act(sgemm, x, w, bias, apply_gelu, out):
             v = row[k]
             if bias is not None:
                 v += bias[k]
-            row[k] = _gelu(v) if apply_gelu else v
+            row[k] = gelu_scalar(v) if apply_gelu else v
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def logsoftmax_rows(x, out):
     """out = x - max - log(sum(exp(x - max))) row by row (out may be x)."""
     for i in range(x.shape[0]):
         row, o = x[i], out[i]
         top = row[0]
         for k in range(row.shape[0]):
-            top = _max(top, row[k])
+            top = max_scalar(top, row[k])
         total = 0.0
         for k in range(row.shape[0]):
             total += np.exp(np.float64(row[k] - top))
@@ -492,7 +492,7 @@ def logsoftmax_rows(x, out):
             o[k] = row[k] - shift
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def network_nhwc(sgemm, y, blocks, features, head, out):
     """The forward pass of a group of samples in one call, without the GIL.
 

@@ -96,7 +96,7 @@ def _native():
     return native
 
 
-def _check(cancel) -> None:
+def check_cancel(cancel) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled()
 
@@ -108,14 +108,14 @@ def _calls(fn, arg_lists: list[tuple]) -> Call:
         (args,) = arg_lists
 
         def one(cancel=None) -> None:
-            _check(cancel)
+            check_cancel(cancel)
             fn(*args)
 
         return one
 
     def each(cancel=None) -> None:
         for args in arg_lists:
-            _check(cancel)
+            check_cancel(cancel)
             fn(*args)
 
     return each
@@ -129,7 +129,7 @@ def chunk_bytes() -> int:
     return share // CHUNK_L2_PARTS if share else CHUNK_FALLBACK
 
 
-def _chunk(n: int, bytes_per_sample: int, weight_bytes: int = 0) -> int:
+def chunk_size(n: int, bytes_per_sample: int, weight_bytes: int = 0) -> int:
     """Samples per chunk: at most max(chunk_bytes(), CHUNK_WEIGHT_TIMES x `weight_bytes`) of
     buffer, and chunks of even size (no small last one)."""
     budget = max(chunk_bytes(), CHUNK_WEIGHT_TIMES * weight_bytes)
@@ -256,7 +256,7 @@ def bind_conv(x, w, b, out, scratch: Scratch) -> Call:
             nat.conv_cols_nchw,
             [(sgemm, x[g0:g1], weights, planes[g0:g1], cols) for g0, g1 in groups],
         )
-    m = _chunk(max(g1 - g0 for g0, g1 in groups), p * k1 * 4, k1 * oc * 4)
+    m = chunk_size(max(g1 - g0 for g0, g1 in groups), p * k1 * 4, k1 * oc * 4)
     rows = scratch.get("conv.rows", (m * p, k1))
     res = scratch.get("conv.res", (m * p, oc))
     img = scratch.get("conv.img", (h, wd, c))
@@ -280,11 +280,11 @@ def _conv_rows(x, wr, out, scratch: Scratch, cancel=None) -> None:
     n, c, h, wd = x.shape
     oh, ow = h - 2, wd - 2
     p, k1, oc = oh * ow, wr.shape[0], wr.shape[1]
-    m = _chunk(n, p * k1 * 4, k1 * oc * 4)
+    m = chunk_size(n, p * k1 * 4, k1 * oc * 4)
     rows = scratch.get("conv.rows", (m * p, k1))
     res = scratch.get("conv.res", (m * p, oc))
     for s0 in range(0, n, m):
-        _check(cancel)
+        check_cancel(cancel)
         s1 = min(n, s0 + m)
         r, q = rows[: (s1 - s0) * p], res[: (s1 - s0) * p]
         _patch_rows(x[s0:s1], False, r, scratch)
@@ -299,10 +299,10 @@ def _conv_per_sample(x, wc, out, scratch: Scratch, cancel=None) -> None:
     oh, ow = h - 2, wd - 2
     p, k = oh * ow, 9 * c
     oc = wc.shape[0]
-    m = _chunk(n, p * (k + 1) * 4)
+    m = chunk_size(n, p * (k + 1) * 4)
     cols = scratch.get("conv.cols", (m, k + 1, oh, ow))
     for s0 in range(0, n, m):
-        _check(cancel)
+        check_cancel(cancel)
         s1 = min(n, s0 + m)
         cm = cols[: s1 - s0]
         taps = cm[:, :k].reshape(s1 - s0, c, 3, 3, oh, ow)
@@ -531,7 +531,7 @@ def _network_calls(x, params, out, scratch: Scratch) -> Call | None:
         ci = cv.in_shape[0]
         oc, oh, ow = cv.out_shape
         p, k1 = oh * ow, 9 * ci + 1
-        m = _chunk(most, p * k1 * 4, k1 * oc * 4)
+        m = chunk_size(most, p * k1 * 4, k1 * oc * 4)
         rows = scratch.get(f"net.{cv.name}.rows", (m * p, k1))
         res = scratch.get(f"net.{cv.name}.res", (m * p, oc))
         pooled = scratch.get(f"net.{pl.name}.out", (most, pl.out_shape[1], pl.out_shape[2], oc))
@@ -562,13 +562,13 @@ def _network_numpy(x, params, out, scratch: Scratch, cancel=None) -> None:
     n = x.shape[0]
     features = scratch.get("net.features", (n, prod(TRUNK[-1].out_shape)))
     for s0 in range(0, n, NET_CHUNK):
-        _check(cancel)
+        check_cancel(cancel)
         s1 = min(n, s0 + NET_CHUNK)
         y, nhwc = _trunk_chunk(x[s0:s1], packed, scratch)
         if nhwc and y.shape[1] * y.shape[2] > 1:
             y = y.transpose(0, 3, 1, 2)  # flatten in NCHW order, as the head's weights expect
         features[s0:s1] = y.reshape(s1 - s0, -1)
-    _check(cancel)
+    check_cancel(cancel)
     _head(features, params, out, scratch)
 
 

@@ -277,7 +277,7 @@ def run_job(
     )
 
 
-def _sgd(kernel, p, g, v, new, lo, hi, lr, momentum, mode) -> None:
+def sgd_step(kernel, p, g, v, new, lo, hi, lr, momentum, mode) -> None:
     """One SGD step on [lo, hi) of the flat vectors: mode 0 new = p - lr g; 1 p -= lr g;
     2 v = momentum v + g, p -= lr v. The same arithmetic, numpy or native."""
     lr, momentum = np.float32(lr), np.float32(momentum)
@@ -306,7 +306,7 @@ def _update(job, kernel, arrays) -> None:
     or "params.new" (a profiled step, so every repeat starts from the same weights)."""
     lo, hi = job.span
     mode = (2 if job.momentum else 1) if job.in_place else 0
-    _sgd(
+    sgd_step(
         kernel,
         arrays["params"],
         arrays["grad"],
@@ -507,7 +507,7 @@ def _hogwild_job(job, kernel, arrays, scratch, cancel):
         # no lock: updates may interleave with other workers' reads and writes; each
         # worker keeps its own velocity: only the weights are shared
         v = _velocity(scratch, job.token, g.shape) if job.momentum else None
-        _sgd(kernel, flat, g, v, None, 0, flat.size, lr, job.momentum, 2 if job.momentum else 1)
+        sgd_step(kernel, flat, g, v, None, 0, flat.size, lr, job.momentum, 2 if job.momentum else 1)
         end = time.perf_counter_ns()
         arrays["losses"][step] = loss / size
         arrays["hits"][step] = correct

@@ -10,13 +10,13 @@ import math
 
 import numpy as np
 
-from partui.kernels.forward.loops import _C, _check, _gelu_scalar
+from partui.kernels.forward.loops import GELU_C, check_cancel, gelu_scalar
 from partui.kernels.runtime.scratch import Scratch
 
 
 def _gelu_grad_scalar(v: float) -> float:
-    t = math.tanh(_C * (v + 0.044715 * v * v * v))
-    return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * _C * (1.0 + 3 * 0.044715 * v * v)
+    t = math.tanh(GELU_C * (v + 0.044715 * v * v * v))
+    return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * GELU_C * (1.0 + 3 * 0.044715 * v * v)
 
 
 def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
@@ -28,7 +28,7 @@ def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
         gx[...] = 0.0
     for s in range(n):
         for o in range(oc):
-            _check(cancel)
+            check_cancel(cancel)
             filt = w[o]
             for i in range(oh):
                 for j in range(ow):
@@ -46,7 +46,7 @@ def pool_backward(x, gy, gx, scratch: Scratch, cancel=None) -> None:
     gx[...] = 0.0
     for s in range(n):
         for ch in range(c):
-            _check(cancel)
+            check_cancel(cancel)
             for i in range(oh):
                 for j in range(ow):
                     best, bi, bj = x[s, ch, 2 * i, 2 * j], 0, 0
@@ -60,7 +60,7 @@ def pool_backward(x, gy, gx, scratch: Scratch, cancel=None) -> None:
 def gelu_backward(x, gy, gx, scratch: Scratch, cancel=None) -> None:
     """One element at a time; `gx` may be `gy`."""
     for lead in np.ndindex(gx.shape[:-1]):
-        _check(cancel)
+        check_cancel(cancel)
         src, g, dst = x[lead], gy[lead], gx[lead]
         for j in range(dst.shape[0]):
             dst[j] = float(g[j]) * _gelu_grad_scalar(float(src[j]))
@@ -77,7 +77,7 @@ def linear_backward(
     if gx is not None:
         gx[...] = 0.0
     for s in range(n):
-        _check(cancel)
+        check_cancel(cancel)
         for o in range(nout):
             g = float(gy[s, o])
             if apply_gelu:
@@ -94,7 +94,7 @@ def linear_backward(
 def logsoftmax_backward(x, gy, gx, scratch: Scratch, cancel=None, y=None) -> None:
     n, f = gy.shape
     for s in range(n):
-        _check(cancel)
+        check_cancel(cancel)
         if y is None:
             row = [float(v) for v in x[s]]
             m = max(row)
@@ -126,5 +126,5 @@ __all__ = [
     "linear_backward",
     "logsoftmax_backward",
     "nll_backward",
-    "_gelu_scalar",
+    "gelu_scalar",
 ]

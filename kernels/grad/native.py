@@ -12,13 +12,13 @@ import numpy as np
 from numba import njit
 
 from partui.kernels.forward.native import (
-    _FAST,
-    _JIT,
-    _gelu,
-    _max,
-    _tanh,
+    FAST,
+    JIT,
+    gelu_scalar,
     im2row_nhwc,
+    max_scalar,
     refresh_packing,
+    tanh_scalar,
 )
 from partui.kernels.runtime import atomics
 
@@ -32,20 +32,20 @@ _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
 
 
-@njit(inline="always", **_FAST)
+@njit(inline="always", **FAST)
 def _gelu_grad(v):
-    t = _tanh(_K0 * (v + _K1 * v * v * v))
+    t = tanh_scalar(_K0 * (v + _K1 * v * v * v))
     return _HALF * (_ONE + t) + _HALF * v * (_ONE - t * t) * _K0 * (_ONE + _K3 * v * v)
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def gelu_backward_flat(x, gy, gx):
     """gx = gy * GELU'(x) on flat contiguous arrays (gx may be gy)."""
     for i in range(x.shape[0]):
         gx[i] = gy[i] * _gelu_grad(x[i])
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def gelu_grad_inplace(pre, g):
     """g *= GELU'(pre) for 2-D arrays (rows of a linear layer's output)."""
     for i in range(g.shape[0]):
@@ -55,7 +55,7 @@ def gelu_grad_inplace(pre, g):
             r[k] = r[k] * _gelu_grad(p[k])
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def pool_backward_nchw(x, gy, gx):
     """gx (n, c, h, w) of a 2x2 max-pool: each window's gradient to its first maximum; zero
     elsewhere."""
@@ -80,7 +80,7 @@ def pool_backward_nchw(x, gy, gx):
                     gx[s, ch, 2 * i + bi, 2 * j + bj] = gy[s, ch, i, j]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def rows_from_nchw(g, rows):
     """g (m, oc, oh, ow; any strides) as rows (m*oh*ow, oc): the layout of the forward's GEMM
     result."""
@@ -93,7 +93,7 @@ def rows_from_nchw(g, rows):
                     rows[base + i * ow + j, o] = g[s, o, i, j]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def col2im_nchw(grows, img, gx):
     """gx (m, c, h, w; any strides) = the sum of patch-row gradients grows (m*oh*ow, 9c) back into
     the image.
@@ -139,7 +139,7 @@ def col2im_nchw(grows, img, gx):
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _mm(sgemm, a, trans_a, b, trans_b, c, beta):
     """c = op(a) @ op(b) + beta * c, row-major, every matrix with a unit inner stride."""
     m, n = c.shape
@@ -162,7 +162,7 @@ def _mm(sgemm, a, trans_a, b, trans_b, c, beta):
     )
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def _block_forward(sgemm, y, packed, rows, res, p, a, idx, m, apply_gelu):
     """conv 3x3 (bias in `packed`'s last row) + 2x2 max-pool [+ GELU] of NHWC y (n, h, w, c),
     m samples at a time: p (n, ph, pw, oc) the pooled values, idx their window positions,
@@ -197,17 +197,17 @@ def _block_forward(sgemm, y, packed, rows, res, p, a, idx, m, apply_gelu):
                         if v11[k] > best:
                             at = 3
                         io[k] = at
-                        po[k] = _max(_max(v00[k], v01[k]), _max(v10[k], v11[k]))
+                        po[k] = max_scalar(max_scalar(v00[k], v01[k]), max_scalar(v10[k], v11[k]))
                     ao = a[s0 + s, i, j]
                     if apply_gelu:
                         for k in range(oc):
-                            ao[k] = _gelu(po[k])
+                            ao[k] = gelu_scalar(po[k])
                     else:
                         for k in range(oc):
                             ao[k] = po[k]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _col2im_nhwc(grows, gx):
     """gx (m, h, w, c) NHWC: the patch-row gradients grows (m*oh*ow, 9c) summed into the image."""
     m, h, w, c = gx.shape
@@ -229,7 +229,7 @@ def _col2im_nhwc(grows, gx):
                         dst[q] += src[q]
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def _block_backward(sgemm, y, packed, rows, gres, grows, gwr, p, idx, ga, gy, m, apply_gelu):
     """Backward of `_block_forward`: ga (n, ph, pw, oc), the gradient of the block's output
     (overwritten with that of p), gives gwr (9c+1, oc) = the weight and bias gradients in
@@ -283,7 +283,7 @@ def _block_backward(sgemm, y, packed, rows, gres, grows, gwr, p, idx, ga, gy, m,
         gwr[:, :] = _ZERO
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _unpack_conv_grads(gwr, gw, gb):
     """gwr (9c+1, oc) in patch-row order (kh, kw, c; bias last) as gw (oc, c, 3, 3), gb (oc,)."""
     oc, c = gw.shape[0], gw.shape[1]
@@ -297,7 +297,7 @@ def _unpack_conv_grads(gwr, gw, gb):
         gb[o] = gwr[9 * c, o]
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def _linear_forward(sgemm, x, w, b, pre, out, apply_gelu):
     """pre = x @ w.T + b, out = GELU(pre) (out unused without GELU)."""
     _mm(sgemm, x, False, w, True, pre, _ZERO)
@@ -308,10 +308,10 @@ def _linear_forward(sgemm, x, w, b, pre, out, apply_gelu):
         if apply_gelu:
             o = out[i]
             for k in range(r.shape[0]):
-                o[k] = _gelu(r[k])
+                o[k] = gelu_scalar(r[k])
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def _linear_backward(sgemm, x, w, g, gw, gb, gx):
     """gw = g.T @ x, gb = the column sums of g, and gx = g @ w when gx has rows."""
     _mm(sgemm, g, True, x, False, gw, _ZERO)
@@ -325,7 +325,7 @@ def _linear_backward(sgemm, x, w, g, gw, gb, gx):
         _mm(sgemm, g, False, w, False, gx, _ZERO)
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def _gelu_grad_rows(pre, g):
     for i in range(g.shape[0]):
         p, r = pre[i], g[i]
@@ -333,7 +333,7 @@ def _gelu_grad_rows(pre, g):
             r[k] = r[k] * _gelu_grad(p[k])
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _nll_grad(z, labels, scale, g):
     """Log-softmax of the logits z (n, classes), NLL loss against labels: g = scale * (softmax -
     onehot); returns (summed NLL, correct predictions: the first largest logit is the label)."""
@@ -363,7 +363,7 @@ def _nll_grad(z, labels, scale, g):
     return loss, correct
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _nhwc_to_rows(a, f):
     """NHWC a (n, h, w, c) flattened in NCHW order into f (n, c*h*w): the head's input."""
     n, h, w, c = a.shape
@@ -374,7 +374,7 @@ def _nhwc_to_rows(a, f):
                     f[s, (ch * h + i) * w + j] = a[s, i, j, ch]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _rows_to_nhwc(f, a):
     n, h, w, c = a.shape
     for s in range(n):
@@ -384,7 +384,7 @@ def _rows_to_nhwc(f, a):
                     a[s, i, j, ch] = f[s, (ch * h + i) * w + j]
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def network_train_forward(sgemm, x, labels, scale, c1, c2, c3, b1, b2, b3, l1, l2, l3, feats):
     """The forward half of a training step on a slice x (n, h, w, 1) NHWC: three conv blocks,
     three linear layers, log-softmax and the NLL loss against labels.
@@ -407,7 +407,7 @@ def network_train_forward(sgemm, x, labels, scale, c1, c2, c3, b1, b2, b3, l1, l
     return _nll_grad(l3[2], labels, scale, l3[6])
 
 
-@njit(**_FAST)
+@njit(**FAST)
 def network_train_backward(sgemm, x, c1, c2, c3, b1, b2, b3, l1, l2, l3, feats, gfeats, gx, cg):
     """The backward half, after `network_train_forward` with the same arguments: every
     parameter's gradient, the head's into l*[4:6], the convolutions' into cg = (gw1, gb1,
@@ -437,7 +437,7 @@ def network_train_backward(sgemm, x, c1, c2, c3, b1, b2, b3, l1, l2, l3, feats, 
 # ---- the combine and the update, a range of the flat parameter vector at a time -----------
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def sum_slots(parts, out, lo, hi):
     """out[lo:hi] = the sum over slots of parts[:, lo:hi] (in slot order)."""
     first = parts[0]
@@ -449,7 +449,7 @@ def sum_slots(parts, out, lo, hi):
             out[i] += row[i]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def sgd_range(p, g, v, new, lo, hi, lr, momentum, mode):
     """One SGD step on [lo, hi): mode 0 new = p - lr g; 1 p -= lr g; 2 v = momentum v + g,
     p -= lr v. Plain IEEE arithmetic (no fused multiply-add): numpy's results, bit for bit."""
@@ -475,13 +475,13 @@ def sgd_range(p, g, v, new, lo, hi, lr, momentum, mode):
 # last never waits, so the step ends even when the tasks run one after the other.
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def arrive(counters):
     """This task's slice is done: returns how many slices are, this one included."""
     return atomics.atomic_add(counters, 0, 1) + 1
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def claim_chunks(counters, parts, grad, bounds, mine, reduce):
     """Claim chunks [bounds[c], bounds[c + 1]) until none is left; with `reduce`, sum the
     slots' partial gradients parts (slots, size) of each into grad. The chunks claimed go
@@ -498,7 +498,7 @@ def claim_chunks(counters, parts, grad, bounds, mine, reduce):
         k += 1
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def update_chunks(p, g, v, new, bounds, mine, k, lr, momentum, mode):
     """`sgd_range` on each of the k chunks in mine."""
     for i in range(k):

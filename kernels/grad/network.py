@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from partui.kernels.forward import vectorized
-from partui.kernels.forward.vectorized import _check, _chunk
+from partui.kernels.forward.vectorized import check_cancel, chunk_size
 from partui.kernels.model.layers import prod
 from partui.kernels.runtime.scratch import Scratch
 
@@ -73,7 +73,7 @@ def step(x, labels, params: dict, grads: dict, scale: float, scratch: Scratch, c
         ci = cv.in_shape[0]
         oc, oh, ow = cv.out_shape
         pix, k1 = oh * ow, 9 * ci + 1
-        m = _chunk(n, pix * k1 * 4)
+        m = chunk_size(n, pix * k1 * 4)
         pooled = (n, pl.out_shape[1], pl.out_shape[2], oc)
         res = scratch.get(f"train.{name}.res", (m * pix, oc))
         first = not btup
@@ -115,7 +115,7 @@ def step(x, labels, params: dict, grads: dict, scale: float, scratch: Scratch, c
         sgemm, x4, labels, float(scale), *convs, *btup, *ltup, feats
     )
     forward_end = time.perf_counter_ns()
-    _check(cancel)
+    check_cancel(cancel)
     nat.network_train_backward(
         sgemm,
         x4,

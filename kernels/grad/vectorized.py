@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from partui.kernels.forward import vectorized
-from partui.kernels.forward.vectorized import _check, _chunk
+from partui.kernels.forward.vectorized import check_cancel, chunk_size
 from partui.kernels.runtime.scratch import Scratch
 
 
@@ -47,7 +47,7 @@ def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
     oc = w.shape[0]
     oh, ow = h - 2, wd - 2
     p, k = oh * ow, 9 * c
-    m = _chunk(n, p * (k + 1 + oc + (k if gx is not None else 0)) * 4)
+    m = chunk_size(n, p * (k + 1 + oc + (k if gx is not None else 0)) * 4)
     rows = scratch.get("bconv.rows", (m * p, k + 1))
     gyr = scratch.get("bconv.gyr", (m * p, oc))
     gwr = scratch.get("bconv.gwr", (k + 1, oc))
@@ -59,7 +59,7 @@ def conv_backward(x, w, gy, gx, gw, gb, scratch: Scratch, cancel=None) -> None:
         grows = scratch.get("bconv.grows", (m * p, k))
     nat, native = _nat(), _native()
     for s0 in range(0, n, m):
-        _check(cancel)
+        check_cancel(cancel)
         s1 = min(n, s0 + m)
         r, g = rows[: (s1 - s0) * p], gyr[: (s1 - s0) * p]
         native.im2row_nchw(x[s0:s1], img, r)

@@ -155,7 +155,7 @@ def get_layer(name: str) -> Layer:
         ) from None
 
 
-def _rng(seed: int, layer: str, what: str) -> np.random.Generator:
+def seeded_rng(seed: int, layer: str, what: str) -> np.random.Generator:
     # One independent stream per (seed, layer, array): changing one layer's
     # parameters never shifts another's.
     import numpy as np
@@ -182,8 +182,8 @@ def make_params(layer: Layer, seed: int = 0) -> dict[str, np.ndarray]:
     wshape = layer.weight_shape
     assert wshape is not None  # has_params
     fan_in = prod(wshape[1:])
-    w = _rng(seed, layer.name, "weight").standard_normal(wshape) * np.sqrt(2.0 / fan_in)
-    b = _rng(seed, layer.name, "bias").uniform(-0.1, 0.1, layer.bias_shape)
+    w = seeded_rng(seed, layer.name, "weight").standard_normal(wshape) * np.sqrt(2.0 / fan_in)
+    b = seeded_rng(seed, layer.name, "bias").uniform(-0.1, 0.1, layer.bias_shape)
     return {"weight": w.astype(np.float32), "bias": b.astype(np.float32)}
 
 
@@ -192,4 +192,4 @@ def make_input(layer: Layer, batch: int, seed: int = 0) -> np.ndarray:
     import numpy as np
 
     shape = layer.in_array_shape(batch)
-    return _rng(seed, layer.name, "input").standard_normal(shape, dtype=np.float32)
+    return seeded_rng(seed, layer.name, "input").standard_normal(shape, dtype=np.float32)

@@ -11,14 +11,14 @@ from pathlib import Path
 SYS_CPU = Path("/sys/devices/system/cpu")
 
 
-def _read(path: Path) -> str | None:
+def read_attr(path: Path) -> str | None:
     try:
         return path.read_text().strip()
     except OSError:
         return None
 
 
-def _parse_size(text: str | None) -> int | None:
+def parse_size(text: str | None) -> int | None:
     """sysfs cache sizes look like '48K' or '2048K' or '32768K'."""
     if not text:
         return None
@@ -40,11 +40,11 @@ def caches() -> list[dict]:
     for index in sorted(base.glob("index*")):
         out.append(
             {
-                "level": int(_read(index / "level") or 0),
-                "type": _read(index / "type"),
-                "size": _parse_size(_read(index / "size")),
-                "line": int(_read(index / "coherency_line_size") or 0) or None,
-                "shared_cpus": _read(index / "shared_cpu_list"),
+                "level": int(read_attr(index / "level") or 0),
+                "type": read_attr(index / "type"),
+                "size": parse_size(read_attr(index / "size")),
+                "line": int(read_attr(index / "coherency_line_size") or 0) or None,
+                "shared_cpus": read_attr(index / "shared_cpu_list"),
             }
         )
     return out

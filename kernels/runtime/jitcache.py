@@ -19,15 +19,17 @@ if TYPE_CHECKING:
 
 # The modules whose compiled code the stamp vouches for: a change to any of them means
 # numba compiles again, and so the stamp changes too.
+# Paths under partui/kernels/.
 _SOURCES = (
-    "native.py",
-    "native_grad.py",
-    "grad_network.py",
-    "vectorized.py",
-    "compute.py",
-    "strategies.py",
-    "layers.py",
-    "scratch.py",
+    "forward/native.py",
+    "grad/native.py",
+    "grad/network.py",
+    "forward/vectorized.py",
+    "forward/compute.py",
+    "plan/strategies.py",
+    "model/layers.py",
+    "runtime/scratch.py",
+    "runtime/atomics.py",
     "warmup.py",
 )
 
@@ -64,7 +66,7 @@ def _stamp(layer: str) -> Path:
     from importlib.metadata import PackageNotFoundError, version
     from pathlib import Path
 
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # partui/kernels
     # numba's cache is per source path (each install its own), so the stamp is too
     h = hashlib.sha256(f"{sys.version}\0{here}".encode())
     try:

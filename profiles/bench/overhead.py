@@ -12,7 +12,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from partui.profiles.executors.local import make_executor
+from partui.profiles.executors.registry import make_executor
 from partui.profiles.run.repeats import timing_conditions
 
 OVERHEAD_EXECUTORS = ("threads", "threads-dynamic")

@@ -29,8 +29,9 @@ from partui.kernels.plan.strategies import EXECUTORS, STRATEGIES, not_applicable
 from partui.profiles.bench.overhead import TimeSplit, empty_repeats_us, time_split
 from partui.profiles.bench.overhead import summary as summary_us
 from partui.profiles.records.bench_result import FORMAT, VERSION, BenchChoice, BenchResult, BenchRow  # noqa: F401
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.stats import summarize
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.run.engine import Engine
 from partui.profiles.system import blas
 
 KERNEL = "vectorized"

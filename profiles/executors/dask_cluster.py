@@ -27,15 +27,17 @@ import numpy as np
 from partui.kernels.plan.pass_axes import TRANSFER
 from partui.kernels.plan.strategies import Task
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.local import (
+from partui.profiles.executors.base import (
     WAIT_SLICE_S,
     Executor,
     WorkerIds,
     WorkerLost,
-    _one_blas_thread_env,
+    first_line,
 )
-from partui.profiles.records.config import DASK_MISSING, ConfigError
+from partui.profiles.executors.processes import one_blas_thread_env
+from partui.profiles.records.config import DASK_MISSING
 from partui.profiles.records.events import Span
+from partui.profiles.records.limits import ConfigError
 
 ENV_SCHEDULER = "PARTUI_DASK_SCHEDULER"
 CONNECT_TIMEOUT_S = 5.0  # an unreachable --scheduler is reported within this (plus start-up)
@@ -76,11 +78,6 @@ def reachable(address: str) -> None:
         if isinstance(exc, TimeoutError):
             reason = f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
         raise ConfigError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 @dataclass
@@ -158,6 +155,10 @@ class DaskExecutor(Executor):
 
     name = "dask"
     processes = True  # worker_ids() gives the pids of a LocalCluster's workers
+    exclusive = True
+    # a Dask worker's CPU time holds its own messaging too: no on-CPU ratio of tasks
+    measures_task_cpu = False
+    runs_whole_steps = True  # the weights go to the workers; gradients meet there
 
     def __init__(self, workers: int, scheduler: str = ""):
         super().__init__(workers)
@@ -170,6 +171,34 @@ class DaskExecutor(Executor):
         self.stale = False  # a worker was lost: the lanes need a fresh look
         self._waiting: list = []  # (tasks sent, run, repeat) whose spans are not read yet
         self.book = RunBook()
+
+    @classmethod
+    def made(cls, workers: int, scheduler: str = "") -> DaskExecutor:
+        return cls(workers, scheduler)
+
+    @classmethod
+    def key(cls, workers: int, scheduler: str = "") -> tuple:
+        return (cls.name, workers, scheduler)
+
+    def prepare_run(self) -> None:
+        if self.stale:  # a worker was lost: learn who is there now
+            self.refresh_workers()
+        self.estimate_offsets()
+
+    def stop_now(self) -> bool:
+        self.cancel()
+        self.close()
+        return True
+
+    def train_step(self, cfg, flat, x, labels, lr: float, run: int, repeat: int):
+        from partui.profiles.executors.dask_step import step
+
+        return step(self, cfg, flat, x, labels, lr, run, repeat)
+
+    def step_summary(self, steps: list[dict], grad_bytes: int, combine: str) -> dict:
+        from partui.profiles.executors.dask_step import summary
+
+        return summary(steps, grad_bytes, len(self.lanes), combine)
 
     # -- cluster ------------------------------------------------------------
     @property
@@ -234,7 +263,7 @@ class DaskExecutor(Executor):
             from distributed import LocalCluster
 
             try:
-                with _one_blas_thread_env(), warnings.catch_warnings():
+                with one_blas_thread_env(), warnings.catch_warnings():
                     # the workers inherit it: BLAS at 1 thread; Dask's own warnings (a port
                     # taken, another found) are not partui's to print
                     warnings.simplefilter("ignore")
@@ -404,22 +433,22 @@ class DaskExecutor(Executor):
         self._waiting.append((pending, run, repeat))
         return []
 
-    def collect_spans(self, on_span=None) -> list[Span]:
+    def collect_spans(self, spans: list[Span], on_span=None) -> list[Span]:
         """The spans of the tasks run since the last call: from Dask's task stream and this
         side's stamps. Called after the repeat is timed: its round trips are not in it."""
-        if not self._waiting:
-            return []
+        if not self._waiting:  # a whole training step brings its own
+            return spans
         stream = self._client.get_task_stream(start=time.time() - 2 * TASK_TIMEOUT_S)
         self.read_lags()
         wall0, perf0 = time.time(), time.perf_counter_ns()
-        spans: list[Span] = []
+        read: list[Span] = []
         for pending, run, repeat in self._waiting:
-            spans += self._spans(stream, pending, run, repeat, wall0, perf0)
+            read += self._spans(stream, pending, run, repeat, wall0, perf0)
         self._waiting = []
         if on_span:
-            for s in spans:
+            for s in read:
                 on_span(s)
-        return spans
+        return read
 
     def _send(self, layer, kernel, task, x, lane, run, repeat, done) -> _Sent:
         """Scatter a task's input shard to the worker of `lane` (timed) and submit the task."""

@@ -12,12 +12,7 @@ import threading
 
 from partui.kernels.grad.jobs import Job, run_job
 from partui.profiles.executors import worker
-from partui.profiles.executors.threads import is_parked
 from partui.profiles.records.events import Span
-
-# Executors that run all of a phase's jobs at once, one per worker: a training step's tasks
-# can then wait for each other inside the phase (see kernels.passes.plan, `together`).
-TOGETHER = ("threads", "processes")
 
 
 def _spans(raw, index: int, tid: int, job: Job, run: int, repeat: int) -> list[Span]:
@@ -60,7 +55,7 @@ def run_jobs(
     ex, arena, jobs, layer: str, kernel: str, run: int, repeat: int, on_span=None
 ) -> list[Span]:
     """Run one phase's jobs on `ex` and wait for all of them; returns their spans."""
-    if is_parked(ex) and len(jobs) <= ex.workers:
+    if ex.runs_shares and len(jobs) <= ex.workers:
         # job i on worker i, the calling thread running job 0: no future, one wake-up
         # fewer, and a training step's tasks always run at once
         def share(jobs_w, index, go):

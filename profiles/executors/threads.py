@@ -37,13 +37,8 @@ from concurrent.futures import Future
 
 from partui.kernels.runtime.scratch import Cancelled
 from partui.profiles.executors import worker
-from partui.profiles.executors.local import (
-    SETTLE_S,
-    WAIT_SLICE_S,
-    Executor,
-    ThreadExecutor,
-    WorkerIds,
-)
+from partui.profiles.executors.base import SETTLE_S, WAIT_SLICE_S, WorkerIds
+from partui.profiles.executors.pool import ThreadExecutor
 from partui.profiles.records.events import Span
 
 _STOP = object()
@@ -106,6 +101,8 @@ class ParkedThreadExecutor(ThreadExecutor):
     """Threads parked on their own queues between repeats; the caller is worker 0."""
 
     name = "threads"
+    runs_jobs_together = True
+    runs_shares = True
 
     def __init__(self, workers: int):
         super().__init__(workers)
@@ -291,7 +288,3 @@ def _run_share(layer, kernel, arrays, share, cancel, run, repeat, go, index=None
         )
         for k, task in enumerate(share)
     ]
-
-
-def is_parked(ex: Executor) -> bool:
-    return isinstance(ex, ParkedThreadExecutor)

@@ -159,3 +159,16 @@ class Check:
                 f"{where}: unknown value {shown(v)}; expected one of {', '.join(choices)}"
             )
         return v
+
+
+def json_safe(obj):
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return json_safe(obj.item())
+    return obj

@@ -20,10 +20,10 @@ from partui.kernels.plan.axes import (
 )
 from partui.kernels.plan.pass_axes import COMBINES, DASK_COMBINES, PASSES
 from partui.kernels.plan.pass_axes import not_applicable as pass_not_applicable
-from partui.profiles.records.limits import (  # noqa: F401 (re-exported)
+from partui.profiles.files.checked_json import Check
+from partui.profiles.records.limits import (
     MAX_WORKERS,
     ConfigError,
-    RunCancelledError,
     default_workers,
 )
 
@@ -139,3 +139,29 @@ def _named(value, choices, what):
 def _ranged(what, value, lo, hi):
     if not isinstance(value, int) or not lo <= value <= hi:
         raise ConfigError(f"{what} must be an integer from {lo} to {hi}, got {value!r}")
+
+
+_CONFIG_KEYS = {f.name for f in fields(RunConfig)}
+
+
+def check_config(c, where: str) -> dict:
+    """A run's configuration: known names, sane sizes (what RunConfig(**c) needs)."""
+    Check.obj(c, where)
+    Check.keys(c, _CONFIG_KEYS, where)
+    Check.choice(Check.field(c, "layer", where), LAYER_NAMES, f"{where}.layer")
+    Check.choice(Check.field(c, "strategy", where), list(STRATEGIES), f"{where}.strategy")
+    Check.choice(Check.field(c, "kernel", where), list(KERNELS), f"{where}.kernel")
+    Check.choice(Check.field(c, "executor", where), list(EXECUTORS), f"{where}.executor")
+    Check.integer(Check.field(c, "workers", where), f"{where}.workers", 1, MAX_WORKERS)
+    Check.integer(Check.field(c, "batch", where), f"{where}.batch", 1, MAX_BATCH)
+    Check.integer(Check.field(c, "repeats", where), f"{where}.repeats", 1, 10_000)
+    if "warmup" in c:
+        Check.integer(c["warmup"], f"{where}.warmup", 0, 10_000)
+    if "seed" in c:
+        Check.integer(c["seed"], f"{where}.seed", 0, 2**64 - 1)
+    if "pass_kind" in c or "combine" in c:
+        Check.choice(c.get("pass_kind", "forward"), list(PASSES), f"{where}.pass_kind")
+        Check.choice(c.get("combine", "reduce"), list(COMBINES), f"{where}.combine")
+    if "scheduler" in c:
+        Check.text(c["scheduler"], f"{where}.scheduler", 1000)
+    return c

@@ -130,3 +130,14 @@ class EventLog:
 
     def of(self, kind) -> list:
         return [e for e in self.events if isinstance(e, kind)]
+
+
+@dataclass
+class StepDone:
+    """Progress: `step` steps of the run done (1-based), `loss` the latest step's mean loss."""
+
+    step: int
+    epoch: int
+    steps_per_epoch: int
+    elapsed_s: float
+    loss: float

@@ -1,7 +1,11 @@
-"""The engine: run one configuration on an executor, stamp every task, verify the answer.
+"""The engine: the one place a run's sequence is written.
 
-RunConfig -> inputs (seeded) -> plan (tasks) -> executor, repeat by repeat
-          -> events (spans as tasks finish) -> RunResult (times, spans, error)
+RunConfig -> the pass (its arrays, one repeat, its checks) and the executor (who runs it)
+          -> warm-ups, then timed repeats (events out as tasks finish)
+          -> the outputs checked against the float64 reference -> RunResult
+
+What a pass changes is the pass object's (run.passes); what an executor changes is behind
+the executor protocol (executors.base). The engine asks both and branches on neither's class.
 """
 
 from __future__ import annotations
@@ -10,32 +14,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from partui.kernels.model.layers import get_layer
-from partui.kernels.plan import strategies
 from partui.kernels.plan.pass_axes import TRANSFER
-from partui.profiles.executors.dask_cluster import DaskExecutor
-from partui.profiles.executors.local import (
-    Executor,
-    ProcessExecutor,
-    ThreadExecutor,
-    make_executor,
-    pool_refusal,
-)
-from partui.profiles.records.config import (
-    MAX_WORKERS,  # noqa: F401 (re-exported)
-    ConfigError,
-    RunCancelledError,  # noqa: F401 (re-exported)
-    RunConfig,
-    default_workers,  # noqa: F401 (re-exported)
-)
-from partui.profiles.records.events import (
-    RunStarted,
-    Span,
-    SpanDone,
-)
+from partui.profiles.executors.base import Executor
+from partui.profiles.executors.registry import executor_class
+from partui.profiles.records.config import RunConfig
+from partui.profiles.records.events import RunStarted, SpanDone
+from partui.profiles.records.limits import ConfigError
 from partui.profiles.records.results import RunResult, timing
-from partui.profiles.run.inputs import _input, _params, _reference
-from partui.profiles.run.pipeline import Pipeline
+from partui.profiles.run.passes import make_pass
 from partui.profiles.run.repeats import (
     report,
     stopped_runs_reported,
@@ -43,7 +29,6 @@ from partui.profiles.run.repeats import (
     timing_conditions,
 )
 from partui.profiles.run.sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
-from partui.profiles.run.verification import RELATIVE_TOLERANCE, verify  # noqa: F401 (re-exported)
 from partui.profiles.system import blas
 
 
@@ -58,26 +43,21 @@ class Engine:
         """
         self.sample_hz = sample_hz
         self.monitor = monitor
-        # (name, workers), and the scheduler's address for dask
-        self._executors: dict[tuple, Executor] = {}
+        self._executors: dict[tuple, Executor] = {}  # by the executor class's key
         self.current: Executor | None = None  # the executor of the run going on: cancel() stops it
-        self._run = 0
-        self._pipeline: Pipeline | None = None  # its buffers are reused from run to run
+        self._runs = 0
+        self._pipelines: dict = {}  # pipeline buffers, reused from run to run
 
     # -- executors ----------------------------------------------------------
     def executor(self, name: str, workers: int, scheduler: str = "") -> Executor:
-        key: tuple = (name, workers, scheduler) if name == "dask" else (name, workers)
+        cls = executor_class(name)
+        key = cls.key(workers, scheduler)
         ex = self._executors.get(key)
         if ex is None:
-            # One process pool (and one Dask cluster) at a time: idle processes would hold
-            # memory and pids.
-            if name in ("processes", "dask"):
-                for k in [k for k in self._executors if k[0] == name]:
+            if cls.exclusive:
+                for k in [k for k, v in self._executors.items() if v.name == cls.name]:
                     self._executors.pop(k).close()
-            if name == "dask":
-                ex = self._executors[key] = DaskExecutor(workers, scheduler)
-            else:
-                ex = self._executors[key] = make_executor(name, workers)
+            ex = self._executors[key] = cls.made(workers, scheduler)
         return ex
 
     def cancel(self) -> None:
@@ -105,75 +85,56 @@ class Engine:
         cancelled; KeyboardInterrupt after stopping the workers.
         """
         cfg.check()
-        if cfg.pass_kind != "forward" and cfg.executor == "dask":
-            from partui.profiles.run.dask_step import run_dask_train
-
-            return run_dask_train(self, cfg, emit, keep_arrays)
-        if cfg.pass_kind != "forward":
-            from partui.profiles.run.passes import run_pass
-
-            return run_pass(self, cfg, emit, keep_arrays)
-        emit = emit or (lambda event: None)
+        emit = emit or _ignore
         run_id = self.new_run()
-        layer = get_layer(cfg.layer)
-        x = _input(cfg.layer, cfg.batch, cfg.seed)
-        params = _params(cfg.layer, cfg.seed)
-        plan = pipeline = None
-        if cfg.strategy == "pipeline":
-            pipeline = self._pipeline
-            if pipeline is None or pipeline.key != (cfg.kernel, cfg.batch, cfg.workers):
-                pipeline = self._pipeline = Pipeline(cfg.kernel, cfg.batch, cfg.workers)
-        else:
-            plan = strategies.plan(layer, cfg.strategy, cfg.batch, cfg.workers)
-        shapes = {
-            "x": x.shape,
-            "out": layer.out_array_shape(cfg.batch),
-            **{k: v.shape for k, v in params.items()},
-        }
-        if plan is not None and plan.partials:
-            shapes["partials"] = (plan.partials, *layer.out_array_shape(cfg.batch))
-        short = _memory_shortfall(shapes)  # before any pool starts or array is made
-        if short:
-            raise ConfigError(f"{cfg.label()}: {short}")
-        if cfg.executor == "processes" and (cfg.executor, cfg.workers) not in self._executors:
-            refusal = pool_refusal(cfg.workers)
-            if refusal:
-                raise ConfigError(refusal)
+        cls = executor_class(cfg.executor)
+        pas = make_pass(cfg, cls, self._pipelines)
+        try:
+            short = _memory_shortfall(pas.shapes)  # before any pool starts or array is made
+            if short:
+                raise ConfigError(f"{cfg.label()}: {short}")
+            if cls.key(cfg.workers, cfg.scheduler) not in self._executors:
+                refusal = cls.refusal(cfg.workers)
+                if refusal:
+                    raise ConfigError(refusal)
+            return self._sequence(run_id, cfg, pas, emit, keep_arrays)
+        finally:
+            pas.close()
+
+    def _sequence(self, run_id, cfg, pas, emit, keep_arrays) -> RunResult:
         ex = self.executor(cfg.executor, cfg.workers, cfg.scheduler)
         ex.reset()
         self.current = ex
-        startup = ex.start()
+        try:
+            startup = ex.start()
+            ex.prepare_run()
+        except BaseException:
+            self.current = None
+            raise
         sampler = None
         if self.monitor is not None:  # before RunStarted: the samples after it are this run's
             sampler = self.monitor
             sampler.watch(ex.worker_ids(), ex.processes, self.sample_hz or IDLE_HZ)
             sampler.record()
         emit(RunStarted(run_id, cfg, startup))
-        arena = ex.arena(shapes)
+        arena = ex.arena(pas.shapes)
         on_span = lambda s: emit(SpanDone(s))  # noqa: E731
 
         def before(rep: int) -> None:
-            arena.arrays["out"].fill(np.nan)  # a region no task writes cannot pass
+            pas.before(arena.arrays, rep)
 
-        def one(rep: int) -> list[Span]:
-            if plan is None:
-                assert pipeline is not None
-                return pipeline.repeat(ex, arena.arrays, run_id, rep, on_span)
-            spans = []
-            for phase in plan.phases:
-                spans += ex.run_phase(layer, cfg.kernel, arena, phase, run_id, rep, on_span)
+        def one(rep: int):
+            return pas.one(ex, arena, run_id, rep, on_span)
+
+        def after(rep: int, spans):
+            spans = ex.collect_spans(spans, on_span)  # read from the workers, after the timing
+            pas.after(rep, spans, on_span)
             return spans
 
-        def after(rep: int, spans: list[Span]) -> list[Span]:
-            if isinstance(ex, DaskExecutor):  # read from the cluster, after the timing
-                return ex.collect_spans(on_span)
-            return spans
-
+        samples = []
         try:
             with stopped_runs_reported(self, ex, run_id, cfg, emit):
-                arena.arrays["x"][...] = x
-                for k, v in params.items():
-                    arena.arrays[k][...] = v
+                pas.load(arena.arrays)
                 if sampler is None and self.sample_hz:
                     sampler = CpuSampler(
                         ex.worker_ids(), emit, ex.processes, self.sample_hz
@@ -182,9 +143,8 @@ class Engine:
                     timed = timed_repeats(
                         run_id, cfg, ex.cancel_event, emit, one, before, after, sampler
                     )
-                output = np.array(arena.arrays["out"])
+                got = pas.collect(arena.arrays)
         finally:
-            samples = []
             if sampler is self.monitor and sampler is not None:
                 samples = sampler.stop_recording()
                 sampler.watch({}, False, IDLE_HZ)
@@ -194,48 +154,35 @@ class Engine:
             arena.close()
             self.current = None
         with blas.limit(1):  # as fast in float64 here, and leaves no BLAS thread spinning
-            err, tol, ok = verify(output, _reference(cfg.layer, cfg.batch, cfg.seed))
+            err, tol, ok = pas.check(got)
         times, spans = timed.times_ms, timed.spans
-        computed = [s for s in spans if s.phase != TRANSFER]  # a Dask run's moves are not tasks
-        result = self.result(
-            cfg,
-            layer,
-            times,
-            spans,
-            err,
-            tol,
-            ok,
-            startup,
-            tasks=len(computed) // max(1, len(times)),
-        )
+        computed = [s for s in spans if s.phase != TRANSFER]  # moves between machines
+        result = self.result(cfg, times, spans, err, tol, ok, startup, pas.tasks(spans, len(times)))
+        result.flops = pas.flops
         result.repeat_start_ns = timed.starts_ns
         result.worker_cpus = ex.worker_cpus
         if sampler:
             result.cpu_samples = samples
             result.on_cpu_ratio = timed.on_cpu_ratio(cfg.workers, computed)
-        if isinstance(ex, DaskExecutor):
-            result.dask = ex.run_info()
-            # a Dask worker's CPU time holds its own messaging too: no on-CPU ratio of tasks
+        if not ex.measures_task_cpu:
             result.on_cpu_ratio = [float("nan")] * cfg.workers
+        result.dask = ex.run_info()
+        pas.finish(result, ex)
         if keep_arrays:
-            result.arrays = {"input": x, "output": output, **params}
-        return report(result, run_id, err, tol, emit)
+            result.arrays = pas.saved(got)
+        return report(result, run_id, err, tol, emit, pas.what)
 
     def stop_now(self, ex: Executor) -> None:
-        """Ctrl+C: stop workers at once; threads stop at their next cancel check."""
-        ex.cancel()
-        if isinstance(ex, ProcessExecutor):
-            ex.kill()
-        elif isinstance(ex, (ThreadExecutor, DaskExecutor)):
-            ex.close()
+        """Ctrl+C: stop workers at once; an executor that cannot be used again is dropped."""
+        if ex.stop_now():
             self._executors = {k: v for k, v in self._executors.items() if v is not ex}
 
     def new_run(self) -> int:
         """The id of a run that starts now (its events carry it)."""
-        self._run += 1
-        return self._run
+        self._runs += 1
+        return self._runs
 
-    def result(self, cfg, layer, times, spans, err, tol, ok, startup, tasks) -> RunResult:
+    def result(self, cfg, times, spans, err, tol, ok, startup, tasks) -> RunResult:
         """A verified run's record: its timed repeats summarised, each worker's median busy
         time (transfers apart), the error against the reference."""
         busy = np.zeros((cfg.workers, len(times)))
@@ -252,11 +199,15 @@ class Engine:
             tolerance=tol,
             ok=ok,
             tasks=tasks,
-            flops=layer.flops(cfg.batch),
+            flops=0,
             spans=spans,
             worker_busy_ms=[float(np.median(b)) for b in busy],
             pool_startup_ms=startup,
         )
+
+
+def _ignore(event) -> None:
+    pass
 
 
 def _memory_shortfall(shapes: dict) -> str | None:
@@ -264,6 +215,8 @@ def _memory_shortfall(shapes: dict) -> str | None:
     process's limits (ulimit -v, cgroup memory.max, free memory)? One line if not."""
     from partui.profiles.system.memory_limits import shortfall
 
+    if "out" not in shapes:
+        return None
     out = int(np.prod(shapes["out"]))
     need = 4 * sum(int(np.prod(s)) for s in shapes.values()) + 3 * 8 * out
     return shortfall(need) if need > 64 * 2**20 else None  # small runs: not worth a look

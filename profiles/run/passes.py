@@ -1,188 +1,292 @@
-"""Backward and training passes under the engine: seeded inputs, phases of jobs, verification.
+"""What a pass changes in a run: its arrays, how it loads them, one repeat, what it checks and
+how many FLOPs it makes. The engine asks; a pass never sees the engine.
 
-`Engine.run` hands a configuration whose pass is not `forward` to `run_pass`. A
-repeat runs the plan's phases one after another (backward or forward+backward
-tasks, the combine phase, the update), every job's spans named by phase. The
-update of a profiled training step writes "params.new", so every repeat starts
-from the same weights and is checked the same way.
+- ForwardPass: a layer's forward pass, cut into tasks by its strategy (or the pipeline).
+- GradPass: a layer's backward pass, or a training step of the network, cut into phases of
+  jobs (forward+backward, combine, update); the update writes "params.new", so every repeat
+  starts from the same weights and is checked the same way.
+- WholeStepPass: a training step on an executor that runs a step as one call (its workers
+  keep the weights; see Executor.runs_whole_steps).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from functools import lru_cache
 
 import numpy as np
 
-from partui.kernels.grad import jobs as passes
-from partui.kernels.grad import reference as grad_reference
-from partui.kernels.grad import training
-from partui.kernels.model.layers import _rng, get_layer
-from partui.profiles.executors.jobs import TOGETHER, run_jobs
-from partui.profiles.records.events import RunStarted, SpanDone
-from partui.profiles.run.repeats import (
-    report,
-    stopped_runs_reported,
-    timed_repeats,
-    timing_conditions,
+from partui.kernels.grad import jobs, training
+from partui.kernels.model.layers import get_layer
+from partui.kernels.plan import strategies
+from partui.kernels.plan.pass_axes import TRANSFER
+from partui.kernels.plan.strategies import split_range
+from partui.profiles.executors.jobs import run_jobs
+from partui.profiles.records.events import Span
+from partui.profiles.run.inputs import (
+    forward_reference,
+    grad_inputs,
+    grad_reference_of,
+    input_of,
+    params_of,
 )
-from partui.profiles.run.sampler import CpuSampler
-from partui.profiles.system import blas
-
-CLASSES = 26
+from partui.profiles.run.pipeline import Pipeline
+from partui.profiles.run.verification import verify
 
 
-def make_output_grad(layer, batch: int, seed: int = 0) -> np.ndarray:
-    """A seeded upstream gradient for a layer's backward pass (float32, the output's shape)."""
-    return _rng(seed, layer.name, "output_grad").standard_normal(
-        layer.out_array_shape(batch), dtype=np.float32
-    )
+class Pass:
+    """The pass protocol, with the defaults most passes keep."""
+
+    what = "output"  # what a failed check names when it holds NaN
+    flops = 0
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.layer = get_layer(cfg.layer)
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def load(self, arrays: dict) -> None:
+        """Fill the run's arrays with its inputs (before the warm-ups)."""
+
+    def before(self, arrays: dict, rep: int) -> None:
+        """Untimed, before each repeat: outputs set to NaN, so a region no task writes fails."""
+
+    def one(self, ex, arena, run: int, rep: int, on_span) -> list[Span]:
+        """One repeat on `ex` (timed); its spans."""
+        raise NotImplementedError
+
+    def after(self, rep: int, spans: list[Span], on_span) -> None:
+        """Untimed, after each repeat, with the repeat's spans."""
+
+    def collect(self, arrays: dict) -> dict[str, np.ndarray]:
+        """Copies of the outputs, taken before the arrays are freed."""
+        return {}
+
+    def check(self, got: dict) -> tuple[float, float, bool]:
+        """(max abs error, tolerance, within it) against the float64 reference."""
+        raise NotImplementedError
+
+    def saved(self, got: dict) -> dict[str, np.ndarray]:
+        """The arrays `--save-arrays` writes (name -> array)."""
+        return {}
+
+    def tasks(self, spans: list[Span], repeats: int) -> int:
+        """Tasks per repeat."""
+        return len([s for s in spans if s.phase != TRANSFER]) // max(1, repeats)
+
+    def finish(self, result, ex) -> None:
+        """Fields of the result that only this pass knows."""
+
+    def close(self) -> None:
+        """Release what the pass made outside the run's arrays."""
 
 
-def make_labels(batch: int, seed: int = 0) -> np.ndarray:
-    """Seeded class labels (int64) for a profiled training step."""
-    return _rng(seed, "network", "labels").integers(0, CLASSES, batch).astype(np.int64)
+class ForwardPass(Pass):
+    def __init__(self, cfg, pipelines: dict):
+        super().__init__(cfg)
+        self.x = input_of(cfg.layer, cfg.batch, cfg.seed)
+        self.params = params_of(cfg.layer, cfg.seed)
+        self.flops = self.layer.flops(cfg.batch)
+        self.plan = self.pipeline = None
+        if cfg.strategy == "pipeline":  # its buffers are reused from run to run
+            key = (cfg.kernel, cfg.batch, cfg.workers)
+            if pipelines.get("pipeline") is None or pipelines["pipeline"].key != key:
+                pipelines["pipeline"] = Pipeline(*key)
+            self.pipeline = pipelines["pipeline"]
+        else:
+            self.plan = strategies.plan(self.layer, cfg.strategy, cfg.batch, cfg.workers)
+        self.shapes = {
+            "x": self.x.shape,
+            "out": self.layer.out_array_shape(cfg.batch),
+            **{k: v.shape for k, v in self.params.items()},
+        }
+        if self.plan is not None and self.plan.partials:
+            self.shapes["partials"] = (self.plan.partials, *self.shapes["out"])
+
+    def load(self, arrays):
+        arrays["x"][...] = self.x
+        for k, v in self.params.items():
+            arrays[k][...] = v
+
+    def before(self, arrays, rep):
+        arrays["out"].fill(np.nan)
+
+    def one(self, ex, arena, run, rep, on_span):
+        if self.plan is None:
+            assert self.pipeline is not None
+            return self.pipeline.repeat(ex, arena.arrays, run, rep, on_span)
+        spans = []
+        for phase in self.plan.phases:
+            spans += ex.run_phase(self.layer, self.cfg.kernel, arena, phase, run, rep, on_span)
+        return spans
+
+    def collect(self, arrays):
+        return {"output": np.array(arrays["out"])}
+
+    def check(self, got):
+        c = self.cfg
+        return verify(got["output"], forward_reference(c.layer, c.batch, c.seed))
+
+    def saved(self, got):
+        return {"input": self.x, "output": got["output"], **self.params}
 
 
-@lru_cache(maxsize=4)
-def _inputs(layer_name: str, pass_kind: str, batch: int, seed: int):
-    from partui.profiles.run.inputs import _input, _params
+class GradPass(Pass):
+    """A backward pass of one layer, or a training step of the network, in phases of jobs."""
 
-    layer = get_layer(layer_name)
-    x = _input(layer_name, batch, seed)
-    params = _params(layer_name, seed)
-    flat = np.empty(training.layout_size(passes.param_layout(layer)), np.float32)
-    for k, v in training.views(flat, passes.param_layout(layer)).items():
-        v[...] = params[k]
-    extra = (
-        make_labels(batch, seed) if pass_kind == "train" else make_output_grad(layer, batch, seed)
-    )
-    return x, params, flat, extra
+    what = "result"
+
+    def __init__(self, cfg, together: bool):
+        super().__init__(cfg)
+        self.lock = None
+        if cfg.combine == "locked":
+            fd, self.lock = tempfile.mkstemp(prefix="partui-combine-", suffix=".lock")
+            os.close(fd)
+        self.plan = jobs.plan(
+            self.layer,
+            cfg.pass_kind,
+            cfg.strategy,
+            cfg.batch,
+            cfg.workers,
+            cfg.combine,
+            jobs.DEFAULT_LR,
+            self.lock,
+            together=together,
+        )
+        self.shapes = self.plan.shapes
+        self.x, self.params, self.flat, self.extra = grad_inputs(
+            cfg.layer, cfg.pass_kind, cfg.batch, cfg.seed
+        )
+        self.outputs = [k for k in ("gx", "grad", "params.new") if k in self.shapes]
+        self.flops = jobs.backward_flops(self.layer, cfg.batch)
+        if cfg.pass_kind == "train":
+            self.flops += self.layer.flops(cfg.batch)
+
+    def load(self, arrays):
+        arrays["x"][...] = self.x
+        if "params" in arrays:
+            arrays["params"][...] = self.flat
+        arrays["labels" if self.cfg.pass_kind == "train" else "gy"][...] = self.extra
+
+    def before(self, arrays, rep):
+        for k in self.outputs:
+            arrays[k].fill(np.nan)
+
+    def one(self, ex, arena, run, rep, on_span):
+        for k in self.plan.zero:  # the locked accumulator starts at zero: part of the step
+            arena.arrays[k].fill(0.0)
+        spans = []
+        for phase in self.plan.phases:
+            spans += run_jobs(ex, arena, phase, self.cfg.layer, self.cfg.kernel, run, rep, on_span)
+        return spans
+
+    def collect(self, arrays):
+        got = {k: np.array(arrays[k]) for k in self.outputs}
+        if "stats" in arrays:
+            got["stats"] = np.array(arrays["stats"], dtype=np.float64)
+        return got
+
+    def check(self, got):
+        return grad_check(self.cfg, self.layer, self.params, got)
+
+    def saved(self, got):
+        return saved_arrays(self.cfg, self.layer, self.x, self.params, self.extra, got)
+
+    def tasks(self, spans, repeats):
+        return len(self.plan.phases[0])
+
+    def close(self):
+        if self.lock:
+            os.unlink(self.lock)
+            self.lock = None
 
 
-@lru_cache(maxsize=2)
-def _reference(layer_name: str, pass_kind: str, batch: int, seed: int):
-    layer = get_layer(layer_name)
-    x, params, _, extra = _inputs(layer_name, pass_kind, batch, seed)
-    if pass_kind == "train":
-        return grad_reference.network_loss_and_grads(x, extra, params)
-    return None, grad_reference.backward(layer, x, params, extra)
+class WholeStepPass(Pass):
+    """A training step of the network run by the executor as one call (train_step)."""
+
+    what = "result"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.x, self.params, self.flat, self.labels = grad_inputs(
+            cfg.layer, "train", cfg.batch, cfg.seed
+        )
+        self.lr = jobs.DEFAULT_LR
+        self.flops = self.layer.flops(cfg.batch) + jobs.backward_flops(self.layer, cfg.batch)
+        self.steps: list[dict] = []
+        self.last: dict = {}
+
+    def one(self, ex, arena, run, rep, on_span):
+        grad, new, stats, spans, figures = ex.train_step(
+            self.cfg, self.flat, self.x, self.labels, self.lr, run, rep
+        )
+        self.last = {"grad": grad, "params.new": new, "stats": stats, "figures": figures}
+        return spans
+
+    def after(self, rep, spans, on_span):
+        for s in spans:
+            on_span(s)
+        if rep >= 0:
+            self.steps.append(self.last["figures"])
+
+    def collect(self, arrays):
+        return {k: v for k, v in self.last.items() if k != "figures"}
+
+    def check(self, got):
+        return grad_check(self.cfg, self.layer, self.params, got)
+
+    def saved(self, got):
+        return saved_arrays(self.cfg, self.layer, self.x, self.params, self.labels, got)
+
+    def tasks(self, spans, repeats):
+        return len(split_range(self.cfg.batch, self.cfg.workers))
+
+    def finish(self, result, ex):
+        summary = ex.step_summary(self.steps, self.flat.nbytes, self.cfg.combine)
+        if result.dask is not None:
+            result.dask["training"] = summary
 
 
-def _worst(checks) -> tuple[float, float, bool]:
+def make_pass(cfg, executor_class, pipelines: dict) -> Pass:
+    """The pass object of `cfg` on executors of `executor_class`. `pipelines`: the engine's
+    store of pipeline buffers, reused from run to run."""
+    if cfg.pass_kind == "forward":
+        return ForwardPass(cfg, pipelines)
+    if cfg.pass_kind == "train" and executor_class.runs_whole_steps:
+        return WholeStepPass(cfg)
+    return GradPass(cfg, together=executor_class.runs_jobs_together)
+
+
+def worst(checks) -> tuple[float, float, bool]:
     """Of several (err, tol, ok) checks, the one furthest over (or nearest to) its tolerance."""
-    from partui.profiles.run.verification import verify
-
     results = [verify(got, want) for got, want in checks]
     bad = [r for r in results if not r[2]]
     pool = bad or results
     return max(pool, key=lambda r: r[0] / r[1] if r[1] else float("inf"))
 
 
-def run_pass(engine, cfg, emit=None, keep_arrays: bool = False):
-    """Run a backward or training pass of `cfg` on its executor, verified against float64."""
-    emit = emit or (lambda event: None)
-    run_id = engine.new_run()
-    layer = get_layer(cfg.layer)
-    ex = engine.executor(cfg.executor, cfg.workers)
-    ex.reset()
-    engine.current = ex
-    startup = ex.start()
-    emit(RunStarted(run_id, cfg, startup))
-    lock = None
-    if cfg.combine == "locked":
-        fd, lock = tempfile.mkstemp(prefix="partui-combine-", suffix=".lock")
-        os.close(fd)
-    plan = passes.plan(
-        layer,
-        cfg.pass_kind,
-        cfg.strategy,
-        cfg.batch,
-        cfg.workers,
-        cfg.combine,
-        passes.DEFAULT_LR,
-        lock,
-        together=cfg.executor in TOGETHER,
-    )
-    x, params, flat, extra = _inputs(cfg.layer, cfg.pass_kind, cfg.batch, cfg.seed)
-    arena = ex.arena(plan.shapes)
-    arrays = arena.arrays
-    outputs = [k for k in ("gx", "grad", "params.new") if k in arrays]
-    sampler = None
-    on_span = lambda s: emit(SpanDone(s))  # noqa: E731
-
-    def before(rep: int) -> None:
-        for k in outputs:
-            arrays[k].fill(np.nan)  # a region no job writes cannot pass
-
-    def one(rep: int) -> list:
-        for k in plan.zero:  # the locked accumulator starts at zero: part of the step
-            arrays[k].fill(0.0)
-        spans = []
-        for phase in plan.phases:
-            spans += run_jobs(ex, arena, phase, cfg.layer, cfg.kernel, run_id, rep, on_span)
-        return spans
-
-    try:
-        with stopped_runs_reported(engine, ex, run_id, cfg, emit):
-            arrays["x"][...] = x
-            if "params" in arrays:
-                arrays["params"][...] = flat
-            arrays["labels" if cfg.pass_kind == "train" else "gy"][...] = extra
-            if engine.sample_hz:
-                sampler = CpuSampler(ex.worker_ids(), emit, ex.processes, engine.sample_hz).start()
-            with timing_conditions(ex):
-                timed = timed_repeats(
-                    run_id, cfg, ex.cancel_event, emit, one, before, sampler=sampler
-                )
-            got = {k: np.array(arrays[k]) for k in outputs}
-            if "stats" in arrays:
-                got["stats"] = np.array(arrays["stats"], dtype=np.float64)
-    finally:
-        if sampler:
-            sampler.stop()
-        arena.close()
-        engine.current = None
-        if lock:
-            os.unlink(lock)
-
-    with blas.limit(1):  # leaves no BLAS thread spinning into the next run
-        ref_loss, ref = _reference(cfg.layer, cfg.pass_kind, cfg.batch, cfg.seed)
-    layout = passes.param_layout(layer)
+def grad_check(cfg, layer, params, got) -> tuple[float, float, bool]:
+    """A backward pass's input and parameter gradients, or a training step's gradients,
+    updated weights and loss, against the float64 reference."""
+    ref_loss, ref = grad_reference_of(cfg.layer, cfg.pass_kind, cfg.batch, cfg.seed)
+    layout = jobs.param_layout(layer)
     grads = training.views(got["grad"], layout) if layout else {}
     if cfg.pass_kind == "train":
         loss = float(got["stats"][:, 0].sum()) / cfg.batch
         new = training.views(got["params.new"], layout)
-        lr = passes.DEFAULT_LR
+        lr = jobs.DEFAULT_LR
         checks = [(grads[k], ref[k]) for k in layout]
         checks += [(new[k], params[k].astype(np.float64) - lr * ref[k]) for k in layout]
         checks.append((np.array([loss]), np.array([ref_loss])))
     else:
         checks = [(got["gx"], ref["input"])]
         checks += [(grads[k], ref[k]) for k in layout]
-    err, tol, ok = _worst(checks)
-    result = engine.result(
-        cfg, layer, timed.times_ms, timed.spans, err, tol, ok, startup, tasks=len(plan.phases[0])
-    )
-    result.flops = (
-        layer.flops(cfg.batch) + passes.backward_flops(layer, cfg.batch)
-        if cfg.pass_kind == "train"
-        else passes.backward_flops(layer, cfg.batch)
-    )
-    result.repeat_start_ns = timed.starts_ns
-    result.worker_cpus = ex.worker_cpus
-    if sampler:
-        result.cpu_samples = sampler.samples
-        result.on_cpu_ratio = timed.on_cpu_ratio(cfg.workers)
-    if keep_arrays:
-        result.arrays = saved_arrays(cfg, layer, x, params, extra, got)
-    return report(result, run_id, err, tol, emit, "result")
+    return worst(checks)
 
 
 def saved_arrays(cfg, layer, x, params, extra, got) -> dict[str, np.ndarray]:
     """The files `--save-arrays` writes for a backward or training pass (name -> array)."""
-    layout = passes.param_layout(layer)
+    layout = jobs.param_layout(layer)
     grads = training.views(got["grad"], layout) if layout else {}
     if cfg.pass_kind == "train":
         out = {"input": x, "labels": extra.astype(np.int64)}
@@ -212,5 +316,5 @@ def phase_walls(spans, pass_kind: str) -> dict[str, float]:
         lo_hi[0], lo_hi[1] = min(lo_hi[0], s.start_ns), max(lo_hi[1], s.end_ns)
     out: dict[str, list[float]] = {}
     for (phase, _), (lo, hi) in sorted(by.items()):
-        out.setdefault(passes.phase_name(pass_kind, phase), []).append((hi - lo) / 1e6)
+        out.setdefault(jobs.phase_name(pass_kind, phase), []).append((hi - lo) / 1e6)
     return {name: float(np.median(v)) for name, v in out.items()}

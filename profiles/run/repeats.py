@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.local import WorkerLost
+from partui.profiles.executors.base import WorkerLost
 from partui.profiles.records.events import RepeatDone, RunCancelled, RunFailed, RunFinished, Span
 from partui.profiles.records.limits import RunCancelledError
 from partui.profiles.run.sampler import on_cpu_ratios

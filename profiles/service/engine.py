@@ -49,7 +49,8 @@ from partui.profiles.run.sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
 from partui.profiles.service.commands import serve_commands
 
 if TYPE_CHECKING:
-    from partui.profiles.run.engine import Engine, RunConfig
+    from partui.profiles.records.config import RunConfig
+    from partui.profiles.run.engine import Engine
 
 CANCEL_RETRY_S = 0.02  # a cancel is repeated until the run ends (it may not have started yet)
 FLUSH_S = 0.01  # the child sends what it has every 10 ms...
@@ -193,7 +194,8 @@ class _Service:
     def _run_one(self, cfg, live: bool = False) -> bool:
         """Run one configuration; False when it could not run (bad config, an error)."""
         from partui.kernels.plan.strategies import NotApplicable
-        from partui.profiles.run.engine import ConfigError, RunCancelledError, RunConfig
+        from partui.profiles.records.config import RunConfig
+        from partui.profiles.records.limits import ConfigError, RunCancelledError
 
         seen = {"run": 0, "ended": False}
 
@@ -526,7 +528,7 @@ class EngineProcess:
         if self._proc is None or now - self._family_at < FAMILY_S or not self.alive:
             return
         self._family_at = now
-        self._family.update((p.pid, p) for p in _descendants(self._proc.pid))
+        self._family.update((p.pid, p) for p in descendants(self._proc.pid))
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block until the child has started (tests; the dashboard just drains)."""
@@ -544,9 +546,9 @@ class EngineProcess:
         if self._proc is None:
             return
         atexit.unregister(self.close)
-        family = list({**self._family, **{p.pid: p for p in _descendants(self._proc.pid)}}.values())
+        family = list({**self._family, **{p.pid: p for p in descendants(self._proc.pid)}}.values())
         self._send(("stop",))
-        _end_child(self._proc, family, (self._cmd, self._evt), timeout)
+        end_child(self._proc, family, (self._cmd, self._evt), timeout)
         self._cmd = self._evt = None
 
     @property
@@ -565,7 +567,7 @@ class EngineProcess:
         self.close()
 
 
-def _descendants(pid: int) -> list:
+def descendants(pid: int) -> list:
     import psutil
 
     try:
@@ -574,13 +576,13 @@ def _descendants(pid: int) -> list:
         return []
 
 
-def _end_child(proc: subprocess.Popen, family: list, conns, timeout: float) -> None:
+def end_child(proc: subprocess.Popen, family: list, conns, timeout: float) -> None:
     """After asking a child to stop: wait for it, then terminate and kill it if it hangs;
     reap every process of its family and close its pipes."""
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        family = _descendants(proc.pid) + family
+        family = descendants(proc.pid) + family
         proc.terminate()
         try:
             proc.wait(0.5)

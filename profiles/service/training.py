@@ -21,8 +21,10 @@ import threading
 from dataclasses import replace
 from multiprocessing.connection import Connection
 
+from partui.profiles.records.events import StepDone
+from partui.profiles.records.train_config import TrainConfig
 from partui.profiles.service.commands import serve_commands
-from partui.profiles.train.trainer import StepDone, TrainConfig, Trainer
+from partui.profiles.train.trainer import Trainer
 
 
 def train_loop(cfg_dict: dict, events, stop, settings) -> None:
@@ -178,11 +180,11 @@ class TrainProcess:
             return
         self._closed = True
         atexit.unregister(self.close)
-        from partui.profiles.service.engine import _descendants, _end_child
+        from partui.profiles.service.engine import descendants, end_child
 
-        family = _descendants(self._proc.pid)
+        family = descendants(self._proc.pid)
         self.stop()
-        _end_child(self._proc, family, (self._cmd, self._evt), timeout)
+        end_child(self._proc, family, (self._cmd, self._evt), timeout)
         self._cmd = self._evt = None
 
 

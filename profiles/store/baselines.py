@@ -40,7 +40,7 @@ MAX_ENTRIES = 10_000  # per machine: layers x kernels x batch sizes
 
 def validate_book(data) -> None:
     """Raise FileProblem naming the first thing in a parsed book the code could not use."""
-    from partui.profiles.store.snapshot import check_config
+    from partui.profiles.records.config import check_config
 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise FileProblem("not a partui baseline book")
@@ -155,8 +155,8 @@ class BaselineBook:
 
     def save(self) -> None:
         """Through the safe writer, like snapshots; a book not written is only a lost cache."""
+        from partui.profiles.files.checked_json import json_safe
         from partui.profiles.files.safe_files import write_text
-        from partui.profiles.store.snapshot import json_safe
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,17 +16,16 @@ line naming what is wrong; the dicts stay here: a loaded Snapshot holds typed re
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from partui.profiles.files.checked_json import Check, FileProblem, parse_bounded, shown
+from partui.profiles.files.checked_json import Check, FileProblem, json_safe, parse_bounded, shown
 from partui.profiles.files.paths import user_data_path
 from partui.profiles.files.safe_files import write_text
 from partui.profiles.records.bench_result import BenchResult
-from partui.profiles.records.config import RunConfig
+from partui.profiles.records.config import RunConfig, check_config
 from partui.profiles.records.results import RunResult
 from partui.profiles.store.baselines import Baseline
 from partui.profiles.system.machine import MachineInfo
@@ -96,19 +95,6 @@ class Snapshot:
         return out
 
 
-def json_safe(obj):
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return json_safe(obj.item())
-    return obj
-
-
 def save(snapshot: Snapshot, path, overwrite: bool = False, unique: bool = False) -> Path:
     """Write through the safe writer (atomic; never onto a special file or through a link).
 
@@ -143,7 +129,6 @@ _TOP_KEYS = {
     "training",
     "bench",
 }
-_CONFIG_KEYS = {f.name for f in fields(RunConfig)}
 MAX_TRAINING = 1000
 MAX_CURVE = 1_000_000  # points of a loss curve (one a step)
 _TRAINING_KEYS = {
@@ -236,35 +221,6 @@ _MACHINE_INTS = (
     "memory_total",
     "memory_available",
 )
-
-
-def check_config(c, where: str) -> dict:
-    """A run's configuration: known names, sane sizes (what RunConfig(**c) needs)."""
-    from partui.kernels.model.layers import LAYER_NAMES, MAX_BATCH
-    from partui.kernels.plan.axes import EXECUTORS, KERNELS, STRATEGIES
-    from partui.profiles.records.config import MAX_WORKERS
-
-    Check.obj(c, where)
-    Check.keys(c, _CONFIG_KEYS, where)
-    Check.choice(Check.field(c, "layer", where), LAYER_NAMES, f"{where}.layer")
-    Check.choice(Check.field(c, "strategy", where), list(STRATEGIES), f"{where}.strategy")
-    Check.choice(Check.field(c, "kernel", where), list(KERNELS), f"{where}.kernel")
-    Check.choice(Check.field(c, "executor", where), list(EXECUTORS), f"{where}.executor")
-    Check.integer(Check.field(c, "workers", where), f"{where}.workers", 1, MAX_WORKERS)
-    Check.integer(Check.field(c, "batch", where), f"{where}.batch", 1, MAX_BATCH)
-    Check.integer(Check.field(c, "repeats", where), f"{where}.repeats", 1, 10_000)
-    if "warmup" in c:
-        Check.integer(c["warmup"], f"{where}.warmup", 0, 10_000)
-    if "seed" in c:
-        Check.integer(c["seed"], f"{where}.seed", 0, 2**64 - 1)
-    if "pass_kind" in c or "combine" in c:
-        from partui.kernels.plan.pass_axes import COMBINES, PASSES
-
-        Check.choice(c.get("pass_kind", "forward"), list(PASSES), f"{where}.pass_kind")
-        Check.choice(c.get("combine", "reduce"), list(COMBINES), f"{where}.combine")
-    if "scheduler" in c:
-        Check.text(c["scheduler"], f"{where}.scheduler", 1000)
-    return c
 
 
 def _check_training(t, where: str, budget: dict) -> None:

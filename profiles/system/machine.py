@@ -11,16 +11,16 @@ from typing import Any
 
 from partui.kernels.runtime.caches import (  # noqa: F401 (re-exported: machine.caches and friends)
     SYS_CPU,
-    _parse_size,
-    _read,
     cache_size,
     caches,
     line_size,
+    parse_size,
+    read_attr,
 )
 
 
 def cpu_model() -> str:
-    text = _read(Path("/proc/cpuinfo")) or ""
+    text = read_attr(Path("/proc/cpuinfo")) or ""
     for line in text.splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
@@ -29,7 +29,7 @@ def cpu_model() -> str:
 
 def _cpuinfo_field(name: str) -> str | None:
     """The first `name : value` of /proc/cpuinfo (cpu0), or None."""
-    for line in (_read(Path("/proc/cpuinfo")) or "").splitlines():
+    for line in (read_attr(Path("/proc/cpuinfo")) or "").splitlines():
         key, _, value = line.partition(":")
         if key.strip() == name:
             return value.strip()

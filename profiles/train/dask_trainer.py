@@ -34,16 +34,17 @@ from partui.kernels.grad.combine import gather_sum
 from partui.kernels.plan.pass_axes import COMBINE, TRANSFER, UPDATE
 from partui.kernels.plan.strategies import split_range
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.local import WorkerLost
-from partui.profiles.records.events import Span
-from partui.profiles.run.dask_step import (
+from partui.profiles.executors.base import WorkerLost
+from partui.profiles.executors.dask_step import (
     COMBINE_NAMES,
     WAIT_S,
     shard_spans,
     stream_intervals,
     tree_reduce,
-    wait_all,
+    wait_futures,
 )
+from partui.profiles.executors.registry import make_executor
+from partui.profiles.records.events import Span, StepDone
 from partui.profiles.system import blas, interrupts
 
 STOP_WAIT_S = 5.0  # how long a stopped run waits for the weights it learned
@@ -53,10 +54,10 @@ def train_epochs(trainer, executor=None):
     """Trainer.epochs() on Dask: yields each epoch's report. `executor`: a started
     DaskExecutor to use (and leave open); default: one of the trainer's own, closed at the
     end (which stops a LocalCluster partui started, never another)."""
-    from partui.profiles.executors.dask_cluster import DaskExecutor
-
     cfg = trainer.cfg
-    ex = executor if executor is not None else DaskExecutor(cfg.workers, cfg.scheduler)
+    ex = executor
+    if ex is None:
+        ex = make_executor(cfg.executor, cfg.workers, cfg.scheduler)
     run = None
     try:
         trainer.result.pool_startup_ms = ex.start()
@@ -114,7 +115,7 @@ class _DaskTraining:
             )  # fmt: skip
             for i, a in enumerate(self.addresses)
         ]
-        wait_all(self.ex, ready, time.monotonic() + WAIT_S, "sending the data set to Dask")
+        wait_futures(self.ex, ready, time.monotonic() + WAIT_S, "sending the data set to Dask")
         ms = (time.perf_counter_ns() - t0) / 1e6
         del x, y, p  # the workers hold their own references
         w = len(self.lanes)
@@ -197,7 +198,6 @@ class _DaskTraining:
 
     def _step(self, epoch, step, steps, order, a, keys, step_stats, t_start) -> None:
         from partui.kernels.dask_tasks import part, train_apply, train_rows
-        from partui.profiles.train.trainer import StepDone
 
         cfg, client, addresses = self.cfg, self.client, self.addresses
         tag = f"{self.token}-{epoch}-{step}-{uuid.uuid4().hex[:6]}"
@@ -220,7 +220,7 @@ class _DaskTraining:
         stop = self._stopped
         fig: dict = {"step": step, "to_partui": 0, "from_partui": 0}
         if cfg.combine == "gather":
-            wait_all(self.ex, grads, deadline, "a Dask training step", stop, self.lanes)
+            wait_futures(self.ex, grads, deadline, "a Dask training step", stop, self.lanes)
             g0 = time.perf_counter_ns()
             parts = client.gather(grads)
             g1 = time.perf_counter_ns()
@@ -252,7 +252,9 @@ class _DaskTraining:
             keys[f.key] = ("update", i, i, step)
             applies.append(f)
             self.pending.append(f)
-        wait_all(self.ex, [*applies, *stats], deadline, "a Dask training step", stop, self.lanes)
+        wait_futures(
+            self.ex, [*applies, *stats], deadline, "a Dask training step", stop, self.lanes
+        )
         t1 = time.perf_counter_ns()
         got = np.array(client.gather(stats), dtype=np.float64)  # (loss, correct, fwd, bwd)
         step_stats[step] = got

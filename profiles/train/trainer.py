@@ -30,16 +30,14 @@ from partui.kernels.grad import training
 from partui.kernels.model.layers import LAYERS
 from partui.kernels.plan.strategies import split_range
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.jobs import TOGETHER, run_jobs
-from partui.profiles.executors.local import make_executor
-from partui.profiles.records.events import Span
-from partui.profiles.records.train_config import (  # noqa: F401
-    TRAIN_EXECUTORS,
-    UPDATES,
+from partui.profiles.executors.jobs import run_jobs
+from partui.profiles.executors.registry import executor_class, make_executor
+from partui.profiles.records.events import Span, StepDone
+from partui.profiles.records.train_config import (
     TrainConfig,
-    TrainConfigError,
 )
 from partui.profiles.system import blas, interrupts
+from partui.profiles.train.dask_trainer import train_epochs as whole_step_epochs
 
 HOGWILD_STEPS = 4  # steps per queued Hogwild job: few enough for live progress
 EVAL_CHUNK = 256
@@ -60,17 +58,6 @@ class EpochReport:
     phase_ms: dict[str, float]  # busy time summed over workers, per phase
     worker_busy_share: list[float]  # each worker's share of the busy time
     eval_s: float = 0.0
-
-
-@dataclass
-class StepDone:
-    """Progress: `step` steps of the run done (1-based), `loss` the latest step's mean loss."""
-
-    step: int
-    epoch: int
-    steps_per_epoch: int
-    elapsed_s: float
-    loss: float
 
 
 @dataclass
@@ -143,10 +130,8 @@ class Trainer:
         be interleaved epoch by epoch (the benchmark's update-rule comparison). The pool
         and the shared arrays live until the generator ends or is closed."""
         cfg = self.cfg
-        if cfg.executor == "dask":
-            from partui.profiles.train.dask_trainer import train_epochs
-
-            yield from train_epochs(self, self.executor)
+        if executor_class(cfg.executor).runs_whole_steps:  # the workers keep the weights
+            yield from whole_step_epochs(self, self.executor)
             return
         ex = make_executor(cfg.executor, cfg.workers)
         lock = None
@@ -177,7 +162,7 @@ class Trainer:
             lock,
             in_place=True,
             momentum=cfg.momentum,
-            together=cfg.executor in TOGETHER,
+            together=ex.runs_jobs_together,
         )
         shapes = {
             k: v for k, v in sync_plan.shapes.items() if k not in ("x", "labels", "params.new")

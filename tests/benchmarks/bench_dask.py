@@ -20,7 +20,8 @@ import statistics
 import time
 
 from partui.kernels.warmup import compile_kernels
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.records.config import RunConfig
+from partui.profiles.run.engine import Engine
 
 
 def load() -> str:

@@ -24,7 +24,8 @@ import os
 import statistics
 
 from partui.profiles.bench.overhead import time_split, wake_us
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.records.config import RunConfig
+from partui.profiles.run.engine import Engine
 
 CASES = "conv2:16,conv3:16,network:16,conv2:64,conv3:64,network:64"
 CONFIGS = (("none", "inline", 1), ("batch", "threads", 2), ("batch", "threads-dynamic", 2))

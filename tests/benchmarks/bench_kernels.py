@@ -81,7 +81,7 @@ def conv_rows(x, w, b, out, scratch, fused_bias: bool):
     oh, ow = h - 2, wd - 2
     p, k1 = oh * ow, 9 * c + 1
     wr = vectorized.pack_rows_weights(w, b if fused_bias else None, scratch.get("rows.w", (k1, oc)))
-    m = vectorized._chunk(n, p * k1 * 4)
+    m = vectorized.chunk_size(n, p * k1 * 4)
     rows = scratch.get("rows.rows", (m * p, k1))
     res = scratch.get("rows.res", (m * p, oc))
     img = scratch.get("rows.img", (h, wd, c))

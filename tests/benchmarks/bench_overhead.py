@@ -42,8 +42,9 @@ from partui.kernels.model.layers import get_layer, make_input, make_params
 from partui.kernels.plan import strategies
 from partui.kernels.runtime.scratch import Scratch
 from partui.profiles.bench.overhead import OVERHEAD_EXECUTORS, empty_repeats_us, summary
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import EventLog
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.run.engine import Engine
 from partui.profiles.run.sampler import SAMPLE_HZ, CpuSampler
 from partui.profiles.system import blas
 

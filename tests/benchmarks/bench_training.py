@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from partui.profiles.run.engine import Engine, RunConfig
+from partui.profiles.records.config import RunConfig
+from partui.profiles.run.engine import Engine
 from partui.profiles.run.passes import phase_walls
 
 
@@ -177,9 +178,10 @@ def step_vs_forward(repeats: int, rounds: int) -> dict:
 
 
 def compare_updates(epochs: int, train_size: int, test_size: int) -> dict:
+    from partui.profiles.records.train_config import TrainConfig
     from partui.profiles.system import blas
     from partui.profiles.train import datasets
-    from partui.profiles.train.trainer import TrainConfig, Trainer
+    from partui.profiles.train.trainer import Trainer
 
     data = datasets.builtin_letters(train_size, test_size, 0)
     runs = {}

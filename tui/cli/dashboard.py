@@ -35,7 +35,7 @@ def add_arguments(p, positional: bool = True) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from partui.tui.cli.main import Parser, add_global_options
+    from partui.tui.cli.parsing import Parser, add_global_options
 
     p = Parser(prog="partui", description="Open the live dashboard (or a saved snapshot in it).")
     add_global_options(p)

@@ -25,8 +25,9 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
-from partui.profiles.records.config import RunConfig, default_workers
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import CpuSample
+from partui.profiles.records.limits import default_workers
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.charts.profile import CpuChart, HistoryChart, SpeedupChart, TimelineChart
 from partui.tui.dashboard.keys import KeyBar, key_label, key_rows
@@ -713,7 +714,7 @@ class PartuiApp(App):
         super()._handle_exception(error)
 
     def _print_error_renderables(self) -> None:
-        from partui.tui.cli.main import debug_enabled
+        from partui.tui.text.debug import debug_enabled
 
         if self.crash_log is None or debug_enabled():  # not saved, or asked for: show it
             super()._print_error_renderables()

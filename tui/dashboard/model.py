@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from partui.kernels.model.layers import LAYER_NAMES, MAX_BATCH
 from partui.kernels.plan.strategies import EXECUTORS, KERNELS, STRATEGIES
-from partui.profiles.records.config import MAX_WORKERS, RunConfig
+from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import (
     CpuSample,
     RepeatDone,
@@ -23,6 +23,7 @@ from partui.profiles.records.events import (
     RunStarted,
     SpanDone,
 )
+from partui.profiles.records.limits import MAX_WORKERS
 from partui.profiles.records.results import RunResult
 
 CPU_HISTORY = 600  # samples kept (over 30 s at 12.5 Hz while runs go, minutes when idle)

@@ -71,7 +71,9 @@ def cancelling(engine, cancel: threading.Event):
 
 def run(lab: Lab, p: dict) -> dict:
     from partui.profiles.bench.suite import OtherLoad
-    from partui.profiles.run.engine import Engine, RunCancelledError, RunConfig
+    from partui.profiles.records.config import RunConfig
+    from partui.profiles.records.limits import RunCancelledError
+    from partui.profiles.run.engine import Engine
 
     def measure(engine, strategy: str, executor: str, workers: int, batch: int, repeats: int):
         lab.check()

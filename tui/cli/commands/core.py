@@ -446,7 +446,7 @@ def cmd_run(args) -> int:
     if out_dir is not None:
         save_arrays(out_dir, result.arrays, args.force)
     if args.json:
-        from partui.profiles.store.snapshot import json_safe  # NaN (not measured) -> null
+        from partui.profiles.files.checked_json import json_safe  # NaN (not measured) -> null
 
         print_json(json_safe(result.to_dict()), allow_nan=False)
     else:

@@ -6,7 +6,7 @@ import sys
 
 from partui.profiles.system.units import size_text
 from partui.tui.cli.errors import UsageError
-from partui.tui.cli.main import RawDescriptionFormatter
+from partui.tui.cli.parsing import RawDescriptionFormatter
 from partui.tui.text.safe_text import echo
 from partui.tui.text.table import print_json, table
 

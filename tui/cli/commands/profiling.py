@@ -197,7 +197,7 @@ def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
 
 
 def cmd_sweep(args) -> int:
-    from partui.profiles.executors.local import WorkerLost
+    from partui.profiles.executors.base import WorkerLost
     from partui.profiles.run.engine import Engine
     from partui.profiles.store.analysis import analyze
     from partui.profiles.store.baselines import BaselineBook
@@ -369,6 +369,6 @@ def _print_json(data) -> None:
     """One JSON object on stdout: NaN (not measured) and infinities become null."""
     import json
 
-    from partui.profiles.store.snapshot import json_safe
+    from partui.profiles.files.checked_json import json_safe
 
     print(json.dumps(json_safe(data), allow_nan=False))

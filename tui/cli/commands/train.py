@@ -193,7 +193,8 @@ class _Progress:
         self.last = 0.0
 
     def __call__(self, event) -> None:
-        from partui.profiles.train.trainer import EpochReport, StepDone
+        from partui.profiles.records.events import StepDone
+        from partui.profiles.train.trainer import EpochReport
 
         if isinstance(event, StepDone) and self.tty and event.elapsed_s - self.last >= 0.25:
             self.last = event.elapsed_s
@@ -253,7 +254,7 @@ def cmd_train(args) -> int:
     result.weights = str(weights)
     out = _save_snapshot(out, result, overwrite=args.force, unique=fresh)
     if args.json:
-        from partui.profiles.store.snapshot import json_safe
+        from partui.profiles.files.checked_json import json_safe
 
         print_json(json_safe({**result.to_dict(), "snapshot": str(out)}), allow_nan=False)
     else:

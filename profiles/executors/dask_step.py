@@ -1,13 +1,11 @@
-"""A data-parallel training step on a Dask cluster: `partui run --layer network --pass train
---executor dask` (the epoch trainer on Dask, `partui train --executor dask`, is in
-dask_trainer and shares the pieces at the end of this module).
+"""A data-parallel training step on a Dask cluster, as the Dask executor's train_step runs
+it, and the pieces the epoch trainer on Dask shares (tree reduction, the task stream on
+partui's clock, waiting on futures).
 
-One step (a timed repeat): the step's weights go to every Dask worker (one broadcast), each
-worker's shard of the batch is scattered to it, every worker computes its shard's forward,
-loss and backward (kernels.dask_tasks.train_shard: the gradient stays on the worker), the
-gradients are combined, and the SGD update is made here. The run is verified like the other
-executors' training steps: gradients, updated weights and loss against the float64
-reference.
+One step: the step's weights go to every Dask worker (one broadcast), each worker's shard
+of the batch is scattered to it, every worker computes its shard's forward, loss and
+backward (kernels.dask_tasks.train_shard: the gradient stays on the worker), the gradients
+are combined, and the SGD update is made here.
 
 Combination (`--combine`): `reduce` is a tree reduction through Dask (pairwise adds on the
 workers, each where its left operand is): with W workers it moves W-1 gradients between
@@ -25,17 +23,14 @@ import uuid
 
 import numpy as np
 
-from partui.kernels.grad import jobs as passes
-from partui.kernels.grad import training
+from partui.kernels.grad import jobs
 from partui.kernels.grad.combine import gather_sum
 from partui.kernels.model.layers import get_layer
 from partui.kernels.plan.pass_axes import BACKWARD, COMBINE, FORWARD, TRANSFER, UPDATE
 from partui.kernels.plan.strategies import split_range
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.dask_cluster import first_line
-from partui.profiles.executors.local import WAIT_SLICE_S, WorkerLost
-from partui.profiles.records.events import RunStarted, Span, SpanDone
-from partui.profiles.run.repeats import report, stopped_runs_reported, timed_repeats
+from partui.profiles.executors.base import WAIT_SLICE_S, WorkerLost, first_line
+from partui.profiles.records.events import Span
 
 WAIT_S = 120.0  # a step not done by then fails the run
 LOOK_S = 1.0  # how often a waiting step checks that its workers are still there
@@ -45,75 +40,7 @@ COMBINE_NAMES = {
 }
 
 
-def run_dask_train(engine, cfg, emit=None, keep_arrays: bool = False):
-    """Run `cfg` (network, pass train, executor dask): warm-ups, then timed steps."""
-    from partui.profiles.run.passes import _inputs, _reference, _worst, saved_arrays
-
-    emit = emit or (lambda event: None)
-    run_id = engine.new_run()
-    layer = get_layer(cfg.layer)
-    ex = engine.executor("dask", cfg.workers, cfg.scheduler)
-    ex.reset()
-    engine.current = ex
-    startup = ex.start()
-    if ex.stale:
-        ex.refresh_workers()
-    ex.estimate_offsets()
-    emit(RunStarted(run_id, cfg, startup))
-    x, params, flat, labels = _inputs(cfg.layer, "train", cfg.batch, cfg.seed)
-    lr = passes.DEFAULT_LR
-    steps: list[dict] = []
-    last: dict = {}
-
-    def one(rep: int) -> list[Span]:
-        last["grad"], last["new"], last["stats"], spans, last["figures"] = _step(
-            ex, cfg, flat, x, labels, lr, run_id, rep
-        )
-        return spans
-
-    def after(rep: int, spans: list[Span]) -> list[Span]:
-        for s in spans:
-            emit(SpanDone(s))
-        if rep >= 0:
-            steps.append(last["figures"])
-        return spans
-
-    try:
-        with stopped_runs_reported(engine, ex, run_id, cfg, emit):
-            timed = timed_repeats(run_id, cfg, ex.cancel_event, emit, one, after=after)
-    finally:
-        engine.current = None
-    grad, new, stats = last["grad"], last["new"], last["stats"]
-    ref_loss, ref = _reference(cfg.layer, "train", cfg.batch, cfg.seed)
-    layout = passes.param_layout(layer)
-    grads, updated = training.views(grad, layout), training.views(new, layout)
-    loss = float(stats[:, 0].sum()) / cfg.batch
-    checks = [(grads[k], ref[k]) for k in layout]
-    checks += [(updated[k], params[k].astype(np.float64) - lr * ref[k]) for k in layout]
-    checks.append((np.array([loss]), np.array([ref_loss])))
-    err, tol, ok = _worst(checks)
-    result = engine.result(
-        cfg,
-        layer,
-        timed.times_ms,
-        timed.spans,
-        err,
-        tol,
-        ok,
-        startup,
-        tasks=len(split_range(cfg.batch, cfg.workers)),
-    )
-    result.flops = layer.flops(cfg.batch) + passes.backward_flops(layer, cfg.batch)
-    result.dask = ex.run_info()
-    result.dask["training"] = _summary(steps, flat.nbytes, len(ex.lanes), cfg.combine)
-    result.on_cpu_ratio = [float("nan")] * cfg.workers
-    if keep_arrays:
-        got = {"grad": grad, "params.new": new, "stats": stats}
-        result.arrays = saved_arrays(cfg, layer, x, params, labels, got)
-    return report(result, run_id, err, tol, emit, "result")
-
-
-def _step(ex, cfg, flat, x, labels, lr, run, repeat):
+def step(ex, cfg, flat, x, labels, lr, run, repeat):
     """One training step on the cluster; returns (gradient, new weights, per-shard
     (loss, correct), spans, figures)."""
     from partui.kernels.dask_tasks import part, train_shard
@@ -149,7 +76,7 @@ def _step(ex, cfg, flat, x, labels, lr, run, repeat):
     wall0 = time.time()
     deadline = time.monotonic() + WAIT_S
     if cfg.combine == "gather":  # every shard's gradient here, summed here
-        wait_all(ex, [*grads, *stats_f], deadline, "a Dask training step")
+        wait_futures(ex, [*grads, *stats_f], deadline, "a Dask training step")
         g0 = time.perf_counter_ns()
         parts = client.gather(grads)
         g1 = time.perf_counter_ns()
@@ -168,7 +95,7 @@ def _step(ex, cfg, flat, x, labels, lr, run, repeat):
             client, grads, [where[g.key] for g in grads], addresses, tag
         )
         keys.update(tree_keys)
-        wait_all(ex, [total, *stats_f], deadline, "a Dask training step")
+        wait_futures(ex, [total, *stats_f], deadline, "a Dask training step")
         g0 = time.perf_counter_ns()
         grad = np.array(total.result(timeout=WAIT_S), dtype=np.float32)
         stats = np.array(client.gather(stats_f), dtype=np.float64)
@@ -209,7 +136,9 @@ def _step(ex, cfg, flat, x, labels, lr, run, repeat):
     return grad, new, stats[:, :2], spans, figures
 
 
-def _summary(steps: list[dict], grad_bytes: int, workers: int, combine: str) -> dict:
+def summary(steps: list[dict], grad_bytes: int, workers: int, combine: str) -> dict:
+    """Medians over the timed steps' figures (step's), and the bytes a step moves."""
+
     def med(k):
         return float(statistics.median(s[k] for s in steps)) if steps else 0.0
 
@@ -277,7 +206,7 @@ def stream_intervals(ex, keys: dict, since: float):
                 yield kind, lane, ss["action"], a, b
 
 
-def wait_all(ex, futures: list, deadline: float, what: str, stop=None, lanes=None) -> None:
+def wait_futures(ex, futures: list, deadline: float, what: str, stop=None, lanes=None) -> None:
     """Wait for `futures`, waking every WAIT_SLICE_S to notice a cancel (`stop()` true or the
     executor's cancel event: Cancelled) and the deadline (WorkerLost); a future that failed
     (its worker lost, or the task raised), or a worker of `lanes` (indices; default all)
@@ -324,7 +253,7 @@ def shard_spans(lane, pid, a, b, samples, stats, i, repeat, run) -> list[Span]:
     """A shard's compute [a, b) as its forward and backward spans, cut where the worker's own
     durations (stats[2], stats[3], ns) put the end of the forward."""
     network = get_layer("network")
-    units = (network.flops(1) + passes.backward_flops(network, 1)) * samples
+    units = (network.flops(1) + jobs.backward_flops(network, 1)) * samples
     fwd_ns, bwd_ns = float(stats[2]), float(stats[3])
     cut = a + round((b - a) * fwd_ns / max(1.0, fwd_ns + bwd_ns))
     return [
