@@ -128,6 +128,9 @@ MAX_SPANS = 1_000_000  # over all runs: each costs ~0.5 KB once loaded
 MAX_SAMPLES = 200_000  # over all runs
 MAX_CORES = 4096
 MAX_NOTE = 10_000
+# values (containers and items) before parsing: a snapshot partui writes spends 13-20 bytes a
+# value, so 64 MiB of it holds fewer; 6 million of the costliest kind parse into ~0.5 GB
+MAX_VALUES = 6_000_000
 BIG_INT = 2**63 - 1
 BIG_MS = 1e9  # eleven days: no run takes longer
 _TOP_KEYS = {
@@ -497,7 +500,7 @@ def load(path) -> Snapshot:
     """The one way in: size and depth capped before parsing, every field checked after."""
     path = Path(path)
     try:
-        data = parse_bounded(path, MAX_BYTES, MAX_DEPTH, "snapshot")
+        data = parse_bounded(path, MAX_BYTES, MAX_DEPTH, "snapshot", MAX_VALUES)
     except FileNotFoundError:
         raise SnapshotError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -13,6 +13,10 @@ import math
 import os
 import re
 import stat
+import subprocess
+import sys
+import textwrap
+import time
 import tracemalloc
 
 import pytest
@@ -408,3 +412,128 @@ def exercise_everything_downstream(snap, path):
     for r in model.runs:
         assert math.isfinite(r.median_ms) and r.median_ms > 0
         assert all(0 <= s.worker < r.config.workers for s in r.spans)
+
+
+# ---- the reader's time and memory -------------------------------------------------------------
+
+
+def unterminated(n_escapes: int) -> bytes:
+    """A note that never ends, full of escaped quotes: the worst case of a backtracking scan."""
+    return b'{"format": "partui-snapshot", "note": "' + b'\\"' * n_escapes
+
+
+def test_an_unterminated_string_is_refused_in_linear_time(tmp_path, capsys):
+    """200 KB of escaped quotes in a string that never ends: refused in one line well under
+    a second, and ten times the file takes about ten times as long, not a hundred."""
+    from partui.profiles.checked_json import FileProblem, parse_bounded
+
+    small, large = tmp_path / "small.json", tmp_path / "large.json"
+    small.write_bytes(unterminated(100_000))  # 200 KB
+    large.write_bytes(unterminated(1_000_000))  # 2 MB
+    run_cli(capsys, "show", small)  # imports out of the timing
+    t0 = time.perf_counter()
+    code, out, err = run_cli(capsys, "show", small)
+    took = time.perf_counter() - t0
+    assert code == 2 and err.count("\n") == 1 and "truncated" in err, err
+    assert took < 1.0, took
+
+    def best_of_three(path) -> float:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with pytest.raises(FileProblem):
+                parse_bounded(path, 64 * 2**20, 32, "snapshot", 6_000_000)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    ratio = best_of_three(large) / best_of_three(small)
+    assert ratio < 30, ratio  # linear: ~10 (a quadratic scan gives ~100)
+
+
+def test_duplicate_keys_are_refused_by_name(real, tmp_path, capsys):
+    """JSON keeps the last of two equal keys without a word: partui names the key instead."""
+    text = json.dumps(real)
+    p = tmp_path / "dup.json"
+    p.write_text(text.replace('"note": ', '"note": "first", "note": ', 1))
+    code, out, err = run_cli(capsys, "show", p)
+    assert code == 2 and err.count("\n") == 1 and '"note" appears twice' in err, err
+    from partui.profiles.baselines import BaselineBook
+    from partui.profiles.machine import info
+
+    book = tmp_path / "book.json"
+    entry = json.dumps(good_entry())
+    book.write_text(
+        book_text(info().fingerprint(), {}).replace("{}", "{" + f'"k": {entry}, "k": {entry}}}')
+    )
+    problem = BaselineBook(book).problem
+    assert problem and '"k" appears twice' in problem
+
+
+# 16 MiB each, written by the child: what a 64 MiB attack looks like, at a quarter of the size
+CRAFTED_BIG = {
+    "brackets": "b'[' * (8 * 2**20) + b']' * (8 * 2**20)",
+    "empty objects": "b'[' + b'{},' * (16 * 2**20 // 3 - 1) + b'{}]'",
+    "numbers": "b'[' + b'1,' * (8 * 2**20 - 1) + b'1]'",
+    "unterminated": 'b\'{"format": "partui-snapshot", "note": "\' + b\'\\\\"\' * (8 * 2**20)',
+}
+MEMORY_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    from partui.tui.cli import main
+    open(sys.argv[1], "wb").write(eval(sys.argv[2]))
+    code = main(["show", sys.argv[1]])
+    print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+""")
+
+
+@pytest.mark.parametrize("kind", list(CRAFTED_BIG))
+def test_crafted_files_are_refused_within_a_memory_bound(tmp_path, kind):
+    """Peak memory of `show` on 16 MiB of brackets, empty objects, numbers or one
+    unterminated string: the file a few times over plus the interpreter, never the
+    gigabytes their parsed form would take."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path / "big.json"), CRAFTED_BIG[kind]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    code, peak_mb = map(int, proc.stdout.split())
+    assert code == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert peak_mb < 200, (peak_mb, proc.stderr)
+
+
+def test_running_out_of_memory_says_what_was_too_big(real, tmp_path, capsys, monkeypatch):
+    """A MemoryError has no message of its own: the line names the file, or the command."""
+    import partui.profiles.checked_json as checked_json
+
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(real))
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(checked_json.json, "loads", no_memory)
+    code, out, err = run_cli(capsys, "show", p)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "not enough memory to parse this snapshot" in err and str(p) in err
+    monkeypatch.setattr("partui.tui.commands.profiling._load", no_memory)
+    code, out, err = run_cli(capsys, "show", p)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "out of memory" in err and "partui show" in err and not err.rstrip().endswith(":")
+
+
+@pytest.mark.parametrize(
+    "text,depth",
+    [
+        ('{"a": "[[[{{{"}', 1),
+        ('{"a": "x\\\\", "b": [[1]]}', 3),  # an escaped backslash, then the string ends
+        ('{"a": "\\"[[[\\"", "b": []}', 2),  # escaped quotes keep the brackets inside
+        ('["\\\\\\"[", [[]]]', 3),
+        ("[]", 1),
+        ('"just a string"', 0),
+    ],
+)
+def test_the_prescan_skips_strings_as_json_does(text, depth):
+    from partui.profiles.checked_json import json_shape
+
+    json.loads(text)  # each is valid JSON
+    assert json_shape(text.encode()).depth == depth
