@@ -487,11 +487,12 @@ CRAFTED_BIG = {
     "unterminated": 'b\'{"format": "partui-snapshot", "note": "\' + b\'\\\\"\' * (8 * 2**20)',
 }
 MEMORY_SCRIPT = textwrap.dedent("""
-    import resource, sys
+    import re, sys
     from partui.tui.cli import main
     open(sys.argv[1], "wb").write(eval(sys.argv[2]))
     code = main(["show", sys.argv[1]])
-    print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    # this process's own peak (ru_maxrss would count the forking parent's before exec)
+    print(code, int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]) // 1024)
 """)
 
 
