@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
+
 import numpy as np
 import pytest
 
@@ -91,3 +98,83 @@ def test_emnist_folder_errors(tmp_path):
     )
     with pytest.raises(datasets.DataError, match="outside 1..26"):
         datasets.load_emnist_letters(tmp_path)
+
+
+# ---- hostile IDX input ------------------------------------------------------------------------
+
+TRAIN_FROM = textwrap.dedent("""
+    import re, sys
+    from partui.tui.cli.main import main
+    code = main(["train", "--data", sys.argv[1], "--epochs", "1", "--out", sys.argv[2]])
+    # this process's own peak (ru_maxrss would count the forking parent's before exec)
+    print(code, int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]) // 1024)
+""")
+
+
+def train_from(folder, tmp_path):
+    """`partui train --data folder` in a child: (exit code, peak RSS in MB, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", TRAIN_FROM, str(folder), str(tmp_path / "t.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    code, peak_mb = map(int, proc.stdout.split()[-2:])
+    return code, peak_mb, proc.stderr
+
+
+def test_a_fifo_named_like_an_idx_file_is_refused_unread(tmp_path):
+    """Opening a FIFO with no writer blocks for ever: it is refused in one line instead."""
+    _write_emnist(tmp_path)
+    images = tmp_path / "emnist-letters-train-images-idx3-ubyte"
+    images.unlink()
+    os.mkfifo(images)
+    code, _, err = train_from(tmp_path, tmp_path)
+    assert code == 2 and err.count("\n") == 2 and "not a regular file" in err, err  # + progress
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "header,word",
+    [
+        (bytes([0, 0, 8, 255]) + b"\0" * 1020, "255 dimensions"),
+        (bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**31, 28, 28), "MiB of data"),
+        (bytes([0, 0, 8, 3]) + struct.pack(">2I", 5, 28), "truncated header"),
+        (bytes([0, 0, 7, 3]), "bad magic"),
+    ],
+    ids=["255-dims", "huge-claim", "short-header", "bad-type"],
+)
+def test_bad_idx_headers_are_one_line(tmp_path, capsys, header, word):
+    from partui.tui.cli.main import main
+
+    _write_emnist(tmp_path)
+    (tmp_path / "emnist-letters-train-images-idx3-ubyte").write_bytes(header)
+    capsys.readouterr()
+    code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and word in err and "Error" not in err, err
+    assert err.splitlines()[-1].startswith("partui: error:")
+
+
+def gzip_bomb(path, claimed_images: int, inflated_mib: int) -> None:
+    """An IDX header claiming `claimed_images` 28x28 images, then `inflated_mib` MiB of
+    zeros, gzipped a MiB at a time (the file is a few hundred KB)."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip wrapper
+    zeros = bytes(2**20)
+    with open(path, "wb") as f:
+        f.write(z.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", claimed_images, 28, 28)))
+        for _ in range(inflated_mib):
+            f.write(z.compress(zeros))
+        f.write(z.flush())
+
+
+@pytest.mark.parametrize("claimed_images", [1000, 100_000], ids=["small-claim", "large-claim"])
+def test_a_gzip_bomb_is_refused_within_a_memory_bound(tmp_path, claimed_images):
+    """200 MiB of zeros behind a header claiming 0.8 or 78 MB: reading stops at the claim,
+    and peak memory stays far below the inflated size."""
+    _write_emnist(tmp_path)
+    (tmp_path / "emnist-letters-train-images-idx3-ubyte").unlink()
+    gzip_bomb(tmp_path / "emnist-letters-train-images-idx3-ubyte.gz", claimed_images, 200)
+    code, peak_mb, err = train_from(tmp_path, tmp_path)
+    assert code == 2 and "holds more than its header says" in err, err
+    assert peak_mb < 200, peak_mb

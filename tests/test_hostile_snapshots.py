@@ -13,6 +13,10 @@ import math
 import os
 import re
 import stat
+import subprocess
+import sys
+import textwrap
+import time
 import tracemalloc
 
 import pytest
@@ -83,6 +87,10 @@ CRAFTED = [
     (4, ("machine", "blas"), "openblas", "blas"),
     (4, ("runs", 0, "tasks"), "__4400_DIGITS__", "4300"),
     (4, ("runs", 0, "config", "strategy"), "strategie", "strategy"),
+    (9, ("runs", 0, "dask"), {"workers": [1]}, "dask.workers[0]"),
+    (9, ("runs", 0, "dask"), {"workers": "w"}, "dask.workers"),
+    (9, ("runs", 0, "dask"), {"scheduler": 5}, "dask.scheduler"),
+    (9, ("runs", 0, "dask"), {"bytes_out_per_repeat": "1"}, "bytes_out_per_repeat"),
 ]
 
 
@@ -102,7 +110,11 @@ def test_show_refuses_crafted_snapshots(real, tmp_path, capsys, finding, path, v
     assert code == 2, err
     assert err.count("\n") == 1 and word in err and "Error:" not in err, err
     assert out == ""
-    for cmd in (["export", bad, "--format", "csv"], ["compare", bad, bad]):
+    for cmd in (
+        ["export", bad, "--format", "csv"],
+        ["export", bad, "--format", "chrome"],
+        ["compare", bad, bad],
+    ):
         code, out, err = run_cli(capsys, *cmd)
         assert code == 2 and err.count("\n") == 1, err
 
@@ -152,7 +164,7 @@ def test_show_and_compare_strip_escape_sequences(real, tmp_path, capsys):
         assert code == 0, err
         assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
     code, out, _ = run_cli(capsys, "show", p)
-    assert "hello ?]0;pwned?" in out
+    assert "hello \\x1b]0;pwned\\x07" in out
 
 
 # ---- the baseline book (finding 8) ----------------------------------------------------------
@@ -408,3 +420,285 @@ def exercise_everything_downstream(snap, path):
     for r in model.runs:
         assert math.isfinite(r.median_ms) and r.median_ms > 0
         assert all(0 <= s.worker < r.config.workers for s in r.spans)
+
+
+# ---- the reader's time and memory -------------------------------------------------------------
+
+
+def unterminated(n_escapes: int) -> bytes:
+    """A note that never ends, full of escaped quotes: the worst case of a backtracking scan."""
+    return b'{"format": "partui-snapshot", "note": "' + b'\\"' * n_escapes
+
+
+def test_an_unterminated_string_is_refused_in_linear_time(tmp_path, capsys):
+    """200 KB of escaped quotes in a string that never ends: refused by `show` in one line
+    well under a second; and eight times the text takes about eight times as long to refuse,
+    not sixty-four."""
+    from partui.profiles.files.checked_json import FileProblem, parse_bounded
+
+    small = tmp_path / "small.json"
+    small.write_bytes(unterminated(100_000))  # 200 KB
+    run_cli(capsys, "show", small)  # imports out of the timing
+    t0 = time.perf_counter()
+    code, out, err = run_cli(capsys, "show", small)
+    took = time.perf_counter() - t0
+    assert code == 2 and err.count("\n") == 1 and "truncated" in err, err
+    assert took < 1.0, took
+
+    def best_of_five(n_escapes: int) -> float:
+        path = tmp_path / f"{n_escapes}.json"
+        path.write_bytes(unterminated(n_escapes))
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            with pytest.raises(FileProblem):
+                parse_bounded(path, 64 * 2**20, 32, "snapshot", 6_000_000)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    ratio = best_of_five(4_000_000) / best_of_five(500_000)  # 8 MB against 1 MB
+    assert ratio < 24, ratio
+
+
+def test_duplicate_keys_are_refused_by_name(real, tmp_path, capsys):
+    """JSON keeps the last of two equal keys without a word: partui names the key instead."""
+    text = json.dumps(real)
+    p = tmp_path / "dup.json"
+    p.write_text(text.replace('"note": ', '"note": "first", "note": ', 1))
+    code, out, err = run_cli(capsys, "show", p)
+    assert code == 2 and err.count("\n") == 1 and '"note" appears twice' in err, err
+    from partui.profiles.store.baselines import BaselineBook
+    from partui.profiles.system.machine import info
+
+    book = tmp_path / "book.json"
+    entry = json.dumps(good_entry())
+    book.write_text(
+        book_text(info().fingerprint(), {}).replace("{}", "{" + f'"k": {entry}, "k": {entry}}}')
+    )
+    problem = BaselineBook(book).problem
+    assert problem and '"k" appears twice' in problem
+
+
+# 16 MiB each, written by the child: what a 64 MiB attack looks like, at a quarter of the size
+CRAFTED_BIG = {
+    "brackets": "b'[' * (8 * 2**20) + b']' * (8 * 2**20)",
+    "empty objects": "b'[' + b'{},' * (16 * 2**20 // 3 - 1) + b'{}]'",
+    "numbers": "b'[' + b'1,' * (8 * 2**20 - 1) + b'1]'",
+    "unterminated": 'b\'{"format": "partui-snapshot", "note": "\' + b\'\\\\"\' * (8 * 2**20)',
+}
+MEMORY_SCRIPT = textwrap.dedent("""
+    import re, sys
+    from partui.tui.cli.main import main
+    open(sys.argv[1], "wb").write(eval(sys.argv[2]))
+    code = main(["show", sys.argv[1]])
+    # this process's own peak (ru_maxrss would count the forking parent's before exec)
+    print(code, int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]) // 1024)
+""")
+
+
+@pytest.mark.parametrize("kind", list(CRAFTED_BIG))
+def test_crafted_files_are_refused_within_a_memory_bound(tmp_path, kind):
+    """Peak memory of `show` on 16 MiB of brackets, empty objects, numbers or one
+    unterminated string: the file a few times over plus the interpreter, never the
+    gigabytes their parsed form would take."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path / "big.json"), CRAFTED_BIG[kind]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    code, peak_mb = map(int, proc.stdout.split())
+    assert code == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert peak_mb < 200, (peak_mb, proc.stderr)
+
+
+def test_running_out_of_memory_says_what_was_too_big(real, tmp_path, capsys, monkeypatch):
+    """A MemoryError has no message of its own: the line names the file, or the command."""
+    import partui.profiles.files.checked_json as checked_json
+
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(real))
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(checked_json.json, "loads", no_memory)
+    code, out, err = run_cli(capsys, "show", p)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "not enough memory to parse this snapshot" in err and str(p) in err
+    monkeypatch.setattr("partui.tui.cli.commands.profiling._load", no_memory)
+    code, out, err = run_cli(capsys, "show", p)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "out of memory" in err and "partui show" in err and not err.rstrip().endswith(":")
+
+
+@pytest.mark.parametrize(
+    "text,depth",
+    [
+        ('{"a": "[[[{{{"}', 1),
+        ('{"a": "x\\\\", "b": [[1]]}', 3),  # an escaped backslash, then the string ends
+        ('{"a": "\\"[[[\\"", "b": []}', 2),  # escaped quotes keep the brackets inside
+        ('["\\\\\\"[", [[]]]', 3),
+        ("[]", 1),
+        ('"just a string"', 0),
+    ],
+)
+def test_the_prescan_skips_strings_as_json_does(text, depth):
+    from partui.profiles.files.checked_json import json_shape
+
+    json.loads(text)  # each is valid JSON
+    assert json_shape(text.encode()).depth == depth
+
+
+# ---- no escape sequence from a file, a folder name or the environment -------------------------
+
+# OSC 52 (clipboard write), OSC 2 (title), clear screen and scrollback, C1 CSI, bidi override
+HOSTILE = "\x1b]52;c;cHduZWQ=\x07\x1b]2;owned\x07\x1b[2J\x1b[3J\x9b2J\u202etxt.exe\u2066"
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def assert_safe(*texts):
+    for text in texts:
+        found = UNSAFE.search(text)
+        assert found is None, (found.group(), text[max(0, found.start() - 60) : found.end() + 20])
+
+
+def string_paths(node, prefix=()):
+    if isinstance(node, str):
+        yield prefix
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from string_paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from string_paths(v, prefix + (i,))
+
+
+def set_at(d, path, value):
+    for k in path[:-1]:
+        d = d[k]
+    d[path[-1]] = value
+
+
+@pytest.fixture(scope="module")
+def hostile_snapshot(real, tmp_path_factory):
+    """The real snapshot with the hostile text in every string field the loader accepts it in
+    (as the whole value, or after the value's first 10 characters), in a Dask record, in a
+    memory-lab result's key and value, and in the keys of the machine's BLAS record."""
+    folder = tmp_path_factory.mktemp("hostile")
+    d = copy.deepcopy(real)
+    d["runs"][0]["dask"] = {
+        "scheduler": HOSTILE,
+        "cluster": HOSTILE,
+        "dashboard": HOSTILE,
+        "workers": [{"name": HOSTILE, "address": HOSTILE, "pid": 7}],
+        "notes": [HOSTILE],
+    }
+    d["memlab"] = [{"experiment": HOSTILE, HOSTILE: HOSTILE}]
+    d["machine"]["blas"] = [{HOSTILE: HOSTILE}]
+    p = folder / "hostile.json"
+    taken = 0
+    for path in list(string_paths(d)):
+        old = d
+        for k in path:
+            old = old[k]
+        for value in (HOSTILE, old[:10] + HOSTILE):
+            set_at(d, path, value)
+            p.write_text(json.dumps(d))
+            try:
+                load(p)
+                taken += 1
+                break
+            except SnapshotError:
+                set_at(d, path, old)
+    p.write_text(json.dumps(d))
+    load(p)
+    assert taken >= 10 and HOSTILE in d["note"] and HOSTILE in d["machine"]["cpu_model"]
+    return p
+
+
+def test_no_escape_sequence_reaches_the_terminal_from_a_snapshot(hostile_snapshot, capsys):
+    """show, compare (tables and JSON) and both exports to stdout: no control character and
+    no bidi override of any field reaches stdout or stderr; the text is still there, escaped."""
+    p = hostile_snapshot
+    shown_text = ""
+    for cmd in (
+        ["show", p],
+        ["show", p, "--json"],
+        ["compare", p, p],
+        ["compare", p, p, "--json"],
+        ["export", p, "--format", "csv"],
+        ["export", p, "--format", "chrome"],
+    ):
+        code, out, err = run_cli(capsys, *cmd)
+        assert code == 0, (cmd, err)
+        assert_safe(out, err)
+        shown_text += out
+    assert "\\x1b]52;c;" in shown_text and "\\u202etxt.exe" in shown_text
+
+
+def test_the_dashboard_timeline_escapes_a_snapshots_dask_fields(hostile_snapshot):
+    """The timeline's note names the Dask scheduler from the file: it is drawn escaped."""
+    from partui.tui.dashboard.charts.timeline import timeline_lines, view_of_result
+
+    run = load(hostile_snapshot).runs[0]
+    text = timeline_lines(view_of_result(run, 1, None), 400, 30).plain
+    assert "Dask \\x1b]52;c;" in text
+    assert_safe(text)
+
+
+def test_no_escape_sequence_reaches_the_terminal_from_the_book(tmp_path, monkeypatch, capsys):
+    """A book whose `measured` clears the screen and scrollback: the sweep's report, the
+    snapshot it saves (its baseline names the book's date) and that snapshot's CSV export
+    show it escaped; the book's note about a broken book comes once per sweep."""
+    from partui.profiles.system.machine import info
+
+    entry = {**good_entry(), "median_ms": 1e-9, "measured": "\x1b[2J\x1b[3J\u202e"}  # it wins
+    book = tmp_path / "book.json"
+    book.write_text(book_text(info().fingerprint(), {"gelu3/vectorized/b2": entry}))
+    monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(book))
+    monkeypatch.setenv("PARTUI_SNAPSHOT_DIR", str(tmp_path / ("snaps" + HOSTILE)))
+    (tmp_path / ("snaps" + HOSTILE)).mkdir()
+    code, out, err = run_cli(capsys, *TINY_SWEEP)
+    assert code == 0, err
+    assert_safe(out, err)
+    assert "book (\\x1b[2J\\x1b[3J\\u202e)" in out
+    (saved,) = (tmp_path / ("snaps" + HOSTILE)).iterdir()
+    code, out, err = run_cli(capsys, "export", saved, "--format", "csv")
+    assert code == 0 and "\\x1b[2J" in out
+    assert_safe(out, err)
+    book.write_text(book_text(info().fingerprint(), [HOSTILE]))  # broken: noted, rebuilt
+    code, out, err = run_cli(capsys, *TINY_SWEEP, "--out", tmp_path / "s.json")
+    assert code == 0 and err.count("baseline book") == 1, err
+    assert_safe(out, err)
+
+
+def test_no_escape_sequence_reaches_the_terminal_from_a_data_folder(tmp_path, capsys):
+    """`train --data DIR` names the folder on stderr and in its report: escaped in both."""
+    import numpy as np
+
+    from partui.profiles.train import datasets
+
+    folder = tmp_path / ("emnist" + HOSTILE)
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 64), ("test", 16)):
+        datasets.write_idx(
+            folder / f"emnist-letters-{split}-images-idx3-ubyte",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
+        datasets.write_idx(
+            folder / f"emnist-letters-{split}-labels-idx1-ubyte", rng.integers(1, 27, n)
+        )
+    code, out, err = run_cli(
+        capsys,
+        *["train", "--data", folder, "--epochs", "1", "--train-size", "64", "--test-size", "16"],
+        *["--batch", "32", "--out", tmp_path / "t.json"],
+    )
+    assert code == 0, err
+    assert_safe(out, err)
+    assert "emnist\\x1b]52;c;" in out and "emnist\\x1b]52;c;" in err
+    (folder / "emnist-letters-test-labels-idx1-ubyte").unlink()  # an error names it too
+    code, out, err = run_cli(capsys, "train", "--data", folder, "--out", tmp_path / "u.json")
+    assert code == 2 and "emnist\\x1b]52;c;" in err
+    assert_safe(out, err)

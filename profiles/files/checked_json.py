@@ -1,42 +1,89 @@
 """Reading JSON that partui did not necessarily write: bounded before parsing, checked after.
 
-`parse_bounded` caps the size and the nesting depth before the parser sees the text (a
-100,000-deep file would exhaust the parser's recursion; /dev/zero would never end). NaN,
-Infinity and numbers that overflow parse as floats: the field checks refuse them, naming
-the field. `Check` holds the
-small vocabulary the snapshot and baseline-book loaders share: every failure is a
-FileProblem with one line naming the field.
+`parse_bounded` caps the size, the nesting depth and the number of values before the parser
+sees the text: a 100,000-deep file would exhaust the parser's recursion, /dev/zero would
+never end, and 20 million `{}` in a few MiB would take gigabytes once parsed. The pre-scan
+is one pass over the bytes in fixed-size chunks (time linear in the file's size, memory a
+small multiple of it), and a key given twice in one object is refused by name (JSON would
+keep the last one silently). NaN, Infinity and numbers that overflow parse as floats: the
+field checks refuse them, naming the field. `Check` holds the small vocabulary the snapshot
+and baseline-book loaders share: every failure is a FileProblem with one line naming the
+field.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
+from dataclasses import dataclass
 
 from partui.profiles.files.safe_files import read_limited
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SCAN_CHUNK = 1 << 20  # bytes per step of the pre-scan: its arrays stay a few MiB
+_NOT_TOKENS = bytes(b for b in range(256) if b not in b'"[]{},')
 
 
 class FileProblem(ValueError):
     """A file partui will not use; the message is one line naming what is wrong."""
 
 
-def nesting_depth(raw: bytes) -> int:
-    """The deepest [ / { nesting of a JSON text (strings skipped), without parsing it."""
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    if not brackets:
-        return 0
+@dataclass(frozen=True)
+class Shape:
+    """What the pre-scan learned of a JSON text without parsing it."""
+
+    depth: int  # the deepest [ / { nesting
+    values: int  # containers plus commas outside strings: about the values the parser makes
+
+
+def json_shape(raw: bytes) -> Shape:
+    """Depth and value count of a JSON text, strings skipped, in one linear pass.
+
+    Escapes are neutralised first (`\\\\` then `\\"` become two plain bytes, which pairs a
+    run of backslashes from its left as JSON does), so every quote left opens or closes a
+    string and a running parity of quotes tells strings from structure. Where the text is
+    not valid JSON the figures may be off after the first fault, but the parser stops there.
+    """
     import numpy as np  # here: `partui --help` reaches this module and must not load numpy
 
-    steps = np.frombuffer(brackets, dtype=np.uint8)
-    depth = np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1))
-    return int(depth.max())
+    step_of = np.zeros(256, dtype=np.int8)  # byte -> +1 (opens), -1 (closes), 0
+    step_of[[ord("["), ord("{")]] = 1
+    step_of[[ord("]"), ord("}")]] = -1
+
+    plain = raw.replace(b"\\\\", b"__").replace(b'\\"', b"__") if b"\\" in raw else raw
+    tokens = np.frombuffer(plain.translate(None, _NOT_TOKENS), dtype=np.uint8)
+    del plain
+    in_string, depth, deepest, values = 0, 0, 0, 0
+    for start in range(0, len(tokens), _SCAN_CHUNK):
+        c = tokens[start : start + _SCAN_CHUNK]
+        quotes = (c == ord('"')).view(np.uint8)
+        inside = (np.cumsum(quotes, dtype=np.uint8) + in_string) & 1  # parity survives wrapping
+        in_string = int(inside[-1])
+        outside = inside == 0
+        step = step_of[c] * outside
+        level = np.cumsum(step, dtype=np.int32)
+        deepest = max(deepest, depth + int(level.max()))
+        depth += int(level[-1])
+        values += int(np.count_nonzero((step > 0) | ((c == ord(",")) & outside)))
+    return Shape(deepest, values)
 
 
-def parse_bounded(path, max_bytes: int, max_depth: int, what: str):
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _unique_keys(pairs: list) -> dict:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return d
+
+
+def parse_bounded(path, max_bytes: int, max_depth: int, what: str, max_values: int):
     """Read and parse a JSON file within the limits; FileProblem (one line) otherwise.
 
     Missing files raise FileNotFoundError, folders IsADirectoryError (callers word those).
@@ -49,17 +96,38 @@ def parse_bounded(path, max_bytes: int, max_depth: int, what: str):
         raise FileProblem(str(exc)) from None
     except OSError as exc:
         raise FileProblem(f"{path}: cannot read: {exc.strerror or exc}") from None
-    depth = nesting_depth(raw)
-    if depth > max_depth:
+    except MemoryError:
+        raise FileProblem(f"{path}: not enough memory to read this {what}") from None
+    size = f"{len(raw) / 2**20:.1f} MiB"
+    try:
+        return _parse(path, raw, max_depth, what, max_values)
+    except MemoryError:  # a MemoryError has no message of its own
         raise FileProblem(
-            f"{path}: nested {depth} levels deep, more than a partui {what} has ({max_depth})"
+            f"{path}: not enough memory to parse this {what} ({size} of JSON)"
+        ) from None
+
+
+def _parse(path, raw: bytes, max_depth: int, what: str, max_values: int):
+    shape = json_shape(raw)
+    if shape.depth > max_depth:
+        raise FileProblem(
+            f"{path}: nested {shape.depth} levels deep, more than a partui {what} has ({max_depth})"
+        )
+    if shape.values > max_values:
+        raise FileProblem(
+            f"{path}: about {shape.values / 1e6:.1f} million values, more than a partui "
+            f"{what} holds ({max_values / 1e6:g} million)"
         )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise FileProblem(f"{path}: not a partui {what} (not UTF-8 text)") from None
+    del raw
     try:
-        return json.loads(text)  # NaN, Infinity and 1e400 parse; the field checks refuse them
+        # NaN, Infinity and 1e400 parse; the field checks refuse them
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise FileProblem(f"{path}: the key {shown(exc.key)} appears twice in one object") from None
     except json.JSONDecodeError as exc:
         body = text.strip()
         cut = body[:1] in "{[" and body[-1:] not in "}]"  # a JSON document that stops early

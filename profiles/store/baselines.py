@@ -36,6 +36,7 @@ MAX_BYTES = 8 * 2**20
 MAX_DEPTH = 8  # book, machines, machine, entry, config
 MAX_MACHINES = 1000
 MAX_ENTRIES = 10_000  # per machine: layers x kernels x batch sizes
+MAX_VALUES = 500_000  # an entry is about 15 values: 8 MiB of real entries hold fewer
 
 
 def validate_book(data) -> None:
@@ -100,7 +101,7 @@ class BaselineBook:
         self.problem: str | None = None  # set when the file could not be read
         self._data: dict[str, Any] = {"format": FORMAT, "version": 1, "machines": {}}
         try:
-            data = parse_bounded(self.path, MAX_BYTES, MAX_DEPTH, "baseline book")
+            data = parse_bounded(self.path, MAX_BYTES, MAX_DEPTH, "baseline book", MAX_VALUES)
             validate_book(data)
             self._data = data
         except FileNotFoundError:

@@ -114,6 +114,9 @@ MAX_SPANS = 1_000_000  # over all runs: each costs ~0.5 KB once loaded
 MAX_SAMPLES = 200_000  # over all runs
 MAX_CORES = 4096
 MAX_NOTE = 10_000
+# values (containers and items) before parsing: a snapshot partui writes spends 13-20 bytes a
+# value, so 64 MiB of it holds fewer; 6 million of the costliest kind parse into ~0.5 GB
+MAX_VALUES = 6_000_000
 BIG_INT = 2**63 - 1
 BIG_MS = 1e9  # eleven days: no run takes longer
 _TOP_KEYS = {
@@ -239,8 +242,8 @@ def _check_training(t, where: str, budget: dict) -> None:
     Check.text(Check.field(t, "data", where), f"{where}.data", 1000)
     Check.boolean(Check.field(t, "interrupted", where), f"{where}.interrupted")
     Check.text(t.get("weights"), f"{where}.weights", 4096, null=True)
-    if t.get("dask") is not None:  # read by people, not by code (like a run's)
-        Check.obj(t["dask"], f"{where}.dask")
+    if t.get("dask") is not None:
+        _check_dask(t["dask"], f"{where}.dask")
     Check.number(t.get("pool_startup_ms", 0.0), f"{where}.pool_startup_ms", 0, BIG_MS)
     Check.number(t.get("test_accuracy"), f"{where}.test_accuracy", 0, 1, null=True)
     for j, e in enumerate(Check.array(Check.field(t, "epochs", where), f"{where}.epochs", 100_000)):
@@ -281,6 +284,46 @@ def _check_training(t, where: str, budget: dict) -> None:
     budget["spans"] += len(spans)
     for j, s in enumerate(spans):
         _check_span(s, f"{where}.spans[{j}]", workers)
+
+
+_DASK_TEXT = ("scheduler", "cluster", "dashboard", "error")
+_DASK_SIZES = (
+    "params_bytes",
+    "params_ms",
+    "bytes_out_per_repeat",
+    "bytes_back_per_repeat",
+    "worker_transfer_bytes",
+    "task_send_ms",
+    "task_compute_ms",
+    "task_fetch_ms",
+    "task_overhead_ms",
+)
+
+
+def _check_dask(d, where: str) -> None:
+    """Where a Dask run ran: the fields the trace export, the timeline and the reports read
+    are checked; others are kept for people."""
+    Check.obj(d, where)
+    for key in _DASK_TEXT:
+        if key in d:
+            Check.text(d[key], f"{where}.{key}", 1000, null=True)
+    for key in _DASK_SIZES:
+        if key in d:
+            Check.number(d[key], f"{where}.{key}", 0, BIG_INT)
+    for j, w in enumerate(Check.array(d.get("workers", []), f"{where}.workers", 100_000)):
+        at = f"{where}.workers[{j}]"
+        Check.obj(w, at)
+        for key in ("name", "address"):
+            Check.text(Check.field(w, key, at), f"{at}.{key}", 1000)
+        if w.get("pid") is not None:
+            Check.integer(w["pid"], f"{at}.pid", 0, BIG_INT)
+        for key in ("clock_offset_ms", "clock_uncertainty_ms", "dask_lag_ms"):
+            if key in w:  # an offset may be negative; an unknown uncertainty is null
+                Check.number(w[key], f"{at}.{key}", -BIG_MS, BIG_MS, null=True)
+    for j, note in enumerate(Check.array(d.get("notes", []), f"{where}.notes", 1000)):
+        Check.text(note, f"{where}.notes[{j}]", 1000)
+    if d.get("training") is not None:
+        Check.obj(d["training"], f"{where}.training")
 
 
 def _check_span(s, where: str, workers: int) -> None:
@@ -355,8 +398,8 @@ def _check_run(run, where: str, budget: dict) -> None:
     cpus = Check.array(run.get("worker_cpus", []), f"{where}.worker_cpus", workers)
     for j, v in enumerate(cpus):
         Check.integer(v, f"{where}.worker_cpus[{j}]", 0, 1 << 20)
-    if run.get("dask") is not None:  # read by people and the trace export, not by code
-        Check.obj(run["dask"], f"{where}.dask")
+    if run.get("dask") is not None:
+        _check_dask(run["dask"], f"{where}.dask")
     ratios = Check.array(run.get("on_cpu_ratio", []), f"{where}.on_cpu_ratio", workers)
     for j, v in enumerate(ratios):
         Check.number(v, f"{where}.on_cpu_ratio[{j}]", 0, 1e6, null=True)
@@ -452,7 +495,7 @@ def load(path) -> Snapshot:
     """The one way in: size and depth capped before parsing, every field checked after."""
     path = Path(path)
     try:
-        data = parse_bounded(path, MAX_BYTES, MAX_DEPTH, "snapshot")
+        data = parse_bounded(path, MAX_BYTES, MAX_DEPTH, "snapshot", MAX_VALUES)
     except FileNotFoundError:
         raise SnapshotError(f"{path}: no such file") from None
     except IsADirectoryError:

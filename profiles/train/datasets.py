@@ -14,7 +14,11 @@ letters labels run 1..26 (A..Z); EMNIST stores each image transposed.
 from __future__ import annotations
 
 import gzip
+import math
+import os
+import stat
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,29 +57,90 @@ class DataSet:
         return f"{self.source}: {len(self.train_y)} train, {len(self.test_y)} test images"
 
 
-def read_idx(path) -> np.ndarray:
-    """An IDX file (optionally gzipped) as a numpy array; DataError names what is wrong."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+MAX_DIMS = 8  # EMNIST's files have 1 or 3
+MAX_IDX_BYTES = 256 * 2**20  # of data in one file; EMNIST letters' largest holds 98 MB
+_READ_CHUNK = 1 << 20  # bytes per read: a gzip stream is inflated at most this far ahead
+
+
+def _open_regular(path: Path) -> int:
+    """A read-only descriptor of a regular file; a FIFO or a device is refused unread (opened
+    non-blocking: a FIFO with no writer would otherwise hang the open)."""
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as exc:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise DataError(f"{path}: not a regular file (a FIFO, device, socket or folder)")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _read_into(f, buf: bytearray) -> int:
+    """Fill `buf` from `f` a chunk at a time; the bytes read."""
+    view, got = memoryview(buf), 0
+    while got < len(buf):
+        n = f.readinto(view[got : got + _READ_CHUNK])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def read_idx(path) -> np.ndarray:
+    """An IDX file (optionally gzipped) as a numpy array; DataError names what is wrong.
+
+    The header's shape is checked before the data is read: at most MAX_DIMS dimensions and
+    MAX_IDX_BYTES of data, and exactly that much data follows (a gzip stream is inflated
+    into a buffer of the claimed size and refused as soon as it holds more).
+    """
+    path = Path(path)
+    fd = _open_regular(path)
+    raw = os.fdopen(fd, "rb")
+    try:
+        with gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw as f:
+            return _read_idx(f, path, None if path.suffix == ".gz" else os.fstat(fd).st_size)
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in IDX_TYPES:
+    finally:
+        raw.close()
+
+
+def _read_idx(f, path: Path, file_size: int | None) -> np.ndarray:
+    magic = f.read(4)
+    if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in IDX_TYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
-    dims = data[3]
-    head = 4 + 4 * dims
-    if dims == 0 or len(data) < head:
+    dims = magic[3]
+    if dims == 0 or dims > MAX_DIMS:
+        raise DataError(f"{path}: not an IDX file ({dims} dimensions; at most {MAX_DIMS})")
+    head = f.read(4 * dims)
+    if len(head) < 4 * dims:
         raise DataError(f"{path}: not an IDX file (truncated header)")
-    shape = struct.unpack(f">{dims}I", data[4:head])
-    dtype = np.dtype(IDX_TYPES[data[2]])
-    need = int(np.prod(shape)) * dtype.itemsize
-    if len(data) - head != need:
+    shape = struct.unpack(f">{dims}I", head)
+    dtype = np.dtype(IDX_TYPES[magic[2]])
+    need = math.prod(shape) * dtype.itemsize
+    if need > MAX_IDX_BYTES:
         raise DataError(
-            f"{path}: expected {need} bytes of data for shape {shape}, found {len(data) - head}"
+            f"{path}: its header claims {need / 2**20:.0f} MiB of data (shape {shape}), more "
+            f"than the {MAX_IDX_BYTES / 2**20:.0f} MiB partui reads from one file"
         )
-    return np.frombuffer(data, dtype=dtype, offset=head).reshape(shape)
+    if file_size is not None and file_size - 4 - 4 * dims != need:
+        found = file_size - 4 - 4 * dims
+        raise DataError(f"{path}: expected {need} bytes of data for shape {shape}, found {found}")
+    try:
+        buf = bytearray(need)
+    except MemoryError:
+        raise DataError(f"{path}: not enough memory for its {need / 2**20:.0f} MiB") from None
+    got = _read_into(f, buf)
+    if got < need:
+        raise DataError(f"{path}: expected {need} bytes of data for shape {shape}, found {got}")
+    if f.read(1):
+        raise DataError(
+            f"{path}: expected {need} bytes of data for shape {shape}, found more "
+            "(the file holds more than its header says)"
+        )
+    return np.frombuffer(buf, dtype=dtype).reshape(shape)
 
 
 def _find(folder: Path, split: str, what: str) -> Path:

@@ -138,9 +138,16 @@ def _main(argv: list[str]) -> int:
         return _stopped(exc)
     except BrokenPipeError:
         return EXIT_OK
+    except MemoryError as exc:  # its message is often empty: say what ran out
+        detail = f" ({exc})" if str(exc) else ""
+        return _fail(f"error: out of memory{detail}; {_command(argv)} needs more", EXIT_FAILED)
     except Exception as exc:  # never a traceback unless asked: one line, and how to get more
         hint = "" if debug_enabled() else " (--debug or PARTUI_DEBUG=1 for the traceback)"
         return _fail(f"error: {type(exc).__name__}: {exc}{hint}", EXIT_FAILED)
+
+
+def _command(argv: list[str]) -> str:
+    return f"partui {argv[0]}" if argv and not argv[0].startswith("-") else "partui"
 
 
 def _fail(message: str, code: int) -> int:

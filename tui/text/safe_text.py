@@ -1,10 +1,12 @@
 """Text from files and from the command line, made safe to show.
 
-A snapshot's note, a machine name or a file name may hold escape sequences (a terminal
-would obey them: set the window title, clear the screen) or Rich markup (Textual would
-parse it, and fail on a stray "[/]"). The command line strips control characters; the
-dashboard strips them too and shows such text as text, never as markup. Values echoed in
-errors are cut to ECHO_MAX characters.
+A snapshot's note, a machine name, a folder's name or an environment variable may hold
+escape sequences (a terminal would obey them: set the window title, write the clipboard,
+clear the screen), bidirectional overrides (U+202E shows "exe.txt" as "txt.exe") or Rich
+markup (Textual would parse it, and fail on a stray "[/]"). `printable` is the one way such
+text reaches a terminal, from the command line and the dashboard alike: every C0/C1 control
+and bidi control becomes a visible escape (\x1b, \u202e); the dashboard also shows such text
+as text, never as markup. Values echoed in errors are cut to ECHO_MAX characters.
 """
 
 from __future__ import annotations
@@ -12,16 +14,23 @@ from __future__ import annotations
 import re
 
 ECHO_MAX = 80
-# C0 controls but tab and newline, DEL, C1 controls (0x9b alone starts a CSI sequence)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 controls, DEL, C1 controls (0x9b alone starts a CSI sequence), and the bidirectional
+# marks, embeddings, overrides and isolates (they reorder what follows them on the line)
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")  # tab and newline kept
+_CONTROL_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
 _QUOTED = re.compile(rf"'([^'\n]{{{ECHO_MAX}}})[^'\n]+'")
 
 
+def _escaped(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def printable(text, keep_newlines: bool = True) -> str:
-    """`text` without control characters (a shown escape becomes a '?')."""
+    """`text` with every control and bidi character shown as an escape (ESC as \\x1b)."""
     pattern = _CONTROL if keep_newlines else _CONTROL_LINE
-    return pattern.sub("?", str(text))
+    return pattern.sub(_escaped, str(text))
 
 
 def clip(value, width: int = ECHO_MAX) -> str:

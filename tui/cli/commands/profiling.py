@@ -214,8 +214,9 @@ def cmd_sweep(args) -> int:
     else:
         out = default_snapshot_path(check_writable_dir(str(default_snapshot_dir())))
     book = None if args.no_book else BaselineBook()
-    if book is not None and book.problem:
-        print(f"partui: note: {printable(book.problem)}", file=sys.stderr)
+    noted = book.problem if book is not None else None
+    if noted:
+        print(f"partui: note: {printable(noted)}", file=sys.stderr)
     print(
         f"sweep: {len(configs)} runs ({len(skipped)} combinations not applicable, skipped), "
         f"{args.warmup} warm-up + {args.repeat} repeats each",
@@ -234,7 +235,7 @@ def cmd_sweep(args) -> int:
             try:
                 r = engine.run(cfg)
             except WorkerLost as exc:
-                print(f" failed: {exc}", file=sys.stderr)
+                print(f" failed: {printable(exc)}", file=sys.stderr)
                 failed.append(f"{cfg.label()}: {exc}")
                 continue
             results.append(r)
@@ -250,15 +251,15 @@ def cmd_sweep(args) -> int:
         for r in results:
             book.offer(r)
         book.save()
-        if book.problem:
+        if book.problem and book.problem != noted:  # a failed save; the read's note is given
             print(f"partui: note: {printable(book.problem)}", file=sys.stderr)
     if args.json:
         _print_json({"snapshot": str(out), "failed": failed, **analysis_data(analysis)})
     else:
-        print(report(analysis, args.repeat))
+        _say(report(analysis, args.repeat))  # baselines name the book's dates
         for f in failed:
-            print(f"failed: {f}")
-        print(f"\nsnapshot saved to {out}")
+            _say(f"failed: {f}")
+        _say(f"\nsnapshot saved to {out}")  # the folder may come from the environment
     return 0 if not failed and all(r.ok for r in results) else 1
 
 
@@ -341,16 +342,16 @@ def cmd_export(args) -> int:
         if out.exists() and out.resolve() == Path(args.file).resolve():
             raise UsageError(f"-o {args.output} is the snapshot itself; choose another file")
         out = check_output(args.output, "-o", args.force)
-    if args.format == "chrome":
+    if args.format == "chrome":  # JSON escapes every control and non-ASCII character
         text = json.dumps(chrome_trace(snap), separators=(",", ":")) + "\n"
-    else:
-        text = csv_text(snap)
+    else:  # a baseline's source is the file's text: escaped on its way to a terminal or file
+        text = printable(csv_text(snap))
     if args.output is not None:
         try:
             write_text(out, text, overwrite=args.force)
         except OSError as exc:
             raise UsageError(str(exc)) from None
-        print(f"{args.format} export written to {out}", file=sys.stderr)
+        print(printable(f"{args.format} export written to {out}"), file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

@@ -7,6 +7,7 @@ import signal
 import sys
 
 from partui.tui.cli.errors import UsageError
+from partui.tui.text.safe_text import printable
 from partui.tui.text.table import print_json, table
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -234,7 +235,7 @@ def cmd_train(args) -> int:
         raise UsageError(str(exc)) from None
     if len(data.train_y) < cfg.batch:
         raise UsageError(f"{data.describe()}: fewer training images than one batch ({cfg.batch})")
-    print(f"partui train: {data.describe()}", file=sys.stderr, flush=True)
+    print(printable(f"partui train: {data.describe()}"), file=sys.stderr, flush=True)
     from partui.tui.cli.commands.core import compile_ahead
 
     compile_ahead(["network"], cfg.kernel)  # the training step's kernels too (warmup)
@@ -258,8 +259,8 @@ def cmd_train(args) -> int:
 
         print_json(json_safe({**result.to_dict(), "snapshot": str(out)}), allow_nan=False)
     else:
-        print(train_report(result))
-        print(f"snapshot {out}\nweights  {weights}")
+        print(printable(train_report(result)))  # the data folder's name, the paths
+        print(printable(f"snapshot {out}\nweights  {weights}"))
     failed = (result.dask or {}).get("error")
     if failed:
         print(

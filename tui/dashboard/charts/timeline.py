@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from rich.text import Text
 
 from partui.profiles.records.config import RunConfig
+from partui.tui.text.safe_text import printable
 from partui.tui.text.table import ratio_text, short_ms
 
 WAITING = 0.5  # on-CPU ratio below which a lane is drawn as mostly waiting
@@ -185,7 +186,7 @@ def view_of_result(result, number: int, choice: int | None) -> TimelineView:
         start_ns=starts[repeat] if 0 <= repeat < len(starts) else None,
     )
     if getattr(result, "dask", None):
-        view.note = dask_note(result.dask)
+        view.note = printable(dask_note(result.dask))  # a snapshot's text
     return view
 
 

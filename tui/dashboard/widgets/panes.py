@@ -35,7 +35,7 @@ def machine_line(info) -> str:
     if info.blas is None:  # read after the dashboard's first frame
         blas = "BLAS: reading"
     cpu = " ".join(str(info.cpu_model or "?").replace("(R)", "").split())
-    return (
+    return printable(
         f"{cpu} | {info.logical_cores} cores ({info.physical_cores} physical) | {caches} | {blas}"
     )
 
