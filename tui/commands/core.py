@@ -8,7 +8,7 @@ import re
 import sys
 
 from partui.kernels.axes import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
-from partui.kernels.layers import LAYER_NAMES, LAYERS, MAX_BATCH
+from partui.kernels.layers import GELU_FORMULA, LAYER_NAMES, LAYERS, MAX_BATCH
 from partui.profiles.limits import MAX_WORKERS, default_workers
 from partui.profiles.units import size_text
 
@@ -94,10 +94,13 @@ def register(sub) -> None:
         "library (PyTorch layouts). forward: input, weight, bias, output. "
         "backward: input, weight, bias, output_grad, input_grad, weight_grad, "
         "bias_grad. train: input, labels, <layer>.weight/.bias and their "
-        "<layer>.weight.grad/.bias.grad (before the update), loss",
+        "<layer>.weight.grad/.bias.grad (before the update), loss. A README.txt beside "
+        "them says what was computed (the formula, the GELU form, shapes, dtypes)",
     )
     p.add_argument(
-        "--force", action="store_true", help="replace .npy files of those names already in DIR"
+        "--force",
+        action="store_true",
+        help="replace .npy files (and README.txt) of those names already in DIR",
     )
     p.set_defaults(func=cmd_run)
 
@@ -240,7 +243,7 @@ def cmd_list(args) -> int:
         rows.append(
             [
                 name,
-                layer.kind,
+                layer.operation,
                 layer.shape_text(),
                 params,
                 flops_text(layer.flops(1)),
@@ -249,11 +252,12 @@ def cmd_list(args) -> int:
         )
     print(
         table(
-            ["layer", "kind", "per-sample shape", "weight", "FLOPs/sample", "FLOPs@64"],
+            ["layer", "operation", "per-sample shape", "weight", "FLOPs/sample", "FLOPs@64"],
             rows,
             align="llllrr",
         )
     )
+    print(f"NCHW float32; weights in PyTorch layouts; {GELU_FORMULA}")
     print()
     for title, items in (
         ("strategies", STRATEGIES),
@@ -313,6 +317,7 @@ def list_data() -> dict:
             {
                 "name": n,
                 "kind": layer.kind,
+                "operation": layer.operation,
                 "in_shape": layer.in_shape,
                 "out_shape": layer.out_shape,
                 "weight_shape": layer.weight_shape,
@@ -431,8 +436,8 @@ def cmd_run(args) -> int:
     cfg.check()
     out_dir = check_writable_dir(args.save_arrays) if args.save_arrays else None
     if out_dir is not None:
-        for name in ("input", "output", "weight", "bias"):
-            check_output(str(out_dir / f"{name}.npy"), "--save-arrays", args.force)
+        for name in ("input.npy", "output.npy", "weight.npy", "bias.npy", ARRAYS_README):
+            check_output(str(out_dir / name), "--save-arrays", args.force)
     warn_settings(cfg)
     if cfg.executor == "dask" and cfg.scheduler:  # an unreachable cluster: say so at once
         from partui.profiles.dask_executor import reachable
@@ -445,7 +450,7 @@ def cmd_run(args) -> int:
     if progress:
         progress.done()
     if out_dir is not None:
-        save_arrays(out_dir, result.arrays, args.force)
+        save_arrays(out_dir, result.arrays, args.force, arrays_readme(result))
     if args.json:
         from partui.profiles.snapshot import json_safe  # NaN (not measured) -> null
 
@@ -467,20 +472,105 @@ def warn_settings(cfg: RunConfig) -> None:
         print(f"partui: warning: {warning}", file=sys.stderr)
 
 
-def save_arrays(out_dir: Path, arrays: dict, force: bool = False) -> None:
+ARRAYS_README = "README.txt"
+
+
+def save_arrays(out_dir: Path, arrays: dict, force: bool = False, readme: str = "") -> None:
+    """The arrays as .npy files, and `readme` (what was computed) beside them."""
     import io
 
     import numpy as np
 
-    from partui.profiles.safe_files import write_bytes
+    from partui.profiles.safe_files import write_bytes, write_text
 
     try:
         for name, arr in arrays.items():
             buf = io.BytesIO()
             np.save(buf, arr)
             write_bytes(out_dir / f"{name}.npy", buf.getvalue(), overwrite=force)
+        if readme:
+            write_text(out_dir / ARRAYS_README, readme, overwrite=force)
     except OSError as exc:
         raise UsageError(f"cannot write arrays to {out_dir}: {exc}") from None
+
+
+def _array_role(name: str, pass_kind: str) -> str:
+    """What one saved array is, from its file name."""
+    param = name.removesuffix(".grad").removesuffix("_grad")
+    owner, _, which = param.rpartition(".")
+    which = which or param
+    if which in ("weight", "bias") and name != param:
+        return f"dL/d {param}: the {which} gradient partui computed"
+    if which == "weight":
+        return f"{owner + ' ' if owner else ''}weight, PyTorch layout" + (
+            " (before the update)" if pass_kind == "train" else ""
+        )
+    if which == "bias":
+        return f"{owner + ' ' if owner else ''}bias" + (
+            " (before the update)" if pass_kind == "train" else ""
+        )
+    return {
+        "input": "the input batch (seeded standard normal)"
+        if pass_kind != "train"
+        else "the images of the batch (seeded standard normal)",
+        "output": "the output partui computed",
+        "labels": "the class of each image, 0..25",
+        "loss": "the mean NLL loss of the batch (a 0-d array)",
+        "output_grad": "dL/d output: the seeded upstream gradient given to the backward pass",
+        "input_grad": "dL/d input: the input gradient partui computed",
+    }.get(name, "")
+
+
+def arrays_readme(result) -> str:
+    """What `--save-arrays` wrote: the layer, its formula, the pass, and each file's shape."""
+    from partui.kernels.layers import GELU_FORMULA, NETWORK
+
+    c = result.config
+    layer = LAYERS[c.layer]
+    lines = [
+        "Written by partui run --save-arrays: the arrays of one run, to check with another",
+        "library. NumPy .npy files (numpy.load).",
+        "",
+        f"layer    {c.layer}: {layer.operation}, per sample {layer.shape_text()}",
+        f"pass     {c.pass_kind}",
+        f"run      strategy {c.strategy}, kernel {c.kernel}, executor {c.executor}, "
+        f"workers {c.workers}, batch {c.batch}, seed {c.seed}",
+        "",
+    ]
+    if layer.kind == "network":
+        lines.append(
+            "forward  input -> " + " -> ".join(x.name for x in NETWORK) + " = output "
+            "(pool3's 128x1x1 flattened to 128 for linear1)"
+        )
+        lines += [f"  {x.name:<10} {x.formula}" for x in NETWORK]
+    else:
+        lines.append(f"forward  {layer.formula}")
+    if "GELU_tanh" in "\n".join(lines):
+        lines.append(f"         {GELU_FORMULA}")
+    if c.pass_kind == "backward":
+        lines.append(
+            "backward given output_grad = dL/d output (seeded), the gradients of "
+            "L = sum(output * output_grad)"
+        )
+    elif c.pass_kind == "train":
+        lines.append(
+            "train    one SGD step: forward, L = mean over the batch of -output[n, labels[n]] "
+            "(NLL of the log-softmax), backward; the gradients are of L"
+        )
+    lines += [
+        f"checked  against a float64 reference: max abs error {result.max_abs_error:.2e} "
+        f"(tolerance {result.tolerance:.2e}) {'OK' if result.ok else 'FAILED'}",
+        "",
+        "files",
+    ]
+    width = max(len(n) for n in result.arrays) + 4
+    for name, arr in result.arrays.items():
+        shape = "x".join(map(str, arr.shape)) or "scalar"
+        lines.append(
+            f"  {name + '.npy':<{width}} {str(arr.dtype):<8} {shape:<14} "
+            f"{_array_role(name, c.pass_kind)}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 class _progress_printer:
