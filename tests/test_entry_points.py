@@ -185,3 +185,22 @@ def test_snapshot_dir_flag_wins_over_the_variable_and_the_help_says_so(
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
     assert "Snapshots go to `--snapshot-dir DIR` if given, else `$PARTUI_SNAPSHOT_DIR`" in readme
     assert "`--snapshot-dir` wins over it" in readme
+
+
+def _help(capsys, *argv) -> str:
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # undo the wrapping
+
+
+def test_help_texts_name_the_real_flags_and_keys(capsys):
+    sweep = _help(capsys, "sweep")
+    assert "--executors with dask among them: the address" in sweep
+    assert "--executor dask" not in sweep
+    assert "--executor dask: the address" in _help(capsys, "run")
+    demo = _help(capsys, "demo")
+    assert "summary, explanation" in demo and "summary, text" not in demo
+    assert "which file is A and which is B" in _help(capsys, "compare")
+    argv = ["sweep", "--layer", "conv2", "--executors", "threads", "--scheduler", "x"]
+    assert cli.main(argv) == 2
+    assert "--scheduler applies to --executors with dask among them" in capsys.readouterr().err

@@ -185,21 +185,22 @@ def add_repeat_arguments(p, each: str = "") -> None:
     )
 
 
-def add_scheduler_argument(p) -> None:
+def add_scheduler_argument(p, when: str = "--executor dask") -> None:
+    """`when`: the flag that asks for Dask, as the command spells it."""
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="--executor dask: the address of a running Dask scheduler (tcp://HOST:PORT) "
+        help=f"{when}: the address of a running Dask scheduler (tcp://HOST:PORT) "
         "instead of a LocalCluster partui starts and stops itself; default "
         "$PARTUI_DASK_SCHEDULER. partui never stops a cluster it did not start",
     )
 
 
-def scheduler_from(args, executors) -> str:
+def scheduler_from(args, executors, when: str = "--executor dask") -> str:
     """--scheduler, else $PARTUI_DASK_SCHEDULER, when a Dask executor is asked for."""
     given = getattr(args, "scheduler", None)
     if given is not None and "dask" not in executors:
-        raise UsageError("--scheduler applies to --executor dask")
+        raise UsageError(f"--scheduler applies to {when}")
     if "dask" not in executors:
         return ""
     address = given if given is not None else os.environ.get("PARTUI_DASK_SCHEDULER", "")

@@ -54,7 +54,7 @@ def register(sub) -> None:
         default=",".join(LOCAL_EXECUTORS),
         help="comma-separated: " + ", ".join(EXECUTORS) + " (default: all but dask)",
     )
-    add_scheduler_argument(p)
+    add_scheduler_argument(p, SWEEP_DASK)
     p.add_argument(
         "--workers",
         metavar="N,N",
@@ -115,11 +115,11 @@ def register(sub) -> None:
         help="two snapshots side by side: medians, ratio, verdict",
         description="For every configuration present in both snapshots: the two "
         "medians, the ratio B/A and a verdict where the min-max "
-        "spreads do not overlap. Differences between the two "
-        "machines come first.",
+        "spreads do not overlap. The report opens with which file is A and which is B; "
+        "differences between the two machines come next.",
     )
-    p.add_argument("a", metavar="A")
-    p.add_argument("b", metavar="B")
+    p.add_argument("a", metavar="A", help="the first snapshot (A: the reference)")
+    p.add_argument("b", metavar="B", help="the second snapshot (B: compared against A)")
     p.add_argument(
         "--json",
         action="store_true",
@@ -131,6 +131,7 @@ def register(sub) -> None:
 
 # ---- sweep ------------------------------------------------------------------------
 
+SWEEP_DASK = "--executors with dask among them"
 _SINGULAR = {"strategies": "strategy", "executors": "executor", "layers": "layer"}
 
 
@@ -167,7 +168,7 @@ def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
         else list(STRATEGIES)
     )  # those the layer does not allow are skipped below
     executors = _names(args.executors, EXECUTORS, "executors")
-    scheduler = scheduler_from(args, executors)
+    scheduler = scheduler_from(args, executors, SWEEP_DASK)
     configs, skipped = [], []
     for s in strategies:
         for e in executors:
@@ -355,8 +356,9 @@ def cmd_export(args) -> int:
 def cmd_compare(args) -> int:
     a, b = _load(args.a), _load(args.b)
     if args.json:
-        _print_json(compare_data(a, b))
+        _print_json({"a_file": str(args.a), "b_file": str(args.b), **compare_data(a, b)})
     else:
+        _say(f"A  {args.a}\nB  {args.b}\n")
         _say(compare_report(a, b))
     return 0
 
