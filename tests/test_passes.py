@@ -372,3 +372,24 @@ def test_a_step_whose_tasks_run_one_after_the_other_still_ends_right():
     for k in ref:
         want = params[k].astype(np.float64) - lr * ref[k]
         assert np.abs(new[k] - want).max() <= 1e-5 * float(np.abs(want).max()), k
+
+
+def test_report_says_when_phase_walls_overlap(engine, monkeypatch):
+    """Phase walls that add up to more than a repeat (Dask: transfers while shards compute)
+    come with a sentence saying they overlap; walls that fit say nothing more."""
+    from partui.profiles import passes as profile_passes
+    from partui.tui.commands.core import run_report
+
+    result = engine.run(cfg("network", "batch", "threads", 2, batch=4, pass_kind="train"))
+    m = result.median_ms
+    monkeypatch.setattr(
+        profile_passes,
+        "phase_walls",
+        lambda spans, kind: {"forward": 0.28 * m, "backward": 0.35 * m, "transfer": 0.9 * m},
+    )
+    text = run_report(result)
+    assert "the phases overlap in time: their walls add up to" in text
+    monkeypatch.setattr(
+        profile_passes, "phase_walls", lambda spans, kind: {"forward": 0.4 * m, "update": 0.5 * m}
+    )
+    assert "overlap" not in run_report(result)

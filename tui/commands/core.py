@@ -706,6 +706,13 @@ def run_report(result) -> str:
 
         walls = phase_walls(result.spans, c.pass_kind)
         lines.append(table(["phase", "wall ms (median)"], [[k, ms(v)] for k, v in walls.items()]))
+        total = sum(walls.values())
+        if total > result.median_ms * 1.05:
+            lines.append(
+                f"the phases overlap in time: their walls add up to {ms(total)} ms against a "
+                f"repeat's median of {ms(result.median_ms)} ms (a phase's wall runs from its "
+                f"first task's start to its last task's end, while other phases run)"
+            )
         lines.append("")
     verdict = "OK" if result.ok else f"FAILED: {result.error or 'result is wrong'}"
     lines.append(
