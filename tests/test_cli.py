@@ -377,3 +377,62 @@ def test_json_of_a_nan_output_is_still_json(monkeypatch, capsys):
     )
     d = strict_json(capsys.readouterr().out)
     assert d["ok"] is False and d["max_abs_error"] is None
+
+
+def _stderr_on_a_terminal(*args, timeout=120):
+    """Run partui with stderr on a pseudo-terminal; (exit code, stdout, what the terminal got)."""
+    import os
+    import pty
+
+    main, sub = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partui.tui.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=sub,
+        text=True,
+    )
+    os.close(sub)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the other end closed (EIO on Linux)
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out, seen.decode(errors="replace")
+
+
+def test_run_shows_the_repeat_under_way_on_a_terminal_only():
+    args = ["run", "--layer", "pool2", "--batch", "2", "--repeat", "2", "--warmup", "1"]
+    code, out, term = _stderr_on_a_terminal(*args)
+    assert code == 0, term
+    for step in ("starting...", "warm-up 1 of 1...", "repeat 1 of 2...", "repeat 2 of 2..."):
+        assert f"\rpartui run: {step}" in term, term
+    assert "(warm-up: " in term and "(repeat 1: " in term
+    assert term.endswith("\r"), term  # the line is wiped: the report starts clean
+    assert out.startswith("pool2  strategy")
+    proc = partui(*args)  # stderr not a terminal: no progress line
+    assert proc.returncode == 0 and "repeat 1 of 2" not in proc.stderr
+
+
+def test_sweep_line_shows_the_repeat_under_way(monkeypatch, capsys, tmp_path):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    monkeypatch.setenv("PARTUI_SNAPSHOT_DIR", str(tmp_path))
+    argv = ["sweep", "--layer", "pool2", "--strategies", "batch", "--executors", "inline"]
+    argv += ["--workers", "1", "--batch", "2", "--repeat", "2", "--warmup", "0", "--no-book"]
+    assert cli.main(argv) == 0
+    text = term.getvalue()
+    head = "[1/1] pool2 batch/vectorized/inline w=1 b=2 ..."
+    assert f"\r{head} repeat 1 of 2..." in text and f"\r{head} repeat 2 of 2..." in text
+    assert text.splitlines()[-1].endswith(" ms") and head in text.splitlines()[-1]

@@ -445,10 +445,11 @@ def cmd_run(args) -> int:
 
         reachable(cfg.scheduler)
     compile_ahead([cfg.layer], cfg.kernel, cfg.strategy)
-    progress = None if args.json else _progress_printer(cfg)
-    with Engine() as engine:
-        result = engine.run(cfg, emit=progress, keep_arrays=out_dir is not None)
-    if progress:
+    progress = RunProgress(cfg)
+    try:
+        with Engine() as engine:
+            result = engine.run(cfg, emit=progress, keep_arrays=out_dir is not None)
+    finally:
         progress.done()
     if out_dir is not None:
         save_arrays(out_dir, result.arrays, args.force, arrays_readme(result))
@@ -574,32 +575,53 @@ def arrays_readme(result) -> str:
     return "\n".join(lines) + "\n"
 
 
-class _progress_printer:
-    """Repeats done, on stderr, for runs long enough to wonder about (only on a terminal)."""
+class RunProgress:
+    """What a run is doing, on stderr, on one line redrawn in place: the pool starting, the
+    repeat under way and the last one's time, the check. Only on a terminal; the line is
+    wiped when the run ends, so the report stays as it was."""
 
-    def __init__(self, cfg: RunConfig):
-        from partui.profiles.events import RepeatDone
+    def __init__(self, cfg: RunConfig, prefix: str = "", stream=None):
+        from partui.profiles.events import RepeatDone, RunStarted
 
-        self.total = cfg.warmup + cfg.repeats
-        self.kind = RepeatDone
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.kinds = (RunStarted, RepeatDone)
+        self.warmup, self.repeats = cfg.warmup, cfg.repeats
+        self.prefix = prefix or "partui run: "
         self.count = 0
-        self.tty = sys.stderr.isatty()
+        self.width = 0
+        self.say("starting...")
+
+    def say(self, text: str) -> None:
+        if not self.tty:
+            return
+        import shutil
+
+        # a line longer than the terminal would wrap, and \r would not go back over it
+        line = (self.prefix + text)[: shutil.get_terminal_size().columns - 1]
+        print("\r" + line.ljust(self.width), end="", file=self.stream, flush=True)
+        self.width = max(self.width, len(line))
 
     def __call__(self, event) -> None:
-        if isinstance(event, self.kind):
+        from partui.profiles.events import repeat_progress
+
+        started, repeat = self.kinds
+        if isinstance(event, started):
+            self.count = 0
+        elif isinstance(event, repeat):
             self.count += 1
-            if self.tty:
-                label = "warm-up" if event.repeat < 0 else "repeat"
-                print(
-                    f"\r{label} {self.count}/{self.total}: {event.wall_ns / 1e6:.1f} ms   ",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        else:
+            return
+        text = repeat_progress(self.count, self.warmup, self.repeats) + "..."
+        if isinstance(event, repeat):
+            last = "warm-up" if event.repeat < 0 else f"repeat {event.repeat + 1}"
+            text += f" ({last}: {event.wall_ns / 1e6:.1f} ms)"
+        self.say(text)
 
     def done(self) -> None:
-        if self.tty and self.count:
-            print("\r" + " " * 50 + "\r", end="", file=sys.stderr, flush=True)
+        if self.tty and self.width:
+            print("\r" + " " * self.width + "\r", end="", file=self.stream, flush=True)
+            self.width = 0
 
 
 def dask_where(d: dict) -> list[str]:

@@ -13,6 +13,7 @@ from ..reports import analysis_data, compare_data, compare_report, report
 from ..safe_text import echo, printable
 from ..table import ms
 from .core import (
+    RunProgress,
     add_kernel_argument,
     add_layer_argument,
     add_repeat_arguments,
@@ -226,16 +227,23 @@ def cmd_sweep(args) -> int:
     results, failed = [], []
     with Engine() as engine:
         for i, cfg in enumerate(configs, 1):
-            prefix = f"[{i:>{len(str(len(configs)))}}/{len(configs)}] {cfg.label()}"
-            print(f"{prefix} ...", end="", file=sys.stderr, flush=True)
+            prefix = f"[{i:>{len(str(len(configs)))}}/{len(configs)}] {cfg.label()} ..."
+            # on a terminal, the line shows the repeat under way, then the result
+            progress = RunProgress(cfg, prefix=f"{prefix} ")
+            lead = f"{prefix}" if progress.tty else ""
+            if not progress.tty:
+                print(prefix, end="", file=sys.stderr, flush=True)
             try:
-                r = engine.run(cfg)
+                r = engine.run(cfg, emit=progress)
             except WorkerLost as exc:
-                print(f" failed: {exc}", file=sys.stderr)
+                progress.done()
+                print(f"{lead} failed: {exc}", file=sys.stderr)
                 failed.append(f"{cfg.label()}: {exc}")
                 continue
+            finally:
+                progress.done()
             results.append(r)
-            print(f" {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}", file=sys.stderr)
+            print(f"{lead} {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}", file=sys.stderr)
     known = book.known(results) if book is not None else {}
     analysis = analyze(results, known, "this sweep")
     snap = Snapshot.from_results(results, note=args.note, baseline=dict(analysis.baselines))
