@@ -232,7 +232,11 @@ class TimelineChart(Redraws, Widget):
         try:
             size = self.content_region.size if self.is_mounted else self.size
             if self.view is not None and self.going:
-                going = Text(self.going, "bold", no_wrap=True, overflow="ellipsis")
+                # the longest wording that fits: the lanes' own head names the run they show
+                head = self.going.split(" · ")[0]
+                words = [self.going, head, head.split(" ", 2)[2]]
+                fit = next((w for w in words if len(w) <= size.width), words[-1])
+                going = Text(fit, "bold", no_wrap=True, overflow="ellipsis")
                 going.truncate(size.width, overflow="ellipsis")
                 lanes = timeline_lines(self.view, size.width, max(1, size.height - 1))
                 return Text("\n").join([going, lanes])
