@@ -118,3 +118,25 @@ def test_the_report_says_where_a_splits_repeat_goes():
         older["layers"][1].pop(key)
     assert BenchResult.from_dict(older).layers[1].fixed_us is None
     assert "where a split's repeat goes" not in report(BenchResult.from_dict(older))
+
+
+def test_the_report_explains_others_and_never_calls_one_task_a_split():
+    from partui.profiles.records.bench_result import BenchChoice, BenchResult, BenchRow
+    from partui.tui.cli.commands.bench import report
+
+    one = BenchRow("conv3", "none", "inline", 1, 2.0, 1.9, 2.2, 30, 40.0, 1, True, 1e-6, 1e-4)
+    blas = BenchChoice("conv3", "none", "blas", 2, 2.4, 2.3, 2.6, 30, 33.0, 1, True, 1e-6, 1e-4)
+    two = BenchRow("conv3", "none", "inline", 1, 2.0, 1.9, 2.2, 30, 40.0, 1, True, 1e-6, 1e-4,
+                   workers=2, single_task=True, best_parallel=blas)  # fmt: skip
+    peak = {"1": {"size": 512, "gflops": 70.0, "best_gflops": 72.0, "median_ms": 3.8}}
+    settings = {"screen_repeats": 7, "rounds": 5, "round_repeats": 10}
+    result = BenchResult("vectorized", 64, settings, peak, layers=[one, two])
+    result.load_average = {"before": [0.5], "after": [0.6]}
+    text = report(result)
+    assert "best split none" not in text
+    assert "single task fastest (best on 2 workers: none/blas, one task on BLAS's threads" in text
+    assert "others: CPU cores other programs used while this layer was measured" in text
+    two.best_parallel = BenchChoice(
+        "conv3", "channel", "threads", 2, 2.5, 2.4, 2.7, 30, 31.0, 2, True, 1e-6, 1e-4
+    )
+    assert "(best split channel/threads 2.50 ms)" in report(result)

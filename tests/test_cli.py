@@ -207,11 +207,11 @@ def test_save_arrays_can_be_checked_independently(tmp_path, layer, executor):
         2
     )
     if layer == "pool2":
-        assert files == {"input.npy", "output.npy"}
+        assert files == {"input.npy", "output.npy", "README.txt"}
         want = np.maximum.reduce([x[:, :, a:10:2, c:10:2] for a in (0, 1) for c in (0, 1)])
         want = want.astype(np.float64)
     else:
-        assert files == {"input.npy", "weight.npy", "bias.npy", "output.npy"}
+        assert files == {"input.npy", "weight.npy", "bias.npy", "output.npy", "README.txt"}
         w, b = np.load(out_dir / "weight.npy"), np.load(out_dir / "bias.npy")
         assert w.shape == LAYERS[layer].weight_shape and b.shape == LAYERS[layer].bias_shape
         if layer == "conv2":
@@ -219,6 +219,32 @@ def test_save_arrays_can_be_checked_independently(tmp_path, layer, executor):
         else:
             want = _gelu_f64(x.astype(np.float64) @ w.astype(np.float64).T + b)
     assert np.abs(y - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_save_arrays_says_what_was_computed(tmp_path):
+    """README.txt beside the arrays: the layer with its GELU, the formula with the tanh form
+    written out, the pass, and each file's dtype and shape; the formula matches the arrays."""
+    proc = partui(*RUN, "--layer", "linear1", "--save-arrays", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "README.txt").read_text()
+    assert "linear1: linear + GELU, per sample 128 -> 512" in text
+    assert "output = GELU_tanh(input @ weight.T + bias)" in text
+    assert "GELU_tanh(x) = 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))" in text
+    assert "pass     forward" in text
+    files = text.split("\nfiles\n")[1].splitlines()
+    rows = {line.split()[0]: line.split()[1:3] for line in files}
+    assert rows == {
+        "input.npy": ["float32", "2x128"],
+        "output.npy": ["float32", "2x512"],
+        "weight.npy": ["float32", "512x128"],
+        "bias.npy": ["float32", "512"],
+    }
+    x, w, b, y = (
+        np.load(tmp_path / f"{n}.npy").astype(np.float64)
+        for n in ("input", "weight", "bias", "output")
+    )
+    assert np.abs(y - _gelu_f64(x @ w.T + b)).max() < 1e-4
+    assert np.abs(y - (x @ w.T + b)).max() > 1e-2  # the GELU is not a detail
 
 
 def test_save_arrays_network_names_each_layer(tmp_path):
@@ -236,6 +262,10 @@ def test_list_and_info(command):
         for name in LAYER_NAMES:
             assert name in proc.stdout
         assert "valid combinations" in proc.stdout and "4.46 MFLOP" in proc.stdout
+        ops = {line.split()[0]: line[12:36].strip() for line in proc.stdout.splitlines()[2:16]}
+        assert ops["linear1"] == ops["linear2"] == "linear + GELU"
+        assert ops["linear3"] == "linear" and ops["gelu1"] == "GELU (tanh form)"
+        assert "GELU_tanh(x) = 0.5 * x * (1 + tanh(" in proc.stdout
     else:
         for word in ("CPU", "cores", "memory", "BLAS", "Python", "numpy"):
             assert word in proc.stdout
@@ -249,6 +279,7 @@ def test_list_json():
     assert list(layers) == list(LAYER_NAMES)
     assert layers["conv2"]["flops_per_sample"] == 4_460_544
     assert layers["conv2"]["out_shape"] == [64, 11, 11]
+    assert layers["linear2"]["operation"] == "linear + GELU"
     assert {"strategy": "pipeline", "kernel": "loops", "executor": "threads"} in d["valid"][
         "network"
     ]
@@ -347,3 +378,62 @@ def test_json_of_a_nan_output_is_still_json(monkeypatch, capsys):
     )
     d = strict_json(capsys.readouterr().out)
     assert d["ok"] is False and d["max_abs_error"] is None
+
+
+def _stderr_on_a_terminal(*args, timeout=120):
+    """Run partui with stderr on a pseudo-terminal; (exit code, stdout, what the terminal got)."""
+    import os
+    import pty
+
+    main, sub = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partui.tui.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=sub,
+        text=True,
+    )
+    os.close(sub)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the other end closed (EIO on Linux)
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out, seen.decode(errors="replace")
+
+
+def test_run_shows_the_repeat_under_way_on_a_terminal_only():
+    args = ["run", "--layer", "pool2", "--batch", "2", "--repeat", "2", "--warmup", "1"]
+    code, out, term = _stderr_on_a_terminal(*args)
+    assert code == 0, term
+    for step in ("starting...", "warm-up 1 of 1...", "repeat 1 of 2...", "repeat 2 of 2..."):
+        assert f"\rpartui run: {step}" in term, term
+    assert "(warm-up: " in term and "(repeat 1: " in term
+    assert term.endswith("\r"), term  # the line is wiped: the report starts clean
+    assert out.startswith("pool2  strategy")
+    proc = partui(*args)  # stderr not a terminal: no progress line
+    assert proc.returncode == 0 and "repeat 1 of 2" not in proc.stderr
+
+
+def test_sweep_line_shows_the_repeat_under_way(monkeypatch, capsys, tmp_path):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    monkeypatch.setenv("PARTUI_SNAPSHOT_DIR", str(tmp_path))
+    argv = ["sweep", "--layer", "pool2", "--strategies", "batch", "--executors", "inline"]
+    argv += ["--workers", "1", "--batch", "2", "--repeat", "2", "--warmup", "0", "--no-book"]
+    assert cli.main(argv) == 0
+    text = term.getvalue()
+    head = "[1/1] pool2 batch/vectorized/inline w=1 b=2 ..."
+    assert f"\r{head} repeat 1 of 2..." in text and f"\r{head} repeat 2 of 2..." in text
+    assert text.splitlines()[-1].endswith(" ms") and head in text.splitlines()[-1]

@@ -5,6 +5,7 @@ import importlib.metadata
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,58 @@ def test_bad_input_with_debug_shows_where_it_was_refused(monkeypatch, capsys):
     assert cli.main(["--debug", "run", "--layer", "conv2", "--workers", "999"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "ConfigError" in err
+
+
+def test_snapshot_dir_flag_wins_over_the_variable_and_the_help_says_so(
+    tmp_path, monkeypatch, capsys
+):
+    from partui.tui.cli import dashboard as dashboard_cli
+    from partui.tui.dashboard import app
+
+    seen = {}
+
+    class FakeApp:
+        return_code, crash_log = 0, None
+
+        def __init__(self, snapshot_dir, **kwargs):
+            seen["folder"] = snapshot_dir
+
+        def run(self):
+            pass
+
+    monkeypatch.setattr(app, "PartuiApp", FakeApp)
+    monkeypatch.setenv("PARTUI_SNAPSHOT_DIR", str(tmp_path / "from-variable"))
+    assert dashboard_cli.main(["--snapshot-dir", str(tmp_path / "from-flag")]) == 0
+    assert seen["folder"] == tmp_path / "from-flag"
+    monkeypatch.setenv("PARTUI_SNAPSHOT_DIR", str(tmp_path / "from-variable"))
+    assert dashboard_cli.main([]) == 0
+    assert seen["folder"] == tmp_path / "from-variable"
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "PARTUI_SNAPSHOT_DIR where snapshots and exports go unless --snapshot-dir is given "
+        "(it wins)" in text
+    )
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "Snapshots go to `--snapshot-dir DIR` if given, else `$PARTUI_SNAPSHOT_DIR`" in readme
+    assert "`--snapshot-dir` wins over it" in readme
+
+
+def _help(capsys, *argv) -> str:
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # undo the wrapping
+
+
+def test_help_texts_name_the_real_flags_and_keys(capsys):
+    sweep = _help(capsys, "sweep")
+    assert "--executors with dask among them: the address" in sweep
+    assert "--executor dask" not in sweep
+    assert "--executor dask: the address" in _help(capsys, "run")
+    demo = _help(capsys, "demo")
+    assert "summary, explanation" in demo and "summary, text" not in demo
+    assert "which file is A and which is B" in _help(capsys, "compare")
+    argv = ["sweep", "--layer", "conv2", "--executors", "threads", "--scheduler", "x"]
+    assert cli.main(argv) == 2
+    assert "--scheduler applies to --executors with dask among them" in capsys.readouterr().err

@@ -139,3 +139,41 @@ def test_batching_text_follows_the_figures():
     summary["other_cpu_cores"] = 1.5
     text = batching.explain(summary, lab)
     assert "1 of 2 points have a max more than 2x" in text and "pessimistic" in text
+
+
+def test_batching_words_for_a_cheaper_big_batch_and_one_task_on_blas():
+    """A saturation batch faster per call than batch 1 is not a 'cost'; one task on the blas
+    executor keeps both cores busy, so no worker 'idled'."""
+    import threading
+
+    from partui.profiles.lab.experiments import batching
+
+    lab = memlab.Lab("batching", None, threading.Event(), False, {"screen_batch": 64}, {})
+    one = {
+        "strategy": "none",
+        "executor": "inline",
+        "screened": 1,
+        "latency_ms_at_batch_1": 10.0,
+        "images_per_s_at_batch_1": 100,
+        "saturates_at_batch": 8,
+        "images_per_s_at_saturation": 8420,
+        "latency_ms_at_saturation": 0.95,
+        "best_images_per_s": 9000,
+        "best_batch": 64,
+    }
+    pt = {"batch": 1, "workers": 2, "ms_per_batch": 1.0, "ms_per_batch_min": 0.9}
+    summary = {
+        "by_workers": {"1": one, "2": {**one, "executor": "blas"}},
+        "points": [{**pt, "ms_per_batch_max": 1.1, "tasks": 1}],
+        "failures": [],
+        "other_cpu_cores": None,
+        "load_average_1min": None,
+    }
+    text = batching.explain(summary, lab)
+    assert "0.1x the latency" not in text and "costs" not in text
+    assert "A call at batch 8 took less time than one at batch 1 (0.95 against 10.00 ms)" in text
+    assert "84.2x the throughput" in text
+    assert "one worker idled" not in text
+    assert "a single task whose matrix multiplies BLAS runs on its 2 threads" in text
+    summary["by_workers"]["2"]["executor"] = "threads"
+    assert "single task: one worker idled" in batching.explain(summary, lab)

@@ -123,9 +123,34 @@ def test_the_timeline_says_a_first_run_is_warming_up_then_shows_its_repeat():
     m.apply(events[: warm + 1])  # started; only the warm-up repeat (-1) has ended
     chart.draw_model(m)
     assert chart.view is None
-    assert chart.waiting == f"run 1 ({CFG.label()}): warming up, the timeline shows its " \
-        "first timed repeat when it ends"  # fmt: skip
+    assert chart.waiting == f"run 1 ({CFG.label()}) running: repeat 1 of 3; the timeline " \
+        "shows its first timed repeat when it ends"  # fmt: skip
     assert chart.version_key(m) == chart.waiting
-    m.apply(events[warm + 1 :])
+    m.apply(events[warm + 1 : warm + 5])  # repeat 0 ended too
     chart.draw_model(m)
     assert chart.view is not None and chart.waiting is None
+    assert chart.going == "run 1 running: repeat 2 of 3"
+    m.apply(events[warm + 5 :])
+    chart.draw_model(m)
+    assert chart.going is None  # the run ended
+
+
+def test_the_timeline_says_a_new_run_is_going_over_the_last_runs_lanes():
+    from partui.tui.dashboard.charts.profile import TimelineChart
+
+    m = Model(CFG, max_workers=2)
+    chart = TimelineChart()
+    m.apply(run_events(1)[0])
+    events, _, _ = run_events(2, t0=100 * MS)
+    m.apply(events[:1])  # run 2 started: the lanes are still run 1's
+    chart.draw_model(m)
+    assert chart.view.run == 1
+    assert chart.going == "run 2 running: warm-up 1 of 1 · below: run 1"
+    key = chart.version_key(m)
+    m.apply(events[1:5])  # its warm-up ended
+    assert chart.version_key(m) != key
+    chart.draw_model(m)
+    assert chart.going == "run 2 running: repeat 1 of 3 · below: run 1"
+    text = chart.render().plain.splitlines()  # over the lanes, in the pane's width
+    assert text[0].startswith("running: repeat 1 of")  # unmounted: a narrow pane
+    assert text[1].split()[:3] == ["busy", "cpu", "r1"]  # run 1's lanes below

@@ -197,18 +197,24 @@ def test_save_arrays_of_a_backward_pass(tmp_path, capsys):
         == 0
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"{n}.npy"
-        for n in (
-            "input",
-            "weight",
-            "bias",
-            "output_grad",
-            "input_grad",
-            "weight_grad",
-            "bias_grad",
-        )
+        [
+            f"{n}.npy"
+            for n in (
+                "input",
+                "weight",
+                "bias",
+                "output_grad",
+                "input_grad",
+                "weight_grad",
+                "bias_grad",
+            )
+        ]
+        + ["README.txt"]
     )
-    a = {p.stem: np.load(p) for p in tmp_path.iterdir()}
+    readme = (tmp_path / "README.txt").read_text()
+    assert "pass     backward" in readme and "L = sum(output * output_grad)" in readme
+    assert "weight_grad.npy float32  64x32x3x3" in readme
+    a = {p.stem: np.load(p) for p in tmp_path.glob("*.npy")}
     assert a["weight"].shape == (64, 32, 3, 3) and a["input"].shape == (3, 32, 13, 13)
     gx, gw, gb = grad_reference.conv2d_backward(a["input"], a["weight"], a["output_grad"])
     for got, want in ((a["input_grad"], gx), (a["weight_grad"], gw), (a["bias_grad"], gb)):
@@ -234,6 +240,7 @@ def test_save_arrays_of_a_backward_pass(tmp_path, capsys):
         == 0
     )
     assert sorted(p.name for p in out.iterdir()) == [
+        "README.txt",
         "input.npy",
         "input_grad.npy",
         "output_grad.npy",
@@ -266,11 +273,14 @@ def test_save_arrays_of_a_training_step(tmp_path, capsys):
         == 0
     )
     layers = ("conv1", "conv2", "conv3", "linear1", "linear2", "linear3")
-    want = {"input.npy", "labels.npy", "loss.npy"} | {
+    want = {"input.npy", "labels.npy", "loss.npy", "README.txt"} | {
         f"{n}.{p}{g}.npy" for n in layers for p in ("weight", "bias") for g in ("", ".grad")
     }
     assert {p.name for p in tmp_path.iterdir()} == want
-    a = {p.name[:-4]: np.load(p) for p in tmp_path.iterdir()}
+    readme = (tmp_path / "README.txt").read_text()
+    assert "pass     train" in readme and "linear2    output = GELU_tanh(" in readme
+    assert "labels.npy              int64    4" in readme
+    a = {p.name[:-4]: np.load(p) for p in tmp_path.glob("*.npy")}
     assert a["input"].shape == (4, 1, 28, 28) and a["input"].dtype == np.float32
     assert a["labels"].dtype == np.int64 and a["labels"].shape == (4,)
     assert a["loss"].shape == () and a["conv1.weight"].shape == (32, 1, 3, 3)
@@ -365,3 +375,24 @@ def test_a_step_whose_tasks_run_one_after_the_other_still_ends_right():
     for k in ref:
         want = params[k].astype(np.float64) - lr * ref[k]
         assert np.abs(new[k] - want).max() <= 1e-5 * float(np.abs(want).max()), k
+
+
+def test_report_says_when_phase_walls_overlap(engine, monkeypatch):
+    """Phase walls that add up to more than a repeat (Dask: transfers while shards compute)
+    come with a sentence saying they overlap; walls that fit say nothing more."""
+    from partui.profiles.run import passes as profile_passes
+    from partui.tui.cli.commands.core import run_report
+
+    result = engine.run(cfg("network", "batch", "threads", 2, batch=4, pass_kind="train"))
+    m = result.median_ms
+    monkeypatch.setattr(
+        profile_passes,
+        "phase_walls",
+        lambda spans, kind: {"forward": 0.28 * m, "backward": 0.35 * m, "transfer": 0.9 * m},
+    )
+    text = run_report(result)
+    assert "the phases overlap in time: their walls add up to" in text
+    monkeypatch.setattr(
+        profile_passes, "phase_walls", lambda spans, kind: {"forward": 0.4 * m, "update": 0.5 * m}
+    )
+    assert "overlap" not in run_report(result)

@@ -78,6 +78,13 @@ def test_show_export_compare(swept, tmp_path):
     p = partui("compare", out, out)
     assert p.returncode == 0 and "same machine" in p.stdout
     assert p.stdout.count("no difference") >= 6
+    other = tmp_path / "b.json"
+    other.write_bytes(out.read_bytes())
+    p = partui("compare", out, other)
+    assert p.returncode == 0
+    assert p.stdout.splitlines()[:2] == [f"A  {out}", f"B  {other}"]  # which file is which
+    both = json.loads(partui("compare", out, other, "--json").stdout)
+    assert (both["a_file"], both["b_file"]) == (str(out), str(other))
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from partui.profiles.store import snapshot
 from partui.profiles.train import datasets
 from partui.profiles.train.trainer import EpochReport, Trainer
 from partui.tui.cli import main as cli
+from partui.tui.cli.commands.train import train_report
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +130,25 @@ def test_stop_keeps_what_was_learned(data):
     assert result.interrupted and len(result.epochs) == 1
     assert 3 <= result.epochs[0].steps < 10 and len(result.loss_curve) == result.epochs[0].steps
     assert not np.array_equal(trainer.params, Trainer(TrainConfig(), data).params)
+    # the stopped epoch reports what its finished steps measured
+    partial = result.epochs[0]
+    assert partial.phase_ms["forward"] > 0 and partial.phase_ms["backward"] > 0
+    assert sum(partial.worker_busy_share) == pytest.approx(1.0)
+    row = train_report(result).splitlines()[-1]
+    assert "forward" in row and "0/0" not in row and " - " not in row
+
+
+def test_report_of_hogwild_and_of_an_epoch_stopped_before_a_step(data):
+    from partui.profiles.train.trainer import TrainResult
+
+    cfg = TrainConfig(update="hogwild", workers=2)
+    report = EpochReport(1, 1, 32, 0.5, 0.6, 3.2, 0.05, 0.04, 64.0, {}, [])
+    result = TrainResult(cfg, "letters", epochs=[report], interrupted=True)
+    text = train_report(result)
+    assert "combine" not in text.splitlines()[1].replace("no combine", "")
+    assert "update hogwild  (no combine: workers update alone)" in text
+    assert "none measured: stopped before a full step" in text.splitlines()[-1]
+    assert "combine reduce" in train_report(TrainResult(TrainConfig(), "letters"))
 
 
 def partui(*args, **kw):

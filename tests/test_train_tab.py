@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from rich.text import Text
 from test_screens_svg import FOLDER, MACHINE
 
 from partui.kernels.grad.jobs import BACKWARD, FORWARD, UPDATE
@@ -175,3 +176,51 @@ def test_train_tab_svg(snap_compare):
         train_factory=TrainThread,
     )
     assert snap_compare(app, terminal_size=(120, 40), press=["n"], run_before=show)
+
+
+def test_epoch_ticks_are_whole_epochs():
+    from partui.tui.dashboard.tabs.train import epoch_ticks
+
+    assert epoch_ticks(1) == [1] and epoch_ticks(3) == [1, 2, 3]
+    assert epoch_ticks(20) == [1, 5, 10, 15, 20] and epoch_ticks(12) == [2, 4, 6, 8, 10, 12]
+    for last in range(1, 300):
+        ticks = epoch_ticks(last)
+        assert all(isinstance(t, int) and 1 <= t <= last for t in ticks) and len(ticks) <= 8
+
+
+async def test_charts_read_true_points_whole_epochs_a_full_percent_scale(tmp_path):
+    """Per-epoch figures are points (no line between them), the epoch axis has whole
+    epochs, accuracy runs 0-100 %, and every title and legend fits its pane at 120x40."""
+    from textual_plotext import PlotextPlot
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        tab = app.query_one(TrainTab)
+        tab.runs = [_fake_run(1, "sync", 0.05), _fake_run(2, "hogwild", 0.035)]
+        tab.redraw()
+        await pilot.pause()
+
+        def chart(name) -> PlotextPlot:
+            return app.query_one(f"#train-{name}", PlotextPlot)
+
+        speed = chart("speed").render().plain.splitlines()
+        assert sum(line.count("●") for line in speed) == 6  # 2 runs x 3 epochs, each a point
+        assert not any(ch in "".join(speed) for ch in "•⠁⠂⠄⡀⠈⠐⠠⢀")  # no dotted line
+        ticks = next(line for line in speed if line.split() == ["1", "2", "3"])
+        assert ticks and speed[speed.index(ticks) + 1].strip() == "epoch"
+        accuracy = chart("accuracy").render().plain.splitlines()
+        labels = [line.split("┤")[0].strip() for line in accuracy if "┤" in line]
+        assert labels == ["100", "75", "50", "25", "0"]
+        assert "●" in "".join(accuracy) and "•" not in "".join(accuracy)
+        for name in ("loss", "accuracy", "timeline", "speed"):
+            c = chart(name)
+            room = c.size.width - 4  # the border's corners and a space each side
+            assert len(str(c.border_title)) <= room, (name, c.border_title)
+            subtitle = Text.from_markup(str(c.border_subtitle)).plain
+            assert len(subtitle) <= room, (name, subtitle)
+            if name != "timeline":
+                assert subtitle == "● #1 sync/reduce t2 ● #2 hogwild t2"
+        assert Text.from_markup(str(chart("timeline").border_subtitle)).plain == (
+            "█ forward █ backward █ combine █ update"
+        )

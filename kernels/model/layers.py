@@ -38,6 +38,9 @@ POOL_FLOPS = 3
 LOGSOFTMAX_FLOPS = 4
 
 
+GELU_FORMULA = "GELU_tanh(x) = 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))"
+
+
 def prod(shape) -> int:
     return reduce(mul, shape, 1)
 
@@ -115,6 +118,37 @@ class Layer:
 
     def out_array_shape(self, batch: int) -> tuple[int, ...]:
         return (batch, *self.out_shape)
+
+    @property
+    def operation(self) -> str:
+        """What the layer computes, in full: linear1 and linear2 end in a GELU."""
+        return {
+            "conv": "conv 3x3, no padding",
+            "pool": "maxpool 2x2",
+            "gelu": "GELU (tanh form)",
+            "linear": "linear + GELU" if self.gelu else "linear",
+            "logsoftmax": "log-softmax",
+            "network": "the whole forward pass",
+        }[self.kind]
+
+    @property
+    def formula(self) -> str:
+        """The forward computation, written out (GELU's tanh form: see GELU_FORMULA)."""
+        if self.kind == "conv":
+            return (
+                "output[n, o, i, j] = bias[o] + sum over c, di, dj of "
+                "weight[o, c, di, dj] * input[n, c, i + di, j + dj]  (3x3, stride 1, no padding)"
+            )
+        if self.kind == "pool":
+            return "output[n, c, i, j] = max of input[n, c, 2i:2i+2, 2j:2j+2]  (floor)"
+        if self.kind == "gelu":
+            return "output = GELU_tanh(input)"
+        if self.kind == "linear":
+            inner = "input @ weight.T + bias"
+            return f"output = GELU_tanh({inner})" if self.gelu else f"output = {inner}"
+        if self.kind == "logsoftmax":
+            return "output = input - max(input) - log(sum(exp(input - max(input))))  (per row)"
+        return "output = " + " -> ".join(layer.name for layer in NETWORK) + " of the input"
 
     def shape_text(self) -> str:
         fmt = lambda s: "x".join(map(str, s))  # noqa: E731

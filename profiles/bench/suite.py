@@ -332,7 +332,10 @@ class Bench:
             best = min(contenders, key=lambda m: m.median_ms)
             if w == 1:
                 best1 = best
-            parallel = [m for m in contenders if m.workers > 1]
+            # what used the workers: a split, or BLAS's threads; one task on a pool is not
+            parallel = [
+                m for m in contenders if m.workers > 1 and (m.tasks > 1 or m.executor == "blas")
+            ]
             row = BenchRow(**asdict(best.summary()), workers=w)
             peak = peaks.get(str(w)) or peaks[max(peaks, key=int)]
             row.share_of_gemm_peak = row.gflops / peak["gflops"] if peak["gflops"] else 0.0

@@ -52,6 +52,16 @@ class RepeatDone:
     start_ns: int = 0
 
 
+def repeat_progress(done: int, warmup: int, repeats: int) -> str:
+    """Where a run stands after `done` RepeatDone events (warm-ups first): the repeat under
+    way ("warm-up 1 of 2", "repeat 3 of 5"), or the check that follows the last one."""
+    if done < warmup:
+        return f"warm-up {done + 1} of {warmup}"
+    if done < warmup + repeats:
+        return f"repeat {done - warmup + 1} of {repeats}"
+    return "checking the result"
+
+
 @dataclass(frozen=True)
 class RunFinished:
     run: int

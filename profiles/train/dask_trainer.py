@@ -168,13 +168,14 @@ class _DaskTraining:
                 if isinstance(exc, WorkerLost):
                     self.error = f"epoch {epoch}, step {len(self.epoch_steps) + 1}: {exc}"
                 self.client.cancel(self.pending)  # the stopped step's tasks
+                done_spans: list = []
                 try:
-                    self._spans(keys, step_stats, wall0)  # what the finished steps moved
+                    done_spans = self._spans(keys, step_stats, wall0)  # the finished steps
                 except Exception:  # noqa: BLE001 - a lost worker: the figures go without
                     pass
                 self._fetch_weights(check=False)
                 self._report()
-                tr.epoch_done(epoch, steps, a, t0, t_start, [], None)
+                tr.epoch_done(epoch, steps, a, t0, t_start, done_spans, None)
                 res.interrupted = True
                 return
             t_read = time.perf_counter()

@@ -93,8 +93,8 @@ def _phase_busy(spans, workers: int) -> tuple[dict[str, float], list[float]]:
         phase[name] = phase.get(name, 0.0) + ms
         if 0 <= s.worker < workers:
             busy[s.worker] += ms
-    total = sum(busy) or 1.0
-    return phase, [b / total for b in busy]
+    total = sum(busy)
+    return phase, [b / total for b in busy] if total else []
 
 
 class Trainer:
@@ -119,6 +119,7 @@ class Trainer:
         self.params = initial_params(cfg.seed) if params is None else np.array(params, np.float32)
         self.result = TrainResult(cfg, data.describe())
         self.token = f"{os.getpid()}-{id(self)}-{time.perf_counter_ns()}"
+        self.epoch_spans: list[Span] = []  # the current epoch's spans so far
 
     def run(self) -> TrainResult:
         for _ in self.epochs():
@@ -215,7 +216,7 @@ class Trainer:
                         ex.cancel()
                         ex.close()
                         self.params[...] = a["params"]
-                        self.epoch_done(epoch, steps, a, t0, t_start, [], None)
+                        self.epoch_done(epoch, steps, a, t0, t_start, self.epoch_spans, None)
                         res.interrupted = True
                         return
                     self.params[...] = a["params"]
@@ -296,7 +297,9 @@ class Trainer:
     ) -> list[Span]:
         cfg, res = self.cfg, self.result
         a = arena.arrays
+        # the spans of the steps done so far: a stopped epoch reports what they measured
         spans: list[Span] = []
+        self.epoch_spans = spans
         self.step_ends: dict[int, float] = {}  # step in the epoch -> seconds since the start
         base = (epoch - 1) * steps
 
@@ -352,7 +355,10 @@ class Trainer:
         ]
         done = itertools.count(1)
 
+        arrived: list[Span] = []
+
         def on_span(span):  # from the pool's callback threads: progress only
+            arrived.append(span)
             if span.phase == passes.UPDATE:
                 step = span.repeat
                 elapsed = time.perf_counter() - t_start
@@ -363,6 +369,7 @@ class Trainer:
                 if stopped():
                     ex.cancel()
 
+        self.epoch_spans = arrived  # the jobs finished before a stop
         got = run_jobs(ex, arena, jobs, "network", cfg.kernel, 0, 0, on_span)
         by_step: dict[int, list[Span]] = {}
         for s in got:

@@ -40,9 +40,10 @@ def build_parser() -> Parser:
         "                                  start on a configuration, in live mode\n"
         "In the dashboard, ? lists every key (r run, space live, s save, q quit).",
         epilog="environment:\n"
-        "  PARTUI_SNAPSHOT_DIR   where snapshots and exports go (else --snapshot-dir,\n"
-        "                        else $XDG_DATA_HOME/partui/snapshots, XDG_DATA_HOME\n"
-        "                        defaulting to ~/.local/share)\n"
+        "  PARTUI_SNAPSHOT_DIR   where snapshots and exports go unless --snapshot-dir\n"
+        "                        is given (it wins); with neither,\n"
+        "                        $XDG_DATA_HOME/partui/snapshots, XDG_DATA_HOME\n"
+        "                        defaulting to ~/.local/share\n"
         "  PARTUI_BASELINE_BOOK  the book of best single-worker times\n"
         "                        (else $XDG_DATA_HOME/partui/baselines.json)\n"
         "  PARTUI_DEBUG=1        tracebacks instead of one-line errors (as --debug)\n"

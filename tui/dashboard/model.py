@@ -22,6 +22,7 @@ from partui.profiles.records.events import (
     RunFinished,
     RunStarted,
     SpanDone,
+    repeat_progress,
 )
 from partui.profiles.records.limits import MAX_WORKERS
 from partui.profiles.records.results import RunResult
@@ -54,6 +55,7 @@ class Model:
     run_samples: list = field(default_factory=list)  # the CPU samples of the run going
     done_repeats: list = field(default_factory=list)  # timed repeats of the run going, finished
     repeat_windows: dict = field(default_factory=dict)  # their (start_ns, wall_ms)
+    repeats_ended: int = 0  # repeats of the run going that ended, warm-ups included
     cpu: deque = field(default_factory=lambda: deque(maxlen=CPU_HISTORY))
     # (run number, ms, configuration key): the repeat times on the history chart
     repeats: deque = field(default_factory=lambda: deque(maxlen=REPEAT_HISTORY))
@@ -112,6 +114,8 @@ class Model:
                 if self.running is not None:
                     self.run_samples.append(ev)
             elif isinstance(ev, RepeatDone):
+                if self.running is not None:
+                    self.repeats_ended += 1
                 if ev.repeat >= 0 and self.running is not None:
                     self.done_repeats.append(ev.repeat)
                     self.repeat_windows[ev.repeat] = (ev.start_ns, ev.wall_ns / 1e6)
@@ -121,6 +125,7 @@ class Model:
                 self.running_live = ev.live
                 self.spans, self.run_samples, self.done_repeats = [], [], []
                 self.repeat_windows = {}
+                self.repeats_ended = 0
             elif isinstance(ev, RunFinished):
                 self._add_run(self._with_streams(ev.result))
                 self.running = None
@@ -167,6 +172,12 @@ class Model:
         """Run number n (1-based, as in the table), while it is kept."""
         i = n - self.runs_dropped - 1
         return self.runs[i] if 0 <= i < len(self.runs) else None
+
+    def run_progress(self) -> str | None:
+        """Where the run going stands ("repeat 2 of 5"); None when no run is going."""
+        if self.running is None:
+            return None
+        return repeat_progress(self.repeats_ended, self.running.warmup, self.running.repeats)
 
     # -- the timeline's choice ---------------------------------------------------
     def select_run(self, n: int | None) -> None:

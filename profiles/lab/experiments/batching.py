@@ -252,13 +252,23 @@ def explain(summary: dict, lab: Lab) -> str:
         )
         if d["latency_ms_at_batch_1"] is not None and sat > 1:
             cost = d["latency_ms_at_saturation"] / d["latency_ms_at_batch_1"]
-            head += (
-                f" Getting there costs {cost:.1f}x the latency of batch 1 for "
-                f"{d['images_per_s_at_saturation'] / d['images_per_s_at_batch_1']:.1f}x the "
-                f"throughput: a bigger batch amortises the per-call overhead and feeds the "
-                f"matrix multiplies larger, more efficient blocks, until the arithmetic "
-                f"units are busy and more images only wait longer."
-            )
+            gain = d["images_per_s_at_saturation"] / d["images_per_s_at_batch_1"]
+            if cost >= 1:
+                head += (
+                    f" Getting there costs {cost:.1f}x the latency of batch 1 for {gain:.1f}x "
+                    f"the throughput: a bigger batch amortises the per-call overhead and feeds "
+                    f"the matrix multiplies larger, more efficient blocks, until the arithmetic "
+                    f"units are busy and more images only wait longer."
+                )
+            else:
+                # a batch-1 call slower than a whole batch at saturation: no cost to weigh
+                head += (
+                    f" A call at batch {sat} took less time than one at batch 1 "
+                    f"({d['latency_ms_at_saturation']:.2f} against "
+                    f"{d['latency_ms_at_batch_1']:.2f} ms) and gave {gain:.1f}x the "
+                    f"throughput: here the bigger batch cost no latency at all (batch 1's "
+                    f"calls were slow: read its spread)."
+                )
         lines.append(head)
     cmp = summary.get("two_workers_latency_vs_one")
     if cmp:
@@ -270,12 +280,19 @@ def explain(summary: dict, lab: Lab) -> str:
             f"cores busy, if both are free."
         )
     single = [pt for pt in summary["points"] if pt["workers"] > 1 and pt["tasks"] == 1]
+    executor = summary["by_workers"].get("2", {}).get("executor")
     if single:
-        lines.append(
-            "At batch "
-            + ", ".join(str(pt["batch"]) for pt in single)
-            + " the 2-worker configuration made a single task: one worker idled."
-        )
+        batches = ", ".join(str(pt["batch"]) for pt in single)
+        if executor == "blas":  # one task, but BLAS runs its matrix multiplies on both cores
+            lines.append(
+                f"At batch {batches} the 2-worker configuration is a single task whose "
+                f"matrix multiplies BLAS runs on its 2 threads."
+            )
+        else:
+            lines.append(
+                f"At batch {batches} the 2-worker configuration made a single task: one "
+                f"worker idled."
+            )
     wide = [
         pt
         for pt in summary["points"]

@@ -218,7 +218,7 @@ def report(result: BenchResult) -> str:
             note = "single task fastest" if r.single_task else ""
             bp = r.best_parallel
             if r.single_task and bp:
-                note += f" (best split {bp.best_strategy}/{bp.executor} {ms(bp.median_ms)} ms)"
+                note += f" ({_parallel_text(bp)} {ms(bp.median_ms)} ms)"
             speed = r.speedup_vs_best_1_worker
             rows.append(
                 [
@@ -254,6 +254,10 @@ def report(result: BenchResult) -> str:
                 align="lrlrrrrrlrl",
             )
         )
+        lines.append(
+            "others: CPU cores other programs used while this layer was measured (a second "
+            "worker needs a free core); vs 1 worker: the best 1-worker median over this one"
+        )
     lines += _time_split_lines(result)
     if result.failures:
         lines.append("")
@@ -268,6 +272,17 @@ def report(result: BenchResult) -> str:
     lines.append(table(["target", "verdict", "figure"], rows, align="lll"))
     lines.append(f"\n{result.seconds:.0f} s in all")
     return "\n".join(lines)
+
+
+def _parallel_text(choice) -> str:
+    """The best configuration that used the workers: a split into tasks, or BLAS's threads
+    inside one task (strategy `none` is no split)."""
+    how = f"{choice.best_strategy}/{choice.executor}"
+    if choice.executor == "blas" and choice.tasks == 1:
+        return f"best on {choice.uses_workers} workers: {how}, one task on BLAS's threads"
+    if choice.tasks == 1:
+        return f"best on {choice.uses_workers} workers: {how}, one task"
+    return f"best split {how}"
 
 
 def _time_split_lines(result) -> list[str]:

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-from partui.kernels.model.layers import LAYER_NAMES, LAYERS, MAX_BATCH
+from partui.kernels.model.layers import GELU_FORMULA, LAYER_NAMES, LAYERS, MAX_BATCH
 from partui.kernels.plan.axes import EXECUTORS, KERNELS, STRATEGIES, not_applicable_reason
 from partui.profiles.records.limits import MAX_WORKERS, default_workers
 from partui.profiles.system.units import size_text
@@ -93,10 +93,13 @@ def register(sub) -> None:
         "library (PyTorch layouts). forward: input, weight, bias, output. "
         "backward: input, weight, bias, output_grad, input_grad, weight_grad, "
         "bias_grad. train: input, labels, <layer>.weight/.bias and their "
-        "<layer>.weight.grad/.bias.grad (before the update), loss",
+        "<layer>.weight.grad/.bias.grad (before the update), loss. A README.txt beside "
+        "them says what was computed (the formula, the GELU form, shapes, dtypes)",
     )
     p.add_argument(
-        "--force", action="store_true", help="replace .npy files of those names already in DIR"
+        "--force",
+        action="store_true",
+        help="replace .npy files (and README.txt) of those names already in DIR",
     )
     p.set_defaults(func=cmd_run)
 
@@ -181,21 +184,22 @@ def add_repeat_arguments(p, each: str = "") -> None:
     )
 
 
-def add_scheduler_argument(p) -> None:
+def add_scheduler_argument(p, when: str = "--executor dask") -> None:
+    """`when`: the flag that asks for Dask, as the command spells it."""
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="--executor dask: the address of a running Dask scheduler (tcp://HOST:PORT) "
+        help=f"{when}: the address of a running Dask scheduler (tcp://HOST:PORT) "
         "instead of a LocalCluster partui starts and stops itself; default "
         "$PARTUI_DASK_SCHEDULER. partui never stops a cluster it did not start",
     )
 
 
-def scheduler_from(args, executors) -> str:
+def scheduler_from(args, executors, when: str = "--executor dask") -> str:
     """--scheduler, else $PARTUI_DASK_SCHEDULER, when a Dask executor is asked for."""
     given = getattr(args, "scheduler", None)
     if given is not None and "dask" not in executors:
-        raise UsageError("--scheduler applies to --executor dask")
+        raise UsageError(f"--scheduler applies to {when}")
     if "dask" not in executors:
         return ""
     address = given if given is not None else os.environ.get("PARTUI_DASK_SCHEDULER", "")
@@ -239,7 +243,7 @@ def cmd_list(args) -> int:
         rows.append(
             [
                 name,
-                layer.kind,
+                layer.operation,
                 layer.shape_text(),
                 params,
                 flops_text(layer.flops(1)),
@@ -248,11 +252,12 @@ def cmd_list(args) -> int:
         )
     print(
         table(
-            ["layer", "kind", "per-sample shape", "weight", "FLOPs/sample", "FLOPs@64"],
+            ["layer", "operation", "per-sample shape", "weight", "FLOPs/sample", "FLOPs@64"],
             rows,
             align="llllrr",
         )
     )
+    print(f"NCHW float32; weights in PyTorch layouts; {GELU_FORMULA}")
     print()
     for title, items in (
         ("strategies", STRATEGIES),
@@ -312,6 +317,7 @@ def list_data() -> dict:
             {
                 "name": n,
                 "kind": layer.kind,
+                "operation": layer.operation,
                 "in_shape": layer.in_shape,
                 "out_shape": layer.out_shape,
                 "weight_shape": layer.weight_shape,
@@ -430,21 +436,22 @@ def cmd_run(args) -> int:
     cfg.check()
     out_dir = check_writable_dir(args.save_arrays) if args.save_arrays else None
     if out_dir is not None:
-        for name in ("input", "output", "weight", "bias"):
-            check_output(str(out_dir / f"{name}.npy"), "--save-arrays", args.force)
+        for name in ("input.npy", "output.npy", "weight.npy", "bias.npy", ARRAYS_README):
+            check_output(str(out_dir / name), "--save-arrays", args.force)
     warn_settings(cfg)
     if cfg.executor == "dask" and cfg.scheduler:  # an unreachable cluster: say so at once
         from partui.profiles.executors.dask_cluster import reachable
 
         reachable(cfg.scheduler)
     compile_ahead([cfg.layer], cfg.kernel, cfg.strategy)
-    progress = None if args.json else _progress_printer(cfg)
-    with Engine() as engine:
-        result = engine.run(cfg, emit=progress, keep_arrays=out_dir is not None)
-    if progress:
+    progress = RunProgress(cfg)
+    try:
+        with Engine() as engine:
+            result = engine.run(cfg, emit=progress, keep_arrays=out_dir is not None)
+    finally:
         progress.done()
     if out_dir is not None:
-        save_arrays(out_dir, result.arrays, args.force)
+        save_arrays(out_dir, result.arrays, args.force, arrays_readme(result))
     if args.json:
         from partui.profiles.files.checked_json import json_safe  # NaN (not measured) -> null
 
@@ -466,48 +473,154 @@ def warn_settings(cfg: RunConfig) -> None:
         print(f"partui: warning: {warning}", file=sys.stderr)
 
 
-def save_arrays(out_dir: Path, arrays: dict, force: bool = False) -> None:
+ARRAYS_README = "README.txt"
+
+
+def save_arrays(out_dir: Path, arrays: dict, force: bool = False, readme: str = "") -> None:
+    """The arrays as .npy files, and `readme` (what was computed) beside them."""
     import io
 
     import numpy as np
 
-    from partui.profiles.files.safe_files import write_bytes
+    from partui.profiles.files.safe_files import write_bytes, write_text
 
     try:
         for name, arr in arrays.items():
             buf = io.BytesIO()
             np.save(buf, arr)
             write_bytes(out_dir / f"{name}.npy", buf.getvalue(), overwrite=force)
+        if readme:
+            write_text(out_dir / ARRAYS_README, readme, overwrite=force)
     except OSError as exc:
         raise UsageError(f"cannot write arrays to {out_dir}: {exc}") from None
 
 
-class _progress_printer:
-    """Repeats done, on stderr, for runs long enough to wonder about (only on a terminal)."""
+def _array_role(name: str, pass_kind: str) -> str:
+    """What one saved array is, from its file name."""
+    param = name.removesuffix(".grad").removesuffix("_grad")
+    owner, _, which = param.rpartition(".")
+    which = which or param
+    if which in ("weight", "bias") and name != param:
+        return f"dL/d {param}: the {which} gradient partui computed"
+    if which == "weight":
+        return f"{owner + ' ' if owner else ''}weight, PyTorch layout" + (
+            " (before the update)" if pass_kind == "train" else ""
+        )
+    if which == "bias":
+        return f"{owner + ' ' if owner else ''}bias" + (
+            " (before the update)" if pass_kind == "train" else ""
+        )
+    return {
+        "input": "the input batch (seeded standard normal)"
+        if pass_kind != "train"
+        else "the images of the batch (seeded standard normal)",
+        "output": "the output partui computed",
+        "labels": "the class of each image, 0..25",
+        "loss": "the mean NLL loss of the batch (a 0-d array)",
+        "output_grad": "dL/d output: the seeded upstream gradient given to the backward pass",
+        "input_grad": "dL/d input: the input gradient partui computed",
+    }.get(name, "")
 
-    def __init__(self, cfg: RunConfig):
-        from partui.profiles.records.events import RepeatDone
 
-        self.total = cfg.warmup + cfg.repeats
-        self.kind = RepeatDone
+def arrays_readme(result) -> str:
+    """What `--save-arrays` wrote: the layer, its formula, the pass, and each file's shape."""
+    from partui.kernels.model.layers import GELU_FORMULA, NETWORK
+
+    c = result.config
+    layer = LAYERS[c.layer]
+    lines = [
+        "Written by partui run --save-arrays: the arrays of one run, to check with another",
+        "library. NumPy .npy files (numpy.load).",
+        "",
+        f"layer    {c.layer}: {layer.operation}, per sample {layer.shape_text()}",
+        f"pass     {c.pass_kind}",
+        f"run      strategy {c.strategy}, kernel {c.kernel}, executor {c.executor}, "
+        f"workers {c.workers}, batch {c.batch}, seed {c.seed}",
+        "",
+    ]
+    if layer.kind == "network":
+        lines.append(
+            "forward  input -> " + " -> ".join(x.name for x in NETWORK) + " = output "
+            "(pool3's 128x1x1 flattened to 128 for linear1)"
+        )
+        lines += [f"  {x.name:<10} {x.formula}" for x in NETWORK]
+    else:
+        lines.append(f"forward  {layer.formula}")
+    if "GELU_tanh" in "\n".join(lines):
+        lines.append(f"         {GELU_FORMULA}")
+    if c.pass_kind == "backward":
+        lines.append(
+            "backward given output_grad = dL/d output (seeded), the gradients of "
+            "L = sum(output * output_grad)"
+        )
+    elif c.pass_kind == "train":
+        lines.append(
+            "train    one SGD step: forward, L = mean over the batch of -output[n, labels[n]] "
+            "(NLL of the log-softmax), backward; the gradients are of L"
+        )
+    lines += [
+        f"checked  against a float64 reference: max abs error {result.max_abs_error:.2e} "
+        f"(tolerance {result.tolerance:.2e}) {'OK' if result.ok else 'FAILED'}",
+        "",
+        "files",
+    ]
+    width = max(len(n) for n in result.arrays) + 4
+    for name, arr in result.arrays.items():
+        shape = "x".join(map(str, arr.shape)) or "scalar"
+        lines.append(
+            f"  {name + '.npy':<{width}} {str(arr.dtype):<8} {shape:<14} "
+            f"{_array_role(name, c.pass_kind)}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+class RunProgress:
+    """What a run is doing, on stderr, on one line redrawn in place: the pool starting, the
+    repeat under way and the last one's time, the check. Only on a terminal; the line is
+    wiped when the run ends, so the report stays as it was."""
+
+    def __init__(self, cfg: RunConfig, prefix: str = "", stream=None):
+        from partui.profiles.records.events import RepeatDone, RunStarted
+
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.kinds = (RunStarted, RepeatDone)
+        self.warmup, self.repeats = cfg.warmup, cfg.repeats
+        self.prefix = prefix or "partui run: "
         self.count = 0
-        self.tty = sys.stderr.isatty()
+        self.width = 0
+        self.say("starting...")
+
+    def say(self, text: str) -> None:
+        if not self.tty:
+            return
+        import shutil
+
+        # a line longer than the terminal would wrap, and \r would not go back over it
+        line = (self.prefix + text)[: shutil.get_terminal_size().columns - 1]
+        print("\r" + line.ljust(self.width), end="", file=self.stream, flush=True)
+        self.width = max(self.width, len(line))
 
     def __call__(self, event) -> None:
-        if isinstance(event, self.kind):
+        from partui.profiles.records.events import repeat_progress
+
+        started, repeat = self.kinds
+        if isinstance(event, started):
+            self.count = 0
+        elif isinstance(event, repeat):
             self.count += 1
-            if self.tty:
-                label = "warm-up" if event.repeat < 0 else "repeat"
-                print(
-                    f"\r{label} {self.count}/{self.total}: {event.wall_ns / 1e6:.1f} ms   ",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        else:
+            return
+        text = repeat_progress(self.count, self.warmup, self.repeats) + "..."
+        if isinstance(event, repeat):
+            last = "warm-up" if event.repeat < 0 else f"repeat {event.repeat + 1}"
+            text += f" ({last}: {event.wall_ns / 1e6:.1f} ms)"
+        self.say(text)
 
     def done(self) -> None:
-        if self.tty and self.count:
-            print("\r" + " " * 50 + "\r", end="", file=sys.stderr, flush=True)
+        if self.tty and self.width:
+            print("\r" + " " * self.width + "\r", end="", file=self.stream, flush=True)
+            self.width = 0
 
 
 def dask_where(d: dict) -> list[str]:
@@ -614,6 +727,13 @@ def run_report(result) -> str:
 
         walls = phase_walls(result.spans, c.pass_kind)
         lines.append(table(["phase", "wall ms (median)"], [[k, ms(v)] for k, v in walls.items()]))
+        total = sum(walls.values())
+        if total > result.median_ms * 1.05:
+            lines.append(
+                f"the phases overlap in time: their walls add up to {ms(total)} ms against a "
+                f"repeat's median of {ms(result.median_ms)} ms (a phase's wall runs from its "
+                f"first task's start to its last task's end, while other phases run)"
+            )
         lines.append("")
     verdict = "OK" if result.ok else f"FAILED: {result.error or 'result is wrong'}"
     lines.append(

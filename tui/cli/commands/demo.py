@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object: points with their raw samples, summary, text",
+        help="print one JSON object: points with their raw samples, summary, explanation",
     )
     p.add_argument(
         "--quick",

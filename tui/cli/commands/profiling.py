@@ -8,6 +8,7 @@ import sys
 from partui.kernels.plan.axes import EXECUTORS, LOCAL_EXECUTORS, STRATEGIES, NotApplicable
 from partui.profiles.records.limits import MAX_WORKERS, default_workers
 from partui.tui.cli.commands.core import (
+    RunProgress,
     add_kernel_argument,
     add_layer_argument,
     add_repeat_arguments,
@@ -53,7 +54,7 @@ def register(sub) -> None:
         default=",".join(LOCAL_EXECUTORS),
         help="comma-separated: " + ", ".join(EXECUTORS) + " (default: all but dask)",
     )
-    add_scheduler_argument(p)
+    add_scheduler_argument(p, SWEEP_DASK)
     p.add_argument(
         "--workers",
         metavar="N,N",
@@ -114,11 +115,11 @@ def register(sub) -> None:
         help="two snapshots side by side: medians, ratio, verdict",
         description="For every configuration present in both snapshots: the two "
         "medians, the ratio B/A and a verdict where the min-max "
-        "spreads do not overlap. Differences between the two "
-        "machines come first.",
+        "spreads do not overlap. The report opens with which file is A and which is B; "
+        "differences between the two machines come next.",
     )
-    p.add_argument("a", metavar="A")
-    p.add_argument("b", metavar="B")
+    p.add_argument("a", metavar="A", help="the first snapshot (A: the reference)")
+    p.add_argument("b", metavar="B", help="the second snapshot (B: compared against A)")
     p.add_argument(
         "--json",
         action="store_true",
@@ -130,6 +131,7 @@ def register(sub) -> None:
 
 # ---- sweep ------------------------------------------------------------------------
 
+SWEEP_DASK = "--executors with dask among them"
 _SINGULAR = {"strategies": "strategy", "executors": "executor", "layers": "layer"}
 
 
@@ -166,7 +168,7 @@ def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
         else list(STRATEGIES)
     )  # those the layer does not allow are skipped below
     executors = _names(args.executors, EXECUTORS, "executors")
-    scheduler = scheduler_from(args, executors)
+    scheduler = scheduler_from(args, executors, SWEEP_DASK)
     configs, skipped = [], []
     for s in strategies:
         for e in executors:
@@ -230,16 +232,23 @@ def cmd_sweep(args) -> int:
     results, failed = [], []
     with Engine() as engine:
         for i, cfg in enumerate(configs, 1):
-            prefix = f"[{i:>{len(str(len(configs)))}}/{len(configs)}] {cfg.label()}"
-            print(f"{prefix} ...", end="", file=sys.stderr, flush=True)
+            prefix = f"[{i:>{len(str(len(configs)))}}/{len(configs)}] {cfg.label()} ..."
+            # on a terminal, the line shows the repeat under way, then the result
+            progress = RunProgress(cfg, prefix=f"{prefix} ")
+            lead = f"{prefix}" if progress.tty else ""
+            if not progress.tty:
+                print(prefix, end="", file=sys.stderr, flush=True)
             try:
-                r = engine.run(cfg)
+                r = engine.run(cfg, emit=progress)
             except WorkerLost as exc:
-                print(f" failed: {printable(exc)}", file=sys.stderr)
+                progress.done()
+                print(f"{lead} failed: {printable(exc)}", file=sys.stderr)
                 failed.append(f"{cfg.label()}: {exc}")
                 continue
+            finally:
+                progress.done()
             results.append(r)
-            print(f" {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}", file=sys.stderr)
+            print(f"{lead} {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}", file=sys.stderr)
     known = book.known(results) if book is not None else {}
     analysis = analyze(results, known, "this sweep")
     snap = Snapshot.from_results(results, note=args.note, baseline=dict(analysis.baselines))
@@ -360,8 +369,9 @@ def cmd_export(args) -> int:
 def cmd_compare(args) -> int:
     a, b = _load(args.a), _load(args.b)
     if args.json:
-        _print_json(compare_data(a, b))
+        _print_json({"a_file": str(args.a), "b_file": str(args.b), **compare_data(a, b)})
     else:
+        _say(f"A  {args.a}\nB  {args.b}\n")
         _say(compare_report(a, b))
     return 0
 

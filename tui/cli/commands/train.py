@@ -298,9 +298,12 @@ def _save_snapshot(path: Path, result, overwrite: bool, unique: bool) -> Path:
 
 def train_report(result) -> str:
     rows = []
-    for e in result.epochs:
+    for i, e in enumerate(result.epochs):
         phases = "  ".join(f"{k} {v / max(1, e.steps):.1f}" for k, v in e.phase_ms.items())
-        shares = "/".join(f"{100 * s:.0f}" for s in e.worker_busy_share)
+        shares = "/".join(f"{100 * s:.0f}" for s in e.worker_busy_share if sum(e.worker_busy_share))
+        if not phases and result.interrupted and i == len(result.epochs) - 1:
+            # a stopped epoch whose steps left no spans: nothing was measured, say why
+            phases, shares = "none measured: stopped before a full step", "-"
         rows.append(
             [
                 e.epoch,
@@ -316,8 +319,10 @@ def train_report(result) -> str:
             ]
         )
     c = result.config
+    # hogwild combines nothing: each worker updates the shared weights itself
+    how = f"combine {c.combine}" if c.update == "sync" else "(no combine: workers update alone)"
     head = (
-        f"{result.data}\nupdate {c.update}  combine {c.combine}  executor {c.executor}  "
+        f"{result.data}\nupdate {c.update}  {how}  executor {c.executor}  "
         f"workers {c.workers}  batch {c.batch}  lr {c.lr:g}  momentum {c.momentum:g}  "
         f"pool start-up {result.pool_startup_ms:.0f} ms (not in the times)"
     )

@@ -19,10 +19,13 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from partui.profiles.records.train_config import LOCAL_TRAIN_EXECUTORS, UPDATES, TrainConfig
+from partui.tui.dashboard.charts.timeline import nice_ticks
 from partui.tui.dashboard.colors import series_color
 
 PHASE_COLORS = {"forward": "cyan", "backward": "magenta", "combine": "yellow", "update": "green"}
 MAX_POINTS = 100
+POINT = "●"  # a figure measured once per epoch: a point each, no line between them
+MAX_EPOCH_TICKS = 8
 LR_STEPS = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 
 
@@ -52,6 +55,32 @@ def _thin(points, limit=MAX_POINTS):
         return points
     step = len(points) / limit
     return [points[int(i * step)] for i in range(limit)] + [points[-1]]
+
+
+def epoch_ticks(last: int, most: int = MAX_EPOCH_TICKS) -> list[int]:
+    """Whole epochs for an axis over 1..last: every one, or the multiples of a round step
+    (2, 5, 10, 20, 50 ...), at most `most` of them; 1 too when the step leaves room for it."""
+    step = 1
+    while last // step > most:
+        step = next(m * 10**e for e in range(12) for m in (1, 2, 5) if m * 10**e > step)
+    if step == 1:
+        return list(range(1, last + 1))
+    ticks = list(range(step, last + 1, step))
+    return [1, *ticks] if step >= 5 and len(ticks) < most else ticks
+
+
+def run_legend(runs, room: int) -> str:
+    """Each run's colour and label, as markup for a chart's border: the newest runs that fit
+    in `room` cells (a legend inside the plot would cover its first points)."""
+    parts: list[str] = []
+    used = 0
+    for run in reversed(runs):
+        item = f"{POINT} {run.label}"
+        if used + len(item) + 1 > room and parts:
+            break
+        parts.insert(0, f"[{series_color(run.number - 1)}]{item}[/]")
+        used += len(item) + 1
+    return " ".join(parts)
 
 
 def _empty(plt, message):
@@ -101,19 +130,24 @@ class TrainTab(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static(id="train-settings")
         with Grid(id="train-charts"):
+            # titles short enough for a pane at 120x40; the phase colours are the
+            # timeline's subtitle
             for name, title in (
                 ("loss", "train loss (batch mean NLL)"),
-                ("accuracy", "test accuracy (%) at each epoch's end"),
-                (
-                    "timeline",
-                    "a recent step, ms: forward cyan, backward magenta, "
-                    "combine yellow, update green",
-                ),
-                ("speed", "images/s per epoch"),
+                ("accuracy", "test accuracy (%) after each epoch"),
+                ("timeline", "a recent step: ms per worker"),
+                ("speed", "images/s of each epoch"),
             ):
                 chart = PlotextPlot(id=f"train-{name}", classes="train-chart")
                 chart.border_title = title
+                if name == "timeline":
+                    chart.border_subtitle = " ".join(
+                        f"[{color}]█ {phase}[/]" for phase, color in PHASE_COLORS.items()
+                    )
                 yield chart
+
+    def on_resize(self) -> None:
+        self.redraw()  # the legends in the borders fit the panes' new width
 
     def on_mount(self) -> None:
         self.redraw()
@@ -272,14 +306,20 @@ class TrainTab(Vertical, can_focus=True):
             }
         except Exception:  # not mounted yet
             return
+        drawn = [run for run in self.runs if run.losses or run.reports]
         for name, chart in charts.items():
             plt = chart.plt
             plt.clear_data()
             plt.clear_figure()
             getattr(self, f"_draw_{name}")(plt)
+            if name != "timeline":
+                # a pane not laid out yet: half the tab, as the 2x2 grid will make it
+                width = chart.size.width or self.size.width // 2 or 58
+                chart.border_subtitle = run_legend(drawn, max(10, width - 6))
             chart.refresh()
 
-    def _draw_curves(self, plt, attr: str, scale: float, empty: str) -> None:
+    def _draw_curves(self, plt, attr: str, scale: float, empty: str) -> bool:
+        """Each run's points: the loss of every step as a line, a figure per epoch as points."""
         drawn = False
         for run in self.runs:
             points = _thin(getattr(run, attr))
@@ -287,39 +327,49 @@ class TrainTab(Vertical, can_focus=True):
                 continue
             xs = [p[0] if self.by_steps else p[1] for p in points]
             ys = [p[2] * scale for p in points]
-            plt.plot(
-                xs,
-                ys,
-                label=run.label,
-                color=series_color(run.number - 1),
-                marker="braille" if attr == "losses" else "dot",
-            )
+            color = series_color(run.number - 1)
+            if attr == "losses":
+                plt.plot(xs, ys, color=color, marker="braille")
+            else:
+                plt.scatter(xs, ys, color=color, marker=POINT)
             drawn = True
         if not drawn:
             _empty(plt, empty)
-            return
+            return False
         plt.xlabel("steps" if self.by_steps else "seconds")
+        return True
 
     def _draw_loss(self, plt) -> None:
         self._draw_curves(plt, "losses", 1.0, "no runs yet: g starts one")
 
     def _draw_accuracy(self, plt) -> None:
-        self._draw_curves(plt, "accuracy", 100.0, "scored after each epoch")
+        if self._draw_curves(plt, "accuracy", 100.0, "scored after each epoch"):
+            # a share: the whole 0-100 % scale, so a few points are not blown up
+            plt.ylim(0, 100)
+            plt.yticks([0, 25, 50, 75, 100])
 
     def _draw_speed(self, plt) -> None:
-        drawn = False
+        last, top = 0, 0.0
         for run in self.runs:
             if run.reports:
-                plt.plot(
+                plt.scatter(
                     [r.epoch for r in run.reports],
                     [r.images_per_s for r in run.reports],
-                    label=run.label,
                     color=series_color(run.number - 1),
-                    marker="dot",
+                    marker=POINT,
                 )
-                drawn = True
-        if not drawn:
+                last = max(last, max(r.epoch for r in run.reports))
+                top = max(top, max(r.images_per_s for r in run.reports))
+        if not last:
             _empty(plt, "measured per epoch")
+            return
+        # whole epochs on the axis, half an epoch of room each side; images/s from 0
+        plt.xlim(0.5, last + 0.5)
+        plt.xticks(epoch_ticks(last))
+        plt.xlabel("epoch")
+        top = top * 1.1 if top > 0 else 1.0
+        plt.ylim(0, top)
+        plt.yticks(nice_ticks(top, 6))
 
     def _draw_timeline(self, plt) -> None:
         from partui.kernels.grad.jobs import phase_name
