@@ -387,7 +387,7 @@ def _stderr_on_a_terminal(*args, timeout=120):
 
     main, sub = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "partui.tui.cli", *args],
+        [sys.executable, "-m", "partui.tui.cli.main", *args],
         stdout=subprocess.PIPE,
         stderr=sub,
         text=True,
