@@ -27,6 +27,13 @@ from partui.profiles.system import blas
 
 CORE = "9f2d6d8"  # the compute core's commit: its kernels/vectorized.py is the baseline
 REPO = Path(__file__).resolve().parents[2]
+CORE_MODULES = {
+    "layers": "partui.kernels.model.layers",
+    "scratch": "partui.kernels.runtime.scratch",
+    "caches": "partui.kernels.runtime.caches",
+    "native": "partui.kernels.forward.native",
+    "strategies": "partui.kernels.plan.strategies",
+}
 
 
 def core_kernels() -> types.ModuleType | None:
@@ -39,9 +46,19 @@ def core_kernels() -> types.ModuleType | None:
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
+    # Its relative imports name the flat modules of its day: point them at their rooms.
+    import importlib
+    import sys
+
+    for flat, room in CORE_MODULES.items():
+        sys.modules.setdefault(f"partui.kernels.{flat}", importlib.import_module(room))
     mod = types.ModuleType("core_vectorized")
-    mod.__package__ = "partui.kernels"  # its relative imports resolve against the package
-    exec(compile(src, f"{CORE}:kernels/vectorized.py", "exec"), mod.__dict__)
+    mod.__package__ = "partui.kernels"
+    try:
+        exec(compile(src, f"{CORE}:kernels/vectorized.py", "exec"), mod.__dict__)
+    except ImportError as exc:  # a name it takes has left its module since
+        print(f"(the core's kernels cannot be loaded: {exc})")
+        return None
     return mod
 
 
