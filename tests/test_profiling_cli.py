@@ -171,3 +171,26 @@ def test_sweep_show_compare_as_json(swept, tmp_path):
         c["ratio_b_over_a"] == 1.0 and c["verdict"] == "no difference"
         for c in both["configurations"]
     )
+
+
+def test_a_sweep_whose_snapshot_cannot_be_written_still_prints_its_figures(
+    tmp_path, monkeypatch, capsys
+):
+    """A full disk at the end of a sweep: the table is printed, stderr says the snapshot was
+    not saved and that the figures shown are all there is, exit 2."""
+    import errno
+
+    from partui.profiles.store import snapshot
+    from partui.tui.cli.main import main
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(snapshot, "save", full)
+    args = ["sweep", "--layer", "pool3", "--strategies", "none", "--executors", "inline"]
+    code = main([*args, "--workers", "1", "--batch", "2", "--repeat", "2", "--warmup", "0"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "pool3 none/vectorized/inline w=1 b=2" in out and "snapshot saved" not in out
+    assert "snapshot not saved" in err and "No space left on device" in err
+    assert "the figures above are all there is" in err

@@ -183,3 +183,39 @@ def test_cli_reports_show_on_cpu_ratios_as_the_dashboard_does():
     # the JSON keeps the measured figure
     data = analysis_data(analyze([two]))
     assert data["runs"][0]["on_cpu_ratio"] == [1.48, 0.5]
+
+
+def test_parallel_writers_of_the_book_keep_every_entry(tmp_path):
+    """Eight books read the same (empty) file at once, each keeps a different layer's run,
+    all save: the file holds all eight (each save merges into what is there under a lock).
+    A book that read before them and keeps a slower run of one of their layers does not
+    replace the faster one when it saves last."""
+    import threading
+
+    def run(layer, ms):
+        r = fake(workers=1, times=(ms,), busy=(ms,))
+        r.config = replace(r.config, layer=layer)
+        return r
+
+    path = tmp_path / "book.json"
+    layers = ["conv1", "conv2", "conv3", "pool1", "pool2", "gelu1", "gelu2", "linear1"]
+    books = [BaselineBook(path, MACHINE) for _ in layers]  # all read before any writes
+    late = BaselineBook(path, MACHINE)
+    start = threading.Barrier(len(layers))
+
+    def one(book, layer):
+        assert book.offer(run(layer, 3.0))
+        start.wait()
+        book.save()
+        assert book.problem is None
+
+    threads = [threading.Thread(target=one, args=pair) for pair in zip(books, layers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    again = BaselineBook(path, MACHINE)
+    assert all(again.best(f"{layer}/vectorized/b8") is not None for layer in layers)
+    assert late.offer(run("conv1", 9.0))  # nothing for conv1 in what it read
+    late.save()
+    assert BaselineBook(path, MACHINE).best("conv1/vectorized/b8").median_ms == 3.0

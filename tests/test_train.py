@@ -270,3 +270,32 @@ def test_phase_names():
         "update",
     ]
     assert passes.phase_name("forward", 1) == "reduce"
+
+
+def test_cli_train_runs_saved_under_one_name_pair_their_weights(tmp_path, monkeypatch, capsys):
+    """Two runs saved under the same default name: each snapshot names the weights file that
+    carries its own number, and that file exists beside it."""
+    monkeypatch.setattr(
+        snapshot, "default_snapshot_path", lambda folder=None, stem="": tmp_path / "t.json"
+    )
+    for _ in range(2):
+        assert cli.main(["train", "--epochs", "1", *SMALL]) == 0
+    capsys.readouterr()
+    for name in ("t.json", "t-2.json"):
+        (run_,) = snapshot.load(tmp_path / name).training
+        assert run_["weights"] == str(tmp_path / f"{name}.weights.npz")
+        assert np.load(run_["weights"])["linear3.bias"].shape == (26,)
+
+
+def test_cli_train_that_cannot_save_still_prints_its_report(tmp_path, monkeypatch, capsys):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(snapshot, "save", full)
+    code = cli.main(["train", "--epochs", "1", *SMALL, "--out", str(tmp_path / "t.json")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "train loss" in out or "epoch" in out
+    assert "not saved" in err and "No space left on device" in err and "report above" in err

@@ -78,7 +78,7 @@ def _numbered(path: Path, n: int) -> Path:
     if n == 1:
         return path
     name = path.name
-    for suffix in (".trace.json", ".json", ".csv", ".npy", ".svg"):
+    for suffix in (".json.weights.npz", ".trace.json", ".json", ".csv", ".npy", ".npz", ".svg"):
         if name.endswith(suffix):
             return path.with_name(f"{name[: -len(suffix)]}-{n}{suffix}")
     return path.with_name(f"{name}-{n}")

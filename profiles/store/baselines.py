@@ -18,7 +18,10 @@ same bounded parser and field checks as snapshots; saving through the safe write
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,18 +102,25 @@ class BaselineBook:
             machine = info()
         self.machine = machine.fingerprint()
         self.problem: str | None = None  # set when the file could not be read
-        self._data: dict[str, Any] = {"format": FORMAT, "version": 1, "machines": {}}
+        self._data: dict[str, Any] = self._read(note=True)
+        self._offered: dict[str, dict] = {}  # this book's own entries, merged in at save()
+
+    def _read(self, note: bool) -> dict[str, Any]:
+        """The book on disk (an empty one when missing or unusable; `note`: say why)."""
         try:
             data = parse_bounded(self.path, MAX_BYTES, MAX_DEPTH, "baseline book", MAX_VALUES)
             validate_book(data)
-            self._data = data
+            return data
         except FileNotFoundError:
             pass
         except IsADirectoryError:
-            self.problem = f"baseline book {self.path} is a folder; it is not used"
+            if note:
+                self.problem = f"baseline book {self.path} is a folder; it is not used"
         except FileProblem as exc:
-            reason = str(exc).removeprefix(f"{self.path}: ")
-            self.problem = f"baseline book {self.path} ignored ({reason}); it will be rebuilt"
+            if note:
+                reason = str(exc).removeprefix(f"{self.path}: ")
+                self.problem = f"baseline book {self.path} ignored ({reason}); it will be rebuilt"
+        return {"format": FORMAT, "version": 1, "machines": {}}
 
     @property
     def _entries(self) -> dict:
@@ -147,11 +157,12 @@ class BaselineBook:
         old = self.best(key)
         if old is not None and old.median_ms <= result.median_ms:
             return False
-        self._entries[key] = {
+        entry = {
             "median_ms": result.median_ms,
             "config": c.to_dict(),
             "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        self._entries[key] = self._offered[key] = entry
         return True
 
     def save(self) -> None:
@@ -161,10 +172,36 @@ class BaselineBook:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(
-                self.path,
-                json.dumps(json_safe(self._data), indent=1, allow_nan=False),
-                overwrite=True,
-            )
+            with _locked(self.path):
+                # Another partui may have written since this one read: merge into what is
+                # there now, so parallel sweeps keep every entry.
+                data = self._read(note=False)
+                entries = data["machines"].setdefault(self.machine, {})
+                for key, entry in self._offered.items():
+                    old = entries.get(key)
+                    if not isinstance(old, dict) or not (
+                        isinstance(old.get("median_ms"), int | float)
+                        and old["median_ms"] <= entry["median_ms"]
+                    ):
+                        entries[key] = entry
+                write_text(
+                    self.path,
+                    json.dumps(json_safe(data), indent=1, allow_nan=False),
+                    overwrite=True,
+                )
+                self._data = data
         except OSError as exc:
             self.problem = f"baseline book not saved: {exc.strerror or exc}"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside the book (PATH.lock) for its read-merge-write."""
+    import fcntl
+
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -20,6 +20,7 @@ from partui.tui.cli.commands.core import (
     scheduler_from,
 )
 from partui.tui.cli.errors import UsageError
+from partui.tui.cli.parsing import EXIT_USAGE
 from partui.tui.text.reports import analysis_data, compare_data, compare_report, report
 from partui.tui.text.safe_text import echo, printable
 from partui.tui.text.table import ms
@@ -252,10 +253,11 @@ def cmd_sweep(args) -> int:
     known = book.known(results) if book is not None else {}
     analysis = analyze(results, known, "this sweep")
     snap = Snapshot.from_results(results, note=args.note, baseline=dict(analysis.baselines))
+    unsaved = None
     try:
         out = save(snap, out, overwrite=args.force, unique=args.out is None)
-    except OSError as exc:
-        raise UsageError(f"snapshot not saved: {exc}") from None
+    except OSError as exc:  # the figures are still printed: nothing measured is lost
+        unsaved = f"snapshot not saved: {exc}"
     if book is not None:
         for r in results:
             book.offer(r)
@@ -263,12 +265,26 @@ def cmd_sweep(args) -> int:
         if book.problem and book.problem != noted:  # a failed save; the read's note is given
             print(f"partui: note: {printable(book.problem)}", file=sys.stderr)
     if args.json:
-        _print_json({"snapshot": str(out), "failed": failed, **analysis_data(analysis)})
+        _print_json(
+            {
+                "snapshot": None if unsaved else str(out),
+                "failed": failed,
+                **({"not_saved": unsaved} if unsaved else {}),
+                **analysis_data(analysis),
+            }
+        )
     else:
         _say(report(analysis, args.repeat))  # baselines name the book's dates
         for f in failed:
             _say(f"failed: {f}")
-        _say(f"\nsnapshot saved to {out}")  # the folder may come from the environment
+        if not unsaved:
+            _say(f"\nsnapshot saved to {out}")  # the folder may come from the environment
+    if unsaved:
+        print(
+            f"partui: {printable(unsaved)}; the figures above are all there is of this sweep",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     return 0 if not failed and all(r.ok for r in results) else 1
 
 

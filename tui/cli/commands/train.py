@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2  # an output that could not be written
 
 
 def register(sub) -> None:
@@ -223,7 +224,7 @@ def cmd_train(args) -> int:
     out = _out_path(args)
     from partui.profiles.system import interrupts
     from partui.profiles.train import datasets
-    from partui.profiles.train.trainer import Trainer, save_weights
+    from partui.profiles.train.trainer import Trainer
 
     print(f"partui train: {cfg.label()}: preparing data", file=sys.stderr, flush=True)
     try:
@@ -251,16 +252,26 @@ def cmd_train(args) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     fresh = args.out is None  # a default name: numbered if taken, never replaced
-    weights = save_weights(f"{out}.weights.npz", trainer.params, overwrite=args.force, unique=fresh)
-    result.weights = str(weights)
-    out = _save_snapshot(out, result, overwrite=args.force, unique=fresh)
+    unsaved = None
+    try:
+        out, weights = _save_run(out, result, trainer.params, args.force, fresh)
+    except OSError as exc:  # the report is still printed: nothing measured is lost
+        unsaved = f"training run not saved: {exc}"
     if args.json:
         from partui.profiles.files.checked_json import json_safe
 
-        print_json(json_safe({**result.to_dict(), "snapshot": str(out)}), allow_nan=False)
+        saved = {"not_saved": unsaved, "snapshot": None} if unsaved else {"snapshot": str(out)}
+        print_json(json_safe({**result.to_dict(), **saved}), allow_nan=False)
     else:
         print(printable(train_report(result)))  # the data folder's name, the paths
-        print(printable(f"snapshot {out}\nweights  {weights}"))
+        if not unsaved:
+            print(printable(f"snapshot {out}\nweights  {weights}"))
+    if unsaved:
+        print(
+            f"partui: {printable(unsaved)}; the report above is all there is of this run",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     failed = (result.dask or {}).get("error")
     if failed:
         print(
@@ -283,6 +294,19 @@ def cmd_train(args) -> int:
 
 def _finite(v) -> bool:
     return v == v and abs(v) != float("inf")
+
+
+def _save_run(path: Path, result, params, overwrite: bool, unique: bool) -> tuple[Path, Path]:
+    """The snapshot at `path` (numbered if taken and `unique`), then the weights beside it
+    under the snapshot's own name (SNAPSHOT.weights.npz), then the snapshot again naming
+    them: parallel runs never pair one run's snapshot with another's weights."""
+    from partui.profiles.train.trainer import save_weights
+
+    result.weights = None
+    snapshot = _save_snapshot(path, result, overwrite=overwrite, unique=unique)
+    weights = save_weights(f"{snapshot}.weights.npz", params, overwrite=overwrite, unique=unique)
+    result.weights = str(weights)
+    return _save_snapshot(snapshot, result, overwrite=True, unique=False), weights
 
 
 def _save_snapshot(path: Path, result, overwrite: bool, unique: bool) -> Path:
