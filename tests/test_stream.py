@@ -208,3 +208,53 @@ def test_live_config_that_cannot_run_stops_live_mode():
         time.sleep(0.5)
         failed = [e for e in eng.drain() if isinstance(e, RunFailed)]
         assert len(failed) == 1 and "not applicable" in failed[0].error
+
+
+def test_a_partui_folder_in_the_current_directory_does_not_shadow_the_engine(tmp_path):
+    """Started from a folder holding a `partui` package of its own (a clone's parent, say),
+    the engine's child still runs the installed partui."""
+    import subprocess
+    import sys
+
+    shadow = tmp_path / "partui" / "profiles"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise SystemExit('the shadow was imported')\n")
+    script = (
+        "from partui.profiles.records.config import RunConfig\n"
+        "from partui.profiles.records.events import RunFinished\n"
+        "from partui.profiles.service.engine import EngineProcess\n"
+        "import time\n"
+        "with EngineProcess(stderr=None) as e:\n"
+        "    e.start()\n"
+        "    e.submit(RunConfig(layer='pool3', batch=2, repeats=1, warmup=0))\n"
+        "    deadline = time.monotonic() + 120\n"
+        "    while time.monotonic() < deadline:\n"
+        "        done = [x for x in e.drain() if isinstance(x, RunFinished)]\n"
+        "        if done:\n"
+        "            print('verified', done[0].result.ok)\n"
+        "            break\n"
+        "        time.sleep(0.01)\n"
+    )
+    # -P here too: this test's own interpreter must not import the shadow either
+    proc = subprocess.run(
+        [sys.executable, "-P", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert proc.stdout.strip() == "verified True", proc.stderr
+
+
+def test_an_engine_child_that_cannot_start_says_why_in_one_line(tmp_path, monkeypatch):
+    """A child that dies before it serves (here: an import that fails in it) is reported
+    with its own last line, not only an exit code."""
+    import partui.profiles.service.engine as service
+
+    monkeypatch.setattr(service, "_CHILD", "raise SystemExit('partui: cannot start: a test')")
+    e = EngineProcess()
+    e.start()
+    try:
+        e.submit(RunConfig(layer="pool3", batch=2, repeats=1, warmup=0))
+        (failed,) = [x for x, _ in collect(e, 1) if isinstance(x, RunFailed)]
+    finally:
+        e.close()
+    assert "exited unexpectedly" in failed.error
+    assert failed.error.endswith("partui: cannot start: a test")

@@ -427,6 +427,12 @@ class EngineProcess:
         self._sample_hz = sample_hz
         self._compile_ahead = compile_ahead
         self._stderr = stderr  # the child's stderr: not the dashboard's terminal by default
+        # ...but kept, so a child that dies can say why in one line
+        self._stderr_file = None
+        if stderr == subprocess.DEVNULL:
+            import tempfile  # here: it loads shutil, and this module loads with the dashboard
+
+            self._stderr_file = tempfile.TemporaryFile()
         self._proc: subprocess.Popen | None = None
         self._cmd: Connection | None = None
         self._evt: Connection | None = None
@@ -446,6 +452,7 @@ class EngineProcess:
             self._proc = subprocess.Popen(
                 [
                     sys.executable,
+                    "-P",  # the current folder first on sys.path could shadow partui
                     "-c",
                     _CHILD,
                     str(cmd_r),
@@ -456,7 +463,7 @@ class EngineProcess:
                 pass_fds=(cmd_r, evt_w),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=self._stderr,
+                stderr=self._stderr_file if self._stderr_file is not None else self._stderr,
             )
         finally:
             os.close(cmd_r)  # the child's ends: ours must close so either side sees EOF
@@ -509,8 +516,13 @@ class EngineProcess:
                 code = self._proc.wait(0.5) if self._proc is not None else None
             except subprocess.TimeoutExpired:
                 code = None
+            why = last_line(self._stderr_file)
             self._pending.append(
-                RunFailed(0, f"the engine process exited unexpectedly (exit code {code})")
+                RunFailed(
+                    0,
+                    f"the engine process exited unexpectedly (exit code {code})"
+                    + (f": {why}" if why else ""),
+                )
             )
 
     def drain(self, max_events: int = 1000) -> list:
@@ -550,6 +562,8 @@ class EngineProcess:
         self._send(("stop",))
         end_child(self._proc, family, (self._cmd, self._evt), timeout)
         self._cmd = self._evt = None
+        if self._stderr_file is not None:
+            self._stderr_file.close()
 
     @property
     def pid(self) -> int | None:
@@ -565,6 +579,18 @@ class EngineProcess:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def last_line(stream, tail: int = 4096) -> str:
+    """The last non-empty line a child wrote to `stream` (a file it shared), or ''."""
+    if stream is None:
+        return ""
+    try:
+        stream.seek(max(0, stream.seek(0, os.SEEK_END) - tail))
+        lines = stream.read().decode(errors="replace").strip().splitlines()
+    except (OSError, ValueError):
+        return ""
+    return lines[-1].strip()[:300] if lines else ""
 
 
 def descendants(pid: int) -> list:

@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from partui.profiles.records.events import StepDone
 from partui.profiles.records.train_config import TrainConfig
 from partui.profiles.service.commands import serve_commands
+from partui.profiles.service.engine import descendants, end_child, last_line
 from partui.profiles.train.trainer import Trainer
 
 
@@ -123,17 +124,22 @@ class TrainProcess:
         self._cmd = self._evt = None
         self._pending: list = []
         self._closed = False
+        self._stderr_file = None  # the child's stderr, kept so a death can say why
 
     def start(self, cfg: TrainConfig) -> None:
+        import tempfile
+
+        self._stderr_file = tempfile.TemporaryFile()
         cmd_r, cmd_w = os.pipe()
         evt_r, evt_w = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(cmd_r), str(evt_w), repr(cfg.to_dict())],
+                # -P: the current folder first on sys.path could shadow partui
+                [sys.executable, "-P", "-c", _CHILD, str(cmd_r), str(evt_w), repr(cfg.to_dict())],
                 pass_fds=(cmd_r, evt_w),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=self._stderr_file,
             )
         finally:
             os.close(cmd_r)
@@ -165,9 +171,9 @@ class TrainProcess:
             if not self._closed:
                 code = self._proc.poll() if self._proc is not None else None
                 if code not in (0, None):
-                    out.append(
-                        ("error", f"the training process exited unexpectedly (exit code {code})")
-                    )
+                    why = last_line(self._stderr_file)
+                    text = f"the training process exited unexpectedly (exit code {code})"
+                    out.append(("error", text + (f": {why}" if why else "")))
         return out
 
     @property
@@ -180,12 +186,12 @@ class TrainProcess:
             return
         self._closed = True
         atexit.unregister(self.close)
-        from partui.profiles.service.engine import descendants, end_child
-
         family = descendants(self._proc.pid)
         self.stop()
         end_child(self._proc, family, (self._cmd, self._evt), timeout)
         self._cmd = self._evt = None
+        if self._stderr_file is not None:
+            self._stderr_file.close()
 
 
 class TrainThread:
