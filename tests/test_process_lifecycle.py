@@ -323,3 +323,36 @@ async def test_dashboard_restarts_a_killed_engine(tmp_path):
         await pilot.press("r")
         await until(lambda: len(app.session.runs) == 2)
         assert app.engine is not first and app.engine.alive
+
+
+def test_a_pool_whose_idle_worker_was_killed_is_rebuilt_for_the_next_run():
+    """An idle worker process killed (as the OOM killer would) breaks the pool; the next
+    run starts a new one instead of failing with BrokenProcessPool for good."""
+    from partui.profiles.run.engine import Engine
+
+    cfg = RunConfig(layer="pool3", executor="processes", workers=2, batch=4, repeats=2, warmup=0)
+    with Engine(sample_hz=0) as engine:
+        assert engine.run(cfg).ok
+        ex = engine.executor("processes", 2)
+        os.kill(ex.pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60  # the pool's manager thread notices the death
+        while not ex.broken and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ex.broken
+        again = engine.run(cfg)
+        assert again.ok and again.pool_startup_ms > 0  # a new pool, started for this run
+
+
+def test_a_cancelled_future_is_no_traceback_in_a_waits_callback(caplog):
+    """Ctrl+C cancels queued futures; the progress callback must not ask a cancelled future
+    for its exception (concurrent.futures logs 'exception calling callback')."""
+    from concurrent.futures import CancelledError, Future
+
+    from partui.profiles.executors.inline import InlineExecutor
+
+    f: Future = Future()
+    f.cancel()
+    f.set_running_or_notify_cancel()  # as a pool does with the futures it drops
+    with pytest.raises(CancelledError):
+        InlineExecutor().wait([f], on_result=lambda r: None)
+    assert "exception calling callback" not in caplog.text

@@ -218,7 +218,10 @@ class Executor:
         """
         if on_result:
             for f in futures:
-                f.add_done_callback(lambda f: f.exception() is None and on_result(f.result()))
+                # a cancelled future (Ctrl+C) has no exception to ask for: asking raises
+                f.add_done_callback(
+                    lambda f: not f.cancelled() and f.exception() is None and on_result(f.result())
+                )
         return wait_all(futures, self.cancel)
 
     def worker_ids(self) -> WorkerIds:

@@ -174,8 +174,10 @@ class ProcessExecutor(Executor):
         return {i: pid for i, pid in enumerate(self._pids or []) if pid}
 
     def start(self) -> float:
-        if self._pool is not None:
+        if self._pool is not None and not self.broken:
             return 0.0
+        if self._pool is not None:  # a worker died while idle (the OOM killer): a new pool
+            self.kill()
         t0 = time.perf_counter_ns()
         try:
             with signals_held() as held, one_blas_thread_env():
@@ -225,6 +227,11 @@ class ProcessExecutor(Executor):
             raise
         self.startup_ms = (time.perf_counter_ns() - t0) / 1e6
         return self.startup_ms
+
+    @property
+    def broken(self) -> bool:
+        """A worker process died: the pool takes no more work."""
+        return bool(getattr(self._pool, "_broken", False))
 
     @property
     def pids(self) -> list[int]:
