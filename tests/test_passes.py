@@ -10,6 +10,7 @@ import pytest
 from partui.kernels.grad import jobs as passes
 from partui.kernels.grad import reference as grad_reference
 from partui.kernels.grad import training
+from partui.kernels.grad.execution import run_job
 from partui.kernels.model.layers import LAYERS
 from partui.kernels.plan.strategies import NotApplicable
 from partui.profiles.records.config import RunConfig
@@ -325,7 +326,7 @@ def test_a_step_in_three_phases_or_in_one_gives_the_reference(tmp_path, combine)
         if together:
             with ThreadPoolExecutor(2) as pool:  # the two tasks at once
                 futures = [
-                    pool.submit(passes.run_job, j, "network", "vectorized", arrays, Scratch())
+                    pool.submit(run_job, j, "network", "vectorized", arrays, Scratch())
                     for j in p.jobs
                 ]
                 spans = [s for f in futures for s in f.result()]
@@ -340,7 +341,7 @@ def test_a_step_in_three_phases_or_in_one_gives_the_reference(tmp_path, combine)
             scratch = Scratch()
             for phase in p.phases:
                 for j in phase:
-                    passes.run_job(j, "network", "vectorized", arrays, scratch)
+                    run_job(j, "network", "vectorized", arrays, scratch)
         ref_loss, ref = grad_reference.network_loss_and_grads(arrays["x"], labels, params)
         grads = training.views(arrays["grad"], training.NETWORK_LAYOUT)
         new = training.views(arrays["params.new"], training.NETWORK_LAYOUT)
@@ -361,8 +362,8 @@ def test_a_step_whose_tasks_run_one_after_the_other_still_ends_right():
     p = passes.plan(net, "train", "batch", batch, 2, together=True)
     arrays, params, labels = _step_arrays(p, batch)
     scratch = Scratch()
-    first = passes.run_job(p.jobs[0], "network", "vectorized", arrays, scratch)
-    second = passes.run_job(p.jobs[1], "network", "vectorized", arrays, scratch)
+    first = run_job(p.jobs[0], "network", "vectorized", arrays, scratch)
+    second = run_job(p.jobs[1], "network", "vectorized", arrays, scratch)
     assert {s[0] for s in first} == {passes.FORWARD, passes.BACKWARD}
     assert {s[0] for s in second} == {
         passes.FORWARD,
