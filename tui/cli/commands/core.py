@@ -440,7 +440,7 @@ def cmd_run(args) -> int:
             check_output(str(out_dir / name), "--save-arrays", args.force)
     warn_settings(cfg)
     if cfg.executor == "dask" and cfg.scheduler:  # an unreachable cluster: say so at once
-        from partui.profiles.executors.dask_cluster import reachable
+        from partui.profiles.executors.dask_connect import reachable
 
         reachable(cfg.scheduler)
     compile_ahead([cfg.layer], cfg.kernel, cfg.strategy)

@@ -155,7 +155,7 @@ def _config(args):
     except TrainConfigError as exc:
         raise UsageError(str(exc)) from None
     if cfg.executor == "dask":  # before any data is made: the extra, the scheduler
-        from partui.profiles.executors.dask_cluster import available, reachable
+        from partui.profiles.executors.dask_connect import available, reachable
         from partui.profiles.records.config import DASK_MISSING
 
         if not available():
