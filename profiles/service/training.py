@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 
 from partui.profiles.records.events import StepDone
 from partui.profiles.records.train_config import TrainConfig
+from partui.profiles.service.children import descendants, end_child
 from partui.profiles.service.commands import serve_commands
 from partui.profiles.train.trainer import Trainer
 
@@ -180,8 +181,6 @@ class TrainProcess:
             return
         self._closed = True
         atexit.unregister(self.close)
-        from partui.profiles.service.engine import descendants, end_child
-
         family = descendants(self._proc.pid)
         self.stop()
         end_child(self._proc, family, (self._cmd, self._evt), timeout)
