@@ -18,6 +18,7 @@ from partui.kernels.grad import jobs as passes
 from partui.profiles.records.events import StepDone
 from partui.profiles.records.train_config import TrainConfig
 from partui.profiles.store import snapshot
+from partui.profiles.store.snapshot_validation import SnapshotError
 from partui.profiles.train import datasets
 from partui.profiles.train.trainer import EpochReport, Trainer
 from partui.tui.cli import main as cli
@@ -258,7 +259,7 @@ def test_snapshot_refuses_a_malformed_training_record(tmp_path):
         ]
     )
     path = snapshot.save(snap, tmp_path / "s.json")
-    with pytest.raises(snapshot.SnapshotError, match=r"training\[0\].loss_curve\[0\]"):
+    with pytest.raises(SnapshotError, match=r"training\[0\].loss_curve\[0\]"):
         snapshot.load(path)
 
 

@@ -53,7 +53,8 @@ def main(argv: list[str]) -> int:
     snapshot = None
     if args.snapshot:
         snapshot = Path(args.snapshot)
-        from partui.profiles.store.snapshot import SnapshotError, load
+        from partui.profiles.store.snapshot import load
+        from partui.profiles.store.snapshot_validation import SnapshotError
 
         try:
             load(snapshot)

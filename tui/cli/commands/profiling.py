@@ -276,7 +276,8 @@ def cmd_sweep(args) -> int:
 
 
 def _load(path: str):
-    from partui.profiles.store.snapshot import SnapshotError, load
+    from partui.profiles.store.snapshot import load
+    from partui.profiles.store.snapshot_validation import SnapshotError
 
     try:
         return load(path)
