@@ -382,7 +382,7 @@ def test_report_says_when_phase_walls_overlap(engine, monkeypatch):
     """Phase walls that add up to more than a repeat (Dask: transfers while shards compute)
     come with a sentence saying they overlap; walls that fit say nothing more."""
     from partui.profiles.run import passes as profile_passes
-    from partui.tui.cli.commands.core import run_report
+    from partui.tui.cli.commands.run_report import run_report
 
     result = engine.run(cfg("network", "batch", "threads", 2, batch=4, pass_kind="train"))
     m = result.median_ms
