@@ -302,8 +302,7 @@ class Bench:
         # Screening: every candidate, a few repeats each, in two passes of which only the
         # second is kept. The first warms each executor (its threads or processes, the
         # tasks' bound calls): right after they start, a pool's first runs can be several
-        # times slower (network b16 batch/threads: repeats of 5.2 ms beside 1.5), and a
-        # candidate screened cold was dropped before the interleaved rounds.
+        # times slower, and a candidate screened cold would be dropped before the rounds.
         finalists: dict[int, list[tuple[str, str, int]]] = {}
         for w in s.worker_counts():
             cands = [
