@@ -12,6 +12,7 @@ from partui.kernels.grad import reference as grad_reference
 from partui.kernels.grad import training
 from partui.kernels.grad.execution import run_job
 from partui.kernels.model.layers import LAYERS
+from partui.kernels.plan.pass_axes import BACKWARD_BY_KIND, phase_name
 from partui.kernels.plan.strategies import NotApplicable
 from partui.profiles.records.config import RunConfig
 from partui.profiles.run.engine import Engine
@@ -41,7 +42,7 @@ def engine():
 CASES = [
     (name, strategy)
     for name in ("conv1", "conv2", "pool1", "gelu2", "linear1", "linear3", "logsoftmax")
-    for strategy in passes.BACKWARD_BY_KIND[LAYERS[name].kind]
+    for strategy in BACKWARD_BY_KIND[LAYERS[name].kind]
 ]
 
 
@@ -50,7 +51,7 @@ CASES = [
 def test_backward_pass_is_verified(engine, layer, strategy, combine):
     result = engine.run(cfg(layer, strategy, pass_kind="backward", combine=combine))
     assert result.ok, result.error
-    names = {passes.phase_name("backward", s.phase) for s in result.spans}
+    names = {phase_name("backward", s.phase) for s in result.spans}
     assert "backward" in names
     if LAYERS[layer].has_params and strategy in ("batch", "channel"):
         assert "combine" in names  # partial gradients met, and it was timed
@@ -69,7 +70,7 @@ def test_train_pass_is_verified_with_named_phases(engine, strategy, executor, wo
         cfg("network", strategy, executor, workers, batch=4, pass_kind="train", combine=combine)
     )
     assert result.ok, result.error
-    names = [passes.phase_name("train", s.phase) for s in result.spans]
+    names = [phase_name("train", s.phase) for s in result.spans]
     assert {"forward", "backward", "update"} <= set(names)
     if strategy == "batch":
         # the combine shared out (or, when one task came late, done by the other), or the

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from partui.kernels.grad import jobs as passes
+from partui.kernels.plan.pass_axes import phase_name
 from partui.profiles.records.events import StepDone
 from partui.profiles.records.train_config import TrainConfig
 from partui.profiles.store import snapshot
@@ -264,10 +265,10 @@ def test_snapshot_refuses_a_malformed_training_record(tmp_path):
 
 
 def test_phase_names():
-    assert [passes.phase_name("train", i) for i in range(4)] == [
+    assert [phase_name("train", i) for i in range(4)] == [
         "forward",
         "backward",
         "combine",
         "update",
     ]
-    assert passes.phase_name("forward", 1) == "reduce"
+    assert phase_name("forward", 1) == "reduce"

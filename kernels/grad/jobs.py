@@ -24,15 +24,10 @@ from partui.kernels.grad.combine import COMBINERS
 from partui.kernels.model.layers import Layer, prod
 from partui.kernels.plan.pass_axes import (
     BACKWARD,
-    BACKWARD_BY_KIND,  # noqa: F401 (re-exported)
     COMBINE,
     FORWARD,
-    PASSES,  # noqa: F401 (re-exported)
-    PHASES,  # noqa: F401
-    TRAIN_STRATEGIES,  # noqa: F401 (re-exported)
     UPDATE,
-    not_applicable,  # noqa: F401 (re-exported)
-    phase_name,  # noqa: F401 (re-exported)
+    phase_name,  # noqa: F401 (tui/dashboard/tabs/train.py imports it from here)
 )
 from partui.kernels.plan.strategies import split_range
 
