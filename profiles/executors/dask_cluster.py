@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from partui.kernels.dask_tasks import forward_shard
 from partui.kernels.plan.pass_axes import TRANSFER
 from partui.kernels.plan.strategies import Task
 from partui.kernels.runtime.scratch import Cancelled
@@ -33,6 +34,7 @@ from partui.profiles.executors.dask_connect import (
     open_cluster,
 )
 from partui.profiles.executors.dask_lanes import DaskWorker, estimate_offsets, natural, read_lags
+from partui.profiles.executors.dask_step import step, summary
 from partui.profiles.records.config import DASK_MISSING
 from partui.profiles.records.events import Span
 from partui.profiles.records.limits import ConfigError
@@ -128,13 +130,9 @@ class DaskExecutor(Executor):
         return True
 
     def train_step(self, cfg, flat, x, labels, lr: float, run: int, repeat: int):
-        from partui.profiles.executors.dask_step import step
-
         return step(self, cfg, flat, x, labels, lr, run, repeat)
 
     def step_summary(self, steps: list[dict], grad_bytes: int, combine: str) -> dict:
-        from partui.profiles.executors.dask_step import summary
-
         return summary(steps, grad_bytes, len(self.lanes), combine)
 
     # -- cluster ------------------------------------------------------------
@@ -308,8 +306,6 @@ class DaskExecutor(Executor):
 
     def _send(self, layer, kernel, task, x, lane, run, repeat, done) -> _Sent:
         """Scatter a task's input shard to the worker of `lane` (timed) and submit the task."""
-        from partui.kernels.dask_tasks import forward_shard
-
         client = self._client
         address = self.lanes[lane].address
         n0, n1 = task.batch

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from partui.kernels.dask_tasks import worker_clock
+
 PING_ROUNDS = 5  # round trips per clock-offset estimate; the shortest one is kept
 
 
@@ -46,8 +48,6 @@ def estimate_offsets(client: Any, lanes: list[DaskWorker]) -> None:
     plus its own estimate of the worker's lag behind the scheduler (renewed at each
     heartbeat): that lag is read here too, and again after every repeat; how far it moved
     during the run is added to the uncertainty."""
-    from partui.kernels.dask_tasks import worker_clock
-
     by_address = {w.address: w for w in lanes}
     for w in lanes:
         w.uncertainty_s, w.drift_s = float("inf"), 0.0
@@ -64,8 +64,6 @@ def estimate_offsets(client: Any, lanes: list[DaskWorker]) -> None:
 
 def read_lags(client: Any, lanes: list[DaskWorker]) -> None:
     """Dask's current estimate of each worker's lag (see estimate_offsets)."""
-    from partui.kernels.dask_tasks import worker_clock
-
     # only the workers the scheduler still has: a lost worker's old address would hold
     # this call for the whole connect timeout and then fail the run
     alive = set(client.scheduler_info(n_workers=-1)["workers"])

@@ -3,7 +3,7 @@ that says what was computed and what each file holds."""
 
 from __future__ import annotations
 
-from partui.kernels.model.layers import LAYERS
+from partui.kernels.model.layers import GELU_FORMULA, LAYERS, NETWORK
 from partui.tui.cli.errors import UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -62,8 +62,6 @@ def _array_role(name: str, pass_kind: str) -> str:
 
 def arrays_readme(result) -> str:
     """What `--save-arrays` wrote: the layer, its formula, the pass, and each file's shape."""
-    from partui.kernels.model.layers import GELU_FORMULA, NETWORK
-
     c = result.config
     layer = LAYERS[c.layer]
     lines = [
