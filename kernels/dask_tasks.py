@@ -126,7 +126,7 @@ def train_rows(
 
 def train_apply(token: str, kernel: str, grad: np.ndarray, lr: float, momentum: float) -> int:
     """The SGD step (with momentum when set) on this worker's weights; its duration in ns."""
-    from partui.kernels.grad.jobs import sgd_step
+    from partui.kernels.grad.sgd import sgd_step
 
     held = _held(token)
     t0 = time.perf_counter_ns()

@@ -47,6 +47,7 @@ def _train_steps_once(batch: int = 2) -> None:
     and in three phases, with and without momentum."""
     from partui.kernels.grad import jobs as passes
     from partui.kernels.grad import training
+    from partui.kernels.grad.execution import run_job
 
     net = LAYERS["network"]
     for together, in_place in ((True, True), (False, False)):
@@ -58,7 +59,7 @@ def _train_steps_once(batch: int = 2) -> None:
         arrays["params"][...] = training.flat_params(0)
         scratch = Scratch()
         for job in p.jobs:
-            passes.run_job(job, net.name, "vectorized", arrays, scratch)
+            run_job(job, net.name, "vectorized", arrays, scratch)
 
 
 def _run_once(layer: Layer, strategy: str, batch: int = 2) -> None:

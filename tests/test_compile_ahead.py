@@ -127,7 +127,7 @@ async def test_the_dashboard_says_it_is_compiling(monkeypatch, tmp_path):
 
 
 def test_the_cli_says_so_on_first_use_only(monkeypatch, capsys):
-    from partui.tui.cli.commands.core import compile_ahead
+    from partui.tui.cli.commands.preflight import compile_ahead
 
     compiler = FakeCompiler()
     fake_cache(monkeypatch, ["conv2"], compiler)

@@ -591,7 +591,7 @@ def test_cli_train_on_dask_learns_and_leaves_nothing(tmp_path):
 
 
 def test_train_on_dask_refusals_in_one_line(tmp_path, capsys, monkeypatch):
-    from partui.profiles.executors import dask_cluster as dask_executor
+    from partui.profiles.executors import dask_connect as dask_executor
     from partui.tui.cli.main import main
 
     address = f"tcp://127.0.0.1:{_free_port()}"

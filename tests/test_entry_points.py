@@ -128,9 +128,9 @@ def _broken_list(args):
 
 
 def test_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
-    from partui.tui.cli.commands import core
+    from partui.tui.cli.commands import listing
 
-    monkeypatch.setattr(core, "cmd_list", _broken_list)
+    monkeypatch.setattr(listing, "cmd_list", _broken_list)
     monkeypatch.setenv("PARTUI_DEBUG", "0")
     assert cli.main(["list"]) == 1
     err = capsys.readouterr().err

@@ -24,7 +24,8 @@ from cli_fixtures import TINY_SWEEP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from partui.profiles.store.snapshot import SnapshotError, load
+from partui.profiles.store.snapshot import load
+from partui.profiles.store.snapshot_validation import SnapshotError
 from partui.profiles.system.machine import MachineInfo
 
 ESC_TITLE = "\x1b]0;pwned\x07\x1b[2J"

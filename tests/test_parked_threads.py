@@ -175,7 +175,7 @@ def test_overhead_figures_from_empty_tasks_and_from_a_runs_spans():
 
 
 def test_run_report_and_timeline_show_the_hand_out_cost_and_wake_up(engine):
-    from partui.tui.cli.commands.core import run_report
+    from partui.tui.cli.commands.run_report import run_report
     from partui.tui.dashboard.charts.timeline import timeline_lines, view_of_result
 
     r = engine.run(RunConfig("conv3", "batch", "vectorized", "threads", 2, 4, 3, 1))

@@ -10,7 +10,9 @@ import pytest
 from partui.kernels.grad import jobs as passes
 from partui.kernels.grad import reference as grad_reference
 from partui.kernels.grad import training
+from partui.kernels.grad.execution import run_job
 from partui.kernels.model.layers import LAYERS
+from partui.kernels.plan.pass_axes import BACKWARD_BY_KIND, phase_name
 from partui.kernels.plan.strategies import NotApplicable
 from partui.profiles.records.config import RunConfig
 from partui.profiles.run.engine import Engine
@@ -40,7 +42,7 @@ def engine():
 CASES = [
     (name, strategy)
     for name in ("conv1", "conv2", "pool1", "gelu2", "linear1", "linear3", "logsoftmax")
-    for strategy in passes.BACKWARD_BY_KIND[LAYERS[name].kind]
+    for strategy in BACKWARD_BY_KIND[LAYERS[name].kind]
 ]
 
 
@@ -49,7 +51,7 @@ CASES = [
 def test_backward_pass_is_verified(engine, layer, strategy, combine):
     result = engine.run(cfg(layer, strategy, pass_kind="backward", combine=combine))
     assert result.ok, result.error
-    names = {passes.phase_name("backward", s.phase) for s in result.spans}
+    names = {phase_name("backward", s.phase) for s in result.spans}
     assert "backward" in names
     if LAYERS[layer].has_params and strategy in ("batch", "channel"):
         assert "combine" in names  # partial gradients met, and it was timed
@@ -68,7 +70,7 @@ def test_train_pass_is_verified_with_named_phases(engine, strategy, executor, wo
         cfg("network", strategy, executor, workers, batch=4, pass_kind="train", combine=combine)
     )
     assert result.ok, result.error
-    names = [passes.phase_name("train", s.phase) for s in result.spans]
+    names = [phase_name("train", s.phase) for s in result.spans]
     assert {"forward", "backward", "update"} <= set(names)
     if strategy == "batch":
         # the combine shared out (or, when one task came late, done by the other), or the
@@ -325,7 +327,7 @@ def test_a_step_in_three_phases_or_in_one_gives_the_reference(tmp_path, combine)
         if together:
             with ThreadPoolExecutor(2) as pool:  # the two tasks at once
                 futures = [
-                    pool.submit(passes.run_job, j, "network", "vectorized", arrays, Scratch())
+                    pool.submit(run_job, j, "network", "vectorized", arrays, Scratch())
                     for j in p.jobs
                 ]
                 spans = [s for f in futures for s in f.result()]
@@ -340,7 +342,7 @@ def test_a_step_in_three_phases_or_in_one_gives_the_reference(tmp_path, combine)
             scratch = Scratch()
             for phase in p.phases:
                 for j in phase:
-                    passes.run_job(j, "network", "vectorized", arrays, scratch)
+                    run_job(j, "network", "vectorized", arrays, scratch)
         ref_loss, ref = grad_reference.network_loss_and_grads(arrays["x"], labels, params)
         grads = training.views(arrays["grad"], training.NETWORK_LAYOUT)
         new = training.views(arrays["params.new"], training.NETWORK_LAYOUT)
@@ -361,8 +363,8 @@ def test_a_step_whose_tasks_run_one_after_the_other_still_ends_right():
     p = passes.plan(net, "train", "batch", batch, 2, together=True)
     arrays, params, labels = _step_arrays(p, batch)
     scratch = Scratch()
-    first = passes.run_job(p.jobs[0], "network", "vectorized", arrays, scratch)
-    second = passes.run_job(p.jobs[1], "network", "vectorized", arrays, scratch)
+    first = run_job(p.jobs[0], "network", "vectorized", arrays, scratch)
+    second = run_job(p.jobs[1], "network", "vectorized", arrays, scratch)
     assert {s[0] for s in first} == {passes.FORWARD, passes.BACKWARD}
     assert {s[0] for s in second} == {
         passes.FORWARD,
@@ -381,7 +383,7 @@ def test_report_says_when_phase_walls_overlap(engine, monkeypatch):
     """Phase walls that add up to more than a repeat (Dask: transfers while shards compute)
     come with a sentence saying they overlap; walls that fit say nothing more."""
     from partui.profiles.run import passes as profile_passes
-    from partui.tui.cli.commands.core import run_report
+    from partui.tui.cli.commands.run_report import run_report
 
     result = engine.run(cfg("network", "batch", "threads", 2, batch=4, pass_kind="train"))
     m = result.median_ms

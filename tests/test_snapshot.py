@@ -12,7 +12,8 @@ from partui.profiles.records.results import RunResult
 from partui.profiles.run.engine import Engine
 from partui.profiles.store import snapshot as snap
 from partui.profiles.store.baselines import Baseline
-from partui.profiles.store.snapshot import Snapshot, SnapshotError, load, save
+from partui.profiles.store.snapshot import Snapshot, load, save
+from partui.profiles.store.snapshot_validation import SnapshotError
 
 
 @pytest.fixture(scope="module")

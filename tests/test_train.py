@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from partui.kernels.grad import jobs as passes
+from partui.kernels.plan.pass_axes import phase_name
 from partui.profiles.records.events import StepDone
 from partui.profiles.records.train_config import TrainConfig
 from partui.profiles.store import snapshot
+from partui.profiles.store.snapshot_validation import SnapshotError
 from partui.profiles.train import datasets
 from partui.profiles.train.trainer import EpochReport, Trainer
 from partui.tui.cli import main as cli
@@ -258,18 +260,18 @@ def test_snapshot_refuses_a_malformed_training_record(tmp_path):
         ]
     )
     path = snapshot.save(snap, tmp_path / "s.json")
-    with pytest.raises(snapshot.SnapshotError, match=r"training\[0\].loss_curve\[0\]"):
+    with pytest.raises(SnapshotError, match=r"training\[0\].loss_curve\[0\]"):
         snapshot.load(path)
 
 
 def test_phase_names():
-    assert [passes.phase_name("train", i) for i in range(4)] == [
+    assert [phase_name("train", i) for i in range(4)] == [
         "forward",
         "backward",
         "combine",
         "update",
     ]
-    assert passes.phase_name("forward", 1) == "reduce"
+    assert phase_name("forward", 1) == "reduce"
 
 
 def test_cli_train_runs_saved_under_one_name_pair_their_weights(tmp_path, monkeypatch, capsys):

@@ -425,8 +425,8 @@ def conv_cols_nchw(sgemm, x, weights, out, cols):
     for s in range(n):
         for ch in range(c):
             for kh in range(3):
-                # the rows of kw = 0, 1, 2 together: each input row is loaded once (1.9x
-                # faster than a run of ow floats per (kw, i) for conv2)
+                # the rows of kw = 0, 1, 2 together: each input row is loaded once, not
+                # once per kw
                 r0 = cols[(ch * 3 + kh) * 3]
                 r1 = cols[(ch * 3 + kh) * 3 + 1]
                 r2 = cols[(ch * 3 + kh) * 3 + 2]

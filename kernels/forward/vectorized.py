@@ -1,24 +1,13 @@
 """Vectorized kernels: numpy and BLAS, with numba for the passes numpy makes slowly.
 
-Every function computes exactly the region it is handed (`out` is a view into
-the run's preallocated output; `x` the matching input view), so strategies cut
-work without copies back. Work is done a chunk of samples at a time inside the
-worker that runs the task, so building patch matrices is split between workers
-like the GEMMs, and a chunk's buffers stay in the L2 cache.
-
-Where the time goes, and what each step here is for (conv2, batch 64, 1 thread):
-- the GEMM is most of it; it runs on chunks of patch rows (a few hundred KB)
-  because OpenBLAS is fastest on those, and the bias rides in it as a column of
-  ones (a separate bias pass over the output cost as much as a small layer);
-- patch rows are copied from an NHWC image in long runs (numba), several times
-  faster than numpy's nine strided slice copies;
-- convolutions with wide output planes (conv1, and natively conv2: 121 pixels) use one
-  GEMM per sample, weights @ patch columns, written straight into the NCHW output: no
-  pass turning GEMM rows into planes (conv2 1.2x faster than patch rows, quiet machine);
-- a task's native arguments are made once (`bind`, kept per task by compute.bound_call):
-  a repeat holds the interpreter lock for a few microseconds around one native call;
-- max-pool and GELU are one numba pass each (GELU's tanh a vectorizable
-  rational fit) instead of three and eight numpy passes.
+Each function computes exactly the region it is handed (`out` a view into the run's output,
+`x` the matching input), so strategies cut work without copies back. Work goes a chunk of
+samples at a time, so building patch matrices is split between workers like the GEMMs and a
+chunk's buffers stay in L2. The GEMM dominates: it runs on L2-sized chunks of patch rows
+with the bias as a column of ones; patch rows are copied in long runs by numba; convolutions
+with wide output planes use one GEMM per sample written straight into NCHW planes; a task's
+native arguments are made once (`bind`); max-pool and GELU are one numba pass each. Why each
+choice pays, with the figures: docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -38,24 +27,19 @@ SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 # stay in the worker's own share of the L2 cache (sysfs, read at run time: with two workers
 # on two cores that share an L2, each gets half). CHUNK_BYTES set: that instead (benchmarks).
 CHUNK_BYTES: int | None = None
-CHUNK_L2_PARTS = 4  # rows take this fraction of the L2 share (best measured on a 2 MB L2: 512 KB)
+CHUNK_L2_PARTS = 4  # rows take this fraction of the L2 share
 # ...but at least this many times the packed weights' bytes: BLAS packs them again at every
-# call, so with large weights (conv3: 295 KB) fewer, larger chunks win. Measured at batch 64
-# on a 512 KB L2 (1 thread, interleaved): conv2 (74 KB of weights) best at 1 sample per chunk
-# (137 KB of rows; 2 and 3 samples 6% and 20% slower); conv3 best at 24-58 samples
-# (0.5-1.2 MB), 9% slower at 6 samples (122 KB).
+# call, so with large weights (conv3) fewer, larger chunks win.
 CHUNK_WEIGHT_TIMES = 2
 CHUNK_FALLBACK = 512 * 1024  # where sysfs does not say
 THIN_K = 64  # convolutions with fewer than this many weights per filter: one GEMM per sample
 # ...and, in the native kernels, those with at least this many output pixels per plane:
 # W (oc, 9c+1) @ patch columns (9c+1, pixels) writes NCHW planes directly, no pass to
-# turn GEMM rows into planes. conv2 (121 pixels), 1 thread, interleaved, quiet machine:
-# 1.20x faster than patch rows at batch 64, 1.07x at 32, 1.01x at 16; conv3 (9 pixels)
-# 2.5x slower that way.
+# turn GEMM rows into planes; with few pixels (conv3) the small GEMMs cost more than it saves.
 PER_SAMPLE_PIXELS = 64
 NET_CHUNK = 8  # samples per pass of the fused network forward
 MEMO_ENTRIES = 16  # packed weights kept per worker
-CALL_FLOPS = 200_000_000  # work per native call (~1.5 ms): how long a cancel may wait
+CALL_FLOPS = 200_000_000  # work per native call: bounds how long a cancel may wait
 
 Call = Callable[..., None]  # call(cancel=None): a kernel bound to its regions (see bind)
 
@@ -162,9 +146,8 @@ def pack_cols_weights(w, b, wc: np.ndarray) -> np.ndarray:
 def packed_weights(scratch: Scratch, name: str, w, b, rows: bool | None = None) -> np.ndarray:
     """w [+ b] packed for this convolution's GEMM, reused while the weights are unchanged.
 
-    Packing is a transposing copy (about 50 us for conv3, a tenth of a
-    32-sample task); checking that the weights still equal those packed last
-    time costs a fifth of that. Entries are found by where the weights live (a
+    Packing is a transposing copy; checking that the weights still equal those
+    packed last time costs much less. Entries are found by where the weights live (a
     worker may alternate between channel slices) and always checked by value.
     `rows`: the patch-row layout (9c+1, oc), the column layout (oc, 9c+1), or
     None for the one `conv` uses (columns for thin convolutions).
@@ -289,7 +272,7 @@ def _conv_rows(x, wr, out, scratch: Scratch, cancel=None) -> None:
         r, q = rows[: (s1 - s0) * p], res[: (s1 - s0) * p]
         _patch_rows(x[s0:s1], False, r, scratch)
         np.matmul(r, wr, out=q)
-        # numpy's transposing copy beat the numba loops tried for this (8 vs 15 us a chunk)
+        # numpy's transposing copy: faster here than a numba loop
         out[s0:s1] = q.reshape(s1 - s0, oh, ow, oc).transpose(0, 3, 1, 2)
 
 

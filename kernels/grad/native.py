@@ -125,11 +125,9 @@ def col2im_nchw(grows, img, gx):
 
 # ---- the network's training step on one slice, without the GIL -------------------------
 #
-# A training task used to make dozens of numpy calls per slice between its numba and BLAS
-# steps; with two worker threads each of them could wait for the other to hand the
-# interpreter lock back. Here the slice's forward (keeping what the backward needs), its
-# loss and its backward are two native calls that call numpy's own sgemm from inside
-# (`native.load_sgemm`), so two workers run side by side.
+# The slice's forward (keeping what the backward needs), its loss and its backward are two
+# native calls that call numpy's own sgemm from inside (`native.load_sgemm`): no numpy call
+# between steps holds the interpreter lock, so two worker threads run side by side.
 #
 # The trunk is kept NHWC, as the fused forward keeps it: a convolution's GEMM result has
 # one row per output pixel (its channels contiguous), a pool keeps the index (0..3, row-major
@@ -260,7 +258,7 @@ def _block_backward(sgemm, y, packed, rows, gres, grows, gwr, p, idx, ga, gy, m,
                 for i in range(2 * ph):
                     q[base + i * ow + ow - 1, :] = _ZERO
             # q indexed in two dimensions and 32-bit positions: the loop over channels then
-            # vectorizes (with four row views and byte positions it ran scalar, 6x slower)
+            # vectorizes (row views and byte positions keep it scalar)
             for i in range(ph):
                 r0 = base + 2 * i * ow
                 r1 = r0 + ow

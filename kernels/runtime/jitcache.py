@@ -1,7 +1,7 @@
 """Where numba keeps the compiled kernels, and whether this install's kernels are in it yet.
 
 numba caches next to the source by default, which fails quietly in a site-packages the
-user cannot write (every run then compiles afresh, 7-20 s). partui points numba at the
+user cannot write (every run then compiles afresh, for seconds). partui points numba at the
 user's cache folder instead: $NUMBA_CACHE_DIR if set, else $XDG_CACHE_HOME/partui/numba,
 else ~/.cache/partui/numba. PARTUI_NUMBA_CACHE=0 keeps nothing on disk.
 

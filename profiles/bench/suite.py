@@ -16,7 +16,6 @@ a configuration that fails is never chosen and is listed as a failure.
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -26,13 +25,17 @@ import numpy as np
 
 from partui.kernels.model.layers import LAYERS, get_layer
 from partui.kernels.plan.strategies import EXECUTORS, STRATEGIES, not_applicable_reason, plan
+from partui.profiles.bench.environment import MemoryWatch, OtherLoad, loadavg
 from partui.profiles.bench.overhead import TimeSplit, empty_repeats_us, time_split
 from partui.profiles.bench.overhead import summary as summary_us
-from partui.profiles.records.bench_result import FORMAT, VERSION, BenchChoice, BenchResult, BenchRow  # noqa: F401
+from partui.profiles.bench.targets import targets
+from partui.profiles.records.bench_result import BenchChoice, BenchResult, BenchRow
 from partui.profiles.records.config import RunConfig
 from partui.profiles.records.stats import summarize
 from partui.profiles.run.engine import Engine
+from partui.profiles.store.snapshot import Snapshot
 from partui.profiles.system import blas
+from partui.profiles.system.machine import info
 
 KERNEL = "vectorized"
 SINGLE = ("none", "inline")  # one task on the calling thread
@@ -210,7 +213,7 @@ class Bench:
     def run(self) -> BenchResult:
         s = self.s
         started = time.time()
-        load_before = _loadavg()
+        load_before = loadavg()
         whole = OtherLoad()
         threads = s.worker_counts()
         peaks = {}
@@ -249,9 +252,9 @@ class Bench:
             failures=self.failures,
             started=started,
             seconds=time.time() - started,
-            load_average={"before": load_before, "after": _loadavg()},
+            load_average={"before": load_before, "after": loadavg()},
             other_cpu_cores=whole.cores(),
-            machine=_machine(),
+            machine=info(),
             peak_rss_bytes=self.rss.summary(),
             overhead_us={t: o["median_us"] for t, o in overhead.items()},
             overhead=overhead,
@@ -299,8 +302,7 @@ class Bench:
         # Screening: every candidate, a few repeats each, in two passes of which only the
         # second is kept. The first warms each executor (its threads or processes, the
         # tasks' bound calls): right after they start, a pool's first runs can be several
-        # times slower (network b16 batch/threads: repeats of 5.2 ms beside 1.5), and a
-        # candidate screened cold was dropped before the interleaved rounds.
+        # times slower, and a candidate screened cold would be dropped before the rounds.
         finalists: dict[int, list[tuple[str, str, int]]] = {}
         for w in s.worker_counts():
             cands = [
@@ -359,198 +361,8 @@ class Bench:
         return rows
 
 
-# ---- targets -----------------------------------------------------------------------
-
-TARGETS = {
-    "conv2_share_of_peak": 0.70,  # at batch 64, 1 worker
-    "overhead_us_2": 20.0,  # one repeat's fixed cost on threads, 2 workers
-    "network_ms_1": 12.0,
-    "network_ms_2": 9.0,
-    "peak_rss_bytes": 1 << 30,
-}
-# best 2 workers / best 1 worker, by batch and layer
-SPEEDUP_TARGETS = {
-    64: {"conv2": 1.75, "conv3": 1.75, "network": 1.7},
-    16: {"conv2": 1.3, "conv3": 1.3, "network": 1.3},
-}
-
-
-def _row(rows: list[BenchRow], layer: str, workers: int) -> BenchRow | None:
-    for row in rows:
-        if row.layer == layer and row.workers == workers:
-            return row
-    return None
-
-
-def targets(result: BenchResult) -> list[dict]:
-    """The issue's targets for a 2-core machine, each with its figure and whether it is met."""
-    out: list[dict] = []
-    layers, network = result.layers, result.network
-
-    def add(name, met, figure):
-        out.append({"target": name, "met": met, "figure": figure})
-
-    c1 = _row(layers, "conv2", 1)
-    if c1 and result.batch == 64:
-        share = c1.share_of_gemm_peak
-        add(
-            f"conv2 1 worker >= {100 * TARGETS['conv2_share_of_peak']:.0f}% of the 1-thread "
-            "GEMM peak",
-            share >= TARGETS["conv2_share_of_peak"],
-            f"{c1.gflops:.1f} GFLOP/s = {100 * share:.0f}% of "
-            f"{result.gemm_peak_gflops.get('1', 0):.0f}",
-        )
-    for name, goal in SPEEDUP_TARGETS.get(result.batch, {}).items():
-        rows = network if name == "network" else layers
-        r1, r2 = _row(rows, name, 1), _row(rows, name, 2)
-        if r1 and r2:
-            ratio = r1.median_ms / r2.median_ms
-            add(
-                f"{name} batch {result.batch}: best 2 workers >= {goal:g}x faster than best "
-                "1 worker",
-                ratio >= goal,
-                f"{r1.median_ms:.3f} / {r2.median_ms:.3f} ms = {ratio:.2f}x",
-            )
-    o2 = result.overhead.get("2")
-    if o2:
-        add(
-            f"fixed cost of one repeat, 2 workers on threads <= {TARGETS['overhead_us_2']:g} us",
-            o2["median_us"] <= TARGETS["overhead_us_2"],
-            f"{o2['median_us']:.1f} us (q1-q3 {o2['q1_us']:.1f}-{o2['q3_us']:.1f}, "
-            f"{o2['repeats']:.0f} repeats of empty tasks)",
-        )
-    for w, limit in ((1, TARGETS["network_ms_1"]), (2, TARGETS["network_ms_2"])):
-        r = _row(network, "network", w)
-        if r:
-            add(
-                f"network forward, {w} worker{'s' * (w > 1)} <= {limit:g} ms",
-                r.median_ms <= limit,
-                f"{r.median_ms:.2f} ms",
-            )
-    slower = []
-    for name in {r.layer for r in layers} | ({"network"} if network else set()):
-        rows = network if name == "network" else layers
-        r1, r2 = _row(rows, name, 1), _row(rows, name, 2)
-        if r1 and r2 and r2.median_ms > r1.median_ms:
-            slower.append(f"{name} {r2.median_ms:.3f} > {r1.median_ms:.3f} ms")
-    singles = sorted(r.layer for r in layers + network if r.workers == 2 and r.single_task)
-    add(
-        "no layer slower with 2 workers than with 1",
-        not slower,
-        "; ".join(slower) if slower else f"single task best for {', '.join(singles) or 'none'}",
-    )
-    rss = result.peak_rss_bytes
-    if rss:
-        add(
-            "peak RSS <= 1 GB (main + every worker process)",
-            rss["bound"] <= TARGETS["peak_rss_bytes"],
-            f"{rss['bound'] / 2**20:.0f} MiB (main {rss['main'] / 2**20:.0f}, largest worker "
-            f"{rss['largest_child'] / 2**20:.0f} MiB)",
-        )
-    return out
-
-
-# ---- environment -------------------------------------------------------------------
-
-
-class OtherLoad:
-    """CPU used by *other* processes over a stretch, in cores: the machine's busy time
-    (/proc/stat) minus this process tree's. On a shared machine, a second worker only
-    helps when a second core is free, so every figure comes with this."""
-
-    def __init__(self):
-        self._start = self._read()
-
-    @staticmethod
-    def _read() -> tuple[float, float, float] | None:
-        import psutil
-
-        try:
-            with open("/proc/stat") as fh:
-                v = [int(x) for x in fh.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        busy = (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-        me = psutil.Process()
-        own = sum(me.cpu_times()[:2]) + sum(os.times()[2:4])  # + reaped children
-        for child in me.children(recursive=True):
-            try:
-                own += sum(child.cpu_times()[:2])
-            except psutil.Error:
-                pass
-        return busy, own, time.monotonic()
-
-    def cores(self) -> float | None:
-        end = self._read()
-        if self._start is None or end is None or end[2] <= self._start[2]:
-            return None
-        other = (end[0] - self._start[0]) - (end[1] - self._start[1])
-        return max(0.0, other / (end[2] - self._start[2]))
-
-
-class MemoryWatch:
-    """Peak resident memory of this process and its worker processes, read between runs.
-
-    Each process's own high-water mark (VmHWM) is exact; their sum at a moment
-    bounds what the whole tree held at once. Sampling only between runs keeps
-    the measurement out of the timed repeats.
-    """
-
-    def __init__(self):
-        self.bound = 0
-        self.largest_child = 0
-
-    def sample(self) -> None:
-        import psutil
-
-        me = psutil.Process()
-        total = _hwm(me)
-        for child in me.children(recursive=True):
-            peak = _hwm(child)
-            self.largest_child = max(self.largest_child, peak)
-            total += peak
-        self.bound = max(self.bound, total)
-
-    def summary(self) -> dict:
-        self.sample()
-        main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-        return {"main": main, "largest_child": self.largest_child, "bound": max(self.bound, main)}
-
-
-def _hwm(proc) -> int:
-    """A process's peak resident bytes (/proc VmHWM), else its current RSS, else 0 (it is gone)."""
-    import psutil
-
-    try:
-        with open(f"/proc/{proc.pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    try:
-        return proc.memory_info().rss
-    except psutil.Error:
-        return 0
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def _machine():
-    from partui.profiles.system.machine import info
-
-    return info()
-
-
 def to_snapshot(result: BenchResult, runs):
     """A partui snapshot: the chosen configurations' last runs and the bench summary."""
-    from partui.profiles.store.snapshot import Snapshot
-
     note = (
         f"partui bench, batch {result.batch}: the best strategy and executor per layer "
         f"and worker count, against the GEMM peak"
@@ -566,15 +378,3 @@ def chosen_runs(bench: Bench, result: BenchResult) -> list:
         if r is not None and r not in out:
             out.append(r)
     return out
-
-
-__all__ = [
-    "Bench",
-    "BenchSettings",
-    "gemm_peak",
-    "candidates",
-    "targets",
-    "to_snapshot",
-    "chosen_runs",
-    "MemoryWatch",
-]

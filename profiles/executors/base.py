@@ -32,7 +32,7 @@ SETTLE_S = 2.0  # after a failure, how long to let sibling tasks stop before the
 STARTUP_TIMEOUT_S = 60.0  # a process pool that is not up by then is reported, not waited for
 
 
-STARTUP_PER_WORKER_S = 0.5  # ...plus this per worker: 256 start in ~10 s idle, slower when busy
+STARTUP_PER_WORKER_S = 0.5  # ...plus this per worker, with room for a busy machine
 
 
 def startup_timeout(workers: int) -> float:

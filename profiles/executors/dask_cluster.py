@@ -1,4 +1,4 @@
-"""Tasks on a Dask cluster: a LocalCluster partui starts, or a scheduler at an address.
+"""Tasks on a Dask cluster (see dask_connect): the executor that runs a batch split there.
 
 A repeat of a batch split: every task's input shard is scattered to its Dask worker (timed
 here: transfer out), the task computes there (its start and end come from Dask's task
@@ -12,8 +12,6 @@ transfer back). The weights are scattered to every worker once per run and stay 
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import os
 import queue
 import statistics
@@ -24,84 +22,25 @@ from typing import Any
 
 import numpy as np
 
+from partui.kernels.dask_tasks import forward_shard
 from partui.kernels.plan.pass_axes import TRANSFER
 from partui.kernels.plan.strategies import Task
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.base import (
-    WAIT_SLICE_S,
-    Executor,
-    WorkerIds,
-    WorkerLost,
-    first_line,
+from partui.profiles.executors.base import WAIT_SLICE_S, Executor, WorkerIds, WorkerLost
+from partui.profiles.executors.dask_connect import (
+    available,
+    close_cluster,
+    dashboard_served,
+    open_cluster,
 )
-from partui.profiles.executors.processes import one_blas_thread_env
+from partui.profiles.executors.dask_lanes import DaskWorker, estimate_offsets, natural, read_lags
+from partui.profiles.executors.dask_step import step, summary
 from partui.profiles.records.config import DASK_MISSING
 from partui.profiles.records.events import Span
 from partui.profiles.records.limits import ConfigError
 
-ENV_SCHEDULER = "PARTUI_DASK_SCHEDULER"
-CONNECT_TIMEOUT_S = 5.0  # an unreachable --scheduler is reported within this (plus start-up)
-STARTUP_TIMEOUT_S = 120.0  # a LocalCluster whose workers are not up by then is reported
 RESTART_WAIT_S = 30.0  # how long a lost LocalCluster worker gets to be restarted by its nanny
 TASK_TIMEOUT_S = 120.0  # a task not back by then fails the run: nothing waits forever
-PING_ROUNDS = 5  # round trips per clock-offset estimate; the shortest one is kept
-
-
-def available() -> bool:
-    """True when Dask distributed is installed (looked up without importing it)."""
-    return importlib.util.find_spec("distributed") is not None
-
-
-def dashboard_served() -> bool:
-    """Dask serves its own dashboard only where bokeh is installed."""
-    return importlib.util.find_spec("bokeh") is not None
-
-
-def reachable(address: str) -> None:
-    """ConfigError (one line: the address and why) unless a TCP connection to the scheduler
-    at `address` (tcp://HOST:PORT) opens within CONNECT_TIMEOUT_S."""
-    import socket
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(address if "://" in address else f"tcp://{address}")
-        host, port = parts.hostname, parts.port
-    except ValueError as exc:
-        raise ConfigError(f"bad Dask scheduler address {address!r}: {exc}") from None
-    if parts.scheme != "tcp" or not host or not port:
-        return  # tls://, ws://, inproc://: left to Dask itself
-    try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        if isinstance(exc, TimeoutError):
-            reason = f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
-        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
-
-
-@dataclass
-class DaskWorker:
-    """One Dask worker as partui sees it: its lane, where it is, its clock."""
-
-    name: str
-    address: str
-    pid: int = 0
-    offset_s: float = 0.0  # its wall clock minus ours
-    uncertainty_s: float = float("inf")  # half the shortest round trip of the estimate
-    lag_s: float = 0.0  # Dask's estimate of its lag behind the scheduler, at the run's start
-    lag_now_s: float = 0.0  # ...and after the latest repeat
-    drift_s: float = 0.0  # how far that estimate moved during the run
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "address": self.address,
-            "pid": self.pid,
-            "clock_offset_ms": self.offset_s * 1e3,
-            "clock_uncertainty_ms": (self.uncertainty_s + self.drift_s) * 1e3,
-            "dask_lag_ms": self.lag_now_s * 1e3,
-        }
 
 
 @dataclass
@@ -191,13 +130,9 @@ class DaskExecutor(Executor):
         return True
 
     def train_step(self, cfg, flat, x, labels, lr: float, run: int, repeat: int):
-        from partui.profiles.executors.dask_step import step
-
         return step(self, cfg, flat, x, labels, lr, run, repeat)
 
     def step_summary(self, steps: list[dict], grad_bytes: int, combine: str) -> dict:
-        from partui.profiles.executors.dask_step import summary
-
         return summary(steps, grad_bytes, len(self.lanes), combine)
 
     # -- cluster ------------------------------------------------------------
@@ -232,57 +167,7 @@ class DaskExecutor(Executor):
         if not available():
             raise ConfigError(DASK_MISSING)
         t0 = time.perf_counter_ns()
-        import dask
-        from distributed import Client
-
-        # a worker gone without a word must not hold a connection attempt for Dask's 30 s
-        dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S}s"})
-        for name in ("distributed", "tornado", "asyncio"):  # their own lines, not ours
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-        if self.scheduler:
-            reachable(self.scheduler)  # a plain connect first: refused in milliseconds
-            try:
-                self._client = Client(
-                    self.scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False
-                )
-            except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError for a bad address
-                raise ConfigError(
-                    f"cannot reach the Dask scheduler at {self.scheduler}: {first_line(exc)}"
-                ) from None
-            try:
-                self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
-            except Exception:  # noqa: BLE001
-                self.close()
-                raise ConfigError(
-                    f"the Dask scheduler at {self.scheduler} has no workers "
-                    f"(none joined within {CONNECT_TIMEOUT_S:.0f} s)"
-                ) from None
-        else:
-            import warnings
-
-            from distributed import LocalCluster
-
-            try:
-                with one_blas_thread_env(), warnings.catch_warnings():
-                    # the workers inherit it: BLAS at 1 thread; Dask's own warnings (a port
-                    # taken, another found) are not partui's to print
-                    warnings.simplefilter("ignore")
-                    self._cluster = LocalCluster(
-                        n_workers=self.workers,
-                        threads_per_worker=1,
-                        processes=True,
-                        host="127.0.0.1",
-                        # a free port: None still binds the scheduler's HTTP server to
-                        # 8787, which a second cluster on the machine then finds taken;
-                        # without bokeh it serves no dashboard page, only /health
-                        dashboard_address=":0",
-                        silence_logs=logging.CRITICAL,
-                    )
-                self._client = Client(self._cluster, set_as_default=False, direct_to_workers=True)
-                self._client.wait_for_workers(self.workers, timeout=STARTUP_TIMEOUT_S)
-            except BaseException:
-                self.close()
-                raise
+        self._client, self._cluster = open_cluster(self.workers, self.scheduler)
         self._client.get_task_stream()  # installs the scheduler's task-stream plugin
         self.refresh_workers()
         self.startup_ms = (time.perf_counter_ns() - t0) / 1e6
@@ -300,50 +185,19 @@ class DaskExecutor(Executor):
             raise WorkerLost(f"the Dask cluster at {self.address} has no workers left")
         self.stale = False
         named = sorted(
-            ((str(w.get("name", a)), a) for a, w in info.items()), key=lambda t: _natural(t[0])
+            ((str(w.get("name", a)), a) for a, w in info.items()), key=lambda t: natural(t[0])
         )
         pids = self._client.run(os.getpid)
         self.lanes = [DaskWorker(n, a, int(pids.get(a, 0))) for n, a in named]
         self.estimate_offsets()
 
     def estimate_offsets(self) -> None:
-        """Each worker's clock against ours, as NTP does: ask for its time between two of
-        ours; offset = its time - the midpoint, uncertainty = half the round trip; the
-        shortest of PING_ROUNDS wins. Dask stamps its task stream with the worker's clock
-        plus its own estimate of the worker's lag behind the scheduler (renewed at each
-        heartbeat): that lag is read here too, and again after every repeat; how far it moved
-        during the run is added to the uncertainty."""
-        from partui.kernels.dask_tasks import worker_clock
-
-        by_address = {w.address: w for w in self.lanes}
-        for w in self.lanes:
-            w.uncertainty_s, w.drift_s = float("inf"), 0.0
-        for _ in range(PING_ROUNDS):
-            t0 = time.time()
-            got = self._client.run(worker_clock, workers=list(by_address))
-            t1 = time.time()
-            for address, (tw, lag, _) in got.items():
-                found = by_address.get(address)
-                if found is not None and (t1 - t0) / 2 < found.uncertainty_s:
-                    found.offset_s, found.uncertainty_s = tw - (t0 + t1) / 2, (t1 - t0) / 2
-                    found.lag_s = found.lag_now_s = lag
+        """Each worker's clock against ours (see dask_lanes.estimate_offsets)."""
+        estimate_offsets(self._client, self.lanes)
 
     def read_lags(self) -> None:
-        """Dask's current estimate of each worker's lag (see estimate_offsets)."""
-        from partui.kernels.dask_tasks import worker_clock
-
-        # only the workers the scheduler still has: a lost worker's old address would hold
-        # this call for the whole connect timeout and then fail the run
-        alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
-        asked = [w.address for w in self.lanes if w.address in alive]
-        try:
-            got = self._client.run(worker_clock, workers=asked) if asked else {}
-        except OSError:  # lost between the two calls: its lag stays the last one read
-            got = {}
-        for lane in self.lanes:
-            if lane.address in got:
-                lane.lag_now_s = got[lane.address][1]
-                lane.drift_s = max(lane.drift_s, abs(lane.lag_now_s - lane.lag_s))
+        """Dask's current estimate of each worker's lag (see dask_lanes.read_lags)."""
+        read_lags(self._client, self.lanes)
 
     def worker_ids(self) -> WorkerIds:
         if self._cluster is None:  # another machine's pids mean nothing here
@@ -452,8 +306,6 @@ class DaskExecutor(Executor):
 
     def _send(self, layer, kernel, task, x, lane, run, repeat, done) -> _Sent:
         """Scatter a task's input shard to the worker of `lane` (timed) and submit the task."""
-        from partui.kernels.dask_tasks import forward_shard
-
         client = self._client
         address = self.lanes[lane].address
         n0, n1 = task.batch
@@ -568,18 +420,4 @@ class DaskExecutor(Executor):
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
         self._arena = self._params_future = None
-        if client is not None:
-            try:
-                client.close(timeout=5)
-            except Exception:  # noqa: BLE001 - closing a broken connection: nothing left to do
-                pass
-        if cluster is not None:
-            try:
-                cluster.close(timeout=10)
-            except Exception:  # noqa: BLE001
-                pass
-
-
-def _natural(name: str):
-    """Sort key: '2' before '10', names with digits by their number."""
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+        close_cluster(client, cluster)

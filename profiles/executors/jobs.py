@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import threading
 
-from partui.kernels.grad.jobs import Job, run_job
+from partui.kernels.grad.execution import run_job
+from partui.kernels.grad.jobs import Job
 from partui.profiles.executors import worker
 from partui.profiles.records.events import Span
 

@@ -129,7 +129,7 @@ def one_blas_thread_env():
     """BLAS thread count 1 in the environment of processes started inside.
 
     threadpoolctl in a worker's initializer sets 1 thread too late: OpenBLAS has by then
-    started its own threads at import, and one spins for ~100 ms of CPU at each new worker.
+    started its own threads at import, and they spin at each new worker.
     """
     saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARS}
     os.environ.update({k: "1" for k in BLAS_THREAD_VARS})

@@ -8,12 +8,11 @@ strategy cut them), the parked threads are woken together, the calling thread ru
 share 0 itself (one thread fewer to wake; it sleeps only if its share ends first), and
 the results come back in per-worker slots: no future per task.
 
-What is left of the cost (measured, see tests/benchmarks/bench_overhead.py --executors):
-one futex wake per woken worker and one for the caller. A task holds the interpreter lock
-only to start and stamp its bound call (compute.bound_call). Spinning a while on a flag,
-without the interpreter lock, before sleeping (the worker for its next share, the caller
-for the workers' ends) was tried and measured slower, on a quiet machine (empty tasks 29
-vs 22 us, the network at batch 16 2.5 vs 1.7 ms) and far slower on a busy one.
+What is left of the cost (tests/benchmarks/bench_overhead.py --executors): one futex wake
+per woken worker and one for the caller. A task holds the interpreter lock only to start and
+stamp its bound call (compute.bound_call). Workers and caller sleep rather than spin on a
+flag: spinning costs more than the wake-up it saves, on a busy machine far more
+(docs/PERFORMANCE.md).
 
 With no more workers than CPUs, each worker thread is pinned to a CPU of its own, and the
 caller to worker 0's for a run's timed repeats (`placed`): see `cpu_placement` for why.

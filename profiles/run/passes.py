@@ -19,7 +19,7 @@ import numpy as np
 from partui.kernels.grad import jobs, training
 from partui.kernels.model.layers import get_layer
 from partui.kernels.plan import strategies
-from partui.kernels.plan.pass_axes import TRANSFER
+from partui.kernels.plan.pass_axes import TRANSFER, phase_name
 from partui.kernels.plan.strategies import split_range
 from partui.profiles.executors.jobs import run_jobs
 from partui.profiles.records.events import Span
@@ -316,5 +316,5 @@ def phase_walls(spans, pass_kind: str) -> dict[str, float]:
         lo_hi[0], lo_hi[1] = min(lo_hi[0], s.start_ns), max(lo_hi[1], s.end_ns)
     out: dict[str, list[float]] = {}
     for (phase, _), (lo, hi) in sorted(by.items()):
-        out.setdefault(jobs.phase_name(pass_kind, phase), []).append((hi - lo) / 1e6)
+        out.setdefault(phase_name(pass_kind, phase), []).append((hi - lo) / 1e6)
     return {name: float(np.median(v)) for name, v in out.items()}

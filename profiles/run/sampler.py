@@ -3,7 +3,7 @@
 Per-core use comes from psutil. Worker CPU time is read, on Linux, from the kernel's CPU
 clocks of a thread of this process or of another process (clock_gettime on the clock id
 that clock_getcpuclockid / pthread_getcpuclockid would return): exact to the nanosecond
-even while the worker runs, ~2 us a read. Fallbacks: the scheduler statistics
+even while the worker runs, and cheap to read. Fallbacks: the scheduler statistics
 (/proc/.../schedstat, nanoseconds but only updated at ticks and switches for a running
 task), then psutil, whose per-thread and per-process times come in 10 ms clock ticks,
 too coarse for runs of a few milliseconds.
@@ -21,7 +21,7 @@ import psutil
 
 from partui.profiles.records.events import CpuSample
 
-SAMPLE_HZ = 12.5  # >= 10 Hz with room for timer slack; ~0.1 ms of CPU per sample
+SAMPLE_HZ = 12.5  # >= 10 Hz with room for timer slack; a sample's CPU cost stays small
 IDLE_HZ = 2.0  # the always-on monitor between runs
 FIRST_SAMPLE_S = 0.1  # the window of the first sample after start()
 MIN_WINDOW_S = 0.02  # shorter windows are merged into the next sample (clock ticks are 10 ms)

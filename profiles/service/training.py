@@ -23,8 +23,8 @@ from multiprocessing.connection import Connection
 
 from partui.profiles.records.events import StepDone
 from partui.profiles.records.train_config import TrainConfig
+from partui.profiles.service.children import descendants, end_child, last_line
 from partui.profiles.service.commands import serve_commands
-from partui.profiles.service.engine import descendants, end_child, last_line
 from partui.profiles.train.trainer import Trainer
 
 

@@ -6,7 +6,7 @@ medians measured on each machine, so a sweep of 2-worker runs is still compared 
 the best 1-worker time seen here, by any strategy and executor.
 
 Keyed by (layer, kernel, batch): the kernel is the implementation being split, so the
-loops kernel gets its own baseline (its 1-worker time is ~3,000x the vectorized one;
+loops kernel gets its own baseline (its 1-worker time is orders of magnitude longer;
 the table shows both medians). Keyed per machine by CPU model, logical cores and host
 name. The best of several medians leans fast, which only makes speedups smaller.
 

@@ -14,9 +14,9 @@ def controller():
     return ThreadpoolController()
 
 
-# After a call on more than one thread, OpenBLAS's threads spin ~0.12 s (measured here)
-# before they sleep: a run timed in that window finds a core taken (conv3, batch 16, on 2
-# pinned workers right after a threaded GEMM: 0.479 ms against 0.345 settled, 10 runs each).
+# After a call on more than one thread, OpenBLAS's threads spin a while before they sleep:
+# a run timed in that window finds a core taken (docs/PERFORMANCE.md). SPIN_S: that window,
+# with a margin.
 SPIN_S = 0.3
 _threaded_until = [0.0]  # monotonic time until which BLAS threads may still be spinning
 

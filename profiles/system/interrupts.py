@@ -2,7 +2,7 @@
 
 Cython's memoryview set-up, run while a compiled module loads (numpy.random's on its first
 use), registers its types inside `try: ... except: pass`: a KeyboardInterrupt raised there
-is lost, and the run went on to its end (1 Ctrl+C in ~20 pressed 0.2-0.4 s after start).
+is lost, and the run goes on to its end.
 The CLI's handler notes each Ctrl+C before it raises; the run loops check the note before
 every repeat or step and raise again when it is still there.
 """

@@ -108,7 +108,7 @@ class MachineInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MachineInfo:
-        """From a validated snapshot's `machine` (snapshot.validate checks the types)."""
+        """From a validated snapshot's `machine` (snapshot_validation.validate checks the types)."""
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(
             **{k: v for k, v in d.items() if k in known},

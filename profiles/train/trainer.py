@@ -28,6 +28,7 @@ import numpy as np
 from partui.kernels.grad import jobs as passes
 from partui.kernels.grad import training
 from partui.kernels.model.layers import LAYERS
+from partui.kernels.plan.pass_axes import phase_name
 from partui.kernels.plan.strategies import split_range
 from partui.kernels.runtime.scratch import Cancelled
 from partui.profiles.executors.jobs import run_jobs
@@ -89,7 +90,7 @@ def _phase_busy(spans, workers: int) -> tuple[dict[str, float], list[float]]:
     busy = [0.0] * workers
     for s in spans:
         ms = s.duration_ns / 1e6
-        name = passes.phase_name("train", s.phase)
+        name = phase_name("train", s.phase)
         phase[name] = phase.get(name, 0.0) + ms
         if 0 <= s.worker < workers:
             busy[s.worker] += ms

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from partui.tui.cli.commands.core import add_config_arguments, config_from, scheduler_from
+from partui.tui.cli.commands.options import add_config_arguments, config_from, scheduler_from
 from partui.tui.cli.errors import UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -53,7 +53,8 @@ def main(argv: list[str]) -> int:
     snapshot = None
     if args.snapshot:
         snapshot = Path(args.snapshot)
-        from partui.profiles.store.snapshot import SnapshotError, load
+        from partui.profiles.store.snapshot import load
+        from partui.profiles.store.snapshot_validation import SnapshotError
 
         try:
             load(snapshot)

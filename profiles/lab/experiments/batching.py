@@ -70,7 +70,7 @@ def cancelling(engine, cancel: threading.Event):
 
 
 def run(lab: Lab, p: dict) -> dict:
-    from partui.profiles.bench.suite import OtherLoad
+    from partui.profiles.bench.environment import OtherLoad
     from partui.profiles.records.config import RunConfig
     from partui.profiles.records.limits import RunCancelledError
     from partui.profiles.run.engine import Engine

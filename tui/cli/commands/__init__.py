@@ -1,1 +1,7 @@
-"""One module per `partui` subcommand; each has `register(subparsers)` that sets `func`."""
+"""The `partui` subcommands; each command module has `register(subparsers)` that sets `func`.
+
+Commands: `listing` (list, info), `run`, `profiling` (sweep, show, export, compare), `bench`,
+`demo`, `train`. Shared: `options` (the run options), `preflight` (checks before any work),
+`progress` (a run's progress line), `run_report` (a run's text report), `saved_arrays`
+(--save-arrays).
+"""

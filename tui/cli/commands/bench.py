@@ -7,7 +7,8 @@ import time
 
 from partui.kernels.model.layers import LAYER_NAMES, MAX_BATCH
 from partui.profiles.records.limits import MAX_WORKERS
-from partui.tui.cli.commands.core import ascii_int, check_output, parse_int
+from partui.tui.cli.commands.options import ascii_int, parse_int
+from partui.tui.cli.commands.preflight import check_output, check_writable_dir, compile_ahead
 from partui.tui.cli.errors import UsageError
 from partui.tui.text.safe_text import echo
 from partui.tui.text.table import ms, print_json, table
@@ -117,7 +118,6 @@ def settings_from(args):
 
 def _out_path(args) -> Path:
     from partui.profiles.store.snapshot import default_snapshot_dir, default_snapshot_path
-    from partui.tui.cli.commands.core import check_writable_dir
 
     if args.out is not None:
         return check_output(args.out, "--out", args.force)
@@ -134,8 +134,6 @@ def cmd_bench(args) -> int:
 
     def progress(text: str) -> None:
         print(f"[{time.monotonic() - t0:6.1f}s] {text}", file=sys.stderr, flush=True)
-
-    from partui.tui.cli.commands.core import compile_ahead
 
     compile_ahead(settings.layer_names())
     bench = Bench(settings, progress)

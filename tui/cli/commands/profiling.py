@@ -7,18 +7,16 @@ import sys
 
 from partui.kernels.plan.axes import EXECUTORS, LOCAL_EXECUTORS, STRATEGIES, NotApplicable
 from partui.profiles.records.limits import MAX_WORKERS, default_workers
-from partui.tui.cli.commands.core import (
-    RunProgress,
+from partui.tui.cli.commands.options import (
     add_kernel_argument,
     add_layer_argument,
     add_repeat_arguments,
     add_scheduler_argument,
-    check_output,
-    check_writable_dir,
-    compile_ahead,
     parse_int,
     scheduler_from,
 )
+from partui.tui.cli.commands.preflight import check_output, check_writable_dir, compile_ahead
+from partui.tui.cli.commands.progress import RunProgress
 from partui.tui.cli.errors import UsageError
 from partui.tui.cli.parsing import EXIT_USAGE
 from partui.tui.text.reports import analysis_data, compare_data, compare_report, report
@@ -292,7 +290,8 @@ def cmd_sweep(args) -> int:
 
 
 def _load(path: str):
-    from partui.profiles.store.snapshot import SnapshotError, load
+    from partui.profiles.store.snapshot import load
+    from partui.profiles.store.snapshot_validation import SnapshotError
 
     try:
         return load(path)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import signal
 import sys
 
+from partui.tui.cli.commands.options import add_scheduler_argument, scheduler_from
+from partui.tui.cli.commands.preflight import compile_ahead
+from partui.tui.cli.commands.run_report import dask_where
 from partui.tui.cli.errors import UsageError
 from partui.tui.text.safe_text import printable
 from partui.tui.text.table import print_json, table
@@ -70,7 +73,6 @@ def _add_options(p) -> None:
         help="threads (share the arrays), processes (share memory), inline, or dask "
         "(sync only; needs pip install 'partui[dask]')",
     )
-    from partui.tui.cli.commands.core import add_scheduler_argument
 
     add_scheduler_argument(p)
     p.add_argument(
@@ -133,7 +135,6 @@ def _add_options(p) -> None:
 
 def _config(args):
     from partui.profiles.records.train_config import TrainConfig, TrainConfigError
-    from partui.tui.cli.commands.core import scheduler_from
 
     cfg = TrainConfig(
         epochs=args.epochs,
@@ -156,7 +157,7 @@ def _config(args):
     except TrainConfigError as exc:
         raise UsageError(str(exc)) from None
     if cfg.executor == "dask":  # before any data is made: the extra, the scheduler
-        from partui.profiles.executors.dask_cluster import available, reachable
+        from partui.profiles.executors.dask_connect import available, reachable
         from partui.profiles.records.config import DASK_MISSING
 
         if not available():
@@ -237,7 +238,6 @@ def cmd_train(args) -> int:
     if len(data.train_y) < cfg.batch:
         raise UsageError(f"{data.describe()}: fewer training images than one batch ({cfg.batch})")
     print(printable(f"partui train: {data.describe()}"), file=sys.stderr, flush=True)
-    from partui.tui.cli.commands.core import compile_ahead
 
     compile_ahead(["network"], cfg.kernel)  # the training step's kernels too (warmup)
     trainer = Trainer(cfg, data, emit=_Progress(cfg, args.json))
@@ -374,7 +374,6 @@ def train_report(result) -> str:
 
 def dask_train_report(d: dict) -> str:
     """Where a Dask training run ran and what a step moved and cost."""
-    from partui.tui.cli.commands.core import dask_where
 
     t = d["training"]
     mib = 2**20

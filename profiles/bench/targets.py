@@ -1,0 +1,94 @@
+"""The bench's targets for a 2-core machine, each read against a finished bench: met or not,
+with the figure that decides it."""
+
+from __future__ import annotations
+
+from partui.profiles.records.bench_result import BenchResult, BenchRow
+
+TARGETS = {
+    "conv2_share_of_peak": 0.70,  # at batch 64, 1 worker
+    "overhead_us_2": 20.0,  # one repeat's fixed cost on threads, 2 workers
+    "network_ms_1": 12.0,
+    "network_ms_2": 9.0,
+    "peak_rss_bytes": 1 << 30,
+}
+# best 2 workers / best 1 worker, by batch and layer
+SPEEDUP_TARGETS = {
+    64: {"conv2": 1.75, "conv3": 1.75, "network": 1.7},
+    16: {"conv2": 1.3, "conv3": 1.3, "network": 1.3},
+}
+
+
+def row_of(rows: list[BenchRow], layer: str, workers: int) -> BenchRow | None:
+    for row in rows:
+        if row.layer == layer and row.workers == workers:
+            return row
+    return None
+
+
+def targets(result: BenchResult) -> list[dict]:
+    """The targets for a 2-core machine, each with its figure and whether it is met."""
+    out: list[dict] = []
+    layers, network = result.layers, result.network
+
+    def add(name, met, figure):
+        out.append({"target": name, "met": met, "figure": figure})
+
+    c1 = row_of(layers, "conv2", 1)
+    if c1 and result.batch == 64:
+        share = c1.share_of_gemm_peak
+        add(
+            f"conv2 1 worker >= {100 * TARGETS['conv2_share_of_peak']:.0f}% of the 1-thread "
+            "GEMM peak",
+            share >= TARGETS["conv2_share_of_peak"],
+            f"{c1.gflops:.1f} GFLOP/s = {100 * share:.0f}% of "
+            f"{result.gemm_peak_gflops.get('1', 0):.0f}",
+        )
+    for name, goal in SPEEDUP_TARGETS.get(result.batch, {}).items():
+        rows = network if name == "network" else layers
+        r1, r2 = row_of(rows, name, 1), row_of(rows, name, 2)
+        if r1 and r2:
+            ratio = r1.median_ms / r2.median_ms
+            add(
+                f"{name} batch {result.batch}: best 2 workers >= {goal:g}x faster than best "
+                "1 worker",
+                ratio >= goal,
+                f"{r1.median_ms:.3f} / {r2.median_ms:.3f} ms = {ratio:.2f}x",
+            )
+    o2 = result.overhead.get("2")
+    if o2:
+        add(
+            f"fixed cost of one repeat, 2 workers on threads <= {TARGETS['overhead_us_2']:g} us",
+            o2["median_us"] <= TARGETS["overhead_us_2"],
+            f"{o2['median_us']:.1f} us (q1-q3 {o2['q1_us']:.1f}-{o2['q3_us']:.1f}, "
+            f"{o2['repeats']:.0f} repeats of empty tasks)",
+        )
+    for w, limit in ((1, TARGETS["network_ms_1"]), (2, TARGETS["network_ms_2"])):
+        r = row_of(network, "network", w)
+        if r:
+            add(
+                f"network forward, {w} worker{'s' * (w > 1)} <= {limit:g} ms",
+                r.median_ms <= limit,
+                f"{r.median_ms:.2f} ms",
+            )
+    slower = []
+    for name in {r.layer for r in layers} | ({"network"} if network else set()):
+        rows = network if name == "network" else layers
+        r1, r2 = row_of(rows, name, 1), row_of(rows, name, 2)
+        if r1 and r2 and r2.median_ms > r1.median_ms:
+            slower.append(f"{name} {r2.median_ms:.3f} > {r1.median_ms:.3f} ms")
+    singles = sorted(r.layer for r in layers + network if r.workers == 2 and r.single_task)
+    add(
+        "no layer slower with 2 workers than with 1",
+        not slower,
+        "; ".join(slower) if slower else f"single task best for {', '.join(singles) or 'none'}",
+    )
+    rss = result.peak_rss_bytes
+    if rss:
+        add(
+            "peak RSS <= 1 GB (main + every worker process)",
+            rss["bound"] <= TARGETS["peak_rss_bytes"],
+            f"{rss['bound'] / 2**20:.0f} MiB (main {rss['main'] / 2**20:.0f}, largest worker "
+            f"{rss['largest_child'] / 2**20:.0f} MiB)",
+        )
+    return out
