@@ -20,7 +20,6 @@ NOT_YET_CUT = {
     "profiles/store/snapshot.py",
     "tui/cli/commands/core.py",
     "tui/dashboard/app.py",
-    "tui/dashboard/charts/profile.py",
 }
 
 

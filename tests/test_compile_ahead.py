@@ -98,7 +98,7 @@ def test_without_compile_ahead_nothing_compiles_early(monkeypatch):
 
 async def test_the_dashboard_says_it_is_compiling(monkeypatch, tmp_path):
     from partui.tui.dashboard.app import PartuiApp
-    from partui.tui.dashboard.widgets.panes import MachineHeader
+    from partui.tui.dashboard.widgets.header import MachineHeader
 
     compiler = FakeCompiler(hold="conv2")
     fake_cache(monkeypatch, ["conv2", "pool1"], compiler)

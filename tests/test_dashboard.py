@@ -14,7 +14,8 @@ import pytest
 from partui.profiles.records.config import RunConfig
 from partui.profiles.service.engine import EngineThread
 from partui.tui.dashboard.app import PartuiApp
-from partui.tui.dashboard.widgets.panes import RunsTable, SettingsPane
+from partui.tui.dashboard.widgets.runs_table import RunsTable
+from partui.tui.dashboard.widgets.settings import SettingsPane
 
 SIZE = (120, 40)
 
@@ -333,7 +334,8 @@ def test_opening_a_bad_snapshot_file_is_refused_on_one_line(tmp_path):
 
 
 async def test_browser_marks_two_snapshots_and_compares_them(tmp_path):
-    from partui.tui.dashboard.screens.modals import CompareScreen, SnapshotBrowser
+    from partui.tui.dashboard.screens.browser import SnapshotBrowser
+    from partui.tui.dashboard.screens.compare import CompareScreen
 
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -15,8 +15,8 @@ from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import CpuSample
 from partui.profiles.service.engine import EngineThread
 from partui.tui.dashboard.app import PartuiApp
-from partui.tui.dashboard.charts.profile import CpuChart
-from partui.tui.dashboard.widgets.panes import RunsTable
+from partui.tui.dashboard.charts.cpu import CpuChart
+from partui.tui.dashboard.widgets.runs_table import RunsTable
 
 
 async def test_a_chart_that_raises_shows_one_line_and_the_app_goes_on(tmp_path, monkeypatch):

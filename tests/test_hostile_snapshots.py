@@ -270,7 +270,7 @@ async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
     from partui.profiles.records.config import RunConfig
     from partui.profiles.service.engine import EngineThread
     from partui.tui.dashboard.app import PartuiApp
-    from partui.tui.dashboard.screens.modals import SnapshotBrowser
+    from partui.tui.dashboard.screens.browser import SnapshotBrowser
 
     folder = tmp_path / "mk["  # with the file below: a path holding "[/]" (Rich markup)
     folder.mkdir()

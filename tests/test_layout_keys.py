@@ -13,7 +13,7 @@ from partui.profiles.records.config import RunConfig
 from partui.profiles.service.engine import EngineThread
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.app import PartuiApp
-from partui.tui.dashboard.widgets.panes import SettingsPane
+from partui.tui.dashboard.widgets.settings import SettingsPane
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
 
@@ -90,7 +90,7 @@ async def test_redraws_and_resizes_never_move_the_layer(tmp_path):
 
 
 async def test_the_layer_list_shows_the_chosen_layer(tmp_path):
-    from partui.tui.dashboard.widgets.panes import LayerList
+    from partui.tui.dashboard.widgets.layer_list import LayerList
 
     app = make_app(tmp_path, RunConfig("network", "pipeline", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -237,7 +237,8 @@ async def test_browser_marks_show_a_and_b_and_lists_exports_apart(tmp_path):
     from screen_fixtures import MACHINE, add_fixed_runs, screen_text
 
     from partui.profiles.store import snapshot
-    from partui.tui.dashboard.screens.modals import CompareScreen, SnapshotBrowser
+    from partui.tui.dashboard.screens.browser import SnapshotBrowser
+    from partui.tui.dashboard.screens.compare import CompareScreen
     from partui.tui.dashboard.snapshots import session_snapshot
 
     app = PartuiApp(
@@ -296,7 +297,7 @@ async def test_palette_shows_keys_as_typed(tmp_path):
 
 async def test_keys_typed_ahead_all_count(tmp_path):
     """↓ held down: each key moves on from the last, before the app has taken the one before."""
-    from partui.tui.dashboard.widgets.panes import LayerList
+    from partui.tui.dashboard.widgets.layer_list import LayerList
 
     app = make_app(tmp_path, RunConfig("conv2", "none", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:

@@ -29,13 +29,19 @@ from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import CpuSample
 from partui.profiles.records.limits import default_workers
 from partui.profiles.system.machine import MachineInfo
-from partui.tui.dashboard.charts.profile import CpuChart, HistoryChart, SpeedupChart, TimelineChart
+from partui.tui.dashboard.charts.cpu import CpuChart
+from partui.tui.dashboard.charts.history import HistoryChart
+from partui.tui.dashboard.charts.speedup import SpeedupChart
+from partui.tui.dashboard.charts.worker_timeline import TimelineChart
 from partui.tui.dashboard.keys import KeyBar, key_label, key_rows
 from partui.tui.dashboard.layout import layout_for, too_small_message, top_rows
 from partui.tui.dashboard.model import Model
 from partui.tui.dashboard.tabs.lab import MemLabTab
 from partui.tui.dashboard.tabs.train import TrainTab
-from partui.tui.dashboard.widgets.panes import LayerList, MachineHeader, RunsTable, SettingsPane
+from partui.tui.dashboard.widgets.header import MachineHeader
+from partui.tui.dashboard.widgets.layer_list import LayerList
+from partui.tui.dashboard.widgets.runs_table import RunsTable
+from partui.tui.dashboard.widgets.settings import SettingsPane
 from partui.tui.text.safe_text import printable
 
 EVENTS_HZ = 5  # engine events reach the app at most this often, in one message
@@ -610,7 +616,7 @@ class PartuiApp(App):
         self.query_one(TrainTab).focus()
 
     def action_help(self) -> None:
-        from partui.tui.dashboard.screens.modals import HelpScreen
+        from partui.tui.dashboard.screens.help import HelpScreen
 
         self.push_screen(HelpScreen(self.BINDINGS, self.snapshot_dir))
 
@@ -657,7 +663,7 @@ class PartuiApp(App):
         self.call_after_refresh(take)
 
     def action_browser(self) -> None:
-        from partui.tui.dashboard.screens.modals import SnapshotBrowser
+        from partui.tui.dashboard.screens.browser import SnapshotBrowser
 
         self.push_screen(SnapshotBrowser(self.snapshot_dir), self._browser_done)
 
