@@ -19,7 +19,6 @@ NOT_YET_CUT = {
     "profiles/service/engine.py",
     "profiles/store/snapshot.py",
     "tui/cli/commands/core.py",
-    "tui/dashboard/app.py",
 }
 
 

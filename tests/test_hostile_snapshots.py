@@ -294,11 +294,11 @@ async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
         ):
             app.load_snapshot(p)
             await pilot.pause()
-            assert app.viewing is None
+            assert app.profile.viewing is None
             last = list(app._notifications)[-1]
             assert last.severity == "error" and p.name in last.message and word in last.message
         app.load_snapshot(good)  # "[/]" in the path: shown as text
-        assert app.viewing is not None
+        assert app.profile.viewing is not None
         app.redraw(force=True)
         await pilot.press("x")  # export the viewed snapshot into a folder named with "[/]"
         await pilot.pause()

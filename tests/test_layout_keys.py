@@ -127,9 +127,22 @@ class RecordingEngine:
         self.calls.append("close")
 
 
-async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
-    import threading
+class StoppableExperiment:
+    """An experiment that runs until it is stopped (and sends nothing)."""
 
+    stopped = False
+
+    def stop(self):
+        self.stopped = True
+
+    def drain(self):
+        return []
+
+    def close(self):
+        pass
+
+
+async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
     from partui.tui.dashboard.keys import KeyBar
     from partui.tui.dashboard.tabs.lab import MemLabTab
 
@@ -138,22 +151,22 @@ async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
         keys = app.query_one(KeyBar)
         assert "esc  stop run" in str(keys.render())
         await pilot.press("space")
-        assert app.live
+        assert app.profile.live
         tab = app.query_one(MemLabTab)
-        experiment = tab._cancel = threading.Event()  # an experiment running on the lab tab
+        experiment = tab.runner = StoppableExperiment()  # an experiment running on the lab tab
         await pilot.press("m")
         await pilot.pause()
         assert "esc  stop experiment" in str(keys.render())
         await pilot.press("escape")  # the lab tab: the experiment stops, live mode goes on
-        assert experiment.is_set()
-        assert app.live and "cancel" not in app.engine.calls
-        tab._cancel = experiment = threading.Event()
+        assert experiment.stopped
+        assert app.profile.live and "cancel" not in app.engine.calls
+        tab.runner = experiment = StoppableExperiment()
         await pilot.press("m")
         await pilot.pause()
         assert "esc  stop run" in str(keys.render())
         await pilot.press("escape")  # the profile tab: live mode stops, the experiment goes on
-        assert not app.live and "cancel" in app.engine.calls
-        assert not experiment.is_set()
+        assert not app.profile.live and "cancel" in app.engine.calls
+        assert not experiment.stopped
 
 
 async def test_nonsense_settings_warn_but_still_run(tmp_path):
@@ -305,7 +318,7 @@ async def test_keys_typed_ahead_all_count(tmp_path):
         for i in range(12):
             layers.action_cursor_down()  # no message handled in between
             if i % 3 == 1:
-                app.show_layer()  # the app redraws with the layer it has taken so far
+                app.profile.show_layer()  # the app redraws with the layer it has taken so far
         await pilot.pause()
         assert app.session.config.layer == "network"
         assert layers.get_option_at_index(layers.highlighted).id == "network"

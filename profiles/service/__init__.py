@@ -1,5 +1,5 @@
-"""partui's child processes as services: the engine and training runs in a child, commands
-in, events out in small batches.
+"""partui's child processes as services: the engine, training runs and lab experiments each
+in a child, commands in, events out in small batches.
 
-Public: `engine`, `training`, `commands`.
+Public: `engine`, `training`, `lab`, `commands`.
 """

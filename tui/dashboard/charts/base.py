@@ -13,8 +13,12 @@ The data each chart draws comes from small functions (`cpu_segments`, `speedup_p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
 from partui.tui.dashboard.model import Model
@@ -35,7 +39,23 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:80]}" if text else type(exc).__name__
 
 
-class Redraws:
+@dataclass
+class ChartFeed:
+    """What a chart's timer reads: the model on screen, the time of the last key press
+    (time.monotonic()), and how many of the tab's charts are on screen."""
+
+    shown: Callable[[], Model]
+    key_at: Callable[[], float] = lambda: 0.0
+    on_screen: Callable[[], int] = lambda: 1
+
+
+if TYPE_CHECKING:
+    WidgetMixin = Widget
+else:  # a mixin: the chart's first widget base stays the one its CSS type names follow
+    WidgetMixin = object
+
+
+class Redraws(WidgetMixin):
     """What every chart shares: its own throttle, a version key, errors kept in the pane."""
 
     chart_title = ""
@@ -43,9 +63,10 @@ class Redraws:
     empty_hint = ""  # shown until the chart has something measured to draw
     phase = 0.0  # seconds after mount of the first redraw: the charts take turns
 
-    def _init_chart(self) -> None:
+    def _init_chart(self, feed: ChartFeed | None) -> None:
+        self.feed = feed  # None: drawn only when asked (update_from)
         self.border_title = self.chart_title
-        self._drawn_version = None
+        self._drawn_version: tuple | None = None
         self.draws = 0  # frames drawn, for the self-cost figures
         self.drawn_at = 0.0  # time.monotonic() of the last frame
         self.message: str | None = self.empty_hint or None  # shown instead of a figure
@@ -60,7 +81,7 @@ class Redraws:
         self.border_title = self.chart_title if fits else self.short_title
 
     def start_timer(self) -> None:
-        """Redraw from the app's shown model at most every CHART_INTERVAL_S (live app only)."""
+        """Redraw from the feed's model at most every CHART_INTERVAL_S (live app only)."""
 
         def begin():
             self.set_interval(CHART_INTERVAL_S, self.tick)
@@ -68,21 +89,18 @@ class Redraws:
         self.set_timer(self.phase + 0.05, begin)
 
     def tick(self) -> None:
-        if not self.is_on_screen:
+        if self.feed is None or not self.is_on_screen:
             return
         now = time.monotonic()
-        if now - getattr(self.app, "key_at", 0.0) < KEY_QUIET_S:
+        if now - self.feed.key_at() < KEY_QUIET_S:
             return
         if now - self.drawn_at < self.frame_wait_s():
             return
-        self.update_from(self.app.shown)
+        self.update_from(self.feed.shown())
 
     def frame_wait_s(self) -> float:
         """The least time between two frames of this chart: its share of the charts' budget."""
-        try:
-            on_screen = sum(1 for chart in self.app.charts() if chart.is_on_screen)
-        except Exception:  # noqa: BLE001 - an app without the dashboard's charts
-            on_screen = 1
+        on_screen = self.feed.on_screen() if self.feed is not None else 1
         return self.cost_s * max(1, on_screen) / COST_SHARE
 
     def render_lines(self, crop):
@@ -145,9 +163,9 @@ class Redraws:
 class Chart(Redraws, PlotextPlot):
     """A plotext chart that redraws only when its model has changed."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, feed: ChartFeed | None = None, **kwargs):
         super().__init__(**kwargs)
-        self._init_chart()
+        self._init_chart(feed)
 
     def draw_model(self, model: Model) -> None:
         plt = self.plt

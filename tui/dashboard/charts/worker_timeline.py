@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from partui.tui.dashboard.charts.base import Redraws, one_line
+from partui.tui.dashboard.charts.base import ChartFeed, Redraws, one_line
 from partui.tui.dashboard.charts.timeline import timeline_lines
 from partui.tui.dashboard.model import Model
 
@@ -18,9 +18,9 @@ class TimelineChart(Redraws, Widget):
     phase = 0.0
     DEFAULT_CSS = "TimelineChart { border: round $primary-darken-2; }"
 
-    def __init__(self, **kwargs):
+    def __init__(self, feed: ChartFeed | None = None, **kwargs):
         super().__init__(**kwargs)
-        self._init_chart()
+        self._init_chart(feed)
         self.view = None
         self.waiting: str | None = None
         self.going: str | None = None  # the line over the lanes while a run is going

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
@@ -134,7 +135,7 @@ class SnapshotBrowser(ModalScreen):
         table = self.query_one(DataTable)
         for i, other in enumerate(self.summaries):
             mark = "AB"[self.marked.index(other.path)] if other.path in self.marked else ""
-            table.update_cell_at((i, 0), Text(mark, "bold yellow"))
+            table.update_cell_at(Coordinate(i, 0), Text(mark, "bold yellow"))
 
     def action_compare(self) -> None:
         if len(self.marked) != 2:

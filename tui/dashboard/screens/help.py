@@ -24,72 +24,16 @@ HELP_INTRO = (
 )
 
 
-KEY_HELP = {  # what each key does, said in full (the key bar and palette use short names)
-    "run_once": "run the configuration once: warm-ups, then timed repeats, checked",
-    "toggle_live": "live mode: run it again and again; a change applies from the next run",
-    "cancel": "stop what this tab runs: the run, live mode and sweep on the profile tab, "
-    "the experiment on the lab",
-    "cycle('strategy', 1)": "next strategy (how the work is cut)",
-    "cycle('strategy', -1)": "previous strategy",
-    "cycle('kernel', 1)": "next kernel: loops or vectorized",
-    "cycle('executor', 1)": "next executor: inline, threads, processes, blas",
-    "cycle('executor', -1)": "previous executor",
-    "workers(1)": "one worker more (= too)",
-    "workers(-1)": "one worker less",
-    "batch(1)": "double the batch",
-    "batch(-1)": "halve the batch",
-    "repeat(-1)": "one timed repeat less",
-    "repeat(1)": "one timed repeat more",
-    "sweep": "run the layer and strategy at 1, 2, ... workers up to the core count",
+APP_KEY_HELP = {  # the keys of every tab, said in full
     "save": "save the session as a snapshot",
     "export": "snapshot + Perfetto trace + CSV + SVG screenshot",
     "browser": "saved snapshots: open one read-only, mark two (A, B) and compare",
     "toggle_tab": "switch between the profile tab and the lab",
-    "back_to_live": "leave a snapshot, back to the live session",
-    "next_chart": "compact layout (small terminal): show the next chart",
-    "help": "this help",
-    "quit": "quit (the engine and its workers stop)",
+    "train_tab": "the train tab",
+    "help": "this help: the keys of the tab in view",
+    "quit": "quit (the engine, training and experiments stop)",
 }
-HELP_COLUMNS = [
-    ("ok", "the output matches the float64 reference within the tolerance (else FAIL)"),
-    ("w", "workers: threads or processes (BLAS threads for the blas executor)"),
-    ("median ms", "median time of the timed repeats (warm-ups not counted)"),
-    ("min-max ms", "the spread: fastest and slowest repeat"),
-    (
-        "speedup",
-        "against the honest baseline: the best single-worker median of any "
-        "strategy for this layer, kernel and batch, measured on this machine (this "
-        "session or the machine's baseline book); 1.00x = as fast as that",
-    ),
-    ("eff", "efficiency = speedup / workers; 100% = every worker fully useful"),
-    (
-        "on-CPU",
-        "per worker, CPU time / busy time. 1.00 = it computed all the time it was "
-        "busy; below 1 it waited: for the GIL, a lock, memory, or a core another "
-        "program held",
-    ),
-    ("max err", "largest absolute difference from the float64 reference"),
-    ("imbalance", "(partui run / show) busiest worker's busy time / the mean; 1.0 = even"),
-    (
-        "kern, exec, strat",
-        "narrow tables abbreviate: vec = vectorized, thr = threads, "
-        "proc = processes, chan = channel, spat = spatial",
-    ),
-]
-HELP_CHARTS = [
-    (
-        "worker timeline",
-        "one lane per worker, █ where it ran a task, ms since the run "
-        "started: gaps are idle workers, a long lane is the straggler",
-    ),
-    ("CPU per core", "% busy of each logical core, from the engine's sampler, the last 30 s"),
-    (
-        "speedup",
-        "speedup against workers: the ideal line, the measured points and an "
-        "Amdahl fit (s = serial fraction, its ceiling 1/s)",
-    ),
-    ("run times", "every timed repeat, newest on the right: the noise you are reading"),
-]
+Rows = list[tuple[str, str]]
 
 
 class HelpScreen(ModalScreen):
@@ -100,26 +44,32 @@ class HelpScreen(ModalScreen):
         border: round $accent; background: $surface; padding: 0 1; }
     """
 
-    def __init__(self, bindings, snapshot_dir: Path):
+    def __init__(
+        self,
+        tab: str,
+        tab_keys: Rows,
+        app_keys: Rows,
+        sections: list[tuple[str, Rows, int]],
+        snapshot_dir: Path,
+    ):
+        """`tab`: the tab in view, its keys and its own sections; `app_keys`: every tab's."""
         super().__init__()
-        self._keys = bindings
+        self._tab, self._tab_keys, self._app_keys = tab, tab_keys, app_keys
+        self._sections = sections
         self._snapshot_dir = snapshot_dir
 
     def compose(self) -> ComposeResult:
-        from partui.tui.dashboard.keys import key_label
-
         text = Text(HELP_INTRO)
-        keys = [(key_label(b.key), KEY_HELP.get(b.action, b.description)) for b in self._keys]
-        keys += [
-            ("↑ ↓", "choose a layer (layer list); scroll elsewhere"),
-            ("enter", "lab: run the experiment under the cursor"),
+        room = min(100, int(self.app.size.width * 0.95)) - 5  # border, padding, scrollbar
+        _section(text, f"Keys of the {self._tab} tab", self._tab_keys, 8, room)
+        every = [
+            *self._app_keys,
             ("tab", "next pane"),
             ("^p", "command palette (every action, by name)"),
         ]
-        room = min(100, int(self.app.size.width * 0.95)) - 5  # border, padding, scrollbar
-        _section(text, "Keys", keys, 8, room)
-        _section(text, "Columns of the runs table", HELP_COLUMNS, 18, room)
-        _section(text, "Charts", HELP_CHARTS, 16, room)
+        _section(text, "Keys on every tab", every, 8, room)
+        for title, rows, width in self._sections:
+            _section(text, title, rows, width, room)
         text.append(
             f"\nSnapshots are saved in {printable(self._snapshot_dir)}\n"
             "(change with --snapshot-dir DIR or PARTUI_SNAPSHOT_DIR).\n"

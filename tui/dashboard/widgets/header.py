@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from partui.profiles.system.machine import MachineInfo
 from partui.profiles.system.units import size_text
+from partui.tui.dashboard.activity import CpuShare
 from partui.tui.dashboard.widgets.painted import Painted
 from partui.tui.text.safe_text import printable
 
 
-def machine_line(info) -> str:
+def machine_line(info: MachineInfo) -> str:
     """The header's line for a MachineInfo."""
     caches = " ".join(
         f"L{c['level']} {size_text(c['size']).replace(' ', '')}"
@@ -31,34 +33,28 @@ def machine_line(info) -> str:
 
 
 class MachineHeader(Painted):
-    """The machine, and what the dashboard itself costs."""
+    """What partui runs, what it and other programs cost in CPU, and the machine."""
 
-    def show(
-        self,
-        info: dict,
-        self_cpu: float | None,
-        engine_cpu: float | None,
-        mode: str,
-        others: float | None = None,
-        width: int = 0,
-    ) -> None:
+    def show(self, info: MachineInfo, cpu: CpuShare, mode: str, width: int = 0) -> None:
         """CPU figures in % of one core (at most 100 x the logical cores); whole parts only."""
-        own = "-" if self_cpu is None else f"{self_cpu:.0f}%"
-        eng = "-" if engine_cpu is None else f"{engine_cpu:.0f}%"
-        other = "-" if others is None else f"{others:.0f}%"
+
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{value:.0f}%"
+
+        ours, own, other = pct(cpu.partui), pct(cpu.dashboard), pct(cpu.others)
         room = (width or 10_000) - 2  # the padding
         for parts in (
             (
-                "  % of one core: dashboard ",
+                "  % of one core: partui ",
+                ours,
+                "  (dashboard ",
                 own,
-                "  engine ",
-                eng,
-                "  other programs ",
+                ")  other programs ",
                 other,
                 "  |  ? help",
             ),
-            ("  % core: own ", own, "  engine ", eng, "  others ", other, "  ? help"),
-            ("  own ", own, "  engine ", eng, "  others ", other, ""),
+            ("  % core: partui ", ours, " (own ", own, ")  others ", other, "  ? help"),
+            ("  partui ", ours, "  own ", own, "  others ", other, ""),
         ):
             line1 = Text.assemble(
                 ("partui ", "bold"),
@@ -74,10 +70,10 @@ class MachineHeader(Painted):
             if line1.cell_len <= room:
                 break
         # the machine line loses whole parts from its end, never half a word
-        parts = machine_line(info).split(" | ")
-        while len(parts) > 1 and len(" | ".join(parts)) > room:
-            parts.pop()
-        text = Text("\n").join([line1, Text(" | ".join(parts), "dim")])
+        machine = machine_line(info).split(" | ")
+        while len(machine) > 1 and len(" | ".join(machine)) > room:
+            machine.pop()
+        text = Text("\n").join([line1, Text(" | ".join(machine), "dim")])
         text.no_wrap = True
         text.overflow = "ellipsis"
         self.paint(text)

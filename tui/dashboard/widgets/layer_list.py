@@ -111,5 +111,7 @@ class LayerList(OptionList):
     def action_select(self) -> None:  # enter, or a click (which highlights first)
         if self.highlighted is not None:
             chosen = self.get_option_at_index(self.highlighted).id
+            if chosen is None:
+                return
             self._pending.append(chosen)
             self.post_message(self.Chosen(chosen))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -53,6 +55,9 @@ _NARROWING = [
     ("drop", "kernel"),
 ]
 
+# (shown columns, abbreviated columns, their widths)
+Plan = tuple[tuple[str, ...], frozenset[str], tuple[int, ...]]
+
 
 def column_plans():
     """Column plans from the widest to the narrowest: (shown columns, abbreviated columns)."""
@@ -80,7 +85,7 @@ class RunsTable(DataTable):
         self.zebra_stripes = True
         self._runs: dict[str, int] = {}  # row key -> the run number it shows (its latest)
         self._rows: list[tuple[str, list]] = []  # (row key, every column's cell) shown
-        self._plan = None  # (columns, abbreviated, widths) shown
+        self._plan: Plan | None = None  # (columns, abbreviated, widths) shown
         self._set_plan(self._choose_plan([]))
 
     def run_of(self, key: str) -> int | None:
@@ -93,7 +98,7 @@ class RunsTable(DataTable):
         cursor = None
         for key, number, count, what in entries:
             if count == 0:
-                config, error = what
+                config, error = cast(tuple[RunConfig | None, str], what)
                 self._rows.append((key, failure_row(config, error)))
                 continue
             self._runs[key] = number
@@ -106,6 +111,7 @@ class RunsTable(DataTable):
         # a failure's message is cut to its column rather than widening it
         self._set_plan(self._choose_plan([c for k, c in self._rows if k in self._runs]))
         self.clear()
+        assert self._plan is not None  # set just above
         columns, short, _ = self._plan
         for key, cells in self._rows:
             self.add_row(*(self._cell(cells, name, short) for name in columns), key=key)

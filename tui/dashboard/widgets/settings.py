@@ -34,11 +34,20 @@ class SettingsPane(Painted):
 
     rows_needed = 9  # lines of text, borders not included
     _rows_width = 0  # the width rows_needed was counted at
+    _shown_text: str | None = None  # the text painted
+    _shown_for: tuple | None = None  # show()'s arguments, to draw again at a new width
 
-    def show(self, model: Model, live: bool, queued: RunConfig | None = None) -> None:
+    def show(
+        self,
+        model: Model,
+        live: bool,
+        queued: RunConfig | None = None,
+        logical_cores: int | None = None,
+    ) -> None:
         """`queued`: a run asked for that the engine has not started yet (it may be
-        compiling kernels first), shown instead of "idle"."""
-        self._shown_for = (model, live, queued)
+        compiling kernels first), shown instead of "idle". `logical_cores`: of this machine,
+        for the warnings."""
+        self._shown_for = (model, live, queued, logical_cores)
         c = model.config
         rows = [
             ("layer", c.layer, "↑↓"),
@@ -67,7 +76,7 @@ class SettingsPane(Painted):
             text.append(reason, "red")
         else:
             text.append("✓ valid combination", "green")
-            for warning in config_warnings(c, self.app.machine.logical_cores):
+            for warning in config_warnings(c, logical_cores):
                 text.append(f"\n⚠ {warning}", "yellow")
         text.append("\n")
         # one line, whatever it says: a status that wraps now and then would move the layout
@@ -85,7 +94,7 @@ class SettingsPane(Painted):
         else:
             status = ("idle: r run, space live", "")
         text.append(fit_words(status[0], width, clauses=False), status[1])
-        if text.plain != getattr(self, "_shown_text", None):  # redraw only on change
+        if text.plain != self._shown_text:  # redraw only on change
             self._shown_text = text.plain
             self.paint(text)
             lines = len(text.wrap(self.app.console, width))
@@ -99,5 +108,5 @@ class SettingsPane(Painted):
 
     def on_resize(self) -> None:
         self._shown_text = None  # wrap again at the new width
-        if getattr(self, "_shown_for", None) is not None:
+        if self._shown_for is not None:
             self.show(*self._shown_for)
