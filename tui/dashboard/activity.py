@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from partui.profiles.records.events import Compiling
+
 
 @dataclass(frozen=True)
 class CpuShare:
@@ -76,6 +78,13 @@ class Activity:
     modes: dict[str, str] = field(default_factory=dict)  # tab -> what it runs
     compiling: str | None = None
     cpu: CpuShare = field(default_factory=CpuShare)
+
+    def compiled(self, ev: Compiling) -> None:
+        """The engine compiles kernels (the first runs after an install), or is done."""
+        left = f"{ev.left} layer{'s' if ev.left > 1 else ''} to go"
+        self.compiling = (
+            None if ev.done else f"compiling kernels, first run only: {ev.layer} ({left})"
+        )
 
     def report(self, tab: str, mode: str | None) -> None:
         if mode:

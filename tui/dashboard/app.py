@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static, TabbedContent, TabPane
 
@@ -25,10 +25,11 @@ from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import Compiling
 from partui.profiles.records.limits import default_workers
 from partui.profiles.system.machine import MachineInfo
+from partui.tui.dashboard import session_files as files
 from partui.tui.dashboard.activity import Activity, ProcessCensus
 from partui.tui.dashboard.crash import write_crash_log
 from partui.tui.dashboard.engine_link import EngineLink
-from partui.tui.dashboard.keys import KeyBar, binding_help, key_label, key_rows
+from partui.tui.dashboard.keys import KeyBar, key_rows, palette_commands
 from partui.tui.dashboard.layout import layout_for, too_small_message
 from partui.tui.dashboard.messages import EngineEvents, TabStatus
 from partui.tui.dashboard.model import Model
@@ -41,7 +42,6 @@ from partui.tui.dashboard.widgets.settings import SettingsPane
 from partui.tui.text.safe_text import printable
 
 EVENTS_HZ = 5  # engine events reach the app at most this often, in one message
-STOP_GRACE_S = 3.0  # after SIGTERM / SIGHUP, the orderly exit gets this long
 
 
 class PartuiApp(App):
@@ -96,12 +96,8 @@ class PartuiApp(App):
         yield Static(id="too-small")
         yield MachineHeader(id="machine")
         with TabbedContent(id="tabs"):
-            for title, pane_id, tab in (
-                ("profile", "profile", self.profile),
-                ("lab", "memlab", self.lab),
-                ("train", "train", self.train),
-            ):
-                with TabPane(title, id=pane_id):
+            for tab in (self.profile, self.lab, self.train):
+                with TabPane(tab.title, id=tab.tab_id):
                     yield tab
         yield KeyBar(id="keys")
 
@@ -125,11 +121,7 @@ class PartuiApp(App):
             # deadlocked before threadpoolctl 3.7, the floor in pyproject.toml)
             self.machine = host_info()
             self.call_after_refresh(self.read_blas_info)
-        self.profile.machine = self.machine
-        self.session.book = BaselineBook(machine=self.machine)
-        if self.session.book.problem:
-            self.notify(self.session.book.problem, severity="warning")
-        self.profile.refresh_panes()
+        self.profile.use_machine(self.machine, BaselineBook(machine=self.machine))
         self.apply_layout()
         self.profile.take_focus()
         if self.open_snapshot is not None:
@@ -144,7 +136,7 @@ class PartuiApp(App):
             self.start_engine()
             self.profile.sync_live()
             self.profile.report()
-        self._handle_stop_signals(True)
+        files.handle_stop_signals(self._stop_by_signal, True)
 
     def read_blas_info(self) -> None:
         self.machine = self.machine.with_blas()
@@ -160,7 +152,7 @@ class PartuiApp(App):
 
     # -- the engine: its lifecycle and its events --------------------------------
     @property
-    def engine(self):
+    def engine(self):  # the profile engine, None until first needed
         return self.link.engine
 
     def start_engine(self) -> None:
@@ -199,13 +191,9 @@ class PartuiApp(App):
 
     def handle_events(self, events: list) -> None:
         self.profile.fold(events)
-        for ev in events:
-            if isinstance(ev, Compiling):  # the first runs after an install
-                left = f"{ev.left} layer{'s' if ev.left > 1 else ''} to go"
-                self.activity.compiling = (
-                    None if ev.done else f"compiling kernels, first run only: {ev.layer} ({left})"
-                )
-                self.refresh_header()
+        if any(isinstance(ev, Compiling) for ev in events):  # the first runs after an install
+            self.activity.compiled([ev for ev in events if isinstance(ev, Compiling)][-1])
+            self.refresh_header()
 
     def redraw(self, force: bool = False) -> None:
         self.profile.redraw(force)
@@ -271,53 +259,15 @@ class PartuiApp(App):
         self.train.take_focus()
 
     def action_help(self) -> None:
-        from partui.tui.dashboard.screens.help import APP_KEY_HELP, HelpScreen
+        from partui.tui.dashboard.screens.help import HelpScreen
 
-        every = binding_help(self.BINDINGS, APP_KEY_HELP)
-        tab = self.tab
-        sections = tab.help_sections()
-        self.push_screen(HelpScreen(tab.title, tab.help_keys(), every, sections, self.snapshot_dir))
+        self.push_screen(HelpScreen.of(self.tab, self.BINDINGS, self.snapshot_dir))
 
     def action_save(self) -> None:
-        from partui.tui.dashboard.snapshots import save_session
-
-        try:
-            path = save_session(
-                self.profile.shown, self.machine, self.snapshot_dir, self._lab_results()
-            )
-        except OSError as exc:
-            self.notify(f"could not save: {exc}", severity="error")
-            return
-        self.notify(f"snapshot saved: {path}", timeout=6)
+        files.save(self, self.profile.shown, self.machine, self.snapshot_dir, self._lab_results())
 
     def action_export(self) -> None:
-        from partui.tui.dashboard.snapshots import export_session
-
-        try:
-            paths = export_session(
-                self.profile.shown, self.machine, self.snapshot_dir, self._lab_results()
-            )
-        except OSError as exc:
-            self.notify(f"could not export: {exc}", severity="error")
-            return
-        self.screenshot_without_toasts(paths[-1], "exported:\n" + "\n".join(map(str, paths)))
-
-    def screenshot_without_toasts(self, path: Path, done: str) -> None:
-        """Write the screen as SVG to `path` once the toasts over it are gone (next refresh),
-        then say `done`."""
-        self.clear_notifications()
-
-        def take() -> None:
-            from partui.profiles.files.safe_files import write_text
-
-            try:
-                write_text(path, self.export_screenshot())
-            except (OSError, ValueError) as exc:
-                self.notify(f"could not save the screenshot: {exc}", severity="error")
-                return
-            self.notify(done, timeout=8)
-
-        self.call_after_refresh(take)
+        files.export(self, self.profile.shown, self.machine, self.snapshot_dir, self._lab_results())
 
     def action_browser(self) -> None:
         from partui.tui.dashboard.screens.browser import SnapshotBrowser
@@ -337,15 +287,7 @@ class PartuiApp(App):
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
-        tab = self.tab
-        for owner, bindings in ((tab, tab.BINDINGS), (self, self.BINDINGS)):
-            for binding in bindings:
-                if isinstance(binding, Binding) and binding.action != "quit":
-                    yield SystemCommand(
-                        binding.description,
-                        f"key: {key_label(binding.key)}",
-                        lambda o=owner, a=binding.action: o.run_action(a),
-                    )
+        yield from palette_commands([(self.tab, self.tab.BINDINGS), (self, self.BINDINGS)])
 
     # -- errors and shutdown --------------------------------------------------------
     def _handle_exception(self, error: Exception) -> None:
@@ -361,33 +303,10 @@ class PartuiApp(App):
         else:
             self._exit_renderables.clear()
 
-    def _handle_stop_signals(self, on: bool) -> None:
-        """SIGTERM and SIGHUP (the terminal closed): stop the engine and its workers, then
-        quit, as q does, rather than die and leave them."""
-        import asyncio
-        import signal
-
-        try:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                if on:
-                    loop.add_signal_handler(sig, self._stop_by_signal, sig)
-                else:
-                    loop.remove_signal_handler(sig)
-        except (RuntimeError, ValueError, NotImplementedError):  # not the main thread
-            pass
-
     def _stop_by_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: stop the engine and its workers, then quit, as q does."""
         self.close_engine()
-        # The terminal may be gone (SIGHUP): Textual's shutdown can then block for ever on
-        # its output queue to the dead terminal. The engine is closed, nothing is left to
-        # save: if the orderly exit has not ended the process in a few seconds, end it.
-        import os
-        import threading
-
-        timer = threading.Timer(STOP_GRACE_S, os._exit, (128 + signum,))
-        timer.daemon = True
-        timer.start()
+        files.exit_soon(128 + signum)  # nothing is left to save
         self.exit(return_code=128 + signum)
 
     async def action_quit(self) -> None:
@@ -402,5 +321,5 @@ class PartuiApp(App):
         self.train.stop_all()
 
     def on_unmount(self) -> None:
-        self._handle_stop_signals(False)
+        files.handle_stop_signals(self._stop_by_signal, False)
         self.close_engine()

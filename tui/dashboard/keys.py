@@ -7,9 +7,12 @@ essential keys first at every width and shorten its words on purpose instead of 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
+from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.widgets import Static
 
@@ -46,6 +49,19 @@ def binding_help(bindings: list, words: dict[str, str]) -> list[tuple[str, str]]
         for b in bindings
         if isinstance(b, Binding)
     ]
+
+
+def palette_commands(owners: list[tuple[Any, list]]) -> Iterator[SystemCommand]:
+    """A command palette entry for each binding of each (owner, its bindings): the
+    binding's words, its key as typed; choosing it runs the action on its owner."""
+    for owner, bindings in owners:
+        for binding in bindings:
+            if isinstance(binding, Binding) and binding.action != "quit":
+                yield SystemCommand(
+                    binding.description,
+                    f"key: {key_label(binding.key)}",
+                    lambda o=owner, a=binding.action: o.run_action(a),
+                )
 
 
 @dataclass(frozen=True)

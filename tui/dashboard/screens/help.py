@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from partui.tui.dashboard.keys import binding_help
 from partui.tui.text.safe_text import printable
 
 HELP_INTRO = (
@@ -57,6 +58,12 @@ class HelpScreen(ModalScreen):
         self._tab, self._tab_keys, self._app_keys = tab, tab_keys, app_keys
         self._sections = sections
         self._snapshot_dir = snapshot_dir
+
+    @classmethod
+    def of(cls, tab, app_bindings: list, snapshot_dir: Path) -> HelpScreen:
+        """The help of `tab` (a TabUnit) and of the app's keys, which hold on every tab."""
+        every = binding_help(app_bindings, APP_KEY_HELP)
+        return cls(tab.title, tab.help_keys(), every, tab.help_sections(), snapshot_dir)
 
     def compose(self) -> ComposeResult:
         text = Text(HELP_INTRO)

@@ -28,6 +28,7 @@ from partui.profiles.records.events import (
     RunFinished,
     RunStarted,
 )
+from partui.profiles.store.baselines import BaselineBook
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.charts.base import ChartFeed, Redraws
 from partui.tui.dashboard.charts.cpu import CpuChart
@@ -202,6 +203,14 @@ class ProfileTab(TabUnit):
         if self.live:
             return f"LIVE {layer}"
         return f"running {layer}" if self.run_pending else None
+
+    def use_machine(self, machine: MachineInfo, book: BaselineBook) -> None:
+        """This machine (for the settings' warnings) and its book of best 1-worker times."""
+        self.machine = machine
+        self.session.book = book
+        if book.problem:
+            self.notify(book.problem, severity="warning")
+        self.refresh_panes()
 
     # -- the engine's events ----------------------------------------------------
     def fold(self, events: list) -> None:
