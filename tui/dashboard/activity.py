@@ -42,21 +42,29 @@ class ProcessCensus:
         t = psutil.cpu_times()
         return sum(t) - t.idle - getattr(t, "iowait", 0.0)
 
-    def _family(self) -> list[psutil.Process]:
+    def _family(self) -> tuple[list[psutil.Process], set[int]]:
+        """This process and its descendants now, and the pids of those new since last time."""
         try:
             found = [self.root, *self.root.children(recursive=True)]
         except psutil.Error:
             found = [self.root]
+        new = {p.pid for p in found if p.pid not in self._known}
         family = [self._known.get(p.pid, p) for p in found]
         self._known = {p.pid: p for p in family}
-        return family
+        return family, new
 
     def measure(self) -> CpuShare:
+        busy, now = self._machine_busy(), time.monotonic()
+        wall = now - self._at
         own = total = 0.0
         counted = set()
-        for proc in self._family():
+        family, new = self._family()
+        for proc in family:
             try:
                 pct = proc.cpu_percent(None)
+                if proc.pid in new and wall > 0:  # started since the last measure: all of
+                    times = proc.cpu_times()  # its CPU time falls in this interval
+                    pct = 100.0 * (times.user + times.system) / wall
             except psutil.Error:  # ended since it was listed
                 continue
             counted.add(proc.pid)
@@ -64,8 +72,6 @@ class ProcessCensus:
             if proc.pid == self.root.pid:
                 own = pct
         self.pids = counted
-        busy, now = self._machine_busy(), time.monotonic()
-        wall = now - self._at
         machine = 100.0 * (busy - self._busy) / wall if wall > 0 else 0.0
         self._busy, self._at = busy, now
         return CpuShare(total, own, max(0.0, machine - total))
