@@ -62,8 +62,10 @@ class HelpScreen(ModalScreen):
     @classmethod
     def of(cls, tab, app_bindings: list, snapshot_dir: Path) -> HelpScreen:
         """The help of `tab` (a TabUnit) and of the app's keys, which hold on every tab."""
-        every = binding_help(app_bindings, APP_KEY_HELP)
-        return cls(tab.title, tab.help_keys(), every, tab.help_sections(), snapshot_dir)
+        own = tab.help_keys()
+        taken = {key for key, _ in own}  # a key the tab binds does the tab's thing there
+        every = [row for row in binding_help(app_bindings, APP_KEY_HELP) if row[0] not in taken]
+        return cls(tab.title, own, every, tab.help_sections(), snapshot_dir)
 
     def compose(self) -> ComposeResult:
         text = Text(HELP_INTRO)
