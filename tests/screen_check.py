@@ -77,9 +77,10 @@ def footer_problems(screen: str, tab: str = "profile") -> list[str]:
 
 
 def _chart_classes():
-    from partui.tui.dashboard.charts import profile as charts
+    from partui.tui.dashboard.charts import cpu, history, speedup, worker_timeline  # noqa: F401
+    from partui.tui.dashboard.charts.base import Redraws
 
-    base = getattr(charts, "Redraws", charts.Chart)
+    base = Redraws
     out, todo = [], list(base.__subclasses__())
     while todo:
         cls = todo.pop(0)

@@ -15,12 +15,9 @@ from partui.profiles.records.events import (
     SpanDone,
 )
 from partui.profiles.store.analysis import pool, pooled_by_config
-from partui.tui.dashboard.charts.profile import (
-    cpu_segments,
-    history_segments,
-    speedup_points,
-    worker_ticks,
-)
+from partui.tui.dashboard.charts.cpu import cpu_segments
+from partui.tui.dashboard.charts.history import history_segments
+from partui.tui.dashboard.charts.speedup import speedup_points, worker_ticks
 from partui.tui.dashboard.charts.timeline import (
     build_view,
     lane_cells,
@@ -292,7 +289,7 @@ def test_live_runs_are_one_row_per_configuration_single_runs_their_own():
 
 
 def test_log_ticks_are_one_two_five_within_the_range():
-    from partui.tui.dashboard.charts.profile import log_ticks
+    from partui.tui.dashboard.charts.history import log_ticks
 
     assert log_ticks(6.0, 10_000.0) == [10, 100, 1000, 10000]  # a 10 s run beside 6 ms ones
     assert log_ticks(3.0, 30.0) == [5, 10, 20]

@@ -8,13 +8,10 @@ import traceback
 
 from screen_fixtures import add_fixed_runs, fixed_app
 
-from partui.tui.dashboard.charts.profile import (
-    COST_SHARE,
-    KEY_QUIET_S,
-    HistoryChart,
-    SpeedupChart,
-    TimelineChart,
-)
+from partui.tui.dashboard.charts.base import COST_SHARE, KEY_QUIET_S
+from partui.tui.dashboard.charts.history import HistoryChart
+from partui.tui.dashboard.charts.speedup import SpeedupChart
+from partui.tui.dashboard.charts.worker_timeline import TimelineChart
 
 
 def changed(chart) -> None:
@@ -72,7 +69,7 @@ async def test_keys_repaint_the_panes_without_laying_the_screen_out_again(monkey
     (3 workers on 2 cores) grows the settings pane once, then leaves it as it is."""
     from textual.screen import Screen
 
-    from partui.tui.dashboard.widgets.panes import SettingsPane
+    from partui.tui.dashboard.widgets.settings import SettingsPane
 
     layouts = []
     original = Screen._refresh_layout

@@ -98,7 +98,7 @@ def test_without_compile_ahead_nothing_compiles_early(monkeypatch):
 
 async def test_the_dashboard_says_it_is_compiling(monkeypatch, tmp_path):
     from partui.tui.dashboard.app import PartuiApp
-    from partui.tui.dashboard.widgets.panes import MachineHeader
+    from partui.tui.dashboard.widgets.header import MachineHeader
 
     compiler = FakeCompiler(hold="conv2")
     fake_cache(monkeypatch, ["conv2", "pool1"], compiler)
@@ -112,14 +112,14 @@ async def test_the_dashboard_says_it_is_compiling(monkeypatch, tmp_path):
     async with app.run_test(size=(120, 40)):
         app.start_engine()  # the live loop (off in tests) starts it at mount
         deadline = loop.time() + 30
-        while app.compiling is None:
+        while app.activity.compiling is None:
             assert loop.time() < deadline
             app.tick()
             await asyncio.sleep(0.02)
         header = str(app.query_one(MachineHeader).render())
         assert "compiling kernels, first run only: conv2 (2 layers to go)" in header
         compiler.release.set()
-        while app.compiling is not None or compiler.calls != ["conv2", "pool1"]:
+        while app.activity.compiling is not None or compiler.calls != ["conv2", "pool1"]:
             assert loop.time() < deadline
             app.tick()
             await asyncio.sleep(0.02)

@@ -14,7 +14,8 @@ import pytest
 from partui.profiles.records.config import RunConfig
 from partui.profiles.service.engine import EngineThread
 from partui.tui.dashboard.app import PartuiApp
-from partui.tui.dashboard.widgets.panes import RunsTable, SettingsPane
+from partui.tui.dashboard.widgets.runs_table import RunsTable
+from partui.tui.dashboard.widgets.settings import SettingsPane
 
 SIZE = (120, 40)
 
@@ -76,7 +77,7 @@ async def test_invalid_combination_is_shown_not_changed(tmp_path):
         assert app.session.config.strategy == "spatial"  # kept as chosen
         assert "not applicable" in settings_text(app)
         await pilot.press("r")
-        assert not app.busy and not app.session.runs
+        assert not app.profile.busy and not app.session.runs
 
 
 async def test_run_once_fills_table_timeline_and_is_verified(tmp_path):
@@ -104,13 +105,13 @@ async def test_live_mode_picks_up_changes_and_escape_cancels(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("space")
-        assert app.live
+        assert app.profile.live
         await until(app, lambda: len(app.session.runs) >= 2)
         await pilot.press("t")  # channel: takes effect at the next run
         await until(app, lambda: app.session.runs[-1].config.strategy == "channel")
         await pilot.press("escape")
-        assert not app.live
-        await until(app, lambda: not app.busy)
+        assert not app.profile.live
+        await until(app, lambda: not app.profile.busy)
         for _ in range(10):  # events of a run that ended as Esc was pressed may still come
             app.tick()
             await asyncio.sleep(0.03)
@@ -130,7 +131,7 @@ async def test_escape_cancels_a_long_loops_run_quickly(tmp_path):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         await pilot.press("escape")
-        await until(app, lambda: not app.busy, timeout=5)
+        await until(app, lambda: not app.profile.busy, timeout=5)
         assert loop.time() - t0 < 1.5  # includes the pilot's own key delivery
         assert not app.session.runs
 
@@ -146,12 +147,12 @@ async def test_save_snapshot_and_reopen_read_only(tmp_path):
         data = json.loads(files[0].read_text())
         assert data["runs"][0]["config"]["layer"] == "conv2"
         app.load_snapshot(files[0])
-        assert app.viewing is not None and app.viewing.read_only
-        assert len(app.viewing.runs) == 1
+        assert app.profile.viewing is not None and app.profile.viewing.read_only
+        assert len(app.profile.viewing.runs) == 1
         await pilot.press("t")  # read-only: no change
-        assert app.viewing.config.strategy == "batch"
+        assert app.profile.viewing.config.strategy == "batch"
         await pilot.press("l")
-        assert app.viewing is None
+        assert app.profile.viewing is None
 
 
 async def test_bad_snapshot_is_a_message_not_a_crash(tmp_path):
@@ -160,7 +161,7 @@ async def test_bad_snapshot_is_a_message_not_a_crash(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE):
         app.load_snapshot(bad)
-        assert app.viewing is None
+        assert app.profile.viewing is None
 
 
 async def test_sweep_runs_every_worker_count(tmp_path):
@@ -193,10 +194,14 @@ async def test_help_screen_lists_the_keys(tmp_path):
         ):
             assert words in text
         lines = text.splitlines()
-        keys = lines[lines.index("Keys") + 1 : lines.index("Columns of the runs table") - 1]
+        keys = lines[
+            lines.index("Keys of the profile tab") + 1 : lines.index("Columns of the runs table")
+            - 1
+        ]
         from partui.tui.dashboard.keys import key_label
+        from partui.tui.dashboard.tabs.profile import ProfileTab
 
-        for binding in app.BINDINGS:  # every key, as typed, its words in one column
+        for binding in [*ProfileTab.BINDINGS, *app.BINDINGS]:  # every key, its words in one column
             assert any(line[2:10].strip() == key_label(binding.key) for line in keys)
         assert {len(line) - len(line[10:].lstrip()) for line in keys if line.strip()} == {10}
         await pilot.press("escape")
@@ -333,7 +338,8 @@ def test_opening_a_bad_snapshot_file_is_refused_on_one_line(tmp_path):
 
 
 async def test_browser_marks_two_snapshots_and_compares_them(tmp_path):
-    from partui.tui.dashboard.screens.modals import CompareScreen, SnapshotBrowser
+    from partui.tui.dashboard.screens.browser import SnapshotBrowser
+    from partui.tui.dashboard.screens.compare import CompareScreen
 
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

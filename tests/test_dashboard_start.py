@@ -6,7 +6,7 @@ from __future__ import annotations
 from partui.profiles.records.config import RunConfig
 from partui.profiles.system.machine import MachineInfo, host_info
 from partui.tui.dashboard.app import PartuiApp
-from partui.tui.dashboard.widgets.panes import machine_line
+from partui.tui.dashboard.widgets.header import machine_line
 
 
 def test_header_says_blas_is_being_read_until_it_is_known():

@@ -15,8 +15,8 @@ from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import CpuSample
 from partui.profiles.service.engine import EngineThread
 from partui.tui.dashboard.app import PartuiApp
-from partui.tui.dashboard.charts.profile import CpuChart
-from partui.tui.dashboard.widgets.panes import RunsTable
+from partui.tui.dashboard.charts.cpu import CpuChart
+from partui.tui.dashboard.widgets.runs_table import RunsTable
 
 
 async def test_a_chart_that_raises_shows_one_line_and_the_app_goes_on(tmp_path, monkeypatch):
@@ -70,10 +70,10 @@ async def test_live_mode_pools_its_runs_into_one_row_per_configuration(tmp_path)
         await until(app, lambda: app.session.runs)
         await pilot.press("space")
         await until(app, lambda: len(app.session.runs) >= 4)
-        app.refresh_panes()  # what a key press redraws, while a live run is going
+        app.profile.refresh_panes()  # what a key press redraws, while a live run is going
         assert "live mode ON" in settings_text(app)
         await pilot.press("escape")
-        await until(app, lambda: not app.busy and app.session.running is None)
+        await until(app, lambda: not app.profile.busy and app.session.running is None)
         for _ in range(5):
             app.tick()
             await asyncio.sleep(0.03)
@@ -122,11 +122,11 @@ async def test_cpu_is_sampled_before_any_run(tmp_path):
         chart.update_from(app.session, force=True)
         assert chart.message is None and not chart.failed  # lines, not a placeholder
         header = str(app.query_one("#machine").render())
-        assert "engine" in header and "other programs" in header
+        assert "partui" in header and "other programs" in header
 
 
 def test_crash_log_falls_back_to_the_temporary_folder(tmp_path):
-    from partui.tui.dashboard.app import write_crash_log
+    from partui.tui.dashboard.crash import write_crash_log
 
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")

@@ -413,7 +413,7 @@ async def test_dashboard_key_e_reaches_dask_and_runs_there(engine, tmp_path):
 
     from partui.profiles.service.engine import EngineThread
     from partui.tui.dashboard.app import PartuiApp
-    from partui.tui.dashboard.widgets.panes import SettingsPane
+    from partui.tui.dashboard.widgets.settings import SettingsPane
 
     ours = engine.executor("dask", 2)
     ours.start()

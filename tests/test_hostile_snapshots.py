@@ -271,7 +271,7 @@ async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
     from partui.profiles.records.config import RunConfig
     from partui.profiles.service.engine import EngineThread
     from partui.tui.dashboard.app import PartuiApp
-    from partui.tui.dashboard.screens.modals import SnapshotBrowser
+    from partui.tui.dashboard.screens.browser import SnapshotBrowser
 
     folder = tmp_path / "mk["  # with the file below: a path holding "[/]" (Rich markup)
     folder.mkdir()
@@ -295,11 +295,11 @@ async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
         ):
             app.load_snapshot(p)
             await pilot.pause()
-            assert app.viewing is None
+            assert app.profile.viewing is None
             last = list(app._notifications)[-1]
             assert last.severity == "error" and p.name in last.message and word in last.message
         app.load_snapshot(good)  # "[/]" in the path: shown as text
-        assert app.viewing is not None
+        assert app.profile.viewing is not None
         app.redraw(force=True)
         await pilot.press("x")  # export the viewed snapshot into a folder named with "[/]"
         await pilot.pause()

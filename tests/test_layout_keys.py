@@ -13,7 +13,7 @@ from partui.profiles.records.config import RunConfig
 from partui.profiles.service.engine import EngineThread
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.app import PartuiApp
-from partui.tui.dashboard.widgets.panes import SettingsPane
+from partui.tui.dashboard.widgets.settings import SettingsPane
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
 
@@ -90,7 +90,7 @@ async def test_redraws_and_resizes_never_move_the_layer(tmp_path):
 
 
 async def test_the_layer_list_shows_the_chosen_layer(tmp_path):
-    from partui.tui.dashboard.widgets.panes import LayerList
+    from partui.tui.dashboard.widgets.layer_list import LayerList
 
     app = make_app(tmp_path, RunConfig("network", "pipeline", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -127,9 +127,22 @@ class RecordingEngine:
         self.calls.append("close")
 
 
-async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
-    import threading
+class StoppableExperiment:
+    """An experiment that runs until it is stopped (and sends nothing)."""
 
+    stopped = False
+
+    def stop(self):
+        self.stopped = True
+
+    def drain(self):
+        return []
+
+    def close(self):
+        pass
+
+
+async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
     from partui.tui.dashboard.keys import KeyBar
     from partui.tui.dashboard.tabs.lab import MemLabTab
 
@@ -138,22 +151,22 @@ async def test_escape_stops_what_the_tab_in_view_runs(tmp_path):
         keys = app.query_one(KeyBar)
         assert "esc  stop run" in str(keys.render())
         await pilot.press("space")
-        assert app.live
+        assert app.profile.live
         tab = app.query_one(MemLabTab)
-        experiment = tab._cancel = threading.Event()  # an experiment running on the lab tab
+        experiment = tab.runner = StoppableExperiment()  # an experiment running on the lab tab
         await pilot.press("m")
         await pilot.pause()
         assert "esc  stop experiment" in str(keys.render())
         await pilot.press("escape")  # the lab tab: the experiment stops, live mode goes on
-        assert experiment.is_set()
-        assert app.live and "cancel" not in app.engine.calls
-        tab._cancel = experiment = threading.Event()
+        assert experiment.stopped
+        assert app.profile.live and "cancel" not in app.engine.calls
+        tab.runner = experiment = StoppableExperiment()
         await pilot.press("m")
         await pilot.pause()
         assert "esc  stop run" in str(keys.render())
         await pilot.press("escape")  # the profile tab: live mode stops, the experiment goes on
-        assert not app.live and "cancel" in app.engine.calls
-        assert not experiment.is_set()
+        assert not app.profile.live and "cancel" in app.engine.calls
+        assert not experiment.stopped
 
 
 async def test_nonsense_settings_warn_but_still_run(tmp_path):
@@ -237,7 +250,8 @@ async def test_browser_marks_show_a_and_b_and_lists_exports_apart(tmp_path):
     from screen_fixtures import MACHINE, add_fixed_runs, screen_text
 
     from partui.profiles.store import snapshot
-    from partui.tui.dashboard.screens.modals import CompareScreen, SnapshotBrowser
+    from partui.tui.dashboard.screens.browser import SnapshotBrowser
+    from partui.tui.dashboard.screens.compare import CompareScreen
     from partui.tui.dashboard.snapshots import session_snapshot
 
     app = PartuiApp(
@@ -296,7 +310,7 @@ async def test_palette_shows_keys_as_typed(tmp_path):
 
 async def test_keys_typed_ahead_all_count(tmp_path):
     """↓ held down: each key moves on from the last, before the app has taken the one before."""
-    from partui.tui.dashboard.widgets.panes import LayerList
+    from partui.tui.dashboard.widgets.layer_list import LayerList
 
     app = make_app(tmp_path, RunConfig("conv2", "none", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -304,7 +318,7 @@ async def test_keys_typed_ahead_all_count(tmp_path):
         for i in range(12):
             layers.action_cursor_down()  # no message handled in between
             if i % 3 == 1:
-                app.show_layer()  # the app redraws with the layer it has taken so far
+                app.profile.show_layer()  # the app redraws with the layer it has taken so far
         await pilot.pause()
         assert app.session.config.layer == "network"
         assert layers.get_option_at_index(layers.highlighted).id == "network"

@@ -113,7 +113,7 @@ def test_each_run_streams_into_its_own_result(n):
 
 
 def test_the_timeline_says_a_first_run_is_warming_up_then_shows_its_repeat():
-    from partui.tui.dashboard.charts.profile import TimelineChart
+    from partui.tui.dashboard.charts.worker_timeline import TimelineChart
 
     m = Model(CFG, max_workers=2)
     chart = TimelineChart()
@@ -136,7 +136,7 @@ def test_the_timeline_says_a_first_run_is_warming_up_then_shows_its_repeat():
 
 
 def test_the_timeline_says_a_new_run_is_going_over_the_last_runs_lanes():
-    from partui.tui.dashboard.charts.profile import TimelineChart
+    from partui.tui.dashboard.charts.worker_timeline import TimelineChart
 
     m = Model(CFG, max_workers=2)
     chart = TimelineChart()

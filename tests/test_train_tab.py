@@ -16,7 +16,8 @@ from partui.profiles.service.training import TrainThread
 from partui.profiles.store import snapshot
 from partui.profiles.train.trainer import EpochReport
 from partui.tui.dashboard.app import PartuiApp
-from partui.tui.dashboard.tabs.train import TrainRun, TrainTab
+from partui.tui.dashboard.charts.train import TrainRun
+from partui.tui.dashboard.tabs.train import TrainTab
 
 SMALL = TrainConfig(epochs=2, batch=32, workers=2, executor="threads", train_size=128, test_size=32)
 
@@ -179,7 +180,7 @@ def test_train_tab_svg(snap_compare):
 
 
 def test_epoch_ticks_are_whole_epochs():
-    from partui.tui.dashboard.tabs.train import epoch_ticks
+    from partui.tui.dashboard.charts.train import epoch_ticks
 
     assert epoch_ticks(1) == [1] and epoch_ticks(3) == [1, 2, 3]
     assert epoch_ticks(20) == [1, 5, 10, 15, 20] and epoch_ticks(12) == [2, 4, 6, 8, 10, 12]

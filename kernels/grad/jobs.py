@@ -27,7 +27,6 @@ from partui.kernels.plan.pass_axes import (
     COMBINE,
     FORWARD,
     UPDATE,
-    phase_name,  # noqa: F401 (tui/dashboard/tabs/train.py imports it from here)
 )
 from partui.kernels.plan.strategies import split_range
 

@@ -1,10 +1,69 @@
-"""Ending a child process of partui and every process it started (pools, fork servers),
-gently first."""
+"""partui's child processes: starting one (a fresh interpreter, two pipes), hearing why it
+died, and ending it with every process it started (pools, fork servers), gently first."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from multiprocessing.connection import Connection
+
+KEEP = "keep"  # a child's stderr kept in a temporary file (Child's default)
+
+
+class Child:
+    """A fresh interpreter running `code` with `python -P -c`: the current folder is not put
+    first on sys.path, so a `partui` folder there cannot shadow the installed package.
+    Commands go in and events come out as pickles over two pipes, whose descriptors are
+    the child's first two arguments. Not a multiprocessing Process: spawn and forkserver
+    children import the parent's __main__, which may import textual.
+
+    `stderr`: where the child's stderr goes, as subprocess takes it; KEEP keeps it in a
+    temporary file, so that a child that dies can say why (died()).
+    """
+
+    def __init__(self, code: str, args: list[str], stderr=KEEP):
+        self.stderr_file = None
+        if stderr == KEEP:
+            import tempfile  # here: it loads shutil, and this module loads with the dashboard
+
+            self.stderr_file = tempfile.TemporaryFile()
+        cmd_r, cmd_w = os.pipe()
+        evt_r, evt_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-P", "-c", code, str(cmd_r), str(evt_w), *args],
+                pass_fds=(cmd_r, evt_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.stderr_file if stderr == KEEP else stderr,
+            )
+        finally:
+            os.close(cmd_r)  # the child's ends: ours must close so either side sees EOF
+            os.close(evt_w)
+        self.cmd: Connection | None = Connection(cmd_w, readable=False)
+        self.evt: Connection | None = Connection(evt_r, writable=False)
+
+    def send(self, msg) -> bool:
+        if self.cmd is None:
+            return False
+        try:
+            self.cmd.send(msg)
+            return True
+        except (OSError, EOFError):
+            return False
+
+    def died(self, what: str, code) -> str:
+        """One line: `what` exited unexpectedly, its exit code, and its last word on stderr."""
+        why = last_line(self.stderr_file)
+        return f"{what} exited unexpectedly (exit code {code})" + (f": {why}" if why else "")
+
+    def end(self, family: list, timeout: float) -> None:
+        """After asking it to stop: end it and `family`, close the pipes and the stderr file."""
+        end_child(self.proc, family, (self.cmd, self.evt), timeout)
+        self.cmd = self.evt = None
+        if self.stderr_file is not None:
+            self.stderr_file.close()
 
 
 def descendants(pid: int) -> list:

@@ -26,15 +26,13 @@ import atexit
 import collections
 import os
 import subprocess
-import sys
 import threading
 import time
-from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 from partui.profiles.records.events import RunFailed
 from partui.profiles.run.sampler import SAMPLE_HZ
-from partui.profiles.service.children import descendants, end_child, last_line
+from partui.profiles.service.children import KEEP, Child, descendants
 from partui.profiles.service.serving import EngineService, config_of
 
 if TYPE_CHECKING:
@@ -115,22 +113,13 @@ class EngineProcess:
     pickles over two pipes (multiprocessing.connection).
     """
 
-    def __init__(
-        self, sample_hz: float = SAMPLE_HZ, stderr=subprocess.DEVNULL, compile_ahead: bool = False
-    ):
-        """`compile_ahead`: the child compiles native kernels before need (Compiling events)."""
+    def __init__(self, sample_hz: float = SAMPLE_HZ, stderr=KEEP, compile_ahead: bool = False):
+        """`compile_ahead`: the child compiles native kernels before need (Compiling events).
+        `stderr`: the child's (Child's; not the dashboard's terminal by default)."""
         self._sample_hz = sample_hz
         self._compile_ahead = compile_ahead
-        self._stderr = stderr  # the child's stderr: not the dashboard's terminal by default
-        # ...but kept, so a child that dies can say why in one line
-        self._stderr_file = None
-        if stderr == subprocess.DEVNULL:
-            import tempfile  # here: it loads shutil, and this module loads with the dashboard
-
-            self._stderr_file = tempfile.TemporaryFile()
-        self._proc: subprocess.Popen | None = None
-        self._cmd: Connection | None = None
-        self._evt: Connection | None = None
+        self._stderr = stderr
+        self._child: Child | None = None
         self._pending: collections.deque = collections.deque()
         self._closed = False
         self._exit_reported = False
@@ -139,86 +128,52 @@ class EngineProcess:
         self.child_info: dict | None = None  # {"hello": pid, "textual": loaded?} once seen
 
     def start(self) -> None:
-        if self._proc is not None:
+        if self._child is not None:
             return
-        cmd_r, cmd_w = os.pipe()
-        evt_r, evt_w = os.pipe()
-        try:
-            self._proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-P",  # the current folder first on sys.path could shadow partui
-                    "-c",
-                    _CHILD,
-                    str(cmd_r),
-                    str(evt_w),
-                    repr(self._sample_hz),
-                    "1" if self._compile_ahead else "0",
-                ],
-                pass_fds=(cmd_r, evt_w),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=self._stderr_file if self._stderr_file is not None else self._stderr,
-            )
-        finally:
-            os.close(cmd_r)  # the child's ends: ours must close so either side sees EOF
-            os.close(evt_w)
-        self._cmd = Connection(cmd_w, readable=False)
-        self._evt = Connection(evt_r, writable=False)
+        args = [repr(self._sample_hz), "1" if self._compile_ahead else "0"]
+        self._child = Child(_CHILD, args, self._stderr)
         atexit.register(self.close)
 
     def _send(self, msg) -> bool:
-        if self._cmd is None:
-            return False
-        try:
-            self._cmd.send(msg)
-            return True
-        except (OSError, EOFError, AttributeError):
-            return False
+        return self._child is not None and self._child.send(msg)
 
     def submit(self, cfg: RunConfig) -> None:
-        if self._closed or self._proc is None or not self._send(("run", cfg)):
+        if self._closed or not self._send(("run", cfg)):
             self._pending.append(
                 RunFailed(0, "the engine process is not running", config=config_of(cfg))
             )
 
     def set_live(self, cfg: RunConfig | None) -> None:
         """Run `cfg` back to back whenever nothing is queued; None stops after the current run."""
-        if not self._closed and self._proc is not None:
+        if not self._closed:
             self._send(("live", cfg))
 
     def cancel(self, drop_queued: bool = False) -> None:
         """Stop the current run (RunCancelled follows); `drop_queued` also drops waiting ones."""
-        if not self._closed and self._proc is not None:
+        if not self._closed:
             self._send(("cancel", drop_queued))
 
     def _receive(self) -> None:
-        if self._evt is None:
+        child = self._child
+        if child is None or child.evt is None:
             return
         try:
-            while self._evt.poll():
-                msg = self._evt.recv()
+            while child.evt.poll():
+                msg = child.evt.recv()
                 if isinstance(msg, dict) and "hello" in msg:
                     self.child_info = msg
                 else:
                     self._pending.extend(msg)
         except (EOFError, OSError):
-            self._evt.close()
-            self._evt = None
-        if self._evt is None and not self._closed and not self._exit_reported:
+            child.evt.close()
+            child.evt = None
+        if child.evt is None and not self._closed and not self._exit_reported:
             self._exit_reported = True
             try:
-                code = self._proc.wait(0.5) if self._proc is not None else None
+                code = child.proc.wait(0.5)
             except subprocess.TimeoutExpired:
                 code = None
-            why = last_line(self._stderr_file)
-            self._pending.append(
-                RunFailed(
-                    0,
-                    f"the engine process exited unexpectedly (exit code {code})"
-                    + (f": {why}" if why else ""),
-                )
-            )
+            self._pending.append(RunFailed(0, child.died("the engine process", code)))
 
     def drain(self, max_events: int = 1000) -> list:
         self._receive()
@@ -232,16 +187,19 @@ class EngineProcess:
         """Remember the child's processes (pools, fork server) every FAMILY_S: if the child
         is killed, they are orphans no process tree leads to any more, and close() ends them."""
         now = time.monotonic()
-        if self._proc is None or now - self._family_at < FAMILY_S or not self.alive:
+        if self._child is None or now - self._family_at < FAMILY_S or not self.alive:
             return
         self._family_at = now
-        self._family.update((p.pid, p) for p in descendants(self._proc.pid))
+        self._family.update((p.pid, p) for p in descendants(self._child.proc.pid))
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block until the child has started (tests; the dashboard just drains)."""
         deadline = time.monotonic() + timeout
-        while self.child_info is None and self._evt is not None and time.monotonic() < deadline:
-            if self._evt.poll(0.05):
+        while self.child_info is None and time.monotonic() < deadline:
+            evt = self._child.evt if self._child is not None else None
+            if evt is None:
+                break
+            if evt.poll(0.05):
                 self._receive()
         return self.child_info is not None
 
@@ -250,23 +208,21 @@ class EngineProcess:
         if self._closed:
             return
         self._closed = True
-        if self._proc is None:
+        if self._child is None:
             return
         atexit.unregister(self.close)
-        family = list({**self._family, **{p.pid: p for p in descendants(self._proc.pid)}}.values())
+        own = descendants(self._child.proc.pid)
+        family = list({**self._family, **{p.pid: p for p in own}}.values())
         self._send(("stop",))
-        end_child(self._proc, family, (self._cmd, self._evt), timeout)
-        self._cmd = self._evt = None
-        if self._stderr_file is not None:
-            self._stderr_file.close()
+        self._child.end(family, timeout)
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._child.proc.pid if self._child is not None else None
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child is not None and self._child.proc.poll() is None
 
     def __enter__(self):
         self.start()

@@ -12,18 +12,15 @@ on from the weights learned so far. Events, in order:
 from __future__ import annotations
 
 import atexit
-import os
 import queue
 import signal
-import subprocess
-import sys
 import threading
 from dataclasses import replace
 from multiprocessing.connection import Connection
 
 from partui.profiles.records.events import StepDone
 from partui.profiles.records.train_config import TrainConfig
-from partui.profiles.service.children import descendants, end_child, last_line
+from partui.profiles.service.children import Child, descendants
 from partui.profiles.service.commands import serve_commands
 from partui.profiles.train.trainer import Trainer
 
@@ -116,43 +113,20 @@ _CHILD = (
 
 
 class TrainProcess:
-    """A training run in a child process: a fresh interpreter started with `python -c` (as the
-    engine's, see stream.EngineProcess), events back as pickles over a pipe."""
+    """A training run in a child process (service.children.Child), events back as pickles
+    over a pipe."""
 
     def __init__(self):
-        self._proc: subprocess.Popen | None = None
-        self._cmd = self._evt = None
-        self._pending: list = []
+        self._child: Child | None = None
         self._closed = False
-        self._stderr_file = None  # the child's stderr, kept so a death can say why
 
     def start(self, cfg: TrainConfig) -> None:
-        import tempfile
-
-        self._stderr_file = tempfile.TemporaryFile()
-        cmd_r, cmd_w = os.pipe()
-        evt_r, evt_w = os.pipe()
-        try:
-            self._proc = subprocess.Popen(
-                # -P: the current folder first on sys.path could shadow partui
-                [sys.executable, "-P", "-c", _CHILD, str(cmd_r), str(evt_w), repr(cfg.to_dict())],
-                pass_fds=(cmd_r, evt_w),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=self._stderr_file,
-            )
-        finally:
-            os.close(cmd_r)
-            os.close(evt_w)
-        self._cmd = Connection(cmd_w, readable=False)
-        self._evt = Connection(evt_r, writable=False)
+        self._child = Child(_CHILD, [repr(cfg.to_dict())])
         atexit.register(self.close)
 
     def _send(self, msg) -> None:
-        try:
-            self._cmd.send(msg)
-        except (OSError, EOFError, AttributeError):
-            pass
+        if self._child is not None:
+            self._child.send(msg)
 
     def update(self, cfg: TrainConfig) -> None:
         self._send(("settings", cfg.to_dict()))
@@ -162,36 +136,34 @@ class TrainProcess:
 
     def drain(self, most: int = 500) -> list:
         out: list = []
+        child = self._child
         try:
-            while self._evt is not None and len(out) < most and self._evt.poll():
-                out.append(self._evt.recv())
+            while child is not None and child.evt is not None and len(out) < most:
+                if not child.evt.poll():
+                    break
+                out.append(child.evt.recv())
         except (EOFError, OSError):
-            self._evt.close()
-            self._evt = None
-            if not self._closed:
-                code = self._proc.poll() if self._proc is not None else None
-                if code not in (0, None):
-                    why = last_line(self._stderr_file)
-                    text = f"the training process exited unexpectedly (exit code {code})"
-                    out.append(("error", text + (f": {why}" if why else "")))
+            assert child is not None and child.evt is not None
+            child.evt.close()
+            child.evt = None
+            code = child.proc.poll()
+            if not self._closed and code not in (0, None):
+                out.append(("error", child.died("the training process", code)))
         return out
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child is not None and self._child.proc.poll() is None
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the child and every process it made (a pool of workers); safe to call twice."""
-        if self._closed or self._proc is None:
+        if self._closed or self._child is None:
             return
         self._closed = True
         atexit.unregister(self.close)
-        family = descendants(self._proc.pid)
+        family = descendants(self._child.proc.pid)
         self.stop()
-        end_child(self._proc, family, (self._cmd, self._evt), timeout)
-        self._cmd = self._evt = None
-        if self._stderr_file is not None:
-            self._stderr_file.close()
+        self._child.end(family, timeout)
 
 
 class TrainThread:

@@ -7,9 +7,13 @@ essential keys first at every width and shorten its words on purpose instead of 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
+from textual.app import SystemCommand
+from textual.binding import Binding
 from textual.widgets import Static
 
 _NAMES = {
@@ -35,6 +39,29 @@ def key_label(keys: str) -> str:
     """A binding's keys as typed: "plus,equals_sign" -> "+", "left_square_bracket" -> "["."""
     first = keys.split(",")[0].strip()
     return _NAMES.get(first, first)
+
+
+def binding_help(bindings: list, words: dict[str, str]) -> list[tuple[str, str]]:
+    """(key as typed, what it does in full) of each Binding; `words` by action, else the
+    binding's own description."""
+    return [
+        (key_label(b.key), words.get(b.action, b.description))
+        for b in bindings
+        if isinstance(b, Binding)
+    ]
+
+
+def palette_commands(owners: list[tuple[Any, list]]) -> Iterator[SystemCommand]:
+    """A command palette entry for each binding of each (owner, its bindings): the
+    binding's words, its key as typed; choosing it runs the action on its owner."""
+    for owner, bindings in owners:
+        for binding in bindings:
+            if isinstance(binding, Binding) and binding.action != "quit":
+                yield SystemCommand(
+                    binding.description,
+                    f"key: {key_label(binding.key)}",
+                    lambda o=owner, a=binding.action: o.run_action(a),
+                )
 
 
 @dataclass(frozen=True)
@@ -75,6 +102,30 @@ def profile_keys(viewing: bool, compact: bool) -> tuple[list[KeyItem], list[KeyI
     ]
     if compact:
         extra.insert(0, _item("c", "next chart", "chart", "next_chart"))
+    return essential, extra
+
+
+def train_keys() -> tuple[list[KeyItem], list[KeyItem]]:
+    essential = [
+        _item("g", "start/stop", "g/stop", "start_stop"),
+        _item("esc", "stop training", "stop", "cancel"),
+        _item("u", "update rule", "update", "cycle('update')"),
+        _item("c", "combine", "comb", "cycle('combine')"),
+        _item("e", "executor", "exec", "cycle('executor')"),
+        _item("+/-", "workers", "wkrs"),
+        _item("s", "save", "save", "save"),
+        _item("x", "export", "export", "export"),
+        _item("m", "profile tab", "profile", "toggle_tab"),
+        _item("?", "help", "help", "help"),
+        _item("q", "quit", "quit", "quit"),
+    ]
+    extra = [
+        _item("[/]", "batch", "batch"),
+        _item(",/.", "learning rate", "lr"),
+        _item("v", "time/steps", "x axis", "axis"),
+        _item("o", "snapshots", "open", "browser"),
+        _item("^p", "palette", "palette", "command_palette"),
+    ]
     return essential, extra
 
 
@@ -147,17 +198,6 @@ def _place(lines: list[Text], cell: Text, width: int, rows: int) -> bool:
     return False
 
 
-def bound_keys(screen) -> list[KeyItem]:
-    """The keys shown for what has focus on `screen` (its bindings marked to be shown)."""
-    out, seen = [], set()
-    for _, binding, enabled, _ in screen.active_bindings.values():
-        if binding.show and enabled and binding.action not in seen:
-            seen.add(binding.action)
-            words = binding.description.lower()
-            out.append(_item(key_label(binding.key), words, words, binding.action))
-    return out
-
-
 def key_rows(width: int) -> int:
     """One line when every essential key of the profile tab fits with its words, else two."""
     essential, _ = profile_keys(viewing=True, compact=True)
@@ -167,19 +207,14 @@ def key_rows(width: int) -> int:
 class KeyBar(Static):
     """The key bar at the bottom: what the keys do on the tab in view."""
 
-    def show(self, tab: str, viewing: bool, compact: bool, rows: int) -> None:
-        if tab == "memlab":
-            essential, extra = memlab_keys()
-        elif tab == "profile":
-            essential, extra = profile_keys(viewing, compact)
-        else:  # another tab: the keys its widgets bind, then the app's own
-            essential = bound_keys(self.screen)
-            extra = []
+    _shown: str | None = None  # the text painted
+
+    def show(self, essential: list[KeyItem], extra: list[KeyItem], rows: int) -> None:
         # the bar spans the screen; while the terminal is resized its own size is still
         # the old one (the app lays it out in its own on_resize)
         width = self.app.size.width
         text = Text("\n").join(key_lines(essential, extra, width, rows))
         text.no_wrap = True
-        if text.plain != getattr(self, "_shown", None):
+        if text.plain != self._shown:
             self._shown = text.plain
             self.update(text)

@@ -26,6 +26,7 @@ from partui.profiles.records.events import (
 )
 from partui.profiles.records.limits import MAX_WORKERS
 from partui.profiles.records.results import RunResult
+from partui.profiles.store.baselines import BaselineBook
 
 CPU_HISTORY = 600  # samples kept (over 30 s at 12.5 Hz while runs go, minutes when idle)
 RUN_HISTORY = 1000  # runs kept: live mode makes tens a second; the book keeps the baselines
@@ -66,7 +67,7 @@ class Model:
     version: int = 0  # bumped on every change: views redraw only when it moves
     read_only: bool = False
     source: str | None = None  # the snapshot file shown, when read-only
-    book: object | None = None  # profiles.baselines.BaselineBook of this machine
+    book: BaselineBook | None = None  # the baseline book of this machine
     known_baselines: dict = field(default_factory=dict)  # a snapshot's recorded baselines
     _analysis: tuple | None = field(default=None, repr=False)
     # "now" on the spans' clock (CLOCK_MONOTONIC, shared with the engine process); fixed in

@@ -37,13 +37,11 @@ def save_session(
 
 
 def export_session(
-    app, model: Model, machine: MachineInfo, folder: Path, memlab: list | None = None
+    model: Model, machine: MachineInfo, folder: Path, memlab: list | None = None
 ) -> list[Path]:
-    """The snapshot, its Perfetto / Chrome trace, its CSV and an SVG screenshot, side by side.
-
-    The screenshot is taken once the toasts are gone (`app.screenshot_without_toasts`):
-    its path is the last one returned, written a refresh later.
-    """
+    """The snapshot, its Perfetto / Chrome trace and its CSV, side by side, and the path for
+    an SVG screenshot beside them (the last one returned: the caller writes it once the
+    toasts over the screen are gone)."""
     folder.mkdir(parents=True, exist_ok=True)
     snap = session_snapshot(model, machine, memlab)
     path = snapshot.save(snap, snapshot.default_snapshot_path(folder, stem="partui"), unique=True)
@@ -53,9 +51,7 @@ def export_session(
         stem.with_name(stem.name + ".trace.json"), json.dumps(export.chrome_trace(snap))
     )
     csv_path = write_text(stem.with_suffix(".csv"), export.csv_text(snap))
-    svg = stem.with_suffix(".svg")
-    app.screenshot_without_toasts(svg)
-    return [path, trace, csv_path, svg]
+    return [path, trace, csv_path, stem.with_suffix(".svg")]
 
 
 def model_from_snapshot(path: Path, max_workers: int) -> Model:

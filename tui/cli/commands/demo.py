@@ -100,7 +100,7 @@ def _progress(point) -> None:
 def _list(as_json: bool) -> int:
     from partui.profiles.lab.runner import EXPERIMENT_GROUP, EXPERIMENTS, GROUPS, memory_need
 
-    rows = {
+    rows: dict[str, dict] = {
         name: {
             "group": EXPERIMENT_GROUP[name],
             "description": desc,

@@ -248,7 +248,8 @@ def lane_cells(lane: Lane, t0: int, extent: int, cols: int) -> list[tuple[str, s
             if overlap <= 0:
                 continue
             cover[c] += overlap
-            if owner[c] is None or overlap > owner[c][1]:
+            held = owner[c]
+            if held is None or overlap > held[1]:
                 owner[c] = (i, overlap)
     starts = set()  # the first cell of a task right after another: its boundary shows
     for i in range(1, len(lane.spans)):
@@ -257,15 +258,17 @@ def lane_cells(lane: Lane, t0: int, extent: int, cols: int) -> list[tuple[str, s
         if a - prev_end >= 1:
             continue  # idle cells between them already show the boundary
         for c in (a, a + 1):
-            if 0 <= c < cols and owner[c] is not None and owner[c][0] == i:
+            held = owner[c] if 0 <= c < cols else None
+            if held is not None and held[0] == i:
                 starts.add(c)
                 break
     out = []
     for c in range(cols):
-        if owner[c] is None:
+        held = owner[c]
+        if held is None:
             out.append(("·", "grey37"))
             continue
-        i, _ = owner[c]
+        i, _ = held
         s = lane.spans[i]
         shades = PHASE_COLORS[s.phase % len(PHASE_COLORS)]
         style = shades[i % 2]

@@ -1,30 +1,43 @@
 """The lab tab: pick an experiment (CPU core, memory, threads), watch its points arrive, read
 what they mean.
 
-Experiments run on a thread of this process: their kernels are native code
-that releases the GIL, and while one runs the profile charts are not drawn.
+An experiment runs in a child process (profiles.service.lab), as profile runs and training
+do: its kernels keep cores busy for seconds, and partui's header counts them as partui's,
+not as the dashboard's. The tab drains the child's points on a timer while it runs.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
+from partui.profiles.system.units import size_text
 from partui.tui.dashboard.charts.lab import axis_label
 from partui.tui.dashboard.charts.lab import draw as draw_points
+from partui.tui.dashboard.keys import KeyItem, memlab_keys
 from partui.tui.dashboard.layout import fit_words
+from partui.tui.dashboard.tabs.base import TabUnit
+
+DRAIN_S = 0.2  # how often the tab takes the child's points while an experiment runs
 
 
-class MemLabTab(Vertical):
+class MemLabTab(TabUnit):
     """Experiment list, live chart, explanation."""
+
+    tab_id = "memlab"
+    title = "lab"
+
+    BINDINGS = [Binding("escape", "cancel", "Stop experiment")]
 
     DEFAULT_CSS = """
     MemLabTab #memlab-row { height: 1fr; }
@@ -36,20 +49,11 @@ class MemLabTab(Vertical):
     MemLabTab #memlab-text { padding: 0 1; }
     """
 
-    class Point(Message):
-        def __init__(self, point) -> None:
-            super().__init__()
-            self.point = point
-
-    class Done(Message):
-        def __init__(self, result, error: str | None) -> None:
-            super().__init__()
-            self.result = result
-            self.error = error
-
-    def __init__(self, **kwargs):
+    def __init__(self, runner_factory: Callable[[], Any] | None = None, **kwargs):
         super().__init__(**kwargs)
-        self._cancel: threading.Event | None = None
+        self._factory = runner_factory  # how an experiment runs (tests: a thread)
+        self.runner: Any = None  # the experiment running, if any
+        self._drain: Timer | None = None
         self.points: list = []
         self.result = None
         self.results: list = []  # finished experiments, kept for snapshots
@@ -89,65 +93,98 @@ class MemLabTab(Vertical):
 
     @property
     def running(self) -> bool:
-        return self._cancel is not None
+        return self.runner is not None
+
+    @property
+    def mode(self) -> str | None:
+        return f"lab: {self.experiment}" if self.running else None
+
+    def key_items(self, compact: bool) -> tuple[list[KeyItem], list[KeyItem]]:
+        return memlab_keys()
+
+    def help_keys(self) -> list[tuple[str, str]]:
+        return [
+            ("↑ ↓", "choose an experiment"),
+            ("enter", "run the experiment under the cursor (in a process of its own)"),
+            ("esc", "stop the experiment"),
+        ]
+
+    def take_focus(self) -> None:
+        self.query_one("#experiments").focus()
 
     @on(OptionList.OptionSelected, "#experiments")
     def chosen(self, event: OptionList.OptionSelected) -> None:
-        self.start(event.option.id)
+        if event.option.id is not None:
+            self.start(event.option.id)
 
     def start(self, name: str) -> None:
         from partui.profiles.lab.runner import memory_need
 
         if self.running:
-            self.app.notify("an experiment is running: esc stops it", severity="warning")
+            self.notify("an experiment is running: esc stops it", severity="warning")
             return
+        if self._factory is None:
+            from partui.profiles.service.lab import LabProcess
+
+            self._factory = LabProcess
         self.experiment = name
         self.points = []
         self.result = None
-        self._cancel = threading.Event()
         need = memory_need(name, quick=self.quick)
         self.query_one("#memlab-text", Static).update(
-            f"running {name} (needs {need / 2**20:.0f} MiB) ... esc stops it"
+            f"running {name} (needs {size_text(need)}) ... esc stops it"
         )
         self._draw()
-        self._run(name, self._cancel, self.quick)
+        self.runner = self._factory()
+        self.runner.start(name, self.quick)
+        self._drain = self.set_interval(DRAIN_S, self.tick)
+        self.report()
 
-    @work(thread=True, exclusive=True, group="memlab")
-    def _run(self, name: str, cancel: threading.Event, quick: bool) -> None:
-        from partui.profiles.lab.runner import run_experiment
-
-        try:
-            result = run_experiment(
-                name, emit=lambda p: self.post_message(self.Point(p)), cancel=cancel, quick=quick
-            )
-            self.post_message(self.Done(result, None))
-        except Exception as exc:  # shown as a message; the dashboard keeps working
-            self.post_message(self.Done(None, str(exc)))
-
-    def on_mem_lab_tab_point(self, message: Point) -> None:
-        self.points.append(message.point)
-        self._draw()
-
-    def on_mem_lab_tab_done(self, message: Done) -> None:
-        cancelled = self._cancel is not None and self._cancel.is_set()
-        self._cancel = None
-        text = self.query_one("#memlab-text", Static)
-        if message.error:
-            text.update(Text(message.error, "red"))
-            self.app.notify(message.error, title="lab", severity="error")
+    def tick(self) -> None:
+        """Take the experiment's points; at its end, its result or its error."""
+        if self.runner is None:
             return
-        if cancelled or message.result is None:
+        events = self.runner.drain()
+        for ev in events:
+            if ev[0] == "point":
+                self.points.append(ev[1])
+            else:
+                self._finished(
+                    ev[1] if ev[0] == "done" else None, ev[1] if ev[0] == "error" else None
+                )
+                return
+        if events:
+            self._draw()
+
+    def _finished(self, result, error: str | None) -> None:
+        self.runner.close()
+        self.runner = None
+        if self._drain is not None:
+            self._drain.stop()
+            self._drain = None
+        self.report()
+        text = self.query_one("#memlab-text", Static)
+        if error:
+            text.update(Text(error, "red"))
+            self.notify(error, title="lab", severity="error")
+            return
+        if result is None or result.cancelled:
             text.update("stopped.")
             return
-        self.result = message.result
-        self.results.append(message.result)
-        self.points = list(message.result.points)
-        text.update(message.result.explanation)
+        self.result = result
+        self.results.append(result)
+        self.points = list(result.points)
+        text.update(result.explanation)
         self._draw()
 
+    def action_cancel(self) -> None:
+        """esc stops the experiment."""
+        if not self.cancel():
+            self.notify("no experiment is running", timeout=2)
+
     def cancel(self) -> bool:
-        if self._cancel is not None:
-            self._cancel.set()
+        if self.runner is not None:
+            self.runner.stop()
             return True
         return False
 
@@ -156,7 +193,7 @@ class MemLabTab(Vertical):
         for p in self.points:
             groups.setdefault((p.x_label, p.y_label), {}).setdefault(p.series, []).append(p)
         charts = [self.query_one(f"#memlab-chart{i}", PlotextPlot) for i in range(2)]
-        names = list(groups) or [None]
+        names: list[tuple | None] = [*groups] or [None]
         for i, chart in enumerate(charts):
             chart.display = i < len(names)
             if i >= len(names):
@@ -164,14 +201,15 @@ class MemLabTab(Vertical):
             plt = chart.plt
             plt.clear_data()
             plt.clear_figure()
-            series = groups.get(names[i], {})
+            name = names[i]
+            series = groups.get(name, {}) if name is not None else {}
             title = (
-                f"{self.experiment}: {names[i][1]} against {axis_label(names[i][0])}"
-                if names[i]
+                f"{self.experiment}: {name[1]} against {axis_label(name[0])}"
+                if name is not None
                 else "measured points (median of repeats)"
             )
             chart.border_title = fit_words(title, (chart.size.width or 60) - 6)
-            markers = self.result.markers if i == 0 and self.result is not None else []
+            markers: list = self.result.markers if i == 0 and self.result is not None else []
             chart.border_subtitle = draw_points(
                 plt, series, markers, chart.size.width or 60, chart.size.height or 20
             )

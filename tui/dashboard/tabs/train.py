@@ -1,7 +1,7 @@
 """The train tab: choose how to train by key, start and stop, watch loss and accuracy of several
 runs.
 
-Training runs in a child process (profiles.train_stream); the tab drains its
+Training runs in a child process (profiles.service.training); the tab drains its
 events on a timer. Every run started is kept and drawn over the others, so
 sync and Hogwild! (or reduce and locked) are compared on one chart, against
 wall time or against steps (`v`). A settings change during a run applies at
@@ -11,88 +11,49 @@ its next epoch, and the run goes on from the weights learned so far.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
+from textual.containers import Grid
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from partui.profiles.records.train_config import LOCAL_TRAIN_EXECUTORS, UPDATES, TrainConfig
-from partui.tui.dashboard.charts.timeline import nice_ticks
-from partui.tui.dashboard.colors import series_color
+from partui.tui.dashboard.charts.train import DRAW, PHASE_COLORS, TrainRun, run_legend
+from partui.tui.dashboard.keys import KeyItem, binding_help, train_keys
+from partui.tui.dashboard.tabs.base import TabUnit
 
-PHASE_COLORS = {"forward": "cyan", "backward": "magenta", "combine": "yellow", "update": "green"}
-MAX_POINTS = 100
-POINT = "●"  # a figure measured once per epoch: a point each, no line between them
-MAX_EPOCH_TICKS = 8
 LR_STEPS = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 
 
-class TrainRun:
-    """One training run as the tab draws it."""
-
-    def __init__(self, number: int, cfg: TrainConfig):
-        self.number, self.cfg = number, cfg
-        self.losses: list[tuple[int, float, float]] = []  # step, seconds, loss
-        self.accuracy: list[tuple[int, float, float]] = []  # steps at the epoch's end, seconds, acc
-        self.reports: list = []
-        self.configs: list[TrainConfig] = []  # each epoch's settings (a change applies at an epoch)
-        self.recent: list = []  # spans of a recent step
-        self.state = "starting"  # starting | running | done | stopped | failed: ...
-
-    @property
-    def label(self) -> str:
-        how = self.cfg.update + (f"/{self.cfg.combine}" if self.cfg.update == "sync" else "")
-        return f"#{self.number} {how} {self.cfg.executor[0]}{self.cfg.workers}"
-
-    def images_per_s(self) -> float:
-        return self.reports[-1].images_per_s if self.reports else 0.0
+KEY_HELP = {  # what each key does here, said in full
+    "start_stop": "start a training run with these settings, or stop the one going",
+    "cancel": "stop the training run",
+    "cycle('update')": "update rule: sync (one update per step) or hogwild (no lock)",
+    "cycle('combine')": "sync: how partial gradients meet: reduce (summed after) or locked",
+    "cycle('executor')": "next executor: "
+    + ", ".join(e for e in LOCAL_TRAIN_EXECUTORS if e != "inline"),
+    "workers(1)": "one worker more (= too)",
+    "workers(-1)": "one worker less",
+    "batch(1)": "double the batch",
+    "batch(-1)": "halve the batch",
+    "lr(1)": "a higher learning rate",
+    "lr(-1)": "a lower learning rate",
+    "axis": "x axis: wall time or steps",
+    "save": "save the training runs as a snapshot",
+    "export": "the recent step's spans as a Chrome trace (Perfetto)",
+}
 
 
-def _thin(points, limit=MAX_POINTS):
-    if len(points) <= limit:
-        return points
-    step = len(points) / limit
-    return [points[int(i * step)] for i in range(limit)] + [points[-1]]
+class TrainTab(TabUnit, can_focus=True):
+    """Settings line, loss and accuracy of every run, the phase timeline of a recent step.
 
+    A setting changed during a run applies at its next epoch."""
 
-def epoch_ticks(last: int, most: int = MAX_EPOCH_TICKS) -> list[int]:
-    """Whole epochs for an axis over 1..last: every one, or the multiples of a round step
-    (2, 5, 10, 20, 50 ...), at most `most` of them; 1 too when the step leaves room for it."""
-    step = 1
-    while last // step > most:
-        step = next(m * 10**e for e in range(12) for m in (1, 2, 5) if m * 10**e > step)
-    if step == 1:
-        return list(range(1, last + 1))
-    ticks = list(range(step, last + 1, step))
-    return [1, *ticks] if step >= 5 and len(ticks) < most else ticks
-
-
-def run_legend(runs, room: int) -> str:
-    """Each run's colour and label, as markup for a chart's border: the newest runs that fit
-    in `room` cells (a legend inside the plot would cover its first points)."""
-    parts: list[str] = []
-    used = 0
-    for run in reversed(runs):
-        item = f"{POINT} {run.label}"
-        if used + len(item) + 1 > room and parts:
-            break
-        parts.insert(0, f"[{series_color(run.number - 1)}]{item}[/]")
-        used += len(item) + 1
-    return " ".join(parts)
-
-
-def _empty(plt, message):
-    plt.text(message, 0.02, 0.5, alignment="left")
-    plt.xlim(0, 1)
-    plt.ylim(0, 1)
-    plt.xticks([])
-    plt.yticks([])
-
-
-class TrainTab(Vertical, can_focus=True):
-    """Settings line, loss and accuracy of every run, the phase timeline of a recent step."""
+    tab_id = "train"
+    title = "train"
 
     DEFAULT_CSS = """
     TrainTab { height: 1fr; }
@@ -104,6 +65,7 @@ class TrainTab(Vertical, can_focus=True):
 
     BINDINGS = [
         Binding("g", "start_stop", "Start/stop"),
+        Binding("escape", "cancel", "Stop training"),
         Binding("u", "cycle('update')", "Update rule"),
         Binding("c", "cycle('combine')", "Combine"),
         Binding("e", "cycle('executor')", "Executor"),
@@ -118,12 +80,21 @@ class TrainTab(Vertical, can_focus=True):
         Binding("x", "export", "Export"),
     ]
 
-    def __init__(self, runner_factory=None, cfg: TrainConfig | None = None, **kwargs):
+    def __init__(
+        self,
+        runner_factory=None,
+        cfg: TrainConfig | None = None,
+        live_loop: bool = True,
+        snapshot_dir: Path | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.cfg = cfg or TrainConfig(epochs=20)
         self.runs: list[TrainRun] = []
-        self.runner = None
+        self.runner: Any = None
         self._factory = runner_factory
+        self.live_loop = live_loop  # False: tests drive tick() by hand
+        self.snapshot_dir = snapshot_dir
         self.by_steps = False  # x axis: wall time (False) or steps
         self.message = ""
 
@@ -151,7 +122,7 @@ class TrainTab(Vertical, can_focus=True):
 
     def on_mount(self) -> None:
         self.redraw()
-        if getattr(self.app, "live_loop", True):  # tests drive tick() by hand
+        if self.live_loop:
             self.set_interval(0.5, self.tick)
 
     # -- settings -------------------------------------------------------------
@@ -209,11 +180,29 @@ class TrainTab(Vertical, can_focus=True):
             and self.runs[-1].state in ("starting", "running")
         )
 
+    @property
+    def mode(self) -> str | None:
+        return "training" if self.running else None
+
+    def key_items(self, compact: bool) -> tuple[list[KeyItem], list[KeyItem]]:
+        return train_keys()
+
+    def help_keys(self) -> list[tuple[str, str]]:
+        return binding_help(self.BINDINGS, KEY_HELP)
+
+    def action_cancel(self) -> None:
+        """esc stops the training run."""
+        if self.running:
+            self.action_start_stop()
+        else:
+            self.notify("no training is running: g starts one", timeout=2)
+
     def action_start_stop(self) -> None:
         if self.running:
             self.runner.stop()
             self.runs[-1].state = "stopping"
             self.redraw()
+            self.report()
             return
         if self.runner is not None:
             self.runner.close()
@@ -225,6 +214,7 @@ class TrainTab(Vertical, can_focus=True):
         self.runs.append(TrainRun(len(self.runs) + 1, self.cfg))
         self.runner.start(self.cfg)
         self.redraw()
+        self.report()
 
     def tick(self) -> bool:
         """Fold the runner's events; True when something changed (then the tab redraws)."""
@@ -253,6 +243,7 @@ class TrainTab(Vertical, can_focus=True):
                 self.message = ev[1]
         if events:
             self.redraw()
+            self.report()
         return bool(events)
 
     def stop_all(self) -> None:
@@ -311,82 +302,12 @@ class TrainTab(Vertical, can_focus=True):
             plt = chart.plt
             plt.clear_data()
             plt.clear_figure()
-            getattr(self, f"_draw_{name}")(plt)
+            DRAW[name](plt, self.runs, self.by_steps)
             if name != "timeline":
                 # a pane not laid out yet: half the tab, as the 2x2 grid will make it
                 width = chart.size.width or self.size.width // 2 or 58
                 chart.border_subtitle = run_legend(drawn, max(10, width - 6))
             chart.refresh()
-
-    def _draw_curves(self, plt, attr: str, scale: float, empty: str) -> bool:
-        """Each run's points: the loss of every step as a line, a figure per epoch as points."""
-        drawn = False
-        for run in self.runs:
-            points = _thin(getattr(run, attr))
-            if not points:
-                continue
-            xs = [p[0] if self.by_steps else p[1] for p in points]
-            ys = [p[2] * scale for p in points]
-            color = series_color(run.number - 1)
-            if attr == "losses":
-                plt.plot(xs, ys, color=color, marker="braille")
-            else:
-                plt.scatter(xs, ys, color=color, marker=POINT)
-            drawn = True
-        if not drawn:
-            _empty(plt, empty)
-            return False
-        plt.xlabel("steps" if self.by_steps else "seconds")
-        return True
-
-    def _draw_loss(self, plt) -> None:
-        self._draw_curves(plt, "losses", 1.0, "no runs yet: g starts one")
-
-    def _draw_accuracy(self, plt) -> None:
-        if self._draw_curves(plt, "accuracy", 100.0, "scored after each epoch"):
-            # a share: the whole 0-100 % scale, so a few points are not blown up
-            plt.ylim(0, 100)
-            plt.yticks([0, 25, 50, 75, 100])
-
-    def _draw_speed(self, plt) -> None:
-        last, top = 0, 0.0
-        for run in self.runs:
-            if run.reports:
-                plt.scatter(
-                    [r.epoch for r in run.reports],
-                    [r.images_per_s for r in run.reports],
-                    color=series_color(run.number - 1),
-                    marker=POINT,
-                )
-                last = max(last, max(r.epoch for r in run.reports))
-                top = max(top, max(r.images_per_s for r in run.reports))
-        if not last:
-            _empty(plt, "measured per epoch")
-            return
-        # whole epochs on the axis, half an epoch of room each side; images/s from 0
-        plt.xlim(0.5, last + 0.5)
-        plt.xticks(epoch_ticks(last))
-        plt.xlabel("epoch")
-        top = top * 1.1 if top > 0 else 1.0
-        plt.ylim(0, top)
-        plt.yticks(nice_ticks(top, 6))
-
-    def _draw_timeline(self, plt) -> None:
-        from partui.kernels.grad.jobs import phase_name
-
-        spans = self.runs[-1].recent if self.runs else []
-        if not spans:
-            _empty(plt, "the spans of a recent step appear after an epoch")
-            return
-        t0 = min(s.start_ns for s in spans)
-        lanes = max(s.worker for s in spans) + 1
-        for name, color in PHASE_COLORS.items():
-            for s in (s for s in spans if phase_name("train", s.phase) == name):
-                a, b = (s.start_ns - t0) / 1e6, (s.end_ns - t0) / 1e6
-                xs = [a + (b - a) * i / 20 for i in range(21)]
-                plt.scatter(xs, [s.worker] * len(xs), marker="█", color=color)
-        plt.yticks(list(range(lanes)), [f"w{w}" for w in range(lanes)])
-        plt.ylim(-0.6, lanes - 0.4)
 
     # -- snapshots --------------------------------------------------------------
     def training_records(self) -> list[dict]:
@@ -411,9 +332,9 @@ class TrainTab(Vertical, can_focus=True):
         from partui.profiles.store.snapshot import Snapshot, default_snapshot_path, save
 
         if not self.runs:
-            self.app.notify("nothing to save yet: g starts a training run", severity="warning")
+            self.notify("nothing to save yet: g starts a training run", severity="warning")
             return
-        folder = getattr(self.app, "snapshot_dir", None)
+        folder = self.snapshot_dir
         try:
             path = default_snapshot_path(folder, stem="train")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -423,20 +344,20 @@ class TrainTab(Vertical, can_focus=True):
                 unique=True,
             )
         except OSError as exc:
-            self.app.notify(f"cannot save: {exc.strerror or exc}", severity="error")
+            self.notify(f"cannot save: {exc.strerror or exc}", severity="error")
             return
-        self.app.notify(f"saved {path}")
+        self.notify(f"saved {path}")
 
     def action_export(self) -> None:
         """The recent step's spans as a Chrome trace (Perfetto, chrome://tracing)."""
         import json
 
-        from partui.kernels.grad.jobs import phase_name
+        from partui.kernels.plan.pass_axes import phase_name
         from partui.profiles.store.snapshot import default_snapshot_path
 
         spans = self.runs[-1].recent if self.runs else []
         if not spans:
-            self.app.notify("no step to export yet", severity="warning")
+            self.notify("no step to export yet", severity="warning")
             return
         t0 = min(s.start_ns for s in spans)
         events = [
@@ -454,7 +375,7 @@ class TrainTab(Vertical, can_focus=True):
             {"name": "thread_name", "ph": "M", "pid": 1, "tid": w, "args": {"name": f"worker {w}"}}
             for w in sorted({s.worker for s in spans})
         ]
-        folder = getattr(self.app, "snapshot_dir", None)
+        folder = self.snapshot_dir
         try:
             from partui.profiles.files.safe_files import write_text
 
@@ -462,6 +383,6 @@ class TrainTab(Vertical, can_focus=True):
             path.parent.mkdir(parents=True, exist_ok=True)
             path = write_text(path, json.dumps({"traceEvents": events}), unique=True)
         except OSError as exc:
-            self.app.notify(f"cannot export: {exc.strerror or exc}", severity="error")
+            self.notify(f"cannot export: {exc.strerror or exc}", severity="error")
             return
-        self.app.notify(f"exported {path}")
+        self.notify(f"exported {path}")
