@@ -53,6 +53,20 @@ class Child:
         except (OSError, EOFError):
             return False
 
+    def receive(self, most: int) -> tuple[list, bool]:
+        """Up to `most` messages waiting from the child, and whether its end of the pipe has
+        closed (it exited, or died) meanwhile."""
+        out: list = []
+        try:
+            while self.evt is not None and len(out) < most and self.evt.poll():
+                out.append(self.evt.recv())
+        except (EOFError, OSError):
+            if self.evt is not None:
+                self.evt.close()
+            self.evt = None
+            return out, True
+        return out, False
+
     def died(self, what: str, code) -> str:
         """One line: `what` exited unexpectedly, its exit code, and its last word on stderr."""
         why = last_line(self.stderr_file)

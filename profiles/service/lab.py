@@ -82,19 +82,11 @@ class LabProcess:
             self._child.send(("stop",))
 
     def drain(self, most: int = 500) -> list:
-        out: list = []
-        child = self._child
-        try:
-            while child is not None and child.evt is not None and len(out) < most:
-                if not child.evt.poll():
-                    break
-                out.append(child.evt.recv())
-        except (EOFError, OSError):
-            assert child is not None and child.evt is not None
-            child.evt.close()
-            child.evt = None
-            if not self._closed and not any(ev[0] in ("done", "error") for ev in out):
-                out.append(("error", child.died("the lab process", child.proc.poll())))
+        if self._child is None:
+            return []
+        out, ended = self._child.receive(most)
+        if ended and not self._closed and not any(ev[0] in ("done", "error") for ev in out):
+            out.append(("error", self._child.died("the lab process", self._child.proc.poll())))
         return out
 
     def close(self, timeout: float = 5.0) -> None:

@@ -135,20 +135,12 @@ class TrainProcess:
         self._send(("stop",))
 
     def drain(self, most: int = 500) -> list:
-        out: list = []
-        child = self._child
-        try:
-            while child is not None and child.evt is not None and len(out) < most:
-                if not child.evt.poll():
-                    break
-                out.append(child.evt.recv())
-        except (EOFError, OSError):
-            assert child is not None and child.evt is not None
-            child.evt.close()
-            child.evt = None
-            code = child.proc.poll()
-            if not self._closed and code not in (0, None):
-                out.append(("error", child.died("the training process", code)))
+        if self._child is None:
+            return []
+        out, ended = self._child.receive(most)
+        code = self._child.proc.poll() if ended else None
+        if ended and not self._closed and code not in (0, None):
+            out.append(("error", self._child.died("the training process", code)))
         return out
 
     @property
