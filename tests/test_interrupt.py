@@ -152,3 +152,35 @@ def test_ctrl_c_inside_a_string_exec_still_exits_130_under_python_m(tmp_path):
         [sys.executable, "-m", "ctrl_c_in_exec"], cwd=tmp_path, capture_output=True, text=True
     )
     assert (proc.returncode, proc.stderr) == (130, "partui: interrupted\n")
+
+
+SLOW_IMPORT = """
+import builtins, sys, time
+real = builtins.__import__
+def slow(name, *args, **kwargs):
+    if name == "partui.tui.cli.parsing" and "partui.tui.cli.parsing" not in sys.modules:
+        print("importing", flush=True)
+        time.sleep(5)
+    return real(name, *args, **kwargs)
+builtins.__import__ = slow
+sys.argv = ["partui", "list"]
+from partui.tui.cli.entry import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_partui_imports_is_one_line_and_128_plus_its_number(signum):
+    """A signal that lands while the command line's modules are still being imported (here
+    an import made slow on purpose) ends `partui` with one line, never a traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_IMPORT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline() == "importing\n"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    name = "interrupted" if signum == signal.SIGINT else f"stopped by {signum.name}"
+    assert (proc.returncode, err) == (128 + signum, f"partui: {name}\n")

@@ -71,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     if "--debug" in argv:  # a global flag, accepted anywhere on the line
         argv.remove("--debug")
         os.environ["PARTUI_DEBUG"] = "1"  # the engine's child process reads it too
-    previous = {} if _opens_dashboard(argv) else stop_on_hangup_and_term()
+    previous: dict = {}
     try:
+        if not _opens_dashboard(argv):
+            previous = stop_on_hangup_and_term()
         return _main(argv)
     except KeyboardInterrupt as exc:  # also while numpy loads: the imports live below
         return _stopped(exc)

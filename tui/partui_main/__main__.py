@@ -7,6 +7,6 @@ partui.profiles and partui.tui. It lives under tui/ because it is the command li
 
 import sys
 
-from partui.tui.cli.main import main
+from partui.tui.cli.entry import main
 
 sys.exit(main())
