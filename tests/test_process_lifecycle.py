@@ -356,3 +356,38 @@ def test_a_cancelled_future_is_no_traceback_in_a_waits_callback(caplog):
     with pytest.raises(CancelledError):
         InlineExecutor().wait([f], on_result=lambda r: None)
     assert "exception calling callback" not in caplog.text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_as_the_dashboard_takes_the_terminal_gives_it_back(signum):
+    """SIGTERM or SIGHUP right after the dashboard switched to the alternate screen (before
+    its event loop handles them): it still leaves the alternate screen, shows the cursor
+    and turns mouse tracking off on its way out, with 128 + the signal's number."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partui"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        while b"\x1b[?1049h" not in seen:  # the alternate screen: send the signal now
+            chunk = os.read(master, 65536)
+            assert chunk, "the dashboard ended before it took the terminal"
+            seen += chunk
+        proc.send_signal(signum)
+        after = b""
+        try:
+            while chunk := os.read(master, 65536):
+                after += chunk
+        except OSError:  # the other end closed (EIO on Linux)
+            pass
+        assert proc.wait(timeout=60) == 128 + signum
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert b"\x1b[?1049l" in after and b"\x1b[?25h" in after, after[-300:]

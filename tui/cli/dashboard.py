@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from partui.tui.cli.commands.options import add_config_arguments, config_from, scheduler_from
@@ -65,7 +66,16 @@ def main(argv: list[str]) -> int:
     from partui.tui.dashboard.app import PartuiApp
 
     app = PartuiApp(snapshot_dir=folder, open_snapshot=snapshot, config=cfg, live=args.live)
-    app.run()
+    # From here until the app's event loop handles them, SIGTERM and SIGHUP are noted,
+    # never fatal: dying then would leave the terminal in the alternate screen, with mouse
+    # tracking on and the cursor hidden. The app acts on a noted one as it mounts.
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, lambda n, f: app.early_signals.append(n)) for sig in stops}
+    try:
+        app.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     # Textual reports a stylesheet error or a crash on the screen and sets a non-zero
     # return code instead of raising: pass it on, so scripts and CI see the failure, with
     # the file that holds the traceback.

@@ -71,6 +71,9 @@ class PartuiApp(App):
         lab_factory=None,
     ):
         super().__init__()
+        # SIGTERM or SIGHUP that came before the event loop handled them (noted by the
+        # command line from before the terminal is taken over): acted on at mount
+        self.early_signals: list[int] = []
         self.snapshot_dir = snapshot_dir
         self.open_snapshot = open_snapshot
         self.live_loop = live_loop  # tests drive ticks by hand
@@ -137,6 +140,8 @@ class PartuiApp(App):
             self.profile.sync_live()
             self.profile.report()
         files.handle_stop_signals(self._stop_by_signal, True)
+        if self.early_signals:
+            self._stop_by_signal(self.early_signals[0])
 
     def read_blas_info(self) -> None:
         self.machine = self.machine.with_blas()
