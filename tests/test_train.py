@@ -180,17 +180,27 @@ def test_cli_train_json_and_snapshot(tmp_path):
     assert weights["conv1.weight"].shape == (32, 1, 3, 3) and weights["linear3.bias"].shape == (26,)
 
 
-def test_cli_train_ctrl_c_saves_and_exits_130(tmp_path):
+@pytest.mark.parametrize(
+    "signum,code,words",
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGTERM, 143, "stopped by SIGTERM"),
+        (signal.SIGHUP, 129, "stopped by SIGHUP"),
+    ],
+)
+def test_cli_train_stopped_by_a_signal_saves_and_exits_128_plus_it(tmp_path, signum, code, words):
+    """Ctrl+C, SIGTERM or SIGHUP after an epoch: the snapshot and weights hold what was
+    learned, one line says which signal stopped it, and the exit code is 128 + its number."""
     out = tmp_path / "t.json"
     proc = partui("train", "--epochs", "50", *SMALL, "--out", str(out))
     deadline = time.monotonic() + 60
     line = ""
     while "epoch 1/50:" not in line and time.monotonic() < deadline:  # wait for a learned epoch
         line = proc.stderr.readline()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and f"partui: {words}: the snapshot holds" in stderr
     run_ = snapshot.load(out).training[0]
     assert run_["interrupted"] is True and run_["epochs"] and run_["loss_curve"]
     assert os.path.exists(f"{out}.weights.npz")

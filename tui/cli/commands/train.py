@@ -241,8 +241,16 @@ def cmd_train(args) -> int:
 
     compile_ahead(["network"], cfg.kernel)  # the training step's kernels too (warmup)
     trainer = Trainer(cfg, data, emit=_Progress(cfg, args.json))
-    # SIGTERM ends the run like Ctrl+C: what was learned is still saved
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM and SIGHUP end the run like Ctrl+C (what was learned is still saved), and
+    # the exit code names the signal
+    stopped_by: list[int] = []
+
+    def stop(signum, frame):
+        stopped_by.append(signum)
+        raise KeyboardInterrupt
+
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stop) for sig in stops}
     try:
         result = trainer.run()
     except KeyboardInterrupt:  # before the first epoch started
@@ -250,7 +258,8 @@ def cmd_train(args) -> int:
         result = trainer.result
         result.interrupted = True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     fresh = args.out is None  # a default name: numbered if taken, never replaced
     unsaved = None
     try:
@@ -280,8 +289,9 @@ def cmd_train(args) -> int:
         )
         return 1
     if result.interrupted:
-        print("partui: interrupted: the snapshot holds what was learned so far", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        how = f"stopped by {signal.Signals(stopped_by[0]).name}" if stopped_by else "interrupted"
+        print(f"partui: {how}: the snapshot holds what was learned so far", file=sys.stderr)
+        return 128 + stopped_by[0] if stopped_by else EXIT_INTERRUPTED
     losses = [p[2] for p in result.loss_curve]
     if not losses or not all(map(_finite, losses[-5:])):
         print(
