@@ -391,3 +391,19 @@ def test_a_stop_signal_as_the_dashboard_takes_the_terminal_gives_it_back(signum)
             proc.kill()
             proc.wait()
     assert b"\x1b[?1049l" in after and b"\x1b[?25h" in after, after[-300:]
+
+
+def test_the_memory_a_pool_worker_is_said_to_need_covers_what_one_holds():
+    """The up-front check of a process pool counts WORKER_MEMORY per worker: a worker's own
+    memory (USS: what it shares with the fork server not counted) after the whole network
+    has run on it must stay under that figure."""
+    from partui.profiles.executors.processes import WORKER_MEMORY
+    from partui.profiles.run.engine import Engine
+
+    cfg = RunConfig(layer="network", executor="processes", workers=2, batch=32, repeats=2)
+    with Engine(sample_hz=0) as engine:
+        assert engine.run(cfg).ok
+        own = [
+            psutil.Process(p).memory_full_info().uss for p in engine.executor("processes", 2).pids
+        ]
+    assert own and max(own) <= WORKER_MEMORY, [f"{u / 2**20:.1f} MiB" for u in own]

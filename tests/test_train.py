@@ -311,3 +311,10 @@ def test_cli_train_that_cannot_save_still_prints_its_report(tmp_path, monkeypatc
     assert code == 2
     assert "train loss" in out or "epoch" in out
     assert "not saved" in err and "No space left on device" in err and "report above" in err
+
+
+def test_a_data_set_too_big_for_memory_is_refused_before_it_is_made(capsys):
+    code = cli.main(["train", "--train-size", "10000000", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--train-size 10000000" in err and "the data set needs" in err
+    assert "MemoryError" not in err and err.count("\n") == 1

@@ -30,7 +30,7 @@ FDS_PER_WORKER = 2  # the pool's sentinel and the fork server's status pipe, in 
 FDS_BASE = 64  # pipes, queues, the shared-memory arena, the interpreter's own files
 
 
-WORKER_MEMORY = 24 * 2**20  # a pool worker's own memory (numpy is shared with the fork server)
+WORKER_MEMORY = 64 * 2**20  # a pool worker's own memory (numpy is shared with the fork server)
 
 
 def pool_refusal(workers: int) -> str | None:

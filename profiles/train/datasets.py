@@ -190,6 +190,21 @@ def load_emnist_letters(
     return DataSet(train_x, train_y, test_x, test_y, source=f"EMNIST letters in {folder}")
 
 
+# Making the images holds about 3.5 times their float32 bytes at its peak; training holds one
+# more copy in the run's arrays.
+DATA_MEMORY_FACTOR = 5
+
+
+def memory_shortfall(train: int, test: int) -> str | None:
+    """One line if a data set of `train` + `test` 28x28 images would not fit in the memory
+    this process may still use; None if it would."""
+    from partui.profiles.system.memory_limits import shortfall
+
+    need = DATA_MEMORY_FACTOR * (train + test) * 28 * 28 * 4
+    short = shortfall(need)
+    return f"the data set {short}" if short else None
+
+
 def builtin_letters(train: int, test: int, seed: int = 0) -> DataSet:
     from partui.kernels.model.letters import make_letters
 

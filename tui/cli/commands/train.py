@@ -227,6 +227,9 @@ def cmd_train(args) -> int:
     from partui.profiles.train import datasets
     from partui.profiles.train.trainer import Trainer
 
+    short = datasets.memory_shortfall(cfg.train_size, cfg.test_size)
+    if short:  # before the images are made: a data set too big fails here, in one line
+        raise UsageError(f"--train-size {cfg.train_size} --test-size {cfg.test_size}: {short}")
     print(f"partui train: {cfg.label()}: preparing data", file=sys.stderr, flush=True)
     try:
         if cfg.data:
