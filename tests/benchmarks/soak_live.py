@@ -6,15 +6,19 @@ records, for the dashboard process and its own process tree only (other people's
 runs on the same machine are not counted):
 
     rss_mb      the dashboard's resident memory
+    engine_mb   the engine child's resident memory
     threads     the dashboard's threads
     fds         the dashboard's open files
     children    live processes under the dashboard (engine, fork server, pool workers)
     shm         /dev/shm entries mapped by the tree (psm_* segments, sem.* semaphores)
 
-At the end it quits with q and lists what the tree left behind: processes still running and
-/dev/shm entries it had mapped that still exist. Not a test: it prints figures.
+With --random, the keys are drawn at random (seeded) from every key that changes the
+configuration, batch size included. At the end it prints the slope (MB/min, least squares)
+of the dashboard's and the engine's memory over the second half of the soak, quits with q
+and lists what the tree left behind: processes still running and /dev/shm entries it had
+mapped that still exist. Not a test: it prints figures.
 
-    python tests/benchmarks/soak_live.py --minutes 10 --every 30
+    python tests/benchmarks/soak_live.py --minutes 30 --every 30 --random
 """
 
 from __future__ import annotations
@@ -34,7 +38,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the cens
 from process_census import shm_mapped  # noqa: E402
 
 KEYS = ["t", "e", "plus", "T", "minus", "E", "Down", "Up", "m", "m", "t", "t", "E", "e"]
+RANDOM_KEYS = ["t", "T", "e", "E", "k", "plus", "minus", "]", "[", "Down", "Up", "m", "n"]
 KEY_S = 1.5
+
+
+def engine_of(kids: list[psutil.Process]) -> psutil.Process | None:
+    for p in kids:
+        try:
+            if "engine_child" in " ".join(p.cmdline()):
+                return p
+        except psutil.Error:
+            pass
+    return None
+
+
+def slope_mb_per_min(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MB) points, in MB per minute."""
+    if len(points) < 2:
+        return float("nan")
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    mm = sum(m for _, m in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    return 60 * sum((t - mt) * (m - mm) for t, m in points) / var if var else float("nan")
 
 
 def tmux(*args, check=True):
@@ -67,6 +93,8 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--every", type=float, default=30.0, help="seconds between records")
     ap.add_argument("--session", default=f"reliability-soak-{os.getpid()}")
+    ap.add_argument("--random", action="store_true", help="random keys (seeded)")
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     if not shutil.which("tmux"):
         raise SystemExit("tmux is needed")
@@ -91,9 +119,13 @@ def main() -> int:
         dash = find_dashboard(pane)
         print(f"dashboard pid {dash.pid}; load average {open('/proc/loadavg').read().split()[:3]}")
         print(
-            f"{'t_s':>6} {'keys':>5} {'rss_mb':>7} {'threads':>7} {'fds':>5} "
+            f"{'t_s':>6} {'keys':>5} {'rss_mb':>7} {'engine_mb':>9} {'threads':>7} {'fds':>5} "
             f"{'children':>8} {'shm':>4}"
         )
+        import random
+
+        pick = random.Random(args.seed)
+        curve: list[tuple[float, float, float]] = []
         t0 = time.monotonic()
         end = t0 + args.minutes * 60
         next_record, presses = t0, 0
@@ -105,8 +137,15 @@ def main() -> int:
                     seen_pids.setdefault(k.pid, k)
                 shm = shm_mapped([dash, *kids])
                 seen_shm |= shm
+                engine = engine_of(kids)
+                try:
+                    engine_mb = engine.memory_info().rss / 2**20 if engine else float("nan")
+                except psutil.Error:
+                    engine_mb = float("nan")
+                rss_mb = dash.memory_info().rss / 2**20
+                curve.append((now - t0, rss_mb, engine_mb))
                 print(
-                    f"{now - t0:6.0f} {presses:5d} {dash.memory_info().rss / 2**20:7.1f} "
+                    f"{now - t0:6.0f} {presses:5d} {rss_mb:7.1f} {engine_mb:9.1f} "
                     f"{dash.num_threads():7d} {dash.num_fds():5d} {len(kids):8d} "
                     f"{len(shm):4d}",
                     flush=True,
@@ -114,10 +153,17 @@ def main() -> int:
                 next_record += args.every
                 if now >= end:
                     break
-            tmux("send-keys", "-t", args.session, KEYS[presses % len(KEYS)])
+            key = pick.choice(RANDOM_KEYS) if args.random else KEYS[presses % len(KEYS)]
+            tmux("send-keys", "-t", args.session, key)
             presses += 1
             time.sleep(KEY_S)
         print(f"load average at the end {open('/proc/loadavg').read().split()[:3]}")
+        half = [c for c in curve if c[0] >= curve[-1][0] / 2]
+        print(
+            f"slope over the second half ({len(half)} records): dashboard "
+            f"{slope_mb_per_min([(t, d) for t, d, _ in half]):+.3f} MB/min, engine "
+            f"{slope_mb_per_min([(t, e) for t, _, e in half if e == e]):+.3f} MB/min"
+        )
         tmux("send-keys", "-t", args.session, "q")
         try:
             dash.wait(15)
