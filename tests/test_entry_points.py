@@ -205,3 +205,30 @@ def test_help_texts_name_the_real_flags_and_keys(capsys):
     argv = ["sweep", "--layer", "conv2", "--executors", "threads", "--scheduler", "x"]
     assert cli.main(argv) == 2
     assert "--scheduler applies to --executors with dask among them" in capsys.readouterr().err
+
+
+def test_a_snapshot_opened_in_the_dashboard_is_read_once(saved_snapshot, tmp_path, monkeypatch):
+    """`partui FILE`: the command line reads and checks the file, and the dashboard views
+    what it read; a large snapshot is not parsed a second time."""
+    from partui.profiles.store import snapshot
+    from partui.tui.cli import dashboard as dashboard_cli
+    from partui.tui.dashboard import app
+    from partui.tui.dashboard.snapshots import model_from_snapshot
+
+    reads = []
+    real_load = snapshot.load
+    monkeypatch.setattr(snapshot, "load", lambda path: reads.append(path) or real_load(path))
+
+    class FakeApp:
+        return_code, crash_log = 0, None
+
+        def __init__(self, snapshot_dir, open_snapshot=None, **kwargs):
+            self.path = open_snapshot
+
+        def run(self):  # what the app does as it mounts with a snapshot to open
+            model = model_from_snapshot(self.path, 2, self.opened)
+            assert len(model.runs) == 2
+
+    monkeypatch.setattr(app, "PartuiApp", FakeApp)
+    assert dashboard_cli.main(["--snapshot-dir", str(tmp_path), str(saved_snapshot)]) == 0
+    assert len(reads) == 1

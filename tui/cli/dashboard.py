@@ -51,14 +51,14 @@ def main(argv: list[str]) -> int:
     folder = Path(args.snapshot_dir).expanduser() if args.snapshot_dir else snapshot_dir_default()
     if args.snapshot_dir:
         os.environ["PARTUI_SNAPSHOT_DIR"] = str(folder)
-    snapshot = None
+    snapshot = opened = None
     if args.snapshot:
         snapshot = Path(args.snapshot)
         from partui.profiles.store.snapshot import load
         from partui.profiles.store.snapshot_validation import SnapshotError
 
         try:
-            load(snapshot)
+            opened = load(snapshot)
         except SnapshotError as exc:
             raise UsageError(str(exc)) from None
     cfg = config_from(args, layer=args.layer or "conv2", scheduler=scheduler_from(args, ["dask"]))
@@ -66,6 +66,7 @@ def main(argv: list[str]) -> int:
     from partui.tui.dashboard.app import PartuiApp
 
     app = PartuiApp(snapshot_dir=folder, open_snapshot=snapshot, config=cfg, live=args.live)
+    app.opened = opened  # read once, here: a large snapshot is not parsed twice
     # From here until the app's event loop handles them, SIGTERM and SIGHUP are noted,
     # never fatal: dying then would leave the terminal in the alternate screen, with mouse
     # tracking on and the cursor hidden. The app acts on a noted one as it mounts.

@@ -24,6 +24,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import Compiling
 from partui.profiles.records.limits import default_workers
+from partui.profiles.store.snapshot import Snapshot
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard import session_files as files
 from partui.tui.dashboard.activity import Activity, ProcessCensus
@@ -76,6 +77,8 @@ class PartuiApp(App):
         self.early_signals: list[int] = []
         self.snapshot_dir = snapshot_dir
         self.open_snapshot = open_snapshot
+        # the snapshot at open_snapshot, when the command line has read it already
+        self.opened: Snapshot | None = None
         self.live_loop = live_loop  # tests drive ticks by hand
         self.link = EngineLink(engine_factory)
         self.session = Model(config or RunConfig("conv2"), max_workers=max(2, default_workers()))
@@ -128,7 +131,7 @@ class PartuiApp(App):
         self.apply_layout()
         self.profile.take_focus()
         if self.open_snapshot is not None:
-            self.profile.load_snapshot(self.open_snapshot)
+            self.profile.load_snapshot(self.open_snapshot, self.opened)
         if self.live_loop:
             self.start_engine()
             self.read_events()

@@ -54,9 +54,10 @@ def export_session(
     return [path, trace, csv_path, stem.with_suffix(".svg")]
 
 
-def model_from_snapshot(path: Path, max_workers: int) -> Model:
-    """A read-only model holding a snapshot's runs (with their spans) and CPU samples."""
-    snap = snapshot.load(path)
+def model_from_snapshot(path: Path, max_workers: int, snap=None) -> Model:
+    """A read-only model holding a snapshot's runs (with their spans) and CPU samples.
+    `snap`: the file already loaded (a large one is read once, not twice)."""
+    snap = snap if snap is not None else snapshot.load(path)
     results = snap.results()
     if results:
         last = results[-1]

@@ -463,11 +463,12 @@ class ProfileTab(TabUnit):
         self.query_one(TimelineChart).update_from(self.shown)
 
     # -- snapshots --------------------------------------------------------------
-    def load_snapshot(self, path: Path) -> None:
+    def load_snapshot(self, path: Path, loaded=None) -> None:
+        """View the snapshot at `path` read-only; `loaded`: the file already read."""
         from partui.tui.dashboard.snapshots import model_from_snapshot
 
         try:
-            self.viewing = model_from_snapshot(path, self.session.max_workers)
+            self.viewing = model_from_snapshot(path, self.session.max_workers, loaded)
         except Exception as exc:  # a bad file is a message, never a crash
             self.notify(str(exc), title="cannot open snapshot", severity="error", timeout=8)
             return
