@@ -21,6 +21,7 @@ from collections import Counter
 import numpy as np
 import psutil
 import pytest
+from waiting import budget, wait_until
 
 from partui.kernels import reference
 from partui.kernels.layers import LAYERS, make_input, make_params
@@ -46,18 +47,21 @@ def _mine() -> set[int]:
     return out
 
 
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _gone(pids, timeout: float = 15.0) -> set[int]:
     """The pids of `pids` still running after `timeout` (zombies count as gone)."""
-    deadline = time.monotonic() + timeout
     left = set(pids)
-    while left and time.monotonic() < deadline:
-        left = {
-            p
-            for p in left
-            if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-        }
-        time.sleep(0.1)
-    return left
+    try:
+        wait_until(lambda: not {p for p in left if _running(p)}, timeout, interval=0.1)
+    except AssertionError:
+        pass
+    return {p for p in left if _running(p)}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +99,17 @@ def _partui(*args, env=None, timeout=120, cwd=None):
 
 def check_spans(result, name: str, batch: int, workers: int) -> None:
     """Compute spans: one per task per repeat, on the Dask workers' processes; transfer
-    spans: each task's input out and output back, sized in bytes, around its compute."""
+    spans: each task's input out and output back, sized in bytes, around its compute.
+
+    What is guaranteed, and so asserted exactly: a task computed after its shard was sent
+    (the task is submitted only then) and before its fetch began (the fetch waits for Dask
+    to say it finished), so its compute, a duration on the worker's own clock that needs
+    no mapping, fits between the two. Where the mapped compute sits is asserted only to
+    within the stated clock uncertainty plus a load-scaled margin: Dask stamps its task
+    stream with the worker's clock plus its estimate of the worker's lag behind the
+    scheduler, renewed at each heartbeat; partui reads that estimate before and after the
+    run, but a heartbeat in between can move it and back unseen, by up to half a heartbeat's
+    round trip, which on a loaded machine is longer than the stated uncertainty."""
     layer = LAYERS[name]
     tasks = plan(layer, "batch", batch, workers).tasks
     repeats = len(result.times_ms)
@@ -109,7 +123,10 @@ def check_spans(result, name: str, batch: int, workers: int) -> None:
     assert {s.tid for s in compute} <= pids and os.getpid() not in pids
     x_bytes = make_input(layer, 1, 0).nbytes
     out_bytes = 4 * int(np.prod(layer.out_array_shape(1)))
-    slack = {i: w["clock_uncertainty_ms"] * 1e6 for i, w in enumerate(result.dask["workers"])}
+    margin = budget(0.05) * 1e9  # a lag estimate moved by a heartbeat partui did not see
+    slack = {
+        i: w["clock_uncertainty_ms"] * 1e6 + margin for i, w in enumerate(result.dask["workers"])
+    }
     for c in compute:
         # this side's moves (worker-to-worker ones from the task stream carry no size)
         mine = [s for s in moved if (s.repeat, s.task) == (c.repeat, c.task) and s.units]
@@ -118,8 +135,11 @@ def check_spans(result, name: str, batch: int, workers: int) -> None:
         assert sorted(s.units for s in mine) == sorted([n * x_bytes, n * out_bytes])
         sent = min(mine, key=lambda s: s.start_ns)
         back = max(mine, key=lambda s: s.end_ns)
-        # the worker's clock, mapped onto ours, puts the compute between the two moves
-        assert sent.end_ns - slack[c.worker] <= c.start_ns < c.end_ns
+        # it computed between the two moves: its length fits, on any clock (+1 us: Dask's
+        # stamps are float seconds since 1970, which resolve about 0.2 us)
+        assert 0 < c.end_ns - c.start_ns <= back.start_ns - sent.end_ns + 1000
+        # the worker's clock, mapped onto ours, puts it there too (see the docstring)
+        assert sent.end_ns - slack[c.worker] <= c.start_ns
         assert c.end_ns <= back.start_ns + slack[c.worker]
 
 
