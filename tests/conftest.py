@@ -14,6 +14,40 @@ FILE_MARKS = {
     "test_entry_points.py": ("processes",),
     "test_no_leftovers.py": ("processes",),
 }
+# single tests of several seconds each (a long run stopped, a training, the CLI many times,
+# a live dashboard): by name, every parameter of it
+SLOW_TESTS = {
+    "test_backward.py::test_network_step_grads_match_reference",
+    "test_bench_cli.py::test_bench_quick_json",
+    "test_dashboard.py::test_memory_lab_tab_runs_an_experiment_live_and_saves_it",
+    "test_dashboard.py::test_browser_marks_two_snapshots_and_compares_them",
+    "test_dashboard.py::test_lost_worker_process_is_reported_and_dashboard_keeps_working",
+    "test_dashboard.py::test_live_mode_picks_up_changes_and_escape_cancels",
+    "test_dashboard_truth.py::test_a_run_asked_for_reads_queued_then_running_then_idle",
+    "test_layout_keys.py::test_redraws_and_resizes_never_move_the_layer",
+    "test_layout_keys.py::test_down_reaches_network_under_pipeline",
+    "test_machine_info.py::test_every_key_read_is_written_back_as_it_was",
+    "test_no_leftovers.py::test_ctrl_c_stops_a_pipeline",
+    "test_no_leftovers.py::test_ctrl_c_stops_the_workers",
+    "test_no_leftovers.py::test_cancel_stops_a_run_and_the_engine_runs_on",
+    "test_no_leftovers.py::test_helpers_exit_with_the_interpreter",
+    "test_no_leftovers.py::test_runs_leave_nothing_behind",
+    "test_passes.py::test_a_step_in_three_phases_or_in_one_gives_the_reference",
+    "test_passes.py::test_processes_share_the_gradients",
+    "test_profiling_cli.py::test_show_export_compare",
+    "test_profiling_cli.py::test_sweep_show_compare_as_json",
+    "test_profiling_cli.py::test_sweep_prints_table_progress_and_saves",
+    "test_stream.py::test_cancel_stops_a_long_run_within_200ms",
+    "test_stream.py::test_spans_stream_while_the_run_works",
+    "test_stream.py::test_process_child_never_imports_textual_and_close_leaves_no_process",
+    "test_stream.py::test_lost_worker_process_is_a_failed_run_and_the_child_keeps_serving",
+    "test_train.py::test_processes_share_the_weights",
+    "test_train.py::test_cli_train_ctrl_c_saves_and_exits_130",
+    "test_train_tab.py::test_keys_change_the_settings",
+    "test_train_tab.py::test_two_runs_overlaid_then_saved",
+    "test_train_tab.py::test_stop_key_ends_a_run_and_a_change_applies_at_the_next_epoch",
+    "test_lab_tab.py::test_lab_tab_lists_groups_and_runs_ilp_live",
+}
 # a parameter naming one of these (test_x[conv2-batch-vectorized-processes]) marks the test
 PARAM_MARKS = {
     "dask": ("dask", "processes"),
@@ -39,6 +73,8 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     for item in items:
         marks = set(FILE_MARKS.get(item.path.name, ()))
+        if f"{item.path.name}::{item.originalname}" in SLOW_TESTS:
+            marks.add("slow")
         params = re.search(r"\[(.*)\]$", item.name)
         for value in re.split(r"[-,]", params.group(1)) if params else ():
             marks.update(PARAM_MARKS.get(value, ()))
