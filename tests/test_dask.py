@@ -21,7 +21,7 @@ from collections import Counter
 import numpy as np
 import psutil
 import pytest
-from waiting import budget, wait_until
+from waiting import budget, wait_until, wait_until_async
 
 from partui.kernels import reference
 from partui.kernels.layers import LAYERS, make_input, make_params
@@ -268,14 +268,15 @@ def test_external_scheduler_and_workers(tmp_path):
             )  # fmt: skip
         from distributed import Client
 
-        deadline = time.monotonic() + 60
-        while True:  # the scheduler listens, then both workers join
+        def listening():
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
+                    return True
             except OSError:
-                assert time.monotonic() < deadline, "dask scheduler did not start"
-                time.sleep(0.2)
+                return False
+
+        # the scheduler listens, then both workers join
+        wait_until(listening, 60, interval=0.2, message="dask scheduler did not start")
         with Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         proc = _partui(
@@ -427,8 +428,6 @@ async def test_dashboard_key_e_reaches_dask_and_runs_there(engine, tmp_path):
     """The dashboard on the module's cluster (as --scheduler would give it): `e` reaches dask,
     a run has a lane per Dask worker, and quitting leaves that cluster running (closing an
     engine stops only a LocalCluster it started: the fixture and the train CLI test check)."""
-    import asyncio
-
     from partui.profiles.stream import EngineThread
     from partui.tui.app import PartuiApp
     from partui.tui.panes import SettingsPane
@@ -447,12 +446,13 @@ async def test_dashboard_key_e_reaches_dask_and_runs_there(engine, tmp_path):
         assert app.session.config.executor == "dask"
         assert "dask" in str(app.query_one(SettingsPane).render())
         await pilot.press("r")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 120
-        while not (app.session.runs and app.session.running is None):
-            assert loop.time() < deadline, "the Dask run did not finish"
-            app.tick()
-            await asyncio.sleep(0.05)
+        await wait_until_async(
+            lambda: app.session.runs and app.session.running is None,
+            120,
+            interval=0.05,
+            between=app.tick,
+            message="the Dask run did not finish",
+        )
         run = app.session.runs[-1]
         assert run.ok and run.dask and len(run.dask["workers"]) == 2
         view = app.session.timeline_view()
