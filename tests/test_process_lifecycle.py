@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import select
 import signal
 import struct
 import subprocess
@@ -241,35 +242,46 @@ def _pty_partui(args):
         start_new_session=True,
     )
     os.close(slave)
+    closing = threading.Event()
 
     def drain():  # a terminal reads what the program writes, or the program blocks
         try:
-            while os.read(master, 65536):
-                pass
+            while not closing.is_set():
+                if select.select([master], [], [], 0.05)[0] and not os.read(master, 65536):
+                    break
         except OSError:
             pass
+        finally:
+            # closed here, by its only reader: closed by another thread, its number could be
+            # reused by a file opened meanwhile, and this loop would read that file instead
+            os.close(master)
 
-    threading.Thread(target=drain, daemon=True).start()
-    return proc, master
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+
+    def hang_up():
+        """Close the terminal's side (the window closed)."""
+        closing.set()
+        reader.join()
+
+    return proc, hang_up
 
 
 def test_closing_the_terminal_of_a_live_processes_dashboard():
     """Finding 6: SIGHUP to the dashboard's group (its terminal closed) while live mode runs
     on processes: no process and no psm_* / sem.* entry left."""
-    proc, master = _pty_partui(
+    proc, hang_up = _pty_partui(
         ["--live", "--layer", "conv2", "--batch", "16", "--executor", "processes", "--workers", "2"]
     )
     try:
         w = Watched(proc)
         w.wait_for(has_pool_and_shm, timeout=90)
         os.killpg(proc.pid, signal.SIGHUP)
-        os.close(master)
-        master = None
+        hang_up()
         proc.wait(timeout=budget(20))
         w.assert_all_gone(timeout=5.0)
     finally:
-        if master is not None:
-            os.close(master)
+        hang_up()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
