@@ -79,6 +79,11 @@ def test_ctrl_c_stops_the_engine_and_exits_130():
     import subprocess
     import sys
 
+    from partui.kernels.warmup import compile_kernels
+
+    # the network's kernels in the disk cache first: the Ctrl+C is for the screening, not
+    # for a first-run compile
+    compile_kernels(["network"])
     proc = subprocess.Popen(
         # the full experiment: --quick can finish within two seconds on a quiet machine
         [sys.executable, "-m", "partui.tui.cli", "demo", "batching"],
