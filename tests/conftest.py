@@ -1,4 +1,87 @@
+import re
+import signal
+
 import pytest
+
+# Markers (registered in pyproject.toml), applied here by file and by parameter so that a new
+# test in these files is marked without a decorator. Single slow tests elsewhere carry
+# @pytest.mark.slow themselves. The quick set: -m "not slow and not tmux and not dask".
+FILE_MARKS = {
+    "test_e2e_tmux.py": ("tmux", "processes", "slow"),
+    "test_dask.py": ("dask", "processes", "slow"),
+    "test_interrupt.py": ("processes", "slow"),
+    "test_process_lifecycle.py": ("processes", "slow"),
+    "test_entry_points.py": ("processes",),
+    "test_no_leftovers.py": ("processes",),
+}
+# single tests of several seconds each (a long run stopped, a training, the CLI many times,
+# a live dashboard): by name, every parameter of it
+SLOW_TESTS = {
+    "test_backward.py::test_network_step_grads_match_reference",
+    "test_bench_cli.py::test_bench_quick_json",
+    "test_dashboard.py::test_memory_lab_tab_runs_an_experiment_live_and_saves_it",
+    "test_dashboard.py::test_browser_marks_two_snapshots_and_compares_them",
+    "test_dashboard.py::test_lost_worker_process_is_reported_and_dashboard_keeps_working",
+    "test_dashboard.py::test_live_mode_picks_up_changes_and_escape_cancels",
+    "test_dashboard_truth.py::test_a_run_asked_for_reads_queued_then_running_then_idle",
+    "test_layout_keys.py::test_redraws_and_resizes_never_move_the_layer",
+    "test_layout_keys.py::test_down_reaches_network_under_pipeline",
+    "test_machine_info.py::test_every_key_read_is_written_back_as_it_was",
+    "test_no_leftovers.py::test_ctrl_c_stops_a_pipeline",
+    "test_no_leftovers.py::test_ctrl_c_stops_the_workers",
+    "test_no_leftovers.py::test_cancel_stops_a_run_and_the_engine_runs_on",
+    "test_no_leftovers.py::test_helpers_exit_with_the_interpreter",
+    "test_no_leftovers.py::test_runs_leave_nothing_behind",
+    "test_passes.py::test_a_step_in_three_phases_or_in_one_gives_the_reference",
+    "test_passes.py::test_processes_share_the_gradients",
+    "test_profiling_cli.py::test_show_export_compare",
+    "test_profiling_cli.py::test_sweep_show_compare_as_json",
+    "test_profiling_cli.py::test_sweep_prints_table_progress_and_saves",
+    "test_stream.py::test_cancel_stops_a_long_run_within_200ms",
+    "test_stream.py::test_spans_stream_while_the_run_works",
+    "test_stream.py::test_process_child_never_imports_textual_and_close_leaves_no_process",
+    "test_stream.py::test_lost_worker_process_is_a_failed_run_and_the_child_keeps_serving",
+    "test_train.py::test_processes_share_the_weights",
+    "test_train.py::test_cli_train_ctrl_c_saves_and_exits_130",
+    "test_train_tab.py::test_keys_change_the_settings",
+    "test_train_tab.py::test_two_runs_overlaid_then_saved",
+    "test_train_tab.py::test_stop_key_ends_a_run_and_a_change_applies_at_the_next_epoch",
+    "test_lab_tab.py::test_lab_tab_lists_groups_and_runs_ilp_live",
+}
+# a parameter naming one of these (test_x[conv2-batch-vectorized-processes]) marks the test
+PARAM_MARKS = {
+    "dask": ("dask", "processes"),
+    "processes": ("processes",),
+    "process": ("processes",),
+}
+# fixtures that start processes: the CLI in a subprocess, an engine process
+FIXTURE_MARKS = {"engine_process": ("processes",)}
+
+
+def pytest_configure(config):
+    """Ctrl+C and hang-ups as a terminal gives them. A shell starts a background job (`cmd
+    &`) with SIGINT ignored, nohup ignores SIGHUP, and an ignored signal stays ignored in
+    every child: partui would never see the tests' Ctrl+C or SIGHUP (nor this process
+    _thread.interrupt_main). A handler here is reset to the default in each child at exec;
+    this process still shrugs off a hang-up, as nohup asked."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, lambda signum, frame: None)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        marks = set(FILE_MARKS.get(item.path.name, ()))
+        if f"{item.path.name}::{item.originalname}" in SLOW_TESTS:
+            marks.add("slow")
+        params = re.search(r"\[(.*)\]$", item.name)
+        for value in re.split(r"[-,]", params.group(1)) if params else ():
+            marks.update(PARAM_MARKS.get(value, ()))
+        for name in getattr(item, "fixturenames", ()):
+            marks.update(FIXTURE_MARKS.get(name, ()))
+        for mark in sorted(marks):
+            item.add_marker(mark)
 
 
 @pytest.fixture(autouse=True)

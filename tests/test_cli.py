@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from waiting import budget
 
 from partui.kernels.forward import compute
 from partui.kernels.model.layers import LAYER_NAMES, LAYERS
@@ -25,11 +26,13 @@ def strict_json(text):
 
 
 def partui(*args, timeout=60):
+    """The CLI in a process of its own; `timeout` (a give-up, not a limit partui promises)
+    stretches with the load: a fresh install compiles its kernels on the first run."""
     return subprocess.run(
         [sys.executable, "-m", "partui.tui.cli.main", *args],
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=budget(timeout),
     )
 
 

@@ -11,6 +11,7 @@ import uuid
 
 import psutil
 import pytest
+from waiting import wait_until
 
 PARTUI = shutil.which("partui")
 pytestmark = pytest.mark.skipif(
@@ -47,14 +48,13 @@ class Terminal:
         subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
 
     def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match:
-        deadline = time.monotonic() + timeout
         rx = re.compile(pattern)
-        while time.monotonic() < deadline:
-            m = rx.search(self.screen())
-            if m:
-                return m
-            time.sleep(0.1)
-        raise AssertionError(f"{pattern!r} never appeared; screen:\n{self.screen()}")
+        return wait_until(
+            lambda: rx.search(self.screen()),
+            timeout,
+            interval=0.1,
+            message=lambda: f"{pattern!r} never appeared; screen:\n{self.screen()}",
+        )
 
     def processes(self) -> list[psutil.Process]:
         out = subprocess.run(
@@ -81,11 +81,9 @@ def test_newcomer_session(tmp_path):
         term.press("r")
         term.wait_for(r"\bok\s+conv2\s+channel\s+(vectorized|vec)\s+(threads|thr)\b")
         term.press("s")
-        deadline = time.monotonic() + 10
-        while not list(tmp_path.glob("*.json")) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        saved = list(tmp_path.glob("*.json"))
-        assert saved, "s saved no snapshot"
+        saved = wait_until(
+            lambda: list(tmp_path.glob("*.json")), 10, interval=0.1, message="s saved no snapshot"
+        )
         term.press("o")  # the snapshot browser lists it; enter opens it read-only
         term.wait_for(re.escape(saved[0].name))
         term.press("Enter")

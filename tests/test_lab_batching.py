@@ -5,6 +5,7 @@ import json
 
 import pytest
 from test_memlab_runner import assert_cancels_promptly
+from waiting import budget, cpu_seconds, wait_until
 
 from partui.profiles.lab import runner as memlab
 from partui.profiles.lab.measure import MemPoint
@@ -77,8 +78,12 @@ def test_ctrl_c_stops_the_engine_and_exits_130():
     import signal
     import subprocess
     import sys
-    import time
 
+    from partui.kernels.warmup import compile_kernels
+
+    # the network's kernels in the disk cache first: the Ctrl+C is for the screening, not
+    # for a first-run compile
+    compile_kernels(["network"])
     proc = subprocess.Popen(
         # the full experiment: --quick can finish within two seconds on a quiet machine
         [sys.executable, "-m", "partui.tui.cli.main", "demo", "batching"],
@@ -88,10 +93,12 @@ def test_ctrl_c_stops_the_engine_and_exits_130():
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert "Ctrl+C" in proc.stderr.readline()
-    time.sleep(1.0)  # the engine is screening configurations
+    at_header = cpu_seconds(proc.pid)
+    # the engine screening configurations: half a second of CPU measured since the header
+    wait_until(lambda: cpu_seconds(proc.pid) - at_header > 0.5 or proc.poll() is not None, 30)
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
-    rc = proc.wait(timeout=15)
+    rc = proc.wait(timeout=budget(15))
     err = proc.stderr.read()
     assert rc == 130 and "Traceback" not in err, (rc, err)
     assert proc.stdout.read() == ""  # no half result printed

@@ -157,7 +157,10 @@ def test_demo_ilp_json(monkeypatch, capsys):
 
 def test_cancel_stops_a_simd_run_promptly():
     simd.native()  # compiled first: a compile in progress is not interrupted
-    assert_cancels_promptly("simd", {"sizes": [4096, 1 << 20], "repeats": 1000, "target_s": 0.02})
+    # a size's four points come together, after 4 x 10 samples of 20 ms: the first about
+    # a second in, the last (of eight sizes) about seven seconds in
+    sizes = [4096 << k for k in range(8)]
+    assert_cancels_promptly("simd", {"sizes": sizes, "repeats": 10, "target_s": 0.02})
 
 
 TINY_VECTORIZE = {

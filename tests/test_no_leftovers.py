@@ -9,8 +9,10 @@ import time
 
 import psutil
 import pytest
+from waiting import budget, wait_until
 
 from partui.profiles.records.config import RunConfig
+from partui.profiles.records.events import RunStarted
 from partui.profiles.records.limits import RunCancelledError
 from partui.profiles.run.engine import Engine
 
@@ -66,10 +68,32 @@ def test_runs_leave_nothing_behind():
     assert_nothing_left(before)
 
 
-def interrupt_after(seconds):
-    timer = threading.Timer(seconds, _thread.interrupt_main)
-    timer.start()
-    return timer
+class Stopper:
+    """`stop` called `seconds` after the run has started (its pool up, its inputs made), from
+    another thread, as the dashboard's cancel or a Ctrl+C comes; `sent` is when."""
+
+    def __init__(self, seconds, stop):
+        self.seconds, self.stop = seconds, stop
+        self.sent: float | None = None
+        self.timer: threading.Timer | None = None
+
+    def emit(self, event):
+        if isinstance(event, RunStarted) and self.timer is None:
+            self.timer = threading.Timer(self.seconds, self._fire)
+            self.timer.start()
+
+    def _fire(self):
+        self.sent = time.monotonic()
+        self.stop()
+
+    def took(self) -> float:
+        """Seconds from the stop to now."""
+        assert self.sent is not None, "the run ended before it was stopped"
+        return time.monotonic() - self.sent
+
+    def join(self):
+        if self.timer is not None:
+            self.timer.join()
 
 
 @pytest.mark.parametrize(
@@ -84,24 +108,24 @@ def test_ctrl_c_stops_the_workers(executor, strategy, workers):
     before = threading.active_count()
     with Engine() as engine:
         engine.executor(executor, workers).start()  # the pool is up: time only the run
-        timer = interrupt_after(0.3)
-        t0 = time.monotonic()
+        stopper = Stopper(0.3, _thread.interrupt_main)
         with pytest.raises(KeyboardInterrupt):
-            engine.run(RunConfig("conv2", strategy, "loops", executor, workers, 32, 3, 0))
-        assert time.monotonic() - t0 < 0.3 + 1.0
-        timer.join()
+            cfg = RunConfig("conv2", strategy, "loops", executor, workers, 32, 3, 0)
+            engine.run(cfg, emit=stopper.emit)
+        assert stopper.took() < budget(1.0)
+        stopper.join()
     assert_nothing_left(before)
 
 
 def test_ctrl_c_stops_a_pipeline():
     before = threading.active_count()
     with Engine() as engine:
-        timer = interrupt_after(0.5)
-        t0 = time.monotonic()
+        stopper = Stopper(0.5, _thread.interrupt_main)
         with pytest.raises(KeyboardInterrupt):
-            engine.run(RunConfig("network", "pipeline", "loops", "threads", 3, 64, 3, 0))
-        assert time.monotonic() - t0 < 0.5 + 1.0
-        timer.join()
+            cfg = RunConfig("network", "pipeline", "loops", "threads", 3, 64, 3, 0)
+            engine.run(cfg, emit=stopper.emit)
+        assert stopper.took() < budget(1.0)
+        stopper.join()
     assert_nothing_left(before)
 
 
@@ -111,13 +135,11 @@ def test_cancel_stops_a_run_and_the_engine_runs_on(executor):
     before = threading.active_count()
     with Engine() as engine:
         engine.executor(executor, 2).start()
-        timer = threading.Timer(0.3, engine.cancel)
-        timer.start()
-        t0 = time.monotonic()
+        stopper = Stopper(0.3, engine.cancel)
         with pytest.raises(RunCancelledError):
-            engine.run(RunConfig("conv2", "batch", "loops", executor, 2, 32, 3, 0))
-        assert time.monotonic() - t0 < 0.3 + 1.0
-        timer.join()
+            engine.run(RunConfig("conv2", "batch", "loops", executor, 2, 32, 3, 0), stopper.emit)
+        assert stopper.took() < budget(1.0)
+        stopper.join()
         result = engine.run(RunConfig("conv2", "batch", "loops", executor, 2, 2, 1, 0))
         assert result.ok and len(result.spans) == 2
     assert_nothing_left(before)
@@ -148,7 +170,8 @@ def test_helpers_exit_with_the_interpreter():
     pids_line, threads_line = proc.stdout.strip().splitlines()
     assert threads_line == "1"
     helpers = [psutil.Process(int(pid)) for pid in pids_line.split() if psutil.pid_exists(int(pid))]
-    deadline = time.monotonic() + 2.0
-    while any(running(p) for p in helpers) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not [p.pid for p in helpers if running(p)]
+    wait_until(
+        lambda: not any(running(p) for p in helpers),
+        2.0,
+        message=lambda: f"outlived the interpreter: {[p.pid for p in helpers if running(p)]}",
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import select
 import signal
 import struct
 import subprocess
@@ -21,6 +22,7 @@ import time
 import psutil
 import pytest
 from process_census import shm_mapped
+from waiting import budget, wait_until, wait_until_async
 
 from partui.profiles.records.config import RunConfig
 from partui.profiles.system.machine import MachineInfo
@@ -70,35 +72,27 @@ class Watched:
         self.shm |= shm_mapped([self.root, *self.family.values()])
 
     def wait_for(self, predicate, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def reached():
             self.look()
             if predicate(self):
-                return
+                return True
             if self.proc.poll() is not None:
                 pytest.fail(f"partui ended early ({self.proc.returncode})")
-            time.sleep(0.02)
-        pytest.fail("partui never reached the state the test needs")
+            return False
+
+        wait_until(reached, timeout, message="partui never reached the state the test needs")
+
+    def left_behind(self) -> tuple[list[int], list[str]]:
+        left = [p.pid for p in self.family.values() if alive(p)]
+        return left, sorted(n for n in self.shm if os.path.exists(f"/dev/shm/{n}"))
 
     def assert_all_gone(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            left = [p.pid for p in self.family.values() if alive(p)]
-            shm = sorted(n for n in self.shm if os.path.exists(f"/dev/shm/{n}"))
-            if not left and not shm:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"left behind: processes {left}, /dev/shm {shm}")
-
-
-def within_a_second() -> float:
-    """One second on a machine with a core to spare; stretched by how many processes wait
-    for each core (this machine is shared: a loaded one stretches every step of a stop).
-    The load average lags by a minute, so the tasks runnable right now count too (64
-    worker processes starting are a load of their own)."""
-    with open("/proc/loadavg") as f:
-        runnable_now = int(f.read().split()[3].split("/")[0])
-    return max(1.0, max(os.getloadavg()[0], runnable_now) / (os.cpu_count() or 1))
+        wait_until(
+            lambda: self.left_behind() == ([], []),
+            timeout,
+            interval=0.05,
+            message=lambda: "left behind: processes {}, /dev/shm {}".format(*self.left_behind()),
+        )
 
 
 def start_cli(args, new_session=True):
@@ -126,10 +120,10 @@ def test_sigterm_and_sighup_stop_a_headless_run_cleanly(signum, to_group):
         os.killpg(w.proc.pid, signum)
     else:
         w.proc.send_signal(signum)
-    out, err = w.proc.communicate(timeout=20)
+    out, err = w.proc.communicate(timeout=budget(20))
     assert w.proc.returncode == 128 + signum, err
     assert err.endswith(f"partui: stopped by {signal.Signals(signum).name}\n"), err
-    assert time.monotonic() - t0 < 3 * within_a_second()
+    assert time.monotonic() - t0 < budget(3.0)
     w.assert_all_gone(timeout=3.0)
 
 
@@ -139,9 +133,9 @@ def test_sigkill_of_partui_leaves_nothing_running():
     w = Watched(start_cli(LONG_RUN))
     w.wait_for(has_pool_and_shm)
     w.proc.kill()
-    w.proc.wait(timeout=10)  # (its pipes stay open while the orphans live)
+    w.proc.wait(timeout=budget(10))  # (its pipes stay open while the orphans live)
     w.assert_all_gone(timeout=5.0)
-    w.proc.communicate(timeout=10)
+    w.proc.communicate(timeout=budget(10))
 
 
 def test_ctrl_c_while_64_process_workers_start():
@@ -167,8 +161,8 @@ def test_ctrl_c_while_64_process_workers_start():
     w.wait_for(lambda w: len(w.family) >= 5)  # tracker, fork server and a few workers
     t0 = time.monotonic()
     w.proc.send_signal(signal.SIGINT)
-    limit = within_a_second()  # while the workers start, not after they are gone
-    out, err = w.proc.communicate(timeout=20)
+    limit = budget(1.0)  # while the workers start, not after they are gone
+    out, err = w.proc.communicate(timeout=budget(20))
     elapsed = time.monotonic() - t0
     assert w.proc.returncode == 130 and err.endswith("partui: interrupted\n"), err
     assert elapsed < limit, f"exited {elapsed:.2f} s after Ctrl+C (limit {limit:.2f} s)"
@@ -195,10 +189,8 @@ def test_32_process_workers_start_and_stop():
             ]
         )
     )
-    while w.proc.poll() is None:
-        w.look()
-        time.sleep(0.05)
-    out, err = w.proc.communicate(timeout=10)
+    wait_until(lambda: w.proc.poll() is not None, 120, interval=0.05, between=w.look)
+    out, err = w.proc.communicate(timeout=budget(10))
     assert w.proc.returncode == 0, err
     assert len(w.family) >= 32 + 2  # the workers, the fork server, the resource tracker
     w.assert_all_gone(timeout=3.0)
@@ -250,35 +242,46 @@ def _pty_partui(args):
         start_new_session=True,
     )
     os.close(slave)
+    closing = threading.Event()
 
     def drain():  # a terminal reads what the program writes, or the program blocks
         try:
-            while os.read(master, 65536):
-                pass
+            while not closing.is_set():
+                if select.select([master], [], [], 0.05)[0] and not os.read(master, 65536):
+                    break
         except OSError:
             pass
+        finally:
+            # closed here, by its only reader: closed by another thread, its number could be
+            # reused by a file opened meanwhile, and this loop would read that file instead
+            os.close(master)
 
-    threading.Thread(target=drain, daemon=True).start()
-    return proc, master
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+
+    def hang_up():
+        """Close the terminal's side (the window closed)."""
+        closing.set()
+        reader.join()
+
+    return proc, hang_up
 
 
 def test_closing_the_terminal_of_a_live_processes_dashboard():
     """Finding 6: SIGHUP to the dashboard's group (its terminal closed) while live mode runs
     on processes: no process and no psm_* / sem.* entry left."""
-    proc, master = _pty_partui(
+    proc, hang_up = _pty_partui(
         ["--live", "--layer", "conv2", "--batch", "16", "--executor", "processes", "--workers", "2"]
     )
     try:
         w = Watched(proc)
         w.wait_for(has_pool_and_shm, timeout=90)
         os.killpg(proc.pid, signal.SIGHUP)
-        os.close(master)
-        master = None
-        proc.wait(timeout=20)
+        hang_up()
+        proc.wait(timeout=budget(20))
         w.assert_all_gone(timeout=5.0)
     finally:
-        if master is not None:
-            os.close(master)
+        hang_up()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -287,7 +290,6 @@ def test_closing_the_terminal_of_a_live_processes_dashboard():
 async def test_dashboard_restarts_a_killed_engine(tmp_path):
     """Finding 6: the engine process killed: its workers do not outlive it (still using CPU,
     surviving q), and the next run starts a new engine."""
-    import asyncio
 
     from partui.profiles.service.engine import EngineProcess
     from partui.tui.dashboard.app import PartuiApp
@@ -301,11 +303,7 @@ async def test_dashboard_restarts_a_killed_engine(tmp_path):
     )
 
     async def until(predicate, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, "timed out"
-            app.tick()
-            await asyncio.sleep(0.05)
+        await wait_until_async(predicate, timeout, interval=0.05, between=app.tick)
 
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("r")
@@ -316,10 +314,11 @@ async def test_dashboard_restarts_a_killed_engine(tmp_path):
         os.kill(first.pid, signal.SIGKILL)
         await until(lambda: not first.alive)
         await until(lambda: any("exited unexpectedly" in n.message for n in app._notifications))
-        deadline = time.monotonic() + 5
-        while any(alive(p) for p in family.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert not [p.pid for p in family.values() if alive(p)]
+        await wait_until_async(
+            lambda: not any(alive(p) for p in family.values()),
+            5,
+            message=lambda: f"outlived the engine: {[p.pid for p in family.values() if alive(p)]}",
+        )
         await pilot.press("r")
         await until(lambda: len(app.session.runs) == 2)
         assert app.engine is not first and app.engine.alive

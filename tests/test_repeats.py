@@ -140,10 +140,12 @@ def test_timing_waits_for_blas_threads_left_spinning_by_a_threaded_call():
     with blas.limit(2):
         for _ in range(3):
             a @ a
-    assert blas.settle() > 0.0
-    c0 = time.process_time()
-    time.sleep(0.03)
-    assert time.process_time() - c0 < 0.01  # nothing of this process spins any more
+    waited = blas.settle()
+    assert waited > 0.0
+    if waited < blas.SPIN_S:  # it saw the process quiet (a spin longer than that is let be)
+        c0 = time.process_time()
+        time.sleep(0.03)
+        assert time.process_time() - c0 < 0.01  # nothing of this process spins any more
     assert blas.settle() == 0.0  # waited out once
 
 

@@ -4,6 +4,8 @@ import math
 import threading
 import time
 
+from waiting import load_factor, wait_until
+
 from partui.profiles.records.config import RunConfig
 from partui.profiles.run.engine import Engine
 from partui.profiles.run.sampler import CpuSampler, on_cpu_ratios
@@ -29,12 +31,12 @@ def test_sampler_tells_a_spinning_thread_from_a_sleeping_one():
     threads = [threading.Thread(target=spin, args=(i,)) for i in (0, 1)]
     for t in threads:
         t.start()
-    while len(tids) < 2:
-        time.sleep(0.001)
+    wait_until(lambda: len(tids) == 2, 5, interval=0.001)
     got = []
     with CpuSampler(tids, got.append, hz=20) as sampler:
         before = sampler.worker_cpu()
-        time.sleep(0.5)
+        # ~20 Hz: ten samples in about half a second (longer on a loaded machine)
+        wait_until(lambda: len(got) >= 10, 1.0, message=lambda: f"{len(got)} samples")
         after = sampler.worker_cpu()
     stop.set()
     for t in threads:
@@ -42,7 +44,6 @@ def test_sampler_tells_a_spinning_thread_from_a_sleeping_one():
     spun, slept = (after[i] - before[i] for i in (0, 1))
     # the GIL and a shared machine: loose bounds
     assert spun > 0.05 and slept < spun / 5
-    assert len(got) >= 8  # ~20 Hz for 0.5 s, and one at stop
     assert all(s.sampler_cost_us > 0 for s in got)
     # the spinning thread is this process (the last sample's interval may be tiny: median)
     assert sorted(s.engine_cpu for s in got)[len(got) // 2] > 10
@@ -53,6 +54,7 @@ def test_runs_carry_samples_and_on_cpu_ratio_per_worker():
         r = engine.run(RunConfig("conv2", "batch", "loops", "threads", 2, 4, 2, 0))
         q = Engine(sample_hz=0).run(RunConfig("conv2", "batch", "vectorized", "inline", 1, 4, 1, 0))
     assert len(r.on_cpu_ratio) == 2 and r.cpu_samples
-    # two GIL-bound loop workers on one interpreter: together about one core's worth
-    assert 0.2 < sum(r.on_cpu_ratio) < 1.6
+    # two GIL-bound loop workers on one interpreter: together about one core's worth (less
+    # on a machine whose cores other programs share)
+    assert 0.2 / load_factor() < sum(r.on_cpu_ratio) < 1.6
     assert q.cpu_samples == [] and q.on_cpu_ratio == []

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from rich.text import Text
 from test_screens_svg import FOLDER, MACHINE
+from waiting import wait_until_async
 
 from partui.kernels.grad.jobs import BACKWARD, FORWARD, UPDATE
 from partui.profiles.records.events import Span
@@ -33,11 +33,13 @@ def make_app(folder) -> PartuiApp:
 
 
 async def wait_run(tab: TrainTab, pilot, timeout=120.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while tab.runs[-1].state in ("starting", "running", "stopping") and loop.time() < end:
-        tab.tick()
-        await asyncio.sleep(0.05)
+    await wait_until_async(
+        lambda: tab.runs[-1].state not in ("starting", "running", "stopping"),
+        timeout,
+        interval=0.05,
+        between=tab.tick,
+        message=lambda: f"{tab.runs[-1].state}: {tab.message}",
+    )
     tab.tick()
     assert tab.runs[-1].state in ("done", "stopped"), (tab.runs[-1].state, tab.message)
 
@@ -110,17 +112,16 @@ async def test_stop_key_ends_a_run_and_a_change_applies_at_the_next_epoch(tmp_pa
         # 4 steps an epoch in milliseconds, so 50 epochs could end before the key
         tab.cfg = TrainConfig(**{**SMALL.to_dict(), "epochs": 10_000})
         await pilot.press("g")
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 600  # a loaded machine: epochs of a few steps can take seconds
-        while not tab.runs[-1].reports and loop.time() < end:
-            tab.tick()
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: tab.runs[-1].reports, 120, interval=0.05, between=tab.tick)
         await pilot.press("u")  # during the run: hogwild from the next epoch
         assert "next epoch" in tab.message
         run = tab.runs[-1]
-        while run.cfg.update != "hogwild" and run.state == "running" and loop.time() < end:
-            tab.tick()
-            await asyncio.sleep(0.05)
+        await wait_until_async(
+            lambda: run.cfg.update == "hogwild" or run.state != "running",
+            120,
+            interval=0.05,
+            between=tab.tick,
+        )
         # the same run goes on: its first epoch was sync, a later one Hogwild!
         assert len(tab.runs) == 1 and run.configs[0].update == "sync"
         assert run.configs[-1].update == "hogwild"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import threading
 import time
 
 
@@ -38,18 +40,41 @@ def limit(threads: int):
 
 def settle(window_s: float = 0.005, most_s: float = SPIN_S) -> float:
     """Before timing: when BLAS ran on several threads within the last SPIN_S, wait until
-    this process stops using CPU (a `window_s` stretch under a tenth busy), at most `most_s`.
-    Returns the seconds waited (0 when nothing threaded ran lately)."""
+    this process stops using CPU (a `window_s` stretch under a tenth busy, with no other
+    thread of it runnable), at most `most_s`. Returns the seconds waited (0 when nothing
+    threaded ran lately)."""
     if time.monotonic() >= _threaded_until[0]:
         return 0.0
     t0 = time.monotonic()
     while time.monotonic() - t0 < most_s:
         c0 = time.process_time()
         time.sleep(window_s)
-        if time.process_time() - c0 < 0.1 * window_s:
+        # on a busy machine a spinning thread may wait out the window for a core, using no
+        # CPU: it is still runnable, and not quiet
+        if time.process_time() - c0 < 0.1 * window_s and not _others_runnable():
             break
     _threaded_until[0] = 0.0
     return time.monotonic() - t0
+
+
+def _others_runnable() -> bool:
+    """Another thread of this process is running or waiting for a core (Linux; False where
+    /proc cannot tell)."""
+    me = str(threading.get_native_id())
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    for tid in tids:
+        if tid == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "R":
+                    return True
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+    return False
 
 
 def set_threads(threads: int) -> None:
