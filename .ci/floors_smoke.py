@@ -62,7 +62,7 @@ def scan_while_importing() -> bool:
 async def main() -> int:
     app = PartuiApp(
         snapshot_dir=Path(tempfile.mkdtemp()),
-        config=RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 2, 0),
+        config=RunConfig("conv2", workers=2, batch=4, repeats=2, warmup=0),
         engine_factory=EngineThread,
         live_loop=False,
     )

@@ -101,10 +101,7 @@ def saved_snapshot(tmp_path_factory):
     from partui.profiles.store.snapshot import Snapshot, save
 
     with Engine() as engine:
-        results = [
-            engine.run(RunConfig("conv2", "batch", "vectorized", "threads", w, 4, 3, 1))
-            for w in (1, 2)
-        ]
+        results = [engine.run(RunConfig("conv2", workers=w, batch=4, repeats=3)) for w in (1, 2)]
     analysis = analyze(results, {}, "this sweep")
     snap = Snapshot.from_results(
         results,

@@ -149,29 +149,36 @@ def test_head_and_legend_keep_their_words_in_a_narrow_pane():
 def test_more_workers_than_fit_are_counted_never_merged():
     spans = [Span(w, w, 0, MS, 1, task=w, repeat=0) for w in range(12)]
     view = build_view(
-        RunConfig("conv2", "batch", executor="threads", workers=12), 1, spans, 0, [0], 0, 1.0, []
+        RunConfig("conv2", executor="threads", workers=12), 1, spans, 0, [0], 0, 1.0, []
     )
     text = text_of(view, 60, 8)
     assert "+8 more workers" in text and "w3" in text and "w4 " not in text
 
 
 def test_phases_are_named_filter_reduce_and_pipeline_stages_by_layer():
-    assert phase_names(RunConfig("conv2", "filter")) == {0: "compute", 1: "reduce"}
-    stages = phase_names(RunConfig("network", "pipeline", workers=3))
+    assert phase_names(RunConfig("conv2", strategy="filter")) == {0: "compute", 1: "reduce"}
+    stages = phase_names(RunConfig("network", strategy="pipeline", workers=3))
     assert len(stages) == 3 and "conv1" in stages[0] and "logsoftmax" in stages[2]
     spans = [
         Span(0, 1, 0, 2 * MS, 1, task=0, phase=0, repeat=0),
         Span(0, 1, 2 * MS, 3 * MS, 1, task=2, phase=1, repeat=0),
     ]
     view = build_view(
-        RunConfig("conv2", "filter", executor="threads", workers=1), 1, spans, 0, [0], 0, 3.0, []
+        RunConfig("conv2", strategy="filter", executor="threads", workers=1),
+        1,
+        spans,
+        0,
+        [0],
+        0,
+        3.0,
+        [],
     )
     assert "compute" in text_of(view, 60, 6) and "reduce" in text_of(view, 60, 6)
 
 
 def test_model_timeline_follows_the_run_and_steps_repeats():
     m = Model(RunConfig("conv2", workers=2), max_workers=2)
-    cfg = RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 3, 1)
+    cfg = RunConfig("conv2", workers=2, batch=4, repeats=3)
     events = [RunStarted(1, cfg, 0.0)]
     times = {-1: 9.0, 0: 3.0, 1: 1.0, 2: 2.0}
     for rep, ms in times.items():

@@ -22,7 +22,7 @@ from partui.profiles.records.stats import summarize
 
 MS = 1_000_000
 T0 = 1_000 * 1_000_000_000  # the engine's clock at the first sample
-CFG = RunConfig("conv2", "batch", "vectorized", "threads", 2, 64, 3, 1)
+CFG = RunConfig("conv2", workers=2, repeats=3)
 
 
 def idle_samples(seconds: float = 20.0, start: int = T0) -> list:
@@ -51,7 +51,13 @@ def run_events(run: int, workers: int, times: list[float], start: int, done: int
     """A run of `times` repeats (one warm-up first), one task per worker, the last worker
     idle a quarter of each repeat; stops after `done` timed repeats when given."""
     cfg = RunConfig(
-        CFG.layer, CFG.strategy, CFG.kernel, CFG.executor, workers, CFG.batch, len(times), 1
+        CFG.layer,
+        strategy=CFG.strategy,
+        kernel=CFG.kernel,
+        executor=CFG.executor,
+        workers=workers,
+        batch=CFG.batch,
+        repeats=len(times),
     )
     events = [RunStarted(run, cfg, 0.0)]
     t = start

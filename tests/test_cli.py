@@ -354,7 +354,9 @@ def test_a_region_no_task_writes_fails(monkeypatch):
 
     monkeypatch.setitem(compute.KERNEL_MODULES, "vectorized", _LazyGelu())
     with Engine() as engine:
-        result = engine.run(RunConfig("gelu2", "batch", "vectorized", "inline", 1, 2, 1, 0))
+        result = engine.run(
+            RunConfig("gelu2", executor="inline", workers=1, batch=2, repeats=1, warmup=0)
+        )
     assert not result.ok and "NaN" in result.error
 
 

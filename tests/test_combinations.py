@@ -100,7 +100,16 @@ def expected_tasks(name, strategy, workers, batch):
 
 
 def check_run(engine, name, strategy, kernel, executor, workers, batch):
-    cfg = RunConfig(name, strategy, kernel, executor, workers, batch, repeats=1, warmup=0)
+    cfg = RunConfig(
+        name,
+        strategy=strategy,
+        kernel=kernel,
+        executor=executor,
+        workers=workers,
+        batch=batch,
+        repeats=1,
+        warmup=0,
+    )
     result = engine.run(cfg, keep_arrays=True)
     layer = LAYERS[name]
 
@@ -200,7 +209,9 @@ def test_the_matrix_covers_every_axis():
 @pytest.mark.parametrize("executor", ["threads", "processes"])
 def test_warmups_are_not_counted_and_events_flow(engine, executor):
     log = EventLog()
-    cfg = RunConfig("conv2", "channel", "vectorized", executor, 2, 4, repeats=3, warmup=2)
+    cfg = RunConfig(
+        "conv2", strategy="channel", executor=executor, workers=2, batch=4, repeats=3, warmup=2
+    )
     result = engine.run(cfg, emit=log)
     assert len(result.times_ms) == 3 and all(t > 0 for t in result.times_ms)
     assert result.min_ms <= result.median_ms <= result.max_ms

@@ -63,7 +63,7 @@ def test_the_engine_compiles_a_runs_layer_first_then_the_rest_while_idle(monkeyp
     compiler = FakeCompiler()
     fake_cache(monkeypatch, ["conv1", "conv2", "pool1"], compiler)
     engine = EngineThread(compile_ahead=True)
-    engine.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 1, 0))
+    engine.submit(RunConfig("conv2", workers=2, batch=4, repeats=1, warmup=0))
     engine.start()
     events, deadline = [], time.monotonic() + 60
     while not any(isinstance(e, Compiling) and e.done and e.left == 0 for e in events):

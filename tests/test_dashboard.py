@@ -22,7 +22,7 @@ SIZE = (120, 40)
 
 
 def make_app(tmp_path, **kwargs) -> PartuiApp:
-    cfg = kwargs.pop("config", RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 2, 0))
+    cfg = kwargs.pop("config", RunConfig("conv2", workers=2, batch=4, repeats=2, warmup=0))
     return PartuiApp(
         snapshot_dir=tmp_path, config=cfg, engine_factory=EngineThread, live_loop=False, **kwargs
     )
@@ -69,7 +69,7 @@ async def test_layer_list_selects_the_layer(tmp_path):
 
 
 async def test_invalid_combination_is_shown_not_changed(tmp_path):
-    app = make_app(tmp_path, config=RunConfig("linear1", "spatial", workers=2))
+    app = make_app(tmp_path, config=RunConfig("linear1", strategy="spatial", workers=2))
     async with app.run_test(size=SIZE) as pilot:
         assert app.session.config.strategy == "spatial"  # kept as chosen
         assert "not applicable" in settings_text(app)
@@ -120,7 +120,7 @@ async def test_live_mode_picks_up_changes_and_escape_cancels(tmp_path):
 
 
 async def test_escape_cancels_a_long_loops_run_quickly(tmp_path):
-    cfg = RunConfig("conv2", "batch", "loops", "threads", 2, 64, 5, 0)
+    cfg = RunConfig("conv2", kernel="loops", workers=2, warmup=0)
     app = make_app(tmp_path, config=cfg)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
@@ -220,7 +220,7 @@ async def test_lost_worker_process_is_reported_and_dashboard_keeps_working(tmp_p
 
     from partui.profiles.service.engine import EngineProcess
 
-    cfg = RunConfig("conv2", "batch", "loops", "processes", 2, 64, 5, 0)
+    cfg = RunConfig("conv2", kernel="loops", executor="processes", workers=2, warmup=0)
     app = PartuiApp(
         snapshot_dir=tmp_path, config=cfg, engine_factory=EngineProcess, live_loop=False
     )
@@ -290,9 +290,7 @@ async def test_memory_lab_escape_stops_an_experiment(tmp_path):
 
 async def test_export_writes_trace_csv_and_screenshot(tmp_path):
     # a run long enough (~0.2 s) to carry CPU samples, whose counters the trace holds
-    app = make_app(
-        tmp_path, config=RunConfig("conv2", "batch", "vectorized", "threads", 2, 8, 300, 0)
-    )
+    app = make_app(tmp_path, config=RunConfig("conv2", workers=2, batch=8, repeats=300, warmup=0))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await until(app, lambda: app.session.runs)

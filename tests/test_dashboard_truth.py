@@ -88,7 +88,7 @@ async def test_live_mode_pools_its_runs_into_one_row_per_configuration(tmp_path)
 
 
 async def test_the_runs_table_picks_the_run_on_the_timeline_and_keys_step_repeats(tmp_path):
-    cfg = RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 3, 0)
+    cfg = RunConfig("conv2", workers=2, batch=4, repeats=3, warmup=0)
     app = make_app(tmp_path, config=cfg)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
@@ -149,7 +149,7 @@ def test_engine_thread_app_uses_the_typed_config(tmp_path):
 
 
 async def test_a_run_asked_for_reads_queued_then_running_then_idle(tmp_path):
-    cfg = RunConfig("conv2", "batch", "loops", "threads", 2, 2, 20, 0)
+    cfg = RunConfig("conv2", kernel="loops", workers=2, batch=2, repeats=20, warmup=0)
     app = make_app(tmp_path, config=cfg)
 
     def mode() -> str:

@@ -145,7 +145,7 @@ def check_spans(result, name: str, batch: int, workers: int) -> None:
 
 
 def test_network_forward_on_two_dask_workers(engine):
-    cfg = RunConfig("network", "batch", "vectorized", "dask", 2, 8, repeats=2, warmup=1)
+    cfg = RunConfig("network", executor="dask", workers=2, batch=8, repeats=2, warmup=1)
     result = engine.run(cfg, keep_arrays=True)
     layer = LAYERS["network"]
     want = reference.forward(layer, make_input(layer, 8, 0), make_params(layer, 0))
@@ -180,7 +180,9 @@ def test_every_layer_shards_verified(engine):
     conv2 on both, on an uneven split (5 samples over 2 workers)."""
     runs = [(name, "loops") for name in LAYERS if name != "network"] + [("conv2", "vectorized")]
     for name, kernel in runs:
-        cfg = RunConfig(name, "batch", kernel, "dask", 2, 5, repeats=1, warmup=0)
+        cfg = RunConfig(
+            name, kernel=kernel, executor="dask", workers=2, batch=5, repeats=1, warmup=0
+        )
         result = engine.run(cfg, keep_arrays=True)
         layer = LAYERS[name]
         want = reference.forward(layer, make_input(layer, 5, 0), make_params(layer, 0))
@@ -190,11 +192,11 @@ def test_every_layer_shards_verified(engine):
 
 
 def test_what_dask_refuses():
-    layer_cfg = RunConfig("conv2", "channel", "vectorized", "dask", 2)
+    layer_cfg = RunConfig("conv2", strategy="channel", executor="dask", workers=2)
     with pytest.raises(NotApplicable, match="use --strategy batch"):
         layer_cfg.check()
     with pytest.raises(NotApplicable, match="dask"):
-        RunConfig("conv2", "batch", "vectorized", "dask", 2, pass_kind="backward").check()
+        RunConfig("conv2", executor="dask", workers=2, pass_kind="backward").check()
 
 
 def test_without_the_extra_dask_is_refused_in_one_line(monkeypatch):
@@ -205,7 +207,7 @@ def test_without_the_extra_dask_is_refused_in_one_line(monkeypatch):
         importlib.util, "find_spec", lambda n, *a: None if n == "distributed" else real(n, *a)
     )
     with pytest.raises(ConfigError, match=r"pip install 'partui\[dask\]'"):
-        RunConfig("conv2", "batch", "vectorized", "dask", 2).check()
+        RunConfig("conv2", executor="dask", workers=2).check()
 
 
 def test_unreachable_scheduler_exits_2_naming_address_and_reason(tmp_path):
@@ -337,7 +339,9 @@ def test_lost_worker_task_sent_again(engine):
     # tasks of 8 samples on the loops kernel take ~0.8 s: the kill 0.3 s into the timed
     # repeat lands while both compute (with 4 samples, ~0.4 s, a quiet machine could
     # finish the repeat first: no worker lost, and the next tests met the dead worker)
-    cfg = RunConfig("conv2", "batch", "loops", "dask", 2, 16, repeats=1, warmup=1)
+    cfg = RunConfig(
+        "conv2", kernel="loops", executor="dask", workers=2, batch=16, repeats=1, warmup=1
+    )
     ex = engine.executor("dask", 2)
     ex.start()
     victim = ex.lanes[0].pid
@@ -355,7 +359,7 @@ def test_lost_worker_task_sent_again(engine):
     assert len(notes) == 1 and "\n" not in notes[0]
     assert "worker 0 was lost" in notes[0] and "sent it again to worker 1" in notes[0]
     # the next run finds the restarted worker
-    again = engine.run(RunConfig("linear1", "batch", "vectorized", "dask", 2, 4, repeats=1))
+    again = engine.run(RunConfig("linear1", executor="dask", workers=2, batch=4, repeats=1))
     assert (
         again.ok
         and again.dask["notes"] == []
@@ -368,7 +372,7 @@ def test_snapshot_and_chrome_trace_hold_one_track_per_dask_worker(engine, tmp_pa
     from partui.profiles.store.snapshot import Snapshot, load, save
     from partui.tui.dashboard.charts.timeline import phase_names, view_of_result
 
-    result = engine.run(RunConfig("linear1", "batch", "vectorized", "dask", 2, 6, 2, 1))
+    result = engine.run(RunConfig("linear1", executor="dask", workers=2, batch=6, repeats=2))
     path = save(Snapshot(runs=[result]), tmp_path / "dask.json")
     back = load(path)  # the loader checks every field, the dask figures and spans included
     (r,) = back.runs
@@ -422,7 +426,7 @@ def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
     assert res.interrupted and "Dask worker 1 was lost" in err and "\n" not in err, err
     assert len(res.loss_curve) < 32 and np.isfinite(tr.params).all()
     assert not np.array_equal(tr.params, start)  # what the finished steps learned
-    again = engine.run(RunConfig("linear1", "batch", "vectorized", "dask", 2, 4, repeats=1))
+    again = engine.run(RunConfig("linear1", executor="dask", workers=2, batch=4, repeats=1))
     assert again.ok and victim not in {w["pid"] for w in again.dask["workers"]}
 
 
@@ -438,7 +442,7 @@ async def test_dashboard_key_e_reaches_dask_and_runs_there(engine, tmp_path):
     ours = engine.executor("dask", 2)
     ours.start()
     address, pids = ours.address, {w.pid for w in ours.lanes}
-    cfg = RunConfig("linear1", "batch", "vectorized", "threads", 2, 4, 2, 0, scheduler=address)
+    cfg = RunConfig("linear1", workers=2, batch=4, repeats=2, warmup=0, scheduler=address)
     app = PartuiApp(snapshot_dir=tmp_path, config=cfg, engine_factory=EngineThread, live_loop=False)
     before = _mine()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -475,7 +479,7 @@ def test_data_parallel_training_step_by_tree_reduction(engine):
     from partui.profiles.run.inputs import make_labels
 
     cfg = RunConfig(
-        "network", "batch", "vectorized", "dask", 2, 8, repeats=2, warmup=1, pass_kind="train"
+        "network", executor="dask", workers=2, batch=8, repeats=2, warmup=1, pass_kind="train"
     )
     result = engine.run(cfg, keep_arrays=True)
     layer = LAYERS["network"]
@@ -506,7 +510,7 @@ def test_data_parallel_training_step_by_tree_reduction(engine):
     assert Counter(s.phase for s in gathered.spans)[COMBINE] == 1  # the sum, here
     with pytest.raises(NotApplicable, match="tree of adds"):
         RunConfig(
-            "network", "batch", "vectorized", "dask", 2, pass_kind="train", combine="locked"
+            "network", executor="dask", workers=2, pass_kind="train", combine="locked"
         ).check()
 
 

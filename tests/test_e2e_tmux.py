@@ -106,7 +106,7 @@ def test_open_a_snapshot_file_directly(tmp_path):
     from partui.profiles.store.snapshot import Snapshot, save
 
     with Engine() as engine:
-        result = engine.run(RunConfig("pool1", "channel", workers=2, batch=4, repeats=2))
+        result = engine.run(RunConfig("pool1", strategy="channel", workers=2, batch=4, repeats=2))
     path = save(Snapshot.from_results([result], note="e2e"), tmp_path / "one.json")
     term = Terminal(f"{PARTUI} {path}")
     try:

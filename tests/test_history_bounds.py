@@ -12,7 +12,7 @@ from partui.tui.dashboard.model import RUN_DETAIL, Model
 def test_only_the_latest_runs_keep_their_spans_and_samples():
     with Engine() as engine:
         # long enough (~0.2 s) to carry CPU samples: the first comes after 0.1 s
-        result = engine.run(RunConfig("conv2", "batch", "vectorized", "threads", 2, 8, 300, 0))
+        result = engine.run(RunConfig("conv2", workers=2, batch=8, repeats=300, warmup=0))
     assert result.spans and result.cpu_samples
     model = Model(RunConfig("conv2"), max_workers=2)
     for i in range(3 * RUN_DETAIL):

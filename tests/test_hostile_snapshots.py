@@ -242,7 +242,9 @@ async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch)
     monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(book))
     app = PartuiApp(
         snapshot_dir=tmp_path,
-        config=RunConfig("gelu3", "none", "vectorized", "inline", 1, 2, 1, 0),
+        config=RunConfig(
+            "gelu3", strategy="none", executor="inline", workers=1, batch=2, repeats=1, warmup=0
+        ),
         engine_factory=EngineThread,
         live_loop=False,
         machine=MachineInfo(cpu_model="x"),

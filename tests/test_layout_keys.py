@@ -92,7 +92,7 @@ async def test_redraws_and_resizes_never_move_the_layer(tmp_path):
 async def test_the_layer_list_shows_the_chosen_layer(tmp_path):
     from partui.tui.dashboard.widgets.layer_list import LayerList
 
-    app = make_app(tmp_path, RunConfig("network", "pipeline", workers=2))
+    app = make_app(tmp_path, RunConfig("network", strategy="pipeline", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
         layers = app.query_one(LayerList)
         assert layers.get_option_at_index(layers.highlighted).id == "network"
@@ -312,7 +312,7 @@ async def test_keys_typed_ahead_all_count(tmp_path):
     """↓ held down: each key moves on from the last, before the app has taken the one before."""
     from partui.tui.dashboard.widgets.layer_list import LayerList
 
-    app = make_app(tmp_path, RunConfig("conv2", "none", workers=2))
+    app = make_app(tmp_path, RunConfig("conv2", strategy="none", workers=2))
     async with app.run_test(size=(80, 24)) as pilot:
         layers = app.query_one(LayerList)
         for i in range(12):

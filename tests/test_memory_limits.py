@@ -72,7 +72,8 @@ def test_ulimit_v_is_checked_before_a_large_run():
         from partui.profiles.records.config import RunConfig
         from partui.profiles.run.engine import Engine
         try:
-            Engine().run(RunConfig("conv1", "batch", "vectorized", "inline", 1, 1024, 1, 0))
+            cfg = RunConfig("conv1", executor="inline", workers=1, batch=1024, repeats=1, warmup=0)
+            Engine().run(cfg)
         except ConfigError as exc:
             print(exc)
     """),

@@ -19,7 +19,7 @@ from partui.tui.dashboard import model as model_module
 from partui.tui.dashboard.model import Model
 
 MS = 1_000_000
-CFG = RunConfig("conv2", "batch", "vectorized", "threads", 2, batch=8, repeats=3, warmup=1)
+CFG = RunConfig("conv2", workers=2, batch=8, repeats=3, warmup=1)
 
 
 def sample(t_ns: int) -> CpuSample:

@@ -60,9 +60,18 @@ def test_runs_leave_nothing_behind():
             ("threads", "hybrid", 3),
         ]:
             assert engine.run(
-                RunConfig("conv2", strategy, "vectorized", executor, workers, 3, 2, 1)
+                RunConfig(
+                    "conv2",
+                    strategy=strategy,
+                    executor=executor,
+                    workers=workers,
+                    batch=3,
+                    repeats=2,
+                )
             ).ok
-        assert engine.run(RunConfig("network", "pipeline", "vectorized", "threads", 3, 6, 2, 1)).ok
+        assert engine.run(
+            RunConfig("network", strategy="pipeline", workers=3, batch=6, repeats=2)
+        ).ok
         assert threading.active_count() > before  # the pools were really there
         assert len(live_children()) >= 3
     assert_nothing_left(before)
@@ -110,7 +119,16 @@ def test_ctrl_c_stops_the_workers(executor, strategy, workers):
         engine.executor(executor, workers).start()  # the pool is up: time only the run
         stopper = Stopper(0.3, _thread.interrupt_main)
         with pytest.raises(KeyboardInterrupt):
-            cfg = RunConfig("conv2", strategy, "loops", executor, workers, 32, 3, 0)
+            cfg = RunConfig(
+                "conv2",
+                strategy=strategy,
+                kernel="loops",
+                executor=executor,
+                workers=workers,
+                batch=32,
+                repeats=3,
+                warmup=0,
+            )
             engine.run(cfg, emit=stopper.emit)
         assert stopper.took() < budget(1.0)
         stopper.join()
@@ -122,7 +140,9 @@ def test_ctrl_c_stops_a_pipeline():
     with Engine() as engine:
         stopper = Stopper(0.5, _thread.interrupt_main)
         with pytest.raises(KeyboardInterrupt):
-            cfg = RunConfig("network", "pipeline", "loops", "threads", 3, 64, 3, 0)
+            cfg = RunConfig(
+                "network", strategy="pipeline", kernel="loops", workers=3, repeats=3, warmup=0
+            )
             engine.run(cfg, emit=stopper.emit)
         assert stopper.took() < budget(1.0)
         stopper.join()
@@ -137,10 +157,25 @@ def test_cancel_stops_a_run_and_the_engine_runs_on(executor):
         engine.executor(executor, 2).start()
         stopper = Stopper(0.3, engine.cancel)
         with pytest.raises(RunCancelledError):
-            engine.run(RunConfig("conv2", "batch", "loops", executor, 2, 32, 3, 0), stopper.emit)
+            engine.run(
+                RunConfig(
+                    "conv2",
+                    kernel="loops",
+                    executor=executor,
+                    workers=2,
+                    batch=32,
+                    repeats=3,
+                    warmup=0,
+                ),
+                stopper.emit,
+            )
         assert stopper.took() < budget(1.0)
         stopper.join()
-        result = engine.run(RunConfig("conv2", "batch", "loops", executor, 2, 2, 1, 0))
+        result = engine.run(
+            RunConfig(
+                "conv2", kernel="loops", executor=executor, workers=2, batch=2, repeats=1, warmup=0
+            )
+        )
         assert result.ok and len(result.spans) == 2
     assert_nothing_left(before)
 
@@ -155,7 +190,8 @@ def test_helpers_exit_with_the_interpreter():
         if __name__ == "__main__":
             with Engine() as engine:
                 for ex in ("processes", "threads"):
-                    assert engine.run(RunConfig("conv2", "batch", "vectorized", ex, 2, 4, 2, 1)).ok
+                    cfg = RunConfig("conv2", executor=ex, workers=2, batch=4, repeats=2)
+                    assert engine.run(cfg).ok
             kids = [p for p in psutil.Process().children(recursive=True)
                     if p.status() != psutil.STATUS_ZOMBIE]
             assert kids and all(any(h in " ".join(p.cmdline()) for h in %r) for p in kids)

@@ -49,7 +49,7 @@ def test_threads_is_the_parked_executor_and_the_pool_stays_as_threads_dynamic():
 @pytest.mark.parametrize("workers", [2, 3])
 def test_task_i_runs_on_worker_i_the_caller_is_worker_0_and_the_answer_is_right(engine, workers):
     me = threading.get_native_id()
-    cfg = RunConfig("conv2", "batch", "vectorized", "threads", workers, 6, 4, 1)
+    cfg = RunConfig("conv2", workers=workers, batch=6, repeats=4)
     r = engine.run(cfg, keep_arrays=True)
     layer = get_layer("conv2")
     expected = reference.forward(layer, make_input(layer, 6, 0), make_params(layer, 0))
@@ -75,7 +75,7 @@ def test_more_tasks_than_workers_are_contiguous_shares_and_only_first_tasks_carr
 ):
     assert _shares(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
     assert _shares([0], 3) == [[0], [], []]
-    r = engine.run(RunConfig("conv2", "hybrid", "vectorized", "threads", 2, 4, 2, 0))
+    r = engine.run(RunConfig("conv2", strategy="hybrid", workers=2, batch=4, repeats=2, warmup=0))
     assert r.ok and r.tasks == 4
     for s in r.spans:
         assert s.worker == s.task // 2
@@ -83,8 +83,8 @@ def test_more_tasks_than_workers_are_contiguous_shares_and_only_first_tasks_carr
 
 
 def test_filter_phases_and_the_pipeline_run_and_are_verified(engine):
-    assert engine.run(RunConfig("conv2", "filter", "vectorized", "threads", 2, 3, 2, 1)).ok
-    r = engine.run(RunConfig("network", "pipeline", "vectorized", "threads", 3, 6, 2, 1))
+    assert engine.run(RunConfig("conv2", strategy="filter", workers=2, batch=3, repeats=2)).ok
+    r = engine.run(RunConfig("network", strategy="pipeline", workers=3, batch=6, repeats=2))
     assert r.ok and {s.worker for s in r.spans} == {0, 1, 2}
 
 
@@ -178,7 +178,7 @@ def test_run_report_and_timeline_show_the_hand_out_cost_and_wake_up(engine):
     from partui.tui.cli.commands.run_report import run_report
     from partui.tui.dashboard.charts.timeline import timeline_lines, view_of_result
 
-    r = engine.run(RunConfig("conv3", "batch", "vectorized", "threads", 2, 4, 3, 1))
+    r = engine.run(RunConfig("conv3", workers=2, batch=4, repeats=3))
     report = run_report(r)
     fixed = run_overhead_us(r.times_ms, r.spans)
     assert f"hand-out and collection {fixed:.0f} us per repeat" in report
@@ -191,7 +191,7 @@ def test_run_report_and_timeline_show_the_hand_out_cost_and_wake_up(engine):
     shown = timeline_lines(view, 60, 12).plain  # with the legend, in the spare rows
     assert f"hand-out {view.fixed_us:.0f} µs/repeat · wake {view.wake_us:.0f} µs" in shown
     # executors that record no wake-up (the pool) show no such figure
-    d = engine.run(RunConfig("conv3", "batch", "vectorized", "threads-dynamic", 2, 4, 3, 1))
+    d = engine.run(RunConfig("conv3", executor="threads-dynamic", workers=2, batch=4, repeats=3))
     assert view_of_result(d, 2, None).fixed_us is None
     assert "hand-out" not in timeline_lines(view_of_result(d, 2, None), 110, 8).plain
 
@@ -230,7 +230,7 @@ def test_a_runs_end_leaves_no_worker_holding_its_arrays(engine):
     from partui.kernels.forward import compute
 
     for executor, workers in (("threads", 2), ("threads-dynamic", 2), ("inline", 1)):
-        r = engine.run(RunConfig("conv2", "batch", "vectorized", executor, workers, 4, 2, 1))
+        r = engine.run(RunConfig("conv2", executor=executor, workers=workers, batch=4, repeats=2))
         assert r.ok
         held = [s for s in compute._HOLDING if s.calls or s.calls_arrays]  # noqa: SLF001
         assert held == [], executor
@@ -263,11 +263,11 @@ def test_workers_are_pinned_and_the_caller_only_for_the_timed_repeats(engine, mo
     finally:
         ex.close()
     # a run says where its workers ran, and its record keeps it
-    r = engine.run(RunConfig("conv3", "batch", "vectorized", "threads", 2, 4, 2, 1))
+    r = engine.run(RunConfig("conv3", workers=2, batch=4, repeats=2))
     assert r.ok and r.worker_cpus == cpus and os.sched_getaffinity(0) == before
     assert RunResult.from_dict(r.to_dict()).worker_cpus == cpus
     assert (
-        engine.run(RunConfig("conv3", "batch", "vectorized", "inline", 1, 4, 2, 1)).worker_cpus
+        engine.run(RunConfig("conv3", executor="inline", workers=1, batch=4, repeats=2)).worker_cpus
         == []
     )
     monkeypatch.setenv("PARTUI_PIN_THREADS", "0")

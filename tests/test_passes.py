@@ -22,11 +22,11 @@ from partui.tui.cli import main as cli
 def cfg(layer, strategy="batch", executor="threads", workers=2, batch=3, **kw):
     return RunConfig(
         layer,
-        strategy,
-        kw.pop("kernel", "vectorized"),
-        executor,
-        workers,
-        batch,
+        strategy=strategy,
+        kernel=kw.pop("kernel", "vectorized"),
+        executor=executor,
+        workers=workers,
+        batch=batch,
         repeats=1,
         warmup=0,
         **kw,

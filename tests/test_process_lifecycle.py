@@ -298,7 +298,7 @@ async def test_dashboard_restarts_a_killed_engine(tmp_path):
         snapshot_dir=tmp_path,
         engine_factory=EngineProcess,
         live_loop=False,
-        config=RunConfig("conv2", "batch", "vectorized", "processes", 2, 4, 1, 0),
+        config=RunConfig("conv2", executor="processes", workers=2, batch=4, repeats=1, warmup=0),
         machine=MachineInfo(cpu_model="x"),
     )
 

@@ -51,8 +51,10 @@ def test_sampler_tells_a_spinning_thread_from_a_sleeping_one():
 
 def test_runs_carry_samples_and_on_cpu_ratio_per_worker():
     with Engine() as engine:
-        r = engine.run(RunConfig("conv2", "batch", "loops", "threads", 2, 4, 2, 0))
-        q = Engine(sample_hz=0).run(RunConfig("conv2", "batch", "vectorized", "inline", 1, 4, 1, 0))
+        r = engine.run(RunConfig("conv2", kernel="loops", workers=2, batch=4, repeats=2, warmup=0))
+        q = Engine(sample_hz=0).run(
+            RunConfig("conv2", executor="inline", workers=1, batch=4, repeats=1, warmup=0)
+        )
     assert len(r.on_cpu_ratio) == 2 and r.cpu_samples
     # two GIL-bound loop workers on one interpreter: together about one core's worth (less
     # on a machine whose cores other programs share)

@@ -35,7 +35,7 @@ def test_terminal_too_small(snap_compare):
 
 def test_not_applicable_combination(snap_compare):
     assert snap_compare(
-        fixed_app(RunConfig("linear1", "spatial", workers=2)), terminal_size=(120, 40)
+        fixed_app(RunConfig("linear1", strategy="spatial", workers=2)), terminal_size=(120, 40)
     )
 
 

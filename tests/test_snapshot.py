@@ -20,7 +20,7 @@ from partui.profiles.store.snapshot_validation import SnapshotError
 def result():
     with Engine() as engine:
         # long enough (~0.2 s) for CPU samples even once the kernels are compiled and warm
-        return engine.run(RunConfig("conv2", "batch", "vectorized", "threads", 2, 8, 300, 1))
+        return engine.run(RunConfig("conv2", workers=2, batch=8, repeats=300))
 
 
 def test_round_trip_keeps_results_spans_and_samples(tmp_path, result):

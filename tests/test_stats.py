@@ -34,7 +34,14 @@ def fake(
 ) -> RunResult:
     s = summarize(times)
     config = RunConfig(
-        "conv2", strategy, kernel, executor, workers, batch=8, repeats=len(times), warmup=0
+        "conv2",
+        strategy=strategy,
+        kernel=kernel,
+        executor=executor,
+        workers=workers,
+        batch=8,
+        repeats=len(times),
+        warmup=0,
     )
     return RunResult(
         config=config,

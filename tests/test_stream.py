@@ -20,7 +20,8 @@ from partui.profiles.records.events import (
 from partui.profiles.service.engine import EngineProcess, EngineThread
 
 TERMINAL = (RunFinished, RunFailed, RunCancelled)
-LONG_LOOPS = RunConfig("conv2", "batch", "loops", "threads", 2, 64, 20, 0)  # minutes if not stopped
+# minutes if not stopped
+LONG_LOOPS = RunConfig("conv2", kernel="loops", workers=2, repeats=20, warmup=0)
 
 
 def collect(engine, ends: int, timeout: float = 60.0, on_event=None) -> list:
@@ -52,11 +53,11 @@ def engine(request):
 
 
 def test_events_arrive_in_order_with_samples_and_failures(engine):
-    engine.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 16, 3, 1))
+    engine.submit(RunConfig("conv2", workers=2, batch=16, repeats=3))
     engine.submit(RunConfig("nope"))
-    engine.submit(RunConfig("conv2", "pipeline", "vectorized", "threads", 2, 16, 1, 0))
+    engine.submit(RunConfig("conv2", strategy="pipeline", workers=2, batch=16, repeats=1, warmup=0))
     engine.submit("not a config")
-    engine.submit(RunConfig("conv2", "batch", "loops", "threads", 2, 2, 2, 0))
+    engine.submit(RunConfig("conv2", kernel="loops", workers=2, batch=2, repeats=2, warmup=0))
     events = [e for e, _ in collect(engine, 5)]
     ends = [e for e in events if isinstance(e, TERMINAL)]
     assert [type(e) for e in ends] == [RunFinished, RunFailed, RunFailed, RunFailed, RunFinished]
@@ -103,7 +104,7 @@ def test_cpu_is_sampled_with_no_run_at_all(engine):
 
 def test_spans_stream_while_the_run_works(engine):
     # a loops run of about a second: its first spans must arrive well before it ends
-    engine.submit(RunConfig("conv2", "batch", "loops", "threads", 2, 4, 8, 0))
+    engine.submit(RunConfig("conv2", kernel="loops", workers=2, batch=4, repeats=8, warmup=0))
     events = collect(engine, 1)
     end_t = next(t for e, t in events if isinstance(e, TERMINAL))
     assert isinstance(events[-1][0], RunFinished)
@@ -117,7 +118,7 @@ def test_spans_stream_while_the_run_works(engine):
 
 def test_cancel_stops_a_long_run_within_200ms(engine):
     engine.submit(LONG_LOOPS)
-    engine.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 1, 0))
+    engine.submit(RunConfig("conv2", workers=2, batch=4, repeats=1, warmup=0))
     sent: dict = {}
 
     def on_event(e):
@@ -139,7 +140,7 @@ def test_cancel_stops_a_long_run_within_200ms(engine):
 
 def test_cancel_can_drop_queued_runs(engine):
     engine.submit(LONG_LOOPS)
-    engine.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 1, 0))
+    engine.submit(RunConfig("conv2", workers=2, batch=4, repeats=1, warmup=0))
     started = collect_until(engine, RunStarted)
     engine.cancel(drop_queued=True)
     events = started + [e for e, _ in collect(engine, 2)]
@@ -167,7 +168,7 @@ def test_process_child_never_imports_textual_and_close_leaves_no_process():
     e.start()
     assert e.wait_ready()
     assert e.child_info["textual"] is False and e.child_info["hello"] == e.pid != os.getpid()
-    e.submit(RunConfig("conv2", "batch", "vectorized", "processes", 2, 8, 1, 0))
+    e.submit(RunConfig("conv2", executor="processes", workers=2, batch=8, repeats=1, warmup=0))
     collect(e, 1)
     family = psutil.Process(e.pid).children(recursive=True)
     assert len(family) >= 2  # the pool's workers (and its fork server)
@@ -179,7 +180,9 @@ def test_process_child_never_imports_textual_and_close_leaves_no_process():
 
 def test_lost_worker_process_is_a_failed_run_and_the_child_keeps_serving():
     with EngineProcess(stderr=None) as e:
-        e.submit(RunConfig("conv2", "batch", "loops", "processes", 2, 64, 3, 0))
+        e.submit(
+            RunConfig("conv2", kernel="loops", executor="processes", workers=2, repeats=3, warmup=0)
+        )
         collect_until(e, RunStarted)
         # a pool worker at work: a process of the engine's that keeps using CPU (the
         # resource tracker does not); found by CPU time used, not by a rate that a loaded
@@ -193,7 +196,7 @@ def test_lost_worker_process_is_a_failed_run_and_the_child_keeps_serving():
 
         workers = wait_until(busy, 30, interval=0.05, message="no busy worker process found")
         workers[0].kill()
-        e.submit(RunConfig("conv2", "batch", "vectorized", "threads", 2, 4, 1, 0))
+        e.submit(RunConfig("conv2", workers=2, batch=4, repeats=1, warmup=0))
         ends = [ev for ev, _ in collect(e, 2) if isinstance(ev, TERMINAL)]
         assert isinstance(ends[0], RunFailed) and "lost" in ends[0].error
         assert isinstance(ends[1], RunFinished) and e.alive
@@ -217,7 +220,7 @@ def test_submit_after_close_is_an_event_not_an_exception():
 
 
 def test_live_config_runs_back_to_back_and_stops():
-    cfg = RunConfig("gelu1", "batch", "vectorized", "threads", 2, 4, 2, 0)
+    cfg = RunConfig("gelu1", workers=2, batch=4, repeats=2, warmup=0)
     with EngineThread() as eng:
         eng.set_live(cfg)
         events: list = []
@@ -249,7 +252,7 @@ def test_live_config_runs_back_to_back_and_stops():
 
 def test_live_config_that_cannot_run_stops_live_mode():
     with EngineThread() as eng:
-        eng.set_live(RunConfig("linear1", "spatial", workers=2))
+        eng.set_live(RunConfig("linear1", strategy="spatial", workers=2))
         events: list = []
         wait_until(
             lambda: any(isinstance(e, RunFailed) for e in events),

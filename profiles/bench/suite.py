@@ -274,7 +274,15 @@ class Bench:
             if not m.ok:
                 return m
             cfg = RunConfig(
-                name, strategy, KERNEL, executor, workers, s.batch, repeats, s.warmup, s.seed
+                name,
+                strategy=strategy,
+                kernel=KERNEL,
+                executor=executor,
+                workers=workers,
+                batch=s.batch,
+                repeats=repeats,
+                warmup=s.warmup,
+                seed=s.seed,
             )
             r = engine.run(cfg)  # it lets BLAS threads left spinning settle first
             self.rss.sample()

@@ -31,8 +31,18 @@ def load() -> str:
 
 def cfg(executor: str, batch: int, repeats: int) -> RunConfig:
     if executor == "inline":
-        return RunConfig("network", "none", "vectorized", "inline", 1, batch, repeats, warmup=2)
-    return RunConfig("network", "batch", "vectorized", executor, 2, batch, repeats, warmup=2)
+        return RunConfig(
+            "network",
+            strategy="none",
+            executor="inline",
+            workers=1,
+            batch=batch,
+            repeats=repeats,
+            warmup=2,
+        )
+    return RunConfig(
+        "network", executor=executor, workers=2, batch=batch, repeats=repeats, warmup=2
+    )
 
 
 def measure(engine: Engine, configs: dict, rounds: int) -> dict:

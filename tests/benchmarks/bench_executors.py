@@ -60,13 +60,12 @@ def main() -> None:
                     strategy, executor, workers = c
                     cfg = RunConfig(
                         layer,
-                        strategy,
-                        "vectorized",
-                        executor,
-                        workers,
-                        int(batch),
-                        args.repeats,
-                        3,
+                        strategy=strategy,
+                        executor=executor,
+                        workers=workers,
+                        batch=int(batch),
+                        repeats=args.repeats,
+                        warmup=3,
                     )
                     res = engine.run(cfg)
                     if not res.ok:

@@ -86,7 +86,9 @@ def bare_times(layer_name: str, batch: int, repeats: int) -> list[float]:
 
 def fixed_overhead(engine: Engine, rounds: int, repeats: int = 200) -> list[float]:
     """Microseconds the engine adds to each repeat, on a ~6 us task where nothing hides it."""
-    cfg = RunConfig("logsoftmax", "none", "vectorized", "inline", 1, 1, repeats, 1)
+    cfg = RunConfig(
+        "logsoftmax", strategy="none", executor="inline", workers=1, batch=1, repeats=repeats
+    )
     out = []
     for _ in range(rounds):
         bare = statistics.median(bare_times("logsoftmax", 1, repeats))
@@ -205,7 +207,14 @@ def main() -> None:
         for name in args.cases.split(","):
             layer, batch = CASES[name]
             bare = Bare(layer, batch)
-            cfg = RunConfig(layer, "none", "vectorized", "inline", 1, batch, args.block, 1)
+            cfg = RunConfig(
+                layer,
+                strategy="none",
+                executor="inline",
+                workers=1,
+                batch=batch,
+                repeats=args.block,
+            )
             r_inst, r_plain, r_span, gaps, bares = [], [], [], [], []
             for _ in range(args.rounds):
                 b, inst, plain, span = [], [], [], []

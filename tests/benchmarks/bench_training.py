@@ -103,11 +103,13 @@ def step_vs_forward(repeats: int, rounds: int) -> dict:
     from dataclasses import replace
 
     configs = {
-        "forward none/inline w1": RunConfig("network", "none", "vectorized", "inline", 1, 64),
-        "forward batch/threads w1": RunConfig("network", "batch", "vectorized", "threads", 1, 64),
-        "forward batch/threads w2": RunConfig("network", "batch", "vectorized", "threads", 2, 64),
+        "forward none/inline w1": RunConfig(
+            "network", strategy="none", executor="inline", workers=1
+        ),
+        "forward batch/threads w1": RunConfig("network", workers=1),
+        "forward batch/threads w2": RunConfig("network", workers=2),
         "train none/inline w1": RunConfig(
-            "network", "none", "vectorized", "inline", 1, 64, pass_kind="train"
+            "network", strategy="none", executor="inline", workers=1, pass_kind="train"
         ),
     }
     for workers in (1, 2):
@@ -117,11 +119,8 @@ def step_vs_forward(repeats: int, rounds: int) -> dict:
                     continue
                 configs[f"train batch/{executor}/{combine} w{workers}"] = RunConfig(
                     "network",
-                    "batch",
-                    "vectorized",
-                    executor,
-                    workers,
-                    64,
+                    executor=executor,
+                    workers=workers,
                     pass_kind="train",
                     combine=combine,
                 )

@@ -25,7 +25,7 @@ async def main() -> int:
             snapshot_dir=Path(folder),
             engine_factory=EngineThread,
             live_loop=False,
-            config=RunConfig("conv2", "batch", "vectorized", "threads", 2, 64, 5, 1),
+            config=RunConfig("conv2", workers=2),
         )
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("w")  # worker sweep: 1..cores workers, then the speedup chart

@@ -77,7 +77,16 @@ def run(lab: Lab, p: dict) -> dict:
 
     def measure(engine, strategy: str, executor: str, workers: int, batch: int, repeats: int):
         lab.check()
-        cfg = RunConfig(LAYER, strategy, KERNEL, executor, workers, batch, repeats, p["warmup"])
+        cfg = RunConfig(
+            LAYER,
+            strategy=strategy,
+            kernel=KERNEL,
+            executor=executor,
+            workers=workers,
+            batch=batch,
+            repeats=repeats,
+            warmup=p["warmup"],
+        )
         try:
             return engine.run(cfg)
         except RunCancelledError:

@@ -174,14 +174,14 @@ def sweep_grid(args) -> tuple[list[RunConfig], list[str]]:
             for w in _worker_counts(args.workers):
                 cfg = RunConfig(
                     args.layer,
-                    s,
-                    args.kernel,
-                    e,
-                    w,
-                    args.batch,
-                    args.repeat,
-                    args.warmup,
-                    args.seed,
+                    strategy=s,
+                    kernel=args.kernel,
+                    executor=e,
+                    workers=w,
+                    batch=args.batch,
+                    repeats=args.repeat,
+                    warmup=args.warmup,
+                    seed=args.seed,
                     scheduler=scheduler if e == "dask" else "",
                 )
                 try:
