@@ -398,3 +398,34 @@ def test_report_says_when_phase_walls_overlap(engine, monkeypatch):
         profile_passes, "phase_walls", lambda spans, kind: {"forward": 0.4 * m, "update": 0.5 * m}
     )
     assert "overlap" not in run_report(result)
+
+
+@pytest.mark.parametrize(
+    "layer,pass_kind", [("conv2", "forward"), ("conv2", "backward"), ("network", "train")]
+)
+def test_the_arrays_a_run_will_save_are_known_before_it_runs(layer, pass_kind):
+    """saved_names (checked before any work) names exactly the arrays the run keeps."""
+    from partui.profiles.records.config import RunConfig
+    from partui.profiles.run.engine import Engine
+    from partui.profiles.run.passes import saved_names
+
+    strategy = "none" if pass_kind == "forward" else "batch"
+    cfg = RunConfig(
+        layer, strategy=strategy, executor="inline", workers=1, batch=2, repeats=1,
+        warmup=0, pass_kind=pass_kind,
+    )  # fmt: skip
+    with Engine(sample_hz=0) as engine:
+        kept = engine.run(cfg, keep_arrays=True).arrays
+    assert saved_names(cfg) == list(kept)
+
+
+def test_save_arrays_refuses_before_any_work_when_one_file_of_the_pass_exists(tmp_path, capsys):
+    """A stale weight_grad.npy in the folder: a backward run's --save-arrays is refused up
+    front (exit 2, nothing written), not half-way through saving."""
+    stale = tmp_path / "weight_grad.npy"
+    stale.write_bytes(b"old")
+    args = ["run", "--layer", "conv2", "--pass", "backward", "--batch", "2", "--repeat", "1"]
+    assert cli.main([*args, "--save-arrays", str(tmp_path)]) == 2
+    assert "weight_grad.npy" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["weight_grad.npy"]
+    assert stale.read_bytes() == b"old"

@@ -284,6 +284,18 @@ def grad_check(cfg, layer, params, got) -> tuple[float, float, bool]:
     return worst(checks)
 
 
+def saved_names(cfg) -> list[str]:
+    """The names of the arrays `--save-arrays` writes for `cfg` (saved_arrays' keys, known
+    before the run, so every file can be checked before the first is written)."""
+    layer = get_layer(cfg.layer)
+    if cfg.pass_kind == "forward":
+        return ["input", "output", *params_of(cfg.layer, cfg.seed)]
+    layout = list(jobs.param_layout(layer))
+    if cfg.pass_kind == "train":
+        return ["input", "labels", *(n for k in layout for n in (k, f"{k}.grad")), "loss"]
+    return ["input", *layout, "output_grad", "input_grad", *(f"{k}_grad" for k in layout)]
+
+
 def saved_arrays(cfg, layer, x, params, extra, got) -> dict[str, np.ndarray]:
     """The files `--save-arrays` writes for a backward or training pass (name -> array)."""
     layout = jobs.param_layout(layer)

@@ -75,8 +75,10 @@ def cmd_run(args) -> int:
     cfg = config_from(args)
     cfg.check()
     out_dir = check_writable_dir(args.save_arrays) if args.save_arrays else None
-    if out_dir is not None:
-        for name in ("input.npy", "output.npy", "weight.npy", "bias.npy", ARRAYS_README):
+    if out_dir is not None:  # every file it will write, before any work
+        from partui.profiles.run.passes import saved_names
+
+        for name in [*(f"{n}.npy" for n in saved_names(cfg)), ARRAYS_README]:
             check_output(str(out_dir / name), "--save-arrays", args.force)
     warn_settings(cfg)
     if cfg.executor == "dask" and cfg.scheduler:  # an unreachable cluster: say so at once

@@ -20,9 +20,11 @@ def save_arrays(out_dir: Path, arrays: dict, force: bool = False, readme: str = 
 
     import numpy as np
 
-    from partui.profiles.files.safe_files import write_bytes, write_text
+    from partui.profiles.files.safe_files import check_target, write_bytes, write_text
 
-    try:
+    try:  # every target checked before the first is written: no half-saved folder
+        for name in [*(f"{n}.npy" for n in arrays), *([ARRAYS_README] if readme else [])]:
+            check_target(out_dir / name, overwrite=force)
         for name, arr in arrays.items():
             buf = io.BytesIO()
             np.save(buf, arr)
