@@ -419,9 +419,17 @@ def test_the_arrays_a_run_will_save_are_known_before_it_runs(layer, pass_kind):
     assert saved_names(cfg) == list(kept)
 
 
-def test_save_arrays_refuses_before_any_work_when_one_file_of_the_pass_exists(tmp_path, capsys):
+def test_save_arrays_refuses_before_any_work_when_one_file_of_the_pass_exists(
+    tmp_path, capsys, monkeypatch
+):
     """A stale weight_grad.npy in the folder: a backward run's --save-arrays is refused up
-    front (exit 2, nothing written), not half-way through saving."""
+    front (exit 2, no run, nothing written), not half-way through saving."""
+    from partui.profiles.run.engine import Engine
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(Engine, "run", no_run)
     stale = tmp_path / "weight_grad.npy"
     stale.write_bytes(b"old")
     args = ["run", "--layer", "conv2", "--pass", "backward", "--batch", "2", "--repeat", "1"]
