@@ -42,7 +42,7 @@ SLOW_TESTS = {
     "test_stream.py::test_process_child_never_imports_textual_and_close_leaves_no_process",
     "test_stream.py::test_lost_worker_process_is_a_failed_run_and_the_child_keeps_serving",
     "test_train.py::test_processes_share_the_weights",
-    "test_train.py::test_cli_train_ctrl_c_saves_and_exits_130",
+    "test_train.py::test_cli_train_stopped_by_a_signal_saves_and_exits_128_plus_it",
     "test_train_tab.py::test_keys_change_the_settings",
     "test_train_tab.py::test_two_runs_overlaid_then_saved",
     "test_train_tab.py::test_stop_key_ends_a_run_and_a_change_applies_at_the_next_epoch",
