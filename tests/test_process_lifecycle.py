@@ -357,11 +357,12 @@ def test_a_cancelled_future_is_no_traceback_in_a_waits_callback(caplog):
     assert "exception calling callback" not in caplog.text
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_stop_signal_as_the_dashboard_takes_the_terminal_gives_it_back(signum):
-    """SIGTERM or SIGHUP right after the dashboard switched to the alternate screen (before
-    its event loop handles them): it still leaves the alternate screen, shows the cursor
-    and turns mouse tracking off on its way out, with 128 + the signal's number."""
+    """SIGTERM, SIGHUP or a `kill -INT` right after the dashboard switched to the alternate
+    screen (before its event loop handles them): it still leaves the alternate screen,
+    shows the cursor and turns mouse tracking off on its way out, with 128 + the signal's
+    number."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color"}

@@ -67,10 +67,10 @@ def main(argv: list[str]) -> int:
 
     app = PartuiApp(snapshot_dir=folder, open_snapshot=snapshot, config=cfg, live=args.live)
     app.opened = opened  # read once, here: a large snapshot is not parsed twice
-    # From here until the app's event loop handles them, SIGTERM and SIGHUP are noted,
+    # From here until the app's event loop handles them, SIGTERM, SIGHUP and SIGINT are noted,
     # never fatal: dying then would leave the terminal in the alternate screen, with mouse
     # tracking on and the cursor hidden. The app acts on a noted one as it mounts.
-    stops = (signal.SIGTERM, signal.SIGHUP)
+    stops = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
     previous = {sig: signal.signal(sig, lambda n, f: app.early_signals.append(n)) for sig in stops}
     try:
         app.run()

@@ -72,7 +72,7 @@ class PartuiApp(App):
         lab_factory=None,
     ):
         super().__init__()
-        # SIGTERM or SIGHUP that came before the event loop handled them (noted by the
+        # SIGTERM, SIGHUP or SIGINT that came before the event loop handled them (noted by the
         # command line from before the terminal is taken over): acted on at mount
         self.early_signals: list[int] = []
         self.snapshot_dir = snapshot_dir
@@ -312,7 +312,8 @@ class PartuiApp(App):
             self._exit_renderables.clear()
 
     def _stop_by_signal(self, signum: int) -> None:
-        """SIGTERM or SIGHUP: stop the engine and its workers, then quit, as q does."""
+        """SIGTERM, SIGHUP or `kill -INT`: stop the engine and its workers, then quit, as q
+        does."""
         self.close_engine()
         files.exit_soon(128 + signum)  # nothing is left to save
         self.exit(return_code=128 + signum)

@@ -56,13 +56,14 @@ def screenshot_without_toasts(app: App, path: Path, done: str) -> None:
 
 
 def handle_stop_signals(stop: Callable[[int], None], on: bool) -> None:
-    """SIGTERM and SIGHUP call `stop(signal number)` (on), or no longer (off)."""
+    """SIGTERM, SIGHUP and a SIGINT sent by `kill` (Ctrl+C in the dashboard is a key, not a
+    signal) call `stop(signal number)` (on), or no longer (off)."""
     import asyncio
     import signal
 
     try:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             if on:
                 loop.add_signal_handler(sig, stop, sig)
             else:
