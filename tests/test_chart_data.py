@@ -113,7 +113,7 @@ def test_the_axis_spans_the_whole_timed_repeat_hand_out_and_collection_show_as_i
     assert math.isclose(view.lanes[0].busy_share, 0.2)
     chars = "".join(ch for ch, _ in lane_cells(view.lanes[0], view.t0, view.t1 - view.t0, 50))
     assert chars[:20] == "·" * 20 and set(chars[20:30]) == {"█"} and chars[30:] == "·" * 20
-    # an old snapshot without repeat starts: the tasks' own extent, as before
+    # a snapshot without repeat starts (an older format): the axis spans the tasks' own extent
     r.repeat_start_ns = []
     assert view_of_result(r, 1, None).extent_ms == 2.0
 

@@ -198,7 +198,7 @@ def test_the_matrix_covers_every_axis():
                         refused += 1
                         assert "not applicable" in reason and "\n" not in reason
     assert refused > 0
-    # the three examples
+    # three combinations that cannot run, named outright
     assert (
         ("linear1", "spatial", "vectorized", "threads") not in COMBOS
         and ("conv2", "pipeline", "vectorized", "threads") not in COMBOS

@@ -31,7 +31,7 @@ async def test_a_chart_that_raises_shows_one_line_and_the_app_goes_on(tmp_path, 
         chart = app.query_one("#cpu")
         assert chart.failed == "could not draw this chart: IndexError: list index out of range"
         assert "IndexError" in str(chart.render())
-        # plotext itself failing while laying the figure out (the legend bug): same
+        # plotext itself failing while it lays the figure out (an IndexError in build): same
         monkeypatch.undo()
         monkeypatch.setattr(chart.plt, "build", lambda: [][1])
         now = app.session.clock()

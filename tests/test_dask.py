@@ -338,7 +338,7 @@ def test_lost_worker_task_sent_again(engine):
     to the other worker, the run says so in one line and is still verified."""
     # tasks of 8 samples on the loops kernel take ~0.8 s: the kill 0.3 s into the timed
     # repeat lands while both compute (with 4 samples, ~0.4 s, a quiet machine could
-    # finish the repeat first: no worker lost, and the next tests met the dead worker)
+    # finish the repeat first: no worker lost, and the next tests would meet the dead one)
     cfg = RunConfig(
         "conv2", kernel="loops", executor="dask", workers=2, batch=16, repeats=1, warmup=1
     )

@@ -119,7 +119,7 @@ def test_open_a_snapshot_file_directly(tmp_path):
 
 
 def test_every_size_reaches_network_and_cuts_no_word(tmp_path):
-    """The issue's check: T then ↓ repeated reaches network; nothing cut mid-word at 3 sizes."""
+    """T then ↓ repeated reaches network, and nothing is cut mid-word, at 3 terminal sizes."""
     from screen_check import known_titles, placeholders, problems
 
     term = Terminal(f"{PARTUI} --snapshot-dir {tmp_path} --layer conv2 --strategy none", 80, 24)

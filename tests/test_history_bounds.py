@@ -1,5 +1,6 @@
-"""Issue 11, finding 12: a long live session's memory levels off (the soak benchmark,
-tests/benchmarks/soak_live.py, found the dashboard holding every kept run's spans)."""
+"""A long live session's memory levels off: the dashboard keeps every run's figures but the
+spans and CPU samples of only the latest RUN_DETAIL runs (tests/benchmarks/soak_live.py
+watches the whole dashboard's memory over a long soak)."""
 
 from dataclasses import replace
 

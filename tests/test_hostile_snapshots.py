@@ -1,4 +1,5 @@
-"""Issue 11: nothing partui reads can crash it (findings 2, 3, 4, 8, 9).
+"""Nothing partui reads can crash it, exhaust its memory or write escape sequences to the
+terminal.
 
 Crafted snapshots and books: `partui show` exits 2 with one line naming the field, the
 dashboard shows the same message and stays up, and a property test mutates a real snapshot
@@ -63,7 +64,8 @@ def run_cli(capsys, *args):
     return (code, *capsys.readouterr())
 
 
-# (finding, path in the snapshot, value, word the message must name)
+# (group shown in the test id: 2 a bad value, 3 a huge count, 4 a wrong type, key or name, 9 a
+# Dask field; path in the snapshot, value, word the message must name)
 CRAFTED = [
     (2, ("runs", 0, "config", "workers"), 0, "workers"),
     (2, ("runs", 0, "config", "workers"), -3, "workers"),
@@ -105,7 +107,8 @@ def deep(n):
     ids=[f"{c[0]}-{'.'.join(map(str, c[1]))}={str(c[2])[:12]}" for c in CRAFTED],
 )
 def test_show_refuses_crafted_snapshots(real, tmp_path, capsys, finding, path, value, word):
-    """Findings 2-4: exit 2 and one line naming the field, never a class name or a traceback."""
+    """`show`, `export` and `compare`: exit 2 and one line naming the field, never a class
+    name or a traceback."""
     bad = mutated(real, path, value, tmp_path)
     code, out, err = run_cli(capsys, "show", bad)
     assert code == 2, err
@@ -121,7 +124,7 @@ def test_show_refuses_crafted_snapshots(real, tmp_path, capsys, finding, path, v
 
 
 def test_nested_json_is_refused_before_parsing(tmp_path, capsys):
-    """Finding 4: a 100,000-deep file is refused by the depth cap (the parser never recurses)."""
+    """A 100,000-deep file is refused by the depth cap (the parser never recurses)."""
     p = tmp_path / "deep.json"
     p.write_text('{"format": "partui-snapshot", "x": ' + deep(100_000) + "}")
     code, _, err = run_cli(capsys, "show", p)
@@ -129,7 +132,7 @@ def test_nested_json_is_refused_before_parsing(tmp_path, capsys):
 
 
 def test_huge_and_endless_files_are_refused(tmp_path, capsys):
-    """Finding 3: a file past the size cap is refused from its size (a sparse 5 GB file, read
+    """A file past the size cap is refused from its size (a sparse 5 GB file, read
     in no time); a FIFO or a device is refused before a byte is read."""
     big = tmp_path / "big.json"
     with open(big, "wb") as f:
@@ -153,7 +156,7 @@ def test_huge_and_endless_files_are_refused(tmp_path, capsys):
 
 
 def test_show_and_compare_strip_escape_sequences(real, tmp_path, capsys):
-    """Finding 9: a note or machine field cannot set the window title or clear the screen."""
+    """A note or machine field cannot set the window title or clear the screen."""
     d = copy.deepcopy(real)
     d["note"] = "hello " + ESC_TITLE
     d["machine"]["cpu_model"] = "cpu " + ESC_TITLE
@@ -168,7 +171,7 @@ def test_show_and_compare_strip_escape_sequences(real, tmp_path, capsys):
     assert "hello \\x1b]0;pwned\\x07" in out
 
 
-# ---- the baseline book (finding 8) ----------------------------------------------------------
+# ---- the baseline book ----------------------------------------------------------------------
 
 
 def book_text(machine_fp, entries):
@@ -214,7 +217,7 @@ def good_entry():
     ids=["list", "negative", "zero", "nan", "no-strategy", "nested"],
 )
 def test_a_broken_book_is_noted_and_rebuilt(tmp_path, monkeypatch, capsys, mutate):
-    """Finding 8: a sweep with a broken book still saves its snapshot, says so in one line,
+    """A sweep with a broken book still saves its snapshot, says so in one line,
     shows no negative speedup, and leaves a rebuilt book and no temp file."""
     from partui.profiles.system.machine import info
 
@@ -264,11 +267,11 @@ async def test_a_broken_book_does_not_crash_the_dashboard(tmp_path, monkeypatch)
         assert app.session.runs and app.is_running
 
 
-# ---- the dashboard (finding 2) ----------------------------------------------------------------
+# ---- the dashboard ----------------------------------------------------------------------------
 
 
 async def test_dashboard_shows_crafted_snapshots_as_messages(real, tmp_path):
-    """Finding 2: every crafted file, opened (as `partui FILE` and the browser's enter do),
+    """Every crafted file, opened (as `partui FILE` and the browser's enter do),
     exported with x and listed by o, is a notification; the dashboard stays up."""
     from partui.profiles.records.config import RunConfig
     from partui.profiles.service.engine import EngineThread
@@ -369,7 +372,7 @@ def all_paths(real):
 )
 @given(data=st.data())
 def test_mutated_snapshots_load_or_fail_in_one_line(real, all_paths, tmp_path, data):
-    """Finding 2-4, as a property: change, delete, nest or add anything in a real snapshot;
+    """As a property: change, delete, nest or add anything in a real snapshot;
     loading gives a good snapshot or one line (exit 2), everything downstream of a snapshot
     that loads works, and memory stays within a fixed bound."""
     d = copy.deepcopy(real)

@@ -153,8 +153,8 @@ def test_the_cli_module_imports_nothing_heavy():
 
 def test_ctrl_c_inside_a_string_exec_still_exits_130_under_python_m(tmp_path):
     """Ctrl+C that lands in a string exec/eval (collections.namedtuple's, while a module such
-    as psutil loads) is caught by partui, yet CPython had marked it unhandled and, under
-    `python -m`, ended the process by SIGINT (-2) after "partui: interrupted"."""
+    as psutil loads) and is caught by partui exits 130 with one line under `python -m`: CPython
+    marks it unhandled and, unless the mark is cleared, ends the process by SIGINT (-2)."""
     (tmp_path / "ctrl_c_in_exec.py").write_text(
         "import sys\n"
         "from partui.tui.cli import main as cli\n"

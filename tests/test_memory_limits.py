@@ -1,4 +1,4 @@
-"""Issue 11, finding 10: memory checks respect the process's own limits and name them."""
+"""Memory checks respect the process's own limits and name them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Issue 11: nothing partui starts outlives it (findings 5 and 6).
+"""Nothing partui starts outlives it: a stop signal, a kill or a closed terminal leaves no
+process and no shared memory behind, and a process pool starts in full, is refused up front
+or is rebuilt after losing a worker.
 
 Every check looks only at the process tree of the partui the test started (by pid) and at
 the /dev/shm entries that tree had mapped, never at the machine as a whole: other people's
@@ -111,7 +113,7 @@ def has_pool_and_shm(w: Watched) -> bool:
 
 @pytest.mark.parametrize("signum,to_group", [(signal.SIGTERM, False), (signal.SIGHUP, True)])
 def test_sigterm_and_sighup_stop_a_headless_run_cleanly(signum, to_group):
-    """Finding 6: SIGTERM to partui, or SIGHUP to its group (the terminal closed): workers
+    """SIGTERM to partui, or SIGHUP to its group (the terminal closed): workers
     stopped, fork server and resource tracker gone, shared memory and semaphores unlinked."""
     w = Watched(start_cli(LONG_RUN))
     w.wait_for(has_pool_and_shm)
@@ -128,7 +130,7 @@ def test_sigterm_and_sighup_stop_a_headless_run_cleanly(signum, to_group):
 
 
 def test_sigkill_of_partui_leaves_nothing_running():
-    """Finding 6: after SIGKILL partui cannot clean up: its pool workers' watchdogs end them,
+    """After SIGKILL partui cannot clean up: its pool workers' watchdogs end them,
     then the fork server and the resource tracker go, and the tracker unlinks the memory."""
     w = Watched(start_cli(LONG_RUN))
     w.wait_for(has_pool_and_shm)
@@ -139,7 +141,7 @@ def test_sigkill_of_partui_leaves_nothing_running():
 
 
 def test_ctrl_c_while_64_process_workers_start():
-    """Finding 5: Ctrl+C during a large pool's start-up is not held for the whole wait: exit
+    """Ctrl+C during a large pool's start-up is not held for the whole wait: exit
     130 within a second, no worker left."""
     w = Watched(
         start_cli(
@@ -170,8 +172,8 @@ def test_ctrl_c_while_64_process_workers_start():
 
 
 def test_32_process_workers_start_and_stop():
-    """Finding 5: 32 workers all start (only 15-31 did, then 60 s and 'did not start'):
-    the run waits for every worker's initializer, so exit 0 means 32 were up."""
+    """All 32 workers start: the run waits for every worker's initializer, so exit 0 means 32
+    were up."""
     w = Watched(
         start_cli(
             [
@@ -197,7 +199,7 @@ def test_32_process_workers_start_and_stop():
 
 
 def test_too_many_process_workers_are_refused_up_front(capsys):
-    """Finding 5: a pool the process limits cannot hold is refused with the reason, before
+    """A pool the process limits cannot hold is refused with the reason, before
     anything starts."""
     import resource
 
@@ -268,7 +270,7 @@ def _pty_partui(args):
 
 
 def test_closing_the_terminal_of_a_live_processes_dashboard():
-    """Finding 6: SIGHUP to the dashboard's group (its terminal closed) while live mode runs
+    """SIGHUP to the dashboard's group (its terminal closed) while live mode runs
     on processes: no process and no psm_* / sem.* entry left."""
     proc, hang_up = _pty_partui(
         ["--live", "--layer", "conv2", "--batch", "16", "--executor", "processes", "--workers", "2"]
@@ -288,8 +290,8 @@ def test_closing_the_terminal_of_a_live_processes_dashboard():
 
 
 async def test_dashboard_restarts_a_killed_engine(tmp_path):
-    """Finding 6: the engine process killed: its workers do not outlive it (still using CPU,
-    surviving q), and the next run starts a new engine."""
+    """The engine process killed: its workers end with it (none left using CPU or running past
+    q), and the next run starts a new engine."""
 
     from partui.profiles.service.engine import EngineProcess
     from partui.tui.dashboard.app import PartuiApp

@@ -145,14 +145,14 @@ def test_timing_waits_for_blas_threads_left_spinning_by_a_threaded_call():
     if waited < blas.SPIN_S:  # it saw the process quiet (a spin longer than that is let be)
         c0 = time.process_time()
         time.sleep(0.03)
-        assert time.process_time() - c0 < 0.01  # nothing of this process spins any more
+        assert time.process_time() - c0 < 0.01  # settled: nothing of this process spins
     assert blas.settle() == 0.0  # waited out once
 
 
 def test_a_ctrl_c_a_library_swallowed_stops_the_run_at_the_next_repeat():
     """Cython's memoryview set-up (run as numpy.random loads) has `except: pass`: a
-    KeyboardInterrupt raised there was lost and the run went on. The CLI's handler notes each
-    Ctrl+C; the repeat loop raises a noted one that nothing handled."""
+    KeyboardInterrupt raised there is swallowed. The CLI's handler notes each Ctrl+C; the
+    repeat loop raises a noted one that nothing handled, so the run still stops."""
     from partui.profiles.system import interrupts
 
     try:

@@ -1,5 +1,6 @@
-"""Issue 11: nothing partui writes can hurt (findings 1, 7, 9, 11). Every special file is
-made inside the test's own temporary folder."""
+"""Nothing partui writes can hurt: special files are never written through, names never
+clash, temporary files cannot be hijacked, CSV cells are never formulas and exports follow
+the umask. Every special file is made inside the test's own temporary folder."""
 
 import json
 import os
@@ -81,7 +82,7 @@ def no_temp_files(folder):
 
 
 def test_writer_refuses_every_special_target(tmp_path):
-    """Finding 1 (library level): a FIFO, a symlink, a folder or a socket is never replaced."""
+    """Library level: a FIFO, a symlink, a folder or a socket is never replaced."""
     targets, victim = special_targets(tmp_path)
     for kind, path in targets.items():
         with pytest.raises(WriteError) as err:
@@ -105,7 +106,7 @@ def test_character_device_target_refused(tmp_path):
 
 @pytest.mark.parametrize("kind", ["fifo", "link", "dangling", "socket"])
 def test_export_refuses_special_output(tmp_path, kind, saved_snapshot, partui):
-    """Finding 1 (command line): `partui export -o` onto a special file: exit 2, one line."""
+    """Command line: `partui export -o` onto a special file: exit 2, one line."""
     targets, victim = special_targets(tmp_path)
     proc = partui("export", saved_snapshot, "--format", "csv", "-o", targets[kind], "--force")
     assert proc.returncode == 2, proc.stderr
@@ -148,7 +149,7 @@ def test_existing_file_needs_force(tmp_path, saved_snapshot, partui):
 
 
 def test_exports_keep_the_umask_permissions(tmp_path, saved_snapshot):
-    """Finding 11: exports were 0600; a file a user makes follows the umask."""
+    """An export follows the umask (0644 under umask 022), as any file a user makes does."""
     out = tmp_path / "t.json"
     proc = subprocess.run(
         [
@@ -173,7 +174,7 @@ def test_exports_keep_the_umask_permissions(tmp_path, saved_snapshot):
 
 
 def test_planted_symlink_at_a_temp_name_is_not_followed(tmp_path, monkeypatch):
-    """Finding 9: the temporary name is unpredictable and made with O_EXCL|O_NOFOLLOW; even a
+    """The temporary name is unpredictable and made with O_EXCL|O_NOFOLLOW; even a
     symlink planted at the exact name it will use is not written through."""
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
@@ -183,7 +184,7 @@ def test_planted_symlink_at_a_temp_name_is_not_followed(tmp_path, monkeypatch):
     with pytest.raises(WriteError):
         write_text(tmp_path / "out.json", "data")
     assert victim.read_text() == "keep me" and not (tmp_path / "out.json").exists()
-    # ...and the old predictable name of the dashboard's export is no trap any more
+    # ...nor is one planted at the predictable name `.NAME.tmp` beside the target
     monkeypatch.undo()
     (tmp_path / ".partui.trace.json.tmp").symlink_to(victim)
     write_text(tmp_path / "partui.trace.json", "{}")
@@ -201,7 +202,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
 
 
 def test_default_names_unique_in_one_second_and_across_threads(tmp_path):
-    """Finding 7 (library): twenty saves of the same default name keep twenty files."""
+    """Library: twenty saves of the same default name keep twenty files."""
     base = default_snapshot_path(tmp_path, stem="sweep")
     written = []
     lock = threading.Lock()
@@ -222,7 +223,7 @@ def test_default_names_unique_in_one_second_and_across_threads(tmp_path):
 
 
 def test_two_sweeps_in_the_same_second_keep_both(tmp_path):
-    """Finding 7 (command line): two processes at once, two snapshots."""
+    """Command line: two sweeps at once in one folder keep two snapshots."""
     env = {**os.environ, "PARTUI_SNAPSHOT_DIR": str(tmp_path)}
     cmd = [*CLI, *TINY_SWEEP, "--no-book"]
     procs = [
@@ -242,7 +243,7 @@ def test_two_sweeps_in_the_same_second_keep_both(tmp_path):
 
 
 def test_csv_cells_are_not_formulas(saved_snapshot, monkeypatch):
-    """Finding 9: a text cell that starts with = + - @ is not run by a spreadsheet."""
+    """A text cell that starts with = + - @ is not run by a spreadsheet."""
     import csv
     import io
 
@@ -275,7 +276,7 @@ def test_csv_cells_are_not_formulas(saved_snapshot, monkeypatch):
     ],
 )
 def test_empty_values_are_errors(args, needle, partui):
-    """Finding 11: an empty value is an error (exit 2), not the same as leaving it out."""
+    """An empty value is an error (exit 2), not the same as leaving it out."""
     proc = partui(*args)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr and "empty" in proc.stderr
@@ -283,7 +284,8 @@ def test_empty_values_are_errors(args, needle, partui):
 
 
 def test_small_argument_findings(partui):
-    """Finding 11: the typo, a 100 KB value echoed whole, Arabic-Indic digits as numbers."""
+    """An unknown strategy is named, a 100 KB value is not echoed whole, and Arabic-Indic
+    digits are refused where an integer is asked for."""
     proc = partui("sweep", "--layer", "conv2", "--strategies", "nope")
     assert proc.returncode == 2 and "unknown strategy 'nope'" in proc.stderr
     huge = "x" * 100_000
