@@ -23,7 +23,7 @@ def known_titles(app) -> list[str]:
     ]
 
 
-def test_the_issue_lists_the_essential_keys():
+def test_the_key_bar_lists_the_essential_keys_first():
     essential, _ = profile_keys(viewing=False, compact=False)
     assert [k.key for k in essential] == ESSENTIAL
 

@@ -283,7 +283,7 @@ def test_empty_values_are_errors(args, needle, partui):
     assert proc.stderr.count("\n") == 1
 
 
-def test_small_argument_findings(partui):
+def test_bad_arguments_are_named_not_echoed_and_need_ascii_digits(partui):
     """An unknown strategy is named, a 100 KB value is not echoed whole, and Arabic-Indic
     digits are refused where an integer is asked for."""
     proc = partui("sweep", "--layer", "conv2", "--strategies", "nope")
