@@ -228,6 +228,12 @@ class ProcessExecutor(Executor):
         self.startup_ms = (time.perf_counter_ns() - t0) / 1e6
         return self.startup_ms
 
+    def _started(self) -> None:
+        """Start the pool if there is none. A pool broken during a run is not replaced
+        here: the run fails (WorkerLost) and the next run's start() makes a new one."""
+        if self._pool is None:
+            self.start()
+
     @property
     def broken(self) -> bool:
         """A worker process died: the pool takes no more work."""
@@ -241,7 +247,7 @@ class ProcessExecutor(Executor):
 
     def submit(self, fn, *args):
         """Run a module-level function in a worker process (arguments are pickled)."""
-        self.start()
+        self._started()
         return self._pool.submit(fn, *args)
 
     def run_each(self, fn, items, on_result=None) -> list:
@@ -260,7 +266,7 @@ class ProcessExecutor(Executor):
             ) from exc
 
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):
-        self.start()
+        self._started()
         futures = [
             self._pool.submit(
                 worker.process_task, arena.name, arena.layout, layer.name, kernel, task, run, repeat
