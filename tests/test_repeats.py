@@ -3,6 +3,7 @@ passes and the Dask training step share."""
 
 from __future__ import annotations
 
+import signal
 import threading
 
 import pytest
@@ -178,3 +179,27 @@ def test_a_ctrl_c_a_library_swallowed_stops_the_run_at_the_next_repeat():
         interrupts.raise_if_swallowed()  # nothing to raise
     finally:
         interrupts.handled()
+
+
+def test_a_ctrl_c_in_a_finalizer_is_noted_and_raised_at_the_next_repeat():
+    """A Ctrl+C that lands in a __del__ (llvmlite frees its objects so while numba loads
+    kernels) is not raised there, where Python would print 'Exception ignored' and a
+    traceback, but noted: the repeat loop raises it at its next check."""
+    import sys
+
+    from partui.profiles.system import interrupts
+
+    class Finalized:
+        def __del__(self):
+            interrupts.on_sigint(signal.SIGINT, sys._getframe())
+
+    seen = []
+    old = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    try:
+        Finalized()  # its __del__ runs at once
+    finally:
+        sys.unraisablehook = old
+    assert seen == []
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.raise_if_swallowed()

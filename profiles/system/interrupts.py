@@ -5,6 +5,10 @@ use), registers its types inside `try: ... except: pass`: a KeyboardInterrupt ra
 is lost, and the run goes on to its end.
 The CLI's handler notes each Ctrl+C before it raises; the run loops check the note before
 every repeat or step and raise again when it is still there.
+
+A Ctrl+C that lands in a finalizer (`__del__`: llvmlite frees its objects that way while
+numba loads kernels) is only noted: raised there, Python would print it as "Exception
+ignored" with a traceback and go on; the run loop raises it at its next check instead.
 """
 
 from __future__ import annotations
@@ -14,9 +18,23 @@ import signal
 _pressed = [False]
 
 
+FINALIZER_DEPTH = 30  # frames looked at for a __del__ (llvmlite's sit a few deep)
+
+
 def on_sigint(signum, frame):
     _pressed[0] = True
-    raise KeyboardInterrupt
+    if not _in_finalizer(frame):
+        raise KeyboardInterrupt
+
+
+def _in_finalizer(frame) -> bool:
+    for _ in range(FINALIZER_DEPTH):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install():
