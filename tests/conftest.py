@@ -5,7 +5,8 @@ import pytest
 
 # Markers (registered in pyproject.toml), applied here by file and by parameter so that a new
 # test in these files is marked without a decorator. Single slow tests elsewhere carry
-# @pytest.mark.slow themselves. The quick set: -m "not slow and not tmux and not dask".
+# @pytest.mark.slow themselves. The quick set (README):
+#     -m "not slow and not tmux and not dask and not processes and not ui"
 FILE_MARKS = {
     "test_e2e_tmux.py": ("tmux", "processes", "slow"),
     "test_dask.py": ("dask", "processes", "slow"),
@@ -13,6 +14,21 @@ FILE_MARKS = {
     "test_process_lifecycle.py": ("processes", "slow"),
     "test_entry_points.py": ("processes",),
     "test_no_leftovers.py": ("processes",),
+    "test_cli.py": ("processes",),
+    "test_profiling_cli.py": ("processes",),
+    "test_memlab_runner.py": ("processes",),
+    "test_stream.py": ("processes",),
+    "test_dashboard.py": ("ui",),
+    "test_dashboard_tabs.py": ("ui",),
+    "test_dashboard_truth.py": ("ui",),
+    "test_dashboard_start.py": ("ui",),
+    "test_layout_keys.py": ("ui",),
+    "test_layout_screens.py": ("ui",),
+    "test_screens_svg.py": ("ui",),
+    "test_charts_svg.py": ("ui",),
+    "test_chart_throttle.py": ("ui",),
+    "test_train_tab.py": ("ui",),
+    "test_lab_tab.py": ("ui",),
 }
 # single tests of several seconds each (a long run stopped, a training, the CLI many times,
 # a live dashboard): by name, every parameter of it
@@ -50,6 +66,7 @@ SLOW_TESTS = {
 }
 # a parameter naming one of these (test_x[conv2-batch-vectorized-processes]) marks the test
 PARAM_MARKS = {
+    "loops": ("slow",),  # the per-pixel loops of the material: seconds a combination
     "dask": ("dask", "processes"),
     "processes": ("processes",),
     "process": ("processes",),

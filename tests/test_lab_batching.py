@@ -74,6 +74,7 @@ def test_demo_batching_json(monkeypatch, capsys):
     assert d["experiment"] == "batching" and len(d["summary"]["points"]) == 4
 
 
+@pytest.mark.processes
 def test_ctrl_c_stops_the_engine_and_exits_130():
     import signal
     import subprocess

@@ -203,3 +203,17 @@ def test_a_ctrl_c_in_a_finalizer_is_noted_and_raised_at_the_next_repeat():
     assert seen == []
     with pytest.raises(KeyboardInterrupt):
         interrupts.raise_if_swallowed()
+
+
+def test_a_ctrl_c_in_llvmlite_is_noted_not_raised():
+    """llvmlite's callbacks run from C through ctypes: a KeyboardInterrupt raised in them is
+    printed as 'Exception ignored'. A Ctrl+C there is noted for the next repeat instead."""
+    import types
+
+    from partui.profiles.system import interrupts
+
+    code = compile("pass", "/site-packages/llvmlite/binding/executionengine.py", "exec")
+    frame = types.SimpleNamespace(f_code=code, f_back=None)
+    interrupts.on_sigint(signal.SIGINT, frame)  # no KeyboardInterrupt here...
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.raise_if_swallowed()  # ...but at the next check

@@ -6,9 +6,10 @@ is lost, and the run goes on to its end.
 The CLI's handler notes each Ctrl+C before it raises; the run loops check the note before
 every repeat or step and raise again when it is still there.
 
-A Ctrl+C that lands in a finalizer (`__del__`: llvmlite frees its objects that way while
-numba loads kernels) is only noted: raised there, Python would print it as "Exception
-ignored" with a traceback and go on; the run loop raises it at its next check instead.
+A Ctrl+C that lands where an exception cannot propagate is only noted: in a finalizer
+(`__del__`: llvmlite frees its objects that way while numba loads kernels) or in llvmlite,
+whose callbacks LLVM calls from C through ctypes. Raised there, Python would print it as
+"Exception ignored" with a traceback and go on; the run loop raises it at its next check.
 """
 
 from __future__ import annotations
@@ -18,20 +19,21 @@ import signal
 _pressed = [False]
 
 
-FINALIZER_DEPTH = 30  # frames looked at for a __del__ (llvmlite's sit a few deep)
+DEPTH = 30  # frames looked at (llvmlite's sit a few deep)
 
 
 def on_sigint(signum, frame):
     _pressed[0] = True
-    if not _in_finalizer(frame):
+    if not _cannot_raise_here(frame):
         raise KeyboardInterrupt
 
 
-def _in_finalizer(frame) -> bool:
-    for _ in range(FINALIZER_DEPTH):
+def _cannot_raise_here(frame) -> bool:
+    for _ in range(DEPTH):
         if frame is None:
             return False
-        if frame.f_code.co_name == "__del__":
+        code = frame.f_code
+        if code.co_name == "__del__" or "llvmlite" in code.co_filename:
             return True
         frame = frame.f_back
     return False
