@@ -72,6 +72,13 @@ class Child:
         why = last_line(self.stderr_file)
         return f"{what} exited unexpectedly (exit code {code})" + (f": {why}" if why else "")
 
+    def stop(self, timeout: float, known: dict | None = None) -> None:
+        """Ask it to stop, then end it and every process under it (and `known`: its
+        processes seen earlier, pid -> process, orphaned if it was killed)."""
+        family = {**(known or {}), **{p.pid: p for p in descendants(self.proc.pid)}}
+        self.send(("stop",))
+        self.end(list(family.values()), timeout)
+
     def end(self, family: list, timeout: float) -> None:
         """After asking it to stop: end it and `family`, close the pipes and the stderr file."""
         end_child(self.proc, family, (self.cmd, self.evt), timeout)

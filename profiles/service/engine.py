@@ -211,10 +211,7 @@ class EngineProcess:
         if self._child is None:
             return
         atexit.unregister(self.close)
-        own = descendants(self._child.proc.pid)
-        family = list({**self._family, **{p.pid: p for p in own}}.values())
-        self._send(("stop",))
-        self._child.end(family, timeout)
+        self._child.stop(timeout, self._family)
 
     @property
     def pid(self) -> int | None:

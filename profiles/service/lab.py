@@ -15,7 +15,7 @@ import signal
 import threading
 from multiprocessing.connection import Connection
 
-from partui.profiles.service.children import Child, descendants
+from partui.profiles.service.children import Child
 from partui.profiles.service.commands import serve_commands
 
 
@@ -95,9 +95,7 @@ class LabProcess:
             return
         self._closed = True
         atexit.unregister(self.close)
-        family = descendants(self._child.proc.pid)
-        self.stop()
-        self._child.end(family, timeout)
+        self._child.stop(timeout)
 
 
 class LabThread:

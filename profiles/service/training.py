@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 
 from partui.profiles.records.events import StepDone
 from partui.profiles.records.train_config import TrainConfig
-from partui.profiles.service.children import Child, descendants
+from partui.profiles.service.children import Child
 from partui.profiles.service.commands import serve_commands
 from partui.profiles.train.trainer import Trainer
 
@@ -153,9 +153,7 @@ class TrainProcess:
             return
         self._closed = True
         atexit.unregister(self.close)
-        family = descendants(self._child.proc.pid)
-        self.stop()
-        self._child.end(family, timeout)
+        self._child.stop(timeout)
 
 
 class TrainThread:
