@@ -641,3 +641,33 @@ def test_train_on_dask_refusals_in_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "pip install 'partui[dask]'" in err[0]
     assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_while_the_local_cluster_starts_ends_in_one_line(tmp_path, sig):
+    """A signal while LocalCluster() is still starting its workers: partui's one line and
+    the signal's exit code, no traceback from Dask's exit hook, no process left behind."""
+    env = {**os.environ, "PARTUI_SNAPSHOT_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partui.tui.cli.main", "run", "--layer", "gelu3"]
+        + ["--executor", "dask", "--workers", "2", "--batch", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        parent = psutil.Process(proc.pid)
+        # the first worker process under partui: the cluster is on its way up
+        wait_until(lambda: any(parent.children(recursive=True)), budget(60))
+        family = {p.pid for p in parent.children(recursive=True)}
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=budget(60))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + sig, err
+    said = [line for line in err.splitlines() if line and "compil" not in line]
+    assert "Traceback" not in err and len(said) == 1, err
+    assert not _gone(family), "left behind"

@@ -228,6 +228,30 @@ def test_too_many_process_workers_are_refused_up_front(capsys):
     assert code == 2 and len(errors) == 1 and "open files" in errors[0], err
 
 
+def test_open_file_limit_refuses_local_dask_and_training_pools_up_front():
+    """A LocalCluster holds about a dozen descriptors here per worker and a training pool
+    its workers' pipes: both are refused in one line under a low `ulimit -n`, before any
+    process starts; a remote scheduler's workers are not counted here."""
+    import resource
+
+    from partui.profiles.executors.dask_cluster import DaskExecutor
+    from partui.profiles.executors.registry import make_executor
+    from partui.profiles.records.limits import ConfigError
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(100, hard), hard))
+    try:
+        local = DaskExecutor.refusal(8)
+        remote = DaskExecutor.refusal(8, "tcp://127.0.0.1:8786")
+        small = DaskExecutor.refusal(1)
+        with pytest.raises(ConfigError, match="open files"):
+            make_executor("processes", 32)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert local and "8 worker processes" in local and "ulimit -n" in local
+    assert remote is None and small is None
+
+
 def _pty_partui(args):
     """partui in its own session on a pseudo-terminal of 120x40, as a terminal window runs it."""
     master, slave = pty.openpty()

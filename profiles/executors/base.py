@@ -130,7 +130,7 @@ class Executor:
         return (cls.name, workers)
 
     @classmethod
-    def refusal(cls, workers: int) -> str | None:
+    def refusal(cls, workers: int, scheduler: str = "") -> str | None:
         """Why `workers` of these cannot start here (None: they can), said before anything
         starts."""
         return None

@@ -35,10 +35,14 @@ from partui.profiles.executors.dask_connect import (
 )
 from partui.profiles.executors.dask_lanes import DaskWorker, estimate_offsets, natural, read_lags
 from partui.profiles.executors.dask_step import step, summary
+from partui.profiles.executors.processes import open_files_refusal
 from partui.profiles.records.config import DASK_MISSING
 from partui.profiles.records.events import Span
 from partui.profiles.records.limits import ConfigError
 
+# descriptors this process holds per LocalCluster worker: the client's, scheduler's and
+# nanny's connections and pipes to it
+LOCAL_FDS_PER_WORKER = 12
 RESTART_WAIT_S = 30.0  # how long a lost LocalCluster worker gets to be restarted by its nanny
 TASK_TIMEOUT_S = 120.0  # a task not back by then fails the run: nothing waits forever
 
@@ -118,6 +122,12 @@ class DaskExecutor(Executor):
     @classmethod
     def key(cls, workers: int, scheduler: str = "") -> tuple:
         return (cls.name, workers, scheduler)
+
+    @classmethod
+    def refusal(cls, workers: int, scheduler: str = "") -> str | None:
+        if scheduler:  # the workers are elsewhere; the client's connections are few
+            return None
+        return open_files_refusal(workers, LOCAL_FDS_PER_WORKER)
 
     def prepare_run(self) -> None:
         if self.stale:  # a worker was lost: learn who is there now

@@ -107,8 +107,27 @@ def open_cluster(workers: int, scheduler: str) -> tuple[Any, Any]:
         client.wait_for_workers(workers, timeout=STARTUP_TIMEOUT_S)
     except BaseException:
         close_cluster(client, cluster)
+        if cluster is None:
+            close_half_made_clusters()
         raise
     return client, cluster
+
+
+def close_half_made_clusters() -> None:
+    """Close the LocalClusters whose start was interrupted (a signal while LocalCluster()
+    ran): nothing here holds them, and Dask's own exit hook fails on them with a traceback
+    on stderr, since their workers never left the 'init' state."""
+    from distributed.deploy.spec import SpecCluster
+
+    instances = getattr(SpecCluster, "_instances", None)
+    if instances is None:
+        return
+    for cluster in list(instances):
+        try:
+            cluster.close(timeout=5)
+        except BaseException:  # noqa: BLE001 - half made: its processes end with ours
+            pass
+        instances.discard(cluster)
 
 
 def close_cluster(client: Any, cluster: Any) -> None:

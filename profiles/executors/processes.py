@@ -33,18 +33,29 @@ FDS_BASE = 64  # pipes, queues, the shared-memory arena, the interpreter's own f
 WORKER_MEMORY = 64 * 2**20  # a pool worker's own memory (numpy is shared with the fork server)
 
 
-def pool_refusal(workers: int) -> str | None:
-    """Why a pool of `workers` processes cannot be started here (None: it can), said before
-    anything starts: open-file and process limits, and memory for the workers."""
+def open_files_refusal(workers: int, per_worker: int) -> str | None:
+    """Why `workers` worker processes that each hold `per_worker` descriptors here cannot
+    start under the open-file limit (None: they can)."""
     import resource
 
-    need = FDS_BASE + FDS_PER_WORKER * workers
+    need = FDS_BASE + per_worker * workers
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and need > soft:
         return (
             f"{workers} worker processes need about {need} open files and the limit "
             f"is {soft} (ulimit -n); use fewer workers or raise the limit"
         )
+    return None
+
+
+def pool_refusal(workers: int) -> str | None:
+    """Why a pool of `workers` processes cannot be started here (None: it can), said before
+    anything starts: open-file and process limits, and memory for the workers."""
+    import resource
+
+    refused = open_files_refusal(workers, FDS_PER_WORKER)
+    if refused:
+        return refused
     soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     if soft != resource.RLIM_INFINITY and os.getuid() != 0:
         import psutil
@@ -152,7 +163,7 @@ class ProcessExecutor(Executor):
     runs_jobs_together = True
 
     @classmethod
-    def refusal(cls, workers: int) -> str | None:
+    def refusal(cls, workers: int, scheduler: str = "") -> str | None:
         return pool_refusal(workers)
 
     def stop_now(self) -> bool:

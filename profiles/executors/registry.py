@@ -7,6 +7,7 @@ from partui.profiles.executors.inline import BlasExecutor, InlineExecutor
 from partui.profiles.executors.pool import DynamicThreadExecutor
 from partui.profiles.executors.processes import ProcessExecutor
 from partui.profiles.executors.threads import ParkedThreadExecutor
+from partui.profiles.records.limits import ConfigError
 
 
 def executor_class(name: str) -> type[Executor]:
@@ -26,5 +27,10 @@ def executor_class(name: str) -> type[Executor]:
 
 def make_executor(name: str, workers: int, scheduler: str = "") -> Executor:
     """A new executor `name` of `workers` (not started); `scheduler`: where a cluster
-    executor connects (the others have no use for it)."""
-    return executor_class(name).made(workers, scheduler)
+    executor connects (the others have no use for it). ConfigError, in one line, when it
+    cannot start here (its refusal)."""
+    cls = executor_class(name)
+    refused = cls.refusal(workers, scheduler)
+    if refused:
+        raise ConfigError(refused)
+    return cls.made(workers, scheduler)

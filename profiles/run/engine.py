@@ -94,7 +94,7 @@ class Engine:
             if short:
                 raise ConfigError(f"{cfg.label()}: {short}")
             if cls.key(cfg.workers, cfg.scheduler) not in self._executors:
-                refusal = cls.refusal(cfg.workers)
+                refusal = cls.refusal(cfg.workers, cfg.scheduler)
                 if refusal:
                     raise ConfigError(refusal)
             return self._sequence(run_id, cfg, pas, emit, keep_arrays)
