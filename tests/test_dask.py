@@ -671,3 +671,29 @@ def test_signal_while_the_local_cluster_starts_ends_in_one_line(tmp_path, sig):
     said = [line for line in err.splitlines() if line and "compil" not in line]
     assert "Traceback" not in err and len(said) == 1, err
     assert not _gone(family), "left behind"
+
+
+def test_a_worker_gone_mid_conversation_is_said_in_words():
+    """Dask's errors of a lost worker become WorkerLost naming what partui was doing; a
+    signal, a refusal and partui's own WorkerLost pass through unchanged."""
+    import concurrent.futures
+
+    from distributed.comm.core import CommClosedError
+
+    from partui.profiles.executors.base import WorkerLost
+    from partui.profiles.executors.dask_cluster import worker_lost_means
+
+    for exc in (
+        CommClosedError("in <TCP (closed) Scheduler Broadcast>: ConnectionResetError"),
+        RuntimeError("Nanny failed to start."),
+        concurrent.futures.CancelledError(),
+        ConnectionRefusedError(111, "refused"),
+    ):
+        with pytest.raises(WorkerLost, match="^the weights did not arrive: a Dask worker was lost"):
+            with worker_lost_means("the weights did not arrive"):
+                raise exc
+    for exc in (KeyboardInterrupt(), ConfigError("no"), WorkerLost("worker 1 was lost")):
+        with pytest.raises(type(exc)) as got:
+            with worker_lost_means("x"):
+                raise exc
+        assert got.value is exc

@@ -12,11 +12,13 @@ transfer back). The weights are scattered to every worker once per run and stay 
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import queue
 import statistics
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +28,13 @@ from partui.kernels.dask_tasks import forward_shard
 from partui.kernels.plan.pass_axes import TRANSFER
 from partui.kernels.plan.strategies import Task
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.base import WAIT_SLICE_S, Executor, WorkerIds, WorkerLost
+from partui.profiles.executors.base import (
+    WAIT_SLICE_S,
+    Executor,
+    WorkerIds,
+    WorkerLost,
+    first_line,
+)
 from partui.profiles.executors.dask_connect import (
     available,
     close_cluster,
@@ -45,6 +53,22 @@ from partui.profiles.records.limits import ConfigError
 LOCAL_FDS_PER_WORKER = 12
 RESTART_WAIT_S = 30.0  # how long a lost LocalCluster worker gets to be restarted by its nanny
 TASK_TIMEOUT_S = 120.0  # a task not back by then fails the run: nothing waits forever
+
+
+@contextmanager
+def worker_lost_means(what: str):
+    """Dask's errors of a worker gone mid-conversation (a closed connection, a cancelled
+    future, a nanny whose process ended while it started) as WorkerLost, in words."""
+    from distributed.comm.core import CommClosedError
+
+    try:
+        yield
+    except (CommClosedError, OSError, concurrent.futures.CancelledError, RuntimeError) as exc:
+        if isinstance(exc, WorkerLost):
+            raise
+        raise WorkerLost(
+            f"{what}: a Dask worker was lost ({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
 
 
 @dataclass
@@ -177,9 +201,10 @@ class DaskExecutor(Executor):
         if not available():
             raise ConfigError(DASK_MISSING)
         t0 = time.perf_counter_ns()
-        self._client, self._cluster = open_cluster(self.workers, self.scheduler)
-        self._client.get_task_stream()  # installs the scheduler's task-stream plugin
-        self.refresh_workers()
+        with worker_lost_means("the Dask cluster did not start"):
+            self._client, self._cluster = open_cluster(self.workers, self.scheduler)
+            self._client.get_task_stream()  # installs the scheduler's task-stream plugin
+            self.refresh_workers()
         self.startup_ms = (time.perf_counter_ns() - t0) / 1e6
         return self.startup_ms
 
@@ -221,10 +246,16 @@ class DaskExecutor(Executor):
         self.book = RunBook()
         params = {k: v for k, v in arena.arrays.items() if k not in ("x", "out")}
         t0 = time.perf_counter_ns()
-        self._params_future = self._client.scatter([params], broadcast=True, hash=False)[0]
-        self.book.params_ms = (time.perf_counter_ns() - t0) / 1e6
+        try:
+            with worker_lost_means("the weights did not reach every Dask worker"):
+                self._params_future = self._client.scatter([params], broadcast=True, hash=False)[0]
+                self.book.params_ms = (time.perf_counter_ns() - t0) / 1e6
+                self.estimate_offsets()
+        except WorkerLost:
+            self._arena = None  # the next run sends them again, to the workers there are then
+            self.stale = True
+            raise
         self.book.params_bytes = sum(v.nbytes for v in params.values()) * len(self.lanes)
-        self.estimate_offsets()
 
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None) -> list[Span]:
         from distributed import KilledWorker

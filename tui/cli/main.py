@@ -120,6 +120,7 @@ def _stopped(exc: BaseException) -> int:
 
 def _main(argv: list[str]) -> int:
     from partui.kernels.plan.axes import NotApplicable
+    from partui.profiles.executors.base import WorkerLost
     from partui.profiles.records.limits import ConfigError, RunCancelledError
 
     try:
@@ -141,6 +142,8 @@ def _main(argv: list[str]) -> int:
         return _stopped(exc)
     except BrokenPipeError:
         return EXIT_OK
+    except WorkerLost as exc:  # said in words already: which worker, and what it was doing
+        return _fail(f"error: {exc}", EXIT_FAILED)
     except MemoryError as exc:  # its message is often empty: say what ran out
         detail = f" ({exc})" if str(exc) else ""
         return _fail(f"error: out of memory{detail}; {_command(argv)} needs more", EXIT_FAILED)
