@@ -433,3 +433,25 @@ def test_the_memory_a_pool_worker_is_said_to_need_covers_what_one_holds():
             psutil.Process(p).memory_full_info().uss for p in engine.executor("processes", 2).pids
         ]
     assert own and max(own) <= WORKER_MEMORY, [f"{u / 2**20:.1f} MiB" for u in own]
+
+
+def test_closing_a_pool_with_a_stopped_worker_ends_it():
+    """A worker stopped by SIGSTOP never answers the pool's shutdown: closing waits its
+    while, then ends it (SIGKILL reaches a stopped process), so Ctrl+C of a training run
+    with such a worker does not hang."""
+    from partui.profiles.executors.processes import CLOSE_WAIT_S, ProcessExecutor
+
+    ex = ProcessExecutor(2)
+    ex.start()
+    procs = list(ex._pool._processes.values())  # noqa: SLF001
+    os.kill(procs[-1].pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        ex.close()
+        took = time.monotonic() - t0
+    finally:
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGKILL)
+    assert not any(p.is_alive() for p in procs)
+    assert CLOSE_WAIT_S <= took < CLOSE_WAIT_S + budget(10)

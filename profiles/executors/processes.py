@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 from multiprocessing import forkserver
+from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 from partui.profiles.executors import worker
@@ -23,6 +24,9 @@ from partui.profiles.executors.base import (
     WorkerLost,
     startup_timeout,
 )
+
+# how long closing waits for the workers to end by themselves before ending them
+CLOSE_WAIT_S = 5.0
 
 FDS_PER_WORKER = 2  # the pool's sentinel and the fork server's status pipe, in each process
 
@@ -76,6 +80,23 @@ def pool_refusal(workers: int) -> str | None:
     if short:
         return f"{workers} worker processes {short}"
     return None
+
+
+def _end_processes(procs) -> None:
+    """SIGTERM, a short grace, then SIGKILL (which a stopped process cannot ignore)."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    # one short deadline for all: a worker still starting has SIGTERM blocked (inherited
+    # from the held start-up), and waiting a second for each of 64 would hold Ctrl+C
+    deadline = time.monotonic() + KILL_GRACE_S
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    for p in procs:
+        p.join(timeout=1)
 
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -301,30 +322,33 @@ class ProcessExecutor(Executor):
         if self._pool is None:
             return
         procs = list((self._pool._processes or {}).values())  # noqa: SLF001
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        # one short deadline for all: a worker still starting has SIGTERM blocked (inherited
-        # from the held start-up), and waiting a second for each of 64 would hold Ctrl+C
-        deadline = time.monotonic() + KILL_GRACE_S
-        for p in procs:
-            p.join(timeout=max(0.0, deadline - time.monotonic()))
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-        for p in procs:
-            p.join(timeout=1)
+        manager: Any = self._pool._executor_manager_thread  # a thread (typeshed: a wakeup)
+        _end_processes(procs)
+        self._pool.shutdown(wait=False, cancel_futures=True)
         # The pool's manager thread sees the dead workers and ends; join it so no thread
         # outlives the pool (and none races the interpreter's exit hook, which would print
         # an 'Exception ignored' traceback).
-        manager: Any = self._pool._executor_manager_thread  # a thread (typeshed: a wakeup)
-        self._pool.shutdown(wait=False, cancel_futures=True)
         if manager is not None:
             manager.join(timeout=1)
         self._pool = None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self.cancel()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Ask the workers to stop and wait for them a while; a worker that does not end by
+        then (stopped by SIGSTOP, stuck in native code) is ended like Ctrl+C ends it."""
+        if self._pool is None:
+            return
+        self.cancel()
+        procs = list((self._pool._processes or {}).values())  # noqa: SLF001
+        manager: Any = self._pool._executor_manager_thread
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        # the sentinels, not join(): the pool's manager thread reaps these processes
+        waiting = [p.sentinel for p in procs]
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while waiting and time.monotonic() < deadline:
+            ready = wait_any(waiting, timeout=max(0.0, deadline - time.monotonic()))
+            waiting = [s for s in waiting if s not in ready]
+        if waiting:
+            _end_processes(procs)
+        if manager is not None:
+            manager.join(timeout=CLOSE_WAIT_S)
+        self._pool = None
