@@ -12,6 +12,7 @@ FILE_MARKS = {
     "test_dask.py": ("dask", "processes", "slow"),
     "test_interrupt.py": ("processes", "slow"),
     "test_process_lifecycle.py": ("processes", "slow"),
+    "test_signals_everywhere.py": ("processes", "slow"),
     "test_entry_points.py": ("processes",),
     "test_no_leftovers.py": ("processes",),
     "test_cli.py": ("processes",),

@@ -244,6 +244,10 @@ def cmd_sweep(args) -> int:
                 print(f"{lead} failed: {printable(exc)}", file=sys.stderr)
                 failed.append(f"{cfg.label()}: {exc}")
                 continue
+            except BaseException:
+                if not progress.tty:  # end the line the prefix opened: the error has its own
+                    print(file=sys.stderr)
+                raise
             finally:
                 progress.done()
             results.append(r)

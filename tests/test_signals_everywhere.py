@@ -1,0 +1,98 @@
+"""INT, TERM and HUP at several moments of every command that works for a while: each ends
+with partui's one line and 128 + the signal's number, no traceback, and no process of its
+session left behind.
+
+A moment is counted from when partui's own handlers are in place (the process catches
+SIGTERM: /proc/PID/status SigCgt), not from the fork: before that, CPython is still
+starting (its `site` import) and a signal there is the interpreter's to handle.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from waiting import budget, wait_until
+
+COMMANDS = {
+    "run": ["run", "--layer", "conv2", "--executor", "processes", "--workers", "2"]
+    + ["--repeat", "500"],
+    "sweep": ["sweep", "--layer", "conv2", "--executors", "threads,processes"] + ["--repeat", "50"],
+    "train-hogwild": ["train", "--executor", "processes", "--update", "hogwild"]
+    + ["--workers", "2", "--epochs", "5"],
+    "train-threads": ["train", "--executor", "threads", "--epochs", "5"],
+    "bench": ["bench", "--quick"],
+    "demo": ["demo", "false-sharing"],
+}
+MOMENTS_S = (0.0, 1.5)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+CASES = [
+    (name, moment, SIGNALS[(i * len(MOMENTS_S) + j) % len(SIGNALS)])
+    for i, name in enumerate(COMMANDS)
+    for j, moment in enumerate(MOMENTS_S)
+]
+
+
+def _catches(pid: int, signum: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(line for line in f if line.startswith("SigCgt:")).split()[1]
+    except (OSError, StopIteration):
+        return False
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+def _session(sid: int) -> list[int]:
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p.pid)
+        except (OSError, psutil.Error):
+            pass
+    return out
+
+
+@pytest.mark.parametrize(("name", "moment", "sig"), CASES, ids=lambda v: str(v))
+def test_a_signal_at_any_moment_ends_the_command_in_one_line(name, moment, sig, tmp_path):
+    env = {
+        **os.environ,
+        "PARTUI_SNAPSHOT_DIR": str(tmp_path / "snaps"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partui", *COMMANDS[name]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        # a shell's background job ignores SIGINT, and its children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        wait_until(
+            lambda: _catches(proc.pid, signal.SIGTERM) or proc.poll() is not None,
+            budget(30),
+            interval=0.005,
+        )
+        time.sleep(moment)  # the moment hit: a parameter, not a wait for a state
+        assert proc.poll() is None, f"{name} ended before the signal: make it longer"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=budget(60))
+        wait_until(lambda: not _session(proc.pid), budget(10), message="processes left")
+    finally:
+        for pid in _session(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+    said = "interrupted" if sig == signal.SIGINT else f"stopped by {sig.name}"
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.splitlines()[-1].startswith(f"partui: {said}"), err
