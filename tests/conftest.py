@@ -36,6 +36,7 @@ FILE_MARKS = {
 SLOW_TESTS = {
     "test_backward.py::test_network_step_grads_match_reference",
     "test_bench_cli.py::test_bench_quick_json",
+    "test_export.py::test_exporting_a_large_snapshot_takes_no_more_memory_than_reading_it",
     "test_dashboard.py::test_memory_lab_tab_runs_an_experiment_live_and_saves_it",
     "test_dashboard.py::test_browser_marks_two_snapshots_and_compares_them",
     "test_dashboard.py::test_lost_worker_process_is_reported_and_dashboard_keeps_working",

@@ -94,3 +94,67 @@ def test_cpu_counters_keep_their_units_and_leave_out_what_was_not_read():
     assert by_name["engine CPU % of one core"] == [200.0, 90.0]  # 2 cores: at most 200
     assert by_name["partui CPU % of one core"] == [200.0]
     assert by_name["other programs CPU % of one core"] == [30.0]
+
+
+def test_the_streamed_trace_is_the_whole_trace_byte_for_byte():
+    """The trace written a chunk at a time is the one object's JSON, across chunk edges."""
+    from partui.profiles.store import export
+
+    snap = snapshot()
+    whole = json.dumps(chrome_trace(snap), separators=(",", ":")) + "\n"
+    for per_chunk in (1, 3, 1024):
+        export.EVENTS_PER_CHUNK, saved = per_chunk, export.EVENTS_PER_CHUNK
+        try:
+            chunks = list(export.chrome_trace_text(snap))
+        finally:
+            export.EVENTS_PER_CHUNK = saved
+        assert "".join(chunks) == whole
+    assert len(chunks) < len(json.loads(whole)["traceEvents"])  # it was made in pieces
+
+
+PEAK_SCRIPT = """
+import re, sys
+from partui.tui.cli.main import main
+code = main(sys.argv[1:])
+print(code, int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]) // 1024)
+"""
+
+
+def test_exporting_a_large_snapshot_takes_no_more_memory_than_reading_it(tmp_path):
+    """The trace is written as it is made: `export` peaks where `show` (which reads the
+    same snapshot) peaks, not at the trace's objects and text on top of it."""
+    import subprocess
+    import sys
+
+    from partui.profiles.store.snapshot import save
+
+    snap = snapshot()
+    r = snap.runs[0]
+    r.spans = [
+        Span(
+            s.worker,
+            s.tid,
+            s.start_ns + 10 * i,
+            s.end_ns + 10 * i,
+            s.units,
+            s.task,
+            s.phase,
+            s.repeat,
+            s.run,
+        )
+        for i in range(20_000)
+        for s in r.spans[:4]
+    ]
+    big = save(snap, tmp_path / "big.json")
+
+    def peak(*argv):
+        proc = subprocess.run(
+            [sys.executable, "-c", PEAK_SCRIPT, *argv], capture_output=True, text=True
+        )
+        code, mb = map(int, proc.stdout.splitlines()[-1].split())
+        assert code == 0, proc.stderr
+        return mb
+
+    shown = peak("show", str(big))
+    exported = peak("export", str(big), "--format", "chrome", "-o", str(tmp_path / "t.json"))
+    assert exported <= shown * 1.1 + 10, (exported, shown)

@@ -23,6 +23,7 @@ import errno
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 MAX_UNIQUE_TRIES = 1000
@@ -88,8 +89,11 @@ def _fail(path, what: str, exc: OSError) -> WriteError:
     return WriteError(f"cannot {what} {path}: {exc.strerror or exc}")
 
 
-def write_bytes(path, data: bytes, *, overwrite: bool = False, unique: bool = False) -> Path:
-    """Write `data` to `path` atomically; returns the path written (see the module notes).
+def write_bytes(
+    path, data: bytes | Iterable[bytes], *, overwrite: bool = False, unique: bool = False
+) -> Path:
+    """Write `data` (bytes, or chunks of them made as they are written) to `path`
+    atomically; returns the path written (see the module notes).
 
     `unique`: if the name is taken, use name-2, name-3, ... (a default name), never replace.
     """
@@ -120,7 +124,11 @@ def write_bytes(path, data: bytes, *, overwrite: bool = False, unique: bool = Fa
         try:
             try:
                 with os.fdopen(fd, "wb") as f:
-                    f.write(data)
+                    if isinstance(data, (bytes, bytearray, memoryview)):
+                        f.write(data)
+                    else:
+                        for chunk in data:
+                            f.write(chunk)
                     f.flush()
                     os.fsync(f.fileno())
             except OSError as exc:
@@ -181,8 +189,14 @@ def write_bytes(path, data: bytes, *, overwrite: bool = False, unique: bool = Fa
         os.close(dir_fd)
 
 
-def write_text(path, text: str, *, overwrite: bool = False, unique: bool = False) -> Path:
-    return write_bytes(path, text.encode("utf-8"), overwrite=overwrite, unique=unique)
+def write_text(
+    path, text: str | Iterable[str], *, overwrite: bool = False, unique: bool = False
+) -> Path:
+    """write_bytes of `text` (a string, or pieces of one made as they are written) in UTF-8."""
+    data = (
+        text.encode("utf-8") if isinstance(text, str) else (piece.encode("utf-8") for piece in text)
+    )
+    return write_bytes(path, data, overwrite=overwrite, unique=unique)
 
 
 def read_limited(path, max_bytes: int, what: str = "file") -> bytes:

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+from collections.abc import Iterator
 
 from partui.kernels.plan.pass_axes import TRANSFER
 from partui.profiles.records.results import CONFIG_SUMMARY
 from partui.profiles.store.analysis import analyze
 
+EVENTS_PER_CHUNK = 1024  # a trace's text is made this many events at a time
 REPEAT_TID = 10_000  # the lane of repeat extents inside a run's process
 # Runs are pids 1, 2, ...: process workers keep their real pids, which are never that small.
 
@@ -44,15 +47,52 @@ def _meta(kind: str, pid: int, name: str, tid: int | None = None, sort: int | No
 
 
 def chrome_trace(snap) -> dict:
+    """The whole trace as one object (see chrome_trace_text for a large snapshot)."""
+    return {"traceEvents": list(trace_events(snap)), **_trace_tail(snap)}
+
+
+def chrome_trace_text(snap) -> Iterator[str]:
+    """The trace as JSON text, an event at a time: a large snapshot's trace is never held
+    whole, as objects or as text. JSON escapes every control and non-ASCII character."""
+    yield '{"traceEvents":['
+    sep, batch = "", []
+    for event in trace_events(snap):
+        batch.append(event)
+        if len(batch) == EVENTS_PER_CHUNK:
+            yield sep + json.dumps(batch, separators=(",", ":"))[1:-1]
+            sep, batch = ",", []
+    if batch:
+        yield sep + json.dumps(batch, separators=(",", ":"))[1:-1]
+    yield "]," + json.dumps(_trace_tail(snap), separators=(",", ":"))[1:] + "\n"
+
+
+def _trace_tail(snap) -> dict:
+    return {
+        "displayTimeUnit": "ms",
+        "otherData": {
+            "partui_version": snap.partui_version,
+            "created": snap.created,
+            "note": snap.note,
+            "cpu": snap.machine.cpu_model or "",
+        },
+    }
+
+
+def trace_events(snap) -> Iterator[dict]:
+    """Every event of the Chrome trace, in order: each run's names, spans, repeats and CPU."""
     results = snap.results()
-    starts = [s.start_ns for r in results for s in r.spans]
-    starts += [c.t_ns for r in results for c in r.cpu_samples]
-    t0 = min(starts) if starts else 0
+    t0 = min(
+        (
+            t
+            for r in results
+            for t in (*(s.start_ns for s in r.spans), *(c.t_ns for c in r.cpu_samples))
+        ),
+        default=0,
+    )
 
     def us(ns: int) -> float:
         return (ns - t0) / 1000.0
 
-    events: list[dict] = []
     named_pids: set[int] = set()
     for i, r in enumerate(results, start=1):
         c = r.config
@@ -60,8 +100,8 @@ def chrome_trace(snap) -> dict:
         # a process pool's workers and a Dask cluster's: one track (process) each
         processes = c.executor in ("processes", "dask")
         dask = {w.get("pid"): w for w in (getattr(r, "dask", None) or {}).get("workers", [])}
-        events += _meta("process_name", pid, f"run {i}: {c.label()}", sort=i)
-        events += _meta("thread_name", pid, "repeats", REPEAT_TID, sort=-1)
+        yield from _meta("process_name", pid, f"run {i}: {c.label()}", sort=i)
+        yield from _meta("thread_name", pid, "repeats", REPEAT_TID, sort=-1)
         tids: dict[int, int] = {}
         for s in r.spans:
             tids.setdefault(s.worker, s.tid)
@@ -73,17 +113,17 @@ def chrome_trace(snap) -> dict:
                     if tid in dask:
                         d = dask[tid]
                         name = f"Dask worker {d.get('name')} ({d.get('address')}, pid {tid})"
-                    events += _meta("process_name", tid, name, sort=10_000 + w)
-                    events += _meta("thread_name", tid, f"worker {w}", w)
+                    yield from _meta("process_name", tid, name, sort=10_000 + w)
+                    yield from _meta("thread_name", tid, f"worker {w}", w)
             else:
-                events += _meta("thread_name", pid, f"worker {w} (tid {tid})", w, sort=w)
+                yield from _meta("thread_name", pid, f"worker {w} (tid {tid})", w, sort=w)
 
         def moved(s, dask_run=c.executor == "dask") -> bool:
             return dask_run and s.phase == TRANSFER  # its units are bytes, not FLOPs
 
         extents: dict[int, list[int]] = {}
         for s in r.spans:
-            events.append(
+            yield (
                 {
                     "ph": "X",
                     "name": (
@@ -110,7 +150,7 @@ def chrome_trace(snap) -> dict:
             e = extents.setdefault(s.repeat, [s.start_ns, s.end_ns])
             e[0], e[1] = min(e[0], s.start_ns), max(e[1], s.end_ns)
         for rep, (a, b) in sorted(extents.items()):
-            events.append(
+            yield (
                 {
                     "ph": "X",
                     "name": f"repeat {rep}",
@@ -124,17 +164,7 @@ def chrome_trace(snap) -> dict:
             )
         cores = snap.machine.logical_cores or 0
         for sample in r.cpu_samples:
-            events += cpu_counters(sample, pid, us(sample.t_ns), cores)
-    return {
-        "traceEvents": events,
-        "displayTimeUnit": "ms",
-        "otherData": {
-            "partui_version": snap.partui_version,
-            "created": snap.created,
-            "note": snap.note,
-            "cpu": snap.machine.cpu_model or "",
-        },
-    }
+            yield from cpu_counters(sample, pid, us(sample.t_ns), cores)
 
 
 def cpu_counters(sample, pid: int, ts: float, cores: int = 0) -> list[dict]:

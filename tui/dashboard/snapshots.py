@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from partui.profiles.files.safe_files import write_text
@@ -47,9 +46,7 @@ def export_session(
     path = snapshot.save(snap, snapshot.default_snapshot_path(folder, stem="partui"), unique=True)
     stem = path.with_suffix("")
     # the snapshot's unique name is the stem of its companions; none replaces a file
-    trace = write_text(
-        stem.with_name(stem.name + ".trace.json"), json.dumps(export.chrome_trace(snap))
-    )
+    trace = write_text(stem.with_name(stem.name + ".trace.json"), export.chrome_trace_text(snap))
     csv_path = write_text(stem.with_suffix(".csv"), export.csv_text(snap))
     return [path, trace, csv_path, stem.with_suffix(".svg")]
 

@@ -358,11 +358,11 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import json
+    from collections.abc import Iterable
     from pathlib import Path
 
     from partui.profiles.files.safe_files import write_text
-    from partui.profiles.store.export import chrome_trace, csv_text
+    from partui.profiles.store.export import chrome_trace_text, csv_text
 
     snap = _load(args.file)
     if args.output is not None:
@@ -370,10 +370,11 @@ def cmd_export(args) -> int:
         if out.exists() and out.resolve() == Path(args.file).resolve():
             raise UsageError(f"-o {args.output} is the snapshot itself; choose another file")
         out = check_output(args.output, "-o", args.force)
-    if args.format == "chrome":  # JSON escapes every control and non-ASCII character
-        text = json.dumps(chrome_trace(snap), separators=(",", ":")) + "\n"
+    text: Iterable[str]
+    if args.format == "chrome":  # made an event at a time: a large trace is never held whole
+        text = chrome_trace_text(snap)
     else:  # a baseline's source is the file's text: escaped on its way to a terminal or file
-        text = printable(csv_text(snap))
+        text = [printable(csv_text(snap))]
     if args.output is not None:
         try:
             write_text(out, text, overwrite=args.force)
@@ -381,7 +382,7 @@ def cmd_export(args) -> int:
             raise UsageError(str(exc)) from None
         print(printable(f"{args.format} export written to {out}"), file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.writelines(text)
     return 0
 
 
