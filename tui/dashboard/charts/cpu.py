@@ -176,7 +176,7 @@ class CpuChart(Chart):
         plt.ylim(0, 100)
         plt.xlim(lo, hi)
         plt.yticks([0, 50, 100])
-        plt.xticks(span_ticks(lo, hi, max(2, (self.size.width - 6) // 8)))
+        plt.xticks(span_ticks(lo, hi, max(3, (self.size.width - 8) // 6)))
         n, covering = pick.repeat + 1, around.covering
         every = f"{around.sample_ms:.0f} ms" if around.sample_ms else "?"
         words = [
