@@ -40,7 +40,8 @@ async def test_arrows_step_the_repeats_of_a_snapshot_and_every_chart_follows(tmp
         await pilot.pause()
         tab = app.profile
         timeline = app.query_one(TimelineChart)
-        cpu, speedup = app.query_one("#cpu"), app.query_one("#speedup")
+        charts = [app.query_one(f"#{name}") for name in ("cpu", "speedup", "history")]
+        cpu, speedup = charts[0], charts[1]
         app.screen.watch(tab, "picked", lambda pick: heard.append(pick), init=False)
         assert isinstance(app.focused, LayerList)  # where the focus is after opening
         # the last run, its median repeat first (TIMES: 12, 9, 15, 11, 10 ms)
@@ -49,13 +50,14 @@ async def test_arrows_step_the_repeats_of_a_snapshot_and_every_chart_follows(tmp
         assert "run 2, repeat 4 of 5, 11 ms (median 11), the median one" in app.activity.mode
         steps = [("right", 4), ("right", 0), ("left", 4), ("home", 1), ("end", 2)]
         for key, repeat in steps:
-            drawn = (cpu.draws, speedup.draws)
+            drawn = [chart.draws for chart in charts]
             await pilot.press(key)
             await pilot.pause()
             assert tab.picked.repeat == repeat, key
             assert timeline.view.repeat == repeat and timeline.view.wall_ms == TIMES[repeat]
             assert sorted(lane_spans(timeline)) == expected_spans(snap, 2, repeat)
-            assert cpu.draws > drawn[0] and speedup.draws > drawn[1], key  # they follow
+            assert all(c.draws > d for c, d in zip(charts, drawn, strict=True)), key  # they follow
+            assert not any(c.failed for c in charts)
         assert [p.repeat for p in heard] == [r for _, r in steps]
         assert "repeat 3 of 5, 15 ms (median 11), the slowest" in app.activity.mode
         assert "run 2" in cpu.border_title and not (cpu.message or cpu.failed)
