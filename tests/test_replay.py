@@ -124,7 +124,7 @@ def test_show_repeat_as_json_holds_that_repeats_spans(tmp_path, capsys):
     "args, words",
     [
         (["--repeat", "6", "--run", "2"], "--repeat 6: run 2 (conv2 "),
-        (["--repeat", "4"], "run 1 (conv2 batch/vectorized/threads w=1 b=8) has 3 timed"),
+        (["--repeat", "4"], "w=1 b=8) has 3 timed repeats (1..3); run 2 has it (--run K)"),
         (["--repeat", "0"], "has 3 timed repeats (1..3)"),
         (["--repeat", "fast"], "--repeat fast: give a repeat number (1..) or one of fastest"),
         (["--repeat", "1", "--run", "3"], "--run 3: the snapshot has 2 runs (1..2)"),

@@ -43,7 +43,8 @@ def picks(snap, repeat: str, run: int | None) -> list[tuple[RepeatPick, object]]
         try:
             index = parse_repeat(repeat, times)
         except ValueError as exc:
-            hint = "" if run is not None or n == 1 else "; --run K shows one run"
+            holding = [k for k, r in enumerate(snap.runs, 1) if _holds(r, repeat)]
+            hint = f"; run {holding[0]} has it (--run K)" if run is None and holding else ""
             raise UsageError(
                 f"--repeat {clip(repeat)}: run {number} ({result.config.label()}) {exc}{hint}"
             ) from None
@@ -51,6 +52,14 @@ def picks(snap, repeat: str, run: int | None) -> list[tuple[RepeatPick, object]]
             (RepeatPick(number, index, tuple(times), starts[index] if starts else None), result)
         )
     return out
+
+
+def _holds(result, repeat: str) -> bool:
+    try:
+        parse_repeat(repeat, own_repeats(result)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def repeat_data(pick: RepeatPick, result, baseline) -> dict:
