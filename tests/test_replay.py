@@ -136,3 +136,15 @@ def test_show_repeat_out_of_range_is_one_line_and_exit_2(tmp_path, capsys, args,
     assert main(["show", path, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_without_repeat_starts_no_cpu_is_given_for_a_repeat(tmp_path, capsys):
+    snap = replay_snapshot()
+    snap.runs[1].repeat_start_ns = []  # an older snapshot: the spans alone
+    path = str(save(snap, tmp_path / "s.json"))
+    assert main(["show", path, "--repeat", "2", "--run", "2", "--json"]) == 0
+    (data,) = json.loads(capsys.readouterr().out)["repeats"]
+    assert data["cpu"] is None and data["wall_ms"] == 9.0 and len(data["spans"]) == 2
+    assert model_from_snapshot(path, 2).repeat_pick().start_ns is None
+    assert main(["show", path, "--repeat", "2", "--run", "2"]) == 0
+    assert "CPU: this snapshot kept no repeat start times" in capsys.readouterr().out
