@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from replay_fixtures import TIMES, replay_snapshot
 from screen_fixtures import fixed_app
+from waiting import wait_until_async
 
 from partui.profiles.store.snapshot import save
 from partui.tui.dashboard.charts.worker_timeline import TimelineChart
@@ -56,7 +57,12 @@ async def test_arrows_step_the_repeats_of_a_snapshot_and_every_chart_follows(tmp
             assert tab.picked.repeat == repeat, key
             assert timeline.view.repeat == repeat and timeline.view.wall_ms == TIMES[repeat]
             assert sorted(lane_spans(timeline)) == expected_spans(snap, 2, repeat)
-            assert all(c.draws > d for c, d in zip(charts, drawn, strict=True)), key  # they follow
+            # the timeline at once; the others once the keys have been quiet a moment
+            await wait_until_async(
+                lambda d=drawn: all(c.draws > n for c, n in zip(charts, d, strict=True)),
+                5,
+                message=f"the charts did not follow {key}",
+            )
             assert not any(c.failed for c in charts)
         assert [p.repeat for p in heard] == [r for _, r in steps]
         assert "repeat 3 of 5, 15 ms (median 11), the slowest" in app.activity.mode

@@ -20,6 +20,7 @@ def test_replay_of_the_slowest_repeat(snap_compare, tmp_path):
     async def run_before(pilot) -> None:
         pilot.app.load_snapshot(path)
         await pilot.press("end")
+        pilot.app.profile.follow_pick()  # the charts' redraw, due once the keys are quiet
         pilot.app.clear_notifications()  # the toast names the temporary folder
         await pilot.pause()
 

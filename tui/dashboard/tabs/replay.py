@@ -8,7 +8,8 @@ themselves); with no snapshot on screen they are not taken, and those widgets ke
 
 The repeat on screen is `picked` (a `RepeatPick`, None when no snapshot is shown), a
 reactive any widget can watch (`self.watch(tab, "picked", ...)`); the charts that draw
-from the model read the same pick from `Model.repeat_pick()`, and the app hears of each
+from the model read the same pick from `Model.repeat_pick()` (the timeline redraws at
+once, the others when the keys have been quiet a moment), and the app hears of each
 change as a `RepeatPicked` message.
 """
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 from textual.binding import Binding
 from textual.reactive import var
+from textual.timer import Timer
 
+from partui.tui.dashboard.charts.base import KEY_QUIET_S
 from partui.tui.dashboard.messages import RepeatPicked
 from partui.tui.dashboard.model import Model
 from partui.tui.dashboard.tabs.base import TabUnit
@@ -40,6 +43,7 @@ class ReplayUnit(TabUnit):
     ]
 
     picked: var[RepeatPick | None] = var(None)
+    _follow: Timer | None = None  # the charts' redraw after the last replay key
     viewing: Model | None = None  # the saved run on screen, read-only: what the keys step
 
     def charts(self) -> list:
@@ -72,15 +76,32 @@ class ReplayUnit(TabUnit):
             self.show_pick()
 
     def show_pick(self) -> None:
-        """The repeat on screen moved (a key, another run, another snapshot): follow it."""
+        """The repeat on screen moved (a key, another run, another snapshot): the timeline
+        follows at once, the other charts once the keys have been quiet for KEY_QUIET_S
+        (a plotext frame costs tens of milliseconds: a held key steps the timeline only)."""
         model = self.replayed()
         self.picked = model.repeat_pick() if model is not None else None
+        if model is None:
+            return
+        for chart in self.charts():
+            if chart.id == "timeline":
+                chart.update_from(model)
+        if self._follow is not None:
+            self._follow.stop()
+        self._follow = self.set_timer(KEY_QUIET_S, self.follow_pick)
+
+    def follow_pick(self) -> None:
+        """Every chart that follows the repeat on screen redraws if it moved."""
+        self._follow = None
+        model = self.replayed()
         if model is not None:
             for chart in self.charts():
                 chart.update_from(model)
 
     def watch_picked(self, pick: RepeatPick | None) -> None:
+        subtitle = "← → repeats · home end" if pick else ""
         for pane in self.query("#timeline"):  # the header says which repeat, in words
-            pane.border_subtitle = "← → repeats · home end" if pick else ""
+            if pane.border_subtitle != subtitle:
+                pane.border_subtitle = subtitle
         self.report()
         self.post_message(RepeatPicked(self.tab_id, pick))
