@@ -92,7 +92,7 @@ def register(sub) -> None:
         "--json",
         action="store_true",
         help="print one JSON object (machine, note, every run's statistics and baseline) "
-        "instead of tables",
+        "instead of tables; with --repeat, that repeat's figures and spans",
     )
     p.add_argument(
         "--repeat",

@@ -47,7 +47,7 @@ class ReplayUnit(TabUnit):
     viewing: Model | None = None  # the saved run on screen, read-only: what the keys step
 
     def charts(self) -> list:
-        """The charts that follow the repeat (redrawn at once when it moves)."""
+        """The charts that follow the repeat on screen."""
         return []
 
     def replayed(self) -> Model | None:
