@@ -112,6 +112,10 @@ def test_open_a_snapshot_file_directly(tmp_path):
     try:
         term.wait_for(r"SNAPSHOT")
         term.wait_for(r"\bok\s+pool1\s+channel")
+        term.press("End")  # replay: the slowest of its two timed repeats, said in words
+        term.wait_for(r"SNAPSHOT · run 1, repeat [12] of 2, .* ms \(median .*\), the slowest")
+        term.press("Home")
+        term.wait_for(r"repeat [12] of 2, .*, the fastest")
         term.press("q")
         term.wait_for(r"EXITED 0", timeout=10)
     finally:

@@ -31,6 +31,8 @@ _NAMES = {
     "tab": "tab",
     "ctrl+p": "^p",
     "comma": ",",
+    "left": "←",
+    "right": "→",
     "full_stop": ".",
 }
 
@@ -100,6 +102,8 @@ def profile_keys(viewing: bool, compact: bool) -> tuple[list[KeyItem], list[KeyI
         _item("w", "sweep", "sweep", "sweep"),
         _item("^p", "palette", "palette", "command_palette"),
     ]
+    if viewing:  # replaying a saved run: the repeat shown (tabs/replay.py)
+        extra[:0] = [_item("←/→", "repeat", "rep"), _item("home/end", "fastest/slowest")]
     if compact:
         extra.insert(0, _item("c", "next chart", "chart", "next_chart"))
     return essential, extra

@@ -1,4 +1,4 @@
-"""The dashboard's messages: what the engine sent, and what a tab is doing now."""
+"""The dashboard's messages: what the engine sent, what a tab is doing now, the repeat it shows."""
 
 from __future__ import annotations
 
@@ -21,3 +21,12 @@ class TabStatus(Message):
 
     tab: str
     mode: str | None
+
+
+@dataclass
+class RepeatPicked(Message):
+    """The timed repeat a tab shows of a saved run moved (`pick`: a RepeatPick; None when
+    no saved run is shown): anything that follows the repeat on screen can listen."""
+
+    tab: str
+    pick: object

@@ -196,6 +196,36 @@ class Model:
         self.repeat_choice = view.repeats[(i + step) % len(view.repeats)]
         self.version += 1
 
+    def choose_repeat(self, which: str) -> None:
+        """Show the fastest, slowest or median repeat of the run on the timeline."""
+        from partui.tui.text.repeat_pick import named_index
+
+        pick = self.repeat_pick()
+        if pick is not None:
+            self.repeat_choice = named_index(which, pick.times_ms)
+            self.version += 1
+
+    def repeat_pick(self):
+        """The timed repeat the timeline shows of a finished run (a RepeatPick), None while
+        the timeline shows the run going or no run: what replaying a snapshot steps through."""
+        from partui.tui.text.repeat_pick import RepeatPick, median_index, own_repeats
+
+        number = self.selected if self.run_number(self.selected or 0) else None
+        if number is None:
+            if self.running is not None and not self.running_live and self.done_repeats:
+                return None
+            number = self.run_count
+        result = self.run_number(number)
+        if result is None:
+            return None
+        times, starts = own_repeats(result)
+        repeat = self.repeat_choice if self.repeat_choice in range(len(times)) else None
+        repeat = median_index(times) if repeat is None else repeat
+        if repeat is None:
+            return None
+        start = starts[repeat] if starts else None
+        return RepeatPick(number, repeat, tuple(times), start)
+
     def timeline_view(self):
         """What the timeline shows: one repeat of the selected run, of the run going (a
         single run or a sweep: its latest finished repeat), or of the latest run."""

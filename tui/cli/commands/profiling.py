@@ -12,6 +12,7 @@ from partui.tui.cli.commands.options import (
     add_layer_argument,
     add_repeat_arguments,
     add_scheduler_argument,
+    ascii_int,
     parse_int,
     scheduler_from,
 )
@@ -91,7 +92,16 @@ def register(sub) -> None:
         "--json",
         action="store_true",
         help="print one JSON object (machine, note, every run's statistics and baseline) "
-        "instead of tables",
+        "instead of tables; with --repeat, that repeat's figures and spans",
+    )
+    p.add_argument(
+        "--repeat",
+        metavar="N",
+        help="one timed repeat of each run instead: N from 1, or fastest, slowest, median; its "
+        "time, speedup, each worker's tasks, the CPU samples over it and its worker timeline",
+    )
+    p.add_argument(
+        "--run", type=ascii_int, metavar="K", help="with --repeat: only run K (1.., as listed)"
     )
     p.set_defaults(func=cmd_show)
 
@@ -312,6 +322,10 @@ def cmd_show(args) -> int:
     from partui.profiles.store.analysis import analyze
 
     snap = _load(args.file)
+    if args.run is not None and args.repeat is None:
+        raise UsageError("--run K goes with --repeat N")
+    if args.repeat is not None:
+        return show_repeat(snap, args)
     if args.json:
         _print_json(
             {
@@ -354,6 +368,23 @@ def cmd_show(args) -> int:
             name = item.get("experiment") or item.get("name") or item.get("kind") or "?"
             keys = ", ".join(k for k in item if k not in ("experiment", "name", "kind"))
             _say(f"  {name}: {keys}")
+    return 0
+
+
+def show_repeat(snap, args) -> int:
+    from partui.profiles.store.analysis import analyze
+    from partui.tui.cli.commands.show_repeat import picks, repeat_data, repeat_text
+
+    chosen = picks(snap, args.repeat, args.run)
+    rows = analyze(snap.results(), snap.baseline, "this snapshot").rows
+    data = [repeat_data(pick, result, rows[pick.run - 1].baseline) for pick, result in chosen]
+    if args.json:
+        _print_json({"file": str(args.file), "repeats": data})
+        return 0
+    _say(f"snapshot   {args.file}")
+    for (pick, result), figures in zip(chosen, data, strict=True):
+        _say()
+        _say(repeat_text(pick, result, figures))
     return 0
 
 

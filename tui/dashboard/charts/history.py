@@ -33,7 +33,8 @@ class HistoryChart(Chart):
     phase = 0.75
 
     def version_key(self, model: Model):
-        return (len(model.repeats), model.repeats[-1] if model.repeats else None)
+        pick = model.repeat_pick() if model.read_only else None
+        return (len(model.repeats), model.repeats[-1] if model.repeats else None, pick)
 
     def draw(self, plt, model: Model) -> None:
         reps = list(model.repeats)
@@ -51,6 +52,15 @@ class HistoryChart(Chart):
                 plt.plot(xs, ys, color=color, marker="•")
         for x in marks:
             plt.vline(x - 0.5, color="gray")
+        pick = model.repeat_pick() if model.read_only else None
+        own = [x for x, (n, _, _) in enumerate(reps) if pick is not None and n == pick.run]
+        if pick is not None and len(own) == pick.count:  # a saved run's repeat on screen
+            plt.scatter(
+                [own[pick.repeat]],
+                [math.log10(max(pick.wall_ms, 1e-6))],
+                marker="◆",
+                color="magenta",
+            )
         values = [ms for _, ms, _ in reps]
         lo, hi = math.log10(max(min(values), 1e-6)), math.log10(max(max(values), 1e-6))
         ticks = log_ticks(min(values), max(values))

@@ -58,12 +58,15 @@ class SpeedupChart(Chart):
     phase = 0.5
 
     def version_key(self, model: Model):
-        return (model.run_count, model.config)
+        return (model.run_count, model.config, model.repeat_pick() if model.read_only else None)
 
     def draw(self, plt, model: Model) -> None:
         from partui.profiles.records.stats import amdahl_fit
 
-        cfg = model.config
+        # a saved run: the series of the run on the timeline, its repeat on screen marked
+        pick = model.repeat_pick() if model.read_only else None
+        picked = model.run_number(pick.run) if pick is not None else None
+        cfg = picked.config if picked is not None else model.config
         base = model.baseline_for(cfg)
         if base is None:
             self.hint(self.empty_hint)
@@ -77,11 +80,15 @@ class SpeedupChart(Chart):
             return
         ws = [p.workers for p in points]
         lo_w, hi_w = min(ws), max(ws)
-        top = max(max(p.high for p in points), hi_w) * 1.1
+        mark = base.median_ms / pick.wall_ms if pick is not None and pick.wall_ms > 0 else None
+        top = max(max(p.high for p in points), hi_w, mark or 0) * 1.1
         plt.plot([lo_w, hi_w], [lo_w, hi_w], color="gray", label="ideal")
         for p in points:  # min-max bar
             plt.plot([p.workers, p.workers], [p.low, p.high], color="cyan")
         plt.scatter(ws, [p.speedup for p in points], marker="●", color="cyan", label="median")
+        if mark is not None and picked is not None and pick is not None:
+            label = f"run {pick.run} repeat {pick.repeat + 1}"
+            plt.scatter([picked.config.workers], [mark], marker="◆", color="magenta", label=label)
         if len(points) >= 3:  # two points always fit a curve exactly: no fit from them
             pooled = {p.workers: base.median_ms / p.speedup for p in points}
             fit = amdahl_fit(pooled)

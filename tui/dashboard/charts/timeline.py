@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from rich.text import Text
 
 from partui.profiles.records.config import RunConfig
+from partui.tui.text.repeat_pick import median_index as median_repeat
+from partui.tui.text.repeat_pick import own_repeats
 from partui.tui.text.safe_text import printable
 from partui.tui.text.table import ratio_text, short_ms
 
@@ -66,14 +68,6 @@ class TimelineView:
     @property
     def extent_ms(self) -> float:
         return (self.t1 - self.t0) / 1e6
-
-
-def median_repeat(times_ms: list[float]) -> int | None:
-    """The repeat whose time is the median (the lower middle one for an even count)."""
-    if not times_ms:
-        return None
-    order = sorted(range(len(times_ms)), key=lambda i: (times_ms[i], i))
-    return order[(len(order) - 1) // 2]
 
 
 def phase_names(config: RunConfig) -> dict[int, str]:
@@ -163,11 +157,7 @@ def build_view(
 
 
 def view_of_result(result, number: int, choice: int | None) -> TimelineView:
-    # A live-mode row pools several runs: its times are every run's repeats, its spans and
-    # repeat starts the last run's, whose repeats are the tail of the times.
-    starts = list(getattr(result, "repeat_start_ns", None) or [])
-    times = result.times_ms
-    own = times[len(times) - len(starts) :] if 0 < len(starts) <= len(times) else times
+    own, starts = own_repeats(result)
     repeats = list(range(len(own)))
     median = median_repeat(own)
     repeat = choice if choice in repeats else median
@@ -282,8 +272,11 @@ def lane_cells(lane: Lane, t0: int, extent: int, cols: int) -> list[tuple[str, s
     return out
 
 
-def timeline_lines(view: TimelineView | None, width: int, height: int) -> Text:
-    """The whole timeline as text for a pane `width` x `height`."""
+def timeline_lines(
+    view: TimelineView | None, width: int, height: int, keys: str = ",/. repeat"
+) -> Text:
+    """The whole timeline as text for a pane `width` x `height`; `keys`: the legend's hint
+    of the keys that step the repeat ("" for print)."""
     if view is None:
         return Text(
             "no run yet: r runs once, space starts live mode, w sweeps workers", justify="center"
@@ -318,7 +311,7 @@ def timeline_lines(view: TimelineView | None, width: int, height: int) -> Text:
         )
     lines.append(_axis(extent / per, unit, cols))
     spare = max(0, room - len(shown) - (len(shown) < len(lanes)))
-    lines += _legend(view, width, 1 + spare)
+    lines += _legend(view, width, 1 + spare, keys)
     for line in lines:
         line.no_wrap = True
         line.overflow = "ellipsis"
@@ -364,7 +357,7 @@ def _head(view: TimelineView, cols: int) -> Text:
     return head
 
 
-def _legend(view: TimelineView, width: int, rows: int = 1) -> list[Text]:
+def _legend(view: TimelineView, width: int, rows: int = 1, keys: str = "") -> list[Text]:
     """The key to the colours, packed into up to `rows` lines of `width`; what does not
     fit ends the last line with an ellipsis."""
     items: list[Text] = []
@@ -381,9 +374,10 @@ def _legend(view: TimelineView, width: int, rows: int = 1) -> list[Text]:
         "▒ cpu<0.5: waiting",
         "busy: share of the repeat",
         "cpu: CPU time / busy time",
-        ",/. repeat",
+        keys,
     ):
-        items.append(Text(words, "dim"))
+        if words:
+            items.append(Text(words, "dim"))
     if view.note:
         items.append(Text(view.note, "dim"))
     lines: list[Text] = [Text()]

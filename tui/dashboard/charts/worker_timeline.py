@@ -24,6 +24,7 @@ class TimelineChart(Redraws, Widget):
         self.view = None
         self.waiting: str | None = None
         self.going: str | None = None  # the line over the lanes while a run is going
+        self.keys = ",/. repeat"  # the legend's keys that step the repeat shown
 
     def version_key(self, model: Model):
         view = model.timeline_view()
@@ -42,6 +43,7 @@ class TimelineChart(Redraws, Widget):
         self.view = model.timeline_view()
         self.waiting = _waiting_text(model) if self.view is None else None
         self.going = None if self.view is None else _going_text(model, self.view.run)
+        self.keys = "←/→ repeat" if model.read_only else ",/. repeat"
 
     def render(self):
         if self.failed:
@@ -55,9 +57,9 @@ class TimelineChart(Redraws, Widget):
                 fit = next((w for w in words if len(w) <= size.width), words[-1])
                 going = Text(fit, "bold", no_wrap=True, overflow="ellipsis")
                 going.truncate(size.width, overflow="ellipsis")
-                lanes = timeline_lines(self.view, size.width, max(1, size.height - 1))
+                lanes = timeline_lines(self.view, size.width, max(1, size.height - 1), self.keys)
                 return Text("\n").join([going, lanes])
-            text = timeline_lines(self.view, size.width, size.height)
+            text = timeline_lines(self.view, size.width, size.height, self.keys)
             if self.view is None:
                 return self.message_text(self.waiting or text.plain)
             return text

@@ -1,1 +1,2 @@
-"""The dashboard's tabs other than the profile tab: the lab (`lab`) and training (`train`)."""
+"""The dashboard's tabs: profile (`profile`, with `replay`: a saved run repeat by repeat),
+the lab (`lab`) and training (`train`); `base`: what every tab is."""

@@ -39,7 +39,7 @@ from partui.tui.dashboard.engine_link import EngineLink
 from partui.tui.dashboard.keys import KeyItem, binding_help, profile_keys
 from partui.tui.dashboard.layout import top_rows
 from partui.tui.dashboard.model import Model
-from partui.tui.dashboard.tabs.base import TabUnit
+from partui.tui.dashboard.tabs.replay import ReplayUnit
 from partui.tui.dashboard.widgets.layer_list import LayerList
 from partui.tui.dashboard.widgets.runs_table import RunsTable
 from partui.tui.dashboard.widgets.settings import SettingsPane
@@ -107,7 +107,7 @@ HELP_CHARTS = [
 ]
 
 
-class ProfileTab(TabUnit):
+class ProfileTab(ReplayUnit):
     """Layers and settings, four charts, the runs table; the keys that drive the engine."""
 
     tab_id = "profile"
@@ -131,6 +131,7 @@ class ProfileTab(TabUnit):
         Binding("full_stop", "repeat(1)", "Repeat+", show=False),
         Binding("l", "back_to_live", "Back to live", show=False),
         Binding("c", "next_chart", "Next chart (compact layout)", show=False),
+        *ReplayUnit.BINDINGS,  # here too: the help and the command palette list them
     ]
 
     def __init__(
@@ -196,7 +197,7 @@ class ProfileTab(TabUnit):
     @property
     def mode(self) -> str | None:
         if self.viewing is not None:
-            return "SNAPSHOT"
+            return self.snapshot_mode()
         pending = self.queued or self.sweep_left
         config = self.session.running or (pending[0] if pending else self.session.config)
         layer = config.layer
@@ -323,7 +324,7 @@ class ProfileTab(TabUnit):
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "next_chart":
             return self.layout_name == "compact"
-        return True
+        return super().check_action(action, parameters)
 
     def _editable(self) -> bool:
         if self.viewing is not None:
@@ -432,6 +433,7 @@ class ProfileTab(TabUnit):
         """Step the timeline to the previous / next repeat of its run."""
         self.shown.step_repeat(step)
         self.query_one(TimelineChart).update_from(self.shown)
+        self.show_pick()
 
     def action_next_chart(self) -> None:
         self.chart_index = (self.chart_index + 1) % 4
@@ -461,6 +463,7 @@ class ProfileTab(TabUnit):
         last = event.cursor_row >= table.row_count - 1
         self.shown.select_run(None if last else number)
         self.query_one(TimelineChart).update_from(self.shown)
+        self.show_pick()
 
     # -- snapshots --------------------------------------------------------------
     def load_snapshot(self, path: Path, loaded=None) -> None:
@@ -477,6 +480,7 @@ class ProfileTab(TabUnit):
         self.notify(f"viewing {path} (read-only); l goes back to live", timeout=5)
         self.refresh_panes()
         self.redraw(force=True)  # another model: every chart and the table
+        self.show_pick()
 
     def action_back_to_live(self) -> None:
         if self.viewing is not None:
@@ -484,3 +488,4 @@ class ProfileTab(TabUnit):
             self.notify("back to the live session", timeout=2)
             self.refresh_panes()
             self.redraw(force=True)
+            self.show_pick()
