@@ -213,3 +213,17 @@ def test_roofline_json(measured_roofs, monkeypatch, capsys):
     main(["roofline", "--json", "--layers", "pool3", "--batch", "8"])
     again = json.loads(capsys.readouterr()[0])
     assert again["points"][0]["source"].startswith("book")
+
+
+@pytest.mark.parametrize(
+    "args", [["--layers", "foo"], ["--layers", ""], ["--batch", "0"], ["--batch", "x"]]
+)
+def test_roofline_bad_input_is_one_line_and_exit_2(args, capsys):
+    from partui.tui.cli.main import main
+
+    try:
+        code = main(["roofline", *args])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err

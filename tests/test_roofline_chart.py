@@ -21,7 +21,7 @@ CFG = RunConfig("conv2", workers=2, repeats=3)
 def with_runs(app) -> None:
     """The fixed roofs; conv2 at 1 and 2 workers, and one gelu1 run (an earlier, faint point)."""
     app.query_one(RooflineChart).use_roofs(roof_set())
-    gelu = fixed_result(RunConfig("gelu1", workers=1, repeats=3), 0.25, 9)
+    gelu = fixed_result(RunConfig("gelu1", workers=1, repeats=3), 1.2, 9)
     app.handle_events([RunStarted(9, gelu.config, 0.0), RunFinished(9, gelu)])
     add_fixed_runs(app)
 
@@ -58,7 +58,7 @@ async def test_f_shows_the_roofline_alone_and_the_table_says_of_roof():
         table = app.query_one(RunsTable)
         table.show(app.session, chart.roofs)
         cells = [str(table.get_row_at(i)[-1]) for i in range(table.row_count)]
-        gelu = get_layer("gelu1").flops(64) / 0.25e6 / (40.0 * 1.0)  # L3 at 1 FLOP/byte
+        gelu = get_layer("gelu1").flops(64) / 1.2e6 / (40.0 * 1.0)  # L3 at 1 FLOP/byte
         one = get_layer("conv2").flops(64) / 6.4e6 / 100.0
         assert cells == [f"{gelu:.0%}", f"{one:.0%}", f"{current.of_roof:.0%}"]
         await pilot.press("f")

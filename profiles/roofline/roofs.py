@@ -39,6 +39,7 @@ LEVELS = ("L1", "L2", "L3", "DRAM")
 MiB = 2**20
 DRAM_MIN = 64 * MiB  # far beyond the largest cache, and at least this
 DRAM_MAX = 512 * MiB  # the lab's memory cap
+MAX_BYTES, MAX_VALUES = 2 * MiB, 100_000  # the kept file: a few hundred machines at most
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,12 @@ class RoofSettings:
     # GEMM sizes tried: the compute roof is the best of them. On a host whose caches and
     # memory other programs share, a large GEMM can be starved of bandwidth while a smaller
     # one still runs at the cores' speed; the peak is what the cores can do.
+    # Many short calls and samples: the best of them is one that no other program
+    # interrupted (a time slice of the scheduler is a few milliseconds).
     gemm_sizes: tuple[int, ...] = (256, 512, 1024)
-    gemm_repeats: tuple[int, ...] = (20, 12, 5)
-    # many short samples: the best of them is the one no other program interrupted
-    samples: int = 15  # timed samples per memory roof
-    sample_s: float = 0.01  # a memory sample's length
+    gemm_repeats: tuple[int, ...] = (50, 20, 5)
+    samples: int = 25  # timed samples per memory roof
+    sample_s: float = 0.004  # a memory sample's length
 
     @classmethod
     def quick(cls) -> RoofSettings:
@@ -308,7 +310,7 @@ def load(path: Path | None = None, key: str | None = None) -> RoofSet | None:
     path = path or default_path()
     key = key or machine_key()
     try:
-        data = parse_bounded(path, 2 * MiB, 8, "roofs", 100_000)
+        data = parse_bounded(path, MAX_BYTES, 8, "roofs", MAX_VALUES)
         Check.obj(data, "roofs")
         if data.get("format") != FORMAT:
             return None
@@ -324,9 +326,9 @@ def save(roofs: RoofSet, path: Path | None = None) -> str | None:
     from partui.profiles.files.safe_files import write_text
 
     path = path or default_path()
-    try:
-        data = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
+    try:  # other CPUs' roofs kept beside; a file that cannot be read is replaced
+        data = parse_bounded(path, MAX_BYTES, 8, "roofs", MAX_VALUES)
+    except (OSError, FileProblem):
         data = {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         data = {}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from textual.widget import Widget
+
 from partui.profiles.roofline.placing import Point, attainable, place_result
 from partui.profiles.roofline.roofs import LEVELS, RoofSet
 from partui.tui.dashboard.charts.base import MAX_POINTS, Chart
@@ -79,7 +81,7 @@ def _log(v: float) -> float:
 class RooflineChart(Chart):
     """GFLOP/s against FLOP/byte, log-log: the roofs, the session's runs, the ridge."""
 
-    chart_title = "roofline: GFLOP/s vs FLOP/byte (log-log), roofs measured here"
+    chart_title = "roofline, log-log: GFLOP/s vs FLOPs / least bytes (in, weights, out)"
     short_title = "roofline"
     empty_hint = NO_ROOFS
     phase = 0.6
@@ -121,15 +123,24 @@ class RooflineChart(Chart):
         lines = roof_lines(roofs, threads, x_lo, x_hi)
         ys = [p.gflops for p in pts] + [y for ln in lines for _, y in ln.points]
         y_lo, y_hi = min(ys) / 2, max(ys) * 2
-        span = _log(x_hi) - _log(x_lo)
+        # one cell in log units: the chart fills its pane (its own size is 0 until shown)
+        box = self.parent.size if isinstance(self.parent, Widget) else self.size
+        col = (_log(x_hi) - _log(x_lo)) / max(30, box.width - 10)
+        row = (_log(y_hi) - _log(y_lo)) / max(8, box.height - 7)
+        taken: list[tuple[float, float, int]] = []  # labels placed: from, to, rows down
         for ln in lines:
             (ax, ay), (bx, by) = ln.points
             color = LEVEL_COLORS.get(ln.name, "white")
             plt.plot([_log(ax), _log(bx)], [_log(ay), _log(by)], color=color)
             if ln.name == "peak":  # right-aligned on the flat roof
-                plt.text("peak", _log(bx) - span * 0.06, _log(by), color=color)
-            else:  # the level's name just under the peak, left of its ridge
-                plt.text(ln.name, _log(bx) - span * 0.02, _log(by) - 0.12, color=color)
+                plt.text("peak", _log(bx) - 6 * col, _log(by), color=color)
+                continue
+            # the level's name under the peak, left of its ridge; a row lower where the
+            # label of a ridge close by is already
+            x0 = _log(bx) - (len(ln.name) + 1) * col
+            down = 1 + sum(1 for a, b, _ in taken if a < x0 + (len(ln.name) + 1) * col and x0 < b)
+            taken.append((x0, x0 + (len(ln.name) + 1) * col, down))
+            plt.text(ln.name, x0, _log(by) - down * row, color=color)
         if others:
             plt.scatter([_log(p.intensity_flop_per_byte) for p in others],
                         [_log(p.gflops) for p in others], marker="•", color="gray")  # fmt: skip

@@ -33,6 +33,7 @@ RUN_COLUMNS = (
 )
 _SHORT = {
     "kernel": {"vectorized": "vec", "loops": "loop"},
+    "of roof": {},  # its header only
     "exec": {"threads": "thr", "threads-dynamic": "dyn", "processes": "proc", "inline": "inl"},
     "strategy": {
         "channel": "chan",
@@ -42,15 +43,16 @@ _SHORT = {
         "pipeline": "pipe",
     },
 }
-_SHORT_HEADER = {"kernel": "kern", "strategy": "strat"}
+_SHORT_HEADER = {"kernel": "kern", "strategy": "strat", "of roof": "roof"}
 # What a narrow table gives up first: abbreviations, then whole columns; `ok`, `layer`, `w`,
 # `median ms`, `speedup` and `max err` stay at every width.
 _NARROWING = [
     ("abbreviate", "kernel"),
     ("abbreviate", "exec"),
+    ("abbreviate", "of roof"),
+    ("drop", "of roof"),
     ("drop", "#"),
     ("drop", "batch"),
-    ("drop", "of roof"),
     ("drop", "eff"),
     ("abbreviate", "strategy"),
     ("drop", "on-CPU"),
