@@ -87,7 +87,11 @@ HELP_COLUMNS = [
         "program held",
     ),
     ("max err", "largest absolute difference from the float64 reference"),
-    ("of roof", "achieved GFLOP/s / what the roofline allows at its intensity (f shows it)"),
+    (
+        "of roof",
+        "achieved GFLOP/s / what the roofline allows at its intensity (f shows it); "
+        "narrow tables call it roof",
+    ),
     ("imbalance", "(partui run / show) busiest worker's busy time / the mean; 1.0 = even"),
     (
         "kern, exec, strat",
