@@ -30,6 +30,7 @@ FILE_MARKS = {
     "test_chart_throttle.py": ("ui",),
     "test_train_tab.py": ("ui",),
     "test_lab_tab.py": ("ui",),
+    "test_roofline_chart.py": ("ui",),
 }
 # single tests of several seconds each (a long run stopped, a training, the CLI many times,
 # a live dashboard): by name, every parameter of it
@@ -53,6 +54,8 @@ SLOW_TESTS = {
     "test_passes.py::test_a_step_in_three_phases_or_in_one_gives_the_reference",
     "test_passes.py::test_processes_share_the_gradients",
     "test_profiling_cli.py::test_show_export_compare",
+    "test_roofline.py::test_a_quick_measurement_gives_every_roof",
+    "test_roofline.py::test_roofline_json",
     "test_profiling_cli.py::test_sweep_show_compare_as_json",
     "test_profiling_cli.py::test_sweep_prints_table_progress_and_saves",
     "test_stream.py::test_cancel_stops_a_long_run_within_200ms",
@@ -109,6 +112,7 @@ def _private_data_dirs(tmp_path_factory, monkeypatch):
     data = tmp_path_factory.mktemp("partui-data")
     monkeypatch.setenv("PARTUI_SNAPSHOT_DIR", str(data / "snapshots"))
     monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(data / "baselines.json"))
+    monkeypatch.setenv("PARTUI_ROOFS", str(data / "roofs.json"))
 
 
 @pytest.fixture(scope="session")

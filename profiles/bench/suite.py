@@ -104,6 +104,7 @@ def gemm_peak(threads: int, size: int, repeats: int) -> dict:
         "median_ms": s.median,
         "gflops": flops / (s.median * 1e6),
         "best_gflops": flops / (s.min * 1e6),
+        "slowest_ms": s.max,
     }
 
 

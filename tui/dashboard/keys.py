@@ -100,6 +100,7 @@ def profile_keys(viewing: bool, compact: bool) -> tuple[list[KeyItem], list[KeyI
         _item("k", "kernel", "kernel", "cycle('kernel', 1)"),
         _item("[/]", "batch", "batch"),
         _item("w", "sweep", "sweep", "sweep"),
+        _item("f", "roofline", "roof", "roofline"),
         _item("^p", "palette", "palette", "command_palette"),
     ]
     if viewing:  # replaying a saved run: the repeat shown (tabs/replay.py)

@@ -44,6 +44,14 @@ def top_rows(layout: str, height: int, key_rows: int, settings_rows: int) -> int
     return max(1, min(top, content - TABLE_MIN))
 
 
+def charts_shown(layout: str, count: int, index: int, roofline: bool) -> list[bool]:
+    """Which of the profile tab's `count` charts are on screen, the roofline last: the
+    compact layout shows one (`index`); the full one the others, or the roofline alone."""
+    if layout == "compact":
+        return [i == index % count for i in range(count)]
+    return [not roofline] * (count - 1) + [roofline]
+
+
 def fit_words(text: str, width: int, clauses: bool = True) -> str:
     """`text` if it fits in `width` cells, else its longest head that ends at a clause or a word.
 

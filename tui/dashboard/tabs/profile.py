@@ -32,79 +32,22 @@ from partui.profiles.store.baselines import BaselineBook
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.charts.base import ChartFeed, Redraws
 from partui.tui.dashboard.charts.cpu import CpuChart
+from partui.tui.dashboard.charts.help import HELP_CHARTS
 from partui.tui.dashboard.charts.history import HistoryChart
+from partui.tui.dashboard.charts.roofline import RooflineChart
 from partui.tui.dashboard.charts.speedup import SpeedupChart
 from partui.tui.dashboard.charts.worker_timeline import TimelineChart
 from partui.tui.dashboard.engine_link import EngineLink
 from partui.tui.dashboard.keys import KeyItem, binding_help, profile_keys
-from partui.tui.dashboard.layout import top_rows
+from partui.tui.dashboard.layout import charts_shown, top_rows
 from partui.tui.dashboard.model import Model
+from partui.tui.dashboard.tabs.profile_help import HELP_COLUMNS, KEY_HELP
 from partui.tui.dashboard.tabs.replay import ReplayUnit
 from partui.tui.dashboard.widgets.layer_list import LayerList
 from partui.tui.dashboard.widgets.runs_table import RunsTable
 from partui.tui.dashboard.widgets.settings import SettingsPane
 
 TABLE_MIN_INTERVAL_S = 2.0  # the runs table (its rendering costs more than a chart's)
-
-KEY_HELP = {  # what each key does, said in full (the key bar and palette use short names)
-    "run_once": "run the configuration once: warm-ups, then timed repeats, checked",
-    "toggle_live": "live mode: run it again and again; a change applies from the next run",
-    "cancel": "stop the run, live mode and the sweep",
-    "cycle('strategy', 1)": "next strategy (how the work is cut)",
-    "cycle('strategy', -1)": "previous strategy",
-    "cycle('kernel', 1)": "next kernel: loops or vectorized",
-    "cycle('executor', 1)": "next executor: inline, threads, processes, blas",
-    "cycle('executor', -1)": "previous executor",
-    "workers(1)": "one worker more (= too)",
-    "workers(-1)": "one worker less",
-    "batch(1)": "double the batch",
-    "batch(-1)": "halve the batch",
-    "repeat(-1)": "the timeline: the previous timed repeat of its run",
-    "repeat(1)": "the timeline: the next timed repeat of its run",
-    "sweep": "run the layer and strategy at 1, 2, ... workers up to the core count",
-    "back_to_live": "leave a snapshot, back to the live session",
-    "next_chart": "compact layout (small terminal): show the next chart",
-}
-HELP_COLUMNS = [
-    ("ok", "the output matches the float64 reference within the tolerance (else FAIL)"),
-    ("w", "workers: threads or processes (BLAS threads for the blas executor)"),
-    ("median ms", "median time of the timed repeats (warm-ups not counted)"),
-    ("min-max ms", "the spread: fastest and slowest repeat"),
-    (
-        "speedup",
-        "against the honest baseline: the best single-worker median of any "
-        "strategy for this layer, kernel and batch, measured on this machine (this "
-        "session or the machine's baseline book); 1.00x = as fast as that",
-    ),
-    ("eff", "efficiency = speedup / workers; 100% = every worker fully useful"),
-    (
-        "on-CPU",
-        "per worker, CPU time / busy time. 1.00 = it computed all the time it was "
-        "busy; below 1 it waited: for the GIL, a lock, memory, or a core another "
-        "program held",
-    ),
-    ("max err", "largest absolute difference from the float64 reference"),
-    ("imbalance", "(partui run / show) busiest worker's busy time / the mean; 1.0 = even"),
-    (
-        "kern, exec, strat",
-        "narrow tables abbreviate: vec = vectorized, thr = threads, "
-        "proc = processes, chan = channel, spat = spatial",
-    ),
-]
-HELP_CHARTS = [
-    (
-        "worker timeline",
-        "one lane per worker, █ where it ran a task, ms since the run "
-        "started: gaps are idle workers, a long lane is the straggler",
-    ),
-    ("CPU per core", "% busy of each logical core, from the engine's sampler, the last 30 s"),
-    (
-        "speedup",
-        "speedup against workers: the ideal line, the measured points and an "
-        "Amdahl fit (s = serial fraction, its ceiling 1/s)",
-    ),
-    ("run times", "every timed repeat, newest on the right: the noise you are reading"),
-]
 
 
 class ProfileTab(ReplayUnit):
@@ -131,6 +74,7 @@ class ProfileTab(ReplayUnit):
         Binding("full_stop", "repeat(1)", "Repeat+", show=False),
         Binding("l", "back_to_live", "Back to live", show=False),
         Binding("c", "next_chart", "Next chart (compact layout)", show=False),
+        Binding("f", "roofline", "Roofline"),
         *ReplayUnit.BINDINGS,  # here too: the help and the command palette list them
     ]
 
@@ -152,6 +96,7 @@ class ProfileTab(ReplayUnit):
         self.machine: MachineInfo | None = None  # for the settings' warnings
         self.layout_name = "full"  # layout.layout_for(): small, compact or full
         self.chart_index = 0  # the chart shown by the compact layout (c: the next one)
+        self.roofline = False  # f: the roofline in place of the four charts
         self._key_at = key_at
         self._table_shown: tuple | None = None  # (model, runs, failures) the table shows
 
@@ -166,6 +111,7 @@ class ProfileTab(ReplayUnit):
                 yield CpuChart(feed, id="cpu")
                 yield SpeedupChart(feed, id="speedup")
                 yield HistoryChart(feed, id="history")
+                yield RooflineChart(feed, id="roofline")
         yield RunsTable(id="runs")
 
     def start_timers(self) -> None:
@@ -175,7 +121,8 @@ class ProfileTab(ReplayUnit):
         self.set_interval(TABLE_MIN_INTERVAL_S, self.redraw_table)
 
     def charts(self) -> list[Redraws]:
-        return [self.query_one(f"#{n}", Redraws) for n in ("timeline", "cpu", "speedup", "history")]
+        names = ("timeline", "cpu", "speedup", "history", "roofline")
+        return [self.query_one(f"#{n}", Redraws) for n in names]
 
     def _charts_on_screen(self) -> int:
         return sum(1 for chart in self.charts() if chart.is_on_screen)
@@ -278,7 +225,7 @@ class ProfileTab(ReplayUnit):
         shown = (id(model), model.run_count, len(model.failures))
         if force or self._table_shown != shown:
             self._table_shown = shown
-            self.query_one(RunsTable).show(model)
+            self.query_one(RunsTable).show(model, self.query_one(RooflineChart).roofs_now())
 
     def show_settings(self) -> None:
         queued = self.queued[0] if self.queued and self.viewing is None else None
@@ -303,8 +250,15 @@ class ProfileTab(ReplayUnit):
         self.query_one("#top").styles.height = top_rows(
             layout, height, key_rows, settings.rows_needed + 2
         )
-        for i, chart in enumerate(self.charts()):
-            chart.display = layout != "compact" or i == self.chart_index % 4
+        self._show_charts()
+
+    def _show_charts(self) -> None:
+        charts = self.charts()
+        shown = charts_shown(self.layout_name, len(charts), self.chart_index, self.roofline)
+        for chart, visible in zip(charts, shown, strict=True):
+            chart.display = visible
+        self.query_one("#charts").set_class(self.roofline and self.layout_name != "compact",
+                                            "-roofline")  # fmt: skip
 
     # -- keys -------------------------------------------------------------------
     def key_items(self, compact: bool) -> tuple[list[KeyItem], list[KeyItem]]:
@@ -436,9 +390,15 @@ class ProfileTab(ReplayUnit):
         self.show_pick()
 
     def action_next_chart(self) -> None:
-        self.chart_index = (self.chart_index + 1) % 4
-        for i, chart in enumerate(self.charts()):
-            chart.display = i == self.chart_index
+        self.chart_index = (self.chart_index + 1) % len(self.charts())
+        self.roofline = self.chart_index == len(self.charts()) - 1
+        self._show_charts()
+        self.redraw(force=True)
+
+    def action_roofline(self) -> None:
+        self.roofline = not self.roofline
+        self.chart_index = len(self.charts()) - 1 if self.roofline else 0
+        self._show_charts()
         self.redraw(force=True)
 
     @on(LayerList.Chosen)

@@ -8,6 +8,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from partui.profiles.records.config import RunConfig
+from partui.profiles.roofline.placing import place_result
+from partui.profiles.roofline.roofs import RoofSet
 from partui.tui.dashboard.model import Model
 from partui.tui.text.table import ms, ratio_text
 
@@ -27,9 +29,11 @@ RUN_COLUMNS = (
     "eff",
     "on-CPU",
     "max err",
+    "of roof",
 )
 _SHORT = {
     "kernel": {"vectorized": "vec", "loops": "loop"},
+    "of roof": {},  # its header only
     "exec": {"threads": "thr", "threads-dynamic": "dyn", "processes": "proc", "inline": "inl"},
     "strategy": {
         "channel": "chan",
@@ -39,12 +43,14 @@ _SHORT = {
         "pipeline": "pipe",
     },
 }
-_SHORT_HEADER = {"kernel": "kern", "strategy": "strat"}
+_SHORT_HEADER = {"kernel": "kern", "strategy": "strat", "of roof": "roof"}
 # What a narrow table gives up first: abbreviations, then whole columns; `ok`, `layer`, `w`,
 # `median ms`, `speedup` and `max err` stay at every width.
 _NARROWING = [
     ("abbreviate", "kernel"),
     ("abbreviate", "exec"),
+    ("abbreviate", "of roof"),
+    ("drop", "of roof"),
     ("drop", "#"),
     ("drop", "batch"),
     ("drop", "eff"),
@@ -91,7 +97,7 @@ class RunsTable(DataTable):
     def run_of(self, key: str) -> int | None:
         return self._runs.get(key)
 
-    def show(self, model: Model) -> None:
+    def show(self, model: Model, roofs: RoofSet | None = None) -> None:
         """Rebuild the rows (called when runs were added, at most every two seconds)."""
         entries = model.table_entries()[-self.MAX_ROWS :]
         self._runs, self._rows = {}, []
@@ -102,7 +108,7 @@ class RunsTable(DataTable):
                 self._rows.append((key, failure_row(config, error)))
                 continue
             self._runs[key] = number
-            self._rows.append((key, run_row(number, what, count)))
+            self._rows.append((key, run_row(number, what, count) + [roof_cell(what, roofs)]))
             if model.selected is not None and number == model.selected:
                 cursor = len(self._rows) - 1
         self._fill(cursor)
@@ -204,3 +210,13 @@ def run_row(i: int, row, runs: int = 1) -> list:
         on_cpu,
         f"{r.max_abs_error:.1e}",
     ]
+
+
+def roof_cell(row, roofs: RoofSet | None):
+    """Achieved / attainable under this machine's roofs; over 100% in red (a roof measured
+    too low); "-" without roofs or for a pass other than forward."""
+    point = place_result(roofs, row.result) if roofs is not None else None
+    if point is None:
+        return "-"
+    text = f"{point.of_roof:.0%}"
+    return Text(text, "bold red") if point.of_roof > 1 else text
