@@ -153,6 +153,7 @@ def analysis_data(analysis) -> dict:
                 "on_cpu_ratio": r.on_cpu_ratio,
                 **asdict(row.stats),
                 "baseline": row.baseline.to_dict() if row.baseline else None,
+                "conditions": r.conditions.to_dict() if r.conditions is not None else None,
             }
         )
     series = [
