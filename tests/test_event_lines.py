@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 from waiting import budget
@@ -17,6 +18,7 @@ from partui.profiles.run.engine import Engine
 from partui.tui.cli import main as cli
 from partui.tui.cli.commands.stream_output import LineStream
 
+SMALL = RunConfig("gelu3", "batch", "loops", "threads", workers=2, batch=4, repeats=2)
 TINY = ["run", "--layer", "gelu3", "--strategy", "none", "--kernel", "loops"]
 TINY += ["--executor", "inline", "--workers", "1", "--batch", "2", "--repeat", "3"]
 
@@ -59,7 +61,7 @@ def rebuild(lines: list[dict]) -> dict:
 
 def test_a_consumer_rebuilds_the_median_repeat_from_the_stream():
     out = Clocked()
-    cfg = RunConfig("conv2", workers=2, batch=8, repeats=5)
+    cfg = RunConfig("gelu3", "batch", "loops", "threads", workers=2, batch=8, repeats=5)
     with Engine() as engine:
         result = engine.run(cfg, emit=LineStream("run", out=out))
     text = out.getvalue()
@@ -107,12 +109,12 @@ def test_a_reader_that_goes_away_stops_the_run_and_the_stream():
     stream = LineStream("run", out=out)
     with Engine() as engine:
         with pytest.raises(BrokenPipeError):
-            engine.run(RunConfig("conv2", workers=2, batch=4, repeats=50), emit=stream)
+            engine.run(replace(SMALL, repeats=50), emit=stream)
         assert stream.closed and len(out.getvalue().splitlines()) == 3
         with pytest.raises(BrokenPipeError):  # it stays closed: no line is half-written later
             stream.write_held()
         # the engine runs on for another reader
-        assert engine.run(RunConfig("conv2", workers=2, batch=4, repeats=2)).ok
+        assert engine.run(SMALL).ok
 
 
 def test_the_stream_has_stdout_to_itself_and_json_is_refused_beside_it(capsys):

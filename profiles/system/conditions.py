@@ -142,7 +142,7 @@ class Conditions:
         if self.aslr:
             out.append("ASLR on: memory layout differs from one start of partui to the next")
         if self.isolated:
-            out.append(f"isolated CPUs {self.isolated}: partui does not pin itself to them")
+            out.append(f"isolated CPUs {self.isolated}: the kernel keeps other work off them")
         return out
 
     def unknown(self) -> list[str]:
