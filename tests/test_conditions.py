@@ -109,7 +109,9 @@ def test_a_run_completes_them_with_throttling_and_other_programs_cpu(tmp_path):
     c = read_conditions(tmp_path)
     tree(tmp_path, {f"{CPU}/cpu1/thermal_throttle/core_throttle_count": "5"})
     # windows of 100 and 300 ms: the mean is weighted by the time each sample covers
-    c.finished([sample(20.0, 100), sample(None, 50), sample(80.0, 300)], tmp_path)
+    start = c
+    c = c.finished([sample(20.0, 100), sample(None, 50), sample(80.0, 300)], tmp_path)
+    assert start.throttled is None and start.others_cpu is None  # the start's reading stays
     assert c.throttled == 5
     assert c.others_cpu == pytest.approx((20 * 100 + 80 * 300) / 400) and c.others_max == 80.0
     assert c.busy

@@ -13,7 +13,7 @@ figures less stable, `quiet` is True when nothing known does.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -168,13 +168,17 @@ class Conditions:
         return head + (f"; unknown here: {', '.join(missing)}" if missing else "")
 
     def finished(self, samples, root: Path = ROOT) -> Conditions:
-        """These conditions completed after a run: throttle events since the start, and the
-        CPU other programs used over the run's samples (weighted by each sample's window)."""
-        after = throttle_count(root)
-        before = self.throttle_since_boot
-        self.throttled = after - before if after is not None and before is not None else None
-        self.others_cpu, self.others_max = others_during(samples)
-        return self
+        """A copy completed after a run (the reading sent with RunStarted stays as it was):
+        throttle events since the start, and the CPU other programs used over the run's
+        samples (weighted by each sample's window)."""
+        after, before = throttle_count(root), self.throttle_since_boot
+        others, highest = others_during(samples)
+        return replace(
+            self,
+            throttled=after - before if after is not None and before is not None else None,
+            others_cpu=others,
+            others_max=highest,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
