@@ -204,3 +204,15 @@ def test_run_and_sweep_json_carry_them(tmp_path, capsys):
     assert cli.main([*TINY_SWEEP, "--json", "--no-book", "--out", out]) == 0
     (run,) = json.loads(capsys.readouterr().out)["runs"]
     assert check_conditions(run["conditions"], "c") and run["conditions"]["load"] is not None
+
+
+def test_sweep_and_show_tables_mark_a_crowded_run(tiny_run):
+    from partui.tui.text.reports import report
+
+    calm = replace(tiny_run, conditions=replace(Conditions(), others_cpu=10.0))
+    busy = replace(tiny_run, conditions=replace(Conditions(), others_cpu=90.0))
+    text = report(analyze([calm, busy], {}, "test"))
+    rows = [line for line in text.splitlines() if line.startswith("gelu3")]
+    assert rows[0].endswith(" ok") and rows[1].endswith(" ok busy")
+    assert "busy: other programs held over half a core" in text
+    assert "busy: other programs" not in report(analyze([calm], {}, "test"))
