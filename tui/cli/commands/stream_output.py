@@ -9,30 +9,30 @@ the command's own thread, which the command line turns into exit 0.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 
-from partui.profiles.records.event_lines import EventLines, header
-from partui.profiles.records.events import (
-    RepeatDone,
-    RunCancelled,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-)
-
-# events after which nothing is timed until the next repeat starts: the held lines go out
-_WRITE_AFTER = (RunStarted, RepeatDone, RunFinished, RunFailed, RunCancelled)
+# The event records load on first use (they import dataclasses and json): `partui --help`
+# and `partui list` load this module and need neither.
 
 
 class LineStream:
     """An engine's `emit` that writes version-1 event lines to `out` (stdout)."""
 
     def __init__(self, command: str, out=None):
+        from partui.profiles.records.event_lines import EventLines, header
+        from partui.profiles.records.events import (
+            RepeatDone,
+            RunCancelled,
+            RunFailed,
+            RunFinished,
+            RunStarted,
+        )
         from partui.tui.cli.parsing import package_version
 
+        # events after which nothing is timed until the next repeat starts: held lines go out
+        self._write_after = (RunStarted, RepeatDone, RunFinished, RunFailed, RunCancelled)
         self.out = out if out is not None else sys.stdout
         self.lines = EventLines()
         self._held: list = []  # list.append is atomic: the sampler's thread appends too
@@ -43,7 +43,7 @@ class LineStream:
 
     def __call__(self, event) -> None:
         self._held.append(event)
-        if isinstance(event, _WRITE_AFTER) and threading.get_ident() == self._owner:
+        if isinstance(event, self._write_after) and threading.get_ident() == self._owner:
             self.write_held()
 
     def write_held(self) -> None:
@@ -56,6 +56,8 @@ class LineStream:
     def _write(self, lines: list) -> None:
         if self.closed:
             raise BrokenPipeError("the reader of the stream has gone")
+        import json
+
         try:
             for d in lines:
                 self.out.write(json.dumps(d, allow_nan=False, separators=(",", ":")) + "\n")
