@@ -37,6 +37,7 @@ class RunStarted:
     config: Any  # the RunConfig: typed until a snapshot writes it
     pool_startup_ms: float  # 0 when the pool was already warm
     live: bool = False  # made by live mode (run again and again), not submitted
+    conditions: Any = None  # the machine's Conditions read just before (profiles.system)
 
 
 @dataclass(frozen=True)

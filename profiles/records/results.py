@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import CpuSample, Span
+from partui.profiles.system.conditions import Conditions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,6 +66,9 @@ class RunResult:
     # the CPU each worker was pinned to (the `threads` executor), else empty: left to the
     # scheduler
     worker_cpus: list[int] = field(default_factory=list)
+    # what the machine was like: governor, turbo, load, other programs' CPU during the run
+    # (None: not read, as in snapshots made before it was)
+    conditions: Conditions | None = None
 
     @property
     def gflops(self) -> float:
@@ -75,6 +79,7 @@ class RunResult:
         d["config"] = self.config.to_dict()
         d["spans"] = [s.to_dict() for s in self.spans]
         d["cpu_samples"] = [s.to_dict() for s in self.cpu_samples]
+        d["conditions"] = self.conditions.to_dict() if self.conditions is not None else None
         d.update({k: d["config"][k] for k in CONFIG_SUMMARY})
         d["gflops"] = self.gflops
         return d
@@ -91,6 +96,8 @@ class RunResult:
         values["on_cpu_ratio"] = [
             float("nan") if v is None else v for v in d.get("on_cpu_ratio", [])
         ]
+        if d.get("conditions") is not None:
+            values["conditions"] = Conditions.from_dict(d["conditions"])
         if values.get("max_abs_error") is None:
             values["max_abs_error"] = float("inf")
         return cls(**values)

@@ -30,6 +30,7 @@ from partui.profiles.run.repeats import (
 )
 from partui.profiles.run.sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
 from partui.profiles.system import blas
+from partui.profiles.system.conditions import read_conditions
 
 
 class Engine:
@@ -116,7 +117,8 @@ class Engine:
             sampler = self.monitor
             sampler.watch(ex.worker_ids(), ex.processes, self.sample_hz or IDLE_HZ)
             sampler.record()
-        emit(RunStarted(run_id, cfg, startup))
+        conditions = read_conditions()  # before any repeat: the reading is not timed
+        emit(RunStarted(run_id, cfg, startup, conditions=conditions))
         arena = ex.arena(pas.shapes)
         on_span = lambda s: emit(SpanDone(s))  # noqa: E731
 
@@ -167,6 +169,7 @@ class Engine:
         if not ex.measures_task_cpu:
             result.on_cpu_ratio = [float("nan")] * cfg.workers
         result.dask = ex.run_info()
+        result.conditions = conditions.finished(samples)
         pas.finish(result, ex)
         if keep_arrays:
             result.arrays = pas.saved(got)

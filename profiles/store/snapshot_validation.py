@@ -7,6 +7,7 @@ from partui.profiles.files.checked_json import Check, FileProblem, shown
 from partui.profiles.records.bench_result import BenchResult
 from partui.profiles.records.config import check_config
 from partui.profiles.records.train_config import TrainConfig, TrainConfigError
+from partui.profiles.system.conditions import check_conditions
 
 FORMAT = "partui-snapshot"
 SCHEMA_VERSION = 2
@@ -93,6 +94,7 @@ _RUN_KEYS = {
     "repeat_start_ns",
     "dask",
     "worker_cpus",
+    "conditions",
     # derived, written for people reading the file; ignored on load
     "layer",
     "strategy",
@@ -307,6 +309,8 @@ def _check_run(run, where: str, budget: dict) -> None:
         Check.integer(v, f"{where}.worker_cpus[{j}]", 0, 1 << 20)
     if run.get("dask") is not None:
         _check_dask(run["dask"], f"{where}.dask")
+    if run.get("conditions") is not None:  # older snapshots have none
+        check_conditions(run["conditions"], f"{where}.conditions")
     ratios = Check.array(run.get("on_cpu_ratio", []), f"{where}.on_cpu_ratio", workers)
     for j, v in enumerate(ratios):
         Check.number(v, f"{where}.on_cpu_ratio[{j}]", 0, 1e6, null=True)

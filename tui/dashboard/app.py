@@ -119,6 +119,7 @@ class PartuiApp(App):
 
     def on_mount(self) -> None:
         from partui.profiles.store.baselines import BaselineBook
+        from partui.profiles.system.conditions import read_conditions
         from partui.profiles.system.machine import host_info
 
         if self._read_machine:
@@ -126,6 +127,7 @@ class PartuiApp(App):
             # the first frame, on this thread (a read beside an import on another thread
             # deadlocked before threadpoolctl 3.7, the floor in pyproject.toml)
             self.machine = host_info()
+            self.profile.conditions_now = read_conditions()  # a few small files in /proc, /sys
             self.call_after_refresh(self.read_blas_info)
         self.profile.use_machine(self.machine, BaselineBook(machine=self.machine))
         self.apply_layout()

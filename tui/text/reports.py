@@ -35,6 +35,10 @@ def _on_cpu(ratios: list[float]) -> str:
     return f"mean {ratio_text(sum(vals) / len(vals))}"
 
 
+def _busy(r) -> bool:
+    return r.conditions is not None and r.conditions.busy
+
+
 def report(analysis, repeats: int | None = None) -> str:
 
     rows = []
@@ -52,7 +56,7 @@ def report(analysis, repeats: int | None = None) -> str:
                 _ratio(st.efficiency),
                 _on_cpu(r.on_cpu_ratio),
                 _ratio(st.imbalance),
-                "ok" if r.ok else "WRONG",
+                ("ok" if r.ok else "WRONG") + (" busy" if _busy(r) else ""),
             ]
         )
     lines = [
@@ -80,6 +84,8 @@ def report(analysis, repeats: int | None = None) -> str:
         "efficiency = speedup vs baseline / workers; on-CPU = CPU time / busy time "
         "per worker; imbalance = max / mean busy time"
     )
+    if any(_busy(row.result) for row in analysis.rows):
+        lines.append("busy: other programs held over half a core during the run (less stable)")
     if analysis.baselines:
         lines.append(
             "baselines (best single-worker median for the layer, kernel and batch, "
@@ -153,6 +159,7 @@ def analysis_data(analysis) -> dict:
                 "on_cpu_ratio": r.on_cpu_ratio,
                 **asdict(row.stats),
                 "baseline": row.baseline.to_dict() if row.baseline else None,
+                "conditions": r.conditions.to_dict() if r.conditions is not None else None,
             }
         )
     series = [

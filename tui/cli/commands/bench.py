@@ -127,6 +127,8 @@ def _out_path(args) -> Path:
 def cmd_bench(args) -> int:
     from partui.profiles.bench.suite import Bench, chosen_runs, to_snapshot
     from partui.profiles.store.snapshot import save
+    from partui.profiles.system.conditions import read_conditions
+    from partui.tui.text.conditions_text import conditions_line
 
     settings = settings_from(args)
     out = _out_path(args)
@@ -136,8 +138,12 @@ def cmd_bench(args) -> int:
         print(f"[{time.monotonic() - t0:6.1f}s] {text}", file=sys.stderr, flush=True)
 
     compile_ahead(settings.layer_names())
+    conditions = read_conditions()
+    progress(conditions_line(conditions))
     bench = Bench(settings, progress)
     result = bench.run()
+    if result.other_cpu_cores is not None:  # measured over the whole bench
+        conditions.others_cpu = 100 * result.other_cpu_cores
     try:
         out = save(
             to_snapshot(result, chosen_runs(bench, result)),
@@ -152,6 +158,7 @@ def cmd_bench(args) -> int:
         print_json(result.to_dict())
     else:
         print(report(result))
+        print(conditions_line(conditions))
         print(f"\nsaved {out}")
     return 1 if result.failures else 0
 

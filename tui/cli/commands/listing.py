@@ -36,6 +36,13 @@ def register(sub) -> None:
         "their thread counts, Python and numpy versions.",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--conditions",
+        action="store_true",
+        help="show the measurement conditions instead: CPU frequency governor, turbo boost, "
+        "ASLR, isolated CPUs, load average, thermal throttling (each 'unknown' where this "
+        "machine does not report it) and what of them makes figures less stable",
+    )
     p.set_defaults(func=cmd_info)
 
 
@@ -141,6 +148,9 @@ def list_data() -> dict:
 def cmd_info(args) -> int:
     from partui.profiles.system.machine import info
 
+    if args.conditions:
+        return _conditions(args.json)
+
     data = info()
     if args.json:
         print_json(data.to_dict(), indent=2)
@@ -169,4 +179,16 @@ def cmd_info(args) -> int:
     if not data.blas:
         print("BLAS         none found by threadpoolctl")
     print(f"Python       {data.python}   numpy {data.numpy}")
+    return 0
+
+
+def _conditions(as_json: bool) -> int:
+    from partui.profiles.system.conditions import read_conditions
+    from partui.tui.text.conditions_text import conditions_report
+
+    c = read_conditions()
+    if as_json:
+        print_json(c.to_dict(), indent=2)
+    else:
+        print(conditions_report(c))
     return 0

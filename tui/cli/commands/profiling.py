@@ -18,6 +18,12 @@ from partui.tui.cli.commands.options import (
 )
 from partui.tui.cli.commands.preflight import check_output, check_writable_dir, compile_ahead
 from partui.tui.cli.commands.progress import RunProgress
+from partui.tui.cli.commands.stream_output import (
+    LineStream,
+    add_stream_argument,
+    stream_or_json,
+    tee,
+)
 from partui.tui.cli.errors import UsageError
 from partui.tui.cli.parsing import EXIT_USAGE
 from partui.tui.text.reports import analysis_data, compare_data, compare_report, report
@@ -79,6 +85,7 @@ def register(sub) -> None:
         help="print one JSON object (every run's statistics, baselines, the snapshot's path) "
         "on stdout; progress stays on stderr",
     )
+    add_stream_argument(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
@@ -219,6 +226,7 @@ def cmd_sweep(args) -> int:
         save,
     )
 
+    stream_or_json(args)
     configs, skipped = sweep_grid(args)
     if args.out is not None:
         out = check_output(args.out, "--out", args.force)
@@ -239,16 +247,20 @@ def cmd_sweep(args) -> int:
         "pipeline" if any(c.strategy == "pipeline" for c in configs) else "",
     )
     results, failed = [], []
+    stream = LineStream("sweep") if args.stream else None
     with Engine() as engine:
         for i, cfg in enumerate(configs, 1):
             prefix = f"[{i:>{len(str(len(configs)))}}/{len(configs)}] {cfg.label()} ..."
             # on a terminal, the line shows the repeat under way, then the result
-            progress = RunProgress(cfg, prefix=f"{prefix} ")
-            lead = f"{prefix}" if progress.tty else ""
-            if not progress.tty:
+            progress = RunProgress(cfg, prefix=f"{prefix} ", redraw=stream is None)
+            # elsewhere the head goes out first and the time follows; beside a stream (which
+            # may share the terminal) the whole line goes out at the end
+            early = not progress.tty and stream is None
+            lead = "" if early else prefix
+            if early:
                 print(prefix, end="", file=sys.stderr, flush=True)
             try:
-                r = engine.run(cfg, emit=progress)
+                r = engine.run(cfg, emit=tee(progress, stream))
             except WorkerLost as exc:
                 progress.done()
                 print(f"{lead} failed: {printable(exc)}", file=sys.stderr)
@@ -261,7 +273,10 @@ def cmd_sweep(args) -> int:
             finally:
                 progress.done()
             results.append(r)
-            print(f"{lead} {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}", file=sys.stderr)
+            print(
+                f"{lead} {ms(r.median_ms)} ms{'' if r.ok else '  WRONG RESULT'}{busy_mark(r)}",
+                file=sys.stderr,
+            )
     known = book.known(results) if book is not None else {}
     analysis = analyze(results, known, "this sweep")
     snap = Snapshot.from_results(results, note=args.note, baseline=dict(analysis.baselines))
@@ -285,12 +300,13 @@ def cmd_sweep(args) -> int:
                 **analysis_data(analysis),
             }
         )
-    else:
-        _say(report(analysis, args.repeat))  # baselines name the book's dates
+    else:  # with --stream, stdout holds the stream alone: the report goes to stderr
+        say = _say if stream is None else _say_to_stderr
+        say(report(analysis, args.repeat))  # baselines name the book's dates
         for f in failed:
-            _say(f"failed: {f}")
+            say(f"failed: {f}")
         if not unsaved:
-            _say(f"\nsnapshot saved to {out}")  # the folder may come from the environment
+            say(f"\nsnapshot saved to {out}")  # the folder may come from the environment
     if unsaved:
         print(
             f"partui: {printable(unsaved)}; the figures above are all there is of this sweep",
@@ -316,6 +332,18 @@ def _load(path: str):
 def _say(text: str = "") -> None:
     """Print text that came from a file: no escape sequence reaches the terminal."""
     print(printable(text))
+
+
+def _say_to_stderr(text: str = "") -> None:
+    print(printable(text), file=sys.stderr)
+
+
+def busy_mark(r) -> str:
+    """After a run's time: whether other programs held more than half a core meanwhile."""
+    c = r.conditions
+    if c is None or not c.busy:
+        return ""
+    return f"  busy: other programs used {c.others_cpu / 100:.1f} core"
 
 
 def cmd_show(args) -> int:

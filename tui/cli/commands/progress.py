@@ -14,11 +14,13 @@ class RunProgress:
     repeat under way and the last one's time, the check. Only on a terminal; the line is
     wiped when the run ends, so the report stays as it was."""
 
-    def __init__(self, cfg: RunConfig, prefix: str = "", stream=None):
+    def __init__(self, cfg: RunConfig, prefix: str = "", stream=None, redraw: bool = True):
+        """`redraw`: False while --stream writes events: they may reach the same terminal,
+        and a line redrawn in place would run into theirs."""
         from partui.profiles.records.events import RepeatDone, RunStarted
 
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.tty = self.stream.isatty() and redraw
         self.kinds = (RunStarted, RepeatDone)
         self.warmup, self.repeats = cfg.warmup, cfg.repeats
         self.prefix = prefix or "partui run: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from partui.tui.cli.commands.options import add_config_arguments, config_from
 from partui.tui.cli.commands.preflight import (
     check_output,
@@ -12,6 +14,12 @@ from partui.tui.cli.commands.preflight import (
 from partui.tui.cli.commands.progress import RunProgress
 from partui.tui.cli.commands.run_report import run_report
 from partui.tui.cli.commands.saved_arrays import ARRAYS_README, arrays_readme, save_arrays
+from partui.tui.cli.commands.stream_output import (
+    LineStream,
+    add_stream_argument,
+    stream_or_json,
+    tee,
+)
 from partui.tui.text.table import print_json
 
 
@@ -51,6 +59,7 @@ def register(sub) -> None:
         action="store_true",
         help="print one JSON object (times, spans, error) instead of tables",
     )
+    add_stream_argument(p)
     p.add_argument(
         "--save-arrays",
         metavar="DIR",
@@ -74,6 +83,7 @@ def cmd_run(args) -> int:
 
     cfg = config_from(args)
     cfg.check()
+    stream_or_json(args)
     out_dir = check_writable_dir(args.save_arrays) if args.save_arrays else None
     if out_dir is not None:  # every file it will write, before any work
         from partui.profiles.run.passes import saved_names
@@ -86,15 +96,18 @@ def cmd_run(args) -> int:
 
         reachable(cfg.scheduler)
     compile_ahead([cfg.layer], cfg.kernel, cfg.strategy)
-    progress = RunProgress(cfg)
+    stream = LineStream("run") if args.stream else None
+    progress = RunProgress(cfg, redraw=stream is None)
     try:
         with Engine() as engine:
-            result = engine.run(cfg, emit=progress, keep_arrays=out_dir is not None)
+            result = engine.run(cfg, emit=tee(progress, stream), keep_arrays=out_dir is not None)
     finally:
         progress.done()
     if out_dir is not None:
         save_arrays(out_dir, result.arrays, args.force, arrays_readme(result))
-    if args.json:
+    if stream is not None:  # stdout holds the stream alone; the report goes to people
+        print(run_report(result), file=sys.stderr)
+    elif args.json:
         from partui.profiles.files.checked_json import json_safe  # NaN (not measured) -> null
 
         print_json(json_safe(result.to_dict()), allow_nan=False)

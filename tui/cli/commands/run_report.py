@@ -118,6 +118,10 @@ def run_report(result) -> str:
                 f"first task's start to its last task's end, while other phases run)"
             )
         lines.append("")
+    if result.conditions is not None:
+        from partui.tui.text.conditions_text import conditions_line
+
+        lines.append(conditions_line(result.conditions))
     verdict = "OK" if result.ok else f"FAILED: {result.error or 'result is wrong'}"
     lines.append(
         f"max abs error {result.max_abs_error:.2e} (tolerance {result.tolerance:.2e})  {verdict}"

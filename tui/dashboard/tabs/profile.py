@@ -29,6 +29,7 @@ from partui.profiles.records.events import (
     RunStarted,
 )
 from partui.profiles.store.baselines import BaselineBook
+from partui.profiles.system.conditions import Conditions
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.charts.base import ChartFeed, Redraws
 from partui.tui.dashboard.charts.cpu import CpuChart
@@ -43,6 +44,7 @@ from partui.tui.dashboard.layout import charts_shown, top_rows
 from partui.tui.dashboard.model import Model
 from partui.tui.dashboard.tabs.profile_help import HELP_COLUMNS, KEY_HELP
 from partui.tui.dashboard.tabs.replay import ReplayUnit
+from partui.tui.dashboard.widgets.conditions_caption import conditions_caption
 from partui.tui.dashboard.widgets.layer_list import LayerList
 from partui.tui.dashboard.widgets.runs_table import RunsTable
 from partui.tui.dashboard.widgets.settings import SettingsPane
@@ -94,6 +96,7 @@ class ProfileTab(ReplayUnit):
         self.sweep_left: list[RunConfig] = []  # configurations of a sweep not finished yet
         self.queued: list[RunConfig] = []  # single runs (r) the engine has not started yet
         self.machine: MachineInfo | None = None  # for the settings' warnings
+        self.conditions_now: Conditions | None = None  # the machine's, before any run
         self.layout_name = "full"  # layout.layout_for(): small, compact or full
         self.chart_index = 0  # the chart shown by the compact layout (c: the next one)
         self.roofline = False  # f: the roofline in place of the four charts
@@ -226,6 +229,12 @@ class ProfileTab(ReplayUnit):
         if force or self._table_shown != shown:
             self._table_shown = shown
             self.query_one(RunsTable).show(model, self.query_one(RooflineChart).roofs_now())
+            self.show_conditions()
+
+    def show_conditions(self) -> None:
+        """Under the runs table: what the run on the timeline ran under."""
+        caption = conditions_caption(self.shown, self.conditions_now)
+        self.query_one(RunsTable).border_subtitle = caption
 
     def show_settings(self) -> None:
         queued = self.queued[0] if self.queued and self.viewing is None else None
@@ -424,6 +433,7 @@ class ProfileTab(ReplayUnit):
         self.shown.select_run(None if last else number)
         self.query_one(TimelineChart).update_from(self.shown)
         self.show_pick()
+        self.show_conditions()
 
     # -- snapshots --------------------------------------------------------------
     def load_snapshot(self, path: Path, loaded=None) -> None:

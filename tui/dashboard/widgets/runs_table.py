@@ -193,6 +193,8 @@ def run_row(i: int, row, runs: int = 1) -> list:
     # the timeline's lane labels and this column say the same: over 1 is "1.0+"
     on_cpu = " ".join(ratio_text(v) for v in (r.on_cpu_ratio or [])[:4]) or "-"
     ok = Text("ok", "green") if r.ok else Text("FAIL", "bold red")
+    if r.conditions is not None and r.conditions.busy:  # other programs held over half a core
+        ok.append(" busy", "yellow")
     return [
         str(i),
         str(runs) if runs > 1 else "",
