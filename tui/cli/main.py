@@ -26,7 +26,7 @@ from partui.tui.text.safe_text import error_line
 
 def build_parser() -> Parser:
     from partui.tui.cli import dashboard as dashboard_cli
-    from partui.tui.cli.commands import bench, demo, listing, profiling, run, train
+    from partui.tui.cli.commands import bench, demo, listing, profiling, run, scaling, train
 
     parser = Parser(
         prog="partui",
@@ -61,7 +61,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=Parser, prog="partui"
     )
-    for module in (listing, run, profiling, bench, demo, train):
+    for module in (listing, run, profiling, bench, demo, train, scaling):
         module.register(sub)
     return parser
 
