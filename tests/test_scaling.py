@@ -246,8 +246,9 @@ def test_inputs_from_the_pooled_samples():
         "add_s": {"median": 0.1e-3},
         "grad_bytes": G,
     }
-    local = {"workers": 2, "fit": fit_line([32, 128], [4e-3 + 16e-3, 4e-3 + 64e-3]).to_dict()}
-    cal = summary(synthetic_samples(), update, local, (16, 64))
+    line = fit_line([32, 128], [4e-3 + 16e-3, 4e-3 + 64e-3]).to_dict()
+    local = {"workers": 2, "fit": line, "fit_min": line}
+    cal = summary(synthetic_samples(), update, local)
     inp = inputs_from(cal)
     assert inp.compute_s_per_sample == pytest.approx(1e-3)
     assert inp.compute_s_per_step == pytest.approx(2e-3 + 0.3e-3)  # intercept + SGD update
@@ -258,16 +259,41 @@ def test_inputs_from_the_pooled_samples():
     assert (inp.local_s_per_sample, inp.local_s_per_step) == pytest.approx((0.5e-3, 4e-3))
     assert inp.parallel_here == pytest.approx(2 * 1e-3 / 1.6e-3)
     assert cal["compute"]["per_batch_s"]["64"]["n"] == 2
+    assert cal["dask_tasks"]["per_count_s"]["24"]["n"] == 1
+
+
+def test_least_inputs_fit_each_size_s_least_sample():
+    s = synthetic_samples()
+    # a disturbed sample at each size: the medians move, the least do not
+    s.exchange += [(n, A + n * P + 5e-3) for n in (16_384, 1_048_576, 2_621_440)] * 2
+    s.compute += [(16, 0.1), (64, 0.2)] * 2
+    update = {
+        "sgd_update_s": {"median": 0.3e-3, "min": 0.2e-3},
+        "add_s": {"median": 0.1e-3, "min": 0.05e-3},
+        "grad_bytes": G,
+    }
+    line = fit_line([32, 128], [20e-3, 68e-3]).to_dict()
+    cal = summary(s, update, {"workers": 2, "fit": line, "fit_min": line})
+    least = inputs_from(cal, "min")
+    assert (least.exchange_s, least.exchange_s_per_byte) == pytest.approx((A, P))
+    assert least.compute_s_per_sample == pytest.approx(1e-3)
+    assert least.compute_s_per_step == pytest.approx(2e-3 + 0.2e-3)
+    assert least.dask_step_s == pytest.approx(10e-3)
+    assert least.add_s_per_byte == pytest.approx(0.05e-3 / G)
+    assert inputs_from(cal, "median").exchange_s > A + 1e-3  # the disturbed samples count
 
 
 def test_validation_rows_report_the_relative_error():
-    inp = inputs()
+    inp = {"median": inputs(), "min": inputs(dask_step_s=5e-3)}
     rows = {r["workers"]: r for r in validation_rows(synthetic_samples(), inp, 64)}
-    for w, measured in ((1, 0.085), (2, 0.205)):
-        predicted = model.step_s(inp, "tree", w, 64, None, here=True)
+    for w, median, least in ((1, 0.085, 0.080), (2, 0.205, 0.200)):
+        predicted = model.step_s(inp["median"], "tree", w, 64, None, here=True)
         assert rows[w]["predicted_step_ms"] == pytest.approx(predicted * 1e3)
-        assert rows[w]["measured_step_ms"]["median"] == pytest.approx(measured * 1e3)
-        assert rows[w]["relative_error"] == pytest.approx((predicted - measured) / measured)
+        assert rows[w]["measured_step_ms"]["median"] == pytest.approx(median * 1e3)
+        assert rows[w]["relative_error"] == pytest.approx((predicted - median) / median)
+        predicted = model.step_s(inp["min"], "tree", w, 64, None, here=True)
+        assert rows[w]["predicted_step_min_ms"] == pytest.approx(predicted * 1e3)
+        assert rows[w]["relative_error_min"] == pytest.approx((predicted - least) / least)
 
 
 # ---- the command's refusals (no Dask started) ---------------------------------------------

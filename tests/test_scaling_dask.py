@@ -36,9 +36,11 @@ def test_scaling_quick_json_calibrates_validates_and_predicts(tmp_path):
     assert "Traceback" not in proc.stderr and "scaling [" in proc.stderr  # progress there
     out = json.loads(proc.stdout)
     cal = out["calibration"]
-    assert cal["compute"]["grad_bytes"] == out["inputs"]["grad_bytes"] > 1_000_000
-    for fit in (cal["compute"]["fit"], cal["exchange"]["fit"], cal["dask_tasks"]["fit"]):
-        assert all(math.isfinite(fit[k]) for k in ("intercept", "slope", "slope_se"))
+    assert out["predictions_from"] == "median"
+    assert cal["compute"]["grad_bytes"] == out["inputs"]["median"]["grad_bytes"] > 1_000_000
+    for part in (cal["compute"], cal["exchange"], cal["dask_tasks"], cal["local"]):
+        for fit in (part["fit"], part["fit_min"]):
+            assert all(math.isfinite(fit[k]) for k in ("intercept", "slope", "slope_se"))
     # every exchange size was timed by the receiving worker, each with its spread
     sizes = cal["exchange"]["per_size_s"]
     assert len(sizes) == 5 and all(v["n"] >= 1 and v["min"] <= v["max"] for v in sizes.values())
@@ -50,6 +52,8 @@ def test_scaling_quick_json_calibrates_validates_and_predicts(tmp_path):
         assert m["n"] == 2 and 0 < m["min"] <= m["median"] <= m["max"]
         error = (v["predicted_step_ms"] - m["median"]) / m["median"]
         assert v["relative_error"] == pytest.approx(error)
+        error = (v["predicted_step_min_ms"] - m["min"]) / m["min"]
+        assert v["relative_error_min"] == pytest.approx(error)
     preds = out["predictions"]
     assert len(preds) == 3 * 32
     assert {p["rule"] for p in preds} == {"gather", "tree", "ring"}

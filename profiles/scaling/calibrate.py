@@ -101,7 +101,13 @@ def measure_local(batches, steps: int, workers: int) -> dict:
         per_batch[str(b)] = spread(times)
         xs += [total] * len(times)
         ys += times
-    return {"workers": workers, "fit": fit_line(xs, ys).to_dict(), "per_batch_s": per_batch}
+    least = [(total, per_batch[str(total // workers)]["min"]) for total in sorted(set(xs))]
+    return {
+        "workers": workers,
+        "fit": fit_line(xs, ys).to_dict(),
+        "fit_min": fit_line([x for x, _ in least], [y for _, y in least]).to_dict(),
+        "per_batch_s": per_batch,
+    }
 
 
 def step_times(result) -> list[float]:
@@ -238,50 +244,73 @@ def run_validation(ex, batch: int, steps: int, runs, into: Samples, say) -> None
 
 
 # ---- the whole calibration --------------------------------------------------------------------
-def summary(samples: Samples, update: dict, local: dict, batches) -> dict:
-    """The calibration's figures (JSON) from the pooled samples."""
-
-    def fit(points):
-        return fit_line([p[0] for p in points], [p[1] for p in points]).to_dict()
-
-    per_batch = {str(b): spread([t for n, t in samples.compute if n == b]) for b in sorted(batches)}
-    per_size = {
-        str(n): spread([t for m, t in samples.exchange if m == n])
-        for n in sorted({m for m, _ in samples.exchange})
+def _fits(points) -> dict:
+    """`fit`: least squares over every (x, y); `fit_min`: over each x's least y (the
+    least-disturbed sample of each, what a machine of its own would see); `per_x`: spreads."""
+    xs = sorted({x for x, _ in points})
+    groups = {x: [y for xx, y in points if xx == x] for x in xs}
+    return {
+        "fit": fit_line([p[0] for p in points], [p[1] for p in points]).to_dict(),
+        "fit_min": fit_line(xs, [min(groups[x]) for x in xs]).to_dict(),
+        "per_x": {str(x): spread(groups[x]) for x in xs},
     }
-    if len(per_size) < 2:
+
+
+def summary(samples: Samples, update: dict, local: dict) -> dict:
+    """The calibration's figures (JSON) from the pooled samples."""
+    if len({n for n, _ in samples.exchange}) < 2:
         raise RuntimeError("Dask's task stream recorded no transfers between the two workers")
+    compute, exchange, tasks = (
+        _fits(samples.compute),
+        _fits(samples.exchange),
+        _fits(samples.dask_tasks),
+    )
     return {
         "compute": {
             "kernel": KERNEL,
-            "fit": fit(samples.compute),
-            "per_batch_s": per_batch,
+            "fit": compute["fit"],
+            "fit_min": compute["fit_min"],
+            "per_batch_s": compute["per_x"],
             "per_sample_two_at_once_s": spread(samples.compute_both),
             **update,
         },
         "local": local,
-        "exchange": {"fit": fit(samples.exchange), "per_size_s": per_size},
+        "exchange": {
+            "fit": exchange["fit"],
+            "fit_min": exchange["fit_min"],
+            "per_size_s": exchange["per_x"],
+        },
         "dask_step_s": spread(samples.dask_step),
-        "dask_tasks": {"fit": fit(samples.dask_tasks)},
+        "dask_tasks": {
+            "fit": tasks["fit"],
+            "fit_min": tasks["fit_min"],
+            "per_count_s": tasks["per_x"],
+        },
     }
 
 
-def inputs_from(calibration: dict) -> Inputs:
+STATS = ("median", "min")  # the inputs from each figure's median, or from its least sample
+
+
+def inputs_from(calibration: dict, stat: str = "median") -> Inputs:
+    """The model's inputs from every figure's median (fits over all samples), or its least
+    sample (`min`: fits over each size's least)."""
     c, loc, ex = calibration["compute"], calibration["local"], calibration["exchange"]
+    fit = "fit" if stat == "median" else "fit_min"
     g = c["grad_bytes"]
-    per_sample = c["fit"]["slope"]
-    both = c["per_sample_two_at_once_s"]["median"]
+    per_sample = c[fit]["slope"]
+    both = c["per_sample_two_at_once_s"][stat]
     return Inputs(
         compute_s_per_sample=per_sample,
-        compute_s_per_step=max(0.0, c["fit"]["intercept"]) + c["sgd_update_s"]["median"],
+        compute_s_per_step=max(0.0, c[fit]["intercept"]) + c["sgd_update_s"][stat],
         grad_bytes=g,
-        exchange_s=max(0.0, ex["fit"]["intercept"]),
-        exchange_s_per_byte=max(0.0, ex["fit"]["slope"]),
-        dask_step_s=calibration["dask_step_s"]["median"],
-        dask_task_s=max(0.0, calibration["dask_tasks"]["fit"]["slope"]),
-        add_s_per_byte=c["add_s"]["median"] / g,
-        local_s_per_sample=loc["fit"]["slope"],
-        local_s_per_step=max(0.0, loc["fit"]["intercept"]),
+        exchange_s=max(0.0, ex[fit]["intercept"]),
+        exchange_s_per_byte=max(0.0, ex[fit]["slope"]),
+        dask_step_s=calibration["dask_step_s"][stat],
+        dask_task_s=max(0.0, calibration["dask_tasks"][fit]["slope"]),
+        add_s_per_byte=c["add_s"][stat] / g,
+        local_s_per_sample=loc[fit]["slope"],
+        local_s_per_step=max(0.0, loc[fit]["intercept"]),
         local_workers=loc["workers"],
         # two workers at once, each slowed from `per_sample` to `both`: 2 per_sample / both
         # cores between them (at least one, at most two)
@@ -289,25 +318,28 @@ def inputs_from(calibration: dict) -> Inputs:
     )
 
 
-def validation_rows(samples: Samples, inputs: Inputs, batch: int) -> list[dict]:
+def validation_rows(samples: Samples, inputs: dict[str, Inputs], batch: int) -> list[dict]:
     """Each Dask training run's step times against the model's step with the transport as
-    measured here (no link added) and the workers sharing this machine."""
+    measured here (no link added) and the workers sharing this machine: the median step
+    against the model from the figures' medians, the least step against the model from their
+    least samples."""
     out = []
     for (workers, rule), times in samples.steps.items():
         measured = spread(times)
-        predicted = step_s(inputs, rule, workers, batch, None, here=True)
-        m = measured["median"]
-        out.append(
-            {
-                "workers": workers,
-                "rule": rule,
-                "batch_per_worker": batch,
-                "measured_step_ms": {k: v * 1e3 if k != "n" else v for k, v in measured.items()},
-                "predicted_step_ms": predicted * 1e3,
-                "relative_error": (predicted - m) / m if m > 0 else math.nan,
-                "measured_exchange_ms": spread(samples.exchange_ms.get((workers, rule), [])),
-            }
-        )
+        row: dict = {
+            "workers": workers,
+            "rule": rule,
+            "batch_per_worker": batch,
+            "measured_step_ms": {k: v * 1e3 if k != "n" else v for k, v in measured.items()},
+            "measured_exchange_ms": spread(samples.exchange_ms.get((workers, rule), [])),
+        }
+        for stat in STATS:
+            predicted = step_s(inputs[stat], rule, workers, batch, None, here=True)
+            m = measured[stat]
+            suffix = "" if stat == "median" else "_min"
+            row[f"predicted_step{suffix}_ms"] = predicted * 1e3
+            row[f"relative_error{suffix}"] = (predicted - m) / m if m > 0 else math.nan
+        out.append(row)
     return out
 
 
@@ -331,7 +363,7 @@ def calibrate(
     say("the SGD update and a gradient sum, here")
     update = measure_update(repeats * 3)
     say(f"one machine: training on {cores} threads")
-    batches = sorted({max(1, batch // 4), batch})
+    batches = sorted({max(1, batch // 4), max(2, batch)})  # two, for a line
     local = measure_local(batches, 5, cores)
     say("Dask: starting two workers")
     ex = DaskExecutor(2, scheduler)
@@ -353,8 +385,8 @@ def calibrate(
         cluster = {"scheduler": ex.address, "local": ex.owns_cluster, "workers_used": 2}
     finally:
         ex.close()
-    calibration = summary(samples, update, local, batches)
-    inputs = inputs_from(calibration)
+    calibration = summary(samples, update, local)
+    inputs = {stat: inputs_from(calibration, stat) for stat in STATS}
     calibration.update(
         cluster={**cluster, "cores_here": cores, "startup_ms": startup_ms},
         rounds=rounds,

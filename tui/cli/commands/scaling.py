@@ -11,6 +11,7 @@ from partui.tui.text.safe_text import printable
 from partui.tui.text.table import print_json, table
 
 QUICK_RUNS = ((1, "tree"), (2, "tree"))  # --quick: the gather run left out
+PREDICT_FROM = "median"
 BATCHES = tuple(2**k for k in range(11))  # per-worker batches searched for a crossover: 1..1024
 
 
@@ -113,7 +114,9 @@ def cmd_scaling(args) -> int:
         )
     else:
         measured = calibrate(batch, scheduler, say=_Say())
-    inputs = measured["inputs"]
+    # the medians: on a busy machine the least samples are few and far apart, and the
+    # least step is itself an outlier (both inputs are checked and kept in the JSON)
+    inputs = measured["inputs"][PREDICT_FROM]
     rows = {r: model.predict(inputs, r, batch, workers, link) for r in model.RULES}
     stops = {r: model.stops_paying(v) for r, v in rows.items()}
     cross = {r: model.beats_local(inputs, r, BATCHES, workers, link) for r in model.RULES}
@@ -122,7 +125,8 @@ def cmd_scaling(args) -> int:
         "link": {"bandwidth_bytes_s": link.bandwidth_bytes_s, "latency_s": link.latency_s},
         "batch_per_worker": batch,
         "calibration": measured["calibration"],
-        "inputs": inputs.to_dict(),
+        "inputs": {k: v.to_dict() for k, v in measured["inputs"].items()},
+        "predictions_from": PREDICT_FROM,
         "validation": measured["validation"],
         "predictions": [
             {**p.to_dict(), "validated": (p.workers, p.rule) in validated}
@@ -164,10 +168,19 @@ def _ms(s: float) -> str:
 def _print_report(out: dict, link) -> None:
     from partui.profiles.scaling.model import RULES
 
-    cal, inp = out["calibration"], out["inputs"]
+    cal, inp = out["calibration"], out["inputs"][out["predictions_from"]]
     comp, ex = cal["compute"], cal["exchange"]["fit"]
     load = " ".join(f"{v:.1f}" for v in cal["load_average"])
-    print(f"Calibrated here in {cal['seconds']:.0f} s (load average {load}):")
+    busy = cal["load_average"][0] > cal["cluster"]["cores_here"]
+    print(
+        f"Calibrated here in {cal['seconds']:.0f} s (load average {load}); medians and fits "
+        "over all samples (--json: from each size's least sample too):"
+    )
+    if busy:
+        print(
+            f"  the machine is busy (load above its {cal['cluster']['cores_here']} cores): "
+            "others' work is in every figure, medians most"
+        )
     cf = comp["fit"]
     bw = 1 / ex["slope"] / 1e6 if ex["slope"] > 0 else float("inf")
     rel = ex["slope_se"] / ex["slope"] if ex["slope"] > 0 else float("inf")
