@@ -32,6 +32,7 @@ def inputs(**changes) -> model.Inputs:
         exchange_s_per_byte=P,
         dask_step_s=10e-3,
         dask_task_s=0.5e-3,
+        dask_level_s=3e-3,
         add_s_per_byte=1e-10,
         local_s_per_sample=0.5e-3,
         local_s_per_step=4e-3,
@@ -74,14 +75,14 @@ def test_step_adds_every_term_by_hand():
     inp = inputs()
     link = Link(latency_s=50e-6, bandwidth_bytes_s=1.25e9)  # 10 Gbit/s
     a, p = A + 50e-6, P + 1 / 1.25e9
-    # tree, 4 workers, batch 32: D + s (4*3 + 3) + f + c b + 2*2 (a + G p) + 2 G d
-    hand = 10e-3 + 0.5e-3 * 15 + 2e-3 + 1e-3 * 32 + 4 * (a + G * p) + 2 * G * 1e-10
+    # tree, 4 workers, batch 32: D + s (4*3 + 3) + r 2 + f + c b + 2*2 (a + G p) + 2 G d
+    hand = 10e-3 + 0.5e-3 * 15 + 3e-3 * 2 + 2e-3 + 1e-3 * 32 + 4 * (a + G * p) + 2 * G * 1e-10
     assert model.step_s(inp, "tree", 4, 32, link) == pytest.approx(hand, rel=1e-12)
-    # gather, 3 workers: no combine tasks; 2 (a + 3 G p); (W - 1) adds
-    hand = 10e-3 + 0.5e-3 * 8 + 2e-3 + 32e-3 + 2 * (a + 3 * G * p) + 2 * G * 1e-10
+    # gather, 3 workers: no combine tasks, one stage; 2 (a + 3 G p); (W - 1) adds
+    hand = 10e-3 + 0.5e-3 * 8 + 3e-3 + 2e-3 + 32e-3 + 2 * (a + 3 * G * p) + 2 * G * 1e-10
     assert model.step_s(inp, "gather", 3, 32, link) == pytest.approx(hand, rel=1e-12)
-    # ring, 2 workers, the transport as measured here (no link): one task per worker
-    hand = 10e-3 + 0.5e-3 * 6 + 2e-3 + 32e-3 + 2 * (A + G * P / 2) + 0.5 * G * 1e-10
+    # ring, 2 workers, the transport as measured here (no link): one task per worker, a stage
+    hand = 10e-3 + 0.5e-3 * 6 + 3e-3 + 2e-3 + 32e-3 + 2 * (A + G * P / 2) + 0.5 * G * 1e-10
     assert model.step_s(inp, "ring", 2, 32, None) == pytest.approx(hand, rel=1e-12)
 
 
@@ -236,6 +237,7 @@ def synthetic_samples() -> Samples:
     s.exchange = [(n, A + n * P) for n in (16_384, 1_048_576, 2_621_440)]
     s.dask_step = [10e-3, 12e-3, 11e-3]
     s.dask_tasks = [(2, 1e-3 + 2 * 0.5e-3), (24, 1e-3 + 24 * 0.5e-3)]
+    s.dask_chain = [(1, 4e-3), (4, 4e-3 + 3 * 3e-3), (4, 4e-3 + 3 * 3e-3)]
     s.steps = {(1, "tree"): [0.080, 0.090, 0.085], (2, "tree"): [0.200, 0.210]}
     return s
 
@@ -255,6 +257,7 @@ def test_inputs_from_the_pooled_samples():
     assert (inp.exchange_s, inp.exchange_s_per_byte) == pytest.approx((A, P))
     assert inp.dask_step_s == pytest.approx(11e-3)
     assert inp.dask_task_s == pytest.approx(0.5e-3)
+    assert inp.dask_level_s == pytest.approx(3e-3)
     assert inp.add_s_per_byte == pytest.approx(0.1e-3 / G)
     assert (inp.local_s_per_sample, inp.local_s_per_step) == pytest.approx((0.5e-3, 4e-3))
     assert inp.parallel_here == pytest.approx(2 * 1e-3 / 1.6e-3)

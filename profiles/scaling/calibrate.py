@@ -55,6 +55,7 @@ class Samples:
     exchange: list[tuple[int, float]] = field(default_factory=list)  # (bytes, s)
     dask_step: list[float] = field(default_factory=list)
     dask_tasks: list[tuple[int, float]] = field(default_factory=list)  # (tasks, s)
+    dask_chain: list[tuple[int, float]] = field(default_factory=list)  # (chained tasks, s)
     steps: dict[tuple[int, str], list[float]] = field(default_factory=dict)  # validation
     exchange_ms: dict[tuple[int, str], list[float]] = field(default_factory=dict)
 
@@ -212,6 +213,22 @@ def measure_dask_tasks(probe: DaskProbe, counts, repeats: int, into: Samples) ->
         into.dask_tasks += [(k, t) for t in _times(one, repeats + 1)[1:]]
 
 
+def measure_dask_chain(probe: DaskProbe, lengths, repeats: int, into: Samples) -> None:
+    """One stage more: `k` tasks that do nothing, each waiting for the one before (on one
+    worker, so nothing moves), timed until the last is done."""
+    from partui.kernels.dask_probe import nothing
+
+    for k in lengths:
+
+        def one(k=k):
+            f = probe.submit(nothing, on=probe.a)
+            for _ in range(k - 1):
+                f = probe.submit(nothing, f, on=probe.a)
+            f.result()
+
+        into.dask_chain += [(k, t) for t in _times(one, repeats + 1)[1:]]
+
+
 def run_validation(ex, batch: int, steps: int, runs, into: Samples, say) -> None:
     """Real sync Dask training (`runs`: (workers, rule)) on the started executor `ex`,
     `batch` samples per worker a step, `steps` timed steps each."""
@@ -260,10 +277,11 @@ def summary(samples: Samples, update: dict, local: dict) -> dict:
     """The calibration's figures (JSON) from the pooled samples."""
     if len({n for n, _ in samples.exchange}) < 2:
         raise RuntimeError("Dask's task stream recorded no transfers between the two workers")
-    compute, exchange, tasks = (
+    compute, exchange, tasks, chain = (
         _fits(samples.compute),
         _fits(samples.exchange),
         _fits(samples.dask_tasks),
+        _fits(samples.dask_chain),
     )
     return {
         "compute": {
@@ -285,6 +303,11 @@ def summary(samples: Samples, update: dict, local: dict) -> dict:
             "fit": tasks["fit"],
             "fit_min": tasks["fit_min"],
             "per_count_s": tasks["per_x"],
+        },
+        "dask_chain": {
+            "fit": chain["fit"],
+            "fit_min": chain["fit_min"],
+            "per_length_s": chain["per_x"],
         },
     }
 
@@ -308,6 +331,7 @@ def inputs_from(calibration: dict, stat: str = "median") -> Inputs:
         exchange_s_per_byte=max(0.0, ex[fit]["slope"]),
         dask_step_s=calibration["dask_step_s"][stat],
         dask_task_s=max(0.0, calibration["dask_tasks"][fit]["slope"]),
+        dask_level_s=max(0.0, calibration["dask_chain"][fit]["slope"]),
         add_s_per_byte=c["add_s"][stat] / g,
         local_s_per_sample=loc[fit]["slope"],
         local_s_per_step=max(0.0, loc[fit]["intercept"]),
@@ -381,6 +405,7 @@ def calibrate(
             say(f"round {r}/{rounds}: a step's own cost and a task's")
             measure_dask_step(probe, repeats * 2, samples)
             measure_dask_tasks(probe, (2, 12, 24), repeats, samples)
+            measure_dask_chain(probe, (1, 4), repeats, samples)
             run_validation(ex, batch, steps, runs, samples, lambda s: say(f"round {r}: {s}"))
         cluster = {"scheduler": ex.address, "local": ex.owns_cluster, "workers_used": 2}
     finally:

@@ -3,12 +3,14 @@ scaling"). Pure arithmetic on measured inputs: no numpy, no Dask.
 
 With W workers, a per-worker batch b and a gradient of G bytes, one step costs
 
-    T(W) = D + s * tasks(W) + f + c * b + X_rule(W) + A_rule(W)
+    T(W) = D + s * tasks(W) + r * levels(W) + f + c * b + X_rule(W) + A_rule(W)
 
 - c * b + f: the compute of one worker's shard (c per sample, f per step: the SGD update);
 - D: Dask's own cost of a step of one worker (sending its tasks, learning they ended,
   fetching the step's statistics), measured with tasks that do nothing;
 - s * tasks(W): the scheduler's cost of each task beyond a one-worker step's;
+- r * levels(W): each stage of tasks that waits for the one before, beyond a one-worker
+  step's (the worker tells the scheduler, the scheduler the next worker);
 - X_rule(W): moving the gradients, each message costing a + n * p (a = the transport's
   fixed cost of one exchange here plus the link's latency; p = seconds per byte of the
   transport here plus the link's);
@@ -17,11 +19,12 @@ With W workers, a per-worker batch b and a gradient of G bytes, one step costs
 The combine rules (X, A, extra tasks), for W > 1:
 - gather (a parameter server): every gradient to one place and the sum back; that place's
   link carries W gradients each way: X = 2 (a + W G p), A = (W - 1) G d, no extra tasks
-  (the place is partui's process);
+  (the place is partui's process), one more stage;
 - tree: pairwise adds up a binary tree, the sum back down one: X = 2 ceil(log2 W) (a + G p),
-  A = ceil(log2 W) G d, W - 1 add tasks;
+  A = ceil(log2 W) G d, W - 1 add tasks, ceil(log2 W) more stages;
 - ring all-reduce: 2 (W - 1) rounds of G / W each (2 (W - 1) / W of the gradient per worker):
-  X = 2 (W - 1) (a + G p / W), A = (W - 1) / W G d, one task per worker.
+  X = 2 (W - 1) (a + G p / W), A = (W - 1) / W G d, one task per worker (the workers pass
+  the rounds among themselves), one more stage.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Inputs:
     exchange_s_per_byte: float  # its cost per byte here (1 / bandwidth)
     dask_step_s: float  # D: a one-worker step of tasks that do nothing
     dask_task_s: float  # s: the scheduler's cost of one more task
+    dask_level_s: float  # r: one more task that waits for the one before (a round trip)
     add_s_per_byte: float  # d: summing two gradients, per byte of one
     local_s_per_sample: float  # one machine (threads, all its cores): per sample of the batch
     local_s_per_step: float  # ... and per step
@@ -98,6 +102,13 @@ def extra_tasks(rule: str, workers: int) -> int:
     return TASKS_PER_WORKER * (w - 1) + combine
 
 
+def extra_levels(rule: str, workers: int) -> int:
+    """Stages of tasks waiting for the one before, beyond a one-worker step's."""
+    if workers <= 1:
+        return 0
+    return levels(workers) if rule == "tree" else 1
+
+
 def link_terms(inputs: Inputs, link: Link | None) -> tuple[float, float]:
     """(a, p): one exchange's fixed cost and cost per byte. The transport measured here is
     the floor (Dask's messages, serialisation, copies); a link adds its latency and wire
@@ -121,6 +132,7 @@ def step_s(
     return (
         inputs.dask_step_s
         + inputs.dask_task_s * extra_tasks(rule, workers)
+        + inputs.dask_level_s * extra_levels(rule, workers)
         + inputs.compute_s_per_step
         + inputs.compute_s_per_sample * batch * shared
         + exchange_s(rule, workers, g, a, p)

@@ -192,12 +192,15 @@ def _print_report(out: dict, link) -> None:
         ("gradient", f"{inp['grad_bytes']} bytes"),
         ("one exchange on Dask here: latency",
          f"{ex['intercept'] * 1e3:.3g} ms ± {ex['intercept_se'] * 1e3:.2g}"),
-        ("  bandwidth", f"{bw:.0f} MB/s (1/slope; slope ± {rel:.0%})"),
+        ("  bandwidth", f"{bw:.0f} MB/s (1/slope; slope ± {rel:.0%})" if ex["slope"] > 0
+         else "not resolved: the fitted slope is not above zero (noise above the bytes' cost)"),
         ("Dask step of tasks doing nothing",
          f"{_ms(cal['dask_step_s']['median'])} ms ({_ms(cal['dask_step_s']['min'])}-"
          f"{_ms(cal['dask_step_s']['max'])})"),
         ("Dask cost of one more task",
          f"{_ms(inp['dask_task_s'])} ms ± {_ms(cal['dask_tasks']['fit']['slope_se'])}"),
+        ("Dask cost of one more stage (a task waiting)",
+         f"{_ms(inp['dask_level_s'])} ms ± {_ms(cal['dask_chain']['fit']['slope_se'])}"),
         (f"one machine ({inp['local_workers']} threads)",
          f"{out['one_machine_images_per_s']:.0f} images/s at batch {out['batch_per_worker']} "
          "per thread"),
@@ -221,13 +224,19 @@ def _print_report(out: dict, link) -> None:
                 f"{m['median']:.1f} ({m['min']:.1f}-{m['max']:.1f}, n={m['n']})",
                 f"{v['predicted_step_ms']:.1f}",
                 f"{v['relative_error']:+.0%}",
-            ]  # fmt: skip
+                f"{v['predicted_step_min_ms']:.1f}",
+                f"{v['relative_error_min']:+.0%}",
+            ]
         )
-    print(table(["workers", "rule", "batch", "measured ms", "predicted ms", "error"], rows))
+    heads = ["workers", "rule", "batch", "measured ms", "from medians", "error"]
+    print(table([*heads, "from least", "error vs least"], rows))
     cores = cal["cluster"]["cores_here"]
     print(
-        f"  More workers than this machine's {cores} cores would measure time-sharing, not "
-        "scaling: not run. Ring all-reduce has no Dask implementation here: not validated."
+        "  from medians: the model with every figure's median (the predictions use these), "
+        "against the median step;\n  from least: with every figure's least sample, against "
+        f"the least step.\n  More workers than this machine's {cores} cores would measure "
+        "time-sharing, not scaling: not run.\n  Ring all-reduce has no Dask implementation "
+        "here: not checked."
     )
     print()
     b = out["batch_per_worker"]
@@ -249,18 +258,15 @@ def _print_report(out: dict, link) -> None:
                 f"{s['images_per_s']:.0f}",
                 f"{s['step_ms']:.1f}",
                 f"{s['efficiency']:.0%}",
+                f"{s['peak_workers']} ({s['peak_images_per_s']:.0f})",
                 beat,
-            ]  # fmt: skip
+            ]
         )
+    heads = ["rule", "stops paying at", "images/s", "step ms", "efficiency", "peak (images/s)"]
+    print(table([*heads, "beats one machine"], rows, align="lrrrrrl"))
     print(
-        table(
-            ["rule", "stops paying at", "images/s", "step ms", "efficiency", "beats one machine"],
-            rows,
-            align="lrrrrl",
-        )
-    )
-    print(
-        "  'stops paying at': the worker count of the most images/s; past it another machine "
-        "slows the step more than it adds. Outside the validated points (1 and 2 workers at "
-        "this batch) the figures are the model's extrapolation."
+        "  stops paying at: the fewest workers from which doubling them adds under 10% "
+        "images/s;\n  peak: the worker count of the most images/s.\n  Beyond the checked "
+        "points (1 and 2 workers at this batch) the figures are the model's extrapolation, "
+        "its error unknown."
     )
