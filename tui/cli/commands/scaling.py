@@ -21,8 +21,9 @@ def register(sub) -> None:
         help="where adding machines stops paying for data-parallel training, per combine rule",
         description="Measure here what a sync data-parallel training step costs (one worker's "
         "compute per sample, the gradient's size, one exchange on the Dask transport as "
-        "latency + bytes/bandwidth fitted by least squares, Dask's own cost per step and "
-        "per task), check the model against real Dask training runs on this machine "
+        "latency + bytes/bandwidth fitted by least squares, Dask's own cost per step, "
+        "per task and per stage of waiting tasks), check the model against real Dask "
+        "training runs on this machine "
         "(1 and 2 workers), then predict step time and images/s for 1..N workers on "
         "the link you name, for three combine rules: gather to one place (parameter "
         "server), tree reduce and ring all-reduce. Prints where adding machines stops "
