@@ -27,7 +27,7 @@ from partui.profiles.system import blas
 KERNEL = "vectorized"  # the fastest kernel (loops is the per-pixel baseline, ~1000x slower)
 # around the gradient (1.1 MiB), up to twice it
 EXCHANGE_SIZES = (16 * 1024, 256 * 1024, 1024 * 1024, 1536 * 1024, 2560 * 1024)
-VALIDATION_STEPS = 6  # timed steps of each Dask training run per round
+VALIDATION_STEPS = 5  # timed steps of each Dask training run per round
 ROUNDS = 2
 VALIDATION = ((1, "tree"), (2, "tree"), (2, "gather"))  # (workers, rule) of the Dask runs
 
@@ -405,7 +405,7 @@ def calibrate(
             measure_exchange(probe, EXCHANGE_SIZES, repeats, samples)
             say(f"round {r}/{rounds}: a step's own cost and a task's")
             measure_dask_step(probe, repeats * 2, samples)
-            measure_dask_tasks(probe, (2, 12, 24), repeats, samples)
+            measure_dask_tasks(probe, (2, 16), repeats, samples)
             measure_dask_chain(probe, (1, 4), repeats, samples)
             run_validation(ex, batch, steps, runs, samples, lambda s: say(f"round {r}: {s}"))
         cluster = {"scheduler": ex.address, "local": ex.owns_cluster, "workers_used": 2}
