@@ -80,6 +80,14 @@ async def test_e_reaches_dask_the_tab_shows_the_cluster_and_a_lost_worker_ends_t
         text = tab.settings_text()
         assert f"dask {d['scheduler']} (local, 2 workers)" in text
         assert "MiB moved a step" in text and "exchange" in text
+        # mid-epoch: two steps into the next one (an epoch is 6 steps)
+        await wait_until_async(
+            lambda: tab.runs[-1].losses[-1][0] >= 8 or tab.runs[-1].state == "failed",
+            120,
+            interval=0.02,
+            between=tab.tick,
+            message=lambda: f"{tab.runs[-1].state}: {tab.message}",
+        )
         os.kill(d["pids"][1], signal.SIGKILL)
         await wait_state(tab, ("done", "failed", "stopped"))
         assert tab.runs[-1].state == "failed"

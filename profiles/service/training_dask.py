@@ -8,6 +8,7 @@ exchange_ms, step_ms}) after each epoch.
 
 from __future__ import annotations
 
+from partui.profiles.executors.base import WorkerLost
 from partui.profiles.executors.registry import make_executor
 
 
@@ -42,7 +43,16 @@ class DaskForRun:
                     },
                 )
             )
+        self._check(cfg.workers)
         return self.ex
+
+    def _check(self, workers: int) -> None:
+        """WorkerLost if a worker of the run is gone since the last epoch: the next epoch's
+        data would be sent to its old address, which Dask waits on for ever."""
+        alive = set(self.ex.client.scheduler_info(n_workers=-1)["workers"])
+        gone = [w.name for w in self.ex.lanes[:workers] if w.address not in alive]
+        if gone:
+            raise WorkerLost(f"Dask worker {gone[0]} was lost between two epochs")
 
     def report(self, dask: dict | None) -> str:
         """Tell the tab an epoch's Dask figures; returns why the run stopped ("" if not)."""

@@ -1,8 +1,8 @@
 """`partui train --executor dask`: sync data-parallel SGD with the weights kept on the workers.
 
 Set-up (timed apart, like a pool's start-up): the training set goes once to every Dask
-worker used (a broadcast), and so do the starting weights; each worker keeps its own copy
-of the weights and of the momentum buffer (kernels.dask_tasks.train_setup).
+worker used (a copy to each, sent from here), and so do the starting weights; each worker
+keeps its own copy of the weights and of the momentum buffer (kernels.dask_tasks.train_setup).
 
 A step: partui sends each worker the indices of its shard of the batch (a few hundred
 bytes), the worker computes its shard's gradient with the weights it holds, the gradients
@@ -96,19 +96,20 @@ class _DaskTraining:
 
         client, data = self.client, self.trainer.data
         t0 = time.perf_counter_ns()
+        arrays = (data.train_x, data.train_y.astype(np.int64), self.trainer.params)
         try:
-            x, y, p = (
-                client.scatter(a, workers=self.addresses, broadcast=True, hash=False)
-                for a in (data.train_x, data.train_y.astype(np.int64), self.trainer.params)
-            )
+            # one copy to each worker from here: a broadcast replicates between workers and
+            # waits for ever on one that is gone, where a scatter to it times out
+            held = [
+                [client.scatter(a, workers=[address], hash=False) for a in arrays]
+                for address in self.addresses
+            ]
             ready = [
                 client.submit(
                     train_setup,
                     self.token,
                     self.cfg.kernel,
-                    x,
-                    y,
-                    p,
+                    *held[i],
                     workers=[a],
                     allow_other_workers=False,
                     pure=False,
@@ -120,7 +121,7 @@ class _DaskTraining:
             raise WorkerLost(f"sending the data set to Dask failed: {self._lost(exc)}") from None
         wait_futures(self.ex, ready, time.monotonic() + WAIT_S, "sending the data set to Dask")
         ms = (time.perf_counter_ns() - t0) / 1e6
-        del x, y, p  # the workers hold their own references
+        del held  # the workers hold their own references
         w = len(self.lanes)
         return {
             "ms": ms,
