@@ -10,6 +10,8 @@ import pytest
 FILE_MARKS = {
     "test_e2e_tmux.py": ("tmux", "processes", "slow"),
     "test_dask.py": ("dask", "processes", "slow"),
+    "test_scaling_dask.py": ("dask", "processes", "slow"),
+    "test_train_tab_dask.py": ("dask", "processes", "ui", "slow"),
     "test_interrupt.py": ("processes", "slow"),
     "test_process_lifecycle.py": ("processes", "slow"),
     "test_signals_everywhere.py": ("processes", "slow"),

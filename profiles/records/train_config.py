@@ -20,7 +20,7 @@ UPDATES = {
     "hogwild": "each worker updates the shared weights after each of its own steps, no lock",
 }
 TRAIN_EXECUTORS = ("inline", "threads", "processes", "dask")
-LOCAL_TRAIN_EXECUTORS = TRAIN_EXECUTORS[:3]  # share memory with partui (the train tab's)
+LOCAL_TRAIN_EXECUTORS = TRAIN_EXECUTORS[:3]  # share memory with partui
 
 
 class TrainConfigError(ValueError):

@@ -7,6 +7,7 @@ on from the weights learned so far. Events, in order:
 
     ("step", StepDone)  ("epoch", EpochReport, [Span] of a recent step)  ("done", interrupted)
     ("error", one-line message)
+and on Dask ("dask", {...}) (service.training_dask).
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ import threading
 from dataclasses import replace
 from multiprocessing.connection import Connection
 
+from partui.profiles.executors.base import WorkerLost
 from partui.profiles.records.events import StepDone
 from partui.profiles.records.train_config import TrainConfig
 from partui.profiles.service.children import Child
 from partui.profiles.service.commands import serve_commands
+from partui.profiles.service.training_dask import DaskForRun
 from partui.profiles.train.trainer import Trainer
 
 
 def train_loop(cfg_dict: dict, events, stop, settings) -> None:
     """Run the training `cfg_dict` describes, epoch by epoch, posting events; `stop` ends it."""
+    dask = DaskForRun(events)
     try:
         from partui.profiles.train import datasets
 
@@ -60,9 +64,13 @@ def train_loop(cfg_dict: dict, events, stop, settings) -> None:
                         )
                     )
 
-            trainer = Trainer(replace(cfg, epochs=1), data, emit=emit, stop=stop, params=params)
+            one = replace(cfg, epochs=1)
+            trainer = Trainer(
+                one, data, emit=emit, stop=stop, params=params, executor=dask.for_config(one)
+            )
             result = trainer.run()
             params = trainer.params
+            lost = dask.report(result.dask)
             if result.epochs:
                 report = replace(
                     result.epochs[-1], epoch=epoch, elapsed_s=result.epochs[-1].elapsed_s + base_s
@@ -72,12 +80,19 @@ def train_loop(cfg_dict: dict, events, stop, settings) -> None:
                 last = max((s.repeat for s in result.spans), default=None)
                 recent = [s for s in result.spans if s.repeat == last]
                 events.put(("epoch", report, recent, cfg.to_dict()))
+            if lost:  # as `partui train` says it
+                events.put(("error", f"training stopped: {lost}"))
+                return
             if result.interrupted or stop.is_set():
                 events.put(("done", True))
                 return
         events.put(("done", False))
+    except WorkerLost as exc:  # lost while a Dask epoch set up or ended: as mid-epoch
+        events.put(("error", f"training stopped: {exc}"))
     except Exception as exc:  # one line for the dashboard, never a traceback
         events.put(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        dask.close()
 
 
 class _Sender:

@@ -1,8 +1,8 @@
 """`partui train --executor dask`: sync data-parallel SGD with the weights kept on the workers.
 
 Set-up (timed apart, like a pool's start-up): the training set goes once to every Dask
-worker used (a broadcast), and so do the starting weights; each worker keeps its own copy
-of the weights and of the momentum buffer (kernels.dask_tasks.train_setup).
+worker used (a copy to each, sent from here), and so do the starting weights; each worker
+keeps its own copy of the weights and of the momentum buffer (kernels.dask_tasks.train_setup).
 
 A step: partui sends each worker the indices of its shard of the batch (a few hundred
 bytes), the worker computes its shard's gradient with the weights it holds, the gradients
@@ -34,7 +34,7 @@ from partui.kernels.grad.combine import gather_sum
 from partui.kernels.plan.pass_axes import COMBINE, TRANSFER, UPDATE
 from partui.kernels.plan.strategies import split_range
 from partui.kernels.runtime.scratch import Cancelled
-from partui.profiles.executors.base import WorkerLost
+from partui.profiles.executors.base import WorkerLost, first_line
 from partui.profiles.executors.dask_step import (
     COMBINE_NAMES,
     WAIT_S,
@@ -96,34 +96,49 @@ class _DaskTraining:
 
         client, data = self.client, self.trainer.data
         t0 = time.perf_counter_ns()
-        x, y, p = (
-            client.scatter(a, workers=self.addresses, broadcast=True, hash=False)
-            for a in (data.train_x, data.train_y.astype(np.int64), self.trainer.params)
-        )
-        ready = [
-            client.submit(
-                train_setup,
-                self.token,
-                self.cfg.kernel,
-                x,
-                y,
-                p,
-                workers=[a],
-                allow_other_workers=False,
-                pure=False,
-                key=f"{self.token}-setup-{i}",
-            )  # fmt: skip
-            for i, a in enumerate(self.addresses)
-        ]
+        arrays = (data.train_x, data.train_y.astype(np.int64), self.trainer.params)
+        try:
+            # one copy to each worker from here: a broadcast replicates between workers and
+            # waits for ever on one that is gone, where a scatter to it times out
+            held = [
+                [client.scatter(a, workers=[address], hash=False) for a in arrays]
+                for address in self.addresses
+            ]
+            ready = [
+                client.submit(
+                    train_setup,
+                    self.token,
+                    self.cfg.kernel,
+                    *held[i],
+                    workers=[a],
+                    allow_other_workers=False,
+                    pure=False,
+                    key=f"{self.token}-setup-{i}",
+                )  # fmt: skip
+                for i, a in enumerate(self.addresses)
+            ]
+        except Exception as exc:  # noqa: BLE001 - a worker gone while the data went out
+            raise WorkerLost(f"sending the data set to Dask failed: {self._lost(exc)}") from None
         wait_futures(self.ex, ready, time.monotonic() + WAIT_S, "sending the data set to Dask")
         ms = (time.perf_counter_ns() - t0) / 1e6
-        del x, y, p  # the workers hold their own references
+        del held  # the workers hold their own references
         w = len(self.lanes)
         return {
             "ms": ms,
             "data_bytes": (data.train_x.nbytes + 8 * len(data.train_y)) * w,
             "weights_bytes": self.grad_bytes * w,
         }
+
+    def _lost(self, exc: BaseException) -> str:
+        """Which of the run's workers is gone (one line), else what `exc` says."""
+        try:
+            alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        except Exception:  # noqa: BLE001 - the scheduler itself is unreachable
+            alive = set(self.addresses)
+        gone = [self.ex.lanes[i].name for i, a in zip(self.lanes, self.addresses) if a not in alive]
+        if gone:
+            return f"Dask worker {gone[0]} was lost ({type(exc).__name__})"
+        return first_line(exc)
 
     def drop(self) -> None:
         """Forget the run on the workers (an external cluster keeps running)."""

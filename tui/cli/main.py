@@ -26,7 +26,16 @@ from partui.tui.text.safe_text import error_line
 
 def build_parser() -> Parser:
     from partui.tui.cli import dashboard as dashboard_cli
-    from partui.tui.cli.commands import bench, demo, listing, profiling, roofline, run, train
+    from partui.tui.cli.commands import (
+        bench,
+        demo,
+        listing,
+        profiling,
+        roofline,
+        run,
+        scaling,
+        train,
+    )
 
     parser = Parser(
         prog="partui",
@@ -61,7 +70,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=Parser, prog="partui"
     )
-    for module in (listing, run, profiling, bench, roofline, demo, train):
+    for module in (listing, run, profiling, bench, roofline, demo, train, scaling):
         module.register(sub)
     return parser
 

@@ -20,21 +20,25 @@ from textual.containers import Grid
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from partui.profiles.records.train_config import LOCAL_TRAIN_EXECUTORS, UPDATES, TrainConfig
+from partui.profiles.records.train_config import TRAIN_EXECUTORS, UPDATES, TrainConfig
 from partui.tui.dashboard.charts.train import DRAW, PHASE_COLORS, TrainRun, run_legend
 from partui.tui.dashboard.keys import KeyItem, binding_help, train_keys
 from partui.tui.dashboard.tabs.base import TabUnit
 
 LR_STEPS = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+EXECUTOR_CYCLE = [e for e in TRAIN_EXECUTORS if e != "inline"]
+COMBINE_CYCLE = {"dask": ["reduce", "gather"], "local": ["reduce", "locked"]}
 
 
 KEY_HELP = {  # what each key does here, said in full
     "start_stop": "start a training run with these settings, or stop the one going",
     "cancel": "stop the training run",
     "cycle('update')": "update rule: sync (one update per step) or hogwild (no lock)",
-    "cycle('combine')": "sync: how partial gradients meet: reduce (summed after) or locked",
+    "cycle('combine')": "sync: how partial gradients meet: reduce (summed after) or locked; "
+    "on dask, reduce (a tree of adds on the workers) or gather (summed here)",
     "cycle('executor')": "next executor: "
-    + ", ".join(e for e in LOCAL_TRAIN_EXECUTORS if e != "inline"),
+    + ", ".join(EXECUTOR_CYCLE)
+    + " (a LocalCluster partui starts, or $PARTUI_DASK_SCHEDULER)",
     "workers(1)": "one worker more (= too)",
     "workers(-1)": "one worker less",
     "batch(1)": "double the batch",
@@ -97,6 +101,7 @@ class TrainTab(TabUnit, can_focus=True):
         self.snapshot_dir = snapshot_dir
         self.by_steps = False  # x axis: wall time (False) or steps
         self.message = ""
+        self.dask: dict = {}  # the current run's Dask figures (training service "dask" events)
 
     def compose(self) -> ComposeResult:
         yield Static(id="train-settings")
@@ -141,10 +146,12 @@ class TrainTab(TabUnit, can_focus=True):
         self.redraw()
 
     def action_cycle(self, what: str) -> None:
+        if what == "executor":
+            self._next_executor()
+            return
         choices = {
             "update": list(UPDATES),
-            "combine": ["reduce", "locked"],
-            "executor": [e for e in LOCAL_TRAIN_EXECUTORS if e != "inline"],
+            "combine": COMBINE_CYCLE["dask" if self.cfg.executor == "dask" else "local"],
         }[what]
         now = getattr(self.cfg, what)
         self._set(
@@ -154,6 +161,26 @@ class TrainTab(TabUnit, can_focus=True):
                 else choices[0]
             }
         )
+
+    def _next_executor(self) -> None:
+        """The next executor these settings can train on; one that cannot (Dask under
+        Hogwild!, or not installed) is passed over, and the message says why."""
+        from partui.tui.dashboard.tabs.train_dask import dask_settings
+
+        now = self.cfg.executor
+        start = EXECUTOR_CYCLE.index(now) if now in EXECUTOR_CYCLE else -1
+        skipped = ""
+        for k in range(1, len(EXECUTOR_CYCLE) + 1):
+            name = EXECUTOR_CYCLE[(start + k) % len(EXECUTOR_CYCLE)]
+            changes, why = dask_settings(self.cfg, name)
+            if why:
+                skipped = f"{name} passed over: {why}"
+                continue
+            self._set(**changes)
+            if skipped:
+                self.message = skipped
+                self.redraw()
+            return
 
     def action_workers(self, delta: int) -> None:
         self._set(workers=max(1, min(64, self.cfg.workers + delta)))
@@ -211,6 +238,7 @@ class TrainTab(TabUnit, can_focus=True):
 
             self._factory = TrainProcess
         self.runner = self._factory()
+        self.dask = {}
         self.runs.append(TrainRun(len(self.runs) + 1, self.cfg))
         self.runner.start(self.cfg)
         self.redraw()
@@ -241,6 +269,8 @@ class TrainTab(TabUnit, can_focus=True):
             elif kind == "error":
                 run.state = "failed"
                 self.message = ev[1]
+            elif kind == "dask":
+                self.dask = {**self.dask, **ev[1]}
         if events:
             self.redraw()
             self.report()
@@ -284,6 +314,10 @@ class TrainTab(TabUnit, can_focus=True):
                     f"  {run.images_per_s():.0f} images/s"
                 )
         parts += ["\n", state]
+        if self.dask and self.runs and self.runs[-1].cfg.executor == "dask":
+            from partui.tui.dashboard.tabs.train_dask import dask_line
+
+            parts += ["\n", dask_line(self.dask)]
         if self.message:
             parts += ["\n", (self.message, "yellow")]
         return Text.assemble(*parts)
