@@ -159,8 +159,9 @@ def cmd_bench(args) -> int:
 # ---- the text report -------------------------------------------------------------------
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.0f}%"
+def _pct(v: float | None) -> str:
+    """A share of a peak; '-' where the peak was not measurable (never above 100%)."""
+    return "-" if v is None or v > 1.0 else f"{100 * v:.0f}%"
 
 
 def report(result: BenchResult) -> str:
@@ -185,13 +186,17 @@ def report(result: BenchResult) -> str:
                 else ""
             )
         )
-    lines.append("")
-    rows = [
-        [t, p["size"], f"{p['gflops']:.1f}", f"{p['best_gflops']:.1f}", ms(p["median_ms"])]
-        for t, p in result.gemm_peak.items()
-    ]
-    lines.append("float32 GEMM peak (the practical limit)")
-    lines.append(table(["threads", "size", "GFLOP/s (median)", "best", "median ms"], rows))
+    cond = result.conditions
+    if cond:
+        lines.append(
+            "machine quiet: targets can be met"
+            if cond.get("quiet")
+            else "machine busy: no target is called met ("
+            + "; ".join(str(r) for r in cond.get("reasons", []))
+            + ")"
+        )
+    lines += _peak_lines(result)
+    rows: list[list] = []
     if result.overhead:
         lines.append("")
         lines.append("fixed cost of one repeat on threads (empty tasks handed out and collected)")
@@ -266,10 +271,53 @@ def report(result: BenchResult) -> str:
             )
     lines.append("")
     lines.append("targets")
-    rows = [[t["target"], "met" if t["met"] else "NOT MET", t["figure"]] for t in result.targets]
+    rows = [
+        [t["target"], t.get("verdict", "met" if t["met"] else "NOT MET"), t["figure"]]
+        for t in result.targets
+    ]
     lines.append(table(["target", "verdict", "figure"], rows, align="lll"))
     lines.append(f"\n{result.seconds:.0f} s in all")
     return "\n".join(lines)
+
+
+def _peak_lines(result) -> list[str]:
+    """The GEMM peaks with their rounds' spread, and why a peak was not measurable now."""
+    rows, problems = [], []
+    for t, p in result.gemm_peak.items():
+        rounds = p.get("round_gflops") or [p["gflops"]]
+        ok = p.get("measurable", True)
+        rows.append(
+            [
+                t,
+                p["size"],
+                f"{p['gflops']:.1f}",
+                f"{min(rounds):.1f}-{max(rounds):.1f}",
+                f"{p.get('rounds', 1)} x {p.get('repeats', '?')}",
+                f"{p['best_gflops']:.1f}",
+                "yes" if ok else "NO",
+            ]
+        )
+        if not ok:
+            problems.append(f"  {t} threads: {p.get('problem') or 'not measurable now'}")
+    lines = ["", "float32 GEMM peak (the practical limit), thread counts in interleaved rounds"]
+    lines.append(
+        table(
+            [
+                "threads",
+                "size",
+                "GFLOP/s (median)",
+                "rounds min-max",
+                "rounds x reps",
+                "best",
+                "measurable",
+            ],
+            rows,
+        )
+    )
+    if problems:
+        lines.append("peak not measurable now, so no share of it is given:")
+        lines += problems
+    return lines
 
 
 def _parallel_text(choice) -> str:
