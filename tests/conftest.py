@@ -67,6 +67,7 @@ SLOW_TESTS = {
 # a parameter naming one of these (test_x[conv2-batch-vectorized-processes]) marks the test
 PARAM_MARKS = {
     "loops": ("slow",),  # the per-pixel loops of the material: seconds a combination
+    "region": ("slow",),  # native-region: its parallel kernels compile for tens of seconds
     "dask": ("dask", "processes"),
     "processes": ("processes",),
     "process": ("processes",),

@@ -24,10 +24,16 @@ from dataclasses import asdict, dataclass, field
 from partui.kernels.model.layers import LAYERS, get_layer
 from partui.kernels.plan.strategies import EXECUTORS, STRATEGIES, not_applicable_reason, plan
 from partui.profiles.bench.environment import MemoryWatch, OtherLoad, bench_conditions, loadavg
-from partui.profiles.bench.overhead import TimeSplit, empty_repeats_us, time_split
+from partui.profiles.bench.overhead import (
+    SPLIT_EXECUTORS,
+    TimeSplit,
+    empty_repeats_us,
+    time_split,
+)
 from partui.profiles.bench.overhead import summary as summary_us
 from partui.profiles.bench.peaks import Measure, Peaks, gemm_peak
 from partui.profiles.bench.targets import targets
+from partui.profiles.executors.registry import executor_class
 from partui.profiles.records.bench_result import BenchChoice, BenchResult, BenchRow
 from partui.profiles.records.config import RunConfig
 from partui.profiles.records.stats import summarize
@@ -101,12 +107,15 @@ def candidates(layer_name: str, workers: int, batch: int = 64) -> list[tuple[str
         ]
     # this machine alone: no Dask cluster; threads-dynamic is a contrast, not a candidate
     executors = [e for e in EXECUTORS if e not in ("inline", "threads-dynamic", "dask")]
-    return [
-        (s, e)
-        for e in executors
-        for s in STRATEGIES
-        if not_applicable_reason(layer, s, KERNEL, e, workers) is None
-    ]
+    return [(s, e) for e in executors for s in STRATEGIES if usable(layer, s, e, workers)]
+
+
+def usable(layer, strategy: str, executor: str, workers: int) -> bool:
+    """The combination makes sense and the executor can start `workers` here."""
+    return (
+        not_applicable_reason(layer, strategy, KERNEL, executor, workers) is None
+        and executor_class(executor).refusal(workers) is None
+    )
 
 
 def _cuts(layer, strategy: str, batch: int) -> bool:
@@ -189,6 +198,8 @@ class Bench:
             tuple, object
         ] = {}  # (layer, strategy, executor, workers) -> last RunResult
         self.rss = MemoryWatch()
+        # per layer and worker count, the batch split on each of SPLIT_EXECUTORS side by side
+        self.executor_splits: list[dict] = []
 
     def run(self) -> BenchResult:
         s = self.s
@@ -213,6 +224,13 @@ class Bench:
                 f"x {s.overhead_repeats}"
             )
             overhead[str(t)] = summary_us(empty_repeats_us("threads", t, s.overhead_repeats))
+        by_executor = {"threads": overhead}
+        for e in SPLIT_EXECUTORS[1:]:
+            by_executor[e] = {}
+            for t in [t for t in threads if executor_class(e).refusal(t) is None]:
+                self.progress(f"fixed cost of one repeat, {t} workers on {e}, empty tasks")
+                figures = empty_repeats_us(e, t, s.overhead_repeats)
+                by_executor[e][str(t)] = summary_us(figures)
         layers: list[BenchRow] = []
         network: list[BenchRow] = []
         names = s.layer_names()
@@ -248,6 +266,8 @@ class Bench:
             peak_rss_bytes=self.rss.summary(),
             overhead_us={t: o["median_us"] for t, o in overhead.items()},
             overhead=overhead,
+            overhead_by_executor=by_executor,
+            executor_splits=self.executor_splits,
         )
         result.targets = targets(result)
         return result
@@ -329,6 +349,19 @@ class Bench:
         for w in finalists:
             if w > 1:
                 finalists[w] += [k for k in singles if k not in finalists[w]]
+        # the same split on the parked threads and in one native region, measured in the
+        # same rounds: what the interpreter costs a repeat against what a region costs
+        layer = get_layer(name)
+        contrast = {
+            w: [("batch", e, w) for e in SPLIT_EXECUTORS if usable(layer, "batch", e, w)]
+            for w in finalists
+            if w > 1
+        }
+        for w, keys in contrast.items():
+            if len(keys) == len(SPLIT_EXECUTORS):
+                finalists[w] += [k for k in keys if k not in finalists[w]]
+            else:
+                contrast[w] = []
         # Rounds: all finalists, interleaved, so their ratios share the same conditions.
         keys = list(dict.fromkeys(k for w in finalists for k in finalists[w]))
         for _ in range(s.rounds):
@@ -360,6 +393,23 @@ class Bench:
                 if best1 is not None:
                     row.best_parallel.speedup_vs_best_1_worker = best1.median_ms / bp.median_ms
             rows.append(row)
+            for key in contrast.get(w, []):
+                m = pool[key]
+                if m.ok and m.splits:
+                    self.executor_splits.append(
+                        {
+                            "layer": name,
+                            "workers": w,
+                            "strategy": key[0],
+                            "executor": key[1],
+                            "median_ms": m.median_ms,
+                            **{
+                                k: statistics.median(getattr(x, k) for x in m.splits)
+                                for k in ("work_ms", "busiest_ms", "imbalance", "fixed_us")
+                            },
+                            "runs": len(m.splits),
+                        }
+                    )
             note = " (a single task was fastest)" if row.single_task else ""
             self.progress(
                 f"    {w} worker{'s' * (w > 1)}: {best.strategy}/{best.executor} "

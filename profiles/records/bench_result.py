@@ -92,6 +92,10 @@ class BenchResult:
     # the fixed cost of a repeat per executor and worker count (empty tasks), beside `overhead`
     overhead_by_executor: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     tuning: dict[str, Any] = field(default_factory=dict)  # the CPU's tuned kernel choices
+    # the batch split on threads and on native-region, side by side per layer and worker
+    # count: layer, workers, strategy, executor, median_ms, work_ms, busiest_ms, imbalance,
+    # fixed_us (medians over the rounds' runs), runs
+    executor_splits: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def gemm_peak_gflops(self) -> dict[str, float]:
@@ -169,6 +173,12 @@ class BenchResult:
                 ).items()
             },
             tuning=Check.obj(d.get("tuning", {}), f"{where}.tuning"),
+            executor_splits=[
+                Check.obj(x, f"{where}.executor_splits[{i}]")
+                for i, x in enumerate(
+                    Check.array(d.get("executor_splits", []), f"{where}.executor_splits", 10**4)
+                )
+            ],
             overhead={
                 str(w): {
                     str(k): _number(x, f"{where}.overhead[{w}].{k}")

@@ -262,6 +262,7 @@ def report(result: BenchResult) -> str:
             "worker needs a free core); vs 1 worker: the best 1-worker median over this one"
         )
     lines += _time_split_lines(result)
+    lines += _executor_split_lines(result)
     if result.failures:
         lines.append("")
         lines.append("WRONG ANSWERS (never chosen):")
@@ -363,6 +364,44 @@ def _time_split_lines(result) -> list[str]:
             align="lrlrrrr",
         ),
     ]
+
+
+def _executor_split_lines(result) -> list[str]:
+    """The interpreter's cost per repeat against a native region's: empty tasks on each, and
+    the same batch split of each layer on both, measured in the same rounds."""
+    lines = []
+    per = result.overhead_by_executor
+    if len(per) > 1:
+        rows = [
+            [e, w, f"{o['median_us']:.1f}", f"{o['q1_us']:.1f}-{o['q3_us']:.1f}",
+             f"{o['repeats']:.0f}"]
+            for e, by_w in per.items()
+            for w, o in by_w.items()
+        ]  # fmt: skip
+        lines += [
+            "",
+            "fixed cost of one repeat, empty tasks: the interpreter's hand-out (threads) "
+            "against one native call (native-region)",
+            table(["executor", "workers", "median us", "q1-q3", "repeats"], rows),
+        ]
+    if result.executor_splits:
+        rows = [
+            [x["layer"], x["workers"], f"{x['strategy']}/{x['executor']}", ms(x["median_ms"]),
+             ms(x["work_ms"]), f"{x['imbalance']:.2f}", f"{x['fixed_us']:.0f}", x["runs"]]
+            for x in result.executor_splits
+        ]  # fmt: skip
+        lines += [
+            "",
+            "the same split on threads and in a native region (medians over the rounds' runs): "
+            "fixed = wall - busiest worker's tasks",
+            table(
+                ["layer", "workers", "split", "median ms", "work ms", "imbalance", "fixed us",
+                 "runs"],
+                rows,
+                align="lrlrrrrr",
+            ),
+        ]  # fmt: skip
+    return lines
 
 
 def _load(values) -> str:

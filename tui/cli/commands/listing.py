@@ -14,6 +14,7 @@ EXECUTOR_LETTER = {
     "threads-dynamic": "d",
     "processes": "p",
     "blas": "b",
+    "native-region": "n",
     "dask": "D",
 }
 
@@ -79,8 +80,8 @@ def cmd_list(args) -> int:
     print()
     print(
         "valid combinations (letters: executors valid with the vectorized kernel; "
-        "i=inline t=threads d=threads-dynamic p=processes b=blas D=dask; loops: the same "
-        "without b):"
+        "i=inline t=threads d=threads-dynamic p=processes b=blas n=native-region D=dask; "
+        "loops: the same without b and n):"
     )
     headers = ["layer"] + list(STRATEGIES)
     rows = []
