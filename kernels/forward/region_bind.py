@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from partui.kernels.forward import vectorized
-from partui.kernels.forward.vectorized import chunk_size
 from partui.kernels.model.layers import Layer, prod
 from partui.kernels.runtime.native_clock import native_clock
 from partui.kernels.runtime.scratch import Scratch, reshaped_view
@@ -71,7 +70,8 @@ def _conv(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
     planes = reshaped_view(out, (n, oc, p))
     if planes is None:
         return None
-    per_sample = 9 * c < vectorized.THIN_K or p >= vectorized.PER_SAMPLE_PIXELS
+    most = max(n1 - n0 for n0, n1 in ranges)
+    per_sample, m, _ = vectorized.conv_choices(c, h, wd, oc, most)  # one call per task here
     weights = vectorized._native_weights(scratch, "region.w", w, b, rows=not per_sample)
     if weights is None:
         return None
@@ -79,8 +79,6 @@ def _conv(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
     if per_sample:
         cols = scratch.get("region.cols", (tasks, k1, p))
         return Region(region.conv_cols_region, (sgemm, weights, x, planes, cols, bounds), tasks)
-    most = max(n1 - n0 for n0, n1 in ranges)
-    m = chunk_size(most, p * k1 * 4, k1 * oc * 4)
     chunks = np.array([min(m, n1 - n0) for n0, n1 in ranges], dtype=np.int64)
     buffers = (
         scratch.get("region.rows", (tasks, m * p, k1)),
@@ -124,7 +122,7 @@ def _network(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
         ci = cv.in_shape[0]
         oc, oh, ow = cv.out_shape
         p, k1 = oh * ow, 9 * ci + 1
-        m = chunk_size(most, p * k1 * 4, k1 * oc * 4)
+        m = vectorized.network_chunk(cv, most)
         chunks[:, k] = [min(m, n1 - n0) for n0, n1 in ranges]
         pooled = (tasks, most, pl.out_shape[1], pl.out_shape[2], oc)
         trunk += [

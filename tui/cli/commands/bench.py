@@ -8,7 +8,12 @@ import time
 from partui.kernels.model.layers import LAYER_NAMES, MAX_BATCH
 from partui.profiles.records.limits import MAX_WORKERS
 from partui.tui.cli.commands.options import ascii_int, parse_int
-from partui.tui.cli.commands.preflight import check_output, check_writable_dir, compile_ahead
+from partui.tui.cli.commands.preflight import (
+    check_output,
+    check_writable_dir,
+    compile_ahead,
+    tune_ahead,
+)
 from partui.tui.cli.errors import UsageError
 from partui.tui.text.safe_text import echo
 from partui.tui.text.table import ms, print_json, table
@@ -78,6 +83,13 @@ def register(sub) -> None:
         metavar="N",
         help="timed repeats per finalist per round (default 10, 3 with --quick)",
     )
+    p.add_argument(
+        "--retune",
+        action="store_true",
+        help="measure the kernels' CPU-dependent choices again before the bench (GEMM "
+        "shape, patch-row chunk, samples per native call; seconds) and replace this CPU's "
+        "tuning file",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -136,8 +148,10 @@ def cmd_bench(args) -> int:
         print(f"[{time.monotonic() - t0:6.1f}s] {text}", file=sys.stderr, flush=True)
 
     compile_ahead(settings.layer_names())
+    tuned = tune_ahead(retune=args.retune)
     bench = Bench(settings, progress)
     result = bench.run()
+    result.tuning = tuned or {}
     try:
         out = save(
             to_snapshot(result, chosen_runs(bench, result)),
@@ -263,6 +277,11 @@ def report(result: BenchResult) -> str:
         )
     lines += _time_split_lines(result)
     lines += _executor_split_lines(result)
+    if result.tuning:
+        from partui.tui.text.tuning_text import summary_lines
+
+        lines += ["", "kernel choices tuned on this CPU (partui bench --retune measures again)"]
+        lines += summary_lines(result.tuning)
     if result.failures:
         lines.append("")
         lines.append("WRONG ANSWERS (never chosen):")

@@ -140,11 +140,14 @@ def list_data() -> dict:
 
 
 def cmd_info(args) -> int:
+    from partui.kernels.runtime import tuning
     from partui.profiles.system.machine import info
+    from partui.tui.text.tuning_text import summary_lines
 
     data = info()
+    tuned = tuning.read_file() if tuning.enabled() else None
     if args.json:
-        print_json(data.to_dict(), indent=2)
+        print_json({**data.to_dict(), "tuning": tuned}, indent=2)
         return 0
     print(f"CPU          {data.cpu_model}")
     print(
@@ -170,4 +173,6 @@ def cmd_info(args) -> int:
     if not data.blas:
         print("BLAS         none found by threadpoolctl")
     print(f"Python       {data.python}   numpy {data.numpy}")
+    for line in summary_lines(tuned):
+        print(line)
     return 0
