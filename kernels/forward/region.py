@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import get_thread_id, njit, prange
+from numba import get_thread_id, njit, prange, types
 
 from partui.kernels.forward.native import (
     conv_cols_packed,
@@ -30,8 +30,13 @@ from partui.kernels.forward.native import (
 )
 from partui.kernels.runtime import jitcache
 
-# The clock's id and the C functions come in as arguments: their addresses are this
-# process's, and a cached kernel must not hold them.
+# The C library's functions by symbol name (resolved when the kernel is loaded, so a cached
+# kernel holds no address of this process), pointers passed as integers (the same register
+# on the 64-bit ABIs numba runs on). Passed as ctypes functions instead, two of them cost the
+# dispatcher tens of microseconds a call to type. The clock's id is asked of Python
+# (kernels.runtime.native_clock) and comes in as an argument.
+_clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.intp))
+_gettid = types.ExternalFunction("gettid", types.int64())
 PAR: dict[str, Any] = dict(
     nogil=True, cache=jitcache.cache_enabled(), error_model="numpy", parallel=True
 )
@@ -39,59 +44,57 @@ STAMP_COLUMNS = 6  # start_ns, end_ns, pool thread, native thread id, then a tim
 
 
 @njit(inline="always", nogil=True)
-def _now(clock, clock_id, ts):
-    clock(clock_id, ts.ctypes.data)
+def _now(clock_id, ts):
+    _clock_gettime(clock_id, ts.ctypes.data)
     return ts[0] * 1_000_000_000 + ts[1]
 
 
 @njit(inline="always", nogil=True)
-def _stamp_start(clock, clock_id, stamps, t):
-    stamps[t, 0] = _now(clock, clock_id, stamps[t, 4:6])
+def _stamp_start(clock_id, stamps, t):
+    stamps[t, 0] = _now(clock_id, stamps[t, 4:6])
 
 
 @njit(inline="always", nogil=True)
-def _stamp_end(clock, clock_id, gettid, stamps, t):
-    stamps[t, 1] = _now(clock, clock_id, stamps[t, 4:6])
+def _stamp_end(clock_id, stamps, t):
+    stamps[t, 1] = _now(clock_id, stamps[t, 4:6])
     stamps[t, 2] = get_thread_id()
-    stamps[t, 3] = gettid()
+    stamps[t, 3] = _gettid()
 
 
 @njit(**PAR)
-def empty_region(n, clock, clock_id, gettid, stamps):
+def empty_region(n, clock_id, stamps):
     """n tasks that do nothing but stamp: what the region itself costs a repeat."""
     for t in prange(n):
-        _stamp_start(clock, clock_id, stamps, t)
-        _stamp_end(clock, clock_id, gettid, stamps, t)
+        _stamp_start(clock_id, stamps, t)
+        _stamp_end(clock_id, stamps, t)
 
 
 @njit(**PAR)
-def conv_cols_region(sgemm, weights, x, out, cols, bounds, clock, clock_id, gettid, stamps):
+def conv_cols_region(sgemm, weights, x, out, cols, bounds, clock_id, stamps):
     """Task t: samples bounds[t] of x into out planes (n, oc, p), patch columns cols[t]."""
     refresh_packing(weights, False)
     wc = weights[4]
     for t in prange(bounds.shape[0]):
         n0, n1 = bounds[t, 0], bounds[t, 1]
-        _stamp_start(clock, clock_id, stamps, t)
+        _stamp_start(clock_id, stamps, t)
         conv_cols_packed(sgemm, x[n0:n1], wc, out[n0:n1], cols[t])
-        _stamp_end(clock, clock_id, gettid, stamps, t)
+        _stamp_end(clock_id, stamps, t)
 
 
 @njit(**PAR)
-def conv_rows_region(
-    sgemm, weights, x, out, rows, res, img, chunks, bounds, clock, clock_id, gettid, stamps
-):
+def conv_rows_region(sgemm, weights, x, out, rows, res, img, chunks, bounds, clock_id, stamps):
     """Task t: samples bounds[t], chunks[t] samples per GEMM, its own rows/res/img buffers."""
     refresh_packing(weights, True)
     wr = weights[4]
     for t in prange(bounds.shape[0]):
         n0, n1 = bounds[t, 0], bounds[t, 1]
-        _stamp_start(clock, clock_id, stamps, t)
+        _stamp_start(clock_id, stamps, t)
         conv_rows_packed(sgemm, x[n0:n1], wr, out[n0:n1], rows[t], res[t], img[t], chunks[t])
-        _stamp_end(clock, clock_id, gettid, stamps, t)
+        _stamp_end(clock_id, stamps, t)
 
 
 @njit(**PAR)
-def network_region(sgemm, w1, w2, w3, trunk, head, y, out, bounds, clock, clock_id, gettid, stamps):
+def network_region(sgemm, w1, w2, w3, trunk, head, y, out, bounds, clock_id, stamps):
     """The network's forward pass, task t on samples bounds[t]: three conv / pool [/ GELU]
     blocks (w1..w3: their weights as conv_pool_nhwc takes them; trunk: per block its rows,
     res and pooled buffers with a task axis, samples per GEMM and whether a GELU follows),
@@ -105,7 +108,7 @@ def network_region(sgemm, w1, w2, w3, trunk, head, y, out, bounds, clock, clock_
     for t in prange(bounds.shape[0]):
         n0, n1 = bounds[t, 0], bounds[t, 1]
         g = n1 - n0
-        _stamp_start(clock, clock_id, stamps, t)
+        _stamp_start(clock_id, stamps, t)
         conv_pool_packed(sgemm, y[n0:n1], p1, r1[t], q1[t], o1[t, :g], chunks[t, 0], gelus[0])
         conv_pool_packed(sgemm, o1[t, :g], p2, r2[t], q2[t], o2[t, :g], chunks[t, 1], gelus[1])
         conv_pool_packed(sgemm, o2[t, :g], p3, r3[t], q3[t], o3[t, :g], chunks[t, 2], gelus[2])
@@ -115,7 +118,7 @@ def network_region(sgemm, w1, w2, w3, trunk, head, y, out, bounds, clock, clock_
         linear_act(sgemm, h1[t, :g], lw2, lb2, head_gelus[1], h2[t, :g])
         linear_act(sgemm, h2[t, :g], lw3, lb3, head_gelus[2], h3[t, :g])
         logsoftmax_rows(h3[t, :g], out[n0:n1])
-        _stamp_end(clock, clock_id, gettid, stamps, t)
+        _stamp_end(clock_id, stamps, t)
 
 
 def new_stamps(tasks: int) -> np.ndarray:

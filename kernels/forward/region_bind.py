@@ -28,7 +28,7 @@ class Region:
         clock, reason = native_clock()
         if clock is None:
             raise RuntimeError(f"no native clock: {reason}")
-        self._fn, self._args = fn, (*args, *clock.args(), self.stamps)
+        self._fn, self._args = fn, (*args, clock.clock_id, self.stamps)
 
     def run(self) -> None:
         self._fn(*self._args)

@@ -1,6 +1,6 @@
 """The clock native code stamps with: clock_gettime on the very clock time.perf_counter_ns
 reads, so native stamps and the interpreter's spans share one time line; and the calling
-thread's native id. Both as C functions numba can call without the interpreter.
+thread's native id (the same C functions are called from numba by symbol).
 
 Which clock perf_counter reads is asked of Python at run time (time.get_clock_info), never
 assumed; a platform where it is not a clock_gettime clock gets None and a reason.
@@ -17,13 +17,11 @@ _CLOCKS = ("CLOCK_MONOTONIC_RAW", "CLOCK_MONOTONIC", "CLOCK_BOOTTIME", "CLOCK_RE
 
 
 class NativeClock:
-    """clock(clock_id, timespec*) and gettid() as ctypes functions, and the clock's id."""
+    """The clock's id, and clock(clock_id, timespec*) and gettid() as ctypes functions (native
+    kernels call the same C functions by symbol: kernels.forward.region)."""
 
     def __init__(self, clock, clock_id: int, gettid):
         self.clock, self.clock_id, self.gettid = clock, clock_id, gettid
-
-    def args(self) -> tuple:
-        return (self.clock, self.clock_id, self.gettid)
 
 
 def perf_counter_clock_id() -> int | None:
@@ -43,7 +41,7 @@ def native_clock() -> tuple[NativeClock | None, str]:
         impl = time.get_clock_info("perf_counter").implementation
         return None, f"time.perf_counter reads {impl}, not a clock_gettime clock"
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
         clock = libc.clock_gettime
     except (OSError, AttributeError) as exc:
         return None, f"clock_gettime not found in the C library ({exc})"

@@ -276,7 +276,11 @@ class Bench:
         """Each row's share of its GEMM peak; a figure above its peak first has the peak
         measured again (peaks.check_figure), so no share above 100% is ever given."""
         for row in rows:
-            peaks.check_figure(row.gflops, row.workers, f"{row.layer} on {row.workers} workers")
+            peaks.check_figure(
+                row.gflops,
+                row.workers,
+                f"{row.layer} on {row.workers} worker{'s' * (row.workers > 1)}",
+            )
         for row in rows:
             share = peaks.share(row.gflops, row.workers)
             row.share_of_gemm_peak = share if share is None or share <= 1.0 else None
