@@ -14,6 +14,7 @@ linear layers) is spelled out, as the fused training step does.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,11 @@ from partui.kernels.runtime import jitcache
 # (kernels.runtime.native_clock) and comes in as an argument.
 _clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.intp))
 _gettid = types.ExternalFunction("gettid", types.int64())
+# numba's OpenMP layer reads this when it starts, at the first region: its threads then sleep
+# between regions instead of spinning, as the parked threads do. On a busy machine a spinning
+# waiter takes the CPU from the worker it waits for (docs/PERFORMANCE.md); set it to ACTIVE
+# to spin.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 PAR: dict[str, Any] = dict(
     nogil=True, cache=jitcache.cache_enabled(), error_model="numpy", parallel=True
 )
