@@ -166,8 +166,8 @@ class Autotune:
             "choices": choices,
             "measured": measured,
         }
+        path = data["path"] = tuning.cache_path()
         if write:
-            path = tuning.cache_path()
             os.makedirs(os.path.dirname(path), exist_ok=True)
             write_text(path, _json(data), overwrite=True)
         tuning.use(choices)

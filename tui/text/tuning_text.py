@@ -13,8 +13,9 @@ def summary_lines(data: dict | None) -> list[str]:
     if not data:
         return ["tuning       none (PARTUI_AUTOTUNE=0, or not measured yet on this CPU)"]
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data.get("created", 0)))
+    path = data.get("path") or tuning.cache_path()
     lines = [
-        f"tuning       {tuning.cache_path()} ({when}, batch {data.get('batch')}, "
+        f"tuning       {path} ({when}, batch {data.get('batch')}, "
         f"{data.get('rounds')} rounds x {data.get('repeats')}, load "
         f"{(data.get('load_average') or {}).get('before')})"
     ]
@@ -26,10 +27,15 @@ def summary_lines(data: dict | None) -> list[str]:
             continue
         best = min(timed, key=lambda r: r["median_ms"])
         base = timed[0]
-        lines.append(
-            f"  {key}: fastest {_knobs(best.get('knobs'))} {_ms(best)} against "
-            f"{_knobs(base.get('knobs'))} {_ms(base)}; {len(timed)} measured"
-        )
+        if best is base:
+            lines.append(
+                f"  {key}: {_knobs(base.get('knobs'))} fastest, {_ms(base)}; {len(timed)} measured"
+            )
+        else:
+            lines.append(
+                f"  {key}: fastest {_knobs(best.get('knobs'))} {_ms(best)} against "
+                f"{_knobs(base.get('knobs'))} {_ms(base)}; {len(timed)} measured"
+            )
     chosen = data.get("choices") or {}
     lines.append(
         "  chosen: "

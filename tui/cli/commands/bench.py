@@ -318,7 +318,8 @@ def _peak_lines(result) -> list[str]:
             ]
         )
         if not ok:
-            problems.append(f"  {t} threads: {p.get('problem') or 'not measurable now'}")
+            what = f"{t} thread{'s' * (t != '1')}"
+            problems.append(f"  {what}: {p.get('problem') or 'not measurable now'}")
     lines = ["", "float32 GEMM peak (the practical limit), thread counts in interleaved rounds"]
     lines.append(
         table(
