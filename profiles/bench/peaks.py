@@ -6,8 +6,9 @@ kernels (a busy machine once gave 10.9 GFLOP/s at 2 threads against 94.8 at 1, a
 as 698% of it). So the thread counts are measured in interleaved rounds (a change of load
 hits them alike) and each peak is the median of its rounds; then
 
-- a peak lower at N threads than at 1, or below a figure the bench measured against it, is
-  measured again (`retries` times);
+- a peak lower at N threads than at 1, whose rounds disagree by more than SPREAD_LIMIT (the
+  fastest over the slowest), or below a figure the bench measured against it, is measured
+  again (`retries` times);
 - if that persists, the peak is marked not measurable now: it is kept with its reason, and
   no share of it is given.
 
@@ -25,6 +26,7 @@ import numpy as np
 from partui.profiles.records.stats import summarize
 from partui.profiles.system import blas
 
+SPREAD_LIMIT = 2.0  # rounds of one peak further apart than this: the cores were not free
 # (threads, size, repeats) -> {"gflops": median, "best_gflops": ..., "median_ms": ...}
 Measure = Callable[[int, int, int], dict]
 
@@ -105,8 +107,9 @@ class Peaks:
         return out
 
     def measure_all(self) -> dict[str, dict]:
-        """Every thread count in interleaved rounds; a peak lower at N threads than at 1 is
-        measured again, and marked not measurable if it stays so."""
+        """Every thread count in interleaved rounds; a peak lower at N threads than at 1, or
+        whose rounds disagree by more than SPREAD_LIMIT, is measured again, and marked not
+        measurable if it stays so."""
         self.progress(
             f"GEMM peak, {', '.join(map(str, self.threads))} threads interleaved, "
             f"{self.size}^3 x {self.repeats} x {self.rounds} rounds"
@@ -114,7 +117,8 @@ class Peaks:
         self.peaks = self._rounds(self.threads)
         for attempt in range(self.retries + 1):
             low = self._below_one_thread()
-            if not low:
+            wide = [t for t in self._spread_out() if t not in low]
+            if not low and not wide:
                 break
             if attempt == self.retries:
                 one = self.peaks["1"]["gflops"]
@@ -126,13 +130,34 @@ class Peaks:
                         f"thread in {p['attempts']} attempts: another program held the "
                         "cores; not measurable now"
                     )
+                for t in wide:
+                    p = self.peaks[t]
+                    p["measurable"] = False
+                    p["problem"] = (
+                        f"its rounds ranged from {min(p['round_gflops']):.1f} to "
+                        f"{max(p['round_gflops']):.1f} GFLOP/s in {p['attempts']} attempts: "
+                        "another program held the cores; not measurable now"
+                    )
                 break
-            self.progress(f"GEMM peak at {', '.join(low)} threads below 1 thread: measuring again")
-            again = self._rounds(tuple(int(t) for t in ("1", *low)))
+            self.progress(
+                f"GEMM peak at {', '.join(low + wide)} threads below 1 thread or its rounds "
+                "far apart: measuring again"
+            )
+            again = self._rounds(tuple(sorted({1, *(int(t) for t in low + wide)})))
             for t, p in again.items():
                 p["attempts"] = self.peaks[t]["attempts"] + 1
                 self.peaks[t] = p
         return self.peaks
+
+    def _spread_out(self) -> list[str]:
+        """Thread counts whose rounds' fastest is over SPREAD_LIMIT times their slowest."""
+        return [
+            t
+            for t, p in self.peaks.items()
+            if p["measurable"]
+            and min(p["round_gflops"]) > 0
+            and max(p["round_gflops"]) > SPREAD_LIMIT * min(p["round_gflops"])
+        ]
 
     def _below_one_thread(self) -> list[str]:
         one = self.peaks.get("1")
