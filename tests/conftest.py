@@ -40,6 +40,7 @@ SLOW_TESTS = {
     "test_backward.py::test_network_step_grads_match_reference",
     "test_bench_cli.py::test_bench_quick_json",
     "test_export.py::test_exporting_a_large_snapshot_takes_no_more_memory_than_reading_it",
+    "test_tuning.py::test_the_autotune_writes_choices_and_alternatives_the_kernels_then_read",
     "test_dashboard.py::test_memory_lab_tab_runs_an_experiment_live_and_saves_it",
     "test_dashboard.py::test_browser_marks_two_snapshots_and_compares_them",
     "test_dashboard.py::test_lost_worker_process_is_reported_and_dashboard_keeps_working",
@@ -74,6 +75,7 @@ SLOW_TESTS = {
 # a parameter naming one of these (test_x[conv2-batch-vectorized-processes]) marks the test
 PARAM_MARKS = {
     "loops": ("slow",),  # the per-pixel loops of the material: seconds a combination
+    "region": ("slow",),  # native-region: its parallel kernels compile for tens of seconds
     "dask": ("dask", "processes"),
     "processes": ("processes",),
     "process": ("processes",),
@@ -115,6 +117,8 @@ def _private_data_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PARTUI_SNAPSHOT_DIR", str(data / "snapshots"))
     monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(data / "baselines.json"))
     monkeypatch.setenv("PARTUI_ROOFS", str(data / "roofs.json"))
+    # the kernels' rules, not a tuning of this CPU: the autotune has its own tests
+    monkeypatch.setenv("PARTUI_AUTOTUNE", "0")
 
 
 @pytest.fixture(scope="session")

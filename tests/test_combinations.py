@@ -153,6 +153,10 @@ def check_run(engine, name, strategy, kernel, executor, workers, batch):
         live = {t.id for t in psutil.Process().threads()}
         assert by_worker.get(0, {MAIN_TID}) == {MAIN_TID} and tids <= live
         assert all(MAIN_TID not in t for w, t in by_worker.items() if w > 0)
+    elif executor == "native-region":  # numba's pool: the caller is worker 0
+        live = {t.id for t in psutil.Process().threads()}
+        assert by_worker.get(0, {MAIN_TID}) == {MAIN_TID} and tids <= live
+        assert all(MAIN_TID not in t for w, t in by_worker.items() if w > 0)
     elif executor in ("threads", "threads-dynamic"):  # threads of the pool only
         live = {t.id for t in psutil.Process().threads()}
         assert MAIN_TID not in tids and tids <= live

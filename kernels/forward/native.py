@@ -398,7 +398,13 @@ def conv_rows_nchw(sgemm, x, weights, out, rows, res, img, m):
     """3x3 convolution of NCHW x (n, c, h, w) into out (n, oc, oh*ow), chunks of m samples:
     patch rows, one GEMM with the packed weights (bias in its last row), rows back to planes."""
     refresh_packing(weights, True)
-    wr = weights[4]
+    conv_rows_packed(sgemm, x, weights[4], out, rows, res, img, m)
+
+
+@njit(**JIT)
+def conv_rows_packed(sgemm, x, wr, out, rows, res, img, m):
+    """conv_rows_nchw with the weights packed already (wr (9c+1, oc)): what a task of a native
+    parallel region runs once the region has packed them for all its tasks."""
     n, c, h, w = x.shape
     p = (h - 2) * (w - 2)
     for s0 in range(0, n, m):
@@ -415,7 +421,12 @@ def conv_cols_nchw(sgemm, x, weights, out, cols):
     """3x3 convolution with one GEMM per sample, wc (oc, 9c+1) @ patch columns (9c+1, oh*ow),
     written straight into out (n, oc, oh*ow): for thin inputs (K = 9c small, output wide)."""
     refresh_packing(weights, False)
-    wc = weights[4]
+    conv_cols_packed(sgemm, x, weights[4], out, cols)
+
+
+@njit(**JIT)
+def conv_cols_packed(sgemm, x, wc, out, cols):
+    """conv_cols_nchw with the weights packed already (wc (oc, 9c+1))."""
     n, c, h, w = x.shape
     oh, ow = h - 2, w - 2
     k = 9 * c
@@ -446,7 +457,12 @@ def conv_pool_nhwc(sgemm, y, weights, rows, res, out, m, apply_gelu):
     wr), 2x2 max-pool, then GELU if asked; m samples at a time, so the unpooled output of a
     chunk stays in cache."""
     refresh_packing(weights, True)
-    wr = weights[4]
+    conv_pool_packed(sgemm, y, weights[4], rows, res, out, m, apply_gelu)
+
+
+@njit(**FAST)
+def conv_pool_packed(sgemm, y, wr, rows, res, out, m, apply_gelu):
+    """conv_pool_nhwc with the weights packed already (wr (9c+1, oc))."""
     n, h, w, c = y.shape
     oh, ow = h - 2, w - 2
     p = oh * ow
@@ -502,9 +518,30 @@ def network_nhwc(sgemm, y, blocks, features, head, out):
     linear layer (w, b, res, gelu), each res the next one's input; log-softmax into out.
     """
     for blk in blocks:
+        refresh_packing(blk[0], True)
+    network_packed(sgemm, y, blocks, features, head, out)
+
+
+@njit(**FAST)
+def network_packed(sgemm, y, blocks, features, head, out):
+    """network_nhwc with every block's weights packed already."""
+    for blk in blocks:
         weights, rows, res, pooled, m, gelu_next = blk
-        conv_pool_nhwc(sgemm, y, weights, rows, res, pooled, m, gelu_next)
+        conv_pool_packed(sgemm, y, weights[4], rows, res, pooled, m, gelu_next)
         y = pooled
+    flatten_nchw(y, features)
+    v = features
+    for lin in head:
+        w, b, res, gelu = lin
+        linear_act(sgemm, v, w, b, gelu, res)
+        v = res
+    logsoftmax_rows(v, out)
+
+
+@njit(**JIT)
+def flatten_nchw(y, features):
+    """NHWC y (n, h, w, c) into features (n, c*h*w) in NCHW order, as the head's weights
+    expect."""
     n, oh, ow, c = y.shape
     for s in range(n):
         f = features[s]
@@ -513,9 +550,3 @@ def network_nhwc(sgemm, y, blocks, features, head, out):
                 src = y[s, i, j]
                 for ch in range(c):
                     f[(ch * oh + i) * ow + j] = src[ch]
-    v = features
-    for lin in head:
-        w, b, res, gelu = lin
-        linear_act(sgemm, v, w, b, gelu, res)
-        v = res
-    logsoftmax_rows(v, out)

@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from partui.kernels.model.layers import NETWORK, prod
 from partui.kernels.plan.strategies import split_range
-from partui.kernels.runtime import caches
+from partui.kernels.runtime import caches, tuning
 from partui.kernels.runtime.scratch import Cancelled, Scratch, reshaped_view
 
 SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
@@ -103,6 +103,30 @@ def _calls(fn, arg_lists: list[tuple]) -> Call:
             fn(*args)
 
     return each
+
+
+def _samples_groups(n: int, per_call: int, flops_per_sample: float) -> list[tuple[int, int]]:
+    """Samples per native call: `per_call` as tuned on this CPU (0: not tuned), else groups
+    of ~CALL_FLOPS."""
+    if per_call > 0:
+        return split_range(n, -(-n // per_call))
+    return _groups(n, flops_per_sample)
+
+
+def conv_choices(c: int, h: int, w: int, oc: int, n: int) -> tuple[bool, int, list]:
+    """How a native convolution of n samples (c, h, w) -> oc runs on this CPU: one GEMM per
+    sample straight into its planes (else chunks of patch rows), samples per chunk of rows,
+    and the groups of samples of each native call. Tuned values (kernels.runtime.tuning)
+    where this CPU has them, else the rules: per sample for thin inputs or wide planes,
+    chunks sized by the L2 (chunk_size), ~CALL_FLOPS per call."""
+    p, k1 = (h - 2) * (w - 2), 9 * c + 1
+    shape = tuning.conv_shape(c, h, w, oc)
+    per_sample = bool(tuning.knob(shape, "per_sample", 9 * c < THIN_K or p >= PER_SAMPLE_PIXELS))
+    groups = _samples_groups(n, int(tuning.knob(shape, "call_samples", 0)), 2 * oc * (k1 - 1) * p)
+    most = max(g1 - g0 for g0, g1 in groups)
+    m = int(tuning.knob(shape, "chunk_samples", 0))
+    m = min(m, most) if m > 0 else chunk_size(most, p * k1 * 4, k1 * oc * 4)
+    return per_sample, m, groups
 
 
 def chunk_bytes() -> int:
@@ -216,8 +240,8 @@ def bind_conv(x, w, b, out, scratch: Scratch) -> Call:
     sgemm = _sgemm()
     planes = reshaped_view(out, (n, oc, p)) if sgemm is not None else None
     weights = None
-    # native: one GEMM per sample straight into its output planes where they are wide
-    per_sample = thin or p >= PER_SAMPLE_PIXELS
+    # native: one GEMM per sample straight into its output planes (or chunks of patch rows)
+    per_sample, m, groups = conv_choices(c, h, wd, oc, n)
     if planes is not None and _blas_matrix(planes[0]):
         weights = _native_weights(scratch, "conv.w", w, b, rows=not per_sample)
     if weights is None:  # numpy GEMMs between numba steps
@@ -232,14 +256,12 @@ def bind_conv(x, w, b, out, scratch: Scratch) -> Call:
         return numpy_gemms
     assert planes is not None  # weights are made only with planes
     nat = _native()
-    groups = _groups(n, 2 * oc * (k1 - 1) * p)
     if per_sample:
         cols = scratch.get("conv.cols1", (k1, p))
         return _calls(
             nat.conv_cols_nchw,
             [(sgemm, x[g0:g1], weights, planes[g0:g1], cols) for g0, g1 in groups],
         )
-    m = chunk_size(max(g1 - g0 for g0, g1 in groups), p * k1 * 4, k1 * oc * 4)
     rows = scratch.get("conv.rows", (m * p, k1))
     res = scratch.get("conv.res", (m * p, oc))
     img = scratch.get("conv.img", (h, wd, c))
@@ -499,7 +521,8 @@ def _network_calls(x, params, out, scratch: Scratch) -> Call | None:
     if not all(_blas_matrix(lw) for lw, _, _ in linears):
         return None
     blocks = []
-    groups = _groups(n, LAYERS_FLOPS_PER_SAMPLE)
+    per_call = int(tuning.knob("network", "call_samples", 0))
+    groups = _samples_groups(n, per_call, LAYERS_FLOPS_PER_SAMPLE)
     most = max(g1 - g0 for g0, g1 in groups)
     for cv, pl, gelu_next in BLOCKS:
         weights = _native_weights(
@@ -514,7 +537,7 @@ def _network_calls(x, params, out, scratch: Scratch) -> Call | None:
         ci = cv.in_shape[0]
         oc, oh, ow = cv.out_shape
         p, k1 = oh * ow, 9 * ci + 1
-        m = chunk_size(most, p * k1 * 4, k1 * oc * 4)
+        m = network_chunk(cv, most)
         rows = scratch.get(f"net.{cv.name}.rows", (m * p, k1))
         res = scratch.get(f"net.{cv.name}.res", (m * p, oc))
         pooled = scratch.get(f"net.{pl.name}.out", (most, pl.out_shape[1], pl.out_shape[2], oc))
@@ -529,6 +552,16 @@ def _network_calls(x, params, out, scratch: Scratch) -> Call | None:
         head = tuple((lw, lb, o[:g], s.gelu) for (lw, lb, s), o in zip(linears, outs))
         arg_lists.append((sgemm, y0[g0:g1], trunk, features[:g], head, out[g0:g1]))
     return _calls(_native().network_nhwc, arg_lists)
+
+
+def network_chunk(cv, most: int) -> int:
+    """Samples per chunk of patch rows for convolution `cv` inside the fused network: tuned on
+    this CPU where it was, else sized by the L2 (chunk_size)."""
+    ci = cv.in_shape[0]
+    oc, oh, ow = cv.out_shape
+    p, k1 = oh * ow, 9 * ci + 1
+    m = int(tuning.knob("network", f"{cv.name}.chunk_samples", 0))
+    return min(m, most) if m > 0 else chunk_size(most, p * k1 * 4, k1 * oc * 4)
 
 
 def _network_numpy(x, params, out, scratch: Scratch, cancel=None) -> None:

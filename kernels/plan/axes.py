@@ -30,12 +30,17 @@ EXECUTORS: dict[str, str] = {
     "threads-dynamic": "a pool of threads taking tasks as they come (BLAS at 1 thread each)",
     "processes": "a pool of processes, arrays in shared memory (BLAS at 1 thread each)",
     "blas": "one vectorized call; BLAS's own threads = workers",
+    "native-region": "one native call per repeat runs every worker's tasks on numba's threads "
+    "(conv layers and the network, batch or none)",
     "dask": "a Dask cluster: a LocalCluster of worker processes, or --scheduler ADDRESS "
     "(optional extra partui[dask]; batch only)",
 }
 # Executors on this machine alone: what sweeps and bench compare by default.
 LOCAL_EXECUTORS: tuple[str, ...] = tuple(e for e in EXECUTORS if e != "dask")
 
+# What a native parallel region runs: tasks that each write whole samples with one kernel.
+REGION_KINDS = ("conv", "network")
+REGION_STRATEGIES = ("none", "batch")
 # Which strategies each kind of layer can be cut by.
 _BY_KIND: dict[str, tuple[str, ...]] = {
     "conv": ("none", "batch", "channel", "spatial", "filter", "hybrid"),
@@ -85,6 +90,14 @@ def not_applicable_reason(
             f"executor 'dask' is not applicable to strategy {strategy!r}: Dask workers take "
             "shards of the batch; use --strategy batch"
         )
+    if executor == "native-region":
+        what = "it runs the vectorized kernel's conv layers and the network, cut by batch or none"
+        if kernel != "vectorized":
+            return f"executor 'native-region' is not applicable to the {kernel} kernel: {what}"
+        if layer.kind not in REGION_KINDS:
+            return f"executor 'native-region' is not applicable to {layer.name}: {what}"
+        if strategy not in REGION_STRATEGIES:
+            return f"executor 'native-region' is not applicable to strategy {strategy!r}: {what}"
     if executor == "inline" and workers != 1:
         return (
             "executor 'inline' is not applicable to more than one worker: "

@@ -94,3 +94,43 @@ def loadavg() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
+
+
+QUIET_OTHER_CORES = 0.2  # over the whole run: what other programs may use for "quiet"
+QUIET_OTHER_CORES_LAYER = 0.5  # ...and while any one layer was measured
+
+
+def bench_conditions(
+    other_cores: float | None,
+    layer_other_cores: dict[str, float | None],
+    load_average: dict[str, list[float] | None],
+    machine_reasons: list[str] | None = None,
+) -> dict:
+    """Whether the machine was quiet while the bench ran, and why not: the one place bench
+    decides it (a target is met only in a quiet run). From bench's own measurement of other
+    programs' CPU (OtherLoad), run-wide and per layer; the load average is reported, not
+    judged, since it counts the bench's own threads too."""
+    reasons = list(machine_reasons or [])  # the governor, turbo: read by system.conditions
+    if other_cores is None:
+        reasons.append("other programs' CPU use could not be read (/proc/stat)")
+    elif other_cores > QUIET_OTHER_CORES:
+        reasons.append(
+            f"other programs used {other_cores:.2f} cores on average over the run "
+            f"(quiet: <= {QUIET_OTHER_CORES:g})"
+        )
+    busy = {k: v for k, v in layer_other_cores.items() if v is not None}
+    busy = {k: v for k, v in busy.items() if v > QUIET_OTHER_CORES_LAYER}
+    if busy:
+        worst = max(busy, key=lambda k: busy[k])
+        reasons.append(
+            f"other programs used up to {busy[worst]:.2f} cores while {worst} was measured "
+            f"(quiet: <= {QUIET_OTHER_CORES_LAYER:g} per layer)"
+        )
+    return {
+        "quiet": not reasons,
+        "reasons": reasons,
+        "source": "partui.profiles.bench.environment.OtherLoad",
+        "other_cpu_cores": other_cores,
+        "layer_other_cpu_cores": dict(layer_other_cores),
+        "load_average": dict(load_average),
+    }

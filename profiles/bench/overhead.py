@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from partui.profiles.executors.registry import make_executor
 from partui.profiles.run.repeats import timing_conditions
 
-OVERHEAD_EXECUTORS = ("threads", "threads-dynamic")
+OVERHEAD_EXECUTORS = ("threads", "threads-dynamic", "native-region")
+# what bench sets side by side: the interpreter's hand-out against one native region
+SPLIT_EXECUTORS = ("threads", "native-region")
 
 
 def _nothing(*_args):
@@ -28,7 +30,12 @@ def empty_repeats_us(executor: str, workers: int, repeats: int = 2000, warmup: i
     ex = make_executor(executor, workers)
     try:
         ex.start()
-        if hasattr(ex, "run_shares"):
+        if hasattr(ex, "empty_repeat"):  # one native call per repeat
+
+            def one():
+                ex.empty_repeat()
+
+        elif hasattr(ex, "run_shares"):
             shares = [[None]] * workers
 
             def one():

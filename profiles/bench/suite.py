@@ -21,20 +21,24 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from partui.kernels.model.layers import LAYERS, get_layer
 from partui.kernels.plan.strategies import EXECUTORS, STRATEGIES, not_applicable_reason, plan
-from partui.profiles.bench.environment import MemoryWatch, OtherLoad, loadavg
-from partui.profiles.bench.overhead import TimeSplit, empty_repeats_us, time_split
+from partui.profiles.bench.environment import MemoryWatch, OtherLoad, bench_conditions, loadavg
+from partui.profiles.bench.overhead import (
+    SPLIT_EXECUTORS,
+    TimeSplit,
+    empty_repeats_us,
+    time_split,
+)
 from partui.profiles.bench.overhead import summary as summary_us
+from partui.profiles.bench.peaks import Measure, Peaks, gemm_peak
 from partui.profiles.bench.targets import targets
+from partui.profiles.executors.registry import executor_class
 from partui.profiles.records.bench_result import BenchChoice, BenchResult, BenchRow
 from partui.profiles.records.config import RunConfig
 from partui.profiles.records.stats import summarize
 from partui.profiles.run.engine import Engine
 from partui.profiles.store.snapshot import Snapshot
-from partui.profiles.system import blas
 from partui.profiles.system.machine import info
 
 KERNEL = "vectorized"
@@ -52,7 +56,9 @@ class BenchSettings:
     warmup: int = 3  # an idle gap slows the next repeats; a few untimed ones absorb it
     finalists: int = 2  # parallel candidates per worker count kept after screening
     gemm_size: int = 1024
-    gemm_repeats: int = 20
+    gemm_repeats: int = 4  # per round of the peak's interleaved rounds
+    peak_rounds: int = 5
+    peak_retries: int = 2  # measurements again of a peak that looks wrong (peaks.Peaks)
     overhead_repeats: int = 2000  # repeats of empty tasks per worker count
     seed: int = 0
 
@@ -66,7 +72,8 @@ class BenchSettings:
             warmup=1,
             finalists=1,
             gemm_size=384,
-            gemm_repeats=5,
+            gemm_repeats=2,
+            peak_rounds=3,
             overhead_repeats=100,
         )
         return cls(**{**base, **changes})
@@ -76,36 +83,6 @@ class BenchSettings:
 
     def layer_names(self) -> tuple[str, ...]:
         return self.layers or tuple(LAYERS)
-
-
-# ---- the GEMM limit ---------------------------------------------------------------
-
-
-def gemm_peak(threads: int, size: int, repeats: int) -> dict:
-    """float32 (size x size) @ (size x size) with BLAS at `threads` threads: GFLOP/s over
-    repeats."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    c = np.empty((size, size), dtype=np.float32)
-    flops = 2 * size**3
-    times = []
-    with blas.limit(threads):
-        np.matmul(a, b, out=c)  # warm-up: BLAS threads started, pages touched
-        for _ in range(repeats):
-            t0 = time.perf_counter_ns()
-            np.matmul(a, b, out=c)
-            times.append((time.perf_counter_ns() - t0) / 1e6)
-    s = summarize(times)
-    return {
-        "threads": threads,
-        "size": size,
-        "repeats": repeats,
-        "median_ms": s.median,
-        "gflops": flops / (s.median * 1e6),
-        "best_gflops": flops / (s.min * 1e6),
-        "slowest_ms": s.max,
-    }
 
 
 # ---- candidates --------------------------------------------------------------------
@@ -130,12 +107,15 @@ def candidates(layer_name: str, workers: int, batch: int = 64) -> list[tuple[str
         ]
     # this machine alone: no Dask cluster; threads-dynamic is a contrast, not a candidate
     executors = [e for e in EXECUTORS if e not in ("inline", "threads-dynamic", "dask")]
-    return [
-        (s, e)
-        for e in executors
-        for s in STRATEGIES
-        if not_applicable_reason(layer, s, KERNEL, e, workers) is None
-    ]
+    return [(s, e) for e in executors for s in STRATEGIES if usable(layer, s, e, workers)]
+
+
+def usable(layer, strategy: str, executor: str, workers: int) -> bool:
+    """The combination makes sense and the executor can start `workers` here."""
+    return (
+        not_applicable_reason(layer, strategy, KERNEL, executor, workers) is None
+        and executor_class(executor).refusal(workers) is None
+    )
 
 
 def _cuts(layer, strategy: str, batch: int) -> bool:
@@ -154,6 +134,7 @@ class Measured:
     flops: int
     screen_ms: list[float] = field(default_factory=list)
     round_ms: list[float] = field(default_factory=list)
+    round_medians: list[float] = field(default_factory=list)  # one per interleaved round
     ok: bool = True
     max_abs_error: float = 0.0
     tolerance: float = 0.0
@@ -191,6 +172,7 @@ class Measured:
             gflops=self.flops / (s.median * 1e6) if s.median > 0 else 0.0,
             tasks=self.tasks,
             verified=self.ok,
+            round_medians_ms=list(self.round_medians),
             max_abs_error=self.max_abs_error,
             tolerance=self.tolerance,
             work_ms=med("work_ms"),
@@ -202,14 +184,22 @@ class Measured:
 class Bench:
     """Runs the benchmark; `progress(text)` is told what it is doing."""
 
-    def __init__(self, settings: BenchSettings, progress: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        settings: BenchSettings,
+        progress: Callable[[str], None] | None = None,
+        measure_peak: Measure = gemm_peak,
+    ):
         self.s = settings
         self.progress = progress or (lambda text: None)
+        self.measure_peak = measure_peak  # tests hand in the figures of a busy machine
         self.failures: list[dict] = []
         self.results: dict[
             tuple, object
         ] = {}  # (layer, strategy, executor, workers) -> last RunResult
         self.rss = MemoryWatch()
+        # per layer and worker count, the batch split on each of SPLIT_EXECUTORS side by side
+        self.executor_splits: list[dict] = []
 
     def run(self) -> BenchResult:
         s = self.s
@@ -217,12 +207,16 @@ class Bench:
         load_before = loadavg()
         whole = OtherLoad()
         threads = s.worker_counts()
-        peaks = {}
-        for t in threads:
-            self.progress(
-                f"GEMM peak, {t} thread{'s' * (t > 1)}, {s.gemm_size}^3 x {s.gemm_repeats}"
-            )
-            peaks[str(t)] = gemm_peak(t, s.gemm_size, s.gemm_repeats)
+        peaks = Peaks(
+            threads,
+            s.gemm_size,
+            s.gemm_repeats,
+            s.peak_rounds,
+            self.measure_peak,
+            s.peak_retries,
+            self.progress,
+        )
+        peaks.measure_all()
         overhead = {}
         for t in threads:
             self.progress(
@@ -230,41 +224,69 @@ class Bench:
                 f"x {s.overhead_repeats}"
             )
             overhead[str(t)] = summary_us(empty_repeats_us("threads", t, s.overhead_repeats))
+        by_executor = {"threads": overhead}
+        for e in SPLIT_EXECUTORS[1:]:
+            by_executor[e] = {}
+            for t in [t for t in threads if executor_class(e).refusal(t) is None]:
+                self.progress(f"fixed cost of one repeat, {t} workers on {e}, empty tasks")
+                figures = empty_repeats_us(e, t, s.overhead_repeats)
+                by_executor[e][str(t)] = summary_us(figures)
         layers: list[BenchRow] = []
         network: list[BenchRow] = []
         names = s.layer_names()
+        layer_others: dict[str, float | None] = {}
         # No CPU sampler: its thread would take the GIL from the threads being timed.
         with Engine(sample_hz=0) as engine:
             for i, name in enumerate(names, 1):
                 self.progress(f"[{i}/{len(names)}] {name}")
                 load = OtherLoad()
-                rows = self._layer(engine, name, peaks)
-                others = load.cores()
+                rows = self._layer(engine, name)
+                others = layer_others[name] = load.cores()
                 for row in rows:
                     row.other_cpu_cores = others
                 (network if name == "network" else layers).extend(rows)
+        self._shares(layers + network, peaks)
+        load_after = loadavg()
+        other_cores = whole.cores()
+        load_average = {"before": load_before, "after": load_after}
         result = BenchResult(
             kernel=KERNEL,
             batch=s.batch,
             settings={**asdict(s), "workers": list(threads), "layers": list(names)},
-            gemm_peak=peaks,
+            gemm_peak=peaks.peaks,
             layers=layers,
             network=network,
             failures=self.failures,
             started=started,
             seconds=time.time() - started,
-            load_average={"before": load_before, "after": loadavg()},
-            other_cpu_cores=whole.cores(),
+            load_average=load_average,
+            other_cpu_cores=other_cores,
+            conditions=bench_conditions(other_cores, layer_others, load_average, machine_reasons()),
             machine=info(),
             peak_rss_bytes=self.rss.summary(),
             overhead_us={t: o["median_us"] for t, o in overhead.items()},
             overhead=overhead,
+            overhead_by_executor=by_executor,
+            executor_splits=self.executor_splits,
         )
         result.targets = targets(result)
         return result
 
+    def _shares(self, rows: list[BenchRow], peaks: Peaks) -> None:
+        """Each row's share of its GEMM peak; a figure above its peak first has the peak
+        measured again (peaks.check_figure), so no share above 100% is ever given."""
+        for row in rows:
+            peaks.check_figure(
+                row.gflops,
+                row.workers,
+                f"{row.layer} on {row.workers} worker{'s' * (row.workers > 1)}",
+            )
+        for row in rows:
+            share = peaks.share(row.gflops, row.workers)
+            row.share_of_gemm_peak = share if share is None or share <= 1.0 else None
+
     # -- one layer ----------------------------------------------------------------
-    def _layer(self, engine: Engine, name: str, peaks: dict) -> list[BenchRow]:
+    def _layer(self, engine: Engine, name: str) -> list[BenchRow]:
         s = self.s
         flops = get_layer(name).flops(s.batch)
         pool: dict[tuple, Measured] = {}
@@ -289,6 +311,8 @@ class Bench:
             self.rss.sample()
             self.results[(name, *key)] = r
             getattr(m, into).extend(r.times_ms)
+            if into == "round_ms" and r.times_ms:
+                m.round_medians.append(statistics.median(r.times_ms))
             if into == "round_ms" and workers > 1 and executor != "blas":
                 split = time_split(r.times_ms, r.spans)
                 if split is not None:
@@ -329,6 +353,19 @@ class Bench:
         for w in finalists:
             if w > 1:
                 finalists[w] += [k for k in singles if k not in finalists[w]]
+        # the same split on the parked threads and in one native region, measured in the
+        # same rounds: what the interpreter costs a repeat against what a region costs
+        layer = get_layer(name)
+        contrast = {
+            w: [("batch", e, w) for e in SPLIT_EXECUTORS if usable(layer, "batch", e, w)]
+            for w in finalists
+            if w > 1
+        }
+        for w, keys in contrast.items():
+            if len(keys) == len(SPLIT_EXECUTORS):
+                finalists[w] += [k for k in keys if k not in finalists[w]]
+            else:
+                contrast[w] = []
         # Rounds: all finalists, interleaved, so their ratios share the same conditions.
         keys = list(dict.fromkeys(k for w in finalists for k in finalists[w]))
         for _ in range(s.rounds):
@@ -348,8 +385,6 @@ class Bench:
                 m for m in contenders if m.workers > 1 and (m.tasks > 1 or m.executor == "blas")
             ]
             row = BenchRow(**asdict(best.summary()), workers=w)
-            peak = peaks.get(str(w)) or peaks[max(peaks, key=int)]
-            row.share_of_gemm_peak = row.gflops / peak["gflops"] if peak["gflops"] else 0.0
             # no parallelism chosen: everything on one worker, or one task on a pool
             row.single_task = w > 1 and (
                 best.workers == 1 or (best.tasks == 1 and best.executor != "blas")
@@ -362,6 +397,23 @@ class Bench:
                 if best1 is not None:
                     row.best_parallel.speedup_vs_best_1_worker = best1.median_ms / bp.median_ms
             rows.append(row)
+            for key in contrast.get(w, []):
+                m = pool[key]
+                if m.ok and m.splits:
+                    self.executor_splits.append(
+                        {
+                            "layer": name,
+                            "workers": w,
+                            "strategy": key[0],
+                            "executor": key[1],
+                            "median_ms": m.median_ms,
+                            **{
+                                k: statistics.median(getattr(x, k) for x in m.splits)
+                                for k in ("work_ms", "busiest_ms", "imbalance", "fixed_us")
+                            },
+                            "runs": len(m.splits),
+                        }
+                    )
             note = " (a single task was fastest)" if row.single_task else ""
             self.progress(
                 f"    {w} worker{'s' * (w > 1)}: {best.strategy}/{best.executor} "
@@ -387,3 +439,13 @@ def chosen_runs(bench: Bench, result: BenchResult) -> list:
         if r is not None and r not in out:
             out.append(r)
     return out
+
+
+def machine_reasons() -> list[str]:
+    """What the machine's settings say against stable figures (the governor, turbo); the
+    other programs' CPU and the load are bench's own to judge (bench_conditions)."""
+    from partui.profiles.system.conditions import read_conditions
+
+    state = read_conditions()
+    state.load = None  # counts the bench's own threads
+    return state.reasons()

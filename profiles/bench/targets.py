@@ -1,7 +1,16 @@
-"""The bench's targets for a 2-core machine, each read against a finished bench: met or not,
-with the figure that decides it."""
+"""The bench's targets for a 2-core machine, each read against a finished bench, with the
+figure that decides it.
+
+A verdict is one of: met (the figure passes and the machine was quiet), not met, unconfirmed
+(the figure passes but other programs were busy: a busy machine can flatter a figure as
+well as spoil it, when the peak it is read against was lowered), or not measurable (its
+peak could not be measured now). A ratio of two configurations is the median of the
+interleaved rounds' ratios, so both sides of each ratio shared one round's conditions.
+"""
 
 from __future__ import annotations
+
+import statistics
 
 from partui.profiles.records.bench_result import BenchResult, BenchRow
 
@@ -26,34 +35,67 @@ def row_of(rows: list[BenchRow], layer: str, workers: int) -> BenchRow | None:
     return None
 
 
+MET, NOT_MET, UNCONFIRMED, NOT_MEASURABLE = "met", "NOT MET", "unconfirmed", "not measurable"
+
+
+def verdict(passed: bool | None, quiet: bool) -> str:
+    """passed None: the figure could not be measured."""
+    if passed is None:
+        return NOT_MEASURABLE
+    if not passed:
+        return NOT_MET
+    return MET if quiet else UNCONFIRMED
+
+
+def round_ratio(r1: BenchRow, r2: BenchRow) -> tuple[float, float, float, int]:
+    """r1 / r2 as the median of their interleaved rounds' ratios (with min, max and the
+    rounds); the ratio of their medians when they do not share rounds."""
+    a, b = r1.round_medians_ms, r2.round_medians_ms
+    if a and len(a) == len(b) and all(v > 0 for v in b):
+        ratios = [x / y for x, y in zip(a, b)]
+        return statistics.median(ratios), min(ratios), max(ratios), len(ratios)
+    ratio = r1.median_ms / r2.median_ms
+    return ratio, ratio, ratio, 1
+
+
 def targets(result: BenchResult) -> list[dict]:
-    """The targets for a 2-core machine, each with its figure and whether it is met."""
+    """The targets for a 2-core machine, each with its figure and its verdict (`met` is True
+    only for the verdict "met": a passing figure in a quiet run)."""
     out: list[dict] = []
     layers, network = result.layers, result.network
+    quiet = bool(result.conditions.get("quiet", False))
 
-    def add(name, met, figure):
-        out.append({"target": name, "met": met, "figure": figure})
+    def add(name, passed, figure):
+        v = verdict(passed, quiet)
+        out.append({"target": name, "met": v == MET, "verdict": v, "figure": figure})
 
     c1 = row_of(layers, "conv2", 1)
     if c1 and result.batch == 64:
         share = c1.share_of_gemm_peak
-        add(
+        name = (
             f"conv2 1 worker >= {100 * TARGETS['conv2_share_of_peak']:.0f}% of the 1-thread "
-            "GEMM peak",
-            share >= TARGETS["conv2_share_of_peak"],
-            f"{c1.gflops:.1f} GFLOP/s = {100 * share:.0f}% of "
-            f"{result.gemm_peak_gflops.get('1', 0):.0f}",
+            "GEMM peak"
         )
+        if share is None:
+            add(name, None, f"{c1.gflops:.1f} GFLOP/s; {result.peak_problem(1)}")
+        else:
+            add(
+                name,
+                share >= TARGETS["conv2_share_of_peak"],
+                f"{c1.gflops:.1f} GFLOP/s = {100 * share:.0f}% of "
+                f"{result.gemm_peak_gflops.get('1', 0):.0f}",
+            )
     for name, goal in SPEEDUP_TARGETS.get(result.batch, {}).items():
         rows = network if name == "network" else layers
         r1, r2 = row_of(rows, name, 1), row_of(rows, name, 2)
         if r1 and r2:
-            ratio = r1.median_ms / r2.median_ms
+            ratio, lo, hi, rounds = round_ratio(r1, r2)
             add(
                 f"{name} batch {result.batch}: best 2 workers >= {goal:g}x faster than best "
                 "1 worker",
                 ratio >= goal,
-                f"{r1.median_ms:.3f} / {r2.median_ms:.3f} ms = {ratio:.2f}x",
+                f"{r1.median_ms:.3f} / {r2.median_ms:.3f} ms; median of {rounds} round "
+                f"ratio(s) {ratio:.2f}x ({lo:.2f}-{hi:.2f})",
             )
     o2 = result.overhead.get("2")
     if o2:

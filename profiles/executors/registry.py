@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from partui.profiles.executors.base import Executor
 from partui.profiles.executors.inline import BlasExecutor, InlineExecutor
+from partui.profiles.executors.native_region import NativeRegionExecutor
 from partui.profiles.executors.pool import DynamicThreadExecutor
 from partui.profiles.executors.processes import ProcessExecutor
 from partui.profiles.executors.threads import ParkedThreadExecutor
@@ -22,6 +23,7 @@ def executor_class(name: str) -> type[Executor]:
         "threads-dynamic": DynamicThreadExecutor,
         "processes": ProcessExecutor,
         "blas": BlasExecutor,
+        "native-region": NativeRegionExecutor,
     }[name]
 
 

@@ -49,6 +49,8 @@ class BenchChoice:
     work_ms: float | None = None
     imbalance: float | None = None
     fixed_us: float | None = None
+    # the median of each interleaved round, in order: a verdict's ratio is taken round by round
+    round_medians_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -56,7 +58,9 @@ class BenchRow(BenchChoice):
     """The best configuration of a layer for one worker count, with its context."""
 
     workers: int = 1  # workers allowed
-    share_of_gemm_peak: float = 0.0
+    # of the peak for this worker count; None when that peak was not measurable (gemm_peak's
+    # `measurable` and `problem`): never above 1
+    share_of_gemm_peak: float | None = None
     single_task: bool = False  # no split was fastest: everything on one worker, or one task
     best_parallel: BenchChoice | None = None  # the best split, when a single task won
     other_cpu_cores: float | None = None  # cores other processes used while it ran
@@ -82,10 +86,29 @@ class BenchResult:
     # in microseconds, and its spread (median_us, q1_us, q3_us, min_us, max_us, repeats)
     overhead_us: dict[str, float] = field(default_factory=dict)
     overhead: dict[str, dict[str, float]] = field(default_factory=dict)
+    # whether the machine was quiet (environment.bench_conditions): quiet, reasons, and the
+    # figures it rests on; a target is met only in a quiet run
+    conditions: dict[str, Any] = field(default_factory=dict)
+    # the fixed cost of a repeat per executor and worker count (empty tasks), beside `overhead`
+    overhead_by_executor: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    tuning: dict[str, Any] = field(default_factory=dict)  # the CPU's tuned kernel choices
+    # the batch split on threads and on native-region, side by side per layer and worker
+    # count: layer, workers, strategy, executor, median_ms, work_ms, busiest_ms, imbalance,
+    # fixed_us (medians over the rounds' runs), runs
+    executor_splits: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def gemm_peak_gflops(self) -> dict[str, float]:
         return {t: p["gflops"] for t, p in self.gemm_peak.items()}
+
+    def peak_problem(self, threads: int) -> str | None:
+        """Why the peak for `threads` was not measurable now (None: it was)."""
+        p = self.gemm_peak.get(str(threads))
+        if p is None and self.gemm_peak:
+            p = self.gemm_peak[max(self.gemm_peak, key=int)]
+        if p is None or p.get("measurable", True):
+            return None
+        return str(p.get("problem") or "not measurable")
 
     def rows(self) -> list[BenchRow]:
         return self.layers + self.network
@@ -136,6 +159,26 @@ class BenchResult:
                 str(w): _number(v, f"{where}.overhead_us[{w}]")
                 for w, v in Check.obj(d.get("overhead_us", {}), f"{where}.overhead_us").items()
             },
+            conditions=Check.obj(d.get("conditions", {}), f"{where}.conditions"),
+            overhead_by_executor={
+                str(e): {
+                    str(w): {
+                        str(k): _number(x, f"{where}.overhead_by_executor[{e}][{w}].{k}")
+                        for k, x in Check.obj(o, f"{where}.overhead_by_executor[{e}][{w}]").items()
+                    }
+                    for w, o in Check.obj(per, f"{where}.overhead_by_executor[{e}]").items()
+                }
+                for e, per in Check.obj(
+                    d.get("overhead_by_executor", {}), f"{where}.overhead_by_executor"
+                ).items()
+            },
+            tuning=Check.obj(d.get("tuning", {}), f"{where}.tuning"),
+            executor_splits=[
+                Check.obj(x, f"{where}.executor_splits[{i}]")
+                for i, x in enumerate(
+                    Check.array(d.get("executor_splits", []), f"{where}.executor_splits", 10**4)
+                )
+            ],
             overhead={
                 str(w): {
                     str(k): _number(x, f"{where}.overhead[{w}].{k}")
@@ -176,6 +219,10 @@ def _choice_values(d: dict, where: str) -> dict[str, Any]:
     out["verified"] = Check.boolean(Check.field(d, "verified", where), f"{where}.verified")
     for k in ("speedup_vs_best_1_worker", *_SPLIT_NUMBERS):
         out[k] = _number(d.get(k), f"{where}.{k}", null=True)
+    out["round_medians_ms"] = [
+        _number(v, f"{where}.round_medians_ms[{i}]")
+        for i, v in enumerate(_listed(d, "round_medians_ms", where))
+    ]
     return out
 
 
@@ -187,7 +234,9 @@ def _rows(v, where: str) -> list[BenchRow]:
         Check.obj(d, at)
         values = _choice_values(d, at)
         values["workers"] = Check.integer(Check.field(d, "workers", at), f"{at}.workers", 1, 2**31)
-        values["share_of_gemm_peak"] = _number(d.get("share_of_gemm_peak", 0.0), f"{at}.share")
+        share = _number(d.get("share_of_gemm_peak"), f"{at}.share_of_gemm_peak", null=True)
+        # a share above 1 is a peak measured while the cores were busy: not a share at all
+        values["share_of_gemm_peak"] = share if share is None or share <= 1.0 else None
         values["single_task"] = Check.boolean(d.get("single_task", False), f"{at}.single_task")
         values["other_cpu_cores"] = _number(d.get("other_cpu_cores"), f"{at}.other", null=True)
         bp = d.get("best_parallel")

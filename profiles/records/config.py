@@ -100,6 +100,11 @@ class RunConfig:
     def not_applicable_reason(self) -> str | None:
         """Why this combination makes no sense, or None (values are checked by check())."""
         layer = get_layer(self.layer)
+        if self.executor == "native-region" and self.pass_kind != "forward":
+            return (
+                f"executor 'native-region' is not applicable to --pass {self.pass_kind}: it "
+                "runs forward passes of the conv layers and the network"
+            )
         return pass_not_applicable(layer, self.pass_kind, self.strategy) or not_applicable_reason(
             layer, self.strategy, self.kernel, self.executor, self.workers
         )

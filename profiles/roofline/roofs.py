@@ -203,7 +203,7 @@ def measure(
     settings: RoofSettings | None = None, progress: Callable[[str], None] | None = None
 ) -> RoofSet:
     """Measure every roof now (a few seconds)."""
-    from partui.profiles.bench.suite import gemm_peak
+    from partui.profiles.bench.peaks import gemm_peak
     from partui.profiles.system import blas
 
     s = settings or RoofSettings()

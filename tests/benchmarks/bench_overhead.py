@@ -144,16 +144,20 @@ def executor_overhead(workers: list[int], rounds: int, repeats: int) -> None:
         f"{'executor':<16} {'workers':>7} {'median us':>10} {'rounds min-max':>16} "
         f"{'q1-q3 us':>14} {'min us':>8}"
     )
+    from partui.profiles.executors.registry import executor_class
+
     for w in workers:
-        medians: dict[str, list[float]] = {e: [] for e in OVERHEAD_EXECUTORS}
-        pooled: dict[str, list[float]] = {e: [] for e in OVERHEAD_EXECUTORS}
+        # native-region runs no more workers than numba has threads
+        names = tuple(e for e in OVERHEAD_EXECUTORS if executor_class(e).refusal(w) is None)
+        medians: dict[str, list[float]] = {e: [] for e in names}
+        pooled: dict[str, list[float]] = {e: [] for e in names}
         for r in range(rounds):
-            order = OVERHEAD_EXECUTORS if r % 2 == 0 else OVERHEAD_EXECUTORS[::-1]
+            order = names if r % 2 == 0 else names[::-1]
             for e in order:
                 values = empty_repeats_us(e, w, repeats=repeats, warmup=max(10, repeats // 10))
                 medians[e].append(statistics.median(values))
                 pooled[e] += values
-        for e in OVERHEAD_EXECUTORS:
+        for e in names:
             s = summary(pooled[e])
             m = medians[e]
             spread = f"{min(m):.1f}-{max(m):.1f}"

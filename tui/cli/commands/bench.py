@@ -8,7 +8,12 @@ import time
 from partui.kernels.model.layers import LAYER_NAMES, MAX_BATCH
 from partui.profiles.records.limits import MAX_WORKERS
 from partui.tui.cli.commands.options import ascii_int, parse_int
-from partui.tui.cli.commands.preflight import check_output, check_writable_dir, compile_ahead
+from partui.tui.cli.commands.preflight import (
+    check_output,
+    check_writable_dir,
+    compile_ahead,
+    tune_ahead,
+)
 from partui.tui.cli.errors import UsageError
 from partui.tui.text.safe_text import echo
 from partui.tui.text.table import ms, print_json, table
@@ -78,6 +83,13 @@ def register(sub) -> None:
         metavar="N",
         help="timed repeats per finalist per round (default 10, 3 with --quick)",
     )
+    p.add_argument(
+        "--retune",
+        action="store_true",
+        help="measure the kernels' CPU-dependent choices again before the bench (GEMM "
+        "shape, patch-row chunk, samples per native call; seconds) and replace this CPU's "
+        "tuning file",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -140,8 +152,10 @@ def cmd_bench(args) -> int:
     compile_ahead(settings.layer_names())
     conditions = read_conditions()
     progress(conditions_line(conditions))
+    tuned = tune_ahead(retune=args.retune)
     bench = Bench(settings, progress)
     result = bench.run()
+    result.tuning = tuned or {}
     if result.other_cpu_cores is not None:  # measured over the whole bench
         conditions.others_cpu = 100 * result.other_cpu_cores
     try:
@@ -166,8 +180,9 @@ def cmd_bench(args) -> int:
 # ---- the text report -------------------------------------------------------------------
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.0f}%"
+def _pct(v: float | None) -> str:
+    """A share of a peak; '-' where the peak was not measurable (never above 100%)."""
+    return "-" if v is None or v > 1.0 else f"{100 * v:.0f}%"
 
 
 def report(result: BenchResult) -> str:
@@ -192,13 +207,17 @@ def report(result: BenchResult) -> str:
                 else ""
             )
         )
-    lines.append("")
-    rows = [
-        [t, p["size"], f"{p['gflops']:.1f}", f"{p['best_gflops']:.1f}", ms(p["median_ms"])]
-        for t, p in result.gemm_peak.items()
-    ]
-    lines.append("float32 GEMM peak (the practical limit)")
-    lines.append(table(["threads", "size", "GFLOP/s (median)", "best", "median ms"], rows))
+    cond = result.conditions
+    if cond:
+        lines.append(
+            "machine quiet: targets can be met"
+            if cond.get("quiet")
+            else "machine busy: no target is called met ("
+            + "; ".join(str(r) for r in cond.get("reasons", []))
+            + ")"
+        )
+    lines += _peak_lines(result)
+    rows: list[list] = []
     if result.overhead:
         lines.append("")
         lines.append("fixed cost of one repeat on threads (empty tasks handed out and collected)")
@@ -264,6 +283,12 @@ def report(result: BenchResult) -> str:
             "worker needs a free core); vs 1 worker: the best 1-worker median over this one"
         )
     lines += _time_split_lines(result)
+    lines += _executor_split_lines(result)
+    if result.tuning:
+        from partui.tui.text.tuning_text import summary_lines
+
+        lines += ["", "kernel choices tuned on this CPU (partui bench --retune measures again)"]
+        lines += summary_lines(result.tuning)
     if result.failures:
         lines.append("")
         lines.append("WRONG ANSWERS (never chosen):")
@@ -273,10 +298,54 @@ def report(result: BenchResult) -> str:
             )
     lines.append("")
     lines.append("targets")
-    rows = [[t["target"], "met" if t["met"] else "NOT MET", t["figure"]] for t in result.targets]
+    rows = [
+        [t["target"], t.get("verdict", "met" if t["met"] else "NOT MET"), t["figure"]]
+        for t in result.targets
+    ]
     lines.append(table(["target", "verdict", "figure"], rows, align="lll"))
     lines.append(f"\n{result.seconds:.0f} s in all")
     return "\n".join(lines)
+
+
+def _peak_lines(result) -> list[str]:
+    """The GEMM peaks with their rounds' spread, and why a peak was not measurable now."""
+    rows, problems = [], []
+    for t, p in result.gemm_peak.items():
+        rounds = p.get("round_gflops") or [p["gflops"]]
+        ok = p.get("measurable", True)
+        rows.append(
+            [
+                t,
+                p["size"],
+                f"{p['gflops']:.1f}",
+                f"{min(rounds):.1f}-{max(rounds):.1f}",
+                f"{p.get('rounds', 1)} x {p.get('repeats', '?')}",
+                f"{p['best_gflops']:.1f}",
+                "yes" if ok else "NO",
+            ]
+        )
+        if not ok:
+            what = f"{t} thread{'s' * (t != '1')}"
+            problems.append(f"  {what}: {p.get('problem') or 'not measurable now'}")
+    lines = ["", "float32 GEMM peak (the practical limit), thread counts in interleaved rounds"]
+    lines.append(
+        table(
+            [
+                "threads",
+                "size",
+                "GFLOP/s (median)",
+                "rounds min-max",
+                "rounds x reps",
+                "best",
+                "measurable",
+            ],
+            rows,
+        )
+    )
+    if problems:
+        lines.append("peak not measurable now, so no share of it is given:")
+        lines += problems
+    return lines
 
 
 def _parallel_text(choice) -> str:
@@ -322,6 +391,44 @@ def _time_split_lines(result) -> list[str]:
             align="lrlrrrr",
         ),
     ]
+
+
+def _executor_split_lines(result) -> list[str]:
+    """The interpreter's cost per repeat against a native region's: empty tasks on each, and
+    the same batch split of each layer on both, measured in the same rounds."""
+    lines = []
+    per = result.overhead_by_executor
+    if len(per) > 1:
+        rows = [
+            [e, w, f"{o['median_us']:.1f}", f"{o['q1_us']:.1f}-{o['q3_us']:.1f}",
+             f"{o['repeats']:.0f}"]
+            for e, by_w in per.items()
+            for w, o in by_w.items()
+        ]  # fmt: skip
+        lines += [
+            "",
+            "fixed cost of one repeat, empty tasks: the interpreter's hand-out (threads) "
+            "against one native call (native-region)",
+            table(["executor", "workers", "median us", "q1-q3", "repeats"], rows),
+        ]
+    if result.executor_splits:
+        rows = [
+            [x["layer"], x["workers"], f"{x['strategy']}/{x['executor']}", ms(x["median_ms"]),
+             ms(x["work_ms"]), f"{x['imbalance']:.2f}", f"{x['fixed_us']:.0f}", x["runs"]]
+            for x in result.executor_splits
+        ]  # fmt: skip
+        lines += [
+            "",
+            "the same split on threads and in a native region (medians over the rounds' runs): "
+            "fixed = wall - busiest worker's tasks",
+            table(
+                ["layer", "workers", "split", "median ms", "work ms", "imbalance", "fixed us",
+                 "runs"],
+                rows,
+                align="lrlrrrrr",
+            ),
+        ]  # fmt: skip
+    return lines
 
 
 def _load(values) -> str:

@@ -14,6 +14,7 @@ EXECUTOR_LETTER = {
     "threads-dynamic": "d",
     "processes": "p",
     "blas": "b",
+    "native-region": "n",
     "dask": "D",
 }
 
@@ -86,8 +87,8 @@ def cmd_list(args) -> int:
     print()
     print(
         "valid combinations (letters: executors valid with the vectorized kernel; "
-        "i=inline t=threads d=threads-dynamic p=processes b=blas D=dask; loops: the same "
-        "without b):"
+        "i=inline t=threads d=threads-dynamic p=processes b=blas n=native-region D=dask; "
+        "loops: the same without b and n):"
     )
     headers = ["layer"] + list(STRATEGIES)
     rows = []
@@ -146,14 +147,17 @@ def list_data() -> dict:
 
 
 def cmd_info(args) -> int:
+    from partui.kernels.runtime import tuning
     from partui.profiles.system.machine import info
+    from partui.tui.text.tuning_text import summary_lines
 
     if args.conditions:
         return _conditions(args.json)
 
     data = info()
+    tuned = tuning.read_file() if tuning.enabled() else None
     if args.json:
-        print_json(data.to_dict(), indent=2)
+        print_json({**data.to_dict(), "tuning": tuned}, indent=2)
         return 0
     print(f"CPU          {data.cpu_model}")
     print(
@@ -179,6 +183,8 @@ def cmd_info(args) -> int:
     if not data.blas:
         print("BLAS         none found by threadpoolctl")
     print(f"Python       {data.python}   numpy {data.numpy}")
+    for line in summary_lines(tuned):
+        print(line)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from partui.kernels.model.layers import LAYERS
 from partui.tui.cli.errors import UsageError
@@ -64,6 +65,7 @@ def compile_ahead(layers, kernel: str = "vectorized", strategy: str = "") -> Non
     layers = list(LAYERS) if strategy == "pipeline" else list(layers)
     todo = jitcache.missing(layers)
     if not todo:
+        tune_ahead()
         return
     when = "first run only" if jitcache.cache_enabled() else "PARTUI_NUMBA_CACHE=0: every run"
     print(f"partui: compiling kernels, {when} ({', '.join(todo)})...", file=sys.stderr, flush=True)
@@ -71,6 +73,33 @@ def compile_ahead(layers, kernel: str = "vectorized", strategy: str = "") -> Non
 
     seconds = compile_kernels(todo)
     print(f"partui: kernels compiled in {seconds:.0f} s", file=sys.stderr, flush=True)
+    tune_ahead()
+
+
+def tune_ahead(retune: bool = False) -> dict | None:
+    """On first use on this CPU (or `retune`), the short autotune of the kernels' knobs, its
+    progress on stderr; later runs read the per-CPU file. None: PARTUI_AUTOTUNE=0."""
+    from partui.kernels.runtime import tuning
+
+    if not tuning.enabled():
+        return None
+    if not retune and tuning.read_file() is not None:
+        return tuning.read_file()
+    from partui.profiles.bench.autotune import ensure
+
+    print(
+        "partui: tuning the kernels for this CPU, first run only (seconds)...",
+        file=sys.stderr,
+        flush=True,
+    )
+    t0 = time.monotonic()
+    data = ensure(retune, lambda text: print(f"partui: {text}", file=sys.stderr, flush=True))
+    print(
+        f"partui: tuned in {time.monotonic() - t0:.0f} s: {tuning.cache_path()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return data
 
 
 def warn_settings(cfg: RunConfig) -> None:

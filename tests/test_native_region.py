@@ -1,0 +1,94 @@
+"""The native-region executor: a whole repeat as one native call on numba's threads.
+
+What it refuses (one line each, before anything starts), that its stamps are on the clock
+every other executor's spans use, and (slow: its parallel kernels compile for tens of
+seconds when the cache is cold) that its runs are verified and its spans say who ran what
+inside each repeat."""
+
+import ctypes
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from partui.kernels.model.layers import LAYERS
+from partui.kernels.plan.axes import KERNELS, STRATEGIES, not_applicable_reason
+from partui.kernels.runtime.native_clock import native_clock, perf_counter_clock_id
+from partui.profiles.executors.native_region import NativeRegionExecutor, pool_threads
+from partui.profiles.records.config import RunConfig
+
+
+def test_it_runs_conv_layers_and_the_network_by_batch_and_refuses_the_rest_in_one_line():
+    runs = set()
+    for name, layer in LAYERS.items():
+        for s in STRATEGIES:
+            for k in KERNELS:
+                why = not_applicable_reason(layer, s, k, "native-region", 2)
+                if why is None:
+                    runs.add((name, s, k))
+                else:
+                    assert "not applicable" in why and "\n" not in why
+    assert runs == {
+        (n, s, "vectorized")
+        for n in ("conv1", "conv2", "conv3", "network")
+        for s in ("none", "batch")
+    }
+    why = RunConfig("conv2", executor="native-region", pass_kind="backward").not_applicable_reason()
+    assert why is not None and "--pass backward" in why and "\n" not in why
+
+
+def test_more_workers_than_numba_has_threads_are_refused_before_start(monkeypatch):
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    assert pool_threads() == 2
+    assert NativeRegionExecutor.refusal(2) is None
+    why = NativeRegionExecutor.refusal(3)
+    assert why is not None and "at most 2 workers" in why and "\n" not in why
+
+
+def test_native_stamps_read_the_clock_of_perf_counter_ns():
+    clock, reason = native_clock()
+    assert clock is not None, reason
+    assert clock.clock_id == perf_counter_clock_id()
+    ts = np.zeros(2, np.int64)
+    for _ in range(5):
+        before = time.perf_counter_ns()
+        assert clock.clock(clock.clock_id, ctypes.c_void_p(ts.ctypes.data)) == 0
+        after = time.perf_counter_ns()
+        assert before <= int(ts[0]) * 10**9 + int(ts[1]) <= after
+    assert clock.gettid() == threading.get_native_id()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,strategy", [("conv3", "batch"), ("network", "none")])
+def test_a_run_is_verified_and_its_spans_sit_inside_their_repeats(name, strategy):
+    from partui.profiles.run.engine import Engine
+
+    cfg = RunConfig(
+        name, strategy=strategy, executor="native-region", workers=2, batch=5, repeats=3, warmup=1
+    )
+    with Engine(sample_hz=0) as engine:
+        result = engine.run(cfg)
+    assert result.ok and result.max_abs_error <= result.tolerance
+    tasks = 2 if strategy == "batch" else 1
+    spans = [s for s in result.spans if s.repeat >= 0]
+    assert len(spans) == 3 * tasks
+    starts = result.repeat_start_ns
+    for s in spans:
+        # stamped natively, on the clock the engine timed the repeat with
+        wall_ns = result.times_ms[s.repeat] * 1e6
+        assert starts[s.repeat] <= s.start_ns < s.end_ns <= starts[s.repeat] + wall_ns + 1
+        assert 0 <= s.worker < 2 and s.tid > 0
+        assert (s.wake_ns >= 0) == (s.worker > 0)
+    if tasks == 2:  # one task per pool thread, each thread its own native id
+        for r in range(3):
+            assert sorted(s.worker for s in spans if s.repeat == r) == [0, 1]
+        assert {s.tid for s in spans if s.worker == 0} == {threading.get_native_id()}
+
+
+@pytest.mark.slow
+def test_the_fixed_cost_of_an_empty_region_is_measured():
+    from partui.profiles.bench.overhead import empty_repeats_us
+
+    figures = empty_repeats_us("native-region", 2, repeats=50, warmup=5)
+    assert len(figures) == 50 and all(v > 0 for v in figures)
