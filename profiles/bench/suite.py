@@ -31,6 +31,7 @@ from partui.profiles.bench.overhead import summary as summary_us
 from partui.profiles.bench.targets import targets
 from partui.profiles.records.bench_result import BenchChoice, BenchResult, BenchRow
 from partui.profiles.records.config import RunConfig
+from partui.profiles.records.significance import NOISE_FLOOR, contrast
 from partui.profiles.records.stats import summarize
 from partui.profiles.run.engine import Engine
 from partui.profiles.store.snapshot import Snapshot
@@ -55,6 +56,7 @@ class BenchSettings:
     gemm_repeats: int = 20
     overhead_repeats: int = 2000  # repeats of empty tasks per worker count
     seed: int = 0
+    noise_floor: float = NOISE_FLOOR  # the smallest ratio that counts as a difference
 
     @classmethod
     def quick(cls, **changes) -> BenchSettings:
@@ -355,11 +357,14 @@ class Bench:
             )
             if best1 is not None:
                 row.speedup_vs_best_1_worker = best1.median_ms / best.median_ms
+                if best is not best1:
+                    row.vs_1_worker = self._against(best1, best)
             if w > 1 and parallel:
                 bp = min(parallel, key=lambda m: m.median_ms)
                 row.best_parallel = bp.summary()
                 if best1 is not None:
                     row.best_parallel.speedup_vs_best_1_worker = best1.median_ms / bp.median_ms
+                    row.best_parallel.vs_1_worker = self._against(best1, bp)
             rows.append(row)
             note = " (a single task was fastest)" if row.single_task else ""
             self.progress(
@@ -367,6 +372,10 @@ class Bench:
                 f"{row.median_ms:.3f} ms, {row.gflops:.1f} GFLOP/s{note}"
             )
         return rows
+
+    def _against(self, base: Measured, other: Measured) -> dict:
+        """other's repeats against base's: both from the same interleaved rounds."""
+        return contrast(base.times, other.times, self.s.noise_floor).to_dict()
 
 
 def to_snapshot(result: BenchResult, runs):

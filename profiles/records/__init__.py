@@ -1,5 +1,7 @@
 """What a run is and what it produced, as plain data: configurations and their checks, the
-events a run emits, results, statistics over repeats, and bench and training records.
+events a run emits, results, statistics over repeats, whether two sets of repeats differ,
+and bench and training records.
 
-Public: `config`, `limits`, `events`, `results`, `stats`, `train_config`, `bench_result`.
+Public: `config`, `limits`, `events`, `results`, `stats`, `significance`, `train_config`,
+`bench_result`.
 """

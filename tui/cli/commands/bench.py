@@ -7,7 +7,8 @@ import time
 
 from partui.kernels.model.layers import LAYER_NAMES, MAX_BATCH
 from partui.profiles.records.limits import MAX_WORKERS
-from partui.tui.cli.commands.options import ascii_int, parse_int
+from partui.profiles.records.significance import method_text
+from partui.tui.cli.commands.options import add_noise_floor_argument, ascii_int, parse_int
 from partui.tui.cli.commands.preflight import check_output, check_writable_dir, compile_ahead
 from partui.tui.cli.errors import UsageError
 from partui.tui.text.safe_text import echo
@@ -78,6 +79,7 @@ def register(sub) -> None:
         metavar="N",
         help="timed repeats per finalist per round (default 10, 3 with --quick)",
     )
+    add_noise_floor_argument(p)
     p.set_defaults(func=cmd_bench)
 
 
@@ -107,6 +109,7 @@ def settings_from(args):
     if not 1 <= args.batch <= MAX_BATCH:
         raise UsageError(f"batch must be an integer from 1 to {MAX_BATCH}, got {args.batch}")
     changes["batch"] = args.batch
+    changes["noise_floor"] = args.noise_floor
     for name, key in (("rounds", "rounds"), ("repeat", "round_repeats")):
         value = getattr(args, name)
         if value is not None:
@@ -217,7 +220,7 @@ def report(result: BenchResult) -> str:
             bp = r.best_parallel
             if r.single_task and bp:
                 note += f" ({_parallel_text(bp)} {ms(bp.median_ms)} ms)"
-            speed = r.speedup_vs_best_1_worker
+            vs1 = _vs_1_worker(r)
             rows.append(
                 [
                     r.layer,
@@ -227,7 +230,7 @@ def report(result: BenchResult) -> str:
                     f"{ms(r.min_ms)}-{ms(r.max_ms)}",
                     f"{r.gflops:.1f}",
                     _pct(r.share_of_gemm_peak),
-                    f"{speed:.2f}x" if speed else "-",
+                    vs1,
                     "yes" if r.verified else "NO",
                     "?" if r.other_cpu_cores is None else f"{r.other_cpu_cores:.2f}",
                     note,
@@ -254,7 +257,9 @@ def report(result: BenchResult) -> str:
         )
         lines.append(
             "others: CPU cores other programs used while this layer was measured (a second "
-            "worker needs a free core); vs 1 worker: the best 1-worker median over this one"
+            "worker needs a free core); vs 1 worker: this configuration's repeats against "
+            "the best 1-worker one's, from the same interleaved rounds: "
+            + method_text(s.get("noise_floor"))
         )
     lines += _time_split_lines(result)
     if result.failures:
@@ -270,6 +275,15 @@ def report(result: BenchResult) -> str:
     lines.append(table(["target", "verdict", "figure"], rows, align="lll"))
     lines.append(f"\n{result.seconds:.0f} s in all")
     return "\n".join(lines)
+
+
+def _vs_1_worker(row) -> str:
+    """The row against the best 1-worker configuration: a verdict with its interval, or why
+    there is none; an older summary without repeats gives the ratio of medians alone."""
+    if row.vs_1_worker is not None:
+        return row.vs_1_worker["text"]
+    speed = row.speedup_vs_best_1_worker
+    return f"{speed:.2f}x (medians)" if speed and row.workers > 1 else "-"
 
 
 def _parallel_text(choice) -> str:
