@@ -18,6 +18,7 @@ from partui.profiles.records.significance import (
     TOO_SPREAD,
     contrast,
     mann_whitney_p,
+    run_drift,
     u_counts,
 )
 
@@ -132,6 +133,26 @@ def test_the_noise_floor_keeps_a_small_drift_from_counting():
     assert off.text().startswith("1.05x slower [")
 
 
+def test_a_difference_smaller_than_the_drift_between_runs_does_not_count():
+    """Side A: five runs of one configuration, medians 10 and, the last, 13 (the machine
+    changed before it: 1.3x apart). Side B 1.25x slower than A's pooled median: beyond the
+    noise floor and p small, but no more than A's own runs differ, so it does not count."""
+    first = [10.0, 10.1, 9.9, 10.05, 9.95]
+    last = [13.0, 13.1, 12.9, 13.05, 12.95]
+    runs = [[t + k / 100 for t in first] for k in range(4)] + [last]
+    assert run_drift(runs) == pytest.approx(13.0 / 10.0)
+    assert run_drift([first], [first]) == 1.0 and run_drift([[2.0, 4.0, 3.0]], []) == 1.0
+    assert run_drift([first, last], [[1.0], [1.5]]) == pytest.approx(1.5)  # the larger side
+    a = [t for r in runs for t in r]
+    other = [12.5, 12.4, 12.6, 12.55, 12.45, 12.7, 12.3, 12.5, 12.6, 12.4]
+    without = contrast(a, other)
+    assert without.verdict == SLOWER and without.ci_low > NOISE_FLOOR
+    drifting = contrast(a, other, drift=run_drift(runs, [other]))
+    assert drifting.verdict in (NO_DIFFERENCE, TOO_SPREAD) and not drifting.significant
+    assert "runs of one configuration 1.30x apart" in drifting.text()
+    assert drifting.to_dict()["drift"] == pytest.approx(1.3)
+
+
 def test_repeats_too_spread_to_conclude():
     base = [1.0, 9.0, 2.0, 8.0, 3.0, 7.0]
     other = [2.0, 8.5, 1.5, 9.5, 4.0, 6.0]
@@ -181,3 +202,17 @@ def test_back_to_back_snapshots_do_not_differ_and_a_quarter_of_the_batch_does(tm
     assert quarter.verdict == FASTER and quarter.significant
     # a quarter of the FLOPs: at most half the time (a busy machine stretches either side)
     assert quarter.ci_low <= quarter.ratio <= quarter.ci_high < 0.5
+
+
+@pytest.mark.parametrize("command", ["compare A B", "sweep --layer conv2", "show A", "bench"])
+def test_noise_floor_outside_1_to_10_is_a_usage_error(command, capsys):
+    from partui.tui.cli.main import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args([*command.split(), "--noise-floor", "1.25"]).noise_floor == 1.25
+    assert parser.parse_args(command.split()).noise_floor == NOISE_FLOOR
+    for bad in ("0.9", "nan", "x", "11"):
+        with pytest.raises(SystemExit) as stop:
+            parser.parse_args([*command.split(), "--noise-floor", bad])
+        assert stop.value.code == 2
+        assert "expected a ratio from 1 to 10" in capsys.readouterr().err

@@ -191,7 +191,7 @@ def _contrast(d: Any, where: str) -> dict[str, Any]:
     for k in ("text", "verdict"):
         out[k] = Check.text(Check.field(d, k, where), f"{where}.{k}", 200)
     out["significant"] = Check.boolean(Check.field(d, "significant", where), f"{where}.sig")
-    for k in ("ratio", "ci_low", "ci_high", "level", "p_value", "noise_floor"):
+    for k in ("ratio", "ci_low", "ci_high", "level", "p_value", "noise_floor", "drift"):
         out[k] = _number(d.get(k), f"{where}.{k}", null=True)
     for k in ("n_base", "n_other"):
         out[k] = Check.integer(Check.field(d, k, where), f"{where}.{k}", 0, 2**31)

@@ -49,7 +49,11 @@ class Contrast:
     verdict: str  # FASTER, SLOWER, NO_DIFFERENCE, TOO_FEW or TOO_SPREAD
     n_base: int
     n_other: int
-    noise_floor: float
+    noise_floor: float  # as stated
+    # how far apart the medians of one configuration's runs were (max / min, the larger of
+    # the two sides; 1 with one run a side): a difference between the sides must exceed it
+    # too, as it must the noise floor
+    drift: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "text": self.text()}
@@ -64,7 +68,10 @@ class Contrast:
             return f"{_f(1 / r)}x faster [{_f(1 / hi)}-{_f(1 / lo)}]"
         if self.verdict == SLOWER:
             return f"{_f(r)}x slower [{_f(lo)}-{_f(hi)}]"
-        return f"{self.verdict} ({_f(r)}x the time [{_f(lo)}-{_f(hi)}])"
+        why = ""
+        if self.drift > self.noise_floor:
+            why = f"; runs of one configuration {_f(self.drift)}x apart"
+        return f"{self.verdict} ({_f(r)}x the time [{_f(lo)}-{_f(hi)}]{why})"
 
     def short(self) -> str:
         """For a narrow cell: the speedup (base / other) with its interval when significant,
@@ -87,32 +94,54 @@ def contrast(
     level: float = LEVEL,
     resamples: int = RESAMPLES,
     seed: int = SEED,
+    drift: float = 1.0,
 ) -> Contrast:
     """Compare two sets of repeats (times, lower is better). The same data gives the same
     answer: the resampling is seeded and the samples are sorted first, so their order does
-    not matter."""
+    not matter. `drift` (run_drift): how far apart runs of one configuration were; the
+    ratio must clear it as well as the noise floor."""
     import numpy as np  # here, not at import: the dashboard starts without numpy
 
     a = np.sort(np.asarray([float(v) for v in base if v == v], dtype=float))
     b = np.sort(np.asarray([float(v) for v in other if v == v], dtype=float))
     nan = float("nan")
+    drift = drift if drift >= 1 else 1.0  # also NaN
     if a.size == 0 or b.size == 0:
-        return Contrast(nan, nan, nan, level, nan, False, TOO_FEW, a.size, b.size, noise_floor)
+        return Contrast(
+            nan, nan, nan, level, nan, False, TOO_FEW, a.size, b.size, noise_floor, drift
+        )
     ma = float(np.median(a))
     ratio = float(np.median(b)) / ma if ma > 0 else nan
     lo, hi = median_ratio_interval(a, b, level, resamples, seed)
     p = mann_whitney_p(a, b)
+    floor = max(noise_floor, drift)
     if min(a.size, b.size) < MIN_REPEATS:
         said, significant = TOO_FEW, False
-    elif p < ALPHA and hi < 1 / noise_floor:
+    elif p < ALPHA and hi < 1 / floor:
         said, significant = FASTER, True
-    elif p < ALPHA and lo > noise_floor:
+    elif p < ALPHA and lo > floor:
         said, significant = SLOWER, True
     elif not hi <= lo * SPREAD_LIMIT:  # also when the interval is not defined
         said, significant = TOO_SPREAD, False
     else:
         said, significant = NO_DIFFERENCE, False
-    return Contrast(ratio, lo, hi, level, p, significant, said, a.size, b.size, noise_floor)
+    return Contrast(ratio, lo, hi, level, p, significant, said, a.size, b.size, noise_floor, drift)
+
+
+def run_drift(*sides) -> float:
+    """How far apart the runs of one configuration were: the largest ratio of the highest to
+    the lowest run median within a side (each side a list of runs, each a list of repeats).
+    Repeats of one run share its moment (a busy spell, a frequency, a cache state); the
+    next run of the same configuration can sit several percent away, and a difference
+    between two snapshots smaller than that is no evidence. 1 with one run a side."""
+    import numpy as np
+
+    out = 1.0
+    for runs in sides:
+        medians = [float(np.median(r)) for r in runs if len(r)]
+        if len(medians) >= 2 and min(medians) > 0:
+            out = max(out, max(medians) / min(medians))
+    return out
 
 
 def median_ratio_interval(base, other, level: float, resamples: int, seed: int):
@@ -206,6 +235,7 @@ def method_text(noise_floor: float | None = NOISE_FLOOR) -> str:
     return (
         f"'faster'/'slower' only where Mann-Whitney U gives p < {ALPHA:g} and the whole "
         f"{100 * LEVEL:.0f}% bootstrap interval [low-high] of the ratio of medians lies "
-        f"beyond the noise floor {floor:.2f}x; fewer than {MIN_REPEATS} repeats a side: "
+        f"beyond the noise floor {floor:.2f}x (and beyond how far apart one configuration's "
+        f"runs were, where it had several); fewer than {MIN_REPEATS} repeats a side: "
         "no verdict"
     )

@@ -76,10 +76,15 @@ class RunStats:
 
 
 def run_stats(
-    result, one_worker=None, honest_ms: float | None = None, noise_floor: float = NOISE_FLOOR
+    result,
+    one_worker=None,
+    honest_ms: float | None = None,
+    noise_floor: float = NOISE_FLOOR,
+    drift: float = 1.0,
 ) -> RunStats:
     """Statistics of a RunResult; `one_worker` is the same configuration's 1-worker result
-    (its repeats are what the verdict compares)."""
+    (its repeats are what the verdict compares); `drift`: significance.run_drift of the two
+    configurations' runs."""
     workers = result.config.workers
     shares = busy_shares(result.worker_busy_ms, result.median_ms)
     base_1w = one_worker.median_ms if one_worker is not None else None
@@ -87,7 +92,7 @@ def run_stats(
     sh = speedup(honest_ms, result.median_ms)
     c = None
     if one_worker is not None and one_worker is not result:
-        c = contrast(one_worker.times_ms, result.times_ms, noise_floor)
+        c = contrast(one_worker.times_ms, result.times_ms, noise_floor, drift=drift)
     # BLAS's own threads are invisible to the engine: only its calling thread has spans
     imb = float("nan") if result.config.executor == "blas" else imbalance(result.worker_busy_ms)
     return RunStats(

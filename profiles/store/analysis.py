@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from partui.profiles.records.results import timing
-from partui.profiles.records.significance import NOISE_FLOOR, Contrast, contrast
+from partui.profiles.records.significance import NOISE_FLOOR, Contrast, contrast, run_drift
 from partui.profiles.records.stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats
 from partui.profiles.store.baselines import Baseline, key_of
 
@@ -51,12 +51,22 @@ def pool(results):
     )
 
 
-def pooled_by_config(results) -> dict[tuple, RunResult]:
-    """config_key -> every run of that configuration pooled (in first-seen order)."""
+def runs_by_config(results) -> dict[tuple, list[RunResult]]:
+    """config_key -> the runs of that configuration (in first-seen order)."""
     groups: dict[tuple, list] = {}
     for r in results:
         groups.setdefault(r.config.key(), []).append(r)
-    return {k: pool(v) for k, v in groups.items()}
+    return groups
+
+
+def pooled_by_config(results) -> dict[tuple, RunResult]:
+    """config_key -> every run of that configuration pooled (in first-seen order)."""
+    return {k: pool(v) for k, v in runs_by_config(results).items()}
+
+
+def drift_of(*sides: list[RunResult]) -> float:
+    """significance.run_drift of some configurations' runs."""
+    return run_drift(*([r.times_ms for r in runs] for runs in sides))
 
 
 @dataclass
@@ -116,24 +126,33 @@ def analyze(
     faster of those and this set's own best 1-worker run is used. `noise_floor`: the
     smallest ratio that counts as a difference (significance.contrast)."""
     baselines = fastest(known or {}, best_single_worker(results, source))
-    by_config = pooled_by_config(results)  # a repeated configuration: every run pooled
+    runs = runs_by_config(results)
+    by_config = {k: pool(v) for k, v in runs.items()}  # a repeated configuration: pooled
     rows = []
     for r in results:
-        twin = by_config.get((*r.config.series_key(), 1))
+        twin_key = (*r.config.series_key(), 1)
+        twin = by_config.get(twin_key)
         base = baselines.get(key_of(r.config))
         honest = base.median_ms if base else None
-        rows.append(Row(r, run_stats(r, twin, honest, noise_floor), base))
+        drift = drift_of(runs.get(twin_key, []), runs[r.config.key()])
+        rows.append(Row(r, run_stats(r, twin, honest, noise_floor, drift), base))
     groups: dict[tuple, dict[int, RunResult]] = {}
+    drifts: dict[tuple, float] = {}
     for key, r in by_config.items():
         if r.ok:
             groups.setdefault(key[:-1], {})[key[-1]] = r
+            drifts[key[:-1]] = max(drifts.get(key[:-1], 1.0), drift_of(runs[key]))
     series = [
-        scaling(key, points, noise_floor) for key, points in groups.items() if len(points) >= 2
+        scaling(key, points, noise_floor, drifts[key])
+        for key, points in groups.items()
+        if len(points) >= 2
     ]
     return Analysis(rows, baselines, series)
 
 
-def scaling(key: tuple, points: dict[int, RunResult], noise_floor: float = NOISE_FLOOR) -> Series:
+def scaling(
+    key: tuple, points: dict[int, RunResult], noise_floor: float = NOISE_FLOOR, drift: float = 1.0
+) -> Series:
     """One configuration over worker counts. A fit of medians that do not differ says only
     what the noise did (a serial fraction of 200, or below 0): the Amdahl fit is given only
     when the fewest and the most workers differ significantly, and Karp-Flatt's e only at
@@ -141,7 +160,7 @@ def scaling(key: tuple, points: dict[int, RunResult], noise_floor: float = NOISE
     times = {p: points[p].median_ms for p in sorted(points)}
     first, last = min(times), max(times)
     contrasts = {
-        p: contrast(points[first].times_ms, points[p].times_ms, noise_floor)
+        p: contrast(points[first].times_ms, points[p].times_ms, noise_floor, drift=drift)
         for p in times
         if p != first
     }

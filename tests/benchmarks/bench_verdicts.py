@@ -6,8 +6,9 @@ split into two "snapshots" of `--runs-per-side` runs each, three ways:
 - back to back: runs 1..k against runs k+1..2k (drift between the two weighs fully),
 - interleaved: odd runs against even runs (drift weighs on both alike),
 - shuffled: runs drawn at random (no drift at all: what the tests' error rates promise).
-For each way, the share of splits `significance.contrast` calls significant, with the noise
-floor and without it (floor 1), and the share of each verdict. Then a known difference:
+For each way, the share of splits `significance.contrast` calls significant as `partui
+compare` does (the noise floor and the runs' drift), with the floor alone, and with neither
+(floor 1), and the count of each verdict as `compare` gives it. Then a known difference:
 the same configuration at a quarter of the batch, interleaved, should always be significant.
 
     python tests/benchmarks/bench_verdicts.py [--layer conv2] [--batch 64] [--runs 40]
@@ -24,7 +25,7 @@ from collections import Counter
 import numpy as np
 
 from partui.profiles.records.config import RunConfig
-from partui.profiles.records.significance import NOISE_FLOOR, contrast
+from partui.profiles.records.significance import NOISE_FLOOR, contrast, run_drift
 from partui.profiles.run.engine import Engine
 
 
@@ -77,17 +78,21 @@ def main() -> None:
             (p[:k], p[k : 2 * k]) for p in (rng.permutation(args.runs) for _ in range(args.splits))
         ],
     }
-    print(f"\n{k} runs ({k * args.repeats} repeats) a side; significant with the floor "
-          f"{NOISE_FLOOR:.2f} / with none (1.00); verdicts with the floor")  # fmt: skip
+    print(f"\n{k} runs ({k * args.repeats} repeats) a side; significant as compare does "
+          f"(floor {NOISE_FLOOR:.2f} and drift) / floor alone / neither; verdicts as compare "
+          "gives them")  # fmt: skip
     for name, splits in ways.items():
-        floor = [contrast(joined(a), joined(b)) for a, b in splits]
-        none = [contrast(joined(a), joined(b), noise_floor=1.0) for a, b in splits]
-        sig = sum(c.significant for c in floor) / len(splits)
-        sig_none = sum(c.significant for c in none) / len(splits)
-        said = Counter(c.verdict for c in floor)
+        cases = [(joined(a), joined(b), [runs[i] for i in a], [runs[i] for i in b])
+                 for a, b in splits]  # fmt: skip
+        compare = [contrast(x, y, drift=run_drift(ra, rb)) for x, y, ra, rb in cases]
+        floor = [contrast(x, y) for x, y, _, _ in cases]
+        none = [contrast(x, y, noise_floor=1.0) for x, y, _, _ in cases]
+        shares = [100 * sum(c.significant for c in cs) / len(cs) for cs in (compare, floor, none)]
+        said = Counter(c.verdict for c in compare)
         print(
-            f"  {name:<13} {len(splits):>4} splits: {100 * sig:5.1f}% / {100 * sig_none:5.1f}%"
-            f"   {dict(said)}"
+            f"  {name:<13} {len(splits):>4} splits: "
+            + " / ".join(f"{v:5.1f}%" for v in shares)
+            + f"   {dict(said)}"
         )
     c = contrast(every, np.concatenate(quarter))
     print(f"\nbatch {max(1, args.batch // 4)} against batch {args.batch}: {c.text()}")

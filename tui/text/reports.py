@@ -180,11 +180,12 @@ def compare_data(a, b, noise_floor: float | None = None) -> dict:
     """What compare_report shows, as plain data: every run of a configuration pooled, and
     per configuration in both, B against A (significance.contrast)."""
     from partui.profiles.records.significance import NOISE_FLOOR, contrast
-    from partui.profiles.store.analysis import pooled_by_config
+    from partui.profiles.store.analysis import drift_of, pool, runs_by_config
 
     floor = NOISE_FLOOR if noise_floor is None else noise_floor
-    ra = pooled_by_config(a.results())  # every run of a configuration, not the last one
-    rb = pooled_by_config(b.results())
+    runs_a, runs_b = runs_by_config(a.results()), runs_by_config(b.results())
+    ra = {k: pool(v) for k, v in runs_a.items()}  # every run of a configuration pooled
+    rb = {k: pool(v) for k, v in runs_b.items()}
     both = [k for k in ra if k in rb]
 
     def side(r) -> dict:
@@ -198,7 +199,7 @@ def compare_data(a, b, noise_floor: float | None = None) -> dict:
     rows = []
     for k in both:
         x, y = ra[k], rb[k]
-        c = contrast(x.times_ms, y.times_ms, floor)
+        c = contrast(x.times_ms, y.times_ms, floor, drift=drift_of(runs_a[k], runs_b[k]))
         rows.append(
             {
                 "label": x.config.label(),

@@ -157,7 +157,13 @@ def noise_floor(text: str) -> float:
 
 def add_noise_floor_argument(p) -> None:
     """--noise-floor: the smallest ratio of medians that counts as a difference."""
-    from partui.profiles.records.significance import ALPHA, LEVEL, MIN_REPEATS, NOISE_FLOOR
+    from partui.profiles.records.significance import (
+        ALPHA,
+        LEVEL,
+        MIN_REPEATS,
+        NOISE_FLOOR,
+        SPREAD_LIMIT,
+    )
 
     p.add_argument(
         "--noise-floor",
@@ -168,7 +174,9 @@ def add_noise_floor_argument(p) -> None:
         f"{NOISE_FLOOR:g}: back-to-back runs of one configuration on a shared machine drift "
         f"by several percent). A pair is 'faster'/'slower' only where Mann-Whitney U gives "
         f"p < {ALPHA:g} and the whole {100 * LEVEL:.0f}%% bootstrap interval of the ratio of "
-        f"medians (seeded: the same repeats give the same answer) lies beyond X; with fewer "
-        f"than {MIN_REPEATS} repeats a side, or an interval wider than the difference, no "
-        f"verdict is given. 1 turns the floor off",
+        f"medians (seeded: the same repeats give the same answer) lies beyond X, and beyond "
+        f"how far apart one configuration's own runs were where it had several; with fewer "
+        f"than {MIN_REPEATS} repeats a side, or an interval whose ends are more than "
+        f"{SPREAD_LIMIT:g}x apart, no verdict is given (too few repeats, too spread). 1 "
+        "turns the floor off",
     )
