@@ -88,6 +88,20 @@ def test_a_known_shift_is_found_and_its_interval_covers_it():
     assert covered >= 85 and found >= 95 and false_alarms == 0
 
 
+def test_thousands_of_repeats_a_side_keep_an_interval_that_covers_the_shift():
+    """Past BOOTSTRAP_MAX repeats the bootstrap works on quantiles of each side (as live mode
+    pools thousands): the interval still covers the true ratio, a little wider than the
+    full sample's would be."""
+    from partui.profiles.records.significance import BOOTSTRAP_MAX
+
+    rng = np.random.default_rng(11)
+    base = 4.0 * rng.lognormal(0.0, 0.1, 5 * BOOTSTRAP_MAX)
+    other = 4.0 / 1.3 * rng.lognormal(0.0, 0.1, 5 * BOOTSTRAP_MAX)
+    c = contrast(base, other)
+    assert c.verdict == FASTER and c.n_base == c.n_other == 5 * BOOTSTRAP_MAX
+    assert c.ci_low <= 1 / 1.3 <= c.ci_high and c.ci_high / c.ci_low < 1.05
+
+
 def test_identical_samples_are_no_difference_and_too_few_repeats_get_no_verdict():
     times = [5.0, 5.2, 4.9, 5.1, 5.05, 5.3]
     c = contrast(times, times)

@@ -90,8 +90,8 @@ def run_stats(
     base_1w = one_worker.median_ms if one_worker is not None else None
     s1 = speedup(base_1w, result.median_ms)
     sh = speedup(honest_ms, result.median_ms)
-    c = None
-    if one_worker is not None and one_worker is not result:
+    c = None  # a 1-worker run is its own twin (or one of the runs pooled in it)
+    if one_worker is not None and workers > 1:
         c = contrast(one_worker.times_ms, result.times_ms, noise_floor, drift=drift)
     # BLAS's own threads are invisible to the engine: only its calling thread has spans
     imb = float("nan") if result.config.executor == "blas" else imbalance(result.worker_busy_ms)

@@ -128,20 +128,21 @@ def analyze(
     baselines = fastest(known or {}, best_single_worker(results, source))
     runs = runs_by_config(results)
     by_config = {k: pool(v) for k, v in runs.items()}  # a repeated configuration: pooled
+    drift = {k: drift_of(v) for k, v in runs.items()}
     rows = []
     for r in results:
         twin_key = (*r.config.series_key(), 1)
         twin = by_config.get(twin_key)
         base = baselines.get(key_of(r.config))
         honest = base.median_ms if base else None
-        drift = drift_of(runs.get(twin_key, []), runs[r.config.key()])
-        rows.append(Row(r, run_stats(r, twin, honest, noise_floor, drift), base))
+        apart = max(drift.get(twin_key, 1.0), drift[r.config.key()])
+        rows.append(Row(r, run_stats(r, twin, honest, noise_floor, apart), base))
     groups: dict[tuple, dict[int, RunResult]] = {}
     drifts: dict[tuple, float] = {}
     for key, r in by_config.items():
         if r.ok:
             groups.setdefault(key[:-1], {})[key[-1]] = r
-            drifts[key[:-1]] = max(drifts.get(key[:-1], 1.0), drift_of(runs[key]))
+            drifts[key[:-1]] = max(drifts.get(key[:-1], 1.0), drift[key])
     series = [
         scaling(key, points, noise_floor, drifts[key])
         for key, points in groups.items()
