@@ -61,8 +61,6 @@ class SpeedupChart(Chart):
         return (model.run_count, model.config)
 
     def draw(self, plt, model: Model) -> None:
-        from partui.profiles.records.stats import amdahl_fit
-
         cfg = model.config
         base = model.baseline_for(cfg)
         if base is None:
@@ -83,8 +81,10 @@ class SpeedupChart(Chart):
             plt.plot([p.workers, p.workers], [p.low, p.high], color="cyan")
         plt.scatter(ws, [p.speedup for p in points], marker="●", color="cyan", label="median")
         if len(points) >= 3:  # two points always fit a curve exactly: no fit from them
-            pooled = {p.workers: base.median_ms / p.speedup for p in points}
-            fit = amdahl_fit(pooled)
+            # the analysis's fit: none where the fewest and most workers do not differ
+            # significantly (a fit of noise), the same as the text reports
+            series = model.series_for(cfg)
+            fit = series.fit if series is not None else None
             if fit is not None:
                 xs = [lo_w + i * (hi_w - lo_w) / 20 for i in range(21)]
                 ys = [

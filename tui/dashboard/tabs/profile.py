@@ -28,6 +28,7 @@ from partui.profiles.records.events import (
     RunFinished,
     RunStarted,
 )
+from partui.profiles.records.significance import MIN_REPEATS, NOISE_FLOOR
 from partui.profiles.store.baselines import BaselineBook
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.charts.base import ChartFeed, Redraws
@@ -76,6 +77,13 @@ HELP_COLUMNS = [
         "strategy for this layer, kernel and batch, measured on this machine (this "
         "session or the machine's baseline book); 1.00x = as fast as that",
     ),
+    (
+        "vs 1w",
+        "the speedup over the same configuration at 1 worker with its 95% interval, "
+        f"where both runs' repeats show a difference beyond the {NOISE_FLOOR:.2f}x noise "
+        "floor; else n.s. (no significant difference), spread (too spread to conclude) or "
+        f"few (under {MIN_REPEATS} repeats). Shown when a run has a 1-worker twin",
+    ),
     ("eff", "efficiency = speedup / workers; 100% = every worker fully useful"),
     (
         "on-CPU",
@@ -101,7 +109,8 @@ HELP_CHARTS = [
     (
         "speedup",
         "speedup against workers: the ideal line, the measured points and an "
-        "Amdahl fit (s = serial fraction, its ceiling 1/s)",
+        "Amdahl fit (s = serial fraction, its ceiling 1/s) where the fewest and the "
+        "most workers differ significantly",
     ),
     ("run times", "every timed repeat, newest on the right: the noise you are reading"),
 ]
