@@ -158,6 +158,12 @@ def test_sweep_show_compare_as_json(swept, tmp_path):
     assert [r["config"]["workers"] for r in data["runs"]] == [1, 2]
     assert all(r["ok"] and r["median"] > 0 for r in data["runs"])
     assert data["runs"][0]["speedup_1w"] == 1.0
+    # --repeat 2: no verdict against 1 worker, and no fit from the two worker counts
+    assert data["runs"][0]["vs_1w"] is None
+    assert data["runs"][1]["vs_1w"]["verdict"] == "too few repeats"
+    assert data["runs"][1]["vs_1w"]["significant"] is False
+    (series,) = data["series"]
+    assert series["amdahl"] is None and "too few repeats" in series["amdahl_withheld"]
 
     shown = strict_json(partui("show", out, "--json").stdout)
     saved = json.loads(out.read_text())
