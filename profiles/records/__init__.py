@@ -2,6 +2,6 @@
 events a run emits, results, statistics over repeats, whether two sets of repeats differ,
 and bench and training records.
 
-Public: `config`, `limits`, `events`, `results`, `stats`, `significance`, `train_config`,
-`bench_result`.
+Public: `config`, `limits`, `events`, `results`, `stats`, `significance` (its rules in
+`verdict_rules`), `train_config`, `bench_result`.
 """

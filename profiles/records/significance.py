@@ -17,15 +17,20 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# A ratio of medians nearer 1 than this does not count as a difference: on a machine shared
-# with other work, back-to-back runs of one configuration drift by several percent.
-NOISE_FLOOR = 1.10
-LEVEL = 0.95  # of the bootstrap interval
-ALPHA = 0.05  # of the Mann-Whitney test, two-sided
-MIN_REPEATS = 5  # per side: with fewer, neither test can reach its level honestly
-# An interval whose ends are further apart than this (high / low) cannot say "no difference"
-# either: the repeats are too spread to conclude.
-SPREAD_LIMIT = 1.5
+from partui.profiles.records.verdict_rules import (
+    ALPHA,
+    FASTER,
+    LEVEL,
+    MIN_REPEATS,
+    NO_DIFFERENCE,
+    NOISE_FLOOR,
+    SLOWER,
+    SPREAD_LIMIT,
+    TOO_FEW,
+    TOO_SPREAD,
+    method_text,
+)
+
 RESAMPLES = 2000
 SEED = 0
 # Past this many repeats a side, the bootstrap resamples that many evenly spaced quantiles
@@ -34,10 +39,25 @@ SEED = 0
 BOOTSTRAP_MAX = 400
 EXACT_LIMIT = 25  # the exact U distribution for samples up to this size without ties
 
-FASTER, SLOWER = "faster", "slower"
-NO_DIFFERENCE = "no significant difference"
-TOO_FEW = "too few repeats"
-TOO_SPREAD = "too spread to conclude"
+__all__ = [  # the rules are re-exported: callers ask this module
+    "ALPHA",
+    "FASTER",
+    "LEVEL",
+    "MIN_REPEATS",
+    "NO_DIFFERENCE",
+    "NOISE_FLOOR",
+    "SLOWER",
+    "SPREAD_LIMIT",
+    "TOO_FEW",
+    "TOO_SPREAD",
+    "Contrast",
+    "contrast",
+    "mann_whitney_p",
+    "median_ratio_interval",
+    "method_text",
+    "run_drift",
+    "u_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -254,15 +274,3 @@ def u_counts(m: int, n: int) -> list[int]:
         grid = np.concatenate([c, np.zeros(pad, dtype=np.int64)]).reshape(-1, i)
         c = np.cumsum(grid, axis=0).reshape(-1)[:size]
     return [int(v) for v in c]
-
-
-def method_text(noise_floor: float | None = NOISE_FLOOR) -> str:
-    """The rule behind every verdict, in one line for a report's legend."""
-    floor = NOISE_FLOOR if noise_floor is None else noise_floor
-    return (
-        f"'faster'/'slower' only where Mann-Whitney U gives p < {ALPHA:g} and the whole "
-        f"{100 * LEVEL:.0f}% bootstrap interval [low-high] of the ratio of medians lies "
-        f"beyond the noise floor {floor:.2f}x (and beyond how far apart one configuration's "
-        f"runs were, where it had several); fewer than {MIN_REPEATS} repeats a side: "
-        "no verdict"
-    )

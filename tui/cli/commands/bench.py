@@ -7,7 +7,7 @@ import time
 
 from partui.kernels.model.layers import LAYER_NAMES, MAX_BATCH
 from partui.profiles.records.limits import MAX_WORKERS
-from partui.profiles.records.significance import method_text
+from partui.profiles.records.verdict_rules import method_text
 from partui.tui.cli.commands.options import add_noise_floor_argument, ascii_int, parse_int
 from partui.tui.cli.commands.preflight import check_output, check_writable_dir, compile_ahead
 from partui.tui.cli.errors import UsageError

@@ -157,7 +157,7 @@ def noise_floor(text: str) -> float:
 
 def add_noise_floor_argument(p) -> None:
     """--noise-floor: the smallest ratio of medians that counts as a difference."""
-    from partui.profiles.records.significance import (
+    from partui.profiles.records.verdict_rules import (
         ALPHA,
         LEVEL,
         MIN_REPEATS,

@@ -28,7 +28,7 @@ from partui.profiles.records.events import (
     RunFinished,
     RunStarted,
 )
-from partui.profiles.records.significance import MIN_REPEATS, NOISE_FLOOR
+from partui.profiles.records.verdict_rules import MIN_REPEATS, NOISE_FLOOR
 from partui.profiles.store.baselines import BaselineBook
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.charts.base import ChartFeed, Redraws
