@@ -140,3 +140,36 @@ def test_the_report_explains_others_and_never_calls_one_task_a_split():
         "conv3", "channel", "threads", 2, 2.5, 2.4, 2.7, 30, 31.0, 2, True, 1e-6, 1e-4
     )
     assert "(best split channel/threads 2.50 ms)" in report(result)
+
+
+def test_bench_rows_say_faster_only_where_their_repeats_support_it():
+    """A 2-worker row against the best 1-worker row: the verdict and interval from their
+    repeats (kept through the summary's JSON), 'too few repeats' from a few; the slower
+    target counts a row only where its test says slower, not where a median is higher."""
+    from partui.profiles.bench.targets import targets
+    from partui.profiles.records.bench_result import BenchResult, BenchRow
+    from partui.profiles.records.significance import contrast
+    from partui.tui.cli.commands.bench import report
+
+    one_ms = [6.0, 6.1, 5.9, 6.2, 6.0, 6.05]
+    one = BenchRow("conv2", "none", "inline", 1, 6.0, 5.9, 6.2, 6, 48.0, 1, True, 1e-6, 1e-4)
+    two = BenchRow("conv2", "batch", "threads", 2, 3.4, 3.3, 3.6, 6, 85.0, 2, True, 1e-6, 1e-4,
+                   workers=2)  # fmt: skip
+    two.vs_1_worker = contrast(one_ms, [3.4, 3.3, 3.6, 3.45, 3.35, 3.4]).to_dict()
+    same = BenchRow("conv3", "none", "inline", 1, 2.0, 1.9, 2.2, 6, 40.0, 1, True, 1e-6, 1e-4)
+    higher = BenchRow("conv3", "batch", "threads", 2, 2.05, 1.9, 2.3, 3, 39.0, 2, True, 1e-6,
+                      1e-4, workers=2)  # fmt: skip
+    higher.vs_1_worker = contrast([2.0, 1.9, 2.2, 2.0, 2.1], [2.05, 1.9, 2.3]).to_dict()
+    peak = {"1": {"size": 512, "gflops": 70.0, "best_gflops": 72.0, "median_ms": 3.8}}
+    settings = {"screen_repeats": 7, "rounds": 5, "round_repeats": 10, "noise_floor": 1.1}
+    result = BenchResult("vectorized", 64, settings, peak, layers=[one, two, same, higher])
+    result.load_average = {"before": [0.5], "after": [0.6]}
+    back = BenchResult.from_dict(result.to_dict())
+    assert back.layers[1].vs_1_worker == two.vs_1_worker
+    text = report(back)
+    assert "1.77x faster [1.71-1.82]" in text and "too few repeats (5 and 3, need 5)" in text
+    (slower,) = [t for t in targets(back) if "slower" in t["target"]]
+    assert slower["met"]  # conv3's higher median with 3 repeats is no evidence
+    higher.vs_1_worker = contrast([2.0, 1.9, 2.2, 2.0, 2.1], [2.9, 3.0, 3.1, 2.95, 3.05]).to_dict()
+    (slower,) = [t for t in targets(result) if "slower" in t["target"]]
+    assert not slower["met"] and "conv3" in slower["figure"] and "x slower [" in slower["figure"]

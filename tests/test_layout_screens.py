@@ -68,3 +68,29 @@ async def test_below_80x24_says_what_is_needed():
         await pilot.pause()
         screen = screen_text(app)
         assert "too small" not in screen and "settings" in screen
+
+
+async def test_runs_table_gives_the_speedup_over_one_worker_with_its_interval():
+    """After a 1-worker and a 2-worker run of one configuration (5 repeats each, 6.4 and
+    3.6 ms medians): a wide table shows the 2-worker row's speedup with its bootstrap
+    interval; the 1-worker row has nothing to compare with; a narrow one gives the column
+    up first. An empty table has no such column."""
+    from partui.profiles.records.significance import contrast
+    from partui.tui.dashboard.widgets.runs_table import RunsTable
+
+    app = fixed_app()
+    async with app.run_test(size=(200, 60)) as pilot:
+        table = app.query_one(RunsTable)
+        assert "vs 1w" not in [str(c.label) for c in table.columns.values()]
+        add_fixed_runs(app)
+        await pilot.pause()
+        headers = [str(c.label) for c in table.columns.values()]
+        at = headers.index("vs 1w")
+        one, two = (table.get_row_at(i) for i in range(2))
+        times = (0.97, 0.99, 1.0, 1.02, 1.06)  # fixed_result's repeats over its median
+        expected = contrast([6.4 * f for f in times], [3.6 * f for f in times])
+        assert expected.significant and str(two[at]) == expected.short()
+        assert str(two[at]).startswith("1.78x [") and str(one[at]) == ""
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert "vs 1w" not in [str(c.label) for c in table.columns.values()]

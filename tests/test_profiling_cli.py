@@ -77,7 +77,7 @@ def test_show_export_compare(swept, tmp_path):
     assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 7
     p = partui("compare", out, out)
     assert p.returncode == 0 and "same machine" in p.stdout
-    assert p.stdout.count("no difference") >= 6
+    assert p.stdout.count("too few repeats (2 and 2, need 5)") == 6  # --repeat 2: no verdict
     other = tmp_path / "b.json"
     other.write_bytes(out.read_bytes())
     p = partui("compare", out, other)
@@ -158,6 +158,12 @@ def test_sweep_show_compare_as_json(swept, tmp_path):
     assert [r["config"]["workers"] for r in data["runs"]] == [1, 2]
     assert all(r["ok"] and r["median"] > 0 for r in data["runs"])
     assert data["runs"][0]["speedup_1w"] == 1.0
+    # --repeat 2: no verdict against 1 worker, and no fit from the two worker counts
+    assert data["runs"][0]["vs_1w"] is None
+    assert data["runs"][1]["vs_1w"]["verdict"] == "too few repeats"
+    assert data["runs"][1]["vs_1w"]["significant"] is False
+    (series,) = data["series"]
+    assert series["amdahl"] is None and "too few repeats" in series["amdahl_withheld"]
 
     shown = strict_json(partui("show", out, "--json").stdout)
     saved = json.loads(out.read_text())
@@ -168,7 +174,10 @@ def test_sweep_show_compare_as_json(swept, tmp_path):
     assert both["machine_differences"] == [] and both["only_in_a"] == 0
     assert len(both["configurations"]) == len(saved["runs"])
     assert all(
-        c["ratio_b_over_a"] == 1.0 and c["verdict"] == "no difference"
+        c["ratio_b_over_a"] == c["ratio"] == 1.0
+        and c["verdict"] == "too few repeats"
+        and c["significant"] is False
+        and c["p_value"] == 1.0
         for c in both["configurations"]
     )
 

@@ -14,7 +14,6 @@ from partui.profiles.records.stats import (
     karp_flatt,
     run_stats,
     summarize,
-    verdict,
 )
 from partui.profiles.store.analysis import analyze
 from partui.profiles.store.baselines import Baseline, BaselineBook
@@ -70,20 +69,6 @@ def test_summary_median_quartiles_iqr():
     assert (s.median, s.q1, s.q3) == (2.5, 1.75, 3.25)
 
 
-@pytest.mark.parametrize(
-    "base, other, expected",
-    [
-        ((1, 2), (3, 4), "slower"),
-        ((3, 4), (1, 2), "faster"),
-        ((1, 3), (2, 4), "no difference"),
-        ((1, 2), (2, 3), "no difference"),  # touching spreads overlap
-        ((1, 5), (2, 3), "no difference"),
-    ],
-)
-def test_verdict_only_when_spreads_do_not_overlap(base, other, expected):
-    assert verdict(base, other) == expected
-
-
 def test_busy_idle_and_imbalance():
     assert busy_shares([2.0, 4.0], 8.0) == [0.25, 0.5]
     assert imbalance([2.0, 4.0, 6.0]) == 1.5
@@ -127,11 +112,16 @@ def test_karp_flatt_by_hand():
 
 
 def test_run_stats_against_twin_and_honest_baseline():
-    r = fake(times=(5.0, 4.5, 5.5), busy=(4.0, 2.0))
-    twin = fake(workers=1, times=(9.0, 8.8, 9.4), busy=(8.9,))
+    r = fake(times=(5.0, 4.5, 5.5, 4.75, 5.25), busy=(4.0, 2.0))
+    twin = fake(workers=1, times=(9.0, 8.8, 9.4, 8.9, 9.1), busy=(8.9,))
     st = run_stats(r, twin, honest_ms=4.0)
     assert st.median == 5.0 and st.iqr == pytest.approx(0.5)
     assert st.speedup_1w == pytest.approx(1.8) and st.verdict_1w == "faster"
+    assert st.vs_1w.ratio == pytest.approx(5.0 / 9.0) and st.vs_1w.significant
+    assert st.vs_1w.text().startswith("1.80x faster [")
+    # the same twin with three repeats: no verdict, whatever the medians say
+    few = run_stats(r, fake(workers=1, times=(9.0, 8.8, 9.4)), honest_ms=4.0)
+    assert few.verdict_1w == "too few repeats" and not few.vs_1w.significant
     assert st.speedup_honest == pytest.approx(0.8) and st.efficiency == pytest.approx(0.4)
     assert st.scaling_efficiency == pytest.approx(0.9)
     assert st.busy_share == [0.8, 0.4] and st.idle_share == pytest.approx([0.2, 0.6])
@@ -142,8 +132,8 @@ def test_run_stats_against_twin_and_honest_baseline():
 
 
 def test_analyze_takes_the_faster_of_book_and_sweep_and_fits_series():
-    one = fake(workers=1, times=(10.0, 9.8, 10.2), busy=(9.9,))
-    two = fake(workers=2, times=(6.0, 5.9, 6.1))
+    one = fake(workers=1, times=(10.0, 9.8, 10.2, 9.9, 10.1), busy=(9.9,))
+    two = fake(workers=2, times=(6.0, 5.9, 6.1, 5.95, 6.05))
     other = fake(workers=1, strategy="spatial", times=(8.0, 7.9, 8.1), busy=(8.0,))
     a = analyze([one, two, other], {"conv2/vectorized/b8": Baseline(7.0, one.config, "book")})
     assert a.baselines["conv2/vectorized/b8"].source == "book"
@@ -152,8 +142,25 @@ def test_analyze_takes_the_faster_of_book_and_sweep_and_fits_series():
     assert a.baselines["conv2/vectorized/b8"].median_ms == 8.0  # spatial w=1, this sweep
     assert a.rows[1].stats.speedup_1w == pytest.approx(10.0 / 6.0)
     (series,) = a.series
-    assert series.fit.serial_fraction == pytest.approx(0.2)
+    assert series.fit.serial_fraction == pytest.approx(0.2) and series.withheld is None
     assert series.karp_flatt == {2: pytest.approx(0.2)}
+    assert series.contrasts[2].significant
+
+
+def test_no_amdahl_or_karp_flatt_fit_from_medians_that_do_not_differ():
+    """1 and 2 workers within each other's noise: a fit would only describe the noise (a
+    serial fraction far above 1 or below 0), so none is given and the report says why."""
+    from partui.tui.text.reports import analysis_data, report
+
+    one = fake(workers=1, times=(10.0, 14.0, 9.0, 12.0, 10.5, 30.0), busy=(9.9,))
+    two = fake(workers=2, times=(10.4, 9.5, 13.0, 11.0, 25.0, 9.8))
+    (series,) = analyze([one, two]).series
+    assert series.fit is None and series.karp_flatt == {}
+    assert not series.contrasts[2].significant
+    assert "no fit (1 vs 2 workers: " in report(analyze([one, two]))
+    (data,) = analysis_data(analyze([one, two]))["series"]
+    assert data["amdahl"] is None and data["amdahl_withheld"].startswith("1 vs 2 workers")
+    assert data["contrasts"]["2"]["significant"] is False
 
 
 def test_baseline_book_keeps_the_best_verified_single_worker_time(tmp_path):

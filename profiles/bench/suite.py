@@ -36,6 +36,7 @@ from partui.profiles.bench.targets import targets
 from partui.profiles.executors.registry import executor_class
 from partui.profiles.records.bench_result import BenchChoice, BenchResult, BenchRow
 from partui.profiles.records.config import RunConfig
+from partui.profiles.records.significance import NOISE_FLOOR, contrast
 from partui.profiles.records.stats import summarize
 from partui.profiles.run.engine import Engine
 from partui.profiles.store.snapshot import Snapshot
@@ -61,6 +62,7 @@ class BenchSettings:
     peak_retries: int = 2  # measurements again of a peak that looks wrong (peaks.Peaks)
     overhead_repeats: int = 2000  # repeats of empty tasks per worker count
     seed: int = 0
+    noise_floor: float = NOISE_FLOOR  # the smallest ratio that counts as a difference
 
     @classmethod
     def quick(cls, **changes) -> BenchSettings:
@@ -391,11 +393,14 @@ class Bench:
             )
             if best1 is not None:
                 row.speedup_vs_best_1_worker = best1.median_ms / best.median_ms
+                if best is not best1:
+                    row.vs_1_worker = self._against(best1, best)
             if w > 1 and parallel:
                 bp = min(parallel, key=lambda m: m.median_ms)
                 row.best_parallel = bp.summary()
                 if best1 is not None:
                     row.best_parallel.speedup_vs_best_1_worker = best1.median_ms / bp.median_ms
+                    row.best_parallel.vs_1_worker = self._against(best1, bp)
             rows.append(row)
             for key in contrast.get(w, []):
                 m = pool[key]
@@ -420,6 +425,10 @@ class Bench:
                 f"{row.median_ms:.3f} ms, {row.gflops:.1f} GFLOP/s{note}"
             )
         return rows
+
+    def _against(self, base: Measured, other: Measured) -> dict:
+        """other's repeats against base's: both from the same interleaved rounds."""
+        return contrast(base.times, other.times, self.s.noise_floor).to_dict()
 
 
 def to_snapshot(result: BenchResult, runs):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 
 from partui.profiles.records.bench_result import BenchResult, BenchRow
+from partui.profiles.records.significance import SLOWER
 
 TARGETS = {
     "conv2_share_of_peak": 0.70,  # at batch 64, 1 worker
@@ -90,12 +91,13 @@ def targets(result: BenchResult) -> list[dict]:
         r1, r2 = row_of(rows, name, 1), row_of(rows, name, 2)
         if r1 and r2:
             ratio, lo, hi, rounds = round_ratio(r1, r2)
+            said = f" ({r2.vs_1_worker['text']})" if r2.vs_1_worker else ""
             add(
                 f"{name} batch {result.batch}: best 2 workers >= {goal:g}x faster than best "
                 "1 worker",
                 ratio >= goal,
                 f"{r1.median_ms:.3f} / {r2.median_ms:.3f} ms; median of {rounds} round "
-                f"ratio(s) {ratio:.2f}x ({lo:.2f}-{hi:.2f})",
+                f"ratio(s) {ratio:.2f}x ({lo:.2f}-{hi:.2f}){said}",
             )
     o2 = result.overhead.get("2")
     if o2:
@@ -117,11 +119,12 @@ def targets(result: BenchResult) -> list[dict]:
     for name in {r.layer for r in layers} | ({"network"} if network else set()):
         rows = network if name == "network" else layers
         r1, r2 = row_of(rows, name, 1), row_of(rows, name, 2)
-        if r1 and r2 and r2.median_ms > r1.median_ms:
-            slower.append(f"{name} {r2.median_ms:.3f} > {r1.median_ms:.3f} ms")
+        if r1 and r2 and _slower(r1, r2):
+            said = f": {r2.vs_1_worker['text']}" if r2.vs_1_worker else ""
+            slower.append(f"{name} {r2.median_ms:.3f} > {r1.median_ms:.3f} ms{said}")
     singles = sorted(r.layer for r in layers + network if r.workers == 2 and r.single_task)
     add(
-        "no layer slower with 2 workers than with 1",
+        "no layer significantly slower with 2 workers than with 1",
         not slower,
         "; ".join(slower) if slower else f"single task best for {', '.join(singles) or 'none'}",
     )
@@ -134,3 +137,11 @@ def targets(result: BenchResult) -> list[dict]:
             f"{rss['largest_child'] / 2**20:.0f} MiB)",
         )
     return out
+
+
+def _slower(r1: BenchRow, r2: BenchRow) -> bool:
+    """r2 slower than r1: by the test of their repeats (significance.contrast), or, for an
+    older summary without it, by the medians."""
+    if r2.vs_1_worker is not None:
+        return r2.vs_1_worker["verdict"] == SLOWER
+    return r2.median_ms > r1.median_ms

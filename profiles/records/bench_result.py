@@ -51,6 +51,9 @@ class BenchChoice:
     fixed_us: float | None = None
     # the median of each interleaved round, in order: a verdict's ratio is taken round by round
     round_medians_ms: list[float] = field(default_factory=list)
+    # this configuration's repeats against the best 1-worker one's: significance.Contrast
+    # as a dict (ratio, ci_low, ci_high, p_value, significant, verdict, text, ...)
+    vs_1_worker: dict[str, Any] | None = None
 
 
 @dataclass
@@ -223,6 +226,22 @@ def _choice_values(d: dict, where: str) -> dict[str, Any]:
         _number(v, f"{where}.round_medians_ms[{i}]")
         for i, v in enumerate(_listed(d, "round_medians_ms", where))
     ]
+    vs = d.get("vs_1_worker")  # optional: older summaries lack it
+    out["vs_1_worker"] = None if vs is None else _contrast(vs, f"{where}.vs_1_worker")
+    return out
+
+
+def _contrast(d: Any, where: str) -> dict[str, Any]:
+    """A Contrast's dict as read back: its text and verdict are shown, its numbers compared."""
+    Check.obj(d, where)
+    out: dict[str, Any] = {}
+    for k in ("text", "verdict"):
+        out[k] = Check.text(Check.field(d, k, where), f"{where}.{k}", 200)
+    out["significant"] = Check.boolean(Check.field(d, "significant", where), f"{where}.sig")
+    for k in ("ratio", "ci_low", "ci_high", "level", "p_value", "noise_floor", "drift"):
+        out[k] = _number(d.get(k), f"{where}.{k}", null=True)
+    for k in ("n_base", "n_other"):
+        out[k] = Check.integer(Check.field(d, k, where), f"{where}.{k}", 0, 2**31)
     return out
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from partui.profiles.records.significance import NOISE_FLOOR, Contrast, contrast
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -32,22 +34,6 @@ def summarize(values) -> Summary:
 
 
 # ---- per run ---------------------------------------------------------------------
-
-NO_DIFFERENCE, FASTER, SLOWER = "no difference", "faster", "slower"
-
-
-def verdict(base: tuple[float, float], other: tuple[float, float]) -> str:
-    """Is `other` faster or slower than `base`? Each is a (min, max) spread of times.
-
-    Only spreads that do not overlap give "faster" / "slower"; overlapping spreads give
-    "no difference": the noise is as large as the effect, so the measurement cannot tell.
-    """
-    (b_lo, b_hi), (o_lo, o_hi) = base, other
-    if o_hi < b_lo:
-        return FASTER
-    if o_lo > b_hi:
-        return SLOWER
-    return NO_DIFFERENCE
 
 
 def busy_shares(busy_ms, wall_ms: float) -> list[float]:
@@ -84,19 +70,29 @@ class RunStats:
     speedup_honest: float  # vs the honest baseline
     efficiency: float  # speedup_honest / workers
     scaling_efficiency: float  # speedup_1w / workers
-    verdict_1w: str | None  # vs the same configuration with 1 worker, from min-max spreads
+    # vs the same configuration with 1 worker: its verdict, and the whole comparison
+    verdict_1w: str | None
+    vs_1w: Contrast | None = None
 
 
-def run_stats(result, one_worker=None, honest_ms: float | None = None) -> RunStats:
-    """Statistics of a RunResult; `one_worker` is the same configuration's 1-worker result."""
+def run_stats(
+    result,
+    one_worker=None,
+    honest_ms: float | None = None,
+    noise_floor: float = NOISE_FLOOR,
+    drift: float = 1.0,
+) -> RunStats:
+    """Statistics of a RunResult; `one_worker` is the same configuration's 1-worker result
+    (its repeats are what the verdict compares); `drift`: significance.run_drift of the two
+    configurations' runs."""
     workers = result.config.workers
     shares = busy_shares(result.worker_busy_ms, result.median_ms)
     base_1w = one_worker.median_ms if one_worker is not None else None
     s1 = speedup(base_1w, result.median_ms)
     sh = speedup(honest_ms, result.median_ms)
-    v = None
-    if one_worker is not None and one_worker is not result:
-        v = verdict((one_worker.min_ms, one_worker.max_ms), (result.min_ms, result.max_ms))
+    c = None  # a 1-worker run is its own twin (or one of the runs pooled in it)
+    if one_worker is not None and workers > 1:
+        c = contrast(one_worker.times_ms, result.times_ms, noise_floor, drift=drift)
     # BLAS's own threads are invisible to the engine: only its calling thread has spans
     imb = float("nan") if result.config.executor == "blas" else imbalance(result.worker_busy_ms)
     return RunStats(
@@ -111,7 +107,8 @@ def run_stats(result, one_worker=None, honest_ms: float | None = None) -> RunSta
         sh,
         sh / workers,
         s1 / workers,
-        v,
+        c.verdict if c is not None else None,
+        c,
     )
 
 

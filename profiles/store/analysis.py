@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from partui.profiles.records.results import timing
+from partui.profiles.records.significance import NOISE_FLOOR, Contrast, contrast, run_drift
 from partui.profiles.records.stats import AmdahlFit, RunStats, amdahl_fit, karp_flatt, run_stats
 from partui.profiles.store.baselines import Baseline, key_of
 
@@ -50,12 +51,22 @@ def pool(results):
     )
 
 
-def pooled_by_config(results) -> dict[tuple, RunResult]:
-    """config_key -> every run of that configuration pooled (in first-seen order)."""
+def runs_by_config(results) -> dict[tuple, list[RunResult]]:
+    """config_key -> the runs of that configuration (in first-seen order)."""
     groups: dict[tuple, list] = {}
     for r in results:
         groups.setdefault(r.config.key(), []).append(r)
-    return {k: pool(v) for k, v in groups.items()}
+    return groups
+
+
+def pooled_by_config(results) -> dict[tuple, RunResult]:
+    """config_key -> every run of that configuration pooled (in first-seen order)."""
+    return {k: pool(v) for k, v in runs_by_config(results).items()}
+
+
+def drift_of(*sides: list[RunResult]) -> float:
+    """significance.run_drift of some configurations' runs."""
+    return run_drift(*([r.times_ms for r in runs] for runs in sides))
 
 
 @dataclass
@@ -69,8 +80,11 @@ class Row:
 class Series:
     key: tuple
     times: dict[int, float]  # workers -> median ms
-    fit: AmdahlFit | None
-    karp_flatt: dict[int, float]  # workers -> e (needs a 1-worker run)
+    fit: AmdahlFit | None  # None also when withheld
+    karp_flatt: dict[int, float]  # workers -> e (needs a 1-worker run; significant points)
+    # workers -> the fewest workers' repeats against this count's
+    contrasts: dict[int, Contrast] = field(default_factory=dict)
+    withheld: str | None = None  # why no fit is given: its inputs do not differ significantly
 
 
 @dataclass
@@ -103,25 +117,61 @@ def fastest(*sources: dict[str, Baseline]) -> dict[str, Baseline]:
 
 
 def analyze(
-    results, known: dict[str, Baseline] | None = None, source: str = "this sweep"
+    results,
+    known: dict[str, Baseline] | None = None,
+    source: str = "this sweep",
+    noise_floor: float = NOISE_FLOOR,
 ) -> Analysis:
     """`known`: baselines from elsewhere (the machine's book, a snapshot's record); the
-    faster of those and this set's own best 1-worker run is used."""
+    faster of those and this set's own best 1-worker run is used. `noise_floor`: the
+    smallest ratio that counts as a difference (significance.contrast)."""
     baselines = fastest(known or {}, best_single_worker(results, source))
-    by_config = pooled_by_config(results)  # a repeated configuration: every run pooled
+    runs = runs_by_config(results)
+    by_config = {k: pool(v) for k, v in runs.items()}  # a repeated configuration: pooled
+    drift = {k: drift_of(v) for k, v in runs.items()}
     rows = []
     for r in results:
-        twin = by_config.get((*r.config.series_key(), 1))
+        twin_key = (*r.config.series_key(), 1)
+        twin = by_config.get(twin_key)
         base = baselines.get(key_of(r.config))
-        rows.append(Row(r, run_stats(r, twin, base.median_ms if base else None), base))
-    groups: dict[tuple, dict[int, float]] = {}
+        honest = base.median_ms if base else None
+        apart = max(drift.get(twin_key, 1.0), drift[r.config.key()])
+        rows.append(Row(r, run_stats(r, twin, honest, noise_floor, apart), base))
+    groups: dict[tuple, dict[int, RunResult]] = {}
+    drifts: dict[tuple, float] = {}
     for key, r in by_config.items():
         if r.ok:
-            groups.setdefault(key[:-1], {})[key[-1]] = r.median_ms
-    series = []
-    for key, times in groups.items():
-        if len(times) < 2:
-            continue
-        kf = {p: karp_flatt(times[1], t, p) for p, t in times.items() if p > 1 and 1 in times}
-        series.append(Series(key, dict(sorted(times.items())), amdahl_fit(times), kf))
+            groups.setdefault(key[:-1], {})[key[-1]] = r
+            drifts[key[:-1]] = max(drifts.get(key[:-1], 1.0), drift[key])
+    series = [
+        scaling(key, points, noise_floor, drifts[key])
+        for key, points in groups.items()
+        if len(points) >= 2
+    ]
     return Analysis(rows, baselines, series)
+
+
+def scaling(
+    key: tuple, points: dict[int, RunResult], noise_floor: float = NOISE_FLOOR, drift: float = 1.0
+) -> Series:
+    """One configuration over worker counts. A fit of medians that do not differ says only
+    what the noise did (a serial fraction of 200, or below 0): the Amdahl fit is given only
+    when the fewest and the most workers differ significantly, and Karp-Flatt's e only at
+    counts that differ significantly from one worker."""
+    times = {p: points[p].median_ms for p in sorted(points)}
+    first, last = min(times), max(times)
+    contrasts = {
+        p: contrast(points[first].times_ms, points[p].times_ms, noise_floor, drift=drift)
+        for p in times
+        if p != first
+    }
+    ends = contrasts[last]
+    fit, withheld = None, None
+    if ends.significant:
+        fit = amdahl_fit(times)
+    else:
+        withheld = f"{first} vs {last} workers: {ends.text()}"
+    kf = {}
+    if first == 1:
+        kf = {p: karp_flatt(times[1], times[p], p) for p, c in contrasts.items() if c.significant}
+    return Series(key, times, fit, kf, contrasts, withheld)

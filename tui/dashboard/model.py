@@ -275,7 +275,7 @@ class Model:
         A failure without a result is (key, position, 0, (config, error)).
         """
         from partui.profiles.records.stats import run_stats
-        from partui.profiles.store.analysis import Row, pool
+        from partui.profiles.store.analysis import Row, drift_of, pool
         from partui.profiles.store.baselines import key_of
 
         analysis = self.analysis()
@@ -302,7 +302,11 @@ class Model:
                 None,
             )
             base = analysis.baselines.get(key_of(result.config))
-            stats = run_stats(result, twin, base.median_ms if base else None)
+            drift = drift_of(
+                [analysis.rows[j].result for j in idx],
+                [analysis.rows[j].result for j in groups.get(twin_key, [])],
+            )
+            stats = run_stats(result, twin, base.median_ms if base else None, drift=drift)
             entries.append((f"live{number}", number, len(idx), Row(result, stats, base)))
         for n, (position, config, error) in enumerate(self.failures):
             entries.append((f"f{n}", position, 0, (config, error)))

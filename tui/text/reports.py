@@ -40,11 +40,12 @@ def _busy(r) -> bool:
 
 
 def report(analysis, repeats: int | None = None) -> str:
+    from partui.profiles.records.significance import method_text
 
     rows = []
     for row in analysis.rows:
         r, st = row.result, row.stats
-        vs1 = f"{_x(st.speedup_1w)} {st.verdict_1w}" if st.verdict_1w else "-"
+        vs1 = st.vs_1w.text() if st.vs_1w is not None else "-"
         rows.append(
             [
                 r.config.label(),
@@ -79,8 +80,9 @@ def report(analysis, repeats: int | None = None) -> str:
     ]
     lines.append("")
     n = f"{repeats} repeats each; " if repeats else ""
+    floors = {r.stats.vs_1w.noise_floor for r in analysis.rows if r.stats.vs_1w is not None}
     lines.append(
-        f"{n}'faster'/'slower' only where the min-max spreads do not overlap; "
+        f"{n}vs 1 worker: {method_text(floors.pop() if len(floors) == 1 else None)}; "
         "efficiency = speedup vs baseline / workers; on-CPU = CPU time / busy time "
         "per worker; imbalance = max / mean busy time"
     )
@@ -103,7 +105,7 @@ def report(analysis, repeats: int | None = None) -> str:
             name = f"{strategy}/{kernel}/{executor}"
             f = s.fit
             if f is None:
-                fit = "no fit"
+                fit = f"no fit ({s.withheld})" if s.withheld else "no fit"
             else:
                 if f.raw_serial_fraction < 0:
                     fit = (
@@ -116,9 +118,9 @@ def report(analysis, repeats: int | None = None) -> str:
                     ceiling = "unbounded" if f.ceiling == float("inf") else f"{f.ceiling:.1f}x"
                     fit = f"s = {f.serial_fraction:.2f}, ceiling {ceiling}"
                 fit += (
-                    " (2 points: an exact fit, not a test of the model)"
+                    " (2 points: an exact fit, residual 0, not a test of the model)"
                     if f.points == 2
-                    else f" (rms error {ms(f.rms_error_ms)} ms)"
+                    else f" (residual: rms {ms(f.rms_error_ms)} ms over {f.points} medians)"
                 )
             kf = "  ".join(f"e(w={p}) = {e:.2f}" for p, e in s.karp_flatt.items() if e == e)
             lines.append(f"  {name}: {fit}" + (f"; {kf}" if kf else ""))
@@ -158,6 +160,7 @@ def analysis_data(analysis) -> dict:
                 "max_abs_error": r.max_abs_error,
                 "on_cpu_ratio": r.on_cpu_ratio,
                 **asdict(row.stats),
+                "vs_1w": row.stats.vs_1w.to_dict() if row.stats.vs_1w else None,
                 "baseline": row.baseline.to_dict() if row.baseline else None,
                 "conditions": r.conditions.to_dict() if r.conditions is not None else None,
             }
@@ -167,7 +170,9 @@ def analysis_data(analysis) -> dict:
             "key": list(s.key),
             "median_ms_by_workers": {str(w): t for w, t in s.times.items()},
             "amdahl": asdict(s.fit) if s.fit else None,
+            "amdahl_withheld": s.withheld,
             "karp_flatt": {str(w): e for w, e in s.karp_flatt.items()},
+            "contrasts": {str(w): c.to_dict() for w, c in s.contrasts.items()},
         }
         for s in analysis.series
     ]
@@ -178,13 +183,16 @@ def analysis_data(analysis) -> dict:
     }
 
 
-def compare_data(a, b) -> dict:
-    """What compare_report shows, as plain data: every run of a configuration pooled."""
-    from partui.profiles.records.stats import verdict
-    from partui.profiles.store.analysis import pooled_by_config
+def compare_data(a, b, noise_floor: float | None = None) -> dict:
+    """What compare_report shows, as plain data: every run of a configuration pooled, and
+    per configuration in both, B against A (significance.contrast)."""
+    from partui.profiles.records.significance import NOISE_FLOOR, contrast
+    from partui.profiles.store.analysis import drift_of, pool, runs_by_config
 
-    ra = pooled_by_config(a.results())  # every run of a configuration, not the last one
-    rb = pooled_by_config(b.results())
+    floor = NOISE_FLOOR if noise_floor is None else noise_floor
+    runs_a, runs_b = runs_by_config(a.results()), runs_by_config(b.results())
+    ra = {k: pool(v) for k, v in runs_a.items()}  # every run of a configuration pooled
+    rb = {k: pool(v) for k, v in runs_b.items()}
     both = [k for k in ra if k in rb]
 
     def side(r) -> dict:
@@ -198,6 +206,7 @@ def compare_data(a, b) -> dict:
     rows = []
     for k in both:
         x, y = ra[k], rb[k]
+        c = contrast(x.times_ms, y.times_ms, floor, drift=drift_of(runs_a[k], runs_b[k]))
         rows.append(
             {
                 "label": x.config.label(),
@@ -205,20 +214,23 @@ def compare_data(a, b) -> dict:
                 "a": side(x),
                 "b": side(y),
                 "ratio_b_over_a": y.median_ms / x.median_ms if x.median_ms > 0 else float("nan"),
-                "verdict": verdict((x.min_ms, x.max_ms), (y.min_ms, y.max_ms)),
+                **c.to_dict(),
             }
         )
     return {
         "machine_differences": [list(d) for d in machine_differences(a.machine, b.machine)],
+        "noise_floor": floor,
         "configurations": rows,
         "only_in_a": len(ra) - len(both),
         "only_in_b": len(rb) - len(both),
     }
 
 
-def compare_report(a, b) -> str:
+def compare_report(a, b, noise_floor: float | None = None) -> str:
     """Two snapshots side by side: machine differences first, then every shared configuration."""
-    data = compare_data(a, b)
+    from partui.profiles.records.significance import method_text
+
+    data = compare_data(a, b, noise_floor)
     out = []
     if data["machine_differences"]:
         out.append("the machines differ (ratios compare machines as well as configurations):")
@@ -239,7 +251,7 @@ def compare_report(a, b) -> str:
             span(c["a"]),
             span(c["b"]),
             _ratio(c["ratio_b_over_a"]),
-            {"faster": "B faster", "slower": "B slower"}.get(c["verdict"], c["verdict"]),
+            ("B " if c["significant"] else "") + c["text"],
         ]
         for c in data["configurations"]
     ]
@@ -251,7 +263,7 @@ def compare_report(a, b) -> str:
                     "A median ms (min-max)",
                     "B median ms (min-max)",
                     "B/A",
-                    "verdict",
+                    "B against A [interval]",
                 ],
                 rows,
                 align="lrrrl",
@@ -260,7 +272,7 @@ def compare_report(a, b) -> str:
         out.append("")
         out.append(
             "every run of a configuration pooled (n = its repeats); "
-            "verdict only where the min-max spreads do not overlap"
+            + method_text(data["noise_floor"])
         )
     else:
         out.append("no configuration is in both snapshots")

@@ -7,7 +7,8 @@ import time
 
 from partui.kernels.model.layers import LAYER_NAMES, MAX_BATCH
 from partui.profiles.records.limits import MAX_WORKERS
-from partui.tui.cli.commands.options import ascii_int, parse_int
+from partui.profiles.records.verdict_rules import method_text
+from partui.tui.cli.commands.options import add_noise_floor_argument, ascii_int, parse_int
 from partui.tui.cli.commands.preflight import (
     check_output,
     check_writable_dir,
@@ -90,6 +91,7 @@ def register(sub) -> None:
         "shape, patch-row chunk, samples per native call; seconds) and replace this CPU's "
         "tuning file",
     )
+    add_noise_floor_argument(p)
     p.set_defaults(func=cmd_bench)
 
 
@@ -119,6 +121,7 @@ def settings_from(args):
     if not 1 <= args.batch <= MAX_BATCH:
         raise UsageError(f"batch must be an integer from 1 to {MAX_BATCH}, got {args.batch}")
     changes["batch"] = args.batch
+    changes["noise_floor"] = args.noise_floor
     for name, key in (("rounds", "rounds"), ("repeat", "round_repeats")):
         value = getattr(args, name)
         if value is not None:
@@ -243,7 +246,7 @@ def report(result: BenchResult) -> str:
             bp = r.best_parallel
             if r.single_task and bp:
                 note += f" ({_parallel_text(bp)} {ms(bp.median_ms)} ms)"
-            speed = r.speedup_vs_best_1_worker
+            vs1 = _vs_1_worker(r)
             rows.append(
                 [
                     r.layer,
@@ -253,7 +256,7 @@ def report(result: BenchResult) -> str:
                     f"{ms(r.min_ms)}-{ms(r.max_ms)}",
                     f"{r.gflops:.1f}",
                     _pct(r.share_of_gemm_peak),
-                    f"{speed:.2f}x" if speed else "-",
+                    vs1,
                     "yes" if r.verified else "NO",
                     "?" if r.other_cpu_cores is None else f"{r.other_cpu_cores:.2f}",
                     note,
@@ -280,7 +283,9 @@ def report(result: BenchResult) -> str:
         )
         lines.append(
             "others: CPU cores other programs used while this layer was measured (a second "
-            "worker needs a free core); vs 1 worker: the best 1-worker median over this one"
+            "worker needs a free core); vs 1 worker: this configuration's repeats against "
+            "the best 1-worker one's, from the same interleaved rounds: "
+            + method_text(s.get("noise_floor"))
         )
     lines += _time_split_lines(result)
     lines += _executor_split_lines(result)
@@ -346,6 +351,15 @@ def _peak_lines(result) -> list[str]:
         lines.append("peak not measurable now, so no share of it is given:")
         lines += problems
     return lines
+
+
+def _vs_1_worker(row) -> str:
+    """The row against the best 1-worker configuration: a verdict with its interval, or why
+    there is none; an older summary without repeats gives the ratio of medians alone."""
+    if row.vs_1_worker is not None:
+        return row.vs_1_worker["text"]
+    speed = row.speedup_vs_best_1_worker
+    return f"{speed:.2f}x (medians)" if speed and row.workers > 1 else "-"
 
 
 def _parallel_text(choice) -> str:

@@ -142,3 +142,41 @@ def config_from(args, **overrides) -> RunConfig:
     )
     values.update(overrides)
     return RunConfig(**values)
+
+
+def noise_floor(text: str) -> float:
+    """A ratio from 1 (no floor: any significant difference counts) to 10."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = float("nan")
+    if not 1.0 <= value <= 10.0:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a ratio from 1 to 10, got {echo(text)}")
+    return value
+
+
+def add_noise_floor_argument(p) -> None:
+    """--noise-floor: the smallest ratio of medians that counts as a difference."""
+    from partui.profiles.records.verdict_rules import (
+        ALPHA,
+        LEVEL,
+        MIN_REPEATS,
+        NOISE_FLOOR,
+        SPREAD_LIMIT,
+    )
+
+    p.add_argument(
+        "--noise-floor",
+        type=noise_floor,
+        default=NOISE_FLOOR,
+        metavar="X",
+        help=f"the smallest ratio of medians that counts as a difference (default "
+        f"{NOISE_FLOOR:g}: back-to-back runs of one configuration on a shared machine drift "
+        f"by several percent). A pair is 'faster'/'slower' only where Mann-Whitney U gives "
+        f"p < {ALPHA:g} and the whole {100 * LEVEL:.0f}%% bootstrap interval of the ratio of "
+        f"medians (seeded: the same repeats give the same answer) lies beyond X, and beyond "
+        f"how far apart one configuration's own runs were where it had several; with fewer "
+        f"than {MIN_REPEATS} repeats a side, or an interval whose ends are more than "
+        f"{SPREAD_LIMIT:g}x apart, no verdict is given (too few repeats, too spread). 1 "
+        "turns the floor off",
+    )

@@ -10,6 +10,7 @@ from partui.profiles.records.limits import MAX_WORKERS, default_workers
 from partui.tui.cli.commands.options import (
     add_kernel_argument,
     add_layer_argument,
+    add_noise_floor_argument,
     add_repeat_arguments,
     add_scheduler_argument,
     ascii_int,
@@ -42,6 +43,7 @@ def register(sub) -> None:
         description="Run every applicable combination of the given strategies, executors and "
         "worker counts for one layer (combinations that make no sense are skipped), "
         "print a table with speedups against the same configuration at 1 worker "
+        "(with an interval and a verdict where the repeats support one) "
         "and against the honest baseline (the best single-worker median of any "
         "strategy for this layer, kernel and batch measured on this machine), and "
         "save everything as a snapshot. Progress goes to stderr.",
@@ -68,6 +70,7 @@ def register(sub) -> None:
         help=f"comma-separated worker counts, 1..{MAX_WORKERS}",
     )
     add_repeat_arguments(p, " per run")
+    add_noise_floor_argument(p)
     p.add_argument(
         "--out", metavar="FILE", help="snapshot file (default: a new file in the snapshot folder)"
     )
@@ -110,6 +113,7 @@ def register(sub) -> None:
     p.add_argument(
         "--run", type=ascii_int, metavar="K", help="with --repeat: only run K (1.., as listed)"
     )
+    add_noise_floor_argument(p)
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
@@ -128,20 +132,23 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "compare",
-        help="two snapshots side by side: medians, ratio, verdict",
+        help="two snapshots side by side: medians, ratio with its interval, verdict",
         description="For every configuration present in both snapshots: the two "
-        "medians, the ratio B/A and a verdict where the min-max "
-        "spreads do not overlap. The report opens with which file is A and which is B; "
-        "differences between the two machines come next.",
+        "medians (every repeat of every run of the configuration pooled), the ratio B/A, "
+        "its bootstrap interval, the Mann-Whitney p-value and a verdict: 'faster' or "
+        "'slower' only where both support it beyond the noise floor, else 'no significant "
+        "difference', 'too spread to conclude' or 'too few repeats'. The report opens with "
+        "which file is A and which is B; differences between the two machines come next.",
     )
     p.add_argument("a", metavar="A", help="the first snapshot (A: the reference)")
     p.add_argument("b", metavar="B", help="the second snapshot (B: compared against A)")
     p.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object (machine differences, every shared configuration) "
-        "instead of tables",
+        help="print one JSON object (machine differences, every shared configuration with "
+        "ratio, ci_low, ci_high, level, p_value, significant, verdict) instead of tables",
     )
+    add_noise_floor_argument(p)
     p.set_defaults(func=cmd_compare)
 
 
@@ -278,7 +285,7 @@ def cmd_sweep(args) -> int:
                 file=sys.stderr,
             )
     known = book.known(results) if book is not None else {}
-    analysis = analyze(results, known, "this sweep")
+    analysis = analyze(results, known, "this sweep", args.noise_floor)
     snap = Snapshot.from_results(results, note=args.note, baseline=dict(analysis.baselines))
     unsaved = None
     try:
@@ -363,7 +370,9 @@ def cmd_show(args) -> int:
                 "schema_version": snap.schema_version,
                 "machine": snap.machine.to_dict(),
                 "note": snap.note,
-                **analysis_data(analyze(snap.results(), snap.baseline, "this snapshot")),
+                **analysis_data(
+                    analyze(snap.results(), snap.baseline, "this snapshot", args.noise_floor)
+                ),
                 "lab": snap.memlab,
             }
         )
@@ -383,7 +392,7 @@ def cmd_show(args) -> int:
         repeats = {r.config.repeats for r in snap.runs}
         _say(
             report(
-                analyze(snap.results(), snap.baseline, "this snapshot"),
+                analyze(snap.results(), snap.baseline, "this snapshot", args.noise_floor),
                 repeats.pop() if len(repeats) == 1 else None,
             )
         )
@@ -448,10 +457,11 @@ def cmd_export(args) -> int:
 def cmd_compare(args) -> int:
     a, b = _load(args.a), _load(args.b)
     if args.json:
-        _print_json({"a_file": str(args.a), "b_file": str(args.b), **compare_data(a, b)})
+        data = compare_data(a, b, args.noise_floor)
+        _print_json({"a_file": str(args.a), "b_file": str(args.b), **data})
     else:
         _say(f"A  {args.a}\nB  {args.b}\n")
-        _say(compare_report(a, b))
+        _say(compare_report(a, b, args.noise_floor))
     return 0
 
 

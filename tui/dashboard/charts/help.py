@@ -10,7 +10,8 @@ HELP_CHARTS = [
     (
         "speedup",
         "speedup against workers: the ideal line, the measured points and an "
-        "Amdahl fit (s = serial fraction, its ceiling 1/s)",
+        "Amdahl fit (s = serial fraction, its ceiling 1/s) where the fewest and the "
+        "most workers differ significantly",
     ),
     ("run times", "every timed repeat, newest on the right: the noise you are reading"),
     (

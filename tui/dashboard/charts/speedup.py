@@ -61,8 +61,6 @@ class SpeedupChart(Chart):
         return (model.run_count, model.config, model.repeat_pick() if model.read_only else None)
 
     def draw(self, plt, model: Model) -> None:
-        from partui.profiles.records.stats import amdahl_fit
-
         # a saved run: the series of the run on the timeline, its repeat on screen marked
         pick = model.repeat_pick() if model.read_only else None
         picked = model.run_number(pick.run) if pick is not None else None
@@ -90,8 +88,10 @@ class SpeedupChart(Chart):
             label = f"run {pick.run} repeat {pick.repeat + 1}"
             plt.scatter([picked.config.workers], [mark], marker="◆", color="magenta", label=label)
         if len(points) >= 3:  # two points always fit a curve exactly: no fit from them
-            pooled = {p.workers: base.median_ms / p.speedup for p in points}
-            fit = amdahl_fit(pooled)
+            # the analysis's fit: none where the fewest and most workers do not differ
+            # significantly (a fit of noise), the same as the text reports
+            series = model.series_for(cfg)
+            fit = series.fit if series is not None else None
             if fit is not None:
                 xs = [lo_w + i * (hi_w - lo_w) / 20 for i in range(21)]
                 ys = [

@@ -1,5 +1,7 @@
 """The profile tab's help texts: its keys and the runs table's columns, said in full."""
 
+from partui.profiles.records.verdict_rules import MIN_REPEATS, NOISE_FLOOR
+
 KEY_HELP = {  # what each key does, said in full (the key bar and palette use short names)
     "run_once": "run the configuration once: warm-ups, then timed repeats, checked",
     "toggle_live": "live mode: run it again and again; a change applies from the next run",
@@ -30,6 +32,13 @@ HELP_COLUMNS = [
         "against the honest baseline: the best single-worker median of any "
         "strategy for this layer, kernel and batch, measured on this machine (this "
         "session or the machine's baseline book); 1.00x = as fast as that",
+    ),
+    (
+        "vs 1w",
+        "the speedup over the same configuration at 1 worker with its 95% interval, "
+        f"where both runs' repeats show a difference beyond the {NOISE_FLOOR:.2f}x noise "
+        "floor; else n.s. (no significant difference), spread (too spread to conclude) or "
+        f"few (under {MIN_REPEATS} repeats). Shown when a run has a 1-worker twin",
     ),
     ("eff", "efficiency = speedup / workers; 100% = every worker fully useful"),
     (

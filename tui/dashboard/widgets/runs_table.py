@@ -26,6 +26,7 @@ RUN_COLUMNS = (
     "median ms",
     "min-max ms",
     "speedup",
+    "vs 1w",
     "eff",
     "on-CPU",
     "max err",
@@ -47,6 +48,7 @@ _SHORT_HEADER = {"kernel": "kern", "strategy": "strat", "of roof": "roof"}
 # What a narrow table gives up first: abbreviations, then whole columns; `ok`, `layer`, `w`,
 # `median ms`, `speedup` and `max err` stay at every width.
 _NARROWING = [
+    ("drop", "vs 1w"),
     ("abbreviate", "kernel"),
     ("abbreviate", "exec"),
     ("abbreviate", "of roof"),
@@ -60,6 +62,9 @@ _NARROWING = [
     ("drop", "min-max ms"),
     ("drop", "kernel"),
 ]
+
+# shown only when a row has something in them (no 1-worker twin: nothing to compare with)
+_IF_FILLED = {"vs 1w"}
 
 # (shown columns, abbreviated columns, their widths)
 Plan = tuple[tuple[str, ...], frozenset[str], tuple[int, ...]]
@@ -133,6 +138,9 @@ class RunsTable(DataTable):
     def _choose_plan(self, rows: list[list]):
         room = (self.size.width or self.app.size.width - 2) - 2  # the vertical scrollbar
         for columns, short in column_plans():
+            columns = tuple(
+                c for c in columns if c not in _IF_FILLED or any(_plain(r[_at(c)]) for r in rows)
+            )
             widths = [
                 max(
                     [len(_header(name, short))]
@@ -146,7 +154,7 @@ class RunsTable(DataTable):
 
     @staticmethod
     def _cell(row: list, name: str, short: frozenset):
-        cell = row[RUN_COLUMNS.index(name)]
+        cell = row[_at(name)]
         return _SHORT[name].get(str(cell), cell) if name in short else cell
 
     def _set_plan(self, plan) -> bool:
@@ -158,6 +166,10 @@ class RunsTable(DataTable):
         for name, width in zip(columns, widths):
             self.add_column(_header(name, short), width=width)
         return True
+
+
+def _at(name: str) -> int:
+    return RUN_COLUMNS.index(name)
 
 
 def _header(name: str, short: frozenset) -> str:
@@ -208,6 +220,9 @@ def run_row(i: int, row, runs: int = 1) -> list:
         ms(r.median_ms),
         f"{ms(r.min_ms)}-{ms(r.max_ms)}",
         _num(st.speedup_honest, "{:.2f}x"),
+        # against the same configuration at 1 worker, from both runs' repeats: the speedup
+        # with its interval where significant, else n.s. / spread / few (significance.py)
+        st.vs_1w.short() if st.vs_1w is not None else "",
         _num(100 * st.efficiency, "{:.0f}%"),
         on_cpu,
         f"{r.max_abs_error:.1e}",
