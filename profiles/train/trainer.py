@@ -381,7 +381,11 @@ class Trainer:
                 keep(step_spans, step)
                 elapsed = time.perf_counter() - t_start
                 self.step_ends[step] = elapsed
-                self.emit(StepDone(base + step + 1, epoch, steps, elapsed, loss))
+                self.emit(
+                    StepDone(
+                        base + step + 1, epoch, steps, elapsed, loss, (base + step + 1) * cfg.batch
+                    )
+                )
             return spans
 
         # hogwild: every job queued at once; workers take them as they finish
@@ -413,9 +417,9 @@ class Trainer:
                 step = span.repeat
                 elapsed = time.perf_counter() - t_start
                 self.step_ends[step] = elapsed
-                self.emit(
-                    StepDone(base + next(done), epoch, steps, elapsed, float(a["losses"][step]))
-                )
+                n = base + next(done)
+                loss = float(a["losses"][step])
+                self.emit(StepDone(n, epoch, steps, elapsed, loss, n * cfg.batch))
                 if stopped():
                     ex.cancel()
 
