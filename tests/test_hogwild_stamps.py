@@ -207,3 +207,52 @@ def test_cli_compare_updates_refuses_an_update_rule(capsys):
     assert cli.main(["train", "--compare-updates", "--update", "sync"]) == 2
     assert "--compare-updates" in capsys.readouterr().err
     assert cli.main(["train", "--target-loss", "1.0"]) == 2
+
+
+@pytest.mark.slow  # two process workers start
+@pytest.mark.processes
+def test_hogwild_on_processes_stamps_the_shared_memory(data):
+    r = _train(data, update="hogwild", batch=2, workers=2, executor="processes")
+    st = r.staleness
+    assert st["measured"] and st["updates"] == 120 * 12
+    assert {s.worker for s in r.spans} == {0, 1}
+    assert st["max"] > 0  # two processes interleave their steps on the shared weights
+
+
+def test_compare_own_clock_smoothing_and_reach():
+    from partui.profiles.train import compare
+    from partui.profiles.train.trainer import EpochReport, TrainResult
+
+    # two epochs of 2 steps; the second epoch started 10 s after the first ended (another
+    # run's epoch ran meanwhile): the own clock leaves that out
+    res = TrainResult(TrainConfig(batch=4), "letters")
+    res.loss_curve = [[1, 1.0, 3.0], [2, 2.0, 2.0], [3, 14.0, 1.0], [4, 15.0, 0.5]]
+    res.epochs = [
+        EpochReport(1, 2, 8, 2.0, 2.5, 2.5, 0.1, 0.1, 4.0, {}, [], eval_s=0.5),
+        EpochReport(2, 2, 8, 2.0, 15.5, 0.75, 0.1, 0.1, 4.0, {}, [], eval_s=0.5),
+    ]
+    assert compare.own_times(res) == pytest.approx([1.0, 2.0, 3.5, 4.5])
+    assert compare.running_mean([3.0, 2.0, 1.0, 0.5], 2) == pytest.approx([3.0, 2.5, 1.5, 0.75])
+    run = compare.UpdateRun(
+        "sync", res, [4, 8, 12, 16], [1.0, 2.0, 3.5, 4.5], [3, 2.5, 1.5, 0.75], 2
+    )
+    assert compare.reach(run, 1.5) == (12, 3.5)
+    assert compare.reach(run, 0.1) == (None, None)
+
+
+@pytest.mark.slow  # trains both update rules
+def test_cli_compare_updates_json(capsys):
+    args = ["train", "--compare-updates", "--epochs", "2", "--train-size", "128"]
+    args += ["--test-size", "32", "--batch", "8", "--workers", "2", "--json"]
+    assert cli.main(args) == 0
+    s = json.loads(capsys.readouterr().out)["compare_updates"]
+    assert set(s["runs"]) == {"sync", "hogwild"}
+    target = s["target_loss"]
+    for r in s["runs"].values():
+        assert r["images_per_s"] > 0 and r["final_loss"] >= 0
+        # the default target is the higher final loss: both runs reach it
+        assert r["images_to_target"] is not None and r["images_to_target"] % 8 == 0
+        assert 0 < r["seconds_to_target"] <= r["own_seconds"]
+        assert r["final_loss"] <= target + 1e-9
+    assert s["runs"]["sync"]["staleness"]["measured"] is False
+    assert s["runs"]["hogwild"]["staleness"]["measured"] is True

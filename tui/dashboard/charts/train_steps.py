@@ -7,6 +7,7 @@ from __future__ import annotations
 # a step's phases per worker (profiles.train.measures.PHASES), the wait drawn as idle
 STEP_COLORS = {"compute": "cyan", "wait": "gray", "combine": "yellow", "update": "green"}
 BAR_STEPS = 3  # each worker's last steps drawn as bars
+MAX_BARS = 24  # staleness values drawn one bar each from 0
 
 
 def empty_chart(plt, message) -> None:
@@ -80,9 +81,16 @@ def draw_staleness(plt, runs, by_images: bool) -> None:
         else:
             empty_chart(plt, "Hogwild! runs' staleness, per epoch")
         return
+    from partui.tui.dashboard.charts.timeline import nice_ticks
+
     counts = merged_counts([r.staleness for r in _measured(run)])
-    values = sorted(counts)
-    plt.bar([str(v) for v in values], [counts[v] for v in values], color="orange", width=0.6)
+    # every value up to the max, an empty one as a gap; a long tail as the values seen
+    top = max(counts)
+    values = list(range(top + 1)) if top <= MAX_BARS else sorted(counts)
+    heights = [counts.get(v, 0) for v in values]
+    plt.bar([str(v) for v in values], heights, color="orange", width=0.6)
+    ticks = [t for t in nice_ticks(max(heights), 5) if t == int(t)] or [0]
+    plt.yticks(ticks, [f"{int(t)}" for t in ticks])
     plt.xlabel(f"versions missed, {run.label}")
 
 
