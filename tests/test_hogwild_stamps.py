@@ -45,7 +45,7 @@ def test_staleness_counts_other_workers_writes_between_read_and_write():
     assert _write(c, 1, seen_a) == (0, 0)
     # C read before all of that: block 1 was written by B, then A
     assert _write(c, 1, seen_c) == (2, 0)
-    assert c[stamps.VERSION] == 3 and c[stamps.LINE_WORDS + stamps.VERSION] == 3
+    assert stamps.version(c, 0) == 3 and stamps.version(c, 1) == 3
 
 
 def test_overlapping_writes_count_on_both_sides_and_only_then():
@@ -53,18 +53,21 @@ def test_overlapping_writes_count_on_both_sides_and_only_then():
     seen = np.zeros(2, np.int64)
     a = stamps.begin_write(c, 0)  # A begins
     b = stamps.begin_write(c, 0)  # B begins while A writes
-    assert a == (0, 0) and b == (1, 1)
-    assert stamps.end_write(c, 0, seen[0], *a) == (0, 1)  # A ends: B began meanwhile
+    assert a == (0, 0) and b == (0, 1)  # (version, writers under way) when each began
+    assert stamps.end_write(c, 0, seen[0], *a) == (0, 1)  # A ends: B is under way
     assert stamps.end_write(c, 0, seen[0], *b) == (1, 1)  # B saw A under way
     # the other block and later writes of this one are untouched by that overlap
     assert _write(c, 1, seen) == (0, 0)
     assert _write(c, 0, np.array([2, 1])) == (0, 0)
-    # nested: C inside D's write; D overlapped (C began before D ended), C too
+    # nested: E inside D's write; D overlapped (E committed while D wrote), E too
     d = stamps.begin_write(c, 1)
     e = stamps.begin_write(c, 1)
-    assert stamps.end_write(c, 1, 1, *e)[1] == 1
-    assert stamps.end_write(c, 1, 1, *d)[1] == 1
-    assert c[stamps.WRITERS] & stamps.UNDER_WAY_MASK == 0  # nobody left writing
+    assert stamps.end_write(c, 1, 1, *e) == (0, 1)
+    assert stamps.end_write(c, 1, 1, *d) == (1, 1)
+    # F begins after D and E ended: no overlap, though both committed since F's read
+    f = stamps.begin_write(c, 1)
+    assert stamps.end_write(c, 1, 1, *f) == (2, 0)
+    assert c[stamps.LINE_WORDS] & stamps.UNDER_WAY_MASK == 0  # nobody left writing
 
 
 def test_blocks_are_each_layers_weight_and_bias():
@@ -111,7 +114,7 @@ def test_native_stamps_under_forced_interleaving_on_threads():
     assert stale[0].tolist() == [0, 0] and stale[1].tolist() == [1, 1]
     assert over == [0, 0]
     np.testing.assert_array_equal(p, np.float32(1 - 0.5 * 1 - 0.5 * 2))
-    assert c[stamps.VERSION] == 2 and c[stamps.LINE_WORDS + stamps.VERSION] == 2
+    assert stamps.version(c, 0) == 2 and stamps.version(c, 1) == 2
 
 
 @pytest.fixture(scope="module")

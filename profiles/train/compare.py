@@ -64,8 +64,12 @@ def reach(run: UpdateRun, target: float) -> tuple[int | None, float | None]:
 
 
 def compare_updates(cfg: TrainConfig, data, emit=None) -> list[UpdateRun]:
-    """Train `cfg` with sync and with hogwild, interleaved epoch by epoch."""
-    trainers = [Trainer(replace(cfg, update=u), data, emit=emit) for u in ("sync", "hogwild")]
+    """Train `cfg` with sync and with hogwild, interleaved epoch by epoch; `emit(update,
+    event)` gets each run's progress events."""
+    trainers = [
+        Trainer(replace(cfg, update=u), data, emit=(lambda ev, u=u: emit(u, ev)) if emit else None)
+        for u in ("sync", "hogwild")
+    ]
     gens = [t.epochs() for t in trainers]
     try:
         with blas.limit(1):

@@ -87,13 +87,13 @@ class TrainResult:
 
     @property
     def staleness(self) -> dict | None:
-        """The whole run's staleness: its epochs' histograms added up (sync: by construction)."""
+        """The whole run's staleness: its Hogwild! epochs' histograms added up (a dashboard run
+        may change its update rule between epochs); all sync: 0 by construction."""
         epochs = [e.staleness for e in self.epochs if e.staleness]
-        if not epochs:
-            return None
-        if not all(e.get("measured") for e in epochs):
-            return measures.sync_staleness()
-        return measures.staleness_summary(measures.merged_counts(epochs))
+        measured = [e for e in epochs if e.get("measured")]
+        if measured:
+            return measures.staleness_summary(measures.merged_counts(measured))
+        return measures.sync_staleness() if epochs else None
 
     @property
     def overlapping_updates(self) -> int | None:

@@ -6,7 +6,8 @@ Prints figures; asserts nothing (the machine is shared: read the load average it
 
 1. the update alone: the stamped native update (12 blocks, three atomic adds each, plus the
    versions read before the step) against the plain native SGD update of the same flat
-   weights, one thread, interleaved in rounds; medians and min-max of ns per update.
+   weights, one thread, interleaved in rounds; medians and min-max of ns per update. Then
+   two threads updating the same weights at once (the counters' lines move between cores).
 2. training: Hogwild! at 2 workers on threads and on processes, with and without the
    stamps, four runs interleaved epoch by epoch (the order reversed every epoch); the first
    epoch of each is left out (workers load their kernels). Images/s per epoch (median,
@@ -78,6 +79,64 @@ def update_cost(repeats: int, rounds: int = 5) -> dict:
     return out
 
 
+def contended_cost(calls: int, rounds: int = 5) -> dict:
+    """Two threads updating the same weights at once, as Hogwild! workers do: plain against
+    stamped (the counters' cache lines then move between the cores). ns per update."""
+    import threading
+
+    from partui.kernels.grad import native, stamps, stamps_native, training
+
+    n = training.NETWORK_PARAMS
+    edges = stamps.blocks(training.NETWORK_LAYOUT)
+    nb = len(edges) - 1
+    rng = np.random.default_rng(1)
+    p = rng.standard_normal(n).astype(np.float32)
+    gs = [rng.standard_normal(n).astype(np.float32) for _ in range(2)]
+    vs = [np.zeros(n, np.float32) for _ in range(2)]
+    counters = np.zeros(stamps.counter_words(nb), np.int64)
+    lr, mom = np.float32(1e-9), np.float32(0.9)
+
+    def worker(i, stamped, out, start):
+        seen, stale = np.zeros(nb, np.int64), np.zeros(nb, np.int64)
+        start.wait()
+        t = []
+        for _ in range(calls):
+            t0 = time.perf_counter_ns()
+            if stamped:
+                stamps_native.read_versions(counters, seen)
+                stamps_native.stamped_sgd(p, gs[i], vs[i], counters, edges, seen, stale, lr, mom, 2)
+            else:
+                native.sgd_range(p, gs[i], vs[i], p, 0, n, lr, mom, 2)
+            t.append(time.perf_counter_ns() - t0)
+        out[i] = t
+
+    times: dict[str, list[int]] = {"plain": [], "stamped": []}
+    for r in range(rounds):
+        for name in ("plain", "stamped") if r % 2 == 0 else ("stamped", "plain"):
+            out: list = [None, None]
+            start = threading.Barrier(2)
+            th = [
+                threading.Thread(target=worker, args=(i, name == "stamped", out, start))
+                for i in range(2)
+            ]
+            for t in th:
+                t.start()
+            for t in th:
+                t.join()
+            times[name] += out[0] + out[1]
+    res = {k: {"median_ns": float(np.median(t)), "min_ns": min(t)} for k, t in times.items()}
+    print(
+        f"  two threads at once, {calls} updates each x {rounds} interleaved rounds: "
+        + ", ".join(
+            f"{k} {o['median_ns'] / 1e3:.1f} us (min {o['min_ns'] / 1e3:.1f})"
+            for k, o in res.items()
+        )
+        + f"; the stamps add {(res['stamped']['median_ns'] - res['plain']['median_ns']) / 1e3:+.2f}"
+        " us per update (medians)"
+    )
+    return res
+
+
 def training_cost(epochs: int, train_size: int, batch: int) -> dict:
     from partui.profiles.records.train_config import TrainConfig
     from partui.profiles.system import blas
@@ -145,6 +204,7 @@ def main() -> None:
     print(f"load average {out['load_before']}")
     print("1. the update alone, one thread")
     out["update"] = update_cost(a.repeats)
+    out["contended"] = contended_cost(a.repeats // 5)
     print(
         f"2. Hogwild! at 2 workers, batch {a.batch}, {a.epochs} epochs of {a.train_size} images, "
         "four runs interleaved epoch by epoch"

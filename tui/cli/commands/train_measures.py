@@ -116,8 +116,19 @@ def run_compare(args, cfg, data) -> int:
     from partui.profiles.train import compare
 
     print("partui train: sync and hogwild, interleaved epoch by epoch", file=sys.stderr, flush=True)
+    from partui.profiles.train.trainer import EpochReport
+
+    def progress(update, ev):
+        if isinstance(ev, EpochReport):
+            print(
+                f"{update} epoch {ev.epoch}/{cfg.epochs}: loss {ev.train_loss:.4f}  "
+                f"{ev.images_per_s:.0f} images/s",
+                file=sys.stderr,
+                flush=True,
+            )
+
     try:
-        runs = compare.compare_updates(cfg, data)
+        runs = compare.compare_updates(cfg, data, progress)
     except KeyboardInterrupt:
         runs = []
     if not runs or any(r.result.interrupted for r in runs):
