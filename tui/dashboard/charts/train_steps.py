@@ -4,8 +4,11 @@ gradients as a histogram."""
 
 from __future__ import annotations
 
-# a step's phases per worker (profiles.train.measures.PHASES), the wait drawn as idle
-STEP_COLORS = {"compute": "cyan", "wait": "gray", "combine": "yellow", "update": "green"}
+# a step's phases per worker (profiles.train.measures.PHASES), the wait drawn as idle: the
+# bars' colours as plotext names them, and the same ANSI colours as the legend's markup
+# names them (plotext's "orange" is ANSI yellow)
+STEP_COLORS = {"compute": "cyan", "wait": "gray", "combine": "orange", "update": "green"}
+LEGEND_COLORS = {"cyan": "cyan", "gray": "gray", "orange": "yellow", "green": "green"}
 BAR_STEPS = 3  # each worker's last steps drawn as bars
 MAX_BARS = 24  # staleness values drawn one bar each from 0
 
@@ -29,7 +32,9 @@ def last_measured(runs, key: str):
 
 
 def phases_legend() -> str:
-    return " ".join(f"[{c}]{'░' if p == 'wait' else '█'}{p}[/]" for p, c in STEP_COLORS.items())
+    return " ".join(
+        f"[{LEGEND_COLORS[c]}]{'░' if p == 'wait' else '█'}{p}[/]" for p, c in STEP_COLORS.items()
+    )
 
 
 def draw_phases(plt, runs, by_images: bool) -> None:
