@@ -60,6 +60,21 @@ def _train_steps_once(batch: int = 2) -> None:
         scratch = Scratch()
         for job in p.jobs:
             run_job(job, net.name, "vectorized", arrays, scratch)
+    _stamped_update_once()
+
+
+def _stamped_update_once() -> None:
+    """Hogwild!'s stamped update (stamps_native) on two blocks of four weights."""
+    from partui.kernels.grad import stamps, stamps_native
+
+    p, g = np.zeros(8, np.float32), np.zeros(8, np.float32)
+    counters = np.zeros(stamps.counter_words(2), np.int64)
+    seen, stale = np.zeros(2, np.int64), np.zeros(2, np.int64)
+    edges = np.array([0, 4, 8], np.int64)
+    stamps_native.read_versions(counters, seen)
+    stamps_native.stamped_sgd(
+        p, g, p, counters, edges, seen, stale, np.float32(0.1), np.float32(0.0), 1
+    )
 
 
 def _run_once(layer: Layer, strategy: str, batch: int = 2) -> None:

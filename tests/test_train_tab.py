@@ -94,8 +94,11 @@ async def test_two_runs_overlaid_then_saved(tmp_path):
             assert len(run.reports) == 2 and len(run.losses) == 8 and len(run.accuracy) == 2
             assert {s.phase for s in run.recent} >= {FORWARD, BACKWARD, UPDATE}
         assert "#2 hogwild t2: done" in tab.settings_text()
+        # every step's images ride with its loss: the second run starts from 0 again
+        assert [run.images[-1] for run in tab.runs] == [256, 256]
+        assert [a[0] for a in tab.runs[1].accuracy] == [128, 256]
         await pilot.press("v")
-        assert tab.by_steps
+        assert tab.by_images and "x axis images" in tab.settings_text()
         await pilot.press("s")
         (path,) = Path(tmp_path).glob("train-*.json")
         records = snapshot.load(path).training
@@ -130,6 +133,30 @@ async def test_stop_key_ends_a_run_and_a_change_applies_at_the_next_epoch(tmp_pa
         assert tab.runs[-1].state == "stopped" and len(tab.runs[-1].reports) < 10_000
 
 
+def _fake_staleness(update):
+    from partui.profiles.train import measures
+
+    if update == "sync":
+        return measures.sync_staleness()
+    return measures.staleness_summary({0: 10, 1: 20, 2: 8, 3: 1})
+
+
+def _fake_phases(update):
+    """Each worker's last three steps: w1 computes longer; under sync w0 waits for it."""
+    sync = update == "sync"
+    recent = [
+        [[8.0 + k, 3.0 if sync else 0.0, 0.5 if sync else 0.0, 0.4] for k in range(3)],
+        [[11.0 + k, 0.0, 0.5 if sync else 0.0, 0.4] for k in range(3)],
+    ]
+    return {
+        "workers": [],
+        "steps": 3,
+        "straggler_gap_ms": None,
+        "wait_note": None,
+        "recent": recent,
+    }
+
+
 def _fake_run(number, update, speed):
     cfg = TrainConfig(epochs=3, workers=2, update=update)
     run = TrainRun(number, cfg)
@@ -148,6 +175,9 @@ def _fake_run(number, update, speed):
             1280 / (20 * speed),
             {"forward": 10.0, "backward": 20.0},
             [0.5, 0.5],
+            staleness=_fake_staleness(update),
+            overlapping_updates=(2 if epoch == 1 else 1) if update == "hogwild" else 0,
+            step_phases=_fake_phases(update),
         )
         run.reports.append(rep)
         run.accuracy.append((epoch * 20, epoch * 20 * speed, rep.test_accuracy))
@@ -167,7 +197,7 @@ def _fake_run(number, update, speed):
 def test_train_tab_svg(snap_compare):
     def show(pilot):
         tab = pilot.app.query_one(TrainTab)
-        tab.runs = [_fake_run(1, "sync", 0.05), _fake_run(2, "hogwild", 0.035)]
+        tab.runs = [_fake_run(1, "hogwild", 0.035), _fake_run(2, "sync", 0.05)]
         tab.redraw()
 
     app = PartuiApp(
@@ -199,7 +229,7 @@ async def test_charts_read_true_points_whole_epochs_a_full_percent_scale(tmp_pat
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("n")
         tab = app.query_one(TrainTab)
-        tab.runs = [_fake_run(1, "sync", 0.05), _fake_run(2, "hogwild", 0.035)]
+        tab.runs = [_fake_run(1, "hogwild", 0.035), _fake_run(2, "sync", 0.05)]
         tab.redraw()
         await pilot.pause()
 
@@ -215,14 +245,20 @@ async def test_charts_read_true_points_whole_epochs_a_full_percent_scale(tmp_pat
         labels = [line.split("┤")[0].strip() for line in accuracy if "┤" in line]
         assert labels == ["100", "75", "50", "25", "0"]
         assert "●" in "".join(accuracy) and "•" not in "".join(accuracy)
-        for name in ("loss", "accuracy", "timeline", "speed"):
+        for name in ("loss", "accuracy", "speed", "phases", "staleness"):
             c = chart(name)
             room = c.size.width - 4  # the border's corners and a space each side
             assert len(str(c.border_title)) <= room, (name, c.border_title)
             subtitle = Text.from_markup(str(c.border_subtitle)).plain
             assert len(subtitle) <= room, (name, subtitle)
-            if name != "timeline":
-                assert subtitle == "● #1 sync/reduce t2 ● #2 hogwild t2"
-        assert Text.from_markup(str(chart("timeline").border_subtitle)).plain == (
-            "█ forward █ backward █ combine █ update"
+            if name == "loss":
+                assert subtitle == "● #1 hogwild t2 ● #2 sync/reduce t2"
+            elif name in ("accuracy", "speed"):  # too narrow for the labels: the numbers
+                assert subtitle == "● #1 ● #2"
+        assert Text.from_markup(str(chart("phases").border_subtitle)).plain == (
+            "█compute ░wait █combine █update"
+        )
+        # the newest Hogwild! run's histogram of its 3 epochs' stamps
+        assert Text.from_markup(str(chart("staleness").border_subtitle)).plain == (
+            "med 1 p95 2 max 3 · overlaps 4"
         )

@@ -159,11 +159,14 @@ def _hogwild_job(job, kernel, arrays, scratch, cancel):
     lr = np.float32(job.lr)
     size = job.batch[1]
     spans = []
+    stamped = StampedWrites(arrays, scratch) if job.stamp else None
     for k in range(job.steps):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         step = job.step0 + k
         t0 = time.perf_counter_ns()
+        if stamped is not None:  # the versions this step's gradient is computed from
+            stamped.read()
         x, labels = _samples(arrays, job.offset + k * size, 0, size, scratch)
         loss, correct, fend = training.step_grads(
             kernel, x, labels, params, grads, 1.0 / size, scratch, cancel
@@ -172,7 +175,12 @@ def _hogwild_job(job, kernel, arrays, scratch, cancel):
         # no lock: updates may interleave with other workers' reads and writes; each
         # worker keeps its own velocity: only the weights are shared
         v = _velocity(scratch, job.token, g.shape) if job.momentum else None
-        sgd_step(kernel, flat, g, v, None, 0, flat.size, lr, job.momentum, 2 if job.momentum else 1)
+        if stamped is None:
+            sgd_step(
+                kernel, flat, g, v, None, 0, flat.size, lr, job.momentum, 2 if job.momentum else 1
+            )
+        else:
+            stamped.write(flat, g, v, lr, job.momentum, step)
         end = time.perf_counter_ns()
         arrays["losses"][step] = loss / size
         arrays["hits"][step] = correct
@@ -183,6 +191,44 @@ def _hogwild_job(job, kernel, arrays, scratch, cancel):
             (UPDATE, bend, end, 2 * flat.size, step),
         ]
     return spans
+
+
+class StampedWrites:
+    """A worker's stamped Hogwild! writes (stamps): the versions read before a step, then the
+    update block by block in one native call, its staleness and overlaps into the run's
+    "staleness" and "overlaps" at the step's row."""
+
+    def __init__(self, arrays, scratch: Scratch):
+        from partui.kernels.grad import stamps, stamps_native
+
+        self.native = stamps_native
+        self.counters = arrays["versions"].view(np.int64)
+        self.staleness, self.overlaps = arrays["staleness"], arrays["overlaps"]
+        self.edges = stamps.blocks(training.NETWORK_LAYOUT)
+        n = len(self.edges) - 1
+        if "stamps" not in scratch.state:
+            scratch.state["stamps"] = (np.zeros(n, np.int64), np.zeros(n, np.int64))
+        self.seen, self.stale = scratch.state["stamps"]
+
+    def read(self) -> None:
+        self.native.read_versions(self.counters, self.seen)
+
+    def write(self, flat, g, v, lr, momentum, step: int) -> None:
+        mode = 2 if momentum else 1
+        overlapped = self.native.stamped_sgd(
+            flat,
+            g,
+            flat if v is None else v,
+            self.counters,
+            self.edges,
+            self.seen,
+            self.stale,
+            np.float32(lr),
+            np.float32(momentum),
+            mode,
+        )
+        self.staleness[step] = self.stale
+        self.overlaps[step] = overlapped
 
 
 def _velocity(scratch: Scratch, token: str, shape) -> np.ndarray:

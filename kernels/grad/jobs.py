@@ -59,6 +59,9 @@ class Job:
     steps: int = 1
     step0: int = 0  # the first step's index in the epoch (hogwild: where its loss goes)
     token: str = ""  # the training run: a hogwild worker keeps its own velocity per run
+    # hogwild: stamp every block write ("versions"), each step's staleness per block into
+    # "staleness"[step] and its overlapping writes into "overlaps"[step] (see stamps)
+    stamp: bool = False
     # a training step as one phase: after its slice, the task takes its share of the combine
     # and the update once all `wait` slices are in ("arrive"; see sgd.finish_step)
     wait: int = 0

@@ -1,4 +1,5 @@
-"""Two ways to increment an int64 counter in memory, for the false-sharing experiment.
+"""Two ways to increment an int64 counter in memory, for the false-sharing experiment, and an
+atomic load (Hogwild!'s version stamps read counters other workers add to).
 
 - `atomic_add`: a locked read-modify-write (`lock xadd` on x86), through LLVM's
   `atomicrmw add` because numba has no atomic add of its own.
@@ -21,6 +22,11 @@ def atomic_add(arr, index, value):
     old = arr[index]
     arr[index] = old + value
     return old
+
+
+def atomic_load(arr, index):
+    """arr[index], read whole (never torn) and without a lock."""
+    return arr[index]
 
 
 def stored_increment(arr, index):
@@ -63,6 +69,18 @@ def register() -> None:
         return types.int64(arr, index, value), codegen
 
     @intrinsic
+    def _atomic_load(typingctx, arr, index):
+        if not (is_int64_array(arr) and isinstance(index, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            aryty, idxty = sig.args
+            ptr = element_pointer(context, builder, aryty, args[0], idxty, args[1])
+            return builder.load_atomic(ptr, "monotonic", 8)
+
+        return types.int64(arr, index), codegen
+
+    @intrinsic
     def _stored_increment(typingctx, arr, index):
         if not (is_int64_array(arr) and isinstance(index, types.Integer)):
             return None
@@ -80,6 +98,11 @@ def register() -> None:
     def _atomic_add_impl(arr, index, value):
         if is_int64_array(arr):
             return lambda arr, index, value: _atomic_add(arr, index, value)
+
+    @overload(atomic_load)
+    def _atomic_load_impl(arr, index):
+        if is_int64_array(arr):
+            return lambda arr, index: _atomic_load(arr, index)
 
     @overload(stored_increment)
     def _stored_increment_impl(arr, index):

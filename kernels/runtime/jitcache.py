@@ -24,6 +24,8 @@ _SOURCES = (
     "forward/native.py",
     "grad/native.py",
     "grad/network.py",
+    "grad/stamps.py",
+    "grad/stamps_native.py",
     "forward/vectorized.py",
     "forward/compute.py",
     "plan/strategies.py",

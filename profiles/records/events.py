@@ -152,3 +152,4 @@ class StepDone:
     steps_per_epoch: int
     elapsed_s: float
     loss: float
+    images: int = 0  # images seen by the run so far (the x axis of images, not time)

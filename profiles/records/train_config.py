@@ -48,6 +48,9 @@ class TrainConfig:
     seed: int = 0
     # executor dask: a running scheduler's address ("": a LocalCluster partui starts)
     scheduler: str = ""
+    # hogwild: stamp every write of the shared weights (staleness, overlapping writes);
+    # False only to measure what the stamps cost
+    stamp: bool = True
 
     def check(self) -> None:
         def ranged(what, v, lo, hi):
@@ -86,6 +89,8 @@ class TrainConfig:
             from partui.profiles.records.config import GATHER_LOCAL
 
             raise TrainConfigError(GATHER_LOCAL)
+        if not isinstance(self.stamp, bool):
+            raise TrainConfigError(f"stamp must be true or false, got {self.stamp!r}")
         if not isinstance(self.scheduler, str) or len(self.scheduler) > 1000:
             raise TrainConfigError("scheduler must be an address like tcp://host:8786")
         if self.scheduler and self.executor != "dask":

@@ -41,16 +41,16 @@ def train_loop(cfg_dict: dict, events, stop, settings) -> None:
             if cfg.data
             else datasets.builtin_letters(cfg.train_size, cfg.test_size, cfg.seed)
         )
-        params, steps, elapsed = None, 0, 0.0
+        params, steps, elapsed, images = None, 0, 0.0, 0
         for epoch in range(1, cfg.epochs + 1):
             while True:  # the newest settings win
                 try:
                     cfg = replace(TrainConfig(**settings.get_nowait()), epochs=cfg.epochs)
                 except queue.Empty:
                     break
-            base_steps, base_s = steps, elapsed
+            base_steps, base_s, base_images = steps, elapsed, images
 
-            def emit(ev, base_steps=base_steps, base_s=base_s):
+            def emit(ev, base_steps=base_steps, base_s=base_s, base_images=base_images):
                 if isinstance(ev, StepDone):
                     events.put(
                         (
@@ -60,6 +60,7 @@ def train_loop(cfg_dict: dict, events, stop, settings) -> None:
                                 step=ev.step + base_steps,
                                 epoch=epoch,
                                 elapsed_s=ev.elapsed_s + base_s,
+                                images=ev.images + base_images,
                             ),
                         )
                     )
@@ -76,6 +77,7 @@ def train_loop(cfg_dict: dict, events, stop, settings) -> None:
                     result.epochs[-1], epoch=epoch, elapsed_s=result.epochs[-1].elapsed_s + base_s
                 )
                 steps += report.steps
+                images += report.images
                 elapsed = report.elapsed_s
                 last = max((s.repeat for s in result.spans), default=None)
                 recent = [s for s in result.spans if s.repeat == last]

@@ -7,6 +7,11 @@ from partui.profiles.files.checked_json import Check, FileProblem, shown
 from partui.profiles.records.bench_result import BenchResult
 from partui.profiles.records.config import check_config
 from partui.profiles.records.train_config import TrainConfig, TrainConfigError
+from partui.profiles.store.measures_validation import (
+    check_overlaps,
+    check_staleness,
+    check_step_phases,
+)
 from partui.profiles.system.conditions import check_conditions
 
 FORMAT = "partui-snapshot"
@@ -56,6 +61,8 @@ _TRAINING_KEYS = {
     "weights",
     "test_accuracy",
     "dask",
+    "staleness",
+    "overlapping_updates",
 }
 _EPOCH_KEYS = {
     "epoch",
@@ -70,6 +77,9 @@ _EPOCH_KEYS = {
     "phase_ms",
     "worker_busy_share",
     "eval_s",
+    "staleness",
+    "overlapping_updates",
+    "step_phases",
 }
 _RUN_KEYS = {
     "config",
@@ -178,6 +188,12 @@ def _check_training(t, where: str, budget: dict) -> None:
             Check.array(e.get("worker_busy_share", []), f"{w}.worker_busy_share", workers)
         ):
             Check.number(v, f"{w}.worker_busy_share[{i}]", 0, 1)
+        check_staleness(e.get("staleness"), f"{w}.staleness")
+        check_overlaps(e.get("overlapping_updates"), f"{w}.overlapping_updates")
+        # a dashboard run may change its workers between epochs: the settings allow 256
+        check_step_phases(e.get("step_phases"), f"{w}.step_phases", 256)
+    check_staleness(t.get("staleness"), f"{where}.staleness")
+    check_overlaps(t.get("overlapping_updates"), f"{where}.overlapping_updates")
     for key in ("loss_curve", "accuracy_curve"):
         for j, point in enumerate(
             Check.array(Check.field(t, key, where), f"{where}.{key}", MAX_CURVE)

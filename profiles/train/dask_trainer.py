@@ -287,7 +287,7 @@ class _DaskTraining:
         tr = self.trainer
         tr.step_ends[step] = elapsed
         base = (epoch - 1) * steps
-        tr.emit(StepDone(base + step + 1, epoch, steps, elapsed, loss))
+        tr.emit(StepDone(base + step + 1, epoch, steps, elapsed, loss, (base + step + 1) * b))
 
     def _stopped(self) -> bool:
         return self.trainer.stop is not None and self.trainer.stop.is_set()

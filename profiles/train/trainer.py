@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from partui.kernels.grad import jobs as passes
-from partui.kernels.grad import training
+from partui.kernels.grad import stamps, training
 from partui.kernels.model.layers import LAYERS
 from partui.kernels.plan.pass_axes import phase_name
 from partui.kernels.plan.strategies import split_range
@@ -38,6 +38,7 @@ from partui.profiles.records.train_config import (
     TrainConfig,
 )
 from partui.profiles.system import blas, interrupts
+from partui.profiles.train import measures
 from partui.profiles.train.dask_trainer import train_epochs as whole_step_epochs
 
 HOGWILD_STEPS = 4  # steps per queued Hogwild job: few enough for live progress
@@ -59,6 +60,12 @@ class EpochReport:
     phase_ms: dict[str, float]  # busy time summed over workers, per phase
     worker_busy_share: list[float]  # each worker's share of the busy time
     eval_s: float = 0.0
+    # hogwild: the version stamps' staleness per block write (median, p95, max, histogram)
+    # and how many block writes overlapped another worker's; sync: 0 by construction
+    staleness: dict | None = None
+    overlapping_updates: int | None = None
+    # each worker's median ms per phase of a step, the straggler gap (measures.step_phases)
+    step_phases: dict | None = None
 
 
 @dataclass
@@ -78,10 +85,27 @@ class TrainResult:
     def test_accuracy(self) -> float:
         return self.epochs[-1].test_accuracy if self.epochs else float("nan")
 
+    @property
+    def staleness(self) -> dict | None:
+        """The whole run's staleness: its Hogwild! epochs' histograms added up (a dashboard run
+        may change its update rule between epochs); all sync: 0 by construction."""
+        epochs = [e.staleness for e in self.epochs if e.staleness]
+        measured = [e for e in epochs if e.get("measured")]
+        if measured:
+            return measures.staleness_summary(measures.merged_counts(measured))
+        return measures.sync_staleness() if epochs else None
+
+    @property
+    def overlapping_updates(self) -> int | None:
+        counts = [e.overlapping_updates for e in self.epochs]
+        return sum(counts) if counts and None not in counts else None  # type: ignore[arg-type]
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["spans"] = [s.to_dict() for s in self.spans]
         d["test_accuracy"] = self.test_accuracy
+        d["staleness"] = self.staleness
+        d["overlapping_updates"] = self.overlapping_updates
         return d
 
 
@@ -181,6 +205,12 @@ class Trainer:
                 "hits": (steps,),
             }
         )
+        stamp = cfg.update == "hogwild" and cfg.stamp
+        if stamp:  # int64 counters seen through float32 words: two per counter
+            nblocks = len(stamps.blocks(training.NETWORK_LAYOUT)) - 1
+            shapes["versions"] = (2 * stamps.counter_words(nblocks),)
+            shapes["staleness"] = (steps, nblocks)
+            shapes["overlaps"] = (steps,)
         evals = [
             Job_eval(i, r)
             for i, r in enumerate(
@@ -197,6 +227,8 @@ class Trainer:
             a["test.y"][...] = data.test_y
             a["params"][...] = self.params
             a["velocity"].fill(0.0)
+            if stamp:
+                a["versions"].view(np.int64).fill(0)
             rng = np.random.default_rng([cfg.seed, 7])
             sample_every = max(1, cfg.epochs * steps // SPAN_SAMPLES)
             t_start = time.perf_counter()
@@ -206,6 +238,9 @@ class Trainer:
                     a["order"][...] = rng.permutation(n)
                     a["losses"].fill(np.nan)
                     a["hits"].fill(0)
+                    if stamp:
+                        a["staleness"].fill(np.nan)
+                        a["overlaps"].fill(0)
                     t0 = time.perf_counter()
                     try:
                         spans = self._epoch(
@@ -289,9 +324,22 @@ class Trainer:
             share,
             eval_s,
         )
+        self._measures(report, a, done, spans)
         res.epochs.append(report)
         res.accuracy_curve.append([epoch, report.elapsed_s, acc])
         self.emit(report)
+
+    def _measures(self, report: EpochReport, a, done, spans) -> None:
+        """The epoch's staleness and overlaps (hogwild: from the stamps), and its step phases."""
+        cfg = self.cfg
+        hogwild = cfg.update == "hogwild"
+        if not hogwild:
+            report.staleness, report.overlapping_updates = measures.sync_staleness(), 0
+        elif "staleness" in a:
+            report.staleness, report.overlapping_updates = measures.epoch_staleness(
+                a["staleness"], a["overlaps"], done
+            )
+        report.step_phases = measures.step_phases(spans, cfg.workers, barrier=not hogwild)
 
     def _epoch(
         self, ex, arena, sync_plan, epoch, steps, flops, t_start, sample_every
@@ -333,7 +381,11 @@ class Trainer:
                 keep(step_spans, step)
                 elapsed = time.perf_counter() - t_start
                 self.step_ends[step] = elapsed
-                self.emit(StepDone(base + step + 1, epoch, steps, elapsed, loss))
+                self.emit(
+                    StepDone(
+                        base + step + 1, epoch, steps, elapsed, loss, (base + step + 1) * cfg.batch
+                    )
+                )
             return spans
 
         # hogwild: every job queued at once; workers take them as they finish
@@ -349,6 +401,7 @@ class Trainer:
                 momentum=cfg.momentum,
                 units=flops,
                 token=self.token,
+                stamp=cfg.stamp,
             )
             for i, (s0, s1) in enumerate(
                 (s, min(steps, s + HOGWILD_STEPS)) for s in range(0, steps, HOGWILD_STEPS)
@@ -364,9 +417,9 @@ class Trainer:
                 step = span.repeat
                 elapsed = time.perf_counter() - t_start
                 self.step_ends[step] = elapsed
-                self.emit(
-                    StepDone(base + next(done), epoch, steps, elapsed, float(a["losses"][step]))
-                )
+                n = base + next(done)
+                loss = float(a["losses"][step])
+                self.emit(StepDone(n, epoch, steps, elapsed, loss, n * cfg.batch))
                 if stopped():
                     ex.cancel()
 

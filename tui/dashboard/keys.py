@@ -127,7 +127,7 @@ def train_keys() -> tuple[list[KeyItem], list[KeyItem]]:
     extra = [
         _item("[/]", "batch", "batch"),
         _item(",/.", "learning rate", "lr"),
-        _item("v", "time/steps", "x axis", "axis"),
+        _item("v", "seconds/images", "x axis", "axis"),
         _item("o", "snapshots", "open", "browser"),
         _item("^p", "palette", "palette", "command_palette"),
     ]

@@ -9,6 +9,7 @@ import sys
 from partui.tui.cli.commands.options import add_scheduler_argument, scheduler_from
 from partui.tui.cli.commands.preflight import compile_ahead
 from partui.tui.cli.commands.run_report import dask_where
+from partui.tui.cli.commands.train_measures import measures_report
 from partui.tui.cli.errors import UsageError
 from partui.tui.text.safe_text import printable
 from partui.tui.text.table import print_json, table
@@ -28,7 +29,9 @@ def register(sub) -> None:
         description="Train the network with SGD on 28x28 letters (A-Z): the built-in, seeded "
         "data set, or EMNIST letters IDX files with --data. Each epoch reports the "
         "train loss, test accuracy, images/s, time per phase and each worker's share "
-        "of the work; progress goes to stderr. A snapshot (loss curve, accuracy, "
+        "of the work; then each worker's step phases (compute, wait, combine, update) "
+        "and the straggler gap, and under Hogwild! the staleness of the gradients and the "
+        "overlapping writes; progress goes to stderr. A snapshot (loss curve, accuracy, "
         "configuration, the spans of a sample of steps) and the learned weights "
         "(.npz, PyTorch layouts) are saved at the end, or at Ctrl+C with what was "
         "learned so far (exit 130). --executor dask trains on Dask workers (a LocalCluster "
@@ -77,11 +80,32 @@ def _add_options(p) -> None:
     add_scheduler_argument(p)
     p.add_argument(
         "--update",
-        default=d.update,
+        default=None,
         choices=["sync", "hogwild"],
         metavar="U",
-        help="sync: combined gradients, one update per step; hogwild: each worker "
-        "updates the shared weights after its own steps, no lock",
+        help="sync (default): combined gradients, one update per step; hogwild: each worker "
+        "updates the shared weights after its own steps, no lock; its report gives the "
+        "staleness of the gradients and the overlapping writes, from version counters",
+    )
+    p.add_argument(
+        "--compare-updates",
+        action="store_true",
+        help="train sync and hogwild on the same settings, interleaved epoch by epoch, and "
+        "compare them: images/s, and the images and seconds each needs to reach a loss "
+        "(nothing is saved)",
+    )
+    p.add_argument(
+        "--target-loss",
+        type=float,
+        metavar="L",
+        help="--compare-updates: the loss (running mean) to reach; default: the higher of "
+        "the two runs' final losses",
+    )
+    p.add_argument(
+        "--no-stamps",
+        action="store_true",
+        help="hogwild without the version counters (no staleness, no overlaps): only to "
+        "measure what the counters cost",
     )
     p.add_argument(
         "--combine",
@@ -136,6 +160,15 @@ def _add_options(p) -> None:
 def _config(args):
     from partui.profiles.records.train_config import TrainConfig, TrainConfigError
 
+    d = TrainConfig()
+    if args.compare_updates and args.update:
+        raise UsageError("--compare-updates trains both update rules: leave out --update")
+    if args.compare_updates and args.executor == "dask":
+        raise UsageError("--compare-updates needs Hogwild!, which needs shared memory: not dask")
+    if args.target_loss is not None and not args.compare_updates:
+        raise UsageError("--target-loss applies to --compare-updates")
+    if args.target_loss is not None and not (0 < args.target_loss < 1e6):
+        raise UsageError(f"--target-loss must be a positive loss, got {args.target_loss!r}")
     cfg = TrainConfig(
         epochs=args.epochs,
         batch=args.batch,
@@ -143,7 +176,8 @@ def _config(args):
         momentum=args.momentum,
         workers=args.workers,
         executor=args.executor,
-        update=args.update,
+        update=args.update or d.update,
+        stamp=not args.no_stamps,
         combine=args.combine,
         kernel=args.kernel,
         data=args.data,
@@ -222,7 +256,9 @@ class _Progress:
 
 def cmd_train(args) -> int:
     cfg = _config(args)
-    out = _out_path(args)
+    if args.compare_updates and (args.out or args.force):
+        raise UsageError("--compare-updates saves nothing: leave out --out and --force")
+    out = None if args.compare_updates else _out_path(args)
     from partui.profiles.system import interrupts
     from partui.profiles.train import datasets
     from partui.profiles.train.trainer import Trainer
@@ -243,6 +279,10 @@ def cmd_train(args) -> int:
     print(printable(f"partui train: {data.describe()}"), file=sys.stderr, flush=True)
 
     compile_ahead(["network"], cfg.kernel)  # the training step's kernels too (warmup)
+    if args.compare_updates:
+        from partui.tui.cli.commands.train_measures import run_compare
+
+        return run_compare(args, cfg, data)
     trainer = Trainer(cfg, data, emit=_Progress(cfg, args.json))
     # SIGTERM and SIGHUP end the run like Ctrl+C (what was learned is still saved), and
     # the exit code names the signal
@@ -266,6 +306,7 @@ def cmd_train(args) -> int:
     fresh = args.out is None  # a default name: numbered if taken, never replaced
     unsaved = None
     try:
+        assert out is not None  # --compare-updates returned above
         out, weights = _save_run(out, result, trainer.params, args.force, fresh)
     except OSError as exc:  # the report is still printed: nothing measured is lost
         unsaved = f"training run not saved: {exc}"
@@ -380,6 +421,9 @@ def train_report(result) -> str:
         align="rrrrrrrrll",
     )
     out = head + "\n\n" + body
+    measured = measures_report(result)
+    if measured:
+        out += "\n\n" + measured
     if result.dask:
         out += "\n\n" + dask_train_report(result.dask)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from partui.profiles.records.train_config import TrainConfig
 from partui.tui.dashboard.charts.timeline import nice_ticks
+from partui.tui.dashboard.charts.train_steps import draw_phases, draw_staleness, empty_chart
 from partui.tui.dashboard.colors import series_color
 
 PHASE_COLORS = {"forward": "cyan", "backward": "magenta", "combine": "yellow", "update": "green"}
@@ -23,7 +24,10 @@ class TrainRun:
     def __init__(self, number: int, cfg: TrainConfig):
         self.number, self.cfg = number, cfg
         self.losses: list[tuple[int, float, float]] = []  # step, seconds, loss
-        self.accuracy: list[tuple[int, float, float]] = []  # steps at the epoch's end, seconds, acc
+        self.images: list[int] = []  # images seen at each point of losses
+        self.accuracy: list[
+            tuple[int, float, float]
+        ] = []  # images at the epoch's end, seconds, acc
         self.reports: list = []
         self.configs: list[TrainConfig] = []  # each epoch's settings (a change applies at an epoch)
         self.recent: list = []  # spans of a recent step
@@ -36,6 +40,12 @@ class TrainRun:
 
     def images_per_s(self) -> float:
         return self.reports[-1].images_per_s if self.reports else 0.0
+
+    def loss_images(self) -> list[int]:
+        """Images seen at each loss point (from the steps and the batch where not recorded)."""
+        if len(self.images) == len(self.losses):
+            return self.images
+        return [p[0] * self.cfg.batch for p in self.losses]
 
 
 def _thin(points, limit=MAX_POINTS):
@@ -59,34 +69,34 @@ def epoch_ticks(last: int, most: int = MAX_EPOCH_TICKS) -> list[int]:
 
 def run_legend(runs, room: int) -> str:
     """Each run's colour and label, as markup for a chart's border: the newest runs that fit
-    in `room` cells (a legend inside the plot would cover its first points)."""
+    in `room` cells (a legend inside the plot would cover its first points). When not all
+    labels fit, the runs' numbers alone (the wider loss pane names them)."""
     parts: list[str] = []
-    used = 0
-    for run in reversed(runs):
-        item = f"{POINT} {run.label}"
-        if used + len(item) + 1 > room and parts:
+    for short in (False, True):
+        parts, used = [], 0
+        for run in reversed(runs):
+            item = f"{POINT} {f'#{run.number}' if short else run.label}"
+            if used + len(item) + 1 > room and parts:
+                break
+            parts.insert(0, f"[{series_color(run.number - 1)}]{item}[/]")
+            used += len(item) + 1
+        if len(parts) == len(runs):
             break
-        parts.insert(0, f"[{series_color(run.number - 1)}]{item}[/]")
-        used += len(item) + 1
     return " ".join(parts)
 
 
-def _empty(plt, message):
-    plt.text(message, 0.02, 0.5, alignment="left")
-    plt.xlim(0, 1)
-    plt.ylim(0, 1)
-    plt.xticks([])
-    plt.yticks([])
-
-
-def _draw_curves(plt, runs, by_steps: bool, attr: str, scale: float, empty: str) -> bool:
-    """Each run's points: the loss of every step as a line, a figure per epoch as points."""
+def _draw_curves(plt, runs, by_images: bool, attr: str, scale: float, empty: str) -> bool:
+    """Each run's points: the loss of every step as a line, a figure per epoch as points;
+    against its own seconds or the images it has seen."""
     drawn = False
     for run in runs:
-        points = _thin(getattr(run, attr))
+        raw = getattr(run, attr)
+        if attr == "losses":  # the images seen ride along with each point
+            raw = [(i, t, y) for i, (_, t, y) in zip(run.loss_images(), raw, strict=True)]
+        points = _thin(raw)
         if not points:
             continue
-        xs = [p[0] if by_steps else p[1] for p in points]
+        xs = [p[0] if by_images else p[1] for p in points]
         ys = [p[2] * scale for p in points]
         color = series_color(run.number - 1)
         if attr == "losses":
@@ -95,24 +105,24 @@ def _draw_curves(plt, runs, by_steps: bool, attr: str, scale: float, empty: str)
             plt.scatter(xs, ys, color=color, marker=POINT)
         drawn = True
     if not drawn:
-        _empty(plt, empty)
+        empty_chart(plt, empty)
         return False
-    plt.xlabel("steps" if by_steps else "seconds")
+    plt.xlabel("images seen" if by_images else "seconds")
     return True
 
 
-def draw_loss(plt, runs, by_steps: bool) -> None:
-    _draw_curves(plt, runs, by_steps, "losses", 1.0, "no runs yet: g starts one")
+def draw_loss(plt, runs, by_images: bool) -> None:
+    _draw_curves(plt, runs, by_images, "losses", 1.0, "no runs yet: g starts one")
 
 
-def draw_accuracy(plt, runs, by_steps: bool) -> None:
-    if _draw_curves(plt, runs, by_steps, "accuracy", 100.0, "scored after each epoch"):
+def draw_accuracy(plt, runs, by_images: bool) -> None:
+    if _draw_curves(plt, runs, by_images, "accuracy", 100.0, "scored after each epoch"):
         # a share: the whole 0-100 % scale, so a few points are not blown up
         plt.ylim(0, 100)
         plt.yticks([0, 25, 50, 75, 100])
 
 
-def draw_speed(plt, runs, by_steps: bool) -> None:
+def draw_speed(plt, runs, by_images: bool) -> None:
     last, top = 0, 0.0
     for run in runs:
         if run.reports:
@@ -125,7 +135,7 @@ def draw_speed(plt, runs, by_steps: bool) -> None:
             last = max(last, max(r.epoch for r in run.reports))
             top = max(top, max(r.images_per_s for r in run.reports))
     if not last:
-        _empty(plt, "measured per epoch")
+        empty_chart(plt, "measured per epoch")
         return
     # whole epochs on the axis, half an epoch of room each side; images/s from 0
     plt.xlim(0.5, last + 0.5)
@@ -136,27 +146,10 @@ def draw_speed(plt, runs, by_steps: bool) -> None:
     plt.yticks(nice_ticks(top, 6))
 
 
-def draw_timeline(plt, runs, by_steps: bool) -> None:
-    from partui.kernels.plan.pass_axes import phase_name
-
-    spans = runs[-1].recent if runs else []
-    if not spans:
-        _empty(plt, "the spans of a recent step appear after an epoch")
-        return
-    t0 = min(s.start_ns for s in spans)
-    lanes = max(s.worker for s in spans) + 1
-    for name, color in PHASE_COLORS.items():
-        for s in (s for s in spans if phase_name("train", s.phase) == name):
-            a, b = (s.start_ns - t0) / 1e6, (s.end_ns - t0) / 1e6
-            xs = [a + (b - a) * i / 20 for i in range(21)]
-            plt.scatter(xs, [s.worker] * len(xs), marker="█", color=color)
-    plt.yticks(list(range(lanes)), [f"w{w}" for w in range(lanes)])
-    plt.ylim(-0.6, lanes - 0.4)
-
-
 DRAW = {
     "loss": draw_loss,
     "accuracy": draw_accuracy,
-    "timeline": draw_timeline,
     "speed": draw_speed,
+    "phases": draw_phases,
+    "staleness": draw_staleness,
 }

@@ -4,7 +4,7 @@ runs.
 Training runs in a child process (profiles.service.training); the tab drains its
 events on a timer. Every run started is kept and drawn over the others, so
 sync and Hogwild! (or reduce and locked) are compared on one chart, against
-wall time or against steps (`v`). A settings change during a run applies at
+wall-clock seconds or against images seen (`v`). A settings change during a run applies at
 its next epoch, and the run goes on from the weights learned so far.
 """
 
@@ -21,13 +21,22 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from partui.profiles.records.train_config import TRAIN_EXECUTORS, UPDATES, TrainConfig
-from partui.tui.dashboard.charts.train import DRAW, PHASE_COLORS, TrainRun, run_legend
+from partui.tui.dashboard.charts.train import DRAW, TrainRun, run_legend
+from partui.tui.dashboard.charts.train_steps import phases_legend, staleness_caption
 from partui.tui.dashboard.keys import KeyItem, binding_help, train_keys
 from partui.tui.dashboard.tabs.base import TabUnit
 
 LR_STEPS = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 EXECUTOR_CYCLE = [e for e in TRAIN_EXECUTORS if e != "inline"]
 COMBINE_CYCLE = {"dask": ["reduce", "gather"], "local": ["reduce", "locked"]}
+
+CHART_TITLES = {
+    "loss": "train loss (batch mean NLL) of every run",
+    "accuracy": "test accuracy (%) per epoch",
+    "speed": "images/s of each epoch",
+    "phases": "last steps: ms per worker",
+    "staleness": "Hogwild! staleness: block writes",
+}
 
 
 KEY_HELP = {  # what each key does here, said in full
@@ -45,14 +54,14 @@ KEY_HELP = {  # what each key does here, said in full
     "batch(-1)": "halve the batch",
     "lr(1)": "a higher learning rate",
     "lr(-1)": "a lower learning rate",
-    "axis": "x axis: wall time or steps",
+    "axis": "x axis of loss and accuracy: wall-clock seconds or images seen",
     "save": "save the training runs as a snapshot",
     "export": "the recent step's spans as a Chrome trace (Perfetto)",
 }
 
 
 class TrainTab(TabUnit, can_focus=True):
-    """Settings line, loss and accuracy of every run, the phase timeline of a recent step.
+    """Settings line, loss and accuracy of every run, each worker's last steps, staleness.
 
     A setting changed during a run applies at its next epoch."""
 
@@ -63,8 +72,9 @@ class TrainTab(TabUnit, can_focus=True):
     TrainTab { height: 1fr; }
     TrainTab:focus { border: none; }
     TrainTab #train-settings { height: auto; padding: 0 1; border: round $primary; }
-    TrainTab #train-charts { grid-size: 2 2; height: 1fr; }
+    TrainTab #train-charts { grid-size: 3 2; height: 1fr; }
     TrainTab .train-chart { border: round $primary-darken-2; }
+    TrainTab #train-loss { column-span: 2; }
     """
 
     BINDINGS = [
@@ -79,7 +89,7 @@ class TrainTab(TabUnit, can_focus=True):
         Binding("left_square_bracket", "batch(-1)", "Batch /2"),
         Binding("full_stop", "lr(1)", "lr up"),
         Binding("comma", "lr(-1)", "lr down"),
-        Binding("v", "axis", "Time/steps"),
+        Binding("v", "axis", "Seconds/images"),
         Binding("s", "save", "Save"),
         Binding("x", "export", "Export"),
     ]
@@ -99,7 +109,7 @@ class TrainTab(TabUnit, can_focus=True):
         self._factory = runner_factory
         self.live_loop = live_loop  # False: tests drive tick() by hand
         self.snapshot_dir = snapshot_dir
-        self.by_steps = False  # x axis: wall time (False) or steps
+        self.by_images = False  # x axis: wall-clock seconds (False) or images seen
         self.message = ""
         self.dask: dict = {}  # the current run's Dask figures (training service "dask" events)
 
@@ -107,19 +117,12 @@ class TrainTab(TabUnit, can_focus=True):
         yield Static(id="train-settings")
         with Grid(id="train-charts"):
             # titles short enough for a pane at 120x40; the phase colours are the
-            # timeline's subtitle
-            for name, title in (
-                ("loss", "train loss (batch mean NLL)"),
-                ("accuracy", "test accuracy (%) after each epoch"),
-                ("timeline", "a recent step: ms per worker"),
-                ("speed", "images/s of each epoch"),
-            ):
+            # phases' subtitle
+            for name, title in CHART_TITLES.items():
                 chart = PlotextPlot(id=f"train-{name}", classes="train-chart")
                 chart.border_title = title
-                if name == "timeline":
-                    chart.border_subtitle = " ".join(
-                        f"[{color}]█ {phase}[/]" for phase, color in PHASE_COLORS.items()
-                    )
+                if name == "phases":
+                    chart.border_subtitle = phases_legend()
                 yield chart
 
     def on_resize(self) -> None:
@@ -195,7 +198,7 @@ class TrainTab(TabUnit, can_focus=True):
         self._set(lr=lrs[max(0, min(len(lrs) - 1, i))])
 
     def action_axis(self) -> None:
-        self.by_steps = not self.by_steps
+        self.by_images = not self.by_images
         self.redraw()
 
     # -- running --------------------------------------------------------------
@@ -256,11 +259,12 @@ class TrainTab(TabUnit, can_focus=True):
                 step = ev[1]
                 run.state = "running" if run.state == "starting" else run.state
                 run.losses.append((step.step, step.elapsed_s, step.loss))
+                run.images.append(step.images)
             elif kind == "epoch":
                 report, recent, cfg = ev[1], ev[2], ev[3]
                 run.reports.append(report)
-                steps = sum(r.steps for r in run.reports)
-                run.accuracy.append((steps, report.elapsed_s, report.test_accuracy))
+                images = sum(r.images for r in run.reports)
+                run.accuracy.append((images, report.elapsed_s, report.test_accuracy))
                 run.recent = recent
                 run.cfg = TrainConfig(**cfg)
                 run.configs.append(run.cfg)
@@ -297,7 +301,7 @@ class TrainTab(TabUnit, can_focus=True):
             ("workers", c.workers, "+/-"),
             ("batch", c.batch, "[/]"),
             ("lr", f"{c.lr:g}", ",/."),
-            ("x axis", "steps" if self.by_steps else "seconds", "v"),
+            ("x axis", "images" if self.by_images else "seconds", "v"),
         ):
             parts += [f"{name} ", (str(value), "bold"), f" ({keys})  "]
         state = "idle: g starts a run"
@@ -325,10 +329,7 @@ class TrainTab(TabUnit, can_focus=True):
     def redraw(self) -> None:
         try:
             self.query_one("#train-settings", Static).update(self.settings_rich())
-            charts = {
-                n: self.query_one(f"#train-{n}", PlotextPlot)
-                for n in ("loss", "accuracy", "timeline", "speed")
-            }
+            charts = {n: self.query_one(f"#train-{n}", PlotextPlot) for n in CHART_TITLES}
         except Exception:  # not mounted yet
             return
         drawn = [run for run in self.runs if run.losses or run.reports]
@@ -336,11 +337,15 @@ class TrainTab(TabUnit, can_focus=True):
             plt = chart.plt
             plt.clear_data()
             plt.clear_figure()
-            DRAW[name](plt, self.runs, self.by_steps)
-            if name != "timeline":
-                # a pane not laid out yet: half the tab, as the 2x2 grid will make it
-                width = chart.size.width or self.size.width // 2 or 58
-                chart.border_subtitle = run_legend(drawn, max(10, width - 6))
+            DRAW[name](plt, self.runs, self.by_images)
+            if name == "staleness":
+                chart.border_subtitle = staleness_caption(self.runs)
+            elif name != "phases":
+                # a pane not laid out yet: a third of the tab (the loss two), as the grid
+                # will make it
+                share = 3 if name != "loss" else 1.5
+                width = chart.size.width or int(self.size.width / share) or 38
+                chart.border_subtitle = run_legend(drawn, max(10, width - 4))
             chart.refresh()
 
     # -- snapshots --------------------------------------------------------------
