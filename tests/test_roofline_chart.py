@@ -74,6 +74,15 @@ async def test_no_roofs_says_how_to_measure_them():
         await pilot.press("f")
         chart.update_from(app.session, force=True)
         assert chart.message is not None and "partui roofline" in chart.message
+        # measured meanwhile (`partui roofline` in another terminal): f reads them again
+        from dataclasses import replace
+
+        from partui.profiles.roofline import roofs as kept
+
+        assert kept.save(replace(roof_set(), machine_key=kept.machine_key())) is None
+        await pilot.press("f", "f")
+        chart.update_from(app.session, force=True)
+        assert chart.roofs is not None and chart.roofs.compute(2) == 180.0
         table = app.query_one(RunsTable)
         add_fixed_runs(app)
         table.show(app.session, None)

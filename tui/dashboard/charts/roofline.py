@@ -1,6 +1,6 @@
 """The roofline chart: this machine's roofs, log-log, and the session's runs placed under them.
 
-Roofs come from the kept measurement (`partui roofline` measures them in a few seconds and
+Roofs come from the kept measurement (`partui roofline` measures them in about ten seconds and
 keeps them per CPU); the chart never measures, so drawing it costs no kernel time. The roofs
 drawn are those at the current configuration's worker count: the memory roofs (L1, L2, L3,
 DRAM) as sloped lines up to their ridge, the GEMM peak flat. The current configuration's
@@ -23,7 +23,7 @@ from partui.tui.dashboard.model import Model
 LEVEL_COLORS = {"L1": "green", "L2": "cyan", "L3": "blue", "DRAM": "magenta"}
 NO_ROOFS = (
     "no roofs measured on this machine yet: `partui roofline` measures them "
-    "(a few seconds) and keeps them"
+    "(about ten seconds) and keeps them; then f here again"
 )
 
 
@@ -95,6 +95,13 @@ class RooflineChart(Chart):
         """Roofs to draw (tests, or roofs just measured), instead of the kept ones."""
         self.roofs, self._looked = roofs, True
         self._drawn_version = None
+
+    def look_again(self) -> None:
+        """Without roofs, read the kept ones again at the next draw (a `partui roofline`
+        run since may have measured them)."""
+        if self.roofs is None:
+            self._looked = False
+            self._drawn_version = None
 
     def roofs_now(self) -> RoofSet | None:
         """The roofs drawn: the kept ones, read at the first call."""

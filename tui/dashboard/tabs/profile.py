@@ -401,11 +401,13 @@ class ProfileTab(ReplayUnit):
     def action_next_chart(self) -> None:
         self.chart_index = (self.chart_index + 1) % len(self.charts())
         self.roofline = self.chart_index == len(self.charts()) - 1
+        self.query_one(RooflineChart).look_again()
         self._show_charts()
         self.redraw(force=True)
 
     def action_roofline(self) -> None:
         self.roofline = not self.roofline
+        self.query_one(RooflineChart).look_again()
         self.chart_index = len(self.charts()) - 1 if self.roofline else 0
         self._show_charts()
         self.redraw(force=True)
