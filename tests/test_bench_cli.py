@@ -164,6 +164,7 @@ def test_bench_rows_say_faster_only_where_their_repeats_support_it():
     settings = {"screen_repeats": 7, "rounds": 5, "round_repeats": 10, "noise_floor": 1.1}
     result = BenchResult("vectorized", 64, settings, peak, layers=[one, two, same, higher])
     result.load_average = {"before": [0.5], "after": [0.6]}
+    result.conditions = {"quiet": True, "reasons": []}  # a target is met only on a quiet run
     back = BenchResult.from_dict(result.to_dict())
     assert back.layers[1].vs_1_worker == two.vs_1_worker
     text = report(back)

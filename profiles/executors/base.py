@@ -19,6 +19,7 @@ import numpy as np
 from partui.kernels.forward.compute import release_bound_calls
 from partui.profiles.executors import worker
 from partui.profiles.records.events import Span
+from partui.profiles.records.limits import WorkerLost as WorkerLost  # where it is raised from
 
 WAIT_SLICE_S = 0.05  # how often a waiting caller wakes to notice Ctrl+C
 
@@ -48,10 +49,6 @@ def first_line(exc: BaseException) -> str:
     """An error's message in one line (its first), or its type's name."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-class WorkerLost(RuntimeError):
-    """A process worker died while running a task."""
 
 
 class Arena:

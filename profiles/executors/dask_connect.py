@@ -128,6 +128,14 @@ def close_half_made_clusters() -> None:
         except BaseException:  # noqa: BLE001 - half made: its processes end with ours
             pass
         instances.discard(cluster)
+    # A worker process still unpickling its start-up state would find its semaphores gone
+    # once this process has cleaned up, and print a traceback: it is ended first.
+    import multiprocessing
+
+    for proc in multiprocessing.active_children():
+        if proc.name.startswith("Dask Worker process"):
+            proc.kill()
+            proc.join(timeout=1)
 
 
 def close_cluster(client: Any, cluster: Any) -> None:

@@ -16,5 +16,10 @@ class RunCancelledError(Exception):
     """A run stopped by its cancel token (esc, Ctrl+C) before it finished."""
 
 
+class WorkerLost(RuntimeError):
+    """A worker process died, or a Dask worker went away, while a run needed it: said in
+    words (which worker, what it was doing)."""
+
+
 def default_workers() -> int:
     return os.cpu_count() or 1

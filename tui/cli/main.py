@@ -129,8 +129,7 @@ def _stopped(exc: BaseException) -> int:
 
 def _main(argv: list[str]) -> int:
     from partui.kernels.plan.axes import NotApplicable
-    from partui.profiles.executors.base import WorkerLost
-    from partui.profiles.records.limits import ConfigError, RunCancelledError
+    from partui.profiles.records.limits import ConfigError, RunCancelledError, WorkerLost
 
     try:
         if _opens_dashboard(argv):
