@@ -335,3 +335,25 @@ async def test_the_key_bar_is_laid_out_for_the_new_width_when_the_terminal_shrin
         # every line fits the 120 columns, and no key is parted from what it does
         assert lines and all(len(line) <= 120 for line in lines), lines
         assert not any(line.rstrip().endswith(" ?") for line in lines), lines
+
+
+async def test_a_long_executor_name_keeps_its_key_apart():
+    """native-region is as long as the value column was: the column widens, so the key hint
+    never runs into the name."""
+    from dataclasses import replace
+
+    from screen_fixtures import fixed_app
+
+    from partui.tui.dashboard.widgets.settings import SettingsPane
+
+    app = fixed_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.session.config = replace(app.session.config, executor="native-region")
+        pane = app.query_one(SettingsPane)
+        pane.show(app.session, live=False)
+        await pilot.pause()
+        lines = str(pane.render()).splitlines()
+        assert any(line.split() == ["executor", "native-region", "e/E"] for line in lines)
+        hints = ["↑↓", "t/T", "k", "e/E", "+/-", "[ ]"]
+        starts = {line.rfind(hint) for line, hint in zip(lines[:6], hints, strict=True)}
+        assert len(starts) == 1, lines[:6]  # every key hint in one column

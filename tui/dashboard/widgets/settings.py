@@ -59,9 +59,10 @@ class SettingsPane(Painted):
         ]
         width = max(20, self.size.width or 42)  # the text's width (borders, padding apart)
         text = Text()
+        column = max(13, *(len(value) + 1 for _, value, _ in rows))  # keys stay apart
         for name, value, key in rows:
             text.append(f"{name:<9}", "dim")
-            text.append(f"{value:<13}", "bold")
+            text.append(value.ljust(column), "bold")
             text.append(f"{key}\n", "dim")
         # BLAS threads and repeats share a row: one more row for the layers at 80x24
         warmup = f" (+{c.warmup} warm-up)" if width >= 34 else f"+{c.warmup}"
