@@ -121,6 +121,22 @@ def _private_data_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PARTUI_AUTOTUNE", "0")
 
 
+@pytest.fixture(autouse=True)
+def _engine_threads_end_with_their_test():
+    """An in-process engine (EngineThread) whose run outlived its dashboard's close would go on
+    computing beside the next test, on the same interpreter lock: wait for it here."""
+    yield
+    import threading
+    import time
+
+    from waiting import budget
+
+    deadline = time.monotonic() + budget(30)
+    for thread in threading.enumerate():
+        if thread.name == "partui-engine" and thread.is_alive():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 @pytest.fixture(scope="session")
 def saved_snapshot(tmp_path_factory):
     """A real snapshot file (two small runs with spans, CPU samples and a baseline); read only."""
