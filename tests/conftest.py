@@ -121,10 +121,14 @@ def _private_data_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PARTUI_AUTOTUNE", "0")
 
 
+IN_PROCESS_SERVICES = ("partui-engine", "partui-train", "partui-lab")
+
+
 @pytest.fixture(autouse=True)
 def _engine_threads_end_with_their_test():
-    """An in-process engine (EngineThread) whose run outlived its dashboard's close would go on
-    computing beside the next test, on the same interpreter lock: wait for it here."""
+    """An in-process engine, training or lab (their Thread services) whose work outlived its
+    dashboard's close (a cold compile of the training kernels, say) would go on beside the
+    next test, on the same interpreter lock: wait for it here."""
     yield
     import threading
     import time
@@ -133,7 +137,7 @@ def _engine_threads_end_with_their_test():
 
     deadline = time.monotonic() + budget(30)
     for thread in threading.enumerate():
-        if thread.name == "partui-engine" and thread.is_alive():
+        if thread.name in IN_PROCESS_SERVICES and thread.is_alive():
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
