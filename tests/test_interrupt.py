@@ -199,3 +199,50 @@ def test_a_signal_while_partui_imports_is_one_line_and_128_plus_its_number(signu
     _, err = proc.communicate(timeout=60)
     name = "interrupted" if signum == signal.SIGINT else f"stopped by {signum.name}"
     assert (proc.returncode, err) == (128 + signum, f"partui: {name}\n")
+
+
+SLOW_HAND_OVER = """
+import sys, time
+import partui.tui.cli.main as cli
+real = cli.main
+def slow_start(argv=None):
+    print("handed over", flush=True)
+    time.sleep(5)
+    return real(argv)
+cli.main = slow_start
+sys.argv = ["partui", "list"]
+from partui.tui.cli.entry import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_between_the_imports_and_mains_handlers_is_one_line(signum):
+    """TERM or HUP after the start-up handler has done its work and before main has put its
+    own in place (a pause made on purpose) still ends `partui` with one line: the start-up
+    handler stays until main replaces it, so the signal's default never acts in between."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_HAND_OVER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline() == "handed over\n"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (128 + signum, f"partui: stopped by {signum.name}\n")
+
+
+def test_a_hang_up_ignored_at_start_stays_ignored_through_the_start(tmp_path):
+    """Under nohup (SIGHUP ignored) a hang-up while partui starts does not end it."""
+    code = SLOW_HAND_OVER.replace(
+        "import sys, time", "import signal, sys, time\nsignal.signal(signal.SIGHUP, signal.SIG_IGN)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline() == "handed over\n"
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "conv2" in out  # `partui list` ran to its end

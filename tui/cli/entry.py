@@ -3,7 +3,8 @@
 A Ctrl+C (or SIGTERM, SIGHUP) that lands while the command line's modules are still being
 imported would end the program with a traceback from inside an import. Until `main` puts
 its own handlers in place, one ends it at once with one line and 128 + the signal's number
-(nothing has been started yet that would need stopping).
+(nothing has been started yet that would need stopping). A signal ignored when partui
+starts (nohup's hang-up) stays ignored.
 """
 
 from __future__ import annotations
@@ -14,16 +15,22 @@ import signal
 _STARTING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _while_starting(signum, frame) -> None:
+def while_starting(signum, frame) -> None:
+    """The handler until `main` puts its own in place (main replaces this one)."""
     name = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
     os.write(2, f"partui: {name}\n".encode())
     os._exit(128 + signum)
 
 
 def main() -> int:
-    previous = {sig: signal.signal(sig, _while_starting) for sig in _STARTING}
+    kept = {sig: signal.getsignal(sig) for sig in _STARTING}
+    for sig, handler in kept.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(sig, while_starting)
     from partui.tui.cli.main import main as run
 
-    for sig, handler in previous.items():  # main installs its own from here
-        signal.signal(sig, handler)
+    # Ctrl+C goes back to Python's handler: main catches its KeyboardInterrupt. TERM and HUP
+    # keep this one until main (or the dashboard) replaces it: their default in between
+    # would end partui without a word.
+    signal.signal(signal.SIGINT, kept[signal.SIGINT])
     return run()

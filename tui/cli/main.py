@@ -105,8 +105,10 @@ def stop_on_hangup_and_term() -> dict:
     from partui.profiles.system import interrupts
 
     previous = {}
+    from partui.tui.cli.entry import while_starting
+
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) == signal.SIG_DFL:
+        if signal.getsignal(sig) in (signal.SIG_DFL, while_starting):
             previous[sig] = signal.signal(sig, _raise_terminated)
     replaced = interrupts.install()
     if replaced is not None:
