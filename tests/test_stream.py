@@ -312,3 +312,34 @@ def test_an_engine_child_that_cannot_start_says_why_in_one_line(tmp_path, monkey
         e.close()
     assert "exited unexpectedly" in failed.error
     assert failed.error.endswith("partui: cannot start: a test")
+
+
+def test_a_settled_thread_engine_has_handed_over_every_end():
+    """`settled` (what a test waits on before it counts) holds only once nothing runs, waits
+    or is live, and every event has been drained: the live runs made before a stop included."""
+    engine = EngineThread(sample_hz=0)
+    with engine:
+        cfg = RunConfig("conv2", workers=1, batch=2, repeats=1, warmup=0)
+        engine.submit(cfg)
+        engine.set_live(cfg)
+        assert not engine.settled
+        events: list = []
+        wait_until(
+            lambda: sum(isinstance(e, RunFinished) for e in events) >= 5,
+            60,
+            between=lambda: events.extend(engine.drain()),
+        )
+        engine.set_live(None)
+        engine.submit(cfg)
+        engine.cancel(drop_queued=True)
+        wait_until(lambda: engine.settled, 60, between=lambda: events.extend(engine.drain()))
+        assert engine.drain() == []
+        running = False  # each start is followed by its end before the next start
+        for e in events:
+            if isinstance(e, RunStarted):
+                assert not running
+                running = True
+            elif isinstance(e, TERMINAL):
+                running = False
+        assert not running, "settled while a run had not ended"
+        assert isinstance(events[-1], TERMINAL)

@@ -74,6 +74,11 @@ class EngineThread:
             out.append(self._events.popleft())
         return out
 
+    @property
+    def settled(self) -> bool:
+        """Idle, with every event drained: what was drained is all there will be."""
+        return self._service.idle and not self._events
+
     def close(self, timeout: float = 2.0) -> None:
         if self._closed:
             return

@@ -84,6 +84,14 @@ class EngineService:
                 target=self._keep_cancelling, args=(ticket,), name="partui-cancel", daemon=True
             ).start()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing running, queued or live: every event of the runs asked for was emitted."""
+        with self._cv:
+            return (
+                not self._running and not self._queue and self._live is None and not self._dropped
+            )
+
     def _keep_cancelling(self, ticket: int) -> None:
         while True:
             with self._cv:
@@ -101,10 +109,10 @@ class EngineService:
         self.cancel()
 
     def _report_dropped(self) -> None:
-        with self._cv:
+        with self._cv:  # emitted under the lock, so `idle` never sees them half reported
             dropped, self._dropped = self._dropped, []
-        for cfg in dropped:
-            self._emit(RunCancelled(0, config_of(cfg)))
+            for cfg in dropped:
+                self._emit(RunCancelled(0, config_of(cfg)))
 
     def serve(self) -> None:
         from partui.profiles.run.engine import Engine
