@@ -15,6 +15,7 @@ FILE_MARKS = {
     "test_interrupt.py": ("processes", "slow"),
     "test_process_lifecycle.py": ("processes", "slow"),
     "test_signals_everywhere.py": ("processes", "slow"),
+    "test_terminal_gone.py": ("processes", "ui", "slow"),
     "test_entry_points.py": ("processes",),
     "test_no_leftovers.py": ("processes",),
     "test_cli.py": ("processes",),

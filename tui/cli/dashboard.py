@@ -8,7 +8,7 @@ import signal
 import sys
 
 from partui.tui.cli.commands.options import add_config_arguments, config_from, scheduler_from
-from partui.tui.cli.errors import UsageError
+from partui.tui.cli.errors import UsageError, stop_words
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -81,7 +81,16 @@ def main(argv: list[str]) -> int:
     # return code instead of raising: pass it on, so scripts and CI see the failure, with
     # the file that holds the traceback.
     code = app.return_code or 0
-    if code:
+    stopped = app.stop_watch.stopping if app.stop_watch is not None else None
+    said = None
+    if stopped is not None:
+        said = stop_words(stopped)
+    elif code:
         where = f"; the traceback is in {app.crash_log}" if app.crash_log else ""
-        print(f"partui: the dashboard stopped with an error (exit {code}){where}", file=sys.stderr)
+        said = f"the dashboard stopped with an error (exit {code}){where}"
+    if said:
+        try:
+            print(f"partui: {said}", file=sys.stderr)
+        except OSError:  # the terminal has gone (it hung up): nobody to tell
+            pass
     return code

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class UsageError(Exception):
     """Bad input from the user: a value, a file, a folder. Exit code 2."""
@@ -16,3 +18,8 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+
+
+def stop_words(signum: int) -> str:
+    """How partui says a signal stopped it: "interrupted" (Ctrl+C), "stopped by SIGTERM"."""
+    return "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"

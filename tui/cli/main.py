@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from partui.tui.cli.errors import Terminated, UsageError
+from partui.tui.cli.errors import Terminated, UsageError, stop_words
 from partui.tui.cli.parsing import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -125,7 +125,7 @@ def _stopped(exc: BaseException) -> int:
     # after our exit code is set. Any later string exec clears the mark.
     exec("pass", {})
     if isinstance(exc, Terminated):
-        return _fail(f"stopped by {signal.Signals(exc.signum).name}", 128 + exc.signum)
+        return _fail(stop_words(exc.signum), 128 + exc.signum)
     return _fail("interrupted", EXIT_INTERRUPTED)
 
 

@@ -13,6 +13,7 @@ printed) and a non-zero exit code; a chart that fails to draw only says so in it
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from partui.tui.dashboard.keys import KeyBar, key_rows, palette_commands
 from partui.tui.dashboard.layout import layout_for, too_small_message
 from partui.tui.dashboard.messages import EngineEvents, TabStatus
 from partui.tui.dashboard.model import Model
+from partui.tui.dashboard.stopping import StopWatch, terminal_fd
 from partui.tui.dashboard.tabs.base import TabUnit
 from partui.tui.dashboard.tabs.lab import MemLabTab
 from partui.tui.dashboard.tabs.profile import ProfileTab
@@ -75,6 +77,7 @@ class PartuiApp(App):
         # SIGTERM, SIGHUP or SIGINT that came before the event loop handled them (noted by the
         # command line from before the terminal is taken over): acted on at mount
         self.early_signals: list[int] = []
+        self.stop_watch: StopWatch | None = None
         self.snapshot_dir = snapshot_dir
         self.open_snapshot = open_snapshot
         # the snapshot at open_snapshot, when the command line has read it already
@@ -144,9 +147,12 @@ class PartuiApp(App):
             self.start_engine()
             self.profile.sync_live()
             self.profile.report()
-        files.handle_stop_signals(self._stop_by_signal, True)
+        self.stop_watch = StopWatch(
+            self._stop_by_signal, None if self.is_headless else terminal_fd(), not self.is_headless
+        )
+        self.stop_watch.install()
         if self.early_signals:
-            self._stop_by_signal(self.early_signals[0])
+            self.stop_watch.note(self.early_signals[0])
 
     def read_blas_info(self) -> None:
         self.machine = self.machine.with_blas()
@@ -300,6 +306,14 @@ class PartuiApp(App):
         yield from palette_commands([(self.tab, self.tab.BINDINGS), (self, self.BINDINGS)])
 
     # -- errors and shutdown --------------------------------------------------------
+    def panic(self, *renderables) -> None:
+        """Textual's input thread fails (EIO) once its terminal has closed: that is a
+        hang-up, not a crash (no crash log, exit 129)."""
+        if self.stop_watch is not None and self.stop_watch.terminal_gone():
+            self.stop_watch.note(signal.SIGHUP)
+            return
+        super().panic(*renderables)
+
     def _handle_exception(self, error: Exception) -> None:
         """An unexpected error ends the app: keep its traceback in a log file first."""
         self.crash_log = write_crash_log(error, self.snapshot_dir)
@@ -316,8 +330,7 @@ class PartuiApp(App):
     def _stop_by_signal(self, signum: int) -> None:
         """SIGTERM, SIGHUP or `kill -INT`: stop the engine and its workers, then quit, as q
         does."""
-        self.close_engine()
-        files.exit_soon(128 + signum)  # nothing is left to save
+        self.close_engine()  # nothing is left to save
         self.exit(return_code=128 + signum)
 
     async def action_quit(self) -> None:
@@ -332,5 +345,6 @@ class PartuiApp(App):
         self.train.stop_all()
 
     def on_unmount(self) -> None:
-        files.handle_stop_signals(self._stop_by_signal, False)
+        if self.stop_watch is not None:
+            self.stop_watch.uninstall()
         self.close_engine()

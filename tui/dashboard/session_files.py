@@ -1,11 +1,7 @@
-"""The keys of every tab that write files: save the session, export it with a screenshot.
-
-Also how the app stops on SIGTERM / SIGHUP (the terminal closed) as it does on q.
-"""
+"""The keys of every tab that write files: save the session, export it with a screenshot."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from textual.app import App
@@ -13,8 +9,6 @@ from textual.app import App
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard.model import Model
 from partui.tui.dashboard.snapshots import export_session, save_session
-
-STOP_GRACE_S = 3.0  # after SIGTERM / SIGHUP, the orderly exit gets this long
 
 
 def save(app: App, model: Model, machine: MachineInfo, folder: Path, lab: list) -> None:
@@ -53,32 +47,3 @@ def screenshot_without_toasts(app: App, path: Path, done: str) -> None:
         app.notify(done, timeout=8)
 
     app.call_after_refresh(take)
-
-
-def handle_stop_signals(stop: Callable[[int], None], on: bool) -> None:
-    """SIGTERM, SIGHUP and a SIGINT sent by `kill` (Ctrl+C in the dashboard is a key, not a
-    signal) call `stop(signal number)` (on), or no longer (off)."""
-    import asyncio
-    import signal
-
-    try:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            if on:
-                loop.add_signal_handler(sig, stop, sig)
-            else:
-                loop.remove_signal_handler(sig)
-    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread
-        pass
-
-
-def exit_soon(code: int) -> None:
-    """The terminal may be gone (SIGHUP): Textual's shutdown can then block for ever on its
-    output queue to the dead terminal. End the process in STOP_GRACE_S if the orderly exit
-    has not."""
-    import os
-    import threading
-
-    timer = threading.Timer(STOP_GRACE_S, os._exit, (code,))
-    timer.daemon = True
-    timer.start()

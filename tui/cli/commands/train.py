@@ -10,7 +10,7 @@ from partui.tui.cli.commands.options import add_scheduler_argument, scheduler_fr
 from partui.tui.cli.commands.preflight import compile_ahead
 from partui.tui.cli.commands.run_report import dask_where
 from partui.tui.cli.commands.train_measures import measures_report
-from partui.tui.cli.errors import UsageError
+from partui.tui.cli.errors import UsageError, stop_words
 from partui.tui.text.safe_text import printable
 from partui.tui.text.table import print_json, table
 
@@ -333,7 +333,7 @@ def cmd_train(args) -> int:
         )
         return 1
     if result.interrupted:
-        how = f"stopped by {signal.Signals(stopped_by[0]).name}" if stopped_by else "interrupted"
+        how = stop_words(stopped_by[0]) if stopped_by else "interrupted"
         print(f"partui: {how}: the snapshot holds what was learned so far", file=sys.stderr)
         return 128 + stopped_by[0] if stopped_by else EXIT_INTERRUPTED
     losses = [p[2] for p in result.loss_curve]
