@@ -18,6 +18,7 @@ from partui.profiles.records.events import (
     RunStarted,
 )
 from partui.profiles.run.sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
+from partui.profiles.system import heap
 
 if TYPE_CHECKING:
     from partui.profiles.run.engine import Engine
@@ -161,6 +162,7 @@ class EngineService:
                     with self._cv:
                         self._running = False
                 self._report_dropped()
+                heap.trim_now_and_then()  # a long live session keeps its size
         finally:
             if monitor is not None:
                 monitor.stop()

@@ -26,6 +26,7 @@ from partui.profiles.records.config import RunConfig
 from partui.profiles.records.events import Compiling
 from partui.profiles.records.limits import default_workers
 from partui.profiles.store.snapshot import Snapshot
+from partui.profiles.system import heap
 from partui.profiles.system.machine import MachineInfo
 from partui.tui.dashboard import session_files as files
 from partui.tui.dashboard.activity import Activity, ProcessCensus
@@ -143,6 +144,7 @@ class PartuiApp(App):
             self.profile.start_timers()
             self.census = ProcessCensus()
             self.set_interval(1.0, self.measure_cpu)
+            self.set_interval(heap.TRIM_EVERY_S, heap.trim)  # a long live session keeps its size
         if self.profile.live:
             self.start_engine()
             self.profile.sync_live()
