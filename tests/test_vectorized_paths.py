@@ -251,3 +251,27 @@ def test_native_call_groups_cover_the_batch_in_balanced_runs_of_bounded_work():
             # at the most): one group fewer would pass it
             assert n * fps / len(groups) <= CALL_FLOPS or len(groups) == n
             assert len(groups) == 1 or (len(groups) - 1) * CALL_FLOPS < n * fps
+
+
+@pytest.mark.parametrize("width", [9, 12, 18, 19, 28])  # one block per output row, two, edges
+def test_block_copied_patch_columns_match_the_reference(width, monkeypatch):
+    """Patch columns copied in whole vector blocks that run past each output row: the floats
+    past the run and the buffer's padding never reach the result, and the reads past an input
+    row stay inside the plane (its last row is copied float by float)."""
+    from partui.kernels.forward import native
+
+    monkeypatch.setattr(vectorized, "PER_SAMPLE_PIXELS", 0)  # every convolution per sample
+    for c in (1, 5, 40):
+        x = RNG.standard_normal((3, c, 7, width)).astype(np.float32)
+        w = RNG.standard_normal((6, c, 3, 3)).astype(np.float32)
+        b = RNG.standard_normal(6).astype(np.float32)
+        full = reference.conv2d(x, w, b)
+        scratch = Scratch()
+        scratch.get("conv.cols1", (9 * c + 1, native.cols_width(7, width))).fill(np.nan)
+        out = np.full(full.shape, np.nan, np.float32)
+        vectorized.conv(x, w, b, out, scratch)
+        close(out, full)
+        # a row tile of a channel slice: rows still end to end, planes apart
+        out[...] = np.nan
+        vectorized.conv(x[:, c // 2 :, 1:6], w[:, c // 2 :], b, out[:, :, 1:4], scratch)
+        close(out[:, :, 1:4], reference.conv2d(x[:, c // 2 :], w[:, c // 2 :], b)[:, :, 1:4])

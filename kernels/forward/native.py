@@ -15,7 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from partui.kernels.runtime import jitcache
 
@@ -424,14 +427,67 @@ def conv_cols_nchw(sgemm, x, weights, out, cols):
     conv_cols_packed(sgemm, x, weights[4], out, cols)
 
 
+BLOCK = 16  # floats per block copy of patch columns: one AVX-512 vector, two AVX2 ones
+
+
+@intrinsic
+def _copy_block(typingctx, src, o, dst, d):
+    """dst[d : d + BLOCK] = src[o : o + BLOCK] for 1-D float32 arrays with unit stride, as one
+    unaligned vector load and store, and with no bounds check: the caller keeps both runs
+    inside memory it owns. Written as a loop, LLVM turned these short copies into scatters."""
+    ok = all(
+        isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float32 for a in (src, dst)
+    )
+    if not (ok and isinstance(o, types.Integer) and isinstance(d, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vec = ir.VectorType(ir.FloatType(), BLOCK).as_pointer()
+
+        def pointer(aryty, ary, idxty, idx):
+            arr = context.make_array(aryty)(context, builder, ary)
+            i = context.cast(builder, idx, idxty, types.intp)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, arr, [i], wraparound=False)
+            return builder.bitcast(ptr, vec)
+
+        sty, oty, dty, dity = sig.args
+        value = builder.load(pointer(sty, args[0], oty, args[1]), align=4)
+        builder.store(value, pointer(dty, args[2], dity, args[3]), align=4)
+        return context.get_dummy_value()
+
+    return types.void(src, o, dst, d), codegen
+
+
+def cols_width(h: int, w: int) -> int:
+    """Floats per row of a patch-column buffer for an (h, w) input: the output pixels, plus room
+    for the block copies of the last output row to run past them (conv_cols_packed)."""
+    oh, ow = h - 2, w - 2
+    return max(oh * ow, (oh - 1) * ow + -(-ow // BLOCK) * BLOCK)
+
+
 @njit(**JIT)
 def conv_cols_packed(sgemm, x, wc, out, cols):
-    """conv_cols_nchw with the weights packed already (wc (oc, 9c+1))."""
+    """conv_cols_nchw with the weights packed already (wc (oc, 9c+1)); cols (9c+1, >= oh*ow),
+    cols_width(h, w) wide for the block copies."""
     n, c, h, w = x.shape
     oh, ow = h - 2, w - 2
+    p = oh * ow
     k = 9 * c
+    blocks = (ow + BLOCK - 1) // BLOCK
+    # Each output row's run of ow floats is copied as whole blocks of BLOCK floats: the
+    # floats past the run land where the next row's run (or the buffer's padding) goes, so
+    # the rows are filled in ascending order. The loads past an input row's run read the
+    # next row of the same plane, so they need unit-stride rows laid end to end and, for
+    # the plane's last row, the per-float copy.
+    fast = (
+        cols.shape[1] >= (oh - 1) * ow + blocks * BLOCK
+        and cols.strides[1] == 4
+        and x.strides[3] == 4
+        and x.strides[2] == 4 * w
+        and 2 + blocks * BLOCK <= 2 * w
+    )
     ones = cols[k]
-    for q in range(ones.shape[0]):
+    for q in range(p):
         ones[q] = _ONE
     for s in range(n):
         for ch in range(c):
@@ -444,11 +500,17 @@ def conv_cols_packed(sgemm, x, wc, out, cols):
                 for i in range(oh):
                     src = x[s, ch, i + kh]
                     o = i * ow
-                    for j in range(ow):
-                        r0[o + j] = src[j]
-                        r1[o + j] = src[j + 1]
-                        r2[o + j] = src[j + 2]
-        _gemm(sgemm, wc, cols, out[s], False)
+                    if fast and i + kh < h - 1:
+                        for b in range(0, blocks * BLOCK, BLOCK):
+                            _copy_block(src, b, r0, o + b)
+                            _copy_block(src, b + 1, r1, o + b)
+                            _copy_block(src, b + 2, r2, o + b)
+                    else:
+                        for j in range(ow):
+                            r0[o + j] = src[j]
+                            r1[o + j] = src[j + 1]
+                            r2[o + j] = src[j + 2]
+        _gemm(sgemm, wc, cols[:, :p], out[s], False)
 
 
 @njit(**FAST)

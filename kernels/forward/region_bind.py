@@ -77,7 +77,9 @@ def _conv(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
         return None
     tasks, bounds = len(ranges), _bounds(ranges)
     if per_sample:
-        cols = scratch.get("region.cols", (tasks, k1, p))
+        from partui.kernels.forward.native import cols_width
+
+        cols = scratch.get("region.cols", (tasks, k1, cols_width(h, wd)))
         return Region(region.conv_cols_region, (sgemm, weights, x, planes, cols, bounds), tasks)
     chunks = np.array([min(m, n1 - n0) for n0, n1 in ranges], dtype=np.int64)
     buffers = (

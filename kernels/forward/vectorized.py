@@ -257,7 +257,7 @@ def bind_conv(x, w, b, out, scratch: Scratch) -> Call:
     assert planes is not None  # weights are made only with planes
     nat = _native()
     if per_sample:
-        cols = scratch.get("conv.cols1", (k1, p))
+        cols = scratch.get("conv.cols1", (k1, nat.cols_width(h, wd)))
         return _calls(
             nat.conv_cols_nchw,
             [(sgemm, x[g0:g1], weights, planes[g0:g1], cols) for g0, g1 in groups],
