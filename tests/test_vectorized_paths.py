@@ -94,14 +94,45 @@ def test_pool_keeps_nan_like_numpy():
     assert np.array_equal(out[ok], want[ok].astype(np.float32))
 
 
+@pytest.mark.parametrize("direct", [True, False])  # conv1 without a GEMM, or by patch rows
 @pytest.mark.parametrize("batch", [1, vectorized.NET_CHUNK + 3])
-def test_fused_network(batch):
+def test_fused_network(batch, direct):
+    from partui.kernels.runtime import tuning
+
     layer = LAYERS["network"]
     x = make_input(layer, batch, seed=3)
     params = make_params(layer, seed=3)
     out = np.full((batch, 26), np.nan, np.float32)
-    vectorized.network(x, params, out, Scratch())
+    tuning.use({"network": {"conv1.direct": direct}})
+    try:
+        assert vectorized.network_direct(LAYERS["conv1"]) is direct
+        vectorized.network(x, params, out, Scratch())
+    finally:
+        tuning.use(None)
     close(out, reference.forward(layer, x, params), rel=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(2, 11, 9, 1, 32), (3, 8, 8, 3, 16), (1, 6, 7, 6, 48)])
+def test_direct_convolution_pool_and_gelu_match_the_reference(shape):
+    """The direct block on odd sizes (the pool's floor drops a row and a column), several
+    input channels and several vector blocks of output channels; NHWC in and out."""
+    from partui.kernels.forward import native
+
+    assert native.BLOCK == vectorized.DIRECT_BLOCK
+    n, h, w, c, oc = shape
+    y = RNG.standard_normal((n, h, w, c)).astype(np.float32)
+    wt = RNG.standard_normal((oc, c, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(oc).astype(np.float32)
+    wr = vectorized.pack_rows_weights(wt, b, np.empty((9 * c + 1, oc), np.float32))
+    ph, pw = (h - 2) // 2, (w - 2) // 2
+    acc = np.full((5 * ((w - 2) // 2), oc), np.nan, np.float32)
+    conv = reference.conv2d(y.transpose(0, 3, 1, 2), wt, b)
+    pooled = reference.maxpool2x2(conv)
+    for gelu in (False, True):
+        out = np.full((n, ph, pw, oc), np.nan, np.float32)
+        native.conv_pool_direct(y, wr, acc, out, gelu)
+        want = reference.gelu(pooled) if gelu else pooled
+        close(out.transpose(0, 3, 1, 2), want, rel=1e-5)
 
 
 def test_packed_weights_follow_changes_in_place():

@@ -458,6 +458,66 @@ def _copy_block(typingctx, src, o, dst, d):
     return types.void(src, o, dst, d), codegen
 
 
+@intrinsic
+def _taps_block(typingctx, dst, d, base, bd, wr, row, o0, xs):
+    """dst[d : d + BLOCK] = base[bd : bd + BLOCK] + sum over t < 9 of xs[t] * wr[row + t * c,
+    o0 : o0 + BLOCK], c = wr.shape[0] // 9 (the 3x3 taps of one input channel, packed rows):
+    vectors held in registers, one fused multiply-add per tap. dst and base are 1-D, wr 2-D
+    C-contiguous, all float32 with unit inner stride; no bounds check. Written as a loop,
+    LLVM kept these short sums scalar (it cannot rule out dst overlapping the weights)."""
+    f32 = types.float32
+    ok = all(isinstance(a, types.Array) and a.dtype == f32 for a in (dst, base, wr))
+    ok = ok and dst.ndim == 1 and base.ndim == 1 and wr.ndim == 2 and wr.layout == "C"
+    ok = ok and isinstance(xs, types.UniTuple) and xs.count == 9 and xs.dtype == f32
+    if not (ok and all(isinstance(i, types.Integer) for i in (d, bd, row, o0))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        dty, dity, bty, bity, wty, rty, oty, _ = sig.args
+        vec = ir.VectorType(ir.FloatType(), BLOCK)
+        intp = context.get_value_type(types.intp)
+
+        def pointer(aryty, ary, idx):
+            arr = context.make_array(aryty)(context, builder, ary)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, arr, idx, wraparound=False)
+            return builder.bitcast(ptr, vec.as_pointer())
+
+        di = context.cast(builder, args[1], dity, types.intp)
+        bi = context.cast(builder, args[3], bity, types.intp)
+        r = context.cast(builder, args[5], rty, types.intp)
+        o = context.cast(builder, args[6], oty, types.intp)
+        warr = context.make_array(wty)(context, builder, args[4])
+        wshape = cgutils.unpack_tuple(builder, warr.shape)
+        c = builder.udiv(wshape[0], ir.Constant(intp, 9))
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), [0] * BLOCK)
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{BLOCK}f32"
+        )
+        base = builder.load(pointer(bty, args[2], [bi]), align=4)
+        # three chains of three taps, summed at the end: one chain of nine would wait on
+        # each multiply-add's latency in turn
+        chains = [base, None, None]
+        for t in range(9):
+            x = builder.extract_value(args[7], t)
+            xv = builder.insert_element(
+                ir.Constant(vec, ir.Undefined), x, ir.Constant(ir.IntType(32), 0)
+            )
+            xv = builder.shuffle_vector(xv, ir.Constant(vec, ir.Undefined), zeros)
+            wrow = builder.add(r, builder.mul(c, ir.Constant(intp, t)))
+            wv = builder.load(pointer(wty, args[4], [wrow, o]), align=4)
+            k = t % 3
+            chains[k] = (
+                builder.fmul(xv, wv)
+                if chains[k] is None
+                else builder.call(fma, [xv, wv, chains[k]])
+            )
+        acc = builder.fadd(builder.fadd(chains[0], chains[1]), chains[2])
+        builder.store(acc, pointer(dty, args[0], [di]), align=4)
+        return context.get_dummy_value()
+
+    return types.void(dst, d, base, bd, wr, row, o0, xs), codegen
+
+
 def cols_width(h: int, w: int) -> int:
     """Floats per row of a patch-column buffer for an (h, w) input: the output pixels, plus room
     for the block copies of the last output row to run past them (conv_cols_packed)."""
@@ -539,6 +599,73 @@ def conv_pool_packed(sgemm, y, wr, rows, res, out, m, apply_gelu):
 
 
 @njit(**FAST)
+def conv_pool_direct(y, wr, acc, out, apply_gelu):
+    """conv_pool_packed without patch rows or GEMM, for thin inputs (few weights per filter,
+    where a GEMM is mostly overhead): for each pooled pixel, the four convolution outputs
+    under its window, each a few vector multiply-adds per input channel with the sums in
+    registers (_taps_block); then, a pooled row at a time, their max (and GELU) in long
+    loops that vectorize. wr (9c+1, oc): the packed weights, bias last, oc a multiple of
+    BLOCK; acc: >= 5 * (w // 2) * oc floats. Only the rows and columns the pool keeps are
+    computed."""
+    n, h, w, c = y.shape
+    ph, pw = out.shape[1], out.shape[2]
+    oc = wr.shape[1]
+    bias = wr[9 * c]
+    run = pw * oc
+    sums = acc.reshape(-1)[: 5 * run].reshape(5, run)
+    pooled = sums[4]
+    for s in range(n):
+        for i in range(ph):
+            for j in range(pw):
+                for ch in range(c):
+                    for q in range(4):
+                        r, col = 2 * i + q // 2, 2 * j + q % 2
+                        taps = (
+                            y[s, r, col, ch],
+                            y[s, r, col + 1, ch],
+                            y[s, r, col + 2, ch],
+                            y[s, r + 1, col, ch],
+                            y[s, r + 1, col + 1, ch],
+                            y[s, r + 1, col + 2, ch],
+                            y[s, r + 2, col, ch],
+                            y[s, r + 2, col + 1, ch],
+                            y[s, r + 2, col + 2, ch],
+                        )
+                        dst = sums[q]
+                        for o0 in range(0, oc, BLOCK):
+                            if ch == 0:
+                                _taps_block(dst, j * oc + o0, bias, o0, wr, ch, o0, taps)
+                            else:
+                                _taps_block(dst, j * oc + o0, dst, j * oc + o0, wr, ch, o0, taps)
+            s0, s1, s2, s3 = sums[0], sums[1], sums[2], sums[3]
+            for k in range(run):
+                pooled[k] = max_scalar(max_scalar(s0[k], s1[k]), max_scalar(s2[k], s3[k]))
+            if apply_gelu:
+                for k in range(run):
+                    pooled[k] = gelu_scalar(pooled[k])
+            if out.strides[3] == 4:
+                for j in range(pw):
+                    d = out[s, i, j]
+                    for o0 in range(0, oc, BLOCK):
+                        _copy_block(pooled, j * oc + o0, d, o0)
+            else:
+                for j in range(pw):
+                    d = out[s, i, j]
+                    for o in range(oc):
+                        d[o] = pooled[j * oc + o]
+
+
+@njit(inline="always", **FAST)
+def conv_pool_block(sgemm, y, wr, rows, res, out, m, apply_gelu, direct):
+    """One conv / pool [/ GELU] block of the fused network: conv_pool_direct (res its acc)
+    or patch rows and a GEMM (conv_pool_packed)."""
+    if direct:
+        conv_pool_direct(y, wr, res, out, apply_gelu)
+    else:
+        conv_pool_packed(sgemm, y, wr, rows, res, out, m, apply_gelu)
+
+
+@njit(**FAST)
 def linear_act(sgemm, x, w, bias, apply_gelu, out):
     """out = [GELU](x @ w.T [+ bias]) for x (n, in), w (out, in), out (n, out): unit inner
     strides."""
@@ -575,7 +702,7 @@ def network_nhwc(sgemm, y, blocks, features, head, out):
     """The forward pass of a group of samples in one call, without the GIL.
 
     y (n, h, w, c) NHWC input; `blocks`: per convolution (weights, rows, res, pooled, m,
-    gelu next) as conv_pool_nhwc takes them, each block's pooled output the next one's
+    gelu next, direct) as conv_pool_block takes them, each block's pooled output the next one's
     input; its last output flattened in NCHW order into features (n, c*h*w); `head`: per
     linear layer (w, b, res, gelu), each res the next one's input; log-softmax into out.
     """
@@ -588,8 +715,8 @@ def network_nhwc(sgemm, y, blocks, features, head, out):
 def network_packed(sgemm, y, blocks, features, head, out):
     """network_nhwc with every block's weights packed already."""
     for blk in blocks:
-        weights, rows, res, pooled, m, gelu_next = blk
-        conv_pool_packed(sgemm, y, weights[4], rows, res, pooled, m, gelu_next)
+        weights, rows, res, pooled, m, gelu_next, direct = blk
+        conv_pool_block(sgemm, y, weights[4], rows, res, pooled, m, gelu_next, direct)
         y = pooled
     flatten_nchw(y, features)
     v = features

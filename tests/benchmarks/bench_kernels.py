@@ -188,6 +188,57 @@ def roof_steps(rounds: int, repeats: int, clock=time.perf_counter_ns) -> None:
         repeats,
     )
 
+    layer, x, p, out = layer_case("network")
+    conv1 = LAYERS["conv1"]
+    weights = vectorized._native_weights(s, "bench.conv1", p["conv1.weight"], p["conv1.bias"], True)
+    native.refresh_packing(weights, True)
+    y = x.reshape(64, 28, 28, 1)  # one channel: NCHW and NHWC are the same bytes
+    oc, oh, ow = conv1.out_shape
+    pooled = np.empty((64, oh // 2, ow // 2, oc), np.float32)
+    rows = np.empty((oh * ow, 10), np.float32)
+    res = np.empty((oh * ow, oc), np.float32)
+    v = {
+        "patch rows, GEMM, pool + GELU (chunks of 1 sample)": lambda: native.conv_pool_packed(
+            sgemm, y, weights[4], rows, res, pooled, 1, True
+        ),
+        "direct: taps as vector multiply-adds, pool + GELU": lambda: native.conv_pool_direct(
+            y, weights[4], res, pooled, True
+        ),
+    }
+    show_steps(
+        "the network's conv1 block (conv1, pool1, gelu1)",
+        conv1.flops(64),
+        measure(v, rounds, repeats, clock),
+        repeats,
+    )
+
+    def network_with(knobs: dict):
+        """The fused forward bound with these network knobs (the rest: this CPU's choices)."""
+        from partui.kernels.runtime import tuning
+
+        tuning.use({**tuning.choices(), "network": {**tuning.knob_set("network"), **knobs}})
+        try:
+            return vectorized.bind_network(x, p, out, Scratch())
+        finally:
+            tuning.use(None)
+
+    v = {
+        "conv1 by patch rows and a GEMM (chunks of 1 sample)": network_with(
+            {"conv1.direct": False, "conv1.chunk_samples": 1}
+        ),
+        "conv1 direct, pool and GELU fused": network_with({"conv1.direct": True}),
+        "  + one native call for the batch (head GEMMs of 64 rows)": network_with(
+            {"conv1.direct": True, "call_samples": 64}
+        ),
+        "now: vectorized.network with this CPU's choices": network_with({}),
+    }
+    show_steps(
+        "network: steps toward the GEMM roof",
+        layer.flops(64),
+        measure(v, rounds, repeats, clock),
+        repeats,
+    )
+
 
 # ---- measuring ---------------------------------------------------------------------------
 
