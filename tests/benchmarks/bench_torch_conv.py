@@ -5,9 +5,10 @@ interpreter given by --torch-python (a throwaway environment that has torch, for
 `python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch`), by default this
 interpreter. When that interpreter cannot import torch, the script says so and stops.
 
-partui runs as `partui bench` runs a configuration (the engine: warm-ups, timed repeats,
-verified against the float64 reference): one worker (strategy none, inline), and two
-workers cut by samples on `threads` and on `native-region`. The two sides take turns in
+partui runs as `partui bench` runs a configuration (the kernels' choices tuned for this CPU,
+then the engine: warm-ups, timed repeats, verified against the float64 reference): one
+worker (strategy none, inline), and two workers cut by samples on `threads` and on
+`native-region`. The two sides take turns in
 interleaved rounds, so a busy moment on this machine slows both; each line is the median of
 its rounds' medians, and each ratio the median of the per-round ratios [their range].
 Between turns the script waits a moment, so that threads a side leaves spinning do not take
@@ -118,8 +119,12 @@ def main() -> int:
         return 0
 
     from partui.kernels.model.layers import LAYERS
+    from partui.profiles.bench.autotune import ensure
     from partui.profiles.records.config import RunConfig
     from partui.profiles.run.engine import Engine
+
+    # the kernels' choices for this CPU, as `partui bench` takes them (tuned on first use)
+    tuned = ensure(progress=lambda text: print(text, file=sys.stderr, flush=True))
 
     layer = LAYERS["conv2"]
     shapes = [[BATCH, *layer.in_shape], layer.out_shape[0]]
@@ -172,6 +177,9 @@ def main() -> int:
         f"{args.repeats} repeats; torch {side.version}; load average "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
+    shape = f"conv {layer.in_shape[0]}x{layer.in_shape[1]}x{layer.in_shape[2]}->{shapes[1]}"
+    knobs = (tuned or {}).get("choices", {}).get(shape) if tuned else None
+    print(f"  partui's {shape} knobs: {knobs or 'the built-in rules'}")
     print("  median of the rounds' medians (min-max of the rounds), GFLOP/s")
     for name, per in rounds.items():
         med = statistics.median(per)
