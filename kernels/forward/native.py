@@ -518,6 +518,63 @@ def _taps_block(typingctx, dst, d, base, bd, wr, row, o0, xs):
     return types.void(dst, d, base, bd, wr, row, o0, xs), codegen
 
 
+@intrinsic
+def _window_block(typingctx, dst, d, wr, o0, patch):
+    """One input channel (c = 1): dst[d : d + BLOCK] = the max, over the four 3x3 windows of
+    the 4x4 `patch` (row-major), of the bias wr[9, o0 : o0 + BLOCK] plus the window's taps
+    against wr[:9, o0 : o0 + BLOCK] (packed rows). The nine weight vectors are loaded once
+    for the four windows, whose sums stay in registers (four independent chains); the max
+    keeps a NaN as max_scalar does. dst 1-D, wr 2-D C-contiguous, float32; no bounds check."""
+    f32 = types.float32
+    ok = all(isinstance(a, types.Array) and a.dtype == f32 for a in (dst, wr))
+    ok = ok and dst.ndim == 1 and wr.ndim == 2 and wr.layout == "C"
+    ok = ok and isinstance(patch, types.UniTuple) and patch.count == 16 and patch.dtype == f32
+    if not (ok and isinstance(d, types.Integer) and isinstance(o0, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        dty, dity, wty, oty, _ = sig.args
+        vec = ir.VectorType(ir.FloatType(), BLOCK)
+        i32 = ir.IntType(32)
+        intp = context.get_value_type(types.intp)
+
+        def pointer(aryty, ary, idx):
+            arr = context.make_array(aryty)(context, builder, ary)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, arr, idx, wraparound=False)
+            return builder.bitcast(ptr, vec.as_pointer())
+
+        o = context.cast(builder, args[3], oty, types.intp)
+        di = context.cast(builder, args[1], dity, types.intp)
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{BLOCK}f32"
+        )
+        zeros = ir.Constant(ir.VectorType(i32, BLOCK), [0] * BLOCK)
+        undef = ir.Constant(vec, ir.Undefined)
+        rows = [pointer(wty, args[2], [ir.Constant(intp, t), o]) for t in range(10)]
+        taps = [builder.load(ptr, align=4) for ptr in rows]
+        xs = []
+        for k in range(16):
+            x = builder.extract_value(args[4], k)
+            x = builder.insert_element(undef, x, ir.Constant(i32, 0))
+            xs.append(builder.shuffle_vector(x, undef, zeros))
+        best = None
+        for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            acc = taps[9]
+            for t in range(9):
+                kh, kw = divmod(t, 3)
+                acc = builder.call(fma, [xs[(a + kh) * 4 + b + kw], taps[t], acc])
+            if best is None:
+                best = acc
+            else:  # best if (best >= acc or best is NaN) else acc
+                ge = builder.fcmp_ordered(">=", best, acc)
+                nan = builder.fcmp_unordered("uno", best, best)
+                best = builder.select(builder.or_(ge, nan), best, acc)
+        builder.store(best, pointer(dty, args[0], [di]), align=4)
+        return context.get_dummy_value()
+
+    return types.void(dst, d, wr, o0, patch), codegen
+
+
 def cols_width(h: int, w: int) -> int:
     """Floats per row of a patch-column buffer for an (h, w) input: the output pixels, plus room
     for the block copies of the last output row to run past them (conv_cols_packed)."""
@@ -601,45 +658,24 @@ def conv_pool_packed(sgemm, y, wr, rows, res, out, m, apply_gelu):
 @njit(**FAST)
 def conv_pool_direct(y, wr, acc, out, apply_gelu):
     """conv_pool_packed without patch rows or GEMM, for thin inputs (few weights per filter,
-    where a GEMM is mostly overhead): for each pooled pixel, the four convolution outputs
-    under its window, each a few vector multiply-adds per input channel with the sums in
-    registers (_taps_block); then, a pooled row at a time, their max (and GELU) in long
-    loops that vectorize. wr (9c+1, oc): the packed weights, bias last, oc a multiple of
-    BLOCK; acc: >= 5 * (w // 2) * oc floats. Only the rows and columns the pool keeps are
-    computed."""
+    where a GEMM is mostly overhead): each pooled pixel from the four convolution outputs
+    under its window, a few vector multiply-adds with the sums in registers (_window_block
+    for one input channel, else _taps_block per channel and window); then, a pooled row at a
+    time, GELU in a long loop that vectorizes. wr (9c+1, oc): the packed weights, bias last,
+    oc a multiple of BLOCK; acc: >= 5 * (w // 2) * oc floats. Only the rows and columns the
+    pool keeps are computed."""
     n, h, w, c = y.shape
     ph, pw = out.shape[1], out.shape[2]
     oc = wr.shape[1]
-    bias = wr[9 * c]
     run = pw * oc
     sums = acc.reshape(-1)[: 5 * run].reshape(5, run)
     pooled = sums[4]
     for s in range(n):
         for i in range(ph):
-            for j in range(pw):
-                for ch in range(c):
-                    for q in range(4):
-                        r, col = 2 * i + q // 2, 2 * j + q % 2
-                        taps = (
-                            y[s, r, col, ch],
-                            y[s, r, col + 1, ch],
-                            y[s, r, col + 2, ch],
-                            y[s, r + 1, col, ch],
-                            y[s, r + 1, col + 1, ch],
-                            y[s, r + 1, col + 2, ch],
-                            y[s, r + 2, col, ch],
-                            y[s, r + 2, col + 1, ch],
-                            y[s, r + 2, col + 2, ch],
-                        )
-                        dst = sums[q]
-                        for o0 in range(0, oc, BLOCK):
-                            if ch == 0:
-                                _taps_block(dst, j * oc + o0, bias, o0, wr, ch, o0, taps)
-                            else:
-                                _taps_block(dst, j * oc + o0, dst, j * oc + o0, wr, ch, o0, taps)
-            s0, s1, s2, s3 = sums[0], sums[1], sums[2], sums[3]
-            for k in range(run):
-                pooled[k] = max_scalar(max_scalar(s0[k], s1[k]), max_scalar(s2[k], s3[k]))
+            if c == 1:
+                _pooled_row_one_channel(y, wr, pooled, s, i, pw, oc)
+            else:
+                _pooled_row(y, wr, sums, pooled, s, i, pw, c, oc)
             if apply_gelu:
                 for k in range(run):
                     pooled[k] = gelu_scalar(pooled[k])
@@ -653,6 +689,65 @@ def conv_pool_direct(y, wr, acc, out, apply_gelu):
                     d = out[s, i, j]
                     for o in range(oc):
                         d[o] = pooled[j * oc + o]
+
+
+@njit(inline="always", **FAST)
+def _pooled_row_one_channel(y, wr, pooled, s, i, pw, oc):
+    """Pooled row i of sample s for a one-channel input, into pooled (pw * oc)."""
+    r = 2 * i
+    for j in range(pw):
+        col = 2 * j
+        patch = (
+            y[s, r, col, 0],
+            y[s, r, col + 1, 0],
+            y[s, r, col + 2, 0],
+            y[s, r, col + 3, 0],
+            y[s, r + 1, col, 0],
+            y[s, r + 1, col + 1, 0],
+            y[s, r + 1, col + 2, 0],
+            y[s, r + 1, col + 3, 0],
+            y[s, r + 2, col, 0],
+            y[s, r + 2, col + 1, 0],
+            y[s, r + 2, col + 2, 0],
+            y[s, r + 2, col + 3, 0],
+            y[s, r + 3, col, 0],
+            y[s, r + 3, col + 1, 0],
+            y[s, r + 3, col + 2, 0],
+            y[s, r + 3, col + 3, 0],
+        )
+        for o0 in range(0, oc, BLOCK):
+            _window_block(pooled, j * oc + o0, wr, o0, patch)
+
+
+@njit(inline="always", **FAST)
+def _pooled_row(y, wr, sums, pooled, s, i, pw, c, oc):
+    """Pooled row i of sample s for c input channels: the four windows' sums channel by
+    channel in sums[:4], then their max into pooled (pw * oc)."""
+    bias = wr[9 * c]
+    for j in range(pw):
+        for ch in range(c):
+            for q in range(4):
+                r, col = 2 * i + q // 2, 2 * j + q % 2
+                taps = (
+                    y[s, r, col, ch],
+                    y[s, r, col + 1, ch],
+                    y[s, r, col + 2, ch],
+                    y[s, r + 1, col, ch],
+                    y[s, r + 1, col + 1, ch],
+                    y[s, r + 1, col + 2, ch],
+                    y[s, r + 2, col, ch],
+                    y[s, r + 2, col + 1, ch],
+                    y[s, r + 2, col + 2, ch],
+                )
+                dst = sums[q]
+                for o0 in range(0, oc, BLOCK):
+                    if ch == 0:
+                        _taps_block(dst, j * oc + o0, bias, o0, wr, ch, o0, taps)
+                    else:
+                        _taps_block(dst, j * oc + o0, dst, j * oc + o0, wr, ch, o0, taps)
+    s0, s1, s2, s3 = sums[0], sums[1], sums[2], sums[3]
+    for k in range(pw * oc):
+        pooled[k] = max_scalar(max_scalar(s0[k], s1[k]), max_scalar(s2[k], s3[k]))
 
 
 @njit(inline="always", **FAST)
