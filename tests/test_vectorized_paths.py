@@ -94,14 +94,45 @@ def test_pool_keeps_nan_like_numpy():
     assert np.array_equal(out[ok], want[ok].astype(np.float32))
 
 
+@pytest.mark.parametrize("direct", [True, False])  # conv1 without a GEMM, or by patch rows
 @pytest.mark.parametrize("batch", [1, vectorized.NET_CHUNK + 3])
-def test_fused_network(batch):
+def test_fused_network(batch, direct):
+    from partui.kernels.runtime import tuning
+
     layer = LAYERS["network"]
     x = make_input(layer, batch, seed=3)
     params = make_params(layer, seed=3)
     out = np.full((batch, 26), np.nan, np.float32)
-    vectorized.network(x, params, out, Scratch())
+    tuning.use({"network": {"conv1.direct": direct}})
+    try:
+        assert vectorized.network_direct(LAYERS["conv1"]) is direct
+        vectorized.network(x, params, out, Scratch())
+    finally:
+        tuning.use(None)
     close(out, reference.forward(layer, x, params), rel=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(2, 11, 9, 1, 32), (3, 8, 8, 3, 16), (1, 6, 7, 6, 48)])
+def test_direct_convolution_pool_and_gelu_match_the_reference(shape):
+    """The direct block on odd sizes (the pool's floor drops a row and a column), several
+    input channels and several vector blocks of output channels; NHWC in and out."""
+    from partui.kernels.forward import native
+
+    assert native.BLOCK == vectorized.DIRECT_BLOCK
+    n, h, w, c, oc = shape
+    y = RNG.standard_normal((n, h, w, c)).astype(np.float32)
+    wt = RNG.standard_normal((oc, c, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(oc).astype(np.float32)
+    wr = vectorized.pack_rows_weights(wt, b, np.empty((9 * c + 1, oc), np.float32))
+    ph, pw = (h - 2) // 2, (w - 2) // 2
+    acc = np.full((5 * ((w - 2) // 2), oc), np.nan, np.float32)
+    conv = reference.conv2d(y.transpose(0, 3, 1, 2), wt, b)
+    pooled = reference.maxpool2x2(conv)
+    for gelu in (False, True):
+        out = np.full((n, ph, pw, oc), np.nan, np.float32)
+        native.conv_pool_direct(y, wr, acc, out, gelu)
+        want = reference.gelu(pooled) if gelu else pooled
+        close(out.transpose(0, 3, 1, 2), want, rel=1e-5)
 
 
 def test_packed_weights_follow_changes_in_place():
@@ -251,3 +282,27 @@ def test_native_call_groups_cover_the_batch_in_balanced_runs_of_bounded_work():
             # at the most): one group fewer would pass it
             assert n * fps / len(groups) <= CALL_FLOPS or len(groups) == n
             assert len(groups) == 1 or (len(groups) - 1) * CALL_FLOPS < n * fps
+
+
+@pytest.mark.parametrize("width", [9, 12, 18, 19, 28])  # one block per output row, two, edges
+def test_block_copied_patch_columns_match_the_reference(width, monkeypatch):
+    """Patch columns copied in whole vector blocks that run past each output row: the floats
+    past the run and the buffer's padding never reach the result, and the reads past an input
+    row stay inside the plane (its last row is copied float by float)."""
+    from partui.kernels.forward import native
+
+    monkeypatch.setattr(vectorized, "PER_SAMPLE_PIXELS", 0)  # every convolution per sample
+    for c in (1, 5, 40):
+        x = RNG.standard_normal((3, c, 7, width)).astype(np.float32)
+        w = RNG.standard_normal((6, c, 3, 3)).astype(np.float32)
+        b = RNG.standard_normal(6).astype(np.float32)
+        full = reference.conv2d(x, w, b)
+        scratch = Scratch()
+        scratch.get("conv.cols1", (9 * c + 1, native.cols_width(7, width))).fill(np.nan)
+        out = np.full(full.shape, np.nan, np.float32)
+        vectorized.conv(x, w, b, out, scratch)
+        close(out, full)
+        # a row tile of a channel slice: rows still end to end, planes apart
+        out[...] = np.nan
+        vectorized.conv(x[:, c // 2 :, 1:6], w[:, c // 2 :], b, out[:, :, 1:4], scratch)
+        close(out[:, :, 1:4], reference.conv2d(x[:, c // 2 :], w[:, c // 2 :], b)[:, :, 1:4])

@@ -15,7 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from partui.kernels.runtime import jitcache
 
@@ -424,14 +427,184 @@ def conv_cols_nchw(sgemm, x, weights, out, cols):
     conv_cols_packed(sgemm, x, weights[4], out, cols)
 
 
+BLOCK = 16  # floats per block copy of patch columns: one AVX-512 vector, two AVX2 ones
+
+
+@intrinsic
+def _copy_block(typingctx, src, o, dst, d):
+    """dst[d : d + BLOCK] = src[o : o + BLOCK] for 1-D float32 arrays with unit stride, as one
+    unaligned vector load and store, and with no bounds check: the caller keeps both runs
+    inside memory it owns. Written as a loop, LLVM turned these short copies into scatters."""
+    ok = all(
+        isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float32 for a in (src, dst)
+    )
+    if not (ok and isinstance(o, types.Integer) and isinstance(d, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vec = ir.VectorType(ir.FloatType(), BLOCK).as_pointer()
+
+        def pointer(aryty, ary, idxty, idx):
+            arr = context.make_array(aryty)(context, builder, ary)
+            i = context.cast(builder, idx, idxty, types.intp)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, arr, [i], wraparound=False)
+            return builder.bitcast(ptr, vec)
+
+        sty, oty, dty, dity = sig.args
+        value = builder.load(pointer(sty, args[0], oty, args[1]), align=4)
+        builder.store(value, pointer(dty, args[2], dity, args[3]), align=4)
+        return context.get_dummy_value()
+
+    return types.void(src, o, dst, d), codegen
+
+
+@intrinsic
+def _taps_block(typingctx, dst, d, base, bd, wr, row, o0, xs):
+    """dst[d : d + BLOCK] = base[bd : bd + BLOCK] + sum over t < 9 of xs[t] * wr[row + t * c,
+    o0 : o0 + BLOCK], c = wr.shape[0] // 9 (the 3x3 taps of one input channel, packed rows):
+    vectors held in registers, one fused multiply-add per tap. dst and base are 1-D, wr 2-D
+    C-contiguous, all float32 with unit inner stride; no bounds check. Written as a loop,
+    LLVM kept these short sums scalar (it cannot rule out dst overlapping the weights)."""
+    f32 = types.float32
+    ok = all(isinstance(a, types.Array) and a.dtype == f32 for a in (dst, base, wr))
+    ok = ok and dst.ndim == 1 and base.ndim == 1 and wr.ndim == 2 and wr.layout == "C"
+    ok = ok and isinstance(xs, types.UniTuple) and xs.count == 9 and xs.dtype == f32
+    if not (ok and all(isinstance(i, types.Integer) for i in (d, bd, row, o0))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        dty, dity, bty, bity, wty, rty, oty, _ = sig.args
+        vec = ir.VectorType(ir.FloatType(), BLOCK)
+        intp = context.get_value_type(types.intp)
+
+        def pointer(aryty, ary, idx):
+            arr = context.make_array(aryty)(context, builder, ary)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, arr, idx, wraparound=False)
+            return builder.bitcast(ptr, vec.as_pointer())
+
+        di = context.cast(builder, args[1], dity, types.intp)
+        bi = context.cast(builder, args[3], bity, types.intp)
+        r = context.cast(builder, args[5], rty, types.intp)
+        o = context.cast(builder, args[6], oty, types.intp)
+        warr = context.make_array(wty)(context, builder, args[4])
+        wshape = cgutils.unpack_tuple(builder, warr.shape)
+        c = builder.udiv(wshape[0], ir.Constant(intp, 9))
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), [0] * BLOCK)
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{BLOCK}f32"
+        )
+        base = builder.load(pointer(bty, args[2], [bi]), align=4)
+        # three chains of three taps, summed at the end: one chain of nine would wait on
+        # each multiply-add's latency in turn
+        chains = [base, None, None]
+        for t in range(9):
+            x = builder.extract_value(args[7], t)
+            xv = builder.insert_element(
+                ir.Constant(vec, ir.Undefined), x, ir.Constant(ir.IntType(32), 0)
+            )
+            xv = builder.shuffle_vector(xv, ir.Constant(vec, ir.Undefined), zeros)
+            wrow = builder.add(r, builder.mul(c, ir.Constant(intp, t)))
+            wv = builder.load(pointer(wty, args[4], [wrow, o]), align=4)
+            k = t % 3
+            chains[k] = (
+                builder.fmul(xv, wv)
+                if chains[k] is None
+                else builder.call(fma, [xv, wv, chains[k]])
+            )
+        acc = builder.fadd(builder.fadd(chains[0], chains[1]), chains[2])
+        builder.store(acc, pointer(dty, args[0], [di]), align=4)
+        return context.get_dummy_value()
+
+    return types.void(dst, d, base, bd, wr, row, o0, xs), codegen
+
+
+@intrinsic
+def _window_block(typingctx, dst, d, wr, o0, patch):
+    """One input channel (c = 1): dst[d : d + BLOCK] = the max, over the four 3x3 windows of
+    the 4x4 `patch` (row-major), of the bias wr[9, o0 : o0 + BLOCK] plus the window's taps
+    against wr[:9, o0 : o0 + BLOCK] (packed rows). The nine weight vectors are loaded once
+    for the four windows, whose sums stay in registers (four independent chains); the max
+    keeps a NaN as max_scalar does. dst 1-D, wr 2-D C-contiguous, float32; no bounds check."""
+    f32 = types.float32
+    ok = all(isinstance(a, types.Array) and a.dtype == f32 for a in (dst, wr))
+    ok = ok and dst.ndim == 1 and wr.ndim == 2 and wr.layout == "C"
+    ok = ok and isinstance(patch, types.UniTuple) and patch.count == 16 and patch.dtype == f32
+    if not (ok and isinstance(d, types.Integer) and isinstance(o0, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        dty, dity, wty, oty, _ = sig.args
+        vec = ir.VectorType(ir.FloatType(), BLOCK)
+        i32 = ir.IntType(32)
+        intp = context.get_value_type(types.intp)
+
+        def pointer(aryty, ary, idx):
+            arr = context.make_array(aryty)(context, builder, ary)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, arr, idx, wraparound=False)
+            return builder.bitcast(ptr, vec.as_pointer())
+
+        o = context.cast(builder, args[3], oty, types.intp)
+        di = context.cast(builder, args[1], dity, types.intp)
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{BLOCK}f32"
+        )
+        zeros = ir.Constant(ir.VectorType(i32, BLOCK), [0] * BLOCK)
+        undef = ir.Constant(vec, ir.Undefined)
+        rows = [pointer(wty, args[2], [ir.Constant(intp, t), o]) for t in range(10)]
+        taps = [builder.load(ptr, align=4) for ptr in rows]
+        xs = []
+        for k in range(16):
+            x = builder.extract_value(args[4], k)
+            x = builder.insert_element(undef, x, ir.Constant(i32, 0))
+            xs.append(builder.shuffle_vector(x, undef, zeros))
+        best = None
+        for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            acc = taps[9]
+            for t in range(9):
+                kh, kw = divmod(t, 3)
+                acc = builder.call(fma, [xs[(a + kh) * 4 + b + kw], taps[t], acc])
+            if best is None:
+                best = acc
+            else:  # best if (best >= acc or best is NaN) else acc
+                ge = builder.fcmp_ordered(">=", best, acc)
+                nan = builder.fcmp_unordered("uno", best, best)
+                best = builder.select(builder.or_(ge, nan), best, acc)
+        builder.store(best, pointer(dty, args[0], [di]), align=4)
+        return context.get_dummy_value()
+
+    return types.void(dst, d, wr, o0, patch), codegen
+
+
+def cols_width(h: int, w: int) -> int:
+    """Floats per row of a patch-column buffer for an (h, w) input: the output pixels, plus room
+    for the block copies of the last output row to run past them (conv_cols_packed)."""
+    oh, ow = h - 2, w - 2
+    return max(oh * ow, (oh - 1) * ow + -(-ow // BLOCK) * BLOCK)
+
+
 @njit(**JIT)
 def conv_cols_packed(sgemm, x, wc, out, cols):
-    """conv_cols_nchw with the weights packed already (wc (oc, 9c+1))."""
+    """conv_cols_nchw with the weights packed already (wc (oc, 9c+1)); cols (9c+1, >= oh*ow),
+    cols_width(h, w) wide for the block copies."""
     n, c, h, w = x.shape
     oh, ow = h - 2, w - 2
+    p = oh * ow
     k = 9 * c
+    blocks = (ow + BLOCK - 1) // BLOCK
+    # Each output row's run of ow floats is copied as whole blocks of BLOCK floats: the
+    # floats past the run land where the next row's run (or the buffer's padding) goes, so
+    # the rows are filled in ascending order. The loads past an input row's run read the
+    # next row of the same plane, so they need unit-stride rows laid end to end and, for
+    # the plane's last row, the per-float copy.
+    fast = (
+        cols.shape[1] >= (oh - 1) * ow + blocks * BLOCK
+        and cols.strides[1] == 4
+        and x.strides[3] == 4
+        and x.strides[2] == 4 * w
+        and 2 + blocks * BLOCK <= 2 * w
+    )
     ones = cols[k]
-    for q in range(ones.shape[0]):
+    for q in range(p):
         ones[q] = _ONE
     for s in range(n):
         for ch in range(c):
@@ -444,11 +617,17 @@ def conv_cols_packed(sgemm, x, wc, out, cols):
                 for i in range(oh):
                     src = x[s, ch, i + kh]
                     o = i * ow
-                    for j in range(ow):
-                        r0[o + j] = src[j]
-                        r1[o + j] = src[j + 1]
-                        r2[o + j] = src[j + 2]
-        _gemm(sgemm, wc, cols, out[s], False)
+                    if fast and i + kh < h - 1:
+                        for b in range(0, blocks * BLOCK, BLOCK):
+                            _copy_block(src, b, r0, o + b)
+                            _copy_block(src, b + 1, r1, o + b)
+                            _copy_block(src, b + 2, r2, o + b)
+                    else:
+                        for j in range(ow):
+                            r0[o + j] = src[j]
+                            r1[o + j] = src[j + 1]
+                            r2[o + j] = src[j + 2]
+        _gemm(sgemm, wc, cols[:, :p], out[s], False)
 
 
 @njit(**FAST)
@@ -474,6 +653,111 @@ def conv_pool_packed(sgemm, y, wr, rows, res, out, m, apply_gelu):
         im2row_nhwc(y[s0:s1], r)
         _gemm(sgemm, r, wr, q, False)
         pool_nhwc(q.reshape(s1 - s0, oh, ow, oc), out[s0:s1], apply_gelu)
+
+
+@njit(**FAST)
+def conv_pool_direct(y, wr, acc, out, apply_gelu):
+    """conv_pool_packed without patch rows or GEMM, for thin inputs (few weights per filter,
+    where a GEMM is mostly overhead): each pooled pixel from the four convolution outputs
+    under its window, a few vector multiply-adds with the sums in registers (_window_block
+    for one input channel, else _taps_block per channel and window); then, a pooled row at a
+    time, GELU in a long loop that vectorizes. wr (9c+1, oc): the packed weights, bias last,
+    oc a multiple of BLOCK; acc: >= 5 * (w // 2) * oc floats. Only the rows and columns the
+    pool keeps are computed."""
+    n, h, w, c = y.shape
+    ph, pw = out.shape[1], out.shape[2]
+    oc = wr.shape[1]
+    run = pw * oc
+    sums = acc.reshape(-1)[: 5 * run].reshape(5, run)
+    pooled = sums[4]
+    for s in range(n):
+        for i in range(ph):
+            if c == 1:
+                _pooled_row_one_channel(y, wr, pooled, s, i, pw, oc)
+            else:
+                _pooled_row(y, wr, sums, pooled, s, i, pw, c, oc)
+            if apply_gelu:
+                for k in range(run):
+                    pooled[k] = gelu_scalar(pooled[k])
+            if out.strides[3] == 4:
+                for j in range(pw):
+                    d = out[s, i, j]
+                    for o0 in range(0, oc, BLOCK):
+                        _copy_block(pooled, j * oc + o0, d, o0)
+            else:
+                for j in range(pw):
+                    d = out[s, i, j]
+                    for o in range(oc):
+                        d[o] = pooled[j * oc + o]
+
+
+@njit(inline="always", **FAST)
+def _pooled_row_one_channel(y, wr, pooled, s, i, pw, oc):
+    """Pooled row i of sample s for a one-channel input, into pooled (pw * oc)."""
+    r = 2 * i
+    for j in range(pw):
+        col = 2 * j
+        patch = (
+            y[s, r, col, 0],
+            y[s, r, col + 1, 0],
+            y[s, r, col + 2, 0],
+            y[s, r, col + 3, 0],
+            y[s, r + 1, col, 0],
+            y[s, r + 1, col + 1, 0],
+            y[s, r + 1, col + 2, 0],
+            y[s, r + 1, col + 3, 0],
+            y[s, r + 2, col, 0],
+            y[s, r + 2, col + 1, 0],
+            y[s, r + 2, col + 2, 0],
+            y[s, r + 2, col + 3, 0],
+            y[s, r + 3, col, 0],
+            y[s, r + 3, col + 1, 0],
+            y[s, r + 3, col + 2, 0],
+            y[s, r + 3, col + 3, 0],
+        )
+        for o0 in range(0, oc, BLOCK):
+            _window_block(pooled, j * oc + o0, wr, o0, patch)
+
+
+@njit(inline="always", **FAST)
+def _pooled_row(y, wr, sums, pooled, s, i, pw, c, oc):
+    """Pooled row i of sample s for c input channels: the four windows' sums channel by
+    channel in sums[:4], then their max into pooled (pw * oc)."""
+    bias = wr[9 * c]
+    for j in range(pw):
+        for ch in range(c):
+            for q in range(4):
+                r, col = 2 * i + q // 2, 2 * j + q % 2
+                taps = (
+                    y[s, r, col, ch],
+                    y[s, r, col + 1, ch],
+                    y[s, r, col + 2, ch],
+                    y[s, r + 1, col, ch],
+                    y[s, r + 1, col + 1, ch],
+                    y[s, r + 1, col + 2, ch],
+                    y[s, r + 2, col, ch],
+                    y[s, r + 2, col + 1, ch],
+                    y[s, r + 2, col + 2, ch],
+                )
+                dst = sums[q]
+                for o0 in range(0, oc, BLOCK):
+                    if ch == 0:
+                        _taps_block(dst, j * oc + o0, bias, o0, wr, ch, o0, taps)
+                    else:
+                        _taps_block(dst, j * oc + o0, dst, j * oc + o0, wr, ch, o0, taps)
+    s0, s1, s2, s3 = sums[0], sums[1], sums[2], sums[3]
+    for k in range(pw * oc):
+        pooled[k] = max_scalar(max_scalar(s0[k], s1[k]), max_scalar(s2[k], s3[k]))
+
+
+@njit(inline="always", **FAST)
+def conv_pool_block(sgemm, y, wr, rows, res, out, m, apply_gelu, direct):
+    """One conv / pool [/ GELU] block of the fused network: conv_pool_direct (res its acc)
+    or patch rows and a GEMM (conv_pool_packed)."""
+    if direct:
+        conv_pool_direct(y, wr, res, out, apply_gelu)
+    else:
+        conv_pool_packed(sgemm, y, wr, rows, res, out, m, apply_gelu)
 
 
 @njit(**FAST)
@@ -513,7 +797,7 @@ def network_nhwc(sgemm, y, blocks, features, head, out):
     """The forward pass of a group of samples in one call, without the GIL.
 
     y (n, h, w, c) NHWC input; `blocks`: per convolution (weights, rows, res, pooled, m,
-    gelu next) as conv_pool_nhwc takes them, each block's pooled output the next one's
+    gelu next, direct) as conv_pool_block takes them, each block's pooled output the next one's
     input; its last output flattened in NCHW order into features (n, c*h*w); `head`: per
     linear layer (w, b, res, gelu), each res the next one's input; log-softmax into out.
     """
@@ -526,8 +810,8 @@ def network_nhwc(sgemm, y, blocks, features, head, out):
 def network_packed(sgemm, y, blocks, features, head, out):
     """network_nhwc with every block's weights packed already."""
     for blk in blocks:
-        weights, rows, res, pooled, m, gelu_next = blk
-        conv_pool_packed(sgemm, y, weights[4], rows, res, pooled, m, gelu_next)
+        weights, rows, res, pooled, m, gelu_next, direct = blk
+        conv_pool_block(sgemm, y, weights[4], rows, res, pooled, m, gelu_next, direct)
         y = pooled
     flatten_nchw(y, features)
     v = features

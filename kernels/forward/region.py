@@ -22,7 +22,7 @@ from numba import get_thread_id, njit, prange, types
 
 from partui.kernels.forward.native import (
     conv_cols_packed,
-    conv_pool_packed,
+    conv_pool_block,
     conv_rows_packed,
     flatten_nchw,
     linear_act,
@@ -103,21 +103,23 @@ def conv_rows_region(sgemm, weights, x, out, rows, res, img, chunks, bounds, clo
 def network_region(sgemm, w1, w2, w3, trunk, head, y, out, bounds, clock_id, stamps):
     """The network's forward pass, task t on samples bounds[t]: three conv / pool [/ GELU]
     blocks (w1..w3: their weights as conv_pool_nhwc takes them; trunk: per block its rows,
-    res and pooled buffers with a task axis, samples per GEMM and whether a GELU follows),
+    res and pooled buffers with a task axis, samples per GEMM, whether a GELU follows and
+    whether the block runs direct),
     features, then three linear layers and log-softmax (head)."""
     refresh_packing(w1, True)
     refresh_packing(w2, True)
     refresh_packing(w3, True)
     p1, p2, p3 = w1[4], w2[4], w3[4]
-    r1, q1, o1, r2, q2, o2, r3, q3, o3, chunks, gelus = trunk
+    r1, q1, o1, r2, q2, o2, r3, q3, o3, chunks, gelus, direct = trunk
     features, lw1, lb1, h1, lw2, lb2, h2, lw3, lb3, h3, head_gelus = head
     for t in prange(bounds.shape[0]):
         n0, n1 = bounds[t, 0], bounds[t, 1]
         g = n1 - n0
         _stamp_start(clock_id, stamps, t)
-        conv_pool_packed(sgemm, y[n0:n1], p1, r1[t], q1[t], o1[t, :g], chunks[t, 0], gelus[0])
-        conv_pool_packed(sgemm, o1[t, :g], p2, r2[t], q2[t], o2[t, :g], chunks[t, 1], gelus[1])
-        conv_pool_packed(sgemm, o2[t, :g], p3, r3[t], q3[t], o3[t, :g], chunks[t, 2], gelus[2])
+        a1, a2, a3 = o1[t, :g], o2[t, :g], o3[t, :g]
+        conv_pool_block(sgemm, y[n0:n1], p1, r1[t], q1[t], a1, chunks[t, 0], gelus[0], direct[0])
+        conv_pool_block(sgemm, a1, p2, r2[t], q2[t], a2, chunks[t, 1], gelus[1], direct[1])
+        conv_pool_block(sgemm, a2, p3, r3[t], q3[t], a3, chunks[t, 2], gelus[2], direct[2])
         f = features[t, :g]
         flatten_nchw(o3[t, :g], f)
         linear_act(sgemm, f, lw1, lb1, head_gelus[0], h1[t, :g])

@@ -77,7 +77,9 @@ def _conv(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
         return None
     tasks, bounds = len(ranges), _bounds(ranges)
     if per_sample:
-        cols = scratch.get("region.cols", (tasks, k1, p))
+        from partui.kernels.forward.native import cols_width
+
+        cols = scratch.get("region.cols", (tasks, k1, cols_width(h, wd)))
         return Region(region.conv_cols_region, (sgemm, weights, x, planes, cols, bounds), tasks)
     chunks = np.array([min(m, n1 - n0) for n0, n1 in ranges], dtype=np.int64)
     buffers = (
@@ -108,6 +110,7 @@ def _network(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
         return None
     tasks, most = len(ranges), max(n1 - n0 for n0, n1 in ranges)
     weights, trunk, chunks = [], [], np.zeros((tasks, 3), np.int64)
+    direct = np.array([vectorized.network_direct(cv) for cv, _, _ in blocks], dtype=np.bool_)
     for k, (cv, pl, _) in enumerate(blocks):
         wts = vectorized._native_weights(
             scratch,
@@ -119,15 +122,13 @@ def _network(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
         if wts is None:
             return None
         weights.append(wts)
-        ci = cv.in_shape[0]
-        oc, oh, ow = cv.out_shape
-        p, k1 = oh * ow, 9 * ci + 1
-        m = vectorized.network_chunk(cv, most)
+        oc = cv.out_shape[0]
+        rows, res, m = vectorized.block_buffers(cv, most, bool(direct[k]))
         chunks[:, k] = [min(m, n1 - n0) for n0, n1 in ranges]
         pooled = (tasks, most, pl.out_shape[1], pl.out_shape[2], oc)
         trunk += [
-            scratch.get(f"region.{cv.name}.rows", (tasks, m * p, k1)),
-            scratch.get(f"region.{cv.name}.res", (tasks, m * p, oc)),
+            scratch.get(f"region.{cv.name}.rows", (tasks, *rows)),
+            scratch.get(f"region.{cv.name}.res", (tasks, *res)),
             scratch.get(f"region.{pl.name}.out", pooled),
         ]
     gelus = np.array([g for _, _, g in blocks], dtype=np.bool_)
@@ -137,5 +138,5 @@ def _network(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
         tail += [lw, lb, scratch.get(f"region.{s.name}", (tasks, most, *s.out_shape))]
     tail.append(np.array([s.gelu for _, _, s in linears], dtype=np.bool_))
     y0 = x.reshape(n, h, w, 1)  # one channel: NCHW and NHWC are the same bytes
-    args = (sgemm, *weights, (*trunk, chunks, gelus), tuple(tail), y0, out, _bounds(ranges))
+    args = (sgemm, *weights, (*trunk, chunks, gelus, direct), tuple(tail), y0, out, _bounds(ranges))
     return Region(region.network_region, args, tasks)

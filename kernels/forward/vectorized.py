@@ -38,6 +38,7 @@ THIN_K = 64  # convolutions with fewer than this many weights per filter: one GE
 # turn GEMM rows into planes; with few pixels (conv3) the small GEMMs cost more than it saves.
 PER_SAMPLE_PIXELS = 64
 NET_CHUNK = 8  # samples per pass of the fused network forward
+DIRECT_BLOCK = 16  # native.BLOCK: output channels per vector of the direct convolution
 MEMO_ENTRIES = 16  # packed weights kept per worker
 CALL_FLOPS = 200_000_000  # work per native call: bounds how long a cancel may wait
 
@@ -257,7 +258,7 @@ def bind_conv(x, w, b, out, scratch: Scratch) -> Call:
     assert planes is not None  # weights are made only with planes
     nat = _native()
     if per_sample:
-        cols = scratch.get("conv.cols1", (k1, p))
+        cols = scratch.get("conv.cols1", (k1, nat.cols_width(h, wd)))
         return _calls(
             nat.conv_cols_nchw,
             [(sgemm, x[g0:g1], weights, planes[g0:g1], cols) for g0, g1 in groups],
@@ -534,24 +535,49 @@ def _network_calls(x, params, out, scratch: Scratch) -> Call | None:
         )
         if weights is None:
             return None
-        ci = cv.in_shape[0]
-        oc, oh, ow = cv.out_shape
-        p, k1 = oh * ow, 9 * ci + 1
-        m = network_chunk(cv, most)
-        rows = scratch.get(f"net.{cv.name}.rows", (m * p, k1))
-        res = scratch.get(f"net.{cv.name}.res", (m * p, oc))
+        oc = cv.out_shape[0]
+        direct = network_direct(cv)
+        rows_shape, res_shape, m = block_buffers(cv, most, direct)
+        rows = scratch.get(f"net.{cv.name}.rows", rows_shape)
+        res = scratch.get(f"net.{cv.name}.res", res_shape)
         pooled = scratch.get(f"net.{pl.name}.out", (most, pl.out_shape[1], pl.out_shape[2], oc))
-        blocks.append((weights, rows, res, pooled, m, gelu_next))
+        blocks.append((weights, rows, res, pooled, m, gelu_next, direct))
     features = scratch.get("net.features", (most, prod(TRUNK[-1].out_shape)))
     outs = [scratch.get(f"net.{s.name}", (most, *s.out_shape)) for _, _, s in linears]
     y0 = x.reshape(n, h, w, 1)  # one channel: NCHW and NHWC are the same bytes
     arg_lists = []
     for g0, g1 in groups:
         g = g1 - g0
-        trunk = tuple((wts, r, q, pooled[:g], m, gn) for wts, r, q, pooled, m, gn in blocks)
+        trunk = tuple((wts, r, q, pd[:g], m, gn, dr) for wts, r, q, pd, m, gn, dr in blocks)
         head = tuple((lw, lb, o[:g], s.gelu) for (lw, lb, s), o in zip(linears, outs))
         arg_lists.append((sgemm, y0[g0:g1], trunk, features[:g], head, out[g0:g1]))
     return _calls(_native().network_nhwc, arg_lists)
+
+
+def network_direct(cv) -> bool:
+    """Whether convolution `cv` of the fused network runs direct (native.conv_pool_direct: no
+    patch rows, no GEMM): tuned on this CPU where it was, else for thin inputs (fewer than
+    THIN_K weights per filter, where a GEMM is mostly overhead) whose output channels fill
+    whole vector blocks."""
+    can = cv.out_shape[0] % DIRECT_BLOCK == 0
+    return can and bool(tuning.knob("network", f"{cv.name}.direct", direct_rule(cv)))
+
+
+def direct_rule(cv) -> bool:
+    """The built-in rule of network_direct, whatever this CPU's tuning says."""
+    return 9 * cv.in_shape[0] < THIN_K and cv.out_shape[0] % DIRECT_BLOCK == 0
+
+
+def block_buffers(cv, most: int, direct: bool) -> tuple[tuple, tuple, int]:
+    """The shapes of a fused block's patch rows and GEMM result (direct: a small accumulator,
+    its rows unused), and its samples per chunk of patch rows."""
+    ci = cv.in_shape[0]
+    oc, oh, ow = cv.out_shape
+    p, k1 = oh * ow, 9 * ci + 1
+    if direct:
+        return (1, k1), (5 * (ow // 2), oc), 1
+    m = network_chunk(cv, most)
+    return (m * p, k1), (m * p, oc), m
 
 
 def network_chunk(cv, most: int) -> int:

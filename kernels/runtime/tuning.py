@@ -2,8 +2,9 @@
 
 The vectorized convolutions have knobs whose best setting depends on the CPU (its caches,
 its vector width, its BLAS): the GEMM's shape (one GEMM per sample, written straight into
-the output planes, or one per chunk of patch rows), the samples per chunk, and the samples
-per native call. `partui`'s autotune (profiles.bench.autotune) measures them on first use
+the output planes, or one per chunk of patch rows), the samples per chunk, the samples
+per native call, and whether the fused network runs a thin convolution direct (no GEMM).
+`partui`'s autotune (profiles.bench.autotune) measures them on first use
 for the layer shapes partui runs and keeps the winners, with the alternatives it measured,
 in a file per CPU: `$XDG_CACHE_HOME/partui/tuning/<cpu key>.json`, the key a hash of the
 CPU model, its flags and its cache sizes. Every process (process workers too) reads the same
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 
-TUNING_VERSION = 1  # bumped when the knobs or their meaning change: older files are ignored
+TUNING_VERSION = 2  # bumped when the knobs or their meaning change: older files are ignored
 _state: dict = {}  # "choices": {shape key: {knob: value}} once loaded
 
 
@@ -105,6 +106,11 @@ def knob(shape: str, name: str, default):
     """The tuned value of knob `name` for layer shape `shape`, else `default`."""
     value = choices().get(shape, {}).get(name)
     return default if value is None else value
+
+
+def knob_set(shape: str) -> dict:
+    """Every tuned knob of layer shape `shape` on this CPU (empty: the rules)."""
+    return dict(choices().get(shape, {}))
 
 
 def use(chosen: dict | None) -> None:

@@ -140,6 +140,13 @@ class Autotune:
             net: dict = {}
             convs = [sub for sub in NETWORK if sub.kind == "conv"]
             for cv in convs:  # one block at a time, the earlier blocks' winners kept
+                if vectorized.direct_rule(cv):  # the rule runs it direct: against a GEMM
+                    self.progress(f"autotune: network, {cv.name} direct or by GEMM")
+                    key = f"{cv.name}.direct"
+                    cands = [dict(net), {**net, key: False}]
+                    net, measured[f"network {key}"] = self._shape("network", "network", cands)
+                    if net.get(key, True):
+                        continue  # direct: no patch rows to chunk
                 self.progress(f"autotune: network, {cv.name}'s chunk of patch rows")
                 key = f"{cv.name}.chunk_samples"
                 cands = [dict(net)] + [{**net, key: m} for m in CHUNKS[:5] if m <= self.batch]

@@ -7,6 +7,9 @@ read from git history (commit CORE), so the baseline is the real code. Prints
 figures; asserts nothing.
 
     python tests/benchmarks/bench_kernels.py [--rounds 5] [--repeats 10] [--only conv2,network]
+
+`--only roof` runs the steps toward the GEMM roof alone: each kernel against the one it
+replaced, both in this file's run.
 """
 
 from __future__ import annotations
@@ -112,20 +115,148 @@ def conv_rows(x, w, b, out, scratch, fused_bias: bool):
         out += b[:, None, None]
 
 
+# ---- steps toward the GEMM roof: the kernel each step replaced -------------------------
+
+
+def _previous_kernels():
+    """The native kernels as they were before each step, compiled here (numba imported now)."""
+    from numba import njit
+
+    @njit(nogil=True, error_model="numpy")
+    def conv_cols_per_float(sgemm, x, wc, out, cols):
+        """Patch columns copied float by float (before the block copies), one GEMM a sample."""
+        n, c, h, w = x.shape
+        oh, ow = h - 2, w - 2
+        k = 9 * c
+        ones = cols[k]
+        for q in range(ones.shape[0]):
+            ones[q] = 1.0
+        for s in range(n):
+            for ch in range(c):
+                for kh in range(3):
+                    r0 = cols[(ch * 3 + kh) * 3]
+                    r1 = cols[(ch * 3 + kh) * 3 + 1]
+                    r2 = cols[(ch * 3 + kh) * 3 + 2]
+                    for i in range(oh):
+                        src = x[s, ch, i + kh]
+                        o = i * ow
+                        for j in range(ow):
+                            r0[o + j] = src[j]
+                            r1[o + j] = src[j + 1]
+                            r2[o + j] = src[j + 2]
+            native._gemm(sgemm, wc, cols, out[s], False)
+
+    return types.SimpleNamespace(conv_cols_per_float=conv_cols_per_float)
+
+
+def roof_steps(rounds: int, repeats: int, clock=time.perf_counter_ns) -> None:
+    """Each step toward the GEMM roof against the kernel it replaced, interleaved."""
+    sgemm = vectorized._sgemm()
+    if sgemm is None:
+        print("\n(numpy's BLAS cannot be called from numba here: no native steps to compare)")
+        return
+    old = _previous_kernels()
+    layer, x, p, out = layer_case("conv2")
+    n, c, h, wd = x.shape
+    oc, pix = p["weight"].shape[0], (h - 2) * (wd - 2)
+    s = Scratch()
+    weights = vectorized._native_weights(s, "bench.w", p["weight"], p["bias"], rows=False)
+    native.refresh_packing(weights, False)
+    cols = np.empty((9 * c + 1, pix), np.float32)
+    planes = out.reshape(n, oc, pix)
+
+    def per_sample_now(s=Scratch()):
+        old_pixels, vectorized.PER_SAMPLE_PIXELS = vectorized.PER_SAMPLE_PIXELS, 0
+        try:
+            vectorized.conv(x, p["weight"], p["bias"], out, s)
+        finally:
+            vectorized.PER_SAMPLE_PIXELS = old_pixels
+
+    v = {
+        "a GEMM per sample, patch columns float by float": lambda: old.conv_cols_per_float(
+            sgemm, x, weights[4], planes, cols
+        ),
+        "a GEMM per sample, patch columns in vector blocks": per_sample_now,
+        "now: vectorized.conv with this CPU's choices": lambda s=Scratch(): vectorized.conv(
+            x, p["weight"], p["bias"], out, s
+        ),
+    }
+    show_steps(
+        "conv2: steps toward the GEMM roof",
+        layer.flops(64),
+        measure(v, rounds, repeats, clock),
+        repeats,
+    )
+
+    layer, x, p, out = layer_case("network")
+    conv1 = LAYERS["conv1"]
+    weights = vectorized._native_weights(s, "bench.conv1", p["conv1.weight"], p["conv1.bias"], True)
+    native.refresh_packing(weights, True)
+    y = x.reshape(64, 28, 28, 1)  # one channel: NCHW and NHWC are the same bytes
+    oc, oh, ow = conv1.out_shape
+    pooled = np.empty((64, oh // 2, ow // 2, oc), np.float32)
+    rows = np.empty((oh * ow, 10), np.float32)
+    res = np.empty((oh * ow, oc), np.float32)
+    v = {
+        "patch rows, GEMM, pool + GELU (chunks of 1 sample)": lambda: native.conv_pool_packed(
+            sgemm, y, weights[4], rows, res, pooled, 1, True
+        ),
+        "direct: taps as vector multiply-adds, pool + GELU": lambda: native.conv_pool_direct(
+            y, weights[4], res, pooled, True
+        ),
+    }
+    show_steps(
+        "the network's conv1 block (conv1, pool1, gelu1)",
+        conv1.flops(64),
+        measure(v, rounds, repeats, clock),
+        repeats,
+    )
+
+    def network_with(knobs: dict):
+        """The fused forward bound with these network knobs (the rest: this CPU's choices)."""
+        from partui.kernels.runtime import tuning
+
+        tuning.use({**tuning.choices(), "network": {**tuning.knob_set("network"), **knobs}})
+        try:
+            return vectorized.bind_network(x, p, out, Scratch())
+        finally:
+            tuning.use(None)
+
+    v = {
+        "conv1 by patch rows and a GEMM (chunks of 1 sample)": network_with(
+            {"conv1.direct": False, "conv1.chunk_samples": 1}
+        ),
+        "conv1 direct, pool and GELU fused": network_with({"conv1.direct": True}),
+        "  + one native call for the batch (head GEMMs of 64 rows)": network_with(
+            {"conv1.direct": True, "call_samples": 64}
+        ),
+        "now: vectorized.network with this CPU's choices": network_with({}),
+    }
+    show_steps(
+        "network: steps toward the GEMM roof",
+        layer.flops(64),
+        measure(v, rounds, repeats, clock),
+        repeats,
+    )
+
+
 # ---- measuring ---------------------------------------------------------------------------
 
 
-def measure(variants: dict, rounds: int, repeats: int) -> dict[str, list[float]]:
-    times = {name: [] for name in variants}
+def measure(variants: dict, rounds: int, repeats: int, clock=time.perf_counter_ns):
+    """{variant: times in ms}, `rounds` interleaved rounds of `repeats` each, timed by `clock`
+    (time.thread_time_ns: this thread's CPU time, which leaves out the time another program
+    held the core: for one-thread kernels on a busy machine)."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for fn in variants.values():  # warm-up: numba compiles or loads its cache
         fn()
     for _ in range(rounds):
         for name, fn in variants.items():
             fn()
             for _ in range(repeats):
-                t0 = time.perf_counter_ns()
+                t0 = clock()
                 fn()
-                times[name].append((time.perf_counter_ns() - t0) / 1e6)
+                times[name].append((clock() - t0) / 1e6)
     return times
 
 
@@ -141,6 +272,23 @@ def show(title: str, flops: int, times: dict[str, list[float]]) -> None:
         )
 
 
+def show_steps(title: str, flops: int, times: dict[str, list[float]], repeats: int) -> None:
+    """Each variant's median of its rounds' medians and fastest repeat, and its speedup over
+    the first line as the median of the per-round ratios [their range]: a busy moment
+    slows one round of every variant, so the ratios hold where the times do not."""
+    print(f"\n{title}")
+    rounds = {k: np.median(np.reshape(t, (-1, repeats)), axis=1) for k, t in times.items()}
+    first = next(iter(rounds.values()))
+    for name, per in rounds.items():
+        ratio = first / per
+        med = float(np.median(per))
+        print(
+            f"  {name:58s} {med:8.3f} ms  (fastest {min(times[name]):.3f})  "
+            f"{flops / (med * 1e6):6.1f} GFLOP/s  {np.median(ratio):5.2f}x "
+            f"[{ratio.min():.2f}-{ratio.max():.2f}]"
+        )
+
+
 def layer_case(name: str):
     layer = LAYERS[name]
     x = make_input(layer, 64)
@@ -153,7 +301,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--only", default="conv1,conv2,conv3,pool1,gelu1,linear2,network,threads")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the roof steps by this thread's CPU time (one thread: a busy machine's "
+        "other programs then cost them no time, only cache)",
+    )
+    ap.add_argument("--only", default="conv1,conv2,conv3,pool1,gelu1,linear2,network,threads,roof")
     args = ap.parse_args()
     only = set(args.only.split(","))
     core = core_kernels()
@@ -271,6 +425,8 @@ def main() -> int:
 
     if "threads" in only:
         two_threads(R, N)
+    if "roof" in only:
+        roof_steps(R, N, time.thread_time_ns if args.cpu_time else time.perf_counter_ns)
     return 0
 
 
