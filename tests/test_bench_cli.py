@@ -67,7 +67,7 @@ def test_bench_quick_json(tmp_path):
     for w, o in data["overhead"].items():
         assert o["repeats"] == 100 and 0 < o["min_us"] <= o["median_us"] <= o["max_us"]
         assert data["overhead_us"][w] == o["median_us"]
-    assert any("fixed cost of one repeat, 2 workers" in n for n in names)
+    assert any("fixed cost of a repeat of empty tasks, 2 workers" in n for n in names)
     # a split chosen on threads or processes says where its repeat went
     for row in data["layers"] + data["network"]:
         for choice in (row, row.get("best_parallel") or {}):
