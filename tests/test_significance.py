@@ -230,3 +230,16 @@ def test_noise_floor_outside_1_to_10_is_a_usage_error(command, capsys):
             parser.parse_args([*command.split(), "--noise-floor", bad])
         assert stop.value.code == 2
         assert "expected a ratio from 1 to 10" in capsys.readouterr().err
+
+
+def test_times_as_large_as_a_float_goes_give_no_answer_and_no_warning():
+    import warnings
+
+    from partui.profiles.records.significance import run_drift
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings fail the test
+        c = contrast([1e308] * 6, [1e308, 1.7e308] * 3)
+        assert not c.significant
+        assert not contrast([1e-320] * 6, [1e308] * 6).significant
+        assert run_drift([[1e308, 1e308], [1.0]]) == float("inf")

@@ -134,9 +134,12 @@ def contrast(
     na, nb = len(a), len(b)
     if na == 0 or nb == 0:
         return Contrast(nan, nan, nan, level, nan, False, TOO_FEW, na, nb, noise_floor, drift)
-    ma = float(np.median(a))
-    ratio = float(np.median(b)) / ma if ma > 0 else nan
-    lo, hi, p = _tests(a, b, level, resamples, seed)
+    # times read from a file can be as large as a float goes: a median of two of them
+    # overflows to inf, and an infinite ratio reads as no answer, not as a warning
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        ma = float(np.median(a))
+        ratio = float(np.median(b)) / ma if ma > 0 else nan
+        lo, hi, p = _tests(a, b, level, resamples, seed)
     floor = max(noise_floor, drift)
     if min(na, nb) < MIN_REPEATS:
         said, significant = TOO_FEW, False
@@ -186,7 +189,8 @@ def run_drift(*sides) -> float:
 
     out = 1.0
     for runs in sides:
-        medians = [float(np.median(r)) for r in runs if len(r)]
+        with np.errstate(over="ignore", invalid="ignore"):  # see contrast
+            medians = [float(np.median(r)) for r in runs if len(r)]
         if len(medians) >= 2 and min(medians) > 0:
             out = max(out, max(medians) / min(medians))
     return out
