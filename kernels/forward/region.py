@@ -41,8 +41,9 @@ _gettid = types.ExternalFunction("gettid", types.int64())
 # numba's OpenMP layer reads this when it starts, at the first region: its threads then sleep
 # between regions instead of spinning, as the parked threads do. On a busy machine a spinning
 # waiter takes the CPU from the worker it waits for (docs/PERFORMANCE.md); set it to ACTIVE
-# to spin.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# to spin, or set GOMP_SPINCOUNT (libgomp's spins before sleeping) to spin that long.
+if "GOMP_SPINCOUNT" not in os.environ:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 PAR: dict[str, Any] = dict(
     nogil=True, cache=jitcache.cache_enabled(), error_model="numpy", parallel=True
 )
