@@ -422,10 +422,14 @@ def test_a_stop_signal_as_the_dashboard_takes_the_terminal_gives_it_back(signum)
 def test_the_memory_a_pool_worker_is_said_to_need_covers_what_one_holds():
     """The up-front check of a process pool counts WORKER_MEMORY per worker: a worker's own
     memory (USS: what it shares with the fork server not counted) after the whole network
-    has run on it must stay under that figure."""
+    has run on it must stay under that figure. The network's kernels are compiled first, as
+    partui's CLI and dashboard do before a run: a worker loads them from the disk cache, and
+    never holds numba's compiler (whatever test ran before this one on a cold cache)."""
+    from partui.kernels.warmup import compile_kernels
     from partui.profiles.executors.processes import WORKER_MEMORY
     from partui.profiles.run.engine import Engine
 
+    compile_kernels(["network"])
     cfg = RunConfig(layer="network", executor="processes", workers=2, batch=32, repeats=2)
     with Engine(sample_hz=0) as engine:
         assert engine.run(cfg).ok
