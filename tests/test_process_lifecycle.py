@@ -459,3 +459,20 @@ def test_closing_a_pool_with_a_stopped_worker_ends_it():
                 os.kill(p.pid, signal.SIGKILL)
     assert not any(p.is_alive() for p in procs)
     assert CLOSE_WAIT_S <= took < CLOSE_WAIT_S + budget(10)
+
+
+def test_a_worker_that_died_between_runs_is_said_in_words():
+    """A pool worker killed while the pool was idle (as the OOM killer would) breaks the
+    pool; the next submission says a worker was lost, never BrokenProcessPool's text."""
+    from partui.profiles.executors.processes import ProcessExecutor
+    from partui.profiles.records.limits import WorkerLost
+
+    ex = ProcessExecutor(2)
+    ex.start()
+    try:
+        os.kill(ex.pids[0], signal.SIGKILL)
+        wait_until(lambda: ex.broken, budget(20), message="the pool never noticed")
+        with pytest.raises(WorkerLost, match="worker process was lost"):
+            ex.run_each(abs, [-1, -2])
+    finally:
+        ex.close()

@@ -245,7 +245,12 @@ class ProcessExecutor(Executor):
                         break  # delivered as the block ends), not after the whole wait
                     broken = [f for f in futures if f.done() and f.exception() is not None]
                     if broken:
-                        raise broken[0].exception()  # type: ignore[misc]  # not None: checked
+                        exc = broken[0].exception()
+                        if isinstance(exc, BrokenProcessPool):
+                            raise WorkerLost(
+                                "a worker process died while the pool started"
+                            ) from exc
+                        raise exc  # type: ignore[misc]  # not None: checked
                     if time.monotonic() > deadline:
                         raise WorkerLost(
                             f"{counter.value} of {self.workers} worker processes "
@@ -280,7 +285,19 @@ class ProcessExecutor(Executor):
     def submit(self, fn, *args):
         """Run a module-level function in a worker process (arguments are pickled)."""
         self._started()
-        return self._pool.submit(fn, *args)
+        with self._lost_worker():  # one died between two submissions
+            return self._pool.submit(fn, *args)
+
+    @contextlib.contextmanager
+    def _lost_worker(self):
+        """A dead worker process breaks the pool: say so in words, and end the pool."""
+        try:
+            yield
+        except BrokenProcessPool as exc:
+            self.kill()
+            raise WorkerLost(
+                "a worker process was lost (killed or crashed) during the run"
+            ) from exc
 
     def run_each(self, fn, items, on_result=None) -> list:
         """As Executor.run_each; `fn` and the items are pickled (a module-level function),
@@ -289,22 +306,19 @@ class ProcessExecutor(Executor):
         return self.wait(futures, on_result)
 
     def wait(self, futures, on_result=None) -> list:
-        try:
+        with self._lost_worker():
             return super().wait(futures, on_result)
-        except BrokenProcessPool as exc:
-            self.kill()
-            raise WorkerLost(
-                "a worker process was lost (killed or crashed) during the run"
-            ) from exc
 
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):
         self._started()
-        futures = [
-            self._pool.submit(
-                worker.process_task, arena.name, arena.layout, layer.name, kernel, task, run, repeat
-            )
-            for task in tasks
-        ]
+        with self._lost_worker():
+            futures = [
+                self._pool.submit(
+                    worker.process_task,
+                    *(arena.name, arena.layout, layer.name, kernel, task, run, repeat),
+                )
+                for task in tasks
+            ]
         return self.wait(futures, on_span)
 
     def cancel(self) -> None:
