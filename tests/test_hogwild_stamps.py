@@ -122,6 +122,25 @@ def data():
     return datasets.builtin_letters(240, 32, 0)
 
 
+def _interleaved(spans) -> bool:
+    """Whether a step of one worker ran through most of a step of the other: then a commit
+    of one fell between the other's read and write. On a busy machine the two workers can
+    take turns instead, and no gradient is stale."""
+    by_worker: dict[int, list] = {}
+    for s in spans:
+        by_worker.setdefault(s.worker, []).append(s)
+    if len(by_worker) < 2:
+        return False
+    a, b = (sorted(v, key=lambda s: s.start_ns) for v in list(by_worker.values())[:2])
+    for x in a:
+        for y in b:
+            shared = min(x.end_ns, y.end_ns) - max(x.start_ns, y.start_ns)
+            shorter = min(x.end_ns - x.start_ns, y.end_ns - y.start_ns)
+            if shorter > 0 and shared >= shorter / 2:
+                return True
+    return False
+
+
 def _train(data, **kw):
     cfg = TrainConfig(**{"epochs": 1, "train_size": 240, "test_size": 32, **kw})
     return Trainer(cfg, data).run()
@@ -136,7 +155,8 @@ def test_hogwild_workers_that_interleave_show_staleness(data):
     assert st["measured"] and st["updates"] == 120 * 12
     assert sum(c for _, c in st["histogram"]) == st["updates"]
     assert {s.worker for s in r.spans} == {0, 1}  # both workers trained
-    assert st["max"] > 0 and st["p95"] >= st["median"] >= 0
+    assert st["p95"] >= st["median"] >= 0
+    assert st["max"] > 0 or not _interleaved(r.spans)
     assert r.overlapping_updates is not None and r.overlapping_updates >= 0
     ph = r.epochs[-1].step_phases
     assert ph["straggler_gap_ms"] is None and "by construction" in ph["wait_note"]
@@ -219,7 +239,9 @@ def test_hogwild_on_processes_stamps_the_shared_memory(data):
     st = r.staleness
     assert st["measured"] and st["updates"] == 120 * 12
     assert {s.worker for s in r.spans} == {0, 1}
-    assert st["max"] > 0  # two processes interleave their steps on the shared weights
+    # two processes that interleave their steps see each other's commits: the counters
+    # live in the shared memory
+    assert st["max"] > 0 or not _interleaved(r.spans)
 
 
 def test_compare_own_clock_smoothing_and_reach():
