@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import time
 from typing import Any
 
 from partui.profiles.executors.base import first_line
@@ -128,14 +129,46 @@ def close_half_made_clusters() -> None:
         except BaseException:  # noqa: BLE001 - half made: its processes end with ours
             pass
         instances.discard(cluster)
-    # A worker process still unpickling its start-up state would find its semaphores gone
-    # once this process has cleaned up, and print a traceback: it is ended first.
+    # A worker process still unpickling its start-up state would find its semaphores gone,
+    # or its pipe closed, once this process has cleaned up, and print a traceback: it is
+    # ended first. One being spawned right now is not listed yet: look again until two
+    # looks in a row find none.
     import multiprocessing
 
     for proc in multiprocessing.active_children():
         if proc.name.startswith("Dask Worker process"):
             proc.kill()
             proc.join(timeout=1)
+    quiet = 0
+    for _ in range(SPAWN_LOOKS):
+        spawned = _spawned_children()
+        for child in spawned:
+            try:
+                child.kill()
+            except OSError:  # gone meanwhile
+                pass
+        quiet = 0 if spawned else quiet + 1
+        if quiet == 2:
+            break
+        time.sleep(SPAWN_LOOK_S)
+
+
+SPAWN_LOOKS, SPAWN_LOOK_S = 40, 0.025
+
+
+def _spawned_children() -> list:
+    """This process's children started by multiprocessing's spawn (Dask's worker processes;
+    partui's own pools use a fork server, and the resource tracker is left to clean up)."""
+    import psutil
+
+    out = []
+    for child in psutil.Process().children():
+        try:
+            if "--multiprocessing-fork" in child.cmdline():
+                out.append(child)
+        except psutil.Error:
+            pass
+    return out
 
 
 def close_cluster(client: Any, cluster: Any) -> None:
