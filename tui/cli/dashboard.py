@@ -81,7 +81,8 @@ def main(argv: list[str]) -> int:
     # return code instead of raising: pass it on, so scripts and CI see the failure, with
     # the file that holds the traceback.
     code = app.return_code or 0
-    stopped = app.stop_watch.stopping if app.stop_watch is not None else None
+    watch = getattr(app, "stop_watch", None)  # None until the app has mounted
+    stopped = watch.stopping if watch is not None else None
     said = None
     if stopped is not None:
         said = stop_words(stopped)

@@ -9,17 +9,11 @@ starts (nohup's hang-up) stays ignored.
 
 from __future__ import annotations
 
-import os
 import signal
 
+from partui.tui.cli.startup_signal import while_starting
+
 _STARTING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def while_starting(signum, frame) -> None:
-    """The handler until `main` puts its own in place (main replaces this one)."""
-    name = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-    os.write(2, f"partui: {name}\n".encode())
-    os._exit(128 + signum)
 
 
 def main() -> int:

@@ -105,7 +105,7 @@ def stop_on_hangup_and_term() -> dict:
     from partui.profiles.system import interrupts
 
     previous = {}
-    from partui.tui.cli.entry import while_starting
+    from partui.tui.cli.startup_signal import while_starting
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) in (signal.SIG_DFL, while_starting):

@@ -1,0 +1,14 @@
+"""The handler partui's first instructions put on INT, TERM and HUP (entry), until main
+replaces it: kept apart so that main can recognise it without importing the entry point."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def while_starting(signum, frame) -> None:
+    """One line and 128 + the signal's number: nothing has been started that needs stopping."""
+    name = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    os.write(2, f"partui: {name}\n".encode())
+    os._exit(128 + signum)
