@@ -123,19 +123,24 @@ def data():
 
 
 def _interleaved(spans) -> bool:
-    """Whether one worker's whole update (its commits) fell inside another worker's
-    backward pass, that is between that step's read of the versions and its write: then that
-    gradient is stale by construction. On a busy machine the two workers can take turns
-    instead, and no gradient is stale."""
-    from partui.kernels.plan.pass_axes import BACKWARD, UPDATE
+    """Whether one worker's update (its commits) fell between another worker's step start
+    (its read of the versions comes a moment after) and that step's own update, in at least
+    two of the steps whose spans were kept: then some gradient was stale. (Two: a worker
+    descheduled between its step's start and its read could see one such commit first.)
+    On a busy machine the two workers can take turns instead, and no gradient is stale."""
+    from partui.kernels.plan.pass_axes import FORWARD, UPDATE
 
-    backward = [s for s in spans if s.phase == BACKWARD]
+    starts = {(s.worker, s.repeat): s.start_ns for s in spans if s.phase == FORWARD}
     updates = [s for s in spans if s.phase == UPDATE]
-    return any(
-        u.worker != b.worker and b.start_ns <= u.start_ns and u.end_ns <= b.end_ns
-        for b in backward
-        for u in updates
-    )
+    inside = 0
+    for mine in updates:
+        t0 = starts.get((mine.worker, mine.repeat))
+        if t0 is not None and any(
+            u.worker != mine.worker and t0 < u.start_ns and u.end_ns < mine.start_ns
+            for u in updates
+        ):
+            inside += 1
+    return inside >= 2
 
 
 def _train(data, **kw):
