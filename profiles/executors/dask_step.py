@@ -249,6 +249,27 @@ def wait_futures(ex, futures: list, deadline: float, what: str, stop=None, lanes
         raise WorkerLost(f"{what} failed ({type(exc).__name__ if exc else 'task'}: {why})")
 
 
+def gather_within(ex, futures: list, deadline: float, what: str, lanes=None) -> list:
+    """The results of `futures` (waited for with wait_futures): a result held by a worker
+    lost after its task finished is computed again, and one pinned to the lost worker's
+    address waits for ever; so each is waited for until the deadline, the lanes looked at
+    meanwhile, and a loss is WorkerLost."""
+    import concurrent.futures
+
+    out = []
+    for f in futures:
+        while True:
+            try:
+                out.append(f.result(timeout=LOOK_S))
+                break
+            except (TimeoutError, concurrent.futures.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise WorkerLost(f"{what} did not finish within {WAIT_S:.0f} s") from None
+                # a worker gone: wait_futures says so (its lanes check), and cancels
+                wait_futures(ex, [f], deadline, what, lanes=lanes)
+    return out
+
+
 def shard_spans(lane, pid, a, b, samples, stats, i, repeat, run) -> list[Span]:
     """A shard's compute [a, b) as its forward and backward spans, cut where the worker's own
     durations (stats[2], stats[3], ns) put the end of the forward."""

@@ -38,6 +38,7 @@ from partui.profiles.executors.base import WorkerLost, first_line
 from partui.profiles.executors.dask_step import (
     COMBINE_NAMES,
     WAIT_S,
+    gather_within,
     shard_spans,
     stream_intervals,
     tree_reduce,
@@ -272,7 +273,11 @@ class _DaskTraining:
             self.ex, [*applies, *stats], deadline, "a Dask training step", stop, self.lanes
         )
         t1 = time.perf_counter_ns()
-        got = np.array(client.gather(stats), dtype=np.float64)  # (loss, correct, fwd, bwd)
+        # (loss, correct, fwd, bwd): held by the workers, which may be lost by now
+        got = np.array(
+            gather_within(self.ex, stats, deadline, "a Dask training step", self.lanes),
+            dtype=np.float64,
+        )
         step_stats[step] = got
         loss = float(got[:, 0].sum()) / b
         a["losses"][step] = loss
