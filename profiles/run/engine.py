@@ -10,6 +10,7 @@ the executor protocol (executors.base). The engine asks both and branches on nei
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -32,9 +33,18 @@ from partui.profiles.run.sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
 from partui.profiles.system import blas
 from partui.profiles.system.conditions import read_conditions
 
+# Idle executors kept warm for later runs, the least recently used closed first. Each
+# (executor, workers) pair is a pool of its own, and every parked thread holds its stack and
+# its BLAS and numba state (about a third of a MB), so a session that visits many worker
+# counts (the dashboard's keys) would otherwise keep hundreds of threads. The bounds hold a
+# bench's or a sweep's executors on this machine: a few executors at each worker count.
+KEPT_EXECUTORS = 12
+KEPT_WORKERS = max(32, 4 * (os.cpu_count() or 1))
+
 
 class Engine:
-    """Runs configurations; keeps pools warm between runs. Use as a context manager."""
+    """Runs configurations; keeps pools warm between runs (the latest KEPT_EXECUTORS, with at
+    most KEPT_WORKERS workers together; the latest always). Use as a context manager."""
 
     def __init__(self, sample_hz: float = SAMPLE_HZ, monitor: CpuSampler | None = None):
         """`sample_hz`: CPU samples per second while a run works (0: no sampling).
@@ -44,7 +54,8 @@ class Engine:
         """
         self.sample_hz = sample_hz
         self.monitor = monitor
-        self._executors: dict[tuple, Executor] = {}  # by the executor class's key
+        # by the executor class's key, the least recently used first
+        self._executors: dict[tuple, Executor] = {}
         self.current: Executor | None = None  # the executor of the run going on: cancel() stops it
         self._runs = 0
         self._pipelines: dict = {}  # pipeline buffers, reused from run to run
@@ -58,8 +69,26 @@ class Engine:
             if cls.exclusive:
                 for k in [k for k, v in self._executors.items() if v.name == cls.name]:
                     self._executors.pop(k).close()
-            ex = self._executors[key] = cls.made(workers, scheduler)
+            ex = cls.made(workers, scheduler)
+        self._executors.pop(key, None)
+        self._executors[key] = ex  # the most recently used last
+        self._close_idle()
         return ex
+
+    def _close_idle(self) -> None:
+        """Close the least recently used executors beyond KEPT_EXECUTORS and KEPT_WORKERS (the
+        latest one is always kept, however many workers it has)."""
+        while len(self._executors) > 1:
+            kept = list(self._executors.values())
+            workers = sum(ex.workers for ex in kept)
+            if len(kept) <= KEPT_EXECUTORS and workers <= KEPT_WORKERS:
+                return
+            self._executors.pop(next(iter(self._executors))).close()
+
+    @property
+    def kept(self) -> list[Executor]:
+        """The executors kept warm, the least recently used first."""
+        return list(self._executors.values())
 
     def cancel(self) -> None:
         if self.current is not None:
