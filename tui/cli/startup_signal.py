@@ -4,11 +4,11 @@ replaces it: kept apart so that main can recognise it without importing the entr
 from __future__ import annotations
 
 import os
-import signal
+
+from partui.tui.cli.errors import stop_words
 
 
 def while_starting(signum, frame) -> None:
     """One line and 128 + the signal's number: nothing has been started that needs stopping."""
-    name = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-    os.write(2, f"partui: {name}\n".encode())
+    os.write(2, f"partui: {stop_words(signum)}\n".encode())
     os._exit(128 + signum)
