@@ -3,6 +3,10 @@ soak benchmark (which counts the same things over a long session)."""
 
 from __future__ import annotations
 
+import os
+
+import psutil
+
 
 def shm_mapped(procs) -> set[str]:
     """/dev/shm entries (psm_* segments, sem.* semaphores) these processes have mapped (not
@@ -17,3 +21,17 @@ def shm_mapped(procs) -> set[str]:
         except OSError:
             continue
     return names
+
+
+def session_pids(sid: int) -> list[int]:
+    """The live (not zombie) processes of session `sid`: a command started in its own
+    session and everything it started."""
+
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p.pid)
+        except (OSError, psutil.Error):
+            pass
+    return out

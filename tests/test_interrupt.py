@@ -169,6 +169,18 @@ def test_ctrl_c_inside_a_string_exec_still_exits_130_under_python_m(tmp_path):
     assert (proc.returncode, proc.stderr) == (130, "partui: interrupted\n")
 
 
+def _signal_at_pause(code: str, said: str, signum: int) -> subprocess.CompletedProcess:
+    """Run `code` (a partui start with a pause made on purpose), wait for the line it says as
+    the pause begins, send `signum`, and return how it ended."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline() == said
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 SLOW_IMPORT = """
 import builtins, sys, time
 real = builtins.__import__
@@ -188,17 +200,9 @@ sys.exit(main())
 def test_a_signal_while_partui_imports_is_one_line_and_128_plus_its_number(signum):
     """A signal that lands while the command line's modules are still being imported (here
     an import made slow on purpose) ends `partui` with one line, never a traceback."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_IMPORT],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout.readline() == "importing\n"
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=60)
+    ended = _signal_at_pause(SLOW_IMPORT, "importing\n", signum)
     name = "interrupted" if signum == signal.SIGINT else f"stopped by {signum.name}"
-    assert (proc.returncode, err) == (128 + signum, f"partui: {name}\n")
+    assert (ended.returncode, ended.stderr) == (128 + signum, f"partui: {name}\n")
 
 
 SLOW_HAND_OVER = """
@@ -221,16 +225,8 @@ def test_a_signal_between_the_imports_and_mains_handlers_is_one_line(signum):
     """TERM or HUP after the start-up handler has done its work and before main has put its
     own in place (a pause made on purpose) still ends `partui` with one line: the start-up
     handler stays until main replaces it, so the signal's default never acts in between."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_HAND_OVER],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout.readline() == "handed over\n"
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=60)
-    assert (proc.returncode, err) == (128 + signum, f"partui: stopped by {signum.name}\n")
+    ended = _signal_at_pause(SLOW_HAND_OVER, "handed over\n", signum)
+    assert (ended.returncode, ended.stderr) == (128 + signum, f"partui: stopped by {signum.name}\n")
 
 
 def test_a_hang_up_ignored_at_start_stays_ignored_through_the_start(tmp_path):
@@ -238,11 +234,6 @@ def test_a_hang_up_ignored_at_start_stays_ignored_through_the_start(tmp_path):
     code = SLOW_HAND_OVER.replace(
         "import sys, time", "import signal, sys, time\nsignal.signal(signal.SIGHUP, signal.SIG_IGN)"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stdout.readline() == "handed over\n"
-    proc.send_signal(signal.SIGHUP)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "conv2" in out  # `partui list` ran to its end
+    ended = _signal_at_pause(code, "handed over\n", signal.SIGHUP)
+    assert ended.returncode == 0, ended.stderr
+    assert "conv2" in ended.stdout  # `partui list` ran to its end

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
+from process_census import session_pids
 from waiting import budget, wait_until
 
 COMMANDS = {
@@ -47,17 +47,6 @@ def _catches(pid: int, signum: int) -> bool:
     return bool(int(mask, 16) >> (signum - 1) & 1)
 
 
-def _session(sid: int) -> list[int]:
-    out = []
-    for p in psutil.process_iter():
-        try:
-            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p.pid)
-        except (OSError, psutil.Error):
-            pass
-    return out
-
-
 @pytest.mark.parametrize(("name", "moment", "sig"), CASES, ids=lambda v: str(v))
 def test_a_signal_at_any_moment_ends_the_command_in_one_line(name, moment, sig, tmp_path):
     env = {
@@ -86,9 +75,9 @@ def test_a_signal_at_any_moment_ends_the_command_in_one_line(name, moment, sig, 
         assert proc.poll() is None, f"{name} ended before the signal: make it longer"
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=budget(60))
-        wait_until(lambda: not _session(proc.pid), budget(10), message="processes left")
+        wait_until(lambda: not session_pids(proc.pid), budget(10), message="processes left")
     finally:
-        for pid in _session(proc.pid):
+        for pid in session_pids(proc.pid):
             os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()

@@ -19,8 +19,8 @@ import sys
 import termios
 import time
 
-import psutil
 import pytest
+from process_census import session_pids
 from waiting import budget, wait_until
 
 from partui.tui.dashboard.stopping import STOP_GRACE_S
@@ -29,17 +29,6 @@ from partui.tui.dashboard.stopping import STOP_GRACE_S
 def _pending(master: int) -> int:
     """Bytes the dashboard wrote that the terminal has not read."""
     return struct.unpack("i", fcntl.ioctl(master, termios.FIONREAD, b"\0\0\0\0"))[0]
-
-
-def _session(sid: int) -> list[int]:
-    out = []
-    for p in psutil.process_iter():
-        try:
-            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p.pid)
-        except (OSError, psutil.Error):
-            pass
-    return out
 
 
 def _read_some(master: int, into: bytearray) -> None:
@@ -98,9 +87,9 @@ def test_a_dashboard_ends_when_its_terminal_goes(terminal, end, code, tmp_path):
         else:
             proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=budget(STOP_GRACE_S + 15)) == code
-        wait_until(lambda: not _session(proc.pid), budget(10), message="processes left")
+        wait_until(lambda: not session_pids(proc.pid), budget(10), message="processes left")
     finally:
-        for pid in _session(proc.pid):
+        for pid in session_pids(proc.pid):
             os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
