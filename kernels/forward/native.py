@@ -430,6 +430,22 @@ def conv_cols_nchw(sgemm, x, weights, out, cols):
 BLOCK = 16  # floats per block copy of patch columns: one AVX-512 vector, two AVX2 ones
 
 
+def _block_pointer(context, builder, aryty, ary, idx):
+    """(codegen) A pointer to the BLOCK float32 from ary[idx] (idx: intp values, one per
+    axis), for one vector load or store; no bounds check."""
+    arr = context.make_array(aryty)(context, builder, ary)
+    ptr = cgutils.get_item_pointer(context, builder, aryty, arr, idx, wraparound=False)
+    return builder.bitcast(ptr, ir.VectorType(ir.FloatType(), BLOCK).as_pointer())
+
+
+def _block_fma(builder):
+    """(codegen) LLVM's fused multiply-add on BLOCK float32 vectors."""
+    vec = ir.VectorType(ir.FloatType(), BLOCK)
+    return cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{BLOCK}f32"
+    )
+
+
 @intrinsic
 def _copy_block(typingctx, src, o, dst, d):
     """dst[d : d + BLOCK] = src[o : o + BLOCK] for 1-D float32 arrays with unit stride, as one
@@ -442,17 +458,11 @@ def _copy_block(typingctx, src, o, dst, d):
         return None
 
     def codegen(context, builder, sig, args):
-        vec = ir.VectorType(ir.FloatType(), BLOCK).as_pointer()
-
-        def pointer(aryty, ary, idxty, idx):
-            arr = context.make_array(aryty)(context, builder, ary)
-            i = context.cast(builder, idx, idxty, types.intp)
-            ptr = cgutils.get_item_pointer(context, builder, aryty, arr, [i], wraparound=False)
-            return builder.bitcast(ptr, vec)
-
         sty, oty, dty, dity = sig.args
-        value = builder.load(pointer(sty, args[0], oty, args[1]), align=4)
-        builder.store(value, pointer(dty, args[2], dity, args[3]), align=4)
+        o = context.cast(builder, args[1], oty, types.intp)
+        d = context.cast(builder, args[3], dity, types.intp)
+        value = builder.load(_block_pointer(context, builder, sty, args[0], [o]), align=4)
+        builder.store(value, _block_pointer(context, builder, dty, args[2], [d]), align=4)
         return context.get_dummy_value()
 
     return types.void(src, o, dst, d), codegen
@@ -478,9 +488,7 @@ def _taps_block(typingctx, dst, d, base, bd, wr, row, o0, xs):
         intp = context.get_value_type(types.intp)
 
         def pointer(aryty, ary, idx):
-            arr = context.make_array(aryty)(context, builder, ary)
-            ptr = cgutils.get_item_pointer(context, builder, aryty, arr, idx, wraparound=False)
-            return builder.bitcast(ptr, vec.as_pointer())
+            return _block_pointer(context, builder, aryty, ary, idx)
 
         di = context.cast(builder, args[1], dity, types.intp)
         bi = context.cast(builder, args[3], bity, types.intp)
@@ -490,9 +498,7 @@ def _taps_block(typingctx, dst, d, base, bd, wr, row, o0, xs):
         wshape = cgutils.unpack_tuple(builder, warr.shape)
         c = builder.udiv(wshape[0], ir.Constant(intp, 9))
         zeros = ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), [0] * BLOCK)
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{BLOCK}f32"
-        )
+        fma = _block_fma(builder)
         base = builder.load(pointer(bty, args[2], [bi]), align=4)
         # three chains of three taps, summed at the end: one chain of nine would wait on
         # each multiply-add's latency in turn
@@ -539,15 +545,11 @@ def _window_block(typingctx, dst, d, wr, o0, patch):
         intp = context.get_value_type(types.intp)
 
         def pointer(aryty, ary, idx):
-            arr = context.make_array(aryty)(context, builder, ary)
-            ptr = cgutils.get_item_pointer(context, builder, aryty, arr, idx, wraparound=False)
-            return builder.bitcast(ptr, vec.as_pointer())
+            return _block_pointer(context, builder, aryty, ary, idx)
 
         o = context.cast(builder, args[3], oty, types.intp)
         di = context.cast(builder, args[1], dity, types.intp)
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{BLOCK}f32"
-        )
+        fma = _block_fma(builder)
         zeros = ir.Constant(ir.VectorType(i32, BLOCK), [0] * BLOCK)
         undef = ir.Constant(vec, ir.Undefined)
         rows = [pointer(wty, args[2], [ir.Constant(intp, t), o]) for t in range(10)]
