@@ -476,3 +476,66 @@ def test_a_worker_that_died_between_runs_is_said_in_words():
             ex.run_each(abs, [-1, -2])
     finally:
         ex.close()
+
+
+# A child Python whose SIGTERM lands while the run's shared memory is being made (between
+# the segment's mmap and its registration with the resource tracker: what the tests above
+# catch only when the machine is busy), then says which segments it made still exist.
+STRANDED = """
+import os, signal
+from multiprocessing import resource_tracker
+
+class Stop(KeyboardInterrupt):
+    pass
+
+def stop(signum, frame):
+    raise Stop
+
+signal.signal(signal.SIGTERM, stop)
+MAIN = os.getpid()
+made = []
+register = resource_tracker.register
+
+def register_after_a_signal(name, rtype):
+    if rtype == "shared_memory" and os.getpid() == MAIN:
+        made.append(name.lstrip("/"))
+        os.kill(MAIN, signal.SIGTERM)  # handled as soon as the kill returns, before register
+    register(name, rtype)
+
+resource_tracker.register = register_after_a_signal
+try:
+{stopped}
+except Stop:
+    print("stopped")
+print("left:", [n for n in made if os.path.exists("/dev/shm/" + n)], "made:", len(made))
+"""
+
+A_RUN = """
+    from partui.profiles.records.config import RunConfig
+    from partui.profiles.run.engine import Engine
+
+    with Engine(sample_hz=0) as engine:
+        engine.run(RunConfig("gelu3", executor="processes", workers=2, batch=4, repeats=1))
+"""
+
+A_TRAINING = """
+    from partui.profiles.records.train_config import TrainConfig
+    from partui.profiles.train import datasets
+    from partui.profiles.train.trainer import Trainer
+
+    cfg = TrainConfig(epochs=1, batch=32, train_size=64, test_size=32, workers=2,
+                      executor="processes")
+    Trainer(cfg, datasets.builtin_letters(64, 32, 0)).run()
+"""
+
+
+@pytest.mark.parametrize("stopped", [A_RUN, A_TRAINING], ids=["run", "training"])
+def test_a_stop_signal_while_the_shared_memory_is_made_leaves_none(stopped):
+    """The signal is handled once the arena is held where the run's clean-up finds it: the
+    run stops, and the segment it made is unlinked."""
+    code = STRANDED.format(stopped=stopped)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=budget(120)
+    )
+    assert out.returncode == 0, out.stderr
+    assert "stopped" in out.stdout and "left: [] made: 1" in out.stdout, out.stdout + out.stderr

@@ -8,7 +8,6 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
-import threading
 import time
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 from multiprocessing import forkserver
@@ -24,6 +23,7 @@ from partui.profiles.executors.base import (
     WorkerLost,
     startup_timeout,
 )
+from partui.profiles.system import interrupts
 
 # how long closing waits for the workers to end by themselves before ending them
 CLOSE_WAIT_S = 5.0
@@ -99,9 +99,6 @@ def _end_processes(procs) -> None:
         p.join(timeout=1)
 
 
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 @contextlib.contextmanager
 def signals_held():
     """Hold Ctrl+C (and SIGTERM, SIGHUP) while child processes are being started.
@@ -111,23 +108,14 @@ def signals_held():
     half-started fork server or worker cannot die of them with a traceback or before it can
     clean up; once up, a worker ignores SIGINT and SIGHUP (the parent stops it, or its
     watchdog does) and unblocks SIGTERM. In this process a signal is recorded in the list
-    yielded, so the caller can give up at once, and is delivered at the end: the mask alone
-    is not enough, since the signal can land on another thread (OpenBLAS's) and would then
-    interrupt the hand-shake with the fork server half-way.
+    yielded, so the caller can give up at once, and is delivered at the end
+    (interrupts.deferred): the mask alone is not enough, since the signal can land on another
+    thread (OpenBLAS's) and would then interrupt the hand-shake with the fork server half-way.
     """
     if not hasattr(signal, "pthread_sigmask"):
         yield []
         return
-    held: list = []
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = {}
-    if on_main:
-        for sig in HELD_SIGNALS:
-            if sig == signal.SIGINT or callable(signal.getsignal(sig)):  # handled: hold it
-                previous[sig] = signal.signal(
-                    sig, lambda signum, frame: held.append((signum, frame))
-                )
-    try:
+    with interrupts.deferred() as held:
         # The standard library starts its resource tracker with SIGINT and SIGTERM blocked,
         # then unblocks them: start it first, with SIGHUP alone blocked (the tracker keeps
         # that mask, so a closed terminal does not kill it before partui has cleaned up).
@@ -138,19 +126,11 @@ def signals_held():
             resource_tracker.ensure_running()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(HELD_SIGNALS))
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(interrupts.STOPS))
         try:
             yield held
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if held:
-        signum, frame = held[0]
-        handler = previous.get(signum)
-        if callable(handler):
-            handler(signum, frame)  # default_int_handler raises KeyboardInterrupt
 
 
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -30,7 +30,7 @@ from partui.profiles.run.repeats import (
     timing_conditions,
 )
 from partui.profiles.run.sampler import IDLE_HZ, SAMPLE_HZ, CpuSampler
-from partui.profiles.system import blas
+from partui.profiles.system import blas, interrupts
 from partui.profiles.system.conditions import read_conditions
 
 # Idle executors kept warm for later runs, the least recently used closed first. Each
@@ -148,24 +148,29 @@ class Engine:
             sampler.record()
         conditions = read_conditions()  # before any repeat: the reading is not timed
         emit(RunStarted(run_id, cfg, startup, conditions=conditions))
-        arena = ex.arena(pas.shapes)
         on_span = lambda s: emit(SpanDone(s))  # noqa: E731
-
-        def before(rep: int) -> None:
-            pas.before(arena.arrays, rep)
-
-        def one(rep: int):
-            return pas.one(ex, arena, run_id, rep, on_span)
-
-        def after(rep: int, spans):
-            spans = ex.collect_spans(spans, on_span)  # read from the workers, after the timing
-            pas.after(rep, spans, on_span)
-            return spans
-
         samples = []
+        arena = None
         try:
+            # a stop signal landing between making the shared memory and holding it here
+            # would leave it behind
+            with interrupts.deferred():
+                arena = ex.arena(pas.shapes)
+            arrays = arena.arrays
+
+            def before(rep: int) -> None:
+                pas.before(arrays, rep)
+
+            def one(rep: int):
+                return pas.one(ex, arena, run_id, rep, on_span)
+
+            def after(rep: int, spans):
+                spans = ex.collect_spans(spans, on_span)  # from the workers, after the timing
+                pas.after(rep, spans, on_span)
+                return spans
+
             with stopped_runs_reported(self, ex, run_id, cfg, emit):
-                pas.load(arena.arrays)
+                pas.load(arrays)
                 if sampler is None and self.sample_hz:
                     sampler = CpuSampler(
                         ex.worker_ids(), emit, ex.processes, self.sample_hz
@@ -174,7 +179,7 @@ class Engine:
                     timed = timed_repeats(
                         run_id, cfg, ex.cancel_event, emit, one, before, after, sampler
                     )
-                got = pas.collect(arena.arrays)
+                got = pas.collect(arrays)
         finally:
             if sampler is self.monitor and sampler is not None:
                 samples = sampler.stop_recording()
@@ -182,7 +187,8 @@ class Engine:
             elif sampler:
                 sampler.stop()
                 samples = sampler.samples
-            arena.close()
+            if arena is not None:
+                arena.close()
             self.current = None
         with blas.limit(1):  # as fast in float64 here, and leaves no BLAS thread spinning
             err, tol, ok = pas.check(got)

@@ -10,11 +10,23 @@ A Ctrl+C that lands where an exception cannot propagate is only noted: in a fina
 (`__del__`: llvmlite frees its objects that way while numba loads kernels) or in llvmlite,
 whose callbacks LLVM calls from C through ctypes. Raised there, Python would print it as
 "Exception ignored" with a traceback and go on; the run loop raises it at its next check.
+
+A stop signal (Ctrl+C, SIGTERM, SIGHUP) that lands between making something that must be
+cleaned up and holding it where the clean-up finds it (a shared-memory segment, made and
+then handed to a `try ... finally`) leaves it behind: `deferred` handles such a signal as its
+block ends instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
+
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _pressed = [False]
 
@@ -57,3 +69,30 @@ def raise_if_swallowed() -> None:
     if _pressed[0]:
         _pressed[0] = False
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred(signals: tuple[int, ...] = STOPS) -> Iterator[list]:
+    """Stop signals that land inside the block are noted in the list yielded (signum, frame)
+    and handled, the first of them, by their own handler as the block ends: not inside it.
+
+    Only signals with a Python handler are deferred (an ignored one stays ignored), and only
+    on the main thread, the one Python runs signal handlers on; elsewhere the block runs as
+    is.
+    """
+    held: list = []
+    previous: dict[int, Callable[[int, FrameType | None], Any]] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in signals:
+            handler = signal.getsignal(sig)
+            if callable(handler):
+                previous[sig] = handler
+                signal.signal(sig, lambda signum, frame: held.append((signum, frame)))
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if held:
+        signum, frame = held[0]
+        previous[signum](signum, frame)  # default_int_handler raises KeyboardInterrupt

@@ -218,9 +218,11 @@ class Trainer:
             )
         ]
         shapes["eval"] = (len(evals),)
-        arena = ex.arena(shapes)
-        a = arena.arrays
+        arena = None
         try:
+            with interrupts.deferred():  # as in Engine.run: a stop signal cannot strand it
+                arena = ex.arena(shapes)
+            a = arena.arrays
             a["data.x"][...] = data.train_x
             a["data.y"][...] = data.train_y
             a["test.x"][...] = data.test_x
@@ -265,7 +267,8 @@ class Trainer:
                         res.interrupted = True
                         return
         finally:
-            arena.close()
+            if arena is not None:
+                arena.close()
 
     def _score(self, ex, arena, evals) -> float:
         run_jobs(ex, arena, evals, "network", self.cfg.kernel, 0, 0)
