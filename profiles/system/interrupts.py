@@ -23,8 +23,6 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from types import FrameType
-from typing import Any
 
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -81,7 +79,7 @@ def deferred(signals: tuple[int, ...] = STOPS) -> Iterator[list]:
     is.
     """
     held: list = []
-    previous: dict[int, Callable[[int, FrameType | None], Any]] = {}
+    previous: dict[int, Callable[..., object]] = {}  # (no typing: loaded at every start)
     if threading.current_thread() is threading.main_thread():
         for sig in signals:
             handler = signal.getsignal(sig)
