@@ -6,7 +6,13 @@ records, for the dashboard process and its own process tree only (other people's
 runs on the same machine are not counted):
 
     rss_mb      the dashboard's resident memory
-    engine_mb   the engine child's resident memory
+    engine_mb   the engine child's resident memory, and of it:
+      code_mb     machine code the engine compiled or loaded (anonymous executable pages:
+                  numba's kernels, each loaded on its first use)
+      data_mb     its heap and other anonymous memory
+    configs     how many configurations (layer, strategy, kernel, executor, workers) the
+                settings panel has shown so far: a step in the engine's memory that comes with
+                a new one is a first use, bounded by how many there are
     threads     the dashboard's threads
     fds         the dashboard's open files
     children    live processes under the dashboard (engine, fork server, pool workers)
@@ -24,7 +30,9 @@ running and /dev/shm entries it had mapped that still exist. Not a test: it prin
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +59,39 @@ def engine_of(kids: list[psutil.Process]) -> psutil.Process | None:
         except psutil.Error:
             pass
     return None
+
+
+def engine_split(pid: int) -> tuple[float, float]:
+    """(code, data) resident MB of a process: its anonymous executable mappings (JIT code),
+    and its other anonymous ones with the heap."""
+    code = data = 0
+    kind = ""
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 5 and "-" in parts[0] and len(parts[1]) == 4:  # a mapping
+                    path = parts[5] if len(parts) > 5 else ""
+                    anon = path in ("", "[heap]")
+                    kind = ("code" if "x" in parts[1] else "data") if anon else ""
+                elif parts and parts[0] == "Rss:" and kind:
+                    if kind == "code":
+                        code += int(parts[1])
+                    else:
+                        data += int(parts[1])
+    except OSError:
+        return float("nan"), float("nan")
+    return code / 1024, data / 1024
+
+
+SETTING = re.compile(r"│ (layer|strategy|kernel|executor|workers)\s+(\S+)")
+
+
+def shown_config(session: str) -> tuple[str, ...] | None:
+    """The configuration the settings panel shows (None: not on screen now)."""
+    screen = tmux("capture-pane", "-p", "-t", session, check=False).stdout
+    found = dict(SETTING.findall(screen))
+    return tuple(found.get(k, "") for k in ("layer", "strategy", "kernel", "executor", "workers"))
 
 
 def slope_mb_per_min(points: list[tuple[float, float]]) -> float:
@@ -120,13 +161,14 @@ def main() -> int:
         dash = find_dashboard(pane)
         print(f"dashboard pid {dash.pid}; load average {open('/proc/loadavg').read().split()[:3]}")
         print(
-            f"{'t_s':>6} {'keys':>5} {'rss_mb':>7} {'engine_mb':>9} {'threads':>7} {'fds':>5} "
-            f"{'children':>8} {'shm':>4}"
+            f"{'t_s':>6} {'keys':>5} {'rss_mb':>7} {'engine_mb':>9} {'code_mb':>7} "
+            f"{'data_mb':>7} {'configs':>7} {'threads':>7} {'fds':>5} {'children':>8} {'shm':>4}"
         )
         import random
 
         pick = random.Random(args.seed)
         curve: list[tuple[float, float, float]] = []
+        configs: set[tuple[str, ...]] = set()
         t0 = time.monotonic()
         end = t0 + args.minutes * 60
         next_record, presses = t0, 0
@@ -144,9 +186,11 @@ def main() -> int:
                 except psutil.Error:
                     engine_mb = float("nan")
                 rss_mb = dash.memory_info().rss / 2**20
+                code_mb, data_mb = engine_split(engine.pid) if engine else (math.nan, math.nan)
                 curve.append((now - t0, rss_mb, engine_mb))
                 print(
                     f"{now - t0:6.0f} {presses:5d} {rss_mb:7.1f} {engine_mb:9.1f} "
+                    f"{code_mb:7.1f} {data_mb:7.1f} {len(configs):7d} "
                     f"{dash.num_threads():7d} {dash.num_fds():5d} {len(kids):8d} "
                     f"{len(shm):4d}",
                     flush=True,
@@ -158,6 +202,9 @@ def main() -> int:
             tmux("send-keys", "-t", args.session, key)
             presses += 1
             time.sleep(KEY_S)
+            shown = shown_config(args.session)
+            if shown and all(shown):
+                configs.add(shown)
         print(f"load average at the end {open('/proc/loadavg').read().split()[:3]}")
         half = [c for c in curve if c[0] >= curve[-1][0] / 2]
         # the criterion a long soak is held to: the last LAST_MIN minutes, warm-up long past
