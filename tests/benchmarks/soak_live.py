@@ -5,14 +5,14 @@ executor, workers, layer, tab: the switches a person makes), and every --every s
 records, for the dashboard process and its own process tree only (other people's partui
 runs on the same machine are not counted):
 
-    rss_mb      the dashboard's resident memory
+    rss_mb      the dashboard's resident memory, and of it d_files_mb and d_data_mb (as below)
     engine_mb   the engine child's resident memory, and of it:
-      code_mb     machine code the engine compiled or loaded (anonymous executable pages:
-                  numba's kernels, each loaded on its first use)
-      data_mb     its heap and other anonymous memory
+      files_mb    mapped files: the shared libraries (numba's LLVM among them), loaded once
+      data_mb     anonymous memory: the heap, the kernels' compiled code, arrays
     configs     how many configurations (layer, strategy, kernel, executor, workers) the
-                settings panel has shown so far: a step in the engine's memory that comes with
-                a new one is a first use, bounded by how many there are
+                settings panel has shown so far; after a step of STEP_MB or more in the
+                engine's memory, the ones first shown since the record before are listed (a
+                step that comes with a new one is a first use, bounded by how many there are)
     threads     the dashboard's threads
     fds         the dashboard's open files
     children    live processes under the dashboard (engine, fork server, pool workers)
@@ -33,6 +33,7 @@ import argparse
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,7 @@ KEYS = ["t", "e", "plus", "T", "minus", "E", "Down", "Up", "m", "m", "t", "t", "
 RANDOM_KEYS = ["t", "T", "e", "E", "k", "plus", "minus", "]", "[", "Down", "Up", "m", "n"]
 KEY_S = 1.5
 LAST_MIN = 15
+STEP_MB = 2.0  # an engine step this large lists the configurations first shown during it
 
 
 def engine_of(kids: list[psutil.Process]) -> psutil.Process | None:
@@ -61,10 +63,10 @@ def engine_of(kids: list[psutil.Process]) -> psutil.Process | None:
     return None
 
 
-def engine_split(pid: int) -> tuple[float, float]:
-    """(code, data) resident MB of a process: its anonymous executable mappings (JIT code),
-    and its other anonymous ones with the heap."""
-    code = data = 0
+def memory_split(pid: int) -> tuple[float, float]:
+    """(files, data) resident MB of a process: its file mappings (shared libraries), and its
+    anonymous ones with the heap."""
+    files = data = 0
     kind = ""
     try:
         with open(f"/proc/{pid}/smaps") as f:
@@ -72,19 +74,18 @@ def engine_split(pid: int) -> tuple[float, float]:
                 parts = line.split()
                 if len(parts) >= 5 and "-" in parts[0] and len(parts[1]) == 4:  # a mapping
                     path = parts[5] if len(parts) > 5 else ""
-                    anon = path in ("", "[heap]")
-                    kind = ("code" if "x" in parts[1] else "data") if anon else ""
+                    kind = "data" if path in ("", "[heap]") else "" if path[0] == "[" else "file"
                 elif parts and parts[0] == "Rss:" and kind:
-                    if kind == "code":
-                        code += int(parts[1])
+                    if kind == "file":
+                        files += int(parts[1])
                     else:
                         data += int(parts[1])
     except OSError:
         return float("nan"), float("nan")
-    return code / 1024, data / 1024
+    return files / 1024, data / 1024
 
 
-SETTING = re.compile(r"│ (layer|strategy|kernel|executor|workers)\s+(\S+)")
+SETTING = re.compile(r"│ (layer|strategy|kernel|executor|workers) +([\w-]+)  ")  # a settings row
 
 
 def shown_config(session: str) -> tuple[str, ...] | None:
@@ -137,12 +138,20 @@ def main() -> int:
     ap.add_argument("--session", default=f"reliability-soak-{os.getpid()}")
     ap.add_argument("--random", action="store_true", help="random keys (seeded)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set in partui's environment (PYTHONMALLOC=malloc: glibc's allocator, for one)",
+    )
     args = ap.parse_args()
     if not shutil.which("tmux"):
         raise SystemExit("tmux is needed")
     partui = Path(sys.executable).with_name("partui")
     work = Path(tempfile.mkdtemp(prefix="partui-soak-"))
     env = f"PARTUI_SNAPSHOT_DIR={work / 'snaps'} PARTUI_BASELINE_BOOK={work / 'book.json'}"
+    env = " ".join([env, *(shlex.quote(e) for e in args.env)])
     tmux(
         "new-session",
         "-d",
@@ -161,7 +170,8 @@ def main() -> int:
         dash = find_dashboard(pane)
         print(f"dashboard pid {dash.pid}; load average {open('/proc/loadavg').read().split()[:3]}")
         print(
-            f"{'t_s':>6} {'keys':>5} {'rss_mb':>7} {'engine_mb':>9} {'code_mb':>7} "
+            f"{'t_s':>6} {'keys':>5} {'rss_mb':>7} {'d_files_mb':>10} {'d_data_mb':>9} "
+            f"{'engine_mb':>9} {'files_mb':>8} "
             f"{'data_mb':>7} {'configs':>7} {'threads':>7} {'fds':>5} {'children':>8} {'shm':>4}"
         )
         import random
@@ -169,6 +179,8 @@ def main() -> int:
         pick = random.Random(args.seed)
         curve: list[tuple[float, float, float]] = []
         configs: set[tuple[str, ...]] = set()
+        new_configs: list[tuple[str, ...]] = []  # first shown since the last record
+        last_engine_mb = math.nan
         t0 = time.monotonic()
         end = t0 + args.minutes * 60
         next_record, presses = t0, 0
@@ -186,15 +198,21 @@ def main() -> int:
                 except psutil.Error:
                     engine_mb = float("nan")
                 rss_mb = dash.memory_info().rss / 2**20
-                code_mb, data_mb = engine_split(engine.pid) if engine else (math.nan, math.nan)
+                files_mb, data_mb = memory_split(engine.pid) if engine else (math.nan, math.nan)
+                d_files_mb, d_data_mb = memory_split(dash.pid)
                 curve.append((now - t0, rss_mb, engine_mb))
                 print(
-                    f"{now - t0:6.0f} {presses:5d} {rss_mb:7.1f} {engine_mb:9.1f} "
-                    f"{code_mb:7.1f} {data_mb:7.1f} {len(configs):7d} "
+                    f"{now - t0:6.0f} {presses:5d} {rss_mb:7.1f} {d_files_mb:10.1f} "
+                    f"{d_data_mb:9.1f} {engine_mb:9.1f} "
+                    f"{files_mb:8.1f} {data_mb:7.1f} {len(configs):7d} "
                     f"{dash.num_threads():7d} {dash.num_fds():5d} {len(kids):8d} "
                     f"{len(shm):4d}",
                     flush=True,
                 )
+                if engine_mb - last_engine_mb >= STEP_MB:  # a step: what was new in it
+                    print(f"       step of {engine_mb - last_engine_mb:.1f} MB; new:", end="")
+                    print("".join(f"\n         {' '.join(c)}" for c in new_configs) or " none")
+                new_configs, last_engine_mb = [], engine_mb
                 next_record += args.every
                 if now >= end:
                     break
@@ -203,8 +221,9 @@ def main() -> int:
             presses += 1
             time.sleep(KEY_S)
             shown = shown_config(args.session)
-            if shown and all(shown):
+            if shown and all(shown) and shown not in configs:
                 configs.add(shown)
+                new_configs.append(shown)
         print(f"load average at the end {open('/proc/loadavg').read().split()[:3]}")
         half = [c for c in curve if c[0] >= curve[-1][0] / 2]
         # the criterion a long soak is held to: the last LAST_MIN minutes, warm-up long past
