@@ -6,16 +6,21 @@ seconds when the cache is cold) that its runs are verified and its spans say who
 inside each repeat."""
 
 import ctypes
+import os
+import subprocess
+import sys
 import threading
 import time
 
 import numpy as np
 import pytest
+from waiting import budget
 
 from partui.kernels.model.layers import LAYERS
 from partui.kernels.plan.axes import KERNELS, STRATEGIES, not_applicable_reason
 from partui.kernels.runtime.native_clock import native_clock, perf_counter_clock_id
-from partui.profiles.executors.native_region import NativeRegionExecutor, pool_threads
+from partui.kernels.runtime.numba_threads import pool_threads
+from partui.profiles.executors.native_region import NativeRegionExecutor
 from partui.profiles.records.config import RunConfig
 
 
@@ -92,3 +97,32 @@ def test_the_fixed_cost_of_an_empty_region_is_measured():
 
     figures = empty_repeats_us("native-region", 2, repeats=50, warmup=5)
     assert len(figures) == 50 and all(v > 0 for v in figures)
+
+
+AFTER_A_THREADS_RUN = """
+import os, sys
+from partui.profiles.records.config import RunConfig
+from partui.profiles.run.engine import Engine
+
+with Engine(sample_hz=0) as engine:
+    assert "numba" not in sys.modules  # imported inside the threads run, its thread pinned
+    first = engine.run(RunConfig("conv2", executor="threads", workers=2, batch=4, repeats=1))
+    assert "numba" in sys.modules
+    then = engine.run(RunConfig("conv2", executor="native-region", workers=2, batch=4, repeats=1))
+    print(first.ok, then.ok)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.processes
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_native_region_runs_two_workers_after_numba_was_first_loaded_by_a_pinned_thread():
+    """numba sizes its pool by the importing thread's CPUs; a threads run pins its calling
+    thread while numba loads. A fresh process, as the dashboard's engine is."""
+    out = subprocess.run(
+        [sys.executable, "-c", AFTER_A_THREADS_RUN],
+        capture_output=True,
+        text=True,
+        timeout=budget(300),
+    )
+    assert out.returncode == 0 and out.stdout.split() == ["True", "True"], out.stderr[-2000:]

@@ -16,25 +16,16 @@ kernel's convolutions and the whole network, cut by `batch` or `none`, forward o
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
 from partui.kernels.forward import region_bind
+from partui.kernels.runtime.numba_threads import pool_threads
 from partui.kernels.runtime.scratch import Scratch
 from partui.profiles.executors.base import Executor, WorkerIds
 from partui.profiles.records.events import Span
 
 NAME = "native-region"
-
-
-def pool_threads() -> int:
-    """The threads numba's pool starts with: NUMBA_NUM_THREADS, else the CPU count (numba's own
-    rule), read without importing numba."""
-    try:
-        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
-    except (KeyError, ValueError):
-        return os.cpu_count() or 1
 
 
 class NativeRegionExecutor(Executor):
