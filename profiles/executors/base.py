@@ -252,10 +252,16 @@ def wait_all(futures, cancel):
     pending = set(futures)
     while pending:
         done, pending = wait(pending, timeout=WAIT_SLICE_S, return_when=FIRST_EXCEPTION)
-        for f in done:
-            if f.exception() is not None:
-                cancel()  # siblings stop at their next check
-                # ...and are let stop, so the next run does not share the pool with them
-                wait(pending, timeout=SETTLE_S)
-                raise f.exception()
+        error = next((f.exception() for f in done if f.exception() is not None), None)
+        if error is not None:
+            cancel()  # siblings stop at their next check
+            # ...and are let stop, so the next run does not share the pool with them
+            wait(pending, timeout=SETTLE_S)
+            try:
+                raise error
+            finally:
+                # The error's traceback holds this frame, whose futures hold the error: a
+                # cycle, kept until a full garbage collection. (A caller that holds the
+                # futures makes another: a run's end breaks those, repeats.let_go_of_frames.)
+                error = futures = done = pending = None
     return [f.result() for f in futures]

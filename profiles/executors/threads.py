@@ -211,9 +211,16 @@ class ParkedThreadExecutor(ThreadExecutor):
                 self._abandon()  # a worker that does not stop in time: the next run gets
                 break  # fresh threads (a late one must never release a later repeat's lock)
         real = [e for e in errors if e is not None and not isinstance(e, Cancelled)]
-        if real or any(errors):
-            raise real[0] if real else next(e for e in errors if e is not None)
-        return [item for got in results for item in got]
+        first = real[0] if real else next((e for e in errors if e is not None), None)
+        if first is None:
+            return [item for got in results for item in got]
+        try:
+            raise first
+        finally:
+            # The error's traceback holds this frame and share_job's, which hold these
+            # lists, which hold the error: a cycle that would keep the run's arrays alive
+            # until a full garbage collection.
+            first = real = errors = results = None  # type: ignore[assignment]
 
     # -- submit: any function, on the worker with the fewest jobs waiting -----------
     def submit(self, fn, *args) -> Future:

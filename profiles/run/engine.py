@@ -24,6 +24,7 @@ from partui.profiles.records.limits import ConfigError
 from partui.profiles.records.results import RunResult, timing
 from partui.profiles.run.passes import make_pass
 from partui.profiles.run.repeats import (
+    let_go_of_frames,
     report,
     stopped_runs_reported,
     timed_repeats,
@@ -128,6 +129,9 @@ class Engine:
                 if refusal:
                     raise ConfigError(refusal)
             return self._sequence(run_id, cfg, pas, emit, keep_arrays)
+        except BaseException as exc:
+            let_go_of_frames(exc)
+            raise
         finally:
             pas.close()
 

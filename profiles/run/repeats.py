@@ -111,6 +111,24 @@ def stopped_runs_reported(engine, ex, run: int, cfg, emit: Callable) -> Iterator
         raise
 
 
+def let_go_of_frames(exc: BaseException | None) -> None:
+    """A run that stopped early: the frames its error passed through (and those of the errors
+    behind it) hold the run's arrays, and the error may sit in a reference cycle (kept by a
+    future, or by a list in one of those frames) that only a full garbage collection
+    breaks, long after. Their local variables go now; the tracebacks keep their lines."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            try:
+                tb.tb_frame.clear()
+            except RuntimeError:  # a frame still running (the caller's): it keeps its own
+                pass
+            tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+
+
 def report(result, run: int, err: float, tol: float, emit: Callable, what: str = "output"):
     """Emit the end of a verified run: finished, or failed with the error beyond tolerance
     (or the NaN in `what`) as its one line. Returns the result."""

@@ -37,6 +37,7 @@ from partui.profiles.records.events import Span, StepDone
 from partui.profiles.records.train_config import (
     TrainConfig,
 )
+from partui.profiles.run.repeats import let_go_of_frames
 from partui.profiles.system import blas, interrupts
 from partui.profiles.train import measures
 from partui.profiles.train.dask_trainer import train_epochs as whole_step_epochs
@@ -248,9 +249,10 @@ class Trainer:
                         spans = self._epoch(
                             ex, arena, sync_plan, epoch, steps, flops, t_start, sample_every
                         )
-                    except (KeyboardInterrupt, Cancelled):
+                    except (KeyboardInterrupt, Cancelled) as exc:
                         # stop the workers (each at its next check), keep what was learned
                         interrupts.handled()
+                        let_go_of_frames(exc)
                         ex.cancel()
                         ex.close()
                         self.params[...] = a["params"]
