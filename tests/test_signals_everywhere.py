@@ -16,7 +16,7 @@ import sys
 import time
 
 import pytest
-from process_census import session_pids
+from process_census import kill_session, session_pids
 from waiting import budget, wait_until
 
 COMMANDS = {
@@ -77,10 +77,7 @@ def test_a_signal_at_any_moment_ends_the_command_in_one_line(name, moment, sig, 
         _, err = proc.communicate(timeout=budget(60))
         wait_until(lambda: not session_pids(proc.pid), budget(10), message="processes left")
     finally:
-        for pid in session_pids(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
+        kill_session(proc)
     said = "interrupted" if sig == signal.SIGINT else f"stopped by {sig.name}"
     assert proc.returncode == 128 + sig, err
     assert "Traceback" not in err and "Exception ignored" not in err, err

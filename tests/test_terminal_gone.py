@@ -20,7 +20,7 @@ import termios
 import time
 
 import pytest
-from process_census import session_pids
+from process_census import kill_session, session_pids
 from waiting import budget, wait_until
 
 from partui.tui.dashboard.stopping import STOP_GRACE_S
@@ -89,9 +89,6 @@ def test_a_dashboard_ends_when_its_terminal_goes(terminal, end, code, tmp_path):
         assert proc.wait(timeout=budget(STOP_GRACE_S + 15)) == code
         wait_until(lambda: not session_pids(proc.pid), budget(10), message="processes left")
     finally:
-        for pid in session_pids(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
+        kill_session(proc)
         if not closed:
             os.close(master)

@@ -20,24 +20,16 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the census helper
+from process_census import memory_split  # noqa: E402
 
 
 def memory_mb() -> tuple[float, float]:
     """(anonymous, files) resident MB of this process."""
-    anon = files = 0
-    kind = ""
-    with open(f"/proc/{os.getpid()}/smaps") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 5 and "-" in parts[0] and len(parts[1]) == 4:  # a mapping
-                path = parts[5] if len(parts) > 5 else ""
-                kind = "anon" if path in ("", "[heap]") else "" if path[0] == "[" else "file"
-            elif parts and parts[0] == "Rss:" and kind:
-                if kind == "anon":
-                    anon += int(parts[1])
-                else:
-                    files += int(parts[1])
-    return anon / 1024, files / 1024
+    files, anon = memory_split(os.getpid())
+    return anon, files
 
 
 def main() -> int:

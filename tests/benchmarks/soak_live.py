@@ -44,7 +44,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the census helper
-from process_census import shm_mapped  # noqa: E402
+from process_census import memory_split, shm_mapped  # noqa: E402
 
 KEYS = ["t", "e", "plus", "T", "minus", "E", "Down", "Up", "m", "m", "t", "t", "E", "e"]
 RANDOM_KEYS = ["t", "T", "e", "E", "k", "plus", "minus", "]", "[", "Down", "Up", "m", "n"]
@@ -61,28 +61,6 @@ def engine_of(kids: list[psutil.Process]) -> psutil.Process | None:
         except psutil.Error:
             pass
     return None
-
-
-def memory_split(pid: int) -> tuple[float, float]:
-    """(files, data) resident MB of a process: its file mappings (shared libraries), and its
-    anonymous ones with the heap."""
-    files = data = 0
-    kind = ""
-    try:
-        with open(f"/proc/{pid}/smaps") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 5 and "-" in parts[0] and len(parts[1]) == 4:  # a mapping
-                    path = parts[5] if len(parts) > 5 else ""
-                    kind = "data" if path in ("", "[heap]") else "" if path[0] == "[" else "file"
-                elif parts and parts[0] == "Rss:" and kind:
-                    if kind == "file":
-                        files += int(parts[1])
-                    else:
-                        data += int(parts[1])
-    except OSError:
-        return float("nan"), float("nan")
-    return files / 1024, data / 1024
 
 
 SETTING = re.compile(r"│ (layer|strategy|kernel|executor|workers) +([\w-]+)  ")  # a settings row
