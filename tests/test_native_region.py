@@ -126,3 +126,39 @@ def test_native_region_runs_two_workers_after_numba_was_first_loaded_by_a_pinned
         timeout=budget(300),
     )
     assert out.returncode == 0 and out.stdout.split() == ["True", "True"], out.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_weights_are_checked_on_a_runs_first_call_and_a_change_between_runs_is_seen():
+    """A forward pass writes its weights before its first repeat: the region checks them
+    against its packed copy on a run's first call only, so weights changed in place between
+    two runs (the same arrays, as a reused arena gives) are packed again."""
+    from types import SimpleNamespace
+
+    from partui.kernels.plan import strategies
+    from partui.profiles.run.inputs import forward_reference, input_of, params_of
+
+    layer, batch = LAYERS["conv2"], 4
+    arrays = {"x": input_of("conv2", batch, 1), **params_of("conv2", 1)}
+    arrays["out"] = np.full(layer.out_array_shape(batch), np.nan, np.float32)
+    arena = SimpleNamespace(arrays=arrays)
+    tasks = strategies.plan(layer, "batch", batch, 2).phases[0]
+
+    def out_after(run: int) -> np.ndarray:
+        ex.run_phase(layer, "vectorized", arena, tasks, run, 0)
+        return arrays["out"].copy()
+
+    def error(got, seed):
+        return float(np.max(np.abs(got - forward_reference("conv2", batch, seed))))
+
+    with NativeRegionExecutor(2) as ex:
+        ex.start()
+        ex.prepare_run()
+        assert error(out_after(1), 1) < 1e-3
+        for k, v in params_of("conv2", 2).items():  # new weights in the same arrays
+            arrays[k][...] = v
+        arrays["x"][...] = input_of("conv2", batch, 2)
+        assert error(out_after(1), 2) > 1e-2  # within run 1 the packed copy stands
+        assert error(out_after(2), 2) < 1e-3  # run 2's first call packs the new weights
+        spans = ex.collect_spans([])
+    assert [(s.run, s.task) for s in spans] == [(1, 0), (1, 1), (1, 0), (1, 1), (2, 0), (2, 1)]

@@ -5,7 +5,8 @@ interpreter in between.
 Each task stamps its own start and end (clock_gettime on the clock time.perf_counter_ns
 reads, so the stamps sit on the same time line as every other executor's spans), the pool
 thread that ran it (numba's thread index: the caller is 0) and that thread's native id.
-Weights are packed once, before the tasks start, so tasks only read them.
+Weights are packed before the tasks start, so tasks only read them; `refresh` asks the call
+to check them against the packed copy first (the caller knows when they may have changed).
 
 A parallel loop cannot take tuples of arrays, so each task's buffers are one array with a
 task axis, and its samples a row of `bounds`; the network's structure (three blocks, three
@@ -69,7 +70,7 @@ def _stamp_end(clock_id, stamps, t):
 
 
 @njit(**PAR)
-def empty_region(n, clock_id, stamps):
+def empty_region(n, refresh, clock_id, stamps):
     """n tasks that do nothing but stamp: what the region itself costs a repeat."""
     for t in prange(n):
         _stamp_start(clock_id, stamps, t)
@@ -77,9 +78,10 @@ def empty_region(n, clock_id, stamps):
 
 
 @njit(**PAR)
-def conv_cols_region(sgemm, weights, x, out, cols, bounds, clock_id, stamps):
+def conv_cols_region(sgemm, weights, x, out, cols, bounds, refresh, clock_id, stamps):
     """Task t: samples bounds[t] of x into out planes (n, oc, p), patch columns cols[t]."""
-    refresh_packing(weights, False)
+    if refresh:
+        refresh_packing(weights, False)
     wc = weights[4]
     for t in prange(bounds.shape[0]):
         n0, n1 = bounds[t, 0], bounds[t, 1]
@@ -89,9 +91,12 @@ def conv_cols_region(sgemm, weights, x, out, cols, bounds, clock_id, stamps):
 
 
 @njit(**PAR)
-def conv_rows_region(sgemm, weights, x, out, rows, res, img, chunks, bounds, clock_id, stamps):
+def conv_rows_region(
+    sgemm, weights, x, out, rows, res, img, chunks, bounds, refresh, clock_id, stamps
+):
     """Task t: samples bounds[t], chunks[t] samples per GEMM, its own rows/res/img buffers."""
-    refresh_packing(weights, True)
+    if refresh:
+        refresh_packing(weights, True)
     wr = weights[4]
     for t in prange(bounds.shape[0]):
         n0, n1 = bounds[t, 0], bounds[t, 1]
@@ -101,15 +106,16 @@ def conv_rows_region(sgemm, weights, x, out, rows, res, img, chunks, bounds, clo
 
 
 @njit(**PAR)
-def network_region(sgemm, w1, w2, w3, trunk, head, y, out, bounds, clock_id, stamps):
+def network_region(sgemm, w1, w2, w3, trunk, head, y, out, bounds, refresh, clock_id, stamps):
     """The network's forward pass, task t on samples bounds[t]: three conv / pool [/ GELU]
     blocks (w1..w3: their weights as conv_pool_nhwc takes them; trunk: per block its rows,
     res and pooled buffers with a task axis, samples per GEMM, whether a GELU follows and
     whether the block runs direct),
     features, then three linear layers and log-softmax (head)."""
-    refresh_packing(w1, True)
-    refresh_packing(w2, True)
-    refresh_packing(w3, True)
+    if refresh:
+        refresh_packing(w1, True)
+        refresh_packing(w2, True)
+        refresh_packing(w3, True)
     p1, p2, p3 = w1[4], w2[4], w3[4]
     r1, q1, o1, r2, q2, o2, r3, q3, o3, chunks, gelus, direct = trunk
     features, lw1, lb1, h1, lw2, lb2, h2, lw3, lb3, h3, head_gelus = head

@@ -18,8 +18,10 @@ from partui.kernels.runtime.scratch import Scratch, reshaped_view
 
 
 class Region:
-    """The tasks of one phase as one native call: `run()` runs them all on numba's threads;
-    afterwards `stamps[i]` holds task i's start_ns, end_ns, pool thread and native id."""
+    """The tasks of one phase as one native call: `run(refresh)` runs them all on numba's
+    threads, checking the weights against their packed copy first if `refresh` (they may have
+    changed since the last call); afterwards `stamps[i]` holds task i's start_ns, end_ns,
+    pool thread and native id."""
 
     def __init__(self, fn, args: tuple, tasks: int):
         from partui.kernels.forward.region import new_stamps
@@ -28,10 +30,10 @@ class Region:
         clock, reason = native_clock()
         if clock is None:
             raise RuntimeError(f"no native clock: {reason}")
-        self._fn, self._args = fn, (*args, clock.clock_id, self.stamps)
+        self._fn, self._args, self._clock_id = fn, args, clock.clock_id
 
-    def run(self) -> None:
-        self._fn(*self._args)
+    def run(self, refresh: bool = True) -> None:
+        self._fn(*self._args, refresh, self._clock_id, self.stamps)
 
 
 def empty(tasks: int) -> Region:

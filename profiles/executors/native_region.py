@@ -40,6 +40,8 @@ class NativeRegionExecutor(Executor):
         self._scratch = Scratch()
         self._bound: dict = {}  # (arrays' ids, tasks' ids) -> Region
         self._tids: dict[int, int] = {}
+        self._checked: tuple = ()  # (region, the run whose weights it checked)
+        self._waiting: list = []  # calls whose spans are not made yet (collect_spans)
 
     @classmethod
     def refusal(cls, workers: int, scheduler: str = "") -> str | None:
@@ -57,6 +59,9 @@ class NativeRegionExecutor(Executor):
         t0 = time.perf_counter_ns()
         numba.set_num_threads(self.workers)  # per calling thread: set where the runs are made
         return (time.perf_counter_ns() - t0) / 1e6
+
+    def prepare_run(self) -> None:
+        self._waiting = []  # a stopped run's calls: their spans belong to no run now
 
     def worker_ids(self) -> WorkerIds:
         ids: WorkerIds = dict(self._tids)
@@ -86,29 +91,39 @@ class NativeRegionExecutor(Executor):
         if numba.get_num_threads() != self.workers:
             numba.set_num_threads(self.workers)
         region = self._region(layer, kernel, arena, tasks)
+        # A forward pass writes its weights once, before its first repeat: the packed copy
+        # is checked against them on a run's first call only.
+        first = self._checked != (region, run)
+        self._checked = (region, run)
         go = time.perf_counter_ns()
-        region.run()
-        stamps = region.stamps
-        spans = []
-        for i, task in enumerate(tasks):
-            start, end, worker, tid = (int(v) for v in stamps[i, :4])
-            if worker > 0:
-                self._tids[worker] = tid
-            span = Span(
-                worker=worker,
-                tid=tid,
-                start_ns=start,
-                end_ns=end,
-                units=task.units,
-                task=task.index,
-                phase=task.phase,
-                repeat=repeat,
-                run=run,
-                wake_ns=start - go if worker > 0 else -1,
-            )
-            spans.append(span)
-            if on_span:
-                on_span(span)
+        region.run(first)
+        self._waiting.append((tasks, region.stamps.copy(), go, run, repeat))
+        return []
+
+    def collect_spans(self, spans: list[Span], on_span=None) -> list[Span]:
+        """The spans of the calls made since the last collection, from their stamps: made
+        after the repeat is timed, as the interpreter plays no part in the region itself."""
+        for tasks, stamps, go, run, repeat in self._waiting:
+            for i, task in enumerate(tasks):
+                start, end, worker, tid = (int(v) for v in stamps[i, :4])
+                if worker > 0:
+                    self._tids[worker] = tid
+                span = Span(
+                    worker=worker,
+                    tid=tid,
+                    start_ns=start,
+                    end_ns=end,
+                    units=task.units,
+                    task=task.index,
+                    phase=task.phase,
+                    repeat=repeat,
+                    run=run,
+                    wake_ns=start - go if worker > 0 else -1,
+                )
+                spans.append(span)
+                if on_span:
+                    on_span(span)
+        self._waiting = []
         return spans
 
     def empty_repeat(self) -> None:
@@ -123,5 +138,5 @@ class NativeRegionExecutor(Executor):
         region.run()
 
     def close(self) -> None:
-        self._bound = {}
+        self._bound, self._checked, self._waiting = {}, (), []
         super().close()
