@@ -18,6 +18,13 @@ runs on the same machine are not counted):
     children    live processes under the dashboard (engine, fork server, pool workers)
     shm         /dev/shm entries mapped by the tree (psm_* segments, sem.* semaphores)
 
+With --heap, both processes also report what their allocators hold (heap_probe/, put on
+their PYTHONPATH): d_live_mb and e_live_mb are the dashboard's and the engine's live heap
+(pymalloc's allocated blocks and glibc's bytes in use), d_slack_mb and e_slack_mb what the
+allocators keep beside it (pymalloc's arenas not in use, glibc's free bytes), and the slopes
+are given for the live heap too: a resident size that grows while the live heap does not is
+the allocators' high-water mark, not data kept.
+
 With --random, the keys are drawn at random (seeded) from every key that changes the
 configuration, batch size included. At the end it prints the slope (MB/min, least squares)
 of the dashboard's and the engine's memory over the second half of the soak and over its
@@ -30,6 +37,7 @@ running and /dev/shm entries it had mapped that still exist. Not a test: it prin
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -84,6 +92,22 @@ def slope_mb_per_min(points: list[tuple[float, float]]) -> float:
     return 60 * sum((t - mt) * (m - mm) for t, m in points) / var if var else float("nan")
 
 
+def heap_of(probes: Path, pid: int) -> tuple[float, float]:
+    """(live heap MB, allocator slack MB) of process pid as its heap probe last wrote them;
+    NaN before its first report."""
+    try:
+        row = json.loads((probes / f"{pid}.json").read_text())
+    except (OSError, ValueError):
+        return math.nan, math.nan
+    live = row["py_used_mb"] + row.get("c_used_mb", math.nan)
+    slack = row["py_arenas_mb"] - row["py_used_mb"] + row.get("c_free_mb", math.nan)
+    return live, slack
+
+
+def t_from(part: list) -> float:
+    return part[0][0] if part else math.inf
+
+
 def tmux(*args, check=True):
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=check)
 
@@ -123,13 +147,25 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="set in partui's environment (PYTHONMALLOC=malloc: glibc's allocator, for one)",
     )
+    ap.add_argument(
+        "--heap",
+        action="store_true",
+        help="also record both processes' live heap and allocator slack (heap_probe/)",
+    )
     args = ap.parse_args()
     if not shutil.which("tmux"):
         raise SystemExit("tmux is needed")
     partui = Path(sys.executable).with_name("partui")
     work = Path(tempfile.mkdtemp(prefix="partui-soak-"))
     env = f"PARTUI_SNAPSHOT_DIR={work / 'snaps'} PARTUI_BASELINE_BOOK={work / 'book.json'}"
-    env = " ".join([env, *(shlex.quote(e) for e in args.env)])
+    extra = list(args.env)
+    probes = work / "heap"
+    if args.heap:
+        probes.mkdir()
+        path = [str(Path(__file__).with_name("heap_probe")), os.environ.get("PYTHONPATH", "")]
+        extra += [f"PYTHONPATH={os.pathsep.join(p for p in path if p)}"]
+        extra += [f"PARTUI_HEAP_PROBE_DIR={probes}"]
+    env = " ".join([env, *(shlex.quote(e) for e in extra)])
     tmux(
         "new-session",
         "-d",
@@ -151,7 +187,13 @@ def main() -> int:
             f"{'t_s':>6} {'keys':>5} {'rss_mb':>7} {'d_files_mb':>10} {'d_data_mb':>9} "
             f"{'engine_mb':>9} {'files_mb':>8} "
             f"{'data_mb':>7} {'configs':>7} {'threads':>7} {'fds':>5} {'children':>8} {'shm':>4}"
+            + (
+                f" {'d_live_mb':>9} {'d_slack_mb':>10} {'e_live_mb':>9} {'e_slack_mb':>10}"
+                if args.heap
+                else ""
+            )
         )
+        heaps: list[tuple[float, float, float]] = []  # (t, dashboard's live, engine's live)
         import random
 
         pick = random.Random(args.seed)
@@ -185,8 +227,14 @@ def main() -> int:
                     f"{files_mb:8.1f} {data_mb:7.1f} {len(configs):7d} "
                     f"{dash.num_threads():7d} {dash.num_fds():5d} {len(kids):8d} "
                     f"{len(shm):4d}",
-                    flush=True,
+                    end="",
                 )
+                if args.heap:
+                    d_live, d_slack = heap_of(probes, dash.pid)
+                    e_live, e_slack = heap_of(probes, engine.pid) if engine else (math.nan,) * 2
+                    heaps.append((now - t0, d_live, e_live))
+                    print(f" {d_live:9.1f} {d_slack:10.1f} {e_live:9.1f} {e_slack:10.1f}", end="")
+                print(flush=True)
                 if engine_mb - last_engine_mb >= STEP_MB:  # a step: what was new in it
                     print(f"       step of {engine_mb - last_engine_mb:.1f} MB; new:", end="")
                     print("".join(f"\n         {' '.join(c)}" for c in new_configs) or " none")
@@ -212,6 +260,14 @@ def main() -> int:
                 f"{slope_mb_per_min([(t, d) for t, d, _ in part]):+.3f} MB/min, engine "
                 f"{slope_mb_per_min([(t, e) for t, _, e in part if e == e]):+.3f} MB/min"
             )
+            if args.heap:
+                live = [h for h in heaps if h[0] >= t_from(part)]
+                print(
+                    f"    live heap over {name}: dashboard "
+                    f"{slope_mb_per_min([(t, d) for t, d, _ in live if d == d]):+.3f} MB/min, "
+                    f"engine {slope_mb_per_min([(t, e) for t, _, e in live if e == e]):+.3f} "
+                    "MB/min"
+                )
         tmux("send-keys", "-t", args.session, "q")
         try:
             dash.wait(15)
