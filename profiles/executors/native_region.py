@@ -38,7 +38,7 @@ class NativeRegionExecutor(Executor):
     def __init__(self, workers: int):
         super().__init__(workers)
         self._scratch = Scratch()
-        self._bound: dict = {}  # (arrays' ids, tasks' ids) -> Region
+        self._empty: region_bind.Region | None = None  # empty tasks (empty_repeat)
         self._tids: dict[int, int] = {}
         self._last: tuple = ()
         self._waiting: list = []  # calls whose spans are not made yet (collect_spans)
@@ -68,37 +68,32 @@ class NativeRegionExecutor(Executor):
         ids[0] = threading.get_native_id()
         return ids
 
-    def _region(self, layer, kernel, arena, tasks):
-        key = (id(arena.arrays), tuple(id(t) for t in tasks))
-        region = self._bound.get(key)
-        if region is None or region[0] is not arena.arrays:
-            bound = None
-            if kernel == "vectorized":
-                bound = region_bind.bind(layer, arena.arrays, tasks, self._scratch)
-            if bound is None:
-                raise RuntimeError(
-                    f"executor {NAME!r} cannot run these tasks of {layer.name}: it runs "
-                    "whole samples of the vectorized conv layers and network, with numpy's "
-                    "BLAS reachable from native code"
-                )
-            self._bound = {key: (arena.arrays, tasks, bound)}  # one run's arrays at a time
-            region = self._bound[key]
-        return region[2]
+    def _bind(self, layer, kernel, arena, tasks):
+        bound = None
+        if kernel == "vectorized":
+            bound = region_bind.bind(layer, arena.arrays, tasks, self._scratch)
+        if bound is None:
+            raise RuntimeError(
+                f"executor {NAME!r} cannot run these tasks of {layer.name}: it runs "
+                "whole samples of the vectorized conv layers and network, with numpy's "
+                "BLAS reachable from native code"
+            )
+        return bound
 
     def run_phase(self, layer, kernel, arena, tasks, run, repeat, on_span=None):
-        last = self._last  # (arrays, tasks, run, region): the call before, in a repeat's time
-        if last and last[0] is arena.arrays and last[1] is tasks and last[2] == run:
-            region, first = last[3], False
+        last = self._last  # (arrays, tasks, region, run): one binding at a time
+        if last and last[0] is arena.arrays and last[1] is tasks:
+            region, first = last[2], last[3] != run
         else:
+            region, first = self._bind(layer, kernel, arena, tasks), True
+        if first:
             import numba
 
             if numba.get_num_threads() != self.workers:
                 numba.set_num_threads(self.workers)
-            region = self._region(layer, kernel, arena, tasks)
             # A forward pass writes its weights once, before its first repeat: the packed
             # copy is checked against them on a run's first call only.
-            first = True
-            self._last = (arena.arrays, tasks, run, region)
+            self._last = (arena.arrays, tasks, region, run)
         go = time.perf_counter_ns()
         region.run(first)
         self._waiting.append((tasks, region.stamps.copy(), go, run, repeat))
@@ -112,17 +107,8 @@ class NativeRegionExecutor(Executor):
                 start, end, worker, tid = (int(v) for v in stamps[i, :4])
                 if worker > 0:
                     self._tids[worker] = tid
-                span = Span(
-                    worker=worker,
-                    tid=tid,
-                    start_ns=start,
-                    end_ns=end,
-                    units=task.units,
-                    task=task.index,
-                    phase=task.phase,
-                    repeat=repeat,
-                    run=run,
-                    wake_ns=start - go if worker > 0 else -1,
+                span = Span.of_task(
+                    task, worker, tid, start, end, run, repeat, start - go if worker > 0 else -1
                 )
                 spans.append(span)
                 if on_span:
@@ -136,11 +122,11 @@ class NativeRegionExecutor(Executor):
 
         if numba.get_num_threads() != self.workers:
             numba.set_num_threads(self.workers)
-        region = self._bound.get("empty")
+        region = self._empty
         if region is None:
-            region = self._bound["empty"] = region_bind.empty(self.workers)
+            region = self._empty = region_bind.empty(self.workers)
         region.run()
 
     def close(self) -> None:
-        self._bound, self._last, self._waiting = {}, (), []
+        self._empty, self._last, self._waiting = None, (), []
         super().close()

@@ -85,18 +85,9 @@ def run_stamped(
     start = time.perf_counter_ns()
     run_task(layer, kernel, arrays, task, scratch or st.scratch, cancel)
     end = time.perf_counter_ns()
-    return Span(
-        worker=st.index if index is None else index,
-        tid=threading.get_native_id(),
-        start_ns=start,
-        end_ns=end,
-        units=task.units,
-        task=task.index,
-        phase=task.phase,
-        repeat=repeat,
-        run=run,
-        wake_ns=start - go_ns if go_ns >= 0 else -1,
-    )
+    worker = st.index if index is None else index
+    wake = start - go_ns if go_ns >= 0 else -1
+    return Span.of_task(task, worker, threading.get_native_id(), start, end, run, repeat, wake)
 
 
 # ---- process workers -------------------------------------------------------

@@ -23,6 +23,22 @@ class Span:
     # (the `threads` executor's wake-up latency); -1: not recorded
     wake_ns: int = -1
 
+    @classmethod
+    def of_task(cls, task, worker, tid, start_ns, end_ns, run, repeat, wake_ns=-1) -> Span:
+        """The span of `task` (a plan's Task: its FLOPs, index and phase) as stamped."""
+        return cls(
+            worker=worker,
+            tid=tid,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            units=task.units,
+            task=task.index,
+            phase=task.phase,
+            repeat=repeat,
+            run=run,
+            wake_ns=wake_ns,
+        )
+
     @property
     def duration_ns(self) -> int:
         return self.end_ns - self.start_ns
