@@ -430,6 +430,47 @@ def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
     assert again.ok and victim not in {w["pid"] for w in again.dask["workers"]}
 
 
+def test_training_stops_in_one_line_when_a_worker_is_lost_as_an_epoch_ends(engine):
+    """A Dask worker killed right after an epoch's last step, as the weights' digests are
+    asked of every worker: those tasks are pinned to it, so the run stops within seconds and
+    says which worker, where it waited for ever before."""
+    from partui.profiles.records.events import StepDone
+    from partui.profiles.records.train_config import TrainConfig
+    from partui.profiles.train.datasets import builtin_letters
+    from partui.profiles.train.trainer import Trainer
+
+    ex = engine.executor("dask", 2)
+    ex.start()
+    if ex.stale:
+        ex.refresh_workers()
+    victim = ex.lanes[1].pid
+    data = builtin_letters(128, 32, 0)
+    cfg = TrainConfig(epochs=2, batch=16, train_size=128, test_size=32, executor="dask", workers=2)
+    steps = 128 // 16
+
+    def emit(event):
+        if isinstance(event, StepDone) and event.step == steps:
+            os.kill(victim, signal.SIGKILL)
+            # gone from the scheduler before the epoch's end asks it for the digests
+            wait_until(
+                lambda: (
+                    ex.client.scheduler_info(n_workers=-1)["workers"]
+                    .keys()
+                    .isdisjoint({ex.lanes[1].address})
+                ),
+                30,
+                message="the killed worker is still known to the scheduler",
+            )
+
+    tr = Trainer(cfg, data, emit=emit, executor=ex)
+    res = tr.run()
+    err = res.dask["error"]
+    assert res.interrupted and "Dask worker 1 was lost" in err and "\n" not in err, err
+    assert "epoch 1, as it ended" in err and np.isfinite(tr.params).all()
+    again = engine.run(RunConfig("linear1", executor="dask", workers=2, batch=4, repeats=1))
+    assert again.ok and victim not in {w["pid"] for w in again.dask["workers"]}
+
+
 async def test_dashboard_key_e_reaches_dask_and_runs_there(engine, tmp_path):
     """The dashboard on the module's cluster (as --scheduler would give it): `e` reaches dask,
     a run has a lane per Dask worker, and quitting leaves that cluster running (closing an

@@ -78,7 +78,7 @@ def step(ex, cfg, flat, x, labels, lr, run, repeat):
     if cfg.combine == "gather":  # every shard's gradient here, summed here
         wait_futures(ex, [*grads, *stats_f], deadline, "a Dask training step")
         g0 = time.perf_counter_ns()
-        parts = client.gather(grads)
+        parts = gather_within(ex, grads, deadline, "a Dask training step")
         g1 = time.perf_counter_ns()
         for lane in sorted(set(where.values())):
             spans.append(
@@ -88,7 +88,9 @@ def step(ex, cfg, flat, x, labels, lr, run, repeat):
         grad = gather_sum(parts)
         c1 = time.perf_counter_ns()
         spans.append(Span(0, os.getpid(), c0, c1, grad.size * len(parts), 0, COMBINE, repeat, run))
-        stats = np.array(client.gather(stats_f), dtype=np.float64)
+        stats = np.array(
+            gather_within(ex, stats_f, deadline, "a Dask training step"), dtype=np.float64
+        )
         fetched = len(parts)
     else:
         total, root, tree_keys = tree_reduce(
@@ -97,8 +99,12 @@ def step(ex, cfg, flat, x, labels, lr, run, repeat):
         keys.update(tree_keys)
         wait_futures(ex, [total, *stats_f], deadline, "a Dask training step")
         g0 = time.perf_counter_ns()
-        grad = np.array(total.result(timeout=WAIT_S), dtype=np.float32)
-        stats = np.array(client.gather(stats_f), dtype=np.float64)
+        grad = np.array(
+            gather_within(ex, [total], deadline, "a Dask training step")[0], dtype=np.float32
+        )
+        stats = np.array(
+            gather_within(ex, stats_f, deadline, "a Dask training step"), dtype=np.float64
+        )
         g1 = time.perf_counter_ns()
         spans.append(Span(root, lanes[root].pid, g0, g1, grad.nbytes, 0, TRANSFER, repeat, run))
         fetched = 1

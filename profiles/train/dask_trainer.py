@@ -179,10 +179,16 @@ class _DaskTraining:
                         raise Cancelled()
                     interrupts.raise_if_swallowed()
                     self._step(epoch, step, steps, order, a, keys, step_stats, t_start)
+                t_read = time.perf_counter()
+                spans = self._spans(keys, step_stats, wall0)
+                # its tasks are pinned to the workers too: a worker lost now stops the run
+                self._fetch_weights(check=True)
             except (KeyboardInterrupt, Cancelled, WorkerLost) as exc:
                 interrupts.handled()
                 if isinstance(exc, WorkerLost):
-                    self.error = f"epoch {epoch}, step {len(self.epoch_steps) + 1}: {exc}"
+                    done = len(self.epoch_steps)
+                    where = f"step {done + 1}" if done < steps else "as it ended"
+                    self.error = f"epoch {epoch}, {where}: {exc}"
                 self.client.cancel(self.pending)  # the stopped step's tasks
                 done_spans: list = []
                 try:
@@ -194,9 +200,6 @@ class _DaskTraining:
                 tr.epoch_done(epoch, steps, a, t0, t_start, done_spans, None)
                 res.interrupted = True
                 return
-            t_read = time.perf_counter()
-            spans = self._spans(keys, step_stats, wall0)
-            self._fetch_weights(check=True)
             # reading the task stream and fetching the weights are not training
             t0 += time.perf_counter() - t_read
             base = (epoch - 1) * steps
@@ -239,7 +242,7 @@ class _DaskTraining:
         if cfg.combine == "gather":
             wait_futures(self.ex, grads, deadline, "a Dask training step", stop, self.lanes)
             g0 = time.perf_counter_ns()
-            parts = client.gather(grads)
+            parts = gather_within(self.ex, grads, deadline, "a Dask training step", self.lanes)
             g1 = time.perf_counter_ns()
             total = gather_sum(parts)
             g2 = time.perf_counter_ns()
@@ -340,27 +343,30 @@ class _DaskTraining:
         weights and momentum first compared by digest)."""
         from partui.kernels.dask_tasks import train_digest, train_weights
 
-        client, token = self.client, self.token
+        client, token, what = self.client, self.token, "fetching the weights from Dask"
+        # stopped: a few seconds, else the weights of the last epoch are kept
+        deadline = time.monotonic() + (WAIT_S if check else STOP_WAIT_S)
         try:
             if check:
-                digests = client.gather(
-                    [
-                        client.submit(train_digest, token, workers=[a], pure=False)
-                        for a in self.addresses
-                    ]
-                )
+                # pinned to their workers: one lost would hold a plain gather for ever
+                asked = [
+                    client.submit(train_digest, token, workers=[a], pure=False)
+                    for a in self.addresses
+                ]
+                digests = gather_within(self.ex, asked, deadline, what, self.lanes)
                 if len(set(digests)) != 1:
                     raise WorkerLost("the Dask workers' copies of the weights differ")
             w = client.submit(train_weights, token, workers=[self.addresses[0]], pure=False)
-            # stopped: a few seconds, else the weights of the last epoch are kept
-            self.trainer.params[...] = w.result(timeout=WAIT_S if check else STOP_WAIT_S)
-        except WorkerLost:
-            raise
+            self.trainer.params[...] = gather_within(self.ex, [w], deadline, what, self.lanes[:1])[
+                0
+            ]
         except Exception as exc:  # noqa: BLE001 - stopped mid-step: keep the last epoch's
             if not check:
                 self.notes.append(f"the weights could not be fetched ({type(exc).__name__})")
                 return
-            raise WorkerLost(f"fetching the weights from Dask failed: {exc}") from None
+            if isinstance(exc, WorkerLost):
+                raise
+            raise WorkerLost(f"{what} failed: {exc}") from None
 
     def _report(self) -> None:
         """The run's Dask figures into the result (medians over the steps so far)."""
