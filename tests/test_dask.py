@@ -333,9 +333,11 @@ def test_external_scheduler_and_workers(tmp_path):
                 p.wait(5)
 
 
-def test_lost_worker_task_sent_again(engine):
-    """A Dask worker killed while it computes: its task (whose input died with it) is sent
-    to the other worker, the run says so in one line and is still verified."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_lost_worker_task_sent_again(engine, sig):
+    """A Dask worker killed (or stopped by TERM, which it answers by closing) while it
+    computes: its task (whose input died with it) is sent to the other worker, the run says
+    so in one line and is still verified."""
     # tasks of 8 samples on the loops kernel take ~0.8 s: the kill 0.3 s into the timed
     # repeat lands while both compute (with 4 samples, ~0.4 s, a quiet machine could
     # finish the repeat first: no worker lost, and the next tests would meet the dead one)
@@ -348,7 +350,7 @@ def test_lost_worker_task_sent_again(engine):
 
     def emit(event):
         if isinstance(event, RepeatDone) and event.repeat == -1:  # the timed repeat starts
-            threading.Timer(0.3, os.kill, (victim, signal.SIGKILL)).start()
+            threading.Timer(0.3, os.kill, (victim, sig)).start()
 
     t0 = time.monotonic()
     result = engine.run(cfg, emit=emit)
@@ -684,7 +686,7 @@ def test_train_on_dask_refusals_in_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "t.json").exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_while_the_local_cluster_starts_ends_in_one_line(tmp_path, sig):
     """A signal while LocalCluster() is still starting its workers: partui's one line and
     the signal's exit code, no traceback from Dask's exit hook, no process left behind."""

@@ -468,6 +468,53 @@ def test_an_unterminated_string_is_refused_in_linear_time(tmp_path, capsys):
     assert ratio < 32, ratio
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("export", "{bad}", "--format", "csv"),
+        ("export", "{bad}", "--format", "chrome"),
+        ("compare", "{good}", "{bad}"),
+        ("compare", "{bad}", "{good}", "--json"),
+    ],
+    ids=["export-csv", "export-chrome", "compare", "compare-json"],
+)
+def test_an_unterminated_string_is_refused_quickly_by_every_command(
+    saved_snapshot, tmp_path, capsys, command
+):
+    """The 200 KB unterminated string of the quadratic parse, given to the other commands
+    that read snapshots: each refuses it in one line naming the file, well under a second."""
+    bad = tmp_path / "r.json"
+    bad.write_bytes(unterminated(100_000))
+    args = [a.format(bad=bad, good=saved_snapshot) for a in command]
+    run_cli(capsys, *args)  # imports out of the timing
+    t0 = time.perf_counter()
+    code, out, err = run_cli(capsys, *args)
+    took = time.perf_counter() - t0
+    assert code == 2 and err.count("\n") == 1 and "r.json" in err and "truncated" in err, err
+    assert out == "" and took < budget(1.0), took
+
+
+def test_an_unterminated_string_in_the_book_is_noted_quickly_and_the_sweep_goes_on(
+    tmp_path, monkeypatch, capsys
+):
+    """A baseline book cut inside a string of 200 KB of escaped quotes (a disk filled while
+    it was written): read in well under a second as a broken book, noted once, and the sweep
+    runs and rebuilds it."""
+    from partui.profiles.store.baselines import BaselineBook
+
+    book = tmp_path / "book.json"
+    book.write_bytes(b'{"format": "partui-baselines", "version": 1, "note": "' + b'\\"' * 100_000)
+    BaselineBook(book)  # imports out of the timing
+    t0 = time.perf_counter()
+    problem = BaselineBook(book).problem
+    took = time.perf_counter() - t0
+    assert problem is not None and "truncated" in problem and took < budget(1.0), (problem, took)
+    monkeypatch.setenv("PARTUI_BASELINE_BOOK", str(book))
+    code, out, err = run_cli(capsys, *TINY_SWEEP, "--out", tmp_path / "s.json")
+    assert code == 0 and err.count("baseline book") == 1, err
+    assert BaselineBook(book).problem is None
+
+
 def test_duplicate_keys_are_refused_by_name(real, tmp_path, capsys):
     """JSON keeps the last of two equal keys without a word: partui names the key instead."""
     text = json.dumps(real)

@@ -49,6 +49,19 @@ def _catches(pid: int, signum: int) -> bool:
 
 @pytest.mark.parametrize(("name", "moment", "sig"), CASES, ids=lambda v: str(v))
 def test_a_signal_at_any_moment_ends_the_command_in_one_line(name, moment, sig, tmp_path):
+    signal_command(name, moment, sig, tmp_path, group=False)
+
+
+@pytest.mark.parametrize("moment", (0.5, 1.5))
+def test_ctrl_c_at_the_terminal_during_hogwild_training_ends_in_one_line(moment, tmp_path):
+    """Ctrl+C at a terminal reaches the whole process group: partui and its pool workers
+    together, as the training's workers write into the shared weights."""
+    signal_command("train-hogwild", moment, signal.SIGINT, tmp_path, group=True)
+
+
+def signal_command(name: str, moment: float, sig: int, tmp_path, group: bool) -> None:
+    """Start command `name` in its own session, send `sig` `moment` s after its handlers are
+    in place (to its process group if `group`, as a terminal does), and check the end."""
     env = {
         **os.environ,
         "PARTUI_SNAPSHOT_DIR": str(tmp_path / "snaps"),
@@ -73,7 +86,10 @@ def test_a_signal_at_any_moment_ends_the_command_in_one_line(name, moment, sig, 
         )
         time.sleep(moment)  # the moment hit: a parameter, not a wait for a state
         assert proc.poll() is None, f"{name} ended before the signal: make it longer"
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         _, err = proc.communicate(timeout=budget(60))
         wait_until(lambda: not session_pids(proc.pid), budget(10), message="processes left")
     finally:
