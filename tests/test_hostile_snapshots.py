@@ -692,6 +692,41 @@ def test_no_escape_sequence_reaches_the_terminal_from_a_snapshot(hostile_snapsho
     assert "\\x1b]52;c;" in shown_text and "\\u202etxt.exe" in shown_text
 
 
+async def test_the_dashboard_draws_a_hostile_snapshot_escaped(hostile_snapshot, tmp_path):
+    """`partui FILE` with the hostile text in every field: each screen the snapshot reaches
+    (the profile tab with its runs, the lab tab with its results, the snapshot browser, a
+    second view of it as the profile tab's replay) is drawn with no control character and
+    no bidi override."""
+    import shutil
+
+    from partui.profiles.service.engine import EngineThread
+    from partui.tui.dashboard.app import PartuiApp
+
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    shutil.copy(hostile_snapshot, folder / "hostile.json")
+    app = PartuiApp(
+        snapshot_dir=folder,
+        open_snapshot=folder / "hostile.json",
+        engine_factory=EngineThread,
+        live_loop=False,
+        machine=MachineInfo(cpu_model="x"),
+    )
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        shots = [app.export_screenshot()]
+        await pilot.press("m")  # the lab tab: the snapshot's memory-lab results
+        await pilot.pause()
+        shots.append(app.export_screenshot())
+        await pilot.press("m", "o")  # the browser lists the snapshot with its note
+        await pilot.pause()
+        shots.append(app.export_screenshot())
+        await pilot.press("escape")
+    for svg in shots:
+        assert_safe(svg)
+    assert "\\x1b]52;c;" in shots[-1]  # the note is drawn in the browser, escaped
+
+
 def test_the_dashboard_timeline_escapes_a_snapshots_dask_fields(hostile_snapshot):
     """The timeline's note names the Dask scheduler from the file: it is drawn escaped."""
     from partui.tui.dashboard.charts.timeline import timeline_lines, view_of_result
