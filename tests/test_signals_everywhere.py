@@ -98,3 +98,48 @@ def signal_command(name: str, moment: float, sig: int, tmp_path, group: bool) ->
     assert proc.returncode == 128 + sig, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert err.splitlines()[-1].startswith(f"partui: {said}"), err
+
+
+def test_ctrl_c_with_a_stopped_training_worker_ends_in_one_line(tmp_path):
+    """A pool worker stopped (SIGSTOP, as a debugger or a job-control slip leaves it), then
+    Ctrl+C at the terminal: `train` does not wait for that worker for ever; it ends with its
+    one line and 130, and no process of its session is left."""
+    import psutil
+
+    env = {**os.environ, "PARTUI_SNAPSHOT_DIR": str(tmp_path / "snaps")}
+    command = ["train", "--executor", "processes", "--workers", "2", "--epochs", "50"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partui", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+    def workers() -> list:
+        # the pool's workers: forked by multiprocessing's fork server, a child of partui
+        try:
+            return [
+                p
+                for p in psutil.Process(proc.pid).children(recursive=True)
+                if p.ppid() != proc.pid and "forkserver" in " ".join(p.cmdline())
+            ]
+        except psutil.Error:
+            return []
+
+    try:
+        found = wait_until(lambda: len(workers()) >= 2 and workers(), 60, interval=0.02)
+        # training under way: the worker has done some of its share
+        wait_until(lambda: found[0].cpu_times().user > 0.2, 60, interval=0.02)
+        found[0].suspend()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=budget(60))
+        wait_until(lambda: not session_pids(proc.pid), budget(10), message="processes left")
+    finally:
+        kill_session(proc)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.splitlines()[-1].startswith("partui: interrupted"), err
