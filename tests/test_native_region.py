@@ -162,3 +162,47 @@ def test_weights_are_checked_on_a_runs_first_call_and_a_change_between_runs_is_s
         assert error(out_after(2), 2) < 1e-3  # run 2's first call packs the new weights
         spans = ex.collect_spans([])
     assert [(s.run, s.task) for s in spans] == [(1, 0), (1, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
+
+
+@pytest.mark.slow
+def test_a_bound_region_keeps_its_arrays_alive_and_refuses_arrays_its_layout_does_not_fit():
+    """The region's arrays go in as a table of addresses and shapes: a bound region holds
+    them, so it still computes right after the scratch it took them from made new buffers
+    for another binding; and an array of the wrong order, dtype or rank is refused at bind
+    (it would be read as the layout says), not read wrongly."""
+    import gc
+
+    from partui.kernels.forward import region, region_bind
+    from partui.kernels.plan import strategies
+    from partui.kernels.runtime.scratch import Scratch
+    from partui.profiles.run.inputs import forward_reference, input_of, params_of
+
+    layer, scratch = LAYERS["network"], Scratch()
+
+    def bound(batch: int):
+        arrays = {"x": input_of("network", batch, 3), **params_of("network", 3)}
+        arrays["out"] = np.full(layer.out_array_shape(batch), np.nan, np.float32)
+        tasks = strategies.plan(layer, "batch", batch, 2).phases[0]
+        return arrays, region_bind.bind(layer, arrays, tasks, scratch)
+
+    arrays, small = bound(4)
+    assert small is not None
+    _, large = bound(32)  # the scratch's buffers for the region made anew, larger
+    del large
+    gc.collect()
+    arrays["out"].fill(np.nan)
+    small.run(True)
+    want = forward_reference("network", 4, 3)
+    assert float(np.max(np.abs(arrays["out"] - want))) < 1e-3
+
+    good = [np.zeros((3, 4), np.float32), np.zeros(5, np.int64)]
+    layout = ((2, region.F32), (1, region.I64))
+    fn = region.empty_region
+    assert region_bind._tabled(fn, 0, good, layout, 2) is not None
+    for bad in (
+        [good[0].T, good[1]],  # Fortran order
+        [good[0].astype(np.float64), good[1]],
+        [good[0][None], good[1]],  # a dimension more
+        [good[0]],  # one missing
+    ):
+        assert region_bind._tabled(fn, 0, bad, layout, 2) is None

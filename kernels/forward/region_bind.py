@@ -23,7 +23,7 @@ class Region:
     changed since the last call); afterwards `stamps[i]` holds task i's start_ns, end_ns,
     pool thread and native id."""
 
-    def __init__(self, fn, args: tuple, tasks: int):
+    def __init__(self, fn, args: tuple, tasks: int, keep: tuple = ()):
         from partui.kernels.forward.region import new_stamps
 
         self.stamps = new_stamps(tasks)
@@ -31,9 +31,27 @@ class Region:
         if clock is None:
             raise RuntimeError(f"no native clock: {reason}")
         self._fn, self._args, self._clock_id = fn, args, clock.clock_id
+        self._keep = keep  # the arrays a table's addresses point into, alive while it is
 
     def run(self, refresh: bool = True) -> None:
         self._fn(*self._args, refresh, self._clock_id, self.stamps)
+
+
+def _tabled(fn, sgemm, arrays: list, layout: tuple, tasks: int) -> Region | None:
+    """A region whose arrays go in as one table (kernels.forward.region): each array's
+    address and shape, checked against the region's layout (dimensions, dtype, C order, as
+    the region reads them back), or None if one does not fit it."""
+    from partui.kernels.forward.region import TABLE_COLUMNS
+
+    if len(arrays) != len(layout):
+        return None
+    table = np.zeros((len(arrays), TABLE_COLUMNS), np.int64)
+    for row, (a, (ndim, dtype)) in zip(table, zip(arrays, layout)):
+        if a.ndim != ndim or a.dtype != dtype or not a.flags.c_contiguous:
+            return None
+        row[0] = a.ctypes.data
+        row[1 : 1 + ndim] = a.shape
+    return Region(fn, (sgemm, table), tasks, keep=tuple(arrays))
 
 
 def empty(tasks: int) -> Region:
@@ -45,7 +63,8 @@ def empty(tasks: int) -> Region:
 
 def bind(layer: Layer, arrays: dict[str, np.ndarray], tasks, scratch: Scratch) -> Region | None:
     """The phase's tasks (contiguous sample ranges) as one Region, or None when their arrays
-    do not allow it (no native sgemm, a region that cannot be seen as planes)."""
+    do not allow it (no native sgemm, a region that cannot be seen as planes, an array not
+    in C order)."""
     sgemm = vectorized._sgemm()
     if sgemm is None or not tasks:
         return None
@@ -82,15 +101,16 @@ def _conv(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
         from partui.kernels.forward.native import cols_width
 
         cols = scratch.get("region.cols", (tasks, k1, cols_width(h, wd)))
-        return Region(region.conv_cols_region, (sgemm, weights, x, planes, cols, bounds), tasks)
+        arrays = [*weights, x, planes, cols, bounds]
+        return _tabled(region.conv_cols_region, sgemm, arrays, region.CONV_COLS_LAYOUT, tasks)
     chunks = np.array([min(m, n1 - n0) for n0, n1 in ranges], dtype=np.int64)
     buffers = (
         scratch.get("region.rows", (tasks, m * p, k1)),
         scratch.get("region.res", (tasks, m * p, oc)),
         scratch.get("region.img", (tasks, h, wd, c)),
     )
-    args = (sgemm, weights, x, planes, *buffers, chunks, bounds)
-    return Region(region.conv_rows_region, args, tasks)
+    arrays = [*weights, x, planes, *buffers, chunks, bounds]
+    return _tabled(region.conv_rows_region, sgemm, arrays, region.CONV_ROWS_LAYOUT, tasks)
 
 
 def _network(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
@@ -111,7 +131,8 @@ def _network(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
     if not all(vectorized._blas_matrix(lw) for lw, _, _ in linears):
         return None
     tasks, most = len(ranges), max(n1 - n0 for n0, n1 in ranges)
-    weights, trunk, chunks = [], [], np.zeros((tasks, 3), np.int64)
+    weights: list = []
+    trunk, chunks = [], np.zeros((tasks, 3), np.int64)
     direct = np.array([vectorized.network_direct(cv) for cv, _, _ in blocks], dtype=np.bool_)
     for k, (cv, pl, _) in enumerate(blocks):
         wts = vectorized._native_weights(
@@ -123,7 +144,7 @@ def _network(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
         )
         if wts is None:
             return None
-        weights.append(wts)
+        weights += wts
         oc = cv.out_shape[0]
         rows, res, m = vectorized.block_buffers(cv, most, bool(direct[k]))
         chunks[:, k] = [min(m, n1 - n0) for n0, n1 in ranges]
@@ -140,5 +161,5 @@ def _network(sgemm, arrays, ranges, scratch: Scratch) -> Region | None:
         tail += [lw, lb, scratch.get(f"region.{s.name}", (tasks, most, *s.out_shape))]
     tail.append(np.array([s.gelu for _, _, s in linears], dtype=np.bool_))
     y0 = x.reshape(n, h, w, 1)  # one channel: NCHW and NHWC are the same bytes
-    args = (sgemm, *weights, (*trunk, chunks, gelus, direct), tuple(tail), y0, out, _bounds(ranges))
-    return Region(region.network_region, args, tasks)
+    arrays = [*weights, *trunk, chunks, gelus, direct, *tail, y0, out, _bounds(ranges)]
+    return _tabled(region.network_region, sgemm, arrays, region.NETWORK_LAYOUT, tasks)
