@@ -233,3 +233,35 @@ def test_parallel_writers_of_the_book_keep_every_entry(tmp_path):
     assert late.offer(run("conv1", 9.0))  # nothing for conv1 in what it read
     late.save()
     assert BaselineBook(path, MACHINE).best("conv1/vectorized/b8").median_ms == 3.0
+
+
+def test_parallel_sweep_processes_keep_every_entry_of_the_book(tmp_path):
+    """Four `partui sweep` processes of different layers started together against one book:
+    each reads it at start and saves at its end, and the book keeps all four."""
+    import os
+    import subprocess
+    import sys
+
+    from waiting import budget
+
+    book = tmp_path / "book.json"
+    env = {**os.environ, "PARTUI_BASELINE_BOOK": str(book), "PARTUI_SNAPSHOT_DIR": str(tmp_path)}
+    layers = ["gelu1", "gelu2", "gelu3", "pool3"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "partui", "sweep", "--layer", layer, "--strategies", "none"]
+            + ["--executors", "inline", "--workers", "1", "--batch", "2", "--repeat", "1"]
+            + ["--warmup", "0", "--out", str(tmp_path / f"{layer}.json")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for layer in layers
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=budget(120))
+        assert p.returncode == 0, err
+    kept = BaselineBook(book)
+    assert kept.problem is None
+    assert [layer for layer in layers if kept.best(f"{layer}/vectorized/b2") is None] == []
