@@ -539,3 +539,58 @@ def test_a_stop_signal_while_the_shared_memory_is_made_leaves_none(stopped):
     )
     assert out.returncode == 0, out.stderr
     assert "stopped" in out.stdout and "left: [] made: 1" in out.stdout, out.stdout + out.stderr
+
+
+async def test_the_dashboard_runs_again_after_an_idle_pool_worker_was_killed(tmp_path):
+    """In the dashboard: a run on processes, one of its pool's workers killed while idle (as
+    the OOM killer would), then `r` again: the next run is verified on a new pool, where
+    every later run used to fail with BrokenProcessPool."""
+    from test_screens_svg import MACHINE
+
+    from partui.profiles.service.engine import EngineProcess
+    from partui.tui.dashboard.app import PartuiApp
+
+    cfg = RunConfig(layer="pool3", executor="processes", workers=2, batch=4, repeats=2, warmup=0)
+    app = PartuiApp(
+        snapshot_dir=tmp_path,
+        config=cfg,
+        # the dashboard's own engine child: its pool's workers are the ones the OOM killer
+        # would take (a pool started under the test's captured output cannot start)
+        engine_factory=EngineProcess,
+        live_loop=False,
+        machine=MACHINE,
+    )
+
+    async def run_once(count: int):
+        await wait_until_async(
+            lambda: (
+                len(app.session.runs) + len(app.session.failures) >= count
+                and app.session.running is None
+            ),
+            120,
+            interval=0.05,
+            between=app.tick,
+            message="the run did not end",
+        )
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("r")
+        await run_once(1)
+        assert app.session.runs, app.session.failures
+        first = app.session.runs[-1]
+        assert first.ok
+        victim = next(s.tid for s in first.spans if s.repeat >= 0)
+        os.kill(victim, signal.SIGKILL)
+        await wait_until_async(lambda: _ended(victim), 30, message="the worker did not end")
+        await pilot.press("r")
+        await run_once(2)
+        assert app.session.failures == [] and len(app.session.runs) == 2
+        again = app.session.runs[-1]
+        assert again.ok and victim not in {s.tid for s in again.spans}
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
