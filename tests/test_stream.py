@@ -297,6 +297,36 @@ def test_a_partui_folder_in_the_current_directory_does_not_shadow_the_engine(tmp
     assert proc.stdout.strip() == "verified True", proc.stderr
 
 
+def test_a_partui_folder_in_the_current_directory_does_not_shadow_the_training(tmp_path):
+    """The same for the dashboard's training child: from a folder with a `partui` of its
+    own, a short run trains with the installed partui and ends done."""
+    import subprocess
+    import sys
+
+    shadow = tmp_path / "partui" / "profiles"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise SystemExit('the shadow was imported')\n")
+    script = (
+        "from partui.profiles.records.train_config import TrainConfig\n"
+        "from partui.profiles.service.training import TrainProcess\n"
+        "import time\n"
+        "t = TrainProcess()\n"
+        "t.start(TrainConfig(epochs=1, batch=16, workers=1, executor='threads',\n"
+        "                    train_size=64, test_size=16))\n"
+        "deadline, kinds = time.monotonic() + 120, []\n"
+        "while time.monotonic() < deadline and not {'done', 'error'} & set(kinds):\n"
+        "    kinds += [e[0] for e in t.drain()]\n"
+        "    time.sleep(0.01)\n"
+        "t.close()\n"
+        "print(' '.join(k for k in kinds if k in ('epoch', 'done', 'error')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-P", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert proc.stdout.strip() == "epoch done", proc.stdout + proc.stderr
+
+
 def test_an_engine_child_that_cannot_start_says_why_in_one_line(tmp_path, monkeypatch):
     """A child that dies before it serves (here: an import that fails in it) is reported
     with its own last line, not only an exit code."""
