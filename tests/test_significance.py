@@ -243,3 +243,33 @@ def test_times_as_large_as_a_float_goes_give_no_answer_and_no_warning():
         assert not c.significant
         assert not contrast([1e-320] * 6, [1e308] * 6).significant
         assert run_drift([[1e308, 1e308], [1.0]]) == float("inf")
+
+
+def test_the_verdict_caches_keep_fixed_size_keys_and_a_bounded_number_of_entries():
+    """Live mode compares samples of thousands of repeats, one pair per configuration seen:
+    the caches of the costly part keep a digest of each sample, not the sample, and at most
+    their bound of entries; the same pair again is answered from the cache."""
+    import sys
+
+    import numpy as np
+
+    from partui.profiles.records import significance as sig
+
+    rng = np.random.default_rng(3)
+    base = list(rng.normal(10.0, 0.3, 4000))
+    first = sig.contrast(base, list(rng.normal(8.0, 0.3, 4000)))
+    for _ in range(sig.CACHE_SIZE + 20):  # more configurations than either cache keeps
+        sig.contrast(base, list(rng.normal(9.0, 0.3, 4000)))
+    assert len(sig._TESTS) <= sig.CACHE_SIZE and len(sig._MEDIANS) <= sig.MEDIANS_KEPT
+    for key in [*sig._TESTS, *sig._MEDIANS]:  # no key holds a sample
+        assert sys.getsizeof(key) < 200 and all(sys.getsizeof(k) < 200 for k in key), key
+    other = list(rng.normal(7.0, 0.3, 4000))
+    once = sig.contrast(base, other)
+    calls = []
+    real = sig.median_ratio_interval
+    sig.median_ratio_interval = lambda *a: calls.append(1) or real(*a)
+    try:
+        again = sig.contrast(base, other)
+    finally:
+        sig.median_ratio_interval = real
+    assert calls == [] and again == once and first.ratio < 1

@@ -12,8 +12,9 @@ asks `contrast` and prints `Contrast.text` (or `Contrast.short`).
 
 from __future__ import annotations
 
-import functools
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -154,20 +155,66 @@ def contrast(
     return Contrast(ratio, lo, hi, level, p, significant, said, na, nb, noise_floor, drift)
 
 
-@functools.lru_cache(maxsize=256)
+CACHE_SIZE = 256  # answers kept by _tests (three floats each)
+# resampled medians kept (RESAMPLES float64 each): the side used again and again (the
+# 1-worker twin of every row) stays the most recently used
+MEDIANS_KEPT = 32
+_TESTS: OrderedDict = OrderedDict()
+_MEDIANS: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _digest(values: tuple) -> tuple[int, bytes]:
+    """A sample's cache key, of a fixed size: live mode pools thousands of repeats a side
+    (every repeat of the runs kept), and a cache keyed by the samples themselves would hold
+    every one of them."""
+    import hashlib
+
+    import numpy as np
+
+    packed = np.asarray(values, dtype=float).tobytes()
+    return len(values), hashlib.blake2b(packed, digest_size=16).digest()
+
+
+def _kept(cache: OrderedDict, key, make, size: int = CACHE_SIZE):
+    """cache[key], made with make() the first time; the least recently used go past
+    `size`."""
+    with _CACHE_LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    value = make()
+    with _CACHE_LOCK:
+        cache[key] = value
+        while len(cache) > size:
+            cache.popitem(last=False)
+    return value
+
+
 def _tests(a: tuple, b: tuple, level: float, resamples: int, seed: int):
     """The costly part, kept: a table redrawn after each run asks again about the same
     repeats."""
     import numpy as np
 
-    lo, hi = median_ratio_interval(a, b, level, resamples, seed)
-    return lo, hi, mann_whitney_p(np.asarray(a), np.asarray(b))
+    def make():
+        lo, hi = median_ratio_interval(a, b, level, resamples, seed)
+        return lo, hi, mann_whitney_p(np.asarray(a), np.asarray(b))
+
+    return _kept(_TESTS, (_digest(a), _digest(b), level, resamples, seed), make)
 
 
-@functools.lru_cache(maxsize=256)
 def _resampled_medians(values: tuple, resamples: int, seed: int, side: int):
     """The medians of `resamples` resamples of one side, drawn from its own stream: a side
     compared with many others (the 1-worker twin of every row) is resampled once."""
+    return _kept(
+        _MEDIANS,
+        (_digest(values), resamples, seed, side),
+        lambda: _draw_medians(values, resamples, seed, side),
+        MEDIANS_KEPT,
+    )
+
+
+def _draw_medians(values: tuple, resamples: int, seed: int, side: int):
     import numpy as np
 
     v = np.asarray(values, dtype=float)
