@@ -19,6 +19,9 @@ from partui.profiles.service.serving import EngineService
 
 FLUSH_S = 0.01  # the child sends what it has every 10 ms...
 BATCH_MAX = 256  # ...or as soon as this many events wait
+# a live run starts only while fewer events than this wait unsent: a dashboard that is
+# behind stops reading, the pipe fills, and live mode waits for it
+ROOM_EVENTS = 4 * BATCH_MAX
 
 
 class _Batcher:
@@ -27,6 +30,7 @@ class _Batcher:
     def __init__(self, conn):
         self._conn = conn
         self._buf: list = []
+        self._sending = 0  # events of the batch in the pipe's hands (send blocks when full)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._done = False
@@ -40,11 +44,21 @@ class _Batcher:
         if full:
             self._wake.set()
 
+    def room(self) -> bool:
+        """Whether the reader keeps up: few events wait to be sent or are being sent."""
+        with self._lock:
+            return len(self._buf) + self._sending < ROOM_EVENTS
+
     def _flush(self) -> None:
         with self._lock:
             batch, self._buf = self._buf, []
-        if batch:
-            self._conn.send(batch)
+            self._sending = len(batch)
+        try:
+            if batch:
+                self._conn.send(batch)
+        finally:
+            with self._lock:
+                self._sending = 0
 
     def _loop(self) -> None:
         try:
@@ -92,7 +106,9 @@ def serve_child(cmd_fd: int, evt_fd: int, sample_hz: float, compile_ahead: bool)
         monitor = CpuSampler({}, batcher.add, hz=IDLE_HZ, also_pids=(os.getppid(),))
         monitor.keep = False
         monitor.start()
-    service = EngineService(batcher.add, sample_hz, monitor=monitor, compile_ahead=compile_ahead)
+    service = EngineService(
+        batcher.add, sample_hz, monitor=monitor, compile_ahead=compile_ahead, room=batcher.room
+    )
 
     handlers: dict[str, Callable] = {
         "run": service.submit,

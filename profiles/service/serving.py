@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from partui.profiles.run.engine import Engine
 
 CANCEL_RETRY_S = 0.02  # a cancel is repeated until the run ends (it may not have started yet)
+ROOM_WAIT_S = 0.01  # how often a live run waiting for the reader looks again
 TERMINAL = (RunFinished, RunFailed, RunCancelled)
 
 
@@ -42,10 +43,13 @@ class EngineService:
         also_pids: tuple[int, ...] = (),
         monitor: CpuSampler | None = None,
         compile_ahead: bool = False,
+        room=None,
     ):
         """`compile_ahead`: compile the native kernels not in the disk cache yet, a layer at
-        a time while idle, and a run's own layers before it (Compiling events)."""
+        a time while idle, and a run's own layers before it (Compiling events). `room()`:
+        whether the events' reader keeps up; a live run waits for it (runs asked for do not)."""
         self._emit = emit
+        self._room = room
         self._compile_ahead = compile_ahead
         self._to_compile: list[str] = []
         self._monitor = monitor  # already sampling (the child starts it before any import)
@@ -144,6 +148,9 @@ class EngineService:
                     idle = not self._queue and self._live is None
                     if not idle:
                         live = not self._queue
+                        if live and self._room is not None and not self._room():
+                            self._cv.wait(ROOM_WAIT_S)  # a submit, a stop or a cancel wakes it
+                            continue
                         cfg = self._live if live else self._queue.popleft()
                         self._ticket += 1
                         self._running = True

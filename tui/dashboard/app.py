@@ -14,6 +14,7 @@ printed) and a non-zero exit code; a chart that fails to draw only says so in it
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -78,6 +79,8 @@ class PartuiApp(App):
         # SIGTERM, SIGHUP or SIGINT that came before the event loop handled them (noted by the
         # command line from before the terminal is taken over): acted on at mount
         self.early_signals: list[int] = []
+        self.events_handled = threading.Event()  # the last batch posted was handled (read_events)
+        self.events_handled.set()
         self.stop_watch: StopWatch | None = None
         self.snapshot_dir = snapshot_dir
         self.open_snapshot = open_snapshot
@@ -178,14 +181,17 @@ class PartuiApp(App):
 
     @work(thread=True, exclusive=True, group="engine-events", exit_on_error=False)
     def read_events(self) -> None:
-        """Read the engine's events on a thread; post them at most EVENTS_HZ times a second."""
+        """Read the engine's events on a thread; post them at most EVENTS_HZ times a second,
+        and the next batch only once the last was handled: while the screen is behind, the
+        events wait in the engine's pipe, and a live engine waits for room before its next
+        run (service.engine_child), instead of batches piling up here."""
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
         while not worker.is_cancelled:
             time.sleep(1.0 / EVENTS_HZ)
             engine = self.link.engine
-            if engine is None:
+            if engine is None or not self.events_handled.is_set():
                 continue
             try:
                 events = engine.drain(max_events=100_000)
@@ -194,11 +200,16 @@ class PartuiApp(App):
                     self.call_from_thread(self.notify, f"engine events: {exc}", severity="error")
                 continue
             if events:
+                self.events_handled.clear()
                 self.post_message(EngineEvents(events))
 
     @on(EngineEvents)
     def engine_events(self, message: EngineEvents) -> None:
-        self.handle_events(message.events)
+        try:
+            if self.is_running:  # not a batch that came as the screen was taken down
+                self.handle_events(message.events)
+        finally:
+            self.events_handled.set()
 
     def tick(self) -> None:
         """Drain the engine's events now (tests run without the event worker)."""
@@ -224,7 +235,7 @@ class PartuiApp(App):
         self.refresh_keys()
 
     def measure_cpu(self) -> None:
-        if self.census is not None:
+        if self.census is not None and self.is_running:  # its timer outlives the widgets
             self.activity.cpu = self.census.measure()
             self.refresh_header()
 
