@@ -111,4 +111,5 @@ async def test_the_reader_posts_the_next_batch_only_once_the_last_was_handled(tm
     app.handle_events = slow_handle  # type: ignore[method-assign]
     async with app.run_test(size=(120, 40)):
         await wait_until_async(lambda: handled[0] >= 4, 60, message="batches handled")
-    assert most[0] == 1, most[0]
+        seen = most[0]  # here: as the app is taken down, batches are let go unhandled
+    assert seen == 1, seen
