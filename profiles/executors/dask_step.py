@@ -74,11 +74,11 @@ def step(ex, cfg, flat, x, labels, lr, run, repeat):
         where[grads[-1].key] = lane
     addresses = [w.address for w in lanes]
     wall0 = time.time()
-    deadline = time.monotonic() + WAIT_S
+    deadline, what = time.monotonic() + WAIT_S, "a Dask training step"
     if cfg.combine == "gather":  # every shard's gradient here, summed here
-        wait_futures(ex, [*grads, *stats_f], deadline, "a Dask training step")
+        wait_futures(ex, [*grads, *stats_f], deadline, what)
         g0 = time.perf_counter_ns()
-        parts = gather_within(ex, grads, deadline, "a Dask training step")
+        parts = gather_within(ex, grads, deadline, what)
         g1 = time.perf_counter_ns()
         for lane in sorted(set(where.values())):
             spans.append(
@@ -88,23 +88,17 @@ def step(ex, cfg, flat, x, labels, lr, run, repeat):
         grad = gather_sum(parts)
         c1 = time.perf_counter_ns()
         spans.append(Span(0, os.getpid(), c0, c1, grad.size * len(parts), 0, COMBINE, repeat, run))
-        stats = np.array(
-            gather_within(ex, stats_f, deadline, "a Dask training step"), dtype=np.float64
-        )
+        stats = np.array(gather_within(ex, stats_f, deadline, what), dtype=np.float64)
         fetched = len(parts)
     else:
         total, root, tree_keys = tree_reduce(
             client, grads, [where[g.key] for g in grads], addresses, tag
         )
         keys.update(tree_keys)
-        wait_futures(ex, [total, *stats_f], deadline, "a Dask training step")
+        wait_futures(ex, [total, *stats_f], deadline, what)
         g0 = time.perf_counter_ns()
-        grad = np.array(
-            gather_within(ex, [total], deadline, "a Dask training step")[0], dtype=np.float32
-        )
-        stats = np.array(
-            gather_within(ex, stats_f, deadline, "a Dask training step"), dtype=np.float64
-        )
+        grad = np.array(gather_within(ex, [total], deadline, what)[0], dtype=np.float32)
+        stats = np.array(gather_within(ex, stats_f, deadline, what), dtype=np.float64)
         g1 = time.perf_counter_ns()
         spans.append(Span(root, lanes[root].pid, g0, g1, grad.nbytes, 0, TRANSFER, repeat, run))
         fetched = 1

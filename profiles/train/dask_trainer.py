@@ -236,13 +236,13 @@ class _DaskTraining:
             g.add_done_callback(lambda f, i=i: known.setdefault(i, time.perf_counter_ns()))
             grads.append(g)
             stats.append(client.submit(part, f, slice(1, 5), workers=[addresses[i]], pure=False))
-        deadline = time.monotonic() + WAIT_S
+        deadline, what = time.monotonic() + WAIT_S, "a Dask training step"
         stop = self._stopped
         fig: dict = {"step": step, "to_partui": 0, "from_partui": 0}
         if cfg.combine == "gather":
-            wait_futures(self.ex, grads, deadline, "a Dask training step", stop, self.lanes)
+            wait_futures(self.ex, grads, deadline, what, stop, self.lanes)
             g0 = time.perf_counter_ns()
-            parts = gather_within(self.ex, grads, deadline, "a Dask training step", self.lanes)
+            parts = gather_within(self.ex, grads, deadline, what, self.lanes)
             g1 = time.perf_counter_ns()
             total = gather_sum(parts)
             g2 = time.perf_counter_ns()
@@ -272,13 +272,11 @@ class _DaskTraining:
             keys[f.key] = ("update", i, i, step)
             applies.append(f)
             self.pending.append(f)
-        wait_futures(
-            self.ex, [*applies, *stats], deadline, "a Dask training step", stop, self.lanes
-        )
+        wait_futures(self.ex, [*applies, *stats], deadline, what, stop, self.lanes)
         t1 = time.perf_counter_ns()
         # (loss, correct, fwd, bwd): held by the workers, which may be lost by now
         got = np.array(
-            gather_within(self.ex, stats, deadline, "a Dask training step", self.lanes),
+            gather_within(self.ex, stats, deadline, what, self.lanes),
             dtype=np.float64,
         )
         step_stats[step] = got
@@ -357,9 +355,8 @@ class _DaskTraining:
                 if len(set(digests)) != 1:
                     raise WorkerLost("the Dask workers' copies of the weights differ")
             w = client.submit(train_weights, token, workers=[self.addresses[0]], pure=False)
-            self.trainer.params[...] = gather_within(self.ex, [w], deadline, what, self.lanes[:1])[
-                0
-            ]
+            (weights,) = gather_within(self.ex, [w], deadline, what, self.lanes[:1])
+            self.trainer.params[...] = weights
         except Exception as exc:  # noqa: BLE001 - stopped mid-step: keep the last epoch's
             if not check:
                 self.notes.append(f"the weights could not be fetched ({type(exc).__name__})")
