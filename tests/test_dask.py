@@ -398,10 +398,10 @@ def test_snapshot_and_chrome_trace_hold_one_track_per_dask_worker(engine, tmp_pa
     assert result.dask["scheduler"] in view.note and "LocalCluster" in view.note
 
 
-def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
-    """A Dask worker killed during `partui train`: the step's tasks were pinned to it (its
-    weights died with it), so the run stops within seconds, says which worker in one line
-    and keeps the weights of the last epoch; the next run finds the restarted worker."""
+def train_losing_worker_1(engine, train_size: int, epochs: int, kill_at: int, wait_gone=False):
+    """Train the letter CNN on the module's cluster (batch 16, 2 workers) and SIGKILL worker
+    1 once step `kill_at` is done (`wait_gone`: then wait until the scheduler has let it
+    go). Returns (trainer, its weights at the start, result, the killed worker's pid)."""
     from partui.profiles.records.events import StepDone
     from partui.profiles.records.train_config import TrainConfig
     from partui.profiles.train.datasets import builtin_letters
@@ -411,18 +411,32 @@ def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
     ex.start()
     if ex.stale:
         ex.refresh_workers()
-    victim = ex.lanes[1].pid
-    data = builtin_letters(512, 32, 0)
-    cfg = TrainConfig(epochs=1, batch=16, train_size=512, test_size=32, executor="dask", workers=2)
+    victim, address = ex.lanes[1].pid, ex.lanes[1].address
+    data = builtin_letters(train_size, 32, 0)
+    cfg = TrainConfig(
+        epochs=epochs, batch=16, train_size=train_size, test_size=32, executor="dask", workers=2
+    )
+
+    def gone() -> bool:
+        return address not in ex.client.scheduler_info(n_workers=-1)["workers"]
 
     def emit(event):
-        if isinstance(event, StepDone) and event.step == 3:
+        if isinstance(event, StepDone) and event.step == kill_at:
             os.kill(victim, signal.SIGKILL)
+            if wait_gone:
+                wait_until(gone, 30, message="the killed worker is still known to the scheduler")
 
     tr = Trainer(cfg, data, emit=emit, executor=ex)
     start = tr.params.copy()
+    return tr, start, tr.run(), victim
+
+
+def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
+    """A Dask worker killed during `partui train`: the step's tasks were pinned to it (its
+    weights died with it), so the run stops within seconds, says which worker in one line
+    and keeps the weights of the last epoch; the next run finds the restarted worker."""
     t0 = time.monotonic()
-    res = tr.run()
+    tr, start, res, victim = train_losing_worker_1(engine, 512, 1, kill_at=3)
     assert time.monotonic() - t0 < 60
     err = res.dask["error"]
     assert res.interrupted and "Dask worker 1 was lost" in err and "\n" not in err, err
@@ -433,39 +447,10 @@ def test_training_stops_in_one_line_when_a_worker_is_lost(engine):
 
 
 def test_training_stops_in_one_line_when_a_worker_is_lost_as_an_epoch_ends(engine):
-    """A Dask worker killed right after an epoch's last step, as the weights' digests are
-    asked of every worker: those tasks are pinned to it, so the run stops within seconds and
-    says which worker, where it waited for ever before."""
-    from partui.profiles.records.events import StepDone
-    from partui.profiles.records.train_config import TrainConfig
-    from partui.profiles.train.datasets import builtin_letters
-    from partui.profiles.train.trainer import Trainer
-
-    ex = engine.executor("dask", 2)
-    ex.start()
-    if ex.stale:
-        ex.refresh_workers()
-    victim = ex.lanes[1].pid
-    data = builtin_letters(128, 32, 0)
-    cfg = TrainConfig(epochs=2, batch=16, train_size=128, test_size=32, executor="dask", workers=2)
-    steps = 128 // 16
-
-    def emit(event):
-        if isinstance(event, StepDone) and event.step == steps:
-            os.kill(victim, signal.SIGKILL)
-            # gone from the scheduler before the epoch's end asks it for the digests
-            wait_until(
-                lambda: (
-                    ex.client.scheduler_info(n_workers=-1)["workers"]
-                    .keys()
-                    .isdisjoint({ex.lanes[1].address})
-                ),
-                30,
-                message="the killed worker is still known to the scheduler",
-            )
-
-    tr = Trainer(cfg, data, emit=emit, executor=ex)
-    res = tr.run()
+    """A Dask worker killed right after an epoch's last step and gone from the scheduler as
+    the weights' digests are asked of every worker: those tasks are pinned to it, so the run
+    stops within seconds and says which worker."""
+    tr, _, res, victim = train_losing_worker_1(engine, 128, 2, kill_at=128 // 16, wait_gone=True)
     err = res.dask["error"]
     assert res.interrupted and "Dask worker 1 was lost" in err and "\n" not in err, err
     assert "epoch 1, as it ended" in err and np.isfinite(tr.params).all()

@@ -543,8 +543,8 @@ def test_a_stop_signal_while_the_shared_memory_is_made_leaves_none(stopped):
 
 async def test_the_dashboard_runs_again_after_an_idle_pool_worker_was_killed(tmp_path):
     """In the dashboard: a run on processes, one of its pool's workers killed while idle (as
-    the OOM killer would), then `r` again: the next run is verified on a new pool, where
-    every later run used to fail with BrokenProcessPool."""
+    the OOM killer would), then `r` again: the next run is verified on a new pool, not
+    failed with BrokenProcessPool."""
     from test_screens_svg import MACHINE
 
     from partui.profiles.service.engine import EngineProcess

@@ -264,16 +264,27 @@ def test_live_config_that_cannot_run_stops_live_mode():
         assert len(failed) == 1 and "not applicable" in failed[0].error
 
 
-def test_a_partui_folder_in_the_current_directory_does_not_shadow_the_engine(tmp_path):
-    """Started from a folder holding a `partui` package of its own (a clone's parent, say),
-    the engine's child still runs the installed partui."""
+def run_beside_a_shadow(tmp_path, script: str):
+    """Run `script` (given WAIT_S, a deadline in seconds, as a format field) in a child
+    interpreter whose current folder holds a `partui` package of its own (a clone's parent,
+    say) that fails if imported; -P so that the child itself does not import it."""
     import subprocess
     import sys
 
     shadow = tmp_path / "partui" / "profiles"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise SystemExit('the shadow was imported')\n")
-    script = (
+    return subprocess.run(
+        [sys.executable, "-P", "-c", script.format(WAIT_S=budget(120))],
+        cwd=tmp_path, capture_output=True, text=True, timeout=budget(180),
+    )  # fmt: skip
+
+
+def test_a_partui_folder_in_the_current_directory_does_not_shadow_the_engine(tmp_path):
+    """Started from a folder holding a `partui` package of its own, the engine's child still
+    runs the installed partui."""
+    proc = run_beside_a_shadow(
+        tmp_path,
         "from partui.profiles.records.config import RunConfig\n"
         "from partui.profiles.records.events import RunFinished\n"
         "from partui.profiles.service.engine import EngineProcess\n"
@@ -281,49 +292,35 @@ def test_a_partui_folder_in_the_current_directory_does_not_shadow_the_engine(tmp
         "with EngineProcess(stderr=None) as e:\n"
         "    e.start()\n"
         "    e.submit(RunConfig(layer='pool3', batch=2, repeats=1, warmup=0))\n"
-        "    deadline = time.monotonic() + 120\n"
+        "    deadline = time.monotonic() + {WAIT_S}\n"
         "    while time.monotonic() < deadline:\n"
         "        done = [x for x in e.drain() if isinstance(x, RunFinished)]\n"
         "        if done:\n"
         "            print('verified', done[0].result.ok)\n"
         "            break\n"
-        "        time.sleep(0.01)\n"
+        "        time.sleep(0.01)\n",
     )
-    # -P here too: this test's own interpreter must not import the shadow either
-    proc = subprocess.run(
-        [sys.executable, "-P", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-        timeout=180,
-    )  # fmt: skip
     assert proc.stdout.strip() == "verified True", proc.stderr
 
 
 def test_a_partui_folder_in_the_current_directory_does_not_shadow_the_training(tmp_path):
-    """The same for the dashboard's training child: from a folder with a `partui` of its
-    own, a short run trains with the installed partui and ends done."""
-    import subprocess
-    import sys
-
-    shadow = tmp_path / "partui" / "profiles"
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text("raise SystemExit('the shadow was imported')\n")
-    script = (
+    """The same for the dashboard's training child: a short run trains with the installed
+    partui and ends done."""
+    proc = run_beside_a_shadow(
+        tmp_path,
         "from partui.profiles.records.train_config import TrainConfig\n"
         "from partui.profiles.service.training import TrainProcess\n"
         "import time\n"
         "t = TrainProcess()\n"
         "t.start(TrainConfig(epochs=1, batch=16, workers=1, executor='threads',\n"
         "                    train_size=64, test_size=16))\n"
-        "deadline, kinds = time.monotonic() + 120, []\n"
-        "while time.monotonic() < deadline and not {'done', 'error'} & set(kinds):\n"
+        "deadline, kinds = time.monotonic() + {WAIT_S}, []\n"
+        "while time.monotonic() < deadline and not {{'done', 'error'}} & set(kinds):\n"
         "    kinds += [e[0] for e in t.drain()]\n"
         "    time.sleep(0.01)\n"
         "t.close()\n"
-        "print(' '.join(k for k in kinds if k in ('epoch', 'done', 'error')))\n"
+        "print(' '.join(k for k in kinds if k in ('epoch', 'done', 'error')))\n",
     )
-    proc = subprocess.run(
-        [sys.executable, "-P", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-        timeout=180,
-    )  # fmt: skip
     assert proc.stdout.strip() == "epoch done", proc.stdout + proc.stderr
 
 
