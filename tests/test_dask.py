@@ -701,6 +701,26 @@ def test_signal_while_the_local_cluster_starts_ends_in_one_line(tmp_path, sig):
     assert not _gone(family), "left behind"
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_resource_tracker_of_a_dask_start_keeps_its_warnings_to_itself(quiet):
+    """A semaphore left registered (a worker process killed as a stop ends the cluster's
+    start) makes multiprocessing's resource tracker warn at exit, after partui's one line;
+    the tracker partui starts before a LocalCluster keeps quiet (and still frees it)."""
+    script = (
+        "import os, multiprocessing\n"
+        "from partui.profiles.executors.dask_connect import quiet_resource_tracker\n"
+        f"if {quiet}: quiet_resource_tracker()\n"
+        "lock = multiprocessing.get_context('spawn').Lock()\n"
+        "os._exit(0)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=budget(60)
+    )
+    assert proc.returncode == 0
+    # the tracker ends after this process: its stderr closes when it does
+    assert ("leaked semaphore" in proc.stderr) is not quiet, proc.stderr
+
+
 def test_a_worker_gone_mid_conversation_is_said_in_words():
     """Dask's errors of a lost worker become WorkerLost naming what partui was doing; a
     signal, a refusal and partui's own WorkerLost pass through unchanged."""

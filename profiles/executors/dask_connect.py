@@ -88,6 +88,7 @@ def open_cluster(workers: int, scheduler: str) -> tuple[Any, Any]:
 
     from distributed import LocalCluster
 
+    quiet_resource_tracker()
     try:
         with one_blas_thread_env(), warnings.catch_warnings():
             # the workers inherit it: BLAS at 1 thread; Dask's own warnings (a port
@@ -112,6 +113,23 @@ def open_cluster(workers: int, scheduler: str) -> tuple[Any, Any]:
             close_half_made_clusters()
         raise
     return client, cluster
+
+
+TRACKER_WARNINGS = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
+def quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (if this process has none yet) with its
+    warnings off. Dask's worker processes register semaphores with it; one killed as a stop
+    ends the cluster's start leaves them registered, and the tracker, which frees them at
+    exit all the same, would print its warnings after partui's one line."""
+    import sys
+
+    if TRACKER_WARNINGS not in sys.warnoptions:
+        sys.warnoptions.append(TRACKER_WARNINGS)  # the tracker's -W options come from here
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
 
 
 def close_half_made_clusters() -> None:
